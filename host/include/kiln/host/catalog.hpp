@@ -1,0 +1,42 @@
+// The plugin catalog: every library on the search path, and the components
+// they provide. The first library on the path that provides a name wins.
+#pragma once
+
+#include <kiln/host/scanner.hpp>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace kiln::host {
+
+struct CatalogComponent {
+  ComponentManifest manifest;
+  std::filesystem::path library;
+  std::string status = "ok";  // or "shadowed by <path>"
+};
+
+class PluginCatalog {
+ public:
+  // Scans every library in `dirs` (see find_plugin_libraries).
+  static PluginCatalog discover(const LibraryScanner& scanner, const std::vector<std::filesystem::path>& dirs);
+
+  const std::vector<LibraryScan>& libraries() const { return libraries_; }
+  const std::vector<CatalogComponent>& components() const { return components_; }
+  // The active (not shadowed) component called `name`, or nullptr.
+  const CatalogComponent* find(const std::string& name) const;
+  std::vector<std::string> component_names() const;
+
+ private:
+  std::vector<LibraryScan> libraries_;
+  std::vector<CatalogComponent> components_;
+};
+
+// The scanner the `kiln` binary uses: itself as the scan child, the user's
+// manifest cache, and $KILN_SCAN_TIMEOUT_MS (default 10 s) as the time limit.
+LibraryScanner::Options default_scanner_options();
+
+// Discovers the catalog on the default search path (see plugin_search_path).
+PluginCatalog discover_default_catalog();
+
+}  // namespace kiln::host

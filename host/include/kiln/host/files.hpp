@@ -1,0 +1,21 @@
+// Small file helpers shared by the host: whole-file reads, crash-safe
+// writes (temporary name, fsync, rename) and content digests.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+namespace kiln::host {
+
+// Reads a whole file. Throws std::runtime_error naming the path.
+std::string read_file(const std::filesystem::path& path);
+
+// Writes `content` to `path` atomically: a reader sees the old file or the
+// whole new one, never a part. Creates parent directories.
+void write_file_atomic(const std::filesystem::path& path, const std::string& content);
+
+// Lower-case hex sha256 of a file's content.
+std::string sha256_file(const std::filesystem::path& path);
+std::string sha256_hex(const std::string& data);
+
+}  // namespace kiln::host

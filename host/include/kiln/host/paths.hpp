@@ -1,0 +1,28 @@
+// Where kiln looks for things on this machine: the running executable, the
+// user's data and cache directories, and the plugin search path.
+#pragma once
+
+#include <filesystem>
+#include <vector>
+
+namespace kiln::host {
+
+// The running executable (/proc/self/exe).
+std::filesystem::path executable_path();
+
+// $XDG_DATA_HOME/kiln or ~/.local/share/kiln.
+std::filesystem::path user_data_dir();
+
+// $KILN_CACHE_DIR, else $XDG_CACHE_HOME/kiln or ~/.cache/kiln.
+std::filesystem::path user_cache_dir();
+
+// Plugin directories in search order: each entry of $KILN_PLUGIN_PATH, the
+// plugin dir of the build or install tree the executable lives in
+// (<exe>/../lib/kiln/plugins), then the user's plugin dir. Only existing
+// dirs, no repeats.
+std::vector<std::filesystem::path> plugin_search_path();
+
+// The plugin libraries (*.so) in `dirs`, in search order, sorted by name in each.
+std::vector<std::filesystem::path> find_plugin_libraries(const std::vector<std::filesystem::path>& dirs);
+
+}  // namespace kiln::host

@@ -1,0 +1,30 @@
+// Semantic versions (semver.org 2.0): parsing and precedence.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kiln::host {
+
+struct Version {
+  uint64_t major = 0, minor = 0, patch = 0;
+  std::vector<std::string> prerelease;  // dot-separated identifiers
+  std::string build;                    // ignored for precedence
+
+  // Parses "1.2.3", "1.2.3-rc.1+build"; nullopt when not a semantic version.
+  static std::optional<Version> parse(const std::string& text);
+  std::string str() const;
+};
+
+// Precedence per semver.org: -1, 0 or 1.
+int compare(const Version& a, const Version& b);
+inline bool operator<(const Version& a, const Version& b) {
+  return compare(a, b) < 0;
+}
+inline bool operator==(const Version& a, const Version& b) {
+  return compare(a, b) == 0;
+}
+
+}  // namespace kiln::host

@@ -1,0 +1,66 @@
+// The host side of one component invocation: what the ABI's KilnStepContext
+// is, the host function table that reads and writes it, and the sink that
+// receives the step's events.
+#pragma once
+
+#include <kiln/plugin_api.h>
+#include <kiln/host/json.hpp>
+#include <kiln/host/manifest.hpp>
+
+#include <atomic>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <string>
+
+namespace kiln::host {
+
+// Receives a step's events as they happen, possibly from several threads.
+class StepEventSink {
+ public:
+  virtual ~StepEventSink() = default;
+  virtual void on_log(KilnLogLevel level, const std::string& message) = 0;
+  virtual void on_metric(const std::string& name, double value, int64_t step) = 0;
+  virtual void on_progress(double fraction, const std::string& message) = 0;
+  virtual void on_output_parameter(const std::string& name, const Json& value) = 0;
+  virtual void on_output_metadata(const std::string& name, const Json& metadata) = 0;
+};
+
+struct InputArtifact {
+  std::filesystem::path path;
+  Json metadata = Json::object();
+};
+
+// Everything a component needs for one run, resolved by the caller.
+struct StepInvocation {
+  Json parameters = Json::object();  // resolved, defaults applied
+  std::map<std::string, InputArtifact> inputs;
+  std::filesystem::path output_dir;  // output `x` lives in output_dir / x
+  std::filesystem::path temp_dir;
+};
+
+// The host function table of this kiln build. Static; valid forever.
+const KilnHostApi* host_api();
+
+std::string log_level_name(KilnLogLevel level);
+
+}  // namespace kiln::host
+
+// The opaque context of the ABI, defined by the host.
+struct KilnStepContext {
+  KilnStepContext(const kiln::host::ComponentManifest& manifest, kiln::host::StepInvocation invocation,
+                  kiln::host::StepEventSink& sink, const std::atomic<bool>& cancelled)
+      : manifest(manifest), invocation(std::move(invocation)), sink(sink), cancelled(cancelled) {}
+
+  // Keeps `text` alive until the step ends and returns a stable pointer.
+  const char* intern(std::string text);
+
+  const kiln::host::ComponentManifest& manifest;
+  const kiln::host::StepInvocation invocation;
+  kiln::host::StepEventSink& sink;
+  const std::atomic<bool>& cancelled;  // set by whoever stops the step
+  std::mutex mutex;                    // guards `strings` and `output_metadata`
+  std::deque<std::string> strings;
+  std::map<std::string, kiln::host::Json> output_metadata;
+};

@@ -1,0 +1,53 @@
+#include <kiln/host/catalog.hpp>
+#include <kiln/host/paths.hpp>
+
+#include <cstdlib>
+#include <string>
+
+namespace kiln::host {
+
+PluginCatalog PluginCatalog::discover(const LibraryScanner& scanner, const std::vector<std::filesystem::path>& dirs) {
+  PluginCatalog catalog;
+  for (const auto& library : find_plugin_libraries(dirs)) {
+    auto scan = scanner.scan(library);
+    for (const auto& manifest : scan.components) {
+      CatalogComponent entry{manifest, library, "ok"};
+      if (const auto* first = catalog.find(manifest.name)) entry.status = "shadowed by " + first->library.string();
+      catalog.components_.push_back(std::move(entry));
+    }
+    catalog.libraries_.push_back(std::move(scan));
+  }
+  return catalog;
+}
+
+const CatalogComponent* PluginCatalog::find(const std::string& name) const {
+  for (const auto& c : components_)
+    if (c.manifest.name == name && c.status == "ok") return &c;
+  return nullptr;
+}
+
+std::vector<std::string> PluginCatalog::component_names() const {
+  std::vector<std::string> names;
+  for (const auto& c : components_)
+    if (c.status == "ok") names.push_back(c.manifest.name);
+  return names;
+}
+
+LibraryScanner::Options default_scanner_options() {
+  LibraryScanner::Options options;
+  options.scanner_executable = executable_path();
+  options.cache_dir = user_cache_dir();
+  if (const char* timeout = std::getenv("KILN_SCAN_TIMEOUT_MS")) {
+    try {
+      options.timeout = std::chrono::milliseconds(std::stoll(timeout));
+    } catch (const std::exception&) {  // keep the default on a malformed value
+    }
+  }
+  return options;
+}
+
+PluginCatalog discover_default_catalog() {
+  return PluginCatalog::discover(LibraryScanner(default_scanner_options()), plugin_search_path());
+}
+
+}  // namespace kiln::host

@@ -1,0 +1,79 @@
+#include <kiln/host/paths.hpp>
+
+#include <algorithm>
+#include <cstdlib>
+#include <string>
+
+namespace kiln::host {
+namespace fs = std::filesystem;
+namespace {
+
+fs::path home_dir() {
+  const char* home = std::getenv("HOME");
+  return home && *home ? fs::path(home) : fs::temp_directory_path();
+}
+
+fs::path xdg_dir(const char* variable, const char* fallback_under_home) {
+  const char* value = std::getenv(variable);
+  return (value && *value ? fs::path(value) : home_dir() / fallback_under_home) / "kiln";
+}
+
+std::vector<fs::path> split_path_list(const std::string& list) {
+  std::vector<fs::path> out;
+  size_t start = 0;
+  while (start <= list.size()) {
+    const auto colon = std::min(list.find(':', start), list.size());
+    if (colon > start) out.emplace_back(list.substr(start, colon - start));
+    start = colon + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+fs::path executable_path() {
+  std::error_code ec;
+  return fs::read_symlink("/proc/self/exe", ec);
+}
+
+fs::path user_data_dir() {
+  return xdg_dir("XDG_DATA_HOME", ".local/share");
+}
+
+fs::path user_cache_dir() {
+  const char* explicit_dir = std::getenv("KILN_CACHE_DIR");
+  if (explicit_dir && *explicit_dir) return explicit_dir;
+  return xdg_dir("XDG_CACHE_HOME", ".cache");
+}
+
+std::vector<fs::path> plugin_search_path() {
+  std::vector<fs::path> candidates;
+  if (const char* env = std::getenv("KILN_PLUGIN_PATH")) candidates = split_path_list(env);
+  const auto bin_dir = executable_path().parent_path();
+  // The build tree has the install tree's layout: bin/kiln and lib/kiln/plugins.
+  candidates.push_back(bin_dir.parent_path() / "lib" / "kiln" / "plugins");
+  candidates.push_back(user_data_dir() / "plugins");
+  std::vector<fs::path> dirs;
+  for (const auto& c : candidates) {
+    std::error_code ec;
+    if (!fs::is_directory(c, ec)) continue;
+    const auto canonical = fs::canonical(c, ec);
+    if (!ec && std::find(dirs.begin(), dirs.end(), canonical) == dirs.end()) dirs.push_back(canonical);
+  }
+  return dirs;
+}
+
+std::vector<fs::path> find_plugin_libraries(const std::vector<fs::path>& dirs) {
+  std::vector<fs::path> libraries;
+  for (const auto& dir : dirs) {
+    std::vector<fs::path> here;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(dir, ec))
+      if (entry.path().extension() == ".so" && entry.is_regular_file(ec)) here.push_back(entry.path());
+    std::sort(here.begin(), here.end());
+    libraries.insert(libraries.end(), here.begin(), here.end());
+  }
+  return libraries;
+}
+
+}  // namespace kiln::host

@@ -1,0 +1,34 @@
+// The util plugin's components: small, dependency-free steps for tests,
+// demos and benchmarks.
+#pragma once
+
+#include <kiln/sdk.hpp>
+
+namespace kiln::util {
+
+// Echoes `message` (after an optional upstream text) as a Text artifact and
+// an output parameter.
+struct Echo {
+  static Manifest manifest();
+  void run(Context& ctx);
+};
+
+// Sleeps `seconds`, reporting progress; stops early when cancelled.
+struct Sleep {
+  static Manifest manifest();
+  void run(Context& ctx);
+};
+
+// Fails in the way `mode` names: error, throw, segfault, abort, hang, exit.
+struct Fail {
+  static Manifest manifest();
+  void run(Context& ctx);
+};
+
+// Does nothing, successfully: the unit of per-step overhead.
+struct Noop {
+  static Manifest manifest();
+  void run(Context& ctx);
+};
+
+}  // namespace kiln::util

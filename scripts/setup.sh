@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Shared set-up for demo.sh and test.sh: install the Debian packages kiln
+# needs (only the missing ones, quietly), then configure and build.
+# Usage: source scripts/setup.sh; kiln_install_packages; kiln_build BUILD_DIR [cmake args...]
+set -euo pipefail
+
+KILN_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+KILN_PACKAGES=(
+  build-essential cmake ninja-build ccache pkg-config
+  libboost-dev libpoco-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+)
+
+kiln_log() { printf '==> %s\n' "$*"; }
+
+kiln_install_packages() {
+  local missing=()
+  for pkg in "${KILN_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  kiln_log "installing Debian packages: ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# kiln_build DIR [extra cmake args]: configure (once) and build with all cores.
+kiln_build() {
+  local dir="$1"; shift
+  kiln_log "configuring and building in ${dir#"$KILN_ROOT"/}"
+  cmake -S "$KILN_ROOT" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+  cmake --build "$dir" --parallel "$(nproc)"
+}

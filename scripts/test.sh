@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds kiln with its tests, and runs the whole
+# suite through ctest: once in a normal build (warnings are errors), once in
+# an AddressSanitizer + UndefinedBehaviorSanitizer build.
+# KILN_SKIP_SANITIZERS=1 skips the second pass (for quick local runs).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+
+kiln_install_packages
+jobs="$(nproc)"
+
+kiln_build "$KILN_ROOT/build" -DKILN_WERROR=ON -DKILN_BUILD_TESTS=ON
+kiln_log "running the test suite"
+ctest --test-dir "$KILN_ROOT/build" --output-on-failure -j "$jobs"
+
+if [ "${KILN_SKIP_SANITIZERS:-0}" != "1" ]; then
+  kiln_build "$KILN_ROOT/build-asan" -DKILN_WERROR=ON -DKILN_BUILD_TESTS=ON -DKILN_SANITIZE=ON
+  kiln_log "running the test suite under ASan and UBSan"
+  ctest --test-dir "$KILN_ROOT/build-asan" --output-on-failure -j "$jobs"
+fi

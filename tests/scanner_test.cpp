@@ -1,0 +1,150 @@
+// Scanning libraries in a child process: every hostile library is reported
+// with a precise reason while the host goes on; manifests are cached by the
+// library's content digest.
+#include <gtest/gtest.h>
+#include <kiln/host/catalog.hpp>
+#include <kiln/host/files.hpp>
+#include <kiln/host/scanner.hpp>
+
+#include "test_support.hpp"
+
+using kiln::host::LibraryScanner;
+using kiln::test::fixture;
+using kiln::test::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+
+LibraryScanner scanner_with_cache(const fs::path& cache, std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+  return LibraryScanner({kiln::test::kiln_exe(), cache, timeout});
+}
+
+LibraryScanner scanner_without_cache() {
+  return scanner_with_cache({});
+}
+
+}  // namespace
+
+TEST(Scanner, DescribesAGoodPlugin) {
+  const auto scan = scanner_without_cache().scan(kiln::test::util_plugin());
+  ASSERT_TRUE(scan.ok) << scan.reason;
+  EXPECT_EQ(scan.abi_major, KILN_ABI_VERSION_MAJOR);
+  ASSERT_EQ(scan.components.size(), 4u);
+  EXPECT_EQ(scan.components[0].name, "util.echo");
+  EXPECT_EQ(scan.digest, kiln::host::sha256_file(kiln::test::util_plugin()));
+  EXPECT_FALSE(scan.from_cache);
+}
+
+TEST(Scanner, CrashWhileLoadingIsReportedWithTheSignal) {
+  const auto scan = scanner_without_cache().scan(fixture("fixture_crash_on_load"));
+  EXPECT_FALSE(scan.ok);
+  EXPECT_EQ(scan.reason.rfind("crashed while being scanned: killed by signal SIGSEGV", 0), 0u) << scan.reason;
+}
+
+TEST(Scanner, ExceptionFromStaticConstructorIsReported) {
+  // Normally the exception unwinds through dlopen and is caught; where it
+  // cannot (an ASan build's dlopen interceptor), std::terminate aborts the
+  // child. Either way the reason quotes the exception.
+  const auto scan = scanner_without_cache().scan(fixture("fixture_throw_on_load"));
+  EXPECT_FALSE(scan.ok);
+  EXPECT_NE(scan.reason.find("fixture throws from a static constructor"), std::string::npos) << scan.reason;
+  EXPECT_TRUE(scan.reason.rfind("threw an exception while loading: ", 0) == 0 ||
+              scan.reason.rfind("crashed while being scanned: killed by signal SIGABRT", 0) == 0)
+      << scan.reason;
+}
+
+TEST(Scanner, HangWhileLoadingIsKilledAfterTheTimeout) {
+  TempDir cache;
+  const auto scan =
+      scanner_with_cache(cache.path(), std::chrono::milliseconds(500)).scan(fixture("fixture_hang_on_load"));
+  EXPECT_FALSE(scan.ok);
+  EXPECT_EQ(scan.reason.rfind("hung while being scanned: no answer within 500 ms, killed", 0), 0u) << scan.reason;
+}
+
+TEST(Scanner, ExitWhileLoadingIsReported) {
+  const auto scan = scanner_without_cache().scan(fixture("fixture_exit_on_load"));
+  EXPECT_FALSE(scan.ok);
+  EXPECT_EQ(scan.reason.rfind("scanner exited with status 7 without describing the library", 0), 0u) << scan.reason;
+}
+
+TEST(Scanner, OutputOnStdoutDoesNotCorruptTheResult) {
+  const auto scan = scanner_without_cache().scan(fixture("fixture_noisy"));
+  ASSERT_TRUE(scan.ok) << scan.reason;
+  EXPECT_EQ(scan.components.at(0).name, "fixture.misbehaving");
+}
+
+TEST(Scanner, ReasonsFromTheChildArePassedOn) {
+  const auto scanner = scanner_without_cache();
+  EXPECT_EQ(scanner.scan(fixture("fixture_not_a_plugin")).reason,
+            "not a kiln plugin: it exports no 'kiln_plugin_entry' symbol");
+  EXPECT_NE(scanner.scan(fixture("fixture_abi_major_2")).reason.find("major versions must match"), std::string::npos);
+  EXPECT_EQ(scanner.scan("/nonexistent/x.so").reason.rfind("cannot read /nonexistent/x.so", 0), 0u);
+}
+
+TEST(ManifestCache, SecondScanIsServedFromTheCache) {
+  TempDir cache;
+  const auto scanner = scanner_with_cache(cache.path());
+  const auto first = scanner.scan(kiln::test::util_plugin());
+  ASSERT_TRUE(first.ok);
+  EXPECT_FALSE(first.from_cache);
+  const auto second = scanner.scan(kiln::test::util_plugin());
+  ASSERT_TRUE(second.ok);
+  EXPECT_TRUE(second.from_cache);
+  ASSERT_EQ(second.components.size(), first.components.size());
+  for (size_t i = 0; i < first.components.size(); ++i)
+    EXPECT_EQ(second.components[i].to_json(), first.components[i].to_json());
+}
+
+TEST(ManifestCache, KeyIsTheContentNotThePath) {
+  TempDir cache, libs;
+  const auto scanner = scanner_with_cache(cache.path());
+  fs::copy_file(fixture("fixture_good"), libs / "plugin.so");
+  ASSERT_TRUE(scanner.scan(libs / "plugin.so").ok);
+  // Replace the library at the same path with different content.
+  fs::copy_file(fixture("fixture_noisy"), libs / "plugin.so", fs::copy_options::overwrite_existing);
+  const auto rescan = scanner.scan(libs / "plugin.so");
+  ASSERT_TRUE(rescan.ok);
+  EXPECT_FALSE(rescan.from_cache);
+  EXPECT_EQ(rescan.components.at(0).name, "fixture.misbehaving");
+}
+
+TEST(ManifestCache, CorruptEntryIsIgnoredAndRewritten) {
+  TempDir cache;
+  const auto scanner = scanner_with_cache(cache.path());
+  const auto first = scanner.scan(kiln::test::util_plugin());
+  const auto entry = cache / ("manifests/" + first.digest + ".json");
+  ASSERT_TRUE(fs::exists(entry));
+  kiln::test::write_text(entry, "{ truncated");
+  const auto second = scanner.scan(kiln::test::util_plugin());
+  ASSERT_TRUE(second.ok) << second.reason;
+  EXPECT_FALSE(second.from_cache);
+  EXPECT_TRUE(scanner.scan(kiln::test::util_plugin()).from_cache);
+}
+
+TEST(ManifestCache, FailuresAreNotCached) {
+  TempDir cache;
+  const auto scanner = scanner_with_cache(cache.path());
+  EXPECT_FALSE(scanner.scan(fixture("fixture_init_error")).ok);
+  EXPECT_FALSE(fs::exists(cache / "manifests") && !fs::is_empty(cache / "manifests"));
+}
+
+TEST(Catalog, FirstLibraryOnThePathWinsAndBrokenOnesAreListed) {
+  TempDir first, second, cache;
+  fs::copy_file(fixture("fixture_shadow_echo"), first / "shadow.so");
+  fs::copy_file(fixture("fixture_crash_on_load"), first / "crash.so");
+  fs::copy_file(kiln::test::util_plugin(), second / "kiln_util.so");
+  const auto catalog =
+      kiln::host::PluginCatalog::discover(scanner_with_cache(cache.path()), {first.path(), second.path()});
+  ASSERT_EQ(catalog.libraries().size(), 3u);
+  EXPECT_FALSE(catalog.libraries()[0].ok);  // crash.so sorts first
+  const auto* echo = catalog.find("util.echo");
+  ASSERT_NE(echo, nullptr);
+  EXPECT_EQ(echo->manifest.version.str(), "9.9.9");
+  EXPECT_EQ(echo->library, first / "shadow.so");
+  size_t shadowed = 0;
+  for (const auto& c : catalog.components())
+    if (c.status.rfind("shadowed by ", 0) == 0) ++shadowed;
+  EXPECT_EQ(shadowed, 1u);
+  EXPECT_NE(catalog.find("util.noop"), nullptr);
+  EXPECT_EQ(catalog.find("util.nothing"), nullptr);
+}

@@ -1,0 +1,79 @@
+#include "test_support.hpp"
+
+#include <stdlib.h>
+
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+namespace kiln::test {
+namespace fs = std::filesystem;
+
+TempDir::TempDir() {
+  std::string pattern = (fs::temp_directory_path() / "kiln-test-XXXXXX").string();
+  if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  path_ = pattern;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+}
+
+fs::path kiln_exe() {
+  return KILN_TEST_KILN_EXE;
+}
+fs::path util_plugin() {
+  return KILN_TEST_UTIL_PLUGIN;
+}
+fs::path fixture(const std::string& name) {
+  return fs::path(KILN_TEST_FIXTURE_DIR) / (name + ".so");
+}
+
+host::CapturedRun run_kiln(const std::vector<std::string>& args,
+                           const std::vector<std::pair<std::string, std::string>>& env,
+                           std::chrono::milliseconds timeout) {
+  std::vector<std::string> argv{kiln_exe().string()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return host::run_captured({argv, {}, {}, env}, timeout);
+}
+
+void write_text(const fs::path& path, const std::string& text) {
+  if (path.has_parent_path()) fs::create_directories(path.parent_path());
+  std::ofstream out(path);
+  out << text;
+}
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void RecordingSink::on_log(KilnLogLevel level, const std::string& message) {
+  const std::lock_guard<std::mutex> lock(mutex);
+  logs.emplace_back(level, message);
+}
+
+void RecordingSink::on_metric(const std::string& name, double value, int64_t step) {
+  const std::lock_guard<std::mutex> lock(mutex);
+  metrics.push_back({name, value, step});
+}
+
+void RecordingSink::on_progress(double fraction, const std::string&) {
+  const std::lock_guard<std::mutex> lock(mutex);
+  progress.push_back(fraction);
+}
+
+void RecordingSink::on_output_parameter(const std::string& name, const host::Json& value) {
+  const std::lock_guard<std::mutex> lock(mutex);
+  output_parameters[name] = value;
+}
+
+void RecordingSink::on_output_metadata(const std::string& name, const host::Json& metadata) {
+  const std::lock_guard<std::mutex> lock(mutex);
+  output_metadata[name] = metadata;
+}
+
+}  // namespace kiln::test

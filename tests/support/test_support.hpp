@@ -1,0 +1,65 @@
+// Helpers shared by kiln's test suites.
+#pragma once
+
+#include <kiln/host/json.hpp>
+#include <kiln/host/step_context.hpp>
+#include <kiln/host/subprocess.hpp>
+
+#include <filesystem>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace kiln::test {
+
+// A fresh directory under the system temp dir, removed with its content.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// Paths of what the build produced.
+std::filesystem::path kiln_exe();
+std::filesystem::path util_plugin();
+std::filesystem::path fixture(const std::string& name);  // e.g. "fixture_good"
+
+// Runs `kiln args...` with extra environment, capturing its output.
+host::CapturedRun run_kiln(const std::vector<std::string>& args,
+                           const std::vector<std::pair<std::string, std::string>>& env = {},
+                           std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
+void write_text(const std::filesystem::path& path, const std::string& text);
+std::string read_text(const std::filesystem::path& path);
+
+// Records every event a step reports.
+class RecordingSink : public host::StepEventSink {
+ public:
+  struct Metric {
+    std::string name;
+    double value;
+    int64_t step;
+  };
+  void on_log(KilnLogLevel level, const std::string& message) override;
+  void on_metric(const std::string& name, double value, int64_t step) override;
+  void on_progress(double fraction, const std::string& message) override;
+  void on_output_parameter(const std::string& name, const host::Json& value) override;
+  void on_output_metadata(const std::string& name, const host::Json& metadata) override;
+
+  std::mutex mutex;
+  std::vector<std::pair<KilnLogLevel, std::string>> logs;
+  std::vector<Metric> metrics;
+  std::vector<double> progress;
+  host::Json output_parameters = host::Json::object();
+  host::Json output_metadata = host::Json::object();
+};
+
+}  // namespace kiln::test
