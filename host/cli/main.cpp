@@ -7,6 +7,8 @@ int main(int argc, char** argv) {
   CLI::App app{"kiln: run machine-learning pipelines built from plugins", "kiln"};
   app.allow_extras();
   kiln::cli::Commands commands;
+  kiln::cli::add_run_commands(app, commands);
+  kiln::cli::add_runs_commands(app, commands);
   kiln::cli::add_plugins_commands(app, commands);
   kiln::cli::add_version_command(app, commands);
   kiln::cli::add_internal_commands(app, commands);

@@ -26,6 +26,25 @@ const CatalogComponent* PluginCatalog::find(const std::string& name) const {
   return nullptr;
 }
 
+const CatalogComponent* PluginCatalog::find(const std::string& name, const std::string& range) const {
+  if (range.empty()) return find(name);
+  const auto parsed = VersionRange::parse(range);
+  if (!parsed) return nullptr;
+  const CatalogComponent* best = nullptr;
+  for (const auto& c : components_)
+    if (c.manifest.name == name && parsed->matches(c.manifest.version) &&
+        (best == nullptr || best->manifest.version < c.manifest.version))
+      best = &c;
+  return best;
+}
+
+std::string PluginCatalog::versions_of(const std::string& name) const {
+  std::string versions;
+  for (const auto& c : components_)
+    if (c.manifest.name == name) versions += (versions.empty() ? "" : ", ") + c.manifest.version.str();
+  return versions;
+}
+
 std::vector<std::string> PluginCatalog::component_names() const {
   std::vector<std::string> names;
   for (const auto& c : components_)

@@ -1,5 +1,6 @@
 #include <kiln/host/semver.hpp>
 
+#include <algorithm>
 #include <cctype>
 
 namespace kiln::host {
@@ -69,6 +70,115 @@ std::string Version::str() const {
   for (size_t i = 0; i < prerelease.size(); ++i) s += (i ? "." : "-") + prerelease[i];
   if (!build.empty()) s += "+" + build;
   return s;
+}
+
+namespace {
+
+// A possibly partial version: "1", "1.2", "1.2.3", with x/X/* wildcards.
+struct Partial {
+  Version version;
+  int parts = 0;  // how many of major.minor.patch were given
+};
+
+std::optional<Partial> parse_partial(const std::string& text) {
+  if (text.empty() || text == "*" || text == "x" || text == "X") return Partial{};
+  if (auto full = Version::parse(text)) return Partial{*full, 3};
+  Partial p;
+  const auto parts = split(text, '.');
+  if (parts.size() > 3) return std::nullopt;
+  bool wildcard = false;
+  for (const auto& part : parts) {
+    const bool is_wildcard = part == "*" || part == "x" || part == "X";
+    if (wildcard && !is_wildcard) return std::nullopt;  // "1.x.3" is not a version pattern
+    wildcard = wildcard || is_wildcard;
+    if (wildcard) continue;
+    const auto n = parse_number(part);
+    if (!n) return std::nullopt;
+    (p.parts == 0 ? p.version.major : p.parts == 1 ? p.version.minor : p.version.patch) = *n;
+    ++p.parts;
+  }
+  return p;
+}
+
+Version bump(const Partial& p, int part) {
+  Version v;
+  v.major = p.version.major + (part == 0 ? 1 : 0);
+  v.minor = part == 0 ? 0 : p.version.minor + (part == 1 ? 1 : 0);
+  v.patch = 0;
+  v.prerelease = {"0"};  // the lowest version of the next step: excludes its pre-releases too
+  return v;
+}
+
+}  // namespace
+
+std::optional<VersionRange> VersionRange::parse(const std::string& text) {
+  VersionRange range;
+  range.text_ = text;
+  std::string rest = text;
+  for (;;) {
+    const auto bar = rest.find("||");
+    const std::string alternative = rest.substr(0, bar);
+    std::vector<Comparator> all;
+    size_t start = 0;
+    bool any = false;
+    while (start < alternative.size()) {
+      const auto end = std::min(alternative.find(' ', start), alternative.size());
+      std::string token = alternative.substr(start, end - start);
+      start = end + 1;
+      if (token.empty()) continue;
+      any = true;
+      std::string op;
+      for (const char* candidate : {">=", "<=", ">", "<", "=", "^", "~"})
+        if (token.rfind(candidate, 0) == 0) {
+          op = candidate;
+          break;
+        }
+      const auto partial = parse_partial(token.substr(op.size()));
+      if (!partial) return std::nullopt;
+      const Partial& p = *partial;
+      if (p.parts == 0) continue;  // "*": any version
+      if (op == "^") {
+        const int part = p.version.major > 0 || p.parts == 1 ? 0 : (p.version.minor > 0 || p.parts == 2 ? 1 : 2);
+        all.push_back({">=", p.version});
+        if (part < 2)
+          all.push_back({"<", bump(p, part)});
+        else
+          all.push_back({"<=", p.version});
+      } else if (op == "~") {
+        all.push_back({">=", p.version});
+        all.push_back({"<", bump(p, p.parts == 1 ? 0 : 1)});
+      } else if ((op.empty() || op == "=") && p.parts < 3) {
+        all.push_back({">=", p.version});
+        all.push_back({"<", bump(p, p.parts - 1)});
+      } else {
+        all.push_back({op.empty() ? "=" : op, p.version});
+      }
+    }
+    if (!any && text.find_first_not_of(' ') != std::string::npos &&
+        alternative.find_first_not_of(' ') == std::string::npos)
+      return std::nullopt;  // an empty side of "||"
+    range.alternatives_.push_back(std::move(all));
+    if (bar == std::string::npos) break;
+    rest = rest.substr(bar + 2);
+  }
+  return range;
+}
+
+bool VersionRange::matches(const Version& v) const {
+  for (const auto& all : alternatives_) {
+    bool ok = true;
+    bool prerelease_allowed = v.prerelease.empty();
+    for (const auto& c : all) {
+      const int cmp = compare(v, c.version);
+      ok = ok && ((c.op == "=" && cmp == 0) || (c.op == "<" && cmp < 0) || (c.op == "<=" && cmp <= 0) ||
+                  (c.op == ">" && cmp > 0) || (c.op == ">=" && cmp >= 0));
+      if (!c.version.prerelease.empty() && c.version.prerelease != std::vector<std::string>{"0"} &&
+          c.version.major == v.major && c.version.minor == v.minor && c.version.patch == v.patch)
+        prerelease_allowed = true;
+    }
+    if (ok && prerelease_allowed) return true;
+  }
+  return false;
 }
 
 int compare(const Version& a, const Version& b) {

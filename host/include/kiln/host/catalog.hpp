@@ -25,6 +25,11 @@ class PluginCatalog {
   const std::vector<CatalogComponent>& components() const { return components_; }
   // The active (not shadowed) component called `name`, or nullptr.
   const CatalogComponent* find(const std::string& name) const;
+  // The highest version of `name` that `range` accepts ("" accepts any: then
+  // the active one), or nullptr.
+  const CatalogComponent* find(const std::string& name, const std::string& range) const;
+  // Every version of `name` found, for error messages ("1.0.0, 2.1.0").
+  std::string versions_of(const std::string& name) const;
   std::vector<std::string> component_names() const;
 
  private:

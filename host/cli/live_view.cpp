@@ -1,0 +1,110 @@
+#include "live_view.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+namespace kiln::cli {
+namespace {
+
+std::string symbol(const std::string& status) {
+  if (status == "succeeded") return "\u2713";
+  if (status == "failed" || status == "upstream-failed") return "\u2717";
+  if (status == "running") return "\u25b6";
+  if (status == "retrying") return "\u21bb";
+  if (status == "skipped") return "-";
+  if (status == "cancelled") return "\u2300";
+  return " ";
+}
+
+std::string bar(double fraction) {
+  const int width = 20;
+  const int filled = static_cast<int>(std::round(std::clamp(fraction, 0.0, 1.0) * width));
+  char percent[8];
+  std::snprintf(percent, sizeof percent, "%3d%%", static_cast<int>(std::round(fraction * 100)));
+  return "[" + std::string(static_cast<size_t>(filled), '#') + std::string(static_cast<size_t>(width - filled), '.') +
+         "] " + percent;
+}
+
+}  // namespace
+
+std::string LiveView::elapsed() const {
+  char text[16];
+  std::snprintf(text, sizeof text, "%7.2fs", std::chrono::duration<double>(Clock::now() - started_).count());
+  return text;
+}
+
+void LiveView::on_event(const host::Json& event) {
+  const std::string type = event.value("type", "");
+  if (type == "cancel") {
+    out_ << (terminal_ ? "\n" : "") << "cancelling: asking running steps to stop (press Ctrl-C again to kill them)\n";
+    drawn_ = 0;
+    out_.flush();
+    return;
+  }
+  if (type != "status" && type != "progress" && type != "step") return;
+  const std::string step = event.value("step", "");
+  if (!lines_.count(step)) {
+    order_.push_back(step);
+    lines_[step].started = Clock::now();
+  }
+  Line& line = lines_[step];
+  bool changed = false;
+  if (type == "progress") {
+    line.fraction = event.value("fraction", 0.0);
+    line.message = event.value("message", "");
+  } else {
+    const std::string status = event.value("status", "");
+    if (type == "step" && status == "running") return;
+    changed = status != line.status;
+    if (status == "running" && line.status != "running") line.started = Clock::now();
+    line.status = status;
+    line.message = event.value("message", "");
+    line.attempt = event.value("attempt", line.attempt);
+  }
+  if (terminal_) return redraw(changed);
+  if (changed)
+    print_plain(step, line);
+  else if (type == "progress" && line.fraction - line.last_printed_fraction >= 0.25) {
+    line.last_printed_fraction = line.fraction;
+    out_ << elapsed() << "  " << step << "  " << bar(line.fraction) << (line.message.empty() ? "" : "  " + line.message)
+         << "\n";
+    out_.flush();
+  }
+}
+
+void LiveView::print_plain(const std::string& step, const Line& line) {
+  out_ << elapsed() << "  " << step << "  " << line.status;
+  if (line.status == "running" && line.attempt > 1) out_ << " (attempt " << line.attempt << ")";
+  if ((line.status == "succeeded" || line.status == "failed") && line.attempt > 0) {
+    char duration[32];
+    std::snprintf(duration, sizeof duration, " in %.3f s",
+                  std::chrono::duration<double>(Clock::now() - line.started).count());
+    out_ << duration;
+  }
+  if (!line.message.empty()) out_ << ": " << line.message;
+  out_ << "\n";
+  out_.flush();
+}
+
+void LiveView::redraw(bool force) {
+  const auto now = Clock::now();
+  if (!force && now - last_draw_ < std::chrono::milliseconds(100)) return;
+  last_draw_ = now;
+  if (drawn_ > 0) out_ << "\x1b[" << drawn_ << "F";  // back to the first line of the block
+  for (const auto& step : order_) {
+    const Line& line = lines_[step];
+    out_ << "\x1b[2K" << symbol(line.status) << " " << step << "  " << line.status;
+    if (line.status == "running" && line.fraction >= 0) out_ << "  " << bar(line.fraction);
+    if (!line.message.empty()) out_ << "  " << line.message.substr(0, 80);
+    out_ << "\n";
+  }
+  drawn_ = order_.size();
+  out_.flush();
+}
+
+void LiveView::finish() {
+  if (terminal_) redraw(true);
+}
+
+}  // namespace kiln::cli

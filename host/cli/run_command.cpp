@@ -1,0 +1,240 @@
+// `kiln validate`, `kiln run` and the hidden runner `kiln step`.
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+#include <kiln/host/engine.hpp>
+#include <kiln/host/paths.hpp>
+#include <kiln/host/run_store.hpp>
+#include <kiln/host/spec.hpp>
+#include <kiln/host/yaml_json.hpp>
+
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "cli.hpp"
+#include "live_view.hpp"
+
+namespace kiln::cli {
+namespace {
+
+using host::Json;
+
+struct PipelineOptions {
+  std::string file;
+  std::vector<std::string> params;
+  std::string params_file;
+};
+
+void add_pipeline_options(CLI::App* app, PipelineOptions& options) {
+  app->add_option("FILE", options.file, "The pipeline (YAML)")->required();
+  app->add_option("--param,-p", options.params, "Set a pipeline parameter: --param name=value (repeatable)");
+  app->add_option("--params-file", options.params_file, "Pipeline parameters from a YAML or JSON mapping");
+}
+
+// --params-file first, then each --param over it; typed by the declaration.
+Json parameter_overrides(const host::PipelineSpec& spec, const PipelineOptions& options) {
+  Json overrides = Json::object();
+  if (!options.params_file.empty()) {
+    std::ifstream in(options.params_file);
+    if (!in) throw CommandError("cannot read parameters file " + options.params_file);
+    std::ostringstream text;
+    text << in.rdbuf();
+    try {
+      overrides = host::parse_yaml_value(text.str());
+    } catch (const std::invalid_argument& e) {
+      throw CommandError(options.params_file + ": " + e.what());
+    }
+    if (!overrides.is_object()) throw CommandError(options.params_file + ": must be a mapping of name: value");
+  }
+  for (const auto& assignment : options.params) {
+    const auto eq = assignment.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw CommandError("--param " + assignment + ": write it as name=value", kExitUsage);
+    const std::string name = assignment.substr(0, eq), text = assignment.substr(eq + 1);
+    const auto* declared = spec.find_parameter(name);
+    try {
+      overrides[name] = declared ? host::parse_parameter_text(declared->spec, text) : Json(text);
+    } catch (const std::invalid_argument& e) {
+      throw CommandError("--param " + assignment + ": " + e.what(), kExitUsage);
+    }
+  }
+  return overrides;
+}
+
+// Parses and validates; on problems prints every one and fails.
+host::Plan load_plan(const PipelineOptions& options) {
+  try {
+    auto spec = host::parse_pipeline_file(options.file);
+    const Json overrides = parameter_overrides(spec, options);
+    const auto catalog = host::discover_default_catalog();
+    return host::plan_pipeline(std::move(spec), catalog, overrides);
+  } catch (const host::SpecError& e) {
+    for (const auto& d : e.diagnostics()) std::cerr << d.str() << "\n";
+    const size_t n = e.diagnostics().size();
+    throw CommandError(std::to_string(n) + (n == 1 ? " problem" : " problems") + " in " + options.file);
+  }
+}
+
+int validate(const PipelineOptions& options) {
+  const auto plan = load_plan(options);
+  size_t main_steps = 0;
+  for (const auto& s : plan.steps) main_steps += !s.spec.is_finally;
+  std::cout << options.file << ": valid pipeline '" << plan.spec.name << "' with " << main_steps << " steps and "
+            << plan.steps.size() - main_steps << " finally steps\n";
+  return kExitOk;
+}
+
+// Turns SIGINT/SIGTERM into engine cancellation requests on a dedicated
+// thread (sigwait), so no work happens in a signal handler.
+class SignalForwarder {
+ public:
+  explicit SignalForwarder(host::Engine& engine) {
+    sigset_t set = signals();
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    thread_ = std::thread([&engine, set] {
+      for (;;) {
+        int signal = 0;
+        if (sigwait(&set, &signal) != 0 || signal == SIGUSR1) return;
+        engine.request_cancel();
+      }
+    });
+  }
+  ~SignalForwarder() {
+    pthread_kill(thread_.native_handle(), SIGUSR1);
+    thread_.join();
+  }
+  SignalForwarder(const SignalForwarder&) = delete;
+  SignalForwarder& operator=(const SignalForwarder&) = delete;
+
+  // Blocks the signals in the calling thread, before any worker thread starts.
+  static void block() {
+    sigset_t set = signals();
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  }
+
+ private:
+  static sigset_t signals() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGUSR1);
+    return set;
+  }
+  std::thread thread_;
+};
+
+struct RunCommandOptions {
+  PipelineOptions pipeline;
+  std::string executor = "process";
+  int jobs = 0;
+  std::string workdir;
+  bool json = false;
+  double grace = 5.0;
+};
+
+Json summary(const Json& record, const std::filesystem::path& run_dir) {
+  Json steps = Json::object();
+  for (const auto& item : record["steps"].items()) {
+    const Json& s = item.value();
+    double duration = 0;
+    int attempts = 0;
+    for (const auto& a : s.value("attempts", Json::array())) {
+      duration += a.value("duration_seconds", 0.0);
+      ++attempts;
+    }
+    Json entry{{"status", s.value("status", "")}, {"attempts", attempts}, {"duration_seconds", duration}};
+    if (s.contains("message")) entry["message"] = s["message"];
+    if (s.contains("outputs")) entry["outputs"] = s["outputs"];
+    if (s.contains("artifacts")) entry["artifacts"] = s["artifacts"];
+    if (s.contains("items")) entry["items"] = s["items"];
+    steps[item.key()] = entry;
+  }
+  Json out{{"run_id", record["id"]},
+           {"status", record["status"]},
+           {"run_dir", run_dir.string()},
+           {"duration_seconds", record.value("duration_seconds", 0.0)},
+           {"steps", steps}};
+  if (record.contains("message")) out["message"] = record["message"];
+  return out;
+}
+
+void print_summary(const Json& s) {
+  std::cout << "\nrun " << s["run_id"].get<std::string>() << ": " << s["status"].get<std::string>();
+  if (s.contains("message")) std::cout << " (" << s["message"].get<std::string>() << ")";
+  std::cout << " in " << s["duration_seconds"].get<double>() << " s\n";
+  for (const auto& item : s["steps"].items()) {
+    const Json& step = item.value();
+    std::cout << "  " << item.key() << ": " << step["status"].get<std::string>();
+    if (step["attempts"].get<int>() > 1) std::cout << " after " << step["attempts"].get<int>() << " attempts";
+    if (step.contains("message")) std::cout << " (" << step["message"].get<std::string>() << ")";
+    if (step.contains("outputs") && !step["outputs"].empty()) std::cout << " " << step["outputs"].dump();
+    std::cout << "\n";
+  }
+  std::cout << "logs and outputs: " << s["run_dir"].get<std::string>() << "\n";
+}
+
+int run(const RunCommandOptions& options) {
+  SignalForwarder::block();  // before any thread exists, so all inherit the mask
+  const auto plan = load_plan(options.pipeline);
+  const auto workspace = host::workspace_dir(options.workdir);
+  host::RunOptions run;
+  run.executor = options.executor;
+  run.jobs = options.jobs > 0 ? options.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  run.run_id = host::new_run_id(plan.spec.name);
+  run.run_dir = host::runs_dir(workspace) / run.run_id;
+  run.grace_seconds = options.grace;
+  LiveView view(options.json ? std::cerr : std::cout, !options.json && ::isatty(STDOUT_FILENO));
+  run.on_event = [&view](const Json& event) { view.on_event(event); };
+  std::map<std::string, std::unique_ptr<host::Executor>> executors;
+  executors["inprocess"] = host::make_inprocess_executor();
+  executors["process"] = host::make_process_executor(host::executable_path());
+  if (!options.json)
+    std::cout << "run " << run.run_id << ": pipeline '" << plan.spec.name << "', " << plan.steps.size()
+              << " steps, executor " << run.executor << ", " << run.jobs << " jobs\n";
+  host::Engine engine(plan, run, std::move(executors));
+  Json record;
+  {
+    SignalForwarder forwarder(engine);
+    record = engine.run();
+  }
+  view.finish();
+  const Json s = summary(record, run.run_dir);
+  if (options.json)
+    std::cout << s.dump(2) << "\n";
+  else
+    print_summary(s);
+  const std::string status = record.value("status", "");
+  return status == host::kSucceeded ? kExitOk : (status == host::kCancelled ? 130 : kExitFailure);
+}
+
+}  // namespace
+
+void add_run_commands(CLI::App& app, Commands& commands) {
+  static PipelineOptions validate_options;
+  auto* validate_cmd =
+      commands.add(app, "validate", "Check a pipeline without running it", [] { return validate(validate_options); });
+  add_pipeline_options(validate_cmd, validate_options);
+
+  static RunCommandOptions run_options;
+  auto* run_cmd = commands.add(app, "run", "Run a pipeline", [] { return run(run_options); });
+  add_pipeline_options(run_cmd, run_options.pipeline);
+  run_cmd->add_option("--executor", run_options.executor, "Where steps run: process (default) or inprocess")
+      ->check(CLI::IsMember({"process", "inprocess"}));
+  run_cmd->add_option("--jobs,-j", run_options.jobs, "Steps running at once (default: the number of cores)")
+      ->check(CLI::PositiveNumber);
+  run_cmd->add_option("--workdir", run_options.workdir, "Workspace for runs (default: $KILN_HOME or ./.kiln)");
+  run_cmd->add_flag("--json", run_options.json, "Print a JSON summary instead of the live view");
+  run_cmd->add_option("--grace", run_options.grace, "Seconds between asking a step to stop and killing it")
+      ->check(CLI::NonNegativeNumber);
+
+  // Runs one step in this process and reports on fd 3 (see executor.hpp).
+  static std::string request;
+  auto* step = commands.add(app, "step", "", [] { return host::run_step_request(request, 3); });
+  step->group("");
+  step->add_option("--request", request, "The step request file")->required();
+}
+
+}  // namespace kiln::cli

@@ -1,0 +1,60 @@
+// The engine: runs a validated plan. Ready steps start concurrently (up to
+// `jobs`), completion is an event (no polling), and conditions, loops,
+// retries, timeouts, cancellation, the failure policy and finally steps are
+// all decided here, the same for every executor.
+#pragma once
+
+#include <kiln/host/executor.hpp>
+#include <kiln/host/plan.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+namespace kiln::host {
+
+struct RunOptions {
+  std::string executor = "process";  // default for steps that name none
+  int jobs = 2;
+  std::filesystem::path run_dir;  // created by the engine
+  std::string run_id;
+  double grace_seconds = 5.0;                 // between asking a step to stop and killing it
+  std::function<void(const Json&)> on_event;  // the live view: status and progress events
+};
+
+// Run and step statuses as written to run.json.
+inline constexpr const char* kSucceeded = "succeeded";
+inline constexpr const char* kFailed = "failed";
+inline constexpr const char* kCancelled = "cancelled";
+inline constexpr const char* kSkipped = "skipped";
+
+class Engine {
+ public:
+  Engine(const Plan& plan, RunOptions options, std::map<std::string, std::unique_ptr<Executor>> executors);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Runs the plan to its end and returns the final run record (run.json).
+  Json run();
+  // Asks the run to stop: running steps are told, then killed after the
+  // grace period; finally steps still run. A second call kills at once.
+  // Thread-safe and cheap (call it from a signal-handling thread).
+  void request_cancel();
+
+  class Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// A new run id: time plus a random suffix, sortable by start time.
+std::string new_run_id(const std::string& pipeline_name);
+
+}  // namespace kiln::host

@@ -1,0 +1,85 @@
+// Executors run one attempt of one step somewhere (this process, a child
+// process, later a container) and report its events and its end.
+#pragma once
+
+#include <kiln/host/catalog.hpp>
+#include <kiln/host/json.hpp>
+#include <kiln/host/step_context.hpp>
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+
+namespace kiln::host {
+
+// Everything one attempt needs, resolved by the engine.
+struct StepLaunch {
+  std::string step;  // display name, e.g. "train" or "per-name[2]"
+  CatalogComponent component;
+  Json parameters = Json::object();
+  std::map<std::string, InputArtifact> inputs;
+  std::filesystem::path attempt_dir;  // logs: stdout.log, stderr.log
+  std::filesystem::path output_dir;   // output `x` goes to output_dir / x
+  std::filesystem::path temp_dir;
+};
+
+// How an attempt ended. failure_class is "" on success, else one of
+// error (the plugin reported an error), crash (signal, exit, lost runner),
+// timeout or cancelled (set by the engine when it stopped the attempt).
+struct AttemptResult {
+  std::string failure_class;
+  std::string message;
+  Json output_parameters = Json::object();
+  Json output_metadata = Json::object();
+  bool ok() const { return failure_class.empty(); }
+};
+
+// Receives an attempt's events, from any thread. on_finished is called
+// exactly once, last.
+class AttemptObserver {
+ public:
+  virtual ~AttemptObserver() = default;
+  // {"event": "log"|"metric"|"progress", ...} as in the runner channel.
+  virtual void on_event(Json event) = 0;
+  virtual void on_finished(AttemptResult result) = 0;
+};
+
+// A started attempt. Destroying it does not stop it.
+class RunningAttempt {
+ public:
+  virtual ~RunningAttempt() = default;
+  // Asks the step to stop (the plugin sees is_cancelled).
+  virtual void cancel() = 0;
+  // Stops it now, whatever it is doing (where the executor can).
+  virtual void kill() = 0;
+};
+
+class Executor {
+ public:
+  virtual ~Executor() = default;
+  virtual std::unique_ptr<RunningAttempt> start(const StepLaunch& launch,
+                                                std::shared_ptr<AttemptObserver> observer) = 0;
+};
+
+// Runs components on a thread of this process: for debugging. It cannot
+// force-stop a hung plugin (kill() only abandons it) and a crash takes the host down.
+std::unique_ptr<Executor> make_inprocess_executor();
+
+// Runs each attempt in a `kiln step` child process (crash isolation).
+// `kiln_exe` is the kiln binary to start.
+std::unique_ptr<Executor> make_process_executor(std::filesystem::path kiln_exe);
+
+// The runner channel: JSON lines on fd 3 of `kiln step`. Version 1:
+// {"event":"hello","channel":1}, then log / metric / progress /
+// output_parameter / output_metadata events, then {"event":"result",...}.
+constexpr int kRunnerChannelVersion = 1;
+
+// The child side: loads the plugin named in the request file, runs the
+// component, writes the channel to `channel_fd`. Returns the exit code.
+int run_step_request(const std::filesystem::path& request_file, int channel_fd);
+
+// Writes the request file `kiln step` reads.
+void write_step_request(const StepLaunch& launch, const std::filesystem::path& request_file);
+
+}  // namespace kiln::host

@@ -1,0 +1,48 @@
+// A validated pipeline, ready to run: every step bound to a component of the
+// catalog, every reference checked, the graph acyclic and in run order.
+#pragma once
+
+#include <kiln/host/catalog.hpp>
+#include <kiln/host/expression.hpp>
+#include <kiln/host/spec.hpp>
+
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace kiln::host {
+
+struct PlannedStep {
+  StepSpec spec;
+  CatalogComponent component;
+  std::set<std::string> upstream;       // steps that must finish first
+  std::set<std::string> data_upstream;  // those whose outputs it reads (a subset of upstream)
+  std::optional<Expression> when;
+};
+
+struct Plan {
+  PipelineSpec spec;
+  Json parameters = Json::object();  // resolved pipeline parameters
+  std::vector<PlannedStep> steps;    // main steps in a topological order, then the finally steps
+  const PlannedStep* find(const std::string& name) const;
+};
+
+// Converts a command-line value ("--param k=v") to the declared type: numbers
+// and booleans as written, lists and objects as YAML/JSON flow text, strings
+// verbatim. Throws std::invalid_argument naming the problem.
+Json parse_parameter_text(const ParamSpec& spec, const std::string& text);
+
+// Validates `spec` against `catalog` and the parameter overrides (a JSON
+// object; `overrides_origin` names where they came from in messages).
+// Throws SpecError with every problem found, each at its file:line:col.
+Plan plan_pipeline(PipelineSpec spec, const PluginCatalog& catalog, const Json& overrides,
+                   const std::string& overrides_origin = "--param");
+
+// The references a finally step may use besides params.* and its peers.
+inline const std::vector<std::string>& run_references() {
+  static const std::vector<std::string> refs{"run.status", "run.id", "run.name", "run.failed_steps"};
+  return refs;
+}
+
+}  // namespace kiln::host

@@ -1,0 +1,116 @@
+// The pipeline spec (apiVersion kiln/v1, kind Pipeline): what a user writes,
+// parsed from YAML with the position of every value, templates and imports
+// already applied. docs/spec.md is the user's reference.
+#pragma once
+
+#include <kiln/host/json.hpp>
+#include <kiln/host/manifest.hpp>
+
+#include <map>
+#include <optional>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace kiln::host {
+
+// Where something was written: file, 1-based line and column.
+struct SourcePos {
+  std::string file;
+  int line = 0, column = 0;
+  std::string str() const;
+};
+
+// One validation problem: "file:line:col: message".
+struct Diagnostic {
+  SourcePos pos;
+  std::string message;
+  std::string str() const { return pos.str() + ": " + message; }
+};
+
+// Thrown when a spec cannot be used; carries every problem found.
+class SpecError : public std::runtime_error {
+ public:
+  explicit SpecError(std::vector<Diagnostic> diagnostics);
+  const std::vector<Diagnostic>& diagnostics() const { return diagnostics_; }
+
+ private:
+  std::vector<Diagnostic> diagnostics_;
+};
+
+// A value as written, possibly holding "{{ reference }}" templates.
+struct ValueSpec {
+  Json value;
+  SourcePos pos;
+};
+
+// An input wired to an upstream step's output artifact: "STEP.outputs.NAME".
+struct InputWire {
+  std::string step, output;
+  SourcePos pos;
+};
+
+// Failure classes a retry may be limited to.
+inline const std::vector<std::string>& failure_classes() {
+  static const std::vector<std::string> classes{"error", "crash", "timeout"};
+  return classes;
+}
+
+struct RetryPolicy {
+  int limit = 0;                 // extra attempts after the first
+  double backoff_seconds = 1.0;  // delay before the first retry
+  double factor = 2.0;           // each later delay is multiplied by this
+  double max_backoff_seconds = 60.0;
+  std::set<std::string> on{"error", "crash", "timeout"};
+  // The delay before retry number `retry` (1-based).
+  double delay_before(int retry) const;
+};
+
+struct StepSpec {
+  std::string name;
+  SourcePos pos;
+  std::string component;      // name without the version range
+  std::string version_range;  // "" = any
+  SourcePos component_pos;
+  std::string template_name;  // informational: the template it extends
+  std::map<std::string, ValueSpec> parameters;
+  std::map<std::string, InputWire> inputs;
+  std::vector<std::pair<std::string, SourcePos>> after;
+  std::optional<ValueSpec> when;      // a condition expression (string)
+  std::optional<ValueSpec> for_each;  // a list, or "{{ reference }}" to one
+  int parallelism = 0;                // 0: as many as --jobs allows
+  RetryPolicy retries;
+  std::optional<double> timeout_seconds;
+  bool cache = true;
+  std::string executor;  // "" = the run's executor
+  bool is_finally = false;
+};
+
+struct PipelineParam {
+  ParamSpec spec;
+  SourcePos pos;
+};
+
+struct PipelineSpec {
+  std::string file;
+  std::string name, description;
+  std::vector<PipelineParam> parameters;
+  std::vector<StepSpec> steps;          // the DAG
+  std::vector<StepSpec> finally_steps;  // exit handlers, run whatever happened
+  std::string failure_policy = "stop";  // or "continue"
+  std::optional<double> timeout_seconds;
+
+  const StepSpec* find_step(const std::string& name) const;
+  const PipelineParam* find_parameter(const std::string& name) const;
+};
+
+// Parses `file` (and the template files it imports). Throws SpecError with
+// every problem found: YAML syntax, unknown keys, wrong shapes, duplicates.
+PipelineSpec parse_pipeline_file(const std::string& file);
+PipelineSpec parse_pipeline_text(const std::string& text, const std::string& file_name);
+
+// "30s", "5m", "1h", "250ms", or a plain number of seconds.
+std::optional<double> parse_duration(const std::string& text);
+
+}  // namespace kiln::host

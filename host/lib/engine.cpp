@@ -1,0 +1,688 @@
+// The engine's scheduler: one thread owns all state; attempts report through
+// a queue; the thread sleeps until a message arrives or the nearest deadline
+// (timeout, kill after grace, retry backoff, run timeout) passes.
+#include <unistd.h>
+#include <kiln/host/engine.hpp>
+#include <kiln/host/files.hpp>
+#include <kiln/host/invoke.hpp>
+#include <kiln/host/placeholders.hpp>
+
+#include <cctype>
+#include <chrono>
+#include <ctime>
+#include <fstream>
+#include <optional>
+#include <random>
+
+namespace kiln::host {
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr const char* kPending = "pending";
+constexpr const char* kRunning = "running";
+constexpr const char* kUpstreamFailed = "upstream-failed";
+
+bool terminal(const std::string& status) {
+  return status != kPending && status != kRunning;
+}
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+std::string wall_clock_now() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text;
+}
+
+Clock::duration seconds(double s) {
+  return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
+}
+
+// A message from an attempt to the scheduler thread.
+struct Message {
+  int unit = -1;
+  int attempt = 0;
+  std::optional<Json> event;
+  std::optional<AttemptResult> result;
+  bool cancel = false;
+};
+
+// The scheduler's inbox: many writers, one reader.
+class Inbox {
+ public:
+  void post(Message m) {
+    {
+      const std::lock_guard<std::mutex> lock(mutex_);
+      messages_.push_back(std::move(m));
+    }
+    ready_.notify_one();
+  }
+  // Waits until a message arrives or `until` passes; returns what arrived.
+  std::deque<Message> wait(std::optional<Clock::time_point> until) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    const auto has = [&] { return !messages_.empty(); };
+    if (until)
+      ready_.wait_until(lock, *until, has);
+    else
+      ready_.wait(lock, has);
+    std::deque<Message> out;
+    out.swap(messages_);
+    return out;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<Message> messages_;
+};
+
+class Observer : public AttemptObserver {
+ public:
+  Observer(std::shared_ptr<Inbox> inbox, int unit, int attempt)
+      : inbox_(std::move(inbox)), unit_(unit), attempt_(attempt) {}
+  void on_event(Json event) override { inbox_->post({unit_, attempt_, std::move(event), std::nullopt, false}); }
+  void on_finished(AttemptResult result) override {
+    inbox_->post({unit_, attempt_, std::nullopt, std::move(result), false});
+  }
+
+ private:
+  std::shared_ptr<Inbox> inbox_;
+  int unit_, attempt_;
+};
+
+}  // namespace
+
+// One runnable thing: a step, or one item of a loop step.
+struct Unit {
+  size_t step = 0;  // index into Impl::steps_
+  int item_index = -1;
+  Json item;
+  std::string display;
+  fs::path dir;
+  std::string status = kPending;
+  int attempt = 0;
+  std::unique_ptr<RunningAttempt> running;
+  std::optional<Clock::time_point> deadline, kill_at, retry_at;
+  bool timed_out = false;
+  Clock::time_point started;
+  std::ofstream events;
+  AttemptResult result;
+  fs::path outputs_dir;
+};
+
+struct StepRun {
+  const PlannedStep* planned = nullptr;
+  std::string status = kPending;
+  std::string message;
+  std::vector<int> units;
+  Json outputs = Json::object();                   // output parameters (lists for loops)
+  std::map<std::string, InputArtifact> artifacts;  // output artifacts for downstream inputs
+};
+
+class Engine::Impl {
+ public:
+  Impl(const Plan& plan, RunOptions options, std::map<std::string, std::unique_ptr<Executor>> executors)
+      : plan_(plan), options_(std::move(options)), executors_(std::move(executors)), inbox_(std::make_shared<Inbox>()) {
+    for (const auto& step : plan_.steps) {
+      StepRun run;
+      run.planned = &step;
+      steps_.push_back(std::move(run));
+    }
+  }
+
+  Json run() {
+    started_ = Clock::now();
+    fs::create_directories(options_.run_dir / "steps");
+    record_ = Json{{"id", options_.run_id},
+                   {"pipeline", {{"name", plan_.spec.name}, {"file", plan_.spec.file}}},
+                   {"parameters", plan_.parameters},
+                   {"executor", options_.executor},
+                   {"status", kRunning},
+                   {"started_at", wall_clock_now()},
+                   {"host", host_name()},
+                   {"pid", ::getpid()},
+                   {"steps", Json::object()}};
+    for (const auto& s : steps_) record_["steps"][s.planned->spec.name] = {{"status", kPending}};
+    save();
+    if (plan_.spec.timeout_seconds) run_deadline_ = started_ + seconds(*plan_.spec.timeout_seconds);
+    loop();
+    record_["status"] = run_status_;
+    record_["finished_at"] = wall_clock_now();
+    record_["duration_seconds"] = seconds_since(started_);
+    if (!run_message_.empty()) record_["message"] = run_message_;
+    save();
+    emit({{"type", "run"}, {"status", run_status_}});
+    return record_;
+  }
+
+  void request_cancel() { inbox_->post({-1, 0, std::nullopt, std::nullopt, true}); }
+
+ private:
+  // ---- the loop -----------------------------------------------------------
+
+  void loop() {
+    for (;;) {
+      schedule();
+      if (all_terminal(false) && !main_done_) {
+        finish_main_phase();
+        continue;  // the finally steps can begin now
+      }
+      if (main_done_ && all_terminal(true)) return;
+      for (auto& message : inbox_->wait(next_deadline())) handle(std::move(message));
+      check_deadlines();
+    }
+  }
+
+  bool all_terminal(bool finally_phase) const {
+    for (const auto& s : steps_)
+      if (s.planned->spec.is_finally == finally_phase && !terminal(s.status)) return false;
+    return true;
+  }
+
+  void finish_main_phase() {
+    main_done_ = true;
+    Json failed = Json::array();
+    for (const auto& s : steps_)
+      if (!s.planned->spec.is_finally && (s.status == kFailed || s.status == kUpstreamFailed))
+        failed.push_back(s.planned->spec.name);
+    run_status_ = run_timed_out_ || !failed.empty() ? kFailed : (cancel_requests_ > 0 ? kCancelled : kSucceeded);
+    failed_steps_ = failed;
+  }
+
+  std::optional<Clock::time_point> next_deadline() const {
+    std::optional<Clock::time_point> next = run_deadline_;
+    const auto consider = [&](const std::optional<Clock::time_point>& t) {
+      if (t && (!next || *t < *next)) next = t;
+    };
+    for (const auto& u : units_) {
+      if (u.status == kRunning) {
+        if (!u.timed_out) consider(u.deadline);
+        consider(u.kill_at);
+      } else if (u.status == kPending) {
+        consider(u.retry_at);
+      }
+    }
+    return next;
+  }
+
+  // ---- scheduling ---------------------------------------------------------
+
+  void schedule() {
+    for (size_t i = 0; i < steps_.size(); ++i)
+      if (steps_[i].status == kPending && (!steps_[i].planned->spec.is_finally || main_done_)) try_begin(i);
+    launch_ready_units();
+  }
+
+  // Decides whether a pending step can begin, and how.
+  void try_begin(size_t index) {
+    StepRun& step = steps_[index];
+    std::string blocked_by_failure, blocked_by_skip;
+    for (const auto& up : step.planned->upstream) {
+      const StepRun& u = step_named(up);
+      if (!terminal(u.status)) return;
+      if (u.status == kFailed || u.status == kUpstreamFailed || u.status == kCancelled) blocked_by_failure = up;
+      // Like Argo: a skipped step satisfies an ordering dependency, but a
+      // step that needs its outputs cannot run without them.
+      if (u.status == kSkipped && step.planned->data_upstream.count(up)) blocked_by_skip = up;
+    }
+    if (!blocked_by_failure.empty())
+      return finish_step(index, kUpstreamFailed, "upstream step '" + blocked_by_failure + "' did not succeed");
+    if (!blocked_by_skip.empty())
+      return finish_step(index, kSkipped, "upstream step '" + blocked_by_skip + "' was skipped");
+    if (stopping() && !step.planned->spec.is_finally)
+      return finish_step(index, kCancelled, "not started: the run is stopping");
+    try {
+      if (step.planned->when && !step.planned->when->evaluate_condition(resolver(step, nullptr)))
+        return finish_step(index, kSkipped, "condition is false: " + step.planned->when->text());
+      if (step.planned->spec.for_each)
+        begin_loop(index);
+      else
+        add_unit(index, -1, nullptr);
+    } catch (const std::exception& e) {
+      return finish_step(index, kFailed, e.what());
+    }
+    if (step.status == kPending) set_step_status(index, kRunning, "");
+  }
+
+  void begin_loop(size_t index) {
+    StepRun& step = steps_[index];
+    const Json items = render_placeholders(step.planned->spec.for_each->value, resolver(step, nullptr));
+    if (!items.is_array()) throw std::runtime_error("for_each resolved to " + items.dump() + ", not a list");
+    for (const auto& output : step.planned->component.manifest.output_parameters)
+      step.outputs[output.name] = Json::array();
+    if (items.empty()) return finish_step(index, kSucceeded, "for_each is empty");
+    for (size_t i = 0; i < items.size(); ++i) add_unit(index, static_cast<int>(i), items[i]);
+  }
+
+  void add_unit(size_t index, int item_index, Json item) {
+    Unit unit;
+    unit.step = index;
+    unit.item_index = item_index;
+    unit.item = std::move(item);
+    const std::string& name = steps_[index].planned->spec.name;
+    unit.display = item_index < 0 ? name : name + "[" + std::to_string(item_index) + "]";
+    unit.dir = options_.run_dir / "steps" / name;
+    if (item_index >= 0) unit.dir /= std::to_string(item_index);
+    steps_[index].units.push_back(static_cast<int>(units_.size()));
+    units_.push_back(std::move(unit));
+  }
+
+  void launch_ready_units() {
+    const auto now = Clock::now();
+    for (size_t i = 0; i < units_.size() && running_ < options_.jobs; ++i) {
+      Unit& unit = units_[i];
+      if (unit.status != kPending || (unit.retry_at && *unit.retry_at > now)) continue;
+      if (stopping() && !steps_[unit.step].planned->spec.is_finally) {
+        finish_unit(static_cast<int>(i), kCancelled, "not started: the run is stopping");
+        continue;
+      }
+      if (!loop_has_room(unit.step)) continue;
+      launch(static_cast<int>(i));
+    }
+  }
+
+  bool loop_has_room(size_t step_index) const {
+    const int limit = steps_[step_index].planned->spec.parallelism;
+    if (limit <= 0) return true;
+    int running = 0;
+    for (const int u : steps_[step_index].units) running += units_[static_cast<size_t>(u)].status == kRunning;
+    return running < limit;
+  }
+
+  void launch(int id) {
+    Unit& unit = units_[static_cast<size_t>(id)];
+    StepRun& step = steps_[unit.step];
+    const auto& spec = step.planned->spec;
+    ++unit.attempt;
+    StepLaunch launch;
+    launch.step = unit.display;
+    launch.component = step.planned->component;
+    launch.attempt_dir = unit.dir / ("attempt-" + std::to_string(unit.attempt));
+    launch.output_dir = launch.attempt_dir / "outputs";
+    launch.temp_dir = launch.attempt_dir / "tmp";
+    try {
+      fs::create_directories(launch.output_dir);
+      launch.parameters = render_parameters(step, unit);
+      launch.inputs = wired_inputs(step);
+    } catch (const std::exception& e) {
+      return finish_unit(id, kFailed, std::string("cannot prepare the step: ") + e.what());
+    }
+    const std::string executor_name = spec.executor.empty() ? options_.executor : spec.executor;
+    const auto executor = executors_.find(executor_name);
+    if (executor == executors_.end()) return finish_unit(id, kFailed, "no executor named '" + executor_name + "'");
+    unit.events.open(launch.attempt_dir / "events.jsonl", std::ios::app);
+    unit.status = kRunning;
+    unit.started = Clock::now();
+    unit.timed_out = false;
+    unit.kill_at.reset();
+    unit.retry_at.reset();
+    unit.deadline = spec.timeout_seconds ? std::optional(unit.started + seconds(*spec.timeout_seconds)) : std::nullopt;
+    ++running_;
+    Json& attempts = unit_record(unit)["attempts"];
+    attempts.push_back({{"attempt", unit.attempt},
+                        {"status", kRunning},
+                        {"started_at", wall_clock_now()},
+                        {"executor", executor_name},
+                        {"dir", fs::relative(launch.attempt_dir, options_.run_dir).string()}});
+    unit_record(unit)["status"] = kRunning;
+    save();
+    emit({{"type", "status"}, {"step", unit.display}, {"status", kRunning}, {"attempt", unit.attempt}});
+    try {
+      unit.running = executor->second->start(launch, std::make_shared<Observer>(inbox_, id, unit.attempt));
+    } catch (const std::exception& e) {
+      unit.running.reset();
+      AttemptResult failed;
+      failed.failure_class = "crash";
+      failed.message = std::string("cannot start the step: ") + e.what();
+      attempt_finished(id, std::move(failed));
+    }
+  }
+
+  Json render_parameters(const StepRun& step, const Unit& unit) const {
+    Json given = Json::object();
+    for (const auto& [name, value] : step.planned->spec.parameters)
+      given[name] = render_placeholders(value.value, resolver(step, &unit));
+    std::vector<std::string> problems;
+    Json resolved = resolve_parameters(step.planned->component.manifest, given, problems);
+    if (!problems.empty()) throw std::runtime_error(problems.front());
+    return resolved;
+  }
+
+  std::map<std::string, InputArtifact> wired_inputs(const StepRun& step) const {
+    std::map<std::string, InputArtifact> inputs;
+    for (const auto& [name, wire] : step.planned->spec.inputs) {
+      const StepRun& source = step_named(wire.step);
+      const auto it = source.artifacts.find(wire.output);
+      if (it == source.artifacts.end())
+        throw std::runtime_error("step '" + wire.step + "' produced no output '" + wire.output + "'");
+      inputs[name] = it->second;
+    }
+    return inputs;
+  }
+
+  // Resolves references in `when`, `for_each` and parameter placeholders.
+  Expression::Resolver resolver(const StepRun& step, const Unit* unit) const {
+    return [this, &step, unit](const std::string& ref) -> Json {
+      if (ref == "item") {
+        if (unit == nullptr || unit->item_index < 0) throw std::runtime_error("'item' is only defined inside a loop");
+        return unit->item;
+      }
+      if (ref.rfind("params.", 0) == 0) return plan_.parameters.at(ref.substr(7));
+      if (ref == "run.status") return run_status_;
+      if (ref == "run.id") return options_.run_id;
+      if (ref == "run.name") return plan_.spec.name;
+      if (ref == "run.failed_steps") return failed_steps_;
+      const auto marker = ref.find(".outputs.");
+      if (ref.rfind("steps.", 0) == 0 && marker != std::string::npos) {
+        const StepRun& source = step_named(ref.substr(6, marker - 6));
+        const std::string output = ref.substr(marker + 9);
+        if (!source.outputs.contains(output))
+          throw std::runtime_error("step '" + source.planned->spec.name + "' set no output parameter '" + output + "'");
+        return source.outputs[output];
+      }
+      (void)step;
+      throw std::runtime_error("unknown reference '" + ref + "'");
+    };
+  }
+
+  // ---- messages and deadlines --------------------------------------------
+
+  void handle(Message message) {
+    if (message.cancel) return on_cancel_request();
+    Unit& unit = units_.at(static_cast<size_t>(message.unit));
+    if (message.attempt != unit.attempt || unit.status != kRunning) return;  // an abandoned attempt
+    if (message.event) return on_attempt_event(unit, std::move(*message.event));
+    if (message.result) attempt_finished(message.unit, std::move(*message.result));
+  }
+
+  void on_attempt_event(Unit& unit, Json event) {
+    event["time"] = seconds_since(started_);
+    if (unit.events) unit.events << event.dump() << "\n";
+    const std::string kind = event.value("event", "");
+    if (kind == "metric") unit_record(unit)["metrics"][event.value("name", "")] = event["value"];
+    if (kind == "progress" || kind == "log" || kind == "metric") {
+      Json view = event;
+      view["type"] = kind;
+      view["step"] = unit.display;
+      emit(view);
+    }
+  }
+
+  void attempt_finished(int id, AttemptResult result) {
+    Unit& unit = units_[static_cast<size_t>(id)];
+    StepRun& step = steps_[unit.step];
+    --running_;
+    unit.running.reset();
+    unit.events.close();
+    if (unit.timed_out) {
+      result.failure_class = "timeout";
+      result.message = "timed out after " + Json(*step.planned->spec.timeout_seconds).dump() + " s";
+    } else if (!result.ok() && stopping()) {
+      result.failure_class = kCancelled;
+    }
+    Json& attempt = unit_record(unit)["attempts"].back();
+    attempt["finished_at"] = wall_clock_now();
+    attempt["duration_seconds"] = seconds_since(unit.started);
+    attempt["status"] = result.ok() ? kSucceeded : (result.failure_class == kCancelled ? kCancelled : kFailed);
+    if (!result.ok()) {
+      attempt["failure"] = result.failure_class;
+      attempt["message"] = result.message;
+    }
+    if (result.ok()) {
+      unit.result = std::move(result);
+      unit.outputs_dir = unit.dir / ("attempt-" + std::to_string(unit.attempt)) / "outputs";
+      return finish_unit(id, kSucceeded, "");
+    }
+    const auto& retries = step.planned->spec.retries;
+    if (unit.attempt <= retries.limit && retries.on.count(result.failure_class) && !stopping()) {
+      const double delay = retries.delay_before(unit.attempt);
+      unit.status = kPending;
+      unit.retry_at = Clock::now() + seconds(delay);
+      unit_record(unit)["status"] = kPending;
+      save();
+      emit({{"type", "status"},
+            {"step", unit.display},
+            {"status", "retrying"},
+            {"attempt", unit.attempt},
+            {"message", result.message + " (retry in " + Json(delay).dump() + " s)"}});
+      return;
+    }
+    finish_unit(id, result.failure_class == kCancelled ? kCancelled : kFailed, result.message);
+  }
+
+  void check_deadlines() {
+    const auto now = Clock::now();
+    if (run_deadline_ && now >= *run_deadline_) {
+      run_deadline_.reset();
+      run_message_ = "the run timed out after " + Json(*plan_.spec.timeout_seconds).dump() + " s";
+      run_timed_out_ = true;
+      on_cancel_request();
+    }
+    for (size_t i = 0; i < units_.size(); ++i) {
+      Unit& unit = units_[i];
+      if (unit.status != kRunning || !unit.running) continue;
+      if (unit.deadline && !unit.timed_out && now >= *unit.deadline) {
+        unit.timed_out = true;
+        unit.running->cancel();
+        unit.kill_at = now + seconds(options_.grace_seconds);
+      }
+      if (unit.kill_at && now >= *unit.kill_at) {
+        unit.kill_at.reset();
+        unit.running->kill();
+        if (executor_of(unit) == "inprocess") {  // a thread cannot be killed: stop waiting for it
+          AttemptResult abandoned;
+          abandoned.failure_class = "crash";
+          abandoned.message = "did not stop within the grace period; abandoned (the inprocess executor cannot kill)";
+          attempt_finished(static_cast<int>(i), std::move(abandoned));
+        }
+      }
+    }
+  }
+
+  std::string executor_of(const Unit& unit) const {
+    const auto& e = steps_[unit.step].planned->spec.executor;
+    return e.empty() ? options_.executor : e;
+  }
+
+  void on_cancel_request() {
+    ++cancel_requests_;
+    const auto now = Clock::now();
+    for (auto& unit : units_) {
+      if (unit.status != kRunning || !unit.running) continue;
+      if (cancel_requests_ > 1) {
+        unit.kill_at = now;  // a second request: no more grace
+      } else {
+        unit.running->cancel();
+        if (!unit.kill_at) unit.kill_at = now + seconds(options_.grace_seconds);
+      }
+    }
+    emit({{"type", "cancel"}, {"requests", cancel_requests_}});
+  }
+
+  bool stopping() const { return cancel_requests_ > 0 || policy_stop_; }
+
+  // ---- state changes -------------------------------------------------------
+
+  void finish_unit(int id, const std::string& status, const std::string& message) {
+    Unit& unit = units_[static_cast<size_t>(id)];
+    unit.status = status;
+    Json& record = unit_record(unit);
+    record["status"] = status;
+    if (!message.empty()) record["message"] = message;
+    if (status == kSucceeded) {
+      record["outputs"] = unit.result.output_parameters;
+      Json artifacts = Json::object();
+      for (const auto& output : steps_[unit.step].planned->component.manifest.outputs)
+        artifacts[output.name] = fs::relative(unit.outputs_dir / output.name, options_.run_dir).string();
+      record["artifacts"] = artifacts;
+    }
+    save();
+    emit({{"type", "status"}, {"step", unit.display}, {"status", status}, {"message", message}});
+    StepRun& step = steps_[unit.step];
+    for (const int u : step.units)
+      if (!terminal(units_[static_cast<size_t>(u)].status)) return;
+    complete_step(unit.step);
+  }
+
+  // All units of a step are done: aggregate their outcome and outputs.
+  void complete_step(size_t index) {
+    StepRun& step = steps_[index];
+    std::string status = kSucceeded, message;
+    for (const int u : step.units) {
+      const Unit& unit = units_[static_cast<size_t>(u)];
+      if (unit.status != kSucceeded && status == kSucceeded) {
+        status = unit.status;
+        message = unit.display + ": " + unit_record(unit).value("message", unit.status);
+      }
+    }
+    if (status == kSucceeded) collect_outputs(step);
+    finish_step(index, status, message);
+  }
+
+  void collect_outputs(StepRun& step) {
+    const auto& manifest = step.planned->component.manifest;
+    if (!step.planned->spec.for_each) {
+      const Unit& unit = units_[static_cast<size_t>(step.units.front())];
+      step.outputs = unit.result.output_parameters;
+      for (const auto& output : manifest.outputs)
+        step.artifacts[output.name] = InputArtifact{unit.outputs_dir / output.name,
+                                                    unit.result.output_metadata.value(output.name, Json::object())};
+      return;
+    }
+    // A loop collects one value per item, in item order; an artifact becomes a
+    // directory with one entry per item (0, 1, ...) linking to that item's output.
+    for (const int u : step.units) {
+      const Unit& unit = units_[static_cast<size_t>(u)];
+      for (const auto& output : manifest.output_parameters)
+        step.outputs[output.name].push_back(unit.result.output_parameters.value(output.name, Json(nullptr)));
+    }
+    for (const auto& output : manifest.outputs) {
+      const fs::path collected = options_.run_dir / "steps" / step.planned->spec.name / "collected" / output.name;
+      fs::create_directories(collected);
+      for (const int u : step.units) {
+        const Unit& unit = units_[static_cast<size_t>(u)];
+        fs::create_directory_symlink(unit.outputs_dir / output.name, collected / std::to_string(unit.item_index));
+      }
+      step.artifacts[output.name] = InputArtifact{collected, Json{{"collection", true}, {"items", step.units.size()}}};
+    }
+  }
+
+  void finish_step(size_t index, const std::string& status, const std::string& message) {
+    StepRun& step = steps_[index];
+    step.status = status;
+    step.message = message;
+    Json& record = record_["steps"][step.planned->spec.name];
+    record["status"] = status;
+    if (!message.empty()) record["message"] = message;
+    if (status == kSucceeded) record["outputs"] = step.outputs;
+    if (step.planned->spec.for_each) record["items"] = step.units.size();
+    save();
+    if (step.planned->spec.for_each || status != kRunning)
+      emit({{"type", "step"}, {"step", step.planned->spec.name}, {"status", status}, {"message", message}});
+    if (status == kFailed && plan_.spec.failure_policy == "stop" && !step.planned->spec.is_finally && !policy_stop_) {
+      policy_stop_ = true;
+      for (auto& unit : units_)
+        if (unit.status == kRunning && unit.running && !steps_[unit.step].planned->spec.is_finally) {
+          unit.running->cancel();
+          unit.kill_at = Clock::now() + seconds(options_.grace_seconds);
+        }
+    }
+  }
+
+  void set_step_status(size_t index, const std::string& status, const std::string& message) {
+    steps_[index].status = status;
+    record_["steps"][steps_[index].planned->spec.name]["status"] = status;
+    (void)message;
+  }
+
+  // ---- helpers ---------------------------------------------------------------
+
+  const StepRun& step_named(const std::string& name) const {
+    for (const auto& s : steps_)
+      if (s.planned->spec.name == name) return s;
+    throw std::runtime_error("unknown step '" + name + "'");
+  }
+
+  Json& unit_record(const Unit& unit) {
+    Json& step = record_["steps"][steps_[unit.step].planned->spec.name];
+    if (unit.item_index < 0) {
+      if (!step.contains("attempts")) step["attempts"] = Json::array();
+      return step;
+    }
+    Json& item = step["units"][std::to_string(unit.item_index)];
+    if (!item.contains("attempts")) item = Json{{"item", unit.item}, {"attempts", Json::array()}};
+    return item;
+  }
+
+  const Json& unit_record(const Unit& unit) const {
+    const Json& step = record_["steps"][steps_[unit.step].planned->spec.name];
+    return unit.item_index < 0 ? step : step["units"][std::to_string(unit.item_index)];
+  }
+
+  void save() { write_file_atomic(options_.run_dir / "run.json", record_.dump(2)); }
+
+  void emit(const Json& event) const {
+    if (options_.on_event) options_.on_event(event);
+  }
+
+  static std::string host_name() {
+    char name[256] = {};
+    ::gethostname(name, sizeof name - 1);
+    return name;
+  }
+
+  const Plan& plan_;
+  RunOptions options_;
+  std::map<std::string, std::unique_ptr<Executor>> executors_;
+  std::shared_ptr<Inbox> inbox_;
+  std::vector<StepRun> steps_;
+  std::vector<Unit> units_;
+  Json record_;
+  Clock::time_point started_;
+  std::optional<Clock::time_point> run_deadline_;
+  int running_ = 0;
+  int cancel_requests_ = 0;
+  bool policy_stop_ = false;
+  bool run_timed_out_ = false;
+  bool main_done_ = false;
+  std::string run_status_ = kRunning;
+  std::string run_message_;
+  Json failed_steps_ = Json::array();
+};
+
+Engine::Engine(const Plan& plan, RunOptions options, std::map<std::string, std::unique_ptr<Executor>> executors)
+    : impl_(std::make_unique<Impl>(plan, std::move(options), std::move(executors))) {}
+
+Engine::~Engine() = default;
+
+Json Engine::run() {
+  return impl_->run();
+}
+
+void Engine::request_cancel() {
+  impl_->request_cancel();
+}
+
+std::string new_run_id(const std::string& pipeline_name) {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+  std::random_device random;
+  char suffix[8];
+  std::snprintf(suffix, sizeof suffix, "%04x", random() & 0xffffu);
+  std::string name;
+  for (const char c : pipeline_name.empty() ? std::string("run") : pipeline_name)
+    name += std::isalnum(static_cast<unsigned char>(c)) || c == '-' ? c : '-';
+  return std::string(stamp) + "-" + name + "-" + suffix;
+}
+
+}  // namespace kiln::host

@@ -1,0 +1,81 @@
+// The in-process executor: each attempt on its own thread of the host.
+#include <kiln/host/executor.hpp>
+#include <kiln/host/invoke.hpp>
+#include <kiln/host/plugin_library.hpp>
+
+#include <thread>
+
+namespace kiln::host {
+namespace {
+
+// Forwards a component's events to the attempt observer.
+class ForwardingSink : public StepEventSink {
+ public:
+  explicit ForwardingSink(std::shared_ptr<AttemptObserver> observer) : observer_(std::move(observer)) {}
+  void on_log(KilnLogLevel level, const std::string& message) override {
+    observer_->on_event({{"event", "log"}, {"level", log_level_name(level)}, {"message", message}});
+  }
+  void on_metric(const std::string& name, double value, int64_t step) override {
+    observer_->on_event({{"event", "metric"}, {"name", name}, {"value", value}, {"step", step}});
+  }
+  void on_progress(double fraction, const std::string& message) override {
+    observer_->on_event({{"event", "progress"}, {"fraction", fraction}, {"message", message}});
+  }
+  void on_output_parameter(const std::string& name, const Json& value) override {
+    result.output_parameters[name] = value;
+  }
+  void on_output_metadata(const std::string& name, const Json& metadata) override {
+    result.output_metadata[name] = metadata;
+  }
+  AttemptResult result;
+
+ private:
+  std::shared_ptr<AttemptObserver> observer_;
+};
+
+class InProcessAttempt : public RunningAttempt {
+ public:
+  explicit InProcessAttempt(std::shared_ptr<std::atomic<bool>> cancelled) : cancelled_(std::move(cancelled)) {}
+  void cancel() override { *cancelled_ = true; }
+  void kill() override { *cancelled_ = true; }  // a thread cannot be killed; the engine stops waiting
+
+ private:
+  std::shared_ptr<std::atomic<bool>> cancelled_;
+};
+
+class InProcessExecutor : public Executor {
+ public:
+  std::unique_ptr<RunningAttempt> start(const StepLaunch& launch, std::shared_ptr<AttemptObserver> observer) override {
+    auto cancelled = std::make_shared<std::atomic<bool>>(false);
+    std::thread([launch, observer, cancelled] {
+      AttemptResult result;
+      try {
+        const auto library = PluginLibrary::load(launch.component.library);
+        const auto* component = library->find(launch.component.manifest.name);
+        if (component == nullptr)
+          throw PluginLoadError("the library no longer provides " + launch.component.manifest.name);
+        ForwardingSink sink(observer);
+        StepInvocation invocation{launch.parameters, launch.inputs, launch.output_dir, launch.temp_dir};
+        const auto outcome = invoke_component(*component, std::move(invocation), sink, *cancelled);
+        result = std::move(sink.result);
+        if (!outcome.ok) {
+          result.failure_class = outcome.code == KILN_ERROR_CANCELLED ? "cancelled" : "error";
+          result.message = outcome.message;
+        }
+      } catch (const std::exception& e) {
+        result.failure_class = "error";
+        result.message = e.what();
+      }
+      observer->on_finished(std::move(result));
+    }).detach();
+    return std::make_unique<InProcessAttempt>(cancelled);
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Executor> make_inprocess_executor() {
+  return std::make_unique<InProcessExecutor>();
+}
+
+}  // namespace kiln::host

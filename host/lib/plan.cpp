@@ -1,0 +1,432 @@
+// Validation of a parsed pipeline against the plugin catalog, and the run
+// order. Every check records a diagnostic and goes on, so the user sees all
+// problems at once.
+#include <kiln/host/placeholders.hpp>
+#include <kiln/host/plan.hpp>
+#include <kiln/host/suggest.hpp>
+#include <kiln/host/yaml_json.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <functional>
+#include <map>
+#include <tuple>
+
+namespace kiln::host {
+
+const PlannedStep* Plan::find(const std::string& name) const {
+  for (const auto& s : steps)
+    if (s.spec.name == name) return &s;
+  return nullptr;
+}
+
+namespace {
+
+SourcePos shifted(SourcePos pos, size_t column) {
+  pos.column += static_cast<int>(column) - 1;
+  return pos;
+}
+
+// The value type an expression has when it is one reference, if known.
+struct TypeInfo {
+  std::optional<ValueType> type;
+};
+
+class Validator {
+ public:
+  Validator(PipelineSpec& spec, const PluginCatalog& catalog, std::vector<Diagnostic>& diagnostics)
+      : spec_(spec), catalog_(catalog), diagnostics_(diagnostics) {}
+
+  std::vector<PlannedStep> run() {
+    check_duplicate_names();
+    std::vector<PlannedStep> planned;
+    for (auto* list : {&spec_.steps, &spec_.finally_steps})
+      for (const auto& step : *list) bind_component(step);
+    for (auto* list : {&spec_.steps, &spec_.finally_steps})
+      for (const auto& step : *list) planned.push_back(check_step(step));
+    return order(std::move(planned));
+  }
+
+ private:
+  void error(const SourcePos& pos, const std::string& message) { diagnostics_.push_back({pos, message}); }
+
+  void check_duplicate_names() {
+    std::map<std::string, SourcePos> seen;
+    for (auto* list : {&spec_.steps, &spec_.finally_steps})
+      for (const auto& step : *list) {
+        const auto [it, fresh] = seen.emplace(step.name, step.pos);
+        if (!fresh)
+          error(step.pos, "duplicate step name '" + step.name + "' (first defined at " + it->second.str() + ")");
+      }
+  }
+
+  void bind_component(const StepSpec& step) {
+    if (step.component.empty() || bound_.count(step.name)) return;
+    if (!step.version_range.empty() && !VersionRange::parse(step.version_range)) {
+      error(step.component_pos, "'" + step.version_range + "' is not a version range (try ^1.2, ~1.2.3, >=1.0 <2)");
+      return;
+    }
+    const auto* found = catalog_.find(step.component, step.version_range);
+    if (found != nullptr) {
+      bound_[step.name] = *found;
+      return;
+    }
+    const std::string versions = catalog_.versions_of(step.component);
+    if (!versions.empty())
+      error(step.component_pos, "no version of component '" + step.component + "' matches '" + step.version_range +
+                                    "' (installed: " + versions + ")");
+    else
+      error(step.component_pos, "unknown component '" + step.component + "'" +
+                                    did_you_mean(step.component, catalog_.component_names()) +
+                                    "; 'kiln plugins list' shows what is installed, 'kiln plugin install' adds more");
+  }
+
+  const ComponentManifest* manifest_of(const std::string& step) const {
+    const auto it = bound_.find(step);
+    return it == bound_.end() ? nullptr : &it->second.manifest;
+  }
+
+  std::vector<std::string> step_names() const {
+    std::vector<std::string> names;
+    for (auto* list : {&spec_.steps, &spec_.finally_steps})
+      for (const auto& s : *list) names.push_back(s.name);
+    return names;
+  }
+
+  std::vector<std::string> param_names() const {
+    std::vector<std::string> names;
+    for (const auto& p : spec_.parameters) names.push_back(p.spec.name);
+    return names;
+  }
+
+  // Checks a reference used by `step`; records upstream steps; returns its type when known.
+  TypeInfo check_reference(const StepSpec& step, const std::string& ref, const SourcePos& pos,
+                           std::set<std::string>& upstream) {
+    const auto dot = ref.find('.');
+    const std::string root = ref.substr(0, dot);
+    if (ref == "item") {
+      if (!step.for_each) error(pos, "'item' is only defined in a step with for_each");
+      return {};
+    }
+    if (root == "params") {
+      const std::string name = dot == std::string::npos ? "" : ref.substr(dot + 1);
+      if (const auto* p = spec_.find_parameter(name)) return {p->spec.type};
+      error(pos, "unknown pipeline parameter '" + name + "'" + did_you_mean(name, param_names()));
+      return {};
+    }
+    if (root == "run") {
+      if (!step.is_finally)
+        error(pos, "'" + ref + "' is only defined in finally steps");
+      else if (std::find(run_references().begin(), run_references().end(), ref) == run_references().end())
+        error(pos, "unknown run field '" + ref + "'" + did_you_mean(ref, run_references()));
+      return {ref == "run.failed_steps" ? std::optional<ValueType>(ValueType::List) : ValueType::String};
+    }
+    if (root == "steps") return check_step_reference(step, ref, pos, upstream);
+    error(pos, "unknown reference '" + ref + "' (use params.NAME, steps.STEP.outputs.NAME, item or run.status)");
+    return {};
+  }
+
+  TypeInfo check_step_reference(const StepSpec& step, const std::string& ref, const SourcePos& pos,
+                                std::set<std::string>& upstream) {
+    const auto marker = ref.find(".outputs.");
+    if (marker == std::string::npos || marker < 7) {
+      error(pos, "'" + ref + "' must have the form steps.STEP.outputs.NAME");
+      return {};
+    }
+    const std::string target = ref.substr(6, marker - 6), output = ref.substr(marker + 9);
+    const StepSpec* other = spec_.find_step(target);
+    if (other == nullptr) {
+      error(pos, "unknown step '" + target + "'" + did_you_mean(target, step_names()));
+      return {};
+    }
+    if (!check_dependency(step, *other, pos)) return {};
+    upstream.insert(target);
+    const auto* manifest = manifest_of(target);
+    if (manifest == nullptr) return {};
+    const auto* out = manifest->find_output_parameter(output);
+    if (out == nullptr) {
+      std::vector<std::string> names;
+      for (const auto& o : manifest->output_parameters) names.push_back(o.name);
+      error(pos, "step '" + target + "' (" + manifest->name + ") has no output parameter '" + output + "'" +
+                     did_you_mean(output, names));
+      return {};
+    }
+    if (other->for_each) return {ValueType::List};  // a loop collects one value per item
+    return {parse_value_type(out->type)};
+  }
+
+  bool check_dependency(const StepSpec& step, const StepSpec& other, const SourcePos& pos) {
+    if (other.name == step.name) {
+      error(pos, "step '" + step.name + "' depends on itself");
+      return false;
+    }
+    if (!step.is_finally && other.is_finally) {
+      error(pos, "step '" + step.name + "' cannot depend on finally step '" + other.name + "'");
+      return false;
+    }
+    if (step.is_finally && !other.is_finally) {
+      error(pos, "finally step '" + step.name + "' may depend only on other finally steps, not on '" + other.name +
+                     "' (use run.status and run.failed_steps)");
+      return false;
+    }
+    return true;
+  }
+
+  // Checks each placeholder of `value`. Returns the value's type when it is
+  // known from the placeholders: the referenced type for "{{ ref }}" alone,
+  // string for text with placeholders spliced in; nothing for a literal.
+  TypeInfo check_value(const StepSpec& step, const ValueSpec& value, std::set<std::string>& upstream) {
+    std::vector<Placeholder> placeholders;
+    try {
+      placeholders = find_placeholders(value.value);
+    } catch (const ExpressionError& e) {
+      error(shifted(value.pos, e.column()), e.what());
+      return {};
+    }
+    std::vector<TypeInfo> types;
+    for (const auto& p : placeholders)
+      for (const auto& [ref, column] : p.expression.reference_positions())
+        types.push_back(check_reference(step, ref, shifted(value.pos, p.column + column - 1), upstream));
+    if (placeholders.empty() || !value.value.is_string()) return {};
+    const auto whole = whole_placeholder(value.value.get<std::string>());
+    if (!whole) return {ValueType::String};
+    const auto& expression = placeholders.front().expression;
+    const bool bare_reference = expression.references().size() == 1 && trimmed(*whole) == expression.references()[0];
+    return bare_reference ? types.front() : TypeInfo{};
+  }
+
+  static std::string trimmed(const std::string& s) {
+    const auto first = s.find_first_not_of(' ');
+    return first == std::string::npos ? "" : s.substr(first, s.find_last_not_of(' ') - first + 1);
+  }
+
+  static bool has_placeholders(const Json& value) {
+    try {
+      return !find_placeholders(value).empty();
+    } catch (const ExpressionError&) {
+      return true;  // reported by check_value
+    }
+  }
+
+  void check_parameters(const StepSpec& step, const ComponentManifest& manifest, std::set<std::string>& upstream) {
+    std::vector<std::string> names;
+    for (const auto& p : manifest.parameters) names.push_back(p.name);
+    for (const auto& [name, value] : step.parameters) {
+      const auto* p = manifest.find_parameter(name);
+      const auto info = check_value(step, value, upstream);
+      if (p == nullptr) {
+        error(value.pos,
+              "component '" + manifest.name + "' has no parameter '" + name + "'" + did_you_mean(name, names));
+        continue;
+      }
+      if (!has_placeholders(value.value)) {
+        if (const auto problem = check_parameter_value(*p, value.value))
+          error(value.pos, "parameter '" + name + "' of step '" + step.name + "': " + *problem);
+      } else if (info.type && !types_compatible(*info.type, p->type)) {
+        error(value.pos, "parameter '" + name + "' of step '" + step.name + "' expects " + value_type_name(p->type) +
+                             ", but the value is a " + value_type_name(*info.type));
+      }
+    }
+    for (const auto& p : manifest.parameters)
+      if (p.required() && !step.parameters.count(p.name))
+        error(step.pos, "step '" + step.name + "' is missing required parameter '" + p.name + "' of component '" +
+                            manifest.name + "'");
+  }
+
+  static bool types_compatible(ValueType given, ValueType wanted) {
+    return given == wanted || (given == ValueType::Int && wanted == ValueType::Float);
+  }
+
+  void check_inputs(const StepSpec& step, const ComponentManifest& manifest, std::set<std::string>& upstream) {
+    std::vector<std::string> names;
+    for (const auto& i : manifest.inputs) names.push_back(i.name);
+    for (const auto& [name, wire] : step.inputs) {
+      const auto* input = manifest.find_input(name);
+      if (input == nullptr)
+        error(wire.pos, "component '" + manifest.name + "' has no input '" + name + "'" + did_you_mean(name, names));
+      const StepSpec* source = spec_.find_step(wire.step);
+      if (source == nullptr) {
+        error(wire.pos, "input '" + name + "' is wired to unknown step '" + wire.step + "'" +
+                            did_you_mean(wire.step, step_names()));
+        continue;
+      }
+      if (!check_dependency(step, *source, wire.pos)) continue;
+      upstream.insert(wire.step);
+      const auto* source_manifest = manifest_of(wire.step);
+      if (source_manifest == nullptr) continue;
+      const auto* output = source_manifest->find_output(wire.output);
+      if (output == nullptr) {
+        std::vector<std::string> outputs;
+        for (const auto& o : source_manifest->outputs) outputs.push_back(o.name);
+        error(wire.pos, "step '" + wire.step + "' (" + source_manifest->name + ") has no output '" + wire.output + "'" +
+                            did_you_mean(wire.output, outputs));
+        continue;
+      }
+      if (input != nullptr && input->type != output->type && input->type != "Any" && output->type != "Any")
+        error(wire.pos, "input '" + name + "' of step '" + step.name + "' takes " + input->type + ", but " + wire.step +
+                            ".outputs." + wire.output + " is " + output->type);
+    }
+    for (const auto& input : manifest.inputs)
+      if (!input.optional && !step.inputs.count(input.name))
+        error(step.pos,
+              "step '" + step.name + "' does not wire required input '" + input.name + "' (" + input.type + ")");
+  }
+
+  void check_after(const StepSpec& step, std::set<std::string>& upstream) {
+    for (const auto& [name, pos] : step.after) {
+      const StepSpec* other = spec_.find_step(name);
+      if (other == nullptr) {
+        error(pos, "'after' names unknown step '" + name + "'" + did_you_mean(name, step_names()));
+        continue;
+      }
+      if (check_dependency(step, *other, pos)) upstream.insert(name);
+    }
+  }
+
+  std::optional<Expression> check_when(const StepSpec& step, std::set<std::string>& upstream) {
+    if (!step.when) return std::nullopt;
+    const std::string text = step.when->value.get<std::string>();
+    try {
+      Expression expression = Expression::parse(text);
+      for (const auto& [ref, column] : expression.reference_positions())
+        check_reference(step, ref, shifted(step.when->pos, column), upstream);
+      return expression;
+    } catch (const ExpressionError& e) {
+      error(shifted(step.when->pos, e.column()), std::string("in 'when': ") + e.what());
+      return std::nullopt;
+    }
+  }
+
+  void check_for_each(const StepSpec& step, std::set<std::string>& upstream) {
+    if (!step.for_each) return;
+    const Json& v = step.for_each->value;
+    if (v.is_array()) {
+      check_value(step, *step.for_each, upstream);
+      return;
+    }
+    if (!v.is_string() || !whole_placeholder(v.get<std::string>())) {
+      error(step.for_each->pos, "'for_each' must be a list or one reference to a list, such as \"{{ params.names }}\"");
+      return;
+    }
+    const auto info = check_value(step, *step.for_each, upstream);
+    if (info.type && *info.type != ValueType::List)
+      error(step.for_each->pos,
+            "'for_each' needs a list, but the reference is a " + std::string(value_type_name(*info.type)));
+  }
+
+  PlannedStep check_step(const StepSpec& step) {
+    PlannedStep planned;
+    planned.spec = step;
+    const auto* manifest = manifest_of(step.name);
+    if (manifest != nullptr) {
+      planned.component = bound_.at(step.name);
+      check_parameters(step, *manifest, planned.data_upstream);
+      check_inputs(step, *manifest, planned.data_upstream);
+    }
+    planned.when = check_when(step, planned.data_upstream);
+    check_for_each(step, planned.data_upstream);
+    check_after(step, planned.upstream);
+    planned.upstream.insert(planned.data_upstream.begin(), planned.data_upstream.end());
+    return planned;
+  }
+
+  // Depth-first topological order; a back edge is a cycle, reported with its path.
+  std::vector<PlannedStep> order(std::vector<PlannedStep> planned) {
+    std::map<std::string, PlannedStep*> by_name;
+    for (auto& p : planned) by_name[p.spec.name] = &p;
+    std::map<std::string, int> state;  // 0 new, 1 on the stack, 2 done
+    std::vector<std::string> stack, sorted;
+    bool cyclic = false;
+    std::function<void(const std::string&)> visit = [&](const std::string& name) {
+      state[name] = 1;
+      stack.push_back(name);
+      for (const auto& up : by_name[name]->upstream) {
+        if (!by_name.count(up)) continue;
+        if (state[up] == 1) {
+          const auto from = std::find(stack.begin(), stack.end(), up);
+          std::string cycle;
+          for (auto it = from; it != stack.end(); ++it) cycle += *it + " -> ";
+          error(by_name[up]->spec.pos, "steps form a cycle: " + cycle + up);
+          cyclic = true;
+        } else if (state[up] == 0) {
+          visit(up);
+        }
+      }
+      stack.pop_back();
+      state[name] = 2;
+      sorted.push_back(name);
+    };
+    for (auto& p : planned)
+      if (state[p.spec.name] == 0) visit(p.spec.name);
+    if (cyclic) return planned;
+    std::vector<PlannedStep> out;
+    for (const bool finally_pass : {false, true})
+      for (const auto& name : sorted)
+        if (by_name[name]->spec.is_finally == finally_pass) out.push_back(std::move(*by_name[name]));
+    return out;
+  }
+
+  PipelineSpec& spec_;
+  const PluginCatalog& catalog_;
+  std::vector<Diagnostic>& diagnostics_;
+  std::map<std::string, CatalogComponent> bound_;
+};
+
+Json resolve_pipeline_parameters(const PipelineSpec& spec, const Json& overrides, const std::string& origin,
+                                 std::vector<Diagnostic>& diagnostics) {
+  Json resolved = Json::object();
+  std::vector<std::string> names;
+  for (const auto& p : spec.parameters) names.push_back(p.spec.name);
+  const SourcePos cli{origin, 0, 0};
+  for (const auto& item : overrides.items())
+    if (spec.find_parameter(item.key()) == nullptr)
+      diagnostics.push_back(
+          {cli, "the pipeline has no parameter '" + item.key() + "'" + did_you_mean(item.key(), names)});
+  for (const auto& p : spec.parameters) {
+    if (overrides.contains(p.spec.name)) {
+      const Json& value = overrides[p.spec.name];
+      if (const auto problem = check_parameter_value(p.spec, value))
+        diagnostics.push_back({cli, "parameter '" + p.spec.name + "': " + *problem});
+      resolved[p.spec.name] = value;
+    } else if (p.spec.default_value) {
+      resolved[p.spec.name] = *p.spec.default_value;
+    } else {
+      diagnostics.push_back({p.pos, "pipeline parameter '" + p.spec.name + "' has no default; set it with --param " +
+                                        p.spec.name + "=VALUE"});
+    }
+  }
+  return resolved;
+}
+
+}  // namespace
+
+Json parse_parameter_text(const ParamSpec& spec, const std::string& text) {
+  if (spec.type == ValueType::String) return text;
+  Json value;
+  try {
+    value = parse_yaml_value(text);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument("'" + text + "' is not a valid " + value_type_name(spec.type) + ": " + e.what());
+  }
+  if (!has_value_type(value, spec.type))
+    throw std::invalid_argument("'" + text + "' is not a valid " + std::string(value_type_name(spec.type)));
+  return value;
+}
+
+Plan plan_pipeline(PipelineSpec spec, const PluginCatalog& catalog, const Json& overrides,
+                   const std::string& overrides_origin) {
+  std::vector<Diagnostic> diagnostics;
+  Plan plan;
+  plan.parameters = resolve_pipeline_parameters(spec, overrides, overrides_origin, diagnostics);
+  plan.steps = Validator(spec, catalog, diagnostics).run();
+  if (!diagnostics.empty()) {
+    std::stable_sort(diagnostics.begin(), diagnostics.end(), [](const Diagnostic& a, const Diagnostic& b) {
+      return std::tie(a.pos.file, a.pos.line, a.pos.column) < std::tie(b.pos.file, b.pos.line, b.pos.column);
+    });
+    throw SpecError(std::move(diagnostics));
+  }
+  plan.spec = std::move(spec);
+  return plan;
+}
+
+}  // namespace kiln::host

@@ -1,0 +1,453 @@
+// YAML → PipelineSpec: shapes, unknown keys, templates and imports. Checks
+// that need the plugin catalog or the whole graph live in spec_validate.cpp.
+#include <yaml-cpp/yaml.h>
+#include <kiln/host/spec.hpp>
+#include <kiln/host/suggest.hpp>
+#include <kiln/host/yaml_json.hpp>
+
+#include <charconv>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+
+namespace kiln::host {
+namespace fs = std::filesystem;
+
+std::string SourcePos::str() const {
+  return file + ":" + std::to_string(line) + ":" + std::to_string(column);
+}
+
+namespace {
+
+std::string join_diagnostics(const std::vector<Diagnostic>& diagnostics) {
+  std::string text;
+  for (const auto& d : diagnostics) text += (text.empty() ? "" : "\n") + d.str();
+  return text;
+}
+
+}  // namespace
+
+SpecError::SpecError(std::vector<Diagnostic> diagnostics)
+    : std::runtime_error(join_diagnostics(diagnostics)), diagnostics_(std::move(diagnostics)) {}
+
+const StepSpec* PipelineSpec::find_step(const std::string& step_name) const {
+  for (const auto* list : {&steps, &finally_steps})
+    for (const auto& s : *list)
+      if (s.name == step_name) return &s;
+  return nullptr;
+}
+
+const PipelineParam* PipelineSpec::find_parameter(const std::string& param_name) const {
+  for (const auto& p : parameters)
+    if (p.spec.name == param_name) return &p;
+  return nullptr;
+}
+
+double RetryPolicy::delay_before(int retry) const {
+  const double delay = backoff_seconds * std::pow(factor, std::max(0, retry - 1));
+  return std::min(delay, max_backoff_seconds);
+}
+
+std::optional<double> parse_duration(const std::string& text) {
+  double value = 0;
+  const char* begin = text.data();
+  const char* end = begin + text.size();
+  const auto [rest, ec] = std::from_chars(begin, end, value);
+  if (ec != std::errc() || value < 0 || !std::isfinite(value)) return std::nullopt;
+  const std::string unit(rest, end);
+  if (unit.empty() || unit == "s") return value;
+  if (unit == "ms") return value / 1000.0;
+  if (unit == "m") return value * 60.0;
+  if (unit == "h") return value * 3600.0;
+  return std::nullopt;
+}
+
+namespace {
+
+const std::vector<std::string> kStepKeys{"name",    "description", "component", "template", "parameters",
+                                         "inputs",  "after",       "when",      "for_each", "parallelism",
+                                         "retries", "timeout",     "cache",     "executor"};
+
+// Reads YAML into the spec, recording every problem instead of stopping.
+class Parser {
+ public:
+  explicit Parser(std::vector<Diagnostic>& diagnostics) : diagnostics_(diagnostics) {}
+
+  PipelineSpec parse(const YAML::Node& root, const std::string& file) {
+    PipelineSpec spec;
+    spec.file = file;
+    if (!expect_map(root, file, "the pipeline file")) return spec;
+    check_keys(root, file,
+               {"apiVersion", "kind", "metadata", "imports", "parameters", "templates", "steps", "finally", "options"},
+               "pipeline");
+    check_header(root, file, "Pipeline");
+    read_metadata(root["metadata"], file, spec);
+    read_imports(root, file);
+    read_templates(root["templates"], file);
+    read_parameters(root["parameters"], file, spec);
+    spec.steps = read_steps(root["steps"], file, false);
+    if (root["steps"] && spec.steps.empty() && root["steps"].IsSequence())
+      error(root["steps"], file, "'steps' is empty");
+    if (!root["steps"]) error(root, file, "missing 'steps': a pipeline needs at least one step");
+    spec.finally_steps = read_steps(root["finally"], file, true);
+    read_options(root["options"], file, spec);
+    return spec;
+  }
+
+ private:
+  struct Template {
+    YAML::Node node;
+    std::string file;
+  };
+
+  SourcePos pos(const YAML::Node& node, const std::string& file) const {
+    const YAML::Mark mark = node.Mark();
+    return SourcePos{file, mark.line + 1, mark.column + 1};
+  }
+
+  // Where a value's text starts: after the opening quote of a quoted scalar,
+  // so columns inside it (expressions, placeholders) line up.
+  SourcePos value_pos(const YAML::Node& node, const std::string& file) const {
+    SourcePos p = pos(node, file);
+    if (node.IsScalar() && node.Tag() == "!") ++p.column;
+    return p;
+  }
+
+  void error(const YAML::Node& node, const std::string& file, const std::string& message) {
+    diagnostics_.push_back({pos(node, file), message});
+  }
+
+  bool expect_map(const YAML::Node& node, const std::string& file, const std::string& what) {
+    if (node.IsMap()) return true;
+    error(node, file, what + " must be a mapping");
+    return false;
+  }
+
+  void check_keys(const YAML::Node& map, const std::string& file, const std::vector<std::string>& allowed,
+                  const std::string& where) {
+    for (const auto& item : map) {
+      const std::string key = item.first.Scalar();
+      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end())
+        error(item.first, file, "unknown key '" + key + "' in " + where + did_you_mean(key, allowed));
+    }
+  }
+
+  void check_header(const YAML::Node& root, const std::string& file, const std::string& kind) {
+    const auto api = root["apiVersion"];
+    if (!api)
+      error(root, file, "missing 'apiVersion: kiln/v1'");
+    else if (!api.IsScalar() || api.Scalar() != "kiln/v1")
+      error(api, file, "unsupported apiVersion '" + (api.IsScalar() ? api.Scalar() : "?") + "' (expected kiln/v1)");
+    const auto k = root["kind"];
+    if (!k)
+      error(root, file, "missing 'kind: " + kind + "'");
+    else if (!k.IsScalar() || k.Scalar() != kind)
+      error(k, file, "kind must be '" + kind + "' here, not '" + (k.IsScalar() ? k.Scalar() : "?") + "'");
+  }
+
+  std::optional<std::string> scalar(const YAML::Node& node, const std::string& file, const std::string& what) {
+    if (node.IsScalar()) return node.Scalar();
+    error(node, file, what + " must be a single value");
+    return std::nullopt;
+  }
+
+  Json to_json(const YAML::Node& node) const { return yaml_to_json(node); }
+
+  void read_metadata(const YAML::Node& node, const std::string& file, PipelineSpec& spec) {
+    if (!node) return;
+    if (!expect_map(node, file, "'metadata'")) return;
+    check_keys(node, file, {"name", "description"}, "metadata");
+    if (node["name"]) spec.name = scalar(node["name"], file, "metadata.name").value_or("");
+    if (node["description"]) spec.description = scalar(node["description"], file, "metadata.description").value_or("");
+  }
+
+  void read_imports(const YAML::Node& root, const std::string& file) {
+    const auto imports = root["imports"];
+    if (!imports) return;
+    if (!imports.IsSequence()) return error(imports, file, "'imports' must be a list of template files");
+    for (const auto& entry : imports) {
+      const auto relative = scalar(entry, file, "an import");
+      if (!relative) continue;
+      const fs::path path = fs::path(file).parent_path() / *relative;
+      std::error_code ec;
+      const auto canonical = fs::weakly_canonical(path, ec).string();
+      if (!imported_.insert(canonical).second) continue;  // imported twice, or a cycle
+      YAML::Node imported;
+      try {
+        imported = YAML::LoadFile(path.string());
+      } catch (const YAML::BadFile&) {
+        error(entry, file, "cannot read imported file '" + path.string() + "'");
+        continue;
+      } catch (const YAML::ParserException& e) {
+        diagnostics_.push_back({SourcePos{path.string(), e.mark.line + 1, e.mark.column + 1}, e.msg});
+        continue;
+      }
+      if (!expect_map(imported, path.string(), "a template file")) continue;
+      check_keys(imported, path.string(), {"apiVersion", "kind", "imports", "templates"}, "template file");
+      check_header(imported, path.string(), "Templates");
+      read_imports(imported, path.string());
+      read_templates(imported["templates"], path.string());
+    }
+  }
+
+  void read_templates(const YAML::Node& node, const std::string& file) {
+    if (!node) return;
+    if (!expect_map(node, file, "'templates'")) return;
+    for (const auto& item : node) {
+      const std::string name = item.first.Scalar();
+      if (const auto it = templates_.find(name); it != templates_.end()) {
+        error(item.first, file,
+              "template '" + name + "' is already defined at " + pos(it->second.node, it->second.file).str());
+        continue;
+      }
+      if (!expect_map(item.second, file, "template '" + name + "'")) continue;
+      std::vector<std::string> keys(kStepKeys.begin() + 1, kStepKeys.end());
+      check_keys(item.second, file, keys, "template '" + name + "'");
+      templates_[name] = Template{item.second, file};
+    }
+  }
+
+  void read_parameters(const YAML::Node& node, const std::string& file, PipelineSpec& spec) {
+    if (!node) return;
+    if (!expect_map(node, file, "'parameters'")) return;
+    for (const auto& item : node) {
+      PipelineParam p;
+      p.spec.name = item.first.Scalar();
+      p.pos = pos(item.first, file);
+      if (!is_identifier(p.spec.name))
+        error(item.first, file, "parameter name '" + p.spec.name + "' is not an identifier");
+      const auto& decl = item.second;
+      if (!expect_map(decl, file, "parameter '" + p.spec.name + "'")) continue;
+      check_keys(decl, file, {"type", "default", "description", "min", "max", "choices"},
+                 "parameter '" + p.spec.name + "'");
+      Json manifest_style{{"name", p.spec.name}};
+      for (const char* key : {"type", "default", "description", "min", "max", "choices"})
+        if (decl[key]) manifest_style[key] = to_json(decl[key]);
+      if (!decl["type"]) {
+        error(decl, file, "parameter '" + p.spec.name + "' needs a type: string, int, float, bool, list or object");
+        continue;
+      }
+      try {  // one rule set for manifests and pipelines
+        p.spec = parse_manifest(Json{{"name", "pipeline.params"},
+                                     {"version", "1.0.0"},
+                                     {"kind", "generic"},
+                                     {"parameters", Json::array({manifest_style})}})
+                     .parameters.at(0);
+      } catch (const ManifestError& e) {
+        std::string message = e.what();
+        const auto at = message.find("parameters[0]");
+        message = at == std::string::npos ? message : "parameter '" + p.spec.name + "'" + message.substr(at + 13);
+        error(decl, file, message);
+        continue;
+      }
+      spec.parameters.push_back(std::move(p));
+    }
+  }
+
+  std::vector<StepSpec> read_steps(const YAML::Node& node, const std::string& file, bool is_finally) {
+    std::vector<StepSpec> steps;
+    if (!node) return steps;
+    const std::string list = is_finally ? "'finally'" : "'steps'";
+    if (!node.IsSequence()) {
+      error(node, file, list + " must be a list of steps");
+      return steps;
+    }
+    for (const auto& item : node) {
+      if (!expect_map(item, file, "a step")) continue;
+      StepSpec step;
+      step.pos = pos(item, file);
+      step.is_finally = is_finally;
+      const auto name = item["name"];
+      if (!name) {
+        error(item, file, "step has no 'name'");
+        continue;
+      }
+      step.name = scalar(name, file, "name").value_or("");
+      if (!is_component_name(step.name) && !is_identifier(step.name))
+        error(name, file, "step name '" + step.name + "' must be letters, digits, '_' or '-'");
+      check_keys(item, file, kStepKeys, "step '" + step.name + "'");
+      std::vector<std::string> chain;
+      apply_step_fields(item, file, step, chain);
+      if (step.component.empty())
+        error(item, file, "step '" + step.name + "' names no component (nor a template that does)");
+      steps.push_back(std::move(step));
+    }
+    return steps;
+  }
+
+  // Applies a template chain first, then the node's own fields over it.
+  void apply_step_fields(const YAML::Node& node, const std::string& file, StepSpec& step,
+                         std::vector<std::string>& chain) {
+    if (const auto t = node["template"]) {
+      const auto name = scalar(t, file, "template").value_or("");
+      const auto it = templates_.find(name);
+      if (it == templates_.end()) {
+        std::vector<std::string> names;
+        for (const auto& [n, unused] : templates_) names.push_back(n);
+        error(t, file, "unknown template '" + name + "'" + did_you_mean(name, names));
+      } else if (std::find(chain.begin(), chain.end(), name) != chain.end()) {
+        std::string cycle;
+        for (const auto& c : chain) cycle += c + " -> ";
+        error(t, file, "templates extend each other in a cycle: " + cycle + name);
+      } else {
+        chain.push_back(name);
+        if (step.template_name.empty()) step.template_name = name;
+        apply_step_fields(it->second.node, it->second.file, step, chain);
+      }
+    }
+    if (const auto c = node["component"]) {
+      const auto text = scalar(c, file, "component").value_or("");
+      const auto at = text.find('@');
+      step.component = text.substr(0, at);
+      step.version_range = at == std::string::npos ? "" : text.substr(at + 1);
+      step.component_pos = pos(c, file);
+    }
+    if (const auto p = node["parameters"]; p && expect_map(p, file, "'parameters'"))
+      for (const auto& item : p)
+        step.parameters[item.first.Scalar()] = ValueSpec{to_json(item.second), value_pos(item.second, file)};
+    if (const auto i = node["inputs"]; i && expect_map(i, file, "'inputs'"))
+      for (const auto& item : i) read_input(item.first.Scalar(), item.second, file, step);
+    if (const auto a = node["after"]) read_after(a, file, step);
+    if (const auto w = node["when"]) {
+      if (w.IsScalar())
+        step.when = ValueSpec{w.Scalar(), value_pos(w, file)};
+      else
+        error(w, file, "'when' must be an expression such as: params.mode == 'full'");
+    }
+    if (const auto f = node["for_each"]) step.for_each = ValueSpec{to_json(f), value_pos(f, file)};
+    if (const auto p = node["parallelism"]) step.parallelism = read_count(p, file, "parallelism", 0);
+    if (const auto r = node["retries"]) read_retries(r, file, step.retries);
+    if (const auto t = node["timeout"]) step.timeout_seconds = read_duration(t, file, "timeout");
+    if (const auto c = node["cache"]) {
+      const Json v = to_json(c);
+      if (v.is_boolean())
+        step.cache = v.get<bool>();
+      else
+        error(c, file, "'cache' must be true or false");
+    }
+    if (const auto e = node["executor"]) {
+      step.executor = scalar(e, file, "executor").value_or("");
+      const std::vector<std::string> executors{"inprocess", "process"};
+      if (std::find(executors.begin(), executors.end(), step.executor) == executors.end())
+        error(e, file,
+              "unknown executor '" + step.executor + "' (use inprocess or process)" +
+                  did_you_mean(step.executor, executors));
+    }
+  }
+
+  void read_input(const std::string& name, const YAML::Node& value, const std::string& file, StepSpec& step) {
+    const auto text = scalar(value, file, "input '" + name + "'");
+    if (!text) return;
+    const auto first = text->find(".outputs.");
+    if (first == std::string::npos || first == 0 || first + 9 >= text->size()) {
+      error(value, file, "input '" + name + "' must name an upstream output as STEP.outputs.NAME, not '" + *text + "'");
+      return;
+    }
+    step.inputs[name] = InputWire{text->substr(0, first), text->substr(first + 9), pos(value, file)};
+  }
+
+  void read_after(const YAML::Node& node, const std::string& file, StepSpec& step) {
+    step.after.clear();
+    if (node.IsScalar()) {
+      step.after.emplace_back(node.Scalar(), pos(node, file));
+      return;
+    }
+    if (!node.IsSequence()) return error(node, file, "'after' must be a step name or a list of them");
+    for (const auto& item : node)
+      if (const auto name = scalar(item, file, "an 'after' entry")) step.after.emplace_back(*name, pos(item, file));
+  }
+
+  int read_count(const YAML::Node& node, const std::string& file, const std::string& what, int minimum) {
+    const Json v = to_json(node);
+    if (v.is_number_integer() && v.get<int64_t>() >= minimum && v.get<int64_t>() <= 1000000) return v.get<int>();
+    error(node, file, "'" + what + "' must be a whole number ≥ " + std::to_string(minimum));
+    return minimum;
+  }
+
+  std::optional<double> read_duration(const YAML::Node& node, const std::string& file, const std::string& what) {
+    if (node.IsScalar())
+      if (const auto d = parse_duration(node.Scalar())) return d;
+    error(node, file, "'" + what + "' must be a duration such as 30s, 5m, 1h or 250ms");
+    return std::nullopt;
+  }
+
+  void read_retries(const YAML::Node& node, const std::string& file, RetryPolicy& retries) {
+    if (node.IsScalar()) {
+      retries.limit = read_count(node, file, "retries", 0);
+      return;
+    }
+    if (!expect_map(node, file, "'retries'")) return;
+    check_keys(node, file, {"limit", "backoff", "factor", "max_backoff", "on"}, "retries");
+    if (node["limit"]) retries.limit = read_count(node["limit"], file, "retries.limit", 0);
+    if (node["backoff"])
+      retries.backoff_seconds = read_duration(node["backoff"], file, "retries.backoff").value_or(1.0);
+    if (node["max_backoff"])
+      retries.max_backoff_seconds = read_duration(node["max_backoff"], file, "retries.max_backoff").value_or(60.0);
+    if (const auto f = node["factor"]) {
+      const Json v = to_json(f);
+      if (v.is_number() && v.get<double>() >= 1.0)
+        retries.factor = v.get<double>();
+      else
+        error(f, file, "'retries.factor' must be a number ≥ 1");
+    }
+    if (const auto on = node["on"]) {
+      retries.on.clear();
+      const auto add = [&](const YAML::Node& item) {
+        const auto cls = scalar(item, file, "a failure class").value_or("");
+        if (std::find(failure_classes().begin(), failure_classes().end(), cls) == failure_classes().end())
+          error(item, file,
+                "unknown failure class '" + cls + "' (use error, crash or timeout)" +
+                    did_you_mean(cls, failure_classes()));
+        retries.on.insert(cls);
+      };
+      if (on.IsSequence())
+        for (const auto& item : on) add(item);
+      else
+        add(on);
+    }
+  }
+
+  void read_options(const YAML::Node& node, const std::string& file, PipelineSpec& spec) {
+    if (!node) return;
+    if (!expect_map(node, file, "'options'")) return;
+    check_keys(node, file, {"failure_policy", "timeout"}, "options");
+    if (const auto f = node["failure_policy"]) {
+      spec.failure_policy = scalar(f, file, "failure_policy").value_or("stop");
+      if (spec.failure_policy != "stop" && spec.failure_policy != "continue")
+        error(f, file,
+              "failure_policy must be 'stop' or 'continue'" + did_you_mean(spec.failure_policy, {"stop", "continue"}));
+    }
+    if (const auto t = node["timeout"]) spec.timeout_seconds = read_duration(t, file, "options.timeout");
+  }
+
+  std::vector<Diagnostic>& diagnostics_;
+  std::map<std::string, Template> templates_;
+  std::set<std::string> imported_;
+};
+
+}  // namespace
+
+PipelineSpec parse_pipeline_text(const std::string& text, const std::string& file_name) {
+  std::vector<Diagnostic> diagnostics;
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::ParserException& e) {
+    throw SpecError({{SourcePos{file_name, e.mark.line + 1, e.mark.column + 1}, "YAML syntax error: " + e.msg}});
+  }
+  PipelineSpec spec = Parser(diagnostics).parse(root, file_name);
+  if (!diagnostics.empty()) throw SpecError(std::move(diagnostics));
+  return spec;
+}
+
+PipelineSpec parse_pipeline_file(const std::string& file) {
+  std::ifstream in(file);
+  if (!in) throw SpecError({{SourcePos{file, 1, 1}, "cannot read the pipeline file"}});
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse_pipeline_text(text.str(), file);
+}
+
+}  // namespace kiln::host
