@@ -2,6 +2,10 @@
 #include <gtest/gtest.h>
 #include <kiln/host/json.hpp>
 
+#include <signal.h>
+
+#include <thread>
+
 #include "test_support.hpp"
 
 using kiln::host::Json;
@@ -48,7 +52,7 @@ TEST(Cli, PluginsListSurvivesHostileLibraries) {
   EXPECT_NE(reasons["garbage.so"].find("not a loadable library"), std::string::npos);
   std::set<std::string> names;
   for (const auto& c : listing["components"]) names.insert(c["name"].get<std::string>());
-  EXPECT_EQ(names, (std::set<std::string>{"util.echo", "util.fail", "util.noop", "util.sleep"}));
+  EXPECT_EQ(names, (std::set<std::string>{"util.echo", "util.fail", "util.flaky", "util.noop", "util.sleep"}));
 }
 
 TEST(Cli, PluginsListPrintsATableAndTheSkippedLibraries) {
@@ -116,4 +120,144 @@ TEST(Cli, VersionNamesTheAbi) {
   EXPECT_EQ(run.status.code, 0);
   EXPECT_EQ(run.output.rfind("kiln ", 0), 0u);
   EXPECT_NE(run.output.find("plugin ABI " + std::to_string(KILN_ABI_VERSION_MAJOR) + "."), std::string::npos);
+}
+
+namespace {
+
+// A workspace with a pipeline file, for the run commands.
+struct RunWorkspace {
+  std::string write(const std::string& name, const std::string& steps) {
+    const auto path = dir / name;
+    kiln::test::write_text(path, "apiVersion: kiln/v1\nkind: Pipeline\nmetadata: {name: cli}\n" + steps);
+    return path.string();
+  }
+  std::vector<std::pair<std::string, std::string>> env() const {
+    return {{"KILN_CACHE_DIR", (dir / "cache").string()}, {"KILN_HOME", (dir / "home").string()}};
+  }
+  TempDir dir;
+};
+
+}  // namespace
+
+TEST(RunCli, RunPrintsAJsonSummaryAndExitsZeroOnSuccess) {
+  RunWorkspace ws;
+  const auto file = ws.write("ok.yaml", "steps:\n  - {name: hi, component: util.echo, parameters: {message: cli}}\n");
+  const auto run = run_kiln({"run", file, "--json"}, ws.env());
+  ASSERT_EQ(run.status.code, 0) << run.output;
+  const Json summary = Json::parse(run.output.substr(run.output.find('{')));
+  EXPECT_EQ(summary["status"], "succeeded");
+  EXPECT_EQ(summary["steps"]["hi"]["outputs"]["message"], "cli");
+  EXPECT_TRUE(fs::exists(fs::path(summary["run_dir"].get<std::string>()) / "run.json"));
+  EXPECT_EQ(fs::path(summary["run_dir"].get<std::string>()).parent_path(), ws.dir / "home/runs");
+}
+
+TEST(RunCli, PlainOutputNamesEachStepAndFailureExitsNonZero) {
+  RunWorkspace ws;
+  const auto file =
+      ws.write("bad.yaml", "steps:\n  - {name: broken, component: util.fail, parameters: {mode: segfault}}\n");
+  const auto run = run_kiln({"run", file, "--workdir", (ws.dir / "w").string()}, ws.env());
+  EXPECT_EQ(run.status.code, 1) << run.output;
+  EXPECT_NE(run.output.find("broken  failed"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("SIGSEGV"), std::string::npos) << run.output;
+}
+
+TEST(RunCli, ParamsOverrideDefaultsAndBadOnesAreRejected) {
+  RunWorkspace ws;
+  const auto file = ws.write("p.yaml", R"(parameters:
+  word: {type: string, default: a}
+  count: {type: int, default: 1, max: 5}
+steps:
+  - {name: e, component: util.echo, parameters: {message: "{{ params.word }}{{ params.count }}"}}
+)");
+  kiln::test::write_text(ws.dir / "params.yaml", "word: from-file\ncount: 2\n");
+  auto run = run_kiln({"run", file, "--json", "--params-file", (ws.dir / "params.yaml").string(), "--param", "count=3"},
+                      ws.env());
+  ASSERT_EQ(run.status.code, 0) << run.output;
+  EXPECT_EQ(Json::parse(run.output.substr(run.output.find('{')))["steps"]["e"]["outputs"]["message"], "from-file3");
+  run = run_kiln({"run", file, "--param", "count=9"}, ws.env());
+  EXPECT_EQ(run.status.code, 1);
+  EXPECT_NE(run.output.find("--param:0:0: parameter 'count': 9 is above the maximum 5"), std::string::npos)
+      << run.output;
+  run = run_kiln({"run", file, "--param", "cuont=2"}, ws.env());
+  EXPECT_NE(run.output.find("no parameter 'cuont' (did you mean 'count'?)"), std::string::npos) << run.output;
+}
+
+TEST(RunCli, ValidateReportsEveryProblemWithItsPosition) {
+  RunWorkspace ws;
+  const auto file = ws.write("v.yaml", R"(steps:
+  - name: a
+    component: util.ecoh
+  - name: b
+    component: util.echo
+    parameters: {mesage: x}
+    after: [c]
+)");
+  const auto run = run_kiln({"validate", file}, ws.env());
+  EXPECT_EQ(run.status.code, 1);
+  EXPECT_NE(run.output.find(file + ":6:16: unknown component 'util.ecoh' (did you mean 'util.echo'?)"),
+            std::string::npos)
+      << run.output;
+  EXPECT_NE(run.output.find(file + ":9:26: component 'util.echo' has no parameter 'mesage' (did you mean 'message'?)"),
+            std::string::npos)
+      << run.output;
+  EXPECT_NE(run.output.find(file + ":10:13: 'after' names unknown step 'c'"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("3 problems in " + file), std::string::npos) << run.output;
+}
+
+TEST(RunCli, RunsListShowAndLogsReadARunAfterTheFact) {
+  RunWorkspace ws;
+  const auto file =
+      ws.write("l.yaml", "steps:\n  - {name: talk, component: util.echo, parameters: {message: remember me}}\n");
+  ASSERT_EQ(run_kiln({"run", file}, ws.env()).status.code, 0);
+  auto run = run_kiln({"runs", "list", "--json"}, ws.env());
+  ASSERT_EQ(run.status.code, 0) << run.output;
+  const Json runs = Json::parse(run.output);
+  ASSERT_EQ(runs.size(), 1u);
+  const std::string id = runs[0]["id"];
+  EXPECT_EQ(runs[0]["status"], "succeeded");
+  run = run_kiln({"runs", "show", id.substr(0, 12)}, ws.env());
+  EXPECT_NE(run.output.find("status: succeeded"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("talk: succeeded"), std::string::npos) << run.output;
+  run = run_kiln({"logs", "latest", "talk"}, ws.env());
+  EXPECT_EQ(run.status.code, 0) << run.output;
+  EXPECT_NE(run.output.find("[info] echo: remember me"), std::string::npos) << run.output;
+  run = run_kiln({"logs", "latest", "tlak"}, ws.env());
+  EXPECT_EQ(run.status.code, 1);
+  EXPECT_NE(run.output.find("has no step 'tlak'"), std::string::npos) << run.output;
+}
+
+TEST(RunCli, InterruptCancelsTheRunCleanly) {
+  RunWorkspace ws;
+  const auto file = ws.write("c.yaml", R"(steps:
+  - {name: long, component: util.sleep, parameters: {seconds: 60}}
+finally:
+  - {name: after, component: util.echo, parameters: {message: "{{ run.status }}"}}
+)");
+  kiln::host::Pipe output;
+  auto env = ws.env();
+  auto child = kiln::host::ChildProcess::spawn({{kiln::test::kiln_exe().string(), "run", file, "--grace", "1"},
+                                                {{1, output.write_fd}, {2, output.write_fd}},
+                                                {},
+                                                env});
+  output.close_write();
+  // Wait (bounded) until the step is running, then press Ctrl-C.
+  const auto runs = ws.dir / "home/runs";
+  bool running = false;
+  for (int i = 0; i < 200 && !running; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(runs, ec)) {
+      const auto text = kiln::test::read_text(entry.path() / "run.json");
+      running = text.find("\"attempts\"") != std::string::npos && text.find("\"running\"") != std::string::npos;
+    }
+  }
+  ASSERT_TRUE(running);
+  ::kill(child.pid(), SIGINT);
+  const auto status = child.wait();
+  EXPECT_EQ(status.code, 130);
+  const auto listing = run_kiln({"runs", "show", "latest", "--json"}, ws.env());
+  const Json record = Json::parse(listing.output);
+  EXPECT_EQ(record["status"], "cancelled");
+  EXPECT_EQ(record["steps"]["long"]["status"], "cancelled");
+  EXPECT_EQ(record["steps"]["after"]["outputs"]["message"], "cancelled");
 }

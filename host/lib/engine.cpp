@@ -190,9 +190,13 @@ class Engine::Impl {
     main_done_ = true;
     Json failed = Json::array();
     for (const auto& s : steps_)
-      if (!s.planned->spec.is_finally && (s.status == kFailed || s.status == kUpstreamFailed))
-        failed.push_back(s.planned->spec.name);
-    run_status_ = run_timed_out_ || !failed.empty() ? kFailed : (cancel_requests_ > 0 ? kCancelled : kSucceeded);
+      if (!s.planned->spec.is_finally && s.status == kFailed) failed.push_back(s.planned->spec.name);
+    if (run_timed_out_)
+      run_status_ = kFailed;
+    else if (cancel_requests_ > 0)
+      run_status_ = kCancelled;
+    else
+      run_status_ = failed.empty() ? kSucceeded : kFailed;
     failed_steps_ = failed;
   }
 
@@ -223,11 +227,12 @@ class Engine::Impl {
   // Decides whether a pending step can begin, and how.
   void try_begin(size_t index) {
     StepRun& step = steps_[index];
-    std::string blocked_by_failure, blocked_by_skip;
+    std::string blocked_by_failure, blocked_by_cancel, blocked_by_skip;
     for (const auto& up : step.planned->upstream) {
       const StepRun& u = step_named(up);
       if (!terminal(u.status)) return;
-      if (u.status == kFailed || u.status == kUpstreamFailed || u.status == kCancelled) blocked_by_failure = up;
+      if (u.status == kFailed || u.status == kUpstreamFailed) blocked_by_failure = up;
+      if (u.status == kCancelled) blocked_by_cancel = up;
       // Like Argo: a skipped step satisfies an ordering dependency, but a
       // step that needs its outputs cannot run without them.
       if (u.status == kSkipped && step.planned->data_upstream.count(up)) blocked_by_skip = up;

@@ -216,8 +216,10 @@ class Parser {
       PipelineParam p;
       p.spec.name = item.first.Scalar();
       p.pos = pos(item.first, file);
-      if (!is_identifier(p.spec.name))
+      if (!is_identifier(p.spec.name)) {
         error(item.first, file, "parameter name '" + p.spec.name + "' is not an identifier");
+        continue;
+      }
       const auto& decl = item.second;
       if (!expect_map(decl, file, "parameter '" + p.spec.name + "'")) continue;
       check_keys(decl, file, {"type", "default", "description", "min", "max", "choices"},

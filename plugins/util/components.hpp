@@ -31,4 +31,10 @@ struct Noop {
   void run(Context& ctx);
 };
 
+// Fails its first `failures` runs (counted in a file), then succeeds.
+struct Flaky {
+  static Manifest manifest();
+  void run(Context& ctx);
+};
+
 }  // namespace kiln::util

@@ -1,0 +1,355 @@
+// The engine end to end with the util plugin: control flow, each failure
+// mode under the process executor, retries, timeouts, cancellation.
+#include <gtest/gtest.h>
+#include <kiln/host/engine.hpp>
+#include <kiln/host/spec.hpp>
+
+#include <thread>
+
+#include "test_support.hpp"
+
+using kiln::host::Json;
+using kiln::test::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+
+const kiln::host::PluginCatalog& catalog() {
+  static TempDir cache;
+  static const auto c = kiln::host::PluginCatalog::discover(
+      kiln::host::LibraryScanner({kiln::test::kiln_exe(), cache.path(), std::chrono::seconds(20)}),
+      {kiln::test::util_plugin().parent_path()});
+  return c;
+}
+
+struct RunResult {
+  Json record;
+  fs::path dir;
+  std::vector<Json> events;
+  const Json& step(const std::string& name) const { return record["steps"][name]; }
+  std::string status(const std::string& name) const { return step(name).value("status", ""); }
+};
+
+struct RunSettings {
+  std::string executor = "process";
+  int jobs = 2;
+  double grace = 0.5;
+  Json overrides = Json::object();
+  // Called from the engine thread on every event; may ask to cancel.
+  std::function<void(const Json&, kiln::host::Engine&)> on_event;
+};
+
+class EngineTest : public ::testing::Test {
+ protected:
+  RunResult run(const std::string& steps_yaml, RunSettings settings = {}) {
+    const std::string yaml = "apiVersion: kiln/v1\nkind: Pipeline\nmetadata: {name: t}\n" + steps_yaml;
+    auto plan =
+        kiln::host::plan_pipeline(kiln::host::parse_pipeline_text(yaml, "t.yaml"), catalog(), settings.overrides);
+    RunResult result;
+    result.dir = workspace / ("run-" + std::to_string(++runs_));
+    kiln::host::RunOptions options;
+    options.executor = settings.executor;
+    options.jobs = settings.jobs;
+    options.run_dir = result.dir;
+    options.run_id = result.dir.filename().string();
+    options.grace_seconds = settings.grace;
+    kiln::host::Engine* engine_ptr = nullptr;
+    options.on_event = [&](const Json& event) {
+      result.events.push_back(event);
+      if (settings.on_event) settings.on_event(event, *engine_ptr);
+    };
+    std::map<std::string, std::unique_ptr<kiln::host::Executor>> executors;
+    executors["inprocess"] = kiln::host::make_inprocess_executor();
+    executors["process"] = kiln::host::make_process_executor(kiln::test::kiln_exe());
+    kiln::host::Engine engine(plan, options, std::move(executors));
+    engine_ptr = &engine;
+    result.record = engine.run();
+    // run.json on disk is the same record the engine returned.
+    EXPECT_EQ(Json::parse(kiln::test::read_text(result.dir / "run.json")), result.record);
+    return result;
+  }
+
+  std::string counter() { return (workspace / ("counter-" + std::to_string(++counters_))).string(); }
+
+  TempDir workspace;
+
+ private:
+  int runs_ = 0, counters_ = 0;
+};
+
+const Json& last_attempt(const Json& step) {
+  return step["attempts"].back();
+}
+
+}  // namespace
+
+TEST_F(EngineTest, RunsADagAndWiresArtifactsAndOutputParameters) {
+  const auto r = run(R"(
+steps:
+  - name: first
+    component: util.echo
+    parameters: {message: one}
+  - name: second
+    component: util.echo
+    parameters: {message: "two after {{ steps.first.outputs.message }}"}
+    inputs: {text: first.outputs.text}
+)");
+  EXPECT_EQ(r.record["status"], "succeeded");
+  EXPECT_EQ(r.step("second")["outputs"]["message"], "one\ntwo after one");
+  const fs::path artifact = r.dir / r.step("second")["artifacts"]["text"].get<std::string>() / "message.txt";
+  EXPECT_EQ(kiln::test::read_text(artifact), "one\ntwo after one");
+  EXPECT_EQ(last_attempt(r.step("first"))["executor"], "process");
+}
+
+TEST_F(EngineTest, ConditionsSkipStepsAndWhatNeedsTheirData) {
+  const auto r = run(R"(
+parameters:
+  mode: {type: string, default: quick}
+steps:
+  - name: thorough
+    component: util.echo
+    when: params.mode == 'thorough'
+  - name: needs-data
+    component: util.echo
+    inputs: {text: thorough.outputs.text}
+  - name: only-after
+    component: util.noop
+    after: [thorough]
+  - name: quick
+    component: util.noop
+    when: params.mode == 'quick' and not (params.mode in ['slow'])
+)");
+  EXPECT_EQ(r.record["status"], "succeeded");
+  EXPECT_EQ(r.status("thorough"), "skipped");
+  EXPECT_EQ(r.status("needs-data"), "skipped");
+  EXPECT_EQ(r.status("only-after"), "succeeded");  // ordering only: a skipped step satisfies it
+  EXPECT_EQ(r.status("quick"), "succeeded");
+}
+
+TEST_F(EngineTest, LoopsFanOutWithAParallelismLimitAndCollectOutputs) {
+  int running = 0, peak = 0;
+  RunSettings settings;
+  settings.jobs = 4;
+  settings.executor = "inprocess";
+  settings.on_event = [&](const Json& e, kiln::host::Engine&) {
+    if (e.value("type", "") != "status" || e.value("step", "").rfind("loop[", 0) != 0) return;
+    if (e["status"] == "running") peak = std::max(peak, ++running);
+    if (e["status"] == "succeeded") --running;
+  };
+  const auto r = run(R"(
+parameters:
+  names: {type: list, default: [a, b, c, d, e]}
+steps:
+  - name: loop
+    component: util.sleep
+    for_each: "{{ params.names }}"
+    parallelism: 2
+    parameters: {seconds: 0.05}
+  - name: echo-each
+    component: util.echo
+    for_each: "{{ params.names }}"
+    parameters: {message: "hi {{ item }}"}
+  - name: again
+    component: util.echo
+    for_each: "{{ steps.echo-each.outputs.message }}"
+    parameters: {message: "{{ item }}!"}
+)",
+                     settings);
+  EXPECT_EQ(r.record["status"], "succeeded");
+  EXPECT_EQ(peak, 2);
+  EXPECT_EQ(r.step("loop")["items"], 5);
+  EXPECT_EQ(r.step("echo-each")["outputs"]["message"], Json({"hi a", "hi b", "hi c", "hi d", "hi e"}));
+  EXPECT_EQ(r.step("again")["outputs"]["message"], Json({"hi a!", "hi b!", "hi c!", "hi d!", "hi e!"}));
+}
+
+TEST_F(EngineTest, LoopArtifactsAreCollectedPerItem) {
+  const auto r = run(R"(
+steps:
+  - name: each
+    component: util.echo
+    for_each: [x, y]
+    parameters: {message: "{{ item }}"}
+  - name: after-loop
+    component: util.noop
+    after: [each]
+)");
+  ASSERT_EQ(r.record["status"], "succeeded");
+  const fs::path collected = r.dir / "steps/each/collected/text";
+  EXPECT_EQ(kiln::test::read_text(collected / "0/message.txt"), "x");
+  EXPECT_EQ(kiln::test::read_text(collected / "1/message.txt"), "y");
+}
+
+TEST_F(EngineTest, EveryFailureModeFailsOnlyItsStepUnderTheProcessExecutor) {
+  const auto r = run(R"(
+options: {failure_policy: continue}
+steps:
+  - {name: error, component: util.fail, parameters: {mode: error, message: bad input}}
+  - {name: throw, component: util.fail, parameters: {mode: throw, message: boom}}
+  - {name: segfault, component: util.fail, parameters: {mode: segfault}}
+  - {name: abort, component: util.fail, parameters: {mode: abort}}
+  - {name: exit, component: util.fail, parameters: {mode: exit, exit_code: 7}}
+  - {name: hang, component: util.fail, parameters: {mode: hang}, timeout: 300ms}
+  - {name: fine, component: util.echo}
+  - {name: downstream, component: util.noop, after: [segfault]}
+)",
+                     RunSettings{"process", 4, 0.3, Json::object(), {}});
+  EXPECT_EQ(r.record["status"], "failed");
+  EXPECT_EQ(r.status("fine"), "succeeded");
+  EXPECT_EQ(r.status("downstream"), "upstream-failed");
+  const auto failure = [&](const std::string& step) { return last_attempt(r.step(step)); };
+  EXPECT_EQ(failure("error")["failure"], "error");
+  EXPECT_EQ(failure("error")["message"], "bad input");
+  EXPECT_EQ(failure("throw")["failure"], "error");
+  EXPECT_EQ(failure("throw")["message"], "uncaught exception: boom");
+  for (const auto& [step, signal] : {std::pair{"segfault", "SIGSEGV"}, std::pair{"abort", "SIGABRT"}}) {
+    EXPECT_EQ(failure(step)["failure"], "crash") << step;
+    EXPECT_NE(failure(step)["message"].get<std::string>().find(std::string("killed by signal ") + signal),
+              std::string::npos)
+        << failure(step)["message"];
+  }
+  EXPECT_EQ(failure("exit")["failure"], "crash");
+  EXPECT_NE(failure("exit")["message"].get<std::string>().find("exited with status 7"), std::string::npos);
+  EXPECT_EQ(failure("hang")["failure"], "timeout");
+  EXPECT_EQ(r.status("hang"), "failed");
+}
+
+TEST_F(EngineTest, RetriesSucceedOnALaterAttempt) {
+  RunSettings settings;
+  settings.overrides = {{"counter", counter()}};
+  const auto r = run(R"(
+parameters:
+  counter: {type: string}
+steps:
+  - name: flaky
+    component: util.flaky
+    parameters: {failures: 2, counter_file: "{{ params.counter }}"}
+    retries: {limit: 3, backoff: 10ms, factor: 2}
+)",
+                     settings);
+  EXPECT_EQ(r.record["status"], "succeeded");
+  ASSERT_EQ(r.step("flaky")["attempts"].size(), 3u);
+  EXPECT_EQ(r.step("flaky")["attempts"][0]["message"], "flaky failure 1");
+  EXPECT_EQ(r.step("flaky")["outputs"]["runs"], 3);
+  EXPECT_TRUE(fs::exists(r.dir / "steps/flaky/attempt-3/stdout.log"));
+}
+
+TEST_F(EngineTest, RetriesStopAtTheLimitAndOnlyForListedFailures) {
+  RunSettings settings;
+  settings.overrides = {{"a", counter()}, {"b", counter()}};
+  const auto r = run(R"(
+parameters:
+  a: {type: string}
+  b: {type: string}
+options: {failure_policy: continue}
+steps:
+  - name: exhausted
+    component: util.flaky
+    parameters: {failures: 10, counter_file: "{{ params.a }}"}
+    retries: {limit: 2, backoff: 1ms}
+  - name: not-on-errors
+    component: util.flaky
+    parameters: {failures: 10, counter_file: "{{ params.b }}"}
+    retries: {limit: 5, backoff: 1ms, on: [crash, timeout]}
+)",
+                     settings);
+  EXPECT_EQ(r.status("exhausted"), "failed");
+  EXPECT_EQ(r.step("exhausted")["attempts"].size(), 3u);
+  EXPECT_EQ(r.step("not-on-errors")["attempts"].size(), 1u);
+}
+
+TEST_F(EngineTest, TimeoutStopsACooperativeStepQuickly) {
+  const auto r = run(R"(
+steps:
+  - {name: slow, component: util.sleep, parameters: {seconds: 30}, timeout: 200ms}
+)");
+  EXPECT_EQ(r.status("slow"), "failed");
+  EXPECT_EQ(last_attempt(r.step("slow"))["failure"], "timeout");
+  EXPECT_LT(r.record["duration_seconds"].get<double>(), 10.0);
+}
+
+TEST_F(EngineTest, StopPolicyCancelsTheRestAndFinallyStepsStillRun) {
+  const auto r = run(R"(
+steps:
+  - {name: broken, component: util.fail}
+  - {name: long, component: util.sleep, parameters: {seconds: 30}}
+  - {name: later, component: util.noop, after: [long]}
+finally:
+  - name: report
+    component: util.echo
+    parameters: {message: "{{ run.status }}: {{ run.failed_steps }}"}
+)");
+  EXPECT_EQ(r.record["status"], "failed");
+  EXPECT_EQ(r.status("broken"), "failed");
+  EXPECT_EQ(r.status("long"), "cancelled");
+  EXPECT_EQ(r.status("later"), "cancelled");  // its upstream was cancelled, not failed
+  EXPECT_EQ(r.status("report"), "succeeded");
+  EXPECT_EQ(r.step("report")["outputs"]["message"], "failed: [\"broken\"]");
+}
+
+TEST_F(EngineTest, CancellationStopsRunningStepsAndRunsFinally) {
+  RunSettings settings;
+  settings.on_event = [](const Json& e, kiln::host::Engine& engine) {
+    if (e.value("type", "") == "status" && e.value("step", "") == "long" && e["status"] == "running")
+      engine.request_cancel();
+  };
+  const auto r = run(R"(
+steps:
+  - {name: long, component: util.sleep, parameters: {seconds: 30}}
+  - {name: next, component: util.noop, after: [long]}
+finally:
+  - {name: cleanup, component: util.echo, parameters: {message: "{{ run.status }}"}}
+)",
+                     settings);
+  EXPECT_EQ(r.record["status"], "cancelled");
+  EXPECT_EQ(r.status("long"), "cancelled");
+  EXPECT_EQ(r.status("next"), "cancelled");
+  EXPECT_EQ(r.step("cleanup")["outputs"]["message"], "cancelled");
+  EXPECT_LT(r.record["duration_seconds"].get<double>(), 10.0);
+}
+
+TEST_F(EngineTest, AStepIgnoringCancellationIsKilledAfterTheGracePeriod) {
+  RunSettings settings;
+  settings.grace = 0.2;
+  settings.on_event = [](const Json& e, kiln::host::Engine& engine) {
+    if (e.value("type", "") == "status" && e.value("step", "") == "stubborn" && e["status"] == "running")
+      engine.request_cancel();
+  };
+  const auto r = run("steps:\n  - {name: stubborn, component: util.fail, parameters: {mode: hang}}\n", settings);
+  EXPECT_EQ(r.record["status"], "cancelled");
+  EXPECT_EQ(r.status("stubborn"), "cancelled");
+  EXPECT_LT(r.record["duration_seconds"].get<double>(), 10.0);
+}
+
+TEST_F(EngineTest, RunTimeoutFailsTheRun) {
+  const auto r = run(R"(
+options: {timeout: 300ms}
+steps:
+  - {name: long, component: util.sleep, parameters: {seconds: 30}}
+)");
+  EXPECT_EQ(r.record["status"], "failed");
+  EXPECT_NE(r.record["message"].get<std::string>().find("timed out"), std::string::npos);
+}
+
+TEST_F(EngineTest, InProcessExecutorRunsTheSameComponents) {
+  RunSettings settings;
+  settings.executor = "inprocess";
+  const auto r = run(R"(
+options: {failure_policy: continue}
+steps:
+  - {name: hello, component: util.echo, parameters: {message: in-process}}
+  - {name: throws, component: util.fail, parameters: {mode: throw, message: oops}}
+  - {name: isolated, component: util.echo, executor: process}
+)",
+                     settings);
+  EXPECT_EQ(r.step("hello")["outputs"]["message"], "in-process");
+  EXPECT_EQ(last_attempt(r.step("hello"))["executor"], "inprocess");
+  EXPECT_EQ(last_attempt(r.step("throws"))["message"], "uncaught exception: oops");
+  EXPECT_EQ(last_attempt(r.step("isolated"))["executor"], "process");
+}
+
+TEST_F(EngineTest, MetricsAndLogsAreKeptPerAttempt) {
+  const auto r = run("steps:\n  - {name: e, component: util.echo, parameters: {message: logged}}\n");
+  const std::string events = kiln::test::read_text(r.dir / "steps/e/attempt-1/events.jsonl");
+  EXPECT_NE(events.find("\"message\":\"echo: logged\""), std::string::npos) << events;
+  EXPECT_NE(events.find("\"event\":\"progress\""), std::string::npos) << events;
+}
