@@ -4,6 +4,7 @@
 #include <kiln/plugin_api.h>
 #include <unistd.h>
 #include <kiln/host/scanner.hpp>
+#include <kiln/host/step_server.hpp>
 #include <kiln/host/version.hpp>
 
 #include <iostream>
@@ -34,6 +35,9 @@ void add_internal_commands(CLI::App& app, Commands& commands) {
   });
   scan->group("");
   scan->add_option("LIBRARY", library)->required();
+
+  // Keeps plugins loaded and forks a child per step (see step_server.hpp).
+  commands.add(app, "__step-server", "", [] { return host::run_step_server(3); })->group("");
 }
 
 }  // namespace kiln::cli

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <optional>
 #include <random>
+#include <unordered_map>
 
 namespace kiln::host {
 namespace fs = std::filesystem;
@@ -133,6 +134,7 @@ class Engine::Impl {
     for (const auto& step : plan_.steps) {
       StepRun run;
       run.planned = &step;
+      step_index_[step.spec.name] = steps_.size();
       steps_.push_back(std::move(run));
     }
   }
@@ -151,6 +153,7 @@ class Engine::Impl {
                    {"steps", Json::object()}};
     for (const auto& s : steps_) record_["steps"][s.planned->spec.name] = {{"status", kPending}};
     save();
+    flush_record(true);
     if (plan_.spec.timeout_seconds) run_deadline_ = started_ + seconds(*plan_.spec.timeout_seconds);
     loop();
     record_["status"] = run_status_;
@@ -158,6 +161,7 @@ class Engine::Impl {
     record_["duration_seconds"] = seconds_since(started_);
     if (!run_message_.empty()) record_["message"] = run_message_;
     save();
+    flush_record(true);
     emit({{"type", "run"}, {"status", run_status_}});
     return record_;
   }
@@ -175,6 +179,7 @@ class Engine::Impl {
         continue;  // the finally steps can begin now
       }
       if (main_done_ && all_terminal(true)) return;
+      flush_record();
       for (auto& message : inbox_->wait(next_deadline())) handle(std::move(message));
       check_deadlines();
     }
@@ -335,7 +340,7 @@ class Engine::Impl {
                         {"status", kRunning},
                         {"started_at", wall_clock_now()},
                         {"executor", executor_name},
-                        {"dir", fs::relative(launch.attempt_dir, options_.run_dir).string()}});
+                        {"dir", relative_to_run(launch.attempt_dir)}});
     unit_record(unit)["status"] = kRunning;
     save();
     emit({{"type", "status"}, {"step", unit.display}, {"status", kRunning}, {"attempt", unit.attempt}});
@@ -525,7 +530,7 @@ class Engine::Impl {
       record["outputs"] = unit.result.output_parameters;
       Json artifacts = Json::object();
       for (const auto& output : steps_[unit.step].planned->component.manifest.outputs)
-        artifacts[output.name] = fs::relative(unit.outputs_dir / output.name, options_.run_dir).string();
+        artifacts[output.name] = relative_to_run(unit.outputs_dir / output.name);
       record["artifacts"] = artifacts;
     }
     save();
@@ -610,9 +615,9 @@ class Engine::Impl {
   // ---- helpers ---------------------------------------------------------------
 
   const StepRun& step_named(const std::string& name) const {
-    for (const auto& s : steps_)
-      if (s.planned->spec.name == name) return s;
-    throw std::runtime_error("unknown step '" + name + "'");
+    const auto it = step_index_.find(name);
+    if (it == step_index_.end()) throw std::runtime_error("unknown step '" + name + "'");
+    return steps_[it->second];
   }
 
   Json& unit_record(const Unit& unit) {
@@ -631,7 +636,25 @@ class Engine::Impl {
     return unit.item_index < 0 ? step : step["units"][std::to_string(unit.item_index)];
   }
 
-  void save() { write_file_atomic(options_.run_dir / "run.json", record_.dump(2)); }
+  // run.json is rewritten atomically (temp file, fsync, rename); to keep that
+  // off the per-step path, changes are batched: written when the scheduler
+  // is about to wait, at most every 100 ms, and always at the end.
+  void save() { record_dirty_ = true; }
+
+  // `path` (always under the run directory) relative to it, without the
+  // file-system calls fs::relative makes.
+  std::string relative_to_run(const fs::path& path) const {
+    const std::string full = path.string(), base = options_.run_dir.string() + "/";
+    return full.rfind(base, 0) == 0 ? full.substr(base.size()) : full;
+  }
+
+  void flush_record(bool force = false) {
+    const auto now = Clock::now();
+    if (!record_dirty_ || (!force && now - last_save_ < std::chrono::milliseconds(100))) return;
+    write_file_atomic(options_.run_dir / "run.json", record_.dump(2));
+    record_dirty_ = false;
+    last_save_ = now;
+  }
 
   void emit(const Json& event) const {
     if (options_.on_event) options_.on_event(event);
@@ -648,6 +671,7 @@ class Engine::Impl {
   std::map<std::string, std::unique_ptr<Executor>> executors_;
   std::shared_ptr<Inbox> inbox_;
   std::vector<StepRun> steps_;
+  std::unordered_map<std::string, size_t> step_index_;
   std::vector<Unit> units_;
   Json record_;
   Clock::time_point started_;
@@ -656,6 +680,8 @@ class Engine::Impl {
   int cancel_requests_ = 0;
   bool policy_stop_ = false;
   bool run_timed_out_ = false;
+  bool record_dirty_ = false;
+  Clock::time_point last_save_{};
   bool main_done_ = false;
   std::string run_status_ = kRunning;
   std::string run_message_;

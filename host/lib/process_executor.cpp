@@ -7,10 +7,12 @@
 #include <unistd.h>
 #include <kiln/host/executor.hpp>
 #include <kiln/host/files.hpp>
+#include <kiln/host/step_server.hpp>
 #include <kiln/host/subprocess.hpp>
 
 #include <array>
 #include <cerrno>
+#include <fstream>
 #include <mutex>
 #include <thread>
 
@@ -29,7 +31,10 @@ void write_step_request(const StepLaunch& launch, const fs::path& request_file) 
                      {"inputs", inputs},
                      {"output_dir", launch.output_dir.string()},
                      {"temp_dir", launch.temp_dir.string()}};
-  write_file_atomic(request_file, request.dump(2));
+  // Read once by the step's process, right after this: no fsync needed.
+  std::ofstream out(request_file, std::ios::trunc);
+  out << request.dump();
+  if (!out.flush()) throw std::runtime_error("cannot write " + request_file.string());
 }
 
 namespace {
@@ -40,28 +45,20 @@ int open_log(const fs::path& path) {
   return fd;
 }
 
-// The child process of one attempt; shared by the attempt handle and the
-// reader thread. Signals go to the process group only while the child is
-// not yet reaped, so a recycled pid is never signalled.
+// One attempt's child, forked by the step server.
 struct ChildState {
-  std::mutex mutex;
-  std::optional<ChildProcess> child;
+  std::shared_ptr<StepServer> server;
   pid_t pid = -1;
-  bool finished = false;
-  void signal(int sig) {
-    const std::lock_guard<std::mutex> lock(mutex);
-    if (!finished && pid > 0) ::kill(-pid, sig);
-  }
 };
 
 class ProcessAttempt : public RunningAttempt {
  public:
-  explicit ProcessAttempt(std::shared_ptr<ChildState> state) : state_(std::move(state)) {}
-  void cancel() override { state_->signal(SIGTERM); }
-  void kill() override { state_->signal(SIGKILL); }
+  explicit ProcessAttempt(ChildState state) : state_(std::move(state)) {}
+  void cancel() override { state_.server->signal(state_.pid, SIGTERM); }
+  void kill() override { state_.server->signal(state_.pid, SIGKILL); }
 
  private:
-  std::shared_ptr<ChildState> state_;
+  ChildState state_;
 };
 
 // Applies one channel line; returns true when it was the final result.
@@ -90,7 +87,7 @@ bool apply_line(const std::string& line, AttemptObserver& observer, AttemptResul
   return false;
 }
 
-void read_channel(int fd, std::shared_ptr<ChildState> state, std::shared_ptr<AttemptObserver> observer) {
+void read_channel(int fd, ChildState state, std::shared_ptr<AttemptObserver> observer) {
   AttemptResult result;
   bool got_result = false;
   std::string buffer;
@@ -107,16 +104,7 @@ void read_channel(int fd, std::shared_ptr<ChildState> state, std::shared_ptr<Att
     }
   }
   ::close(fd);
-  // Wait for the end without reaping (the pid stays ours), then stop
-  // signalling, then reap.
-  siginfo_t info{};
-  while (::waitid(P_PID, static_cast<id_t>(state->pid), &info, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
-  }
-  {
-    const std::lock_guard<std::mutex> lock(state->mutex);
-    state->finished = true;
-  }
-  const ExitStatus status = state->child->wait();
+  const ExitStatus status = state.server->wait(state.pid);
   if (!got_result) {
     result.failure_class = "crash";
     result.message = "the step's process " + status.describe() + " before reporting a result";
@@ -136,13 +124,11 @@ class ProcessExecutor : public Executor {
     const auto request = launch.attempt_dir / "request.json";
     write_step_request(launch, request);
     Pipe channel;
-    Pipe out(open_log(launch.attempt_dir / "stdout.log")), err(open_log(launch.attempt_dir / "stderr.log"));
-    auto state = std::make_shared<ChildState>();
-    state->child.emplace(ChildProcess::spawn({{kiln_exe_.string(), "step", "--request", request.string()},
-                                              {{1, out.read_fd}, {2, err.read_fd}, {3, channel.write_fd}},
-                                              launch.attempt_dir,
-                                              {}}));
-    state->pid = state->child->pid();
+    const Pipe out(open_log(launch.attempt_dir / "stdout.log")), err(open_log(launch.attempt_dir / "stderr.log"));
+    ChildState state;
+    state.server = server();
+    state.pid = state.server->start(launch.component.library, request, launch.attempt_dir, out.read_fd, err.read_fd,
+                                    channel.write_fd);
     channel.close_write();
     const int fd = channel.read_fd;
     channel.read_fd = -1;  // the reader thread owns it now
@@ -151,7 +137,16 @@ class ProcessExecutor : public Executor {
   }
 
  private:
+  // The step server, started on first use and again if it has died.
+  std::shared_ptr<StepServer> server() {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    if (!server_ || !server_->alive()) server_ = std::make_shared<StepServer>(kiln_exe_);
+    return server_;
+  }
+
   fs::path kiln_exe_;
+  std::mutex mutex_;
+  std::shared_ptr<StepServer> server_;
 };
 
 }  // namespace

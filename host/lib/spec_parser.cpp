@@ -181,7 +181,8 @@ class Parser {
         error(entry, file, "cannot read imported file '" + path.string() + "'");
         continue;
       } catch (const YAML::ParserException& e) {
-        diagnostics_.push_back({SourcePos{path.string(), e.mark.line + 1, e.mark.column + 1}, e.msg});
+        diagnostics_.push_back(
+            {SourcePos{path.string(), e.mark.line + 1, e.mark.column + 1}, "YAML syntax error: " + e.msg});
         continue;
       }
       if (!expect_map(imported, path.string(), "a template file")) continue;

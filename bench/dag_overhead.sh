@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Per-step overhead of kiln's executors on a 500-step fan-out/fan-in DAG of
+# util.noop, beside make -j running the same DAG of `true` commands (and
+# Snakemake, when installed), in one run. Prints seconds, ms per step and ratios.
+# Usage: bench/dag_overhead.sh [BUILD_DIR] [REPEATS]
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${1:-$root/build}"
+repeats="${2:-3}"
+kiln="$build/bin/kiln"
+jobs="$(nproc)"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+layers=10 width=49   # 10 × (49 parallel steps + 1 join) = 500 steps
+steps=$((layers * (width + 1)))
+
+# The same graph three ways.
+{
+  echo "apiVersion: kiln/v1"; echo "kind: Pipeline"; echo "metadata: {name: dag$steps}"; echo "steps:"
+  prev=""
+  for ((l = 0; l < layers; l++)); do
+    names=()
+    for ((i = 0; i < width; i++)); do
+      echo "  - {name: l${l}s${i}, component: util.noop${prev:+, after: [$prev]}}"
+      names+=("l${l}s${i}")
+    done
+    echo "  - {name: join$l, component: util.noop, after: [$(IFS=,; echo "${names[*]}")]}"
+    prev="join$l"
+  done
+} > "$work/dag.yaml"
+{
+  prev=""
+  all=()
+  for ((l = 0; l < layers; l++)); do
+    names=()
+    for ((i = 0; i < width; i++)); do
+      printf 'l%ds%d:%s\n\t@true\n' "$l" "$i" "${prev:+ $prev}"
+      names+=("l${l}s${i}")
+    done
+    printf 'join%d: %s\n\t@true\n' "$l" "${names[*]}"
+    prev="join$l"
+  done
+  printf '.PHONY: all %s\nall: %s\n' "$(seq -f 'join%g' -s ' ' 0 $((layers - 1)))" "$prev"
+} > "$work/Makefile"
+# make treats the targets as files that never appear, so every rule runs.
+
+best_of() {  # best wall time in seconds of `repeats` runs of "$@"
+  local best=""
+  for ((r = 0; r < repeats; r++)); do
+    local start end
+    start=$(date +%s%N)
+    "$@" >/dev/null 2>&1
+    end=$(date +%s%N)
+    local t=$(( (end - start) / 1000 ))
+    if [ -z "$best" ] || [ "$t" -lt "$best" ]; then best=$t; fi
+  done
+  echo "$best"
+}
+
+report() {  # name microseconds
+  awk -v name="$1" -v us="$2" -v n="$steps" 'BEGIN { printf "%-28s %8.3f s  %6.2f ms/step\n", name, us / 1e6, us / 1e3 / n }'
+}
+
+ratio() {  # label numerator denominator
+  awk -v label="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%-28s %8.2f\n", label, a / b }'
+}
+
+echo "DAG: $steps steps ($layers layers of $width parallel steps and a join), $jobs jobs, best of $repeats"
+t_make=$(best_of make -s -j "$jobs" -C "$work" all)
+report "make -j$jobs (true)" "$t_make"
+t_in=$(best_of "$kiln" run "$work/dag.yaml" --executor inprocess --jobs "$jobs" --json --workdir "$work/kiln")
+report "kiln inprocess" "$t_in"
+t_proc=$(best_of "$kiln" run "$work/dag.yaml" --executor process --jobs "$jobs" --json --workdir "$work/kiln")
+report "kiln process (step server)" "$t_proc"
+if command -v snakemake >/dev/null 2>&1; then
+  python3 - "$work" "$layers" "$width" <<'PY'
+import sys
+work, layers, width = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+with open(f"{work}/Snakefile", "w") as f:
+    f.write(f"rule all:\n    input: 'join{layers-1}'\n")
+    prev = None
+    for l in range(layers):
+        names = [f"l{l}s{i}" for i in range(width)]
+        for n in names:
+            f.write(f"rule {n}:\n" + (f"    input: '{prev}'\n" if prev else "") + f"    output: '{n}'\n    shell: 'touch {{output}}'\n")
+        f.write(f"rule join{l}:\n    input: {names!r}\n    output: 'join{l}'\n    shell: 'touch {{output}}'\n")
+        prev = f"join{l}"
+PY
+  t_snake=$(best_of bash -c "cd '$work' && rm -f l*s* join* && snakemake -q -j $jobs")
+  report "snakemake -j$jobs (touch)" "$t_snake"
+else
+  echo "snakemake: not installed (apt-get install snakemake to compare)"
+fi
+ratio "kiln process / make" "$t_proc" "$t_make"
+ratio "kiln inprocess / make" "$t_in" "$t_make"

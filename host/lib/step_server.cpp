@@ -1,0 +1,273 @@
+// Both sides of the step server (see step_server.hpp). Messages are JSON on
+// a SOCK_SEQPACKET socket pair; descriptors travel as SCM_RIGHTS.
+//   host → server  {"op":"start","library","request","cwd"} + [stdout, stderr, channel]
+//                  {"op":"reap","pid"}
+//   server → host  {"op":"started","pid"} | {"op":"error","message"}
+//                  {"op":"exited","pid","status"}   (the child stays a zombie until "reap")
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <kiln/host/executor.hpp>
+#include <kiln/host/json.hpp>
+#include <kiln/host/plugin_library.hpp>
+#include <kiln/host/step_server.hpp>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <iostream>
+#include <set>
+#include <system_error>
+
+namespace kiln::host {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr size_t kMaxMessage = 65536;
+constexpr size_t kMaxFds = 3;
+
+void send_message(int socket, const std::string& text, const std::vector<int>& fds) {
+  iovec data{const_cast<char*>(text.data()), text.size()};
+  msghdr message{};
+  message.msg_iov = &data;
+  message.msg_iovlen = 1;
+  alignas(cmsghdr) std::array<char, CMSG_SPACE(sizeof(int) * kMaxFds)> control{};
+  if (!fds.empty()) {
+    message.msg_control = control.data();
+    message.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+    cmsghdr* header = CMSG_FIRSTHDR(&message);
+    header->cmsg_level = SOL_SOCKET;
+    header->cmsg_type = SCM_RIGHTS;
+    header->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    std::memcpy(CMSG_DATA(header), fds.data(), sizeof(int) * fds.size());
+  }
+  while (::sendmsg(socket, &message, MSG_NOSIGNAL) < 0)
+    if (errno != EINTR) throw std::system_error(errno, std::generic_category(), "step server: send");
+}
+
+// Receives one message; an empty text means the peer closed the socket.
+std::string receive_message(int socket, std::vector<int>& fds) {
+  std::string buffer(kMaxMessage, '\0');
+  iovec data{buffer.data(), buffer.size()};
+  msghdr message{};
+  message.msg_iov = &data;
+  message.msg_iovlen = 1;
+  alignas(cmsghdr) std::array<char, CMSG_SPACE(sizeof(int) * kMaxFds)> control{};
+  message.msg_control = control.data();
+  message.msg_controllen = control.size();
+  ssize_t n;
+  while ((n = ::recvmsg(socket, &message, MSG_CMSG_CLOEXEC)) < 0)
+    if (errno != EINTR) return {};
+  for (cmsghdr* h = CMSG_FIRSTHDR(&message); h != nullptr; h = CMSG_NXTHDR(&message, h))
+    if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS) {
+      const size_t count = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      fds.resize(count);
+      std::memcpy(fds.data(), CMSG_DATA(h), sizeof(int) * count);
+    }
+  buffer.resize(static_cast<size_t>(n));
+  return buffer;
+}
+
+// ---- the server process ----------------------------------------------------
+
+// In the forked child: become the step's process and run it.
+[[noreturn]] void become_step(const Json& request, const std::vector<int>& fds, int socket, int signals) {
+  ::close(socket);
+  ::close(signals);
+  ::setpgid(0, 0);
+  ::dup2(fds[0], 1);
+  ::dup2(fds[1], 2);
+  ::dup2(fds[2], 3);
+  for (const int fd : fds)
+    if (fd > 3) ::close(fd);
+  sigset_t none;
+  sigemptyset(&none);
+  ::signal(SIGCHLD, SIG_DFL);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  int code = 1;
+  if (::chdir(request.value("cwd", "/").c_str()) == 0) code = run_step_request(request.value("request", ""), 3);
+  std::cout.flush();
+  std::cerr.flush();
+  std::fflush(nullptr);
+  ::_exit(code);  // no static destructors: they belong to the server
+}
+
+class Server {
+ public:
+  Server(int socket, int signals) : socket_(socket), signals_(signals) {}
+
+  int loop() {
+    for (;;) {
+      std::array<pollfd, 2> fds{pollfd{socket_, POLLIN, 0}, pollfd{signals_, POLLIN, 0}};
+      if (::poll(fds.data(), fds.size(), -1) < 0 && errno != EINTR) return 1;
+      if (fds[1].revents) report_exits();
+      if (fds[0].revents && !handle_request()) break;
+    }
+    for (const pid_t pid : children_) ::kill(-pid, SIGKILL);  // the host is gone: so are its steps
+    return 0;
+  }
+
+ private:
+  bool handle_request() {
+    std::vector<int> fds;
+    const std::string text = receive_message(socket_, fds);
+    if (text.empty()) return false;
+    const Json request = Json::parse(text, nullptr, false);
+    const std::string op = request.is_object() ? request.value("op", "") : "";
+    if (op == "reap") {
+      const pid_t pid = request.value("pid", 0);
+      ::waitpid(pid, nullptr, 0);
+      children_.erase(pid);
+      reported_.erase(pid);
+    } else if (op == "start") {
+      start(request, fds);
+    }
+    for (const int fd : fds) ::close(fd);
+    return true;
+  }
+
+  void start(const Json& request, const std::vector<int>& fds) {
+    try {
+      if (fds.size() != 3) throw std::runtime_error("start needs 3 descriptors");
+      PluginLibrary::load(request.value("library", ""));  // warm: the child inherits it loaded
+    } catch (const std::exception& e) {
+      return send_message(socket_, Json{{"op", "error"}, {"message", e.what()}}.dump(), {});
+    }
+    const pid_t pid = ::fork();
+    if (pid == 0) become_step(request, fds, socket_, signals_);
+    if (pid < 0) return send_message(socket_, Json{{"op", "error"}, {"message", std::strerror(errno)}}.dump(), {});
+    ::setpgid(pid, pid);  // also here: the host may signal the group before the child runs
+    children_.insert(pid);
+    send_message(socket_, Json{{"op", "started"}, {"pid", pid}}.dump(), {});
+  }
+
+  // Tells the host about ended children without reaping them (WNOWAIT).
+  void report_exits() {
+    signalfd_siginfo info{};
+    while (::read(signals_, &info, sizeof info) == sizeof info) {
+    }
+    for (const pid_t pid : children_) {
+      if (reported_.count(pid)) continue;
+      siginfo_t status{};
+      if (::waitid(P_PID, static_cast<id_t>(pid), &status, WEXITED | WNOHANG | WNOWAIT) != 0 || status.si_pid != pid)
+        continue;
+      const int raw = status.si_code == CLD_EXITED ? (status.si_status & 0xff) << 8 : (status.si_status & 0x7f);
+      reported_.insert(pid);
+      send_message(socket_, Json{{"op", "exited"}, {"pid", pid}, {"status", raw}}.dump(), {});
+    }
+  }
+
+  int socket_, signals_;
+  std::set<pid_t> children_, reported_;
+};
+
+}  // namespace
+
+int run_step_server(int socket_fd) {
+  sigset_t child;
+  sigemptyset(&child);
+  sigaddset(&child, SIGCHLD);
+  ::sigprocmask(SIG_BLOCK, &child, nullptr);
+  const int signals = ::signalfd(-1, &child, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (signals < 0) return 1;
+  ::signal(SIGINT, SIG_IGN);  // Ctrl-C is the host's to handle; it stops us by closing the socket
+  return Server(socket_fd, signals).loop();
+}
+
+// ---- the host's handle ---------------------------------------------------------
+
+StepServer::StepServer(const fs::path& kiln_exe) {
+  std::array<int, 2> pair{};
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair.data()) != 0)
+    throw std::system_error(errno, std::generic_category(), "socketpair");
+  socket_ = pair[0];
+  const Pipe server_end(pair[1]);  // closed here once the child has its copy
+  server_.emplace(ChildProcess::spawn({{kiln_exe.string(), "__step-server"}, {{3, pair[1]}}, {}, {}}));
+  reader_ = std::thread([this] { read_replies(); });
+}
+
+StepServer::~StepServer() {
+  ::shutdown(socket_, SHUT_RDWR);  // the server kills its children and exits
+  reader_.join();
+  ::close(socket_);
+  server_->wait();
+}
+
+void StepServer::send(const std::string& message, const std::vector<int>& fds) {
+  send_message(socket_, message, fds);
+}
+
+pid_t StepServer::start(const fs::path& library, const fs::path& request, const fs::path& cwd, int stdout_fd,
+                        int stderr_fd, int channel_fd) {
+  const std::lock_guard<std::mutex> one_at_a_time(start_mutex_);
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (server_gone_) throw std::runtime_error("the step server has exited");
+    start_reply_.reset();
+  }
+  send(
+      Json{{"op", "start"}, {"library", library.string()}, {"request", request.string()}, {"cwd", cwd.string()}}.dump(),
+      {stdout_fd, stderr_fd, channel_fd});
+  std::unique_lock<std::mutex> lock(mutex_);
+  changed_.wait(lock, [&] { return start_reply_.has_value() || server_gone_; });
+  if (!start_reply_) throw std::runtime_error("the step server exited while starting a step");
+  const Json reply = Json::parse(*start_reply_);
+  if (reply.value("op", "") != "started") throw std::runtime_error("step server: " + reply.value("message", "?"));
+  const pid_t pid = reply.value("pid", 0);
+  children_.emplace(pid, std::nullopt);
+  return pid;
+}
+
+ExitStatus StepServer::wait(pid_t pid) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  changed_.wait(lock, [&] { return server_gone_ || (children_.count(pid) && children_[pid].has_value()); });
+  ExitStatus status;
+  if (children_.count(pid) && children_[pid])
+    status = *children_[pid];
+  else
+    status.code = -1;  // the server died: the step's end is unknown
+  children_.erase(pid);
+  lock.unlock();
+  try {
+    send(Json{{"op", "reap"}, {"pid", pid}}.dump(), {});
+  } catch (const std::exception&) {  // the server is gone; nothing to reap
+  }
+  return status;
+}
+
+void StepServer::signal(pid_t pid, int sig) {
+  const std::lock_guard<std::mutex> lock(mutex_);
+  const auto it = children_.find(pid);
+  if (it != children_.end() && !it->second) ::kill(-pid, sig);
+}
+
+bool StepServer::alive() const {
+  const std::lock_guard<std::mutex> lock(mutex_);
+  return !server_gone_;
+}
+
+void StepServer::read_replies() {
+  for (;;) {
+    std::vector<int> fds;
+    const std::string text = receive_message(socket_, fds);
+    for (const int fd : fds) ::close(fd);
+    const std::lock_guard<std::mutex> lock(mutex_);
+    if (text.empty()) {
+      server_gone_ = true;
+      changed_.notify_all();
+      return;
+    }
+    const Json reply = Json::parse(text, nullptr, false);
+    const std::string op = reply.is_object() ? reply.value("op", "") : "";
+    if (op == "exited")
+      children_[reply.value("pid", 0)] = exit_status_from_wait(reply.value("status", 0));
+    else
+      start_reply_ = text;
+    changed_.notify_all();
+  }
+}
+
+}  // namespace kiln::host
