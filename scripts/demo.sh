@@ -4,12 +4,17 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 
 kiln_install_packages
-kiln_build "$KILN_ROOT/build" -DKILN_BUILD_TESTS=OFF
+kiln_build "$KILN_ROOT/build" -- kiln kiln_util
 KILN="$KILN_ROOT/build/bin/kiln"
 
 kiln_log "kiln version"
 "$KILN" version
 kiln_log "kiln plugins list"
 "$KILN" plugins list
-kiln_log "kiln plugins describe util.echo"
-"$KILN" plugins describe util.echo
+kiln_log "kiln validate samples/hello/pipeline.yaml"
+"$KILN" validate "$KILN_ROOT/samples/hello/pipeline.yaml"
+kiln_log "kiln run samples/hello/pipeline.yaml (workspace: build/demo-workspace)"
+"$KILN" run "$KILN_ROOT/samples/hello/pipeline.yaml" --workdir "$KILN_ROOT/build/demo-workspace" \
+  --param names='[ada, grace, linus, barbara]'
+kiln_log "kiln runs show latest"
+"$KILN" runs show latest --workdir "$KILN_ROOT/build/demo-workspace"

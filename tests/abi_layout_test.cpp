@@ -29,7 +29,8 @@ KILN_FROZEN(KilnComponent, run, 16);
 KILN_FROZEN(KilnComponent, user_data, 24);
 KILN_FROZEN(KilnComponent, tuner, 32);
 KILN_FROZEN(KilnComponent, serving, 40);
-static_assert(sizeof(KilnComponent) == 48);
+KILN_FROZEN(KilnComponent, warm_up, 48);  // appended in ABI 1.1
+static_assert(sizeof(KilnComponent) == 56);
 
 KILN_FROZEN(KilnHostApi, struct_size, 0);
 KILN_FROZEN(KilnHostApi, abi_major, 4);
@@ -90,6 +91,6 @@ static_assert(KILN_DT_BOOL == 1 && KILN_DT_BYTES == 13);
 TEST(AbiLayout, HeaderCompilesAsC11AndCpp) {
   // The static_asserts above are the test; this records the sizes at run time too.
   EXPECT_EQ(sizeof(KilnHostApi), 176u);
-  EXPECT_EQ(sizeof(KilnComponent), 48u);
+  EXPECT_EQ(sizeof(KilnComponent), 56u);
   EXPECT_STREQ(KILN_PLUGIN_ENTRY_SYMBOL, "kiln_plugin_entry");
 }

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <kiln/host/json.hpp>
 
+#include <fcntl.h>
 #include <signal.h>
 
 #include <thread>
@@ -260,4 +261,26 @@ finally:
   EXPECT_EQ(record["status"], "cancelled");
   EXPECT_EQ(record["steps"]["long"]["status"], "cancelled");
   EXPECT_EQ(record["steps"]["after"]["outputs"]["message"], "cancelled");
+}
+
+TEST(RunCli, LogsFollowWaitsForTheStepToFinish) {
+  RunWorkspace ws;
+  const auto file = ws.write("f.yaml", R"(steps:
+  - {name: wait, component: util.sleep, parameters: {seconds: 0.5}}
+  - {name: talk, component: util.echo, parameters: {message: followed}, after: [wait]}
+)");
+  auto child = kiln::host::ChildProcess::spawn(
+      {{kiln::test::kiln_exe().string(), "run", file}, {{1, ::open("/dev/null", O_WRONLY | O_CLOEXEC)}}, {}, ws.env()});
+  bool started = false;  // bounded wait for the run record to appear
+  for (int i = 0; i < 200 && !started; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(ws.dir / "home/runs", ec))
+      started = started || fs::exists(entry.path() / "run.json");
+  }
+  ASSERT_TRUE(started);
+  const auto logs = run_kiln({"logs", "latest", "talk", "--follow"}, ws.env(), std::chrono::seconds(30));
+  EXPECT_EQ(logs.status.code, 0) << logs.output;
+  EXPECT_NE(logs.output.find("[info] echo: followed"), std::string::npos) << logs.output;
+  EXPECT_EQ(child.wait().code, 0);
 }

@@ -4,6 +4,8 @@
 #include <kiln/host/engine.hpp>
 #include <kiln/host/spec.hpp>
 
+#include <set>
+#include <sstream>
 #include <thread>
 
 #include "test_support.hpp"
@@ -187,6 +189,7 @@ steps:
   - {name: throw, component: util.fail, parameters: {mode: throw, message: boom}}
   - {name: segfault, component: util.fail, parameters: {mode: segfault}}
   - {name: abort, component: util.fail, parameters: {mode: abort}}
+  - {name: oom-killed, component: util.fail, parameters: {mode: kill}}
   - {name: exit, component: util.fail, parameters: {mode: exit, exit_code: 7}}
   - {name: hang, component: util.fail, parameters: {mode: hang}, timeout: 300ms}
   - {name: fine, component: util.echo}
@@ -201,7 +204,8 @@ steps:
   EXPECT_EQ(failure("error")["message"], "bad input");
   EXPECT_EQ(failure("throw")["failure"], "error");
   EXPECT_EQ(failure("throw")["message"], "uncaught exception: boom");
-  for (const auto& [step, signal] : {std::pair{"segfault", "SIGSEGV"}, std::pair{"abort", "SIGABRT"}}) {
+  for (const auto& [step, signal] :
+       {std::pair{"segfault", "SIGSEGV"}, std::pair{"abort", "SIGABRT"}, std::pair{"oom-killed", "SIGKILL"}}) {
     EXPECT_EQ(failure(step)["failure"], "crash") << step;
     EXPECT_NE(failure(step)["message"].get<std::string>().find(std::string("killed by signal ") + signal),
               std::string::npos)
@@ -352,4 +356,42 @@ TEST_F(EngineTest, MetricsAndLogsAreKeptPerAttempt) {
   const std::string events = kiln::test::read_text(r.dir / "steps/e/attempt-1/events.jsonl");
   EXPECT_NE(events.find("\"message\":\"echo: logged\""), std::string::npos) << events;
   EXPECT_NE(events.find("\"event\":\"progress\""), std::string::npos) << events;
+}
+
+TEST(StepServer, RunsAComponentsWarmUpOnceBeforeForkingItsSteps) {
+  TempDir plugins, cache, runs;
+  fs::copy_file(kiln::test::fixture("fixture_warm_up"), plugins / "warm.so");
+  const auto catalog = kiln::host::PluginCatalog::discover(
+      kiln::host::LibraryScanner({kiln::test::kiln_exe(), cache.path(), std::chrono::seconds(20)}), {plugins.path()});
+  const auto log = runs / "warm.log";
+  ::setenv("KILN_TEST_WARM_LOG", log.c_str(), 1);  // inherited by the step server
+  const auto plan = kiln::host::plan_pipeline(
+      kiln::host::parse_pipeline_text("apiVersion: kiln/v1\nkind: Pipeline\nmetadata: {name: w}\nsteps:\n"
+                                      "  - {name: a, component: fixture.warm}\n"
+                                      "  - {name: b, component: fixture.warm, after: [a]}\n"
+                                      "  - {name: c, component: fixture.warm, after: [b]}\n",
+                                      "w.yaml"),
+      catalog, Json::object());
+  kiln::host::RunOptions options;
+  options.run_dir = runs / "run";
+  options.run_id = "w";
+  std::map<std::string, std::unique_ptr<kiln::host::Executor>> executors;
+  executors["process"] = kiln::host::make_process_executor(kiln::test::kiln_exe());
+  const Json record = kiln::host::Engine(plan, options, std::move(executors)).run();
+  ::unsetenv("KILN_TEST_WARM_LOG");
+  ASSERT_EQ(record["status"], "succeeded");
+  std::istringstream lines(kiln::test::read_text(log));
+  std::vector<std::pair<std::string, int>> entries;
+  std::string what;
+  int pid = 0;
+  while (lines >> what >> pid) entries.emplace_back(what, pid);
+  ASSERT_EQ(entries.size(), 4u);
+  EXPECT_EQ(entries[0].first, "warm");
+  std::set<int> run_pids;
+  for (size_t i = 1; i < entries.size(); ++i) {
+    EXPECT_EQ(entries[i].first, "run");
+    EXPECT_NE(entries[i].second, entries[0].second) << "a step ran inside the server";
+    run_pids.insert(entries[i].second);
+  }
+  EXPECT_EQ(run_pids.size(), 3u) << "each step in a process of its own";
 }

@@ -640,9 +640,11 @@ class Validation : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     cache_ = std::make_unique<TempDir>();
-    kiln::host::LibraryScanner scanner({kiln::test::kiln_exe(), cache_->path(), std::chrono::seconds(20)});
+    fs::copy_file(kiln::test::fixture("fixture_typed"), *cache_ / "typed.so");  // Dataset and Model ports
+    kiln::host::LibraryScanner scanner({kiln::test::kiln_exe(), cache_->path() / "cache", std::chrono::seconds(20)});
     catalog_ = std::make_unique<PluginCatalog>(PluginCatalog::discover(
-        scanner, {kiln::test::util_plugin().parent_path(), fs::path(KILN_TEST_GREETER_PLUGIN).parent_path()}));
+        scanner,
+        {kiln::test::util_plugin().parent_path(), fs::path(KILN_TEST_GREETER_PLUGIN).parent_path(), cache_->path()}));
   }
   static void TearDownTestSuite() {
     catalog_.reset();
@@ -875,7 +877,7 @@ steps:
   EXPECT_TRUE(HasError(diagnostics, 19, 18, "parameter 'exit_code' of step 'big': 300 is above the maximum 255"));
   EXPECT_TRUE(HasError(diagnostics, 20, 13,
                        "parameter 'mode' of step 'big': \"explode\" is not one of: error, throw, segfault, abort, "
-                       "hang, exit"));
+                       "kill, hang, exit"));
 }
 
 TEST_F(Validation, PlaceholderTypesAreCheckedAgainstTheParameter) {
@@ -1386,3 +1388,20 @@ steps:
 }
 
 }  // namespace
+
+TEST_F(Validation, InputsWiredToAnOutputOfAnotherArtifactTypeAreRejected) {
+  const auto errors = plan_errors(R"(apiVersion: kiln/v1
+kind: Pipeline
+steps:
+  - name: make
+    component: fixture.make-dataset
+  - name: use
+    component: fixture.use-model
+    inputs: {model: make.outputs.data}
+  - name: any
+    component: fixture.use-model
+    inputs: {model: make.outputs.anything}
+)");
+  ASSERT_EQ(errors.size(), 1u) << errors.front().str();
+  EXPECT_EQ(errors[0].str(), "p.yaml:8:21: input 'model' of step 'use' takes Model, but make.outputs.data is Dataset");
+}

@@ -8,6 +8,7 @@
 #include <kiln/host/spec.hpp>
 #include <kiln/host/yaml_json.hpp>
 
+#include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -164,7 +165,9 @@ Json summary(const Json& record, const std::filesystem::path& run_dir) {
 void print_summary(const Json& s) {
   std::cout << "\nrun " << s["run_id"].get<std::string>() << ": " << s["status"].get<std::string>();
   if (s.contains("message")) std::cout << " (" << s["message"].get<std::string>() << ")";
-  std::cout << " in " << s["duration_seconds"].get<double>() << " s\n";
+  char duration[32];
+  std::snprintf(duration, sizeof duration, " in %.3f s\n", s["duration_seconds"].get<double>());
+  std::cout << duration;
   for (const auto& item : s["steps"].items()) {
     const Json& step = item.value();
     std::cout << "  " << item.key() << ": " << step["status"].get<std::string>();

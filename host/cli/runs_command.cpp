@@ -2,6 +2,7 @@
 #include <kiln/host/files.hpp>
 #include <kiln/host/run_store.hpp>
 
+#include <cstdio>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
@@ -48,8 +49,10 @@ void print_step(const std::string& name, const Json& step, const std::string& in
   if (step.contains("message")) std::cout << " (" << step["message"].get<std::string>() << ")";
   std::cout << "\n";
   for (const auto& a : step.value("attempts", Json::array())) {
-    std::cout << indent << "  attempt " << a.value("attempt", 0) << ": " << a.value("status", "") << ", "
-              << a.value("duration_seconds", 0.0) << " s, " << a.value("executor", "");
+    char duration[32];
+    std::snprintf(duration, sizeof duration, "%.3f s", a.value("duration_seconds", 0.0));
+    std::cout << indent << "  attempt " << a.value("attempt", 0) << ": " << a.value("status", "") << ", " << duration
+              << ", " << a.value("executor", "");
     if (a.contains("failure")) std::cout << ", " << a["failure"].get<std::string>() << ": " << a.value("message", "");
     std::cout << "\n";
   }

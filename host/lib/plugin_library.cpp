@@ -91,6 +91,7 @@ LoadedComponent read_component(const KilnComponent* c, uint32_t index) {
   loaded.component = c;
   if (reaches(c->struct_size, KILN_FIELD_END(KilnComponent, tuner))) loaded.tuner = c->tuner;
   if (reaches(c->struct_size, KILN_FIELD_END(KilnComponent, serving))) loaded.serving = c->serving;
+  if (reaches(c->struct_size, KILN_FIELD_END(KilnComponent, warm_up))) loaded.warm_up = c->warm_up;
   if (c->run == nullptr && loaded.tuner == nullptr && loaded.serving == nullptr)
     throw PluginLoadError(where + " ('" + loaded.manifest.name +
                           "'): has neither a run function nor an extension table");

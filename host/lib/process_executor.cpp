@@ -3,6 +3,8 @@
 // child's end (exit, signal) decides the result when no result line came.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <kiln/host/executor.hpp>
@@ -14,6 +16,7 @@
 #include <cerrno>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 namespace kiln::host {
@@ -45,75 +48,173 @@ int open_log(const fs::path& path) {
   return fd;
 }
 
-// One attempt's child, forked by the step server.
-struct ChildState {
-  std::shared_ptr<StepServer> server;
-  pid_t pid = -1;
+// One attempt's outcome, assembled from its channel (read by the reactor)
+// and its exit (reported by the step server); whichever comes last reports.
+struct AttemptState {
+  std::shared_ptr<AttemptObserver> observer;
+  std::string buffer;  // a partial channel line
+  AttemptResult result;
+  bool got_result = false;
+  std::mutex mutex;  // guards the three below
+  bool channel_closed = false;
+  std::optional<ExitStatus> exit;
+  bool reported = false;
+
+  void on_channel_closed() {
+    std::unique_lock<std::mutex> lock(mutex);
+    channel_closed = true;
+    finish_if_done(lock);
+  }
+  void on_exit(ExitStatus status) {
+    std::unique_lock<std::mutex> lock(mutex);
+    exit = status;
+    finish_if_done(lock);
+  }
+
+ private:
+  void finish_if_done(std::unique_lock<std::mutex>& lock) {
+    if (!channel_closed || !exit || reported) return;
+    reported = true;
+    lock.unlock();
+    if (!got_result) {
+      result.failure_class = "crash";
+      result.message = "the step's process " + describe(*exit) + " before reporting a result";
+    } else if (!exit->success() && result.ok()) {
+      result.failure_class = "crash";
+      result.message = "the step's process " + describe(*exit) + " after reporting success";
+    }
+    observer->on_finished(std::move(result));
+  }
+  static std::string describe(const ExitStatus& status) {
+    return status.code == -1 && status.signal == 0 ? "was lost (the step server died)" : status.describe();
+  }
 };
 
 class ProcessAttempt : public RunningAttempt {
  public:
-  explicit ProcessAttempt(ChildState state) : state_(std::move(state)) {}
-  void cancel() override { state_.server->signal(state_.pid, SIGTERM); }
-  void kill() override { state_.server->signal(state_.pid, SIGKILL); }
+  ProcessAttempt(std::shared_ptr<StepServer> server, pid_t pid) : server_(std::move(server)), pid_(pid) {}
+  void cancel() override { server_->signal(pid_, SIGTERM); }
+  void kill() override { server_->signal(pid_, SIGKILL); }
 
  private:
-  ChildState state_;
+  std::shared_ptr<StepServer> server_;
+  pid_t pid_;
 };
 
-// Applies one channel line; returns true when it was the final result.
-bool apply_line(const std::string& line, AttemptObserver& observer, AttemptResult& result) {
+// Applies one channel line to the attempt.
+void apply_line(const std::string& line, AttemptState& state) {
   Json event;
   try {
     event = Json::parse(line);
   } catch (const std::exception&) {
-    observer.on_event({{"event", "log"}, {"level", "warning"}, {"message", "unreadable runner line: " + line}});
-    return false;
+    state.observer->on_event({{"event", "log"}, {"level", "warning"}, {"message", "unreadable runner line: " + line}});
+    return;
   }
   const std::string kind = event.value("event", "");
   if (kind == "output_parameter") {
-    result.output_parameters[event.value("name", "")] = event["value"];
+    state.result.output_parameters[event.value("name", "")] = event["value"];
   } else if (kind == "output_metadata") {
-    result.output_metadata[event.value("name", "")] = event["metadata"];
+    state.result.output_metadata[event.value("name", "")] = event["metadata"];
   } else if (kind == "result") {
+    state.got_result = true;
     if (!event.value("ok", false)) {
-      result.failure_class = event.value("code", 0) == KILN_ERROR_CANCELLED ? "cancelled" : "error";
-      result.message = event.value("message", "");
+      state.result.failure_class = event.value("code", 0) == KILN_ERROR_CANCELLED ? "cancelled" : "error";
+      state.result.message = event.value("message", "");
     }
-    return true;
   } else if (kind != "hello") {
-    observer.on_event(std::move(event));
+    state.observer->on_event(std::move(event));
   }
-  return false;
 }
 
-void read_channel(int fd, ChildState state, std::shared_ptr<AttemptObserver> observer) {
-  AttemptResult result;
-  bool got_result = false;
-  std::string buffer;
-  std::array<char, 65536> chunk{};
-  for (;;) {
-    const ssize_t n = ::read(fd, chunk.data(), chunk.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    buffer.append(chunk.data(), static_cast<size_t>(n));
-    size_t newline;
-    while ((newline = buffer.find('\n')) != std::string::npos) {
-      got_result = apply_line(buffer.substr(0, newline), *observer, result) || got_result;
-      buffer.erase(0, newline + 1);
+// One thread reading the channels of every running step (epoll): no thread
+// per step to create and tear down.
+class ChannelReactor {
+ public:
+  ChannelReactor() : epoll_(::epoll_create1(EPOLL_CLOEXEC)), wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+    if (epoll_ < 0 || wake_ < 0) throw std::system_error(errno, std::generic_category(), "epoll");
+    epoll_event event{};
+    event.events = EPOLLIN;
+    event.data.fd = wake_;
+    ::epoll_ctl(epoll_, EPOLL_CTL_ADD, wake_, &event);
+    thread_ = std::thread([this] { loop(); });
+  }
+  ~ChannelReactor() {
+    const uint64_t one = 1;
+    (void)::write(wake_, &one, sizeof one);
+    thread_.join();
+    for (const auto& [fd, state] : watched_) ::close(fd);
+    ::close(wake_);
+    ::close(epoll_);
+  }
+  ChannelReactor(const ChannelReactor&) = delete;
+  ChannelReactor& operator=(const ChannelReactor&) = delete;
+
+  // Takes ownership of `fd`.
+  void watch(int fd, std::shared_ptr<AttemptState> state) {
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+    {
+      const std::lock_guard<std::mutex> lock(mutex_);
+      watched_[fd] = std::move(state);
+    }
+    epoll_event event{};
+    event.events = EPOLLIN | EPOLLRDHUP;
+    event.data.fd = fd;
+    if (::epoll_ctl(epoll_, EPOLL_CTL_ADD, fd, &event) != 0)
+      throw std::system_error(errno, std::generic_category(), "epoll_ctl");
+  }
+
+ private:
+  void loop() {
+    std::array<epoll_event, 64> events;
+    for (;;) {
+      const int n = ::epoll_wait(epoll_, events.data(), static_cast<int>(events.size()), -1);
+      if (n < 0 && errno != EINTR) return;
+      for (int i = 0; i < n; ++i) {
+        if (events[static_cast<size_t>(i)].data.fd == wake_) return;
+        drain(events[static_cast<size_t>(i)].data.fd);
+      }
     }
   }
-  ::close(fd);
-  const ExitStatus status = state.server->wait(state.pid);
-  if (!got_result) {
-    result.failure_class = "crash";
-    result.message = "the step's process " + status.describe() + " before reporting a result";
-  } else if (!status.success() && result.ok()) {
-    result.failure_class = "crash";
-    result.message = "the step's process " + status.describe() + " after reporting success";
+
+  // Reads what is there; on end of file hands the attempt its closed channel.
+  void drain(int fd) {
+    std::shared_ptr<AttemptState> state;
+    {
+      const std::lock_guard<std::mutex> lock(mutex_);
+      const auto it = watched_.find(fd);
+      if (it == watched_.end()) return;
+      state = it->second;
+    }
+    for (;;) {
+      const ssize_t n = ::read(fd, chunk_.data(), chunk_.size());
+      if (n > 0) {
+        state->buffer.append(chunk_.data(), static_cast<size_t>(n));
+        size_t newline;
+        while ((newline = state->buffer.find('\n')) != std::string::npos) {
+          apply_line(state->buffer.substr(0, newline), *state);
+          state->buffer.erase(0, newline + 1);
+        }
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) return;
+      break;  // end of file, or an error: the channel is over
+    }
+    ::epoll_ctl(epoll_, EPOLL_CTL_DEL, fd, nullptr);
+    ::close(fd);
+    {
+      const std::lock_guard<std::mutex> lock(mutex_);
+      watched_.erase(fd);
+    }
+    state->on_channel_closed();
   }
-  observer->on_finished(std::move(result));
-}
+
+  int epoll_, wake_;
+  std::mutex mutex_;
+  std::map<int, std::shared_ptr<AttemptState>> watched_;
+  std::array<char, 65536> chunk_;  // only the reactor thread reads into it
+  std::thread thread_;
+};
 
 class ProcessExecutor : public Executor {
  public:
@@ -125,15 +226,16 @@ class ProcessExecutor : public Executor {
     write_step_request(launch, request);
     Pipe channel;
     const Pipe out(open_log(launch.attempt_dir / "stdout.log")), err(open_log(launch.attempt_dir / "stderr.log"));
-    ChildState state;
-    state.server = server();
-    state.pid = state.server->start(launch.component.library, request, launch.attempt_dir, out.read_fd, err.read_fd,
-                                    channel.write_fd);
+    auto state = std::make_shared<AttemptState>();
+    state->observer = std::move(observer);
+    const auto step_server = server();
+    const pid_t pid =
+        step_server->start(launch.component.library, launch.component.manifest.name, request, launch.attempt_dir,
+                           out.read_fd, err.read_fd, channel.write_fd, [state](ExitStatus s) { state->on_exit(s); });
     channel.close_write();
-    const int fd = channel.read_fd;
-    channel.read_fd = -1;  // the reader thread owns it now
-    std::thread(read_channel, fd, state, std::move(observer)).detach();
-    return std::make_unique<ProcessAttempt>(state);
+    reactor_.watch(channel.read_fd, state);
+    channel.read_fd = -1;  // the reactor owns it now
+    return std::make_unique<ProcessAttempt>(step_server, pid);
   }
 
  private:
@@ -145,6 +247,7 @@ class ProcessExecutor : public Executor {
   }
 
   fs::path kiln_exe_;
+  ChannelReactor reactor_;
   std::mutex mutex_;
   std::shared_ptr<StepServer> server_;
 };

@@ -1,6 +1,6 @@
 // Both sides of the step server (see step_server.hpp). Messages are JSON on
 // a SOCK_SEQPACKET socket pair; descriptors travel as SCM_RIGHTS.
-//   host → server  {"op":"start","library","request","cwd"} + [stdout, stderr, channel]
+//   host → server  {"op":"start","library","component","request","cwd"} + [stdout, stderr, channel]
 //                  {"op":"reap","pid"}
 //   server → host  {"op":"started","pid"} | {"op":"error","message"}
 //                  {"op":"exited","pid","status"}   (the child stays a zombie until "reap")
@@ -10,9 +10,11 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <kiln/host/error.hpp>
 #include <kiln/host/executor.hpp>
 #include <kiln/host/json.hpp>
 #include <kiln/host/plugin_library.hpp>
+#include <kiln/host/step_context.hpp>
 #include <kiln/host/step_server.hpp>
 
 #include <array>
@@ -49,8 +51,10 @@ void send_message(int socket, const std::string& text, const std::vector<int>& f
 }
 
 // Receives one message; an empty text means the peer closed the socket.
-std::string receive_message(int socket, std::vector<int>& fds) {
-  std::string buffer(kMaxMessage, '\0');
+// `buffer` is reused between calls: filling a fresh 64 KiB buffer per message
+// costs page faults (copy-on-write ones in the forking server).
+std::string receive_message(int socket, std::vector<int>& fds, std::vector<char>& buffer) {
+  buffer.resize(kMaxMessage);
   iovec data{buffer.data(), buffer.size()};
   msghdr message{};
   message.msg_iov = &data;
@@ -67,8 +71,7 @@ std::string receive_message(int socket, std::vector<int>& fds) {
       fds.resize(count);
       std::memcpy(fds.data(), CMSG_DATA(h), sizeof(int) * count);
     }
-  buffer.resize(static_cast<size_t>(n));
-  return buffer;
+  return std::string(buffer.data(), static_cast<size_t>(n));
 }
 
 // ---- the server process ----------------------------------------------------
@@ -113,7 +116,7 @@ class Server {
  private:
   bool handle_request() {
     std::vector<int> fds;
-    const std::string text = receive_message(socket_, fds);
+    const std::string text = receive_message(socket_, fds, buffer_);
     if (text.empty()) return false;
     const Json request = Json::parse(text, nullptr, false);
     const std::string op = request.is_object() ? request.value("op", "") : "";
@@ -132,7 +135,8 @@ class Server {
   void start(const Json& request, const std::vector<int>& fds) {
     try {
       if (fds.size() != 3) throw std::runtime_error("start needs 3 descriptors");
-      PluginLibrary::load(request.value("library", ""));  // warm: the child inherits it loaded
+      const auto library = PluginLibrary::load(request.value("library", ""));  // the child inherits it loaded
+      warm_up(*library, request.value("component", ""));
     } catch (const std::exception& e) {
       return send_message(socket_, Json{{"op", "error"}, {"message", e.what()}}.dump(), {});
     }
@@ -142,6 +146,17 @@ class Server {
     ::setpgid(pid, pid);  // also here: the host may signal the group before the child runs
     children_.insert(pid);
     send_message(socket_, Json{{"op", "started"}, {"pid", pid}}.dump(), {});
+  }
+
+  // Runs a component's warm-up once, so its forked steps start warm.
+  void warm_up(const PluginLibrary& library, const std::string& name) {
+    const auto* component = library.find(name);
+    if (component == nullptr || component->warm_up == nullptr || !warmed_.insert(name).second) return;
+    KilnError* error = component->warm_up(host_api(), component->component->user_data);
+    if (error != nullptr) {
+      std::cerr << "kiln step server: warm-up of " << name << " failed: " << error->message << "\n";
+      error_release(error);
+    }
   }
 
   // Tells the host about ended children without reaping them (WNOWAIT).
@@ -162,11 +177,14 @@ class Server {
 
   int socket_, signals_;
   std::set<pid_t> children_, reported_;
+  std::set<std::string> warmed_;
+  std::vector<char> buffer_;
 };
 
 }  // namespace
 
 int run_step_server(int socket_fd) {
+  ::unsetenv("LD_BIND_NOW");  // done its work at start-up; steps' own children need not inherit it
   sigset_t child;
   sigemptyset(&child);
   sigaddset(&child, SIGCHLD);
@@ -185,7 +203,10 @@ StepServer::StepServer(const fs::path& kiln_exe) {
     throw std::system_error(errno, std::generic_category(), "socketpair");
   socket_ = pair[0];
   const Pipe server_end(pair[1]);  // closed here once the child has its copy
-  server_.emplace(ChildProcess::spawn({{kiln_exe.string(), "__step-server"}, {{3, pair[1]}}, {}, {}}));
+  // LD_BIND_NOW: resolve every symbol once in the server, not again (with
+  // copy-on-write faults) in each forked step.
+  server_.emplace(
+      ChildProcess::spawn({{kiln_exe.string(), "__step-server"}, {{3, pair[1]}}, {}, {{"LD_BIND_NOW", "1"}}}));
   reader_ = std::thread([this] { read_replies(); });
 }
 
@@ -200,48 +221,51 @@ void StepServer::send(const std::string& message, const std::vector<int>& fds) {
   send_message(socket_, message, fds);
 }
 
-pid_t StepServer::start(const fs::path& library, const fs::path& request, const fs::path& cwd, int stdout_fd,
-                        int stderr_fd, int channel_fd) {
+pid_t StepServer::start(const fs::path& library, const std::string& component, const fs::path& request,
+                        const fs::path& cwd, int stdout_fd, int stderr_fd, int channel_fd,
+                        std::function<void(ExitStatus)> on_exit) {
   const std::lock_guard<std::mutex> one_at_a_time(start_mutex_);
   {
     std::unique_lock<std::mutex> lock(mutex_);
     if (server_gone_) throw std::runtime_error("the step server has exited");
     start_reply_.reset();
   }
-  send(
-      Json{{"op", "start"}, {"library", library.string()}, {"request", request.string()}, {"cwd", cwd.string()}}.dump(),
-      {stdout_fd, stderr_fd, channel_fd});
+  send(Json{{"op", "start"},
+            {"library", library.string()},
+            {"component", component},
+            {"request", request.string()},
+            {"cwd", cwd.string()}}
+           .dump(),
+       {stdout_fd, stderr_fd, channel_fd});
   std::unique_lock<std::mutex> lock(mutex_);
   changed_.wait(lock, [&] { return start_reply_.has_value() || server_gone_; });
   if (!start_reply_) throw std::runtime_error("the step server exited while starting a step");
   const Json reply = Json::parse(*start_reply_);
   if (reply.value("op", "") != "started") throw std::runtime_error("step server: " + reply.value("message", "?"));
   const pid_t pid = reply.value("pid", 0);
-  children_.emplace(pid, std::nullopt);
+  const auto early = early_exits_.find(pid);
+  if (early == early_exits_.end()) {
+    children_.emplace(pid, std::move(on_exit));
+    return pid;
+  }
+  const ExitStatus status = early->second;  // it ended before we got here
+  early_exits_.erase(early);
+  lock.unlock();
+  finish_child(pid, status, on_exit);
   return pid;
 }
 
-ExitStatus StepServer::wait(pid_t pid) {
-  std::unique_lock<std::mutex> lock(mutex_);
-  changed_.wait(lock, [&] { return server_gone_ || (children_.count(pid) && children_[pid].has_value()); });
-  ExitStatus status;
-  if (children_.count(pid) && children_[pid])
-    status = *children_[pid];
-  else
-    status.code = -1;  // the server died: the step's end is unknown
-  children_.erase(pid);
-  lock.unlock();
+void StepServer::finish_child(pid_t pid, const ExitStatus& status, const std::function<void(ExitStatus)>& on_exit) {
+  if (on_exit) on_exit(status);
   try {
     send(Json{{"op", "reap"}, {"pid", pid}}.dump(), {});
   } catch (const std::exception&) {  // the server is gone; nothing to reap
   }
-  return status;
 }
 
 void StepServer::signal(pid_t pid, int sig) {
   const std::lock_guard<std::mutex> lock(mutex_);
-  const auto it = children_.find(pid);
-  if (it != children_.end() && !it->second) ::kill(-pid, sig);
+  if (children_.count(pid)) ::kill(-pid, sig);  // still registered: not ended, not reaped
 }
 
 bool StepServer::alive() const {
@@ -250,23 +274,42 @@ bool StepServer::alive() const {
 }
 
 void StepServer::read_replies() {
+  std::vector<char> buffer;
   for (;;) {
     std::vector<int> fds;
-    const std::string text = receive_message(socket_, fds);
+    const std::string text = receive_message(socket_, fds, buffer);
     for (const int fd : fds) ::close(fd);
-    const std::lock_guard<std::mutex> lock(mutex_);
-    if (text.empty()) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (text.empty()) {  // the server died: its children are gone too
       server_gone_ = true;
+      auto orphans = std::move(children_);
+      children_.clear();
       changed_.notify_all();
+      lock.unlock();
+      ExitStatus lost;
+      lost.code = -1;
+      for (auto& [pid, on_exit] : orphans)
+        if (on_exit) on_exit(lost);
       return;
     }
     const Json reply = Json::parse(text, nullptr, false);
     const std::string op = reply.is_object() ? reply.value("op", "") : "";
-    if (op == "exited")
-      children_[reply.value("pid", 0)] = exit_status_from_wait(reply.value("status", 0));
-    else
+    if (op != "exited") {
       start_reply_ = text;
-    changed_.notify_all();
+      changed_.notify_all();
+      continue;
+    }
+    const pid_t pid = reply.value("pid", 0);
+    const ExitStatus status = exit_status_from_wait(reply.value("status", 0));
+    const auto it = children_.find(pid);
+    if (it == children_.end()) {  // start() has not registered it yet
+      early_exits_[pid] = status;
+      continue;
+    }
+    auto on_exit = std::move(it->second);
+    children_.erase(it);  // from here on signal() leaves the pid alone
+    lock.unlock();
+    finish_child(pid, status, on_exit);
   }
 }
 

@@ -1,4 +1,5 @@
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <stdexcept>
 #include <thread>
@@ -22,9 +23,10 @@ Manifest Fail::manifest() {
       .description("Fail on purpose, in the way `mode` names (for testing executors)")
       .param(Param::String("mode")
                  .default_value("error")
-                 .choices({"error", "throw", "segfault", "abort", "hang", "exit"})
+                 .choices({"error", "throw", "segfault", "abort", "kill", "hang", "exit"})
                  .description("error: return an error value; throw: throw std::runtime_error; segfault: write "
-                              "through a null pointer; abort: call abort(); hang: never return, ignoring "
+                              "through a null pointer; abort: call abort(); kill: SIGKILL itself, as the kernel's OOM "
+                              "killer does; hang: never return, ignoring "
                               "cancellation; exit: exit the process with exit_code"))
       .param(Param::Int("exit_code").default_value(3).min(0).max(255).description("exit status for mode=exit"))
       .param(Param::String("message").default_value("failing on purpose").description("the error message"));
@@ -37,6 +39,7 @@ void Fail::run(Context& ctx) {
   if (mode == "throw") throw std::runtime_error(message);
   if (mode == "segfault") write_through_null();
   if (mode == "abort") std::abort();
+  if (mode == "kill") std::raise(SIGKILL);
   if (mode == "exit") std::_Exit(static_cast<int>(ctx.param_int("exit_code")));
   if (mode == "hang")
     for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));

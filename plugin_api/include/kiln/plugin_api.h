@@ -29,7 +29,7 @@ extern "C" {
 #endif
 
 #define KILN_ABI_VERSION_MAJOR 1u
-#define KILN_ABI_VERSION_MINOR 0u
+#define KILN_ABI_VERSION_MINOR 1u
 
 #if defined(_WIN32)
 #define KILN_PLUGIN_EXPORT __declspec(dllexport)
@@ -252,6 +252,9 @@ typedef struct KilnServingApi {
  * success, or an error (ownership moves to the host). */
 typedef KilnError* (*KilnRunFn)(const KilnHostApi* host, KilnStepContext* ctx, void* user_data);
 
+/* See KilnComponent.warm_up. */
+typedef KilnError* (*KilnWarmUpFn)(const KilnHostApi* host, void* user_data);
+
 typedef struct KilnComponent {
   uint32_t struct_size;
   uint32_t reserved0;
@@ -267,6 +270,14 @@ typedef struct KilnComponent {
    * valid for the life of the process. */
   const KilnTunerApi* tuner;
   const KilnServingApi* serving;
+  /* Since ABI 1.1; may be NULL. One-time initialisation that a long-lived
+   * process (the step server) runs before it forks steps of this component,
+   * so every forked step starts warm: a first LibTorch operation, caches.
+   * Called at most once per process, never concurrently with anything else.
+   * It must leave no extra threads running (the caller forks afterwards) and
+   * must not depend on a step: there is no KilnStepContext. An error is
+   * logged and otherwise ignored (steps then simply start cold). */
+  KilnWarmUpFn warm_up;
 } KilnComponent;
 
 typedef struct KilnPlugin {

@@ -18,6 +18,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -404,12 +405,30 @@ KilnError* run_trampoline(const KilnHostApi* host, KilnStepContext* ctx, void* /
   }
 }
 
+// Whether component C declares `static void warm_up()`.
+template <class C, class = void>
+struct has_warm_up : std::false_type {};
+template <class C>
+struct has_warm_up<C, std::void_t<decltype(C::warm_up())>> : std::true_type {};
+
+template <class C>
+KilnError* warm_up_trampoline(const KilnHostApi* host, void* /*user_data*/) noexcept {
+  try {
+    C::warm_up();
+    return nullptr;
+  } catch (...) {
+    return error_from_current_exception(host);
+  }
+}
+
 // The C description of component C; built once, lives for the process.
 template <class C>
 const KilnComponent* component_of() {
   static const std::string manifest = C::manifest().to_json();
+  KilnWarmUpFn warm_up = nullptr;
+  if constexpr (has_warm_up<C>::value) warm_up = &warm_up_trampoline<C>;
   static const KilnComponent component{
-      sizeof(KilnComponent), 0, manifest.c_str(), &run_trampoline<C>, nullptr, nullptr, nullptr};
+      sizeof(KilnComponent), 0, manifest.c_str(), &run_trampoline<C>, nullptr, nullptr, nullptr, warm_up};
   return &component;
 }
 

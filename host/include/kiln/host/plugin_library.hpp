@@ -32,6 +32,7 @@ struct LoadedComponent {
   // Extension tables, NULL when the plugin's struct does not reach them.
   const KilnTunerApi* tuner = nullptr;
   const KilnServingApi* serving = nullptr;
+  KilnWarmUpFn warm_up = nullptr;  // ABI 1.1
 };
 
 class PluginLibrary {

@@ -11,6 +11,7 @@
 
 #include <condition_variable>
 #include <filesystem>
+#include <functional>
 #include <future>
 #include <map>
 #include <memory>
@@ -32,14 +33,16 @@ class StepServer {
 
   // Forks a step child running `kiln step --request request` semantics with
   // stdout, stderr and the channel (fd 3) on the given descriptors, in its
-  // own process group, working directory `cwd`. Returns its pid.
-  // Throws std::runtime_error when the server cannot start it.
-  pid_t start(const std::filesystem::path& library, const std::filesystem::path& request,
-              const std::filesystem::path& cwd, int stdout_fd, int stderr_fd, int channel_fd);
-
-  // Blocks until child `pid` has ended and returns how. The child is reaped
-  // only after this returns, so signal() can never hit a recycled pid.
-  ExitStatus wait(pid_t pid);
+  // own process group, working directory `cwd`. The first time it sees
+  // `component`, the server runs its warm-up (ABI 1.1) before forking.
+  // Returns the child's pid. Throws std::runtime_error when the server
+  // cannot start it.
+  // `on_exit` is called once, from the server's reader thread, when the child
+  // has ended (with status -1 when the server died first). The child is
+  // reaped only after on_exit returns, so signal() never hits a recycled pid.
+  pid_t start(const std::filesystem::path& library, const std::string& component, const std::filesystem::path& request,
+              const std::filesystem::path& cwd, int stdout_fd, int stderr_fd, int channel_fd,
+              std::function<void(ExitStatus)> on_exit);
 
   // Sends `sig` to the child's process group unless it has ended.
   void signal(pid_t pid, int sig);
@@ -48,6 +51,8 @@ class StepServer {
 
  private:
   void read_replies();
+  // Runs a child's exit callback, then lets the server reap it.
+  void finish_child(pid_t pid, const ExitStatus& status, const std::function<void(ExitStatus)>& on_exit);
   void send(const std::string& message, const std::vector<int>& fds);
 
   int socket_ = -1;
@@ -57,7 +62,8 @@ class StepServer {
   std::condition_variable changed_;
   std::mutex start_mutex_;  // one start request in flight at a time
   std::optional<std::string> start_reply_;
-  std::map<pid_t, std::optional<ExitStatus>> children_;
+  std::map<pid_t, std::function<void(ExitStatus)>> children_;  // running children and their callbacks
+  std::map<pid_t, ExitStatus> early_exits_;                    // ended before start() registered them
   bool server_gone_ = false;
 };
 
