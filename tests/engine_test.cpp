@@ -100,6 +100,7 @@ steps:
   EXPECT_EQ(r.step("second")["outputs"]["message"], "one\ntwo after one");
   const fs::path artifact = r.dir / r.step("second")["artifacts"]["text"].get<std::string>() / "message.txt";
   EXPECT_EQ(kiln::test::read_text(artifact), "one\ntwo after one");
+  EXPECT_EQ(r.step("second")["artifact_metadata"]["text"]["length"], std::string("one\ntwo after one").size());
   EXPECT_EQ(last_attempt(r.step("first"))["executor"], "process");
 }
 

@@ -532,6 +532,7 @@ class Engine::Impl {
       for (const auto& output : steps_[unit.step].planned->component.manifest.outputs)
         artifacts[output.name] = relative_to_run(unit.outputs_dir / output.name);
       record["artifacts"] = artifacts;
+      if (!unit.result.output_metadata.empty()) record["artifact_metadata"] = unit.result.output_metadata;
     }
     save();
     emit({{"type", "status"}, {"step", unit.display}, {"status", status}, {"message", message}});
