@@ -396,3 +396,117 @@ TEST(StepServer, RunsAComponentsWarmUpOnceBeforeForkingItsSteps) {
   }
   EXPECT_EQ(run_pids.size(), 3u) << "each step in a process of its own";
 }
+
+namespace {
+
+// A catalog with the util plugin and the typed fixture (misbehaving components).
+const kiln::host::PluginCatalog& fixture_catalog() {
+  static TempDir dir;
+  static const auto c = [] {
+    fs::copy_file(kiln::test::fixture("fixture_typed"), dir / "typed.so");
+    return kiln::host::PluginCatalog::discover(
+        kiln::host::LibraryScanner({kiln::test::kiln_exe(), dir / "cache", std::chrono::seconds(20)}),
+        {kiln::test::util_plugin().parent_path(), dir.path()});
+  }();
+  return c;
+}
+
+Json run_with_fixtures(const std::string& steps_yaml, const fs::path& dir,
+                       std::function<void(const Json&, kiln::host::Engine&)> on_event = {}) {
+  const auto plan = kiln::host::plan_pipeline(
+      kiln::host::parse_pipeline_text("apiVersion: kiln/v1\nkind: Pipeline\nmetadata: {name: f}\n" + steps_yaml,
+                                      "f.yaml"),
+      fixture_catalog(), Json::object());
+  kiln::host::RunOptions options;
+  options.run_dir = dir;
+  options.run_id = "f";
+  options.grace_seconds = 0.5;
+  kiln::host::Engine* engine = nullptr;
+  options.on_event = [&](const Json& e) {
+    if (on_event) on_event(e, *engine);
+  };
+  std::map<std::string, std::unique_ptr<kiln::host::Executor>> executors;
+  executors["process"] = kiln::host::make_process_executor(kiln::test::kiln_exe());
+  kiln::host::Engine e(plan, options, std::move(executors));
+  engine = &e;
+  return e.run();
+}
+
+}  // namespace
+
+TEST(EngineRobustness, GarbageOnTheChannelIsLoggedNotFatal) {
+  TempDir dir;
+  const Json r = run_with_fixtures("steps:\n  - {name: s, component: fixture.scribble}\n", dir / "run");
+  EXPECT_EQ(r["status"], "succeeded");
+  const std::string events = kiln::test::read_text(dir / "run/steps/s/attempt-1/events.jsonl");
+  EXPECT_NE(events.find("unreadable runner line: \\\"42\\\""), std::string::npos) << events;
+  EXPECT_NE(events.find("bad bytes"), std::string::npos) << events;
+}
+
+TEST(EngineRobustness, ADependencyThatCancelledItselfCancelsDependentsAndFailsTheRun) {
+  TempDir dir;
+  const Json r = run_with_fixtures(
+      "steps:\n  - {name: a, component: fixture.self-cancel}\n  - {name: b, component: util.noop, after: [a]}\n",
+      dir / "run");
+  EXPECT_EQ(r["steps"]["a"]["status"], "cancelled");
+  EXPECT_EQ(r["steps"]["b"]["status"], "cancelled");
+  EXPECT_EQ(r["status"], "failed");
+}
+
+TEST(EngineRobustness, AProcessLeftBehindDoesNotKeepTheStepAlive) {
+  TempDir dir;
+  const auto start = std::chrono::steady_clock::now();
+  const Json r =
+      run_with_fixtures("steps:\n  - {name: s, component: fixture.fork-and-exit, timeout: 30s}\n", dir / "run");
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 20.0);
+  EXPECT_EQ(r["steps"]["s"]["attempts"][0]["failure"], "crash");
+  EXPECT_NE(r["steps"]["s"]["attempts"][0]["message"].get<std::string>().find("exited with status 7"),
+            std::string::npos);
+}
+
+TEST(EngineRobustness, StopPolicyStopsALoopAfterItsFirstFailedItem) {
+  TempDir dir;
+  const Json r = run_with_fixtures(R"(steps:
+  - name: l
+    component: util.fail
+    for_each: [error, hang, hang]
+    parallelism: 1
+    timeout: 20s
+    parameters: {mode: "{{ item }}"}
+)",
+                                   dir / "run");
+  EXPECT_EQ(r["status"], "failed");
+  EXPECT_EQ(r["steps"]["l"]["units"]["0"]["status"], "failed");
+  EXPECT_EQ(r["steps"]["l"]["units"]["1"]["status"], "cancelled");
+  EXPECT_FALSE(r["steps"]["l"]["units"]["1"].contains("attempts") &&
+               !r["steps"]["l"]["units"]["1"]["attempts"].empty());
+}
+
+TEST(EngineRobustness, FinallyStepsRetryAfterThePolicyStopped) {
+  TempDir dir;
+  const auto counter = (dir / "counter").string();
+  const Json r = run_with_fixtures(
+      "steps:\n  - {name: bad, component: util.fail}\nfinally:\n  - name: cleanup\n"
+      "    component: util.flaky\n    retries: {limit: 2, backoff: 10ms}\n"
+      "    parameters: {failures: 1, counter_file: \"" +
+          counter + "\"}\n",
+      dir / "run");
+  EXPECT_EQ(r["steps"]["cleanup"]["status"], "succeeded");
+  EXPECT_EQ(r["steps"]["cleanup"]["attempts"].size(), 2u);
+}
+
+TEST(EngineRobustness, CancellationEndsARetryBackoffAtOnce) {
+  TempDir dir;
+  const auto counter = (dir / "counter").string();
+  const auto start = std::chrono::steady_clock::now();
+  const Json r = run_with_fixtures(
+      "steps:\n  - name: f\n    component: util.flaky\n    retries: {limit: 3, backoff: 60s}\n"
+      "    parameters: {failures: 5, counter_file: \"" +
+          counter + "\"}\n",
+      dir / "run", [](const Json& e, kiln::host::Engine& engine) {
+        if (e.value("status", "") == "retrying") engine.request_cancel();
+      });
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 20.0);
+  EXPECT_EQ(r["status"], "cancelled");
+  EXPECT_EQ(r["steps"]["f"]["status"], "cancelled");
+}

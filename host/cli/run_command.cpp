@@ -8,6 +8,7 @@
 #include <kiln/host/spec.hpp>
 #include <kiln/host/yaml_json.hpp>
 
+#include <atomic>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -94,15 +95,20 @@ class SignalForwarder {
   explicit SignalForwarder(host::Engine& engine) {
     sigset_t set = signals();
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
-    thread_ = std::thread([&engine, set] {
+    thread_ = std::thread([this, &engine, set] {
       for (;;) {
         int signal = 0;
-        if (sigwait(&set, &signal) != 0 || signal == SIGUSR1) return;
+        if (sigwait(&set, &signal) != 0) return;
+        if (signal == SIGUSR1) {
+          if (done_) return;  // our own wake-up call; a stray SIGUSR1 is ignored
+          continue;
+        }
         engine.request_cancel();
       }
     });
   }
   ~SignalForwarder() {
+    done_ = true;
     pthread_kill(thread_.native_handle(), SIGUSR1);
     thread_.join();
   }
@@ -124,6 +130,7 @@ class SignalForwarder {
     sigaddset(&set, SIGUSR1);
     return set;
   }
+  std::atomic<bool> done_{false};
   std::thread thread_;
 };
 
@@ -206,7 +213,7 @@ int run(const RunCommandOptions& options) {
   view.finish();
   const Json s = summary(record, run.run_dir);
   if (options.json)
-    std::cout << s.dump(2) << "\n";
+    std::cout << s.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
   else
     print_summary(s);
   const std::string status = record.value("status", "");

@@ -112,6 +112,7 @@ struct Unit {
   std::unique_ptr<RunningAttempt> running;
   std::optional<Clock::time_point> deadline, kill_at, retry_at;
   bool timed_out = false;
+  bool stop_requested = false;  // the engine asked this attempt to stop
   Clock::time_point started;
   std::ofstream events;
   AttemptResult result;
@@ -155,7 +156,14 @@ class Engine::Impl {
     save();
     flush_record(true);
     if (plan_.spec.timeout_seconds) run_deadline_ = started_ + seconds(*plan_.spec.timeout_seconds);
-    loop();
+    try {
+      loop();
+    } catch (const std::exception& e) {  // e.g. a full disk: stop what runs, record why
+      run_status_ = kFailed;
+      run_message_ = std::string("the engine stopped: ") + e.what();
+      for (auto& unit : units_)
+        if (unit.status == kRunning && unit.running) unit.running->kill();
+    }
     record_["status"] = run_status_;
     record_["finished_at"] = wall_clock_now();
     record_["duration_seconds"] = seconds_since(started_);
@@ -194,14 +202,18 @@ class Engine::Impl {
   void finish_main_phase() {
     main_done_ = true;
     Json failed = Json::array();
-    for (const auto& s : steps_)
-      if (!s.planned->spec.is_finally && s.status == kFailed) failed.push_back(s.planned->spec.name);
+    bool cancelled = false;
+    for (const auto& s : steps_) {
+      if (s.planned->spec.is_finally) continue;
+      if (s.status == kFailed) failed.push_back(s.planned->spec.name);
+      cancelled = cancelled || s.status == kCancelled;
+    }
     if (run_timed_out_)
       run_status_ = kFailed;
     else if (cancel_requests_ > 0)
       run_status_ = kCancelled;
     else
-      run_status_ = failed.empty() ? kSucceeded : kFailed;
+      run_status_ = failed.empty() && !cancelled ? kSucceeded : kFailed;  // nobody asked to cancel
     failed_steps_ = failed;
   }
 
@@ -244,6 +256,8 @@ class Engine::Impl {
     }
     if (!blocked_by_failure.empty())
       return finish_step(index, kUpstreamFailed, "upstream step '" + blocked_by_failure + "' did not succeed");
+    if (!blocked_by_cancel.empty())
+      return finish_step(index, kCancelled, "not started: upstream step '" + blocked_by_cancel + "' was cancelled");
     if (!blocked_by_skip.empty())
       return finish_step(index, kSkipped, "upstream step '" + blocked_by_skip + "' was skipped");
     if (stopping() && !step.planned->spec.is_finally)
@@ -288,11 +302,12 @@ class Engine::Impl {
     const auto now = Clock::now();
     for (size_t i = 0; i < units_.size() && running_ < options_.jobs; ++i) {
       Unit& unit = units_[i];
-      if (unit.status != kPending || (unit.retry_at && *unit.retry_at > now)) continue;
-      if (stopping() && !steps_[unit.step].planned->spec.is_finally) {
+      if (unit.status != kPending) continue;
+      if (stopping() && !steps_[unit.step].planned->spec.is_finally) {  // also ends a retry's backoff
         finish_unit(static_cast<int>(i), kCancelled, "not started: the run is stopping");
         continue;
       }
+      if (unit.retry_at && *unit.retry_at > now) continue;
       if (!loop_has_room(unit.step)) continue;
       launch(static_cast<int>(i));
     }
@@ -331,6 +346,7 @@ class Engine::Impl {
     unit.status = kRunning;
     unit.started = Clock::now();
     unit.timed_out = false;
+    unit.stop_requested = false;
     unit.kill_at.reset();
     unit.retry_at.reset();
     unit.deadline = spec.timeout_seconds ? std::optional(unit.started + seconds(*spec.timeout_seconds)) : std::nullopt;
@@ -414,7 +430,7 @@ class Engine::Impl {
 
   void on_attempt_event(Unit& unit, Json event) {
     event["time"] = seconds_since(started_);
-    if (unit.events) unit.events << event.dump() << "\n";
+    if (unit.events) unit.events << event.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";
     const std::string kind = event.value("event", "");
     if (kind == "metric") unit_record(unit)["metrics"][event.value("name", "")] = event["value"];
     if (kind == "progress" || kind == "log" || kind == "metric") {
@@ -434,7 +450,7 @@ class Engine::Impl {
     if (unit.timed_out) {
       result.failure_class = "timeout";
       result.message = "timed out after " + Json(*step.planned->spec.timeout_seconds).dump() + " s";
-    } else if (!result.ok() && stopping()) {
+    } else if (!result.ok() && unit.stop_requested) {
       result.failure_class = kCancelled;
     }
     Json& attempt = unit_record(unit)["attempts"].back();
@@ -451,7 +467,7 @@ class Engine::Impl {
       return finish_unit(id, kSucceeded, "");
     }
     const auto& retries = step.planned->spec.retries;
-    if (unit.attempt <= retries.limit && retries.on.count(result.failure_class) && !stopping()) {
+    if (unit.attempt <= retries.limit && retries.on.count(result.failure_class) && !halted(unit)) {
       const double delay = retries.delay_before(unit.attempt);
       unit.status = kPending;
       unit.retry_at = Clock::now() + seconds(delay);
@@ -506,6 +522,7 @@ class Engine::Impl {
     const auto now = Clock::now();
     for (auto& unit : units_) {
       if (unit.status != kRunning || !unit.running) continue;
+      unit.stop_requested = true;
       if (cancel_requests_ > 1) {
         unit.kill_at = now;  // a second request: no more grace
       } else {
@@ -517,6 +534,25 @@ class Engine::Impl {
   }
 
   bool stopping() const { return cancel_requests_ > 0 || policy_stop_; }
+
+  // Whether a unit must not start again: asked to stop, or a DAG step of a
+  // stopping run (finally steps run and retry whatever the policy did).
+  bool halted(const Unit& unit) const {
+    return unit.stop_requested || (stopping() && !steps_[unit.step].planned->spec.is_finally);
+  }
+
+  // failure_policy stop: ask every running DAG step to stop; none starts.
+  void begin_policy_stop() {
+    if (plan_.spec.failure_policy != "stop" || policy_stop_) return;
+    policy_stop_ = true;
+    const auto kill_at = Clock::now() + seconds(options_.grace_seconds);
+    for (auto& unit : units_)
+      if (unit.status == kRunning && unit.running && !steps_[unit.step].planned->spec.is_finally) {
+        unit.stop_requested = true;
+        unit.running->cancel();
+        unit.kill_at = unit.kill_at ? std::min(*unit.kill_at, kill_at) : kill_at;
+      }
+  }
 
   // ---- state changes -------------------------------------------------------
 
@@ -537,6 +573,7 @@ class Engine::Impl {
     save();
     emit({{"type", "status"}, {"step", unit.display}, {"status", status}, {"message", message}});
     StepRun& step = steps_[unit.step];
+    if (status == kFailed && !step.planned->spec.is_finally) begin_policy_stop();  // a loop need not finish first
     for (const int u : step.units)
       if (!terminal(units_[static_cast<size_t>(u)].status)) return;
     complete_step(unit.step);
@@ -597,14 +634,7 @@ class Engine::Impl {
     save();
     if (step.planned->spec.for_each || status != kRunning)
       emit({{"type", "step"}, {"step", step.planned->spec.name}, {"status", status}, {"message", message}});
-    if (status == kFailed && plan_.spec.failure_policy == "stop" && !step.planned->spec.is_finally && !policy_stop_) {
-      policy_stop_ = true;
-      for (auto& unit : units_)
-        if (unit.status == kRunning && unit.running && !steps_[unit.step].planned->spec.is_finally) {
-          unit.running->cancel();
-          unit.kill_at = Clock::now() + seconds(options_.grace_seconds);
-        }
-    }
+    if (status == kFailed && !step.planned->spec.is_finally) begin_policy_stop();
   }
 
   void set_step_status(size_t index, const std::string& status, const std::string& message) {
@@ -652,7 +682,7 @@ class Engine::Impl {
   void flush_record(bool force = false) {
     const auto now = Clock::now();
     if (!record_dirty_ || (!force && now - last_save_ < std::chrono::milliseconds(100))) return;
-    write_file_atomic(options_.run_dir / "run.json", record_.dump(2));
+    write_file_atomic(options_.run_dir / "run.json", record_.dump(2, ' ', false, Json::error_handler_t::replace));
     record_dirty_ = false;
     last_save_ = now;
   }

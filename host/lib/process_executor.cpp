@@ -101,28 +101,58 @@ class ProcessAttempt : public RunningAttempt {
   pid_t pid_;
 };
 
+// Text from a step, safe to store: invalid UTF-8 is replaced, never thrown on.
+std::string printable(const std::string& text) {
+  return Json(text).dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+// Turns one channel line into what the engine may trust: events of the kinds
+// and field types of channel version 1. Anything else (a plugin or one of its
+// children scribbling on fd 3) becomes a warning log line, never a crash.
+std::optional<Json> checked_event(const Json& e) {
+  if (!e.is_object() || !e.contains("event") || !e["event"].is_string()) return std::nullopt;
+  const std::string kind = e["event"];
+  const auto is_string = [&](const char* key) { return e.contains(key) && e[key].is_string(); };
+  const auto is_number = [&](const char* key) { return e.contains(key) && e[key].is_number(); };
+  if (kind == "log" && is_string("level") && is_string("message")) return e;
+  if (kind == "metric" && is_string("name") && is_number("value") && e.contains("step") &&
+      e["step"].is_number_integer())
+    return e;
+  if (kind == "progress" && is_number("fraction") && (!e.contains("message") || is_string("message"))) return e;
+  if ((kind == "output_parameter" && is_string("name") && e.contains("value")) ||
+      (kind == "output_metadata" && is_string("name") && e.contains("metadata") && e["metadata"].is_object()) ||
+      (kind == "result" && e.contains("ok") && e["ok"].is_boolean() && e.contains("code") &&
+       e["code"].is_number_integer() && is_string("message")) ||
+      (kind == "hello"))
+    return e;
+  return std::nullopt;
+}
+
 // Applies one channel line to the attempt.
 void apply_line(const std::string& line, AttemptState& state) {
-  Json event;
+  std::optional<Json> event;
   try {
-    event = Json::parse(line);
-  } catch (const std::exception&) {
-    state.observer->on_event({{"event", "log"}, {"level", "warning"}, {"message", "unreadable runner line: " + line}});
+    event = checked_event(Json::parse(line));
+  } catch (const std::exception&) {  // not JSON at all
+  }
+  if (!event) {
+    state.observer->on_event(
+        {{"event", "log"}, {"level", "warning"}, {"message", "unreadable runner line: " + printable(line)}});
     return;
   }
-  const std::string kind = event.value("event", "");
+  const std::string kind = (*event)["event"];
   if (kind == "output_parameter") {
-    state.result.output_parameters[event.value("name", "")] = event["value"];
+    state.result.output_parameters[(*event)["name"].get<std::string>()] = (*event)["value"];
   } else if (kind == "output_metadata") {
-    state.result.output_metadata[event.value("name", "")] = event["metadata"];
+    state.result.output_metadata[(*event)["name"].get<std::string>()] = (*event)["metadata"];
   } else if (kind == "result") {
     state.got_result = true;
-    if (!event.value("ok", false)) {
-      state.result.failure_class = event.value("code", 0) == KILN_ERROR_CANCELLED ? "cancelled" : "error";
-      state.result.message = event.value("message", "");
+    if (!(*event)["ok"].get<bool>()) {
+      state.result.failure_class = (*event)["code"].get<int64_t>() == KILN_ERROR_CANCELLED ? "cancelled" : "error";
+      state.result.message = (*event)["message"].get<std::string>();
     }
   } else if (kind != "hello") {
-    state.observer->on_event(std::move(event));
+    state.observer->on_event(std::move(*event));
   }
 }
 
@@ -182,7 +212,10 @@ class ChannelReactor {
     {
       const std::lock_guard<std::mutex> lock(mutex_);
       const auto it = watched_.find(fd);
-      if (it == watched_.end()) return;
+      if (it == watched_.end()) {  // not ours (any more): stop epoll reporting it
+        ::epoll_ctl(epoll_, EPOLL_CTL_DEL, fd, nullptr);
+        return;
+      }
       state = it->second;
     }
     for (;;) {
@@ -200,11 +233,11 @@ class ChannelReactor {
       if (n < 0 && errno == EAGAIN) return;
       break;  // end of file, or an error: the channel is over
     }
-    ::epoll_ctl(epoll_, EPOLL_CTL_DEL, fd, nullptr);
-    ::close(fd);
-    {
+    {  // unregister before the number can be reused by a new step's pipe
       const std::lock_guard<std::mutex> lock(mutex_);
+      ::epoll_ctl(epoll_, EPOLL_CTL_DEL, fd, nullptr);
       watched_.erase(fd);
+      ::close(fd);
     }
     state->on_channel_closed();
   }

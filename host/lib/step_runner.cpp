@@ -24,7 +24,8 @@ class ChannelWriter : public StepEventSink {
   explicit ChannelWriter(int fd) : fd_(fd) {}
 
   void write(const Json& event) {
-    const std::string line = event.dump() + "\n";
+    // Plugins' text may hold invalid UTF-8: replace it rather than throw.
+    const std::string line = event.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
     const std::lock_guard<std::mutex> lock(mutex_);
     size_t written = 0;
     while (written < line.size()) {

@@ -6,6 +6,7 @@
 //                  {"op":"exited","pid","status"}   (the child stays a zombie until "reap")
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -19,6 +20,7 @@
 
 #include <array>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <iostream>
 #include <set>
@@ -29,6 +31,7 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr size_t kMaxMessage = 65536;
+constexpr std::chrono::seconds kStartTimeout{120};
 constexpr size_t kMaxFds = 3;
 
 void send_message(int socket, const std::string& text, const std::vector<int>& fds) {
@@ -81,6 +84,8 @@ std::string receive_message(int socket, std::vector<int>& fds, std::vector<char>
   ::close(socket);
   ::close(signals);
   ::setpgid(0, 0);
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // if the server dies, so does the step (it is unreachable then)
+  if (::getppid() == 1) ::_exit(1);    // the server died before that took effect
   ::dup2(fds[0], 1);
   ::dup2(fds[1], 2);
   ::dup2(fds[2], 3);
@@ -91,7 +96,11 @@ std::string receive_message(int socket, std::vector<int>& fds, std::vector<char>
   ::signal(SIGCHLD, SIG_DFL);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
   int code = 1;
-  if (::chdir(request.value("cwd", "/").c_str()) == 0) code = run_step_request(request.value("request", ""), 3);
+  try {  // nothing may unwind into the forked copy of the server's stack
+    if (::chdir(request.value("cwd", "/").c_str()) == 0) code = run_step_request(request.value("request", ""), 3);
+  } catch (...) {
+    code = 1;
+  }
   std::cout.flush();
   std::cerr.flush();
   std::fflush(nullptr);
@@ -103,14 +112,20 @@ class Server {
   Server(int socket, int signals) : socket_(socket), signals_(signals) {}
 
   int loop() {
-    for (;;) {
-      std::array<pollfd, 2> fds{pollfd{socket_, POLLIN, 0}, pollfd{signals_, POLLIN, 0}};
-      if (::poll(fds.data(), fds.size(), -1) < 0 && errno != EINTR) return 1;
-      if (fds[1].revents) report_exits();
-      if (fds[0].revents && !handle_request()) break;
+    int code = 0;
+    try {
+      for (;;) {
+        std::array<pollfd, 2> fds{pollfd{socket_, POLLIN, 0}, pollfd{signals_, POLLIN, 0}};
+        if (::poll(fds.data(), fds.size(), -1) < 0 && errno != EINTR) break;
+        if (fds[1].revents) report_exits();
+        if (fds[0].revents && !handle_request()) break;
+      }
+    } catch (const std::exception& e) {  // e.g. the host vanished mid-send
+      std::cerr << "kiln step server: " << e.what() << "\n";
+      code = 1;
     }
     for (const pid_t pid : children_) ::kill(-pid, SIGKILL);  // the host is gone: so are its steps
-    return 0;
+    return code;
   }
 
  private:
@@ -170,6 +185,10 @@ class Server {
       if (::waitid(P_PID, static_cast<id_t>(pid), &status, WEXITED | WNOHANG | WNOWAIT) != 0 || status.si_pid != pid)
         continue;
       const int raw = status.si_code == CLD_EXITED ? (status.si_status & 0xff) << 8 : (status.si_status & 0x7f);
+      // The step is over: so are processes it left behind, which could hold
+      // its channel open forever. The unreaped leader still pins the group
+      // id, so this cannot reach another group.
+      ::kill(-pid, SIGKILL);
       reported_.insert(pid);
       send_message(socket_, Json{{"op", "exited"}, {"pid", pid}, {"status", raw}}.dump(), {});
     }
@@ -238,7 +257,14 @@ pid_t StepServer::start(const fs::path& library, const std::string& component, c
            .dump(),
        {stdout_fd, stderr_fd, channel_fd});
   std::unique_lock<std::mutex> lock(mutex_);
-  changed_.wait(lock, [&] { return start_reply_.has_value() || server_gone_; });
+  // Loading a library and its warm-up run in the server; bound the wait so a
+  // hung warm-up cannot hold the scheduler forever.
+  if (!changed_.wait_for(lock, kStartTimeout, [&] { return start_reply_.has_value() || server_gone_; })) {
+    lock.unlock();
+    server_->kill_group(SIGKILL);
+    throw std::runtime_error("the step server did not start the step within " + std::to_string(kStartTimeout.count()) +
+                             " s (a hung plugin load or warm-up?)");
+  }
   if (!start_reply_) throw std::runtime_error("the step server exited while starting a step");
   const Json reply = Json::parse(*start_reply_);
   if (reply.value("op", "") != "started") throw std::runtime_error("step server: " + reply.value("message", "?"));
