@@ -272,7 +272,7 @@ class Engine::Impl {
     } catch (const std::exception& e) {
       return finish_step(index, kFailed, e.what());
     }
-    if (step.status == kPending) set_step_status(index, kRunning, "");
+    if (step.status == kPending) set_step_status(index, kRunning);
   }
 
   void begin_loop(size_t index) {
@@ -637,10 +637,9 @@ class Engine::Impl {
     if (status == kFailed && !step.planned->spec.is_finally) begin_policy_stop();
   }
 
-  void set_step_status(size_t index, const std::string& status, const std::string& message) {
+  void set_step_status(size_t index, const std::string& status) {
     steps_[index].status = status;
     record_["steps"][steps_[index].planned->spec.name]["status"] = status;
-    (void)message;
   }
 
   // ---- helpers ---------------------------------------------------------------
