@@ -55,7 +55,8 @@ KILN_FROZEN(KilnHostApi, output_path, 144);
 KILN_FROZEN(KilnHostApi, output_metadata, 152);
 KILN_FROZEN(KilnHostApi, output_parameter, 160);
 KILN_FROZEN(KilnHostApi, temp_dir, 168);
-static_assert(sizeof(KilnHostApi) == 176);
+KILN_FROZEN(KilnHostApi, checkpoint_dir, 176);
+static_assert(sizeof(KilnHostApi) == 184);
 
 KILN_FROZEN(KilnTunerApi, struct_size, 0);
 KILN_FROZEN(KilnTunerApi, create, 8);
@@ -90,7 +91,7 @@ static_assert(KILN_DT_BOOL == 1 && KILN_DT_BYTES == 13);
 
 TEST(AbiLayout, HeaderCompilesAsC11AndCpp) {
   // The static_asserts above are the test; this records the sizes at run time too.
-  EXPECT_EQ(sizeof(KilnHostApi), 176u);
+  EXPECT_EQ(sizeof(KilnHostApi), 184u);
   EXPECT_EQ(sizeof(KilnComponent), 56u);
   EXPECT_STREQ(KILN_PLUGIN_ENTRY_SYMBOL, "kiln_plugin_entry");
 }

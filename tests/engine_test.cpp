@@ -104,6 +104,17 @@ steps:
   EXPECT_EQ(last_attempt(r.step("first"))["executor"], "process");
 }
 
+TEST_F(EngineTest, PipelineDirNamesTheDirectoryOfThePipelineFile) {
+  const auto r = run(R"(
+steps:
+  - name: where
+    component: util.echo
+    parameters: {message: "{{ pipeline.dir }}/data.csv"}
+)");
+  // The text pipeline is "t.yaml" in the current directory.
+  EXPECT_EQ(r.step("where")["outputs"]["message"], (fs::current_path() / "data.csv").lexically_normal().string());
+}
+
 TEST_F(EngineTest, ConditionsSkipStepsAndWhatNeedsTheirData) {
   const auto r = run(R"(
 parameters:
@@ -236,6 +247,20 @@ steps:
   EXPECT_EQ(r.step("flaky")["attempts"][0]["message"], "flaky failure 1");
   EXPECT_EQ(r.step("flaky")["outputs"]["runs"], 3);
   EXPECT_TRUE(fs::exists(r.dir / "steps/flaky/attempt-3/stdout.log"));
+}
+
+TEST_F(EngineTest, CheckpointDirSurvivesFailedAttemptsAndGoesOnSuccess) {
+  // util.flaky counts its runs in the checkpoint dir when given no counter file.
+  const auto r = run(R"(
+steps:
+  - name: flaky
+    component: util.flaky
+    parameters: {failures: 2}
+    retries: {limit: 3, backoff: 1ms}
+)");
+  EXPECT_EQ(r.record["status"], "succeeded");
+  EXPECT_EQ(r.step("flaky")["outputs"]["runs"], 3);
+  EXPECT_FALSE(fs::exists(r.dir / "steps/flaky/checkpoint"));
 }
 
 TEST_F(EngineTest, RetriesStopAtTheLimitAndOnlyForListedFailures) {

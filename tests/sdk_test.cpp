@@ -22,23 +22,9 @@ const kiln::host::LoadedComponent& util(const std::string& name) {
   return *component;
 }
 
-struct Invocation {
-  kiln::host::StepOutcome outcome;
-  RecordingSink sink;
-};
-
 kiln::host::StepOutcome invoke(const std::string& name, const Json& params, const TempDir& dir, RecordingSink& sink,
                                std::map<std::string, kiln::host::InputArtifact> inputs = {}) {
-  std::vector<std::string> problems;
-  const auto& component = util(name);
-  kiln::host::StepInvocation invocation;
-  invocation.parameters = kiln::host::resolve_parameters(component.manifest, params, problems);
-  EXPECT_TRUE(problems.empty()) << problems.front();
-  invocation.inputs = std::move(inputs);
-  invocation.output_dir = dir / "out";
-  invocation.temp_dir = dir / "tmp";
-  const std::atomic<bool> not_cancelled{false};
-  return kiln::host::invoke_component(component, invocation, sink, not_cancelled);
+  return kiln::test::invoke_component(kiln::test::util_plugin(), name, params, dir.path(), sink, std::move(inputs));
 }
 
 }  // namespace

@@ -332,6 +332,7 @@ class Engine::Impl {
     launch.attempt_dir = unit.dir / ("attempt-" + std::to_string(unit.attempt));
     launch.output_dir = launch.attempt_dir / "outputs";
     launch.temp_dir = launch.attempt_dir / "tmp";
+    launch.checkpoint_dir = unit.dir / "checkpoint";
     try {
       fs::create_directories(launch.output_dir);
       launch.parameters = render_parameters(step, unit);
@@ -401,6 +402,8 @@ class Engine::Impl {
         return unit->item;
       }
       if (ref.rfind("params.", 0) == 0) return plan_.parameters.at(ref.substr(7));
+      // Lets a pipeline name files that travel with it (bundled data sets).
+      if (ref == "pipeline.dir") return fs::absolute(plan_.spec.file).parent_path().lexically_normal().string();
       if (ref == "run.status") return run_status_;
       if (ref == "run.id") return options_.run_id;
       if (ref == "run.name") return plan_.spec.name;
@@ -464,6 +467,8 @@ class Engine::Impl {
     if (result.ok()) {
       unit.result = std::move(result);
       unit.outputs_dir = unit.dir / ("attempt-" + std::to_string(unit.attempt)) / "outputs";
+      std::error_code ignored;  // checkpoints only matter to a retry, and there will be none
+      fs::remove_all(unit.dir / "checkpoint", ignored);
       return finish_unit(id, kSucceeded, "");
     }
     const auto& retries = step.planned->spec.retries;

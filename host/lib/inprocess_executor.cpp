@@ -55,7 +55,8 @@ class InProcessExecutor : public Executor {
         if (component == nullptr)
           throw PluginLoadError("the library no longer provides " + launch.component.manifest.name);
         ForwardingSink sink(observer);
-        StepInvocation invocation{launch.parameters, launch.inputs, launch.output_dir, launch.temp_dir};
+        StepInvocation invocation{launch.parameters, launch.inputs, launch.output_dir, launch.temp_dir,
+                                  launch.checkpoint_dir};
         const auto outcome = invoke_component(*component, std::move(invocation), sink, *cancelled);
         result = std::move(sink.result);
         if (!outcome.ok) {

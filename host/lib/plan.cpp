@@ -122,7 +122,9 @@ class Validator {
       return {ref == "run.failed_steps" ? std::optional<ValueType>(ValueType::List) : ValueType::String};
     }
     if (root == "steps") return check_step_reference(step, ref, pos, upstream);
-    error(pos, "unknown reference '" + ref + "' (use params.NAME, steps.STEP.outputs.NAME, item or run.status)");
+    if (ref == "pipeline.dir") return {ValueType::String};
+    error(pos, "unknown reference '" + ref +
+                   "' (use params.NAME, steps.STEP.outputs.NAME, item, pipeline.dir or run.status)");
     return {};
   }
 

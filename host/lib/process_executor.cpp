@@ -33,7 +33,8 @@ void write_step_request(const StepLaunch& launch, const fs::path& request_file) 
                      {"parameters", launch.parameters},
                      {"inputs", inputs},
                      {"output_dir", launch.output_dir.string()},
-                     {"temp_dir", launch.temp_dir.string()}};
+                     {"temp_dir", launch.temp_dir.string()},
+                     {"checkpoint_dir", launch.checkpoint_dir.string()}};
   // Read once by the step's process, right after this: no fsync needed.
   std::ofstream out(request_file, std::ios::trunc);
   out << request.dump();

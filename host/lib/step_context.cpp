@@ -197,15 +197,23 @@ KilnError* output_parameter(KilnStepContext* ctx, const char* name, const char* 
   });
 }
 
-KilnError* temp_dir(KilnStepContext* ctx, const char** out) {
+// Creates `dir` on first use and hands out its path.
+KilnError* step_directory(KilnStepContext* ctx, const std::filesystem::path& dir, const char* what, const char** out) {
   return guarded([&] {
-    const auto& dir = ctx->invocation.temp_dir;
-    require(!dir.empty(), KILN_ERROR_UNSUPPORTED, "this step has no scratch directory");
+    require(!dir.empty(), KILN_ERROR_UNSUPPORTED, std::string("this step has no ") + what);
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
     require(!ec, KILN_ERROR_IO, "cannot create " + dir.string() + ": " + ec.message());
     *out = ctx->intern(dir.string());
   });
+}
+
+KilnError* temp_dir(KilnStepContext* ctx, const char** out) {
+  return step_directory(ctx, ctx->invocation.temp_dir, "scratch directory", out);
+}
+
+KilnError* checkpoint_dir(KilnStepContext* ctx, const char** out) {
+  return step_directory(ctx, ctx->invocation.checkpoint_dir, "checkpoint directory", out);
 }
 
 }  // namespace
@@ -236,6 +244,7 @@ const KilnHostApi* host_api() {
     a.output_metadata = output_metadata;
     a.output_parameter = output_parameter;
     a.temp_dir = temp_dir;
+    a.checkpoint_dir = checkpoint_dir;
     return a;
   }();
   return &api;

@@ -64,6 +64,7 @@ StepInvocation invocation_from(const Json& request) {
         InputArtifact{item.value().at("path").get<std::string>(), item.value().at("metadata")};
   invocation.output_dir = request.at("output_dir").get<std::string>();
   invocation.temp_dir = request.at("temp_dir").get<std::string>();
+  invocation.checkpoint_dir = request.value("checkpoint_dir", "");
   return invocation;
 }
 

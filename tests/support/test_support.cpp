@@ -1,5 +1,9 @@
 #include "test_support.hpp"
 
+#include <gtest/gtest.h>
+#include <kiln/host/manifest.hpp>
+#include <kiln/host/plugin_library.hpp>
+
 #include <stdlib.h>
 
 #include <fstream>
@@ -74,6 +78,24 @@ void RecordingSink::on_output_parameter(const std::string& name, const host::Jso
 void RecordingSink::on_output_metadata(const std::string& name, const host::Json& metadata) {
   const std::lock_guard<std::mutex> lock(mutex);
   output_metadata[name] = metadata;
+}
+
+host::StepOutcome invoke_component(const fs::path& library, const std::string& name, const host::Json& params,
+                                   const fs::path& dir, RecordingSink& sink,
+                                   std::map<std::string, host::InputArtifact> inputs) {
+  const auto loaded = host::PluginLibrary::load(library);
+  const auto* component = loaded->find(name);
+  if (component == nullptr) throw std::runtime_error(library.string() + " lacks " + name);
+  std::vector<std::string> problems;
+  host::StepInvocation invocation;
+  invocation.parameters = host::resolve_parameters(component->manifest, params, problems);
+  EXPECT_TRUE(problems.empty()) << problems.front();
+  invocation.inputs = std::move(inputs);
+  invocation.output_dir = dir / "out";
+  invocation.temp_dir = dir / "tmp";
+  invocation.checkpoint_dir = dir / "checkpoint";
+  const std::atomic<bool> not_cancelled{false};
+  return host::invoke_component(*component, invocation, sink, not_cancelled);
 }
 
 }  // namespace kiln::test

@@ -1,6 +1,7 @@
 // Helpers shared by kiln's test suites.
 #pragma once
 
+#include <kiln/host/invoke.hpp>
 #include <kiln/host/json.hpp>
 #include <kiln/host/step_context.hpp>
 #include <kiln/host/subprocess.hpp>
@@ -61,5 +62,13 @@ class RecordingSink : public host::StepEventSink {
   host::Json output_parameters = host::Json::object();
   host::Json output_metadata = host::Json::object();
 };
+
+// Runs component `name` of the plugin library at `library` in this process,
+// through the real ABI: parameters resolved against its manifest (problems
+// fail the test), outputs under dir/out, scratch under dir/tmp, checkpoints
+// under dir/checkpoint.
+host::StepOutcome invoke_component(const std::filesystem::path& library, const std::string& name,
+                                   const host::Json& params, const std::filesystem::path& dir, RecordingSink& sink,
+                                   std::map<std::string, host::InputArtifact> inputs = {});
 
 }  // namespace kiln::test

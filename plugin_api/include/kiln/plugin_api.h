@@ -29,7 +29,7 @@ extern "C" {
 #endif
 
 #define KILN_ABI_VERSION_MAJOR 1u
-#define KILN_ABI_VERSION_MINOR 1u
+#define KILN_ABI_VERSION_MINOR 2u
 
 #if defined(_WIN32)
 #define KILN_PLUGIN_EXPORT __declspec(dllexport)
@@ -171,6 +171,13 @@ typedef struct KilnHostApi {
   KilnError* (*output_parameter)(KilnStepContext* ctx, const char* name, const char* json_value);
   /* A private scratch directory for the step, removed after it. */
   KilnError* (*temp_dir)(KilnStepContext* ctx, const char** path_out);
+
+  /* Since ABI 1.2. A directory private to this step of this run that outlives
+   * a failed attempt: a retried (or resumed) attempt sees what the earlier one
+   * left there, so long work can checkpoint and continue instead of starting
+   * over. Removed when the step succeeds. The string lives until the run
+   * function returns. KILN_ERROR_UNSUPPORTED when the executor has none. */
+  KilnError* (*checkpoint_dir)(KilnStepContext* ctx, const char** path_out);
 } KilnHostApi;
 
 /* ------------------------------------------------------------------------ */

@@ -357,6 +357,12 @@ class Context {
     check(host_->temp_dir(ctx_, &path));
     return path;
   }
+  // Kept across retries of this step (ABI 1.2): checkpoint here, resume from here.
+  std::filesystem::path checkpoint_dir() const {
+    const char* path = nullptr;
+    check(host_->checkpoint_dir(ctx_, &path));
+    return path;
+  }
 
   const KilnHostApi* host() const { return host_; }
   KilnStepContext* raw() const { return ctx_; }

@@ -22,6 +22,7 @@ struct StepLaunch {
   std::filesystem::path attempt_dir;  // logs: stdout.log, stderr.log
   std::filesystem::path output_dir;   // output `x` goes to output_dir / x
   std::filesystem::path temp_dir;
+  std::filesystem::path checkpoint_dir;  // shared by all attempts of the step
 };
 
 // How an attempt ended. failure_class is "" on success, else one of

@@ -38,6 +38,7 @@ struct StepInvocation {
   std::map<std::string, InputArtifact> inputs;
   std::filesystem::path output_dir;  // output `x` lives in output_dir / x
   std::filesystem::path temp_dir;
+  std::filesystem::path checkpoint_dir;  // kept across attempts of the step
 };
 
 // The host function table of this kiln build. Static; valid forever.

@@ -1,0 +1,42 @@
+// train.torch's per-epoch checkpoint in the step's checkpoint directory:
+// current/ {state.json, model.safetensors, best.safetensors, optimizer.pt}.
+// A new one is written to next/ and swapped in, so a crash mid-write leaves
+// one complete checkpoint. It is used only when the parameters and the data
+// digests match (a retry of the same step), otherwise ignored.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "dataset.hpp"
+#include "history.hpp"
+#include "safetensors.hpp"
+
+namespace kiln::ml {
+
+struct CheckpointState {
+  std::string fingerprint;  // TrainOptions::fingerprint
+  std::string digest;       // data_digest of the inputs
+  History history;          // the epochs done
+  double best_value = 0;    // the monitored value of history.best_epoch (higher is better)
+  int64_t bad_epochs = 0;   // epochs since the best (early stopping)
+};
+
+// FNV-1a over the features and labels of both datasets, as hex.
+std::string data_digest(const Dataset& train, const Dataset* validation);
+
+void write_checkpoint(const std::filesystem::path& dir, const CheckpointState& state, torch::nn::Module& net,
+                      torch::optim::Optimizer& optimizer, const TensorFile& best);
+
+// Restores net, optimizer and best weights and returns the state when a
+// matching checkpoint exists; logs why one is ignored.
+std::optional<CheckpointState> read_checkpoint(const std::filesystem::path& dir, const std::string& fingerprint,
+                                               const std::string& digest, torch::nn::Module& net,
+                                               torch::optim::Optimizer& optimizer, TensorFile& best,
+                                               const std::function<void(const std::string&)>& log);
+
+}  // namespace kiln::ml

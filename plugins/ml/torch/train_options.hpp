@@ -1,0 +1,49 @@
+// train.torch's parameters, parsed and checked once, torch-free so the
+// manifest and the parsing compile without LibTorch headers.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model_spec.hpp"
+
+namespace kiln {
+class Context;
+class Manifest;
+}  // namespace kiln
+
+namespace kiln::ml {
+
+struct TrainOptions {
+  ModelSpec model;  // architecture fields; shapes, task and classes come from the data
+  std::string task = "auto";  // auto | classification | regression
+  std::string loss = "auto";  // auto | cross_entropy | mse | l1 | huber
+  std::string optimizer = "adam";
+  double lr = 1e-3, momentum = 0.0, weight_decay = 0.0;
+  bool nesterov = false;
+  std::string lr_schedule = "none";  // none | step | cosine
+  int64_t step_size = 10, warmup_epochs = 0;
+  double gamma = 0.1;
+  int64_t batch_size = 32, epochs = 10;
+  int64_t early_stopping_patience = 0;  // 0 = off
+  std::string early_stopping_metric = "val_loss";
+  int64_t seed = 0;
+  bool deterministic = false;
+  int64_t threads = 0;  // 0 = all cores
+  bool checkpoint = true;
+  int64_t debug_fail_after_epoch = 0;  // tests: fail the step after this epoch (0 = never)
+  // Every parameter that changes the result, canonically: checkpoints resume only when it matches.
+  std::string fingerprint;
+};
+
+// The parameters of train.torch's manifest.
+void add_train_params(Manifest& manifest);
+// Throws kiln::Error (invalid argument) naming the bad parameter.
+TrainOptions parse_train_options(const Context& ctx);
+
+// The learning rate of `epoch` (0-based): linear warm-up over warmup_epochs,
+// then the schedule counted from the end of the warm-up.
+double lr_at_epoch(const TrainOptions& options, int64_t epoch);
+
+}  // namespace kiln::ml

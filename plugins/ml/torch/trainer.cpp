@@ -1,0 +1,285 @@
+// The training loop: tensors loaded once, one randperm per epoch and
+// index_select per batch (no per-example data loader), no-grad validation.
+#include "trainer.hpp"
+
+#include <kiln/sdk.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <limits>
+
+#include "checkpoint.hpp"
+#include "model.hpp"
+
+namespace kiln::ml {
+namespace fs = std::filesystem;
+
+namespace {
+
+[[noreturn]] void bad(const std::string& message) { throw Error(message, KILN_ERROR_INVALID_ARGUMENT); }
+
+// The data as tensors: features as floats, targets as class indices or
+// standardised values [N, 1].
+struct Batches {
+  torch::Tensor x, y, y_raw;
+};
+
+Task resolve_task(const TrainOptions& o, const Dataset& train) {
+  if (!train.labels || !train.schema.label) bad("the train dataset has no labels");
+  if (o.task == "classification") return Task::Classification;
+  if (o.task == "regression") return Task::Regression;
+  return train.schema.label->task;
+}
+
+ModelSpec resolve_spec(const TrainOptions& o, const Dataset& train) {
+  ModelSpec s = o.model;
+  s.task = resolve_task(o, train);
+  s.feature_shape = train.schema.feature_shape;
+  s.label_name = train.schema.label->name;
+  s.input_scale = train.features.dtype == DType::U8 ? 1.0 / 255.0 : 1.0;
+  if (s.task == Task::Classification) {
+    if (train.labels->dtype != DType::I64) bad("classification needs class labels (I64), the train labels are not");
+    s.classes = train.schema.label->classes;
+    if (s.classes.size() < 2) bad("classification needs at least two classes");
+    s.num_outputs = static_cast<int64_t>(s.classes.size());
+  } else {
+    const auto y = to_torch_labels(*train.labels).to(torch::kFloat64);
+    s.target_mean = y.mean().item<double>();
+    const double std = y.numel() > 1 ? y.std().item<double>() : 0.0;
+    s.target_std = std > 1e-12 ? std : 1.0;
+    s.num_outputs = 1;
+  }
+  return s;
+}
+
+void check_validation(const ModelSpec& s, const Dataset& val) {
+  check_feature_shape(s, val.schema.feature_shape, "validation dataset");
+  if (!val.labels || !val.schema.label) bad("the validation dataset has no labels");
+  if (s.task == Task::Classification && val.schema.label->classes != s.classes)
+    bad("the validation dataset's classes differ from the train dataset's");
+}
+
+Batches tensors_of(const ModelSpec& s, const Dataset& d) {
+  Batches b;
+  b.x = to_torch_float(d.features);
+  b.y_raw = to_torch_labels(*d.labels);
+  if (s.task == Task::Classification) {
+    b.y = b.y_raw;
+  } else {
+    b.y_raw = b.y_raw.to(torch::kFloat32).reshape({-1, 1});
+    b.y = (b.y_raw - s.target_mean) / s.target_std;
+  }
+  return b;
+}
+
+std::string resolve_loss(const TrainOptions& o, Task task) {
+  const bool classify = task == Task::Classification;
+  if (o.loss == "auto") return classify ? "cross_entropy" : "mse";
+  if (classify != (o.loss == "cross_entropy"))
+    bad("loss " + o.loss + " does not fit a " + task_name(task) + " task");
+  return o.loss;
+}
+
+torch::Tensor compute_loss(const std::string& loss, const torch::Tensor& out, const torch::Tensor& y) {
+  if (loss == "cross_entropy") return torch::nn::functional::cross_entropy(out, y);
+  if (loss == "mse") return torch::mse_loss(out, y);
+  if (loss == "l1") return torch::l1_loss(out, y);
+  return torch::huber_loss(out, y);
+}
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& o, torch::nn::Module& net) {
+  auto params = net.parameters();
+  if (o.optimizer == "sgd")
+    return std::make_unique<torch::optim::SGD>(
+        params, torch::optim::SGDOptions(o.lr).momentum(o.momentum).nesterov(o.nesterov).weight_decay(o.weight_decay));
+  if (o.optimizer == "adamw")
+    return std::make_unique<torch::optim::AdamW>(params, torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
+  return std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(o.lr).weight_decay(o.weight_decay));
+}
+
+void set_lr(torch::optim::Optimizer& optimizer, double lr) {
+  for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
+}
+
+// Sums over one pass: loss weighted by rows, and the task's metric.
+struct Tally {
+  double loss_sum = 0, metric_sum = 0;
+  int64_t rows = 0;
+  void add(const ModelSpec& s, const torch::Tensor& out, const torch::Tensor& y_raw, double loss) {
+    const auto n = out.size(0);
+    loss_sum += loss * static_cast<double>(n);
+    rows += n;
+    if (s.task == Task::Classification) {
+      metric_sum += out.argmax(1).eq(y_raw).sum().item<double>();
+    } else {
+      metric_sum += (out.detach() * s.target_std + s.target_mean - y_raw).pow(2).sum().item<double>();
+    }
+  }
+  double loss() const { return loss_sum / static_cast<double>(std::max<int64_t>(rows, 1)); }
+  double metric(Task task) const {
+    const double mean = metric_sum / static_cast<double>(std::max<int64_t>(rows, 1));
+    return task == Task::Classification ? mean : std::sqrt(mean);
+  }
+};
+
+class Trainer {
+ public:
+  Trainer(const TrainOptions& o, const TrainRun& run, const TrainHooks& hooks)
+      : o_(o), run_(run), hooks_(hooks), spec_(resolve_spec(o, *run.train)), loss_(resolve_loss(o, spec_.task)),
+        model_((torch::manual_seed(static_cast<uint64_t>(o.seed)), build_model(spec_))),
+        optimizer_(make_optimizer(o, *model_.net())) {
+    if (run.validation) check_validation(spec_, *run.validation);
+    if (o.early_stopping_metric == "val_accuracy" && spec_.task == Task::Regression)
+      bad("early_stopping_metric val_accuracy needs a classification task");
+    train_ = tensors_of(spec_, *run.train);
+    if (run.validation) val_ = tensors_of(spec_, *run.validation);
+    history_.metric = spec_.task == Task::Classification ? "accuracy" : "rmse";
+  }
+
+  History run() {
+    if (run_.checkpoint_dir) resume();
+    for (int64_t epoch = static_cast<int64_t>(history_.rows.size()); epoch < o_.epochs; ++epoch) {
+      run_epoch(epoch);
+      if (run_.checkpoint_dir) save_checkpoint();
+      if (o_.debug_fail_after_epoch == epoch + 1) throw Error("injected failure after epoch " + std::to_string(epoch + 1));
+      if (stop_early()) {
+        hooks_.log("early stopping after epoch " + std::to_string(epoch + 1) + ": best epoch " +
+                   std::to_string(history_.best_epoch));
+        break;
+      }
+    }
+    if (run_.validation && !best_.tensors.empty()) load_state(*model_.net(), best_, "best weights");
+    save_model(model_, run_.model_dir, run_.transform_dir);
+    return history_;
+  }
+
+ private:
+  void run_epoch(int64_t epoch) {
+    const auto start = std::chrono::steady_clock::now();
+    EpochRow row;
+    row.epoch = epoch + 1;
+    row.lr = lr_at_epoch(o_, epoch);
+    set_lr(*optimizer_, row.lr);
+    // Seeded per epoch, so a resumed run draws the same shuffles and dropout masks.
+    torch::manual_seed(static_cast<uint64_t>(o_.seed) * 1000003ULL + static_cast<uint64_t>(epoch));
+    const Tally train = train_pass();
+    row.train_loss = train.loss();
+    row.train_metric = train.metric(spec_.task);
+    if (run_.validation) {
+      const Tally val = evaluate_pass();
+      row.val_loss = val.loss();
+      row.val_metric = val.metric(spec_.task);
+    }
+    row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    history_.rows.push_back(row);
+    track_best(row);
+    hooks_.on_epoch(history_);
+  }
+
+  Tally train_pass() {
+    model_.net()->train();
+    const int64_t n = train_.x.size(0);
+    const auto order = torch::randperm(n, torch::kInt64);
+    Tally tally;
+    for (int64_t start = 0; start < n; start += o_.batch_size) {
+      hooks_.check_cancelled();
+      const int64_t end = std::min(start + o_.batch_size, n);
+      if (spec_.batch_norm && end - start < 2) break;  // batch norm cannot train on one row
+      const auto index = order.slice(0, start, end);
+      const auto x = train_.x.index_select(0, index);
+      const auto y = train_.y.index_select(0, index);
+      optimizer_->zero_grad();
+      const auto out = model_.forward(x);
+      const auto loss = compute_loss(loss_, out, y);
+      loss.backward();
+      optimizer_->step();
+      tally.add(spec_, out.detach(), train_.y_raw.index_select(0, index), loss.item<double>());
+    }
+    return tally;
+  }
+
+  Tally evaluate_pass() {
+    const torch::NoGradGuard no_grad;
+    model_.net()->eval();
+    Tally tally;
+    const int64_t n = val_.x.size(0), step = std::max<int64_t>(o_.batch_size, 1024);
+    for (int64_t start = 0; start < n; start += step) {
+      const int64_t end = std::min(start + step, n);
+      const auto out = model_.forward(val_.x.slice(0, start, end));
+      const auto loss = compute_loss(loss_, out, val_.y.slice(0, start, end));
+      tally.add(spec_, out, val_.y_raw.slice(0, start, end), loss.item<double>());
+    }
+    return tally;
+  }
+
+  double monitored(const EpochRow& row) const {
+    if (!row.val_loss) return -row.train_loss;
+    return o_.early_stopping_metric == "val_accuracy" ? *row.val_metric : -*row.val_loss;  // higher is better
+  }
+
+  void track_best(const EpochRow& row) {
+    const double value = monitored(row);
+    if (history_.best_epoch == 0 || value > best_value_) {
+      best_value_ = value;
+      history_.best_epoch = row.epoch;
+      bad_epochs_ = 0;
+      if (run_.validation) best_ = state_to_tensors(*model_.net());
+    } else {
+      ++bad_epochs_;
+    }
+  }
+
+  bool stop_early() const {
+    return run_.validation && o_.early_stopping_patience > 0 && bad_epochs_ >= o_.early_stopping_patience;
+  }
+
+  CheckpointState state() const {
+    return {o_.fingerprint, digest_, history_, best_value_, bad_epochs_};
+  }
+
+  void save_checkpoint() {
+    write_checkpoint(*run_.checkpoint_dir, state(), *model_.net(), *optimizer_, best_);
+  }
+
+  void resume() {
+    digest_ = data_digest(*run_.train, run_.validation);
+    auto restored = read_checkpoint(*run_.checkpoint_dir, o_.fingerprint, digest_, *model_.net(), *optimizer_, best_,
+                                    hooks_.log);
+    if (!restored) return;
+    history_ = restored->history;
+    best_value_ = restored->best_value;
+    bad_epochs_ = restored->bad_epochs;
+    hooks_.log("resuming from epoch " + std::to_string(history_.rows.size()));
+  }
+
+  const TrainOptions& o_;
+  const TrainRun& run_;
+  const TrainHooks& hooks_;
+  ModelSpec spec_;
+  std::string loss_;
+  TorchModel model_;
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  Batches train_, val_;
+  History history_;
+  TensorFile best_;
+  double best_value_ = -std::numeric_limits<double>::infinity();
+  int64_t bad_epochs_ = 0;
+  std::string digest_;
+};
+
+}  // namespace
+
+History train_model(const TrainOptions& options, const TrainRun& run, const TrainHooks& hooks) {
+  at::set_num_threads(static_cast<int>(options.threads));
+  at::globalContext().setDeterministicAlgorithms(options.deterministic, false);
+  Trainer trainer(options, run, hooks);
+  return trainer.run();
+}
+
+void torch_warm_up() {
+  at::set_num_threads(1);
+  const auto x = torch::ones({4, 4}, torch::requires_grad());
+  x.matmul(x).sum().backward();
+}
+
+}  // namespace kiln::ml
