@@ -2,13 +2,15 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <limits>
 
 namespace kiln::data {
 
-void bad_input(const std::string& message) { throw Error(message, KILN_ERROR_INVALID_ARGUMENT); }
+void bad_input(const std::string& message) {
+  throw Error(message, KILN_ERROR_INVALID_ARGUMENT);
+}
 
 ml::Dataset read_dataset(const Context& ctx, const std::string& port) {
   const auto dir = ctx.input_path(port);
@@ -66,22 +68,15 @@ int64_t Rng::symmetric(int64_t bound) {
   return static_cast<int64_t>(below(static_cast<uint64_t>(2 * bound + 1))) - bound;
 }
 
-double Rng::uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+double Rng::uniform() {
+  return static_cast<double>(next() >> 11) * 0x1.0p-53;
+}
 
 double Rng::normal() {
   const double u1 = 1.0 - uniform();  // (0, 1], so the log is finite
   const double u2 = uniform();
   constexpr double kTwoPi = 6.283185307179586476925286766559;
   return std::sqrt(-2.0 * std::log(u1)) * std::cos(kTwoPi * u2);
-}
-
-double quantile_sorted(const std::vector<double>& sorted, double q) {
-  if (sorted.empty()) return std::numeric_limits<double>::quiet_NaN();
-  const double position = q * static_cast<double>(sorted.size() - 1);
-  const auto below = static_cast<std::size_t>(std::floor(position));
-  const auto above = std::min(below + 1, sorted.size() - 1);
-  const double t = position - static_cast<double>(below);
-  return sorted[below] + (sorted[above] - sorted[below]) * t;
 }
 
 std::string format_number(double value) {
@@ -91,12 +86,6 @@ std::string format_number(double value) {
     if (std::strtod(buffer, nullptr) == value) break;
   }
   return buffer;
-}
-
-std::vector<double> column_values(const std::vector<float>& table, int64_t rows, int64_t cols, int64_t j) {
-  std::vector<double> out(static_cast<std::size_t>(rows));
-  for (int64_t i = 0; i < rows; ++i) out[static_cast<std::size_t>(i)] = table[static_cast<std::size_t>(i * cols + j)];
-  return out;
 }
 
 void step_progress(const Context& ctx, int64_t done, int64_t total, const std::string& what) {

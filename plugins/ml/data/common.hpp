@@ -5,7 +5,10 @@
 
 #include <kiln/sdk.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
@@ -55,13 +58,19 @@ class Rng {
 };
 
 // Quantile of sorted values by linear interpolation (numpy's default).
-double quantile_sorted(const std::vector<double>& sorted, double q);
+template <class T>
+double quantile_sorted(const std::vector<T>& sorted, double q) {
+  if (sorted.empty()) return std::numeric_limits<double>::quiet_NaN();
+  const double position = q * static_cast<double>(sorted.size() - 1);
+  const auto below = static_cast<std::size_t>(std::floor(position));
+  const auto above = std::min(below + 1, sorted.size() - 1);
+  const double t = position - static_cast<double>(below);
+  return static_cast<double>(sorted[below]) +
+         (static_cast<double>(sorted[above]) - static_cast<double>(sorted[below])) * t;
+}
 // Shortest text that reads back as the same double ("3", "0.1", "1e+20").
 std::string format_number(double value);
-// Column j of a [rows, cols] float table.
-std::vector<double> column_values(const std::vector<float>& table, int64_t rows, int64_t cols, int64_t j);
-
-// Reports a fraction of a long loop every `every` items and honours cancellation.
+// In a long loop: every 4096 items, honours cancellation and reports progress.
 void step_progress(const Context& ctx, int64_t done, int64_t total, const std::string& what);
 
 }  // namespace kiln::data

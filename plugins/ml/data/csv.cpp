@@ -55,10 +55,15 @@ std::string_view skip_lines(std::string_view text, int64_t count, int64_t& first
   return text;
 }
 
+// The first non-blank line: what delimiter "auto" looks at.
 std::string_view first_line_of(std::string_view text) {
-  while (!text.empty() && trim(text.substr(0, text.find('\n'))).empty() && text.find('\n') != std::string_view::npos)
-    text = text.substr(text.find('\n') + 1);
-  return text.substr(0, text.find('\n'));
+  while (!text.empty()) {
+    const auto end = text.find('\n');
+    const auto line = text.substr(0, end);
+    if (!trim(line).empty() || end == std::string_view::npos) return line;
+    text.remove_prefix(end + 1);
+  }
+  return text;
 }
 
 std::vector<std::string> column_names(std::vector<CsvRecord>& records, const CsvOptions& o, const std::string& where) {
@@ -91,7 +96,8 @@ std::optional<std::size_t> label_column(const std::string& label, const std::vec
     return static_cast<std::size_t>(it - names.begin());
   const auto number = parse_number(label);
   const auto count = static_cast<int64_t>(names.size());
-  if (number && std::floor(*number) == *number) {
+  // Bounded first: casting a huge double to int64 is undefined.
+  if (number && std::floor(*number) == *number && std::fabs(*number) < 1e15) {
     const auto index = static_cast<int64_t>(*number);
     const auto resolved = index < 0 ? count + index : index;
     if (resolved >= 0 && resolved < count) return static_cast<std::size_t>(resolved);
@@ -113,7 +119,8 @@ class CsvLoader {
     const auto delimiter = parse_delimiter(o_.delimiter, first_line_of(body));
     if (!delimiter) bad_input("delimiter '" + o_.delimiter + "' is not one of auto, ',', '\\t', ';', whitespace");
     records_ = split_records(body, *delimiter, first_line, where_);
-    if (records_.empty()) bad_input(where_ + ": empty file (no rows after skip_rows " + std::to_string(o_.skip_rows) + ")");
+    if (records_.empty())
+      bad_input(where_ + ": empty file (no rows after skip_rows " + std::to_string(o_.skip_rows) + ")");
     names_ = column_names(records_, o_, where_);
     if (records_.empty()) bad_input(where_ + ": the file has a header but no data rows");
     label_ = label_column(o_.label, names_, where_);
@@ -159,8 +166,30 @@ class CsvLoader {
       const auto it = o_.dtypes.find(names_[j]);
       const auto declared = it == o_.dtypes.end() ? DeclaredType::Inferred : parse_declared_type(it->second, names_[j]);
       types_[j] = infer_column(tokens_of(j), declared);
+      if (declared == DeclaredType::Inferred) warn_if_mostly_numeric(j);
     }
-    if (label_) plan_ = plan_label(tokens_of(*label_), o_.task, o_.class_names, where_ + ": label '" + names_[*label_] + "'");
+    if (label_)
+      plan_ = plan_label(tokens_of(*label_), o_.task, o_.class_names, where_ + ": label '" + names_[*label_] + "'");
+  }
+
+  // A numeric column with a stray word silently becomes categorical; say so,
+  // naming the first offending line, so the user can declare its dtype.
+  void warn_if_mostly_numeric(std::size_t j) const {
+    if (types_[j].kind != ml::ColumnKind::Categorical) return;
+    std::size_t numbers = 0, present = 0;
+    const CsvRecord* first_text = nullptr;
+    for (const auto& r : records_) {
+      if (is_missing_token(r.fields[j])) continue;
+      ++present;
+      if (parse_number(r.fields[j]))
+        ++numbers;
+      else if (first_text == nullptr)
+        first_text = &r;
+    }
+    if (first_text != nullptr && numbers * 10 >= present * 9)
+      ctx_.warning(where_ + ":" + std::to_string(first_text->line) + ": column '" + names_[j] + "' is " +
+                   std::to_string(numbers * 100 / present) + "% numbers but '" + first_text->fields[j] +
+                   "' made it categorical; declare its dtype (float/int) to fail or skip such rows instead");
   }
 
   // One row's features and label; false when the row is bad.
@@ -253,19 +282,25 @@ Manifest Csv::manifest() {
   return Manifest("data.csv", "1.0.0", Kind::Data)
       .description("Read a CSV/TSV file (optionally gzipped) into a Dataset")
       .param(Param::String("path").description("the file; gzip is detected by its magic bytes"))
-      .param(Param::String("delimiter").default_value("auto").choices({"auto", ",", "\t", ";", "whitespace"})
+      .param(Param::String("delimiter")
+                 .default_value("auto")
+                 .choices({"auto", ",", "\t", "tab", ";", "whitespace"})
                  .description("field separator; whitespace = runs of spaces/tabs"))
       .param(Param::Bool("header").default_value(true).description("the first row (after skip_rows) names the columns"))
       .param(Param::Int("skip_rows").default_value(0).min(0).description("lines to skip before the header/data"))
       .param(Param::List("columns").default_json("[]").description("column names when there is no header"))
       .param(Param::String("label").default_value("").description(
           "label column: a name, or an index as text (negative from the end); empty = unlabeled"))
-      .param(Param::String("task").default_value("auto").choices({"auto", "classification", "regression"})
+      .param(Param::String("task")
+                 .default_value("auto")
+                 .choices({"auto", "classification", "regression"})
                  .description("auto: integer labels with <= 20 values or text labels -> classification"))
       .param(Param::List("class_names").default_json("[]").description("names for integer class labels 0..k-1"))
       .param(Param::Object("dtypes").default_json("{}").description(
           "column -> float | int | category | bool; other columns are inferred"))
-      .param(Param::String("bad_rows").default_value("fail").choices({"fail", "skip"})
+      .param(Param::String("bad_rows")
+                 .default_value("fail")
+                 .choices({"fail", "skip"})
                  .description("fail on a bad row naming its line, or skip and count it"))
       .output(Port("data", "Dataset").description("features F32 [N, D]; labels I64 or F32 [N]"));
 }

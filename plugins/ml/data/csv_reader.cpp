@@ -11,10 +11,14 @@ namespace {
 
 char delimiter_char(Delimiter d) {
   switch (d) {
-    case Delimiter::Comma: return ',';
-    case Delimiter::Tab: return '\t';
-    case Delimiter::Semicolon: return ';';
-    case Delimiter::Whitespace: return ' ';
+    case Delimiter::Comma:
+      return ',';
+    case Delimiter::Tab:
+      return '\t';
+    case Delimiter::Semicolon:
+      return ';';
+    case Delimiter::Whitespace:
+      return ' ';
   }
   return ',';
 }

@@ -24,7 +24,9 @@ std::optional<float> bool_value(std::string_view token) {
   return std::nullopt;
 }
 
-bool integral(double v) { return std::isfinite(v) && std::floor(v) == v && std::fabs(v) < 9007199254740992.0; }
+bool integral(double v) {
+  return std::isfinite(v) && std::floor(v) == v && std::fabs(v) < 9007199254740992.0;
+}
 
 // A classification label with at most this many distinct integers is taken
 // as classes under task "auto"; more are taken as a regression target.
@@ -63,7 +65,8 @@ std::vector<std::string> sorted_distinct(const Tokens& tokens) {
   std::vector<std::string> out(distinct.begin(), distinct.end());
   const bool numeric = std::all_of(out.begin(), out.end(), [](const auto& s) { return parse_number(s).has_value(); });
   if (numeric)
-    std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return *parse_number(a) < *parse_number(b); });
+    std::stable_sort(out.begin(), out.end(),
+                     [](const auto& a, const auto& b) { return *parse_number(a) < *parse_number(b); });
   return out;
 }
 
@@ -99,7 +102,8 @@ ColumnType infer_column(const Tokens& tokens, DeclaredType declared) {
 std::optional<float> convert_token(std::string_view token, const ColumnType& column) {
   if (is_missing_token(token)) return std::numeric_limits<float>::quiet_NaN();
   switch (column.type) {
-    case DeclaredType::Bool: return bool_value(token);
+    case DeclaredType::Bool:
+      return bool_value(token);
     case DeclaredType::Category: {
       const auto it = column.index.find(std::string(trim(token)));
       if (it == column.index.end()) return std::nullopt;
@@ -140,8 +144,8 @@ LabelPlan plan_label(const Tokens& tokens, const std::string& task, const std::v
   } else if (task == "classification" || !class_names.empty()) {
     plan.task = ml::Task::Classification;
   } else {
-    plan.task = (numeric && (!all_integral || keys.size() > kMaxAutoClasses)) ? ml::Task::Regression
-                                                                             : ml::Task::Classification;
+    plan.task =
+        (numeric && (!all_integral || keys.size() > kMaxAutoClasses)) ? ml::Task::Regression : ml::Task::Classification;
   }
   if (plan.task == ml::Task::Regression) {
     if (!numeric) bad_input(where + ": regression needs a numeric label, but it holds text");

@@ -26,8 +26,8 @@ struct ColumnType {
   ml::ColumnKind kind = ml::ColumnKind::Numeric;
   DeclaredType type = DeclaredType::Float;  // resolved: never Inferred
   std::string source_dtype = "float64";
-  std::vector<std::string> categories;      // Categorical
-  std::map<std::string, float> index;       // category token -> index
+  std::vector<std::string> categories;  // Categorical
+  std::map<std::string, float> index;   // category token -> index
 };
 
 // Numeric if every present token is a number (int64 if all integral), bool

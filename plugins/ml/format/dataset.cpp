@@ -140,11 +140,9 @@ Dataset load_dataset(const fs::path& dir) {
 
 void save_dataset(const fs::path& dir, const Dataset& d) {
   validate_dataset(d, dir.string());
-  TensorFile file;
-  file.tensors.emplace("features", d.features);
-  if (d.labels) file.tensors.emplace("labels", *d.labels);
-  file.metadata["format"] = kDatasetFormat;
-  write_safetensors(dir / "data.safetensors", file);
+  TensorRefs tensors{{"features", &d.features}};
+  if (d.labels) tensors.emplace("labels", &*d.labels);
+  write_safetensors(dir / "data.safetensors", tensors, {{"format", kDatasetFormat}});
   write_text_atomic(dir / "schema.json", schema_to_json(d.schema, d.rows()));
 }
 

@@ -112,7 +112,8 @@ Tensor parse_entry(const fs::path& path, const std::string& name, const json& en
                        " bytes, its shape needs " + std::to_string(expected));
   if (data_start + offsets[1] > content.size()) bad_file(path, "tensor '" + name + "' runs past the end of the file");
   tensor.bytes.resize(expected);
-  std::memcpy(tensor.bytes.data(), content.data() + data_start + offsets[0], expected);
+  // An empty tensor (0 rows) has no buffer: memcpy from/to null is undefined even for 0 bytes.
+  if (expected > 0) std::memcpy(tensor.bytes.data(), content.data() + data_start + offsets[0], expected);
   return tensor;
 }
 
@@ -212,32 +213,39 @@ std::vector<float> Tensor::to_float() const {
 Tensor Tensor::from_float(const std::vector<float>& values, std::vector<int64_t> dims) {
   Tensor t(DType::F32, std::move(dims));
   if (static_cast<std::size_t>(t.numel()) != values.size()) throw std::invalid_argument("shape does not match values");
-  std::memcpy(t.bytes.data(), values.data(), t.bytes.size());
+  if (!values.empty()) std::memcpy(t.bytes.data(), values.data(), t.bytes.size());
   return t;
 }
 
 void write_safetensors(const fs::path& path, const TensorFile& file) {
+  TensorRefs refs;
+  for (const auto& [name, tensor] : file.tensors) refs.emplace(name, &tensor);
+  write_safetensors(path, refs, file.metadata);
+}
+
+void write_safetensors(const fs::path& path, const TensorRefs& tensors,
+                       const std::map<std::string, std::string>& metadata) {
   json header = json::object();
   uint64_t offset = 0;
-  for (const auto& [name, tensor] : file.tensors) {
-    if (tensor.bytes.size() != static_cast<std::size_t>(tensor.numel()) * dtype_size(tensor.dtype))
-      throw std::invalid_argument("tensor '" + name + "' has " + std::to_string(tensor.bytes.size()) +
+  for (const auto& [name, tensor] : tensors) {
+    if (tensor->bytes.size() != static_cast<std::size_t>(tensor->numel()) * dtype_size(tensor->dtype))
+      throw std::invalid_argument("tensor '" + name + "' has " + std::to_string(tensor->bytes.size()) +
                                   " bytes for its shape");
-    header[name] = {{"dtype", dtype_name(tensor.dtype)},
-                    {"shape", tensor.shape},
-                    {"data_offsets", {offset, offset + tensor.bytes.size()}}};
-    offset += tensor.bytes.size();
+    header[name] = {{"dtype", dtype_name(tensor->dtype)},
+                    {"shape", tensor->shape},
+                    {"data_offsets", {offset, offset + tensor->bytes.size()}}};
+    offset += tensor->bytes.size();
   }
-  if (!file.metadata.empty()) header["__metadata__"] = file.metadata;
+  if (!metadata.empty()) header["__metadata__"] = metadata;
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');  // keeps the buffers 8-byte aligned, as the format recommends
-  uint64_t length = text.size();
+  const uint64_t length = text.size();
   unsigned char prefix[8];
   for (int i = 0; i < 8; ++i) prefix[i] = static_cast<unsigned char>(length >> (8 * i));
   write_atomic(path, [&](auto&& write) {
     write(prefix, sizeof prefix);
     write(text.data(), text.size());
-    for (const auto& [name, tensor] : file.tensors) write(tensor.bytes.data(), tensor.bytes.size());
+    for (const auto& [name, tensor] : tensors) write(tensor->bytes.data(), tensor->bytes.size());
   });
 }
 

@@ -61,6 +61,10 @@ struct TensorFile {
 
 // Writes atomically (temporary name, fsync, rename). Throws std::runtime_error.
 void write_safetensors(const std::filesystem::path& path, const TensorFile& file);
+// The same from borrowed tensors, so large datasets are written without a copy.
+using TensorRefs = std::map<std::string, const Tensor*>;
+void write_safetensors(const std::filesystem::path& path, const TensorRefs& tensors,
+                       const std::map<std::string, std::string>& metadata);
 // Validates the header (size, dtypes, shapes against byte ranges, ranges inside
 // the file and not overlapping). Throws std::runtime_error naming the file and tensor.
 TensorFile read_safetensors(const std::filesystem::path& path);
