@@ -42,8 +42,12 @@ TEST(Cli, PluginsListSurvivesHostileLibraries) {
   ASSERT_EQ(run.status.code, 0) << run.output;
   const Json listing = Json::parse(run.output);
   std::map<std::string, std::string> reasons;
-  for (const auto& lib : listing["libraries"])
-    if (lib["status"] == "error") reasons[fs::path(lib["path"].get<std::string>()).filename()] = lib["reason"];
+  // Only the hostile directory counts: a built-in plugin (LibTorch takes seconds
+  // to load on a busy machine) may outlive the short scan timeout set here.
+  for (const auto& lib : listing["libraries"]) {
+    const fs::path path = lib["path"].get<std::string>();
+    if (lib["status"] == "error" && path.parent_path() == ws.plugins.path()) reasons[path.filename()] = lib["reason"];
+  }
   ASSERT_EQ(reasons.size(), 6u) << run.output;
   EXPECT_NE(reasons["fixture_crash_on_load.so"].find("SIGSEGV"), std::string::npos);
   EXPECT_NE(reasons["fixture_hang_on_load.so"].find("hung while being scanned"), std::string::npos);
@@ -51,8 +55,10 @@ TEST(Cli, PluginsListSurvivesHostileLibraries) {
   EXPECT_NE(reasons["fixture_not_a_plugin.so"].find("not a kiln plugin"), std::string::npos);
   EXPECT_NE(reasons["fixture_throw_on_load.so"].find("fixture throws from a static constructor"), std::string::npos);
   EXPECT_NE(reasons["garbage.so"].find("not a loadable library"), std::string::npos);
+  // The built-in plugins beside the binary are listed too; the util ones must all be there.
   std::set<std::string> names;
-  for (const auto& c : listing["components"]) names.insert(c["name"].get<std::string>());
+  for (const auto& c : listing["components"])
+    if (c["name"].get<std::string>().rfind("util.", 0) == 0) names.insert(c["name"].get<std::string>());
   EXPECT_EQ(names, (std::set<std::string>{"util.echo", "util.fail", "util.flaky", "util.noop", "util.sleep"}));
 }
 

@@ -39,7 +39,8 @@ CheckpointState parse_state(const std::string& text) {
   s.fingerprint = j.at("fingerprint").get<std::string>();
   s.digest = j.at("digest").get<std::string>();
   s.history = history_from_json(j.at("history").dump());
-  s.best_value = j.at("best_value").is_null() ? -std::numeric_limits<double>::infinity() : j["best_value"].get<double>();
+  s.best_value =
+      j.at("best_value").is_null() ? -std::numeric_limits<double>::infinity() : j["best_value"].get<double>();
   s.bad_epochs = j.at("bad_epochs").get<int64_t>();
   return s;
 }

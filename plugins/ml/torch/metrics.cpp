@@ -8,7 +8,9 @@
 namespace kiln::ml {
 namespace {
 
-double ratio(double numerator, double denominator) { return denominator > 0 ? numerator / denominator : 0.0; }
+double ratio(double numerator, double denominator) {
+  return denominator > 0 ? numerator / denominator : 0.0;
+}
 
 int64_t argmax_row(const float* row, int64_t classes) {
   return static_cast<int64_t>(std::max_element(row, row + classes) - row);
@@ -137,8 +139,10 @@ RegressionMetrics regression_metrics(const std::vector<float>& predictions, cons
 }
 
 std::map<std::string, double> scalar_metrics(const ClassificationMetrics& m) {
-  std::map<std::string, double> out{{"accuracy", m.accuracy},       {"precision_macro", m.precision_macro},
-                                    {"recall_macro", m.recall_macro}, {"f1_macro", m.f1_macro},
+  std::map<std::string, double> out{{"accuracy", m.accuracy},
+                                    {"precision_macro", m.precision_macro},
+                                    {"recall_macro", m.recall_macro},
+                                    {"f1_macro", m.f1_macro},
                                     {"log_loss", m.log_loss}};
   if (m.roc_auc) out["roc_auc"] = *m.roc_auc;
   return out;

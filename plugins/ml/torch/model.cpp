@@ -61,8 +61,9 @@ int64_t add_conv_stack(nn::Sequential& net, const ModelSpec& s) {
       throw std::runtime_error("unknown pooling '" + s.pooling + "' (max, avg, none)");
     }
     if (s.pooling != "none") h /= 2, w /= 2;
-    if (h < 1 || w < 1) throw std::runtime_error("too many pooling blocks for a " + std::to_string(chw[1]) + "x" +
-                                                 std::to_string(chw[2]) + " image");
+    if (h < 1 || w < 1)
+      throw std::runtime_error("too many pooling blocks for a " + std::to_string(chw[1]) + "x" +
+                               std::to_string(chw[2]) + " image");
     channels = out;
   }
   net->push_back(nn::Flatten());
@@ -114,7 +115,9 @@ torch::Tensor TorchModel::predict(const torch::Tensor& features) {
   return out * spec_.target_std + spec_.target_mean;
 }
 
-TorchModel build_model(const ModelSpec& spec) { return TorchModel(spec); }
+TorchModel build_model(const ModelSpec& spec) {
+  return TorchModel(spec);
+}
 
 TensorFile state_to_tensors(nn::Module& module) {
   TensorFile file;
@@ -128,7 +131,8 @@ void load_state(nn::Module& module, const TensorFile& file, const std::string& w
   auto assign = [&](const std::string& name, torch::Tensor& target) {
     const auto found = file.tensors.find(name);
     if (found == file.tensors.end()) throw std::runtime_error(where + ": no tensor '" + name + "'");
-    const auto value = found->second.dtype == DType::I64 ? to_torch_labels(found->second) : to_torch_float(found->second);
+    const auto value =
+        found->second.dtype == DType::I64 ? to_torch_labels(found->second) : to_torch_float(found->second);
     if (value.sizes() != target.sizes() || value.scalar_type() != target.scalar_type())
       throw std::runtime_error(where + ": tensor '" + name + "' has the wrong shape or type for this architecture");
     target.copy_(value);

@@ -9,11 +9,13 @@ using nlohmann::json;
 
 namespace {
 
-std::string shape_text(const std::vector<int64_t>& shape) { return json(shape).dump(); }
+std::string shape_text(const std::vector<int64_t>& shape) {
+  return json(shape).dump();
+}
 
 json architecture_json(const ModelSpec& s) {
-  json a = {{"type", s.architecture},     {"feature_shape", s.feature_shape}, {"activation", s.activation},
-            {"dropout", s.dropout},       {"batch_norm", s.batch_norm},       {"num_outputs", s.num_outputs}};
+  json a = {{"type", s.architecture}, {"feature_shape", s.feature_shape}, {"activation", s.activation},
+            {"dropout", s.dropout},   {"batch_norm", s.batch_norm},       {"num_outputs", s.num_outputs}};
   if (s.architecture == "cnn") {
     a["conv_channels"] = s.conv_channels;
     a["kernel_size"] = s.kernel_size;
@@ -86,8 +88,8 @@ ModelSpec model_spec_from_json(const std::string& text, const fs::path& source) 
     if (s.task == Task::Classification) {
       s.classes = j.at("label").at("classes").get<std::vector<std::string>>();
       if (static_cast<int64_t>(s.classes.size()) != s.num_outputs)
-        throw std::runtime_error("label.classes has " + std::to_string(s.classes.size()) + " names but num_outputs is " +
-                                 std::to_string(s.num_outputs));
+        throw std::runtime_error("label.classes has " + std::to_string(s.classes.size()) +
+                                 " names but num_outputs is " + std::to_string(s.num_outputs));
     } else {
       s.target_mean = j.at("target").at("mean").get<double>();
       s.target_std = j.at("target").at("std").get<double>();
@@ -108,8 +110,8 @@ ModelSpec read_model_spec(const fs::path& model_dir) {
 
 void check_feature_shape(const ModelSpec& spec, const std::vector<int64_t>& shape, const std::string& where) {
   if (shape != spec.feature_shape)
-    throw std::runtime_error(where + ": features have shape " + shape_text(shape) + " per example but the model expects " +
-                             shape_text(spec.feature_shape));
+    throw std::runtime_error(where + ": features have shape " + shape_text(shape) +
+                             " per example but the model expects " + shape_text(spec.feature_shape));
 }
 
 }  // namespace kiln::ml

@@ -20,19 +20,19 @@ inline constexpr const char* kModelWeights = "weights.safetensors";
 inline constexpr const char* kModelTransformDir = "transform";
 
 struct ModelSpec {
-  std::string architecture = "mlp";     // mlp | cnn
-  std::vector<int64_t> feature_shape;   // one example: [D] or [C, H, W] ([H, W] means one channel)
-  std::vector<int64_t> hidden_sizes;    // mlp: dense layers
-  std::vector<int64_t> conv_channels;   // cnn: one conv block each
-  int64_t kernel_size = 3;              // cnn: odd, "same" padding
-  std::string pooling = "max";          // cnn: max | avg | none (2x2 after each block)
-  std::vector<int64_t> dense_sizes;     // cnn: dense layers after the conv blocks
-  std::string activation = "relu";      // relu | tanh | gelu | sigmoid
-  double dropout = 0.0;                 // after each dense hidden layer
-  bool batch_norm = false;              // after each hidden linear / conv layer
-  int64_t num_outputs = 1;              // classes, or 1 for regression
+  std::string architecture = "mlp";    // mlp | cnn
+  std::vector<int64_t> feature_shape;  // one example: [D] or [C, H, W] ([H, W] means one channel)
+  std::vector<int64_t> hidden_sizes;   // mlp: dense layers
+  std::vector<int64_t> conv_channels;  // cnn: one conv block each
+  int64_t kernel_size = 3;             // cnn: odd, "same" padding
+  std::string pooling = "max";         // cnn: max | avg | none (2x2 after each block)
+  std::vector<int64_t> dense_sizes;    // cnn: dense layers after the conv blocks
+  std::string activation = "relu";     // relu | tanh | gelu | sigmoid
+  double dropout = 0.0;                // after each dense hidden layer
+  bool batch_norm = false;             // after each hidden linear / conv layer
+  int64_t num_outputs = 1;             // classes, or 1 for regression
   Task task = Task::Classification;
-  std::vector<std::string> classes;     // classification
+  std::vector<std::string> classes;  // classification
   std::string label_name;
   // The network multiplies its input by this first: 1/255 when the training
   // features were U8 pixels, so serving feeds the dataset's raw values.

@@ -14,8 +14,8 @@ namespace kiln::ml {
 struct Predictions {
   ModelSpec spec;
   int64_t rows = 0;
-  int64_t width = 0;           // classes (probabilities) or 1 (regression)
-  std::vector<float> values;   // row-major [rows, width]
+  int64_t width = 0;          // classes (probabilities) or 1 (regression)
+  std::vector<float> values;  // row-major [rows, width]
 };
 
 // Loads the model in `model_dir` and predicts every row of `data` in batches.

@@ -53,7 +53,9 @@ Manifest TrainTorch::manifest() {
   return m;
 }
 
-void TrainTorch::warm_up() { torch_warm_up(); }
+void TrainTorch::warm_up() {
+  torch_warm_up();
+}
 
 void TrainTorch::run(Context& ctx) {
   const TrainOptions options = parse_train_options(ctx);

@@ -2,7 +2,6 @@
 
 #include <kiln/sdk.hpp>
 
-#include <cmath>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -11,7 +10,9 @@ namespace {
 
 using nlohmann::json;
 
-[[noreturn]] void bad(const std::string& message) { throw Error(message, KILN_ERROR_INVALID_ARGUMENT); }
+[[noreturn]] void bad(const std::string& message) {
+  throw Error(message, KILN_ERROR_INVALID_ARGUMENT);
+}
 
 std::vector<int64_t> sizes_param(const Context& ctx, const std::string& name) {
   const json j = json::parse(ctx.param_json(name));
@@ -41,16 +42,17 @@ void parse_optimisation(const Context& ctx, TrainOptions& o) {
   o.task = ctx.param_string("task");
   o.loss = ctx.param_string("loss");
   o.optimizer = ctx.param_string("optimizer");
-  o.lr = ctx.param_float("lr");
+  o.schedule.lr = ctx.param_float("lr");
   o.momentum = ctx.param_float("momentum");
   o.nesterov = ctx.param_bool("nesterov");
   o.weight_decay = ctx.param_float("weight_decay");
-  o.lr_schedule = ctx.param_string("lr_schedule");
-  o.step_size = ctx.param_int("step_size");
-  o.gamma = ctx.param_float("gamma");
-  o.warmup_epochs = ctx.param_int("warmup_epochs");
+  o.schedule.kind = ctx.param_string("lr_schedule");
+  o.schedule.step_size = ctx.param_int("step_size");
+  o.schedule.gamma = ctx.param_float("gamma");
+  o.schedule.warmup_epochs = ctx.param_int("warmup_epochs");
   o.batch_size = ctx.param_int("batch_size");
   o.epochs = ctx.param_int("epochs");
+  o.schedule.epochs = o.epochs;
   o.early_stopping_patience = ctx.param_int("early_stopping_patience");
   o.early_stopping_metric = ctx.param_string("early_stopping_metric");
   if (o.nesterov && (o.optimizer != "sgd" || o.momentum <= 0)) bad("nesterov needs optimizer sgd with momentum > 0");
@@ -58,12 +60,32 @@ void parse_optimisation(const Context& ctx, TrainOptions& o) {
 
 // Parameters that do not change the result (threads, checkpoint) stay out.
 std::string fingerprint(const Context& ctx) {
-  static const char* const kNames[] = {
-      "architecture", "hidden_sizes", "activation", "dropout",      "batch_norm",    "conv_channels",
-      "kernel_size",  "pooling",      "dense_sizes", "task",        "loss",          "optimizer",
-      "lr",           "momentum",     "nesterov",    "weight_decay", "lr_schedule",  "step_size",
-      "gamma",        "warmup_epochs", "batch_size", "epochs",      "early_stopping_patience",
-      "early_stopping_metric", "seed", "deterministic"};
+  static const char* const kNames[] = {"architecture",
+                                       "hidden_sizes",
+                                       "activation",
+                                       "dropout",
+                                       "batch_norm",
+                                       "conv_channels",
+                                       "kernel_size",
+                                       "pooling",
+                                       "dense_sizes",
+                                       "task",
+                                       "loss",
+                                       "optimizer",
+                                       "lr",
+                                       "momentum",
+                                       "nesterov",
+                                       "weight_decay",
+                                       "lr_schedule",
+                                       "step_size",
+                                       "gamma",
+                                       "warmup_epochs",
+                                       "batch_size",
+                                       "epochs",
+                                       "early_stopping_patience",
+                                       "early_stopping_metric",
+                                       "seed",
+                                       "deterministic"};
   json j = json::object();
   for (const char* name : kNames) j[name] = json::parse(ctx.param_json(name));
   return j.dump();
@@ -116,17 +138,6 @@ TrainOptions parse_train_options(const Context& ctx) {
   o.debug_fail_after_epoch = ctx.param_int("debug_fail_after_epoch");
   o.fingerprint = fingerprint(ctx);
   return o;
-}
-
-double lr_at_epoch(const TrainOptions& o, int64_t epoch) {
-  if (epoch < o.warmup_epochs) return o.lr * static_cast<double>(epoch + 1) / static_cast<double>(o.warmup_epochs + 1);
-  const int64_t e = epoch - o.warmup_epochs;
-  if (o.lr_schedule == "step") return o.lr * std::pow(o.gamma, static_cast<double>(e / o.step_size));
-  if (o.lr_schedule == "cosine") {
-    const double span = std::max<int64_t>(1, o.epochs - o.warmup_epochs);
-    return o.lr * 0.5 * (1.0 + std::cos(M_PI * static_cast<double>(e) / span));
-  }
-  return o.lr;
 }
 
 }  // namespace kiln::ml

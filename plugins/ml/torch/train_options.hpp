@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "model_spec.hpp"
+#include "schedule.hpp"
 
 namespace kiln {
 class Context;
@@ -16,15 +17,13 @@ class Manifest;
 namespace kiln::ml {
 
 struct TrainOptions {
-  ModelSpec model;  // architecture fields; shapes, task and classes come from the data
+  ModelSpec model;            // architecture fields; shapes, task and classes come from the data
   std::string task = "auto";  // auto | classification | regression
   std::string loss = "auto";  // auto | cross_entropy | mse | l1 | huber
   std::string optimizer = "adam";
-  double lr = 1e-3, momentum = 0.0, weight_decay = 0.0;
+  double momentum = 0.0, weight_decay = 0.0;
   bool nesterov = false;
-  std::string lr_schedule = "none";  // none | step | cosine
-  int64_t step_size = 10, warmup_epochs = 0;
-  double gamma = 0.1;
+  LrSchedule schedule;  // base lr, schedule and warm-up
   int64_t batch_size = 32, epochs = 10;
   int64_t early_stopping_patience = 0;  // 0 = off
   std::string early_stopping_metric = "val_loss";
@@ -41,9 +40,5 @@ struct TrainOptions {
 void add_train_params(Manifest& manifest);
 // Throws kiln::Error (invalid argument) naming the bad parameter.
 TrainOptions parse_train_options(const Context& ctx);
-
-// The learning rate of `epoch` (0-based): linear warm-up over warmup_epochs,
-// then the schedule counted from the end of the warm-up.
-double lr_at_epoch(const TrainOptions& options, int64_t epoch);
 
 }  // namespace kiln::ml

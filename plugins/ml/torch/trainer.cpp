@@ -16,7 +16,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-[[noreturn]] void bad(const std::string& message) { throw Error(message, KILN_ERROR_INVALID_ARGUMENT); }
+[[noreturn]] void bad(const std::string& message) {
+  throw Error(message, KILN_ERROR_INVALID_ARGUMENT);
+}
 
 // The data as tensors: features as floats, targets as class indices or
 // standardised values [N, 1].
@@ -75,8 +77,7 @@ Batches tensors_of(const ModelSpec& s, const Dataset& d) {
 std::string resolve_loss(const TrainOptions& o, Task task) {
   const bool classify = task == Task::Classification;
   if (o.loss == "auto") return classify ? "cross_entropy" : "mse";
-  if (classify != (o.loss == "cross_entropy"))
-    bad("loss " + o.loss + " does not fit a " + task_name(task) + " task");
+  if (classify != (o.loss == "cross_entropy")) bad("loss " + o.loss + " does not fit a " + task_name(task) + " task");
   return o.loss;
 }
 
@@ -91,10 +92,19 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& o, t
   auto params = net.parameters();
   if (o.optimizer == "sgd")
     return std::make_unique<torch::optim::SGD>(
-        params, torch::optim::SGDOptions(o.lr).momentum(o.momentum).nesterov(o.nesterov).weight_decay(o.weight_decay));
+        params,
+        torch::optim::SGDOptions(o.schedule.lr).momentum(o.momentum).nesterov(o.nesterov).weight_decay(o.weight_decay));
   if (o.optimizer == "adamw")
-    return std::make_unique<torch::optim::AdamW>(params, torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
-  return std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(o.lr).weight_decay(o.weight_decay));
+    return std::make_unique<torch::optim::AdamW>(
+        params, torch::optim::AdamWOptions(o.schedule.lr).weight_decay(o.weight_decay));
+  return std::make_unique<torch::optim::Adam>(params,
+                                              torch::optim::AdamOptions(o.schedule.lr).weight_decay(o.weight_decay));
+}
+
+// The initial weights depend on the seed alone.
+TorchModel seeded_model(const ModelSpec& spec, int64_t seed) {
+  torch::manual_seed(static_cast<uint64_t>(seed));
+  return build_model(spec);
 }
 
 void set_lr(torch::optim::Optimizer& optimizer, double lr) {
@@ -125,8 +135,12 @@ struct Tally {
 class Trainer {
  public:
   Trainer(const TrainOptions& o, const TrainRun& run, const TrainHooks& hooks)
-      : o_(o), run_(run), hooks_(hooks), spec_(resolve_spec(o, *run.train)), loss_(resolve_loss(o, spec_.task)),
-        model_((torch::manual_seed(static_cast<uint64_t>(o.seed)), build_model(spec_))),
+      : o_(o),
+        run_(run),
+        hooks_(hooks),
+        spec_(resolve_spec(o, *run.train)),
+        loss_(resolve_loss(o, spec_.task)),
+        model_(seeded_model(spec_, o.seed)),
         optimizer_(make_optimizer(o, *model_.net())) {
     if (run.validation) check_validation(spec_, *run.validation);
     if (o.early_stopping_metric == "val_accuracy" && spec_.task == Task::Regression)
@@ -141,7 +155,8 @@ class Trainer {
     for (int64_t epoch = static_cast<int64_t>(history_.rows.size()); epoch < o_.epochs; ++epoch) {
       run_epoch(epoch);
       if (run_.checkpoint_dir) save_checkpoint();
-      if (o_.debug_fail_after_epoch == epoch + 1) throw Error("injected failure after epoch " + std::to_string(epoch + 1));
+      if (o_.debug_fail_after_epoch == epoch + 1)
+        throw Error("injected failure after epoch " + std::to_string(epoch + 1));
       if (stop_early()) {
         hooks_.log("early stopping after epoch " + std::to_string(epoch + 1) + ": best epoch " +
                    std::to_string(history_.best_epoch));
@@ -158,7 +173,7 @@ class Trainer {
     const auto start = std::chrono::steady_clock::now();
     EpochRow row;
     row.epoch = epoch + 1;
-    row.lr = lr_at_epoch(o_, epoch);
+    row.lr = lr_at_epoch(o_.schedule, epoch);
     set_lr(*optimizer_, row.lr);
     // Seeded per epoch, so a resumed run draws the same shuffles and dropout masks.
     torch::manual_seed(static_cast<uint64_t>(o_.seed) * 1000003ULL + static_cast<uint64_t>(epoch));
@@ -193,7 +208,9 @@ class Trainer {
       const auto loss = compute_loss(loss_, out, y);
       loss.backward();
       optimizer_->step();
-      tally.add(spec_, out.detach(), train_.y_raw.index_select(0, index), loss.item<double>());
+      // Classification targets are the raw labels already: no second gather.
+      const auto y_raw = spec_.task == Task::Classification ? y : train_.y_raw.index_select(0, index);
+      tally.add(spec_, out.detach(), y_raw, loss.item<double>());
     }
     return tally;
   }
@@ -213,17 +230,20 @@ class Trainer {
   }
 
   double monitored(const EpochRow& row) const {
-    if (!row.val_loss) return -row.train_loss;
     return o_.early_stopping_metric == "val_accuracy" ? *row.val_metric : -*row.val_loss;  // higher is better
   }
 
   void track_best(const EpochRow& row) {
+    if (!run_.validation) {  // nothing to select on: the model is the last epoch's
+      history_.best_epoch = row.epoch;
+      return;
+    }
     const double value = monitored(row);
     if (history_.best_epoch == 0 || value > best_value_) {
       best_value_ = value;
       history_.best_epoch = row.epoch;
       bad_epochs_ = 0;
-      if (run_.validation) best_ = state_to_tensors(*model_.net());
+      best_ = state_to_tensors(*model_.net());
     } else {
       ++bad_epochs_;
     }
@@ -233,18 +253,14 @@ class Trainer {
     return run_.validation && o_.early_stopping_patience > 0 && bad_epochs_ >= o_.early_stopping_patience;
   }
 
-  CheckpointState state() const {
-    return {o_.fingerprint, digest_, history_, best_value_, bad_epochs_};
-  }
+  CheckpointState state() const { return {o_.fingerprint, digest_, history_, best_value_, bad_epochs_}; }
 
-  void save_checkpoint() {
-    write_checkpoint(*run_.checkpoint_dir, state(), *model_.net(), *optimizer_, best_);
-  }
+  void save_checkpoint() { write_checkpoint(*run_.checkpoint_dir, state(), *model_.net(), *optimizer_, best_); }
 
   void resume() {
     digest_ = data_digest(*run_.train, run_.validation);
-    auto restored = read_checkpoint(*run_.checkpoint_dir, o_.fingerprint, digest_, *model_.net(), *optimizer_, best_,
-                                    hooks_.log);
+    auto restored =
+        read_checkpoint(*run_.checkpoint_dir, o_.fingerprint, digest_, *model_.net(), *optimizer_, best_, hooks_.log);
     if (!restored) return;
     history_ = restored->history;
     best_value_ = restored->best_value;

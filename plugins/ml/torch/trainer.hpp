@@ -21,10 +21,10 @@ struct TrainHooks {
 
 struct TrainRun {
   const Dataset* train = nullptr;
-  const Dataset* validation = nullptr;                      // optional
-  std::optional<std::filesystem::path> checkpoint_dir;      // resume from / checkpoint into
-  std::filesystem::path model_dir;                          // the Model artifact to write
-  std::optional<std::filesystem::path> transform_dir;       // copied into the model
+  const Dataset* validation = nullptr;                  // optional
+  std::optional<std::filesystem::path> checkpoint_dir;  // resume from / checkpoint into
+  std::filesystem::path model_dir;                      // the Model artifact to write
+  std::optional<std::filesystem::path> transform_dir;   // copied into the model
 };
 
 // Trains, writes the model (the best epoch's weights when validating, else

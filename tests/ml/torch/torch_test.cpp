@@ -1,0 +1,245 @@
+// train.torch and evaluate through the real ABI, on tiny data with known answers.
+#include <gtest/gtest.h>
+
+#include "safetensors.hpp"
+#include "torch_test_data.hpp"
+
+namespace kiln::test {
+namespace {
+namespace fs = std::filesystem;
+using host::Json;
+
+Json quick_mlp(int epochs) {
+  return {{"architecture", "mlp"},
+          {"hidden_sizes", Json::array({16})},
+          {"epochs", epochs},
+          {"batch_size", 16},
+          {"lr", 0.01},
+          {"threads", 1},
+          {"seed", 7}};
+}
+
+size_t count_metric(RecordingSink& sink, const std::string& name) {
+  return static_cast<size_t>(
+      std::count_if(sink.metrics.begin(), sink.metrics.end(), [&](const auto& m) { return m.name == name; }));
+}
+
+bool logged(RecordingSink& sink, const std::string& text) {
+  return std::any_of(sink.logs.begin(), sink.logs.end(),
+                     [&](const auto& log) { return log.second.find(text) != std::string::npos; });
+}
+
+TEST(TrainTorch, ClassifiesSeparableDataAndReportsEveryEpoch) {
+  TempDir dir;
+  const auto train_dir = save(dir / "train", blobs(200, 3, 4, 1));
+  const auto val_dir = save(dir / "val", blobs(60, 3, 4, 2));
+  write_text(dir / "transform" / "transform.json", "{\"steps\": []}\n");
+  RecordingSink sink;
+  const auto outcome = train(dir / "step", quick_mlp(8), sink, train_dir, val_dir, dir / "transform");
+  ASSERT_TRUE(outcome.ok) << outcome.message;
+  EXPECT_EQ(count_metric(sink, "val_accuracy"), 8u);
+  EXPECT_EQ(count_metric(sink, "train_loss"), 8u);
+  EXPECT_EQ(sink.progress.size(), 8u);
+  EXPECT_GE(sink.output_parameters["val_accuracy"].get<double>(), 0.95);
+  const auto model = dir / "step" / "out" / "model";
+  const auto spec = read_json(model / "model.json");
+  EXPECT_EQ(spec["format"], "kiln.model/v1");
+  EXPECT_EQ(spec["output"]["name"], "probabilities");
+  EXPECT_EQ(spec["input"]["shape"], Json::array({-1, 4}));
+  EXPECT_EQ(spec["transform"], "transform/transform.json");
+  EXPECT_TRUE(fs::exists(model / "transform" / "transform.json"));
+  EXPECT_TRUE(fs::exists(model / "weights.safetensors"));
+  const auto history = read_json(dir / "step" / "out" / "history" / "history.json");
+  ASSERT_EQ(history["epochs"].size(), 8u);
+  EXPECT_TRUE(history["epochs"][7].contains("val_accuracy"));
+  EXPECT_TRUE(fs::exists(dir / "step" / "out" / "history" / "history.csv"));
+}
+
+TEST(TrainTorch, RegressionLearnsALine) {
+  TempDir dir;
+  const auto train_dir = save(dir / "train", line(256, 1));
+  const auto test_dir = save(dir / "test", line(64, 2));
+  Json params = quick_mlp(40);
+  params["hidden_sizes"] = Json::array();  // a linear model fits y = 2x + 1 exactly
+  params["lr"] = 0.05;
+  RecordingSink sink;
+  const auto outcome = train(dir / "step", params, sink, train_dir);
+  ASSERT_TRUE(outcome.ok) << outcome.message;
+  EXPECT_EQ(count_metric(sink, "train_rmse"), 40u);
+  EXPECT_EQ(sink.output_parameters["best_epoch"], 40);  // no validation: the last epoch's weights
+  RecordingSink eval_sink;
+  const auto evaluated = evaluate(dir / "eval", {{"thresholds", {{"rmse", 0.05}, {"r2", 0.99}}}}, eval_sink,
+                                  dir / "step" / "out" / "model", test_dir);
+  ASSERT_TRUE(evaluated.ok) << evaluated.message;
+  EXPECT_LT(eval_sink.output_parameters["rmse"].get<double>(), 0.05);
+  EXPECT_TRUE(eval_sink.output_parameters["passed"].get<bool>());
+  const auto metrics = read_json(dir / "eval" / "out" / "metrics" / "metrics.json");
+  EXPECT_EQ(metrics["task"], "regression");
+  EXPECT_TRUE(metrics.contains("mae"));
+}
+
+TEST(TrainTorch, CnnLearnsU8Images) {
+  TempDir dir;
+  const auto train_dir = save(dir / "train", halves(128, 1));
+  const auto test_dir = save(dir / "test", halves(32, 2));
+  const Json params = {{"architecture", "cnn"},
+                       {"conv_channels", Json::array({4})},
+                       {"dense_sizes", Json::array({8})},
+                       {"epochs", 6},
+                       {"batch_size", 16},
+                       {"lr", 0.01},
+                       {"threads", 1},
+                       {"batch_norm", true},
+                       {"dropout", 0.1}};
+  RecordingSink sink;
+  const auto outcome = train(dir / "step", params, sink, train_dir);
+  ASSERT_TRUE(outcome.ok) << outcome.message;
+  const auto spec = read_json(dir / "step" / "out" / "model" / "model.json");
+  EXPECT_NEAR(spec["input"]["scale"].get<double>(), 1.0 / 255, 1e-9);
+  RecordingSink eval_sink;
+  const auto evaluated = evaluate(dir / "eval", {}, eval_sink, dir / "step" / "out" / "model", test_dir);
+  ASSERT_TRUE(evaluated.ok) << evaluated.message;
+  EXPECT_GE(eval_sink.output_parameters["accuracy"].get<double>(), 0.95);
+}
+
+// A failure injected after epoch 2 of 4; the retry (same checkpoint
+// directory) resumes at epoch 3 and ends with the weights of an unbroken run.
+TEST(TrainTorch, ResumesFromTheCheckpointWhenRetried) {
+  TempDir dir;
+  const auto train_dir = save(dir / "train", blobs(96, 2, 3, 1));
+  const auto val_dir = save(dir / "val", blobs(32, 2, 3, 2));
+  Json params = quick_mlp(4);
+  params["deterministic"] = true;
+  params["dropout"] = 0.2;
+  params["debug_fail_after_epoch"] = 2;
+  RecordingSink failing;
+  EXPECT_FALSE(train(dir / "step", params, failing, train_dir, val_dir).ok);
+  params["debug_fail_after_epoch"] = 0;
+  RecordingSink retry;
+  const auto outcome = train(dir / "step", params, retry, train_dir, val_dir);
+  ASSERT_TRUE(outcome.ok) << outcome.message;
+  EXPECT_TRUE(logged(retry, "resuming from epoch 2"));
+  EXPECT_EQ(count_metric(retry, "train_loss"), 2u);  // epochs 3 and 4 only
+  const auto history = read_json(dir / "step" / "out" / "history" / "history.json");
+  ASSERT_EQ(history["epochs"].size(), 4u);
+  for (int e = 0; e < 4; ++e) EXPECT_EQ(history["epochs"][e]["epoch"], e + 1);
+  RecordingSink unbroken;
+  ASSERT_TRUE(train(dir / "whole", params, unbroken, train_dir, val_dir).ok);
+  const auto a = ml::read_safetensors(dir / "step" / "out" / "model" / "weights.safetensors");
+  const auto b = ml::read_safetensors(dir / "whole" / "out" / "model" / "weights.safetensors");
+  for (const auto& [name, tensor] : a.tensors) EXPECT_EQ(tensor.bytes, b.tensors.at(name).bytes) << name;
+}
+
+TEST(TrainTorch, SameSeedGivesIdenticalWeights) {
+  TempDir dir;
+  const auto train_dir = save(dir / "train", blobs(64, 2, 3, 1));
+  Json params = quick_mlp(2);
+  params["deterministic"] = true;
+  params["checkpoint"] = false;
+  RecordingSink sink;
+  ASSERT_TRUE(train(dir / "a", params, sink, train_dir).ok);
+  ASSERT_TRUE(train(dir / "b", params, sink, train_dir).ok);
+  params["seed"] = 8;
+  ASSERT_TRUE(train(dir / "c", params, sink, train_dir).ok);
+  auto weights = [&](const std::string& run) {
+    return ml::read_safetensors(dir / run / "out" / "model" / "weights.safetensors").tensors.at("0.weight").bytes;
+  };
+  EXPECT_EQ(weights("a"), weights("b"));
+  EXPECT_NE(weights("a"), weights("c"));
+}
+
+// A step schedule with gamma 0 freezes the weights after epoch 1, so the
+// validation loss never improves again: patience 2 stops after epoch 3.
+TEST(TrainTorch, EarlyStoppingAndScheduleAreReported) {
+  TempDir dir;
+  const auto train_dir = save(dir / "train", blobs(64, 2, 3, 1));
+  const auto val_dir = save(dir / "val", blobs(32, 2, 3, 2));
+  Json params = quick_mlp(30);
+  params["early_stopping_patience"] = 2;
+  params["lr_schedule"] = "step";
+  params["step_size"] = 1;
+  params["gamma"] = 0.0;
+  params["optimizer"] = "sgd";
+  params["momentum"] = 0.9;
+  params["nesterov"] = true;
+  RecordingSink sink;
+  const auto outcome = train(dir / "step", params, sink, train_dir, val_dir);
+  ASSERT_TRUE(outcome.ok) << outcome.message;
+  const auto history = read_json(dir / "step" / "out" / "history" / "history.json");
+  EXPECT_EQ(history["epochs"].size(), 3u);
+  EXPECT_TRUE(logged(sink, "early stopping after epoch"));
+  EXPECT_EQ(sink.output_parameters["best_epoch"], history["best_epoch"]);
+  EXPECT_EQ(history["best_epoch"], 1);
+  EXPECT_DOUBLE_EQ(history["epochs"][0]["lr"].get<double>(), 0.01);
+  EXPECT_DOUBLE_EQ(history["epochs"][1]["lr"].get<double>(), 0.0);
+}
+
+TEST(Evaluate, PassedRespectsThresholdsAndMetricsAreComplete) {
+  TempDir dir;
+  const auto train_dir = save(dir / "train", blobs(120, 3, 4, 1));
+  const auto test_dir = save(dir / "test", blobs(60, 3, 4, 3));
+  RecordingSink sink;
+  ASSERT_TRUE(train(dir / "step", quick_mlp(6), sink, train_dir).ok);
+  const auto model = dir / "step" / "out" / "model";
+  RecordingSink pass, fail;
+  ASSERT_TRUE(
+      evaluate(dir / "pass", {{"thresholds", {{"accuracy", 0.9}, {"log_loss", 1.0}}}}, pass, model, test_dir).ok);
+  EXPECT_TRUE(pass.output_parameters["passed"].get<bool>());
+  ASSERT_TRUE(evaluate(dir / "fail", {{"thresholds", {{"log_loss", 0.0}}}}, fail, model, test_dir).ok);
+  EXPECT_FALSE(fail.output_parameters["passed"].get<bool>());
+  const auto metrics = read_json(dir / "pass" / "out" / "metrics" / "metrics.json");
+  for (const char* key : {"accuracy", "f1_macro", "precision_macro", "recall_macro", "roc_auc", "log_loss"})
+    EXPECT_TRUE(metrics.contains(key)) << key;
+  EXPECT_EQ(metrics["per_class"]["c1"]["support"], 20);
+  EXPECT_EQ(metrics["confusion_matrix"].size(), 3u);
+  EXPECT_TRUE(fs::exists(dir / "pass" / "out" / "metrics" / "predictions.csv"));
+  RecordingSink unknown;
+  const auto bad = evaluate(dir / "unknown", {{"thresholds", {{"r2", 0.5}}}}, unknown, model, test_dir);
+  EXPECT_FALSE(bad.ok);
+  EXPECT_NE(bad.message.find("unknown metric 'r2'"), std::string::npos) << bad.message;
+}
+
+TEST(Evaluate, RejectsMismatchedInputsClearly) {
+  TempDir dir;
+  const auto train_dir = save(dir / "train", line(32, 1));
+  RecordingSink sink;
+  ASSERT_TRUE(train(dir / "step", quick_mlp(1), sink, train_dir).ok);
+  const auto model = dir / "step" / "out" / "model";
+  RecordingSink eval_sink;
+  const auto wrong_task = evaluate(dir / "e1", {}, eval_sink, model, save(dir / "cls", blobs(10, 2, 1, 1)));
+  EXPECT_FALSE(wrong_task.ok);
+  EXPECT_NE(wrong_task.message.find("a regression model cannot be evaluated on a classification test set"),
+            std::string::npos)
+      << wrong_task.message;
+  auto wide = line(10, 2);
+  wide.schema.feature_shape = {2};
+  wide.schema.columns.push_back(wide.schema.columns.front());
+  wide.schema.columns.back().name = "x1";
+  wide.features = ml::Tensor::from_float(std::vector<float>(20, 0.5f), {10, 2});
+  const auto wrong_shape = evaluate(dir / "e2", {}, eval_sink, model, save(dir / "wide", wide));
+  EXPECT_FALSE(wrong_shape.ok);
+  EXPECT_NE(wrong_shape.message.find("features have shape [2] per example but the model expects [1]"),
+            std::string::npos)
+      << wrong_shape.message;
+}
+
+TEST(TrainTorch, DigitsMlpOnSharedData) {
+  const auto digits = shared_digits();
+  if (!digits) GTEST_SKIP() << "no digits.csv under " << KILN_TEST_SHARED_DATA_DIR;
+  TempDir dir;
+  std::vector<int64_t> train_rows, test_rows;
+  for (int64_t i = 0; i < digits->rows(); ++i) (i % 5 == 0 ? test_rows : train_rows).push_back(i);
+  const auto train_dir = save(dir / "train", digits->subset(train_rows));
+  const auto test_dir = save(dir / "test", digits->subset(test_rows));
+  const Json params = {{"hidden_sizes", Json::array({64})}, {"epochs", 10}, {"threads", 2}, {"lr", 0.003}};
+  RecordingSink sink;
+  ASSERT_TRUE(train(dir / "step", params, sink, train_dir).ok);
+  RecordingSink eval_sink;
+  const auto evaluated = evaluate(dir / "eval", {{"thresholds", {{"accuracy", 0.95}}}}, eval_sink,
+                                  dir / "step" / "out" / "model", test_dir);
+  ASSERT_TRUE(evaluated.ok) << evaluated.message;
+  EXPECT_TRUE(eval_sink.output_parameters["passed"].get<bool>()) << eval_sink.output_parameters.dump();
+}
+
+}  // namespace
+}  // namespace kiln::test
