@@ -257,10 +257,15 @@ class Engine::Impl {
 
   // ---- scheduling ---------------------------------------------------------
 
+  // Repeats while steps finish without running (cache hits, resumed steps):
+  // their dependents may start now, and no message will come to say so.
   void schedule() {
-    for (size_t i = 0; i < steps_.size(); ++i)
-      if (steps_[i].status == kPending && (!steps_[i].planned->spec.is_finally || main_done_)) try_begin(i);
-    launch_ready_units();
+    do {
+      settled_ = false;
+      for (size_t i = 0; i < steps_.size(); ++i)
+        if (steps_[i].status == kPending && (!steps_[i].planned->spec.is_finally || main_done_)) try_begin(i);
+      launch_ready_units();
+    } while (settled_);
   }
 
   // Decides whether a pending step can begin, and how.
@@ -356,6 +361,7 @@ class Engine::Impl {
     launch.output_dir = launch.attempt_dir / "outputs";
     launch.temp_dir = launch.attempt_dir / "tmp";
     try {
+      fs::remove_all(launch.output_dir);  // left by an attempt a crashed host never recorded
       fs::create_directories(launch.output_dir);
       launch.parameters = render_parameters(step, unit);
       launch.inputs = wired_inputs(step);
@@ -735,6 +741,7 @@ class Engine::Impl {
     StepRun& step = steps_[index];
     step.status = status;
     step.message = message;
+    settled_ = settled_ || terminal(status);
     Json& record = record_["steps"][step.planned->spec.name];
     record["status"] = status;
     if (!message.empty()) record["message"] = message;
@@ -829,6 +836,7 @@ class Engine::Impl {
   std::string run_message_;
   Json failed_steps_ = Json::array();
   std::unique_ptr<RunJournal> journal_;  // with a store only
+  bool settled_ = false;                 // a step ended during this scheduling pass
 };
 
 Engine::Engine(const Plan& plan, RunOptions options, std::map<std::string, std::unique_ptr<Executor>> executors)
