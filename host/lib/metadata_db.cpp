@@ -81,10 +81,11 @@ MetadataDb::MetadataDb(const fs::path& file) : file_(file) {
   // wait for the other writer first.
   impl_->session.setConnectionTimeout(10);  // seconds
   query("PRAGMA busy_timeout = 10000");
-  // WAL: readers (kiln runs list) never block the writer. synchronous=FULL
-  // fsyncs the log at every commit, so a recorded step survives power loss.
+  // WAL: readers (kiln runs list) never block the writer. synchronous is
+  // NORMAL by default (a commit survives the process dying) and FULL for
+  // the transactions that must survive power loss (see transaction()).
   query("PRAGMA journal_mode = WAL");
-  execute("PRAGMA synchronous = FULL");
+  execute("PRAGMA synchronous = NORMAL");
   execute("PRAGMA foreign_keys = ON");
   transaction([&] {
     execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
@@ -118,11 +119,14 @@ int64_t MetadataDb::integer(const Json& value) {
   return 0;
 }
 
-void MetadataDb::transaction(const std::function<void()>& work) {
+void MetadataDb::transaction(const std::function<void()>& work, Durability durability) {
   if (depth_ > 0) {
     work();
     return;
   }
+  // In WAL mode a FULL commit fsyncs the log, and with it every earlier commit.
+  const bool full = durability == Durability::power_loss;
+  if (full) execute("PRAGMA synchronous = FULL");
   // BEGIN IMMEDIATE takes the write lock now, waiting up to busy_timeout; a
   // deferred BEGIN that later upgrades could fail with SQLITE_BUSY at once.
   execute("BEGIN IMMEDIATE");
@@ -131,10 +135,12 @@ void MetadataDb::transaction(const std::function<void()>& work) {
     work();
     --depth_;
     execute("COMMIT");
+    if (full) execute("PRAGMA synchronous = NORMAL");
   } catch (...) {
     depth_ = 0;
     try {
       execute("ROLLBACK");
+      if (full) execute("PRAGMA synchronous = NORMAL");  // not allowed inside a transaction
     } catch (const std::exception&) {  // the transaction may already be gone
     }
     throw;

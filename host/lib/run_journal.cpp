@@ -29,6 +29,10 @@ StoredOutputs outputs_from_row(const Json& row, const std::string& status) {
 
 }  // namespace
 
+// Durability: a finished step's record (commit) and the run's start and end
+// are fsynced, because resume trusts them. The rest (an attempt began, a cache
+// hit, a failure) only survives a killed process; lost to a power cut, it
+// costs a rerun of an unfinished step or a repeated cache lookup, nothing more.
 RunJournal::RunJournal(Store& store, bool use_cache) : store_(store), use_cache_(use_cache) {}
 
 void RunJournal::begin_run(const RunHeader& header, bool resume) {
@@ -143,29 +147,33 @@ CacheDecision RunJournal::decide(const UnitRef& unit, const Json& parameters,
 
 void RunJournal::attempt_started(const UnitRef& unit, int attempt, const std::string& executor,
                                  const std::string& dir) {
-  store_.db.transaction([&] {
-    flush_metrics();
-    heartbeat();
-    store_.db.execute(
-        "INSERT OR REPLACE INTO steps (run_id, unit, step, item_index, status, component) VALUES (?,?,?,?,?,?)",
-        {run_id_, unit.name, unit.step->spec.name, unit.item_index, "running", unit.step->component.manifest.name});
-    store_.db.execute(
-        "INSERT OR REPLACE INTO attempts (run_id, unit, attempt, status, executor, dir, started_at)"
-        " VALUES (?,?,?,?,?,?,?)",
-        {run_id_, unit.name, attempt, "running", executor, dir, wall_clock_now()});
-  });
+  store_.db.transaction(
+      [&] {
+        flush_metrics();
+        heartbeat();
+        store_.db.execute(
+            "INSERT OR REPLACE INTO steps (run_id, unit, step, item_index, status, component) VALUES (?,?,?,?,?,?)",
+            {run_id_, unit.name, unit.step->spec.name, unit.item_index, "running", unit.step->component.manifest.name});
+        store_.db.execute(
+            "INSERT OR REPLACE INTO attempts (run_id, unit, attempt, status, executor, dir, started_at)"
+            " VALUES (?,?,?,?,?,?,?)",
+            {run_id_, unit.name, attempt, "running", executor, dir, wall_clock_now()});
+      },
+      MetadataDb::Durability::process_crash);
 }
 
 void RunJournal::attempt_ended(const UnitRef& unit, int attempt, const std::string& status, const AttemptResult& result,
                                double duration_seconds) {
-  store_.db.transaction([&] {
-    flush_metrics();
-    store_.db.execute(
-        "UPDATE attempts SET status=?, finished_at=?, duration_seconds=?, failure=?, message=?"
-        " WHERE run_id=? AND unit=? AND attempt=?",
-        {status, wall_clock_now(), duration_seconds, result.failure_class, result.message, run_id_, unit.name,
-         attempt});
-  });
+  store_.db.transaction(
+      [&] {
+        flush_metrics();
+        store_.db.execute(
+            "UPDATE attempts SET status=?, finished_at=?, duration_seconds=?, failure=?, message=?"
+            " WHERE run_id=? AND unit=? AND attempt=?",
+            {status, wall_clock_now(), duration_seconds, result.failure_class, result.message, run_id_, unit.name,
+             attempt});
+      },
+      MetadataDb::Durability::process_crash);
 }
 
 StoredOutputs RunJournal::commit(const UnitRef& unit, int attempt, const fs::path& outputs_dir,
@@ -215,26 +223,30 @@ StoredOutputs RunJournal::commit(const UnitRef& unit, int attempt, const fs::pat
 
 void RunJournal::record_cache_hit(const UnitRef& unit, int attempt, const CacheDecision& cache,
                                   const std::map<std::string, InputArtifact>& inputs) {
-  store_.db.transaction([&] {
-    flush_metrics();
-    heartbeat();
-    store_.db.execute(
-        "INSERT OR REPLACE INTO attempts (run_id, unit, attempt, status, executor, dir, started_at, finished_at,"
-        " duration_seconds, cache_key, cache_hit) VALUES (?,?,?,?,?,?,?,?,?,?,1)",
-        {run_id_, unit.name, attempt, kCached, "cache", "", wall_clock_now(), wall_clock_now(), 0.0, cache.key});
-    for (const auto& [name, digest] : cache.hit->artifacts.items())
-      store_.db.execute("INSERT OR REPLACE INTO lineage (run_id, unit, role, name, digest) VALUES (?,?,?,?,?)",
-                        {run_id_, unit.name, "output", name, digest});
-    write_inputs(unit, inputs);
-    write_unit(unit, kCached, "", &*cache.hit, &cache);
-  });
+  store_.db.transaction(
+      [&] {
+        flush_metrics();
+        heartbeat();
+        store_.db.execute(
+            "INSERT OR REPLACE INTO attempts (run_id, unit, attempt, status, executor, dir, started_at, finished_at,"
+            " duration_seconds, cache_key, cache_hit) VALUES (?,?,?,?,?,?,?,?,?,?,1)",
+            {run_id_, unit.name, attempt, kCached, "cache", "", wall_clock_now(), wall_clock_now(), 0.0, cache.key});
+        for (const auto& [name, digest] : cache.hit->artifacts.items())
+          store_.db.execute("INSERT OR REPLACE INTO lineage (run_id, unit, role, name, digest) VALUES (?,?,?,?,?)",
+                            {run_id_, unit.name, "output", name, digest});
+        write_inputs(unit, inputs);
+        write_unit(unit, kCached, "", &*cache.hit, &cache);
+      },
+      MetadataDb::Durability::process_crash);
 }
 
 void RunJournal::unit_ended(const UnitRef& unit, const std::string& status, const std::string& message) {
-  store_.db.transaction([&] {
-    flush_metrics();
-    write_unit(unit, status, message, nullptr, nullptr);
-  });
+  store_.db.transaction(
+      [&] {
+        flush_metrics();
+        write_unit(unit, status, message, nullptr, nullptr);
+      },
+      MetadataDb::Durability::process_crash);
 }
 
 void RunJournal::metric(const std::string& unit, const std::string& name, int64_t step, double value, double time) {

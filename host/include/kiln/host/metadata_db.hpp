@@ -27,9 +27,14 @@ class MetadataDb {
   static int latest_schema_version();
   int schema_version();
 
+  // How a commit must survive. Both survive the process being killed (WAL);
+  // only `power_loss` also fsyncs the log, so it survives the machine losing
+  // power, and with it everything committed before. It costs a few ms.
+  enum class Durability { power_loss, process_crash };
+
   // Runs `work` in one write transaction (BEGIN IMMEDIATE … COMMIT); rolls
   // back and rethrows when it throws. Nested calls join the outer one.
-  void transaction(const std::function<void()>& work);
+  void transaction(const std::function<void()>& work, Durability durability = Durability::power_loss);
 
   // Runs one statement; `params` bind to its '?' in order (strings, integers,
   // floating point numbers, booleans; null binds SQL NULL).
