@@ -224,3 +224,22 @@ TEST(CacheConcurrency, TwoRunsAndAReaderShareOneWorkspace) {
   EXPECT_EQ(fsck.status.code, 0) << fsck.output;
   EXPECT_EQ(ws.run(file)["steps"]["s7"]["status"], "cached");
 }
+
+TEST(CacheExecutors, TheInprocessExecutorCachesAndRecordsMetricsToo) {
+  StoreWorkspace ws;
+  const auto file = ws.pipeline(
+      "steps:\n  - {name: a, component: fx.step, parameters: {tag: a}}\n"
+      "  - {name: b, component: fx.step, inputs: {data: a.outputs.data}, parameters: {tag: b}}\n");
+  const Json first = ws.run(file, {"--executor", "inprocess"});
+  EXPECT_EQ(statuses(first), (std::map<std::string, std::string>{{"a", "succeeded"}, {"b", "succeeded"}}));
+  const Json again = ws.run(file, {"--executor", "inprocess"});
+  EXPECT_EQ(statuses(again), (std::map<std::string, std::string>{{"a", "cached"}, {"b", "cached"}}));
+  EXPECT_EQ(ws.output(again["run_id"], "b"), "|a:v1|b:v1");
+  kiln::host::Store store(ws.workspace());
+  const auto metrics =
+      store.db.query("SELECT unit, name, value FROM metrics WHERE run_id=? ORDER BY unit", {first["run_id"]});
+  ASSERT_EQ(metrics.size(), 2u);
+  EXPECT_EQ(metrics[1]["unit"], "b");
+  EXPECT_EQ(metrics[1]["name"], "bytes");
+  EXPECT_EQ(metrics[1]["value"], 10.0);
+}
