@@ -4,6 +4,7 @@
 #include <kiln/host/run_store.hpp>
 #include <kiln/host/store.hpp>
 
+#include <chrono>
 #include <iomanip>
 #include <iostream>
 #include <set>
@@ -22,6 +23,7 @@ struct StoreOptions {
   std::string destination;
   bool json = false;
   bool remove = false;
+  bool all = false;
 };
 
 Json parse_text(const Json& column) {
@@ -143,9 +145,17 @@ int gc(const StoreOptions& o) {
   host::Store store(host::workspace_dir(o.workdir));
   std::set<std::string> referenced;
   for (const auto& r : store.db.query("SELECT DISTINCT digest FROM lineage")) referenced.insert(r["digest"]);
-  size_t count = 0;
+  size_t count = 0, recent = 0;
+  // A running step records its outputs just after storing them: leave
+  // anything written in the last hour alone rather than race with it.
+  const auto cutoff = fs::file_time_type::clock::now() - std::chrono::hours(1);
   for (const auto& digest : store.artifacts.list()) {
     if (referenced.count(digest)) continue;
+    std::error_code ec;
+    if (fs::last_write_time(store.artifacts.path_of(digest), ec) > cutoff && !o.all) {
+      ++recent;
+      continue;
+    }
     ++count;
     std::cout << (o.remove ? "removed " : "would remove ") << digest << "\n";
     if (o.remove) {
@@ -162,6 +172,7 @@ int gc(const StoreOptions& o) {
     }
   }
   std::cout << count << (o.remove ? " removed" : " unreferenced (dry run: add --delete to remove them)") << "\n";
+  if (recent > 0) std::cout << recent << " unreferenced but stored in the last hour: kept (--all to include them)\n";
   return kExitOk;
 }
 
@@ -211,6 +222,7 @@ void add_store_commands(CLI::App& app, Commands& commands) {
   auto* g =
       commands.add(app, "gc", "Remove artifacts no run references (a dry run unless --delete)", [] { return gc(o); });
   g->add_flag("--delete", o.remove, "Remove them (default: only list them)");
+  g->add_flag("--all", o.all, "Include artifacts stored in the last hour (no run may be going on)");
   workdir(g);
   auto* f = commands.add(app, "fsck", "Check every stored artifact against its digest", [] { return fsck(o); });
   workdir(f);
