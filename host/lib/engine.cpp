@@ -153,7 +153,7 @@ class Engine::Impl {
                    {"host", host_name()},
                    {"pid", ::getpid()},
                    {"steps", Json::object()}};
-    if (options_.resume) record_["resumed"] = true;
+    if (options_.resume) resume_record();
     for (const auto& s : steps_) record_["steps"][s.planned->spec.name] = {{"status", kPending}};
     if (options_.store) begin_journal();
     save();
@@ -184,6 +184,20 @@ class Engine::Impl {
   void request_cancel() { inbox_->post({-1, 0, std::nullopt, std::nullopt, true}); }
 
  private:
+  // A resumed run keeps its start time and, for the steps it keeps, their
+  // attempts (so `kiln logs` still finds them), from the last run.json the
+  // dead host managed to write (it may be 100 ms stale: the database decides
+  // what is kept, this is only for reading).
+  void resume_record() {
+    record_["resumed"] = true;
+    try {
+      previous_record_ = Json::parse(read_file(options_.run_dir / "run.json"));
+      record_["started_at"] = previous_record_.value("started_at", record_["started_at"].get<std::string>());
+    } catch (const std::exception&) {  // never written, or unreadable: start afresh
+      previous_record_ = Json::object();
+    }
+  }
+
   void begin_journal() {
     journal_ = std::make_unique<RunJournal>(*options_.store, options_.use_cache);
     RunHeader header;
@@ -415,6 +429,15 @@ class Engine::Impl {
         --unit.attempt;  // nothing ran
         adopt_outputs(unit, *kept);
         unit_record(unit)["resumed"] = "kept from before the resume";
+        const std::string name = steps_[unit.step].planned->spec.name;
+        const Json* before = previous_record_.contains("steps") && previous_record_["steps"].contains(name)
+                                 ? &previous_record_["steps"][name]
+                                 : nullptr;
+        if (before && unit.item_index >= 0)
+          before = before->contains("units") && (*before)["units"].contains(std::to_string(unit.item_index))
+                       ? &(*before)["units"][std::to_string(unit.item_index)]
+                       : nullptr;
+        if (before && before->contains("attempts")) unit_record(unit)["attempts"] = (*before)["attempts"];
         finish_unit(id, kept->status, "");
         return true;
       }
@@ -835,8 +858,9 @@ class Engine::Impl {
   std::string run_status_ = kRunning;
   std::string run_message_;
   Json failed_steps_ = Json::array();
-  std::unique_ptr<RunJournal> journal_;  // with a store only
-  bool settled_ = false;                 // a step ended during this scheduling pass
+  std::unique_ptr<RunJournal> journal_;    // with a store only
+  bool settled_ = false;                   // a step ended during this scheduling pass
+  Json previous_record_ = Json::object();  // resume: the run.json the dead host left
 };
 
 Engine::Engine(const Plan& plan, RunOptions options, std::map<std::string, std::unique_ptr<Executor>> executors)
