@@ -382,7 +382,11 @@ class Engine::Impl {
     } catch (const std::exception& e) {
       return finish_unit(id, kFailed, std::string("cannot prepare the step: ") + e.what());
     }
-    if (journal_ && settle_without_running(id, launch)) return;
+    if (journal_ && settle_without_running(id, launch)) {
+      std::error_code ignored;
+      fs::remove_all(launch.attempt_dir, ignored);  // created above for an attempt that was not needed
+      return;
+    }
     const std::string executor_name = spec.executor.empty() ? options_.executor : spec.executor;
     const auto executor = executors_.find(executor_name);
     if (executor == executors_.end()) return finish_unit(id, kFailed, "no executor named '" + executor_name + "'");
