@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
 #include <random>
 #include <set>
 #include <thread>
@@ -219,4 +220,45 @@ TEST(Resume, ASucceededRunHasNothingToResume) {
   const auto again = ws.kiln({"resume", summary["run_id"]});
   EXPECT_EQ(again.status.code, 0);
   EXPECT_NE(again.output.find("nothing to resume"), std::string::npos) << again.output;
+}
+
+namespace {
+
+// Processes whose environment holds `marker` (inherited by the step server and steps).
+int processes_with(const std::string& marker) {
+  int count = 0;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator("/proc", ec)) {
+    const std::string name = e.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos || name == std::to_string(::getpid())) continue;
+    std::ifstream in(e.path() / "environ", std::ios::binary);
+    const std::string environ((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    count += environ.find(marker) != std::string::npos;
+  }
+  return count;
+}
+
+}  // namespace
+
+TEST(Resume, StepsOfAKilledHostDoNotOutliveIt) {
+  StoreWorkspace ws;
+  const auto file = ws.pipeline("steps:\n  - {name: nap, component: util.sleep, parameters: {seconds: 60}}\n");
+  const std::string marker = "KILN_TEST_MARKER=" + ws.path("marker").string();
+  const auto killed = ws.kiln(
+      {"run", file}, {{"KILN_TEST_KILL_AT", "attempt-started:1"}, {"KILN_TEST_MARKER", ws.path("marker").string()}});
+  ASSERT_EQ(killed.status.signal, SIGKILL) << killed.output;
+  int left = processes_with(marker);
+  for (int i = 0; i < 100 && left > 0; ++i) {  // the step server notices its host is gone, kills the step, exits
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    left = processes_with(marker);
+  }
+  EXPECT_EQ(left, 0);
+  // A resume marks the attempt interrupted before anything else (it is killed
+  // again as it records its own attempt, so the test need not sleep 60 s).
+  const auto resumed = ws.kiln({"resume", "latest"}, {{"KILN_TEST_KILL_AT", "attempt-recorded:1"}});
+  EXPECT_EQ(resumed.status.signal, SIGKILL) << resumed.output;
+  kiln::host::Store store(ws.workspace());
+  const auto attempts = store.db.query("SELECT attempt, status FROM attempts ORDER BY attempt");
+  ASSERT_GE(attempts.size(), 1u);
+  EXPECT_EQ(attempts[0]["status"], "interrupted");
 }
