@@ -69,9 +69,10 @@ ratio() {  # label numerator denominator
 echo "DAG: $steps steps ($layers layers of $width parallel steps and a join), $jobs jobs, best of $repeats"
 t_make=$(best_of make -s -j "$jobs" -C "$work" all)
 report "make -j$jobs (true)" "$t_make"
-t_in=$(best_of "$kiln" run "$work/dag.yaml" --executor inprocess --jobs "$jobs" --json --workdir "$work/kiln")
+# --no-cache: every repeat runs every step (util.noop would be a cache hit after the first).
+t_in=$(best_of "$kiln" run "$work/dag.yaml" --executor inprocess --jobs "$jobs" --json --no-cache --workdir "$work/kiln")
 report "kiln inprocess" "$t_in"
-t_proc=$(best_of "$kiln" run "$work/dag.yaml" --executor process --jobs "$jobs" --json --workdir "$work/kiln")
+t_proc=$(best_of "$kiln" run "$work/dag.yaml" --executor process --jobs "$jobs" --json --no-cache --workdir "$work/kiln")
 report "kiln process (step server)" "$t_proc"
 if command -v snakemake >/dev/null 2>&1; then
   python3 - "$work" "$layers" "$width" <<'PY'

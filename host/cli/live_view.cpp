@@ -9,6 +9,7 @@ namespace {
 
 std::string symbol(const std::string& status) {
   if (status == "succeeded") return "\u2713";
+  if (status == "cached") return "\u2261";  // identical to an earlier result
   if (status == "failed" || status == "upstream-failed") return "\u2717";
   if (status == "running") return "\u25b6";
   if (status == "retrying") return "\u21bb";

@@ -3,9 +3,12 @@
 #include <signal.h>
 #include <unistd.h>
 #include <kiln/host/engine.hpp>
+#include <kiln/host/files.hpp>
+#include <kiln/host/host_identity.hpp>
 #include <kiln/host/paths.hpp>
 #include <kiln/host/run_store.hpp>
 #include <kiln/host/spec.hpp>
+#include <kiln/host/store.hpp>
 #include <kiln/host/yaml_json.hpp>
 
 #include <atomic>
@@ -141,6 +144,14 @@ struct RunCommandOptions {
   std::string workdir;
   bool json = false;
   double grace = 5.0;
+  bool no_cache = false;
+};
+
+struct ResumeCommandOptions {
+  std::string run;
+  std::string workdir;
+  bool json = false;
+  bool force = false;
 };
 
 Json summary(const Json& record, const std::filesystem::path& run_dir) {
@@ -158,6 +169,8 @@ Json summary(const Json& record, const std::filesystem::path& run_dir) {
     if (s.contains("outputs")) entry["outputs"] = s["outputs"];
     if (s.contains("artifacts")) entry["artifacts"] = s["artifacts"];
     if (s.contains("items")) entry["items"] = s["items"];
+    if (s.contains("digests")) entry["digests"] = s["digests"];
+    if (s.contains("cache") && s["cache"].value("status", "") == "miss") entry["cache_miss"] = s["cache"]["reason"];
     steps[item.key()] = entry;
   }
   Json out{{"run_id", record["id"]},
@@ -178,6 +191,7 @@ void print_summary(const Json& s) {
   for (const auto& item : s["steps"].items()) {
     const Json& step = item.value();
     std::cout << "  " << item.key() << ": " << step["status"].get<std::string>();
+    if (step.contains("cache_miss")) std::cout << " [cache miss: " << step["cache_miss"].get<std::string>() << "]";
     if (step["attempts"].get<int>() > 1) std::cout << " after " << step["attempts"].get<int>() << " attempts";
     if (step.contains("message")) std::cout << " (" << step["message"].get<std::string>() << ")";
     if (step.contains("outputs") && !step["outputs"].empty()) std::cout << " " << step["outputs"].dump();
@@ -186,24 +200,16 @@ void print_summary(const Json& s) {
   std::cout << "logs and outputs: " << s["run_dir"].get<std::string>() << "\n";
 }
 
-int run(const RunCommandOptions& options) {
-  SignalForwarder::block();  // before any thread exists, so all inherit the mask
-  const auto plan = load_plan(options.pipeline);
-  const auto workspace = host::workspace_dir(options.workdir);
-  host::RunOptions run;
-  run.executor = options.executor;
-  run.jobs = options.jobs > 0 ? options.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  run.run_id = host::new_run_id(plan.spec.name);
-  run.run_dir = host::runs_dir(workspace) / run.run_id;
-  run.grace_seconds = options.grace;
-  LiveView view(options.json ? std::cerr : std::cout, !options.json && ::isatty(STDOUT_FILENO));
+// Runs a plan (new or resumed) with the live view or --json, and prints the summary.
+int execute(const host::Plan& plan, host::RunOptions run, bool json) {
+  LiveView view(json ? std::cerr : std::cout, !json && ::isatty(STDOUT_FILENO));
   run.on_event = [&view](const Json& event) { view.on_event(event); };
   std::map<std::string, std::unique_ptr<host::Executor>> executors;
   executors["inprocess"] = host::make_inprocess_executor();
   executors["process"] = host::make_process_executor(host::executable_path());
-  if (!options.json)
-    std::cout << "run " << run.run_id << ": pipeline '" << plan.spec.name << "', " << plan.steps.size()
-              << " steps, executor " << run.executor << ", " << run.jobs << " jobs\n";
+  if (!json)
+    std::cout << (run.resume ? "resuming run " : "run ") << run.run_id << ": pipeline '" << plan.spec.name << "', "
+              << plan.steps.size() << " steps, executor " << run.executor << ", " << run.jobs << " jobs\n";
   host::Engine engine(plan, run, std::move(executors));
   Json record;
   {
@@ -212,12 +218,90 @@ int run(const RunCommandOptions& options) {
   }
   view.finish();
   const Json s = summary(record, run.run_dir);
-  if (options.json)
+  if (json)
     std::cout << s.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
   else
     print_summary(s);
   const std::string status = record.value("status", "");
   return status == host::kSucceeded ? kExitOk : (status == host::kCancelled ? 130 : kExitFailure);
+}
+
+int run(const RunCommandOptions& options) {
+  SignalForwarder::block();  // before any thread exists, so all inherit the mask
+  const auto plan = load_plan(options.pipeline);
+  const auto workspace = host::workspace_dir(options.workdir);
+  host::Store store(workspace);
+  host::RunOptions run;
+  run.executor = options.executor;
+  run.jobs = options.jobs > 0 ? options.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  run.run_id = host::new_run_id(plan.spec.name);
+  run.run_dir = host::runs_dir(workspace) / run.run_id;
+  run.grace_seconds = options.grace;
+  run.store = &store;
+  run.use_cache = !options.no_cache;
+  run.spec_text = host::read_file(options.pipeline.file);
+  run.options_record = {
+      {"executor", run.executor}, {"jobs", run.jobs}, {"grace", run.grace_seconds}, {"no_cache", options.no_cache}};
+  return execute(plan, std::move(run), options.json);
+}
+
+// Refuses a run whose host may still be running it.
+void check_host_gone(const Json& row, bool force) {
+  if (row.value("status", "") != "running") return;
+  host::HostIdentity recorded;
+  recorded.host = row.value("host", "");
+  recorded.pid = row.value("pid", 0);
+  recorded.boot_id = row.value("boot_id", "");
+  recorded.process_start = row.value("process_start", "");
+  const auto state = host::host_state(recorded);
+  const std::string id = row["id"].get<std::string>();
+  if (state == host::HostState::alive)
+    throw CommandError("run " + id + " is still running (host pid " + std::to_string(recorded.pid) + ")");
+  if (state == host::HostState::unknown && !force)
+    throw CommandError("run " + id + " was started on " + recorded.host +
+                       "; kiln cannot tell from here whether it still runs (use --force if it does not)");
+}
+
+int resume(const ResumeCommandOptions& options) {
+  SignalForwarder::block();
+  const auto workspace = host::workspace_dir(options.workdir);
+  std::string id;
+  try {
+    id = host::find_run(workspace, options.run).filename().string();
+  } catch (const std::runtime_error& e) {
+    throw CommandError(e.what());
+  }
+  host::Store store(workspace);
+  const auto row = store.db.query_one("SELECT * FROM runs WHERE id=?", {id});
+  if (!row) throw CommandError("run " + id + " is not recorded in " + store.db.file().string());
+  if (row->value("status", "") == host::kSucceeded) {
+    std::cout << "run " << id << " already succeeded: nothing to resume\n";
+    return kExitOk;
+  }
+  check_host_gone(*row, options.force);
+  host::Plan plan;
+  try {
+    auto spec =
+        host::parse_pipeline_text((*row)["spec_text"].get<std::string>(), (*row)["spec_file"].get<std::string>());
+    plan = host::plan_pipeline(std::move(spec), host::discover_default_catalog(),
+                               Json::parse((*row)["parameters"].get<std::string>()), "the recorded parameters");
+  } catch (const host::SpecError& e) {
+    for (const auto& d : e.diagnostics()) std::cerr << d.str() << "\n";
+    throw CommandError("the recorded pipeline of run " + id + " no longer validates");
+  }
+  const Json recorded = Json::parse((*row)["options"].get<std::string>());
+  host::RunOptions run;
+  run.executor = recorded.value("executor", "process");
+  run.jobs = recorded.value("jobs", 2);
+  run.grace_seconds = recorded.value("grace", 5.0);
+  run.use_cache = !recorded.value("no_cache", false);
+  run.run_id = id;
+  run.run_dir = (*row)["run_dir"].get<std::string>();
+  run.store = &store;
+  run.resume = true;
+  run.spec_text = (*row)["spec_text"].get<std::string>();
+  run.options_record = recorded;
+  return execute(plan, std::move(run), options.json);
 }
 
 }  // namespace
@@ -239,6 +323,15 @@ void add_run_commands(CLI::App& app, Commands& commands) {
   run_cmd->add_flag("--json", run_options.json, "Print a JSON summary instead of the live view");
   run_cmd->add_option("--grace", run_options.grace, "Seconds between asking a step to stop and killing it")
       ->check(CLI::NonNegativeNumber);
+  run_cmd->add_flag("--no-cache", run_options.no_cache, "Run every step, even those with a cached result");
+
+  static ResumeCommandOptions resume_options;
+  auto* resume_cmd = commands.add(app, "resume", "Continue a run whose host stopped (killed, crashed, power loss)",
+                                  [] { return resume(resume_options); });
+  resume_cmd->add_option("RUN", resume_options.run, "Run id, a unique prefix of one, or 'latest'")->required();
+  resume_cmd->add_option("--workdir", resume_options.workdir, "Workspace (default: $KILN_HOME or ./.kiln)");
+  resume_cmd->add_flag("--json", resume_options.json, "Print a JSON summary instead of the live view");
+  resume_cmd->add_flag("--force", resume_options.force, "Resume a run started on another machine");
 
   // Runs one step in this process and reports on fd 3 (see executor.hpp).
   static std::string request;

@@ -56,6 +56,14 @@ void print_step(const std::string& name, const Json& step, const std::string& in
     if (a.contains("failure")) std::cout << ", " << a["failure"].get<std::string>() << ": " << a.value("message", "");
     std::cout << "\n";
   }
+  if (step.contains("cache")) {
+    const Json& c = step["cache"];
+    std::cout << indent << "  cache: " << c.value("status", "");
+    if (c.contains("reason") && !c["reason"].get<std::string>().empty())
+      std::cout << " (" << c["reason"].get<std::string>() << ")";
+    std::cout << "\n";
+  }
+  if (step.contains("resumed")) std::cout << indent << "  " << step["resumed"].get<std::string>() << "\n";
   if (step.contains("metrics")) std::cout << indent << "  metrics: " << step["metrics"].dump() << "\n";
   if (step.contains("outputs") && !step["outputs"].empty())
     std::cout << indent << "  outputs: " << step["outputs"].dump() << "\n";

@@ -11,7 +11,7 @@ PluginCatalog PluginCatalog::discover(const LibraryScanner& scanner, const std::
   for (const auto& library : find_plugin_libraries(dirs)) {
     auto scan = scanner.scan(library);
     for (const auto& manifest : scan.components) {
-      CatalogComponent entry{manifest, library, "ok"};
+      CatalogComponent entry{manifest, library, "ok", scan.digest};
       if (const auto* first = catalog.find(manifest.name)) entry.status = "shadowed by " + first->library.string();
       catalog.components_.push_back(std::move(entry));
     }

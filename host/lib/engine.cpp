@@ -4,8 +4,10 @@
 #include <unistd.h>
 #include <kiln/host/engine.hpp>
 #include <kiln/host/files.hpp>
+#include <kiln/host/host_identity.hpp>
 #include <kiln/host/invoke.hpp>
 #include <kiln/host/placeholders.hpp>
+#include <kiln/host/run_journal.hpp>
 
 #include <cctype>
 #include <chrono>
@@ -29,17 +31,12 @@ bool terminal(const std::string& status) {
   return status != kPending && status != kRunning;
 }
 
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
+bool success(const std::string& status) {
+  return status == kSucceeded || status == kCached;
 }
 
-std::string wall_clock_now() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return text;
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
 Clock::duration seconds(double s) {
@@ -109,6 +106,7 @@ struct Unit {
   fs::path dir;
   std::string status = kPending;
   int attempt = 0;
+  int attempt_base = 0;  // attempts made before a resume: they do not count against retries
   std::unique_ptr<RunningAttempt> running;
   std::optional<Clock::time_point> deadline, kill_at, retry_at;
   bool timed_out = false;
@@ -117,6 +115,9 @@ struct Unit {
   std::ofstream events;
   AttemptResult result;
   fs::path outputs_dir;
+  std::map<std::string, InputArtifact> artifacts;  // its outputs, for downstream steps
+  std::map<std::string, InputArtifact> inputs;     // what the running attempt reads (for lineage)
+  CacheDecision cache;
 };
 
 struct StepRun {
@@ -152,7 +153,9 @@ class Engine::Impl {
                    {"host", host_name()},
                    {"pid", ::getpid()},
                    {"steps", Json::object()}};
+    if (options_.resume) resume_record();
     for (const auto& s : steps_) record_["steps"][s.planned->spec.name] = {{"status", kPending}};
+    if (options_.store) begin_journal();
     save();
     flush_record(true);
     if (plan_.spec.timeout_seconds) run_deadline_ = started_ + seconds(*plan_.spec.timeout_seconds);
@@ -170,6 +173,10 @@ class Engine::Impl {
     if (!run_message_.empty()) record_["message"] = run_message_;
     save();
     flush_record(true);
+    if (journal_) {
+      kill_point("run-finishing");
+      journal_->finish_run(run_status_, run_message_, record_["duration_seconds"].get<double>());
+    }
     emit({{"type", "run"}, {"status", run_status_}});
     return record_;
   }
@@ -177,6 +184,35 @@ class Engine::Impl {
   void request_cancel() { inbox_->post({-1, 0, std::nullopt, std::nullopt, true}); }
 
  private:
+  // A resumed run keeps its start time and, for the steps it keeps, their
+  // attempts (so `kiln logs` still finds them), from the last run.json the
+  // dead host managed to write (it may be 100 ms stale: the database decides
+  // what is kept, this is only for reading).
+  void resume_record() {
+    record_["resumed"] = true;
+    try {
+      previous_record_ = Json::parse(read_file(options_.run_dir / "run.json"));
+      record_["started_at"] = previous_record_.value("started_at", record_["started_at"].get<std::string>());
+    } catch (const std::exception&) {  // never written, or unreadable: start afresh
+      previous_record_ = Json::object();
+    }
+  }
+
+  void begin_journal() {
+    journal_ = std::make_unique<RunJournal>(*options_.store, options_.use_cache);
+    RunHeader header;
+    header.id = options_.run_id;
+    header.pipeline = plan_.spec.name;
+    header.spec_file = plan_.spec.file;
+    header.spec_text = options_.spec_text;
+    header.executor = options_.executor;
+    header.run_dir = options_.run_dir;
+    header.parameters = plan_.parameters;
+    header.options = options_.options_record;
+    journal_->begin_run(header, options_.resume);
+    kill_point("run-recorded");
+  }
+
   // ---- the loop -----------------------------------------------------------
 
   void loop() {
@@ -235,10 +271,15 @@ class Engine::Impl {
 
   // ---- scheduling ---------------------------------------------------------
 
+  // Repeats while steps finish without running (cache hits, resumed steps):
+  // their dependents may start now, and no message will come to say so.
   void schedule() {
-    for (size_t i = 0; i < steps_.size(); ++i)
-      if (steps_[i].status == kPending && (!steps_[i].planned->spec.is_finally || main_done_)) try_begin(i);
-    launch_ready_units();
+    do {
+      settled_ = false;
+      for (size_t i = 0; i < steps_.size(); ++i)
+        if (steps_[i].status == kPending && (!steps_[i].planned->spec.is_finally || main_done_)) try_begin(i);
+      launch_ready_units();
+    } while (settled_);
   }
 
   // Decides whether a pending step can begin, and how.
@@ -294,6 +335,7 @@ class Engine::Impl {
     unit.display = item_index < 0 ? name : name + "[" + std::to_string(item_index) + "]";
     unit.dir = options_.run_dir / "steps" / name;
     if (item_index >= 0) unit.dir /= std::to_string(item_index);
+    if (journal_) unit.attempt = unit.attempt_base = journal_->last_attempt(unit.display);
     steps_[index].units.push_back(static_cast<int>(units_.size()));
     units_.push_back(std::move(unit));
   }
@@ -334,11 +376,17 @@ class Engine::Impl {
     launch.temp_dir = launch.attempt_dir / "tmp";
     launch.checkpoint_dir = unit.dir / "checkpoint";
     try {
+      fs::remove_all(launch.output_dir);  // left by an attempt a crashed host never recorded
       fs::create_directories(launch.output_dir);
       launch.parameters = render_parameters(step, unit);
       launch.inputs = wired_inputs(step);
     } catch (const std::exception& e) {
       return finish_unit(id, kFailed, std::string("cannot prepare the step: ") + e.what());
+    }
+    if (journal_ && settle_without_running(id, launch)) {
+      std::error_code ignored;
+      fs::remove_all(launch.attempt_dir, ignored);  // created above for an attempt that was not needed
+      return;
     }
     const std::string executor_name = spec.executor.empty() ? options_.executor : spec.executor;
     const auto executor = executors_.find(executor_name);
@@ -361,8 +409,13 @@ class Engine::Impl {
     unit_record(unit)["status"] = kRunning;
     save();
     emit({{"type", "status"}, {"step", unit.display}, {"status", kRunning}, {"attempt", unit.attempt}});
+    if (journal_) {
+      journal_->attempt_started(unit_ref(unit), unit.attempt, executor_name, relative_to_run(launch.attempt_dir));
+      kill_point("attempt-recorded");
+    }
     try {
       unit.running = executor->second->start(launch, std::make_shared<Observer>(inbox_, id, unit.attempt));
+      kill_point("attempt-started");
     } catch (const std::exception& e) {
       unit.running.reset();
       AttemptResult failed;
@@ -371,6 +424,57 @@ class Engine::Impl {
       attempt_finished(id, std::move(failed));
     }
   }
+
+  // Resume keeps what finished before the host stopped; the cache serves an
+  // exact repeat. Either way the unit does not run. Returns whether it was settled.
+  bool settle_without_running(int id, const StepLaunch& launch) {
+    Unit& unit = units_[static_cast<size_t>(id)];
+    if (options_.resume) {
+      if (const auto kept = journal_->kept(unit.display)) {
+        --unit.attempt;  // nothing ran
+        adopt_outputs(unit, *kept);
+        unit_record(unit)["resumed"] = "kept from before the resume";
+        const std::string name = steps_[unit.step].planned->spec.name;
+        const Json* before = previous_record_.contains("steps") && previous_record_["steps"].contains(name)
+                                 ? &previous_record_["steps"][name]
+                                 : nullptr;
+        if (before && unit.item_index >= 0)
+          before = before->contains("units") && (*before)["units"].contains(std::to_string(unit.item_index))
+                       ? &(*before)["units"][std::to_string(unit.item_index)]
+                       : nullptr;
+        if (before && before->contains("attempts")) unit_record(unit)["attempts"] = (*before)["attempts"];
+        finish_unit(id, kept->status, "");
+        return true;
+      }
+    }
+    unit.cache = journal_->decide(unit_ref(unit), launch.parameters, launch.inputs);
+    unit.inputs = launch.inputs;
+    Json cache{{"key", unit.cache.key}};
+    if (unit.cache.hit) {
+      kill_point("cache-hit");
+      journal_->record_cache_hit(unit_ref(unit), unit.attempt, unit.cache, launch.inputs);
+      cache["status"] = "hit";
+      unit_record(unit)["cache"] = cache;
+      adopt_outputs(unit, *unit.cache.hit);
+      finish_unit(id, kCached, "");
+      return true;
+    }
+    cache["status"] = unit.cache.enabled && options_.use_cache ? "miss" : "off";
+    cache["reason"] = unit.cache.reason;
+    unit_record(unit)["cache"] = cache;
+    return false;
+  }
+
+  void adopt_outputs(Unit& unit, const StoredOutputs& stored) {
+    unit.result.output_parameters = stored.outputs;
+    unit.result.output_metadata = stored.metadata;
+    unit.artifacts.clear();
+    for (const auto& [name, digest] : stored.artifacts.items())
+      unit.artifacts[name] = InputArtifact{
+          journal_->artifact_path(digest), stored.metadata.value(name, Json::object()), digest.get<std::string>(), {}};
+  }
+
+  UnitRef unit_ref(const Unit& unit) const { return UnitRef{steps_[unit.step].planned, unit.display, unit.item_index}; }
 
   Json render_parameters(const StepRun& step, const Unit& unit) const {
     Json given = Json::object();
@@ -435,7 +539,12 @@ class Engine::Impl {
     event["time"] = seconds_since(started_);
     if (unit.events) unit.events << event.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";
     const std::string kind = event.value("event", "");
-    if (kind == "metric") unit_record(unit)["metrics"][event.value("name", "")] = event["value"];
+    if (kind == "metric") {
+      unit_record(unit)["metrics"][event.value("name", "")] = event["value"];
+      if (journal_ && event["value"].is_number())
+        journal_->metric(unit.display, event.value("name", ""), event.value("step", int64_t{0}),
+                         event["value"].get<double>(), event["time"].get<double>());
+    }
     if (kind == "progress" || kind == "log" || kind == "metric") {
       Json view = event;
       view["type"] = kind;
@@ -456,6 +565,8 @@ class Engine::Impl {
     } else if (!result.ok() && unit.stop_requested) {
       result.failure_class = kCancelled;
     }
+    unit.outputs_dir = unit.dir / ("attempt-" + std::to_string(unit.attempt)) / "outputs";
+    if (result.ok()) store_outputs(unit, result);
     Json& attempt = unit_record(unit)["attempts"].back();
     attempt["finished_at"] = wall_clock_now();
     attempt["duration_seconds"] = seconds_since(unit.started);
@@ -465,15 +576,17 @@ class Engine::Impl {
       attempt["message"] = result.message;
     }
     if (result.ok()) {
-      unit.result = std::move(result);
-      unit.outputs_dir = unit.dir / ("attempt-" + std::to_string(unit.attempt)) / "outputs";
       std::error_code ignored;  // checkpoints only matter to a retry, and there will be none
       fs::remove_all(unit.dir / "checkpoint", ignored);
       return finish_unit(id, kSucceeded, "");
     }
+    if (journal_)
+      journal_->attempt_ended(unit_ref(unit), unit.attempt, attempt["status"].get<std::string>(), result,
+                              attempt["duration_seconds"].get<double>());
     const auto& retries = step.planned->spec.retries;
-    if (unit.attempt <= retries.limit && retries.on.count(result.failure_class) && !halted(unit)) {
-      const double delay = retries.delay_before(unit.attempt);
+    const int made = unit.attempt - unit.attempt_base;
+    if (made <= retries.limit && retries.on.count(result.failure_class) && !halted(unit)) {
+      const double delay = retries.delay_before(made);
       unit.status = kPending;
       unit.retry_at = Clock::now() + seconds(delay);
       unit_record(unit)["status"] = kPending;
@@ -486,6 +599,28 @@ class Engine::Impl {
       return;
     }
     finish_unit(id, result.failure_class == kCancelled ? kCancelled : kFailed, result.message);
+  }
+
+  // A successful attempt's outputs: into the artifact store (with a store),
+  // else left in the attempt directory. A failure to store fails the attempt.
+  void store_outputs(Unit& unit, AttemptResult& result) {
+    if (!journal_) {
+      unit.result = result;
+      unit.artifacts.clear();
+      for (const auto& output : steps_[unit.step].planned->component.manifest.outputs)
+        unit.artifacts[output.name] = InputArtifact{
+            unit.outputs_dir / output.name, result.output_metadata.value(output.name, Json::object()), "", {}};
+      return;
+    }
+    kill_point("attempt-finished");
+    try {
+      const StoredOutputs stored = journal_->commit(unit_ref(unit), unit.attempt, unit.outputs_dir, result, unit.cache,
+                                                    unit.inputs, seconds_since(unit.started));
+      adopt_outputs(unit, stored);
+    } catch (const std::exception& e) {
+      result.failure_class = "error";
+      result.message = std::string("cannot store the outputs: ") + e.what();
+    }
   }
 
   void check_deadlines() {
@@ -567,13 +702,18 @@ class Engine::Impl {
     Json& record = unit_record(unit);
     record["status"] = status;
     if (!message.empty()) record["message"] = message;
-    if (status == kSucceeded) {
+    if (success(status)) {
       record["outputs"] = unit.result.output_parameters;
-      Json artifacts = Json::object();
-      for (const auto& output : steps_[unit.step].planned->component.manifest.outputs)
-        artifacts[output.name] = relative_to_run(unit.outputs_dir / output.name);
+      Json artifacts = Json::object(), digests = Json::object();
+      for (const auto& [name, artifact] : unit.artifacts) {
+        artifacts[name] = relative_to_run(artifact.path);
+        if (!artifact.digest.empty()) digests[name] = artifact.digest;
+      }
       record["artifacts"] = artifacts;
+      if (!digests.empty()) record["digests"] = digests;
       if (!unit.result.output_metadata.empty()) record["artifact_metadata"] = unit.result.output_metadata;
+    } else if (journal_) {
+      journal_->unit_ended(unit_ref(unit), status, message);
     }
     save();
     emit({{"type", "status"}, {"step", unit.display}, {"status", status}, {"message", message}});
@@ -587,15 +727,16 @@ class Engine::Impl {
   // All units of a step are done: aggregate their outcome and outputs.
   void complete_step(size_t index) {
     StepRun& step = steps_[index];
-    std::string status = kSucceeded, message;
+    std::string status = kCached, message;
     for (const int u : step.units) {
       const Unit& unit = units_[static_cast<size_t>(u)];
-      if (unit.status != kSucceeded && status == kSucceeded) {
+      if (unit.status == kSucceeded && status == kCached) status = kSucceeded;  // cached only if every unit was
+      if (!success(unit.status) && success(status)) {
         status = unit.status;
         message = unit.display + ": " + unit_record(unit).value("message", unit.status);
       }
     }
-    if (status == kSucceeded) collect_outputs(step);
+    if (success(status)) collect_outputs(step);
     finish_step(index, status, message);
   }
 
@@ -604,9 +745,7 @@ class Engine::Impl {
     if (!step.planned->spec.for_each) {
       const Unit& unit = units_[static_cast<size_t>(step.units.front())];
       step.outputs = unit.result.output_parameters;
-      for (const auto& output : manifest.outputs)
-        step.artifacts[output.name] = InputArtifact{unit.outputs_dir / output.name,
-                                                    unit.result.output_metadata.value(output.name, Json::object())};
+      step.artifacts = unit.artifacts;
       return;
     }
     // A loop collects one value per item, in item order; an artifact becomes a
@@ -618,12 +757,17 @@ class Engine::Impl {
     }
     for (const auto& output : manifest.outputs) {
       const fs::path collected = options_.run_dir / "steps" / step.planned->spec.name / "collected" / output.name;
+      fs::remove_all(collected);  // a resumed run collects again
       fs::create_directories(collected);
+      std::vector<std::string> digests;
       for (const int u : step.units) {
         const Unit& unit = units_[static_cast<size_t>(u)];
-        fs::create_directory_symlink(unit.outputs_dir / output.name, collected / std::to_string(unit.item_index));
+        const InputArtifact& item = unit.artifacts.at(output.name);
+        fs::create_directory_symlink(item.path, collected / std::to_string(unit.item_index));
+        digests.push_back(item.digest);
       }
-      step.artifacts[output.name] = InputArtifact{collected, Json{{"collection", true}, {"items", step.units.size()}}};
+      step.artifacts[output.name] = InputArtifact{collected, Json{{"collection", true}, {"items", step.units.size()}},
+                                                  "", journal_ ? digests : std::vector<std::string>{}};
     }
   }
 
@@ -631,11 +775,14 @@ class Engine::Impl {
     StepRun& step = steps_[index];
     step.status = status;
     step.message = message;
+    settled_ = settled_ || terminal(status);
     Json& record = record_["steps"][step.planned->spec.name];
     record["status"] = status;
     if (!message.empty()) record["message"] = message;
-    if (status == kSucceeded) record["outputs"] = step.outputs;
+    if (success(status)) record["outputs"] = step.outputs;
     if (step.planned->spec.for_each) record["items"] = step.units.size();
+    if (journal_ && step.units.empty() && terminal(status))
+      journal_->unit_ended(UnitRef{step.planned, step.planned->spec.name, -1}, status, message);
     save();
     if (step.planned->spec.for_each || status != kRunning)
       emit({{"type", "step"}, {"step", step.planned->spec.name}, {"status", status}, {"message", message}});
@@ -686,6 +833,7 @@ class Engine::Impl {
   void flush_record(bool force = false) {
     const auto now = Clock::now();
     if (!record_dirty_ || (!force && now - last_save_ < std::chrono::milliseconds(100))) return;
+    kill_point("run-json");
     write_file_atomic(options_.run_dir / "run.json", record_.dump(2, ' ', false, Json::error_handler_t::replace));
     record_dirty_ = false;
     last_save_ = now;
@@ -721,6 +869,9 @@ class Engine::Impl {
   std::string run_status_ = kRunning;
   std::string run_message_;
   Json failed_steps_ = Json::array();
+  std::unique_ptr<RunJournal> journal_;    // with a store only
+  bool settled_ = false;                   // a step ended during this scheduling pass
+  Json previous_record_ = Json::object();  // resume: the run.json the dead host left
 };
 
 Engine::Engine(const Plan& plan, RunOptions options, std::map<std::string, std::unique_ptr<Executor>> executors)

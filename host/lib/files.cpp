@@ -84,6 +84,11 @@ std::string sha256_file(const fs::path& path) {
   return Poco::DigestEngine::digestToHex(engine.digest());
 }
 
+void fsync_path(const fs::path& path) {
+  const Fd f(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (f.fd < 0 || ::fsync(f.fd) != 0) fail("cannot fsync", path);
+}
+
 std::string sha256_hex(const std::string& data) {
   Poco::SHA2Engine engine(Poco::SHA2Engine::SHA_256);
   engine.update(data);

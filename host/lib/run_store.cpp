@@ -11,8 +11,9 @@ namespace kiln::host {
 namespace fs = std::filesystem;
 
 fs::path workspace_dir(const std::string& option) {
-  if (!option.empty()) return option;
-  if (const char* home = std::getenv("KILN_HOME"); home && *home) return home;
+  // Absolute, because steps run in other working directories and read their request files by this path.
+  if (!option.empty()) return fs::absolute(option);
+  if (const char* home = std::getenv("KILN_HOME"); home && *home) return fs::absolute(home);
   return fs::current_path() / ".kiln";
 }
 

@@ -13,7 +13,8 @@ namespace kiln::host {
 struct CatalogComponent {
   ComponentManifest manifest;
   std::filesystem::path library;
-  std::string status = "ok";  // or "shadowed by <path>"
+  std::string status = "ok";   // or "shadowed by <path>"
+  std::string library_digest;  // sha256 of the library file: part of every cache key
 };
 
 class PluginCatalog {

@@ -19,6 +19,8 @@
 
 namespace kiln::host {
 
+struct Store;
+
 struct RunOptions {
   std::string executor = "process";  // default for steps that name none
   int jobs = 2;
@@ -26,6 +28,14 @@ struct RunOptions {
   std::string run_id;
   double grace_seconds = 5.0;                 // between asking a step to stop and killing it
   std::function<void(const Json&)> on_event;  // the live view: status and progress events
+  // The workspace's store. When set, outputs are committed to the artifact
+  // store, the run is recorded in the metadata database, and steps are
+  // cached. Without it (unit tests) outputs stay in the attempt directories.
+  Store* store = nullptr;
+  bool use_cache = true;  // false (--no-cache): no step is served from the cache; new entries are still written
+  bool resume = false;    // continue the run `run_id` recorded in the store
+  std::string spec_text;  // the pipeline's text, recorded so that resume can re-plan it
+  Json options_record = Json::object();  // how the run was started (executor, jobs, ...), for resume
 };
 
 // Run and step statuses as written to run.json.
@@ -33,6 +43,7 @@ inline constexpr const char* kSucceeded = "succeeded";
 inline constexpr const char* kFailed = "failed";
 inline constexpr const char* kCancelled = "cancelled";
 inline constexpr const char* kSkipped = "skipped";
+inline constexpr const char* kCached = "cached";  // served from the cache: succeeded without running
 
 class Engine {
  public:

@@ -18,4 +18,7 @@ void write_file_atomic(const std::filesystem::path& path, const std::string& con
 std::string sha256_file(const std::filesystem::path& path);
 std::string sha256_hex(const std::string& data);
 
+// fsync on a file or directory (opened read-only). Throws naming the path.
+void fsync_path(const std::filesystem::path& path);
+
 }  // namespace kiln::host

@@ -13,6 +13,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <vector>
 
 namespace kiln::host {
 
@@ -28,8 +29,16 @@ class StepEventSink {
 };
 
 struct InputArtifact {
+  // A constructor (not an aggregate), so {path, metadata} keeps compiling.
+  InputArtifact(std::filesystem::path p = {}, Json m = Json::object(), std::string d = {},
+                std::vector<std::string> i = {})
+      : path(std::move(p)), metadata(std::move(m)), digest(std::move(d)), items(std::move(i)) {}
   std::filesystem::path path;
   Json metadata = Json::object();
+  // Content digest when the artifact is in the store (see artifact_store.hpp);
+  // a loop's collected output lists its items' digests in `items` instead.
+  std::string digest;
+  std::vector<std::string> items;
 };
 
 // Everything a component needs for one run, resolved by the caller.

@@ -1,0 +1,35 @@
+// Which process on which boot of which machine runs a kiln host, so that a
+// later `kiln resume` can tell a dead host from a live one. A pid alone is
+// not enough: pids are recycled, and a reboot resets them.
+#pragma once
+
+#include <string>
+
+namespace kiln::host {
+
+struct HostIdentity {
+  std::string host;  // gethostname
+  int pid = 0;
+  std::string boot_id;        // /proc/sys/kernel/random/boot_id
+  std::string process_start;  // start time of `pid` in clock ticks since boot (/proc/<pid>/stat field 22)
+};
+
+HostIdentity current_host_identity();
+
+// UTC now as 2026-01-31T12:00:00Z.
+std::string wall_clock_now();
+
+// The start time of a process as in HostIdentity, or "" when there is none.
+std::string process_start_time(int pid);
+
+enum class HostState { alive, dead, unknown };
+// alive: the same process still runs; dead: this machine, and the process is
+// gone (or the machine rebooted); unknown: another machine.
+HostState host_state(const HostIdentity& recorded);
+
+// Test-only fault injection: with KILN_TEST_KILL_AT=<name>:<n> in the
+// environment, the n-th call of kill_point(<name>) in this process raises
+// SIGKILL on the process, as a power cut would stop it there.
+void kill_point(const char* name);
+
+}  // namespace kiln::host

@@ -1,0 +1,97 @@
+// What the engine records in the workspace's store while a run goes on:
+// the run and its host, every attempt, committed outputs and their lineage,
+// metrics, and cache entries. Also answers the two questions that let a step
+// not run: is there an exact cache hit, and (on resume) did it finish before.
+// Used from the engine's scheduler thread only.
+#pragma once
+
+#include <kiln/host/executor.hpp>
+#include <kiln/host/plan.hpp>
+#include <kiln/host/store.hpp>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kiln::host {
+
+// A finished unit's results as recorded.
+struct StoredOutputs {
+  std::string status;               // succeeded or cached
+  Json outputs = Json::object();    // output parameters
+  Json artifacts = Json::object();  // output name -> digest
+  Json metadata = Json::object();   // output name -> metadata
+};
+
+struct CacheDecision {
+  bool enabled = false;  // whether the step may use and create cache entries
+  std::string key;
+  Json parts = Json::object();
+  Json parameters = Json::object();  // the resolved parameters, recorded for lineage
+  std::optional<StoredOutputs> hit;
+  std::string reason;  // why it did not hit, for `kiln runs show`
+};
+
+// A unit (a step, or one loop item) as the journal names it.
+struct UnitRef {
+  const PlannedStep* step = nullptr;
+  std::string name;  // "train" or "train[2]"
+  int item_index = -1;
+};
+
+struct RunHeader {
+  std::string id, pipeline, spec_file, spec_text, executor;
+  std::filesystem::path run_dir;
+  Json parameters = Json::object();
+  Json options = Json::object();  // how it was started (jobs, executor, no_cache), for resume
+};
+
+class RunJournal {
+ public:
+  RunJournal(Store& store, bool use_cache);
+
+  // Records a new run, or (resume) takes over an existing one: its running
+  // attempts are marked interrupted and its finished units are kept.
+  void begin_run(const RunHeader& header, bool resume);
+  void finish_run(const std::string& status, const std::string& message, double duration_seconds);
+
+  // Resume: the recorded result of a unit that finished before, whose
+  // artifacts are all still in the store.
+  std::optional<StoredOutputs> kept(const std::string& unit) const;
+  int last_attempt(const std::string& unit) const;
+
+  CacheDecision decide(const UnitRef& unit, const Json& parameters, const std::map<std::string, InputArtifact>& inputs);
+
+  void attempt_started(const UnitRef& unit, int attempt, const std::string& executor, const std::string& dir);
+  void attempt_ended(const UnitRef& unit, int attempt, const std::string& status, const AttemptResult& result,
+                     double duration_seconds);
+  // Moves a successful attempt's outputs into the artifact store and records
+  // them, their lineage, the attempt and the cache entry in one transaction.
+  StoredOutputs commit(const UnitRef& unit, int attempt, const std::filesystem::path& outputs_dir,
+                       const AttemptResult& result, const CacheDecision& cache,
+                       const std::map<std::string, InputArtifact>& inputs, double duration_seconds);
+  void record_cache_hit(const UnitRef& unit, int attempt, const CacheDecision& cache,
+                        const std::map<std::string, InputArtifact>& inputs);
+  // A unit (or a step without units) that ended without outputs.
+  void unit_ended(const UnitRef& unit, const std::string& status, const std::string& message);
+  void metric(const std::string& unit, const std::string& name, int64_t step, double value, double time);
+
+  std::filesystem::path artifact_path(const std::string& digest) const { return store_.artifacts.path_of(digest); }
+
+ private:
+  void write_unit(const UnitRef& unit, const std::string& status, const std::string& message,
+                  const StoredOutputs* outputs, const CacheDecision* cache);
+  void write_inputs(const UnitRef& unit, const std::map<std::string, InputArtifact>& inputs);
+  void flush_metrics();
+  void heartbeat();
+
+  Store& store_;
+  bool use_cache_;
+  std::string run_id_;
+  std::map<std::string, StoredOutputs> kept_;
+  std::map<std::string, int> last_attempt_;
+  std::vector<Json> metrics_;  // written with the next transaction
+};
+
+}  // namespace kiln::host

@@ -1,0 +1,292 @@
+// The engine's record in the store. Each state change is one transaction, and
+// the order of effects is chosen for crashes: outputs are durable in the
+// artifact store before the row that names them commits, so a recorded step
+// always has its artifacts, and an unrecorded one simply runs again.
+#include <kiln/host/cache_key.hpp>
+#include <kiln/host/engine.hpp>
+#include <kiln/host/files.hpp>
+#include <kiln/host/host_identity.hpp>
+#include <kiln/host/run_journal.hpp>
+
+namespace kiln::host {
+namespace fs = std::filesystem;
+
+namespace {
+
+Json parse_or(const Json& text, Json fallback) {
+  if (!text.is_string() || text.get<std::string>().empty()) return fallback;
+  return Json::parse(text.get<std::string>());
+}
+
+StoredOutputs outputs_from_row(const Json& row, const std::string& status) {
+  StoredOutputs out;
+  out.status = status;
+  out.outputs = parse_or(row["outputs"], Json::object());
+  out.artifacts = parse_or(row["artifacts"], Json::object());
+  out.metadata = parse_or(row["metadata"], Json::object());
+  return out;
+}
+
+}  // namespace
+
+// Durability: a finished step's record (commit) and the run's start and end
+// are fsynced, because resume trusts them. The rest (an attempt began, a cache
+// hit, a failure) only survives a killed process; lost to a power cut, it
+// costs a rerun of an unfinished step or a repeated cache lookup, nothing more.
+RunJournal::RunJournal(Store& store, bool use_cache) : store_(store), use_cache_(use_cache) {}
+
+void RunJournal::begin_run(const RunHeader& header, bool resume) {
+  run_id_ = header.id;
+  const HostIdentity me = current_host_identity();
+  store_.db.transaction([&] {
+    if (!resume) {
+      store_.db.execute(
+          "INSERT INTO runs (id, pipeline, spec_file, spec_text, parameters, executor, run_dir, status, started_at,"
+          " host, pid, boot_id, process_start, heartbeat_at, options) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+          {header.id, header.pipeline, header.spec_file, header.spec_text, header.parameters.dump(), header.executor,
+           header.run_dir.string(), "running", wall_clock_now(), me.host, me.pid, me.boot_id, me.process_start,
+           wall_clock_now(), header.options.dump()});
+      return;
+    }
+    store_.db.execute(
+        "UPDATE runs SET status='running', message=NULL, finished_at=NULL, host=?, pid=?, boot_id=?,"
+        " process_start=?, heartbeat_at=? WHERE id=?",
+        {me.host, me.pid, me.boot_id, me.process_start, wall_clock_now(), header.id});
+    store_.db.execute(
+        "UPDATE attempts SET status='interrupted', message='the host stopped while it ran', finished_at=?"
+        " WHERE run_id=? AND status='running'",
+        {wall_clock_now(), header.id});
+    for (const auto& row :
+         store_.db.query("SELECT unit, MAX(attempt) AS n FROM attempts WHERE run_id=? GROUP BY unit", {header.id}))
+      last_attempt_[row["unit"].get<std::string>()] = static_cast<int>(MetadataDb::integer(row["n"]));
+    for (const auto& row : store_.db.query(
+             "SELECT unit, status, outputs, artifacts, metadata FROM steps WHERE run_id=? AND status IN (?, ?)",
+             {header.id, kSucceeded, kCached})) {
+      StoredOutputs out = outputs_from_row(row, row["status"].get<std::string>());
+      bool complete = true;  // a finished step whose artifact vanished must run again
+      for (const auto& [name, digest] : out.artifacts.items()) complete = complete && store_.artifacts.contains(digest);
+      if (complete) kept_[row["unit"].get<std::string>()] = std::move(out);
+    }
+  });
+}
+
+void RunJournal::finish_run(const std::string& status, const std::string& message, double duration_seconds) {
+  store_.db.transaction([&] {
+    flush_metrics();
+    store_.db.execute(
+        "UPDATE runs SET status=?, message=?, finished_at=?, duration_seconds=? WHERE id=?",
+        {status, message.empty() ? Json(nullptr) : Json(message), wall_clock_now(), duration_seconds, run_id_});
+  });
+}
+
+std::optional<StoredOutputs> RunJournal::kept(const std::string& unit) const {
+  const auto it = kept_.find(unit);
+  if (it == kept_.end()) return std::nullopt;
+  return it->second;
+}
+
+int RunJournal::last_attempt(const std::string& unit) const {
+  const auto it = last_attempt_.find(unit);
+  return it == last_attempt_.end() ? 0 : it->second;
+}
+
+CacheDecision RunJournal::decide(const UnitRef& unit, const Json& parameters,
+                                 const std::map<std::string, InputArtifact>& inputs) {
+  CacheDecision d;
+  const auto& component = unit.step->component;
+  CacheKeyInput key;
+  key.component = component.manifest.name;
+  key.version = component.manifest.version.str();
+  key.library_digest = component.library_digest;
+  key.parameters = parameters;
+  for (const auto& [name, input] : inputs) {
+    std::string digest = input.digest;
+    if (digest.empty() && !input.items.empty()) {  // a loop's collection: the digests of its items, in order
+      std::string all;
+      for (const auto& item : input.items) all += item + "\n";
+      digest = "collection:" + sha256_hex(all);
+    }
+    key.inputs[name] = digest;
+  }
+  d.parts = cache_key_parts(key);
+  d.parameters = parameters;
+  d.key = cache_key(d.parts);
+  d.enabled = unit.step->spec.cache && !component.library_digest.empty();
+  if (!unit.step->spec.cache) {
+    d.reason = "cache: false";
+    return d;
+  }
+  if (!use_cache_) {
+    d.reason = "--no-cache";
+    return d;
+  }
+  if (const auto entry = store_.db.query_one("SELECT * FROM cache_entries WHERE key=?", {d.key})) {
+    StoredOutputs out = outputs_from_row(*entry, kCached);
+    bool intact = true;
+    for (const auto& [name, digest] : out.artifacts.items())
+      intact = store_.artifacts.verify(digest.get<std::string>()) && intact;  // moves a corrupt one aside
+    if (intact) {
+      d.hit = std::move(out);
+      return d;
+    }
+    store_.db.execute("DELETE FROM cache_entries WHERE key=?", {d.key});
+    d.reason = "the cached artifact was missing or corrupt";
+    return d;
+  }
+  const auto before = store_.db.query_one(
+      "SELECT parts FROM cache_entries WHERE step=? AND component=? ORDER BY created_at DESC, rowid DESC LIMIT 1",
+      {unit.step->spec.name, component.manifest.name});
+  if (!before) {
+    d.reason = "no earlier run of this step";
+    return d;
+  }
+  d.reason = explain_cache_miss(d.parts, parse_or((*before)["parts"], Json::object()));
+  if (d.reason.empty()) d.reason = "no cache entry for this key";
+  return d;
+}
+
+void RunJournal::attempt_started(const UnitRef& unit, int attempt, const std::string& executor,
+                                 const std::string& dir) {
+  store_.db.transaction(
+      [&] {
+        flush_metrics();
+        heartbeat();
+        store_.db.execute(
+            "INSERT OR REPLACE INTO steps (run_id, unit, step, item_index, status, component) VALUES (?,?,?,?,?,?)",
+            {run_id_, unit.name, unit.step->spec.name, unit.item_index, "running", unit.step->component.manifest.name});
+        store_.db.execute(
+            "INSERT OR REPLACE INTO attempts (run_id, unit, attempt, status, executor, dir, started_at)"
+            " VALUES (?,?,?,?,?,?,?)",
+            {run_id_, unit.name, attempt, "running", executor, dir, wall_clock_now()});
+      },
+      MetadataDb::Durability::process_crash);
+}
+
+void RunJournal::attempt_ended(const UnitRef& unit, int attempt, const std::string& status, const AttemptResult& result,
+                               double duration_seconds) {
+  store_.db.transaction(
+      [&] {
+        flush_metrics();
+        store_.db.execute(
+            "UPDATE attempts SET status=?, finished_at=?, duration_seconds=?, failure=?, message=?"
+            " WHERE run_id=? AND unit=? AND attempt=?",
+            {status, wall_clock_now(), duration_seconds, result.failure_class, result.message, run_id_, unit.name,
+             attempt});
+      },
+      MetadataDb::Durability::process_crash);
+}
+
+StoredOutputs RunJournal::commit(const UnitRef& unit, int attempt, const fs::path& outputs_dir,
+                                 const AttemptResult& result, const CacheDecision& cache,
+                                 const std::map<std::string, InputArtifact>& inputs, double duration_seconds) {
+  StoredOutputs out;
+  out.status = kSucceeded;
+  out.outputs = result.output_parameters;
+  std::map<std::string, ArtifactStore::Committed> committed;
+  for (const auto& port : unit.step->component.manifest.outputs) {
+    const fs::path dir = outputs_dir / port.name;
+    if (!fs::is_directory(dir)) fs::create_directories(dir);  // a plugin that deleted its output dir
+    committed[port.name] = store_.artifacts.commit(dir);
+    out.artifacts[port.name] = committed[port.name].digest;
+    out.metadata[port.name] = result.output_metadata.value(port.name, Json::object());
+  }
+  kill_point("artifacts-committed");  // in the store, not yet recorded
+  store_.db.transaction([&] {
+    flush_metrics();
+    heartbeat();
+    for (const auto& port : unit.step->component.manifest.outputs) {
+      const auto& c = committed[port.name];
+      store_.db.execute(
+          "INSERT OR IGNORE INTO artifacts (digest, type, size, producer_run, producer_unit, producer_output,"
+          " description, metadata, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+          {c.digest, port.type, static_cast<int64_t>(c.size), run_id_, unit.name, port.name, port.description,
+           out.metadata[port.name].dump(), wall_clock_now()});
+      store_.db.execute("INSERT OR REPLACE INTO lineage (run_id, unit, role, name, digest) VALUES (?,?,?,?,?)",
+                        {run_id_, unit.name, "output", port.name, c.digest});
+    }
+    write_inputs(unit, inputs);
+    store_.db.execute(
+        "UPDATE attempts SET status='succeeded', finished_at=?, duration_seconds=?, cache_key=? "
+        "WHERE run_id=? AND unit=? AND attempt=?",
+        {wall_clock_now(), duration_seconds, cache.key, run_id_, unit.name, attempt});
+    write_unit(unit, kSucceeded, "", &out, &cache);
+    if (cache.enabled)
+      store_.db.execute(
+          "INSERT OR REPLACE INTO cache_entries (key, step, component, parts, outputs, artifacts, metadata, run_id,"
+          " unit, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+          {cache.key, unit.step->spec.name, unit.step->component.manifest.name, cache.parts.dump(), out.outputs.dump(),
+           out.artifacts.dump(), out.metadata.dump(), run_id_, unit.name, wall_clock_now()});
+  });
+  kill_point("step-recorded");
+  return out;
+}
+
+void RunJournal::record_cache_hit(const UnitRef& unit, int attempt, const CacheDecision& cache,
+                                  const std::map<std::string, InputArtifact>& inputs) {
+  store_.db.transaction(
+      [&] {
+        flush_metrics();
+        heartbeat();
+        store_.db.execute(
+            "INSERT OR REPLACE INTO attempts (run_id, unit, attempt, status, executor, dir, started_at, finished_at,"
+            " duration_seconds, cache_key, cache_hit) VALUES (?,?,?,?,?,?,?,?,?,?,1)",
+            {run_id_, unit.name, attempt, kCached, "cache", "", wall_clock_now(), wall_clock_now(), 0.0, cache.key});
+        for (const auto& [name, digest] : cache.hit->artifacts.items())
+          store_.db.execute("INSERT OR REPLACE INTO lineage (run_id, unit, role, name, digest) VALUES (?,?,?,?,?)",
+                            {run_id_, unit.name, "output", name, digest});
+        write_inputs(unit, inputs);
+        write_unit(unit, kCached, "", &*cache.hit, &cache);
+      },
+      MetadataDb::Durability::process_crash);
+}
+
+void RunJournal::unit_ended(const UnitRef& unit, const std::string& status, const std::string& message) {
+  store_.db.transaction(
+      [&] {
+        flush_metrics();
+        write_unit(unit, status, message, nullptr, nullptr);
+      },
+      MetadataDb::Durability::process_crash);
+}
+
+void RunJournal::metric(const std::string& unit, const std::string& name, int64_t step, double value, double time) {
+  metrics_.push_back(Json{run_id_, unit, name, step, value, time});
+}
+
+void RunJournal::write_unit(const UnitRef& unit, const std::string& status, const std::string& message,
+                            const StoredOutputs* outputs, const CacheDecision* cache) {
+  std::string cache_status = "off";
+  if (cache && cache->hit) cache_status = "hit";
+  if (cache && !cache->hit && cache->enabled && use_cache_) cache_status = "miss";
+  store_.db.execute(
+      "INSERT OR REPLACE INTO steps (run_id, unit, step, item_index, status, message, component, parameters,"
+      " outputs, artifacts, metadata, cache_key, cache_status, cache_reason) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+      {run_id_, unit.name, unit.step->spec.name, unit.item_index, status, message, unit.step->component.manifest.name,
+       cache ? cache->parameters.dump() : "", outputs ? outputs->outputs.dump() : "",
+       outputs ? outputs->artifacts.dump() : "", outputs ? outputs->metadata.dump() : "", cache ? cache->key : "",
+       cache ? cache_status : "", cache && !cache->hit ? cache->reason : ""});
+}
+
+void RunJournal::write_inputs(const UnitRef& unit, const std::map<std::string, InputArtifact>& inputs) {
+  for (const auto& [name, input] : inputs) {
+    if (!input.digest.empty())
+      store_.db.execute("INSERT OR REPLACE INTO lineage (run_id, unit, role, name, digest) VALUES (?,?,?,?,?)",
+                        {run_id_, unit.name, "input", name, input.digest});
+    for (size_t i = 0; i < input.items.size(); ++i)
+      store_.db.execute("INSERT OR REPLACE INTO lineage (run_id, unit, role, name, digest) VALUES (?,?,?,?,?)",
+                        {run_id_, unit.name, "input", name + "[" + std::to_string(i) + "]", input.items[i]});
+  }
+}
+
+void RunJournal::flush_metrics() {
+  for (const auto& m : metrics_)
+    store_.db.execute("INSERT INTO metrics (run_id, unit, name, step, value, time) VALUES (?,?,?,?,?,?)",
+                      {m[0], m[1], m[2], m[3], m[4], m[5]});
+  metrics_.clear();
+}
+
+void RunJournal::heartbeat() {
+  store_.db.execute("UPDATE runs SET heartbeat_at=? WHERE id=?", {wall_clock_now(), run_id_});
+}
+
+}  // namespace kiln::host

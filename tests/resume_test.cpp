@@ -1,0 +1,264 @@
+// Crash-safe resume: the host is SIGKILLed at named moments (a hidden hook,
+// KILN_TEST_KILL_AT) and at seeded random times, then `kiln resume` must
+// finish the run without running any step that had finished, with outputs
+// byte-identical to an uninterrupted run, and `kiln fsck` clean.
+#include <gtest/gtest.h>
+#include <kiln/host/store.hpp>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "store_workspace.hpp"
+
+using kiln::host::Json;
+using kiln::test::StoreWorkspace;
+namespace fs = std::filesystem;
+
+namespace {
+
+// src -> x1, x2 -> y -> z -> last, and a loop fan[0..2] over y. Half the
+// steps opt out of caching, so resume must rely on the run record alone.
+std::string pipeline_body(const StoreWorkspace& ws) {
+  const std::string common = "log: " + ws.path("log").string() + ", sleep_ms: 40";
+  return "steps:\n"
+         "  - {name: src, component: fx.step, parameters: {tag: src, " +
+         common +
+         "}}\n"
+         "  - {name: x1, component: fx.step, cache: false, inputs: {data: src.outputs.data}, parameters: {tag: x1, " +
+         common +
+         "}}\n"
+         "  - {name: x2, component: fx.step, inputs: {data: src.outputs.data}, parameters: {tag: x2, " +
+         common +
+         "}}\n"
+         "  - {name: y, component: fx.step, cache: false, inputs: {data: x1.outputs.data, extra: x2.outputs.data},"
+         " parameters: {tag: y, " +
+         common +
+         "}}\n"
+         "  - {name: fan, component: fx.step, for_each: [1, 2, 3], inputs: {data: y.outputs.data},"
+         " parameters: {tag: 'fan{{ item }}', " +
+         common +
+         "}}\n"
+         "  - {name: z, component: fx.step, cache: false, inputs: {data: y.outputs.data}, parameters: {tag: z, " +
+         common +
+         "}}\n"
+         "  - {name: last, component: fx.step, inputs: {data: z.outputs.data}, parameters: {tag: last, " +
+         common + "}}\n";
+}
+
+const std::map<std::string, std::string>& expected_outputs() {
+  static const std::map<std::string, std::string> out = [] {
+    const std::string src = "|src:v1", y = src + "|x1:v1" + src + "|x2:v1" + "|y:v1";
+    return std::map<std::string, std::string>{{"last", y + "|z:v1|last:v1"},
+                                              {"fan[0]", y + "|fan1:v1"},
+                                              {"fan[1]", y + "|fan2:v1"},
+                                              {"fan[2]", y + "|fan3:v1"}};
+  }();
+  return out;
+}
+
+std::string tag_of(const std::string& unit) {
+  const auto bracket = unit.find('[');
+  if (bracket == std::string::npos) return unit;
+  return "fan" + std::to_string(std::stoi(unit.substr(bracket + 1)) + 1);
+}
+
+struct Crash {
+  std::string kill_at;         // KILN_TEST_KILL_AT for the run, or ""
+  int random_seed = -1;        // >= 0: kill -9 at a random moment instead
+  bool prewarm = false;        // run once before, so the killed run has cache hits
+  std::string resume_kill_at;  // also kill the first resume there
+};
+
+Crash at(const std::string& point, bool prewarm = false, const std::string& then = "") {
+  Crash c;
+  c.kill_at = point;
+  c.prewarm = prewarm;
+  c.resume_kill_at = then;
+  return c;
+}
+
+Crash randomly(int seed) {
+  Crash c;
+  c.random_seed = seed;
+  return c;
+}
+
+std::string describe(const Crash& c) {
+  std::string name = c.random_seed >= 0 ? "random_" + std::to_string(c.random_seed) : c.kill_at;
+  if (c.prewarm) name += "_cached";
+  if (!c.resume_kill_at.empty()) name += "_then_" + c.resume_kill_at;
+  for (auto& ch : name)
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  return name;
+}
+
+// Kills the host (only the host: its step server then cleans up, as after a
+// crash) at a seeded random moment after the run was recorded.
+void run_and_kill_randomly(const StoreWorkspace& ws, const std::string& file, int seed) {
+  std::mt19937 random(static_cast<unsigned>(seed));
+  const int delay_ms = std::uniform_int_distribution<int>(0, 450)(random);
+  const int null_fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  auto env = ws.env();
+  auto child = kiln::host::ChildProcess::spawn(
+      {{kiln::test::kiln_exe().string(), "run", file, "--json", "--jobs", "2"}, {{1, null_fd}, {2, null_fd}}, {}, env});
+  ::close(null_fd);
+  const auto runs = ws.workspace() / "runs";
+  for (int i = 0; i < 2000 && !child.try_wait(); ++i) {  // until the run is recorded (run.json follows the row)
+    std::error_code ec;
+    bool recorded = false;
+    for (const auto& e : fs::directory_iterator(runs, ec)) recorded = recorded || fs::exists(e.path() / "run.json");
+    if (recorded) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+  ::kill(child.pid(), SIGKILL);
+  child.wait();
+}
+
+class KillAndResume : public ::testing::TestWithParam<Crash> {};
+
+}  // namespace
+
+TEST_P(KillAndResume, ResumeFinishesWithoutRedoingAnythingFinished) {
+  const Crash crash = GetParam();
+  StoreWorkspace ws;
+  const std::string file = ws.pipeline(pipeline_body(ws));
+  if (crash.prewarm) ws.run(file);
+  if (crash.random_seed >= 0) {
+    run_and_kill_randomly(ws, file, crash.random_seed);
+  } else {
+    const auto killed = ws.kiln({"run", file, "--json", "--jobs", "2"}, {{"KILN_TEST_KILL_AT", crash.kill_at}});
+    ASSERT_EQ(killed.status.signal, SIGKILL) << killed.output;
+  }
+  kiln::host::Store store(ws.workspace());
+  const auto runs = store.db.query("SELECT id, status FROM runs ORDER BY rowid DESC");
+  ASSERT_FALSE(runs.empty());
+  const std::string id = runs.front()["id"];
+  if (crash.random_seed >= 0 && runs.front()["status"] == "succeeded") GTEST_SKIP() << "finished before the kill";
+  EXPECT_EQ(runs.front()["status"], "running");  // as the dead host left it
+
+  for (int round = 0; round < 2; ++round) {
+    std::set<std::string> finished;
+    for (const auto& row :
+         store.db.query("SELECT unit FROM steps WHERE run_id=? AND status IN ('succeeded','cached')", {id}))
+      finished.insert(row["unit"].get<std::string>());
+    const size_t before = ws.log().size();
+    const bool kill_resume = round == 0 && !crash.resume_kill_at.empty();
+    const auto resumed = ws.kiln(
+        {"resume", id, "--json"},
+        kill_resume ? std::vector<std::pair<std::string, std::string>>{{"KILN_TEST_KILL_AT", crash.resume_kill_at}}
+                    : std::vector<std::pair<std::string, std::string>>{});
+    const auto log = ws.log();
+    for (size_t i = before; i < log.size(); ++i)
+      for (const auto& unit : finished) EXPECT_NE(log[i], tag_of(unit)) << unit << " finished before, yet ran again";
+    if (kill_resume) {
+      ASSERT_EQ(resumed.status.signal, SIGKILL) << resumed.output;
+      continue;
+    }
+    ASSERT_EQ(resumed.status.code, 0) << resumed.output;
+    EXPECT_EQ(kiln::test::summary_of(resumed.output)["status"], "succeeded") << resumed.output;
+    break;
+  }
+  for (const auto& [unit, content] : expected_outputs()) EXPECT_EQ(ws.output(id, unit), content) << unit;
+  // Every unit succeeded exactly once in the record, whatever was interrupted.
+  for (const auto& row : store.db.query("SELECT unit, COUNT(*) AS n FROM attempts WHERE run_id=? AND status IN "
+                                        "('succeeded','cached') GROUP BY unit",
+                                        {id}))
+    EXPECT_EQ(kiln::host::MetadataDb::integer(row["n"]), 1) << row.dump();
+  const auto fsck = ws.kiln({"fsck"});
+  EXPECT_EQ(fsck.status.code, 0) << fsck.output;
+}
+
+INSTANTIATE_TEST_SUITE_P(KillPoints, KillAndResume,
+                         ::testing::Values(at("run-recorded:1"), at("attempt-recorded:1"), at("attempt-recorded:4"),
+                                           at("attempt-started:2"), at("attempt-started:6"), at("attempt-finished:3"),
+                                           at("artifacts-committed:1"), at("artifacts-committed:5"),
+                                           at("step-recorded:2"), at("step-recorded:7"), at("run-json:2"),
+                                           at("run-finishing:1"), at("cache-hit:2", true),
+                                           at("step-recorded:3", false, "step-recorded:2"), randomly(1), randomly(2),
+                                           randomly(3), randomly(4)),
+                         [](const ::testing::TestParamInfo<Crash>& param) { return describe(param.param); });
+
+TEST(Resume, AnUninterruptedRunMatchesTheExpectedOutputs) {
+  StoreWorkspace ws;
+  const Json summary = ws.run(ws.pipeline(pipeline_body(ws)));
+  for (const auto& [unit, content] : expected_outputs()) EXPECT_EQ(ws.output(summary["run_id"], unit), content);
+}
+
+TEST(Resume, RefusesARunWhoseHostIsAlive) {
+  StoreWorkspace ws;
+  const auto file = ws.pipeline("steps:\n  - {name: nap, component: util.sleep, parameters: {seconds: 30}}\n");
+  const int null_fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  auto child = kiln::host::ChildProcess::spawn(
+      {{kiln::test::kiln_exe().string(), "run", file, "--json"}, {{1, null_fd}, {2, null_fd}}, {}, ws.env()});
+  ::close(null_fd);
+  kiln::host::Store store(ws.workspace());
+  std::string id;
+  for (int i = 0; i < 2000 && id.empty(); ++i) {
+    const auto row = store.db.query_one("SELECT id FROM runs");
+    if (row) id = (*row)["id"];
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_FALSE(id.empty());
+  const auto refused = ws.kiln({"resume", id});
+  EXPECT_EQ(refused.status.code, 1);
+  EXPECT_NE(refused.output.find("is still running"), std::string::npos) << refused.output;
+  child.kill_group(SIGKILL);
+  child.wait();
+}
+
+TEST(Resume, ASucceededRunHasNothingToResume) {
+  StoreWorkspace ws;
+  const Json summary = ws.run(ws.pipeline("steps:\n  - {name: e, component: util.echo}\n"));
+  const auto again = ws.kiln({"resume", summary["run_id"]});
+  EXPECT_EQ(again.status.code, 0);
+  EXPECT_NE(again.output.find("nothing to resume"), std::string::npos) << again.output;
+}
+
+namespace {
+
+// Processes whose environment holds `marker` (inherited by the step server and steps).
+int processes_with(const std::string& marker) {
+  int count = 0;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator("/proc", ec)) {
+    const std::string name = e.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos || name == std::to_string(::getpid())) continue;
+    std::ifstream in(e.path() / "environ", std::ios::binary);
+    const std::string environ((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    count += environ.find(marker) != std::string::npos;
+  }
+  return count;
+}
+
+}  // namespace
+
+TEST(Resume, StepsOfAKilledHostDoNotOutliveIt) {
+  StoreWorkspace ws;
+  const auto file = ws.pipeline("steps:\n  - {name: nap, component: util.sleep, parameters: {seconds: 60}}\n");
+  const std::string marker = "KILN_TEST_MARKER=" + ws.path("marker").string();
+  const auto killed = ws.kiln(
+      {"run", file}, {{"KILN_TEST_KILL_AT", "attempt-started:1"}, {"KILN_TEST_MARKER", ws.path("marker").string()}});
+  ASSERT_EQ(killed.status.signal, SIGKILL) << killed.output;
+  int left = processes_with(marker);
+  for (int i = 0; i < 100 && left > 0; ++i) {  // the step server notices its host is gone, kills the step, exits
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    left = processes_with(marker);
+  }
+  EXPECT_EQ(left, 0);
+  // A resume marks the attempt interrupted before anything else (it is killed
+  // again as it records its own attempt, so the test need not sleep 60 s).
+  const auto resumed = ws.kiln({"resume", "latest"}, {{"KILN_TEST_KILL_AT", "attempt-recorded:1"}});
+  EXPECT_EQ(resumed.status.signal, SIGKILL) << resumed.output;
+  kiln::host::Store store(ws.workspace());
+  const auto attempts = store.db.query("SELECT attempt, status FROM attempts ORDER BY attempt");
+  ASSERT_GE(attempts.size(), 1u);
+  EXPECT_EQ(attempts[0]["status"], "interrupted");
+}
