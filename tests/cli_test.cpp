@@ -53,7 +53,7 @@ TEST(Cli, PluginsListSurvivesHostileLibraries) {
   EXPECT_NE(reasons["garbage.so"].find("not a loadable library"), std::string::npos);
   std::set<std::string> names;
   for (const auto& c : listing["components"]) names.insert(c["name"].get<std::string>());
-  EXPECT_EQ(names, (std::set<std::string>{"util.echo", "util.fail", "util.flaky", "util.noop", "util.sleep"}));
+  EXPECT_EQ(names, (std::set<std::string>{"util.echo", "util.fail", "util.flaky", "util.noop", "util.probe", "util.sleep"}));
 }
 
 TEST(Cli, PluginsListPrintsATableAndTheSkippedLibraries) {

@@ -186,6 +186,15 @@ void print_summary(const Json& s) {
   std::cout << "logs and outputs: " << s["run_dir"].get<std::string>() << "\n";
 }
 
+// The container executor checks for runc when made: only when a step needs it.
+bool uses_containers(const host::Plan& plan, const std::string& default_executor) {
+  for (const auto& step : plan.steps) {
+    const std::string& e = step.spec.executor.empty() ? default_executor : step.spec.executor;
+    if (e == "container") return true;
+  }
+  return false;
+}
+
 int run(const RunCommandOptions& options) {
   SignalForwarder::block();  // before any thread exists, so all inherit the mask
   const auto plan = load_plan(options.pipeline);
@@ -201,6 +210,8 @@ int run(const RunCommandOptions& options) {
   std::map<std::string, std::unique_ptr<host::Executor>> executors;
   executors["inprocess"] = host::make_inprocess_executor();
   executors["process"] = host::make_process_executor(host::executable_path());
+  if (uses_containers(plan, run.executor))
+    executors["container"] = host::make_container_executor(host::executable_path(), workspace / "containers");
   if (!options.json)
     std::cout << "run " << run.run_id << ": pipeline '" << plan.spec.name << "', " << plan.steps.size()
               << " steps, executor " << run.executor << ", " << run.jobs << " jobs\n";
@@ -231,8 +242,8 @@ void add_run_commands(CLI::App& app, Commands& commands) {
   static RunCommandOptions run_options;
   auto* run_cmd = commands.add(app, "run", "Run a pipeline", [] { return run(run_options); });
   add_pipeline_options(run_cmd, run_options.pipeline);
-  run_cmd->add_option("--executor", run_options.executor, "Where steps run: process (default) or inprocess")
-      ->check(CLI::IsMember({"process", "inprocess"}));
+  run_cmd->add_option("--executor", run_options.executor, "Where steps run: process (default), container or inprocess")
+      ->check(CLI::IsMember({"process", "container", "inprocess"}));
   run_cmd->add_option("--jobs,-j", run_options.jobs, "Steps running at once (default: the number of cores)")
       ->check(CLI::PositiveNumber);
   run_cmd->add_option("--workdir", run_options.workdir, "Workspace for runs (default: $KILN_HOME or ./.kiln)");
@@ -242,7 +253,7 @@ void add_run_commands(CLI::App& app, Commands& commands) {
 
   // Runs one step in this process and reports on fd 3 (see executor.hpp).
   static std::string request;
-  auto* step = commands.add(app, "step", "", [] { return host::run_step_request(request, 3); });
+  auto* step = commands.add(app, "step", "", [] { return host::run_step_command(request, 3); });
   step->group("");
   step->add_option("--request", request, "The step request file")->required();
 }

@@ -333,6 +333,7 @@ class Engine::Impl {
     launch.output_dir = launch.attempt_dir / "outputs";
     launch.temp_dir = launch.attempt_dir / "tmp";
     launch.checkpoint_dir = unit.dir / "checkpoint";
+    launch.container = spec.container;
     try {
       fs::create_directories(launch.output_dir);
       launch.parameters = render_parameters(step, unit);
@@ -358,6 +359,7 @@ class Engine::Impl {
                         {"started_at", wall_clock_now()},
                         {"executor", executor_name},
                         {"dir", relative_to_run(launch.attempt_dir)}});
+    if (executor_name == "container") attempts.back()["image"] = spec.container.image;
     unit_record(unit)["status"] = kRunning;
     save();
     emit({{"type", "status"}, {"step", unit.display}, {"status", kRunning}, {"attempt", unit.attempt}});
