@@ -52,8 +52,11 @@ TEST(Cli, PluginsListSurvivesHostileLibraries) {
   EXPECT_NE(reasons["fixture_throw_on_load.so"].find("fixture throws from a static constructor"), std::string::npos);
   EXPECT_NE(reasons["garbage.so"].find("not a loadable library"), std::string::npos);
   std::set<std::string> names;
-  for (const auto& c : listing["components"]) names.insert(c["name"].get<std::string>());
-  EXPECT_EQ(names, (std::set<std::string>{"util.echo", "util.fail", "util.flaky", "util.noop", "util.probe", "util.sleep"}));
+  // Only the util plugin's: the ML plugins built beside it are listed too.
+  for (const auto& c : listing["components"])
+    if (c["name"].get<std::string>().rfind("util.", 0) == 0) names.insert(c["name"].get<std::string>());
+  EXPECT_EQ(names,
+            (std::set<std::string>{"util.echo", "util.fail", "util.flaky", "util.noop", "util.probe", "util.sleep"}));
 }
 
 TEST(Cli, PluginsListPrintsATableAndTheSkippedLibraries) {
