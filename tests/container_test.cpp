@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <kiln/host/container_bundle.hpp>
 #include <kiln/host/engine.hpp>
 #include <kiln/host/spec.hpp>
 
@@ -266,4 +267,43 @@ TEST_F(ContainerTest, AStepRunsInAnOciImageBuiltWithUmoci) {
   EXPECT_EQ(last_attempt(r, "boxed")["image"], "oci:" + layout.string() + ":v1");
   EXPECT_EQ(fs::exists(state_dir() / "images"), true);
   EXPECT_TRUE(leftovers().empty());
+}
+
+// The generated config.json, without runc: what is writable, what is shared.
+TEST(ContainerBundle, OnlyOutputsAreWritableAndLimitsGoToCgroupsOrRlimits) {
+  kiln::host::BundleConfig config;
+  config.args = {"/opt/kiln/bin/kiln", "step"};
+  config.rootfs = "/b/rootfs";
+  config.mounts = {{"/runs/r/a/attempt-1/outputs", true}, {"/runs", false}, {"/opt/kiln/bin", false}};
+  config.options.memory_bytes = 64 << 20;
+  config.options.pids = 64;
+  config.cgroups_path = "/kiln/x";
+  const Json c = kiln::host::oci_config(config);
+  EXPECT_EQ(c["root"]["readonly"], true);
+  EXPECT_EQ(c["process"]["noNewPrivileges"], true);
+  EXPECT_TRUE(c["process"]["capabilities"]["bounding"].empty());
+  std::vector<std::string> writable, order;
+  for (const auto& m : c["mounts"]) {
+    order.push_back(m["destination"]);
+    const auto options = m.value("options", Json::array());
+    if (m["type"] == "bind" && std::find(options.begin(), options.end(), "rw") != options.end())
+      writable.push_back(m["destination"]);
+  }
+  EXPECT_EQ(writable, std::vector<std::string>{"/runs/r/a/attempt-1/outputs"});
+  // A read-only parent is bound before the writable directory inside it.
+  EXPECT_LT(std::find(order.begin(), order.end(), "/runs") - order.begin(),
+            std::find(order.begin(), order.end(), "/runs/r/a/attempt-1/outputs") - order.begin());
+  EXPECT_EQ(c["linux"]["resources"]["memory"]["limit"], 64 << 20);
+  EXPECT_EQ(c["linux"]["resources"]["pids"]["limit"], 64);
+  EXPECT_EQ(c["linux"]["namespaces"].size(), 5u);  // pid, mount, ipc, uts, network
+
+  config.cgroups_path.clear();  // no writable cgroups: an address-space rlimit instead
+  config.options.network = "host";
+  const Json fallback = kiln::host::oci_config(config);
+  EXPECT_FALSE(fallback["linux"].contains("resources"));
+  EXPECT_EQ(fallback["linux"]["namespaces"].size(), 4u);
+  bool address_space = false;
+  for (const auto& r : fallback["process"]["rlimits"])
+    address_space = address_space || (r["type"] == "RLIMIT_AS" && r["hard"] == 64 << 20);
+  EXPECT_TRUE(address_space);
 }

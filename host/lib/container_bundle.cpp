@@ -1,5 +1,5 @@
 // config.json for runc: see container_bundle.hpp and docs/containers.md.
-#include "container_bundle.hpp"
+#include <kiln/host/container_bundle.hpp>
 
 #include <sys/resource.h>
 #include <unistd.h>

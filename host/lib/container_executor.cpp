@@ -16,7 +16,7 @@
 #include <set>
 #include <thread>
 
-#include "container_bundle.hpp"
+#include <kiln/host/container_bundle.hpp>
 #include "container_image.hpp"
 #include "runner_channel.hpp"
 
