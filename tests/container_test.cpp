@@ -11,6 +11,8 @@
 #include <kiln/host/engine.hpp>
 #include <kiln/host/spec.hpp>
 
+#include <set>
+
 #include "test_support.hpp"
 
 using kiln::host::Json;
@@ -306,4 +308,32 @@ TEST(ContainerBundle, OnlyOutputsAreWritableAndLimitsGoToCgroupsOrRlimits) {
   for (const auto& r : fallback["process"]["rlimits"])
     address_space = address_space || (r["type"] == "RLIMIT_AS" && r["hard"] == 64 << 20);
   EXPECT_TRUE(address_space);
+}
+
+TEST_F(ContainerTest, LogsProgressAndOutputsFlowOutAsWithTheProcessExecutor) {
+  std::set<std::string> kinds;
+  const Json r = run("steps:\n  - {name: hello, component: util.echo, parameters: {message: boxed}}\n",
+                     [&kinds](const Json& e, kiln::host::Engine&) {
+                       if (e.value("step", "") == "hello") kinds.insert(e.value("type", ""));
+                     });
+  ASSERT_EQ(r["status"], "succeeded") << r.dump(2);
+  EXPECT_TRUE(kinds.count("log") && kinds.count("progress")) << kinds.size();
+  EXPECT_EQ(r["steps"]["hello"]["outputs"]["message"], "boxed");
+  const fs::path attempt = workspace / "run-1" / last_attempt(r, "hello")["dir"].get<std::string>();
+  EXPECT_EQ(kiln::test::read_text(attempt / "outputs" / "text" / "message.txt"), "boxed");
+  EXPECT_NE(kiln::test::read_text(attempt / "events.jsonl").find("echo: boxed"), std::string::npos);
+}
+
+TEST(ContainerExecutor, NamesTheMissingRuntimeAndItsPackage) {
+  const std::string path = std::getenv("PATH") ? std::getenv("PATH") : "";
+  ::setenv("PATH", "/nonexistent", 1);
+  TempDir state;
+  try {
+    kiln::host::make_container_executor(kiln::test::kiln_exe(), state.path());
+    ADD_FAILURE() << "no error without runc";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("runc, which is not installed (Debian package: runc)"), std::string::npos)
+        << e.what();
+  }
+  ::setenv("PATH", path.c_str(), 1);
 }
