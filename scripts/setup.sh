@@ -11,6 +11,7 @@ KILN_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   zlib1g-dev libtorch-dev
   dataset-fashion-mnist
+  runc umoci
 )
 
 kiln_log() { printf '==> %s\n' "$*"; }

@@ -305,6 +305,59 @@ options:
   EXPECT_TRUE(HasError(diagnostics, 10, 12, "'options.timeout' must be a duration"));
 }
 
+TEST(Spec, ContainerFieldsAreReadFromStepsAndTemplates) {
+  const auto spec = kiln::host::parse_pipeline_text(R"(apiVersion: kiln/v1
+kind: Pipeline
+templates:
+  boxed: {executor: container, image: "oci:/images/kiln:v1", resources: {memory: 64Mi, cpus: 0.5, pids: 64}}
+steps:
+  - {name: a, template: boxed, component: util.noop, network: host}
+  - {name: b, component: util.noop}
+)",
+                                                    "p.yaml");
+  const auto& a = spec.steps[0].container;
+  EXPECT_EQ(spec.steps[0].executor, "container");
+  EXPECT_EQ(a.image, "oci:/images/kiln:v1");
+  EXPECT_EQ(a.network, "host");
+  EXPECT_EQ(a.memory_bytes, 64 << 20);
+  EXPECT_EQ(a.cpus, 0.5);
+  EXPECT_EQ(a.pids, 64);
+  const auto& b = spec.steps[1].container;
+  EXPECT_EQ(b.image, "host");
+  EXPECT_EQ(b.network, "none");
+  EXPECT_FALSE(b.memory_bytes);
+}
+
+TEST(Spec, BadContainerFields) {
+  const auto diagnostics = parse_errors(R"(apiVersion: kiln/v1
+kind: Pipeline
+steps:
+  - name: a
+    component: util.noop
+    image: docker.io/ubuntu
+    network: bridge
+    resources: {memory: lots, cpus: -1, pids: 0, disk: 1Gi}
+)");
+  EXPECT_EQ(diagnostics.size(), 6u) << dump(diagnostics);
+  EXPECT_TRUE(HasError(diagnostics, 6, 12, "'image' must be host or oci:LAYOUT_DIR:TAG, not 'docker.io/ubuntu'"));
+  EXPECT_TRUE(HasError(diagnostics, 7, 14, "'network' must be none or host, not 'bridge'"));
+  EXPECT_TRUE(HasError(diagnostics, 8, 25, "'resources.memory' must be a size of at least 4Mi"));
+  EXPECT_TRUE(HasError(diagnostics, 8, 37, "'resources.cpus' must be a number of cores"));
+  EXPECT_TRUE(HasError(diagnostics, 8, 47, "'resources.pids' must be a whole number ≥ 1"));
+  EXPECT_TRUE(HasError(diagnostics, 8, 50, "disk"));
+}
+
+TEST(Spec, MemorySizes) {
+  using kiln::host::parse_memory_size;
+  EXPECT_EQ(parse_memory_size("64Mi"), 64 << 20);
+  EXPECT_EQ(parse_memory_size("2Gi"), 2LL << 30);
+  EXPECT_EQ(parse_memory_size("500M"), 500000000);
+  EXPECT_EQ(parse_memory_size("4096"), 4096);
+  EXPECT_FALSE(parse_memory_size("64MB"));
+  EXPECT_FALSE(parse_memory_size("Mi"));
+  EXPECT_FALSE(parse_memory_size("-1Mi"));
+}
+
 TEST(Spec, BadStepFieldShapes) {
   const auto diagnostics = parse_errors(R"(apiVersion: kiln/v1
 kind: Pipeline
@@ -325,8 +378,8 @@ steps:
   EXPECT_TRUE(HasError(diagnostics, 6, 14, "'retries' must be a whole number ≥ 0"));
   EXPECT_TRUE(HasError(diagnostics, 7, 18, "'parallelism' must be a whole number ≥ 0"));
   EXPECT_TRUE(HasError(diagnostics, 8, 12, "'cache' must be true or false"));
-  EXPECT_TRUE(
-      HasError(diagnostics, 9, 15, "unknown executor 'proces' (use inprocess or process) (did you mean 'process'?)"));
+  EXPECT_TRUE(HasError(diagnostics, 9, 15,
+                       "unknown executor 'proces' (use inprocess, process or container) (did you mean 'process'?)"));
   EXPECT_TRUE(HasError(diagnostics, 10, 11, "'when' must be an expression"));
   EXPECT_TRUE(HasError(diagnostics, 11, 12, "'after' must be a step name or a list of them"));
   EXPECT_TRUE(HasError(diagnostics, 14, 34, "'retries.backoff' must be a duration"));

@@ -200,13 +200,24 @@ void print_summary(const Json& s) {
   std::cout << "logs and outputs: " << s["run_dir"].get<std::string>() << "\n";
 }
 
+// The container executor checks for runc when made: only when a step needs it.
+bool uses_containers(const host::Plan& plan, const std::string& default_executor) {
+  for (const auto& step : plan.steps) {
+    const std::string& e = step.spec.executor.empty() ? default_executor : step.spec.executor;
+    if (e == "container") return true;
+  }
+  return false;
+}
+
 // Runs a plan (new or resumed) with the live view or --json, and prints the summary.
-int execute(const host::Plan& plan, host::RunOptions run, bool json) {
+int execute(const host::Plan& plan, host::RunOptions run, const std::filesystem::path& workspace, bool json) {
   LiveView view(json ? std::cerr : std::cout, !json && ::isatty(STDOUT_FILENO));
   run.on_event = [&view](const Json& event) { view.on_event(event); };
   std::map<std::string, std::unique_ptr<host::Executor>> executors;
   executors["inprocess"] = host::make_inprocess_executor();
   executors["process"] = host::make_process_executor(host::executable_path());
+  if (uses_containers(plan, run.executor))
+    executors["container"] = host::make_container_executor(host::executable_path(), workspace / "containers");
   if (!json)
     std::cout << (run.resume ? "resuming run " : "run ") << run.run_id << ": pipeline '" << plan.spec.name << "', "
               << plan.steps.size() << " steps, executor " << run.executor << ", " << run.jobs << " jobs\n";
@@ -242,7 +253,7 @@ int run(const RunCommandOptions& options) {
   run.spec_text = host::read_file(options.pipeline.file);
   run.options_record = {
       {"executor", run.executor}, {"jobs", run.jobs}, {"grace", run.grace_seconds}, {"no_cache", options.no_cache}};
-  return execute(plan, std::move(run), options.json);
+  return execute(plan, std::move(run), workspace, options.json);
 }
 
 // Refuses a run whose host may still be running it.
@@ -301,7 +312,7 @@ int resume(const ResumeCommandOptions& options) {
   run.resume = true;
   run.spec_text = (*row)["spec_text"].get<std::string>();
   run.options_record = recorded;
-  return execute(plan, std::move(run), options.json);
+  return execute(plan, std::move(run), workspace, options.json);
 }
 
 }  // namespace
@@ -315,8 +326,8 @@ void add_run_commands(CLI::App& app, Commands& commands) {
   static RunCommandOptions run_options;
   auto* run_cmd = commands.add(app, "run", "Run a pipeline", [] { return run(run_options); });
   add_pipeline_options(run_cmd, run_options.pipeline);
-  run_cmd->add_option("--executor", run_options.executor, "Where steps run: process (default) or inprocess")
-      ->check(CLI::IsMember({"process", "inprocess"}));
+  run_cmd->add_option("--executor", run_options.executor, "Where steps run: process (default), container or inprocess")
+      ->check(CLI::IsMember({"process", "container", "inprocess"}));
   run_cmd->add_option("--jobs,-j", run_options.jobs, "Steps running at once (default: the number of cores)")
       ->check(CLI::PositiveNumber);
   run_cmd->add_option("--workdir", run_options.workdir, "Workspace for runs (default: $KILN_HOME or ./.kiln)");
@@ -335,7 +346,7 @@ void add_run_commands(CLI::App& app, Commands& commands) {
 
   // Runs one step in this process and reports on fd 3 (see executor.hpp).
   static std::string request;
-  auto* step = commands.add(app, "step", "", [] { return host::run_step_request(request, 3); });
+  auto* step = commands.add(app, "step", "", [] { return host::run_step_command(request, 3); });
   step->group("");
   step->add_option("--request", request, "The step request file")->required();
 }

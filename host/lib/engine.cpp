@@ -375,6 +375,7 @@ class Engine::Impl {
     launch.output_dir = launch.attempt_dir / "outputs";
     launch.temp_dir = launch.attempt_dir / "tmp";
     launch.checkpoint_dir = unit.dir / "checkpoint";
+    launch.container = spec.container;
     try {
       fs::remove_all(launch.output_dir);  // left by an attempt a crashed host never recorded
       fs::create_directories(launch.output_dir);
@@ -406,6 +407,7 @@ class Engine::Impl {
                         {"started_at", wall_clock_now()},
                         {"executor", executor_name},
                         {"dir", relative_to_run(launch.attempt_dir)}});
+    if (executor_name == "container") attempts.back()["image"] = spec.container.image;
     unit_record(unit)["status"] = kRunning;
     save();
     emit({{"type", "status"}, {"step", unit.display}, {"status", kRunning}, {"attempt", unit.attempt}});

@@ -66,9 +66,9 @@ std::optional<double> parse_duration(const std::string& text) {
 
 namespace {
 
-const std::vector<std::string> kStepKeys{"name",    "description", "component", "template", "parameters",
-                                         "inputs",  "after",       "when",      "for_each", "parallelism",
-                                         "retries", "timeout",     "cache",     "executor"};
+const std::vector<std::string> kStepKeys{"name",  "description", "component", "template",    "parameters", "inputs",
+                                         "after", "when",        "for_each",  "parallelism", "retries",    "timeout",
+                                         "cache", "executor",    "image",     "network",     "resources"};
 
 // Reads YAML into the spec, recording every problem instead of stopping.
 class Parser {
@@ -332,11 +332,45 @@ class Parser {
     }
     if (const auto e = node["executor"]) {
       step.executor = scalar(e, file, "executor").value_or("");
-      const std::vector<std::string> executors{"inprocess", "process"};
+      const std::vector<std::string> executors{"inprocess", "process", "container"};
       if (std::find(executors.begin(), executors.end(), step.executor) == executors.end())
         error(e, file,
-              "unknown executor '" + step.executor + "' (use inprocess or process)" +
+              "unknown executor '" + step.executor + "' (use inprocess, process or container)" +
                   did_you_mean(step.executor, executors));
+    }
+    read_container_fields(node, file, step.container);
+  }
+
+  // image, network and resources: what the container executor gives a step.
+  void read_container_fields(const YAML::Node& node, const std::string& file, ContainerOptions& options) {
+    if (const auto i = node["image"]) {
+      options.image = scalar(i, file, "image").value_or("host");
+      const auto last = options.image.rfind(':');
+      if (options.image != "host" &&
+          (options.image.rfind("oci:", 0) != 0 || last <= 4 || last + 1 == options.image.size()))
+        error(i, file, "'image' must be host or oci:LAYOUT_DIR:TAG, not '" + options.image + "'");
+    }
+    if (const auto n = node["network"]) {
+      options.network = scalar(n, file, "network").value_or("none");
+      if (options.network != "none" && options.network != "host")
+        error(n, file, "'network' must be none or host, not '" + options.network + "'");
+    }
+    if (const auto r = node["resources"]; r && expect_map(r, file, "'resources'")) {
+      check_keys(r, file, {"memory", "cpus", "pids"}, "resources");
+      if (const auto m = r["memory"]) {
+        const auto text = scalar(m, file, "resources.memory");
+        options.memory_bytes = text ? parse_memory_size(*text) : std::nullopt;
+        if (text && (!options.memory_bytes || *options.memory_bytes < (4 << 20)))
+          error(m, file, "'resources.memory' must be a size of at least 4Mi such as 64Mi, 2Gi or 500M");
+      }
+      if (const auto c = r["cpus"]) {
+        const Json v = to_json(c);
+        if (v.is_number() && v.get<double>() >= 0.01 && v.get<double>() <= 1024)
+          options.cpus = v.get<double>();
+        else
+          error(c, file, "'resources.cpus' must be a number of cores such as 0.5 or 2");
+      }
+      if (const auto p = r["pids"]) options.pids = read_count(p, file, "resources.pids", 1);
     }
   }
 

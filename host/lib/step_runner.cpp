@@ -1,6 +1,7 @@
 // `kiln step`: the runner that executes one component in its own process and
 // reports over the channel on fd 3 (see executor.hpp).
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <kiln/host/executor.hpp>
 #include <kiln/host/files.hpp>
@@ -68,7 +69,45 @@ StepInvocation invocation_from(const Json& request) {
   return invocation;
 }
 
+// As a container's first process (pid 1 of its namespace) the kernel drops
+// signals it has no handler for, even ones it sends itself: a plugin's
+// abort() or raise(SIGKILL) would not end it. So pid 1 forks the runner and
+// stays a tiny init: it forwards SIGTERM/SIGINT, reaps orphans, and exits
+// with the runner's status, 128 + N for signal N, as `runc run` reports it.
+pid_t g_runner = 0;
+
+extern "C" void forward_stop_signal(int signal) {
+  if (g_runner > 0) ::kill(g_runner, signal);
+}
+
+int run_as_init(const std::filesystem::path& request_file, int channel_fd) {
+  struct sigaction action {};
+  action.sa_handler = forward_stop_signal;
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
+  g_runner = ::fork();
+  if (g_runner < 0) return run_step_request(request_file, channel_fd);
+  if (g_runner == 0) {
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    ::_exit(run_step_request(request_file, channel_fd));
+  }
+  ::close(channel_fd);  // the runner's copy alone keeps the channel open
+  for (;;) {
+    int status = 0;
+    const pid_t pid = ::wait(&status);
+    if (pid < 0 && errno == EINTR) continue;
+    if (pid < 0) return 1;
+    if (pid != g_runner) continue;  // an orphan the runner left
+    return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+  }
+}
+
 }  // namespace
+
+int run_step_command(const std::filesystem::path& request_file, int channel_fd) {
+  return ::getpid() == 1 ? run_as_init(request_file, channel_fd) : run_step_request(request_file, channel_fd);
+}
 
 int run_step_request(const std::filesystem::path& request_file, int channel_fd) {
   struct sigaction action {};

@@ -37,4 +37,11 @@ struct Flaky {
   void run(Context& ctx);
 };
 
+// Tries to write into `write_dirs`, to reach 127.0.0.1:`connect_port` and to
+// allocate `allocate_mib`; reports what worked (for isolation tests).
+struct Probe {
+  static Manifest manifest();
+  void run(Context& ctx);
+};
+
 }  // namespace kiln::util

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <kiln/host/catalog.hpp>
+#include <kiln/host/container_options.hpp>
 #include <kiln/host/json.hpp>
 #include <kiln/host/step_context.hpp>
 
@@ -23,6 +24,7 @@ struct StepLaunch {
   std::filesystem::path output_dir;   // output `x` goes to output_dir / x
   std::filesystem::path temp_dir;
   std::filesystem::path checkpoint_dir;  // shared by all attempts of the step
+  ContainerOptions container;            // used by the container executor only
 };
 
 // How an attempt ended. failure_class is "" on success, else one of
@@ -71,6 +73,12 @@ std::unique_ptr<Executor> make_inprocess_executor();
 // `kiln_exe` is the kiln binary to start.
 std::unique_ptr<Executor> make_process_executor(std::filesystem::path kiln_exe);
 
+// Runs each attempt's `kiln step` in its own OCI container under runc (see
+// docs/containers.md). Bundles, runc state and unpacked images live under
+// `state_dir`; containers left there by a kiln that died are removed here.
+// Throws std::runtime_error when runc is not installed.
+std::unique_ptr<Executor> make_container_executor(std::filesystem::path kiln_exe, std::filesystem::path state_dir);
+
 // The runner channel: JSON lines on fd 3 of `kiln step`. Version 1:
 // {"event":"hello","channel":1}, then log / metric / progress /
 // output_parameter / output_metadata events, then {"event":"result",...}.
@@ -79,6 +87,10 @@ constexpr int kRunnerChannelVersion = 1;
 // The child side: loads the plugin named in the request file, runs the
 // component, writes the channel to `channel_fd`. Returns the exit code.
 int run_step_request(const std::filesystem::path& request_file, int channel_fd);
+
+// `kiln step`: run_step_request, behind a minimal init when this process is
+// pid 1 of a container (see step_runner.cpp).
+int run_step_command(const std::filesystem::path& request_file, int channel_fd);
 
 // Writes the request file `kiln step` reads.
 void write_step_request(const StepLaunch& launch, const std::filesystem::path& request_file);

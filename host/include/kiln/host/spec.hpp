@@ -3,6 +3,7 @@
 // already applied. docs/spec.md is the user's reference.
 #pragma once
 
+#include <kiln/host/container_options.hpp>
 #include <kiln/host/json.hpp>
 #include <kiln/host/manifest.hpp>
 
@@ -84,6 +85,7 @@ struct StepSpec {
   std::optional<double> timeout_seconds;
   bool cache = true;
   std::string executor;  // "" = the run's executor
+  ContainerOptions container;  // image, network, resources
   bool is_finally = false;
 };
 

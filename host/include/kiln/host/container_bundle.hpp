@@ -1,0 +1,37 @@
+// The OCI runtime configuration (config.json) of one container step: which
+// host paths it sees, read-only or not, its namespaces, capabilities,
+// rlimits and cgroup resources. Pure data in, JSON out: tested without runc.
+#pragma once
+
+#include <kiln/host/container_options.hpp>
+#include <kiln/host/json.hpp>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace kiln::host {
+
+struct BundleMount {
+  std::filesystem::path path;  // the same absolute path inside and outside
+  bool writable = false;
+};
+
+struct BundleConfig {
+  std::vector<std::string> args;
+  std::vector<std::pair<std::string, std::string>> env;
+  std::filesystem::path rootfs;     // absolute
+  bool host_image = true;           // bind the host's /usr, /lib, ... read-only
+  std::vector<BundleMount> mounts;  // plugin, runner, inputs, outputs
+  ContainerOptions options;
+  std::string hostname = "kiln-step";
+  std::string cgroups_path;  // "" = no cgroup resources (rlimits instead)
+};
+
+// The config.json for `config`.
+Json oci_config(const BundleConfig& config);
+
+// The host directories an `image: host` container sees read-only.
+const std::vector<std::string>& host_image_dirs();
+
+}  // namespace kiln::host

@@ -1,0 +1,79 @@
+// util.probe: tries what an isolated step must not be able to do (write
+// outside its outputs, reach the host's loopback) and what a resource limit
+// must stop (allocate memory), and reports what it managed. For testing the
+// container executor; under the process executor everything succeeds.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <vector>
+
+#include "components.hpp"
+
+namespace kiln::util {
+namespace {
+
+// True when a file could be created in `dir` (it is removed again).
+bool can_write_in(const std::string& dir) {
+  const std::string file = dir + "/kiln-probe-" + std::to_string(::getpid());
+  std::ofstream out(file);
+  out << "escaped";
+  const bool written = static_cast<bool>(out.flush());
+  out.close();
+  if (written) ::unlink(file.c_str());
+  return written;
+}
+
+bool can_connect(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const bool connected = ::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0;
+  ::close(fd);
+  return connected;
+}
+
+// Allocates and touches `mib` MiB, one MiB at a time, so a memory limit bites.
+void allocate(int64_t mib) {
+  std::vector<std::unique_ptr<char[]>> blocks;
+  for (int64_t i = 0; i < mib; ++i) {
+    blocks.push_back(std::make_unique<char[]>(1 << 20));
+    std::memset(blocks.back().get(), 1, 1 << 20);
+  }
+}
+
+}  // namespace
+
+Manifest Probe::manifest() {
+  return Manifest("util.probe", "1.0.0", Kind::Generic)
+      .description("Try to escape isolation and report what worked (for testing executors)")
+      .param(Param::String("write_dirs").default_value("").description("comma-separated directories to write into"))
+      .param(Param::Int("connect_port").default_value(0).min(0).max(65535).description("127.0.0.1 port to connect"))
+      .input(Port("data", "Text").optional().description("an input artifact, also tried for writing"))
+      .param(Param::Int("allocate_mib").default_value(0).min(0).description("MiB of memory to allocate and touch"))
+      .output_parameter(Port("written", "string").description("comma-separated directories written into"))
+      .output_parameter(Port("connected", "bool").description("whether the port could be reached"));
+}
+
+void Probe::run(Context& ctx) {
+  std::string written;
+  std::istringstream dirs(ctx.param_string("write_dirs"));
+  for (std::string dir; std::getline(dirs, dir, ',');)
+    if (!dir.empty() && can_write_in(dir)) written += (written.empty() ? "" : ",") + dir;
+  if (const auto input = ctx.optional_input_path("data"))
+    if (can_write_in(input->string())) written += (written.empty() ? "" : ",") + std::string("input");
+  ctx.set_output("written", written);
+  const auto port = ctx.param_int("connect_port");
+  ctx.set_output("connected", port > 0 && can_connect(static_cast<int>(port)));
+  allocate(ctx.param_int("allocate_mib"));
+}
+
+}  // namespace kiln::util

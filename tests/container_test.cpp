@@ -1,0 +1,348 @@
+// The container executor with the real runc: isolation (files, network),
+// crashes, OOM kills, clean-up after every ending, leftover reaping, and an
+// OCI image built with umoci. Skips only where runc cannot run containers.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <kiln/host/container_bundle.hpp>
+#include <kiln/host/engine.hpp>
+#include <kiln/host/spec.hpp>
+
+#include <set>
+
+#include "test_support.hpp"
+
+using kiln::host::Json;
+using kiln::test::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+
+const kiln::host::PluginCatalog& catalog() {
+  static TempDir cache;
+  static const auto c = kiln::host::PluginCatalog::discover(
+      kiln::host::LibraryScanner({kiln::test::kiln_exe(), cache.path(), std::chrono::seconds(20)}),
+      {kiln::test::util_plugin().parent_path()});
+  return c;
+}
+
+bool on_path(const std::string& tool) {
+  return kiln::host::run_with_result_channel({"/bin/sh", "-c", "command -v " + tool}, std::chrono::seconds(5))
+      .status.success();
+}
+
+// Why containers cannot run here, or "" when they can.
+std::string cannot_run_containers() {
+  if (!on_path("runc")) return "runc is not installed (apt-get install runc)";
+  if (::geteuid() != 0) return "runc needs root to create containers here";
+  return "";
+}
+
+// A TCP socket listening on the host's 127.0.0.1.
+class Listener {
+ public:
+  Listener() : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t size = sizeof address;
+    ::bind(fd_, reinterpret_cast<sockaddr*>(&address), size);
+    ::listen(fd_, 8);
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &size);
+    port_ = ntohs(address.sin_port);
+  }
+  ~Listener() { ::close(fd_); }
+  Listener(const Listener&) = delete;
+  Listener& operator=(const Listener&) = delete;
+  int port() const { return port_; }
+
+ private:
+  int fd_;
+  int port_ = 0;
+};
+
+class ContainerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string why = cannot_run_containers();
+    if (!why.empty()) GTEST_SKIP() << "no containers: " << why;
+  }
+
+  Json run(const std::string& steps_yaml, std::function<void(const Json&, kiln::host::Engine&)> on_event = {}) {
+    const std::string yaml = "apiVersion: kiln/v1\nkind: Pipeline\nmetadata: {name: t}\n" + steps_yaml;
+    auto plan = kiln::host::plan_pipeline(kiln::host::parse_pipeline_text(yaml, "t.yaml"), catalog(), Json::object());
+    kiln::host::RunOptions options;
+    options.executor = "container";
+    options.jobs = 2;
+    options.run_dir = workspace / ("run-" + std::to_string(++runs_));
+    options.run_id = options.run_dir.filename().string();
+    options.grace_seconds = 0.3;
+    kiln::host::Engine* engine = nullptr;
+    options.on_event = [&](const Json& event) {
+      if (on_event) on_event(event, *engine);
+    };
+    std::map<std::string, std::unique_ptr<kiln::host::Executor>> executors;
+    executors["container"] = kiln::host::make_container_executor(kiln::test::kiln_exe(), state_dir());
+    executors["process"] = kiln::host::make_process_executor(kiln::test::kiln_exe());
+    kiln::host::Engine e(plan, options, std::move(executors));
+    engine = &e;
+    return e.run();
+  }
+
+  fs::path state_dir() const { return workspace / "containers"; }
+
+  // Bundles and runc containers that are still there.
+  std::vector<std::string> leftovers() const {
+    std::vector<std::string> found;
+    std::error_code ec;
+    for (const char* dir : {"bundles", "runc"})
+      for (const auto& entry : fs::directory_iterator(state_dir() / dir, ec))
+        found.push_back(std::string(dir) + "/" + entry.path().filename().string());
+    return found;
+  }
+
+  TempDir workspace;
+
+ private:
+  int runs_ = 0;
+};
+
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kAsan = true;  // kiln itself needs far more memory, and address space, under ASan
+#else
+constexpr bool kAsan = false;
+#endif
+
+const Json& last_attempt(const Json& record, const std::string& step) {
+  return record["steps"][step]["attempts"].back();
+}
+
+}  // namespace
+
+TEST_F(ContainerTest, AStepCanWriteOnlyIntoItsOutputsAndItsPrivateTmp) {
+  // The workspace (under /tmp here) is left out: inside, /tmp is the
+  // container's own tmpfs, so a write there would not reach the host anyway.
+  const std::string host_dirs = "/etc,/usr,/var,/root,/," + kiln::test::kiln_exe().parent_path().string() + "," +
+                                kiln::test::util_plugin().parent_path().string() + ",/tmp";
+  const Json r = run(R"(
+steps:
+  - {name: upstream, component: util.echo}
+  - name: probe
+    component: util.probe
+    inputs: {data: upstream.outputs.text}
+    parameters: {write_dirs: ")" +
+                     host_dirs + R"("}
+)");
+  ASSERT_EQ(r["status"], "succeeded") << r.dump(2);
+  EXPECT_EQ(r["steps"]["probe"]["outputs"]["written"], "/tmp");  // only the container's own tmpfs
+  EXPECT_EQ(last_attempt(r, "probe")["executor"], "container");
+  EXPECT_EQ(last_attempt(r, "probe")["image"], "host");
+}
+
+TEST_F(ContainerTest, TheProcessExecutorWritesWhereTheContainerCannot) {  // the probe itself works
+  const Json r = run("steps:\n  - {name: probe, component: util.probe, executor: process, parameters: {write_dirs: " +
+                     workspace.path().string() + "}}\n");
+  EXPECT_EQ(r["steps"]["probe"]["outputs"]["written"], workspace.path().string());
+}
+
+TEST_F(ContainerTest, TheHostLoopbackIsUnreachableUnlessNetworkIsHost) {
+  const Listener listener;
+  const std::string port = std::to_string(listener.port());
+  const Json r = run(R"(
+steps:
+  - {name: isolated, component: util.probe, parameters: {connect_port: )" +
+                     port + R"(}}
+  - {name: opted-in, component: util.probe, network: host, parameters: {connect_port: )" +
+                     port + "}}\n");
+  ASSERT_EQ(r["status"], "succeeded") << r.dump(2);
+  EXPECT_EQ(r["steps"]["isolated"]["outputs"]["connected"], false);
+  EXPECT_EQ(r["steps"]["opted-in"]["outputs"]["connected"], true);
+}
+
+TEST_F(ContainerTest, CrashesFailOnlyTheirStepAndAreReportedBySignal) {
+  const Json r = run(R"(
+options: {failure_policy: continue}
+steps:
+  - {name: segfault, component: util.fail, parameters: {mode: segfault}}
+  - {name: abort, component: util.fail, parameters: {mode: abort}}
+  - {name: killed, component: util.fail, parameters: {mode: kill}}
+  - {name: exit, component: util.fail, parameters: {mode: exit, exit_code: 7}}
+  - {name: error, component: util.fail, parameters: {mode: error, message: bad input}}
+  - {name: fine, component: util.echo}
+)");
+  EXPECT_EQ(r["status"], "failed");
+  EXPECT_EQ(r["steps"]["fine"]["status"], "succeeded");
+  for (const auto& [step, signal] :
+       {std::pair{"segfault", "SIGSEGV"}, std::pair{"abort", "SIGABRT"}, std::pair{"killed", "SIGKILL"}}) {
+    EXPECT_EQ(last_attempt(r, step)["failure"], "crash") << step;
+    EXPECT_NE(last_attempt(r, step)["message"].get<std::string>().find(std::string("killed by signal ") + signal),
+              std::string::npos)
+        << last_attempt(r, step)["message"];
+  }
+  EXPECT_NE(last_attempt(r, "exit")["message"].get<std::string>().find("exited with status 7"), std::string::npos);
+  EXPECT_EQ(last_attempt(r, "error")["failure"], "error");
+  EXPECT_EQ(last_attempt(r, "error")["message"], "bad input");
+  EXPECT_TRUE(leftovers().empty()) << leftovers().size();
+}
+
+TEST_F(ContainerTest, NothingIsLeftBehindAfterSuccessFailureTimeoutAndCancel) {
+  const Json r = run(R"(
+options: {failure_policy: continue}
+steps:
+  - {name: ok, component: util.echo}
+  - {name: failing, component: util.fail}
+  - {name: hang, component: util.fail, parameters: {mode: hang}, timeout: 500ms}
+  - {name: slow, component: util.sleep, parameters: {seconds: 1}, timeout: 300ms}
+)");
+  EXPECT_EQ(r["steps"]["ok"]["status"], "succeeded");
+  EXPECT_EQ(last_attempt(r, "hang")["failure"], "timeout");
+  EXPECT_EQ(last_attempt(r, "slow")["failure"], "timeout");
+  EXPECT_TRUE(leftovers().empty()) << leftovers().front();
+
+  const Json cancelled = run("steps:\n  - {name: long, component: util.sleep, parameters: {seconds: 30}}\n",
+                             [](const Json& e, kiln::host::Engine& engine) {
+                               if (e.value("type", "") == "progress" && e.value("step", "") == "long")
+                                 engine.request_cancel();
+                             });
+  EXPECT_EQ(cancelled["status"], "cancelled");
+  EXPECT_LT(cancelled["duration_seconds"].get<double>(), 10.0);
+  EXPECT_TRUE(leftovers().empty()) << leftovers().front();
+}
+
+TEST_F(ContainerTest, LeftoversOfADeadHostAreReapedAtTheNextStart) {
+  const pid_t dead = ::fork();
+  if (dead == 0) ::_exit(0);
+  ::waitpid(dead, nullptr, 0);
+  const fs::path stale = state_dir() / "bundles" / ("kiln-" + std::to_string(dead) + "-1");
+  fs::create_directories(stale / "rootfs");
+  const fs::path alive = state_dir() / "bundles" / ("kiln-" + std::to_string(::getpid()) + "-999");
+  fs::create_directories(alive);
+  kiln::host::make_container_executor(kiln::test::kiln_exe(), state_dir());
+  EXPECT_FALSE(fs::exists(stale));
+  EXPECT_TRUE(fs::exists(alive));  // its host (this process) is still running
+}
+
+TEST_F(ContainerTest, AMemoryLimitKillsAStepThatAllocatesMoreAndSaysSo) {
+  const std::string limit = kAsan ? "512" : "64";
+  const Json r = run(R"(
+options: {failure_policy: continue}
+steps:
+  - {name: hog, component: util.probe, resources: {memory: )" +
+                     limit + R"(Mi, pids: 64, cpus: 1}, parameters: {allocate_mib: 1024}}
+  - {name: modest, component: util.probe, resources: {memory: )" +
+                     limit + "Mi}, parameters: {allocate_mib: 8}}\n");
+  EXPECT_EQ(r["steps"]["modest"]["status"], "succeeded") << r.dump(2);
+  EXPECT_EQ(last_attempt(r, "hog")["failure"], "crash");
+  EXPECT_NE(last_attempt(r, "hog")["message"].get<std::string>().find("out of memory (limit " + limit + " MiB)"),
+            std::string::npos)
+      << last_attempt(r, "hog")["message"];
+  EXPECT_TRUE(leftovers().empty());
+}
+
+TEST_F(ContainerTest, WithoutWritableCgroupsMemoryFallsBackToAnRlimit) {
+  if (kAsan) GTEST_SKIP() << "an address-space rlimit cannot hold ASan's shadow memory reservation";
+  ::setenv("KILN_CONTAINER_CGROUPS", "off", 1);
+  const Json r = run(R"(
+options: {failure_policy: continue}
+steps:
+  - {name: hog, component: util.probe, resources: {memory: 512Mi}, parameters: {allocate_mib: 1024}}
+  - {name: modest, component: util.probe, resources: {memory: 512Mi}, parameters: {allocate_mib: 8}}
+)");
+  ::unsetenv("KILN_CONTAINER_CGROUPS");
+  EXPECT_EQ(r["steps"]["modest"]["status"], "succeeded") << r.dump(2);
+  EXPECT_EQ(r["steps"]["hog"]["status"], "failed");
+  EXPECT_NE(last_attempt(r, "hog")["message"].get<std::string>().find("bad_alloc"), std::string::npos)
+      << last_attempt(r, "hog")["message"];
+}
+
+TEST_F(ContainerTest, AStepRunsInAnOciImageBuiltWithUmoci) {
+  if (!on_path("umoci")) GTEST_SKIP() << "umoci is not installed (apt-get install umoci)";
+  // A minimal image: just the shared libraries kiln and the util plugin link
+  // against, at their host paths (the binaries themselves are bound in).
+  const fs::path layout = workspace / "layout", bundle = workspace / "image-bundle";
+  const std::string script = "set -e; umoci init --layout " + layout.string() + "; umoci new --image " +
+                             layout.string() + ":v1; umoci unpack --image " + layout.string() + ":v1 " +
+                             bundle.string() + "; for lib in $(ldd " + kiln::test::kiln_exe().string() + " " +
+                             kiln::test::util_plugin().string() + " | grep -o '/[^ :]*' | sort -u); do mkdir -p " +
+                             bundle.string() + "/rootfs$(dirname $lib); cp -L $lib " + bundle.string() +
+                             "/rootfs$lib; done; umoci repack --image " + layout.string() + ":v1 " + bundle.string();
+  const auto built = kiln::host::run_with_result_channel({"/bin/sh", "-c", script}, std::chrono::seconds(120));
+  ASSERT_TRUE(built.status.success()) << built.output;
+  const Json r = run("steps:\n  - {name: boxed, component: util.probe, image: \"oci:" + layout.string() +
+                     ":v1\", parameters: {write_dirs: \"/usr,/etc,/\"}}\n");
+  ASSERT_EQ(r["status"], "succeeded") << r.dump(2);
+  EXPECT_EQ(r["steps"]["boxed"]["outputs"]["written"], "");
+  EXPECT_EQ(last_attempt(r, "boxed")["image"], "oci:" + layout.string() + ":v1");
+  EXPECT_EQ(fs::exists(state_dir() / "images"), true);
+  EXPECT_TRUE(leftovers().empty());
+}
+
+// The generated config.json, without runc: what is writable, what is shared.
+TEST(ContainerBundle, OnlyOutputsAreWritableAndLimitsGoToCgroupsOrRlimits) {
+  kiln::host::BundleConfig config;
+  config.args = {"/opt/kiln/bin/kiln", "step"};
+  config.rootfs = "/b/rootfs";
+  config.mounts = {{"/runs/r/a/attempt-1/outputs", true}, {"/runs", false}, {"/opt/kiln/bin", false}};
+  config.options.memory_bytes = 64 << 20;
+  config.options.pids = 64;
+  config.cgroups_path = "/kiln/x";
+  const Json c = kiln::host::oci_config(config);
+  EXPECT_EQ(c["root"]["readonly"], true);
+  EXPECT_EQ(c["process"]["noNewPrivileges"], true);
+  EXPECT_TRUE(c["process"]["capabilities"]["bounding"].empty());
+  std::vector<std::string> writable, order;
+  for (const auto& m : c["mounts"]) {
+    order.push_back(m["destination"]);
+    const auto options = m.value("options", Json::array());
+    if (m["type"] == "bind" && std::find(options.begin(), options.end(), "rw") != options.end())
+      writable.push_back(m["destination"]);
+  }
+  EXPECT_EQ(writable, std::vector<std::string>{"/runs/r/a/attempt-1/outputs"});
+  // A read-only parent is bound before the writable directory inside it.
+  EXPECT_LT(std::find(order.begin(), order.end(), "/runs") - order.begin(),
+            std::find(order.begin(), order.end(), "/runs/r/a/attempt-1/outputs") - order.begin());
+  EXPECT_EQ(c["linux"]["resources"]["memory"]["limit"], 64 << 20);
+  EXPECT_EQ(c["linux"]["resources"]["pids"]["limit"], 64);
+  EXPECT_EQ(c["linux"]["namespaces"].size(), 5u);  // pid, mount, ipc, uts, network
+
+  config.cgroups_path.clear();  // no writable cgroups: an address-space rlimit instead
+  config.options.network = "host";
+  const Json fallback = kiln::host::oci_config(config);
+  EXPECT_FALSE(fallback["linux"].contains("resources"));
+  EXPECT_EQ(fallback["linux"]["namespaces"].size(), 4u);
+  bool address_space = false;
+  for (const auto& r : fallback["process"]["rlimits"])
+    address_space = address_space || (r["type"] == "RLIMIT_AS" && r["hard"] == 64 << 20);
+  EXPECT_TRUE(address_space);
+}
+
+TEST_F(ContainerTest, LogsProgressAndOutputsFlowOutAsWithTheProcessExecutor) {
+  std::set<std::string> kinds;
+  const Json r = run("steps:\n  - {name: hello, component: util.echo, parameters: {message: boxed}}\n",
+                     [&kinds](const Json& e, kiln::host::Engine&) {
+                       if (e.value("step", "") == "hello") kinds.insert(e.value("type", ""));
+                     });
+  ASSERT_EQ(r["status"], "succeeded") << r.dump(2);
+  EXPECT_TRUE(kinds.count("log") && kinds.count("progress")) << kinds.size();
+  EXPECT_EQ(r["steps"]["hello"]["outputs"]["message"], "boxed");
+  const fs::path attempt = workspace / "run-1" / last_attempt(r, "hello")["dir"].get<std::string>();
+  EXPECT_EQ(kiln::test::read_text(attempt / "outputs" / "text" / "message.txt"), "boxed");
+  EXPECT_NE(kiln::test::read_text(attempt / "events.jsonl").find("echo: boxed"), std::string::npos);
+}
+
+TEST(ContainerExecutor, NamesTheMissingRuntimeAndItsPackage) {
+  const std::string path = std::getenv("PATH") ? std::getenv("PATH") : "";
+  ::setenv("PATH", "/nonexistent", 1);
+  TempDir state;
+  try {
+    kiln::host::make_container_executor(kiln::test::kiln_exe(), state.path());
+    ADD_FAILURE() << "no error without runc";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("runc, which is not installed (Debian package: runc)"), std::string::npos)
+        << e.what();
+  }
+  ::setenv("PATH", path.c_str(), 1);
+}
