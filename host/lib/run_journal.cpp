@@ -133,9 +133,13 @@ CacheDecision RunJournal::decide(const UnitRef& unit, const Json& parameters,
     d.reason = "the cached artifact was missing or corrupt";
     return d;
   }
+  // The latest entry of the same step of the same pipeline: another pipeline's
+  // step of the same name would explain nothing.
   const auto before = store_.db.query_one(
-      "SELECT parts FROM cache_entries WHERE step=? AND component=? ORDER BY created_at DESC, rowid DESC LIMIT 1",
-      {unit.step->spec.name, component.manifest.name});
+      "SELECT c.parts FROM cache_entries c JOIN runs r ON r.id = c.run_id"
+      " WHERE c.step=? AND c.component=? AND r.pipeline = (SELECT pipeline FROM runs WHERE id=?)"
+      " ORDER BY c.created_at DESC, c.rowid DESC LIMIT 1",
+      {unit.step->spec.name, component.manifest.name, run_id_});
   if (!before) {
     d.reason = "no earlier run of this step";
     return d;
