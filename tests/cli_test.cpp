@@ -278,8 +278,10 @@ TEST(RunCli, LogsFollowWaitsForTheStepToFinish) {
 )");
   auto child = kiln::host::ChildProcess::spawn(
       {{kiln::test::kiln_exe().string(), "run", file}, {{1, ::open("/dev/null", O_WRONLY | O_CLOEXEC)}}, {}, ws.env()});
-  bool started = false;  // bounded wait for the run record to appear
-  for (int i = 0; i < 200 && !started; ++i) {
+  // Bounded wait for the run record to appear: up to 30 s, since a sanitizer
+  // build on a busy machine first scans the LibTorch plugin, which takes seconds.
+  bool started = false;
+  for (int i = 0; i < 1500 && !started; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     std::error_code ec;
     for (const auto& entry : fs::directory_iterator(ws.dir / "home/runs", ec))
