@@ -40,7 +40,8 @@ run_kiln() {  # data-dir args...
   "$PY" - "$WORK/run.json" <<'PYEOF'
 import json, sys
 run = json.load(open(sys.argv[1]))
-history = json.load(open(run["run_dir"] + "/" + run["steps"]["train"]["artifacts"]["history"] + "/history.json"))
+import os  # artifact paths are absolute (in the store) or relative to the run directory
+history = json.load(open(os.path.join(run["run_dir"], run["steps"]["train"]["artifacts"]["history"], "history.json")))
 seconds = [row["seconds"] for row in history["epochs"]]
 print(json.dumps({"seconds_per_epoch": sum(seconds) / len(seconds),
                   "accuracy": run["steps"]["evaluate"]["outputs"]["accuracy"]}))
