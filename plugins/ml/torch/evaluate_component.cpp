@@ -93,7 +93,7 @@ Manifest Evaluate::manifest() {
       .param(Param::Object("thresholds")
                  .default_json("{}")
                  .description("e.g. {\"accuracy\": 0.95}: >= for scores, <= for log_loss, mse, rmse, mae"))
-      .param(Param::Int("batch_size").default_value(1024).min(1))
+      .param(Param::Int("batch_size").default_value(kEvalBatchRows).min(1))
       .param(Param::Int("threads").default_value(0).min(0).description("intra-op threads; 0 = all cores"))
       .param(Param::Bool("predictions").default_value(true).description("also write predictions.csv"))
       .output_parameter(Port("passed", "bool").description("every threshold met"))

@@ -3,6 +3,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "heap_tuning.hpp"
+
 namespace kiln::ml {
 namespace fs = std::filesystem;
 namespace nn = torch::nn;
@@ -191,6 +193,7 @@ Tensor from_torch(const torch::Tensor& tensor) {
 namespace kiln::ml {
 
 Predictions predict_dataset(const fs::path& model_dir, const Dataset& data, int64_t batch_size, int64_t threads) {
+  retain_freed_memory();
   if (threads > 0) at::set_num_threads(static_cast<int>(threads));
   auto model = load_model(model_dir);
   check_feature_shape(model.spec(), data.schema.feature_shape, model_dir.string() + " on this dataset");

@@ -18,6 +18,10 @@ struct Predictions {
   std::vector<float> values;  // row-major [rows, width]
 };
 
+// Rows per inference batch unless told otherwise: past a few hundred rows a
+// CNN's im2col buffers outgrow the caches and each row costs more.
+inline constexpr int64_t kEvalBatchRows = 256;
+
 // Loads the model in `model_dir` and predicts every row of `data` in batches.
 // Throws std::runtime_error when the data's feature shape is not the model's.
 Predictions predict_dataset(const std::filesystem::path& model_dir, const Dataset& data, int64_t batch_size,

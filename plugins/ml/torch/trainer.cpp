@@ -9,7 +9,9 @@
 #include <limits>
 
 #include "checkpoint.hpp"
+#include "heap_tuning.hpp"
 #include "model.hpp"
+#include "predict.hpp"
 
 namespace kiln::ml {
 namespace fs = std::filesystem;
@@ -219,7 +221,7 @@ class Trainer {
     const torch::NoGradGuard no_grad;
     model_.net()->eval();
     Tally tally;
-    const int64_t n = val_.x.size(0), step = std::max<int64_t>(o_.batch_size, 1024);
+    const int64_t n = val_.x.size(0), step = std::max<int64_t>(o_.batch_size, kEvalBatchRows);
     for (int64_t start = 0; start < n; start += step) {
       const int64_t end = std::min(start + step, n);
       const auto out = model_.forward(val_.x.slice(0, start, end));
@@ -286,6 +288,7 @@ class Trainer {
 }  // namespace
 
 History train_model(const TrainOptions& options, const TrainRun& run, const TrainHooks& hooks) {
+  retain_freed_memory();
   at::set_num_threads(static_cast<int>(options.threads));
   at::globalContext().setDeterministicAlgorithms(options.deterministic, false);
   Trainer trainer(options, run, hooks);
