@@ -73,7 +73,8 @@ class ContainerTest : public ::testing::Test {
 
   Json run(const std::string& steps_yaml, std::function<void(const Json&, kiln::host::Engine&)> on_event = {}) {
     const std::string yaml = "apiVersion: kiln/v1\nkind: Pipeline\nmetadata: {name: t}\n" + steps_yaml;
-    auto plan = kiln::host::plan_pipeline(kiln::host::parse_pipeline_text(yaml, "t.yaml"), catalog(), Json::object());
+    const std::string file = (workspace / "t.yaml").string();  // relative mounts resolve against the workspace
+    auto plan = kiln::host::plan_pipeline(kiln::host::parse_pipeline_text(yaml, file), catalog(), Json::object());
     kiln::host::RunOptions options;
     options.executor = "container";
     options.jobs = 2;
@@ -160,6 +161,28 @@ steps:
   ASSERT_EQ(r["status"], "succeeded") << r.dump(2);
   EXPECT_EQ(r["steps"]["isolated"]["outputs"]["connected"], false);
   EXPECT_EQ(r["steps"]["opted-in"]["outputs"]["connected"], true);
+}
+
+TEST_F(ContainerTest, HostFilesAreReadableOnlyThroughReadOnlyMounts) {
+  const fs::path data = workspace / "data";
+  fs::create_directories(data);
+  kiln::test::write_text(data / "table.csv", "x,y\n1,2\n");
+  const std::string file = (data / "table.csv").string();
+  // The pipeline file sits in the workspace: "data" is relative to it.
+  const std::string probe =
+      "component: util.probe, parameters: {read_files: " + file + ", write_dirs: " + data.string() + "}";
+  const Json r = run("options: {failure_policy: continue}\nsteps:\n  - {name: unmounted, " + probe +
+                     "}\n  - {name: mounted, mounts: [data], " + probe + "}\n  - {name: missing, mounts: [nowhere], " +
+                     probe + "}\n");
+  EXPECT_EQ(r["steps"]["unmounted"]["outputs"]["read"], "");
+  EXPECT_EQ(r["steps"]["mounted"]["outputs"]["read"], file);
+  EXPECT_EQ(r["steps"]["mounted"]["outputs"]["written"], "");  // read-only
+  EXPECT_EQ(r["steps"]["missing"]["status"], "failed");
+  EXPECT_NE(last_attempt(r, "missing")["message"].get<std::string>().find((workspace / "nowhere").string() +
+                                                                          ", which does not exist"),
+            std::string::npos)
+      << r.dump(2);
+  EXPECT_TRUE(leftovers().empty());
 }
 
 TEST_F(ContainerTest, CrashesFailOnlyTheirStepAndAreReportedBySignal) {

@@ -311,10 +311,10 @@ kind: Pipeline
 templates:
   boxed: {executor: container, image: "oci:/images/kiln:v1", resources: {memory: 64Mi, cpus: 0.5, pids: 64}}
 steps:
-  - {name: a, template: boxed, component: util.noop, network: host}
+  - {name: a, template: boxed, component: util.noop, network: host, mounts: [../data/, /srv/models]}
   - {name: b, component: util.noop}
 )",
-                                                    "p.yaml");
+                                                    "/pipelines/p.yaml");
   const auto& a = spec.steps[0].container;
   EXPECT_EQ(spec.steps[0].executor, "container");
   EXPECT_EQ(a.image, "oci:/images/kiln:v1");
@@ -322,10 +322,12 @@ steps:
   EXPECT_EQ(a.memory_bytes, 64 << 20);
   EXPECT_EQ(a.cpus, 0.5);
   EXPECT_EQ(a.pids, 64);
+  EXPECT_EQ(a.mounts, (std::vector<std::string>{"/data", "/srv/models"}));  // relative to the pipeline file
   const auto& b = spec.steps[1].container;
   EXPECT_EQ(b.image, "host");
   EXPECT_EQ(b.network, "none");
   EXPECT_FALSE(b.memory_bytes);
+  EXPECT_TRUE(b.mounts.empty());
 }
 
 TEST(Spec, BadContainerFields) {
@@ -337,8 +339,13 @@ steps:
     image: docker.io/ubuntu
     network: bridge
     resources: {memory: lots, cpus: -1, pids: 0, disk: 1Gi}
+    mounts: ["{{ pipeline.dir }}/data", /]
+  - {name: b, component: util.noop, mounts: /data}
 )");
-  EXPECT_EQ(diagnostics.size(), 6u) << dump(diagnostics);
+  EXPECT_EQ(diagnostics.size(), 9u) << dump(diagnostics);
+  EXPECT_TRUE(HasError(diagnostics, 9, 14, "a 'mounts' entry must be a plain host path"));
+  EXPECT_TRUE(HasError(diagnostics, 9, 41, "'mounts' cannot bind the whole root filesystem"));
+  EXPECT_TRUE(HasError(diagnostics, 10, 45, "'mounts' must be a list of host paths"));
   EXPECT_TRUE(HasError(diagnostics, 6, 12, "'image' must be host or oci:LAYOUT_DIR:TAG, not 'docker.io/ubuntu'"));
   EXPECT_TRUE(HasError(diagnostics, 7, 14, "'network' must be none or host, not 'bridge'"));
   EXPECT_TRUE(HasError(diagnostics, 8, 25, "'resources.memory' must be a size of at least 4Mi"));

@@ -68,7 +68,7 @@ namespace {
 
 const std::vector<std::string> kStepKeys{"name",  "description", "component", "template",    "parameters", "inputs",
                                          "after", "when",        "for_each",  "parallelism", "retries",    "timeout",
-                                         "cache", "executor",    "image",     "network",     "resources"};
+                                         "cache", "executor",    "image",     "network",     "resources",  "mounts"};
 
 // Reads YAML into the spec, recording every problem instead of stopping.
 class Parser {
@@ -371,6 +371,32 @@ class Parser {
           error(c, file, "'resources.cpus' must be a number of cores such as 0.5 or 2");
       }
       if (const auto p = r["pids"]) options.pids = read_count(p, file, "resources.pids", 1);
+    }
+    if (const auto m = node["mounts"]) read_mounts(m, file, options);
+  }
+
+  // Read-only host paths a container step may read (e.g. a data directory).
+  void read_mounts(const YAML::Node& node, const std::string& file, ContainerOptions& options) {
+    if (!node.IsSequence()) {
+      error(node, file, "'mounts' must be a list of host paths (relative ones to this file's directory)");
+      return;
+    }
+    options.mounts.clear();
+    const fs::path base = fs::absolute(file).parent_path();
+    for (const auto& item : node) {
+      const auto text = scalar(item, file, "mounts entry");
+      if (!text) continue;
+      if (text->empty() || text->find("{{") != std::string::npos) {
+        error(item, file, "a 'mounts' entry must be a plain host path, not '" + *text + "'");
+        continue;
+      }
+      fs::path path = (base / *text).lexically_normal();
+      if (path.has_parent_path() && path.filename().empty()) path = path.parent_path();  // "data/" -> "data"
+      if (path == path.root_path()) {
+        error(item, file, "'mounts' cannot bind the whole root filesystem");
+        continue;
+      }
+      options.mounts.push_back(path.string());
     }
   }
 

@@ -1,6 +1,7 @@
 // util.probe: tries what an isolated step must not be able to do (write
-// outside its outputs, reach the host's loopback) and what a resource limit
-// must stop (allocate memory), and reports what it managed. For testing the
+// outside its outputs, read host files it was not given, reach the host's
+// loopback) and what a resource limit must stop (allocate memory), and
+// reports what it managed. For testing the
 // container executor; under the process executor everything succeeds.
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -41,6 +42,16 @@ bool can_connect(int port) {
   return connected;
 }
 
+// The entries of a comma-separated list for which `works` is true, joined again.
+template <typename Predicate>
+std::string those_that(const std::string& list, Predicate works) {
+  std::string found;
+  std::istringstream items(list);
+  for (std::string item; std::getline(items, item, ',');)
+    if (!item.empty() && works(item)) found += (found.empty() ? "" : ",") + item;
+  return found;
+}
+
 // Allocates and touches `mib` MiB, one MiB at a time, so a memory limit bites.
 void allocate(int64_t mib) {
   std::vector<std::unique_ptr<char[]>> blocks;
@@ -58,19 +69,20 @@ Manifest Probe::manifest() {
       .param(Param::String("write_dirs").default_value("").description("comma-separated directories to write into"))
       .param(Param::Int("connect_port").default_value(0).min(0).max(65535).description("127.0.0.1 port to connect"))
       .input(Port("data", "Text").optional().description("an input artifact, also tried for writing"))
+      .param(Param::String("read_files").default_value("").description("comma-separated files to try to read"))
       .param(Param::Int("allocate_mib").default_value(0).min(0).description("MiB of memory to allocate and touch"))
       .output_parameter(Port("written", "string").description("comma-separated directories written into"))
+      .output_parameter(Port("read", "string").description("comma-separated files that could be read"))
       .output_parameter(Port("connected", "bool").description("whether the port could be reached"));
 }
 
 void Probe::run(Context& ctx) {
-  std::string written;
-  std::istringstream dirs(ctx.param_string("write_dirs"));
-  for (std::string dir; std::getline(dirs, dir, ',');)
-    if (!dir.empty() && can_write_in(dir)) written += (written.empty() ? "" : ",") + dir;
+  std::string written = those_that(ctx.param_string("write_dirs"), can_write_in);
   if (const auto input = ctx.optional_input_path("data"))
     if (can_write_in(input->string())) written += (written.empty() ? "" : ",") + std::string("input");
   ctx.set_output("written", written);
+  ctx.set_output("read", those_that(ctx.param_string("read_files"),
+                                    [](const std::string& file) { return static_cast<bool>(std::ifstream(file)); }));
   const auto port = ctx.param_int("connect_port");
   ctx.set_output("connected", port > 0 && can_connect(static_cast<int>(port)));
   allocate(ctx.param_int("allocate_mib"));

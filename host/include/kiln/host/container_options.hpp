@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace kiln::host {
 
@@ -14,6 +15,9 @@ struct ContainerOptions {
   std::optional<int64_t> memory_bytes;
   std::optional<double> cpus;
   std::optional<int64_t> pids;
+  // Host directories or files bound read-only at the same path (absolute,
+  // normalised; the spec's relative ones are resolved against its file).
+  std::vector<std::string> mounts;
 };
 
 // "64Mi", "1Gi", "512M", "1G", "100Ki", or a plain number of bytes; nullopt
