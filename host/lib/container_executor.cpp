@@ -9,6 +9,7 @@
 #include <kiln/host/files.hpp>
 #include <kiln/host/subprocess.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <fstream>
@@ -140,6 +141,26 @@ ExitStatus container_exit(ExitStatus runc_status) {
   return runc_status;
 }
 
+// The host variables a step sees inside as well: sanitizer settings, the
+// library path, and those that pick numeric kernels and thread counts
+// (OpenBLAS's core type, OpenMP's), so a step computes bit for bit what it
+// computes under the process executor.
+std::vector<std::pair<std::string, std::string>> passed_environment() {
+  static const std::set<std::string> kNames{"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "LD_LIBRARY_PATH"};
+  static const std::vector<std::string> kPrefixes{"OPENBLAS_", "OMP_", "GOMP_", "MKL_", "KMP_"};
+  std::vector<std::pair<std::string, std::string>> passed;
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    const std::string text(*entry);
+    const auto eq = text.find('=');
+    if (eq == std::string::npos) continue;
+    const std::string name = text.substr(0, eq);
+    const bool numeric = std::any_of(kPrefixes.begin(), kPrefixes.end(),
+                                     [&](const std::string& prefix) { return name.rfind(prefix, 0) == 0; });
+    if (numeric || kNames.count(name)) passed.emplace_back(name, text.substr(eq + 1));
+  }
+  return passed;
+}
+
 class ContainerExecutor : public Executor {
  public:
   ContainerExecutor(fs::path kiln_exe, fs::path state_dir)
@@ -250,14 +271,17 @@ class ContainerExecutor : public Executor {
     write_step_request(inside, request);
     config.args = {kiln_exe_.string(), "step", "--request", request.string()};
     config.env = {{"PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"}, {"HOME", "/tmp"}};
-    for (const char* passed : {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "LD_LIBRARY_PATH"})
-      if (const char* value = std::getenv(passed)) config.env.emplace_back(passed, value);
+    for (const auto& [name, value] : passed_environment()) config.env.emplace_back(name, value);
     config.mounts = {{kiln_exe_.parent_path(), false},
                      {fs::absolute(launch.component.library).parent_path(), false},
                      {request, false},
                      {launch.output_dir, true},
                      {launch.checkpoint_dir, true}};
     for (const auto& [name, artifact] : launch.inputs) config.mounts.push_back({fs::absolute(artifact.path), false});
+    for (const auto& path : launch.container.mounts) {
+      if (!fs::exists(path)) throw std::runtime_error("'mounts' names " + path + ", which does not exist on this host");
+      config.mounts.push_back({path, false});
+    }
     if (cgroups_) config.cgroups_path = cgroup_path(id);
     std::ofstream out(bundle / "config.json", std::ios::trunc);
     out << oci_config(config).dump(2);

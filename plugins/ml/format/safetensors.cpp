@@ -293,4 +293,19 @@ std::string read_text(const fs::path& path) {
   return content.str();
 }
 
+void copy_tree_writable(const fs::path& from, const fs::path& to) {
+  fs::create_directories(to);
+  for (const auto& entry : fs::recursive_directory_iterator(from)) {
+    const fs::path target = to / entry.path().lexically_relative(from);
+    if (entry.is_directory()) {
+      fs::create_directories(target);
+    } else if (entry.is_regular_file()) {
+      fs::copy_file(entry.path(), target, fs::copy_options::overwrite_existing);
+      fs::permissions(target, fs::perms::owner_write, fs::perm_options::add);
+    } else {
+      throw std::runtime_error("cannot copy " + entry.path().string() + ": not a regular file or directory");
+    }
+  }
+}
+
 }  // namespace kiln::ml

@@ -72,5 +72,10 @@ TensorFile read_safetensors(const std::filesystem::path& path);
 // Writes text atomically; shared by the dataset, transform and model writers.
 void write_text_atomic(const std::filesystem::path& path, const std::string& text);
 std::string read_text(const std::filesystem::path& path);
+// Copies a directory tree (regular files and directories only) into `to`,
+// created writable whatever the source's modes: inputs come from the store
+// read-only, and inside a container step root has no CAP_DAC_OVERRIDE to
+// write into a read-only directory it has just created.
+void copy_tree_writable(const std::filesystem::path& from, const std::filesystem::path& to);
 
 }  // namespace kiln::ml

@@ -157,7 +157,7 @@ void save_model(TorchModel& model, const fs::path& dir, const std::optional<fs::
   ModelSpec spec = model.spec();
   if (transform_dir) {
     fs::remove_all(dir / kModelTransformDir);
-    fs::copy(*transform_dir, dir / kModelTransformDir, fs::copy_options::recursive);
+    copy_tree_writable(*transform_dir, dir / kModelTransformDir);
     spec.transform = std::string(kModelTransformDir) + "/transform.json";
   }
   auto file = state_to_tensors(*model.net());
