@@ -7,6 +7,7 @@
 # Usage: bench/cache_overhead.sh [BUILD_DIR] [REPEATS]
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$root/bench/lib.sh"
 build="${1:-$root/build}"
 repeats="${2:-3}"
 kiln="$build/bin/kiln"
@@ -16,19 +17,7 @@ trap 'rm -rf "$work"' EXIT
 
 layers=10 width=49   # 10 × (49 parallel steps + 1 join) = 500 steps
 steps=$((layers * (width + 1)))
-{
-  echo "apiVersion: kiln/v1"; echo "kind: Pipeline"; echo "metadata: {name: cache$steps}"; echo "steps:"
-  prev=""
-  for ((l = 0; l < layers; l++)); do
-    names=()
-    for ((i = 0; i < width; i++)); do
-      echo "  - {name: l${l}s${i}, component: util.echo, parameters: {message: l${l}s${i}}${prev:+, after: [$prev]}}"
-      names+=("l${l}s${i}")
-    done
-    echo "  - {name: join$l, component: util.echo, parameters: {message: join$l}, after: [$(IFS=,; echo "${names[*]}")]}"
-    prev="join$l"
-  done
-} > "$work/dag.yaml"
+kiln_dag_yaml "cache$steps" "$layers" "$width" util.echo echo > "$work/dag.yaml"
 
 micros() {  # wall time of "$@" in microseconds; fails on a failed run
   local start end

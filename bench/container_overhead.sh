@@ -2,36 +2,27 @@
 # Per-step launch overhead of the inprocess, process and container executors
 # on the same 200-step DAG of util.noop, in one run: total wall time, ms per
 # step of it, and the median attempt duration from run.json (launch to end of
-# one step, what a step pays). Needs runc and root for the container row.
+# one step, what a step pays). --no-cache: the 200 identical util.noop steps
+# share one cache key, so all but the first would otherwise be cache hits.
+# Needs runc and root for the container row.
 # Usage: bench/container_overhead.sh [BUILD_DIR] [JOBS]
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$root/bench/lib.sh"
 build="${1:-$root/build}"
 jobs="${2:-$(nproc)}"
 kiln="$build/bin/kiln"
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+trap '[ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
 
 layers=4 width=49   # 4 × (49 parallel steps + 1 join) = 200 steps
 steps=$((layers * (width + 1)))
-{
-  echo "apiVersion: kiln/v1"; echo "kind: Pipeline"; echo "metadata: {name: dag$steps}"; echo "steps:"
-  prev=""
-  for ((l = 0; l < layers; l++)); do
-    names=()
-    for ((i = 0; i < width; i++)); do
-      echo "  - {name: l${l}s${i}, component: util.noop${prev:+, after: [$prev]}}"
-      names+=("l${l}s${i}")
-    done
-    echo "  - {name: join$l, component: util.noop, after: [$(IFS=,; echo "${names[*]}")]}"
-    prev="join$l"
-  done
-} > "$work/dag.yaml"
+kiln_dag_yaml "dag$steps" "$layers" "$width" util.noop > "$work/dag.yaml"
 
 measure() {  # executor
   local start end
   start=$(date +%s%N)
-  "$kiln" run "$work/dag.yaml" --executor "$1" --jobs "$jobs" --json --workdir "$work/$1" > "$work/$1.json" 2>/dev/null ||
+  "$kiln" run "$work/dag.yaml" --executor "$1" --jobs "$jobs" --no-cache --json --workdir "$work/$1" > "$work/$1.json" 2>/dev/null ||
     { echo "$1: run failed (see $work/$1.json)"; return; }
   end=$(date +%s%N)
   python3 - "$1" "$work/$1" $(( (end - start) / 1000 )) "$steps" <<'PY'

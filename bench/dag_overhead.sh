@@ -5,6 +5,7 @@
 # Usage: bench/dag_overhead.sh [BUILD_DIR] [REPEATS]
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$root/bench/lib.sh"
 build="${1:-$root/build}"
 repeats="${2:-3}"
 kiln="$build/bin/kiln"
@@ -16,19 +17,7 @@ layers=10 width=49   # 10 × (49 parallel steps + 1 join) = 500 steps
 steps=$((layers * (width + 1)))
 
 # The same graph three ways.
-{
-  echo "apiVersion: kiln/v1"; echo "kind: Pipeline"; echo "metadata: {name: dag$steps}"; echo "steps:"
-  prev=""
-  for ((l = 0; l < layers; l++)); do
-    names=()
-    for ((i = 0; i < width; i++)); do
-      echo "  - {name: l${l}s${i}, component: util.noop${prev:+, after: [$prev]}}"
-      names+=("l${l}s${i}")
-    done
-    echo "  - {name: join$l, component: util.noop, after: [$(IFS=,; echo "${names[*]}")]}"
-    prev="join$l"
-  done
-} > "$work/dag.yaml"
+kiln_dag_yaml "dag$steps" "$layers" "$width" util.noop > "$work/dag.yaml"
 {
   prev=""
   all=()

@@ -1,0 +1,22 @@
+# Shared by the DAG benchmarks: source it, then call kiln_dag_yaml.
+
+# kiln_dag_yaml NAME LAYERS WIDTH COMPONENT [echo]: prints a pipeline of
+# LAYERS layers, each WIDTH parallel steps of COMPONENT and a join step after
+# them (every layer after the previous join). With "echo", each step passes its
+# own name as util.echo's message, so no two steps share a cache key.
+kiln_dag_yaml() {
+  local name=$1 layers=$2 width=$3 component=$4 echo=${5:-}
+  local prev="" l i step names
+  params() { [ -n "$echo" ] && printf ', parameters: {message: %s}' "$1"; return 0; }
+  echo "apiVersion: kiln/v1"; echo "kind: Pipeline"; echo "metadata: {name: $name}"; echo "steps:"
+  for ((l = 0; l < layers; l++)); do
+    names=()
+    for ((i = 0; i < width; i++)); do
+      step="l${l}s${i}"
+      echo "  - {name: $step, component: $component$(params "$step")${prev:+, after: [$prev]}}"
+      names+=("$step")
+    done
+    echo "  - {name: join$l, component: $component$(params "join$l"), after: [$(IFS=,; echo "${names[*]}")]}"
+    prev="join$l"
+  done
+}
