@@ -2,6 +2,7 @@
 
 #include <kiln/sdk.hpp>
 
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -122,8 +123,7 @@ void add_train_params(Manifest& m) {
       .param(P::Int("seed").default_value(0).min(0))
       .param(P::Bool("deterministic").default_value(false).description("deterministic algorithms only"))
       .param(P::Int("threads").default_value(0).min(0).description("intra-op threads; 0 = all cores"))
-      .param(P::Bool("checkpoint").default_value(true).description("checkpoint every epoch, resume on retry"))
-      .param(P::Int("debug_fail_after_epoch").default_value(0).min(0).description("testing only: fail after epoch"));
+      .param(P::Bool("checkpoint").default_value(true).description("checkpoint every epoch, resume on retry"));
 }
 
 TrainOptions parse_train_options(const Context& ctx) {
@@ -135,7 +135,9 @@ TrainOptions parse_train_options(const Context& ctx) {
   o.threads = ctx.param_int("threads");
   if (o.threads == 0) o.threads = std::max(1u, std::thread::hardware_concurrency());
   o.checkpoint = ctx.param_bool("checkpoint");
-  o.debug_fail_after_epoch = ctx.param_int("debug_fail_after_epoch");
+  // A fault-injection hook for the checkpoint tests, kept out of the
+  // manifest so users never see it: fail the step after this epoch.
+  if (const char* fail = std::getenv("KILN_TEST_TRAIN_FAIL_AFTER_EPOCH")) o.debug_fail_after_epoch = std::atoll(fail);
   o.fingerprint = fingerprint(ctx);
   return o;
 }

@@ -31,7 +31,7 @@ struct TrainOptions {
   bool deterministic = false;
   int64_t threads = 0;  // 0 = all cores
   bool checkpoint = true;
-  int64_t debug_fail_after_epoch = 0;  // tests: fail the step after this epoch (0 = never)
+  int64_t debug_fail_after_epoch = 0;  // KILN_TEST_TRAIN_FAIL_AFTER_EPOCH (0 = never)
   // Every parameter that changes the result, canonically: checkpoints resume only when it matches.
   std::string fingerprint;
 };

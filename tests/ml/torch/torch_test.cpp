@@ -111,10 +111,10 @@ TEST(TrainTorch, ResumesFromTheCheckpointWhenRetried) {
   Json params = quick_mlp(4);
   params["deterministic"] = true;
   params["dropout"] = 0.2;
-  params["debug_fail_after_epoch"] = 2;
+  ::setenv("KILN_TEST_TRAIN_FAIL_AFTER_EPOCH", "2", 1);
   RecordingSink failing;
   EXPECT_FALSE(train(dir / "step", params, failing, train_dir, val_dir).ok);
-  params["debug_fail_after_epoch"] = 0;
+  ::unsetenv("KILN_TEST_TRAIN_FAIL_AFTER_EPOCH");
   RecordingSink retry;
   const auto outcome = train(dir / "step", params, retry, train_dir, val_dir);
   ASSERT_TRUE(outcome.ok) << outcome.message;
