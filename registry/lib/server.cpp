@@ -117,7 +117,12 @@ std::string RegistryStore::create_token(const std::string& owner) const {
 std::string RegistryStore::owner_of_token(const std::string& jwt) const {
   Poco::JWT::Signer signer(secret_);
   Poco::JWT::Token token;
-  if (!signer.tryVerify(jwt, token) || token.getIssuer() != "kiln-registry" || token.getSubject().empty())
+  bool valid = false;
+  try {
+    valid = signer.tryVerify(jwt, token);
+  } catch (const Poco::Exception&) {  // not even shaped like a JWT
+  }
+  if (!valid || token.getIssuer() != "kiln-registry" || token.getSubject().empty())
     throw HttpError(401, "invalid publishing token (not issued by this registry)");
   return token.getSubject();
 }
@@ -272,6 +277,7 @@ class Handler : public Poco::Net::HTTPRequestHandler {
       drain(request);
       send_json(response, e.status(), Json{{"error", e.what()}});
     } catch (const std::exception& e) {
+      drain(request);
       send_json(response, 500, Json{{"error", std::string("internal error: ") + e.what()}});
     }
   }
