@@ -171,6 +171,17 @@ TEST_F(RegistryTest, ExtractionLimitsAreEnforced) {
   EXPECT_EQ(extract_archive(archive, tmp_ / "t3").size(), 3u);
 }
 
+TEST_F(RegistryTest, WrongPlatformOrAbiIsRefused) {
+  for (const auto& [field, value, message] : std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"platform", "linux-sparc", "is built for linux-sparc"}, {"abi", "9.0", "needs plugin ABI 9.0"}}) {
+    const fs::path dir = package_dir(tmp_.path(), "acme.greeter", "1.0.0");
+    Json manifest = Json::parse(read_text(dir / kManifestFile));
+    manifest[field] = value;
+    write_text(dir / kManifestFile, manifest.dump());
+    expect_refused(pack(dir, key_, tmp_.path()), message);
+  }
+}
+
 TEST_F(RegistryTest, BadManifestNamesTheField) {
   const fs::path dir = package_dir(tmp_.path(), "acme.greeter", "1.0.0");
   write_text(dir / kManifestFile, R"({"name": "acme.greeter", "version": "one", "library": "greeter.so"})");
