@@ -8,6 +8,9 @@
 #include <kiln/registry/server.hpp>
 #include <test_support.hpp>
 
+#include <unistd.h>
+#include <csignal>
+
 namespace kiln::registry {
 namespace {
 
@@ -191,6 +194,36 @@ TEST_F(RegistryTest, BadManifestNamesTheField) {
   } catch (const PackageError& e) {
     EXPECT_NE(std::string(e.what()).find("field 'version'"), std::string::npos) << e.what();
   }
+}
+
+TEST_F(RegistryTest, ServeCommandAnswersAndStopsOnSigterm) {
+  const fs::path root = tmp_ / "served";
+  const auto token = run_kiln({"registry", "token", "create", "--root", root.string(), "--owner", "acme"}, env());
+  ASSERT_TRUE(token.status.success()) << token.output;
+  host::Pipe out;
+  auto child = host::ChildProcess::spawn(
+      {{test::kiln_exe().string(), "registry", "serve", "--root", root.string(), "--port", "0"},
+       {{1, out.write_fd}},
+       {},
+       env()});
+  out.close_write();
+  std::string printed;
+  char buffer[256];
+  while (printed.find('\n') == std::string::npos) {
+    const ssize_t n = ::read(out.read_fd, buffer, sizeof buffer);
+    if (n <= 0) break;
+    printed.append(buffer, static_cast<size_t>(n));
+  }
+  const auto at = printed.find("http://");
+  ASSERT_NE(at, std::string::npos) << printed;
+  const std::string url = printed.substr(at, printed.find('\n', at) - at);
+  const RegistryClient client(url);
+  EXPECT_EQ(client.search(""), Json::array());
+  std::string published_token = token.output;
+  published_token.erase(published_token.find_last_not_of("\n") + 1);
+  EXPECT_EQ(client.publish(packed("acme.greeter", "1.0.0"), published_token)["version"], "1.0.0");
+  child.kill_group(SIGTERM);
+  EXPECT_TRUE(child.wait().success());
 }
 
 // --- over HTTP -------------------------------------------------------------------------------------------------
