@@ -281,8 +281,10 @@ TEST_F(ServerTest, PublishSearchInstallAndRunWithTheCli) {
   EXPECT_NE(run.output.find("kiln keys trust"), std::string::npos) << run.output;
   ASSERT_TRUE(run_kiln({"keys", "trust", (tmp_ / "publisher.pub").string()}, env()).status.success());
 
-  run = run_kiln({"plugin", "install", "acme.greeter@^1", "--registry", server_->url()}, env());
+  // By component name, as the hint of 'kiln run' says.
+  run = run_kiln({"plugin", "install", "sample.greet@^1.0", "--registry", server_->url()}, env());
   ASSERT_TRUE(run.status.success()) << run.output;
+  EXPECT_NE(run.output.find("provided by package acme.greeter"), std::string::npos) << run.output;
   run = run_kiln({"plugin", "list", "--installed", "--json"}, env());
   ASSERT_TRUE(run.status.success()) << run.output;
   EXPECT_EQ(Json::parse(run.output)[0]["version"], "1.0.0");

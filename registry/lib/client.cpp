@@ -11,8 +11,10 @@
 #include <Poco/URI.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <set>
 #include <sstream>
@@ -215,6 +217,23 @@ bool is_exact_pin(const std::string& range) {
   return host::Version::parse(text).has_value();
 }
 
+std::string package_providing(const RegistryClient& client, const std::string& component) {
+  std::string found;
+  for (const auto& hit : client.search(component)) {
+    const auto package = client.show(hit.at("name").get<std::string>());
+    if (!package) continue;
+    for (const auto& v : package->at("versions")) {
+      const auto& components = v.at("manifest").at("components");
+      if (std::find(components.begin(), components.end(), component) == components.end()) continue;
+      if (!found.empty() && found != package->at("name"))
+        throw std::runtime_error("component '" + component + "' is provided by several packages (" + found + ", " +
+                                 package->at("name").get<std::string>() + "); install one by its package name");
+      found = package->at("name").get<std::string>();
+    }
+  }
+  return found;
+}
+
 std::vector<Resolved> resolve(const RegistryClient& client, const std::string& name, const std::string& range,
                               const InstallDirs& dirs) {
   std::map<std::string, host::Version> installed;
@@ -237,7 +256,15 @@ std::vector<Resolved> resolve(const RegistryClient& client, const std::string& n
     }
     if (const auto it = installed.find(n); it != installed.end() && !by.empty() && parsed_range->matches(it->second))
       return;  // a dependency already satisfied
-    const auto package = client.show(n);
+    auto package = client.show(n);
+    if (!package && by.empty()) {  // NAME may be a component: find the package that provides it
+      const std::string provider = package_providing(client, n);
+      if (!provider.empty()) {
+        std::cerr << "component " << n << " is provided by package " << provider << "\n";
+        visit(provider, r, by);
+        return;
+      }
+    }
     if (!package) throw std::runtime_error("no package '" + n + "' in registry " + client.url() + who);
     const bool pinned = is_exact_pin(text);
     std::optional<host::Version> best;

@@ -57,11 +57,16 @@ bool remove_installed(const InstallDirs& dirs, const std::string& name);
 // Whether a version range pins one exact version ("1.2.3" or "=1.2.3").
 bool is_exact_pin(const std::string& range);
 
+// The package that provides `component` ("" when none does). Throws when
+// several packages do.
+std::string package_providing(const RegistryClient& client, const std::string& component);
+
 struct Resolved {
   std::string name, version;
   std::string required_by;  // "" for what the user asked for
 };
-// Resolves NAME@RANGE and its dependencies against the registry: the highest
+// Resolves NAME@RANGE and its dependencies against the registry (NAME may
+// also be a component that exactly one package provides): the highest
 // version each range accepts that is not yanked (a yanked one only when
 // pinned exactly) and suits this host's ABI and platform. Packages already
 // installed in a matching version are kept. Returns what to install, in
