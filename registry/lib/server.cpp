@@ -23,6 +23,7 @@
 #include <atomic>
 #include <chrono>
 #include <ctime>
+#include <limits>
 #include <mutex>
 #include <sstream>
 
@@ -274,19 +275,21 @@ class Handler : public Poco::Net::HTTPRequestHandler {
     try {
       route(request, response);
     } catch (const HttpError& e) {
-      drain(request);
+      drain(request, response);
       send_json(response, e.status(), Json{{"error", e.what()}});
     } catch (const std::exception& e) {
-      drain(request);
+      drain(request, response);
       send_json(response, 500, Json{{"error", std::string("internal error: ") + e.what()}});
     }
   }
 
  private:
-  // Reads what is left of the body so the client sees the answer, not a reset.
-  static void drain(Poco::Net::HTTPServerRequest& request) {
+  // Reads what is left of the body so the client sees the answer, not a
+  // reset; at most a few upload limits' worth, then the connection closes.
+  void drain(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response) const {
+    response.setKeepAlive(false);
     try {
-      request.stream().ignore(std::numeric_limits<std::streamsize>::max());
+      request.stream().ignore(static_cast<std::streamsize>(std::min<uint64_t>(4 * max_upload_, 1ull << 32)));
     } catch (const std::exception&) {
     }
   }
