@@ -353,6 +353,9 @@ TEST_F(ServerTest, RangesSkipYankedVersionsButExactPinsInstallThem) {
   EXPECT_THROW(resolve(client, "acme.greeter", "~1.1.0", dirs_), std::runtime_error);
   const Json shown = *client.show("acme.greeter");
   EXPECT_EQ(shown["versions"].size(), 3u);
+  const auto run = run_kiln({"plugin", "show", "acme.greeter", "--registry", server_->url()}, env());
+  ASSERT_TRUE(run.status.success()) << run.output;
+  EXPECT_NE(run.output.find("1.1.0       yanked"), std::string::npos) << run.output;
 }
 
 TEST_F(ServerTest, DependenciesResolveFirst) {

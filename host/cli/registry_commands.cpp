@@ -1,6 +1,6 @@
 // The plugin registry on the command line (docs/registry.md):
 //   kiln keys generate|trust|list
-//   kiln plugin pack|publish|search|install|list|remove|yank|new
+//   kiln plugin pack|publish|search|show|install|list|remove|yank|new
 //   kiln registry serve|token create
 #include "cli.hpp"
 
@@ -164,6 +164,28 @@ void add_plugin_commands(CLI::App& app, Commands& commands) {
   search->add_option("TERM", search_term, "What to look for");
   search->add_option("--registry", registry_flag, "Registry URL");
   search->add_flag("--json", search_json, "Print JSON");
+
+  static std::string show_name;
+  static bool show_json = false;
+  auto* show = commands.add(*group, "show", "Show a registry package's versions (yanked ones marked)", [] {
+    return guarded([] {
+      const reg::RegistryClient client(reg::registry_url(registry_flag));
+      const auto package = client.show(show_name);
+      if (!package) throw CommandError("no package '" + show_name + "' in registry " + client.url());
+      if (show_json) {
+        std::cout << package->dump(2) << "\n";
+        return kExitOk;
+      }
+      std::cout << show_name << " (owner " << package->value("owner", "") << ")\n";
+      for (const auto& v : package->at("versions"))
+        std::cout << "  " << std::left << std::setw(12) << v.value("version", "")
+                  << (v.value("yanked", false) ? "yanked" : "") << "\n";
+      return kExitOk;
+    });
+  });
+  show->add_option("NAME", show_name, "Package name")->required();
+  show->add_option("--registry", registry_flag, "Registry URL");
+  show->add_flag("--json", show_json, "Print JSON");
 
   static std::string install_spec;
   auto* install = commands.add(*group, "install", "Install NAME[@RANGE] (and its dependencies) or a local .kpkg", [] {
