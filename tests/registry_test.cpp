@@ -305,6 +305,8 @@ TEST_F(ServerTest, PublishingNeedsTheOwnersToken) {
   expect_status([&] { client.publish(archive, "not.a.token"); }, "401");
   const std::string forged = RegistryStore(tmp_ / "another-registry").create_token("acme");
   expect_status([&] { client.publish(archive, forged); }, "401");
+  const std::string expired = RegistryStore(tmp_ / "registry").create_token("acme", -60);
+  expect_status([&] { client.publish(archive, expired); }, "401");
   client.publish(archive, acme_);
   const std::string other = RegistryStore(tmp_ / "registry").create_token("other");
   expect_status([&] { client.publish(packed("acme.greeter", "1.1.0"), other); }, "403");

@@ -307,14 +307,16 @@ void add_registry_server_commands(CLI::App& app, Commands& commands) {
 
   CLI::App* token = Commands::add_group(*group, "token", "Publishing tokens");
   static std::string owner;
+  static uint32_t valid_days = 365;
   auto* create = commands.add(*token, "create", "Print a publishing token for OWNER", [] {
     return guarded([] {
-      std::cout << reg::RegistryStore(root).create_token(owner) << "\n";
+      std::cout << reg::RegistryStore(root).create_token(owner, static_cast<int64_t>(valid_days) * 86400) << "\n";
       return kExitOk;
     });
   });
   create->add_option("--root", root, "Registry directory")->required();
   create->add_option("--owner", owner, "Who the token publishes as")->required();
+  create->add_option("--days", valid_days, "Days until the token expires (0: never)")->check(CLI::NonNegativeNumber);
 }
 
 }  // namespace

@@ -102,7 +102,7 @@ RegistryStore::RegistryStore(fs::path root) : root_(std::move(root)) {
 
 RegistryStore::~RegistryStore() = default;
 
-std::string RegistryStore::create_token(const std::string& owner) const {
+std::string RegistryStore::create_token(const std::string& owner, int64_t valid_seconds) const {
   if (owner.empty() || owner.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789._-") != std::string::npos)
     throw std::runtime_error("owner '" + owner + "' must be a plain lower-case name (a-z, 0-9, '.', '_', '-')");
   Poco::JWT::Token token;
@@ -111,6 +111,8 @@ std::string RegistryStore::create_token(const std::string& owner) const {
   token.setIssuer("kiln-registry");
   token.setIssuedAt(Poco::Timestamp());
   token.payload().set("scope", std::string("publish"));
+  if (valid_seconds != 0)
+    token.setExpiration(Poco::Timestamp() + static_cast<Poco::Timestamp::TimeDiff>(valid_seconds) * 1000000);
   Poco::JWT::Signer signer(secret_);
   return signer.sign(token, Poco::JWT::Signer::ALGO_HS256);
 }
@@ -125,6 +127,9 @@ std::string RegistryStore::owner_of_token(const std::string& jwt) const {
   }
   if (!valid || token.getIssuer() != "kiln-registry" || token.getSubject().empty())
     throw HttpError(401, "invalid publishing token (not issued by this registry)");
+  const Poco::Timestamp expires = token.getExpiration();
+  if (expires != Poco::Timestamp(0) && expires < Poco::Timestamp())
+    throw HttpError(401, "publishing token expired; ask the registry's operator for a new one");
   return token.getSubject();
 }
 

@@ -37,8 +37,9 @@ class RegistryStore {
   RegistryStore(const RegistryStore&) = delete;
   RegistryStore& operator=(const RegistryStore&) = delete;
 
-  // A signed token that lets `owner` publish (and yank) its packages.
-  std::string create_token(const std::string& owner) const;
+  // A signed token that lets `owner` publish (and yank) its packages; it
+  // expires `valid_seconds` after now (0: never).
+  std::string create_token(const std::string& owner, int64_t valid_seconds = 0) const;
   // The owner a token names; throws HttpError 401 when it is not valid here.
   std::string owner_of_token(const std::string& token) const;
 
