@@ -141,6 +141,8 @@ TEST_F(RegistryTest, HostileArchivesAreRefusedAndLeaveNothingBehind) {
       {{{(outside / "evil").string(), "x", {}}}, "has an absolute path"},
       {{{"lib", "", outside.string()}, {"lib/evil", "x", {}}}, "is a link"},
       {{{"escape", "", "../../outside/evil"}}, "is a link"},
+      {{{"lib/hard", "", "", (outside / "target").string()}}, "is a link"},
+      {{{"lib/null", "", "", "", true}}, "is a device or special file"},
   };
   int n = 0;
   for (const auto& [entries, message] : cases) {

@@ -69,7 +69,18 @@ void write_archive(const fs::path& archive, const std::vector<ArchiveEntry>& ent
     std::unique_ptr<archive_entry, EntryFree> entry(archive_entry_new());
     archive_entry_set_pathname(entry.get(), e.path.c_str());
     archive_entry_set_mtime(entry.get(), 0, 0);
-    if (!e.symlink_target.empty()) {
+    if (e.device) {
+      archive_entry_set_filetype(entry.get(), AE_IFCHR);
+      archive_entry_set_perm(entry.get(), 0666);
+      archive_entry_set_rdevmajor(entry.get(), 1);
+      archive_entry_set_rdevminor(entry.get(), 3);
+      archive_entry_set_size(entry.get(), 0);
+    } else if (!e.hardlink_target.empty()) {
+      archive_entry_set_filetype(entry.get(), AE_IFREG);
+      archive_entry_set_hardlink(entry.get(), e.hardlink_target.c_str());
+      archive_entry_set_perm(entry.get(), 0644);
+      archive_entry_set_size(entry.get(), 0);
+    } else if (!e.symlink_target.empty()) {
       archive_entry_set_filetype(entry.get(), AE_IFLNK);
       archive_entry_set_symlink(entry.get(), e.symlink_target.c_str());
       archive_entry_set_perm(entry.get(), 0777);

@@ -5,14 +5,24 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace kiln::registry {
 
 struct ArchiveEntry {
-  std::string path;            // as stored; the writer does not check it (tests build hostile archives)
-  std::string content;         // for regular files
-  std::string symlink_target;  // non-empty: a symbolic link
+  ArchiveEntry(std::string path_, std::string content_, std::string symlink = {}, std::string hardlink = {},
+               bool is_device = false)
+      : path(std::move(path_)),
+        content(std::move(content_)),
+        symlink_target(std::move(symlink)),
+        hardlink_target(std::move(hardlink)),
+        device(is_device) {}
+  std::string path;             // as stored; the writer does not check it (tests build hostile archives)
+  std::string content;          // for regular files
+  std::string symlink_target;   // non-empty: a symbolic link
+  std::string hardlink_target;  // non-empty: a hard link
+  bool device = false;          // a character device (for tests of hostile archives)
 };
 
 // Writes `entries` in order as a .tar.gz at `archive` (atomically).
