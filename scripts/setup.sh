@@ -9,6 +9,7 @@ KILN_PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config
   libboost-dev libpoco-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  libarchive-dev libssl-dev
   zlib1g-dev libtorch-dev
   # LibTorch calls the system BLAS (libblas.so.3); without this it is the
   # reference BLAS, 11x slower at sgemm here. The OpenMP flavour shares

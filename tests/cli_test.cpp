@@ -94,9 +94,9 @@ TEST(Cli, UnknownComponentGetsASuggestion) {
 }
 
 TEST(Cli, UnknownCommandsAndOptionsGetSuggestions) {
-  auto run = run_kiln({"plugin", "list"});
+  auto run = run_kiln({"plugns", "list"});
   EXPECT_EQ(run.status.code, 2);
-  EXPECT_NE(run.output.find("unknown command 'plugin' for 'kiln' (did you mean 'plugins'?)"), std::string::npos)
+  EXPECT_NE(run.output.find("unknown command 'plugns' for 'kiln' (did you mean 'plugins'?)"), std::string::npos)
       << run.output;
   run = run_kiln({"plugins", "lst"});
   EXPECT_EQ(run.status.code, 2);

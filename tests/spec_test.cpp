@@ -1302,9 +1302,9 @@ steps:
   } catch (const SpecError& e) {
     EXPECT_STREQ(e.what(),
                  "p.yaml:5:16: unknown component 'util.slep' (did you mean 'util.sleep'?); 'kiln plugins list' shows "
-                 "what is installed, 'kiln plugin install' adds more\n"
+                 "what is installed; to install it from a registry: kiln plugin install util.slep --registry URL\n"
                  "p.yaml:7:16: unknown component 'util.fial' (did you mean 'util.fail'?); 'kiln plugins list' shows "
-                 "what is installed, 'kiln plugin install' adds more");
+                 "what is installed; to install it from a registry: kiln plugin install util.fial --registry URL");
   }
 }
 

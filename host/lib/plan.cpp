@@ -76,9 +76,12 @@ class Validator {
       error(step.component_pos, "no version of component '" + step.component + "' matches '" + step.version_range +
                                     "' (installed: " + versions + ")");
     else
-      error(step.component_pos, "unknown component '" + step.component + "'" +
-                                    did_you_mean(step.component, catalog_.component_names()) +
-                                    "; 'kiln plugins list' shows what is installed, 'kiln plugin install' adds more");
+      error(step.component_pos,
+            "unknown component '" + step.component + "'" + did_you_mean(step.component, catalog_.component_names()) +
+                "; 'kiln plugins list' shows what is installed; to install it from a registry: "
+                "kiln plugin install " +
+                step.component + (step.version_range.empty() ? "" : "@'" + step.version_range + "'") +
+                " --registry URL");
   }
 
   const ComponentManifest* manifest_of(const std::string& step) const {

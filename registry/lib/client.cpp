@@ -1,0 +1,395 @@
+#include <kiln/registry/client.hpp>
+
+#include <kiln/plugin_api.h>
+#include <kiln/host/files.hpp>
+#include <kiln/host/paths.hpp>
+
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <Poco/StreamCopier.h>
+#include <Poco/URI.h>
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <set>
+#include <sstream>
+
+namespace kiln::registry {
+namespace fs = std::filesystem;
+using host::Json;
+
+namespace {
+
+std::string random_suffix() {
+  unsigned char raw[6];
+  RAND_bytes(raw, sizeof raw);
+  std::string hex;
+  for (const unsigned char c : raw) {
+    hex += "0123456789abcdef"[c >> 4];
+    hex += "0123456789abcdef"[c & 15];
+  }
+  return hex;
+}
+
+struct Answer {
+  int status = 0;
+  std::string body;
+};
+
+Answer call(const std::string& base, const std::string& method, const std::string& path, const std::string& body = {},
+            const std::string& token = {}) {
+  const Poco::URI uri(base);
+  if (uri.getScheme() != "http") throw std::runtime_error("registry URL '" + base + "' must start with http://");
+  Poco::Net::HTTPClientSession session(uri.getHost(), uri.getPort());
+  session.setTimeout(Poco::Timespan(60, 0));
+  Poco::Net::HTTPRequest request(method, path, Poco::Net::HTTPMessage::HTTP_1_1);
+  if (!token.empty()) request.set("Authorization", "Bearer " + token);
+  if (method == "POST") {
+    request.setContentType("application/octet-stream");
+    request.setContentLength64(static_cast<Poco::Int64>(body.size()));
+  }
+  Answer answer;
+  try {
+    std::ostream& out = session.sendRequest(request);
+    if (!body.empty()) out.write(body.data(), static_cast<std::streamsize>(body.size()));
+    Poco::Net::HTTPResponse response;
+    std::istream& in = session.receiveResponse(response);
+    Poco::StreamCopier::copyToString(in, answer.body);
+    answer.status = static_cast<int>(response.getStatus());
+  } catch (const Poco::Exception& e) {
+    throw std::runtime_error("cannot reach the registry at " + base + ": " + e.displayText());
+  }
+  return answer;
+}
+
+[[noreturn]] void fail(const std::string& base, const Answer& answer) {
+  std::string reason = answer.body;
+  try {
+    reason = Json::parse(answer.body).at("error").get<std::string>();
+  } catch (const std::exception&) {
+  }
+  throw std::runtime_error("registry " + base + " answered " + std::to_string(answer.status) + ": " + reason);
+}
+
+Json ok_json(const std::string& base, const Answer& answer) {
+  if (answer.status < 200 || answer.status >= 300) fail(base, answer);
+  return Json::parse(answer.body);
+}
+
+std::string encode(const std::string& text) {
+  std::string out;
+  Poco::URI::encode(text, "/?#&=+", out);
+  return out;
+}
+
+Json read_config() {
+  const fs::path file = user_config_file();
+  if (!fs::exists(file)) return Json::object();
+  try {
+    return Json::parse(host::read_file(file));
+  } catch (const Json::exception& e) {
+    throw std::runtime_error(file.string() + ": not valid JSON: " + e.what());
+  }
+}
+
+// Removes a path on scope exit unless released.
+struct RemoveOnExit {
+  fs::path path;
+  ~RemoveOnExit() {
+    std::error_code ec;
+    if (!path.empty()) fs::remove_all(path, ec);
+  }
+};
+
+bool abi_fits(const PackageManifest& m) {
+  return m.abi_major == KILN_ABI_VERSION_MAJOR && m.abi_minor <= KILN_ABI_VERSION_MINOR;
+}
+
+std::string abi_problem(const PackageManifest& m) {
+  if (!abi_fits(m))
+    return "needs plugin ABI " + std::to_string(m.abi_major) + "." + std::to_string(m.abi_minor) + ", this kiln has " +
+           std::to_string(KILN_ABI_VERSION_MAJOR) + "." + std::to_string(KILN_ABI_VERSION_MINOR);
+  if (m.platform != host_platform()) return "is built for " + m.platform + ", this host is " + host_platform();
+  return {};
+}
+
+fs::path record_of(const InstallDirs& dirs, const std::string& name) {
+  return dirs.records / (name + ".json");
+}
+
+}  // namespace
+
+RegistryClient::RegistryClient(std::string url) : url_(std::move(url)) {
+  while (!url_.empty() && url_.back() == '/') url_.pop_back();
+}
+
+Json RegistryClient::search(const std::string& term) const {
+  return ok_json(url_, call(url_, "GET", "/api/v1/search?q=" + encode(term)));
+}
+
+std::optional<Json> RegistryClient::show(const std::string& name) const {
+  const Answer answer = call(url_, "GET", "/api/v1/packages/" + encode(name));
+  if (answer.status == 404) return std::nullopt;
+  return ok_json(url_, answer);
+}
+
+void RegistryClient::download(const std::string& name, const std::string& version, const fs::path& to) const {
+  const Answer answer = call(url_, "GET", "/api/v1/packages/" + encode(name) + "/" + encode(version) + "/download");
+  if (answer.status != 200) fail(url_, answer);
+  host::write_file_atomic(to, answer.body);
+}
+
+Json RegistryClient::publish(const fs::path& archive, const std::string& token) const {
+  return ok_json(url_, call(url_, "POST", "/api/v1/packages", host::read_file(archive), token));
+}
+
+Json RegistryClient::yank(const std::string& name, const std::string& version, const std::string& token,
+                          bool yank) const {
+  const std::string path = "/api/v1/packages/" + encode(name) + "/" + encode(version) + (yank ? "/yank" : "/unyank");
+  return ok_json(url_, call(url_, "POST", path, {}, token));
+}
+
+fs::path user_config_file() {
+  const char* xdg = std::getenv("XDG_CONFIG_HOME");
+  const char* home = std::getenv("HOME");
+  const fs::path base = xdg && *xdg ? fs::path(xdg) : fs::path(home ? home : "/tmp") / ".config";
+  return base / "kiln" / "registry.json";
+}
+
+std::string registry_url(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  if (const char* env = std::getenv("KILN_REGISTRY"); env && *env) return env;
+  const Json config = read_config();
+  if (config.contains("registry") && config["registry"].is_string()) return config["registry"].get<std::string>();
+  throw std::runtime_error("no registry given: pass --registry URL, set KILN_REGISTRY, or set \"registry\" in " +
+                           user_config_file().string());
+}
+
+std::string registry_token() {
+  if (const char* env = std::getenv("KILN_REGISTRY_TOKEN"); env && *env) return env;
+  const Json config = read_config();
+  if (config.contains("token") && config["token"].is_string()) return config["token"].get<std::string>();
+  return {};
+}
+
+InstallDirs InstallDirs::user_default() {
+  const fs::path data = host::user_data_dir();
+  return {data / "plugins", data / "registry" / "installed", data / "registry" / "staging"};
+}
+
+std::vector<InstalledPackage> list_installed(const InstallDirs& dirs) {
+  std::vector<InstalledPackage> out;
+  std::error_code ec;
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::directory_iterator(dirs.records, ec))
+    if (entry.path().extension() == ".json") files.push_back(entry.path());
+  std::sort(files.begin(), files.end());
+  for (const auto& f : files) {
+    const Json j = Json::parse(host::read_file(f));
+    InstalledPackage p;
+    p.manifest = parse_package_manifest(j.at("manifest"), f.string(), true);
+    p.library = j.at("library").get<std::string>();
+    p.signer = j.value("signer", "");
+    p.source = j.value("source", "");
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+bool remove_installed(const InstallDirs& dirs, const std::string& name) {
+  const fs::path record = record_of(dirs, name);
+  if (!fs::exists(record)) return false;
+  const Json j = Json::parse(host::read_file(record));
+  // The library first: a record without a library is harmless, the reverse is not.
+  std::error_code ec;
+  fs::remove(j.at("library").get<std::string>(), ec);
+  fs::remove(record);
+  return true;
+}
+
+bool is_exact_pin(const std::string& range) {
+  const std::string text = !range.empty() && range.front() == '=' ? range.substr(1) : range;
+  return host::Version::parse(text).has_value();
+}
+
+std::string package_providing(const RegistryClient& client, const std::string& component) {
+  std::string found;
+  for (const auto& hit : client.search(component)) {
+    const auto package = client.show(hit.at("name").get<std::string>());
+    if (!package) continue;
+    for (const auto& v : package->at("versions")) {
+      const auto& components = v.at("manifest").at("components");
+      if (std::find(components.begin(), components.end(), component) == components.end()) continue;
+      if (!found.empty() && found != package->at("name"))
+        throw std::runtime_error("component '" + component + "' is provided by several packages (" + found + ", " +
+                                 package->at("name").get<std::string>() + "); install one by its package name");
+      found = package->at("name").get<std::string>();
+    }
+  }
+  return found;
+}
+
+std::vector<Resolved> resolve(const RegistryClient& client, const std::string& name, const std::string& range,
+                              const InstallDirs& dirs) {
+  std::map<std::string, host::Version> installed;
+  for (const auto& p : list_installed(dirs)) installed.emplace(p.manifest.name, p.manifest.version);
+  std::map<std::string, std::pair<host::Version, std::string>> chosen;  // name -> version, chosen for
+  std::vector<Resolved> order;
+  // Depth-first so dependencies land before their dependents.
+  std::function<void(const std::string&, const std::string&, const std::string&)> visit = [&](const std::string& n,
+                                                                                              const std::string& r,
+                                                                                              const std::string& by) {
+    const std::string text = r.empty() ? "*" : r;
+    const auto parsed_range = host::VersionRange::parse(text);
+    if (!parsed_range) throw std::runtime_error("'" + text + "' is not a version range (try ^1.2, ~1.2.3, =1.2.3)");
+    const std::string who = by.empty() ? "" : " (needed by " + by + ")";
+    if (const auto it = chosen.find(n); it != chosen.end()) {
+      if (!parsed_range->matches(it->second.first))
+        throw std::runtime_error("version conflict: " + n + " " + text + who + " but " + it->second.second + " needs " +
+                                 it->second.first.str());
+      return;
+    }
+    if (const auto it = installed.find(n); it != installed.end() && !by.empty() && parsed_range->matches(it->second))
+      return;  // a dependency already satisfied
+    auto package = client.show(n);
+    if (!package && by.empty()) {  // NAME may be a component: find the package that provides it
+      const std::string provider = package_providing(client, n);
+      if (!provider.empty()) {
+        std::cerr << "component " << n << " is provided by package " << provider << "\n";
+        visit(provider, r, by);
+        return;
+      }
+    }
+    if (!package) throw std::runtime_error("no package '" + n + "' in registry " + client.url() + who);
+    const bool pinned = is_exact_pin(text);
+    std::optional<host::Version> best;
+    Json best_manifest;
+    std::string rejected;
+    for (const auto& v : package->at("versions")) {
+      const auto version = host::Version::parse(v.at("version").get<std::string>());
+      if (!version || !parsed_range->matches(*version)) continue;
+      if (v.at("yanked").get<bool>() && !pinned) continue;
+      const auto m = parse_package_manifest(v.at("manifest"), n + " " + version->str(), false);
+      if (const auto problem = abi_problem(m); !problem.empty()) {
+        rejected = " (" + n + " " + version->str() + " " + problem + ")";
+        continue;
+      }
+      if (!best || *best < *version) {
+        best = version;
+        best_manifest = v.at("manifest");
+      }
+    }
+    if (!best)
+      throw std::runtime_error("no usable version of '" + n + "' matches '" + text + "'" + who + rejected +
+                               (pinned ? "" : "; yanked versions are only installed when pinned exactly"));
+    chosen.emplace(n, std::make_pair(*best, by.empty() ? std::string("you") : by));
+    if (best_manifest.contains("dependencies"))
+      for (const auto& [dep, dep_range] : best_manifest["dependencies"].items())
+        visit(dep, dep_range.get<std::string>(), n + " " + best->str());
+    order.push_back({n, best->str(), by});
+  };
+  visit(name, range, "");
+  return order;
+}
+
+namespace {
+
+// Verifies the archive into a staging dir; the caller commits it.
+VerifiedPackage verify_for_install(const fs::path& archive, const std::vector<Key>& trusted, const InstallDirs& dirs) {
+  fs::create_directories(dirs.staging);
+  VerifiedPackage package = open_package(archive, dirs.staging / ("extract-" + random_suffix()), &trusted);
+  RemoveOnExit cleanup{package.dir};
+  if (const auto problem = abi_problem(package.manifest); !problem.empty())
+    throw PackageError(archive.filename().string() + ": " + package.manifest.name + " " +
+                       package.manifest.version.str() + " " + problem);
+  cleanup.path.clear();
+  return package;
+}
+
+InstalledPackage commit(const VerifiedPackage& package, const InstallDirs& dirs, const std::string& source) {
+  RemoveOnExit cleanup{package.dir};
+  const auto& m = package.manifest;
+  fs::create_directories(dirs.plugins);
+  fs::create_directories(dirs.records);
+  const fs::path library = dirs.plugins / (m.name + "-" + m.version.str() + ".so");
+  // A temporary name without ".so", so no scan ever sees a half-copied library.
+  const fs::path temp = dirs.plugins / ("." + m.name + ".installing-" + random_suffix());
+  RemoveOnExit remove_temp{temp};
+  fs::copy_file(package.dir / m.library, temp);
+  host::fsync_path(temp);
+  const fs::path record = record_of(dirs, m.name);
+  std::optional<fs::path> previous;
+  if (fs::exists(record)) previous = Json::parse(host::read_file(record)).at("library").get<std::string>();
+  const Json entry{
+      {"manifest", m.to_json()}, {"library", library.string()}, {"signer", package.signer_id}, {"source", source}};
+  fs::rename(temp, library);
+  remove_temp.path.clear();
+  try {
+    host::write_file_atomic(record, entry.dump(2) + "\n");
+  } catch (...) {
+    std::error_code ec;
+    fs::remove(library, ec);
+    throw;
+  }
+  if (previous && *previous != library) {
+    std::error_code ec;
+    fs::remove(*previous, ec);
+  }
+  InstalledPackage out;
+  out.manifest = m;
+  out.library = library;
+  out.signer = package.signer_id;
+  out.source = source;
+  return out;
+}
+
+}  // namespace
+
+InstalledPackage install_archive(const fs::path& archive, const std::vector<Key>& trusted, const InstallDirs& dirs,
+                                 const std::string& source) {
+  const VerifiedPackage package = verify_for_install(archive, trusted, dirs);
+  std::set<std::string> have;
+  for (const auto& p : list_installed(dirs))
+    for (const auto& [dep, range] : package.manifest.dependencies)
+      if (p.manifest.name == dep && host::VersionRange::parse(range)->matches(p.manifest.version)) have.insert(dep);
+  for (const auto& [dep, range] : package.manifest.dependencies)
+    if (!have.count(dep)) {
+      std::error_code ec;
+      fs::remove_all(package.dir, ec);
+      throw PackageError(package.manifest.name + " needs " + dep + " " + range +
+                         ", which is not installed; install it first (kiln plugin install " + dep + "@'" + range +
+                         "')");
+    }
+  return commit(package, dirs, source);
+}
+
+std::vector<InstalledPackage> install_plan(const RegistryClient& client, const std::vector<Resolved>& plan,
+                                           const std::vector<Key>& trusted, const InstallDirs& dirs) {
+  fs::create_directories(dirs.staging);
+  const fs::path downloads = dirs.staging / ("download-" + random_suffix());
+  RemoveOnExit cleanup{downloads};
+  std::vector<VerifiedPackage> verified;
+  try {
+    for (const auto& item : plan) {
+      const fs::path archive = downloads / (item.name + "-" + item.version + kPackageExtension);
+      client.download(item.name, item.version, archive);
+      verified.push_back(verify_for_install(archive, trusted, dirs));
+    }
+  } catch (...) {
+    for (const auto& v : verified) {
+      std::error_code ec;
+      fs::remove_all(v.dir, ec);
+    }
+    throw;
+  }
+  std::vector<InstalledPackage> out;
+  for (const auto& v : verified) out.push_back(commit(v, dirs, client.url()));
+  return out;
+}
+
+}  // namespace kiln::registry

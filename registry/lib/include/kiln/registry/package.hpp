@@ -1,0 +1,82 @@
+// Plugin packages (docs/registry.md): a .kpkg archive holding
+//   kiln-package.json  the manifest, with the sha256 of every other file
+//   signature.json     an Ed25519 signature over kiln-package.json's bytes
+//   lib/<library>.so   the plugin library
+#pragma once
+
+#include <kiln/host/json.hpp>
+#include <kiln/host/semver.hpp>
+#include <kiln/registry/archive.hpp>
+#include <kiln/registry/keys.hpp>
+
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kiln::registry {
+
+inline constexpr const char* kManifestFile = "kiln-package.json";
+inline constexpr const char* kSignatureFile = "signature.json";
+inline constexpr const char* kPackageExtension = ".kpkg";
+
+struct PackageFile {
+  std::string path;  // relative, '/' separated
+  std::string sha256;
+  uint64_t size = 0;
+};
+
+struct PackageManifest {
+  std::string name;  // lower-case dotted words, e.g. acme.scaler
+  host::Version version;
+  uint32_t abi_major = 0, abi_minor = 0;
+  std::string platform;  // e.g. linux-x86_64
+  std::string library;   // relative path of the plugin library, e.g. lib/acme_scaler.so
+  std::vector<std::string> components;
+  std::map<std::string, std::string> dependencies;  // package name -> version range
+  std::string license, description;
+  std::vector<PackageFile> files;  // every file but the manifest and signature
+
+  host::Json to_json() const;
+  std::string file_name() const { return name + "-" + version.str() + kPackageExtension; }
+};
+
+// A manifest that breaks the rules; the message names the file and field.
+class PackageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Parses a manifest; `where` names its source in errors. `need_files`:
+// the "files" list must be there (a packed manifest), otherwise it may be absent.
+PackageManifest parse_package_manifest(const host::Json& json, const std::string& where, bool need_files);
+
+// The platform this host runs on, e.g. linux-x86_64.
+std::string host_platform();
+
+// Packs DIR (its kiln-package.json and the library it names) into
+// `out_dir`/<name>-<version>.kpkg, signed with `key`. `fill` completes the
+// manifest before digests are taken (the CLI fills ABI and components from a
+// scan of the library). Returns the archive's path.
+std::filesystem::path pack(
+    const std::filesystem::path& dir, const Key& key, const std::filesystem::path& out_dir,
+    const std::function<void(PackageManifest&, const std::filesystem::path& library)>& fill = {});
+
+// A package extracted and checked.
+struct VerifiedPackage {
+  PackageManifest manifest;
+  std::string signer_id;
+  std::filesystem::path dir;  // where it was extracted
+};
+
+// Extracts `archive` into `staging` (must not exist) and checks it: safe
+// paths, exactly the files the manifest lists with matching digests, and a
+// valid signature. With `trusted` the signer must be one of those keys;
+// without, any valid signature counts (the registry server's check). On
+// failure `staging` is removed and PackageError/ArchiveError thrown.
+VerifiedPackage open_package(const std::filesystem::path& archive, const std::filesystem::path& staging,
+                             const std::vector<Key>* trusted, const ExtractLimits& limits = {});
+
+}  // namespace kiln::registry

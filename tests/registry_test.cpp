@@ -1,0 +1,386 @@
+// The plugin registry: package format, signatures, safe extraction, and the
+// server and client over real HTTP on 127.0.0.1 (docs/registry.md).
+#include <gtest/gtest.h>
+
+#include <kiln/host/files.hpp>
+#include <kiln/registry/client.hpp>
+#include <kiln/registry/package.hpp>
+#include <kiln/registry/server.hpp>
+#include <test_support.hpp>
+
+#include <unistd.h>
+#include <csignal>
+
+namespace kiln::registry {
+namespace {
+
+namespace fs = std::filesystem;
+using host::Json;
+using test::read_text;
+using test::run_kiln;
+using test::TempDir;
+using test::write_text;
+
+fs::path greeter_plugin() {
+  return KILN_TEST_GREETER_PLUGIN;
+}
+
+// A package directory for the greeter sample, as `kiln plugin pack` reads it.
+fs::path package_dir(const fs::path& root, const std::string& name, const std::string& version,
+                     const Json& dependencies = Json::object()) {
+  const fs::path dir = root / (name + "-" + version + "-src");
+  fs::create_directories(dir);
+  fs::copy_file(greeter_plugin(), dir / "greeter.so", fs::copy_options::overwrite_existing);
+  write_text(dir / kManifestFile, Json{{"name", name},
+                                       {"version", version},
+                                       {"abi", "1.0"},
+                                       {"library", "greeter.so"},
+                                       {"components", {"sample.greet"}},
+                                       {"dependencies", dependencies},
+                                       {"license", "MIT"},
+                                       {"description", "greets people"}}
+                                      .dump());
+  return dir;
+}
+
+bool empty_dir(const fs::path& dir) {
+  std::error_code ec;
+  return !fs::exists(dir) || fs::is_empty(dir, ec);
+}
+
+// Reads an archive's entries back (through a safe extraction of a good one).
+std::vector<ArchiveEntry> entries_of(const fs::path& archive, const fs::path& scratch) {
+  std::vector<ArchiveEntry> out;
+  for (const auto& name : extract_archive(archive, scratch)) out.push_back({name, host::read_file(scratch / name), {}});
+  fs::remove_all(scratch);
+  return out;
+}
+
+class RegistryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    key_.save_public(tmp_ / "publisher.pub");
+    key_.save_private(tmp_ / "publisher.key");
+    dirs_ = {tmp_ / "data" / "kiln" / "plugins", tmp_ / "data" / "kiln" / "registry" / "installed",
+             tmp_ / "data" / "kiln" / "registry" / "staging"};
+  }
+
+  fs::path packed(const std::string& name, const std::string& version, const Json& deps = Json::object(),
+                  const Key* key = nullptr) {
+    return pack(package_dir(tmp_.path(), name, version, deps), key ? *key : key_, tmp_.path());
+  }
+
+  // Expects installing `archive` to fail with `message` and leave nothing behind.
+  void expect_refused(const fs::path& archive, const std::string& message) {
+    try {
+      install_archive(archive, {key_}, dirs_, "test");
+      ADD_FAILURE() << archive << " was installed";
+    } catch (const std::exception& e) {
+      EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
+    }
+    EXPECT_TRUE(empty_dir(dirs_.plugins));
+    EXPECT_TRUE(empty_dir(dirs_.records));
+    EXPECT_TRUE(empty_dir(dirs_.staging));
+  }
+
+  std::vector<std::pair<std::string, std::string>> env(const std::string& token = {}) const {
+    return {{"XDG_DATA_HOME", (tmp_ / "data").string()},
+            {"XDG_CONFIG_HOME", (tmp_ / "config").string()},
+            {"KILN_CACHE_DIR", (tmp_ / "cache").string()},
+            {"KILN_REGISTRY_TOKEN", token}};
+  }
+
+  TempDir tmp_;
+  Key key_ = Key::generate();
+  InstallDirs dirs_;
+};
+
+TEST_F(RegistryTest, PackedPackageVerifiesAndInstalls) {
+  const auto archive = packed("acme.greeter", "1.2.3");
+  EXPECT_EQ(archive.filename(), "acme.greeter-1.2.3.kpkg");
+  const auto installed = install_archive(archive, {key_}, dirs_, "test");
+  EXPECT_EQ(installed.manifest.version.str(), "1.2.3");
+  EXPECT_EQ(installed.signer, key_.id());
+  EXPECT_EQ(host::sha256_file(installed.library), host::sha256_file(greeter_plugin()));
+  ASSERT_EQ(list_installed(dirs_).size(), 1u);
+  EXPECT_TRUE(empty_dir(dirs_.staging));
+  EXPECT_TRUE(remove_installed(dirs_, "acme.greeter"));
+  EXPECT_TRUE(empty_dir(dirs_.plugins));
+}
+
+TEST_F(RegistryTest, LibraryAlteredAfterSigningIsRefused) {
+  const auto archive = packed("acme.greeter", "1.0.0");
+  auto entries = entries_of(archive, tmp_ / "scratch");
+  for (auto& e : entries)
+    if (e.path == "lib/greeter.so") e.content[1000] ^= 0x5a;
+  write_archive(archive, entries);
+  expect_refused(archive, "does not match its sha256 digest");
+}
+
+TEST_F(RegistryTest, ManifestAlteredAfterSigningIsRefused) {
+  const auto archive = packed("acme.greeter", "1.0.0");
+  auto entries = entries_of(archive, tmp_ / "scratch");
+  for (auto& e : entries)
+    if (e.path == kManifestFile) e.content.replace(e.content.find("greets people"), 6, "steals");
+  write_archive(archive, entries);
+  expect_refused(archive, "bad signature");
+}
+
+TEST_F(RegistryTest, UntrustedSignerIsRefused) {
+  const Key stranger = Key::generate();
+  expect_refused(packed("acme.greeter", "1.0.0", Json::object(), &stranger),
+                 "signed by untrusted key " + stranger.id());
+}
+
+TEST_F(RegistryTest, HostileArchivesAreRefusedAndLeaveNothingBehind) {
+  const fs::path outside = tmp_ / "outside";
+  fs::create_directories(outside);
+  const std::vector<std::pair<std::vector<ArchiveEntry>, std::string>> cases{
+      {{{"kiln-package.json", "{}", {}}, {"../../outside/evil", "x", {}}}, "climbs out of the package with '..'"},
+      {{{"lib/../../evil", "x", {}}}, "climbs out of the package with '..'"},
+      {{{(outside / "evil").string(), "x", {}}}, "has an absolute path"},
+      {{{"lib", "", outside.string()}, {"lib/evil", "x", {}}}, "is a link"},
+      {{{"escape", "", "../../outside/evil"}}, "is a link"},
+      {{{"lib/hard", "", "", (outside / "target").string()}}, "is a link"},
+      {{{"lib/null", "", "", "", true}}, "is a device or special file"},
+  };
+  int n = 0;
+  for (const auto& [entries, message] : cases) {
+    const fs::path archive = tmp_ / ("hostile-" + std::to_string(n++) + ".kpkg");
+    write_archive(archive, entries);
+    const fs::path target = tmp_ / "target";
+    try {
+      extract_archive(archive, target);
+      ADD_FAILURE() << archive << " was extracted";
+    } catch (const ArchiveError& e) {
+      EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(fs::exists(target));
+    expect_refused(archive, message);
+  }
+  EXPECT_TRUE(empty_dir(outside));
+  EXPECT_FALSE(fs::exists(tmp_.path().parent_path() / "evil"));
+}
+
+TEST_F(RegistryTest, ExtractionLimitsAreEnforced) {
+  const fs::path archive = tmp_ / "big.kpkg";
+  write_archive(archive, {{"a", std::string(4096, 'a'), {}}, {"b", "b", {}}, {"c", "c", {}}});
+  ExtractLimits few_files;
+  few_files.max_files = 2;
+  EXPECT_THROW(extract_archive(archive, tmp_ / "t1", few_files), ArchiveError);
+  ExtractLimits small;
+  small.max_total_bytes = 1024;
+  EXPECT_THROW(extract_archive(archive, tmp_ / "t2", small), ArchiveError);
+  EXPECT_FALSE(fs::exists(tmp_ / "t1"));
+  EXPECT_FALSE(fs::exists(tmp_ / "t2"));
+  EXPECT_EQ(extract_archive(archive, tmp_ / "t3").size(), 3u);
+}
+
+TEST_F(RegistryTest, WrongPlatformOrAbiIsRefused) {
+  for (const auto& [field, value, message] : std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"platform", "linux-sparc", "is built for linux-sparc"}, {"abi", "9.0", "needs plugin ABI 9.0"}}) {
+    const fs::path dir = package_dir(tmp_.path(), "acme.greeter", "1.0.0");
+    Json manifest = Json::parse(read_text(dir / kManifestFile));
+    manifest[field] = value;
+    write_text(dir / kManifestFile, manifest.dump());
+    expect_refused(pack(dir, key_, tmp_.path()), message);
+  }
+}
+
+TEST_F(RegistryTest, BadManifestNamesTheField) {
+  const fs::path dir = package_dir(tmp_.path(), "acme.greeter", "1.0.0");
+  write_text(dir / kManifestFile, R"({"name": "acme.greeter", "version": "one", "library": "greeter.so"})");
+  try {
+    pack(dir, key_, tmp_.path());
+    ADD_FAILURE() << "packed";
+  } catch (const PackageError& e) {
+    EXPECT_NE(std::string(e.what()).find("field 'version'"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(RegistryTest, ServeCommandAnswersAndStopsOnSigterm) {
+  const fs::path root = tmp_ / "served";
+  const auto token = run_kiln({"registry", "token", "create", "--root", root.string(), "--owner", "acme"}, env());
+  ASSERT_TRUE(token.status.success()) << token.output;
+  host::Pipe out;
+  auto child = host::ChildProcess::spawn(
+      {{test::kiln_exe().string(), "registry", "serve", "--root", root.string(), "--port", "0"},
+       {{1, out.write_fd}},
+       {},
+       env()});
+  out.close_write();
+  std::string printed;
+  char buffer[256];
+  while (printed.find('\n') == std::string::npos) {
+    const ssize_t n = ::read(out.read_fd, buffer, sizeof buffer);
+    if (n <= 0) break;
+    printed.append(buffer, static_cast<size_t>(n));
+  }
+  const auto at = printed.find("http://");
+  ASSERT_NE(at, std::string::npos) << printed;
+  const std::string url = printed.substr(at, printed.find('\n', at) - at);
+  const RegistryClient client(url);
+  EXPECT_EQ(client.search(""), Json::array());
+  std::string published_token = token.output;
+  published_token.erase(published_token.find_last_not_of("\n") + 1);
+  EXPECT_EQ(client.publish(packed("acme.greeter", "1.0.0"), published_token)["version"], "1.0.0");
+  child.kill_group(SIGTERM);
+  EXPECT_TRUE(child.wait().success());
+}
+
+// --- over HTTP -------------------------------------------------------------------------------------------------
+
+class ServerTest : public RegistryTest {
+ protected:
+  void SetUp() override {
+    RegistryTest::SetUp();
+    RegistryServer::Options options;
+    options.root = tmp_ / "registry";
+    options.max_upload_bytes = 4 << 20;
+    server_ = std::make_unique<RegistryServer>(options);
+    acme_ = RegistryStore(options.root).create_token("acme");
+  }
+  void TearDown() override { server_.reset(); }
+
+  // Expects `f` to throw a message holding `status`.
+  template <typename F>
+  void expect_status(F&& f, const std::string& status) {
+    try {
+      f();
+      ADD_FAILURE() << "no error, expected " << status;
+    } catch (const std::exception& e) {
+      EXPECT_NE(std::string(e.what()).find("answered " + status), std::string::npos) << status << ": " << e.what();
+    }
+  }
+
+  std::unique_ptr<RegistryServer> server_;
+  std::string acme_;
+};
+
+TEST_F(ServerTest, PublishSearchInstallAndRunWithTheCli) {
+  const auto archive = packed("acme.greeter", "1.0.0");
+  auto run = run_kiln({"plugin", "publish", archive.string(), "--registry", server_->url()}, env(acme_));
+  ASSERT_TRUE(run.status.success()) << run.output;
+
+  run = run_kiln({"plugin", "search", "greet", "--registry", server_->url(), "--json"}, env());
+  ASSERT_TRUE(run.status.success()) << run.output;
+  const Json found = Json::parse(run.output);
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0]["name"], "acme.greeter");
+  EXPECT_EQ(found[0]["latest"], "1.0.0");
+
+  const fs::path pipeline = tmp_ / "pipeline.yaml";
+  write_text(pipeline,
+             "apiVersion: kiln/v1\nkind: Pipeline\nmetadata: {name: greet}\nsteps:\n"
+             "  - {name: hi, component: sample.greet@^1.0, parameters: {name: registry}}\n");
+  run = run_kiln({"run", pipeline.string(), "--workdir", (tmp_ / "work").string()}, env());
+  EXPECT_FALSE(run.status.success()) << "sample.greet is not installed yet";
+  EXPECT_NE(run.output.find("kiln plugin install"), std::string::npos) << run.output;
+
+  // Installing needs the publisher's key to be trusted.
+  run = run_kiln({"plugin", "install", "acme.greeter@^1", "--registry", server_->url()}, env());
+  EXPECT_FALSE(run.status.success());
+  EXPECT_NE(run.output.find("kiln keys trust"), std::string::npos) << run.output;
+  ASSERT_TRUE(run_kiln({"keys", "trust", (tmp_ / "publisher.pub").string()}, env()).status.success());
+
+  // By component name, as the hint of 'kiln run' says.
+  run = run_kiln({"plugin", "install", "sample.greet@^1.0", "--registry", server_->url()}, env());
+  ASSERT_TRUE(run.status.success()) << run.output;
+  EXPECT_NE(run.output.find("provided by package acme.greeter"), std::string::npos) << run.output;
+  run = run_kiln({"plugin", "list", "--installed", "--json"}, env());
+  ASSERT_TRUE(run.status.success()) << run.output;
+  EXPECT_EQ(Json::parse(run.output)[0]["version"], "1.0.0");
+
+  run = run_kiln({"run", pipeline.string(), "--workdir", (tmp_ / "work").string(), "--json"}, env());
+  ASSERT_TRUE(run.status.success()) << run.output;
+  EXPECT_NE(run.output.find("\"succeeded\""), std::string::npos) << run.output;
+
+  run = run_kiln({"plugin", "remove", "acme.greeter"}, env());
+  ASSERT_TRUE(run.status.success()) << run.output;
+  EXPECT_TRUE(empty_dir(tmp_ / "data" / "kiln" / "plugins"));
+}
+
+TEST_F(ServerTest, PublishingNeedsTheOwnersToken) {
+  const RegistryClient client(server_->url());
+  const auto archive = packed("acme.greeter", "1.0.0");
+  expect_status([&] { client.publish(archive, ""); }, "401");
+  expect_status([&] { client.publish(archive, "not.a.token"); }, "401");
+  const std::string forged = RegistryStore(tmp_ / "another-registry").create_token("acme");
+  expect_status([&] { client.publish(archive, forged); }, "401");
+  const std::string expired = RegistryStore(tmp_ / "registry").create_token("acme", -60);
+  expect_status([&] { client.publish(archive, expired); }, "401");
+  client.publish(archive, acme_);
+  const std::string other = RegistryStore(tmp_ / "registry").create_token("other");
+  expect_status([&] { client.publish(packed("acme.greeter", "1.1.0"), other); }, "403");
+  expect_status([&] { client.yank("acme.greeter", "1.0.0", other, true); }, "403");
+  expect_status([&] { client.publish(archive, acme_); }, "409");
+  // The CLI refuses without a token before uploading anything.
+  const auto run = run_kiln({"plugin", "publish", archive.string(), "--registry", server_->url()}, env());
+  EXPECT_FALSE(run.status.success());
+  EXPECT_NE(run.output.find("KILN_REGISTRY_TOKEN"), std::string::npos) << run.output;
+}
+
+TEST_F(ServerTest, OversizedAndTamperedUploadsAreRefused) {
+  const RegistryClient client(server_->url());
+  const fs::path big = tmp_ / "big.kpkg";
+  std::string noise(5 << 20, '\0');
+  for (size_t i = 0; i < noise.size(); ++i) noise[i] = static_cast<char>((i * 2654435761u) >> 13);
+  host::write_file_atomic(big, noise);
+  expect_status([&] { client.publish(big, acme_); }, "413");
+
+  const auto archive = packed("acme.greeter", "1.0.0");
+  auto entries = entries_of(archive, tmp_ / "scratch");
+  for (auto& e : entries)
+    if (e.path == "lib/greeter.so") e.content[2000] ^= 1;
+  write_archive(archive, entries);
+  expect_status([&] { client.publish(archive, acme_); }, "400");
+  EXPECT_FALSE(client.show("acme.greeter").has_value());
+  EXPECT_TRUE(empty_dir(tmp_ / "registry" / "tmp"));
+}
+
+TEST_F(ServerTest, RangesSkipYankedVersionsButExactPinsInstallThem) {
+  const RegistryClient client(server_->url());
+  client.publish(packed("acme.greeter", "1.0.0"), acme_);
+  client.publish(packed("acme.greeter", "1.1.0"), acme_);
+  client.publish(packed("acme.greeter", "2.0.0"), acme_);
+  client.yank("acme.greeter", "1.1.0", acme_, true);
+
+  auto plan = resolve(client, "acme.greeter", "^1.0", dirs_);
+  ASSERT_EQ(plan.size(), 1u);
+  EXPECT_EQ(plan[0].version, "1.0.0");
+  EXPECT_EQ(resolve(client, "acme.greeter", "", dirs_)[0].version, "2.0.0");
+  plan = resolve(client, "acme.greeter", "=1.1.0", dirs_);
+  EXPECT_EQ(plan[0].version, "1.1.0");
+  const auto installed = install_plan(client, plan, {key_}, dirs_);
+  ASSERT_EQ(installed.size(), 1u);
+  EXPECT_EQ(installed[0].manifest.version.str(), "1.1.0");
+  EXPECT_THROW(resolve(client, "acme.greeter", "~1.1.0", dirs_), std::runtime_error);
+  const Json shown = *client.show("acme.greeter");
+  EXPECT_EQ(shown["versions"].size(), 3u);
+  const auto run = run_kiln({"plugin", "show", "acme.greeter", "--registry", server_->url()}, env());
+  ASSERT_TRUE(run.status.success()) << run.output;
+  EXPECT_NE(run.output.find("1.1.0       yanked"), std::string::npos) << run.output;
+}
+
+TEST_F(ServerTest, DependenciesResolveFirst) {
+  const RegistryClient client(server_->url());
+  client.publish(packed("acme.base", "1.0.0"), acme_);
+  client.publish(packed("acme.base", "1.4.0"), acme_);
+  client.publish(packed("acme.base", "2.0.0"), acme_);
+  client.publish(packed("acme.app", "0.3.0", Json{{"acme.base", "^1.2"}}), acme_);
+  const auto plan = resolve(client, "acme.app", "", dirs_);
+  ASSERT_EQ(plan.size(), 2u);
+  EXPECT_EQ(plan[0].name, "acme.base");
+  EXPECT_EQ(plan[0].version, "1.4.0");
+  EXPECT_EQ(plan[1].name, "acme.app");
+  client.publish(packed("acme.broken", "1.0.0", Json{{"acme.missing", "^1"}}), acme_);
+  try {
+    resolve(client, "acme.broken", "", dirs_);
+    ADD_FAILURE() << "resolved";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("no package 'acme.missing'"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace kiln::registry
