@@ -33,7 +33,7 @@ for _ in $(seq 1 300); do [ -s "$PORT_FILE" ] && break; sleep 0.1; done
 URL="http://127.0.0.1:$(cat "$PORT_FILE")"
 for _ in $(seq 1 300); do curl -sf "$URL/v2/models/digits/ready" >/dev/null && break; sleep 0.1; done
 # The first row of the digits CSV: 64 raw pixel values, then the label.
-ROW="$(zcat "$KILN_ROOT/samples/data/digits.csv.gz" | head -n 1)"
+ROW="$(zcat "$KILN_ROOT/samples/data/digits.csv.gz" | sed -n 1p)"
 PIXELS="${ROW%,*}"
 LABEL="${ROW##*,}"
 REQUEST="{\"id\": \"demo-1\", \"inputs\": [{\"name\": \"input\", \"shape\": [1, 64], \"datatype\": \"FP32\", \"data\": [$PIXELS]}]}"
@@ -45,7 +45,8 @@ import json, sys
 r = json.load(sys.stdin)
 p = r["outputs"][0]["data"]
 best = max(range(len(p)), key=p.__getitem__)
-print(f"predicted class index {best} with probability {p[best]:.4f} (model {r[\"model_name\"]} version {r[\"model_version\"]})")'
+name, version = r["model_name"], r["model_version"]
+print(f"predicted class index {best} with probability {p[best]:.4f} (model {name} version {version})")'
 kiln_log "stopping kiln serve (SIGTERM)"
 kill -TERM $SERVER
 wait $SERVER

@@ -540,5 +540,33 @@ json.dump({"x": x.flatten().tolist(), "k": k.flatten().tolist(), "y": y.flatten(
   expect_conforms(r, "/v2/models/${MODEL_NAME}/versions/${MODEL_VERSION}/infer", "post");
 }
 
+TEST(Serve, PublishWritesTheNextVersionThroughARename) {
+  TempDir dir;
+  write_text(dir / "model" / "model.json", "{}\n");
+  write_text(dir / "model" / "transform" / "transform.json", "{}\n");
+  const Json params{{"repo", (dir / "repo").string()}, {"name", "m"}, {"config", {{"max_batch_size", 8}}}};
+  for (int i = 1; i <= 2; ++i) {
+    RecordingSink sink;
+    const auto outcome =
+        invoke_component(KILN_TEST_SERVE_PLUGIN, "serve.publish", params, dir / ("step" + std::to_string(i)), sink,
+                         {{"model", host::InputArtifact{dir / "model"}}});
+    ASSERT_TRUE(outcome.ok) << outcome.message;
+    EXPECT_EQ(sink.output_parameters["version"], i);
+    EXPECT_TRUE(fs::exists(dir / "repo" / "m" / std::to_string(i) / "transform" / "transform.json"));
+  }
+  EXPECT_EQ(Json::parse(read_text(dir / "repo" / "m" / "config.json"))["max_batch_size"], 8);
+  Json gated = params;
+  gated["passed"] = false;
+  RecordingSink sink;
+  const auto outcome = invoke_component(KILN_TEST_SERVE_PLUGIN, "serve.publish", gated, dir / "step3", sink,
+                                        {{"model", host::InputArtifact{dir / "model"}}});
+  ASSERT_TRUE(outcome.ok) << outcome.message;
+  EXPECT_EQ(sink.output_parameters["published"], false);
+  EXPECT_FALSE(fs::exists(dir / "repo" / "m" / "3"));
+  size_t entries = 0;  // no staging directory left behind
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir / "repo" / "m")) ++entries;
+  EXPECT_EQ(entries, 3u);
+}
+
 }  // namespace
 }  // namespace kiln::test

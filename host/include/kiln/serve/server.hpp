@@ -16,7 +16,7 @@ namespace kiln::serve {
 struct ServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 8080;  // 0: any free port (see Server::port)
-  int threads = 16;      // HTTP worker threads
+  int threads = 64;      // HTTP worker threads: one per open (keep-alive) connection
   int max_queued_connections = 256;
   size_t max_body_bytes = 64u << 20;  // larger request bodies get 413
   std::chrono::milliseconds request_timeout{30000};
