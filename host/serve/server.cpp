@@ -212,9 +212,14 @@ class Handler : public Poco::Net::HTTPRequestHandler {
   std::string read_body(Poco::Net::HTTPServerRequest& request) const {
     const auto limit = impl_.options.max_body_bytes;
     const auto length = request.getContentLength64();
-    if (length != Poco::Net::HTTPMessage::UNKNOWN_CONTENT_LENGTH && static_cast<uint64_t>(length) > limit)
+    if (length != Poco::Net::HTTPMessage::UNKNOWN_CONTENT_LENGTH && static_cast<uint64_t>(length) > limit) {
+      // Read (and drop) a moderate excess first: closing on unread bytes
+      // resets the connection, and the client might never see the 413.
+      constexpr int64_t kDrainAtMost = 16 << 20;
+      if (length <= kDrainAtMost) request.stream().ignore(static_cast<std::streamsize>(length));
       throw ServeError(413, "the request body has " + std::to_string(length) + " bytes, more than the limit of " +
                                 std::to_string(limit));
+    }
     std::string body;
     if (length > 0) body.reserve(static_cast<size_t>(length));
     auto& in = request.stream();

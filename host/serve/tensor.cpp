@@ -1,6 +1,7 @@
 #include <kiln/serve/tensor.hpp>
 #include <kiln/serving.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -102,10 +103,13 @@ HostTensor tensor_from_json(const Json& input) {
   if (t.datatype == KILN_DT_BYTES || t.datatype == KILN_DT_FP16)
     bad(where + ": datatype " + type_name + " is not supported in JSON requests");
   if (!input["shape"].is_array()) bad(where + ": \"shape\" must be an array of non-negative integers");
+  int64_t elements = 1;
   for (const auto& d : input["shape"]) {
     if (!d.is_number_integer() || d.get<int64_t>() < 0)
       bad(where + ": \"shape\" must be an array of non-negative integers");
     t.shape.push_back(d.get<int64_t>());
+    if (t.shape.back() > (int64_t{1} << 40) || (elements *= std::max<int64_t>(1, t.shape.back())) > (int64_t{1} << 40))
+      bad(where + ": shape " + input["shape"].dump() + " is too large");
   }
   std::vector<const Json*> flat;
   flatten(input["data"], flat);

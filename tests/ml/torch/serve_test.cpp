@@ -388,6 +388,31 @@ TEST(Serve, DynamicBatchingGivesEachRequestItsRows) {
   EXPECT_NE(metrics.find("kiln_serve_queue_seconds_count{model=\"blobs\"}"), std::string::npos);
 }
 
+TEST(Serve, AFullQueueAnswers503AtOnce) {
+  TempDir dir;
+  const auto m = train_model(dir / "train");
+  copy_version(m.model, dir / "repo" / "blobs", 1);
+  // One queued request fills the queue; it waits for its batch for 5 s.
+  write_text(dir / "repo" / "blobs" / "config.json",
+             R"({"max_batch_size": 64, "max_queue_delay_us": 5000000, "max_queue_size": 1})");
+  Serving s(dir / "repo");
+  const auto body = infer_body(rows_of(m.test_raw, 0, 1), 4);
+  Response first;
+  std::thread client([&] { first = http(s.port(), "POST", "/v2/models/blobs/infer", body); });
+  bool queued = false;
+  for (int i = 0; i < 6000 && !queued; ++i) {
+    queued = http(s.port(), "GET", "/metrics").body.find("kiln_serve_queue_depth{model=\"blobs\",version=\"1\"} 1") !=
+             std::string::npos;
+    if (!queued) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_TRUE(queued);
+  const auto rejected = http(s.port(), "POST", "/v2/models/blobs/infer", body);
+  EXPECT_EQ(rejected.status, 503) << rejected.body;
+  EXPECT_NE(rejected.body.find("queue"), std::string::npos);
+  client.join();
+  EXPECT_EQ(first.status, 200) << first.body;
+}
+
 TEST(Serve, HotReloadUnderLoadLosesNoRequest) {
   TempDir dir;
   const auto m = train_model(dir / "train");
