@@ -1,6 +1,7 @@
 #include <kiln/host/version.hpp>
 #include <kiln/serve/server.hpp>
 
+#include <Poco/Exception.h>
 #include <Poco/Net/HTTPRequestHandler.h>
 #include <Poco/Net/HTTPRequestHandlerFactory.h>
 #include <Poco/Net/HTTPServer.h>
@@ -258,7 +259,15 @@ Server::~Server() {
 
 void Server::start() {
   auto& o = impl_->options;
-  Poco::Net::ServerSocket socket(Poco::Net::SocketAddress(o.host, o.port), o.max_queued_connections);
+  // Not Poco's (address, backlog) constructor: it sets SO_REUSEPORT, which
+  // lets a second server bind the same port and silently split the traffic.
+  Poco::Net::ServerSocket socket;
+  try {
+    socket.bind(Poco::Net::SocketAddress(o.host, o.port), true, false);
+    socket.listen(o.max_queued_connections);
+  } catch (const Poco::Exception& e) {
+    throw std::runtime_error("cannot listen on " + o.host + ":" + std::to_string(o.port) + ": " + e.displayText());
+  }
   auto params = Poco::AutoPtr<Poco::Net::HTTPServerParams>(new Poco::Net::HTTPServerParams);
   params->setMaxThreads(o.threads);
   params->setMaxQueued(o.max_queued_connections);
