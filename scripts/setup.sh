@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Shared set-up for demo.sh and test.sh: install the Debian packages kiln
 # needs (only the missing ones, quietly), then configure and build.
-# Usage: source scripts/setup.sh; kiln_install_packages; kiln_build BUILD_DIR [cmake args...]
+# Usage: source scripts/setup.sh; kiln_install_packages [--bench]; kiln_build BUILD_DIR [cmake args...]
 set -euo pipefail
 
 KILN_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,11 +19,15 @@ KILN_PACKAGES=(
   runc umoci
 )
 
+# Optional: only the benchmarks need these (bench/serve/serve_http.sh), never the product.
+KILN_BENCH_PACKAGES=(wrk nginx-light)
+
 kiln_log() { printf '==> %s\n' "$*"; }
 
 kiln_install_packages() {
-  local missing=()
-  for pkg in "${KILN_PACKAGES[@]}"; do
+  local missing=() wanted=("${KILN_PACKAGES[@]}")
+  [ "${1:-}" = "--bench" ] && wanted=("${KILN_BENCH_PACKAGES[@]}")
+  for pkg in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
   done
   [ ${#missing[@]} -eq 0 ] && return 0

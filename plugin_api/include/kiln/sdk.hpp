@@ -427,14 +427,30 @@ KilnError* warm_up_trampoline(const KilnHostApi* host, void* /*user_data*/) noex
   }
 }
 
+// Whether component C declares `void run(Context&)`; a serving runtime may not.
+template <class C, class = void>
+struct has_run : std::false_type {};
+template <class C>
+struct has_run<C, std::void_t<decltype(std::declval<C&>().run(std::declval<Context&>()))>> : std::true_type {};
+
+// Whether component C declares `static const KilnServingApi* serving()`.
+template <class C, class = void>
+struct has_serving : std::false_type {};
+template <class C>
+struct has_serving<C, std::void_t<decltype(C::serving())>> : std::true_type {};
+
 // The C description of component C; built once, lives for the process.
 template <class C>
 const KilnComponent* component_of() {
   static const std::string manifest = C::manifest().to_json();
   KilnWarmUpFn warm_up = nullptr;
   if constexpr (has_warm_up<C>::value) warm_up = &warm_up_trampoline<C>;
+  KilnRunFn run = nullptr;
+  if constexpr (has_run<C>::value) run = &run_trampoline<C>;
+  const KilnServingApi* serving = nullptr;
+  if constexpr (has_serving<C>::value) serving = C::serving();
   static const KilnComponent component{
-      sizeof(KilnComponent), 0, manifest.c_str(), &run_trampoline<C>, nullptr, nullptr, nullptr, warm_up};
+      sizeof(KilnComponent), 0, manifest.c_str(), run, nullptr, nullptr, serving, warm_up};
   return &component;
 }
 

@@ -23,4 +23,11 @@ struct Evaluate {
   void run(Context& ctx);
 };
 
+// serve.torch: the serving runtime (no step): kiln Model artifacts and
+// TorchScript modules behind KilnServingApi (serving_runtime.cpp).
+struct ServeTorch {
+  static Manifest manifest();
+  static const KilnServingApi* serving();
+};
+
 }  // namespace kiln::ml

@@ -1,0 +1,130 @@
+// `kiln serve`: serve a model repository over the Open Inference Protocol.
+#include "cli.hpp"
+
+#include <kiln/host/catalog.hpp>
+#include <kiln/host/files.hpp>
+#include <kiln/host/plugin_library.hpp>
+#include <kiln/serve/server.hpp>
+
+#include <pthread.h>
+#include <csignal>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <thread>
+
+namespace kiln::cli {
+namespace {
+
+struct ServeArgs {
+  std::string model_repo;
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  int threads = 64;
+  int64_t runtime_threads = 0;
+  int64_t poll_ms = 1000;
+  int64_t request_timeout_ms = 30000;
+  int64_t drain_ms = 30000;
+  size_t max_body_bytes = 64u << 20;
+  std::string access_log = "-";
+  std::string port_file;
+};
+
+// Serving tables by runtime component name, loaded on first use.
+serve::ModelRepository::RuntimeResolver make_resolver() {
+  auto catalog = std::make_shared<host::PluginCatalog>(host::discover_default_catalog());
+  auto mutex = std::make_shared<std::mutex>();
+  auto cache = std::make_shared<std::map<std::string, const KilnServingApi*>>();
+  return [catalog, mutex, cache](const std::string& name) -> const KilnServingApi* {
+    const std::lock_guard<std::mutex> lock(*mutex);
+    const auto it = cache->find(name);
+    if (it != cache->end()) return it->second;
+    const KilnServingApi* api = nullptr;
+    if (const auto* component = catalog->find(name)) {
+      const auto library = host::PluginLibrary::load(component->library);
+      if (const auto* loaded = library->find(name)) api = loaded->serving;
+    }
+    (*cache)[name] = api;
+    return api;
+  };
+}
+
+int serve(const ServeArgs& args) {
+  if (!std::filesystem::is_directory(args.model_repo))
+    throw CommandError("--model-repo " + args.model_repo + " is not a directory", kExitUsage);
+  // SIGTERM/SIGINT are taken by sigwait below; every thread started from
+  // here on inherits the blocked mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  std::ofstream log_file;
+  serve::ServerOptions options;
+  options.host = args.host;
+  options.port = static_cast<uint16_t>(args.port);
+  options.threads = args.threads;
+  options.max_body_bytes = args.max_body_bytes;
+  options.request_timeout = std::chrono::milliseconds(args.request_timeout_ms);
+  if (args.access_log == "-") {
+    options.access_log = &std::cerr;
+  } else if (!args.access_log.empty() && args.access_log != "off") {
+    log_file.open(args.access_log, std::ios::app);
+    if (!log_file) throw CommandError("cannot open the access log " + args.access_log);
+    options.access_log = &log_file;
+  }
+  serve::Metrics metrics;
+  serve::ModelRepository::Options repo_options;
+  repo_options.root = args.model_repo;
+  repo_options.poll_interval = std::chrono::milliseconds(args.poll_ms);
+  repo_options.runtime_threads =
+      args.runtime_threads > 0 ? args.runtime_threads : std::max(1u, std::thread::hardware_concurrency());
+  serve::ModelRepository repository(repo_options, make_resolver(), &metrics);
+  repository.start();
+  serve::Server server(options, repository, metrics);
+  server.start();
+  std::cout << "kiln serve: listening on http://" << args.host << ":" << server.port() << " (model repository "
+            << args.model_repo << ")" << std::endl;
+  if (!args.port_file.empty()) host::write_file_atomic(args.port_file, std::to_string(server.port()) + "\n");
+  int signal = 0;
+  sigwait(&signals, &signal);
+  std::cout << "kiln serve: " << (signal == SIGTERM ? "SIGTERM" : "SIGINT")
+            << ": draining requests in progress, then exiting" << std::endl;
+  server.stop(std::chrono::milliseconds(args.drain_ms));
+  repository.stop();
+  std::cout << "kiln serve: stopped" << std::endl;
+  return kExitOk;
+}
+
+}  // namespace
+
+void add_serve_command(CLI::App& app, Commands& commands) {
+  static ServeArgs args;
+  auto* cmd = commands.add(app, "serve", "Serve a model repository over HTTP (Open Inference Protocol / KServe V2)",
+                           [] { return serve(args); });
+  cmd->add_option("--model-repo", args.model_repo, "Repository: DIR/<model>/<version>/ (see docs/serving.md)")
+      ->required();
+  cmd->add_option("--host", args.host, "Address to listen on")->capture_default_str();
+  cmd->add_option("--port", args.port, "Port (0: any free port)")->capture_default_str()->check(CLI::Range(0, 65535));
+  cmd->add_option("--threads", args.threads, "HTTP worker threads (each serves one keep-alive connection at a time)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+  cmd->add_option("--runtime-threads", args.runtime_threads,
+                  "Intra-op threads of runtimes when a model's config sets none (0: all cores)")
+      ->capture_default_str();
+  cmd->add_option("--poll-ms", args.poll_ms, "How often the repository is checked for changes")
+      ->capture_default_str()
+      ->check(CLI::Range(10, 3600000));
+  cmd->add_option("--request-timeout-ms", args.request_timeout_ms, "Longest a request may wait for its model")
+      ->capture_default_str();
+  cmd->add_option("--drain-ms", args.drain_ms, "On SIGTERM, longest wait for requests in progress")
+      ->capture_default_str();
+  cmd->add_option("--max-body-bytes", args.max_body_bytes, "Larger request bodies get 413")->capture_default_str();
+  cmd->add_option("--access-log", args.access_log, "Access log file; '-' for stderr, 'off' for none")
+      ->capture_default_str();
+  cmd->add_option("--port-file", args.port_file, "Write the port listened on to this file once ready");
+}
+
+}  // namespace kiln::cli

@@ -1,0 +1,142 @@
+// The model repository of `kiln serve`: DIR/<model>/<version>/ directories,
+// each loaded by a serving runtime (a plugin's KilnServingApi), polled for
+// changes. A version that loads takes over atomically; versions leaving the
+// policy are dropped from the table and unloaded once their last in-flight
+// request finishes (shared ownership); a broken version is reported and never
+// replaces a working one. Layout and config: docs/serving.md.
+#pragma once
+
+#include <kiln/plugin_api.h>
+#include <kiln/host/json.hpp>
+#include <kiln/serve/metrics.hpp>
+#include <kiln/serve/tensor.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace kiln::serve {
+
+// DIR/<model>/config.json (every field optional).
+struct ModelConfig {
+  std::string runtime = "serve.torch";
+  std::string policy = "latest";  // latest | all | specific
+  int64_t latest = 1;             // policy latest: how many versions
+  std::set<int64_t> specific;     // policy specific: which versions
+  int64_t max_batch_size = 1;     // > 1 turns on dynamic batching
+  int64_t max_queue_delay_us = 500;
+  int64_t max_queue_size = 1024;          // pending requests per version; more -> 503
+  host::Json raw = host::Json::object();  // handed to the runtime (with "threads" filled in)
+};
+// Throws std::runtime_error naming the file and the field.
+ModelConfig parse_model_config(const std::string& text, const std::string& where);
+
+struct InferRequest {
+  std::vector<HostTensor> inputs;
+  std::chrono::steady_clock::time_point deadline;
+};
+
+// One loaded version: the runtime's model, its metadata and its batcher.
+class ModelVersion {
+ public:
+  ModelVersion(std::string model, int64_t version, const std::filesystem::path& dir, const KilnServingApi* api,
+               const ModelConfig& config, Metrics* metrics);
+  ~ModelVersion();
+  ModelVersion(const ModelVersion&) = delete;
+  ModelVersion& operator=(const ModelVersion&) = delete;
+
+  const std::string& model() const { return model_; }
+  int64_t version() const { return version_; }
+  const host::Json& metadata() const { return metadata_; }  // {"platform", "inputs", "outputs", ...}
+  // Checks the inputs against the metadata (400), queues or runs them, and
+  // returns every output. Throws ServeError: 400, 503 (queue full), 504, 500.
+  std::vector<HostTensor> infer(InferRequest request);
+  size_t queue_depth() const;
+
+ private:
+  struct Pending;
+  void check(const std::vector<HostTensor>& inputs) const;
+  std::vector<std::vector<HostTensor>> run_batch(const std::vector<const std::vector<HostTensor>*>& requests);
+  void batch_loop();
+
+  std::string model_;
+  int64_t version_;
+  const KilnServingApi* api_;
+  KilnModel* handle_ = nullptr;
+  host::Json metadata_;
+  ModelConfig config_;
+  Metrics* metrics_;
+  bool batching_ = false;
+
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<std::shared_ptr<Pending>> queue_;
+  std::atomic<int64_t> in_flight_{0};
+  bool stopping_ = false;
+  std::thread batcher_;
+};
+
+class ModelRepository {
+ public:
+  // Finds the serving table of the runtime component called `name` (nullptr
+  // when there is none).
+  using RuntimeResolver = std::function<const KilnServingApi*(const std::string& name)>;
+
+  struct Options {
+    std::filesystem::path root;
+    std::chrono::milliseconds poll_interval{1000};
+    int64_t runtime_threads = 0;  // LibTorch intra-op threads when the config names none; 0 = all cores
+  };
+
+  ModelRepository(Options options, RuntimeResolver resolver, Metrics* metrics);
+  ~ModelRepository();  // stops polling; unloads once in-flight requests finish
+  ModelRepository(const ModelRepository&) = delete;
+  ModelRepository& operator=(const ModelRepository&) = delete;
+
+  // One scan: loads what the policies want, drops what they no longer want.
+  void poll();
+  // poll() now, then every poll_interval on a background thread.
+  void start();
+  void stop();
+
+  // The version to serve: the newest loaded one, or `version` when given.
+  // Throws ServeError 404 (unknown model or version) or 503 (not ready).
+  std::shared_ptr<ModelVersion> find(const std::string& model, const std::string& version = "") const;
+  // Versions loaded now, ascending.
+  std::vector<int64_t> versions(const std::string& model) const;
+  bool all_ready() const;
+  // Prometheus gauges: models and versions loaded, queue depths.
+  std::string gauges() const;
+
+ private:
+  struct Entry {
+    std::map<int64_t, std::shared_ptr<ModelVersion>> loaded;
+    std::map<int64_t, std::string> broken;  // version -> why it failed to load
+    std::set<int64_t> on_disk;
+    std::string problem;  // why the model cannot be served, when it cannot
+  };
+  void poll_model(const std::string& name, const std::filesystem::path& dir);
+
+  Options options_;
+  RuntimeResolver resolver_;
+  Metrics* metrics_;
+  std::mutex poll_mutex_;  // one poll at a time
+  mutable std::mutex mutex_;
+  std::map<std::string, Entry> models_;
+  std::condition_variable stop_wake_;
+  bool stopping_ = false;
+  std::thread poller_;
+};
+
+}  // namespace kiln::serve

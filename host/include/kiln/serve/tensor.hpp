@@ -1,0 +1,44 @@
+// Tensors of the serving path on the host side: JSON (Open Inference
+// Protocol, REST) <-> dense row-major buffers handed to a runtime.
+#pragma once
+
+#include <kiln/plugin_api.h>
+#include <kiln/host/json.hpp>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace kiln::serve {
+
+// A failure with its HTTP status; the message becomes {"error": message}.
+class ServeError : public std::runtime_error {
+ public:
+  ServeError(int status, const std::string& message) : std::runtime_error(message), status_(status) {}
+  int status() const { return status_; }
+
+ private:
+  int status_;
+};
+
+struct HostTensor {
+  std::string name;
+  KilnDataType datatype = KILN_DT_FP32;
+  std::vector<int64_t> shape;
+  std::vector<uint8_t> bytes;  // product(shape) elements of the datatype's size
+
+  int64_t elements() const;
+  // A view for the ABI; valid while this tensor lives and is not changed.
+  KilnTensor view() const;
+};
+
+// One request input ({"name", "shape", "datatype", "data"}); `data` may be
+// flat or nested. Throws ServeError(400) naming the input and the problem.
+HostTensor tensor_from_json(const host::Json& input);
+// A runtime's output as a response output ({"name", "datatype", "shape", "data"}).
+host::Json tensor_to_json(const HostTensor& tensor);
+// A copy of a runtime-owned tensor; throws ServeError(500) when it is inconsistent.
+HostTensor copy_tensor(const KilnTensor& tensor);
+
+}  // namespace kiln::serve

@@ -1,0 +1,334 @@
+// serve.torch: the built-in serving runtime (KilnServingApi). It serves a kiln
+// Model artifact (model.json + weights.safetensors [+ transform/], applying
+// the fitted transform to raw rows) or a TorchScript module saved by PyTorch
+// (torch.jit.save) described by the model config's "inputs"/"outputs".
+// The only LibTorch TU of the runtime; the registration is in plugin.cpp.
+#include <torch/script.h>
+#include <kiln/serving.hpp>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "components.hpp"
+#include "model.hpp"
+#include "transform.hpp"
+
+struct KilnModel {
+  virtual ~KilnModel() = default;
+};
+
+namespace kiln::ml {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+[[noreturn]] void bad(const std::string& message) {
+  throw Error(message, KILN_ERROR_INVALID_ARGUMENT);
+}
+
+struct TensorInfo {
+  std::string name;
+  KilnDataType datatype = KILN_DT_FP32;
+  std::vector<int64_t> shape;  // -1 for a variable dimension
+};
+
+json tensor_info_json(const TensorInfo& t) {
+  return {{"name", t.name}, {"datatype", datatype_name(t.datatype)}, {"shape", t.shape}};
+}
+
+std::vector<TensorInfo> tensor_infos(const json& config, const char* key) {
+  if (!config.contains(key) || !config[key].is_array() || config[key].empty())
+    bad(std::string("a TorchScript model's config needs \"") + key + "\": [{\"name\", \"datatype\", \"shape\"}, ...]");
+  std::vector<TensorInfo> out;
+  for (const auto& item : config[key]) {
+    TensorInfo t;
+    t.name = item.value("name", "");
+    t.datatype = datatype_from_name(item.value("datatype", ""));
+    if (t.name.empty() || t.datatype == 0 || !item.contains("shape") || !item["shape"].is_array())
+      bad(std::string("config \"") + key + "\" entry " + item.dump() + " needs a name, a datatype and a shape");
+    t.shape = item["shape"].get<std::vector<int64_t>>();
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+torch::ScalarType scalar_type(KilnDataType type) {
+  switch (type) {
+    case KILN_DT_BOOL:
+      return torch::kBool;
+    case KILN_DT_UINT8:
+      return torch::kByte;
+    case KILN_DT_INT8:
+      return torch::kChar;
+    case KILN_DT_INT16:
+      return torch::kShort;
+    case KILN_DT_INT32:
+      return torch::kInt;
+    case KILN_DT_INT64:
+      return torch::kLong;
+    case KILN_DT_FP16:
+      return torch::kHalf;
+    case KILN_DT_FP32:
+      return torch::kFloat;
+    case KILN_DT_FP64:
+      return torch::kDouble;
+    default:
+      throw Error("LibTorch has no tensor type for " + datatype_name(type), KILN_ERROR_UNSUPPORTED);
+  }
+}
+
+// A request tensor as a torch tensor (a copy, so the model may keep it).
+torch::Tensor to_torch(const KilnTensor& t) {
+  const std::vector<int64_t> shape(t.shape, t.shape + t.ndim);
+  return torch::from_blob(const_cast<void*>(t.data), shape, torch::TensorOptions().dtype(scalar_type(t.datatype)))
+      .clone();
+}
+
+// The outputs of one infer call and the memory they point into.
+struct OutputBatch {
+  std::vector<torch::Tensor> values;  // contiguous CPU
+  std::vector<std::string> names;
+  std::vector<std::vector<int64_t>> shapes;
+  std::vector<KilnTensor> tensors;
+};
+
+class ServedModel : public KilnModel {
+ public:
+  const std::string& metadata() const { return metadata_; }
+
+  // Runs one batch; returns the outputs in declaration order.
+  virtual std::vector<torch::Tensor> run(const std::vector<const KilnTensor*>& inputs) = 0;
+
+  const std::vector<TensorInfo>& inputs() const { return inputs_; }
+  const std::vector<TensorInfo>& outputs() const { return outputs_; }
+
+  const KilnTensor* keep(std::unique_ptr<OutputBatch> batch) {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    const KilnTensor* key = batch->tensors.data();
+    batches_[key] = std::move(batch);
+    return key;
+  }
+  void release(const KilnTensor* outputs) {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    batches_.erase(outputs);
+  }
+
+ protected:
+  void set_signature(std::vector<TensorInfo> inputs, std::vector<TensorInfo> outputs, json extra) {
+    inputs_ = std::move(inputs);
+    outputs_ = std::move(outputs);
+    extra["inputs"] = json::array();
+    extra["outputs"] = json::array();
+    for (const auto& t : inputs_) extra["inputs"].push_back(tensor_info_json(t));
+    for (const auto& t : outputs_) extra["outputs"].push_back(tensor_info_json(t));
+    metadata_ = extra.dump();
+  }
+  std::mutex run_mutex_;  // LibTorch modules are run one batch at a time
+
+ private:
+  std::vector<TensorInfo> inputs_, outputs_;
+  std::string metadata_;
+  std::mutex mutex_;
+  std::map<const KilnTensor*, std::unique_ptr<OutputBatch>> batches_;
+};
+
+// A kiln Model artifact: raw rows -> transform -> network -> probabilities.
+class KilnArtifactModel : public ServedModel {
+ public:
+  KilnArtifactModel(const fs::path& dir, const json& config) : model_(load_model(dir)) {
+    const auto& spec = model_.spec();
+    std::vector<int64_t> raw_shape = spec.feature_shape;
+    if (spec.transform) {
+      transform_ = load_transform(dir / "transform");
+      raw_shape = transform_->input_shape;
+      if (transform_->output_shape() != spec.feature_shape)
+        bad(dir.string() + ": the transform's output shape does not match the model's features");
+    }
+    TensorInfo input{config.value("input_name", std::string("input")), KILN_DT_FP32, {-1}};
+    input.shape.insert(input.shape.end(), raw_shape.begin(), raw_shape.end());
+    const bool classify = spec.task == Task::Classification;
+    TensorInfo output{classify ? "probabilities" : "predictions", KILN_DT_FP32, {-1, spec.num_outputs}};
+    json extra{{"platform", "kiln_torch"}, {"task", task_name(spec.task)}};
+    if (classify) extra["classes"] = spec.classes;
+    set_signature({input}, {output}, extra);
+    model_.net()->eval();
+  }
+
+  std::vector<torch::Tensor> run(const std::vector<const KilnTensor*>& inputs) override {
+    const KilnTensor& in = *inputs.at(0);
+    const int64_t rows = in.shape[0];
+    std::vector<int64_t> shape{rows};
+    const auto& feature_shape = model_.spec().feature_shape;
+    shape.insert(shape.end(), feature_shape.begin(), feature_shape.end());
+    torch::Tensor features;
+    if (transform_) {
+      features = torch::empty(shape, torch::kFloat);
+      apply_transform(*transform_, static_cast<const float*>(in.data), rows, features.data_ptr<float>());
+    } else {
+      features = torch::from_blob(const_cast<void*>(in.data), shape, torch::kFloat);
+    }
+    const std::lock_guard<std::mutex> lock(run_mutex_);
+    return {model_.predict(features).contiguous()};
+  }
+
+ private:
+  TorchModel model_;
+  std::optional<Transform> transform_;
+};
+
+// A TorchScript module: forward(inputs in config order) -> a tensor or a tuple.
+class TorchScriptModel : public ServedModel {
+ public:
+  TorchScriptModel(const fs::path& dir, const json& config) {
+    const fs::path file = dir / config.value("file", std::string("model.pt"));
+    if (!fs::exists(file)) bad(file.string() + " does not exist (set \"file\" in the model config)");
+    try {
+      module_ = torch::jit::load(file.string());
+    } catch (const c10::Error& e) {
+      bad("cannot load TorchScript " + file.string() + ": " + e.what_without_backtrace());
+    }
+    module_.eval();
+    auto ins = tensor_infos(config, "inputs");
+    auto outs = tensor_infos(config, "outputs");
+    for (const auto& t : ins) scalar_type(t.datatype);
+    for (const auto& t : outs) scalar_type(t.datatype);
+    set_signature(std::move(ins), std::move(outs), {{"platform", "pytorch_torchscript"}});
+  }
+
+  std::vector<torch::Tensor> run(const std::vector<const KilnTensor*>& inputs) override {
+    std::vector<torch::jit::IValue> args;
+    for (const KilnTensor* t : inputs) args.emplace_back(to_torch(*t));
+    const torch::NoGradGuard no_grad;
+    torch::jit::IValue result;
+    {
+      const std::lock_guard<std::mutex> lock(run_mutex_);
+      result = module_.forward(args);
+    }
+    std::vector<torch::Tensor> values;
+    if (result.isTensor()) {
+      values.push_back(result.toTensor());
+    } else if (result.isTuple()) {
+      for (const auto& v : result.toTuple()->elements()) values.push_back(v.toTensor());
+    } else if (result.isTensorList()) {
+      for (const auto& v : result.toTensorVector()) values.push_back(v);
+    } else {
+      throw Error("the TorchScript module returned neither a tensor nor a tuple of tensors", KILN_ERROR_INTERNAL);
+    }
+    if (values.size() != outputs().size())
+      throw Error("the TorchScript module returned " + std::to_string(values.size()) + " tensors, the config names " +
+                      std::to_string(outputs().size()),
+                  KILN_ERROR_INTERNAL);
+    for (size_t i = 0; i < values.size(); ++i)
+      values[i] = values[i].to(torch::kCPU, scalar_type(outputs()[i].datatype)).contiguous();
+    return values;
+  }
+
+ private:
+  torch::jit::Module module_;
+};
+
+const KilnHostApi* g_host = nullptr;
+
+KilnError* error_from_exception(const KilnHostApi* host) noexcept {
+  try {
+    throw;
+  } catch (const Error& e) {
+    return host->error_new(e.code(), e.what());
+  } catch (const c10::Error& e) {
+    return host->error_new(KILN_ERROR_INVALID_ARGUMENT, e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    return host->error_new(KILN_ERROR_INTERNAL, e.what());
+  } catch (...) {
+    return host->error_new(KILN_ERROR_INTERNAL, "unknown exception");
+  }
+}
+
+KilnError* serve_load(const KilnHostApi* host, const char* model_dir, const char* config_json,
+                      KilnModel** model_out) noexcept {
+  g_host = host;
+  try {
+    const fs::path dir(model_dir);
+    const json config = json::parse(config_json != nullptr && *config_json != '\0' ? config_json : "{}");
+    const int64_t threads = config.value("threads", int64_t{0});
+    if (threads > 0) at::set_num_threads(static_cast<int>(threads));
+    std::unique_ptr<ServedModel> model;
+    if (fs::exists(dir / "model.json"))
+      model = std::make_unique<KilnArtifactModel>(dir, config);
+    else
+      model = std::make_unique<TorchScriptModel>(dir, config);
+    *model_out = model.release();
+    return nullptr;
+  } catch (...) {
+    return error_from_exception(host);
+  }
+}
+
+KilnError* serve_metadata(KilnModel* model, const char** json_out) noexcept {
+  *json_out = static_cast<ServedModel*>(model)->metadata().c_str();
+  return nullptr;
+}
+
+KilnError* serve_infer(KilnModel* handle, const KilnTensor* inputs, uint32_t input_count,
+                       const KilnTensor** outputs_out, uint32_t* output_count_out) noexcept {
+  try {
+    auto* model = static_cast<ServedModel*>(handle);
+    std::vector<const KilnTensor*> ordered;
+    for (const auto& info : model->inputs()) {
+      const KilnTensor* found = nullptr;
+      for (uint32_t i = 0; i < input_count; ++i)
+        if (inputs[i].name != nullptr && info.name == inputs[i].name) found = &inputs[i];
+      if (found == nullptr) bad("input '" + info.name + "' is missing");
+      if (found->datatype != info.datatype)
+        bad("input '" + info.name + "' must be " + datatype_name(info.datatype) + ", not " +
+            datatype_name(found->datatype));
+      if (found->ndim != info.shape.size() || found->ndim == 0) bad("input '" + info.name + "' has the wrong rank");
+      ordered.push_back(found);
+    }
+    auto batch = std::make_unique<OutputBatch>();
+    batch->values = model->run(ordered);
+    const auto& outs = model->outputs();
+    for (size_t i = 0; i < batch->values.size(); ++i) {
+      batch->names.push_back(outs[i].name);
+      batch->shapes.push_back(batch->values[i].sizes().vec());
+    }
+    for (size_t i = 0; i < batch->values.size(); ++i) {
+      const auto& v = batch->values[i];
+      batch->tensors.push_back(KilnTensor{sizeof(KilnTensor), outs[i].datatype, batch->names[i].c_str(),
+                                          batch->shapes[i].data(), static_cast<uint32_t>(batch->shapes[i].size()), 0,
+                                          v.data_ptr(), static_cast<uint64_t>(v.nbytes())});
+    }
+    *output_count_out = static_cast<uint32_t>(batch->tensors.size());
+    *outputs_out = model->keep(std::move(batch));
+    return nullptr;
+  } catch (...) {
+    return error_from_exception(g_host);
+  }
+}
+
+void serve_release_outputs(KilnModel* model, const KilnTensor* outputs, uint32_t /*count*/) noexcept {
+  static_cast<ServedModel*>(model)->release(outputs);
+}
+
+void serve_unload(KilnModel* model) noexcept {
+  const std::unique_ptr<ServedModel> owned(static_cast<ServedModel*>(model));  // ownership came back through the ABI
+}
+
+}  // namespace
+
+Manifest ServeTorch::manifest() {
+  return Manifest("serve.torch", "1.0.0", Kind::Serve)
+      .description(
+          "Serving runtime: kiln Model artifacts (the fitted transform applied to raw rows) and TorchScript modules");
+}
+
+const KilnServingApi* ServeTorch::serving() {
+  static const KilnServingApi api{
+      sizeof(KilnServingApi), 0, &serve_load, &serve_metadata, &serve_infer, &serve_release_outputs, &serve_unload};
+  return &api;
+}
+
+}  // namespace kiln::ml

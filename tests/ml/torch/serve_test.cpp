@@ -1,0 +1,597 @@
+// kiln serve over real HTTP on 127.0.0.1 (ephemeral ports): every endpoint
+// and error status, predictions equal to offline ones, dynamic batching, hot
+// reload under load, SIGTERM drain and a TorchScript model from PyTorch.
+// Responses are checked against the Open Inference Protocol's OpenAPI file
+// when ../shared (or $KILN_SHARED_DIR) has it. No assertion is on wall time.
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <gtest/gtest.h>
+#include <kiln/host/plugin_library.hpp>
+#include <kiln/host/yaml_json.hpp>
+#include <kiln/serve/server.hpp>
+
+#include <atomic>
+#include <csignal>
+#include <sstream>
+#include <thread>
+
+#include "predict.hpp"
+#include "torch_test_data.hpp"
+#include "transform.hpp"
+
+namespace kiln::test {
+namespace {
+
+namespace fs = std::filesystem;
+using host::Json;
+
+struct Response {
+  int status = 0;
+  std::string body;
+  Json json() const { return Json::parse(body); }
+};
+
+Response http(uint16_t port, const std::string& method, const std::string& path, const std::string& body = "") {
+  Poco::Net::HTTPClientSession session("127.0.0.1", port);
+  session.setTimeout(Poco::Timespan(60, 0));
+  Poco::Net::HTTPRequest request(method, path, Poco::Net::HTTPMessage::HTTP_1_1);
+  if (method == "POST") {
+    request.setContentType("application/json");
+    request.setContentLength(static_cast<std::streamsize>(body.size()));
+  }
+  session.sendRequest(request) << body;
+  Poco::Net::HTTPResponse response;
+  std::istream& in = session.receiveResponse(response);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return {static_cast<int>(response.getStatus()), out.str()};
+}
+
+// ------------------------------------------------ OpenAPI conformance checks
+
+std::optional<Json> openapi() {
+  std::vector<fs::path> candidates;
+  if (const char* env = std::getenv("KILN_SHARED_DIR")) candidates.emplace_back(env);
+  candidates.push_back(fs::path(KILN_TEST_SOURCE_DIR) / ".." / "shared");
+  for (const auto& root : candidates) {
+    const auto file = root / "reference" / "open-inference-protocol" / "open_inference_rest.yaml";
+    if (fs::exists(file)) return host::parse_yaml_value(read_text(file));
+  }
+  return std::nullopt;
+}
+
+// Checks `value` against an OpenAPI 3.0 schema (type, required, properties,
+// items, anyOf, $ref); returns the first problem, "" when it conforms.
+std::string check_schema(const Json& spec, const Json& schema, const Json& value, const std::string& at) {
+  if (schema.contains("$ref")) {
+    const auto ref = schema["$ref"].get<std::string>();
+    const auto name = ref.substr(ref.rfind('/') + 1);
+    return check_schema(spec, spec["components"]["schemas"][name], value, at);
+  }
+  if (schema.contains("anyOf")) {
+    for (const auto& option : schema["anyOf"])
+      if (check_schema(spec, option, value, at).empty()) return "";
+    return at + ": matches none of anyOf";
+  }
+  const std::string type = schema.value("type", "");
+  if (type == "object") {
+    if (!value.is_object()) return at + ": not an object";
+    if (schema.contains("required"))
+      for (const auto& r : schema["required"])
+        if (!value.contains(r.get<std::string>())) return at + ": missing required '" + r.get<std::string>() + "'";
+    if (schema.contains("properties"))
+      for (auto it = schema["properties"].begin(); it != schema["properties"].end(); ++it)
+        if (value.contains(it.key())) {
+          const auto problem = check_schema(spec, it.value(), value[it.key()], at + "." + it.key());
+          if (!problem.empty()) return problem;
+        }
+  } else if (type == "array") {
+    if (!value.is_array()) return at + ": not an array";
+    if (schema.contains("items"))
+      for (size_t i = 0; i < value.size(); ++i) {
+        const auto problem = check_schema(spec, schema["items"], value[i], at + "[" + std::to_string(i) + "]");
+        if (!problem.empty()) return problem;
+      }
+  } else if (type == "string" && !value.is_string()) {
+    return at + ": not a string";
+  } else if (type == "integer" && !value.is_number_integer()) {
+    return at + ": not an integer";
+  } else if (type == "number" && !value.is_number()) {
+    return at + ": not a number";
+  } else if (type == "boolean" && !value.is_boolean()) {
+    return at + ": not a boolean";
+  }
+  return "";
+}
+
+// The response schema of `path_key` for `method` and `status` (nullopt when
+// the spec gives none), e.g. ("/v2/", "get", "200").
+void expect_conforms(const Response& r, const std::string& path_key, const std::string& method) {
+  static const auto spec = openapi();
+  if (!spec) return;  // ../shared absent: conformance is not checked
+  const auto& op = (*spec)["paths"][path_key][method];
+  const auto status = std::to_string(r.status);
+  ASSERT_TRUE(op.contains("responses")) << path_key;
+  if (!op["responses"].contains(status)) {
+    // Statuses the spec does not list (404, 413, 503) still carry the error object.
+    const Json error_schema = {{"$ref", "#/components/schemas/inference_error_response"}};
+    EXPECT_EQ(check_schema(*spec, error_schema, r.json(), "body"), "") << r.body;
+    return;
+  }
+  const auto& response = op["responses"][status];
+  if (!response.contains("content")) return;
+  const auto& schema = response["content"]["application/json"]["schema"];
+  EXPECT_EQ(check_schema(*spec, schema, r.json(), "body"), "") << path_key << " " << r.body;
+}
+
+// --------------------------------------------------------------- fixtures
+
+const KilnServingApi* torch_runtime(const std::string& name) {
+  const auto library = host::PluginLibrary::load(KILN_TEST_TORCH_PLUGIN);
+  const auto* component = library->find(name);
+  return component != nullptr ? component->serving : nullptr;
+}
+
+// A standardising transform fitted on `data` (so serving must apply it).
+ml::Transform standardize(const ml::Dataset& data) {
+  ml::Transform t;
+  t.input_shape = data.schema.feature_shape;
+  t.input_columns = data.schema.columns;
+  t.output_columns = data.schema.columns;
+  ml::TransformOp op;
+  op.kind = ml::TransformOpKind::Affine;
+  op.method = "standardize";
+  const int64_t d = data.schema.feature_shape[0];
+  const auto values = data.features.to_float();
+  const auto rows = static_cast<int64_t>(values.size()) / d;
+  for (int64_t c = 0; c < d; ++c) {
+    double sum = 0, sq = 0;
+    for (int64_t r = 0; r < rows; ++r) sum += values[r * d + c];
+    const double mean = sum / rows;
+    for (int64_t r = 0; r < rows; ++r) sq += (values[r * d + c] - mean) * (values[r * d + c] - mean);
+    op.columns.push_back(c);
+    op.shift.push_back(mean);
+    op.scale.push_back(1.0 / std::sqrt(sq / rows + 1e-12));
+  }
+  t.ops.push_back(op);
+  return t;
+}
+
+struct TrainedModel {
+  fs::path model;  // the Model artifact (with transform/)
+  ml::Dataset test_raw;
+  std::vector<float> offline;  // predictions on test_raw, [rows, classes]
+  int64_t classes = 3;
+};
+
+TrainedModel train_model(const fs::path& dir) {
+  const auto train_raw = blobs(150, 3, 4, 1);
+  TrainedModel m;
+  m.test_raw = blobs(40, 3, 4, 2);
+  // Shift the raw features so the transform matters.
+  const auto transform = standardize(train_raw);
+  ml::save_transform(dir / "transform", transform);
+  const auto train_dir = save(dir / "train", ml::apply_transform(transform, train_raw));
+  RecordingSink sink;
+  const auto outcome = train(dir / "step",
+                             {{"architecture", "mlp"},
+                              {"hidden_sizes", Json::array({8})},
+                              {"epochs", 3},
+                              {"batch_size", 16},
+                              {"threads", 1},
+                              {"seed", 3}},
+                             sink, train_dir, {}, dir / "transform");
+  EXPECT_TRUE(outcome.ok) << outcome.message;
+  m.model = dir / "step" / "out" / "model";
+  const auto p = ml::predict_dataset(m.model, ml::apply_transform(transform, m.test_raw), 1024, 1);
+  m.offline = p.values;
+  m.classes = p.width;
+  return m;
+}
+
+void copy_version(const fs::path& model, const fs::path& repo_model, int version) {
+  const auto staging = repo_model / (".staging" + std::to_string(version));
+  fs::create_directories(repo_model);
+  fs::copy(model, staging, fs::copy_options::recursive);
+  fs::rename(staging, repo_model / std::to_string(version));
+}
+
+std::vector<float> rows_of(const ml::Dataset& data, int64_t first, int64_t count) {
+  const auto all = data.features.to_float();
+  const int64_t d = data.schema.feature_shape[0];
+  return {all.begin() + first * d, all.begin() + (first + count) * d};
+}
+
+std::string infer_body(const std::vector<float>& rows, int64_t d, const std::string& id = "",
+                       const std::string& datatype = "FP32") {
+  Json j{{"inputs", Json::array({{{"name", "input"},
+                                  {"shape", {static_cast<int64_t>(rows.size()) / d, d}},
+                                  {"datatype", datatype},
+                                  {"data", rows}}})}};
+  if (!id.empty()) j["id"] = id;
+  return j.dump();
+}
+
+class Serving {
+ public:
+  explicit Serving(const fs::path& root, kiln::serve::ServerOptions options = {},
+                   std::chrono::milliseconds poll = std::chrono::milliseconds(1000))
+      : repository_({root, poll, 1}, torch_runtime, &metrics_) {
+    repository_.start();
+    options.port = 0;
+    server_ = std::make_unique<kiln::serve::Server>(options, repository_, metrics_);
+    server_->start();
+  }
+  ~Serving() { server_->stop(std::chrono::seconds(10)); }
+  uint16_t port() const { return server_->port(); }
+  kiln::serve::ModelRepository& repository() { return repository_; }
+
+ private:
+  kiln::serve::Metrics metrics_;
+  kiln::serve::ModelRepository repository_;
+  std::unique_ptr<kiln::serve::Server> server_;
+};
+
+void expect_close(const std::vector<float>& expected, const Json& data, int64_t offset = 0) {
+  ASSERT_TRUE(data.is_array());
+  for (size_t i = 0; i < data.size(); ++i)
+    ASSERT_NEAR(data[i].get<double>(), expected[static_cast<size_t>(offset) + i], 1e-5) << "value " << i;
+}
+
+// ------------------------------------------------------------------- tests
+
+TEST(Serve, EveryEndpointAndOfflinePredictions) {
+  TempDir dir;
+  const auto m = train_model(dir / "train");
+  copy_version(m.model, dir / "repo" / "blobs", 1);
+  Serving s(dir / "repo");
+  const auto port = s.port();
+
+  auto r = http(port, "GET", "/v2");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.json()["name"], "kiln");
+  expect_conforms(r, "/v2/", "get");
+  EXPECT_EQ(http(port, "GET", "/v2/health/live").status, 200);
+  EXPECT_EQ(http(port, "GET", "/v2/health/ready").status, 200);
+
+  for (const std::string path : {"/v2/models/blobs", "/v2/models/blobs/versions/1"}) {
+    r = http(port, "GET", path);
+    ASSERT_EQ(r.status, 200) << r.body;
+    const auto j = r.json();
+    EXPECT_EQ(j["name"], "blobs");
+    EXPECT_EQ(j["versions"], Json::array({"1"}));
+    EXPECT_EQ(j["inputs"][0]["name"], "input");
+    EXPECT_EQ(j["inputs"][0]["datatype"], "FP32");
+    EXPECT_EQ(j["inputs"][0]["shape"], Json::array({-1, 4}));
+    EXPECT_EQ(j["outputs"][0]["name"], "probabilities");
+    expect_conforms(r, "/v2/models/${MODEL_NAME}/versions/${MODEL_VERSION}", "get");
+    r = http(port, "GET", path + "/ready");
+    EXPECT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.json()["ready"], true);
+  }
+
+  // The whole test split in one request equals the offline predictions.
+  const int64_t rows = static_cast<int64_t>(m.offline.size()) / m.classes;
+  r = http(port, "POST", "/v2/models/blobs/infer", infer_body(rows_of(m.test_raw, 0, rows), 4, "req-42"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  expect_conforms(r, "/v2/models/${MODEL_NAME}/versions/${MODEL_VERSION}/infer", "post");
+  auto j = r.json();
+  EXPECT_EQ(j["id"], "req-42");
+  EXPECT_EQ(j["model_name"], "blobs");
+  EXPECT_EQ(j["model_version"], "1");
+  ASSERT_EQ(j["outputs"].size(), 1u);
+  EXPECT_EQ(j["outputs"][0]["name"], "probabilities");
+  EXPECT_EQ(j["outputs"][0]["shape"], Json::array({rows, m.classes}));
+  expect_close(m.offline, j["outputs"][0]["data"]);
+
+  // One row at a time through the version URL, with the output named.
+  for (int64_t i = 0; i < 5; ++i) {
+    Json body = Json::parse(infer_body(rows_of(m.test_raw, i, 1), 4));
+    body["outputs"] = Json::array({{{"name", "probabilities"}}});
+    r = http(port, "POST", "/v2/models/blobs/versions/1/infer", body.dump());
+    ASSERT_EQ(r.status, 200) << r.body;
+    expect_close(m.offline, r.json()["outputs"][0]["data"], i * m.classes);
+  }
+
+  r = http(port, "GET", "/metrics");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("kiln_serve_requests_total{model=\"blobs\",version=\"1\",status=\"200\"}"), std::string::npos)
+      << r.body;
+  EXPECT_NE(r.body.find("kiln_serve_request_duration_seconds_bucket{model=\"blobs\""), std::string::npos);
+  EXPECT_NE(r.body.find("kiln_serve_models_loaded 1"), std::string::npos);
+}
+
+TEST(Serve, ErrorsAreJsonWithTheRightStatus) {
+  TempDir dir;
+  const auto m = train_model(dir / "train");
+  copy_version(m.model, dir / "repo" / "blobs", 1);
+  fs::create_directories(dir / "repo" / "broken" / "1");
+  write_text(dir / "repo" / "broken" / "1" / "model.json", "{not json");
+  kiln::serve::ServerOptions options;
+  options.max_body_bytes = 4096;
+  Serving s(dir / "repo", options);
+  const auto port = s.port();
+  const std::string infer_path = "/v2/models/blobs/infer";
+  const auto row = rows_of(m.test_raw, 0, 1);
+
+  struct Case {
+    std::string what, method, path, body;
+    int status;
+  };
+  const std::vector<Case> cases{
+      {"malformed JSON", "POST", infer_path, "{\"inputs\": [", 400},
+      {"not an object", "POST", infer_path, "[1, 2]", 400},
+      {"no inputs", "POST", infer_path, "{}", 400},
+      {"wrong shape", "POST", infer_path, infer_body(rows_of(m.test_raw, 0, 2), 8), 400},
+      {"wrong datatype", "POST", infer_path, infer_body(row, 4, "", "FP64"), 400},
+      {"data/shape mismatch", "POST", infer_path,
+       R"({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3]}]})", 400},
+      {"unknown input", "POST", infer_path,
+       R"({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]})", 400},
+      {"unknown datatype", "POST", infer_path,
+       R"({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP33", "data": [1, 2, 3, 4]}]})", 400},
+      {"not a number", "POST", infer_path,
+       R"({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [1, "a", 3, 4]}]})", 400},
+      {"unknown output", "POST", infer_path,
+       R"({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}],
+           "outputs": [{"name": "nope"}]})",
+       400},
+      {"unknown model", "POST", "/v2/models/nope/infer", infer_body(row, 4), 404},
+      {"unknown model metadata", "GET", "/v2/models/nope", "", 404},
+      {"unknown version", "POST", "/v2/models/blobs/versions/7/infer", infer_body(row, 4), 404},
+      {"unknown version ready", "GET", "/v2/models/blobs/versions/7/ready", "", 404},
+      {"unknown endpoint", "GET", "/v3", "", 404},
+      {"body too large", "POST", infer_path, std::string(8192, ' '), 413},
+      {"model not ready", "POST", "/v2/models/broken/infer", infer_body(row, 4), 503},
+      {"version not ready", "GET", "/v2/models/broken/versions/1/ready", "", 503},
+      {"server not ready", "GET", "/v2/health/ready", "", 503},
+  };
+  for (const auto& c : cases) {
+    const auto r = http(port, c.method, c.path, c.body);
+    EXPECT_EQ(r.status, c.status) << c.what << ": " << r.body;
+    const auto j = r.json();
+    ASSERT_TRUE(j.contains("error") && j["error"].is_string()) << c.what << ": " << r.body;
+    EXPECT_FALSE(j["error"].get<std::string>().empty());
+    if (c.method == "POST") expect_conforms(r, "/v2/models/${MODEL_NAME}/versions/${MODEL_VERSION}/infer", "post");
+  }
+  // Still serving after all that.
+  EXPECT_EQ(http(port, "POST", infer_path, infer_body(row, 4)).status, 200);
+}
+
+TEST(Serve, DynamicBatchingGivesEachRequestItsRows) {
+  TempDir dir;
+  const auto m = train_model(dir / "train");
+  copy_version(m.model, dir / "repo" / "blobs", 1);
+  write_text(dir / "repo" / "blobs" / "config.json", R"({"max_batch_size": 16, "max_queue_delay_us": 5000})");
+  Serving s(dir / "repo");
+  const int64_t rows = static_cast<int64_t>(m.offline.size()) / m.classes;
+  std::vector<std::thread> clients;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < 8; ++t)
+    clients.emplace_back([&, t] {
+      for (int64_t i = t; i < rows; i += 8) {
+        const auto r = http(s.port(), "POST", "/v2/models/blobs/infer", infer_body(rows_of(m.test_raw, i, 1), 4));
+        if (r.status != 200) {
+          ++failures;
+          continue;
+        }
+        const auto data = r.json()["outputs"][0]["data"];
+        for (int64_t k = 0; k < m.classes; ++k)
+          if (std::abs(data[static_cast<size_t>(k)].get<double>() - m.offline[i * m.classes + k]) > 1e-5) ++failures;
+      }
+    });
+  for (auto& c : clients) c.join();
+  EXPECT_EQ(failures.load(), 0);
+  const auto metrics = http(s.port(), "GET", "/metrics").body;
+  EXPECT_NE(metrics.find("kiln_serve_batch_size_count{model=\"blobs\"}"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("kiln_serve_queue_seconds_count{model=\"blobs\"}"), std::string::npos);
+}
+
+TEST(Serve, AFullQueueAnswers503AtOnce) {
+  TempDir dir;
+  const auto m = train_model(dir / "train");
+  copy_version(m.model, dir / "repo" / "blobs", 1);
+  // One queued request fills the queue; it waits for its batch for 5 s.
+  write_text(dir / "repo" / "blobs" / "config.json",
+             R"({"max_batch_size": 64, "max_queue_delay_us": 5000000, "max_queue_size": 1})");
+  Serving s(dir / "repo");
+  const auto body = infer_body(rows_of(m.test_raw, 0, 1), 4);
+  Response first;
+  std::thread client([&] { first = http(s.port(), "POST", "/v2/models/blobs/infer", body); });
+  bool queued = false;
+  for (int i = 0; i < 6000 && !queued; ++i) {
+    queued = http(s.port(), "GET", "/metrics").body.find("kiln_serve_queue_depth{model=\"blobs\",version=\"1\"} 1") !=
+             std::string::npos;
+    if (!queued) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_TRUE(queued);
+  const auto rejected = http(s.port(), "POST", "/v2/models/blobs/infer", body);
+  EXPECT_EQ(rejected.status, 503) << rejected.body;
+  EXPECT_NE(rejected.body.find("queue"), std::string::npos);
+  client.join();
+  EXPECT_EQ(first.status, 200) << first.body;
+}
+
+TEST(Serve, HotReloadUnderLoadLosesNoRequest) {
+  TempDir dir;
+  const auto m = train_model(dir / "train");
+  const auto repo_model = dir / "repo" / "blobs";
+  copy_version(m.model, repo_model, 1);
+  Serving s(dir / "repo", {}, std::chrono::milliseconds(20));
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, failed{0}, saw_v2{0}, saw_v3{0};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 4; ++t)
+    clients.emplace_back([&] {
+      while (!stop) {
+        const auto r = http(s.port(), "POST", "/v2/models/blobs/infer", infer_body(rows_of(m.test_raw, 0, 1), 4));
+        if (r.status != 200) {
+          ++failed;
+          continue;
+        }
+        ++ok;
+        const auto version = r.json()["model_version"].get<std::string>();
+        if (version == "2") ++saw_v2;
+        if (version == "3") ++saw_v3;
+      }
+    });
+  // Version 2 takes over; a broken version 3 is reported and does not.
+  copy_version(m.model, repo_model, 2);
+  for (int i = 0; i < 6000 && saw_v2 < 20; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  fs::create_directories(repo_model / ".staging3");
+  write_text(repo_model / ".staging3" / "model.json", "{broken");
+  fs::rename(repo_model / ".staging3", repo_model / "3");
+  const auto before = saw_v2.load();
+  for (int i = 0; i < 6000 && saw_v2 < before + 50; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  stop = true;
+  for (auto& c : clients) c.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_GE(saw_v2.load(), before + 50);
+  EXPECT_EQ(saw_v3.load(), 0);
+  EXPECT_EQ(s.repository().versions("blobs"), std::vector<int64_t>{2});
+  EXPECT_EQ(http(s.port(), "GET", "/v2/models/blobs/versions/1").status, 404);  // retired
+  EXPECT_EQ(http(s.port(), "GET", "/v2/models/blobs/versions/3/ready").status, 503);
+  const auto metrics = http(s.port(), "GET", "/metrics").body;
+  EXPECT_NE(metrics.find("kiln_serve_model_load_failures_total{model=\"blobs\",version=\"3\"} 1"), std::string::npos);
+}
+
+TEST(Serve, VersionPolicies) {
+  TempDir dir;
+  const auto m = train_model(dir / "train");
+  for (int v = 1; v <= 3; ++v) {
+    copy_version(m.model, dir / "repo" / "latest2", v);
+    copy_version(m.model, dir / "repo" / "pinned", v);
+  }
+  write_text(dir / "repo" / "latest2" / "config.json", R"({"version_policy": {"latest": {"num_versions": 2}}})");
+  write_text(dir / "repo" / "pinned" / "config.json", R"({"version_policy": {"specific": {"versions": [1]}}})");
+  Serving s(dir / "repo");
+  EXPECT_EQ(s.repository().versions("latest2"), (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(s.repository().versions("pinned"), (std::vector<int64_t>{1}));
+  EXPECT_EQ(http(s.port(), "GET", "/v2/models/latest2/versions/2/ready").status, 200);
+  EXPECT_EQ(http(s.port(), "GET", "/v2/models/pinned/versions/3/ready").status, 404);
+  const auto r = http(s.port(), "POST", "/v2/models/pinned/infer", infer_body(rows_of(m.test_raw, 0, 1), 4));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.json()["model_version"], "1");
+}
+
+TEST(Serve, SigtermDrainsRequestsInProgress) {
+  TempDir dir;
+  const auto m = train_model(dir / "train");
+  copy_version(m.model, dir / "repo" / "blobs", 1);
+  // A long batching delay keeps the request in flight when SIGTERM comes.
+  write_text(dir / "repo" / "blobs" / "config.json", R"({"max_batch_size": 64, "max_queue_delay_us": 500000})");
+  host::ChildProcess::Options options;
+  options.argv = {kiln_exe().string(),
+                  "serve",
+                  "--model-repo",
+                  (dir / "repo").string(),
+                  "--port",
+                  "0",
+                  "--port-file",
+                  (dir / "port").string(),
+                  "--runtime-threads",
+                  "1",
+                  "--access-log",
+                  "off"};
+  options.env = {{"KILN_PLUGIN_PATH", fs::path(KILN_TEST_TORCH_PLUGIN).parent_path().string()},
+                 {"KILN_CACHE_DIR", (dir / "cache").string()}};
+  auto child = host::ChildProcess::spawn(options);
+  for (int i = 0; i < 6000 && !fs::exists(dir / "port"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_TRUE(fs::exists(dir / "port")) << "kiln serve did not start";
+  const auto port = static_cast<uint16_t>(std::stoi(read_text(dir / "port")));
+  Response in_flight;
+  std::thread client(
+      [&] { in_flight = http(port, "POST", "/v2/models/blobs/infer", infer_body(rows_of(m.test_raw, 0, 1), 4)); });
+  // Wait until the request is queued (the queue-depth gauge says 1).
+  bool queued = false;
+  for (int i = 0; i < 6000 && !queued; ++i) {
+    queued = http(port, "GET", "/metrics").body.find("kiln_serve_queue_depth{model=\"blobs\",version=\"1\"} 1") !=
+             std::string::npos;
+    if (!queued) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_TRUE(queued);
+  ::kill(child.pid(), SIGTERM);
+  client.join();
+  EXPECT_EQ(in_flight.status, 200) << in_flight.body;
+  const auto status = child.wait();
+  EXPECT_TRUE(status.success()) << status.describe();
+}
+
+TEST(Serve, TorchScriptFromPyTorchGivesPyTorchsOutputs) {
+  if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0)
+    GTEST_SKIP() << "/usr/bin/python3 with torch (python3-torch) is not installed";
+  TempDir dir;
+  const auto version = dir / "repo" / "scripted" / "1";
+  fs::create_directories(version);
+  write_text(dir / "make.py", R"(
+import json, sys, torch
+class M(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.lin = torch.nn.Linear(3, 2)
+    def forward(self, x: torch.Tensor, k: torch.Tensor):
+        y = self.lin(x) + k.to(torch.float32)
+        return y, torch.argmax(y, dim=1)
+m = torch.jit.script(M())
+torch.jit.save(m, sys.argv[1] + "/model.pt")
+x = torch.tensor([[0.5, -1.0, 2.0], [1.5, 0.25, -0.75]])
+k = torch.tensor([[1], [-2]], dtype=torch.int64)
+y, idx = m(x, k)
+json.dump({"x": x.flatten().tolist(), "k": k.flatten().tolist(), "y": y.flatten().tolist(),
+           "idx": idx.tolist()}, open(sys.argv[1] + "/../../expected.json", "w"))
+)");
+  ASSERT_EQ(std::system(("/usr/bin/python3 " + (dir / "make.py").string() + " " + version.string()).c_str()), 0);
+  write_text(dir / "repo" / "scripted" / "config.json", R"({
+    "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 3]}, {"name": "k", "datatype": "INT64", "shape": [-1, 1]}],
+    "outputs": [{"name": "y", "datatype": "FP32", "shape": [-1, 2]}, {"name": "idx", "datatype": "INT64", "shape": [-1]}]
+  })");
+  const auto expected = Json::parse(read_text(dir / "repo" / "expected.json"));
+  Serving s(dir / "repo");
+  const Json body{
+      {"inputs", Json::array({{{"name", "k"}, {"shape", {2, 1}}, {"datatype", "INT64"}, {"data", expected["k"]}},
+                              {{"name", "x"}, {"shape", {2, 3}}, {"datatype", "FP32"}, {"data", expected["x"]}}})}};
+  const auto r = http(s.port(), "POST", "/v2/models/scripted/infer", body.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  const auto j = r.json();
+  ASSERT_EQ(j["outputs"].size(), 2u);
+  EXPECT_EQ(j["outputs"][0]["name"], "y");
+  EXPECT_EQ(j["outputs"][1]["datatype"], "INT64");
+  EXPECT_EQ(j["outputs"][1]["data"], expected["idx"]);
+  const auto y = expected["y"].get<std::vector<float>>();
+  expect_close(y, j["outputs"][0]["data"]);
+  expect_conforms(r, "/v2/models/${MODEL_NAME}/versions/${MODEL_VERSION}/infer", "post");
+}
+
+TEST(Serve, PublishWritesTheNextVersionThroughARename) {
+  TempDir dir;
+  write_text(dir / "model" / "model.json", "{}\n");
+  write_text(dir / "model" / "transform" / "transform.json", "{}\n");
+  const Json params{{"repo", (dir / "repo").string()}, {"name", "m"}, {"config", {{"max_batch_size", 8}}}};
+  for (int i = 1; i <= 2; ++i) {
+    RecordingSink sink;
+    const auto outcome =
+        invoke_component(KILN_TEST_SERVE_PLUGIN, "serve.publish", params, dir / ("step" + std::to_string(i)), sink,
+                         {{"model", host::InputArtifact{dir / "model"}}});
+    ASSERT_TRUE(outcome.ok) << outcome.message;
+    EXPECT_EQ(sink.output_parameters["version"], i);
+    EXPECT_TRUE(fs::exists(dir / "repo" / "m" / std::to_string(i) / "transform" / "transform.json"));
+  }
+  EXPECT_EQ(Json::parse(read_text(dir / "repo" / "m" / "config.json"))["max_batch_size"], 8);
+  Json gated = params;
+  gated["passed"] = false;
+  RecordingSink sink;
+  const auto outcome = invoke_component(KILN_TEST_SERVE_PLUGIN, "serve.publish", gated, dir / "step3", sink,
+                                        {{"model", host::InputArtifact{dir / "model"}}});
+  ASSERT_TRUE(outcome.ok) << outcome.message;
+  EXPECT_EQ(sink.output_parameters["published"], false);
+  EXPECT_FALSE(fs::exists(dir / "repo" / "m" / "3"));
+  size_t entries = 0;  // no staging directory left behind
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir / "repo" / "m")) ++entries;
+  EXPECT_EQ(entries, 3u);
+}
+
+}  // namespace
+}  // namespace kiln::test
