@@ -15,9 +15,10 @@ namespace {
 // Runs samples/digits with `executor` in a workspace of its own; the run record.
 Json run_digits(const fs::path& workdir, const std::string& executor) {
   const std::string pipeline = std::string(KILN_TEST_SOURCE_DIR) + "/samples/digits/pipeline.yaml";
-  const auto run = kiln::test::run_kiln(
-      {"run", pipeline, "--workdir", workdir.string(), "--executor", executor, "--param", "epochs=15"}, {},
-      std::chrono::minutes(5));
+  const auto run =
+      kiln::test::run_kiln({"run", pipeline, "--workdir", workdir.string(), "--executor", executor, "--param",
+                            "epochs=15", "--param", "model_repo=" + (workdir / "models").string()},
+                           {}, std::chrono::minutes(5));
   EXPECT_TRUE(run.status.success()) << run.output;
   for (const auto& entry : fs::directory_iterator(workdir / "runs"))
     return Json::parse(kiln::test::read_text(entry.path() / "run.json"));
@@ -47,4 +48,7 @@ TEST(DigitsSample, TheContainerExecutorTrainsTheSameModelAsTheProcessExecutor) {
     return fs::path(run["steps"]["train"]["artifacts"]["model"].get<std::string>()).filename();
   };
   EXPECT_EQ(digest(container), digest(process));
+  // The publish step ran in a process (it writes outside the store) and published version 1.
+  EXPECT_EQ(container["steps"]["publish"]["attempts"].back()["executor"], "process");
+  EXPECT_TRUE(fs::exists(container_dir.path() / "models" / "digits" / "1" / "model.json"));
 }

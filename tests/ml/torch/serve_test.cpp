@@ -443,7 +443,10 @@ TEST(Serve, HotReloadUnderLoadLosesNoRequest) {
   write_text(repo_model / ".staging3" / "model.json", "{broken");
   fs::rename(repo_model / ".staging3", repo_model / "3");
   const auto before = saw_v2.load();
-  for (int i = 0; i < 6000 && saw_v2 < before + 50; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  // Until the poller has tried version 3 (its ready endpoint exists) and 50 more requests were served.
+  const auto v3_seen = [&] { return http(s.port(), "GET", "/v2/models/blobs/versions/3/ready").status != 404; };
+  for (int i = 0; i < 6000 && (saw_v2 < before + 50 || !v3_seen()); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   stop = true;
   for (auto& c : clients) c.join();
   EXPECT_EQ(failed.load(), 0);
