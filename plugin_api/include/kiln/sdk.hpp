@@ -439,6 +439,12 @@ struct has_serving : std::false_type {};
 template <class C>
 struct has_serving<C, std::void_t<decltype(C::serving())>> : std::true_type {};
 
+// Whether component C declares `static const KilnTunerApi* tuner()`.
+template <class C, class = void>
+struct has_tuner : std::false_type {};
+template <class C>
+struct has_tuner<C, std::void_t<decltype(C::tuner())>> : std::true_type {};
+
 // The C description of component C; built once, lives for the process.
 template <class C>
 const KilnComponent* component_of() {
@@ -449,8 +455,10 @@ const KilnComponent* component_of() {
   if constexpr (has_run<C>::value) run = &run_trampoline<C>;
   const KilnServingApi* serving = nullptr;
   if constexpr (has_serving<C>::value) serving = C::serving();
+  const KilnTunerApi* tuner = nullptr;
+  if constexpr (has_tuner<C>::value) tuner = C::tuner();
   static const KilnComponent component{
-      sizeof(KilnComponent), 0, manifest.c_str(), run, nullptr, nullptr, serving, warm_up};
+      sizeof(KilnComponent), 0, manifest.c_str(), run, nullptr, tuner, serving, warm_up};
   return &component;
 }
 
