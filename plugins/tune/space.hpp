@@ -1,0 +1,97 @@
+// Search spaces of a tuning step and the portable random source the
+// algorithms draw from. Pure C++ (no host, no LibTorch), so the algorithms can
+// be unit-tested on synthetic objectives.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kiln::tune {
+
+using Json = nlohmann::json;
+
+// A thrown configuration problem; the message names the offending field
+// ("space.lr.low: ...").
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// splitmix64: the same sequence on every platform and standard library (the
+// std distributions are not portable, and reproducibility is a requirement).
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) : state_(seed) {}
+  uint64_t next() {
+    uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+  // Uniform in [0, 1).
+  double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+  // Uniform integer in [0, n); n > 0.
+  uint64_t below(uint64_t n) { return next() % n; }
+  // Standard normal (Box-Muller).
+  double normal();
+
+ private:
+  uint64_t state_;
+};
+
+enum class ParamType { Uniform, LogUniform, Int, Categorical };
+
+// A parameter that exists only when `parent` took one of `values`.
+struct Condition {
+  std::string parent;
+  std::vector<Json> values;
+};
+
+struct ParamDef {
+  std::string name;
+  ParamType type = ParamType::Uniform;
+  double low = 0, high = 1;   // Uniform, LogUniform, Int (inclusive)
+  int64_t step = 1;           // Int: values low, low+step, ... <= high
+  std::vector<Json> choices;  // Categorical: any JSON values
+  int grid_points = 0;        // Uniform/LogUniform under grid search; 0 = the algorithm's default
+  std::optional<Condition> when;
+
+  bool is_float() const { return type == ParamType::Uniform || type == ParamType::LogUniform; }
+  // Number of distinct values (Int, Categorical); 0 for continuous types.
+  size_t cardinality() const;
+  // The i-th distinct value of an Int or Categorical parameter.
+  Json value_at(size_t i) const;
+  // Maps a value into [0, 1] (log scale for LogUniform, index for discrete).
+  double to_unit(const Json& value) const;
+  // The inverse of to_unit, snapped to a legal value.
+  Json from_unit(double u) const;
+  // Whether `value` has the parameter's type and lies in its bounds.
+  bool contains(const Json& value) const;
+};
+
+class SearchSpace {
+ public:
+  // Parses {"name": {"type": "uniform"|"log_uniform"|"int"|"categorical", ...}}.
+  // Parameters come out in dependency order: a conditional parameter follows
+  // its parent.
+  static SearchSpace from_json(const Json& space);
+
+  const std::vector<ParamDef>& params() const { return params_; }
+  // Whether `param` is active given the values chosen so far.
+  static bool active(const ParamDef& param, const Json& chosen);
+  // One uniform draw (log-uniform for LogUniform); inactive parameters are absent.
+  Json sample(Rng& rng) const;
+  // Whether `assignment` is a legal point: every active parameter present and
+  // in bounds, no inactive or unknown one.
+  bool contains(const Json& assignment) const;
+  // Every grid point, in a fixed order (the first parameter varies slowest).
+  std::vector<Json> grid(int default_points) const;
+
+ private:
+  std::vector<ParamDef> params_;
+};
+
+}  // namespace kiln::tune
