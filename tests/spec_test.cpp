@@ -1465,3 +1465,120 @@ steps:
   ASSERT_EQ(errors.size(), 1u) << errors.front().str();
   EXPECT_EQ(errors[0].str(), "p.yaml:8:21: input 'model' of step 'use' takes Model, but make.outputs.data is Dataset");
 }
+
+// ---- tuning steps (issue 7) ------------------------------------------------
+
+TEST(Spec, ReadsATuneBlock) {
+  const PipelineSpec spec = kiln::host::parse_pipeline_text(R"(apiVersion: kiln/v1
+kind: Pipeline
+steps:
+  - name: t
+    component: util.sleep
+    tune:
+      tuner: tune.asha
+      objective: {metric: loss, goal: minimize}
+      space:
+        seconds: {type: uniform, low: 0.0, high: 0.1}
+      settings: {max_resource: 9}
+      early_stopping: {rule: median, grace_steps: 2}
+      max_trials: 12
+      parallel_trials: 3
+      max_failed_trials: 2
+      seed: 5
+)",
+                                                            "p.yaml");
+  ASSERT_TRUE(spec.steps.at(0).tune.has_value());
+  const auto& tune = *spec.steps[0].tune;
+  EXPECT_EQ(tune.tuner, "tune.asha");
+  EXPECT_EQ(tune.metric, "loss");
+  EXPECT_FALSE(tune.maximize);
+  EXPECT_EQ(tune.max_trials, 12);
+  EXPECT_EQ(tune.parallel_trials, 3);
+  EXPECT_EQ(tune.max_failed_trials, 2);
+  EXPECT_EQ(tune.seed, 5);
+  const Json config = tune.tuner_config();
+  EXPECT_EQ(config["objective"], Json::parse(R"({"metric": "loss", "goal": "minimize"})"));
+  EXPECT_EQ(config["space"]["seconds"]["high"], Json(0.1));
+  EXPECT_EQ(config["settings"]["max_resource"], Json(9));
+  EXPECT_EQ(config["early_stopping"]["rule"], Json("median"));
+  // A tuner's error naming a field is reported where the field was written.
+  EXPECT_EQ(tune.position_of("space.seconds.low").str(), "p.yaml:10:39");
+  EXPECT_EQ(tune.position_of("space.seconds.nonsense").str(), "p.yaml:10:18");
+  EXPECT_EQ(tune.position_of("objective").str(), "p.yaml:8:18");
+}
+
+TEST(Spec, BadTuneBlocks) {
+  const auto diagnostics = parse_errors(R"(apiVersion: kiln/v1
+kind: Pipeline
+steps:
+  - name: a
+    component: util.sleep
+    for_each: [1, 2]
+    tune:
+      objective: {goal: up}
+      space: {seconds: {low: 0}}
+      max_trial: 3
+      seed: -1
+  - name: b
+    component: util.sleep
+    tune: {tuner: tune.random}
+)");
+  EXPECT_TRUE(HasError(diagnostics, 4, 5, "step 'a' has both 'tune' and 'for_each'"));
+  EXPECT_TRUE(HasError(diagnostics, 8, 7, "'tune' needs a 'tuner'"));
+  EXPECT_TRUE(HasError(diagnostics, 8, 18, "'tune.objective' needs a 'metric'"));
+  EXPECT_TRUE(HasError(diagnostics, 8, 25, "'tune.objective.goal' must be maximize or minimize, not 'up'"));
+  EXPECT_TRUE(HasError(diagnostics, 9, 24, "space entry 'seconds' needs a type"));
+  EXPECT_TRUE(HasError(diagnostics, 10, 7, "unknown key 'max_trial' in tune (did you mean 'max_trials'?)"));
+  EXPECT_TRUE(HasError(diagnostics, 11, 13, "'tune.seed' must be a whole number"));
+  EXPECT_TRUE(HasError(diagnostics, 14, 11, "'tune' needs an 'objective'"));
+  EXPECT_TRUE(HasError(diagnostics, 14, 11, "'tune' needs a 'space'"));
+}
+
+TEST_F(Validation, TuningStepAgainstTheCatalog) {
+  const Plan p = plan(R"(apiVersion: kiln/v1
+kind: Pipeline
+steps:
+  - name: t
+    component: util.sleep
+    tune:
+      tuner: tune.tpe
+      objective: {metric: loss}
+      space: {seconds: {type: uniform, low: 0.0, high: 0.1}}
+  - name: after
+    component: util.echo
+    parameters:
+      message: "best {{ steps.t.outputs.best_seconds }} of {{ steps.t.outputs.best_trial }}"
+)");
+  const auto* t = p.find("t");
+  ASSERT_NE(t, nullptr);
+  ASSERT_TRUE(t->tuner.has_value());
+  EXPECT_EQ(t->tuner->manifest.name, "tune.tpe");
+  EXPECT_EQ(p.find("after")->upstream, (std::set<std::string>{"t"}));
+
+  const auto diagnostics = plan_errors(R"(apiVersion: kiln/v1
+kind: Pipeline
+steps:
+  - name: t
+    component: util.sleep
+    tune:
+      tuner: tune.annealing
+      objective: {metric: loss}
+      space: {secs: {type: uniform, low: 0.0, high: 0.1}}
+  - name: u
+    component: util.sleep
+    tune:
+      tuner: util.echo
+      objective: {metric: loss}
+      space: {seconds: {type: uniform, low: 0.0, high: 0.1}}
+  - name: after
+    component: util.echo
+    parameters:
+      message: "{{ steps.u.outputs.best_second }}"
+)");
+  EXPECT_TRUE(HasError(diagnostics, 7, 14, "unknown tuner 'tune.annealing'"));
+  EXPECT_TRUE(
+      HasError(diagnostics, 9, 21, "space parameter 'secs' is not a parameter of the trial component 'util.sleep'"));
+  EXPECT_TRUE(HasError(diagnostics, 13, 14, "component 'util.echo' is not a tuner"));
+  EXPECT_TRUE(HasError(diagnostics, 19, 20,
+                       "tuning step 'u' has no output parameter 'best_second' (did you mean 'best_seconds'?)"));
+}

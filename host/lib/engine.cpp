@@ -306,6 +306,8 @@ class Engine::Impl {
     try {
       if (step.planned->when && !step.planned->when->evaluate_condition(resolver(step, nullptr)))
         return finish_step(index, kSkipped, "condition is false: " + step.planned->when->text());
+      if (step.planned->spec.tune)  // parsed and validated; the engine part is next (docs/tuning-status.md)
+        return finish_step(index, kFailed, "tuning steps are not run yet: see docs/tuning-status.md");
       if (step.planned->spec.for_each)
         begin_loop(index);
       else

@@ -146,6 +146,7 @@ class Validator {
     }
     if (!check_dependency(step, *other, pos)) return {};
     upstream.insert(target);
+    if (other->tune) return check_tuning_output(*other, output, pos);
     const auto* manifest = manifest_of(target);
     if (manifest == nullptr) return {};
     const auto* out = manifest->find_output_parameter(output);
@@ -158,6 +159,51 @@ class Validator {
     }
     if (other->for_each) return {ValueType::List};  // a loop collects one value per item
     return {parse_value_type(out->type)};
+  }
+
+  // steps.T.outputs.NAME of tuning step T: best_parameters (object),
+  // best_value (float), best_trial (int), best_<space parameter>.
+  TypeInfo check_tuning_output(const StepSpec& tuning, const std::string& output, const SourcePos& pos) {
+    if (output == "best_parameters") return {ValueType::Object};
+    if (output == "best_value") return {ValueType::Float};
+    if (output == "best_trial") return {ValueType::Int};
+    std::vector<std::string> names = tuning_output_parameters();
+    for (const auto& item : tuning.tune->space.items()) names.push_back("best_" + item.key());
+    if (output.rfind("best_", 0) == 0 && tuning.tune->space.contains(output.substr(5))) {
+      const Json& def = tuning.tune->space[output.substr(5)];
+      const std::string type = def.is_object() ? def.value("type", "") : "";
+      if (type == "int") return {ValueType::Int};
+      if (type == "uniform" || type == "log_uniform") return {ValueType::Float};
+      return {};  // categorical: the type of the chosen value
+    }
+    error(pos,
+          "tuning step '" + tuning.name + "' has no output parameter '" + output + "'" + did_you_mean(output, names));
+    return {};
+  }
+
+  // The `tune:` block against the catalog and the trial component.
+  void check_tune(const StepSpec& step, const ComponentManifest* trial, PlannedStep& planned) {
+    const TuneSpec& tune = *step.tune;
+    if (!tune.tuner.empty()) {
+      const auto* found = catalog_.find(tune.tuner);
+      if (found == nullptr)
+        error(tune.tuner_pos, "unknown tuner '" + tune.tuner + "'" +
+                                  did_you_mean(tune.tuner, catalog_.component_names()) +
+                                  "; the built-in ones are tune.random, tune.grid, tune.tpe and tune.asha");
+      else if (found->manifest.kind != "tune")
+        error(tune.tuner_pos,
+              "component '" + tune.tuner + "' is not a tuner (its kind is " + found->manifest.kind + ", not tune)");
+      else
+        planned.tuner = *found;
+    }
+    if (trial == nullptr) return;
+    std::vector<std::string> names;
+    for (const auto& p : trial->parameters) names.push_back(p.name);
+    for (const auto& item : tune.space.items())
+      if (trial->find_parameter(item.key()) == nullptr)
+        error(tune.position_of("space." + item.key()), "space parameter '" + item.key() +
+                                                           "' is not a parameter of the trial component '" +
+                                                           trial->name + "'" + did_you_mean(item.key(), names));
   }
 
   bool check_dependency(const StepSpec& step, const StepSpec& other, const SourcePos& pos) {
@@ -233,7 +279,7 @@ class Validator {
       }
     }
     for (const auto& p : manifest.parameters)
-      if (p.required() && !step.parameters.count(p.name))
+      if (p.required() && !step.parameters.count(p.name) && !(step.tune && step.tune->space.contains(p.name)))
         error(step.pos, "step '" + step.name + "' is missing required parameter '" + p.name + "' of component '" +
                             manifest.name + "'");
   }
@@ -259,6 +305,12 @@ class Validator {
       upstream.insert(wire.step);
       const auto* source_manifest = manifest_of(wire.step);
       if (source_manifest == nullptr) continue;
+      if (source->tune && wire.output == kTrialsOutput) {  // a tuning step's own artifact
+        if (input != nullptr && input->type != kTrialsArtifactType && input->type != "Any")
+          error(wire.pos, "input '" + name + "' of step '" + step.name + "' takes " + input->type + ", but " +
+                              wire.step + ".outputs.trials is " + kTrialsArtifactType);
+        continue;
+      }
       const auto* output = source_manifest->find_output(wire.output);
       if (output == nullptr) {
         std::vector<std::string> outputs;
@@ -330,6 +382,7 @@ class Validator {
     }
     planned.when = check_when(step, planned.data_upstream);
     check_for_each(step, planned.data_upstream);
+    if (step.tune) check_tune(step, manifest, planned);
     check_after(step, planned.upstream);
     planned.upstream.insert(planned.data_upstream.begin(), planned.data_upstream.end());
     return planned;

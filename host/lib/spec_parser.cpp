@@ -50,6 +50,26 @@ double RetryPolicy::delay_before(int retry) const {
   return std::min(delay, max_backoff_seconds);
 }
 
+Json TuneSpec::tuner_config() const {
+  Json config{{"objective", {{"metric", metric}, {"goal", maximize ? "maximize" : "minimize"}}},
+              {"space", space},
+              {"settings", settings},
+              {"max_trials", max_trials},
+              {"seed", seed}};
+  if (!early_stopping.is_null()) config["early_stopping"] = early_stopping;
+  return config;
+}
+
+SourcePos TuneSpec::position_of(const std::string& field) const {
+  std::string path = field;
+  for (;;) {
+    if (const auto it = positions.find(path); it != positions.end()) return it->second;
+    const auto dot = path.rfind('.');
+    if (dot == std::string::npos) return pos;
+    path.resize(dot);
+  }
+}
+
 std::optional<double> parse_duration(const std::string& text) {
   double value = 0;
   const char* begin = text.data();
@@ -66,9 +86,10 @@ std::optional<double> parse_duration(const std::string& text) {
 
 namespace {
 
-const std::vector<std::string> kStepKeys{"name",  "description", "component", "template",    "parameters", "inputs",
-                                         "after", "when",        "for_each",  "parallelism", "retries",    "timeout",
-                                         "cache", "executor",    "image",     "network",     "resources",  "mounts"};
+const std::vector<std::string> kStepKeys{"name",    "description", "component", "template", "parameters",
+                                         "inputs",  "after",       "when",      "for_each", "parallelism",
+                                         "retries", "timeout",     "cache",     "executor", "image",
+                                         "network", "resources",   "mounts",    "tune"};
 
 // Reads YAML into the spec, recording every problem instead of stopping.
 class Parser {
@@ -275,6 +296,10 @@ class Parser {
       apply_step_fields(item, file, step, chain);
       if (step.component.empty())
         error(item, file, "step '" + step.name + "' names no component (nor a template that does)");
+      if (step.tune && step.for_each)
+        error(item, file,
+              "step '" + step.name + "' has both 'tune' and 'for_each': a tuning step makes its own trials");
+      if (step.tune && is_finally) error(item, file, "finally step '" + step.name + "' cannot be a tuning step");
       steps.push_back(std::move(step));
     }
     return steps;
@@ -321,6 +346,7 @@ class Parser {
     }
     if (const auto f = node["for_each"]) step.for_each = ValueSpec{to_json(f), value_pos(f, file)};
     if (const auto p = node["parallelism"]) step.parallelism = read_count(p, file, "parallelism", 0);
+    if (const auto t = node["tune"]) read_tune(t, file, step);
     if (const auto r = node["retries"]) read_retries(r, file, step.retries);
     if (const auto t = node["timeout"]) step.timeout_seconds = read_duration(t, file, "timeout");
     if (const auto c = node["cache"]) {
@@ -434,6 +460,79 @@ class Parser {
       if (const auto d = parse_duration(node.Scalar())) return d;
     error(node, file, "'" + what + "' must be a duration such as 30s, 5m, 1h or 250ms");
     return std::nullopt;
+  }
+
+  // Records the position of `node` and everything below it under `path`.
+  void record_positions(const YAML::Node& node, const std::string& file, const std::string& path,
+                        std::map<std::string, SourcePos>& positions) {
+    positions[path] = value_pos(node, file);
+    if (node.IsMap())
+      for (const auto& item : node) record_positions(item.second, file, path + "." + item.first.Scalar(), positions);
+  }
+
+  // The `tune:` block: shapes here; the space's own rules are the tuner's
+  // (its errors name a field, reported at TuneSpec::position_of).
+  void read_tune(const YAML::Node& node, const std::string& file, StepSpec& step) {
+    if (!expect_map(node, file, "'tune'")) return;
+    check_keys(node, file,
+               {"tuner", "objective", "space", "settings", "early_stopping", "max_trials", "parallel_trials",
+                "max_failed_trials", "seed"},
+               "tune");
+    TuneSpec tune;
+    tune.pos = pos(node, file);
+    for (const auto& item : node) record_positions(item.second, file, item.first.Scalar(), tune.positions);
+    if (const auto t = node["tuner"]) {
+      tune.tuner = scalar(t, file, "'tune.tuner'").value_or("");
+      tune.tuner_pos = pos(t, file);
+    } else {
+      error(node, file, "'tune' needs a 'tuner', such as tune.random, tune.grid, tune.tpe or tune.asha");
+    }
+    if (const auto o = node["objective"]; !o) {
+      error(node, file, "'tune' needs an 'objective': {metric: NAME, goal: maximize|minimize}");
+    } else if (expect_map(o, file, "'tune.objective'")) {
+      check_keys(o, file, {"metric", "goal"}, "tune.objective");
+      if (o["metric"])
+        tune.metric = scalar(o["metric"], file, "'tune.objective.metric'").value_or("");
+      else
+        error(o, file, "'tune.objective' needs a 'metric'");
+      if (const auto g = o["goal"]) {
+        const std::string goal = scalar(g, file, "'tune.objective.goal'").value_or("");
+        if (goal != "maximize" && goal != "minimize")
+          error(g, file, "'tune.objective.goal' must be maximize or minimize, not '" + goal + "'");
+        tune.maximize = goal != "minimize";
+      }
+    }
+    if (const auto s = node["space"]; !s) {
+      error(node, file, "'tune' needs a 'space': a mapping of parameter name to {type: ..., ...}");
+    } else if (expect_map(s, file, "'tune.space'")) {
+      if (s.size() == 0) error(s, file, "'tune.space' is empty");
+      for (const auto& item : s)
+        if (expect_map(item.second, file, "space entry '" + item.first.Scalar() + "'")) {
+          if (!item.second["type"])
+            error(item.second, file,
+                  "space entry '" + item.first.Scalar() + "' needs a type: uniform, log_uniform, int or categorical");
+        }
+      tune.space = to_json(s);
+    }
+    if (const auto s = node["settings"]; s && expect_map(s, file, "'tune.settings'")) tune.settings = to_json(s);
+    if (const auto e = node["early_stopping"]; e && expect_map(e, file, "'tune.early_stopping'")) {
+      check_keys(e, file, {"rule", "grace_steps", "min_trials"}, "tune.early_stopping");
+      if (!e["rule"] || !e["rule"].IsScalar() || e["rule"].Scalar() != "median")
+        error(e, file, "'tune.early_stopping' needs 'rule: median' (the only rule so far)");
+      tune.early_stopping = to_json(e);
+    }
+    if (const auto m = node["max_trials"]) tune.max_trials = read_count(m, file, "tune.max_trials", 1);
+    if (const auto p = node["parallel_trials"]) tune.parallel_trials = read_count(p, file, "tune.parallel_trials", 1);
+    if (const auto m = node["max_failed_trials"])
+      tune.max_failed_trials = read_count(m, file, "tune.max_failed_trials", 0);
+    if (const auto s = node["seed"]) {
+      const Json v = to_json(s);
+      if (v.is_number_integer() && v.get<int64_t>() >= 0)
+        tune.seed = v.get<int64_t>();
+      else
+        error(s, file, "'tune.seed' must be a whole number ≥ 0");
+    }
+    step.tune = std::move(tune);
   }
 
   void read_retries(const YAML::Node& node, const std::string& file, RetryPolicy& retries) {

@@ -19,7 +19,17 @@ struct PlannedStep {
   std::set<std::string> upstream;       // steps that must finish first
   std::set<std::string> data_upstream;  // those whose outputs it reads (a subset of upstream)
   std::optional<Expression> when;
+  std::optional<CatalogComponent> tuner;  // a tuning step's tuner component
 };
+
+// The output parameters a tuning step sets besides best_<space parameter>.
+inline const std::vector<std::string>& tuning_output_parameters() {
+  static const std::vector<std::string> names{"best_parameters", "best_value", "best_trial"};
+  return names;
+}
+// The artifact every tuning step writes: one row per trial.
+inline constexpr const char* kTrialsOutput = "trials";
+inline constexpr const char* kTrialsArtifactType = "TuningTrials";
 
 struct Plan {
   PipelineSpec spec;

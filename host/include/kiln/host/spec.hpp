@@ -68,6 +68,32 @@ struct RetryPolicy {
   double delay_before(int retry) const;
 };
 
+// A tuning step's `tune:` block (issue 7; docs/tuning-status.md). The step's
+// component is the trial; each trial gets the step's parameters with the
+// tuner's suggestion merged over them.
+struct TuneSpec {
+  SourcePos pos;
+  std::string tuner;  // a component with a KilnTunerApi table, e.g. tune.asha
+  SourcePos tuner_pos;
+  std::string metric;  // the objective: a metric the trial reports
+  bool maximize = true;
+  Json space = Json::object();     // the search space, handed to the tuner as written
+  Json settings = Json::object();  // the algorithm's settings, verbatim
+  Json early_stopping;             // null, or {rule: median, ...}
+  int max_trials = 10;
+  int parallel_trials = 0;  // 0: the step's parallelism, else --jobs
+  int max_failed_trials = 0;
+  int64_t seed = 0;
+  // Where every field was written, by dotted path ("space.lr.low"), so that a
+  // tuner's error naming a field can be reported at its file:line:col.
+  std::map<std::string, SourcePos> positions;
+
+  // What KilnTunerApi.create receives.
+  Json tuner_config() const;
+  // The position of the longest dotted prefix of `field` that was written.
+  SourcePos position_of(const std::string& field) const;
+};
+
 struct StepSpec {
   std::string name;
   SourcePos pos;
@@ -80,11 +106,12 @@ struct StepSpec {
   std::vector<std::pair<std::string, SourcePos>> after;
   std::optional<ValueSpec> when;      // a condition expression (string)
   std::optional<ValueSpec> for_each;  // a list, or "{{ reference }}" to one
+  std::optional<TuneSpec> tune;       // a tuning step: its units are trials
   int parallelism = 0;                // 0: as many as --jobs allows
   RetryPolicy retries;
   std::optional<double> timeout_seconds;
   bool cache = true;
-  std::string executor;  // "" = the run's executor
+  std::string executor;        // "" = the run's executor
   ContainerOptions container;  // image, network, resources
   bool is_finally = false;
 };
