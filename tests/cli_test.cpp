@@ -59,8 +59,8 @@ TEST(Cli, PluginsListSurvivesHostileLibraries) {
   std::set<std::string> names;
   for (const auto& c : listing["components"])
     if (c["name"].get<std::string>().rfind("util.", 0) == 0) names.insert(c["name"].get<std::string>());
-  EXPECT_EQ(names,
-            (std::set<std::string>{"util.echo", "util.fail", "util.flaky", "util.noop", "util.probe", "util.sleep"}));
+  EXPECT_EQ(names, (std::set<std::string>{"util.echo", "util.fail", "util.flaky", "util.noop", "util.objective",
+                                          "util.probe", "util.sleep"}));
 }
 
 TEST(Cli, PluginsListPrintsATableAndTheSkippedLibraries) {

@@ -44,4 +44,11 @@ struct Probe {
   void run(Context& ctx);
 };
 
+// A synthetic trial with a known optimum (x = 0.3, y = 2): reports "loss"
+// per epoch, honours cancellation, fails on purpose above `fail_above`.
+struct Objective {
+  static Manifest manifest();
+  void run(Context& ctx);
+};
+
 }  // namespace kiln::util
