@@ -384,6 +384,118 @@ TEST_F(EngineTest, MetricsAndLogsAreKeptPerAttempt) {
   EXPECT_NE(events.find("\"event\":\"progress\""), std::string::npos) << events;
 }
 
+// ---- tuning steps (issue 7): trials are units of the step ------------------
+
+Json trials_of(const RunResult& r, const std::string& step) {
+  return Json::parse(kiln::test::read_text(r.dir / r.step(step)["trials"].get<std::string>()))["trials"];
+}
+
+TEST_F(EngineTest, TuningStepRunsTrialsAndOutputsTheBestParameters) {
+  const auto r = run(R"(
+steps:
+  - name: t
+    component: util.objective
+    parameters: {epochs: 3}
+    tune:
+      tuner: tune.grid
+      objective: {metric: loss, goal: minimize}
+      space:
+        x: {type: uniform, low: 0.0, high: 0.6, grid_points: 3}
+        y: {type: int, low: 1, high: 3}
+      max_trials: 20
+      parallel_trials: 2
+  - name: use
+    component: util.echo
+    parameters: {message: "y={{ steps.t.outputs.best_y }}"}
+)");
+  ASSERT_EQ(r.record["status"], "succeeded") << r.record.dump(2);
+  const Json& outputs = r.step("t")["outputs"];
+  EXPECT_DOUBLE_EQ(outputs["best_x"].get<double>(), 0.3);
+  EXPECT_EQ(outputs["best_y"], 2);
+  EXPECT_EQ(outputs["best_parameters"], Json::parse(R"({"x": 0.3, "y": 2})"));
+  EXPECT_NEAR(outputs["best_value"].get<double>(), 1.0 / 3, 1e-9);
+  EXPECT_EQ(r.step("use")["outputs"]["message"], "y=2");
+  const Json trials = trials_of(r, "t");
+  ASSERT_EQ(trials.size(), 9u);  // the whole grid, once
+  for (const Json& trial : trials) {
+    EXPECT_EQ(trial["status"], "succeeded");
+    EXPECT_EQ(trial["curve"].size(), 3u) << trial.dump();  // every epoch reached the tuner's view
+  }
+}
+
+TEST_F(EngineTest, MedianStopCancelsWorseTrialsAndRecordsThemEarlyStopped) {
+  // Sequential trials, best first: every later curve is worse than the
+  // median of the finished ones from epoch 2 on and is stopped long before
+  // its 100 epochs end.
+  const auto r = run(R"(
+steps:
+  - name: t
+    component: util.objective
+    parameters: {epochs: 100, epoch_seconds: 0.02, y: 2}
+    tune:
+      tuner: tune.grid
+      objective: {metric: loss, goal: minimize}
+      space:
+        x: {type: uniform, low: 0.3, high: 3.3, grid_points: 4}
+      early_stopping: {rule: median, grace_steps: 2, min_trials: 1}
+      parallel_trials: 1
+)");
+  ASSERT_EQ(r.record["status"], "succeeded") << r.record.dump(2);
+  const Json trials = trials_of(r, "t");
+  ASSERT_EQ(trials.size(), 4u);
+  EXPECT_EQ(trials[0]["status"], "succeeded");
+  for (size_t i = 1; i < trials.size(); ++i) {
+    EXPECT_EQ(trials[i]["status"], "early-stopped") << trials[i].dump();
+    EXPECT_LT(trials[i]["curve"].size(), 100u);
+  }
+  EXPECT_DOUBLE_EQ(r.step("t")["outputs"]["best_x"].get<double>(), 0.3);
+}
+
+TEST_F(EngineTest, FailedTrialsCountAgainstMaxFailedTrials) {
+  const std::string steps = R"(
+steps:
+  - name: t
+    component: util.objective
+    parameters: {epochs: 2, fail_above: 1.5}
+    tune:
+      tuner: tune.grid
+      objective: {metric: loss, goal: minimize}
+      space:
+        x: {type: uniform, low: 0.0, high: 3.0, grid_points: 4}
+      parallel_trials: 1
+      max_failed_trials: MAX
+)";
+  auto with_max = [&](int max) {
+    std::string text = steps;
+    text.replace(text.find("MAX"), 3, std::to_string(max));
+    return run(text);
+  };
+  const auto tolerant = with_max(2);  // x = 2 and 3 fail: two failures are allowed
+  ASSERT_EQ(tolerant.status("t"), "succeeded") << tolerant.record.dump(2);
+  EXPECT_DOUBLE_EQ(tolerant.step("t")["outputs"]["best_x"].get<double>(), 0.0);
+  const auto strict = with_max(1);
+  EXPECT_EQ(strict.status("t"), "failed");
+  EXPECT_NE(strict.step("t")["message"].get<std::string>().find("2 trials failed (max_failed_trials: 1)"),
+            std::string::npos)
+      << strict.step("t").dump();
+  EXPECT_EQ(strict.record["status"], "failed");
+}
+
+TEST_F(EngineTest, ABadSearchSpaceFailsTheStepNamingTheField) {
+  const auto r = run(R"(
+steps:
+  - name: t
+    component: util.objective
+    tune:
+      tuner: tune.random
+      objective: {metric: loss, goal: minimize}
+      space:
+        x: {type: log_uniform, low: 0.0, high: 3.0}
+)");
+  EXPECT_EQ(r.status("t"), "failed");
+  EXPECT_EQ(r.step("t")["message"], "t.yaml:12:37: tuner tune.random: space.x.low: must be > 0 for log_uniform");
+}
+
 TEST(StepServer, RunsAComponentsWarmUpOnceBeforeForkingItsSteps) {
   TempDir plugins, cache, runs;
   fs::copy_file(kiln::test::fixture("fixture_warm_up"), plugins / "warm.so");

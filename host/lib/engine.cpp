@@ -7,12 +7,16 @@
 #include <kiln/host/host_identity.hpp>
 #include <kiln/host/invoke.hpp>
 #include <kiln/host/placeholders.hpp>
+#include <kiln/host/plugin_library.hpp>
 #include <kiln/host/run_journal.hpp>
+#include <kiln/host/step_context.hpp>
 
 #include <cctype>
 #include <chrono>
+#include <cmath>
 #include <ctime>
 #include <fstream>
+#include <limits>
 #include <optional>
 #include <random>
 #include <unordered_map>
@@ -111,6 +115,7 @@ struct Unit {
   std::optional<Clock::time_point> deadline, kill_at, retry_at;
   bool timed_out = false;
   bool stop_requested = false;  // the engine asked this attempt to stop
+  bool early_stop = false;      // ... because its tuner said so (a trial)
   Clock::time_point started;
   std::ofstream events;
   AttemptResult result;
@@ -120,8 +125,35 @@ struct Unit {
   CacheDecision cache;
 };
 
+// A tuning step's tuner object and trial bookkeeping (docs/tuning-status.md).
+// Only the scheduler thread touches it, so tuner calls are serialised.
+struct TuneState {
+  const KilnTunerApi* api = nullptr;
+  KilnTuner* tuner = nullptr;
+  int suggested = 0, failed = 0;
+  bool exhausted = false;      // no more suggestions: max_trials, the tuner's [] or a stop
+  std::string failure;         // why the step fails (too many failed trials, a tuner error)
+  std::map<int, Json> curves;  // per unit: {"step": value} of the objective metric
+  TuneState() = default;
+  TuneState(const TuneState&) = delete;
+  TuneState& operator=(const TuneState&) = delete;
+  ~TuneState() {
+    if (api != nullptr && tuner != nullptr) api->destroy(tuner);
+  }
+};
+
+// Throws a tuner's error as std::runtime_error (taking ownership of it).
+void check_tuner(KilnError* error) {
+  if (error == nullptr) return;
+  const KilnHostApi* host = host_api();
+  const std::string message = host->error_message(error);
+  host->error_release(error);
+  throw std::runtime_error("tuner: " + message);
+}
+
 struct StepRun {
   const PlannedStep* planned = nullptr;
+  std::unique_ptr<TuneState> tune;  // tuning steps only
   std::string status = kPending;
   std::string message;
   std::vector<int> units;
@@ -306,9 +338,9 @@ class Engine::Impl {
     try {
       if (step.planned->when && !step.planned->when->evaluate_condition(resolver(step, nullptr)))
         return finish_step(index, kSkipped, "condition is false: " + step.planned->when->text());
-      if (step.planned->spec.tune)  // parsed and validated; the engine part is next (docs/tuning-status.md)
-        return finish_step(index, kFailed, "tuning steps are not run yet: see docs/tuning-status.md");
-      if (step.planned->spec.for_each)
+      if (step.planned->spec.tune)
+        begin_tune(index);
+      else if (step.planned->spec.for_each)
         begin_loop(index);
       else
         add_unit(index, -1, nullptr);
@@ -326,6 +358,201 @@ class Engine::Impl {
       step.outputs[output.name] = Json::array();
     if (items.empty()) return finish_step(index, kSucceeded, "for_each is empty");
     for (size_t i = 0; i < items.size(); ++i) add_unit(index, static_cast<int>(i), items[i]);
+  }
+
+  // ---- tuning steps: trials are units whose parameters the tuner suggests ----
+
+  void begin_tune(size_t index) {
+    StepRun& step = steps_[index];
+    const TuneSpec& spec = *step.planned->spec.tune;
+    if (!step.planned->tuner) throw std::runtime_error("tuner '" + spec.tuner + "' is not in the plan");
+    const auto library = PluginLibrary::load(step.planned->tuner->library);
+    const LoadedComponent* component = library->find(spec.tuner);
+    if (component == nullptr || component->tuner == nullptr)
+      throw std::runtime_error("component '" + spec.tuner + "' offers no tuner table");
+    auto state = std::make_unique<TuneState>();
+    state->api = component->tuner;
+    const Json config = render_placeholders(spec.tuner_config(), resolver(step, nullptr));
+    if (KilnError* error = state->api->create(host_api(), config.dump().c_str(), &state->tuner)) {
+      const KilnHostApi* host = host_api();
+      const std::string message = host->error_message(error);
+      host->error_release(error);
+      // A tuner names the field first ("space.lr.low: ..."): point at it.
+      const auto colon = message.find(':');
+      const SourcePos at = spec.position_of(colon == std::string::npos ? "" : message.substr(0, colon));
+      throw std::runtime_error(at.str() + ": tuner " + spec.tuner + ": " + message);
+    }
+    step.tune = std::move(state);
+    suggest_trials(index);
+    if (step.units.empty()) finish_step(index, kFailed, "the tuner suggested no trial");
+  }
+
+  // Adds trials until parallel_trials are pending or running, max_trials were
+  // suggested, or the tuner has no more.
+  void suggest_trials(size_t index) {
+    StepRun& step = steps_[index];
+    TuneState& tune = *step.tune;
+    const TuneSpec& spec = *step.planned->spec.tune;
+    if (tune.exhausted || stopping()) return;
+    const int parallel = spec.parallel_trials > 0             ? spec.parallel_trials
+                         : step.planned->spec.parallelism > 0 ? step.planned->spec.parallelism
+                                                              : options_.jobs;
+    int active = 0;
+    for (const int u : step.units) active += terminal(units_[static_cast<size_t>(u)].status) ? 0 : 1;
+    const int room = std::min(parallel - active, spec.max_trials - tune.suggested);
+    if (spec.max_trials <= tune.suggested) tune.exhausted = true;
+    if (room <= 0) return;
+    const char* text = nullptr;
+    check_tuner(tune.api->suggest(tune.tuner, static_cast<uint32_t>(room), &text));
+    const Json trials = Json::parse(text == nullptr ? "[]" : text);
+    if (!trials.is_array()) throw std::runtime_error("tuner: suggest returned " + trials.dump() + ", not a list");
+    if (trials.empty()) tune.exhausted = true;
+    for (const Json& trial : trials) {
+      add_unit(index, trial.at("trial").get<int>(), trial.at("parameters"));
+      ++tune.suggested;
+    }
+  }
+
+  // The objective metric of a running trial: to the tuner, which may stop it.
+  void on_trial_metric(int id, const Json& event) {
+    Unit& unit = units_[static_cast<size_t>(id)];
+    StepRun& step = steps_[unit.step];
+    TuneState& tune = *step.tune;
+    if (event.value("name", "") != step.planned->spec.tune->metric || !event["value"].is_number()) return;
+    const double value = event["value"].get<double>();
+    const int64_t at = event.value("step", int64_t{-1});
+    tune.curves[id][std::to_string(at)] = value;
+    if (unit.stop_requested || unit.status != kRunning || !unit.running) return;
+    int32_t stop = 0;
+    try {
+      check_tuner(tune.api->observe(tune.tuner, unit.item_index, at, value, 0, nullptr));
+      check_tuner(tune.api->should_stop(tune.tuner, unit.item_index, &stop));
+    } catch (const std::exception& e) {
+      return stop_trials(unit.step, e.what());
+    }
+    if (stop == 0) return;
+    unit.early_stop = true;
+    unit.stop_requested = true;
+    unit.running->cancel();
+    unit.kill_at = Clock::now() + seconds(options_.grace_seconds);
+    emit({{"type", "status"}, {"step", unit.display}, {"status", "stopping"}, {"message", "stopped by the tuner"}});
+  }
+
+  // The objective a finished trial reached: its output parameter of the
+  // metric's name, else the last value it reported, else NaN.
+  double trial_value(int id) const {
+    const Unit& unit = units_[static_cast<size_t>(id)];
+    const StepRun& step = steps_[unit.step];
+    const std::string& metric = step.planned->spec.tune->metric;
+    if (success(unit.status) && unit.result.output_parameters.contains(metric) &&
+        unit.result.output_parameters[metric].is_number())
+      return unit.result.output_parameters[metric].get<double>();
+    const auto curve = step.tune->curves.find(id);
+    if (curve == step.tune->curves.end() || curve->second.empty()) return std::nan("");
+    int64_t last = std::numeric_limits<int64_t>::min();
+    double value = std::nan("");
+    for (const auto& [at, v] : curve->second.items())
+      if (std::stoll(at) >= last) last = std::stoll(at), value = v.get<double>();
+    return value;
+  }
+
+  // A trial ended: tell the tuner, count failures, suggest more. May add
+  // units (references into units_ are invalid afterwards).
+  void on_trial_finished(size_t index, int id) {
+    StepRun& step = steps_[index];
+    TuneState& tune = *step.tune;
+    const TuneSpec& spec = *step.planned->spec.tune;
+    const Unit& unit = units_[static_cast<size_t>(id)];
+    if (unit.status == kCancelled) return;  // the run or the step is stopping: nothing to learn
+    const std::string status = success(unit.status)           ? "succeeded"
+                               : unit.status == kEarlyStopped ? kEarlyStopped
+                                                              : "failed";
+    const int64_t trial = unit.item_index;
+    try {
+      check_tuner(tune.api->observe(tune.tuner, trial, -1, trial_value(id), 1, Json(status).dump().c_str()));
+      if (status == "failed" && ++tune.failed > spec.max_failed_trials)
+        return stop_trials(index, std::to_string(tune.failed) + " trials failed (max_failed_trials: " +
+                                      std::to_string(spec.max_failed_trials) + ")");
+      suggest_trials(index);
+    } catch (const std::exception& e) {
+      stop_trials(index, e.what());
+    }
+  }
+
+  // The tuning step fails: no more trials; running ones are told to stop.
+  void stop_trials(size_t index, const std::string& why) {
+    StepRun& step = steps_[index];
+    step.tune->exhausted = true;
+    if (step.tune->failure.empty()) step.tune->failure = why;
+    const auto kill_at = Clock::now() + seconds(options_.grace_seconds);
+    for (const int u : step.units) {
+      Unit& unit = units_[static_cast<size_t>(u)];
+      if (unit.status == kPending) {
+        unit.status = kCancelled;  // never started; finish_unit below would recurse into this step
+        unit_record(unit)["status"] = kCancelled;
+      } else if (unit.status == kRunning && unit.running && !unit.stop_requested) {
+        unit.stop_requested = true;
+        unit.running->cancel();
+        unit.kill_at = kill_at;
+      }
+    }
+  }
+
+  // Every trial is done: the trials artifact, the best trial's parameters and
+  // artifacts as the step's outputs.
+  void complete_tuning(size_t index) {
+    StepRun& step = steps_[index];
+    const TuneSpec& spec = *step.planned->spec.tune;
+    Json rows = Json::array();
+    int best = -1;
+    double best_value = 0;
+    std::map<std::string, int> counts;
+    for (const int u : step.units) {
+      const Unit& unit = units_[static_cast<size_t>(u)];
+      const double value = trial_value(u);
+      double duration = 0;
+      for (const auto& attempt : unit_record(unit).value("attempts", Json::array()))
+        duration += attempt.value("duration_seconds", 0.0);
+      const auto curve = step.tune->curves.find(u);
+      Json row{{"trial", unit.item_index},
+               {"parameters", unit.item},
+               {"status", unit.status},
+               {spec.metric, std::isfinite(value) ? Json(value) : Json(nullptr)},
+               {"curve", curve == step.tune->curves.end() ? Json::object() : curve->second},
+               {"outputs", success(unit.status) ? unit.result.output_parameters : Json::object()},
+               {"duration_seconds", duration}};
+      rows.push_back(std::move(row));
+      ++counts[unit.status];
+      if (success(unit.status) && std::isfinite(value) &&
+          (best < 0 || (spec.maximize ? value > best_value : value < best_value))) {
+        best = u;
+        best_value = value;
+      }
+    }
+    const fs::path dir = options_.run_dir / "steps" / step.planned->spec.name / kTrialsOutput;
+    fs::create_directories(dir);
+    std::ofstream(dir / "trials.json")
+        << Json{{"objective", {{"metric", spec.metric}, {"goal", spec.maximize ? "maximize" : "minimize"}}},
+                {"trials", rows}}
+               .dump(2)
+        << "\n";
+    std::string summary;
+    for (const auto& [status, n] : counts) summary += (summary.empty() ? "" : ", ") + std::to_string(n) + " " + status;
+    record_["steps"][step.planned->spec.name]["trials"] = relative_to_run(dir / "trials.json");
+    if (!step.tune->failure.empty()) return finish_step(index, kFailed, step.tune->failure + " (" + summary + ")");
+    if (best < 0)
+      return finish_step(index, counts.count(kCancelled) ? kCancelled : kFailed,
+                         "no trial succeeded (" + summary + ")");
+    const Unit& winner = units_[static_cast<size_t>(best)];
+    step.outputs =
+        Json{{"best_parameters", winner.item}, {"best_value", best_value}, {"best_trial", winner.item_index}};
+    for (const auto& [name, value] : winner.item.items()) step.outputs["best_" + name] = value;
+    step.artifacts = winner.artifacts;
+    step.artifacts[kTrialsOutput] =
+        InputArtifact{dir, Json{{"type", kTrialsArtifactType}, {"trials", rows.size()}}, "", {}};
+    finish_step(index, kSucceeded,
+                "best: trial " + std::to_string(winner.item_index) + ", " + spec.metric + " = " +
+                    Json(best_value).dump() + " (" + summary + ")");
   }
 
   void add_unit(size_t index, int item_index, Json item) {
@@ -484,6 +711,8 @@ class Engine::Impl {
     Json given = Json::object();
     for (const auto& [name, value] : step.planned->spec.parameters)
       given[name] = render_placeholders(value.value, resolver(step, &unit));
+    if (step.planned->spec.tune)  // a trial: the suggestion wins over the step's own values
+      for (const auto& [name, value] : unit.item.items()) given[name] = value;
     std::vector<std::string> problems;
     Json resolved = resolve_parameters(step.planned->component.manifest, given, problems);
     if (!problems.empty()) throw std::runtime_error(problems.front());
@@ -545,6 +774,7 @@ class Engine::Impl {
     const std::string kind = event.value("event", "");
     if (kind == "metric") {
       unit_record(unit)["metrics"][event.value("name", "")] = event["value"];
+      if (steps_[unit.step].tune) on_trial_metric(static_cast<int>(&unit - units_.data()), event);
       if (journal_ && event["value"].is_number())
         journal_->metric(unit.display, event.value("name", ""), event.value("step", int64_t{0}),
                          event["value"].get<double>(), event["time"].get<double>());
@@ -578,6 +808,13 @@ class Engine::Impl {
     if (!result.ok()) {
       attempt["failure"] = result.failure_class;
       attempt["message"] = result.message;
+    }
+    if (!result.ok() && unit.early_stop) {
+      attempt["status"] = kEarlyStopped;
+      if (journal_)
+        journal_->attempt_ended(unit_ref(unit), unit.attempt, kEarlyStopped, result,
+                                attempt["duration_seconds"].get<double>());
+      return finish_unit(id, kEarlyStopped, "stopped by the tuner");
     }
     if (result.ok()) {
       std::error_code ignored;  // checkpoints only matter to a retry, and there will be none
@@ -721,11 +958,16 @@ class Engine::Impl {
     }
     save();
     emit({{"type", "status"}, {"step", unit.display}, {"status", status}, {"message", message}});
-    StepRun& step = steps_[unit.step];
-    if (status == kFailed && !step.planned->spec.is_finally) begin_policy_stop();  // a loop need not finish first
+    const size_t index = unit.step;
+    StepRun& step = steps_[index];
+    if (step.tune)
+      on_trial_finished(index, id);  // may add units: `unit` is not used below
+    else if (status == kFailed && !step.planned->spec.is_finally)
+      begin_policy_stop();  // a loop need not finish first
     for (const int u : step.units)
       if (!terminal(units_[static_cast<size_t>(u)].status)) return;
-    complete_step(unit.step);
+    if (step.tune) return complete_tuning(index);
+    complete_step(index);
   }
 
   // All units of a step are done: aggregate their outcome and outputs.
@@ -788,7 +1030,7 @@ class Engine::Impl {
     if (journal_ && step.units.empty() && terminal(status))
       journal_->unit_ended(UnitRef{step.planned, step.planned->spec.name, -1}, status, message);
     save();
-    if (step.planned->spec.for_each || status != kRunning)
+    if (step.planned->spec.for_each || step.planned->spec.tune || status != kRunning)
       emit({{"type", "step"}, {"step", step.planned->spec.name}, {"status", status}, {"message", message}});
     if (status == kFailed && !step.planned->spec.is_finally) begin_policy_stop();
   }

@@ -43,7 +43,8 @@ inline constexpr const char* kSucceeded = "succeeded";
 inline constexpr const char* kFailed = "failed";
 inline constexpr const char* kCancelled = "cancelled";
 inline constexpr const char* kSkipped = "skipped";
-inline constexpr const char* kCached = "cached";  // served from the cache: succeeded without running
+inline constexpr const char* kCached = "cached";               // served from the cache: succeeded without running
+inline constexpr const char* kEarlyStopped = "early-stopped";  // a trial its tuner stopped (not a failure)
 
 class Engine {
  public:
