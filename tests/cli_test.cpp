@@ -293,3 +293,37 @@ TEST(RunCli, LogsFollowWaitsForTheStepToFinish) {
   EXPECT_NE(logs.output.find("[info] echo: followed"), std::string::npos) << logs.output;
   EXPECT_EQ(child.wait().code, 0);
 }
+
+// Issue 7: `kiln trials` sorts a tuning step's trials by the objective, and a
+// second run serves finished trials from the cache instead of running them.
+TEST(RunCli, TrialsTableIsSortedAndARerunReusesFinishedTrials) {
+  RunWorkspace ws;
+  const auto file = ws.write("tune.yaml", R"(steps:
+  - name: t
+    component: util.objective
+    parameters: {epochs: 2}
+    tune:
+      tuner: tune.grid
+      objective: {metric: loss, goal: minimize}
+      space: {x: {type: uniform, low: 0.0, high: 0.9, grid_points: 4}}
+  - {name: e, component: util.echo}
+)");
+  auto run = run_kiln({"run", file}, ws.env());
+  ASSERT_EQ(run.status.code, 0) << run.output;
+  run = run_kiln({"trials", "latest", "t", "--json"}, ws.env());
+  ASSERT_EQ(run.status.code, 0) << run.output;
+  const Json rows = Json::parse(run.output);
+  ASSERT_EQ(rows.size(), 4u);
+  EXPECT_DOUBLE_EQ(rows[0]["parameters"]["x"].get<double>(), 0.3);  // the best first
+  EXPECT_DOUBLE_EQ(rows[3]["parameters"]["x"].get<double>(), 0.9);  // the worst last
+  run = run_kiln({"trials", "latest", "t"}, ws.env());
+  EXPECT_EQ(run.output.rfind("trial  status", 0), 0u) << run.output;
+  run = run_kiln({"trials", "latest", "e"}, ws.env());
+  EXPECT_EQ(run.status.code, 1);
+  EXPECT_NE(run.output.find("step 'e' has no trials table (is it a tuning step?)"), std::string::npos) << run.output;
+
+  run = run_kiln({"run", file}, ws.env());
+  ASSERT_EQ(run.status.code, 0) << run.output;
+  run = run_kiln({"trials", "latest", "t", "--json"}, ws.env());
+  for (const Json& row : Json::parse(run.output)) EXPECT_EQ(row["status"], "cached") << row.dump();
+}

@@ -1,7 +1,9 @@
-// `kiln runs list`, `kiln runs show` and `kiln logs`: reading runs after the fact.
+// `kiln runs list`, `kiln runs show`, `kiln logs` and `kiln trials`: reading
+// runs after the fact.
 #include <kiln/host/files.hpp>
 #include <kiln/host/run_store.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <iomanip>
@@ -166,6 +168,45 @@ int show_logs(const std::string& workdir, const std::string& run, const std::str
   }
 }
 
+// `kiln trials RUN STEP`: a tuning step's trials, best objective first.
+int show_trials(const std::string& workdir, const std::string& run, const std::string& step, bool json) {
+  const auto dir = run_dir_of(workdir, run);
+  const Json record = host::read_run(dir);
+  if (!record["steps"].contains(step)) step_record(record, step);  // throws, listing the steps
+  const Json& s = record["steps"][step];
+  if (!s.contains("trials"))
+    throw CommandError("step '" + step + "' has no trials table" +
+                       (s.value("status", "") == "running" ? " yet (it is still running)" : " (is it a tuning step?)"));
+  const Json table = Json::parse(host::read_file(dir / s["trials"].get<std::string>()));
+  const std::string metric = table["objective"].value("metric", "");
+  const bool maximize = table["objective"].value("goal", "maximize") == "maximize";
+  std::vector<Json> rows(table["trials"].begin(), table["trials"].end());
+  // Trials with a value first, best first; then the rest in trial order.
+  std::stable_sort(rows.begin(), rows.end(), [&](const Json& a, const Json& b) {
+    const bool va = a[metric].is_number(), vb = b[metric].is_number();
+    if (va != vb) return va;
+    if (!va) return a["trial"].get<int64_t>() < b["trial"].get<int64_t>();
+    return maximize ? a[metric].get<double>() > b[metric].get<double>()
+                    : a[metric].get<double>() < b[metric].get<double>();
+  });
+  if (json) {
+    std::cout << Json(rows).dump(2) << "\n";
+    return kExitOk;
+  }
+  std::cout << std::left << std::setw(7) << "trial" << std::setw(15) << "status" << std::setw(14) << metric
+            << std::setw(8) << "steps" << std::setw(11) << "seconds"
+            << "parameters\n";
+  for (const Json& row : rows) {
+    char value[32] = "-", seconds[32];
+    if (row[metric].is_number()) std::snprintf(value, sizeof value, "%.6g", row[metric].get<double>());
+    std::snprintf(seconds, sizeof seconds, "%.2f", row.value("duration_seconds", 0.0));
+    std::cout << std::setw(7) << row["trial"].get<int64_t>() << std::setw(15) << row["status"].get<std::string>()
+              << std::setw(14) << value << std::setw(8) << row.value("curve", Json::object()).size() << std::setw(11)
+              << seconds << row["parameters"].dump() << "\n";
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 void add_runs_commands(CLI::App& app, Commands& commands) {
@@ -188,6 +229,13 @@ void add_runs_commands(CLI::App& app, Commands& commands) {
   logs->add_option("STEP", step, "Step name; a loop item as NAME[INDEX]")->required();
   logs->add_option("--workdir", workdir, "Workspace (default: $KILN_HOME or ./.kiln)");
   logs->add_flag("--follow,-f", follow, "Keep printing until the step ends");
+
+  auto* trials = commands.add(app, "trials", "Print a tuning step's trials, best objective first",
+                              [] { return show_trials(workdir, run, step, json); });
+  trials->add_option("RUN", run, "Run id, a unique prefix of one, or 'latest'")->required();
+  trials->add_option("STEP", step, "The tuning step")->required();
+  trials->add_option("--workdir", workdir, "Workspace (default: $KILN_HOME or ./.kiln)");
+  trials->add_flag("--json", json, "Print the sorted trials as JSON");
 }
 
 }  // namespace kiln::cli
