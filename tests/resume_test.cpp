@@ -262,3 +262,45 @@ TEST(Resume, StepsOfAKilledHostDoNotOutliveIt) {
   ASSERT_GE(attempts.size(), 1u);
   EXPECT_EQ(attempts[0]["status"], "interrupted");
 }
+
+// Issue 7: a tuning run killed mid-search resumes without re-running the
+// trials that had finished (trials opt out of the cache, so only the run
+// record can keep them), and ends with every trial of the grid.
+TEST(Resume, ATuningStepKeepsItsFinishedTrials) {
+  StoreWorkspace ws;
+  const std::string file = ws.pipeline(R"(steps:
+  - name: t
+    component: util.objective
+    cache: false
+    parameters: {epochs: 2}
+    tune:
+      tuner: tune.grid
+      objective: {metric: loss, goal: minimize}
+      space: {x: {type: uniform, low: 0.0, high: 0.9, grid_points: 4}}
+      parallel_trials: 1
+)");
+  const auto killed = ws.kiln({"run", file, "--json", "--jobs", "1"}, {{"KILN_TEST_KILL_AT", "step-recorded:2"}});
+  ASSERT_EQ(killed.status.signal, SIGKILL) << killed.output;
+  kiln::host::Store store(ws.workspace());
+  const std::string id = store.db.query("SELECT id FROM runs ORDER BY rowid DESC").front()["id"];
+  std::set<std::string> finished;
+  for (const auto& row : store.db.query("SELECT unit FROM steps WHERE run_id=? AND status='succeeded'", {id}))
+    finished.insert(row["unit"].get<std::string>());
+  ASSERT_FALSE(finished.empty());
+  ASSERT_LT(finished.size(), 4u);
+
+  const auto resumed = ws.kiln({"resume", id, "--json"});
+  ASSERT_EQ(resumed.status.code, 0) << resumed.output;
+  const Json summary = kiln::test::summary_of(resumed.output);
+  EXPECT_EQ(summary["status"], "succeeded") << resumed.output;
+  EXPECT_DOUBLE_EQ(summary["steps"]["t"]["outputs"]["best_x"].get<double>(), 0.3) << resumed.output;
+  // Each trial succeeded exactly once across the first run and the resume.
+  size_t trials = 0;
+  for (const auto& row : store.db.query("SELECT unit, COUNT(*) AS n FROM attempts WHERE run_id=? AND status IN "
+                                        "('succeeded','cached') GROUP BY unit",
+                                        {id})) {
+    EXPECT_EQ(kiln::host::MetadataDb::integer(row["n"]), 1) << row.dump();
+    ++trials;
+  }
+  EXPECT_EQ(trials, 4u);
+}
