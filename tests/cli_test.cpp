@@ -327,3 +327,41 @@ TEST(RunCli, TrialsTableIsSortedAndARerunReusesFinishedTrials) {
   run = run_kiln({"trials", "latest", "t", "--json"}, ws.env());
   for (const Json& row : Json::parse(run.output)) EXPECT_EQ(row["status"], "cached") << row.dump();
 }
+
+// A cached trial hands its stored curve to the tuner, so a re-run of an ASHA
+// search stops the same trials at the same rungs as the first run did.
+TEST(RunCli, ARerunOfAnAshaSearchStopsTheSameTrials) {
+  RunWorkspace ws;
+  const auto file = ws.write("asha.yaml", R"(steps:
+  - name: t
+    component: util.objective
+    parameters: {epochs: 9, epoch_seconds: 0.02}
+    tune:
+      tuner: tune.asha
+      objective: {metric: loss, goal: minimize}
+      space: {x: {type: uniform, low: -1.0, high: 1.0}, y: {type: int, low: 0, high: 4}}
+      settings: {max_resource: 9}
+      max_trials: 8
+      parallel_trials: 1
+      seed: 1
+)");
+  auto statuses = [&] {
+    const auto run = run_kiln({"run", file}, ws.env());
+    EXPECT_EQ(run.status.code, 0) << run.output;
+    const auto trials = run_kiln({"trials", "latest", "t", "--json"}, ws.env());
+    std::map<int64_t, std::string> out;
+    for (const Json& row : Json::parse(trials.output)) out[row["trial"].get<int64_t>()] = row["status"];
+    return out;
+  };
+  const auto first = statuses();
+  const auto second = statuses();
+  ASSERT_EQ(first.size(), 8u);
+  ASSERT_EQ(second.size(), 8u);
+  int stopped = 0;
+  for (const auto& [trial, status] : first) {
+    stopped += status == "early-stopped";
+    // Succeeded trials come back from the cache; stopped ones run and stop again.
+    EXPECT_EQ(second.at(trial), status == "succeeded" ? "cached" : status) << trial;
+  }
+  EXPECT_GT(stopped, 0);
+}

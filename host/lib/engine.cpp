@@ -142,6 +142,15 @@ struct TuneState {
   }
 };
 
+// The output parameter in which a trial keeps its objective curve
+// ({"step": value}); the engine adds it, the component never sees it.
+constexpr const char* kCurveOutput = "kiln.curve";
+
+Json without_curve(Json outputs) {
+  outputs.erase(kCurveOutput);
+  return outputs;
+}
+
 // Throws a tuner's error as std::runtime_error (taking ownership of it).
 void check_tuner(KilnError* error) {
   if (error == nullptr) return;
@@ -469,6 +478,19 @@ class Engine::Impl {
                                                               : "failed";
     const int64_t trial = unit.item_index;
     try {
+      // A trial served from the cache or kept by a resume did not report
+      // here: replay the curve it stored, so rung rules see it too.
+      const Json& stored = unit.result.output_parameters;
+      if (success(unit.status) && !tune.curves.count(id) && stored.contains(kCurveOutput) &&
+          stored[kCurveOutput].is_object()) {
+        std::map<int64_t, double> curve;
+        for (const auto& [at, value] : stored[kCurveOutput].items())
+          if (value.is_number()) curve[std::stoll(at)] = value.get<double>();
+        for (const auto& [at, value] : curve) {
+          check_tuner(tune.api->observe(tune.tuner, trial, at, value, 0, nullptr));
+          tune.curves[id][std::to_string(at)] = value;
+        }
+      }
       check_tuner(tune.api->observe(tune.tuner, trial, -1, trial_value(id), 1, Json(status).dump().c_str()));
       if (status == "failed" && ++tune.failed > spec.max_failed_trials)
         return stop_trials(index, std::to_string(tune.failed) + " trials failed (max_failed_trials: " +
@@ -519,7 +541,7 @@ class Engine::Impl {
                {"status", unit.status},
                {spec.metric, std::isfinite(value) ? Json(value) : Json(nullptr)},
                {"curve", curve == step.tune->curves.end() ? Json::object() : curve->second},
-               {"outputs", success(unit.status) ? unit.result.output_parameters : Json::object()},
+               {"outputs", success(unit.status) ? without_curve(unit.result.output_parameters) : Json::object()},
                {"duration_seconds", duration}};
       rows.push_back(std::move(row));
       ++counts[unit.status];
@@ -800,6 +822,10 @@ class Engine::Impl {
       result.failure_class = kCancelled;
     }
     unit.outputs_dir = unit.dir / ("attempt-" + std::to_string(unit.attempt)) / "outputs";
+    if (result.ok() && step.tune) {  // a trial keeps its curve, for the tuner of a later cached or resumed run
+      const auto curve = step.tune->curves.find(id);
+      if (curve != step.tune->curves.end()) result.output_parameters[kCurveOutput] = curve->second;
+    }
     if (result.ok()) store_outputs(unit, result);
     Json& attempt = unit_record(unit)["attempts"].back();
     attempt["finished_at"] = wall_clock_now();
