@@ -496,6 +496,32 @@ steps:
   EXPECT_EQ(r.step("t")["message"], "t.yaml:12:37: tuner tune.random: space.x.low: must be > 0 for log_uniform");
 }
 
+TEST_F(EngineTest, CancellingTheRunCancelsTheSearch) {
+  RunSettings settings;
+  settings.on_event = [](const Json& e, kiln::host::Engine& engine) {
+    if (e.value("type", "") == "status" && e.value("step", "") == "t[1]" && e["status"] == "running")
+      engine.request_cancel();
+  };
+  const auto r = run(R"(
+steps:
+  - name: t
+    component: util.objective
+    parameters: {epochs: 1000, epoch_seconds: 0.01}
+    tune:
+      tuner: tune.random
+      objective: {metric: loss, goal: minimize}
+      space: {x: {type: uniform, low: 0.0, high: 1.0}}
+      max_trials: 6
+      parallel_trials: 2
+)",
+                     settings);
+  EXPECT_EQ(r.record["status"], "cancelled");
+  EXPECT_EQ(r.status("t"), "cancelled");
+  EXPECT_NE(r.step("t")["message"].get<std::string>().find("the search was cancelled"), std::string::npos)
+      << r.step("t").dump();
+  EXPECT_FALSE(r.step("t").contains("outputs"));
+}
+
 TEST(StepServer, RunsAComponentsWarmUpOnceBeforeForkingItsSteps) {
   TempDir plugins, cache, runs;
   fs::copy_file(kiln::test::fixture("fixture_warm_up"), plugins / "warm.so");

@@ -562,9 +562,9 @@ class Engine::Impl {
     for (const auto& [status, n] : counts) summary += (summary.empty() ? "" : ", ") + std::to_string(n) + " " + status;
     record_["steps"][step.planned->spec.name]["trials"] = relative_to_run(dir / "trials.json");
     if (!step.tune->failure.empty()) return finish_step(index, kFailed, step.tune->failure + " (" + summary + ")");
-    if (best < 0)
-      return finish_step(index, counts.count(kCancelled) ? kCancelled : kFailed,
-                         "no trial succeeded (" + summary + ")");
+    if (counts.count(kCancelled))  // the run is stopping: a partial search is no result
+      return finish_step(index, kCancelled, "the search was cancelled (" + summary + ")");
+    if (best < 0) return finish_step(index, kFailed, "no trial succeeded (" + summary + ")");
     const Unit& winner = units_[static_cast<size_t>(best)];
     step.outputs =
         Json{{"best_parameters", winner.item}, {"best_value", best_value}, {"best_trial", winner.item_index}};
