@@ -19,6 +19,7 @@
 #include <limits>
 #include <optional>
 #include <random>
+#include <set>
 #include <unordered_map>
 
 namespace kiln::host {
@@ -416,8 +417,14 @@ class Engine::Impl {
     const Json trials = Json::parse(text == nullptr ? "[]" : text);
     if (!trials.is_array()) throw std::runtime_error("tuner: suggest returned " + trials.dump() + ", not a list");
     if (trials.empty()) tune.exhausted = true;
+    std::set<int> known;
+    for (const int u : step.units) known.insert(units_[static_cast<size_t>(u)].item_index);
     for (const Json& trial : trials) {
-      add_unit(index, trial.at("trial").get<int>(), trial.at("parameters"));
+      if (tune.suggested >= spec.max_trials) break;  // a tuner that ignored max_count
+      const int id = trial.at("trial").get<int>();
+      if (id < 0 || !known.insert(id).second || !trial.at("parameters").is_object())
+        throw std::runtime_error("tuner: suggest returned a bad or repeated trial: " + trial.dump());
+      add_unit(index, id, trial.at("parameters"));
       ++tune.suggested;
     }
   }
