@@ -294,6 +294,15 @@ TEST(RunCli, LogsFollowWaitsForTheStepToFinish) {
   EXPECT_EQ(child.wait().code, 0);
 }
 
+// Runs `file` with --json and returns the new run's id ('latest' cannot tell
+// apart two runs started within the same second).
+std::string run_id_of(const std::string& file, const RunWorkspace& ws) {
+  const auto run = run_kiln({"run", file, "--json"}, ws.env());
+  EXPECT_EQ(run.status.code, 0) << run.output;
+  const Json summary = Json::parse(run.output.substr(run.output.find('{')));
+  return fs::path(summary["run_dir"].get<std::string>()).filename().string();
+}
+
 // Issue 7: `kiln trials` sorts a tuning step's trials by the objective, and a
 // second run serves finished trials from the cache instead of running them.
 TEST(RunCli, TrialsTableIsSortedAndARerunReusesFinishedTrials) {
@@ -308,23 +317,20 @@ TEST(RunCli, TrialsTableIsSortedAndARerunReusesFinishedTrials) {
       space: {x: {type: uniform, low: 0.0, high: 0.9, grid_points: 4}}
   - {name: e, component: util.echo}
 )");
-  auto run = run_kiln({"run", file}, ws.env());
-  ASSERT_EQ(run.status.code, 0) << run.output;
-  run = run_kiln({"trials", "latest", "t", "--json"}, ws.env());
+  const std::string first = run_id_of(file, ws);
+  auto run = run_kiln({"trials", first, "t", "--json"}, ws.env());
   ASSERT_EQ(run.status.code, 0) << run.output;
   const Json rows = Json::parse(run.output);
   ASSERT_EQ(rows.size(), 4u);
   EXPECT_DOUBLE_EQ(rows[0]["parameters"]["x"].get<double>(), 0.3);  // the best first
   EXPECT_DOUBLE_EQ(rows[3]["parameters"]["x"].get<double>(), 0.9);  // the worst last
-  run = run_kiln({"trials", "latest", "t"}, ws.env());
+  run = run_kiln({"trials", first, "t"}, ws.env());
   EXPECT_EQ(run.output.rfind("trial  status", 0), 0u) << run.output;
-  run = run_kiln({"trials", "latest", "e"}, ws.env());
+  run = run_kiln({"trials", first, "e"}, ws.env());
   EXPECT_EQ(run.status.code, 1);
   EXPECT_NE(run.output.find("step 'e' has no trials table (is it a tuning step?)"), std::string::npos) << run.output;
 
-  run = run_kiln({"run", file}, ws.env());
-  ASSERT_EQ(run.status.code, 0) << run.output;
-  run = run_kiln({"trials", "latest", "t", "--json"}, ws.env());
+  run = run_kiln({"trials", run_id_of(file, ws), "t", "--json"}, ws.env());
   for (const Json& row : Json::parse(run.output)) EXPECT_EQ(row["status"], "cached") << row.dump();
 }
 
@@ -346,9 +352,7 @@ TEST(RunCli, ARerunOfAnAshaSearchStopsTheSameTrials) {
       seed: 1
 )");
   auto statuses = [&] {
-    const auto run = run_kiln({"run", file}, ws.env());
-    EXPECT_EQ(run.status.code, 0) << run.output;
-    const auto trials = run_kiln({"trials", "latest", "t", "--json"}, ws.env());
+    const auto trials = run_kiln({"trials", run_id_of(file, ws), "t", "--json"}, ws.env());
     std::map<int64_t, std::string> out;
     for (const Json& row : Json::parse(trials.output)) out[row["trial"].get<int64_t>()] = row["status"];
     return out;

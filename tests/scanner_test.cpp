@@ -29,7 +29,7 @@ TEST(Scanner, DescribesAGoodPlugin) {
   const auto scan = scanner_without_cache().scan(kiln::test::util_plugin());
   ASSERT_TRUE(scan.ok) << scan.reason;
   EXPECT_EQ(scan.abi_major, KILN_ABI_VERSION_MAJOR);
-  ASSERT_EQ(scan.components.size(), 6u);
+  ASSERT_EQ(scan.components.size(), 7u);
   EXPECT_EQ(scan.components[0].name, "util.echo");
   EXPECT_EQ(scan.digest, kiln::host::sha256_file(kiln::test::util_plugin()));
   EXPECT_FALSE(scan.from_cache);
