@@ -52,3 +52,29 @@ TEST(DigitsSample, TheContainerExecutorTrainsTheSameModelAsTheProcessExecutor) {
   EXPECT_EQ(container["steps"]["publish"]["attempts"].back()["executor"], "process");
   EXPECT_TRUE(fs::exists(container_dir.path() / "models" / "digits" / "1" / "model.json"));
 }
+
+// samples/digits-tuning with a small budget (4 trials of 3 epochs): the tuning
+// step's best parameters reach train, whose model is evaluated.
+TEST(DigitsTuningSample, TunesTrainsTheBestAndEvaluates) {
+  const TempDir dir;
+  std::string text =
+      kiln::test::read_text(fs::path(KILN_TEST_SOURCE_DIR) / "samples" / "digits-tuning" / "pipeline.yaml");
+  const auto replace = [&text](const std::string& from, const std::string& to) {
+    const auto at = text.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    text.replace(at, from.size(), to);
+  };
+  replace("{{ pipeline.dir }}/..", std::string(KILN_TEST_SOURCE_DIR) + "/samples");  // the copy lives elsewhere
+  replace("max_trials: 40", "max_trials: 4");
+  kiln::test::write_text(dir.path() / "pipeline.yaml", text);
+  const auto run = kiln::test::run_kiln({"run", (dir.path() / "pipeline.yaml").string(), "--workdir",
+                                         (dir.path() / "w").string(), "--param", "epochs=3", "--json"},
+                                        {}, std::chrono::minutes(5));
+  ASSERT_TRUE(run.status.success()) << run.output;
+  const Json summary = Json::parse(run.output.substr(run.output.find('{')));
+  const Json& tune = summary["steps"]["tune"]["outputs"];
+  EXPECT_GT(tune["best_value"].get<double>(), 0.8) << tune.dump();
+  const Json record = Json::parse(kiln::test::read_text(fs::path(summary["run_dir"].get<std::string>()) / "run.json"));
+  EXPECT_EQ(record["steps"]["tune"]["units"].size(), 4u);
+  EXPECT_GT(summary["steps"]["evaluate"]["outputs"]["accuracy"].get<double>(), 0.8);
+}
