@@ -29,18 +29,6 @@ const kiln::host::PluginCatalog& catalog() {
   return c;
 }
 
-bool on_path(const std::string& tool) {
-  return kiln::host::run_with_result_channel({"/bin/sh", "-c", "command -v " + tool}, std::chrono::seconds(5))
-      .status.success();
-}
-
-// Why containers cannot run here, or "" when they can.
-std::string cannot_run_containers() {
-  if (!on_path("runc")) return "runc is not installed (apt-get install runc)";
-  if (::geteuid() != 0) return "runc needs root to create containers here";
-  return "";
-}
-
 // A TCP socket listening on the host's 127.0.0.1.
 class Listener {
  public:
@@ -67,7 +55,7 @@ class Listener {
 class ContainerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const std::string why = cannot_run_containers();
+    const std::string why = kiln::test::cannot_run_containers();
     if (!why.empty()) GTEST_SKIP() << "no containers: " << why;
   }
 
@@ -282,7 +270,7 @@ steps:
 }
 
 TEST_F(ContainerTest, AStepRunsInAnOciImageBuiltWithUmoci) {
-  if (!on_path("umoci")) GTEST_SKIP() << "umoci is not installed (apt-get install umoci)";
+  if (!kiln::test::on_path("umoci")) GTEST_SKIP() << "umoci is not installed (apt-get install umoci)";
   // A minimal image: just the shared libraries kiln and the util plugin link
   // against, at their host paths (the binaries themselves are bound in).
   const fs::path layout = workspace / "layout", bundle = workspace / "image-bundle";

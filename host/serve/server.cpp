@@ -1,3 +1,4 @@
+#include <kiln/host/host_identity.hpp>
 #include <kiln/host/version.hpp>
 #include <kiln/serve/server.hpp>
 
@@ -51,15 +52,6 @@ std::vector<std::string> split_path(const std::string& uri) {
     start = end + 1;
   }
   return parts;
-}
-
-std::string utc_now() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 }  // namespace
@@ -202,9 +194,10 @@ class Handler : public Poco::Net::HTTPRequestHandler {
     }
     const std::lock_guard<std::mutex> lock(impl_.mutex);
     if (impl_.options.access_log != nullptr)
-      *impl_.options.access_log << request.clientAddress().host().toString() << " " << utc_now() << " \""
-                                << request.getMethod() << " " << request.getURI() << " " << request.getVersion()
-                                << "\" " << reply.status << " " << reply.body.size() << " " << seconds << "\n"
+      *impl_.options.access_log << request.clientAddress().host().toString() << " " << kiln::host::wall_clock_now()
+                                << " \"" << request.getMethod() << " " << request.getURI() << " "
+                                << request.getVersion() << "\" " << reply.status << " " << reply.body.size() << " "
+                                << seconds << "\n"
                                 << std::flush;
     if (--impl_.active == 0) impl_.idle.notify_all();
   }

@@ -1,6 +1,7 @@
 #include <kiln/registry/server.hpp>
 
 #include <kiln/host/files.hpp>
+#include <kiln/host/host_identity.hpp>
 #include <kiln/host/manifest.hpp>
 #include <kiln/registry/package.hpp>
 
@@ -45,15 +46,6 @@ std::string random_hex(size_t bytes) {
     hex += digits[c & 15];
   }
   return hex;
-}
-
-std::string now_utc() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return text;
 }
 
 void register_connector() {
@@ -167,7 +159,7 @@ Json RegistryStore::publish(const std::string& archive_bytes, const std::string&
   const std::string manifest_text = m.to_json().dump();
   const std::string digest = host::sha256_hex(archive_bytes);
   const auto size = static_cast<int64_t>(archive_bytes.size());
-  const std::string when = now_utc();
+  const std::string when = kiln::host::wall_clock_now();
   s.begin();
   try {
     if (owners.empty())

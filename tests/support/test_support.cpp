@@ -5,6 +5,7 @@
 #include <kiln/host/plugin_library.hpp>
 
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <sstream>
@@ -96,6 +97,17 @@ host::StepOutcome invoke_component(const fs::path& library, const std::string& n
   invocation.checkpoint_dir = dir / "checkpoint";
   const std::atomic<bool> not_cancelled{false};
   return host::invoke_component(*component, invocation, sink, not_cancelled);
+}
+
+bool on_path(const std::string& tool) {
+  return host::run_with_result_channel({"/bin/sh", "-c", "command -v " + tool}, std::chrono::seconds(5))
+      .status.success();
+}
+
+std::string cannot_run_containers() {
+  if (!on_path("runc")) return "runc is not installed (apt-get install runc)";
+  if (::geteuid() != 0) return "runc needs root to create containers here";
+  return "";
 }
 
 }  // namespace kiln::test

@@ -39,6 +39,10 @@ host::CapturedRun run_kiln(const std::vector<std::string>& args,
                            std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
 void write_text(const std::filesystem::path& path, const std::string& text);
+
+// Whether `tool` is on PATH; why runc cannot run containers here ("" when it can).
+bool on_path(const std::string& tool);
+std::string cannot_run_containers();
 std::string read_text(const std::filesystem::path& path);
 
 // Records every event a step reports.

@@ -2,7 +2,6 @@
 // same model, to the same test accuracy, under the process and the container
 // executors (the container's environment must not change a single float).
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include "test_support.hpp"
 
@@ -25,15 +24,11 @@ Json run_digits(const fs::path& workdir, const std::string& executor) {
   return Json::object();
 }
 
-bool runc_can_run() {
-  const auto found = kiln::host::run_with_result_channel({"/bin/sh", "-c", "command -v runc"}, std::chrono::seconds(5));
-  return found.status.success() && ::geteuid() == 0;
-}
-
 }  // namespace
 
 TEST(DigitsSample, TheContainerExecutorTrainsTheSameModelAsTheProcessExecutor) {
-  if (!runc_can_run()) GTEST_SKIP() << "no containers: runc needs to be installed and kiln to run as root";
+  const std::string why = kiln::test::cannot_run_containers();
+  if (!why.empty()) GTEST_SKIP() << "no containers: " << why;
   const TempDir process_dir, container_dir;
   const Json process = run_digits(process_dir.path(), "process");
   const Json container = run_digits(container_dir.path(), "container");
