@@ -344,6 +344,40 @@ TEST(RunCli, TrialsTableIsSortedAndARerunReusesFinishedTrials) {
   for (const Json& row : Json::parse(run.output)) EXPECT_EQ(row["status"], "cached") << row.dump();
 }
 
+// A trial template's steps are cached one by one: a re-run serves every
+// step of every trial from the cache, and the tuner still sees each curve.
+TEST(RunCli, ARerunServesEveryStepOfATemplateTrialFromTheCache) {
+  RunWorkspace ws;
+  const auto file = ws.write("tune.yaml", R"(templates:
+  fit-and-report:
+    steps:
+      - {name: fit, component: util.objective, parameters: {epochs: 2}}
+      - {name: report, component: util.echo, after: fit}
+steps:
+  - name: t
+    tune:
+      trial: fit-and-report
+      tuner: tune.grid
+      objective: {metric: loss, goal: minimize}
+      space: {x: {type: uniform, low: 0.0, high: 0.9, grid_points: 4}}
+)");
+  const auto trials = [&](const std::string& id) {
+    const auto run = run_kiln({"trials", id, "t", "--json"}, ws.env());
+    EXPECT_EQ(run.status.code, 0) << run.output;
+    return Json::parse(run.output);
+  };
+  const Json first = trials(run_id_of(file, ws));
+  ASSERT_EQ(first.size(), 4u);
+  for (const Json& row : first) EXPECT_EQ(row["status"], "succeeded") << row.dump();
+  const Json second = trials(run_id_of(file, ws));
+  ASSERT_EQ(second.size(), 4u);
+  for (size_t i = 0; i < second.size(); ++i) {
+    EXPECT_EQ(second[i]["status"], "cached") << second[i].dump();
+    EXPECT_EQ(second[i]["curve"], first[i]["curve"]) << second[i].dump();  // replayed from the stored curve
+  }
+  EXPECT_DOUBLE_EQ(second[0]["parameters"]["x"].get<double>(), 0.3);
+}
+
 // A cached trial hands its stored curve to the tuner, so a re-run of an ASHA
 // search stops the same trials at the same rungs as the first run did.
 TEST(RunCli, ARerunOfAnAshaSearchStopsTheSameTrials) {

@@ -522,6 +522,126 @@ steps:
   EXPECT_FALSE(r.step("t").contains("outputs"));
 }
 
+// A trial template of three steps: prepare (util.echo) -> fit
+// (util.objective, the objective's metric) -> report (util.echo, reading
+// prepare's artifact). PARAMS and TUNE complete the tuning step.
+std::string template_trial_pipeline(const std::string& params, const std::string& tune) {
+  return R"(
+templates:
+  fit-and-report:
+    steps:
+      - name: prepare
+        component: util.echo
+        parameters: {message: data}
+      - name: fit
+        component: util.objective
+        after: prepare
+      - name: report
+        component: util.echo
+        inputs: {text: prepare.outputs.text}
+        parameters: {message: reported}
+        after: fit
+steps:
+  - name: t
+    parameters: )" +
+         params + R"(
+    tune:
+      trial: fit-and-report
+      objective: {metric: loss, goal: minimize}
+)" + tune;
+}
+
+// The units of trial `trial` of step `step`, by the name of their template step.
+std::map<std::string, Json> trial_units_of(const RunResult& r, const std::string& step, int trial) {
+  std::map<std::string, Json> out;
+  const std::string prefix = std::to_string(trial) + ".";
+  for (const auto& [key, unit] : r.step(step)["units"].items())
+    if (key.rfind(prefix, 0) == 0) out[key.substr(prefix.size())] = unit;
+  return out;
+}
+
+TEST_F(EngineTest, ATrialTemplateRunsItsStepsPerTrialAndReportsTheBest) {
+  const auto r = run(template_trial_pipeline("{epochs: 3}", R"(      tuner: tune.grid
+      space:
+        x: {type: uniform, low: 0.0, high: 0.6, grid_points: 3}
+        y: {type: int, low: 1, high: 3}
+      parallel_trials: 2
+  - name: use
+    component: util.echo
+    inputs: {text: t.outputs.text}
+    parameters: {message: "y={{ steps.t.outputs.best_y }}"}
+)"));
+  ASSERT_EQ(r.record["status"], "succeeded") << r.record.dump(2);
+  const Json& outputs = r.step("t")["outputs"];
+  EXPECT_DOUBLE_EQ(outputs["best_x"].get<double>(), 0.3);
+  EXPECT_EQ(outputs["best_y"], 2);
+  EXPECT_NEAR(outputs["best_value"].get<double>(), 1.0 / 3, 1e-9);
+  // The best trial's artifacts are the step's: report's text, which read prepare's.
+  EXPECT_EQ(r.step("use")["outputs"]["message"], "data\nreported\ny=2");
+  const Json trials = trials_of(r, "t");
+  ASSERT_EQ(trials.size(), 9u);
+  for (const Json& trial : trials) {
+    EXPECT_EQ(trial["status"], "succeeded") << trial.dump();
+    EXPECT_EQ(trial["curve"].size(), 3u) << trial.dump();  // fit's epochs reached the tuner
+    EXPECT_EQ(trial["outputs"]["report"]["message"], "data\nreported") << trial.dump();
+    const auto units = trial_units_of(r, "t", trial["trial"].get<int>());
+    ASSERT_EQ(units.size(), 3u);
+    for (const auto& [name, unit] : units) EXPECT_EQ(unit["status"], "succeeded") << name;
+  }
+}
+
+TEST_F(EngineTest, EarlyStoppingATrialTemplateCancelsTheRestOfTheTrial) {
+  const auto r = run(template_trial_pipeline("{epochs: 100, epoch_seconds: 0.02, y: 2}", R"(      tuner: tune.grid
+      space:
+        x: {type: uniform, low: 0.3, high: 3.3, grid_points: 4}
+      early_stopping: {rule: median, grace_steps: 2, min_trials: 1}
+      parallel_trials: 1
+)"));
+  ASSERT_EQ(r.record["status"], "succeeded") << r.record.dump(2);
+  const Json trials = trials_of(r, "t");
+  ASSERT_EQ(trials.size(), 4u);
+  EXPECT_EQ(trials[0]["status"], "succeeded");
+  for (size_t i = 1; i < trials.size(); ++i) {
+    EXPECT_EQ(trials[i]["status"], "early-stopped") << trials[i].dump();
+    EXPECT_LT(trials[i]["curve"].size(), 100u);
+    const auto units = trial_units_of(r, "t", trials[i]["trial"].get<int>());
+    EXPECT_EQ(units.at("prepare")["status"], "succeeded");
+    EXPECT_EQ(units.at("fit")["status"], "early-stopped");
+    EXPECT_EQ(units.at("report")["status"], "cancelled");  // never started
+    EXPECT_TRUE(units.at("report")["attempts"].empty());
+  }
+  EXPECT_DOUBLE_EQ(r.step("t")["outputs"]["best_x"].get<double>(), 0.3);
+}
+
+TEST_F(EngineTest, AFailingStepFailsItsTrialAndCountsAgainstMaxFailedTrials) {
+  const auto with_max = [&](int max) {
+    return run(template_trial_pipeline("{epochs: 2, fail_above: 1.5}", R"(      tuner: tune.grid
+      space:
+        x: {type: uniform, low: 0.0, high: 3.0, grid_points: 4}
+      parallel_trials: 1
+      max_failed_trials: )" + std::to_string(max) + "\n"));
+  };
+  const auto tolerant = with_max(2);  // x = 2 and 3 fail in fit: two failures are allowed
+  ASSERT_EQ(tolerant.status("t"), "succeeded") << tolerant.record.dump(2);
+  EXPECT_DOUBLE_EQ(tolerant.step("t")["outputs"]["best_x"].get<double>(), 0.0);
+  const Json trials = trials_of(tolerant, "t");
+  ASSERT_EQ(trials.size(), 4u);
+  for (const Json& trial : trials) {
+    const bool fails = trial["parameters"]["x"].get<double>() > 1.5;
+    EXPECT_EQ(trial["status"], fails ? "failed" : "succeeded") << trial.dump();
+    if (!fails) continue;
+    const auto units = trial_units_of(tolerant, "t", trial["trial"].get<int>());
+    EXPECT_EQ(units.at("fit")["status"], "failed");
+    EXPECT_EQ(units.at("report")["status"], "upstream-failed");  // the rest of the trial never ran
+    EXPECT_TRUE(units.at("report")["attempts"].empty());
+  }
+  const auto strict = with_max(1);
+  EXPECT_EQ(strict.status("t"), "failed");
+  EXPECT_NE(strict.step("t")["message"].get<std::string>().find("2 trials failed (max_failed_trials: 1)"),
+            std::string::npos)
+      << strict.step("t").dump();
+}
+
 TEST(StepServer, RunsAComponentsWarmUpOnceBeforeForkingItsSteps) {
   TempDir plugins, cache, runs;
   fs::copy_file(kiln::test::fixture("fixture_warm_up"), plugins / "warm.so");

@@ -1582,3 +1582,112 @@ steps:
   EXPECT_TRUE(HasError(diagnostics, 19, 20,
                        "tuning step 'u' has no output parameter 'best_second' (did you mean 'best_seconds'?)"));
 }
+
+// A trial template (tune.trial): its steps are planned one by one, with the
+// tuning step's parameters and inputs merged into those that declare them;
+// wires between them stay inside the trial, wires out of it make the tuning
+// step depend on their source.
+TEST_F(Validation, TuningStepWithATrialTemplate) {
+  const Plan p = plan(R"(apiVersion: kiln/v1
+kind: Pipeline
+templates:
+  fit-and-report:
+    steps:
+      - name: fit
+        component: util.objective
+        after: prepare
+      - name: prepare
+        component: util.echo
+        parameters: {message: data}
+      - name: report
+        component: util.echo
+        inputs: {text: prepare.outputs.text}
+        after: fit
+steps:
+  - name: source
+    component: util.echo
+  - name: t
+    parameters: {epochs: 3, message: shared}
+    tune:
+      trial: fit-and-report
+      tuner: tune.grid
+      objective: {metric: loss, goal: minimize}
+      space: {x: {type: uniform, low: 0.0, high: 1.0}, y: {type: int, low: 0, high: 3}}
+  - name: use
+    component: util.echo
+    inputs: {text: t.outputs.text}
+    parameters: {message: "x={{ steps.t.outputs.best_x }}"}
+)");
+  const auto* t = p.find("t");
+  ASSERT_NE(t, nullptr);
+  ASSERT_EQ(t->trial_steps.size(), 3u);
+  const auto& fit = t->trial_steps[0];
+  EXPECT_EQ(fit.component.manifest.name, "util.objective");
+  EXPECT_EQ(fit.upstream, (std::set<std::string>{"prepare"}));
+  EXPECT_EQ(fit.spec.parameters.at("epochs").value, 3);
+  EXPECT_FALSE(fit.spec.parameters.count("message"));  // util.objective has none
+  EXPECT_EQ(t->trial_steps[1].spec.parameters.at("message").value, "shared");  // the tuning step's value wins
+  EXPECT_EQ(t->trial_steps[2].upstream, (std::set<std::string>{"fit", "prepare"}));
+  EXPECT_TRUE(t->upstream.empty());  // sibling wires are not the tuning step's dependencies
+  EXPECT_EQ(p.find("use")->upstream, (std::set<std::string>{"t"}));
+
+  const auto diagnostics = plan_errors(R"(apiVersion: kiln/v1
+kind: Pipeline
+templates:
+  pair:
+    steps:
+      - name: fit
+        component: util.objective
+        inputs: {text: nowhere.outputs.text}
+      - name: report
+        component: util.echo
+        inputs: {text: fit.outputs.text}
+steps:
+  - name: t
+    parameters: {epoch: 3}
+    tune:
+      trial: pair
+      tuner: tune.grid
+      objective: {metric: loss, goal: minimize}
+      space: {z: {type: uniform, low: 0.0, high: 1.0}}
+  - name: use
+    component: util.echo
+    inputs: {text: t.outputs.txt}
+)");
+  EXPECT_TRUE(HasError(diagnostics, 8, 24, "component 'util.objective' has no input 'text'"));
+  EXPECT_TRUE(HasError(diagnostics, 8, 24, "input 'text' is wired to unknown step 'nowhere'"));
+  EXPECT_TRUE(HasError(diagnostics, 11, 24, "step 'fit' (util.objective) has no output 'text'"));
+  EXPECT_TRUE(HasError(diagnostics, 14, 25, "'epoch' is not a parameter of any step of trial template 'pair'"));
+  EXPECT_TRUE(
+      HasError(diagnostics, 19, 18, "space parameter 'z' is not a parameter of any step of trial template 'pair'"));
+  EXPECT_TRUE(
+      HasError(diagnostics, 22, 20, "step 't' (trial template 'pair') has no output 'txt' (did you mean 'text'?)"));
+}
+
+TEST(Spec, BadTrialTemplates) {
+  const auto diagnostics = parse_errors(R"(apiVersion: kiln/v1
+kind: Pipeline
+templates:
+  one: {component: util.echo}
+  many:
+    steps:
+      - name: a
+        component: util.sleep
+        for_each: [1, 2]
+steps:
+  - name: a
+    template: many
+  - name: b
+    component: util.sleep
+    tune: {tuner: tune.random, objective: {metric: loss}, space: {seconds: {type: uniform}}, trial: many}
+  - name: c
+    tune: {tuner: tune.random, objective: {metric: loss}, space: {seconds: {type: uniform}}, trial: one}
+  - name: d
+    tune: {tuner: tune.random, objective: {metric: loss}, space: {seconds: {type: uniform}}, trial: mony}
+)");
+  EXPECT_TRUE(HasError(diagnostics, 12, 15, "template 'many' has several steps: only a tuning step can run it"));
+  EXPECT_TRUE(HasError(diagnostics, 14, 16, "step 'b' names both a component and 'tune.trial'"));
+  EXPECT_TRUE(HasError(diagnostics, 7, 9, "step 'a' of trial template 'many' cannot use 'for_each'"));
+  EXPECT_TRUE(HasError(diagnostics, 17, 101, "template 'one' has no 'steps'"));
+  EXPECT_TRUE(HasError(diagnostics, 19, 101, "unknown template 'mony' (did you mean 'many'?)"));
+}

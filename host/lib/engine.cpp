@@ -106,6 +106,7 @@ class Observer : public AttemptObserver {
 struct Unit {
   size_t step = 0;  // index into Impl::steps_
   int item_index = -1;
+  int part = -1;  // a trial template's step: index into PlannedStep::trial_steps
   Json item;
   std::string display;
   fs::path dir;
@@ -134,7 +135,7 @@ struct TuneState {
   int suggested = 0, failed = 0;
   bool exhausted = false;      // no more suggestions: max_trials, the tuner's [] or a stop
   std::string failure;         // why the step fails (too many failed trials, a tuner error)
-  std::map<int, Json> curves;  // per unit: {"step": value} of the objective metric
+  std::map<int, Json> curves;  // per unit (a trial's step): {"step": value} of the objective metric
   TuneState() = default;
   TuneState(const TuneState&) = delete;
   TuneState& operator=(const TuneState&) = delete;
@@ -407,9 +408,10 @@ class Engine::Impl {
     const int parallel = spec.parallel_trials > 0             ? spec.parallel_trials
                          : step.planned->spec.parallelism > 0 ? step.planned->spec.parallelism
                                                               : options_.jobs;
-    int active = 0;
-    for (const int u : step.units) active += terminal(units_[static_cast<size_t>(u)].status) ? 0 : 1;
-    const int room = std::min(parallel - active, spec.max_trials - tune.suggested);
+    std::set<int> active;  // trials with a step still to finish
+    for (const int u : step.units)
+      if (!terminal(units_[static_cast<size_t>(u)].status)) active.insert(units_[static_cast<size_t>(u)].item_index);
+    const int room = std::min(parallel - static_cast<int>(active.size()), spec.max_trials - tune.suggested);
     if (spec.max_trials <= tune.suggested) tune.exhausted = true;
     if (room <= 0) return;
     const char* text = nullptr;
@@ -424,7 +426,7 @@ class Engine::Impl {
       const int id = trial.at("trial").get<int>();
       if (id < 0 || !known.insert(id).second || !trial.at("parameters").is_object())
         throw std::runtime_error("tuner: suggest returned a bad or repeated trial: " + trial.dump());
-      add_unit(index, id, trial.at("parameters"));
+      add_trial(index, id, trial.at("parameters"));
       ++tune.suggested;
     }
   }
@@ -451,55 +453,119 @@ class Engine::Impl {
     unit.stop_requested = true;
     unit.running->cancel();
     unit.kill_at = Clock::now() + seconds(options_.grace_seconds);
+    // The rest of its trial waits for this step, and is settled when it ends
+    // (a step that finishes anyway keeps its success).
     emit({{"type", "status"}, {"step", unit.display}, {"status", "stopping"}, {"message", "stopped by the tuner"}});
   }
 
-  // The objective a finished trial reached: its output parameter of the
-  // metric's name, else the last value it reported, else NaN.
-  double trial_value(int id) const {
-    const Unit& unit = units_[static_cast<size_t>(id)];
-    const StepRun& step = steps_[unit.step];
-    const std::string& metric = step.planned->spec.tune->metric;
-    if (success(unit.status) && unit.result.output_parameters.contains(metric) &&
-        unit.result.output_parameters[metric].is_number())
-      return unit.result.output_parameters[metric].get<double>();
-    const auto curve = step.tune->curves.find(id);
-    if (curve == step.tune->curves.end() || curve->second.empty()) return std::nan("");
-    int64_t last = std::numeric_limits<int64_t>::min();
-    double value = std::nan("");
-    for (const auto& [at, v] : curve->second.items())
-      if (std::stoll(at) >= last) last = std::stoll(at), value = v.get<double>();
-    return value;
+  // The units of one trial: one, or one per step of a trial template, in the template's order.
+  std::vector<int> trial_units(size_t index, int trial) const {
+    std::vector<int> out;
+    for (const int u : steps_[index].units)
+      if (units_[static_cast<size_t>(u)].item_index == trial) out.push_back(u);
+    return out;
   }
 
-  // A trial ended: tell the tuner, count failures, suggest more. May add
-  // units (references into units_ are invalid afterwards).
+  // A trial's outcome from its steps': a failed step fails it, a stopped one
+  // stops it; it succeeded when every step did (cached when every step was).
+  // Empty while a step has yet to finish.
+  std::string trial_status(size_t index, int trial) const {
+    std::set<std::string> statuses;
+    for (const int u : trial_units(index, trial)) statuses.insert(units_[static_cast<size_t>(u)].status);
+    for (const auto& status : statuses)
+      if (!terminal(status)) return "";
+    for (const char* status : {kFailed, kEarlyStopped, kCancelled, kUpstreamFailed})
+      if (statuses.count(status)) return status == std::string(kUpstreamFailed) ? kFailed : status;
+    return statuses.count(kSucceeded) ? kSucceeded : kCached;
+  }
+
+  // One step of a trial did not succeed (or the tuner stopped it): the rest
+  // of the trial does not start, and what runs of it is told to stop.
+  void settle_trial(size_t index, int trial, const std::string& status, const std::string& why) {
+    const auto kill_at = Clock::now() + seconds(options_.grace_seconds);
+    for (const int u : trial_units(index, trial)) {
+      Unit& unit = units_[static_cast<size_t>(u)];
+      if (unit.status == kPending) {
+        unit.status = status;  // never started; finish_unit would recurse into this trial
+        unit_record(unit)["status"] = status;
+        unit_record(unit)["message"] = why;
+      } else if (unit.status == kRunning && unit.running && !unit.stop_requested) {
+        unit.stop_requested = true;
+        unit.running->cancel();
+        unit.kill_at = kill_at;
+      }
+    }
+  }
+
+  // The objective curve of a trial: its steps' reported values by step.
+  std::map<int64_t, double> trial_curve(size_t index, int trial) const {
+    std::map<int64_t, double> curve;
+    for (const int u : trial_units(index, trial)) {
+      const auto found = steps_[index].tune->curves.find(u);
+      if (found == steps_[index].tune->curves.end()) continue;
+      for (const auto& [at, value] : found->second.items()) curve[std::stoll(at)] = value.get<double>();
+    }
+    return curve;
+  }
+
+  // The objective a finished trial reached: the output parameter of the
+  // metric's name of its last step that set one, else the last value it
+  // reported, else NaN.
+  double trial_value(size_t index, int trial) const {
+    const std::vector<int> units = trial_units(index, trial);
+    const std::string& metric = steps_[index].planned->spec.tune->metric;
+    for (auto u = units.rbegin(); u != units.rend(); ++u) {
+      const Unit& unit = units_[static_cast<size_t>(*u)];
+      const Json& outputs = unit.result.output_parameters;
+      if (success(unit.status) && outputs.contains(metric) && outputs[metric].is_number())
+        return outputs[metric].get<double>();
+    }
+    const auto curve = trial_curve(index, trial);
+    return curve.empty() ? std::nan("") : curve.rbegin()->second;
+  }
+
+  // A trial's step served from the cache or kept by a resume did not report
+  // here: its stored curve becomes its curve, so rung rules see it too.
+  // Returns the values to replay to the tuner, by step.
+  std::map<int64_t, double> restore_stored_curves(size_t index, int trial) {
+    TuneState& tune = *steps_[index].tune;
+    std::map<int64_t, double> replay;
+    for (const int u : trial_units(index, trial)) {
+      const Unit& unit = units_[static_cast<size_t>(u)];
+      const Json& stored = unit.result.output_parameters;
+      if (!success(unit.status) || tune.curves.count(u) || !stored.contains(kCurveOutput) ||
+          !stored[kCurveOutput].is_object())
+        continue;
+      for (const auto& [at, value] : stored[kCurveOutput].items())
+        if (value.is_number()) {
+          replay[std::stoll(at)] = value.get<double>();
+          tune.curves[u][at] = value;
+        }
+    }
+    return replay;
+  }
+
+  // A unit of a trial ended: when it was the trial's last, tell the tuner,
+  // count failures, suggest more. May add units (references into units_ are
+  // invalid afterwards).
   void on_trial_finished(size_t index, int id) {
     StepRun& step = steps_[index];
     TuneState& tune = *step.tune;
     const TuneSpec& spec = *step.planned->spec.tune;
-    const Unit& unit = units_[static_cast<size_t>(id)];
-    if (unit.status == kCancelled) return;  // the run or the step is stopping: nothing to learn
-    const std::string status = success(unit.status)           ? "succeeded"
-                               : unit.status == kEarlyStopped ? kEarlyStopped
-                                                              : "failed";
-    const int64_t trial = unit.item_index;
+    const int trial = units_[static_cast<size_t>(id)].item_index;
+    const std::string ended = units_[static_cast<size_t>(id)].status;
+    if (!success(ended))
+      settle_trial(index, trial, ended == kFailed ? kUpstreamFailed : kCancelled,
+                   "step '" + units_[static_cast<size_t>(id)].display + "' of this trial did not succeed");
+    const std::string outcome = trial_status(index, trial);
+    if (outcome.empty() || outcome == kCancelled) return;  // still running, or the run or step is stopping
+    const std::string status = success(outcome) ? "succeeded" : outcome;
     try {
-      // A trial served from the cache or kept by a resume did not report
-      // here: replay the curve it stored, so rung rules see it too.
-      const Json& stored = unit.result.output_parameters;
-      if (success(unit.status) && !tune.curves.count(id) && stored.contains(kCurveOutput) &&
-          stored[kCurveOutput].is_object()) {
-        std::map<int64_t, double> curve;
-        for (const auto& [at, value] : stored[kCurveOutput].items())
-          if (value.is_number()) curve[std::stoll(at)] = value.get<double>();
-        for (const auto& [at, value] : curve) {
-          check_tuner(tune.api->observe(tune.tuner, trial, at, value, 0, nullptr));
-          tune.curves[id][std::to_string(at)] = value;
-        }
-      }
-      check_tuner(tune.api->observe(tune.tuner, trial, -1, trial_value(id), 1, Json(status).dump().c_str()));
-      if (status == "failed" && ++tune.failed > spec.max_failed_trials)
+      for (const auto& [at, value] : restore_stored_curves(index, trial))
+        check_tuner(tune.api->observe(tune.tuner, trial, at, value, 0, nullptr));
+      check_tuner(
+          tune.api->observe(tune.tuner, trial, -1, trial_value(index, trial), 1, Json(status).dump().c_str()));
+      if (status == kFailed && ++tune.failed > spec.max_failed_trials)
         return stop_trials(index, std::to_string(tune.failed) + " trials failed (max_failed_trials: " +
                                       std::to_string(spec.max_failed_trials) + ")");
       suggest_trials(index);
@@ -527,6 +593,43 @@ class Engine::Impl {
     }
   }
 
+  // The trials of a tuning step, in the order they were suggested.
+  std::vector<int> trial_ids(size_t index) const {
+    std::vector<int> ids;
+    for (const int u : steps_[index].units) {
+      const int trial = units_[static_cast<size_t>(u)].item_index;
+      if (std::find(ids.begin(), ids.end(), trial) == ids.end()) ids.push_back(trial);
+    }
+    return ids;
+  }
+
+  // One row of the trials table.
+  Json trial_row(size_t index, int trial) const {
+    const TuneSpec& spec = *steps_[index].planned->spec.tune;
+    const std::vector<int> units = trial_units(index, trial);
+    const double value = trial_value(index, trial);
+    double duration = 0;
+    Json outputs = Json::object(), curve = Json::object();
+    for (const int u : units) {
+      const Unit& unit = units_[static_cast<size_t>(u)];
+      for (const auto& attempt : unit_record(unit).value("attempts", Json::array()))
+        duration += attempt.value("duration_seconds", 0.0);
+      const Json own = success(unit.status) ? without_curve(unit.result.output_parameters) : Json::object();
+      if (unit.part < 0)
+        outputs = own;
+      else
+        outputs[steps_[index].planned->trial_steps[static_cast<size_t>(unit.part)].spec.name] = own;
+    }
+    for (const auto& [at, v] : trial_curve(index, trial)) curve[std::to_string(at)] = v;
+    return Json{{"trial", trial},
+                {"parameters", units_[static_cast<size_t>(units.front())].item},
+                {"status", trial_status(index, trial)},
+                {spec.metric, std::isfinite(value) ? Json(value) : Json(nullptr)},
+                {"curve", curve},
+                {"outputs", outputs},
+                {"duration_seconds", duration}};
+  }
+
   // Every trial is done: the trials artifact, the best trial's parameters and
   // artifacts as the step's outputs.
   void complete_tuning(size_t index) {
@@ -536,63 +639,72 @@ class Engine::Impl {
     int best = -1;
     double best_value = 0;
     std::map<std::string, int> counts;
-    for (const int u : step.units) {
-      const Unit& unit = units_[static_cast<size_t>(u)];
-      const double value = trial_value(u);
-      double duration = 0;
-      for (const auto& attempt : unit_record(unit).value("attempts", Json::array()))
-        duration += attempt.value("duration_seconds", 0.0);
-      const auto curve = step.tune->curves.find(u);
-      Json row{{"trial", unit.item_index},
-               {"parameters", unit.item},
-               {"status", unit.status},
-               {spec.metric, std::isfinite(value) ? Json(value) : Json(nullptr)},
-               {"curve", curve == step.tune->curves.end() ? Json::object() : curve->second},
-               {"outputs", success(unit.status) ? without_curve(unit.result.output_parameters) : Json::object()},
-               {"duration_seconds", duration}};
-      rows.push_back(std::move(row));
-      ++counts[unit.status];
-      if (success(unit.status) && std::isfinite(value) &&
+    for (const int trial : trial_ids(index)) {
+      rows.push_back(trial_row(index, trial));
+      const std::string status = rows.back()["status"];
+      const double value = trial_value(index, trial);
+      ++counts[status];
+      if (success(status) && std::isfinite(value) &&
           (best < 0 || (spec.maximize ? value > best_value : value < best_value))) {
-        best = u;
+        best = trial;
         best_value = value;
       }
     }
-    const fs::path dir = options_.run_dir / "steps" / step.planned->spec.name / kTrialsOutput;
-    fs::create_directories(dir);
-    std::ofstream(dir / "trials.json")
-        << Json{{"objective", {{"metric", spec.metric}, {"goal", spec.maximize ? "maximize" : "minimize"}}},
-                {"trials", rows}}
-               .dump(2)
-        << "\n";
+    const InputArtifact trials = store_trials_table(index, rows);
     std::string summary;
     for (const auto& [status, n] : counts) summary += (summary.empty() ? "" : ", ") + std::to_string(n) + " " + status;
-    record_["steps"][step.planned->spec.name]["trials"] = relative_to_run(dir / "trials.json");
     if (!step.tune->failure.empty()) return finish_step(index, kFailed, step.tune->failure + " (" + summary + ")");
     if (counts.count(kCancelled))  // the run is stopping: a partial search is no result
       return finish_step(index, kCancelled, "the search was cancelled (" + summary + ")");
     if (best < 0) return finish_step(index, kFailed, "no trial succeeded (" + summary + ")");
-    const Unit& winner = units_[static_cast<size_t>(best)];
-    step.outputs =
-        Json{{"best_parameters", winner.item}, {"best_value", best_value}, {"best_trial", winner.item_index}};
-    for (const auto& [name, value] : winner.item.items()) step.outputs["best_" + name] = value;
-    step.artifacts = winner.artifacts;
-    step.artifacts[kTrialsOutput] =
-        InputArtifact{dir, Json{{"type", kTrialsArtifactType}, {"trials", rows.size()}}, "", {}};
+    const std::vector<int> winner = trial_units(index, best);
+    const Json& parameters = units_[static_cast<size_t>(winner.front())].item;
+    step.outputs = Json{{"best_parameters", parameters}, {"best_value", best_value}, {"best_trial", best}};
+    for (const auto& [name, value] : parameters.items()) step.outputs["best_" + name] = value;
+    step.artifacts.clear();
+    for (const int u : winner)  // a trial template's later steps win a name several produce
+      for (const auto& [name, artifact] : units_[static_cast<size_t>(u)].artifacts) step.artifacts[name] = artifact;
+    step.artifacts[kTrialsOutput] = trials;
     finish_step(index, kSucceeded,
-                "best: trial " + std::to_string(winner.item_index) + ", " + spec.metric + " = " +
-                    Json(best_value).dump() + " (" + summary + ")");
+                "best: trial " + std::to_string(best) + ", " + spec.metric + " = " + Json(best_value).dump() + " (" +
+                    summary + ")");
   }
 
-  void add_unit(size_t index, int item_index, Json item) {
+  // The trials artifact (trials.json) in the step's directory; run.json's
+  // step record points at it.
+  InputArtifact store_trials_table(size_t index, const Json& rows) {
+    const StepRun& step = steps_[index];
+    const TuneSpec& spec = *step.planned->spec.tune;
+    const fs::path dir = options_.run_dir / "steps" / step.planned->spec.name / kTrialsOutput;
+    fs::remove_all(dir);  // a resumed run writes it again
+    fs::create_directories(dir);
+    write_file_atomic(dir / "trials.json",
+                      Json{{"objective", {{"metric", spec.metric}, {"goal", spec.maximize ? "maximize" : "minimize"}}},
+                           {"trials", rows}}
+                              .dump(2) +
+                          "\n");
+    record_["steps"][step.planned->spec.name]["trials"] = relative_to_run(dir / "trials.json");
+    return InputArtifact{dir, Json{{"type", kTrialsArtifactType}, {"trials", rows.size()}}, "", {}};
+  }
+
+  // A trial: one unit, or one per step of its trial template.
+  void add_trial(size_t index, int trial, const Json& parameters) {
+    const auto& parts = steps_[index].planned->trial_steps;
+    if (parts.empty()) return add_unit(index, trial, parameters);
+    for (size_t part = 0; part < parts.size(); ++part) add_unit(index, trial, parameters, static_cast<int>(part));
+  }
+
+  void add_unit(size_t index, int item_index, Json item, int part = -1) {
     Unit unit;
     unit.step = index;
     unit.item_index = item_index;
+    unit.part = part;
     unit.item = std::move(item);
     const std::string& name = steps_[index].planned->spec.name;
-    unit.display = item_index < 0 ? name : name + "[" + std::to_string(item_index) + "]";
+    unit.display = item_index < 0 ? name : name + "[" + unit_key(unit) + "]";  // a trial's step: tune[3.train]
     unit.dir = options_.run_dir / "steps" / name;
     if (item_index >= 0) unit.dir /= std::to_string(item_index);
+    if (part >= 0) unit.dir /= planned_of(unit).spec.name;
     if (journal_) unit.attempt = unit.attempt_base = journal_->last_attempt(unit.display);
     steps_[index].units.push_back(static_cast<int>(units_.size()));
     units_.push_back(std::move(unit));
@@ -608,9 +720,40 @@ class Engine::Impl {
         continue;
       }
       if (unit.retry_at && *unit.retry_at > now) continue;
-      if (!loop_has_room(unit.step)) continue;
+      if (!loop_has_room(unit.step) || !siblings_done(unit)) continue;
       launch(static_cast<int>(i));
     }
+  }
+
+  // A trial template's step starts once the steps of its trial it reads
+  // from (or runs after) succeeded; a failed one settles it instead.
+  bool siblings_done(const Unit& unit) const {
+    if (unit.part < 0) return true;
+    for (const auto& name : planned_of(unit).upstream) {
+      const Unit* sibling = sibling_named(unit, name);
+      if (sibling == nullptr || !success(sibling->status)) return false;
+    }
+    return true;
+  }
+
+  const Unit* sibling_named(const Unit& unit, const std::string& name) const {
+    for (const int u : steps_[unit.step].units) {
+      const Unit& other = units_[static_cast<size_t>(u)];
+      if (other.item_index == unit.item_index && other.part >= 0 && planned_of(other).spec.name == name) return &other;
+    }
+    return nullptr;
+  }
+
+  // What a unit runs: its step, or its step of a trial template.
+  const PlannedStep& planned_of(const Unit& unit) const {
+    const PlannedStep& planned = *steps_[unit.step].planned;
+    return unit.part < 0 ? planned : planned.trial_steps[static_cast<size_t>(unit.part)];
+  }
+
+  // How run.json and displays name an item: "3", or "3.train" for a trial's step.
+  std::string unit_key(const Unit& unit) const {
+    const std::string index = std::to_string(unit.item_index);
+    return unit.part < 0 ? index : index + "." + planned_of(unit).spec.name;
   }
 
   bool loop_has_room(size_t step_index) const {
@@ -624,11 +767,11 @@ class Engine::Impl {
   void launch(int id) {
     Unit& unit = units_[static_cast<size_t>(id)];
     StepRun& step = steps_[unit.step];
-    const auto& spec = step.planned->spec;
+    const auto& spec = planned_of(unit).spec;
     ++unit.attempt;
     StepLaunch launch;
     launch.step = unit.display;
-    launch.component = step.planned->component;
+    launch.component = planned_of(unit).component;
     launch.attempt_dir = unit.dir / ("attempt-" + std::to_string(unit.attempt));
     launch.output_dir = launch.attempt_dir / "outputs";
     launch.temp_dir = launch.attempt_dir / "tmp";
@@ -638,7 +781,7 @@ class Engine::Impl {
       fs::remove_all(launch.output_dir);  // left by an attempt a crashed host never recorded
       fs::create_directories(launch.output_dir);
       launch.parameters = render_parameters(step, unit);
-      launch.inputs = wired_inputs(step);
+      launch.inputs = wired_inputs(unit);
     } catch (const std::exception& e) {
       return finish_unit(id, kFailed, std::string("cannot prepare the step: ") + e.what());
     }
@@ -699,8 +842,8 @@ class Engine::Impl {
                                  ? &previous_record_["steps"][name]
                                  : nullptr;
         if (before && unit.item_index >= 0)
-          before = before->contains("units") && (*before)["units"].contains(std::to_string(unit.item_index))
-                       ? &(*before)["units"][std::to_string(unit.item_index)]
+          before = before->contains("units") && (*before)["units"].contains(unit_key(unit))
+                       ? &(*before)["units"][unit_key(unit)]
                        : nullptr;
         if (before && before->contains("attempts")) unit_record(unit)["attempts"] = (*before)["attempts"];
         finish_unit(id, kept->status, "");
@@ -734,23 +877,32 @@ class Engine::Impl {
           journal_->artifact_path(digest), stored.metadata.value(name, Json::object()), digest.get<std::string>(), {}};
   }
 
-  UnitRef unit_ref(const Unit& unit) const { return UnitRef{steps_[unit.step].planned, unit.display, unit.item_index}; }
+  UnitRef unit_ref(const Unit& unit) const { return UnitRef{&planned_of(unit), unit.display, unit.item_index}; }
 
   Json render_parameters(const StepRun& step, const Unit& unit) const {
+    const PlannedStep& planned = planned_of(unit);
     Json given = Json::object();
-    for (const auto& [name, value] : step.planned->spec.parameters)
+    for (const auto& [name, value] : planned.spec.parameters)
       given[name] = render_placeholders(value.value, resolver(step, &unit));
     if (step.planned->spec.tune)  // a trial: the suggestion wins over the step's own values
-      for (const auto& [name, value] : unit.item.items()) given[name] = value;
+      for (const auto& [name, value] : unit.item.items())
+        if (unit.part < 0 || planned.component.manifest.find_parameter(name) != nullptr) given[name] = value;
     std::vector<std::string> problems;
-    Json resolved = resolve_parameters(step.planned->component.manifest, given, problems);
+    Json resolved = resolve_parameters(planned.component.manifest, given, problems);
     if (!problems.empty()) throw std::runtime_error(problems.front());
     return resolved;
   }
 
-  std::map<std::string, InputArtifact> wired_inputs(const StepRun& step) const {
+  std::map<std::string, InputArtifact> wired_inputs(const Unit& unit) const {
     std::map<std::string, InputArtifact> inputs;
-    for (const auto& [name, wire] : step.planned->spec.inputs) {
+    for (const auto& [name, wire] : planned_of(unit).spec.inputs) {
+      if (const Unit* sibling = unit.part < 0 ? nullptr : sibling_named(unit, wire.step)) {  // the same trial's step
+        const auto it = sibling->artifacts.find(wire.output);
+        if (it == sibling->artifacts.end())
+          throw std::runtime_error("step '" + sibling->display + "' produced no output '" + wire.output + "'");
+        inputs[name] = it->second;
+        continue;
+      }
       const StepRun& source = step_named(wire.step);
       const auto it = source.artifacts.find(wire.output);
       if (it == source.artifacts.end())
@@ -824,7 +976,7 @@ class Engine::Impl {
     unit.events.close();
     if (unit.timed_out) {
       result.failure_class = "timeout";
-      result.message = "timed out after " + Json(*step.planned->spec.timeout_seconds).dump() + " s";
+      result.message = "timed out after " + Json(*planned_of(unit).spec.timeout_seconds).dump() + " s";
     } else if (!result.ok() && unit.stop_requested) {
       result.failure_class = kCancelled;
     }
@@ -857,7 +1009,7 @@ class Engine::Impl {
     if (journal_)
       journal_->attempt_ended(unit_ref(unit), unit.attempt, attempt["status"].get<std::string>(), result,
                               attempt["duration_seconds"].get<double>());
-    const auto& retries = step.planned->spec.retries;
+    const auto& retries = planned_of(unit).spec.retries;
     const int made = unit.attempt - unit.attempt_base;
     if (made <= retries.limit && retries.on.count(result.failure_class) && !halted(unit)) {
       const double delay = retries.delay_before(made);
@@ -881,7 +1033,7 @@ class Engine::Impl {
     if (!journal_) {
       unit.result = result;
       unit.artifacts.clear();
-      for (const auto& output : steps_[unit.step].planned->component.manifest.outputs)
+      for (const auto& output : planned_of(unit).component.manifest.outputs)
         unit.artifacts[output.name] = InputArtifact{
             unit.outputs_dir / output.name, result.output_metadata.value(output.name, Json::object()), "", {}};
       return;
@@ -927,7 +1079,7 @@ class Engine::Impl {
   }
 
   std::string executor_of(const Unit& unit) const {
-    const auto& e = steps_[unit.step].planned->spec.executor;
+    const auto& e = planned_of(unit).spec.executor;
     return e.empty() ? options_.executor : e;
   }
 
@@ -1087,14 +1239,14 @@ class Engine::Impl {
       if (!step.contains("attempts")) step["attempts"] = Json::array();
       return step;
     }
-    Json& item = step["units"][std::to_string(unit.item_index)];
+    Json& item = step["units"][unit_key(unit)];
     if (!item.contains("attempts")) item = Json{{"item", unit.item}, {"attempts", Json::array()}};
     return item;
   }
 
   const Json& unit_record(const Unit& unit) const {
     const Json& step = record_["steps"][steps_[unit.step].planned->spec.name];
-    return unit.item_index < 0 ? step : step["units"][std::to_string(unit.item_index)];
+    return unit.item_index < 0 ? step : step["units"][unit_key(unit)];
   }
 
   // run.json is rewritten atomically (temp file, fsync, rename); to keep that

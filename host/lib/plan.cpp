@@ -41,7 +41,11 @@ class Validator {
     check_duplicate_names();
     std::vector<PlannedStep> planned;
     for (auto* list : {&spec_.steps, &spec_.finally_steps})
-      for (const auto& step : *list) bind_component(step);
+      for (const auto& step : *list) {
+        bind_component(step, step.name);
+        if (step.tune)
+          for (const auto& part : step.tune->trial_steps) bind_component(part, part_key(step, part.name));
+      }
     for (auto* list : {&spec_.steps, &spec_.finally_steps})
       for (const auto& step : *list) planned.push_back(check_step(step));
     return order(std::move(planned));
@@ -60,15 +64,19 @@ class Validator {
       }
   }
 
-  void bind_component(const StepSpec& step) {
-    if (step.component.empty() || bound_.count(step.name)) return;
+  // A trial template's step is bound under TUNING/PART: its name is only
+  // unique within the template.
+  static std::string part_key(const StepSpec& tuning, const std::string& part) { return tuning.name + "/" + part; }
+
+  void bind_component(const StepSpec& step, const std::string& key) {
+    if (step.component.empty() || bound_.count(key)) return;
     if (!step.version_range.empty() && !VersionRange::parse(step.version_range)) {
       error(step.component_pos, "'" + step.version_range + "' is not a version range (try ^1.2, ~1.2.3, >=1.0 <2)");
       return;
     }
     const auto* found = catalog_.find(step.component, step.version_range);
     if (found != nullptr) {
-      bound_[step.name] = *found;
+      bound_[key] = *found;
       return;
     }
     const std::string versions = catalog_.versions_of(step.component);
@@ -87,6 +95,53 @@ class Validator {
   const ComponentManifest* manifest_of(const std::string& step) const {
     const auto it = bound_.find(step);
     return it == bound_.end() ? nullptr : &it->second.manifest;
+  }
+
+  // While a trial template's steps are checked: a wire or `after` naming
+  // one of them means that step of the same trial (it shadows a pipeline
+  // step of the same name).
+  struct TrialScope {
+    const StepSpec* tuning = nullptr;
+    std::set<std::string> parts;
+  };
+
+  const StepSpec* find_source(const std::string& name) const {
+    if (scope_ && scope_->parts.count(name))
+      for (const auto& part : scope_->tuning->tune->trial_steps)
+        if (part.name == name) return &part;
+    return spec_.find_step(name);
+  }
+
+  const ComponentManifest* source_manifest(const std::string& name) const {
+    if (scope_ && scope_->parts.count(name)) return manifest_of(part_key(*scope_->tuning, name));
+    return manifest_of(name);
+  }
+
+  // An output artifact of a step: for a trial template, of its last step
+  // that has one of that name (the best trial's artifacts are the tuning step's).
+  const PortSpec* find_output_of(const StepSpec& source, const std::string& output) const {
+    if (!source.tune || source.tune->trial_steps.empty()) {
+      const auto* manifest = source_manifest(source.name);
+      return manifest == nullptr ? nullptr : manifest->find_output(output);
+    }
+    const PortSpec* found = nullptr;
+    for (const auto& part : source.tune->trial_steps)
+      if (const auto* manifest = manifest_of(part_key(source, part.name)))
+        if (const auto* port = manifest->find_output(output)) found = port;
+    return found;
+  }
+
+  std::vector<std::string> output_names_of(const StepSpec& source) const {
+    std::vector<std::string> names;
+    const auto add = [&](const ComponentManifest* manifest) {
+      if (manifest != nullptr)
+        for (const auto& o : manifest->outputs) names.push_back(o.name);
+    };
+    if (!source.tune || source.tune->trial_steps.empty())
+      add(source_manifest(source.name));
+    else
+      for (const auto& part : source.tune->trial_steps) add(manifest_of(part_key(source, part.name)));
+    return names;
   }
 
   std::vector<std::string> step_names() const {
@@ -206,6 +261,61 @@ class Validator {
                                                            trial->name + "'" + did_you_mean(item.key(), names));
   }
 
+  // A trial template's steps, with the tuning step's parameters and inputs
+  // merged into every step that declares them (the tuning step's values
+  // win, as over any template). What each step reads from outside the trial
+  // becomes the tuning step's dependency; what it reads from its siblings,
+  // the step's own.
+  void check_trial_steps(const StepSpec& tuning, PlannedStep& planned) {
+    TrialScope scope{&tuning, {}};
+    for (const auto& part : tuning.tune->trial_steps) scope.parts.insert(part.name);
+    std::set<std::string> used;
+    for (const auto& part : tuning.tune->trial_steps) {
+      PlannedStep planned_part;
+      planned_part.spec = part;
+      const auto bound = bound_.find(part_key(tuning, part.name));
+      if (bound == bound_.end()) continue;  // unknown component: reported by bind_component
+      planned_part.component = bound->second;
+      const ComponentManifest& manifest = bound->second.manifest;
+      for (const auto& [name, value] : tuning.parameters)
+        if (manifest.find_parameter(name) != nullptr) planned_part.spec.parameters[name] = value, used.insert(name);
+      for (const auto& [name, wire] : tuning.inputs)
+        if (manifest.find_input(name) != nullptr) planned_part.spec.inputs[name] = wire, used.insert("input " + name);
+      for (const auto& item : tuning.tune->space.items())
+        if (manifest.find_parameter(item.key()) != nullptr) used.insert("space " + item.key());
+      std::set<std::string> reads;
+      scope_ = &scope;
+      check_parameters(planned_part.spec, manifest, reads);
+      check_inputs(planned_part.spec, manifest, reads);
+      check_after(planned_part.spec, reads);
+      scope_ = nullptr;
+      for (const auto& name : reads)
+        (scope.parts.count(name) ? planned_part.upstream : planned.data_upstream).insert(name);
+      planned.trial_steps.push_back(std::move(planned_part));
+    }
+    if (planned.trial_steps.size() != tuning.tune->trial_steps.size()) return;
+    const std::string where = " of any step of trial template '" + tuning.tune->trial + "'";
+    for (const auto& [name, value] : tuning.parameters)
+      if (!used.count(name)) error(value.pos, "'" + name + "' is not a parameter" + where);
+    for (const auto& [name, wire] : tuning.inputs)
+      if (!used.count("input " + name)) error(wire.pos, "'" + name + "' is not an input" + where);
+    for (const auto& item : tuning.tune->space.items())
+      if (!used.count("space " + item.key()))
+        error(tuning.tune->position_of("space." + item.key()),
+              "space parameter '" + item.key() + "' is not a parameter" + where);
+    check_trial_cycle(tuning, planned.trial_steps);
+  }
+
+  void check_trial_cycle(const StepSpec& tuning, const std::vector<PlannedStep>& parts) {
+    std::set<std::string> done;
+    for (size_t round = 0; round < parts.size(); ++round)
+      for (const auto& part : parts)
+        if (std::includes(done.begin(), done.end(), part.upstream.begin(), part.upstream.end()))
+          done.insert(part.spec.name);
+    if (done.size() < parts.size())
+      error(tuning.tune->trial_pos, "the steps of trial template '" + tuning.tune->trial + "' form a cycle");
+  }
+
   bool check_dependency(const StepSpec& step, const StepSpec& other, const SourcePos& pos) {
     if (other.name == step.name) {
       error(pos, "step '" + step.name + "' depends on itself");
@@ -279,7 +389,8 @@ class Validator {
       }
     }
     for (const auto& p : manifest.parameters)
-      if (p.required() && !step.parameters.count(p.name) && !(step.tune && step.tune->space.contains(p.name)))
+      if (p.required() && !step.parameters.count(p.name) && !(step.tune && step.tune->space.contains(p.name)) &&
+          !(scope_ && scope_->tuning->tune->space.contains(p.name)))
         error(step.pos, "step '" + step.name + "' is missing required parameter '" + p.name + "' of component '" +
                             manifest.name + "'");
   }
@@ -295,7 +406,7 @@ class Validator {
       const auto* input = manifest.find_input(name);
       if (input == nullptr)
         error(wire.pos, "component '" + manifest.name + "' has no input '" + name + "'" + did_you_mean(name, names));
-      const StepSpec* source = spec_.find_step(wire.step);
+      const StepSpec* source = find_source(wire.step);
       if (source == nullptr) {
         error(wire.pos, "input '" + name + "' is wired to unknown step '" + wire.step + "'" +
                             did_you_mean(wire.step, step_names()));
@@ -303,19 +414,20 @@ class Validator {
       }
       if (!check_dependency(step, *source, wire.pos)) continue;
       upstream.insert(wire.step);
-      const auto* source_manifest = manifest_of(wire.step);
-      if (source_manifest == nullptr) continue;
       if (source->tune && wire.output == kTrialsOutput) {  // a tuning step's own artifact
         if (input != nullptr && input->type != kTrialsArtifactType && input->type != "Any")
           error(wire.pos, "input '" + name + "' of step '" + step.name + "' takes " + input->type + ", but " +
                               wire.step + ".outputs.trials is " + kTrialsArtifactType);
         continue;
       }
-      const auto* output = source_manifest->find_output(wire.output);
+      const bool template_trial = source->tune && !source->tune->trial_steps.empty();
+      if (!template_trial && source_manifest(wire.step) == nullptr) continue;  // an unknown component: reported there
+      const std::vector<std::string> outputs = output_names_of(*source);
+      const auto* output = find_output_of(*source, wire.output);
       if (output == nullptr) {
-        std::vector<std::string> outputs;
-        for (const auto& o : source_manifest->outputs) outputs.push_back(o.name);
-        error(wire.pos, "step '" + wire.step + "' (" + source_manifest->name + ") has no output '" + wire.output + "'" +
+        const std::string what = template_trial ? "trial template '" + source->tune->trial + "'"
+                                                : source_manifest(wire.step)->name;
+        error(wire.pos, "step '" + wire.step + "' (" + what + ") has no output '" + wire.output + "'" +
                             did_you_mean(wire.output, outputs));
         continue;
       }
@@ -331,7 +443,7 @@ class Validator {
 
   void check_after(const StepSpec& step, std::set<std::string>& upstream) {
     for (const auto& [name, pos] : step.after) {
-      const StepSpec* other = spec_.find_step(name);
+      const StepSpec* other = find_source(name);
       if (other == nullptr) {
         error(pos, "'after' names unknown step '" + name + "'" + did_you_mean(name, step_names()));
         continue;
@@ -383,6 +495,7 @@ class Validator {
     planned.when = check_when(step, planned.data_upstream);
     check_for_each(step, planned.data_upstream);
     if (step.tune) check_tune(step, manifest, planned);
+    if (step.tune && !step.tune->trial_steps.empty()) check_trial_steps(step, planned);
     check_after(step, planned.upstream);
     planned.upstream.insert(planned.data_upstream.begin(), planned.data_upstream.end());
     return planned;
@@ -427,7 +540,8 @@ class Validator {
   PipelineSpec& spec_;
   const PluginCatalog& catalog_;
   std::vector<Diagnostic>& diagnostics_;
-  std::map<std::string, CatalogComponent> bound_;
+  std::map<std::string, CatalogComponent> bound_;  // by step name; a trial's steps by TUNING/PART
+  const TrialScope* scope_ = nullptr;              // set while a trial template's steps are checked
 };
 
 Json resolve_pipeline_parameters(const PipelineSpec& spec, const Json& overrides, const std::string& origin,

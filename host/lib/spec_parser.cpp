@@ -226,6 +226,7 @@ class Parser {
       }
       if (!expect_map(item.second, file, "template '" + name + "'")) continue;
       std::vector<std::string> keys(kStepKeys.begin() + 1, kStepKeys.end());
+      keys.push_back("steps");  // a template of several steps: a tuning step's trial
       check_keys(item.second, file, keys, "template '" + name + "'");
       templates_[name] = Template{item.second, file};
     }
@@ -294,8 +295,13 @@ class Parser {
       check_keys(item, file, kStepKeys, "step '" + step.name + "'");
       std::vector<std::string> chain;
       apply_step_fields(item, file, step, chain);
-      if (step.component.empty())
+      const bool template_trial = step.tune && !step.tune->trial.empty();
+      if (step.component.empty() && !template_trial)
         error(item, file, "step '" + step.name + "' names no component (nor a template that does)");
+      if (!step.component.empty() && template_trial)
+        diagnostics_.push_back({step.component_pos, "step '" + step.name +
+                                                        "' names both a component and 'tune.trial': the trial is one "
+                                                        "or the other"});
       if (step.tune && step.for_each)
         error(item, file,
               "step '" + step.name + "' has both 'tune' and 'for_each': a tuning step makes its own trials");
@@ -319,6 +325,10 @@ class Parser {
         std::string cycle;
         for (const auto& c : chain) cycle += c + " -> ";
         error(t, file, "templates extend each other in a cycle: " + cycle + name);
+      } else if (it->second.node["steps"]) {
+        error(t, file,
+              "template '" + name + "' has several steps: only a tuning step can run it, as 'tune: {trial: " + name +
+                  "}'");
       } else {
         chain.push_back(name);
         if (step.template_name.empty()) step.template_name = name;
@@ -476,7 +486,7 @@ class Parser {
     if (!expect_map(node, file, "'tune'")) return;
     check_keys(node, file,
                {"tuner", "objective", "space", "settings", "early_stopping", "max_trials", "parallel_trials",
-                "max_failed_trials", "seed"},
+                "max_failed_trials", "seed", "trial"},
                "tune");
     TuneSpec tune;
     tune.pos = pos(node, file);
@@ -532,7 +542,39 @@ class Parser {
       else
         error(s, file, "'tune.seed' must be a whole number ≥ 0");
     }
+    if (const auto t = node["trial"]) read_trial(t, file, tune);
     step.tune = std::move(tune);
+  }
+
+  // `tune.trial: TEMPLATE`: the template's `steps:` are the steps of one
+  // trial. They form a DAG of their own (inputs and `after` may name each
+  // other), so the loop, tuning and condition fields a trial cannot honour are errors.
+  void read_trial(const YAML::Node& node, const std::string& file, TuneSpec& tune) {
+    tune.trial = scalar(node, file, "'tune.trial'").value_or("");
+    tune.trial_pos = pos(node, file);
+    const auto it = templates_.find(tune.trial);
+    if (it == templates_.end()) {
+      std::vector<std::string> names;
+      for (const auto& [n, unused] : templates_) names.push_back(n);
+      return error(node, file, "unknown template '" + tune.trial + "'" + did_you_mean(tune.trial, names));
+    }
+    const Template& trial = it->second;
+    if (!trial.node["steps"])
+      return error(node, file,
+                   "template '" + tune.trial + "' has no 'steps': a trial template lists the steps of one trial");
+    tune.trial_steps = read_steps(trial.node["steps"], trial.file, false);
+    if (trial.node["steps"].IsSequence() && trial.node["steps"].size() == 0)
+      error(trial.node["steps"], trial.file, "template '" + tune.trial + "' has an empty 'steps' list");
+    for (const StepSpec& part : tune.trial_steps) {
+      const auto refuse = [&](bool present, const std::string& field) {
+        if (present)
+          diagnostics_.push_back(
+              {part.pos, "step '" + part.name + "' of trial template '" + tune.trial + "' cannot use '" + field + "'"});
+      };
+      refuse(part.tune.has_value(), "tune");
+      refuse(part.for_each.has_value(), "for_each");
+      refuse(part.when.has_value(), "when");
+    }
   }
 
   void read_retries(const YAML::Node& node, const std::string& file, RetryPolicy& retries) {

@@ -20,6 +20,10 @@ struct PlannedStep {
   std::set<std::string> data_upstream;  // those whose outputs it reads (a subset of upstream)
   std::optional<Expression> when;
   std::optional<CatalogComponent> tuner;  // a tuning step's tuner component
+  // `tune.trial: TEMPLATE`: the steps of one trial, each bound to its
+  // component, with the tuning step's parameters and inputs merged into
+  // those that declare them. Their `upstream` names only each other.
+  std::vector<PlannedStep> trial_steps;
 };
 
 // The output parameters a tuning step sets besides best_<space parameter>.

@@ -68,9 +68,11 @@ struct RetryPolicy {
   double delay_before(int retry) const;
 };
 
-// A tuning step's `tune:` block (issue 7; docs/tuning-status.md). The step's
-// component is the trial; each trial gets the step's parameters with the
-// tuner's suggestion merged over them.
+struct StepSpec;
+
+// A tuning step's `tune:` block (issue 7; docs/tuning.md). The trial is the
+// step's component, or the steps of a template (`trial: TEMPLATE`); each
+// trial gets the step's parameters with the tuner's suggestion merged over them.
 struct TuneSpec {
   SourcePos pos;
   std::string tuner;  // a component with a KilnTunerApi table, e.g. tune.asha
@@ -84,6 +86,11 @@ struct TuneSpec {
   int parallel_trials = 0;  // 0: the step's parallelism, else --jobs
   int max_failed_trials = 0;
   int64_t seed = 0;
+  // `trial: TEMPLATE`: a template with `steps:`, run once per trial as a
+  // small DAG (e.g. train.torch, then evaluate). Empty: the component is the trial.
+  std::string trial;
+  SourcePos trial_pos;
+  std::vector<StepSpec> trial_steps;
   // Where every field was written, by dotted path ("space.lr.low"), so that a
   // tuner's error naming a field can be reported at its file:line:col.
   std::map<std::string, SourcePos> positions;
