@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <signal.h>
 
+#include <set>
 #include <thread>
 
 #include "test_support.hpp"
@@ -376,6 +377,49 @@ steps:
     EXPECT_EQ(second[i]["curve"], first[i]["curve"]) << second[i].dump();  // replayed from the stored curve
   }
   EXPECT_DOUBLE_EQ(second[0]["parameters"]["x"].get<double>(), 0.3);
+}
+
+// The trials table is an artifact in the store like any step output: it has
+// a digest, lineage, and a downstream step reads it under any executor.
+TEST(RunCli, TheTrialsTableIsAStoredArtifactADownstreamStepReads) {
+  for (const std::string executor : {"process", "inprocess"}) {
+    RunWorkspace ws;
+    const auto file = ws.write("tune.yaml", R"(steps:
+  - name: t
+    component: util.objective
+    parameters: {epochs: 2}
+    tune:
+      tuner: tune.grid
+      objective: {metric: loss, goal: minimize}
+      space: {x: {type: uniform, low: 0.0, high: 0.9, grid_points: 3}}
+  - name: read
+    component: util.probe
+    inputs: {data: t.outputs.trials}
+)");
+    const auto run = run_kiln({"run", file, "--json", "--executor", executor}, ws.env());
+    ASSERT_EQ(run.status.code, 0) << run.output;
+    const Json summary = Json::parse(run.output.substr(run.output.find('{')));
+    const Json record = Json::parse(kiln::test::read_text(fs::path(summary["run_dir"].get<std::string>()) / "run.json"));
+    const std::string digest = record["steps"]["t"]["digests"]["trials"];
+    const auto show = run_kiln({"artifacts", "show", digest}, ws.env());
+    ASSERT_EQ(show.status.code, 0) << show.output;
+    const Json artifact = Json::parse(show.output);
+    EXPECT_EQ(artifact["type"], "TuningTrials");
+    EXPECT_EQ(artifact["producer_unit"], "t");
+    EXPECT_TRUE(artifact["present"].get<bool>());
+    std::set<std::string> uses;
+    for (const Json& use : artifact["used_by"])
+      uses.insert(use["unit"].get<std::string>() + " " + use["role"].get<std::string>());
+    EXPECT_EQ(uses, (std::set<std::string>{"t output", "read input"})) << artifact.dump(2);
+    const Json table =
+        Json::parse(kiln::test::read_text(fs::path(artifact["path"].get<std::string>()) / "trials.json"));
+    EXPECT_EQ(table["trials"].size(), 3u);
+    // `kiln trials` finds the table in the store.
+    const std::string id = fs::path(summary["run_dir"].get<std::string>()).filename().string();
+    const auto trials = run_kiln({"trials", id, "t", "--json"}, ws.env());
+    ASSERT_EQ(trials.status.code, 0) << trials.output;
+    EXPECT_EQ(Json::parse(trials.output).size(), 3u) << executor;
+  }
 }
 
 // A cached trial hands its stored curve to the tuner, so a re-run of an ASHA

@@ -670,8 +670,9 @@ class Engine::Impl {
                     summary + ")");
   }
 
-  // The trials artifact (trials.json) in the step's directory; run.json's
-  // step record points at it.
+  // The trials artifact (trials.json): with a store, committed there like
+  // any step output (a digest, lineage from the step's inputs), else left
+  // in the step's directory. run.json's step record points at it.
   InputArtifact store_trials_table(size_t index, const Json& rows) {
     const StepRun& step = steps_[index];
     const TuneSpec& spec = *step.planned->spec.tune;
@@ -683,8 +684,22 @@ class Engine::Impl {
                            {"trials", rows}}
                               .dump(2) +
                           "\n");
-    record_["steps"][step.planned->spec.name]["trials"] = relative_to_run(dir / "trials.json");
-    return InputArtifact{dir, Json{{"type", kTrialsArtifactType}, {"trials", rows.size()}}, "", {}};
+    InputArtifact trials{dir, Json{{"type", kTrialsArtifactType}, {"trials", rows.size()}}, "", {}};
+    Json& record = record_["steps"][step.planned->spec.name];
+    if (journal_) {
+      std::map<std::string, InputArtifact> inputs;
+      for (const auto& [name, wire] : step.planned->spec.inputs) {
+        const auto& artifacts = step_named(wire.step).artifacts;
+        if (const auto it = artifacts.find(wire.output); it != artifacts.end()) inputs[name] = it->second;
+      }
+      trials.digest = journal_->commit_step_artifact(UnitRef{step.planned, step.planned->spec.name, -1}, kTrialsOutput,
+                                                     kTrialsArtifactType, "every trial of the tuning step", dir,
+                                                     trials.metadata, inputs);
+      trials.path = journal_->artifact_path(trials.digest);
+      record["digests"][kTrialsOutput] = trials.digest;
+    }
+    record["trials"] = relative_to_run(trials.path / "trials.json");
+    return trials;
   }
 
   // A trial: one unit, or one per step of its trial template.

@@ -225,6 +225,24 @@ StoredOutputs RunJournal::commit(const UnitRef& unit, int attempt, const fs::pat
   return out;
 }
 
+std::string RunJournal::commit_step_artifact(const UnitRef& step, const std::string& output,
+                                             const std::string& type, const std::string& description,
+                                             const fs::path& dir, const Json& metadata,
+                                             const std::map<std::string, InputArtifact>& inputs) {
+  const ArtifactStore::Committed committed = store_.artifacts.commit(dir);
+  store_.db.transaction([&] {
+    store_.db.execute(
+        "INSERT OR IGNORE INTO artifacts (digest, type, size, producer_run, producer_unit, producer_output,"
+        " description, metadata, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+        {committed.digest, type, static_cast<int64_t>(committed.size), run_id_, step.name, output, description,
+         metadata.dump(), wall_clock_now()});
+    store_.db.execute("INSERT OR REPLACE INTO lineage (run_id, unit, role, name, digest) VALUES (?,?,?,?,?)",
+                      {run_id_, step.name, "output", output, committed.digest});
+    write_inputs(step, inputs);
+  });
+  return committed.digest;
+}
+
 void RunJournal::record_cache_hit(const UnitRef& unit, int attempt, const CacheDecision& cache,
                                   const std::map<std::string, InputArtifact>& inputs) {
   store_.db.transaction(

@@ -68,7 +68,7 @@ Manifest Probe::manifest() {
       .description("Try to escape isolation and report what worked (for testing executors)")
       .param(Param::String("write_dirs").default_value("").description("comma-separated directories to write into"))
       .param(Param::Int("connect_port").default_value(0).min(0).max(65535).description("127.0.0.1 port to connect"))
-      .input(Port("data", "Text").optional().description("an input artifact, also tried for writing"))
+      .input(Port("data", "Any").optional().description("an input artifact of any type, also tried for writing"))
       .param(Param::String("read_files").default_value("").description("comma-separated files to try to read"))
       .param(Param::Int("allocate_mib").default_value(0).min(0).description("MiB of memory to allocate and touch"))
       .output_parameter(Port("written", "string").description("comma-separated directories written into"))

@@ -71,6 +71,12 @@ class RunJournal {
   StoredOutputs commit(const UnitRef& unit, int attempt, const std::filesystem::path& outputs_dir,
                        const AttemptResult& result, const CacheDecision& cache,
                        const std::map<std::string, InputArtifact>& inputs, double duration_seconds);
+  // An artifact the engine itself makes for a step (a tuning step's trials
+  // table): moves `dir` into the store and records it as the step's output
+  // `output`, with its lineage. Returns its digest.
+  std::string commit_step_artifact(const UnitRef& step, const std::string& output, const std::string& type,
+                                   const std::string& description, const std::filesystem::path& dir,
+                                   const Json& metadata, const std::map<std::string, InputArtifact>& inputs);
   void record_cache_hit(const UnitRef& unit, int attempt, const CacheDecision& cache,
                         const std::map<std::string, InputArtifact>& inputs);
   // A unit (or a step without units) that ended without outputs.
