@@ -479,16 +479,22 @@ class Engine::Impl {
     return statuses.count(kSucceeded) ? kSucceeded : kCached;
   }
 
-  // One step of a trial did not succeed (or the tuner stopped it): the rest
-  // of the trial does not start, and what runs of it is told to stop.
+  // One step of a trial did not succeed: the rest of the trial does not
+  // start (`status` says why), and what runs of it is told to stop.
   void settle_trial(size_t index, int trial, const std::string& status, const std::string& why) {
+    halt_units(trial_units(index, trial), status, why);
+  }
+
+  // Units that have not started end with `status` (not through finish_unit,
+  // which would recurse into their step); running ones are asked to stop.
+  void halt_units(const std::vector<int>& units, const std::string& status, const std::string& why) {
     const auto kill_at = Clock::now() + seconds(options_.grace_seconds);
-    for (const int u : trial_units(index, trial)) {
+    for (const int u : units) {
       Unit& unit = units_[static_cast<size_t>(u)];
       if (unit.status == kPending) {
-        unit.status = status;  // never started; finish_unit would recurse into this trial
+        unit.status = status;
         unit_record(unit)["status"] = status;
-        unit_record(unit)["message"] = why;
+        if (!why.empty()) unit_record(unit)["message"] = why;
       } else if (unit.status == kRunning && unit.running && !unit.stop_requested) {
         unit.stop_requested = true;
         unit.running->cancel();
@@ -579,18 +585,7 @@ class Engine::Impl {
     StepRun& step = steps_[index];
     step.tune->exhausted = true;
     if (step.tune->failure.empty()) step.tune->failure = why;
-    const auto kill_at = Clock::now() + seconds(options_.grace_seconds);
-    for (const int u : step.units) {
-      Unit& unit = units_[static_cast<size_t>(u)];
-      if (unit.status == kPending) {
-        unit.status = kCancelled;  // never started; finish_unit below would recurse into this step
-        unit_record(unit)["status"] = kCancelled;
-      } else if (unit.status == kRunning && unit.running && !unit.stop_requested) {
-        unit.stop_requested = true;
-        unit.running->cancel();
-        unit.kill_at = kill_at;
-      }
-    }
+    halt_units(step.units, kCancelled, "");
   }
 
   // The trials of a tuning step, in the order they were suggested.
