@@ -70,6 +70,11 @@ TEST(DigitsTuningSample, TunesTrainsTheBestAndEvaluates) {
   const Json& tune = summary["steps"]["tune"]["outputs"];
   EXPECT_GT(tune["best_value"].get<double>(), 0.8) << tune.dump();
   const Json record = Json::parse(kiln::test::read_text(fs::path(summary["run_dir"].get<std::string>()) / "run.json"));
-  EXPECT_EQ(record["steps"]["tune"]["units"].size(), 4u);
+  EXPECT_EQ(record["steps"]["tune"]["units"].size(), 8u);  // 4 trials of train and evaluate
+  // A trial that was not stopped evaluated its model on the validation split.
+  int evaluated = 0;
+  for (const auto& [key, unit] : record["steps"]["tune"]["units"].items())
+    evaluated += key.find(".evaluate") != std::string::npos && unit.value("outputs", Json::object()).contains("accuracy");
+  EXPECT_GT(evaluated, 0) << record["steps"]["tune"]["units"].dump();
   EXPECT_GT(summary["steps"]["evaluate"]["outputs"]["accuracy"].get<double>(), 0.8);
 }
