@@ -244,7 +244,7 @@ class Validator {
       if (found == nullptr)
         error(tune.tuner_pos, "unknown tuner '" + tune.tuner + "'" +
                                   did_you_mean(tune.tuner, catalog_.component_names()) +
-                                  "; the built-in ones are tune.random, tune.grid, tune.tpe and tune.asha");
+                                  "; the built-in ones are tune.random, tune.grid, tune.tpe, tune.asha and tune.hyperband");
       else if (found->manifest.kind != "tune")
         error(tune.tuner_pos,
               "component '" + tune.tuner + "' is not a tuner (its kind is " + found->manifest.kind + ", not tune)");

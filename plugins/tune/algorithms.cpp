@@ -157,28 +157,43 @@ class Tpe : public Tuner {
 // rung k sits at step min_resource * eta^k. A trial reaching a rung continues
 // only if its score is within the best 1/eta of all scores recorded at that
 // rung so far (the (1/eta)-quantile, interpolated); otherwise it stops.
+// Asynchronous successive halving in its stopping form, over one or more
+// brackets. ASHA is one bracket, rungs at min_resource * eta^k. Hyperband
+// (Li et al.) runs brackets s = 0..s_max (s_max: the largest s with
+// min_resource * eta^s <= max_resource), bracket s with rungs from
+// min_resource * eta^s, and deals trials to brackets round-robin (trial id
+// mod brackets): bracket 0 cuts hardest, the last gives its trials a long
+// look (or, at eta^s_max = max/min, none: plain full runs).
 class Asha : public Tuner {
  public:
-  explicit Asha(TunerConfig config) : Tuner(std::move(config)) {
+  Asha(TunerConfig config, bool hyperband) : Tuner(std::move(config)) {
     const int64_t min_resource = setting_int(config_.settings, "min_resource", 1, 1);
     if (!config_.settings.contains("max_resource"))
-      throw ConfigError("settings.max_resource: required for asha (the trial's full budget, e.g. its epochs)");
+      throw ConfigError("settings.max_resource: required for " + std::string(hyperband ? "hyperband" : "asha") +
+                        " (the trial's full budget, e.g. its epochs)");
     const int64_t max_resource = setting_int(config_.settings, "max_resource", 1, min_resource);
     eta_ = static_cast<double>(setting_int(config_.settings, "reduction_factor", 3, 2));
-    for (double r = static_cast<double>(min_resource); r < static_cast<double>(max_resource); r *= eta_)
-      rungs_.push_back(static_cast<int64_t>(r));
-    recorded_.resize(rungs_.size());
+    double first = static_cast<double>(min_resource);
+    do {
+      Bracket bracket;
+      for (double r = first; r < static_cast<double>(max_resource); r *= eta_)
+        bracket.rungs.push_back(static_cast<int64_t>(r));
+      bracket.recorded.resize(bracket.rungs.size());
+      brackets_.push_back(std::move(bracket));
+      first *= eta_;
+    } while (hyperband && first <= static_cast<double>(max_resource));
   }
 
  protected:
   std::optional<Json> next_parameters() override { return config_.space.sample(rng_); }
 
   bool on_intermediate(Trial& t, int64_t step) override {
+    Bracket& bracket = brackets_[static_cast<size_t>(t.id) % brackets_.size()];
     bool stop = false;
-    for (size_t k = 0; k < rungs_.size(); ++k) {
-      if (step < rungs_[k] || !reached_[t.id].insert(k).second) continue;
+    for (size_t k = 0; k < bracket.rungs.size(); ++k) {
+      if (step < bracket.rungs[k] || !reached_[t.id].insert(k).second) continue;
       const double score = t.scores.at(step);
-      std::vector<double>& seen = recorded_[k];
+      std::vector<double>& seen = bracket.recorded[k];
       seen.push_back(score);
       std::vector<double> sorted = seen;
       std::sort(sorted.begin(), sorted.end());
@@ -192,9 +207,12 @@ class Asha : public Tuner {
   }
 
  private:
+  struct Bracket {
+    std::vector<int64_t> rungs;
+    std::vector<std::vector<double>> recorded;  // per rung: scores of the trials that reached it
+  };
   double eta_ = 3;
-  std::vector<int64_t> rungs_;
-  std::vector<std::vector<double>> recorded_;  // per rung: scores of the trials that reached it
+  std::vector<Bracket> brackets_;
   std::map<int64_t, std::set<size_t>> reached_;
 };
 
@@ -205,8 +223,9 @@ std::unique_ptr<Tuner> make_tuner(const std::string& algorithm, const Json& conf
   if (algorithm == "random") return std::make_unique<RandomSearch>(std::move(parsed));
   if (algorithm == "grid") return std::make_unique<GridSearch>(std::move(parsed));
   if (algorithm == "tpe") return std::make_unique<Tpe>(std::move(parsed));
-  if (algorithm == "asha") return std::make_unique<Asha>(std::move(parsed));
-  throw ConfigError("algorithm: expected random, grid, tpe or asha, got '" + algorithm + "'");
+  if (algorithm == "asha") return std::make_unique<Asha>(std::move(parsed), false);
+  if (algorithm == "hyperband") return std::make_unique<Asha>(std::move(parsed), true);
+  throw ConfigError("algorithm: expected random, grid, tpe, asha or hyperband, got '" + algorithm + "'");
 }
 
 }  // namespace kiln::tune

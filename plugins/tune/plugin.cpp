@@ -91,6 +91,7 @@ constexpr char kRandom[] = "random";
 constexpr char kGrid[] = "grid";
 constexpr char kTpe[] = "tpe";
 constexpr char kAsha[] = "asha";
+constexpr char kHyperband[] = "hyperband";
 
 Manifest tuner_manifest(const std::string& algorithm, const std::string& description) {
   return Manifest("tune." + algorithm, "0.1.0", Kind::Tune).description(description);
@@ -123,7 +124,16 @@ struct AshaTuner {
   }
   static const KilnTunerApi* tuner() { return table<kAsha>(); }
 };
+struct HyperbandTuner {
+  static Manifest manifest() {
+    return tuner_manifest(kHyperband,
+                          "Hyperband: asynchronous successive halving over brackets with first rungs at "
+                          "min_resource*eta^s, trials dealt round-robin");
+  }
+  static const KilnTunerApi* tuner() { return table<kHyperband>(); }
+};
 
 }  // namespace kiln::tune
 
-KILN_PLUGIN(kiln::tune::RandomTuner, kiln::tune::GridTuner, kiln::tune::TpeTuner, kiln::tune::AshaTuner)
+KILN_PLUGIN(kiln::tune::RandomTuner, kiln::tune::GridTuner, kiln::tune::TpeTuner, kiln::tune::AshaTuner,
+            kiln::tune::HyperbandTuner)

@@ -93,7 +93,7 @@ class Tuner {
   int64_t next_id_ = 0;
 };
 
-// "random", "grid", "tpe", "asha". Throws ConfigError for an unknown name or
+// "random", "grid", "tpe", "asha", "hyperband". Throws ConfigError for an unknown name or
 // a bad configuration.
 std::unique_ptr<Tuner> make_tuner(const std::string& algorithm, const Json& config);
 

@@ -81,7 +81,7 @@ class EveryAlgorithm : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(EveryAlgorithm, RespectsBoundsTypesAndConditions) {
   Json settings = Json::object();
-  if (GetParam() == "asha") settings["max_resource"] = 9;
+  if (GetParam() == "asha" || GetParam() == "hyperband") settings["max_resource"] = 9;
   if (GetParam() == "tpe") settings["n_startup_trials"] = 5;
   const auto tuner = make_tuner(GetParam(), config(mixed_space(), 60, 7, settings));
   const std::vector<Json> points = run_sequential(*tuner);
@@ -97,7 +97,7 @@ TEST_P(EveryAlgorithm, RespectsBoundsTypesAndConditions) {
 
 TEST_P(EveryAlgorithm, SameSeedSameSuggestions) {
   Json settings = Json::object();
-  if (GetParam() == "asha") settings["max_resource"] = 9;
+  if (GetParam() == "asha" || GetParam() == "hyperband") settings["max_resource"] = 9;
   if (GetParam() == "tpe") settings["n_startup_trials"] = 5;
   const auto a = make_tuner(GetParam(), config(mixed_space(), 30, 42, settings));
   const auto b = make_tuner(GetParam(), config(mixed_space(), 30, 42, settings));
@@ -110,7 +110,7 @@ TEST_P(EveryAlgorithm, SameSeedSameSuggestions) {
   EXPECT_LE(pa.size(), 30u);
 }
 
-INSTANTIATE_TEST_SUITE_P(Tune, EveryAlgorithm, ::testing::Values("random", "grid", "tpe", "asha"));
+INSTANTIATE_TEST_SUITE_P(Tune, EveryAlgorithm, ::testing::Values("random", "grid", "tpe", "asha", "hyperband"));
 
 TEST(TuneGrid, EnumeratesEveryPointExactlyOnce) {
   const Json space = Json::parse(R"({
@@ -154,6 +154,60 @@ TEST(TuneTpe, BeatsRandomOnTheSyntheticObjective) {
     }
   }
   EXPECT_LT(tpe_total, random_total);
+}
+
+// Runs every suggested trial of `tuner` for up to 9 steps with the score
+// (i % 5) + 1/step, stopping it when told; returns the step each stopped trial
+// stopped at, and adds the steps run to `epochs`.
+std::map<int64_t, int64_t> run_known_curves(kiln::tune::Tuner& tuner, const Json& trials, int64_t& epochs) {
+  std::map<int64_t, int64_t> stopped_at;
+  for (const Json& s : trials) {
+    const int64_t id = s["trial"];
+    const double quality = static_cast<double>(id % 5);
+    bool stopped = false;
+    for (int64_t step = 1; step <= 9 && !stopped; ++step) {
+      ++epochs;
+      tuner.observe(id, step, quality + 1.0 / static_cast<double>(step), false, "");
+      if (!tuner.should_stop(id)) continue;
+      stopped_at[id] = step;
+      tuner.observe(id, step, quality + 1.0 / static_cast<double>(step), true, "early-stopped");
+      stopped = true;
+    }
+    if (!stopped) tuner.observe(id, 9, quality + 1.0 / 9, true, "succeeded");
+  }
+  return stopped_at;
+}
+
+// Hyperband with rungs from 1 to 9 and eta 3 has three brackets, dealt by
+// trial id mod 3: rungs {1, 3}, {3}, and none (plain full runs).
+TEST(TuneHyperband, EachBracketCutsOnlyAtItsOwnRungs) {
+  const Json space = Json::parse(R"({"x": {"type": "uniform", "low": 0, "high": 1}})");
+  const Json settings{{"min_resource", 1}, {"max_resource", 9}, {"reduction_factor", 3}};
+  const auto tuner = make_tuner("hyperband", config(space, 30, 3, settings));
+  const Json trials = tuner->suggest(30);
+  ASSERT_EQ(trials.size(), 30u);
+  int64_t epochs = 0;
+  const auto stopped_at = run_known_curves(*tuner, trials, epochs);
+  for (const auto& [id, step] : stopped_at) {
+    if (id % 3 == 0) {
+      EXPECT_TRUE(step == 1 || step == 3) << id << " stopped at " << step;
+    }
+    if (id % 3 == 1) {
+      EXPECT_EQ(step, 3) << id;  // its first rung is at 3
+    }
+    EXPECT_NE(id % 3, 2) << id << " stopped, but its bracket has no rung";
+  }
+  // Bracket 0 (ids 0, 3, ...): trial 3 (quality 3) loses to trial 0 at rung 1.
+  EXPECT_EQ(stopped_at.count(3), 1u);
+  EXPECT_EQ(stopped_at.count(3) ? stopped_at.at(3) : 0, 1);
+  // Bracket 1 (ids 1, 4, ...): trial 4 (quality 4) loses to trial 1 at rung 3.
+  EXPECT_EQ(stopped_at.count(4) ? stopped_at.at(4) : 0, 3);
+  EXPECT_LT(epochs, 30 * 9);
+  // Same seed, same brackets, same decisions.
+  const auto again = make_tuner("hyperband", config(space, 30, 3, settings));
+  int64_t epochs_again = 0;
+  EXPECT_EQ(run_known_curves(*again, again->suggest(30), epochs_again), stopped_at);
+  EXPECT_EQ(epochs_again, epochs);
 }
 
 // Curves with known order: trial i's score at every step is (i % 5) + 1/step,
@@ -249,7 +303,7 @@ TEST(TuneConfig, RejectsBadConfigNamingTheField) {
 // The same algorithms through kiln_tune.so's KilnTunerApi, as the engine uses them.
 TEST(TunePlugin, DrivesTheTunerTableThroughTheAbi) {
   const auto library = kiln::host::PluginLibrary::load(KILN_TEST_TUNE_PLUGIN);
-  for (const std::string name : {"tune.random", "tune.grid", "tune.tpe", "tune.asha"}) {
+  for (const std::string name : {"tune.random", "tune.grid", "tune.tpe", "tune.asha", "tune.hyperband"}) {
     const kiln::host::LoadedComponent* component = library->find(name);
     ASSERT_NE(component, nullptr) << name;
     ASSERT_NE(component->tuner, nullptr) << name;
