@@ -70,7 +70,7 @@ struct RetryPolicy {
 
 struct StepSpec;
 
-// A tuning step's `tune:` block (issue 7; docs/tuning.md). The trial is the
+// A tuning step's `tune:` block (issue 7; docs/tuning-status.md). The trial is the
 // step's component, or the steps of a template (`trial: TEMPLATE`); each
 // trial gets the step's parameters with the tuner's suggestion merged over them.
 struct TuneSpec {
