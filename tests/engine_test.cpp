@@ -423,6 +423,21 @@ steps:
   }
 }
 
+// A median-stop grid over x = 0.3, 1.3, 2.3, 3.3 of 100 epochs, one trial at
+// a time, best first: the first trial succeeds, every later one is stopped
+// long before its end, and x = 0.3 is the best.
+void expect_later_trials_stopped(const RunResult& r) {
+  ASSERT_EQ(r.record["status"], "succeeded") << r.record.dump(2);
+  const Json trials = trials_of(r, "t");
+  ASSERT_EQ(trials.size(), 4u);
+  EXPECT_EQ(trials[0]["status"], "succeeded");
+  for (size_t i = 1; i < trials.size(); ++i) {
+    EXPECT_EQ(trials[i]["status"], "early-stopped") << trials[i].dump();
+    EXPECT_LT(trials[i]["curve"].size(), 100u);
+  }
+  EXPECT_DOUBLE_EQ(r.step("t")["outputs"]["best_x"].get<double>(), 0.3);
+}
+
 TEST_F(EngineTest, MedianStopCancelsWorseTrialsAndRecordsThemEarlyStopped) {
   // Sequential trials, best first: every later curve is worse than the
   // median of the finished ones from epoch 2 on and is stopped long before
@@ -440,15 +455,7 @@ steps:
       early_stopping: {rule: median, grace_steps: 2, min_trials: 1}
       parallel_trials: 1
 )");
-  ASSERT_EQ(r.record["status"], "succeeded") << r.record.dump(2);
-  const Json trials = trials_of(r, "t");
-  ASSERT_EQ(trials.size(), 4u);
-  EXPECT_EQ(trials[0]["status"], "succeeded");
-  for (size_t i = 1; i < trials.size(); ++i) {
-    EXPECT_EQ(trials[i]["status"], "early-stopped") << trials[i].dump();
-    EXPECT_LT(trials[i]["curve"].size(), 100u);
-  }
-  EXPECT_DOUBLE_EQ(r.step("t")["outputs"]["best_x"].get<double>(), 0.3);
+  expect_later_trials_stopped(r);
 }
 
 TEST_F(EngineTest, FailedTrialsCountAgainstMaxFailedTrials) {
@@ -597,20 +604,15 @@ TEST_F(EngineTest, EarlyStoppingATrialTemplateCancelsTheRestOfTheTrial) {
       early_stopping: {rule: median, grace_steps: 2, min_trials: 1}
       parallel_trials: 1
 )"));
-  ASSERT_EQ(r.record["status"], "succeeded") << r.record.dump(2);
+  expect_later_trials_stopped(r);
   const Json trials = trials_of(r, "t");
-  ASSERT_EQ(trials.size(), 4u);
-  EXPECT_EQ(trials[0]["status"], "succeeded");
   for (size_t i = 1; i < trials.size(); ++i) {
-    EXPECT_EQ(trials[i]["status"], "early-stopped") << trials[i].dump();
-    EXPECT_LT(trials[i]["curve"].size(), 100u);
     const auto units = trial_units_of(r, "t", trials[i]["trial"].get<int>());
     EXPECT_EQ(units.at("prepare")["status"], "succeeded");
     EXPECT_EQ(units.at("fit")["status"], "early-stopped");
     EXPECT_EQ(units.at("report")["status"], "cancelled");  // never started
     EXPECT_TRUE(units.at("report")["attempts"].empty());
   }
-  EXPECT_DOUBLE_EQ(r.step("t")["outputs"]["best_x"].get<double>(), 0.3);
 }
 
 TEST_F(EngineTest, AFailingStepFailsItsTrialAndCountsAgainstMaxFailedTrials) {

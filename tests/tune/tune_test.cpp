@@ -219,23 +219,7 @@ TEST(TuneAsha, StopsAtRungsOutsideTheBestThird) {
   const Json trials = tuner->suggest(30);
   ASSERT_EQ(trials.size(), 30u);
   int64_t epochs = 0;
-  std::map<int64_t, int64_t> stopped_at;
-  for (const Json& s : trials) {
-    const int64_t id = s["trial"];
-    const double quality = static_cast<double>(id % 5);
-    bool stopped = false;
-    for (int64_t step = 1; step <= 9; ++step) {
-      ++epochs;
-      tuner->observe(id, step, quality + 1.0 / static_cast<double>(step), false, "");
-      if (tuner->should_stop(id)) {
-        stopped_at[id] = step;
-        tuner->observe(id, step, quality + 1.0 / static_cast<double>(step), true, "early-stopped");
-        stopped = true;
-        break;
-      }
-    }
-    if (!stopped) tuner->observe(id, 9, quality + 1.0 / 9, true, "succeeded");
-  }
+  const auto stopped_at = run_known_curves(*tuner, trials, epochs);
   // Rungs at 1 and 3. The first trial (quality 0) always continues; quality-0
   // trials are never worse than the 1/3-quantile, quality-4 trials always are
   // (from the second trial on) and stop at the first rung.
@@ -245,7 +229,7 @@ TEST(TuneAsha, StopsAtRungsOutsideTheBestThird) {
       EXPECT_EQ(stopped_at.count(id), 0u) << id;
     }
     if (id % 5 == 4) {
-      EXPECT_EQ(stopped_at[id], 1) << id;
+      EXPECT_EQ(stopped_at.count(id) ? stopped_at.at(id) : 0, 1) << id;
     }
   }
   for (const auto& [id, step] : stopped_at) EXPECT_TRUE(step == 1 || step == 3) << id << " stopped at " << step;
