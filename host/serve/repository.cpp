@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <future>
 #include <iostream>
 #include <thread>
 
@@ -84,7 +83,8 @@ struct ModelVersion::Pending {
   std::vector<HostTensor> inputs;
   int64_t rows = 0;
   Clock::time_point enqueued;
-  std::promise<std::vector<HostTensor>> result;
+  Clock::time_point deadline;
+  InferCallback done;
 };
 
 ModelVersion::ModelVersion(std::string model, int64_t version, const fs::path& dir, const KilnServingApi* api,
@@ -219,7 +219,7 @@ std::vector<std::vector<HostTensor>> ModelVersion::run_batch(
   return out;
 }
 
-std::vector<HostTensor> ModelVersion::infer(InferRequest request) {
+void ModelVersion::infer_async(InferRequest request, InferCallback done) {
   check(request.inputs);
   if (!batching_) {
     if (in_flight_.fetch_add(1) >= config_.max_queue_size) {
@@ -227,29 +227,31 @@ std::vector<HostTensor> ModelVersion::infer(InferRequest request) {
       throw ServeError(503, "model '" + model_ + "' is overloaded: " + std::to_string(config_.max_queue_size) +
                                 " requests in flight");
     }
-    struct Done {
-      std::atomic<int64_t>& n;
-      ~Done() { n.fetch_sub(1); }
-    } done{in_flight_};
-    auto out = run_batch({&request.inputs});
-    return std::move(out[0]);
+    InferResult result;
+    try {
+      auto out = run_batch({&request.inputs});
+      result.outputs = std::move(out[0]);
+    } catch (...) {
+      result.error = std::current_exception();
+    }
+    in_flight_.fetch_sub(1);
+    done(std::move(result));
+    return;
   }
   auto pending = std::make_shared<Pending>();
   pending->rows = request.inputs[0].shape[0];
   pending->inputs = std::move(request.inputs);
   pending->enqueued = Clock::now();
-  auto future = pending->result.get_future();
+  pending->deadline = request.deadline;
+  pending->done = std::move(done);
   {
     const std::lock_guard<std::mutex> lock(mutex_);
     if (static_cast<int64_t>(queue_.size()) >= config_.max_queue_size)
       throw ServeError(503, "model '" + model_ + "' is overloaded: its queue of " +
                                 std::to_string(config_.max_queue_size) + " requests is full");
-    queue_.push_back(pending);
+    queue_.push_back(std::move(pending));
   }
   wake_.notify_all();
-  if (future.wait_until(request.deadline) != std::future_status::ready)
-    throw ServeError(504, "the request timed out waiting for model '" + model_ + "'");
-  return future.get();
 }
 
 void ModelVersion::batch_loop() {
@@ -273,21 +275,36 @@ void ModelVersion::batch_loop() {
       queue_.pop_front();
     }
     lock.unlock();
-    const auto started = Clock::now();
-    std::vector<const std::vector<HostTensor>*> inputs;
-    for (const auto& p : batch) {
-      inputs.push_back(&p->inputs);
-      if (metrics_ != nullptr)
-        metrics_->observe_queue(model_, std::chrono::duration<double>(started - p->enqueued).count());
-    }
-    try {
-      auto results = run_batch(inputs);
-      for (size_t i = 0; i < batch.size(); ++i) batch[i]->result.set_value(std::move(results[i]));
-    } catch (...) {
-      for (const auto& p : batch) p->result.set_exception(std::current_exception());
-    }
+    run_pending(std::move(batch));
     lock.lock();
   }
+}
+
+void ModelVersion::run_pending(std::vector<std::shared_ptr<Pending>> batch) {
+  const auto started = Clock::now();
+  // Requests whose deadline passed while queued are answered, not run.
+  const auto expired = std::stable_partition(batch.begin(), batch.end(),
+                                             [&](const std::shared_ptr<Pending>& p) { return p->deadline > started; });
+  for (auto it = expired; it != batch.end(); ++it)
+    (*it)->done(InferResult{
+        {}, std::make_exception_ptr(ServeError(504, "the request timed out waiting for model '" + model_ + "'"))});
+  batch.erase(expired, batch.end());
+  if (batch.empty()) return;
+  std::vector<const std::vector<HostTensor>*> inputs;
+  for (const auto& p : batch) {
+    inputs.push_back(&p->inputs);
+    if (metrics_ != nullptr)
+      metrics_->observe_queue(model_, std::chrono::duration<double>(started - p->enqueued).count());
+  }
+  std::vector<std::vector<HostTensor>> results;
+  std::exception_ptr error;
+  try {
+    results = run_batch(inputs);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  for (size_t i = 0; i < batch.size(); ++i)
+    batch[i]->done(error ? InferResult{{}, error} : InferResult{std::move(results[i]), nullptr});
 }
 
 // -------------------------------------------------------------- repository
