@@ -107,7 +107,8 @@ class Front {
 
  private:
   void handle(HttpRequest& request, const Responder& responder) {
-    if (request.url == "/echo") return responder.send(HttpResponse{200, request.method + " " + request.body, "text/plain"});
+    if (request.url == "/echo")
+      return responder.send(HttpResponse{200, request.method + " " + request.body, "text/plain"});
     if (request.url.rfind("/later?ms=", 0) == 0) {
       const auto delay = std::chrono::milliseconds(std::stoi(request.url.substr(10)));
       return later_.after(delay, [responder] { responder.send(HttpResponse{200, "later", "text/plain"}); });

@@ -82,24 +82,34 @@ constexpr auto kSweepEvery = std::chrono::milliseconds(100);
 
 const char* reason_phrase(int status) {
   switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Payload Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return status < 400 ? "OK" : status < 500 ? "Client Error" : "Server Error";
+    case 100:
+      return "Continue";
+    case 200:
+      return "OK";
+    case 400:
+      return "Bad Request";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 413:
+      return "Payload Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    default:
+      return status < 400 ? "OK" : status < 500 ? "Client Error" : "Server Error";
   }
 }
 
 // The status line and headers of an answer, appended to the connection's
 // output buffer (reused from request to request: no allocation once warm).
-void append_head(std::string& out, int status, const char* content_type, size_t length, bool keep_alive,
-                 bool http10) {
+void append_head(std::string& out, int status, const char* content_type, size_t length, bool keep_alive, bool http10) {
   std::array<char, 320> head;
   const char* connection = !keep_alive ? "Connection: close\r\n" : http10 ? "Connection: keep-alive\r\n" : "";
   const int n = std::snprintf(head.data(), head.size(),
@@ -262,8 +272,8 @@ int on_headers_complete(http_parser* p) {
   const bool has_length = (p->flags & F_CONTENTLENGTH) != 0;
   if (has_length && p->content_length > c.max_body_bytes) {
     c.reject_status = 413;
-    c.reject_message = "the request body has " + std::to_string(p->content_length) +
-                       " bytes, more than the limit of " + std::to_string(c.max_body_bytes);
+    c.reject_message = "the request body has " + std::to_string(p->content_length) + " bytes, more than the limit of " +
+                       std::to_string(c.max_body_bytes);
     return -1;  // stops the parser; parse() answers
   }
   if (has_length) c.request.body.reserve(static_cast<size_t>(p->content_length));
@@ -417,9 +427,7 @@ struct Loop {
         adopt(std::move(owned), peer_address(addr));
       } else {
         auto shared = std::make_shared<UniqueFd>(std::move(owned));
-        target.mailbox->post([shared, peer = peer_address(addr)](Loop& loop) {
-          loop.adopt(std::move(*shared), peer);
-        });
+        target.mailbox->post([shared, peer = peer_address(addr)](Loop& loop) { loop.adopt(std::move(*shared), peer); });
       }
     }
   }
@@ -717,10 +725,10 @@ void HttpFront::start() {
   } catch (const Poco::Exception& e) {
     throw std::runtime_error("cannot listen on " + o.host + ":" + std::to_string(o.port) + ": " + e.displayText());
   }
-  const int threads = o.io_threads > 0 ? o.io_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads =
+      o.io_threads > 0 ? o.io_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 0; i < threads; ++i) impl_->loops.push_back(std::make_unique<Loop>(*impl_, static_cast<size_t>(i)));
-  for (auto& loop : impl_->loops)
-    loop->thread = std::thread([&loop = *loop] { loop.run(); });
+  for (auto& loop : impl_->loops) loop->thread = std::thread([&loop = *loop] { loop.run(); });
   impl_->started = true;
 }
 

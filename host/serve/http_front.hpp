@@ -15,10 +15,10 @@ namespace kiln::serve {
 
 struct HttpFrontOptions {
   std::string host = "127.0.0.1";
-  uint16_t port = 0;                       // 0: any free port
-  int io_threads = 0;                      // 0: one per core
-  int backlog = 256;                       // listen(2) queue
-  size_t max_body_bytes = 64u << 20;       // larger bodies get 413, decided from Content-Length when it is sent
+  uint16_t port = 0;                  // 0: any free port
+  int io_threads = 0;                 // 0: one per core
+  int backlog = 256;                  // listen(2) queue
+  size_t max_body_bytes = 64u << 20;  // larger bodies get 413, decided from Content-Length when it is sent
   std::chrono::milliseconds request_timeout{30000};     // to receive a request, and for its answer (then 504)
   std::chrono::milliseconds keep_alive_timeout{10000};  // an idle connection is closed after this
 };

@@ -142,8 +142,7 @@ struct Server::Impl {
     const std::string& method = request.method;
     const bool get = method == "GET";
     if (p.size() == 1 && p[0] == "metrics" && get)
-      return responder.send(
-          to_http(Reply{200, metrics.render(repository.gauges()), "text/plain; version=0.0.4"}));
+      return responder.send(to_http(Reply{200, metrics.render(repository.gauges()), "text/plain; version=0.0.4"}));
     if (p.empty() || p[0] != "v2") throw ServeError(404, "no such endpoint");
     if (p.size() == 1 && get)
       return responder.send(to_http(
@@ -170,8 +169,8 @@ struct Server::Impl {
         const auto m = repository.find(name, version);
         request.model_version = std::to_string(m->version());
         if (action == "infer") return infer(m, request, responder);
-        return responder.send(to_http(action.empty() ? model_metadata(m, name)
-                                                     : json_reply(200, Json{{"name", name}, {"ready", true}})));
+        return responder.send(
+            to_http(action.empty() ? model_metadata(m, name) : json_reply(200, Json{{"name", name}, {"ready", true}})));
       }
     }
     throw ServeError(404, "no such endpoint");
@@ -201,8 +200,8 @@ struct Server::Impl {
     if (options.access_log == nullptr) return;
     const std::lock_guard<std::mutex> lock(log_mutex);
     *options.access_log << request.peer << " " << kiln::host::wall_clock_now() << " \"" << request.method << " "
-                        << request.url << " HTTP/1." << request.version_minor << "\" " << status << " "
-                        << body_bytes << " " << seconds << "\n"
+                        << request.url << " HTTP/1." << request.version_minor << "\" " << status << " " << body_bytes
+                        << " " << seconds << "\n"
                         << std::flush;
   }
 };

@@ -19,7 +19,7 @@
 namespace kiln::test {
 
 struct Reply {
-  int status = 0;  // 0: the connection ended first
+  int status = 0;                              // 0: the connection ended first
   std::map<std::string, std::string> headers;  // names in lower case
   std::string body;
 };

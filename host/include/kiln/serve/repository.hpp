@@ -70,10 +70,10 @@ class ModelVersion {
   const host::Json& metadata() const { return metadata_; }  // {"platform", "inputs", "outputs", ...}
   // Checks the inputs against the metadata and throws ServeError at once (400;
   // 503 when the queue is full); otherwise `done` runs exactly once with the outputs or the
-  // failure (ServeError 504 when the deadline passes in the queue, 500 ...). With batching it runs
-  // later on the batcher thread, so it must not block; without, it runs on
-  // the caller's thread before this returns. `done` must not own this version
-  // (its last owner would then join the batcher from the batcher itself).
+  // failure (ServeError 504 when the deadline passes in the queue, 500 ...).
+  // It runs on the version's worker thread (the batcher; without batching it
+  // takes one request per runtime call), so it must not block, and it must
+  // not own this version (its last owner would join the worker from itself).
   void infer_async(InferRequest request, InferCallback done);
   size_t queue_depth() const;
 
@@ -91,12 +91,12 @@ class ModelVersion {
   host::Json metadata_;
   ModelConfig config_;
   Metrics* metrics_;
-  bool batching_ = false;
+  bool batching_ = false;  // requests are concatenated; else one request per runtime call
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<std::shared_ptr<Pending>> queue_;
-  std::atomic<int64_t> in_flight_{0};
+  int64_t queued_rows_ = 0;  // rows in queue_
   bool stopping_ = false;
   std::thread batcher_;
 };

@@ -16,9 +16,9 @@ namespace kiln::serve {
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
-  uint16_t port = 8080;  // 0: any free port (see Server::port)
-  int io_threads = 0;    // epoll I/O threads, each serving many connections; 0: one per core
-  int max_queued_connections = 256;  // listen backlog
+  uint16_t port = 8080;               // 0: any free port (see Server::port)
+  int io_threads = 0;                 // epoll I/O threads, each serving many connections; 0: one per core
+  int max_queued_connections = 256;   // listen backlog
   size_t max_body_bytes = 64u << 20;  // larger request bodies get 413
   std::chrono::milliseconds request_timeout{30000};  // to receive a request, and to answer it (504)
   std::chrono::milliseconds keep_alive_timeout{10000};
