@@ -143,11 +143,20 @@ std::string json_error_body(const std::string& message) {
 
 struct Loop;
 
-// Where answers from other threads go: a loop's task queue plus the eventfd
-// that wakes it. Responders share it, so a late answer after the loop is gone
-// is dropped rather than touching freed memory.
+// An answer from another thread, for request `sequence` of connection `connection`.
+struct PostedAnswer {
+  uint64_t connection;
+  uint64_t sequence;
+  HttpResponse response;
+};
+
+// What other threads hand a loop: answers (typed, so posting one allocates
+// nothing once the queues have grown), other tasks (new connections, stop),
+// and the eventfd that wakes it. Responders share it, so a late answer after
+// the loop is gone is dropped rather than touching freed memory.
 struct Mailbox {
   std::mutex mutex;
+  std::vector<PostedAnswer> answers;
   std::vector<std::function<void(Loop&)>> tasks;
   bool closed = false;
   UniqueFd wake = checked(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), "eventfd");
@@ -156,12 +165,21 @@ struct Mailbox {
 
   // False when the loop has ended.
   bool post(std::function<void(Loop&)> task) {
+    return deliver([&] { tasks.push_back(std::move(task)); });
+  }
+  bool post(PostedAnswer answer) {
+    return deliver([&] { answers.push_back(std::move(answer)); });
+  }
+
+ private:
+  template <class Push>
+  bool deliver(Push push) {
     bool was_empty = false;
     {
       const std::lock_guard<std::mutex> lock(mutex);
       if (closed) return false;
-      was_empty = tasks.empty();
-      tasks.push_back(std::move(task));
+      was_empty = tasks.empty() && answers.empty();
+      push();
     }
     if (was_empty) {  // else the loop is already woken and will take this too
       const uint64_t one = 1;
@@ -342,6 +360,8 @@ struct Loop {
   bool listening = false, stopping = false;
   Clock::time_point drain_until, last_sweep;
   std::vector<char> read_buffer = std::vector<char>(kReadChunk);
+  std::vector<PostedAnswer> taken_answers;  // from the mailbox, being run
+  std::vector<std::function<void(Loop&)>> taken_tasks;
   std::thread thread;
 
   Loop(HttpFront::Impl& f, size_t i) : front(f), index(i) {
@@ -389,6 +409,7 @@ struct Loop {
       const std::lock_guard<std::mutex> lock(mailbox->mutex);
       mailbox->closed = true;
       mailbox->tasks.clear();
+      mailbox->answers.clear();
     }
     connections.clear();
   }
@@ -396,12 +417,15 @@ struct Loop {
   void run_tasks() {
     uint64_t count = 0;
     [[maybe_unused]] const auto n = ::read(mailbox->wake.get(), &count, sizeof count);
-    std::vector<std::function<void(Loop&)>> tasks;
     {
       const std::lock_guard<std::mutex> lock(mailbox->mutex);
-      tasks.swap(mailbox->tasks);
+      taken_answers.swap(mailbox->answers);  // the mailbox gets back the emptied vectors, capacity kept
+      taken_tasks.swap(mailbox->tasks);
     }
-    for (auto& task : tasks) task(*this);
+    for (auto& a : taken_answers) answer(a.connection, a.sequence, std::move(a.response));
+    for (auto& task : taken_tasks) task(*this);
+    taken_answers.clear();
+    taken_tasks.clear();
   }
 
   void accept_all() {
@@ -698,10 +722,7 @@ void Responder::send(HttpResponse response) const {
     if (open) mailbox.loop->answer(target_->connection, target_->sequence, std::move(response));
     return;
   }
-  auto shared = std::make_shared<HttpResponse>(std::move(response));
-  mailbox.post([target = target_, shared](Loop& loop) {
-    loop.answer(target->connection, target->sequence, std::move(*shared));
-  });
+  mailbox.post(PostedAnswer{target_->connection, target_->sequence, std::move(response)});
 }
 
 // --------------------------------------------------------------- HttpFront
