@@ -357,7 +357,7 @@ struct Loop {
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections;
   uint64_t next_id = 2;
   size_t next_loop = 0;  // round-robin target of accepted connections (loop 0)
-  bool listening = false, stopping = false;
+  bool listening = false, paused_listening = false, stopping = false;
   Clock::time_point drain_until, last_sweep;
   std::vector<char> read_buffer = std::vector<char>(kReadChunk);
   std::vector<PostedAnswer> taken_answers;  // from the mailbox, being run
@@ -436,8 +436,13 @@ struct Loop {
       const int fd = ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&addr), &length, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
         if (errno == EINTR || errno == ECONNABORTED) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EMFILE || errno == ENFILE) return;
-        stop_listening();  // EINVAL: stop() shut the socket down
+        const int error = errno;
+        if (error == EAGAIN || error == EWOULDBLOCK) return;
+        stop_listening();
+        // Out of descriptors: the socket stays readable, so polling it
+        // again now would spin; the sweep listens again in a moment.
+        // Anything else (EINVAL: stop() shut the socket down) is final.
+        paused_listening = error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM;
         return;
       }
       UniqueFd owned(fd);
@@ -482,6 +487,7 @@ struct Loop {
   void begin_stop(Clock::time_point until) {
     stopping = true;
     drain_until = until;
+    paused_listening = false;
     stop_listening();
     std::vector<uint64_t> ids;
     for (const auto& [id, c] : connections) ids.push_back(id);
@@ -496,6 +502,11 @@ struct Loop {
   // Timeouts, checked every kSweepEvery.
   void sweep(Clock::time_point now) {
     last_sweep = now;
+    if (paused_listening && !stopping) {
+      paused_listening = false;
+      watch(front.listener.impl()->sockfd(), kListenId, EPOLLIN);
+      listening = true;
+    }
     std::vector<uint64_t> due;
     for (const auto& [id, c] : connections)
       if (c->deadline <= now) due.push_back(id);
