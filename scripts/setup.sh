@@ -10,6 +10,8 @@ KILN_PACKAGES=(
   libboost-dev libpoco-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libarchive-dev libssl-dev
+  # kiln serve's HTTP request parser (nodejs http-parser)
+  libhttp-parser-dev
   zlib1g-dev libtorch-dev
   # LibTorch calls the system BLAS (libblas.so.3); without this it is the
   # reference BLAS, 11x slower at sgemm here. The OpenMP flavour shares

@@ -29,8 +29,12 @@ cp -r "$model" "$work/models/digits_batched/1"
 echo '{"max_batch_size": 1}' > "$work/models/digits/config.json"
 echo '{"max_batch_size": 32, "max_queue_delay_us": 200}' > "$work/models/digits_batched/config.json"
 
+# Builds before the epoll front end (Poco's thread-per-connection server)
+# need a worker thread per connection; later ones use one I/O thread per core.
+threads=(--threads "$((conns + 4))")
+"$kiln" serve --help 2>/dev/null | grep -q -- --io-threads && threads=()
 "$kiln" serve --model-repo "$work/models" --port 0 --port-file "$work/port" --access-log off \
-  --threads "$((conns + 4))" --runtime-threads 1 >"$work/serve.log" 2>&1 &
+  "${threads[@]}" --runtime-threads 1 >"$work/serve.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 300); do [ -s "$work/port" ] && break; sleep 0.1; done
 url="http://127.0.0.1:$(cat "$work/port")"

@@ -21,7 +21,7 @@ struct ServeArgs {
   std::string model_repo;
   std::string host = "127.0.0.1";
   int port = 8080;
-  int threads = 64;
+  int io_threads = 0;
   int64_t runtime_threads = 0;
   int64_t poll_ms = 1000;
   int64_t request_timeout_ms = 30000;
@@ -65,7 +65,7 @@ int serve(const ServeArgs& args) {
   serve::ServerOptions options;
   options.host = args.host;
   options.port = static_cast<uint16_t>(args.port);
-  options.threads = args.threads;
+  options.io_threads = args.io_threads;
   options.max_body_bytes = args.max_body_bytes;
   options.request_timeout = std::chrono::milliseconds(args.request_timeout_ms);
   if (args.access_log == "-") {
@@ -108,9 +108,11 @@ void add_serve_command(CLI::App& app, Commands& commands) {
       ->required();
   cmd->add_option("--host", args.host, "Address to listen on")->capture_default_str();
   cmd->add_option("--port", args.port, "Port (0: any free port)")->capture_default_str()->check(CLI::Range(0, 65535));
-  cmd->add_option("--threads", args.threads, "HTTP worker threads (each serves one keep-alive connection at a time)")
+  cmd->add_option("--io-threads,--threads", args.io_threads,
+                  "HTTP I/O threads, each an event loop over many connections (0: one per core); "
+                  "--threads is the former name")
       ->capture_default_str()
-      ->check(CLI::Range(1, 1024));
+      ->check(CLI::Range(0, 256));
   cmd->add_option("--runtime-threads", args.runtime_threads,
                   "Intra-op threads of runtimes when a model's config sets none (0: all cores)")
       ->capture_default_str();

@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <future>
 #include <iostream>
 #include <thread>
 
@@ -84,7 +83,8 @@ struct ModelVersion::Pending {
   std::vector<HostTensor> inputs;
   int64_t rows = 0;
   Clock::time_point enqueued;
-  std::promise<std::vector<HostTensor>> result;
+  Clock::time_point deadline;
+  InferCallback done;
 };
 
 ModelVersion::ModelVersion(std::string model, int64_t version, const fs::path& dir, const KilnServingApi* api,
@@ -111,7 +111,9 @@ ModelVersion::ModelVersion(std::string model, int64_t version, const fs::path& d
     const auto shape = input["shape"].get<std::vector<int64_t>>();
     if (shape.empty() || shape[0] != -1 || std::count(shape.begin(), shape.end(), -1) != 1) batching_ = false;
   }
-  if (batching_) batcher_ = std::thread([this] { batch_loop(); });
+  // Every version has a worker, batching or not: an I/O thread only queues,
+  // and never waits for a model (or for another thread's call into it).
+  batcher_ = std::thread([this] { batch_loop(); });
 }
 
 ModelVersion::~ModelVersion() {
@@ -195,7 +197,8 @@ std::vector<std::vector<HostTensor>> ModelVersion::run_batch(
     throw;
   }
   api_->release_outputs(handle_, outputs, count);
-  if (metrics_ != nullptr) metrics_->observe_batch(model_, merged.empty() ? 0 : merged[0].shape[0]);
+  if (metrics_ != nullptr)
+    metrics_->observe_batch(model_, merged.empty() || merged[0].shape.empty() ? 1 : merged[0].shape[0]);
   if (requests.size() == 1) return {std::move(copies)};
   // Split every output back by rows.
   int64_t total = 0;
@@ -219,75 +222,80 @@ std::vector<std::vector<HostTensor>> ModelVersion::run_batch(
   return out;
 }
 
-std::vector<HostTensor> ModelVersion::infer(InferRequest request) {
+void ModelVersion::infer_async(InferRequest request, InferCallback done) {
   check(request.inputs);
-  if (!batching_) {
-    if (in_flight_.fetch_add(1) >= config_.max_queue_size) {
-      in_flight_.fetch_sub(1);
-      throw ServeError(503, "model '" + model_ + "' is overloaded: " + std::to_string(config_.max_queue_size) +
-                                " requests in flight");
-    }
-    struct Done {
-      std::atomic<int64_t>& n;
-      ~Done() { n.fetch_sub(1); }
-    } done{in_flight_};
-    auto out = run_batch({&request.inputs});
-    return std::move(out[0]);
-  }
   auto pending = std::make_shared<Pending>();
-  pending->rows = request.inputs[0].shape[0];
+  pending->rows = batching_ ? request.inputs[0].shape[0] : 1;
   pending->inputs = std::move(request.inputs);
   pending->enqueued = Clock::now();
-  auto future = pending->result.get_future();
+  pending->deadline = request.deadline;
+  pending->done = std::move(done);
+  bool wake = false;
   {
     const std::lock_guard<std::mutex> lock(mutex_);
     if (static_cast<int64_t>(queue_.size()) >= config_.max_queue_size)
       throw ServeError(503, "model '" + model_ + "' is overloaded: its queue of " +
                                 std::to_string(config_.max_queue_size) + " requests is full");
-    queue_.push_back(pending);
+    // The batcher needs waking only for a first request (it starts the
+    // delay) or a full batch; otherwise it sleeps until the delay ends. A
+    // wake per request was a context switch per request.
+    const int64_t before = queued_rows_;
+    queued_rows_ += pending->rows;
+    const int64_t batch_rows = batching_ ? config_.max_batch_size : 1;
+    wake = queue_.empty() || (before < batch_rows && queued_rows_ >= batch_rows);
+    queue_.push_back(std::move(pending));
   }
-  wake_.notify_all();
-  if (future.wait_until(request.deadline) != std::future_status::ready)
-    throw ServeError(504, "the request timed out waiting for model '" + model_ + "'");
-  return future.get();
+  if (wake) wake_.notify_one();
 }
 
 void ModelVersion::batch_loop() {
   std::unique_lock<std::mutex> lock(mutex_);
-  const auto delay = std::chrono::microseconds(config_.max_queue_delay_us);
-  const auto queued_rows = [&] {
-    int64_t n = 0;
-    for (const auto& p : queue_) n += p->rows;
-    return n;
-  };
+  const auto delay = std::chrono::microseconds(batching_ ? config_.max_queue_delay_us : 0);
+  const int64_t batch_rows = batching_ ? config_.max_batch_size : 1;
   for (;;) {
     wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
     if (queue_.empty()) return;  // stopping, nothing left
     const auto until = queue_.front()->enqueued + delay;
-    wake_.wait_until(lock, until, [&] { return stopping_ || queued_rows() >= config_.max_batch_size; });
+    wake_.wait_until(lock, until, [&] { return stopping_ || queued_rows_ >= batch_rows; });
     std::vector<std::shared_ptr<Pending>> batch;
     int64_t rows = 0;
-    while (!queue_.empty() && (batch.empty() || rows + queue_.front()->rows <= config_.max_batch_size)) {
+    while (!queue_.empty() && (batch.empty() || rows + queue_.front()->rows <= batch_rows)) {
       rows += queue_.front()->rows;
       batch.push_back(std::move(queue_.front()));
       queue_.pop_front();
     }
+    queued_rows_ -= rows;
     lock.unlock();
-    const auto started = Clock::now();
-    std::vector<const std::vector<HostTensor>*> inputs;
-    for (const auto& p : batch) {
-      inputs.push_back(&p->inputs);
-      if (metrics_ != nullptr)
-        metrics_->observe_queue(model_, std::chrono::duration<double>(started - p->enqueued).count());
-    }
-    try {
-      auto results = run_batch(inputs);
-      for (size_t i = 0; i < batch.size(); ++i) batch[i]->result.set_value(std::move(results[i]));
-    } catch (...) {
-      for (const auto& p : batch) p->result.set_exception(std::current_exception());
-    }
+    run_pending(std::move(batch));
     lock.lock();
   }
+}
+
+void ModelVersion::run_pending(std::vector<std::shared_ptr<Pending>> batch) {
+  const auto started = Clock::now();
+  // Requests whose deadline passed while queued are answered, not run.
+  const auto expired = std::stable_partition(batch.begin(), batch.end(),
+                                             [&](const std::shared_ptr<Pending>& p) { return p->deadline > started; });
+  for (auto it = expired; it != batch.end(); ++it)
+    (*it)->done(InferResult{
+        {}, std::make_exception_ptr(ServeError(504, "the request timed out waiting for model '" + model_ + "'"))});
+  batch.erase(expired, batch.end());
+  if (batch.empty()) return;
+  std::vector<const std::vector<HostTensor>*> inputs;
+  for (const auto& p : batch) {
+    inputs.push_back(&p->inputs);
+    if (metrics_ != nullptr)
+      metrics_->observe_queue(model_, std::chrono::duration<double>(started - p->enqueued).count());
+  }
+  std::vector<std::vector<HostTensor>> results;
+  std::exception_ptr error;
+  try {
+    results = run_batch(inputs);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  for (size_t i = 0; i < batch.size(); ++i)
+    batch[i]->done(error ? InferResult{{}, error} : InferResult{std::move(results[i]), nullptr});
 }
 
 // -------------------------------------------------------------- repository

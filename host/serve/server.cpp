@@ -2,21 +2,10 @@
 #include <kiln/host/version.hpp>
 #include <kiln/serve/server.hpp>
 
-#include <Poco/Exception.h>
-#include <Poco/Net/HTTPRequestHandler.h>
-#include <Poco/Net/HTTPRequestHandlerFactory.h>
-#include <Poco/Net/HTTPServer.h>
-#include <Poco/Net/HTTPServerParams.h>
-#include <Poco/Net/HTTPServerRequest.h>
-#include <Poco/Net/HTTPServerResponse.h>
-#include <Poco/Net/ServerSocket.h>
-#include <Poco/ThreadPool.h>
+#include "http_front.hpp"
 
-#include <atomic>
-#include <condition_variable>
-#include <ctime>
+#include <algorithm>
 #include <mutex>
-#include <thread>
 
 namespace kiln::serve {
 
@@ -28,16 +17,19 @@ namespace {
 struct Reply {
   int status = 200;
   std::string body;
-  std::string content_type = "application/json";
-  std::string model, version;  // for metrics, when the request named a model
+  const char* content_type = "application/json";
 };
 
 Reply json_reply(int status, const Json& j) {
-  return Reply{status, j.dump(), "application/json", "", ""};
+  return Reply{status, j.dump(), "application/json"};
 }
 
-Reply error_reply(int status, const std::string& message) {
-  return json_reply(status, Json{{"error", message}});
+HttpResponse to_http(Reply reply) {
+  return HttpResponse{reply.status, std::move(reply.body), reply.content_type, reply.status == 413};
+}
+
+HttpResponse error_response(int status, const std::string& message) {
+  return HttpResponse{status, json_error_body(message), "application/json", status == 413};
 }
 
 std::vector<std::string> split_path(const std::string& uri) {
@@ -54,18 +46,21 @@ std::vector<std::string> split_path(const std::string& uri) {
   return parts;
 }
 
+// A parsed inference request, kept for building its answer.
+struct InferCall {
+  InferRequest request;
+  std::vector<std::string> wanted;  // outputs to return; empty: all
+  Json id;                          // echoed when the request had one
+};
+
 }  // namespace
 
 struct Server::Impl {
   ServerOptions options;
   ModelRepository& repository;
   Metrics& metrics;
-  std::unique_ptr<Poco::ThreadPool> pool;
-  std::unique_ptr<Poco::Net::HTTPServer> http;
-  std::mutex mutex;  // active count and the access log
-  std::condition_variable idle;
-  int64_t active = 0;
-  bool stopped = false;
+  std::mutex log_mutex;
+  std::unique_ptr<HttpFront> http;
 
   Impl(ServerOptions o, ModelRepository& r, Metrics& m) : options(std::move(o)), repository(r), metrics(m) {}
 
@@ -77,56 +72,86 @@ struct Server::Impl {
     return json_reply(200, j);
   }
 
-  Reply infer(const std::shared_ptr<ModelVersion>& m, const std::string& body) const {
+  // The request body as an inference call; throws ServeError(400).
+  InferCall parse_infer(const ModelVersion& m, const std::string& body) const {
     Json request;
     try {
       request = Json::parse(body);
     } catch (const Json::parse_error& e) {
-      return error_reply(400, std::string("the request body is not valid JSON: ") + e.what());
+      throw ServeError(400, std::string("the request body is not valid JSON: ") + e.what());
     }
-    if (!request.is_object()) return error_reply(400, "the request body must be a JSON object");
+    if (!request.is_object()) throw ServeError(400, "the request body must be a JSON object");
     if (!request.contains("inputs") || !request["inputs"].is_array())
-      return error_reply(400, "the request needs \"inputs\": an array of tensors");
-    if (request.contains("id") && !request["id"].is_string()) return error_reply(400, "\"id\" must be a string");
-    InferRequest call;
-    for (const auto& input : request["inputs"]) call.inputs.push_back(tensor_from_json(input));
-    std::vector<std::string> wanted;
+      throw ServeError(400, "the request needs \"inputs\": an array of tensors");
+    if (request.contains("id") && !request["id"].is_string()) throw ServeError(400, "\"id\" must be a string");
+    InferCall call;
+    for (const auto& input : request["inputs"]) call.request.inputs.push_back(tensor_from_json(input));
     if (request.contains("outputs")) {
-      if (!request["outputs"].is_array()) return error_reply(400, "\"outputs\" must be an array of {\"name\": ...}");
+      if (!request["outputs"].is_array()) throw ServeError(400, "\"outputs\" must be an array of {\"name\": ...}");
       for (const auto& o : request["outputs"]) {
         if (!o.is_object() || !o.contains("name") || !o["name"].is_string())
-          return error_reply(400, "each requested output needs a \"name\"");
+          throw ServeError(400, "each requested output needs a \"name\"");
         const auto name = o["name"].get<std::string>();
-        const auto& declared = m->metadata()["outputs"];
+        const auto& declared = m.metadata()["outputs"];
         if (std::none_of(declared.begin(), declared.end(), [&](const Json& d) { return d["name"] == name; }))
-          return error_reply(400, "model '" + m->model() + "' has no output '" + name + "'");
-        wanted.push_back(name);
+          throw ServeError(400, "model '" + m.model() + "' has no output '" + name + "'");
+        call.wanted.push_back(name);
       }
     }
-    call.deadline = Clock::now() + options.request_timeout;
-    const auto outputs = m->infer(std::move(call));
-    Json response{{"model_name", m->model()}, {"model_version", std::to_string(m->version())}};
-    if (request.contains("id")) response["id"] = request["id"];
-    response["outputs"] = Json::array();
-    for (const auto& o : outputs)
-      if (wanted.empty() || std::find(wanted.begin(), wanted.end(), o.name) != wanted.end())
-        response["outputs"].push_back(tensor_to_json(o));
-    return json_reply(200, response);
+    if (request.contains("id")) call.id = std::move(request["id"]);
+    call.request.deadline = Clock::now() + options.request_timeout;
+    return call;
   }
 
-  // Routes one request; throws ServeError for the statuses it maps to.
-  Reply route(const std::string& method, const std::vector<std::string>& p, const std::string& body) const {
+  static HttpResponse infer_response(const std::string& model, int64_t version, const Json& id,
+                                     const std::vector<std::string>& wanted, InferResult result) {
+    if (result.error) {
+      try {
+        std::rethrow_exception(result.error);
+      } catch (const ServeError& e) {
+        return error_response(e.status(), e.what());
+      } catch (const std::exception& e) {
+        return error_response(500, std::string("internal error: ") + e.what());
+      }
+    }
+    Json response{{"model_name", model}, {"model_version", std::to_string(version)}};
+    if (!id.is_null()) response["id"] = id;
+    response["outputs"] = Json::array();
+    for (const auto& o : result.outputs)
+      if (wanted.empty() || std::find(wanted.begin(), wanted.end(), o.name) != wanted.end())
+        response["outputs"].push_back(tensor_to_json(o));
+    return HttpResponse{200, response.dump(), "application/json", false};
+  }
+
+  // Queues (batching) or runs the inference; the answer goes out through
+  // `responder` from the batcher's thread or at once.
+  void infer(const std::shared_ptr<ModelVersion>& m, HttpRequest& http_request, const Responder& responder) const {
+    InferCall call = parse_infer(*m, http_request.body);
+    http_request.hold = m;  // the version stays loaded until the answer is sent
+    // The callback must not own the version (see ModelVersion::infer_async).
+    m->infer_async(std::move(call.request),
+                   [responder, model = m->model(), version = m->version(), id = std::move(call.id),
+                    wanted = std::move(call.wanted)](InferResult result) {
+                     responder.send(infer_response(model, version, id, wanted, std::move(result)));
+                   });
+  }
+
+  // Answers one request (at once, or later for a queued inference); throws
+  // ServeError for the statuses it maps to.
+  void route(HttpRequest& request, const std::vector<std::string>& p, const Responder& responder) const {
+    const std::string& method = request.method;
     const bool get = method == "GET";
     if (p.size() == 1 && p[0] == "metrics" && get)
-      return Reply{200, metrics.render(repository.gauges()), "text/plain; version=0.0.4", "", ""};
+      return responder.send(to_http(Reply{200, metrics.render(repository.gauges()), "text/plain; version=0.0.4"}));
     if (p.empty() || p[0] != "v2") throw ServeError(404, "no such endpoint");
     if (p.size() == 1 && get)
-      return json_reply(200, Json{{"name", "kiln"}, {"version", host::kiln_version()}, {"extensions", Json::array()}});
+      return responder.send(to_http(
+          json_reply(200, Json{{"name", "kiln"}, {"version", host::kiln_version()}, {"extensions", Json::array()}})));
     if (p.size() == 3 && p[1] == "health" && get) {
-      if (p[2] == "live") return json_reply(200, Json{{"live", true}});
+      if (p[2] == "live") return responder.send(to_http(json_reply(200, Json{{"live", true}})));
       if (p[2] == "ready") {
         if (!repository.all_ready()) throw ServeError(503, "not every model in the repository is ready");
-        return json_reply(200, Json{{"ready", true}});
+        return responder.send(to_http(json_reply(200, Json{{"ready", true}})));
       }
     }
     if (p.size() >= 3 && p[1] == "models") {
@@ -142,106 +167,44 @@ struct Server::Impl {
         if (action == "infer" && method != "POST") throw ServeError(405, "infer needs POST");
         if (action != "infer" && !get) throw ServeError(405, "this endpoint needs GET");
         const auto m = repository.find(name, version);
-        Reply reply = action.empty()      ? model_metadata(m, name)
-                      : action == "ready" ? json_reply(200, Json{{"name", name}, {"ready", true}})
-                                          : infer(m, body);
-        reply.version = std::to_string(m->version());
-        return reply;
+        request.model_version = std::to_string(m->version());
+        if (action == "infer") return infer(m, request, responder);
+        return responder.send(
+            to_http(action.empty() ? model_metadata(m, name) : json_reply(200, Json{{"name", name}, {"ready", true}})));
       }
     }
     throw ServeError(404, "no such endpoint");
   }
-};
 
-namespace {
-
-class Handler : public Poco::Net::HTTPRequestHandler {
- public:
-  explicit Handler(Server::Impl& impl) : impl_(impl) {}
-
-  void handleRequest(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response) override {
-    const auto started = Clock::now();
-    {
-      const std::lock_guard<std::mutex> lock(impl_.mutex);
-      ++impl_.active;
-    }
-    const auto parts = split_path(request.getURI());
-    const bool names_model = parts.size() >= 3 && parts[0] == "v2" && parts[1] == "models";
-    Reply reply;
+  void handle(HttpRequest& request, const Responder& responder) const {
+    const auto parts = split_path(request.url);
+    if (parts.size() >= 3 && parts[0] == "v2" && parts[1] == "models") request.model = parts[2];
     try {
-      const std::string body = read_body(request);
-      reply = impl_.route(request.getMethod(), parts, body);
+      route(request, parts, responder);
     } catch (const ServeError& e) {
-      reply = error_reply(e.status(), e.what());
-      if (e.status() == 413) response.setKeepAlive(false);
+      responder.send(error_response(e.status(), e.what()));
     } catch (const std::exception& e) {
-      reply = error_reply(500, std::string("internal error: ") + e.what());
+      responder.send(error_response(500, std::string("internal error: ") + e.what()));
     }
-    if (names_model) reply.model = parts[2];
-    try {
-      response.setStatus(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(reply.status));
-      response.setContentType(reply.content_type);
-      response.setContentLength(static_cast<std::streamsize>(reply.body.size()));
-      response.sendBuffer(reply.body.data(), reply.body.size());
-    } catch (const std::exception&) {  // the client went away
-    }
-    const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
-    if (names_model) {
-      impl_.metrics.count_request(reply.model, reply.version, reply.status);
-      impl_.metrics.observe_latency(reply.model, seconds);
+  }
+
+  // Metrics and the access log, once an answer is on its way.
+  void completed(const HttpRequest& request, int status, size_t body_bytes) {
+    const double seconds = std::chrono::duration<double>(Clock::now() - request.started).count();
+    if (!request.model.empty()) {
+      metrics.count_request(request.model, request.model_version, status);
+      metrics.observe_latency(request.model, seconds);
     } else {
-      impl_.metrics.count_request("", "", reply.status);
+      metrics.count_request("", "", status);
     }
-    const std::lock_guard<std::mutex> lock(impl_.mutex);
-    if (impl_.options.access_log != nullptr)
-      *impl_.options.access_log << request.clientAddress().host().toString() << " " << kiln::host::wall_clock_now()
-                                << " \"" << request.getMethod() << " " << request.getURI() << " "
-                                << request.getVersion() << "\" " << reply.status << " " << reply.body.size() << " "
-                                << seconds << "\n"
-                                << std::flush;
-    if (--impl_.active == 0) impl_.idle.notify_all();
+    if (options.access_log == nullptr) return;
+    const std::lock_guard<std::mutex> lock(log_mutex);
+    *options.access_log << request.peer << " " << kiln::host::wall_clock_now() << " \"" << request.method << " "
+                        << request.url << " HTTP/1." << request.version_minor << "\" " << status << " " << body_bytes
+                        << " " << seconds << "\n"
+                        << std::flush;
   }
-
- private:
-  std::string read_body(Poco::Net::HTTPServerRequest& request) const {
-    const auto limit = impl_.options.max_body_bytes;
-    const auto length = request.getContentLength64();
-    if (length != Poco::Net::HTTPMessage::UNKNOWN_CONTENT_LENGTH && static_cast<uint64_t>(length) > limit) {
-      // Read (and drop) a moderate excess first: closing on unread bytes
-      // resets the connection, and the client might never see the 413.
-      constexpr int64_t kDrainAtMost = 16 << 20;
-      if (length <= kDrainAtMost) request.stream().ignore(static_cast<std::streamsize>(length));
-      throw ServeError(413, "the request body has " + std::to_string(length) + " bytes, more than the limit of " +
-                                std::to_string(limit));
-    }
-    std::string body;
-    if (length > 0) body.reserve(static_cast<size_t>(length));
-    auto& in = request.stream();
-    char buffer[65536];
-    while (in) {
-      in.read(buffer, sizeof buffer);
-      body.append(buffer, static_cast<size_t>(in.gcount()));
-      if (body.size() > limit)
-        throw ServeError(413, "the request body is larger than the limit of " + std::to_string(limit) + " bytes");
-    }
-    return body;
-  }
-
-  Server::Impl& impl_;
 };
-
-class Factory : public Poco::Net::HTTPRequestHandlerFactory {
- public:
-  explicit Factory(Server::Impl& impl) : impl_(impl) {}
-  Poco::Net::HTTPRequestHandler* createRequestHandler(const Poco::Net::HTTPServerRequest&) override {
-    return new Handler(impl_);  // Poco takes ownership
-  }
-
- private:
-  Server::Impl& impl_;
-};
-
-}  // namespace
 
 Server::Server(ServerOptions options, ModelRepository& repository, Metrics& metrics)
     : impl_(std::make_unique<Impl>(std::move(options), repository, metrics)) {}
@@ -251,26 +214,19 @@ Server::~Server() {
 }
 
 void Server::start() {
-  auto& o = impl_->options;
-  // Not Poco's (address, backlog) constructor: it sets SO_REUSEPORT, which
-  // lets a second server bind the same port and silently split the traffic.
-  Poco::Net::ServerSocket socket;
-  try {
-    socket.bind(Poco::Net::SocketAddress(o.host, o.port), true, false);
-    socket.listen(o.max_queued_connections);
-  } catch (const Poco::Exception& e) {
-    throw std::runtime_error("cannot listen on " + o.host + ":" + std::to_string(o.port) + ": " + e.displayText());
-  }
-  auto params = Poco::AutoPtr<Poco::Net::HTTPServerParams>(new Poco::Net::HTTPServerParams);
-  params->setMaxThreads(o.threads);
-  params->setMaxQueued(o.max_queued_connections);
-  params->setKeepAlive(true);
-  params->setMaxKeepAliveRequests(0);  // unlimited
-  params->setKeepAliveTimeout(Poco::Timespan(o.keep_alive_timeout.count() * 1000));
-  params->setTimeout(Poco::Timespan(o.request_timeout.count() * 1000));
-  params->setServerName("kiln");
-  impl_->pool = std::make_unique<Poco::ThreadPool>(2, o.threads + 2);
-  impl_->http = std::make_unique<Poco::Net::HTTPServer>(new Factory(*impl_), *impl_->pool, socket, params);
+  const auto& o = impl_->options;
+  HttpFrontOptions front;
+  front.host = o.host;
+  front.port = o.port;
+  front.io_threads = o.io_threads;
+  front.backlog = o.max_queued_connections;
+  front.max_body_bytes = o.max_body_bytes;
+  front.request_timeout = o.request_timeout;
+  front.keep_alive_timeout = o.keep_alive_timeout;
+  auto& impl = *impl_;
+  impl_->http = std::make_unique<HttpFront>(
+      front, [&impl](HttpRequest& request, const Responder& responder) { impl.handle(request, responder); },
+      [&impl](const HttpRequest& request, int status, size_t bytes) { impl.completed(request, status, bytes); });
   impl_->http->start();
 }
 
@@ -279,18 +235,7 @@ uint16_t Server::port() const {
 }
 
 void Server::stop(std::chrono::milliseconds drain) {
-  if (!impl_->http || impl_->stopped) return;
-  impl_->stopped = true;
-  impl_->http->stopAll(false);  // no new connections; open ones close after their current request
-  const auto until = Clock::now() + drain;
-  {
-    std::unique_lock<std::mutex> lock(impl_->mutex);
-    impl_->idle.wait_until(lock, until, [&] { return impl_->active == 0; });
-  }
-  while (impl_->http->currentConnections() > 0 && Clock::now() < until)
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  impl_->http->stopAll(true);
-  impl_->pool->joinAll();
+  if (impl_->http) impl_->http->stop(drain);
 }
 
 }  // namespace kiln::serve

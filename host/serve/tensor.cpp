@@ -55,6 +55,7 @@ template <class T>
 Json values(const HostTensor& t) {
   Json out = Json::array();
   const auto n = static_cast<size_t>(t.elements());
+  out.get_ref<Json::array_t&>().reserve(n);
   for (size_t i = 0; i < n; ++i) {
     T value;
     std::memcpy(&value, t.bytes.data() + i * sizeof(T), sizeof(T));
@@ -112,6 +113,7 @@ HostTensor tensor_from_json(const Json& input) {
       bad(where + ": shape " + input["shape"].dump() + " is too large");
   }
   std::vector<const Json*> flat;
+  if (input["data"].is_array()) flat.reserve(input["data"].size());  // exact when flat, rows when nested
   flatten(input["data"], flat);
   if (static_cast<int64_t>(flat.size()) != t.elements())
     bad(where + ": shape " + input["shape"].dump() + " needs " + std::to_string(t.elements()) +

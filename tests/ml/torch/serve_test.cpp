@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "predict.hpp"
+#include "raw_http_client.hpp"
 #include "torch_test_data.hpp"
 #include "transform.hpp"
 
@@ -457,6 +458,51 @@ TEST(Serve, HotReloadUnderLoadLosesNoRequest) {
   EXPECT_EQ(http(s.port(), "GET", "/v2/models/blobs/versions/3/ready").status, 503);
   const auto metrics = http(s.port(), "GET", "/metrics").body;
   EXPECT_NE(metrics.find("kiln_serve_model_load_failures_total{model=\"blobs\",version=\"3\"} 1"), std::string::npos);
+}
+
+std::string raw_infer(const std::string& body, const std::string& extra_headers = "") {
+  return "POST /v2/models/blobs/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\n" + extra_headers + "\r\n" + body;
+}
+
+// Pipelined inference on one connection, batched with other connections'
+// requests, comes back in order; a body over 1 KiB with Expect: 100-continue
+// (what curl sends) works; 200 keep-alive connections on two I/O threads.
+TEST(Serve, PipeliningExpectContinueAndManyConnections) {
+  TempDir dir;
+  const auto m = train_model(dir / "train");
+  copy_version(m.model, dir / "repo" / "blobs", 1);
+  write_text(dir / "repo" / "blobs" / "config.json", R"({"max_batch_size": 16, "max_queue_delay_us": 2000})");
+  kiln::serve::ServerOptions options;
+  options.io_threads = 2;
+  Serving s(dir / "repo", options);
+  const auto check_row = [&](const Reply& r, int64_t row) {
+    ASSERT_EQ(r.status, 200) << r.body;
+    expect_close(m.offline, Json::parse(r.body)["outputs"][0]["data"], row * m.classes);
+  };
+
+  Client pipelined(s.port());
+  std::string requests;
+  for (int64_t i = 0; i < 8; ++i) requests += raw_infer(infer_body(rows_of(m.test_raw, i, 1), 4));
+  pipelined.send(requests);
+  for (int64_t i = 0; i < 8; ++i) check_row(pipelined.read_reply(), i);
+
+  const int64_t rows = static_cast<int64_t>(m.offline.size()) / m.classes;
+  const std::string big = infer_body(rows_of(m.test_raw, 0, rows), 4);
+  ASSERT_GT(big.size(), 1024u);
+  const std::string expecting = raw_infer(big, "Expect: 100-continue\r\n");
+  pipelined.send(expecting.substr(0, expecting.size() - big.size()));  // the head; the body after the 100
+  EXPECT_EQ(pipelined.read_reply().status, 100);
+  pipelined.send(big);
+  const auto all = pipelined.read_reply();
+  ASSERT_EQ(all.status, 200) << all.body;
+  expect_close(m.offline, Json::parse(all.body)["outputs"][0]["data"]);
+
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int i = 0; i < 200; ++i) clients.push_back(std::make_unique<Client>(s.port()));
+  for (size_t i = 0; i < clients.size(); ++i)
+    clients[i]->send(raw_infer(infer_body(rows_of(m.test_raw, static_cast<int64_t>(i) % rows, 1), 4)));
+  for (size_t i = 0; i < clients.size(); ++i) check_row(clients[i]->read_reply(), static_cast<int64_t>(i) % rows);
 }
 
 TEST(Serve, VersionPolicies) {

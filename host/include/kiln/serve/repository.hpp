@@ -15,6 +15,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <exception>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -47,6 +48,14 @@ struct InferRequest {
   std::chrono::steady_clock::time_point deadline;
 };
 
+// What an inference produced: the outputs, or the failure (a ServeError with
+// its status, or another exception: 500).
+struct InferResult {
+  std::vector<HostTensor> outputs;
+  std::exception_ptr error;
+};
+using InferCallback = std::function<void(InferResult)>;
+
 // One loaded version: the runtime's model, its metadata and its batcher.
 class ModelVersion {
  public:
@@ -59,9 +68,13 @@ class ModelVersion {
   const std::string& model() const { return model_; }
   int64_t version() const { return version_; }
   const host::Json& metadata() const { return metadata_; }  // {"platform", "inputs", "outputs", ...}
-  // Checks the inputs against the metadata (400), queues or runs them, and
-  // returns every output. Throws ServeError: 400, 503 (queue full), 504, 500.
-  std::vector<HostTensor> infer(InferRequest request);
+  // Checks the inputs against the metadata and throws ServeError at once (400;
+  // 503 when the queue is full); otherwise `done` runs exactly once with the outputs or the
+  // failure (ServeError 504 when the deadline passes in the queue, 500 ...).
+  // It runs on the version's worker thread (the batcher; without batching it
+  // takes one request per runtime call), so it must not block, and it must
+  // not own this version (its last owner would join the worker from itself).
+  void infer_async(InferRequest request, InferCallback done);
   size_t queue_depth() const;
 
  private:
@@ -69,6 +82,7 @@ class ModelVersion {
   void check(const std::vector<HostTensor>& inputs) const;
   std::vector<std::vector<HostTensor>> run_batch(const std::vector<const std::vector<HostTensor>*>& requests);
   void batch_loop();
+  void run_pending(std::vector<std::shared_ptr<Pending>> batch);
 
   std::string model_;
   int64_t version_;
@@ -77,12 +91,12 @@ class ModelVersion {
   host::Json metadata_;
   ModelConfig config_;
   Metrics* metrics_;
-  bool batching_ = false;
+  bool batching_ = false;  // requests are concatenated; else one request per runtime call
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<std::shared_ptr<Pending>> queue_;
-  std::atomic<int64_t> in_flight_{0};
+  int64_t queued_rows_ = 0;  // rows in queue_
   bool stopping_ = false;
   std::thread batcher_;
 };

@@ -1,5 +1,6 @@
 // The HTTP front of `kiln serve`: the Open Inference Protocol (KServe V2)
-// REST endpoints on Poco's HTTPServer, /metrics and an access log.
+// REST endpoints on an event-driven HTTP/1.1 front end (a few epoll I/O
+// threads; host/serve/http_front.hpp), /metrics and an access log.
 #pragma once
 
 #include <kiln/serve/metrics.hpp>
@@ -15,11 +16,11 @@ namespace kiln::serve {
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
-  uint16_t port = 8080;  // 0: any free port (see Server::port)
-  int threads = 64;      // HTTP worker threads: one per open (keep-alive) connection
-  int max_queued_connections = 256;
+  uint16_t port = 8080;               // 0: any free port (see Server::port)
+  int io_threads = 0;                 // epoll I/O threads, each serving many connections; 0: one per core
+  int max_queued_connections = 256;   // listen backlog
   size_t max_body_bytes = 64u << 20;  // larger request bodies get 413
-  std::chrono::milliseconds request_timeout{30000};
+  std::chrono::milliseconds request_timeout{30000};  // to receive a request, and to answer it (504)
   std::chrono::milliseconds keep_alive_timeout{10000};
   std::ostream* access_log = nullptr;  // one line per request when set
 };
@@ -33,8 +34,8 @@ class Server {
 
   void start();
   uint16_t port() const;
-  // Stops accepting, lets requests in progress finish (at most `drain`),
-  // then closes idle keep-alive connections.
+  // Stops accepting, closes idle connections, lets requests in progress be
+  // answered (at most `drain`), then closes the rest.
   void stop(std::chrono::milliseconds drain = std::chrono::seconds(30));
 
   struct Impl;

@@ -1,0 +1,784 @@
+#include "http_front.hpp"
+
+#include <kiln/host/json.hpp>
+
+#include <Poco/Exception.h>
+#include <Poco/Net/ServerSocket.h>
+#include <Poco/Net/SocketAddress.h>
+
+#include <arpa/inet.h>
+#include <http_parser.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <system_error>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace kiln::serve {
+
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// Owns one file descriptor.
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  ~UniqueFd() { reset(); }
+  UniqueFd(UniqueFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  UniqueFd& operator=(UniqueFd&& other) noexcept {
+    if (this != &other) {
+      reset();
+      fd_ = std::exchange(other.fd_, -1);
+    }
+    return *this;
+  }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  int get() const { return fd_; }
+  void reset() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+UniqueFd checked(int fd, const char* what) {
+  if (fd < 0) throw std::system_error(errno, std::generic_category(), what);
+  return UniqueFd(fd);
+}
+
+// epoll data of the two descriptors that are not connections.
+constexpr uint64_t kListenId = 0;
+constexpr uint64_t kWakeId = 1;
+constexpr size_t kReadChunk = 64 << 10;
+// Unparsed input (pipelined requests waiting for an answer) and unsent
+// output past which a connection is not read further until they shrink.
+constexpr size_t kMaxBacklog = 1 << 20;
+// After a 413 the rest of the body is read and dropped (up to this much, for
+// at most kDiscardFor): closing on unread bytes sends a reset, which can
+// destroy the 413 before the client reads it.
+constexpr size_t kDiscardAtMost = 16 << 20;
+constexpr auto kDiscardFor = std::chrono::seconds(2);
+constexpr auto kSweepEvery = std::chrono::milliseconds(100);
+
+const char* reason_phrase(int status) {
+  switch (status) {
+    case 100:
+      return "Continue";
+    case 200:
+      return "OK";
+    case 400:
+      return "Bad Request";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 413:
+      return "Payload Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    default:
+      return status < 400 ? "OK" : status < 500 ? "Client Error" : "Server Error";
+  }
+}
+
+// The status line and headers of an answer, appended to the connection's
+// output buffer (reused from request to request: no allocation once warm).
+void append_head(std::string& out, int status, const char* content_type, size_t length, bool keep_alive, bool http10) {
+  std::array<char, 320> head;
+  const char* connection = !keep_alive ? "Connection: close\r\n" : http10 ? "Connection: keep-alive\r\n" : "";
+  const int n = std::snprintf(head.data(), head.size(),
+                              "HTTP/1.1 %d %s\r\nServer: kiln\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n",
+                              status, reason_phrase(status), content_type, length, connection);
+  out.append(head.data(), static_cast<size_t>(std::min<int>(n, static_cast<int>(head.size()) - 1)));
+}
+
+bool iequals(const std::string& a, const char* b) {
+  const size_t n = std::strlen(b);
+  if (a.size() != n) return false;
+  for (size_t i = 0; i < n; ++i)
+    if (std::tolower(static_cast<unsigned char>(a[i])) != b[i]) return false;
+  return true;
+}
+
+std::string peer_address(const sockaddr_storage& addr) {
+  std::array<char, INET6_ADDRSTRLEN> text{};
+  if (addr.ss_family == AF_INET)
+    ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in&>(addr).sin_addr, text.data(), text.size());
+  else if (addr.ss_family == AF_INET6)
+    ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6&>(addr).sin6_addr, text.data(), text.size());
+  return text.data();
+}
+
+}  // namespace
+
+std::string json_error_body(const std::string& message) {
+  return host::Json{{"error", message}}.dump();
+}
+
+struct Loop;
+
+// An answer from another thread, for request `sequence` of connection `connection`.
+struct PostedAnswer {
+  uint64_t connection;
+  uint64_t sequence;
+  HttpResponse response;
+};
+
+// What other threads hand a loop: answers (typed, so posting one allocates
+// nothing once the queues have grown), other tasks (new connections, stop),
+// and the eventfd that wakes it. Responders share it, so a late answer after
+// the loop is gone is dropped rather than touching freed memory.
+struct Mailbox {
+  std::mutex mutex;
+  std::vector<PostedAnswer> answers;
+  std::vector<std::function<void(Loop&)>> tasks;
+  bool closed = false;
+  UniqueFd wake = checked(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), "eventfd");
+  std::atomic<std::thread::id> owner{};
+  Loop* loop = nullptr;  // used on the owner thread only, while not closed
+
+  // False when the loop has ended.
+  bool post(std::function<void(Loop&)> task) {
+    return deliver([&] { tasks.push_back(std::move(task)); });
+  }
+  bool post(PostedAnswer answer) {
+    return deliver([&] { answers.push_back(std::move(answer)); });
+  }
+
+ private:
+  template <class Push>
+  bool deliver(Push push) {
+    bool was_empty = false;
+    {
+      const std::lock_guard<std::mutex> lock(mutex);
+      if (closed) return false;
+      was_empty = tasks.empty() && answers.empty();
+      push();
+    }
+    if (was_empty) {  // else the loop is already woken and will take this too
+      const uint64_t one = 1;
+      [[maybe_unused]] const auto n = ::write(wake.get(), &one, sizeof one);
+    }
+    return true;
+  }
+};
+
+struct Responder::Target {
+  std::shared_ptr<Mailbox> mailbox;
+  uint64_t connection;
+  uint64_t sequence;
+};
+
+// One client connection, owned by its loop; everything here runs on that loop's thread.
+struct Connection {
+  uint64_t id = 0;
+  UniqueFd fd;
+  std::string peer;
+  http_parser parser{};
+
+  std::string in;  // received bytes; [parsed, size) not yet parsed
+  size_t parsed = 0;
+  size_t max_body_bytes = 0;
+  std::string out;  // answers to send; [written, size) not yet sent
+  size_t written = 0;
+
+  // The request being received.
+  HttpRequest request;
+  bool receiving = false;  // between its first byte and its end
+  std::string field, value;
+  bool in_value = false, expect_continue = false;
+  bool message_done = false, keep_alive = true;
+  int reject_status = 0;
+  std::string reject_message;
+
+  // The request being answered (one at a time: pipelined ones wait in `in`).
+  std::unique_ptr<HttpRequest> answering;
+  bool answer_keep_alive = true;
+  uint64_t sequence = 0;  // of the current request; a Responder of an older one is stale
+  bool dispatching = false;
+  Clock::time_point answer_deadline;
+
+  bool close_after_write = false, discarding = false, peer_closed = false, shut_down = false, dead = false;
+  size_t discarded = 0;
+  Clock::time_point last_activity, discard_until, deadline;
+  uint32_t events = 0;  // registered with epoll
+
+  bool output_pending() const { return written < out.size(); }
+  size_t unparsed() const { return in.size() - parsed; }
+};
+
+// ------------------------------------------------------- parser callbacks
+
+namespace {
+
+Connection& connection_of(http_parser* p) {
+  return *static_cast<Connection*>(p->data);
+}
+
+void end_header(Connection& c) {
+  if (iequals(c.field, "expect")) {
+    while (!c.value.empty() && (c.value.back() == ' ' || c.value.back() == '\t')) c.value.pop_back();
+    c.expect_continue = iequals(c.value, "100-continue");
+  }
+  c.field.clear();
+  c.value.clear();
+  c.in_value = false;
+}
+
+int on_message_begin(http_parser* p) {
+  Connection& c = connection_of(p);
+  c.request.started = Clock::now();
+  c.receiving = true;
+  c.expect_continue = false;
+  c.field.clear();
+  c.value.clear();
+  c.in_value = false;
+  return 0;
+}
+
+int on_url(http_parser* p, const char* at, size_t length) {
+  connection_of(p).request.url.append(at, length);
+  return 0;
+}
+
+int on_header_field(http_parser* p, const char* at, size_t length) {
+  Connection& c = connection_of(p);
+  if (c.in_value) end_header(c);
+  c.field.append(at, length);
+  return 0;
+}
+
+int on_header_value(http_parser* p, const char* at, size_t length) {
+  Connection& c = connection_of(p);
+  c.in_value = true;
+  c.value.append(at, length);
+  return 0;
+}
+
+// Decides 413 from Content-Length before any of the body is read.
+int on_headers_complete(http_parser* p) {
+  Connection& c = connection_of(p);
+  if (c.in_value || !c.field.empty()) end_header(c);
+  c.request.method = http_method_str(static_cast<http_method>(p->method));
+  c.request.version_minor = p->http_major == 1 ? p->http_minor : 0;
+  const bool has_length = (p->flags & F_CONTENTLENGTH) != 0;
+  if (has_length && p->content_length > c.max_body_bytes) {
+    c.reject_status = 413;
+    c.reject_message = "the request body has " + std::to_string(p->content_length) + " bytes, more than the limit of " +
+                       std::to_string(c.max_body_bytes);
+    return -1;  // stops the parser; parse() answers
+  }
+  if (has_length) c.request.body.reserve(static_cast<size_t>(p->content_length));
+  if (c.expect_continue && p->http_major == 1 && p->http_minor >= 1) c.out += "HTTP/1.1 100 Continue\r\n\r\n";
+  return 0;
+}
+
+int on_body(http_parser* p, const char* at, size_t length) {
+  Connection& c = connection_of(p);
+  if (c.request.body.size() + length > c.max_body_bytes) {  // chunked: no length was announced
+    c.reject_status = 413;
+    c.reject_message = "the request body is larger than the limit of " + std::to_string(c.max_body_bytes) + " bytes";
+    return -1;
+  }
+  c.request.body.append(at, length);
+  return 0;
+}
+
+int on_message_complete(http_parser* p) {
+  Connection& c = connection_of(p);
+  c.keep_alive = http_should_keep_alive(p) != 0 && p->upgrade == 0;
+  c.message_done = true;
+  c.receiving = false;
+  http_parser_pause(p, 1);  // one request at a time: the next waits for this one's answer
+  return 0;
+}
+
+const http_parser_settings& parser_settings() {
+  static const http_parser_settings settings = [] {
+    http_parser_settings s{};
+    s.on_message_begin = on_message_begin;
+    s.on_url = on_url;
+    s.on_header_field = on_header_field;
+    s.on_header_value = on_header_value;
+    s.on_headers_complete = on_headers_complete;
+    s.on_body = on_body;
+    s.on_message_complete = on_message_complete;
+    return s;
+  }();
+  return settings;
+}
+
+}  // namespace
+
+struct HttpFront::Impl {
+  HttpFrontOptions options;
+  Handler handler;
+  Completed completed;
+  Poco::Net::ServerSocket listener;
+  uint16_t bound_port = 0;
+  std::vector<std::unique_ptr<Loop>> loops;
+  bool started = false, stopped = false;
+
+  Impl(HttpFrontOptions o, Handler h, Completed c)
+      : options(std::move(o)), handler(std::move(h)), completed(std::move(c)) {}
+};
+
+struct Loop {
+  HttpFront::Impl& front;
+  const size_t index;
+  UniqueFd epoll = checked(::epoll_create1(EPOLL_CLOEXEC), "epoll_create1");
+  std::shared_ptr<Mailbox> mailbox = std::make_shared<Mailbox>();
+  std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections;
+  uint64_t next_id = 2;
+  size_t next_loop = 0;  // round-robin target of accepted connections (loop 0)
+  bool listening = false, paused_listening = false, stopping = false;
+  Clock::time_point drain_until, last_sweep;
+  std::vector<char> read_buffer = std::vector<char>(kReadChunk);
+  std::vector<PostedAnswer> taken_answers;  // from the mailbox, being run
+  std::vector<std::function<void(Loop&)>> taken_tasks;
+  std::thread thread;
+
+  Loop(HttpFront::Impl& f, size_t i) : front(f), index(i) {
+    mailbox->loop = this;
+    watch(mailbox->wake.get(), kWakeId, EPOLLIN);
+    if (index == 0) {
+      watch(front.listener.impl()->sockfd(), kListenId, EPOLLIN);
+      listening = true;
+    }
+  }
+
+  void watch(int fd, uint64_t id, uint32_t events) {
+    epoll_event event{};
+    event.events = events;
+    event.data.u64 = id;
+    if (::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, fd, &event) != 0)
+      throw std::system_error(errno, std::generic_category(), "epoll_ctl");
+  }
+
+  // ------------------------------------------------------------- the loop
+
+  void run() {
+    mailbox->owner = std::this_thread::get_id();
+    std::array<epoll_event, 128> events;
+    last_sweep = Clock::now();
+    for (;;) {
+      const int n = ::epoll_wait(epoll.get(), events.data(), static_cast<int>(events.size()),
+                                 static_cast<int>(kSweepEvery.count()));
+      for (int i = 0; i < n; ++i) {
+        const auto& event = events[static_cast<size_t>(i)];
+        if (event.data.u64 == kListenId) {
+          accept_all();
+        } else if (event.data.u64 == kWakeId) {
+          run_tasks();
+        } else {
+          const auto it = connections.find(event.data.u64);
+          if (it != connections.end()) on_event(*it->second, event.events);
+        }
+      }
+      const auto now = Clock::now();
+      if (now - last_sweep >= kSweepEvery) sweep(now);
+      if (stopping && (connections.empty() || now >= drain_until)) break;
+    }
+    {
+      const std::lock_guard<std::mutex> lock(mailbox->mutex);
+      mailbox->closed = true;
+      mailbox->tasks.clear();
+      mailbox->answers.clear();
+    }
+    connections.clear();
+  }
+
+  void run_tasks() {
+    uint64_t count = 0;
+    [[maybe_unused]] const auto n = ::read(mailbox->wake.get(), &count, sizeof count);
+    {
+      const std::lock_guard<std::mutex> lock(mailbox->mutex);
+      taken_answers.swap(mailbox->answers);  // the mailbox gets back the emptied vectors, capacity kept
+      taken_tasks.swap(mailbox->tasks);
+    }
+    for (auto& a : taken_answers) answer(a.connection, a.sequence, std::move(a.response));
+    for (auto& task : taken_tasks) task(*this);
+    taken_answers.clear();
+    taken_tasks.clear();
+  }
+
+  void accept_all() {
+    const int listen_fd = front.listener.impl()->sockfd();
+    for (int i = 0; i < 64; ++i) {
+      sockaddr_storage addr{};
+      socklen_t length = sizeof addr;
+      const int fd = ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&addr), &length, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) {
+        if (errno == EINTR || errno == ECONNABORTED) continue;
+        const int error = errno;
+        if (error == EAGAIN || error == EWOULDBLOCK) return;
+        stop_listening();
+        // Out of descriptors: the socket stays readable, so polling it
+        // again now would spin; the sweep listens again in a moment.
+        // Anything else (EINVAL: stop() shut the socket down) is final.
+        paused_listening = error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM;
+        return;
+      }
+      UniqueFd owned(fd);
+      const int one = 1;
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      // One acceptor hands connections out in turn: every loop gets its
+      // share (with one listening socket per loop, SO_REUSEPORT, a second
+      // server could bind the same port and silently take half the traffic).
+      Loop& target = *front.loops[next_loop++ % front.loops.size()];
+      if (&target == this) {
+        adopt(std::move(owned), peer_address(addr));
+      } else {
+        auto shared = std::make_shared<UniqueFd>(std::move(owned));
+        target.mailbox->post([shared, peer = peer_address(addr)](Loop& loop) { loop.adopt(std::move(*shared), peer); });
+      }
+    }
+  }
+
+  void stop_listening() {
+    if (!listening) return;
+    ::epoll_ctl(epoll.get(), EPOLL_CTL_DEL, front.listener.impl()->sockfd(), nullptr);
+    listening = false;
+  }
+
+  void adopt(UniqueFd fd, std::string peer) {
+    if (stopping) return;
+    auto c = std::make_unique<Connection>();
+    c->id = next_id++;
+    c->fd = std::move(fd);
+    c->peer = std::move(peer);
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c.get();
+    c->max_body_bytes = front.options.max_body_bytes;
+    c->last_activity = Clock::now();
+    c->events = EPOLLIN;
+    watch(c->fd.get(), c->id, c->events);
+    Connection& connection = *c;
+    connections.emplace(c->id, std::move(c));
+    settle(connection);
+  }
+
+  void begin_stop(Clock::time_point until) {
+    stopping = true;
+    drain_until = until;
+    paused_listening = false;
+    stop_listening();
+    std::vector<uint64_t> ids;
+    for (const auto& [id, c] : connections) ids.push_back(id);
+    for (const auto id : ids) {
+      Connection& c = *connections.at(id);
+      c.close_after_write = true;  // no new request is started
+      if (!c.answering && !c.output_pending()) c.dead = true;
+      settle(c);
+    }
+  }
+
+  // Timeouts, checked every kSweepEvery.
+  void sweep(Clock::time_point now) {
+    last_sweep = now;
+    if (paused_listening && !stopping) {
+      paused_listening = false;
+      watch(front.listener.impl()->sockfd(), kListenId, EPOLLIN);
+      listening = true;
+    }
+    std::vector<uint64_t> due;
+    for (const auto& [id, c] : connections)
+      if (c->deadline <= now) due.push_back(id);
+    for (const auto id : due) {
+      Connection& c = *connections.at(id);
+      if (c.answering) {
+        complete(c, HttpResponse{504, json_error_body("no answer within the request timeout"), "application/json"});
+        advance(c);
+      } else if (c.receiving && !c.output_pending() && !c.close_after_write) {
+        reject(c, 408, "the request was not received within the request timeout");
+        flush(c);
+      } else {
+        c.dead = true;  // idle past the keep-alive timeout, a client not reading, or done discarding
+      }
+      settle(c);
+    }
+  }
+
+  // ------------------------------------------------------------ one socket
+
+  void on_event(Connection& c, uint32_t events) {
+    if (events & EPOLLERR) {
+      c.dead = true;
+    } else {
+      if (events & (EPOLLIN | EPOLLHUP)) receive(c);
+      if (events & EPOLLOUT) flush(c);
+      advance(c);
+    }
+    settle(c);
+  }
+
+  void receive(Connection& c) {
+    for (;;) {
+      const ssize_t n = ::recv(c.fd.get(), read_buffer.data(), read_buffer.size(), 0);
+      if (n > 0) {
+        c.last_activity = Clock::now();
+        if (c.discarding) {
+          c.discarded += static_cast<size_t>(n);
+          if (c.discarded > kDiscardAtMost) c.dead = true;
+        } else {
+          c.in.append(read_buffer.data(), static_cast<size_t>(n));
+        }
+        if (static_cast<size_t>(n) < read_buffer.size() || c.unparsed() >= kMaxBacklog) return;
+      } else if (n == 0) {
+        c.peer_closed = true;
+        return;
+      } else if (errno == EINTR) {
+        continue;
+      } else {
+        if (errno != EAGAIN && errno != EWOULDBLOCK) c.dead = true;
+        return;
+      }
+    }
+  }
+
+  // Parses and answers what can be, sends what is ready; again while that frees room.
+  void advance(Connection& c) {
+    for (int round = 0; round < 4 && !c.dead; ++round) {
+      parse(c);
+      flush(c);
+      if (c.output_pending() || c.answering || c.close_after_write || c.unparsed() == 0) break;
+    }
+  }
+
+  void parse(Connection& c) {
+    while (!c.dead && !c.answering && !c.close_after_write && c.unparsed() > 0 &&
+           c.out.size() - c.written < kMaxBacklog) {
+      const size_t n = http_parser_execute(&c.parser, &parser_settings(), c.in.data() + c.parsed, c.unparsed());
+      c.parsed += n;
+      const auto error = HTTP_PARSER_ERRNO(&c.parser);
+      if (c.reject_status != 0) {
+        reject(c, c.reject_status, c.reject_message);
+        break;
+      }
+      if (error == HPE_PAUSED) {
+        http_parser_pause(&c.parser, 0);
+      } else if (error != HPE_OK) {
+        reject(c, 400, std::string("malformed HTTP request: ") + http_errno_description(error));
+        break;
+      }
+      if (c.message_done) {
+        c.message_done = false;
+        dispatch(c);
+      } else if (n == 0) {
+        break;  // nothing consumed and nothing finished: wait for more bytes
+      }
+    }
+    if (c.parsed == c.in.size()) {
+      c.in.clear();
+      c.parsed = 0;
+    } else if (c.parsed >= kReadChunk) {
+      c.in.erase(0, c.parsed);
+      c.parsed = 0;
+    }
+  }
+
+  void dispatch(Connection& c) {
+    c.answering = std::make_unique<HttpRequest>(std::move(c.request));
+    c.request = HttpRequest{};
+    c.answering->peer = c.peer;
+    c.answer_keep_alive = c.keep_alive;
+    c.answer_deadline = Clock::now() + front.options.request_timeout;
+    const uint64_t sequence = ++c.sequence;
+    const Responder responder(std::make_shared<Responder::Target>(Responder::Target{mailbox, c.id, sequence}));
+    c.dispatching = true;
+    try {
+      front.handler(*c.answering, responder);
+    } catch (const std::exception& e) {
+      answer(c.id, sequence, HttpResponse{500, json_error_body(std::string("internal error: ") + e.what())});
+    }
+    c.dispatching = false;
+  }
+
+  // An answer for request `sequence` of connection `id` (from a Responder).
+  void answer(uint64_t id, uint64_t sequence, HttpResponse response) {
+    const auto it = connections.find(id);
+    if (it == connections.end()) return;  // the connection is gone
+    Connection& c = *it->second;
+    if (!c.answering || c.sequence != sequence) return;  // timed out already
+    complete(c, std::move(response));
+    if (c.dispatching) return;  // parse() goes on with the next request
+    advance(c);
+    settle(c);
+  }
+
+  void complete(Connection& c, HttpResponse response) {
+    const bool keep_alive = c.answer_keep_alive && !response.close && !stopping;
+    append_head(c.out, response.status, response.content_type, response.body.size(), keep_alive,
+                c.answering->version_minor == 0);
+    c.out += response.body;
+    if (front.completed) front.completed(*c.answering, response.status, response.body.size());
+    c.answering.reset();
+    ++c.sequence;
+    if (!keep_alive) c.close_after_write = true;
+    c.last_activity = Clock::now();
+  }
+
+  // Answers a request that was not dispatched (malformed, too large, too
+  // slow) and closes the connection after it, dropping the rest of the input.
+  void reject(Connection& c, int status, const std::string& message) {
+    const std::string body = json_error_body(message);
+    append_head(c.out, status, "application/json", body.size(), false, false);
+    c.out += body;
+    c.request.peer = c.peer;
+    if (front.completed) front.completed(c.request, status, body.size());
+    c.reject_status = 0;
+    c.receiving = false;
+    c.close_after_write = true;
+    c.discarding = true;
+    c.discarded = c.unparsed();
+    c.in.clear();
+    c.parsed = 0;
+    c.discard_until = Clock::now() + kDiscardFor;
+  }
+
+  void flush(Connection& c) {
+    while (c.output_pending()) {
+      const ssize_t n = ::send(c.fd.get(), c.out.data() + c.written, c.out.size() - c.written, MSG_NOSIGNAL);
+      if (n > 0) {
+        c.written += static_cast<size_t>(n);
+        c.last_activity = Clock::now();
+      } else if (n < 0 && errno == EINTR) {
+        continue;
+      } else {
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) c.dead = true;
+        return;
+      }
+    }
+    c.out.clear();
+    c.written = 0;
+  }
+
+  // Closes the connection when it is finished, else brings its epoll
+  // interest and its deadline up to date. `c` may be freed on return.
+  void settle(Connection& c) {
+    const bool idle = !c.answering && !c.output_pending();
+    if (!c.dead && idle && c.close_after_write) {
+      if (!c.discarding || c.peer_closed) {
+        c.dead = true;
+      } else if (!c.shut_down) {  // the answer is out: tell the client, read what it still sends
+        ::shutdown(c.fd.get(), SHUT_WR);
+        c.shut_down = true;
+      }
+    }
+    if (!c.dead && idle && c.peer_closed) c.dead = true;
+    if (c.dead) {
+      connections.erase(c.id);  // closes the socket, which leaves the epoll set
+      return;
+    }
+    uint32_t want = 0;
+    if (!c.peer_closed && (c.discarding || c.unparsed() < kMaxBacklog)) want |= EPOLLIN;
+    if (c.output_pending()) want |= EPOLLOUT;
+    if (want != c.events) {
+      epoll_event event{};
+      event.events = want;
+      event.data.u64 = c.id;
+      ::epoll_ctl(epoll.get(), EPOLL_CTL_MOD, c.fd.get(), &event);
+      c.events = want;
+    }
+    const auto& o = front.options;
+    if (c.answering)
+      c.deadline = c.answer_deadline;
+    else if (c.output_pending())
+      c.deadline = c.last_activity + o.request_timeout;  // a client that does not read
+    else if (c.discarding)
+      c.deadline = c.discard_until;
+    else if (c.receiving)
+      c.deadline = c.request.started + o.request_timeout;
+    else
+      c.deadline = c.last_activity + o.keep_alive_timeout;
+  }
+};
+
+// -------------------------------------------------------------- Responder
+
+void Responder::send(HttpResponse response) const {
+  Mailbox& mailbox = *target_->mailbox;
+  if (std::this_thread::get_id() == mailbox.owner.load()) {
+    bool open = false;
+    {
+      const std::lock_guard<std::mutex> lock(mailbox.mutex);
+      open = !mailbox.closed;
+    }
+    if (open) mailbox.loop->answer(target_->connection, target_->sequence, std::move(response));
+    return;
+  }
+  mailbox.post(PostedAnswer{target_->connection, target_->sequence, std::move(response)});
+}
+
+// --------------------------------------------------------------- HttpFront
+
+HttpFront::HttpFront(HttpFrontOptions options, Handler handler, Completed completed)
+    : impl_(std::make_unique<Impl>(std::move(options), std::move(handler), std::move(completed))) {}
+
+HttpFront::~HttpFront() {
+  stop(std::chrono::milliseconds(0));
+}
+
+void HttpFront::start() {
+  auto& o = impl_->options;
+  // Not Poco's (address, backlog) constructor: it sets SO_REUSEPORT, which
+  // lets a second server bind the same port and silently split the traffic.
+  try {
+    impl_->listener.bind(Poco::Net::SocketAddress(o.host, o.port), true, false);
+    impl_->listener.listen(o.backlog);
+    impl_->listener.setBlocking(false);
+    impl_->bound_port = impl_->listener.address().port();
+  } catch (const Poco::Exception& e) {
+    throw std::runtime_error("cannot listen on " + o.host + ":" + std::to_string(o.port) + ": " + e.displayText());
+  }
+  const int threads =
+      o.io_threads > 0 ? o.io_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  for (int i = 0; i < threads; ++i) impl_->loops.push_back(std::make_unique<Loop>(*impl_, static_cast<size_t>(i)));
+  for (auto& loop : impl_->loops) loop->thread = std::thread([&loop = *loop] { loop.run(); });
+  impl_->started = true;
+}
+
+uint16_t HttpFront::port() const {
+  return impl_->bound_port;
+}
+
+void HttpFront::stop(std::chrono::milliseconds drain) {
+  if (!impl_->started || impl_->stopped) return;
+  impl_->stopped = true;
+  // New connections are refused from here on; loop 0's accept fails and it stops listening.
+  ::shutdown(impl_->listener.impl()->sockfd(), SHUT_RD);
+  const auto until = Clock::now() + drain;
+  for (auto& loop : impl_->loops) loop->mailbox->post([until](Loop& l) { l.begin_stop(until); });
+  for (auto& loop : impl_->loops)
+    if (loop->thread.joinable()) loop->thread.join();
+  impl_->loops.clear();
+  impl_->listener.close();
+}
+
+}  // namespace kiln::serve

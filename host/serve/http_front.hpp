@@ -1,0 +1,87 @@
+// The event-driven HTTP/1.1 front end of `kiln serve` (internal to
+// kiln_serving): a few I/O threads, each an epoll loop over non-blocking
+// sockets, requests parsed by http-parser. A handler gets each request on the
+// connection's loop thread and answers through a Responder, at once or later
+// from any thread (the dynamic batcher's). Why and how: docs/architecture.md.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace kiln::serve {
+
+struct HttpFrontOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;                  // 0: any free port
+  int io_threads = 0;                 // 0: one per core
+  int backlog = 256;                  // listen(2) queue
+  size_t max_body_bytes = 64u << 20;  // larger bodies get 413, decided from Content-Length when it is sent
+  std::chrono::milliseconds request_timeout{30000};     // to receive a request, and for its answer (then 504)
+  std::chrono::milliseconds keep_alive_timeout{10000};  // an idle connection is closed after this
+};
+
+struct HttpRequest {
+  std::string method, url;
+  int version_minor = 1;  // HTTP/1.<minor>
+  std::string body;
+  std::string peer;  // client address
+  std::chrono::steady_clock::time_point started;
+  // Set by the handler: labels for the completion callback (metrics), and
+  // what must stay alive until the answer is sent (a model version).
+  std::string model, model_version;
+  std::shared_ptr<const void> hold;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string body;
+  const char* content_type = "application/json";
+  bool close = false;  // close the connection after this answer
+};
+
+class HttpFront;
+
+// Answers one request, exactly once, from any thread. A late answer (the
+// request already timed out, the connection is gone) is dropped.
+class Responder {
+ public:
+  struct Target;
+  explicit Responder(std::shared_ptr<Target> target) : target_(std::move(target)) {}
+  void send(HttpResponse response) const;
+
+ private:
+  std::shared_ptr<Target> target_;
+};
+
+class HttpFront {
+ public:
+  // Called on the loop thread with each complete request.
+  using Handler = std::function<void(HttpRequest& request, Responder responder)>;
+  // Called on the loop thread once an answer is queued for sending (metrics, access log).
+  using Completed = std::function<void(const HttpRequest& request, int status, size_t body_bytes)>;
+
+  HttpFront(HttpFrontOptions options, Handler handler, Completed completed);
+  ~HttpFront();  // stop(0)
+  HttpFront(const HttpFront&) = delete;
+  HttpFront& operator=(const HttpFront&) = delete;
+
+  // Binds and listens (throws std::runtime_error naming the address), then starts the loops.
+  void start();
+  uint16_t port() const;
+  // Stops accepting, closes idle connections, lets requests in progress be
+  // answered (at most `drain`), then closes the rest and joins the loops.
+  void stop(std::chrono::milliseconds drain);
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// "{\"error\": message}" with JSON escaping.
+std::string json_error_body(const std::string& message);
+
+}  // namespace kiln::serve
