@@ -127,7 +127,7 @@ struct Unit {
   CacheDecision cache;
 };
 
-// A tuning step's tuner object and trial bookkeeping (docs/tuning-status.md).
+// A tuning step's tuner object and trial bookkeeping (docs/tuning.md).
 // Only the scheduler thread touches it, so tuner calls are serialised.
 struct TuneState {
   const KilnTunerApi* api = nullptr;
