@@ -27,7 +27,11 @@ mkdir -p "$work/models/digits" "$work/models/digits_batched"
 cp -r "$model" "$work/models/digits/1"
 cp -r "$model" "$work/models/digits_batched/1"
 echo '{"max_batch_size": 1}' > "$work/models/digits/config.json"
-echo '{"max_batch_size": 32, "max_queue_delay_us": 200}' > "$work/models/digits_batched/config.json"
+# No queue delay: under load the batcher still takes every request queued
+# while it ran the previous batch, and at half the peak rate a request does
+# not wait for others (measured: same peak, p99 1.9 ms instead of 2.5 ms with
+# 200 us). QUEUE_DELAY_US overrides it.
+echo "{\"max_batch_size\": 32, \"max_queue_delay_us\": ${QUEUE_DELAY_US:-0}}" > "$work/models/digits_batched/config.json"
 
 # Builds before the epoll front end (Poco's thread-per-connection server)
 # need a worker thread per connection; later ones use one I/O thread per core.
