@@ -1,11 +1,13 @@
 #include <kiln/host/host_identity.hpp>
 #include <kiln/host/version.hpp>
+#include <kiln/serve/infer_json.hpp>
 #include <kiln/serve/server.hpp>
 
 #include "http_front.hpp"
 
 #include <algorithm>
 #include <mutex>
+#include <optional>
 
 namespace kiln::serve {
 
@@ -46,13 +48,6 @@ std::vector<std::string> split_path(const std::string& uri) {
   return parts;
 }
 
-// A parsed inference request, kept for building its answer.
-struct InferCall {
-  InferRequest request;
-  std::vector<std::string> wanted;  // outputs to return; empty: all
-  Json id;                          // echoed when the request had one
-};
-
 }  // namespace
 
 struct Server::Impl {
@@ -73,37 +68,16 @@ struct Server::Impl {
   }
 
   // The request body as an inference call; throws ServeError(400).
-  InferCall parse_infer(const ModelVersion& m, const std::string& body) const {
-    Json request;
-    try {
-      request = Json::parse(body);
-    } catch (const Json::parse_error& e) {
-      throw ServeError(400, std::string("the request body is not valid JSON: ") + e.what());
-    }
-    if (!request.is_object()) throw ServeError(400, "the request body must be a JSON object");
-    if (!request.contains("inputs") || !request["inputs"].is_array())
-      throw ServeError(400, "the request needs \"inputs\": an array of tensors");
-    if (request.contains("id") && !request["id"].is_string()) throw ServeError(400, "\"id\" must be a string");
-    InferCall call;
-    for (const auto& input : request["inputs"]) call.request.inputs.push_back(tensor_from_json(input));
-    if (request.contains("outputs")) {
-      if (!request["outputs"].is_array()) throw ServeError(400, "\"outputs\" must be an array of {\"name\": ...}");
-      for (const auto& o : request["outputs"]) {
-        if (!o.is_object() || !o.contains("name") || !o["name"].is_string())
-          throw ServeError(400, "each requested output needs a \"name\"");
-        const auto name = o["name"].get<std::string>();
-        const auto& declared = m.metadata()["outputs"];
-        if (std::none_of(declared.begin(), declared.end(), [&](const Json& d) { return d["name"] == name; }))
-          throw ServeError(400, "model '" + m.model() + "' has no output '" + name + "'");
-        call.wanted.push_back(name);
-      }
-    }
-    if (request.contains("id")) call.id = std::move(request["id"]);
-    call.request.deadline = Clock::now() + options.request_timeout;
+  InferBody parse_infer(const ModelVersion& m, const std::string& body) const {
+    InferBody call = read_infer_body(body);
+    const auto& declared = m.metadata()["outputs"];
+    for (const auto& name : call.wanted_outputs)
+      if (std::none_of(declared.begin(), declared.end(), [&](const Json& d) { return d["name"] == name; }))
+        throw ServeError(400, "model '" + m.model() + "' has no output '" + name + "'");
     return call;
   }
 
-  static HttpResponse infer_response(const std::string& model, int64_t version, const Json& id,
+  static HttpResponse infer_response(const std::string& model, int64_t version, const std::optional<std::string>& id,
                                      const std::vector<std::string>& wanted, InferResult result) {
     if (result.error) {
       try {
@@ -114,24 +88,24 @@ struct Server::Impl {
         return error_response(500, std::string("internal error: ") + e.what());
       }
     }
-    Json response{{"model_name", model}, {"model_version", std::to_string(version)}};
-    if (!id.is_null()) response["id"] = id;
-    response["outputs"] = Json::array();
-    for (const auto& o : result.outputs)
-      if (wanted.empty() || std::find(wanted.begin(), wanted.end(), o.name) != wanted.end())
-        response["outputs"].push_back(tensor_to_json(o));
-    return HttpResponse{200, response.dump(), "application/json", false};
+    HttpResponse response{200, {}, "application/json", false};
+    try {
+      write_infer_response(response.body, model, version, id, result.outputs, wanted);
+    } catch (const ServeError& e) {
+      return error_response(e.status(), e.what());
+    }
+    return response;
   }
 
   // Queues (batching) or runs the inference; the answer goes out through
   // `responder` from the batcher's thread or at once.
   void infer(const std::shared_ptr<ModelVersion>& m, HttpRequest& http_request, const Responder& responder) const {
-    InferCall call = parse_infer(*m, http_request.body);
+    InferBody call = parse_infer(*m, http_request.body);
     http_request.hold = m;  // the version stays loaded until the answer is sent
     // The callback must not own the version (see ModelVersion::infer_async).
-    m->infer_async(std::move(call.request),
+    m->infer_async(InferRequest{std::move(call.inputs), Clock::now() + options.request_timeout},
                    [responder, model = m->model(), version = m->version(), id = std::move(call.id),
-                    wanted = std::move(call.wanted)](InferResult result) {
+                    wanted = std::move(call.wanted_outputs)](InferResult result) {
                      responder.send(infer_response(model, version, id, wanted, std::move(result)));
                    });
   }

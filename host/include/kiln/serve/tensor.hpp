@@ -1,5 +1,5 @@
-// Tensors of the serving path on the host side: JSON (Open Inference
-// Protocol, REST) <-> dense row-major buffers handed to a runtime.
+// Tensors of the serving path on the host side: dense row-major buffers
+// handed to a runtime (their JSON form: infer_json.hpp).
 #pragma once
 
 #include <kiln/plugin_api.h>
@@ -33,11 +33,6 @@ struct HostTensor {
   KilnTensor view() const;
 };
 
-// One request input ({"name", "shape", "datatype", "data"}); `data` may be
-// flat or nested. Throws ServeError(400) naming the input and the problem.
-HostTensor tensor_from_json(const host::Json& input);
-// A runtime's output as a response output ({"name", "datatype", "shape", "data"}).
-host::Json tensor_to_json(const HostTensor& tensor);
 // A copy of a runtime-owned tensor; throws ServeError(500) when it is inconsistent.
 HostTensor copy_tensor(const KilnTensor& tensor);
 
