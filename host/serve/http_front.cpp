@@ -340,13 +340,17 @@ struct HttpFront::Impl {
   HttpFrontOptions options;
   Handler handler;
   Completed completed;
+  AfterPass after_pass;
   Poco::Net::ServerSocket listener;
   uint16_t bound_port = 0;
   std::vector<std::unique_ptr<Loop>> loops;
   bool started = false, stopped = false;
 
-  Impl(HttpFrontOptions o, Handler h, Completed c)
-      : options(std::move(o)), handler(std::move(h)), completed(std::move(c)) {}
+  Impl(HttpFrontOptions o, Handler h, Completed c, AfterPass a)
+      : options(std::move(o)), handler(std::move(h)), completed(std::move(c)), after_pass(std::move(a)) {
+    if (options.io_threads <= 0)
+      options.io_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  }
 };
 
 struct Loop {
@@ -401,6 +405,7 @@ struct Loop {
           if (it != connections.end()) on_event(*it->second, event.events);
         }
       }
+      if (front.after_pass) front.after_pass(index);
       const auto now = Clock::now();
       if (now - last_sweep >= kSweepEvery) sweep(now);
       if (stopping && (connections.empty() || now >= drain_until)) break;
@@ -607,6 +612,7 @@ struct Loop {
     c.answering = std::make_unique<HttpRequest>(std::move(c.request));
     c.request = HttpRequest{};
     c.answering->peer = c.peer;
+    c.answering->loop = index;
     c.answer_keep_alive = c.keep_alive;
     c.answer_deadline = Clock::now() + front.options.request_timeout;
     const uint64_t sequence = ++c.sequence;
@@ -725,12 +731,8 @@ struct Loop {
 void Responder::send(HttpResponse response) const {
   Mailbox& mailbox = *target_->mailbox;
   if (std::this_thread::get_id() == mailbox.owner.load()) {
-    bool open = false;
-    {
-      const std::lock_guard<std::mutex> lock(mailbox.mutex);
-      open = !mailbox.closed;
-    }
-    if (open) mailbox.loop->answer(target_->connection, target_->sequence, std::move(response));
+    // `closed` is written by this very thread (as the loop ends): no lock.
+    if (!mailbox.closed) mailbox.loop->answer(target_->connection, target_->sequence, std::move(response));
     return;
   }
   mailbox.post(PostedAnswer{target_->connection, target_->sequence, std::move(response)});
@@ -738,8 +740,9 @@ void Responder::send(HttpResponse response) const {
 
 // --------------------------------------------------------------- HttpFront
 
-HttpFront::HttpFront(HttpFrontOptions options, Handler handler, Completed completed)
-    : impl_(std::make_unique<Impl>(std::move(options), std::move(handler), std::move(completed))) {}
+HttpFront::HttpFront(HttpFrontOptions options, Handler handler, Completed completed, AfterPass after_pass)
+    : impl_(std::make_unique<Impl>(std::move(options), std::move(handler), std::move(completed),
+                                   std::move(after_pass))) {}
 
 HttpFront::~HttpFront() {
   stop(std::chrono::milliseconds(0));
@@ -757,15 +760,17 @@ void HttpFront::start() {
   } catch (const Poco::Exception& e) {
     throw std::runtime_error("cannot listen on " + o.host + ":" + std::to_string(o.port) + ": " + e.displayText());
   }
-  const int threads =
-      o.io_threads > 0 ? o.io_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  for (int i = 0; i < threads; ++i) impl_->loops.push_back(std::make_unique<Loop>(*impl_, static_cast<size_t>(i)));
+  for (int i = 0; i < o.io_threads; ++i) impl_->loops.push_back(std::make_unique<Loop>(*impl_, static_cast<size_t>(i)));
   for (auto& loop : impl_->loops) loop->thread = std::thread([&loop = *loop] { loop.run(); });
   impl_->started = true;
 }
 
 uint16_t HttpFront::port() const {
   return impl_->bound_port;
+}
+
+size_t HttpFront::loop_count() const {
+  return static_cast<size_t>(impl_->options.io_threads);
 }
 
 void HttpFront::stop(std::chrono::milliseconds drain) {

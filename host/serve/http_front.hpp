@@ -28,6 +28,7 @@ struct HttpRequest {
   int version_minor = 1;  // HTTP/1.<minor>
   std::string body;
   std::string peer;  // client address
+  size_t loop = 0;   // index of the I/O thread that received it
   std::chrono::steady_clock::time_point started;
   // Set by the handler: labels for the completion callback (metrics), and
   // what must stay alive until the answer is sent (a model version).
@@ -63,7 +64,12 @@ class HttpFront {
   // Called on the loop thread once an answer is queued for sending (metrics, access log).
   using Completed = std::function<void(const HttpRequest& request, int status, size_t body_bytes)>;
 
-  HttpFront(HttpFrontOptions options, Handler handler, Completed completed);
+  // Called on loop thread `loop` after each pass over its ready connections:
+  // requests gathered meanwhile can be answered together (and must be: the
+  // loop may sleep next).
+  using AfterPass = std::function<void(size_t loop)>;
+
+  HttpFront(HttpFrontOptions options, Handler handler, Completed completed, AfterPass after_pass = nullptr);
   ~HttpFront();  // stop(0)
   HttpFront(const HttpFront&) = delete;
   HttpFront& operator=(const HttpFront&) = delete;
@@ -71,6 +77,8 @@ class HttpFront {
   // Binds and listens (throws std::runtime_error naming the address), then starts the loops.
   void start();
   uint16_t port() const;
+  // How many loops (I/O threads) there are: options.io_threads, or one per core.
+  size_t loop_count() const;
   // Stops accepting, closes idle connections, lets requests in progress be
   // answered (at most `drain`), then closes the rest and joins the loops.
   void stop(std::chrono::milliseconds drain);

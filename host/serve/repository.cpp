@@ -108,8 +108,12 @@ ModelVersion::ModelVersion(std::string model, int64_t version, const fs::path& d
   // Batching concatenates rows: every input must be [-1, fixed...].
   batching_ = config.max_batch_size > 1;
   for (const auto& input : metadata_["inputs"]) {
-    const auto shape = input["shape"].get<std::vector<int64_t>>();
+    InputSpec spec{input["name"].get<std::string>(), 0, input["datatype"].get<std::string>(),
+                   input["shape"].get<std::vector<int64_t>>()};
+    spec.datatype = datatype_from_name(spec.datatype_name);
+    const auto& shape = spec.shape;
     if (shape.empty() || shape[0] != -1 || std::count(shape.begin(), shape.end(), -1) != 1) batching_ = false;
+    input_specs_.push_back(std::move(spec));
   }
   // Every version has a worker, batching or not: an I/O thread only queues,
   // and never waits for a model (or for another thread's call into it).
@@ -132,25 +136,23 @@ size_t ModelVersion::queue_depth() const {
 }
 
 void ModelVersion::check(const std::vector<HostTensor>& inputs) const {
-  const auto& declared = metadata_["inputs"];
   for (const auto& t : inputs) {
-    const auto it = std::find_if(declared.begin(), declared.end(), [&](const Json& d) { return d["name"] == t.name; });
-    if (it == declared.end()) throw ServeError(400, "model '" + model_ + "' has no input '" + t.name + "'");
-    const std::string want_type = (*it)["datatype"].get<std::string>();
-    if (datatype_name(t.datatype) != want_type)
-      throw ServeError(400, "input '" + t.name + "' must be " + want_type + ", not " + datatype_name(t.datatype));
-    const auto want = (*it)["shape"].get<std::vector<int64_t>>();
+    const auto it =
+        std::find_if(input_specs_.begin(), input_specs_.end(), [&](const InputSpec& d) { return d.name == t.name; });
+    if (it == input_specs_.end()) throw ServeError(400, "model '" + model_ + "' has no input '" + t.name + "'");
+    if (t.datatype != it->datatype)
+      throw ServeError(400,
+                       "input '" + t.name + "' must be " + it->datatype_name + ", not " + datatype_name(t.datatype));
+    const auto& want = it->shape;
     bool ok = want.size() == t.shape.size();
     for (size_t i = 0; ok && i < want.size(); ++i) ok = want[i] == -1 || want[i] == t.shape[i];
     if (!ok || (batching_ && t.shape[0] == 0))
       throw ServeError(400, "input '" + t.name + "' has shape " + Json(t.shape).dump() + ", the model expects " +
                                 Json(want).dump() + " (-1: any size)");
   }
-  for (const auto& d : declared) {
-    const auto name = d["name"].get<std::string>();
-    if (std::none_of(inputs.begin(), inputs.end(), [&](const HostTensor& t) { return t.name == name; }))
-      throw ServeError(400, "input '" + name + "' is missing");
-  }
+  for (const auto& d : input_specs_)
+    if (std::none_of(inputs.begin(), inputs.end(), [&](const HostTensor& t) { return t.name == d.name; }))
+      throw ServeError(400, "input '" + d.name + "' is missing");
   if (batching_)
     for (const auto& t : inputs)
       if (t.shape[0] != inputs[0].shape[0]) throw ServeError(400, "inputs differ in their first (batch) dimension");
@@ -165,8 +167,8 @@ std::vector<std::vector<HostTensor>> ModelVersion::run_batch(
   if (requests.size() == 1) {
     merged = *requests[0];
   } else {
-    for (const auto& d : metadata_["inputs"]) {
-      const auto name = d["name"].get<std::string>();
+    for (const auto& d : input_specs_) {
+      const auto& name = d.name;
       HostTensor m;
       for (const auto* request : requests) {
         const auto& t =
@@ -257,21 +259,65 @@ void ModelVersion::batch_loop() {
     if (queue_.empty()) return;  // stopping, nothing left
     const auto until = queue_.front()->enqueued + delay;
     wake_.wait_until(lock, until, [&] { return stopping_ || queued_rows_ >= batch_rows; });
-    std::vector<std::shared_ptr<Pending>> batch;
-    int64_t rows = 0;
-    while (!queue_.empty() && (batch.empty() || rows + queue_.front()->rows <= batch_rows)) {
-      rows += queue_.front()->rows;
-      batch.push_back(std::move(queue_.front()));
-      queue_.pop_front();
-    }
-    queued_rows_ -= rows;
+    Batch batch = take_batch_locked();
     lock.unlock();
     run_pending(std::move(batch));
     lock.lock();
   }
 }
 
-void ModelVersion::run_pending(std::vector<std::shared_ptr<Pending>> batch) {
+// Up to a batch's rows from the queue's front (at least one request).
+ModelVersion::Batch ModelVersion::take_batch_locked() {
+  const int64_t batch_rows = batching_ ? config_.max_batch_size : 1;
+  Batch batch;
+  int64_t rows = 0;
+  while (!queue_.empty() && (batch.empty() || rows + queue_.front()->rows <= batch_rows)) {
+    rows += queue_.front()->rows;
+    batch.push_back(std::move(queue_.front()));
+    queue_.pop_front();
+  }
+  queued_rows_ -= rows;
+  return batch;
+}
+
+bool ModelVersion::runs_on_caller() const {
+  return fast_.load(std::memory_order_relaxed) && (!batching_ || config_.max_queue_delay_us == 0);
+}
+
+void ModelVersion::infer_now(std::vector<Call> calls) {
+  const int64_t batch_rows = batching_ ? config_.max_batch_size : 1;
+  const auto now = Clock::now();
+  Batch batch;
+  int64_t rows = 0;
+  for (auto& call : calls) {
+    auto pending = std::make_shared<Pending>();
+    pending->rows = batching_ ? call.request.inputs[0].shape[0] : 1;
+    if (!batch.empty() && rows + pending->rows > batch_rows) {
+      run_pending(std::move(batch));
+      batch.clear();
+      rows = 0;
+    }
+    pending->inputs = std::move(call.request.inputs);
+    pending->enqueued = now;
+    pending->deadline = call.request.deadline;
+    pending->done = std::move(call.done);
+    rows += pending->rows;
+    batch.push_back(std::move(pending));
+  }
+  if (!batch.empty()) run_pending(std::move(batch));
+}
+
+// Whether callers may run batches: only while they are quick, since an I/O
+// thread's other connections wait meanwhile.
+void ModelVersion::note_run_time(Clock::duration took) {
+  constexpr double kCallerBudgetUs = 500;
+  const std::lock_guard<std::mutex> lock(mutex_);
+  const double us = std::chrono::duration<double, std::micro>(took).count();
+  average_run_us_ = average_run_us_ < 0 ? us : 0.9 * average_run_us_ + 0.1 * us;
+  fast_.store(average_run_us_ < kCallerBudgetUs, std::memory_order_relaxed);
+}
+
+void ModelVersion::run_pending(Batch batch) {
   const auto started = Clock::now();
   // Requests whose deadline passed while queued are answered, not run.
   const auto expired = std::stable_partition(batch.begin(), batch.end(),
@@ -294,6 +340,7 @@ void ModelVersion::run_pending(std::vector<std::shared_ptr<Pending>> batch) {
   } catch (...) {
     error = std::current_exception();
   }
+  note_run_time(Clock::now() - started);
   for (size_t i = 0; i < batch.size(); ++i)
     batch[i]->done(error ? InferResult{{}, error} : InferResult{std::move(results[i]), nullptr});
 }

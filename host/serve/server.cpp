@@ -6,6 +6,7 @@
 #include "http_front.hpp"
 
 #include <algorithm>
+#include <iostream>
 #include <mutex>
 #include <optional>
 
@@ -56,6 +57,9 @@ struct Server::Impl {
   Metrics& metrics;
   std::mutex log_mutex;
   std::unique_ptr<HttpFront> http;
+  // Inferences gathered by each loop during its pass (used by that loop's thread only).
+  using Gathered = std::vector<std::pair<std::shared_ptr<ModelVersion>, std::vector<ModelVersion::Call>>>;
+  std::vector<Gathered> gathered;
 
   Impl(ServerOptions o, ModelRepository& r, Metrics& m) : options(std::move(o)), repository(r), metrics(m) {}
 
@@ -97,22 +101,44 @@ struct Server::Impl {
     return response;
   }
 
-  // Queues (batching) or runs the inference; the answer goes out through
-  // `responder` from the batcher's thread or at once.
-  void infer(const std::shared_ptr<ModelVersion>& m, HttpRequest& http_request, const Responder& responder) const {
+  // Gathers the inference for this loop's end of pass (a fast model, see
+  // ModelVersion::runs_on_caller) or queues it for the version's worker;
+  // the answer goes out through `responder` from either thread.
+  void infer(const std::shared_ptr<ModelVersion>& m, HttpRequest& http_request, const Responder& responder) {
     InferBody call = parse_infer(*m, http_request.body);
     http_request.hold = m;  // the version stays loaded until the answer is sent
+    InferRequest inputs{std::move(call.inputs), Clock::now() + options.request_timeout};
     // The callback must not own the version (see ModelVersion::infer_async).
-    m->infer_async(InferRequest{std::move(call.inputs), Clock::now() + options.request_timeout},
-                   [responder, model = m->model(), version = m->version(), id = std::move(call.id),
-                    wanted = std::move(call.wanted_outputs)](InferResult result) {
-                     responder.send(infer_response(model, version, id, wanted, std::move(result)));
-                   });
+    InferCallback done = [responder, model = m->model(), version = m->version(), id = std::move(call.id),
+                          wanted = std::move(call.wanted_outputs)](InferResult result) {
+      responder.send(infer_response(model, version, id, wanted, std::move(result)));
+    };
+    if (!m->runs_on_caller()) return m->infer_async(std::move(inputs), std::move(done));
+    m->check(inputs.inputs);
+    auto& calls = gathered.at(http_request.loop);
+    const auto it = std::find_if(calls.begin(), calls.end(), [&](const auto& g) { return g.first == m; });
+    auto& list = it != calls.end() ? it->second : calls.emplace_back(m, std::vector<ModelVersion::Call>{}).second;
+    list.push_back(ModelVersion::Call{std::move(inputs), std::move(done)});
+  }
+
+  // Runs what loop `loop` gathered in its pass, a batch per version (and
+  // again for requests that answering let through: pipelined ones).
+  void after_pass(size_t loop) {
+    auto& calls = gathered[loop];
+    while (!calls.empty()) {
+      Gathered taken;
+      taken.swap(calls);
+      try {
+        for (auto& [version, list] : taken) version->infer_now(std::move(list));
+      } catch (const std::exception& e) {  // its requests time out (504); the loop goes on
+        std::cerr << "kiln serve: a gathered batch failed: " << e.what() << "\n";
+      }
+    }
   }
 
   // Answers one request (at once, or later for a queued inference); throws
   // ServeError for the statuses it maps to.
-  void route(HttpRequest& request, const std::vector<std::string>& p, const Responder& responder) const {
+  void route(HttpRequest& request, const std::vector<std::string>& p, const Responder& responder) {
     const std::string& method = request.method;
     const bool get = method == "GET";
     if (p.size() == 1 && p[0] == "metrics" && get)
@@ -150,7 +176,7 @@ struct Server::Impl {
     throw ServeError(404, "no such endpoint");
   }
 
-  void handle(HttpRequest& request, const Responder& responder) const {
+  void handle(HttpRequest& request, const Responder& responder) {
     const auto parts = split_path(request.url);
     if (parts.size() >= 3 && parts[0] == "v2" && parts[1] == "models") request.model = parts[2];
     try {
@@ -200,7 +226,9 @@ void Server::start() {
   auto& impl = *impl_;
   impl_->http = std::make_unique<HttpFront>(
       front, [&impl](HttpRequest& request, const Responder& responder) { impl.handle(request, responder); },
-      [&impl](const HttpRequest& request, int status, size_t bytes) { impl.completed(request, status, bytes); });
+      [&impl](const HttpRequest& request, int status, size_t bytes) { impl.completed(request, status, bytes); },
+      [&impl](size_t loop) { impl.after_pass(loop); });
+  impl_->gathered.resize(impl_->http->loop_count());
   impl_->http->start();
 }
 

@@ -360,11 +360,12 @@ TEST(Serve, ErrorsAreJsonWithTheRightStatus) {
   EXPECT_EQ(http(port, "POST", infer_path, infer_body(row, 4)).status, 200);
 }
 
-TEST(Serve, DynamicBatchingGivesEachRequestItsRows) {
+// Eight clients at once, one row each: every answer holds its own row's prediction.
+void expect_each_request_gets_its_rows(const std::string& config) {
   TempDir dir;
   const auto m = train_model(dir / "train");
   copy_version(m.model, dir / "repo" / "blobs", 1);
-  write_text(dir / "repo" / "blobs" / "config.json", R"({"max_batch_size": 16, "max_queue_delay_us": 5000})");
+  write_text(dir / "repo" / "blobs" / "config.json", config);
   Serving s(dir / "repo");
   const int64_t rows = static_cast<int64_t>(m.offline.size()) / m.classes;
   std::vector<std::thread> clients;
@@ -387,6 +388,17 @@ TEST(Serve, DynamicBatchingGivesEachRequestItsRows) {
   const auto metrics = http(s.port(), "GET", "/metrics").body;
   EXPECT_NE(metrics.find("kiln_serve_batch_size_count{model=\"blobs\"}"), std::string::npos) << metrics;
   EXPECT_NE(metrics.find("kiln_serve_queue_seconds_count{model=\"blobs\"}"), std::string::npos);
+}
+
+TEST(Serve, DynamicBatchingGivesEachRequestItsRows) {
+  // A queue delay: the version's worker gathers the batches.
+  expect_each_request_gets_its_rows(R"({"max_batch_size": 16, "max_queue_delay_us": 5000})");
+}
+
+TEST(Serve, BatchesRunByTheIoThreadsGiveEachRequestItsRows) {
+  // No queue delay and a quick model: once measured, each I/O thread runs
+  // what one pass over its connections gathered as a batch.
+  expect_each_request_gets_its_rows(R"({"max_batch_size": 16, "max_queue_delay_us": 0})");
 }
 
 TEST(Serve, AFullQueueAnswers503AtOnce) {
