@@ -70,14 +70,33 @@ nginx -c "$work/nginx.conf" -g 'daemon off;' &
 pids+=($!)
 sleep 0.5
 
-run_wrk() {  # name url delay_ms connections
-  BODY_FILE="$work/body.json" DELAY_MS="$3" wrk -t2 -c"$4" -d"${seconds}s" --latency -s "$root/bench/serve/post.lua" "$2" >"$work/wrk.txt"
+run_wrk() {  # name url delay_ms connections [seconds]
+  BODY_FILE="$work/body.json" DELAY_MS="$3" wrk -t2 -c"$4" -d"${5:-$seconds}s" --latency -s "$root/bench/serve/post.lua" "$2" >"$work/wrk.txt"
   local rps p50 p99
   rps="$(awk '/Requests\/sec/ {print $2}' "$work/wrk.txt")"
   p50="$(awk '$1 == "50%" {print $2}' "$work/wrk.txt")"
   p99="$(awk '$1 == "99%" {print $2}' "$work/wrk.txt")"
-  printf '%-34s %10s req/s  p50 %9s  p99 %9s\n' "$1" "$rps" "$p50" "$p99"
+  [ -n "$1" ] && printf '%-52s %10s req/s  p50 %9s  p99 %9s\n' "$1" "$rps" "$p50" "$p99"
   echo "$rps" >"$work/last_rps"
+}
+
+# Half the peak rate: each connection waits DELAY ms before each request so
+# that conns / (DELAY + time per request) = peak / 2. The time per request
+# (latency and client overhead) is measured by a 3 s calibration run.
+run_half_peak() {  # label url peak
+  local target d0 d1 rate
+  target="$(awk -v p="$3" 'BEGIN { print p / 2 }')"
+  d0="$(awk -v c="$conns" -v t="$target" 'BEGIN { printf "%.3f", c / t * 1000 }')"
+  run_wrk "" "$2" "$d0" "$conns" 3
+  d1="$(awk -v c="$conns" -v d="$d0" -v r="$(cat "$work/last_rps")" -v t="$target" \
+    'BEGIN { o = c / r * 1000 - d; x = c / t * 1000 - o; printf "%.2f", (x < 0.1 ? 0.1 : x) }')"
+  run_wrk "x" "$2" "$d1" "$conns" >/dev/null
+  rate="$(awk -v r="$(cat "$work/last_rps")" -v p="$3" 'BEGIN { printf "%.0f", 100 * r / p }')"
+  run_wrk_line "$1 @ ${rate}% of peak (delay ${d1} ms)"
+}
+run_wrk_line() {  # prints the last run under another name
+  printf '%-52s %10s req/s  p50 %9s  p99 %9s\n' "$1" "$(awk '/Requests\/sec/ {print $2}' "$work/wrk.txt")" \
+    "$(awk '$1 == "50%" {print $2}' "$work/wrk.txt")" "$(awk '$1 == "99%" {print $2}' "$work/wrk.txt")"
 }
 
 echo "wrk -t2 -c$conns -d${seconds}s --latency, keep-alive, 127.0.0.1; response ${#response} bytes"
@@ -87,12 +106,9 @@ run_wrk "kiln serve, single-instance" "$url/v2/models/digits/infer" 0 "$conns"
 single_rps="$(cat "$work/last_rps")"
 run_wrk "kiln serve, dynamic batching" "$url/v2/models/digits_batched/infer" 0 "$conns"
 batched_rps="$(cat "$work/last_rps")"
-# Half the peak rate: each connection waits DELAY ms before each request so
-# that conns / (DELAY + latency) ≈ peak / 2.
 for pair in "single-instance:digits:$single_rps" "dynamic batching:digits_batched:$batched_rps"; do
   IFS=: read -r label name peak <<<"$pair"
-  delay="$(awk -v c="$conns" -v p="$peak" 'BEGIN { d = c / (p / 2) * 1000; printf "%d", (d < 1 ? 1 : d) }')"
-  run_wrk "kiln serve, $label @ ~half peak (delay ${delay} ms)" "$url/v2/models/$name/infer" "$delay" "$conns"
+  run_half_peak "kiln serve, $label" "$url/v2/models/$name/infer" "$peak"
 done
 awk -v s="$single_rps" -v b="$batched_rps" -v n="$nginx_rps" \
   'BEGIN { printf "kiln/nginx requests/s: single %.0f%%, batching %.0f%%\n", 100 * s / n, 100 * b / n }'

@@ -9,11 +9,16 @@ const std::vector<double> kLatencyBuckets{0.0001, 0.00025, 0.0005, 0.001, 0.0025
                                           0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5};
 const std::vector<double> kBatchBuckets{1, 2, 4, 8, 16, 32, 64, 128, 256};
 
-template <class Histogram>
+std::string model_label(const std::string& model) {
+  return prometheus_label("model", model);
+}
+
+template <class Family>
 void render_histogram(std::ostringstream& out, const std::string& name, const std::string& help,
-                      const std::vector<double>& bounds, const std::map<std::string, Histogram>& family) {
+                      const std::vector<double>& bounds, const Family& family) {
   out << "# HELP " << name << " " << help << "\n# TYPE " << name << " histogram\n";
-  for (const auto& [labels, h] : family) {
+  for (const auto& [model, h] : family) {
+    const std::string labels = model_label(model);
     uint64_t cumulative = 0;
     for (size_t i = 0; i < bounds.size(); ++i) {
       cumulative += h.counts[i];
@@ -24,10 +29,12 @@ void render_histogram(std::ostringstream& out, const std::string& name, const st
   }
 }
 
-void render_counter(std::ostringstream& out, const std::string& name, const std::string& help,
-                    const std::map<std::string, uint64_t>& family) {
+// `family` maps label sets (as `labels_of` renders them) to values.
+template <class Family, class Labels>
+void render_counter(std::ostringstream& out, const std::string& name, const std::string& help, const Family& family,
+                    Labels labels_of) {
   out << "# HELP " << name << " " << help << "\n# TYPE " << name << " counter\n";
-  for (const auto& [labels, value] : family) out << name << "{" << labels << "} " << value << "\n";
+  for (const auto& [key, value] : family) out << name << "{" << labels_of(key) << "} " << value << "\n";
 }
 
 }  // namespace
@@ -45,10 +52,10 @@ std::string prometheus_label(const std::string& name, const std::string& value) 
   return name + "=\"" + escaped + "\"";
 }
 
-void Metrics::observe(std::map<std::string, Histogram>& family, const std::vector<double>& bounds,
-                      const std::string& labels, double value) {
-  auto& h = family[labels];
-  if (h.counts.empty()) h.counts.assign(bounds.size(), 0);
+void Metrics::observe(ByModel& family, const std::vector<double>& bounds, const std::string& model, double value) {
+  auto it = family.find(model);
+  if (it == family.end()) it = family.emplace(model, Histogram{std::vector<uint64_t>(bounds.size(), 0), 0, 0}).first;
+  auto& h = it->second;
   for (size_t i = 0; i < bounds.size(); ++i)
     if (value <= bounds[i]) {
       ++h.counts[i];
@@ -58,42 +65,52 @@ void Metrics::observe(std::map<std::string, Histogram>& family, const std::vecto
   ++h.count;
 }
 
+void Metrics::count_request_locked(const std::string& model, const std::string& version, int status) {
+  const auto it = requests_.find(std::tie(model, version, status));
+  if (it != requests_.end())
+    ++it->second;
+  else
+    requests_.emplace(RequestKey{model, version, status}, 1);
+}
+
 void Metrics::count_request(const std::string& model, const std::string& version, int status) {
-  const std::string labels = prometheus_label("model", model) + "," + prometheus_label("version", version) + "," +
-                             prometheus_label("status", std::to_string(status));
   const std::lock_guard<std::mutex> lock(mutex_);
-  ++requests_[labels];
+  count_request_locked(model, version, status);
 }
 
-void Metrics::observe_latency(const std::string& model, double seconds) {
+void Metrics::observe_request(const std::string& model, const std::string& version, int status, double seconds) {
   const std::lock_guard<std::mutex> lock(mutex_);
-  observe(latency_, kLatencyBuckets, prometheus_label("model", model), seconds);
+  count_request_locked(model, version, status);
+  observe(latency_, kLatencyBuckets, model, seconds);
 }
 
-void Metrics::observe_batch(const std::string& model, int64_t rows) {
+void Metrics::observe_batch(const std::string& model, int64_t rows, const std::vector<double>& queue_seconds) {
   const std::lock_guard<std::mutex> lock(mutex_);
-  observe(batch_, kBatchBuckets, prometheus_label("model", model), static_cast<double>(rows));
-}
-
-void Metrics::observe_queue(const std::string& model, double seconds) {
-  const std::lock_guard<std::mutex> lock(mutex_);
-  observe(queue_, kLatencyBuckets, prometheus_label("model", model), seconds);
+  observe(batch_, kBatchBuckets, model, static_cast<double>(rows));
+  for (const double seconds : queue_seconds) observe(queue_, kLatencyBuckets, model, seconds);
 }
 
 void Metrics::count_load_failure(const std::string& model, const std::string& version) {
   const std::lock_guard<std::mutex> lock(mutex_);
-  ++load_failures_[prometheus_label("model", model) + "," + prometheus_label("version", version)];
+  ++load_failures_[{model, version}];
 }
 
 std::string Metrics::render(const std::string& extra) const {
   std::ostringstream out;
   const std::lock_guard<std::mutex> lock(mutex_);
-  render_counter(out, "kiln_serve_requests_total", "HTTP requests by model, version and status", requests_);
+  render_counter(out, "kiln_serve_requests_total", "HTTP requests by model, version and status", requests_,
+                 [](const RequestKey& k) {
+                   return model_label(std::get<0>(k)) + "," + prometheus_label("version", std::get<1>(k)) + "," +
+                          prometheus_label("status", std::to_string(std::get<2>(k)));
+                 });
   render_histogram(out, "kiln_serve_request_duration_seconds", "time from request to response", kLatencyBuckets,
                    latency_);
   render_histogram(out, "kiln_serve_batch_size", "rows per runtime call", kBatchBuckets, batch_);
   render_histogram(out, "kiln_serve_queue_seconds", "time a request waited for its batch", kLatencyBuckets, queue_);
-  render_counter(out, "kiln_serve_model_load_failures_total", "versions that failed to load", load_failures_);
+  render_counter(out, "kiln_serve_model_load_failures_total", "versions that failed to load", load_failures_,
+                 [](const std::pair<std::string, std::string>& k) {
+                   return model_label(k.first) + "," + prometheus_label("version", k.second);
+                 });
   out << extra;
   return out.str();
 }

@@ -199,8 +199,6 @@ std::vector<std::vector<HostTensor>> ModelVersion::run_batch(
     throw;
   }
   api_->release_outputs(handle_, outputs, count);
-  if (metrics_ != nullptr)
-    metrics_->observe_batch(model_, merged.empty() || merged[0].shape.empty() ? 1 : merged[0].shape[0]);
   if (requests.size() == 1) return {std::move(copies)};
   // Split every output back by rows.
   int64_t total = 0;
@@ -281,7 +279,7 @@ ModelVersion::Batch ModelVersion::take_batch_locked() {
 }
 
 bool ModelVersion::runs_on_caller() const {
-  return fast_.load(std::memory_order_relaxed) && (!batching_ || config_.max_queue_delay_us == 0);
+  return batching_ && config_.max_queue_delay_us == 0 && fast_.load(std::memory_order_relaxed);
 }
 
 void ModelVersion::infer_now(std::vector<Call> calls) {
@@ -328,11 +326,14 @@ void ModelVersion::run_pending(Batch batch) {
   batch.erase(expired, batch.end());
   if (batch.empty()) return;
   std::vector<const std::vector<HostTensor>*> inputs;
+  std::vector<double> queued;  // seconds
+  int64_t rows = 0;
   for (const auto& p : batch) {
     inputs.push_back(&p->inputs);
-    if (metrics_ != nullptr)
-      metrics_->observe_queue(model_, std::chrono::duration<double>(started - p->enqueued).count());
+    queued.push_back(std::chrono::duration<double>(started - p->enqueued).count());
+    rows += p->inputs.empty() || p->inputs[0].shape.empty() ? 1 : p->inputs[0].shape[0];
   }
+  if (metrics_ != nullptr) metrics_->observe_batch(model_, rows, queued);
   std::vector<std::vector<HostTensor>> results;
   std::exception_ptr error;
   try {

@@ -9,6 +9,7 @@
 #include <iostream>
 #include <mutex>
 #include <optional>
+#include <string_view>
 
 namespace kiln::serve {
 
@@ -35,15 +36,17 @@ HttpResponse error_response(int status, const std::string& message) {
   return HttpResponse{status, json_error_body(message), "application/json", status == 413};
 }
 
-std::vector<std::string> split_path(const std::string& uri) {
-  std::string path = uri.substr(0, uri.find('?'));
-  std::vector<std::string> parts;
+// The non-empty segments of the URL's path (views into `uri`).
+std::vector<std::string_view> split_path(const std::string& uri) {
+  const std::string_view path = std::string_view(uri).substr(0, uri.find('?'));
+  std::vector<std::string_view> parts;
+  parts.reserve(8);
   size_t start = 0;
   while (start <= path.size()) {
     const size_t end = path.find('/', start);
-    const std::string part = path.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    const auto part = path.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
     if (!part.empty()) parts.push_back(part);
-    if (end == std::string::npos) break;
+    if (end == std::string_view::npos) break;
     start = end + 1;
   }
   return parts;
@@ -93,6 +96,9 @@ struct Server::Impl {
       }
     }
     HttpResponse response{200, {}, "application/json", false};
+    size_t values = 0;
+    for (const auto& o : result.outputs) values += o.bytes.size();
+    response.body.reserve(256 + 4 * values);  // about a value's text per byte: no regrowth while writing
     try {
       write_infer_response(response.body, model, version, id, result.outputs, wanted);
     } catch (const ServeError& e) {
@@ -138,7 +144,7 @@ struct Server::Impl {
 
   // Answers one request (at once, or later for a queued inference); throws
   // ServeError for the statuses it maps to.
-  void route(HttpRequest& request, const std::vector<std::string>& p, const Responder& responder) {
+  void route(HttpRequest& request, const std::vector<std::string_view>& p, const Responder& responder) {
     const std::string& method = request.method;
     const bool get = method == "GET";
     if (p.size() == 1 && p[0] == "metrics" && get)
@@ -155,14 +161,14 @@ struct Server::Impl {
       }
     }
     if (p.size() >= 3 && p[1] == "models") {
-      const std::string& name = p[2];
+      const std::string name(p[2]);
       std::string version;
       size_t next = 3;
       if (p.size() >= 5 && p[3] == "versions") {
         version = p[4];
         next = 5;
       }
-      const std::string action = p.size() > next ? p[next] : "";
+      const std::string_view action = p.size() > next ? p[next] : "";
       if (p.size() <= next + 1 && (action.empty() || action == "ready" || action == "infer")) {
         if (action == "infer" && method != "POST") throw ServeError(405, "infer needs POST");
         if (action != "infer" && !get) throw ServeError(405, "this endpoint needs GET");
@@ -192,8 +198,7 @@ struct Server::Impl {
   void completed(const HttpRequest& request, int status, size_t body_bytes) {
     const double seconds = std::chrono::duration<double>(Clock::now() - request.started).count();
     if (!request.model.empty()) {
-      metrics.count_request(request.model, request.model_version, status);
-      metrics.observe_latency(request.model, seconds);
+      metrics.observe_request(request.model, request.model_version, status, seconds);
     } else {
       metrics.count_request("", "", status);
     }

@@ -6,6 +6,8 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 namespace kiln::serve {
@@ -14,11 +16,11 @@ class Metrics {
  public:
   // kiln_serve_requests_total{model, version, status}
   void count_request(const std::string& model, const std::string& version, int status);
-  // kiln_serve_request_duration_seconds{model}
-  void observe_latency(const std::string& model, double seconds);
-  // kiln_serve_batch_size{model} and kiln_serve_queue_seconds{model}
-  void observe_batch(const std::string& model, int64_t rows);
-  void observe_queue(const std::string& model, double seconds);
+  // The same and kiln_serve_request_duration_seconds{model}, under one lock.
+  void observe_request(const std::string& model, const std::string& version, int status, double seconds);
+  // kiln_serve_batch_size{model}, and kiln_serve_queue_seconds{model} for
+  // each request of the batch.
+  void observe_batch(const std::string& model, int64_t rows, const std::vector<double>& queue_seconds);
   // kiln_serve_model_load_failures_total{model, version}
   void count_load_failure(const std::string& model, const std::string& version);
 
@@ -31,12 +33,17 @@ class Metrics {
     double sum = 0;
     uint64_t count = 0;
   };
-  void observe(std::map<std::string, Histogram>& family, const std::vector<double>& bounds, const std::string& labels,
-               double value);
+  // Keyed by label values, not by rendered labels: the request path looks
+  // them up without building strings (labels are written by render()).
+  using RequestKey = std::tuple<std::string, std::string, int>;  // model, version, status
+  using ByModel = std::map<std::string, Histogram, std::less<>>;
+  static void observe(ByModel& family, const std::vector<double>& bounds, const std::string& model, double value);
+  void count_request_locked(const std::string& model, const std::string& version, int status);
 
   mutable std::mutex mutex_;
-  std::map<std::string, uint64_t> requests_, load_failures_;
-  std::map<std::string, Histogram> latency_, batch_, queue_;
+  std::map<RequestKey, uint64_t, std::less<>> requests_;
+  std::map<std::pair<std::string, std::string>, uint64_t> load_failures_;
+  ByModel latency_, batch_, queue_;
 };
 
 // `name="value"` with Prometheus escaping.

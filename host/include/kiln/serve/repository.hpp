@@ -77,12 +77,14 @@ class ModelVersion {
   void infer_async(InferRequest request, InferCallback done);
   size_t queue_depth() const;
 
-  // The way around the worker for a fast model: an I/O thread gathers the
-  // requests of one pass over its connections and runs them itself as a
-  // batch, with no thread hand-off (two wake-ups per request otherwise).
-  // Allowed when there is no queue delay to wait for and batches have been
-  // quick so far (a moving average under 0.5 ms); the first batches go
-  // through the worker, which measures them.
+  // The way around the worker for a fast batching model: an I/O thread
+  // gathers the requests of one pass over its connections and runs them
+  // itself as one batch, with no thread hand-off (two wake-ups per batch
+  // otherwise). Allowed when the model batches with no queue delay to wait
+  // for and its batches have been quick so far (a moving average under
+  // 0.5 ms); the first batches go through the worker, which measures them.
+  // Without batching the worker stays: one runtime call per request on an
+  // I/O thread would hold up its other connections for little gain.
   bool runs_on_caller() const;
   // Throws ServeError(400) when the inputs do not fit the metadata (what
   // infer_async checks before queueing).
