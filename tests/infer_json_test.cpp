@@ -85,6 +85,27 @@ TEST(InferJson, ReadsEveryDatatypeInAnyKeyOrder) {
   EXPECT_EQ(body.inputs[8].shape, (std::vector<int64_t>{0, 3}));
 }
 
+TEST(InferJson, ReadsEscapesOddSpacingAndNumberForms) {
+  // Escapes and non-ASCII text go the tree reader's way; the result is the same.
+  const auto body = read_infer_body(
+      "{ \"inputs\" :[ {\"name\":\"in\\u0070ut\\n\",\r\n\"datatype\" : \"FP64\",\t\"shape\":[ 6 ],"
+      "\"data\":[ -0 , 1E2,2.5e-3 ,-1.25E+1, 0.0, 123456789012 ]} ], \"id\": \"\u00e9t\u00e9\" }");
+  ASSERT_EQ(body.inputs.size(), 1u);
+  EXPECT_EQ(body.inputs[0].name, "input\n");
+  EXPECT_EQ(body.id, std::optional<std::string>("\u00e9t\u00e9"));
+  EXPECT_EQ(values_of<double>(body.inputs[0]), (std::vector<double>{0, 100, 0.0025, -12.5, 0, 123456789012.0}));
+  // Deep nesting within the data flattens.
+  const auto deep = read_infer_body(
+      R"({"inputs": [{"name": "x", "datatype": "INT32", "shape": [2, 2], "data": [[[[[1]]], [2]], [[3, [4]]]]}]})");
+  EXPECT_EQ(values_of<int32_t>(deep.inputs[0]), (std::vector<int32_t>{1, 2, 3, 4}));
+  // What JSON forbids stays an error whichever reader meets it first.
+  for (const std::string bad : {"01", "1.", ".5", "+1", "1e", "0x10", "NaN", "1e400", "tru"}) {
+    const auto message =
+        error_of(R"({"inputs": [{"name": "x", "datatype": "FP64", "shape": [1], "data": [)" + bad + "]}]}");
+    EXPECT_NE(message.find("not valid JSON"), std::string::npos) << bad << " -> " << message;
+  }
+}
+
 TEST(InferJson, StreamingAndTreeReadersAgree) {
   // The same tensor written with datatype first (streamed) and data first
   // (read through the tree): the bytes must be identical, for values that

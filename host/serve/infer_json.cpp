@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <system_error>
 #include <type_traits>
 
 namespace kiln::serve {
@@ -19,8 +20,9 @@ constexpr int64_t kMaxElements = int64_t{1} << 40;
 
 // -------------------------------------------------------------- fast reader
 
-// A SAX handler (nlohmann::json::sax_parse) for the well-formed request: it
-// fills the tensors as the values stream by. It gives up (returns false) on
+// A SAX handler (the interface of nlohmann::json::sax_parse, driven by the
+// Scanner below) for the well-formed request: it fills the tensors as the
+// values stream by. It gives up (returns false) on
 // anything else, and the tree reader below then names the problem, so
 // there is one definition of each error message and of what is accepted.
 class FastReader {
@@ -346,6 +348,150 @@ class FastReader {
   int64_t elements_ = 1;
 };
 
+// Drives a SAX handler (the interface of nlohmann::json::sax_parse) over
+// the JSON an inference request is made of, several times faster than the
+// general lexer: it reads numbers in place (std::from_chars) and strings
+// without copying escapes. It takes only plain strings (no escape, control
+// or non-ASCII byte), integers that fit 64 bits and finite doubles, and
+// nesting up to kMaxDepth; anything else stops it and the tree reader
+// (nlohmann) reads the body instead. So it never accepts what that rejects.
+template <class Handler>
+class Scanner {
+ public:
+  Scanner(const std::string& text, Handler& handler)
+      : p_(text.data()), end_(text.data() + text.size()), handler_(handler) {}
+
+  bool run() {
+    skip_space();
+    if (!value(0)) return false;
+    skip_space();
+    return p_ == end_;
+  }
+
+ private:
+  static constexpr int kMaxDepth = 32;
+  inline static const std::string kNoText;  // a number's text is not handed on
+
+  void skip_space() {
+    while (p_ < end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
+  }
+  bool take(char c) {
+    skip_space();
+    if (p_ == end_ || *p_ != c) return false;
+    ++p_;
+    return true;
+  }
+
+  bool value(int depth) {
+    if (p_ == end_ || depth > kMaxDepth) return false;
+    switch (*p_) {
+      case '{':
+        return object(depth);
+      case '[':
+        return array(depth);
+      case '"':
+        return read_string() && handler_.string(text_);
+      case 't':
+        return literal("true") && handler_.boolean(true);
+      case 'f':
+        return literal("false") && handler_.boolean(false);
+      case 'n':
+        return literal("null") && handler_.null();
+      default:
+        return number();
+    }
+  }
+
+  bool object(int depth) {
+    ++p_;
+    if (!handler_.start_object(static_cast<std::size_t>(-1))) return false;
+    if (take('}')) return handler_.end_object();
+    do {
+      skip_space();
+      if (p_ == end_ || *p_ != '"' || !read_string() || !handler_.key(text_) || !take(':')) return false;
+      skip_space();
+      if (!value(depth + 1)) return false;
+    } while (take(','));
+    return take('}') && handler_.end_object();
+  }
+
+  bool array(int depth) {
+    ++p_;
+    if (!handler_.start_array(static_cast<std::size_t>(-1))) return false;
+    if (take(']')) return handler_.end_array();
+    do {
+      skip_space();
+      if (!value(depth + 1)) return false;
+    } while (take(','));
+    return take(']') && handler_.end_array();
+  }
+
+  bool read_string() {
+    const char* start = ++p_;
+    while (p_ < end_) {
+      const auto c = static_cast<unsigned char>(*p_);
+      if (c == '"') {
+        text_.assign(start, p_);
+        ++p_;
+        return true;
+      }
+      if (c == '\\' || c < 0x20 || c >= 0x80) return false;
+      ++p_;
+    }
+    return false;
+  }
+
+  bool literal(const char* word) {
+    const size_t n = std::strlen(word);
+    if (static_cast<size_t>(end_ - p_) < n || std::memcmp(p_, word, n) != 0) return false;
+    p_ += n;
+    return true;
+  }
+
+  static bool digit(char c) { return c >= '0' && c <= '9'; }
+
+  // The JSON number grammar, checked here: from_chars alone accepts more.
+  bool number() {
+    const char* start = p_;
+    if (p_ < end_ && *p_ == '-') ++p_;
+    if (p_ == end_ || !digit(*p_)) return false;
+    if (*p_ == '0')
+      ++p_;
+    else
+      while (p_ < end_ && digit(*p_)) ++p_;
+    bool integer = true;
+    if (p_ < end_ && *p_ == '.') {
+      integer = false;
+      if (++p_ == end_ || !digit(*p_)) return false;
+      while (p_ < end_ && digit(*p_)) ++p_;
+    }
+    if (p_ < end_ && (*p_ == 'e' || *p_ == 'E')) {
+      integer = false;
+      if (++p_ < end_ && (*p_ == '+' || *p_ == '-')) ++p_;
+      if (p_ == end_ || !digit(*p_)) return false;
+      while (p_ < end_ && digit(*p_)) ++p_;
+    }
+    if (integer && *start == '-') {
+      int64_t v = 0;
+      const auto r = std::from_chars(start, p_, v);
+      return r.ec == std::errc() && r.ptr == p_ && handler_.number_integer(v);
+    }
+    if (integer) {
+      uint64_t v = 0;
+      const auto r = std::from_chars(start, p_, v);
+      return r.ec == std::errc() && r.ptr == p_ && handler_.number_unsigned(v);
+    }
+    double v = 0;
+    const auto r = std::from_chars(start, p_, v);
+    return r.ec == std::errc() && r.ptr == p_ && std::isfinite(v) && handler_.number_float(v, kNoText);
+  }
+
+  const char* p_;
+  const char* const end_;
+  Handler& handler_;
+  std::string text_;  // the last string or key read
+};
+
 // -------------------------------------------------------------- tree reader
 
 [[noreturn]] void bad(const std::string& message) {
@@ -458,7 +604,7 @@ InferBody read_with_tree(const std::string& body) {
   Json request;
   try {
     request = Json::parse(body);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, or out_of_range for a number overflowing a double
     bad(std::string("the request body is not valid JSON: ") + e.what());
   }
   if (!request.is_object()) bad("the request body must be a JSON object");
@@ -561,7 +707,7 @@ void append_tensor(std::string& out, const HostTensor& t) {
 InferBody read_infer_body(const std::string& body) {
   InferBody fast;
   FastReader reader(fast, body.size());
-  if (Json::sax_parse(body, &reader) && reader.done()) return fast;
+  if (Scanner<FastReader>(body, reader).run() && reader.done()) return fast;
   return read_with_tree(body);  // throws the problem, or reads what the fast reader does not
 }
 
