@@ -82,14 +82,18 @@ run_wrk() {  # name url delay_ms connections [seconds]
 
 # Half the peak rate: each connection waits DELAY ms before each request so
 # that conns / (DELAY + time per request) = peak / 2. The time per request
-# (latency and client overhead) is measured by a 3 s calibration run.
+# (latency and client overhead, which depend on the rate) is measured by two
+# 3 s calibration runs, each correcting the delay of the one before.
 run_half_peak() {  # label url peak
-  local target d0 d1 rate
+  local target d rate
   target="$(awk -v p="$3" 'BEGIN { print p / 2 }')"
-  d0="$(awk -v c="$conns" -v t="$target" 'BEGIN { printf "%.3f", c / t * 1000 }')"
-  run_wrk "" "$2" "$d0" "$conns" 3
-  d1="$(awk -v c="$conns" -v d="$d0" -v r="$(cat "$work/last_rps")" -v t="$target" \
-    'BEGIN { o = c / r * 1000 - d; x = c / t * 1000 - o; printf "%.2f", (x < 0.1 ? 0.1 : x) }')"
+  d="$(awk -v c="$conns" -v t="$target" 'BEGIN { printf "%.3f", c / t * 1000 }')"
+  for _ in 1 2; do
+    run_wrk "" "$2" "$d" "$conns" 3
+    d="$(awk -v c="$conns" -v d="$d" -v r="$(cat "$work/last_rps")" -v t="$target" \
+      'BEGIN { o = c / r * 1000 - d; x = c / t * 1000 - o; printf "%.2f", (x < 0.1 ? 0.1 : x) }')"
+  done
+  local d1="$d"
   run_wrk "x" "$2" "$d1" "$conns" >/dev/null
   rate="$(awk -v r="$(cat "$work/last_rps")" -v p="$3" 'BEGIN { printf "%.0f", 100 * r / p }')"
   run_wrk_line "$1 @ ${rate}% of peak (delay ${d1} ms)"
