@@ -125,6 +125,67 @@ TEST(InferJson, StreamingAndTreeReadersAgree) {
   EXPECT_EQ(streamed.inputs[0].shape, tree.inputs[0].shape);
 }
 
+// What a reader makes of `body`: the tensors, or the error's status and message.
+std::string outcome(const std::string& body, InferBody (*read)(const std::string&)) {
+  try {
+    const auto b = read(body);
+    std::string out = "id=" + b.id.value_or("-") + ";";
+    for (const auto& w : b.wanted_outputs) out += "out=" + w + ";";
+    for (const auto& t : b.inputs) {
+      out += t.name + ":" + std::to_string(t.datatype) + ":";
+      for (const auto d : t.shape) out += std::to_string(d) + ",";
+      out += ":" + std::string(t.bytes.begin(), t.bytes.end()) + ";";
+    }
+    return out;
+  } catch (const ServeError& e) {
+    return "error " + std::to_string(e.status()) + ": " + e.what();
+  }
+}
+
+TEST(InferJson, MutatedBodiesReadTheSameEitherWay) {
+  // Thousands of small corruptions of valid bodies: the fast path must give
+  // exactly what the tree reader gives (the same tensors, or a 400 with the
+  // same message), and never anything else.
+  const std::vector<std::string> seeds{
+      R"({"id": "a", "inputs": [{"name": "x", "shape": [2, 3], "datatype": "FP32", "data": [[1.5, -2, 3e1], [4, 5, 6]]}]})",
+      R"({"inputs": [{"name": "b", "shape": [3], "datatype": "BOOL", "data": [true, false, null]}], "parameters": {"k": [1]}})",
+      R"({"inputs": [{"name": "i", "shape": [2], "datatype": "INT8", "data": [-128, 127]},
+          {"name": "u", "shape": [1], "datatype": "UINT64", "data": [18446744073709551615]}],
+          "outputs": [{"name": "y"}]})",
+      R"({"inputs": [{"name": "d", "datatype": "FP64", "shape": [2], "data": [0.1, -0e-1]}]})",
+  };
+  std::mt19937 random(2026);
+  const std::string alphabet = "{}[]\",:.-+eE0123456789 tfnaul\\\n\x01\xc3";
+  int fast_differs = 0, checked = 0;
+  for (const auto& seed : seeds) {
+    for (int i = 0; i < 1500; ++i) {
+      std::string body = seed;
+      const int edits = 1 + static_cast<int>(random() % 3);
+      for (int e = 0; e < edits && !body.empty(); ++e) {
+        const size_t at = random() % body.size();
+        const char c = alphabet[random() % alphabet.size()];
+        switch (random() % 3) {
+          case 0:
+            body[at] = c;
+            break;
+          case 1:
+            body.insert(body.begin() + static_cast<std::ptrdiff_t>(at), c);
+            break;
+          default:
+            body.erase(at, 1);
+        }
+      }
+      const auto fast = outcome(body, &read_infer_body);
+      const auto tree = outcome(body, &kiln::serve::read_infer_body_with_tree);
+      ++checked;
+      if (fast != tree) ++fast_differs;
+      EXPECT_EQ(fast, tree) << body;
+      if (fast_differs > 5) FAIL() << "stopping after 5 differences";
+    }
+  }
+  EXPECT_EQ(checked, 6000);
+}
+
 TEST(InferJson, MalformedBodiesNameTheProblem) {
   const auto input = [](const std::string& fields) { return R"({"inputs": [{)" + fields + "}]}"; };
   const std::vector<std::pair<std::string, std::string>> cases{

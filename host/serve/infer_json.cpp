@@ -600,7 +600,9 @@ HostTensor tensor_from_json(const Json& input) {
   return t;
 }
 
-InferBody read_with_tree(const std::string& body) {
+}  // namespace
+
+InferBody read_infer_body_with_tree(const std::string& body) {
   Json request;
   try {
     request = Json::parse(body);
@@ -624,6 +626,8 @@ InferBody read_with_tree(const std::string& body) {
   if (request.contains("id")) out.id = request["id"].get<std::string>();
   return out;
 }
+
+namespace {
 
 // ------------------------------------------------------------------ writer
 
@@ -708,7 +712,7 @@ InferBody read_infer_body(const std::string& body) {
   InferBody fast;
   FastReader reader(fast, body.size());
   if (Scanner<FastReader>(body, reader).run() && reader.done()) return fast;
-  return read_with_tree(body);  // throws the problem, or reads what the fast reader does not
+  return read_infer_body_with_tree(body);  // throws the problem, or reads what the fast reader does not
 }
 
 void append_json_string(std::string& out, const std::string& text) {
