@@ -204,6 +204,9 @@ TEST(InferJson, MalformedBodiesNameTheProblem) {
       {input(R"("name": "x", "shape": [-1], "datatype": "FP32", "data": [1])"), "non-negative integers"},
       {input(R"("name": "x", "shape": [1.5], "datatype": "FP32", "data": [1])"), "non-negative integers"},
       {input(R"("name": "x", "shape": [1099511627777], "datatype": "FP32", "data": [1])"), "too large"},
+      {input(R"("name": "x", "shape": [4294967296, 4294967296], "datatype": "FP32", "data": [])"), "too large"},
+      {input(R"("name": "x", "shape": [0, 2199023255552], "datatype": "FP32", "data": [])"), "too large"},
+      {input(R"("name": "x", "shape": [1], "datatype": "FP32", "data": [1e39])"), "beyond the range of FP32"},
       {input(R"("name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2])"), "needs 3 values"},
       {input(R"("name": "x", "shape": [2], "datatype": "FP32", "data": [1, "a"])"), "\"a\" is not a number"},
       {input(R"("name": "x", "shape": [1], "datatype": "FP32", "data": [null])"), "null is not a number"},
@@ -216,6 +219,10 @@ TEST(InferJson, MalformedBodiesNameTheProblem) {
     const auto message = error_of(body);
     EXPECT_NE(message.find(expected), std::string::npos) << body << " -> " << message;
   }
+  // 200 000 nested brackets around one value: read (through the tree), no stack overflow.
+  const std::string deep = std::string(200000, '[') + "1" + std::string(200000, ']');
+  const auto nested = read_infer_body(input(R"("name": "x", "shape": [1], "datatype": "FP32", "data": )" + deep));
+  EXPECT_EQ(values_of<float>(nested.inputs.at(0)), std::vector<float>{1.f});
 }
 
 TEST(InferJson, WrittenNumbersReadBackExactly) {
@@ -227,13 +234,13 @@ TEST(InferJson, WrittenNumbersReadBackExactly) {
   const std::vector<double> doubles{0.1, -1e300, 5e-324, 2.0};
   const std::vector<int64_t> ints{std::numeric_limits<int64_t>::min(), 0, std::numeric_limits<int64_t>::max()};
   const std::vector<uint64_t> big{std::numeric_limits<uint64_t>::max()};
-  const std::vector<uint8_t> bits{1, 0};
+  const std::vector<uint8_t> bits{1, 0, 2};  // a runtime may say true with any non-zero byte
   const std::vector<HostTensor> outputs{
       tensor_of("f", KILN_DT_FP32, {static_cast<int64_t>(floats.size())}, floats),
       tensor_of("d", KILN_DT_FP64, {2, 2}, doubles),
       tensor_of("i", KILN_DT_INT64, {3}, ints),
       tensor_of("u", KILN_DT_UINT64, {1}, big),
-      tensor_of("b", KILN_DT_BOOL, {2}, bits),
+      tensor_of("b", KILN_DT_BOOL, {3}, bits),
   };
   std::string text;
   write_infer_response(text, "m\n\"x", 3, std::string("id\x01"), outputs, {});
@@ -257,7 +264,7 @@ TEST(InferJson, WrittenNumbersReadBackExactly) {
   for (size_t i = 0; i < doubles.size(); ++i) EXPECT_EQ(j["outputs"][1]["data"][i].get<double>(), doubles[i]);
   EXPECT_EQ(j["outputs"][2]["data"].get<std::vector<int64_t>>(), ints);
   EXPECT_EQ(j["outputs"][3]["data"][0].get<uint64_t>(), big[0]);
-  EXPECT_EQ(j["outputs"][4]["data"], Json::array({true, false}));
+  EXPECT_EQ(j["outputs"][4]["data"], Json::array({true, false, true}));
 
   std::string only;
   write_infer_response(only, "m", 1, std::nullopt, outputs, {"i"});

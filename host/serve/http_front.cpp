@@ -391,9 +391,10 @@ struct Loop {
     mailbox->owner = std::this_thread::get_id();
     std::array<epoll_event, 128> events;
     last_sweep = Clock::now();
+    bool work_left = false;  // the after-pass hook has more to do: poll, do not sleep
     for (;;) {
       const int n = ::epoll_wait(epoll.get(), events.data(), static_cast<int>(events.size()),
-                                 static_cast<int>(kSweepEvery.count()));
+                                 work_left ? 0 : static_cast<int>(kSweepEvery.count()));
       for (int i = 0; i < n; ++i) {
         const auto& event = events[static_cast<size_t>(i)];
         if (event.data.u64 == kListenId) {
@@ -405,9 +406,9 @@ struct Loop {
           if (it != connections.end()) on_event(*it->second, event.events);
         }
       }
-      if (front.after_pass) front.after_pass(index);
       const auto now = Clock::now();
-      if (now - last_sweep >= kSweepEvery) sweep(now);
+      if (now - last_sweep >= kSweepEvery) sweep(now);  // may dispatch pipelined requests too
+      work_left = front.after_pass && front.after_pass(index);
       if (stopping && (connections.empty() || now >= drain_until)) break;
     }
     {

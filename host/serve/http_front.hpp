@@ -64,10 +64,11 @@ class HttpFront {
   // Called on the loop thread once an answer is queued for sending (metrics, access log).
   using Completed = std::function<void(const HttpRequest& request, int status, size_t body_bytes)>;
 
-  // Called on loop thread `loop` after each pass over its ready connections:
-  // requests gathered meanwhile can be answered together (and must be: the
-  // loop may sleep next).
-  using AfterPass = std::function<void(size_t loop)>;
+  // Called on loop thread `loop` after each pass over its ready connections
+  // (and its timeouts): requests gathered meanwhile can be answered together.
+  // Returns whether some are left (then the loop polls without sleeping and
+  // calls it again after the next pass).
+  using AfterPass = std::function<bool(size_t loop)>;
 
   HttpFront(HttpFrontOptions options, Handler handler, Completed completed, AfterPass after_pass = nullptr);
   ~HttpFront();  // stop(0)

@@ -18,6 +18,21 @@ using host::Json;
 
 constexpr int64_t kMaxElements = int64_t{1} << 40;
 
+// Multiplies the element count by one more dimension (0 counts as 1: a
+// zero-sized tensor must not hide a huge other dimension); false past
+// kMaxElements, checked before multiplying so nothing overflows.
+bool grow_elements(int64_t& elements, int64_t dimension) {
+  const int64_t d = std::max<int64_t>(1, dimension);
+  if (dimension > kMaxElements || elements > kMaxElements / d) return false;
+  elements *= d;
+  return true;
+}
+
+// Whether a JSON number can be an FP32 value (beyond its range the cast is undefined).
+bool fits_fp32(double value) {
+  return std::fabs(value) <= static_cast<double>(std::numeric_limits<float>::max());
+}
+
 // -------------------------------------------------------------- fast reader
 
 // A SAX handler (the interface of nlohmann::json::sax_parse, driven by the
@@ -51,7 +66,7 @@ class FastReader {
     if (expect_ != Expect::DataValue) return false;
     switch (tensor().datatype) {
       case KILN_DT_FP32:
-        return push(static_cast<float>(value));
+        return fits_fp32(value) && push(static_cast<float>(value));
       case KILN_DT_FP64:
         return push(value);
       default:
@@ -246,8 +261,7 @@ class FastReader {
   bool push_dimension(uint64_t value) {
     if (value > static_cast<uint64_t>(kMaxElements)) return false;
     const auto d = static_cast<int64_t>(value);
-    elements_ *= std::max<int64_t>(1, d);
-    if (elements_ > kMaxElements) return false;
+    if (!grow_elements(elements_, d)) return false;
     tensor().shape.push_back(d);
     return true;
   }
@@ -498,11 +512,23 @@ class Scanner {
   throw ServeError(400, message);
 }
 
+// The leaves of `data` in order. Iterative: a body of a million nested
+// brackets must not overflow an I/O thread's stack.
 void flatten(const Json& data, std::vector<const Json*>& out) {
-  if (data.is_array()) {
-    for (const auto& item : data) flatten(item, out);
-  } else {
-    out.push_back(&data);
+  std::vector<std::pair<const Json*, size_t>> stack;  // array, next index
+  if (!data.is_array()) return out.push_back(&data);
+  stack.emplace_back(&data, 0);
+  while (!stack.empty()) {
+    auto& [array, next] = stack.back();
+    if (next == array->size()) {
+      stack.pop_back();
+      continue;
+    }
+    const Json& item = (*array)[next++];
+    if (item.is_array())
+      stack.emplace_back(&item, 0);
+    else
+      out.push_back(&item);
   }
 }
 
@@ -531,6 +557,8 @@ void put_integer(std::vector<uint8_t>& bytes, size_t index, const Json& v, const
 template <class T>
 void put_float(std::vector<uint8_t>& bytes, size_t index, const Json& v, const std::string& where) {
   if (!v.is_number()) bad(where + ": " + v.dump() + " is not a number");
+  if (std::is_same_v<T, float> && !fits_fp32(v.get<double>()))
+    bad(where + ": " + v.dump() + " is beyond the range of FP32");
   put<T>(bytes, index, static_cast<T>(v.get<double>()));
 }
 
@@ -586,8 +614,7 @@ HostTensor tensor_from_json(const Json& input) {
     if (!d.is_number_integer() || d.get<int64_t>() < 0)
       bad(where + ": \"shape\" must be an array of non-negative integers");
     t.shape.push_back(d.get<int64_t>());
-    if (t.shape.back() > kMaxElements || (elements *= std::max<int64_t>(1, t.shape.back())) > kMaxElements)
-      bad(where + ": shape " + input["shape"].dump() + " is too large");
+    if (!grow_elements(elements, t.shape.back())) bad(where + ": shape " + input["shape"].dump() + " is too large");
   }
   std::vector<const Json*> flat;
   if (input["data"].is_array()) flat.reserve(input["data"].size());  // exact when flat, rows when nested
@@ -651,13 +678,14 @@ template <class T>
 void append_values(std::string& out, const HostTensor& t) {
   const auto n = static_cast<size_t>(t.elements());
   for (size_t i = 0; i < n; ++i) {
-    T value;
-    std::memcpy(&value, t.bytes.data() + i * sizeof(T), sizeof(T));
     if (i > 0) out += ',';
-    if constexpr (std::is_same_v<T, bool>)
-      out += value ? "true" : "false";
-    else
+    if constexpr (std::is_same_v<T, bool>) {  // any non-zero byte is true (a bool holding 2 would be undefined)
+      out += t.bytes[i] != 0 ? "true" : "false";
+    } else {
+      T value;
+      std::memcpy(&value, t.bytes.data() + i * sizeof(T), sizeof(T));
       append_number(out, value);
+    }
   }
 }
 

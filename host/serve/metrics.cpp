@@ -84,8 +84,14 @@ void Metrics::observe_request(const std::string& model, const std::string& versi
   observe(latency_, kLatencyBuckets, model, seconds);
 }
 
-void Metrics::observe_batch(const std::string& model, int64_t rows, const std::vector<double>& queue_seconds) {
+void Metrics::observe_batch(const std::string& model, int64_t rows, const std::vector<double>& queue_seconds,
+                            bool on_io_thread) {
   const std::lock_guard<std::mutex> lock(mutex_);
+  const auto it = batches_.find(std::tie(model, on_io_thread));
+  if (it != batches_.end())
+    ++it->second;
+  else
+    batches_.emplace(std::tuple<std::string, bool>(model, on_io_thread), 1);
   observe(batch_, kBatchBuckets, model, static_cast<double>(rows));
   for (const double seconds : queue_seconds) observe(queue_, kLatencyBuckets, model, seconds);
 }
@@ -107,6 +113,11 @@ std::string Metrics::render(const std::string& extra) const {
                    latency_);
   render_histogram(out, "kiln_serve_batch_size", "rows per runtime call", kBatchBuckets, batch_);
   render_histogram(out, "kiln_serve_queue_seconds", "time a request waited for its batch", kLatencyBuckets, queue_);
+  render_counter(out, "kiln_serve_batches_total", "runtime calls by who ran them (an I/O thread or the worker)",
+                 batches_, [](const std::tuple<std::string, bool>& k) {
+                   return model_label(std::get<0>(k)) + "," +
+                          prometheus_label("runner", std::get<1>(k) ? "io_thread" : "worker");
+                 });
   render_counter(out, "kiln_serve_model_load_failures_total", "versions that failed to load", load_failures_,
                  [](const std::pair<std::string, std::string>& k) {
                    return model_label(k.first) + "," + prometheus_label("version", k.second);

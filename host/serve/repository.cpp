@@ -57,6 +57,12 @@ ModelConfig parse_model_config(const std::string& text, const std::string& where
   c.max_batch_size = std::max<int64_t>(1, positive(c.raw, "max_batch_size", 1, where));
   c.max_queue_delay_us = positive(c.raw, "max_queue_delay_us", c.max_queue_delay_us, where);
   c.max_queue_size = std::max<int64_t>(1, positive(c.raw, "max_queue_size", c.max_queue_size, where));
+  if (c.raw.contains("io_thread_batches")) {
+    const Json& mode = c.raw["io_thread_batches"];
+    if (!mode.is_string() || (mode != "auto" && mode != "always" && mode != "never"))
+      throw std::runtime_error(where + ": \"io_thread_batches\" must be \"auto\", \"always\" or \"never\"");
+    c.io_thread_batches = mode.get<std::string>();
+  }
   if (c.raw.contains("version_policy")) {
     const Json& p = c.raw["version_policy"];
     if (p.is_object() && p.contains("latest")) {
@@ -259,7 +265,7 @@ void ModelVersion::batch_loop() {
     wake_.wait_until(lock, until, [&] { return stopping_ || queued_rows_ >= batch_rows; });
     Batch batch = take_batch_locked();
     lock.unlock();
-    run_pending(std::move(batch));
+    run_pending(std::move(batch), false);
     lock.lock();
   }
 }
@@ -279,7 +285,8 @@ ModelVersion::Batch ModelVersion::take_batch_locked() {
 }
 
 bool ModelVersion::runs_on_caller() const {
-  return batching_ && config_.max_queue_delay_us == 0 && fast_.load(std::memory_order_relaxed);
+  if (!batching_ || config_.max_queue_delay_us != 0 || config_.io_thread_batches == "never") return false;
+  return config_.io_thread_batches == "always" || fast_.load(std::memory_order_relaxed);
 }
 
 void ModelVersion::infer_now(std::vector<Call> calls) {
@@ -291,7 +298,7 @@ void ModelVersion::infer_now(std::vector<Call> calls) {
     auto pending = std::make_shared<Pending>();
     pending->rows = batching_ ? call.request.inputs[0].shape[0] : 1;
     if (!batch.empty() && rows + pending->rows > batch_rows) {
-      run_pending(std::move(batch));
+      run_pending(std::move(batch), true);
       batch.clear();
       rows = 0;
     }
@@ -302,7 +309,7 @@ void ModelVersion::infer_now(std::vector<Call> calls) {
     rows += pending->rows;
     batch.push_back(std::move(pending));
   }
-  if (!batch.empty()) run_pending(std::move(batch));
+  if (!batch.empty()) run_pending(std::move(batch), true);
 }
 
 // Whether callers may run batches: only while they are quick, since an I/O
@@ -315,7 +322,7 @@ void ModelVersion::note_run_time(Clock::duration took) {
   fast_.store(average_run_us_ < kCallerBudgetUs, std::memory_order_relaxed);
 }
 
-void ModelVersion::run_pending(Batch batch) {
+void ModelVersion::run_pending(Batch batch, bool on_caller) {
   const auto started = Clock::now();
   // Requests whose deadline passed while queued are answered, not run.
   const auto expired = std::stable_partition(batch.begin(), batch.end(),
@@ -333,15 +340,16 @@ void ModelVersion::run_pending(Batch batch) {
     queued.push_back(std::chrono::duration<double>(started - p->enqueued).count());
     rows += p->inputs.empty() || p->inputs[0].shape.empty() ? 1 : p->inputs[0].shape[0];
   }
-  if (metrics_ != nullptr) metrics_->observe_batch(model_, rows, queued);
+  if (metrics_ != nullptr) metrics_->observe_batch(model_, rows, queued, on_caller);
   std::vector<std::vector<HostTensor>> results;
   std::exception_ptr error;
+  const auto run_started = Clock::now();  // not `started`: answering expired requests is not the model's time
   try {
     results = run_batch(inputs);
   } catch (...) {
     error = std::current_exception();
   }
-  note_run_time(Clock::now() - started);
+  note_run_time(Clock::now() - run_started);
   for (size_t i = 0; i < batch.size(); ++i)
     batch[i]->done(error ? InferResult{{}, error} : InferResult{std::move(results[i]), nullptr});
 }

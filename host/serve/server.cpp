@@ -127,19 +127,25 @@ struct Server::Impl {
     list.push_back(ModelVersion::Call{std::move(inputs), std::move(done)});
   }
 
-  // Runs what loop `loop` gathered in its pass, a batch per version (and
-  // again for requests that answering let through: pipelined ones).
-  void after_pass(size_t loop) {
+  // Runs what loop `loop` gathered in its pass, a batch per version, and
+  // again for requests that answering let through (pipelined ones), a few
+  // rounds at most so that one pipelining client cannot hold the loop;
+  // returns whether some are left for after the next pass.
+  bool after_pass(size_t loop) {
+    constexpr int kRounds = 4;
     auto& calls = gathered[loop];
-    while (!calls.empty()) {
+    for (int round = 0; round < kRounds && !calls.empty(); ++round) {
       Gathered taken;
       taken.swap(calls);
-      try {
-        for (auto& [version, list] : taken) version->infer_now(std::move(list));
-      } catch (const std::exception& e) {  // its requests time out (504); the loop goes on
-        std::cerr << "kiln serve: a gathered batch failed: " << e.what() << "\n";
+      for (auto& [version, list] : taken) {
+        try {
+          version->infer_now(std::move(list));
+        } catch (const std::exception& e) {  // its unanswered requests time out (504); the loop goes on
+          std::cerr << "kiln serve: a batch of '" << version->model() << "' failed: " << e.what() << "\n";
+        }
       }
     }
+    return !calls.empty();
   }
 
   // Answers one request (at once, or later for a queued inference); throws
@@ -232,7 +238,7 @@ void Server::start() {
   impl_->http = std::make_unique<HttpFront>(
       front, [&impl](HttpRequest& request, const Responder& responder) { impl.handle(request, responder); },
       [&impl](const HttpRequest& request, int status, size_t bytes) { impl.completed(request, status, bytes); },
-      [&impl](size_t loop) { impl.after_pass(loop); });
+      [&impl](size_t loop) { return impl.after_pass(loop); });
   impl_->gathered.resize(impl_->http->loop_count());
   impl_->http->start();
 }

@@ -360,8 +360,18 @@ TEST(Serve, ErrorsAreJsonWithTheRightStatus) {
   EXPECT_EQ(http(port, "POST", infer_path, infer_body(row, 4)).status, 200);
 }
 
+// The value of the metrics line that starts with `series` ("" when absent: 0).
+double metric_value(const std::string& metrics, const std::string& series) {
+  const auto at = metrics.find(series + " ");
+  return at == std::string::npos ? 0 : std::stod(metrics.substr(at + series.size() + 1));
+}
+
+const std::string kRunByIoThreads = R"(kiln_serve_batches_total{model="blobs",runner="io_thread"})";
+const std::string kRunByWorker = R"(kiln_serve_batches_total{model="blobs",runner="worker"})";
+
 // Eight clients at once, one row each: every answer holds its own row's prediction.
-void expect_each_request_gets_its_rows(const std::string& config) {
+// Returns the /metrics text afterwards.
+std::string expect_each_request_gets_its_rows(const std::string& config) {
   TempDir dir;
   const auto m = train_model(dir / "train");
   copy_version(m.model, dir / "repo" / "blobs", 1);
@@ -388,17 +398,48 @@ void expect_each_request_gets_its_rows(const std::string& config) {
   const auto metrics = http(s.port(), "GET", "/metrics").body;
   EXPECT_NE(metrics.find("kiln_serve_batch_size_count{model=\"blobs\"}"), std::string::npos) << metrics;
   EXPECT_NE(metrics.find("kiln_serve_queue_seconds_count{model=\"blobs\"}"), std::string::npos);
+  return metrics;
+}
+
+TEST(Serve, ModelConfigErrorsNameTheFileAndField) {
+  using kiln::serve::parse_model_config;
+  const auto error_of = [](const std::string& text) {
+    try {
+      parse_model_config(text, "repo/m/config.json");
+    } catch (const std::runtime_error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_EQ(parse_model_config(R"({"io_thread_batches": "never"})", "c").io_thread_batches, "never");
+  EXPECT_EQ(parse_model_config("{}", "c").io_thread_batches, "auto");
+  for (const auto& [text, field] :
+       std::vector<std::pair<std::string, std::string>>{{R"({"io_thread_batches": "sometimes"})", "io_thread_batches"},
+                                                        {R"({"io_thread_batches": 1})", "io_thread_batches"},
+                                                        {R"({"max_batch_size": -2})", "max_batch_size"},
+                                                        {R"({"max_queue_delay_us": "1"})", "max_queue_delay_us"},
+                                                        {"{not json", "not valid JSON"}}) {
+    const auto message = error_of(text);
+    EXPECT_NE(message.find("repo/m/config.json"), std::string::npos) << text << " -> " << message;
+    EXPECT_NE(message.find(field), std::string::npos) << text << " -> " << message;
+  }
 }
 
 TEST(Serve, DynamicBatchingGivesEachRequestItsRows) {
   // A queue delay: the version's worker gathers the batches.
-  expect_each_request_gets_its_rows(R"({"max_batch_size": 16, "max_queue_delay_us": 5000})");
+  const auto metrics = expect_each_request_gets_its_rows(R"({"max_batch_size": 16, "max_queue_delay_us": 5000})");
+  EXPECT_GT(metric_value(metrics, kRunByWorker), 0) << metrics;
+  EXPECT_EQ(metric_value(metrics, kRunByIoThreads), 0) << metrics;
 }
 
 TEST(Serve, BatchesRunByTheIoThreadsGiveEachRequestItsRows) {
-  // No queue delay and a quick model: once measured, each I/O thread runs
-  // what one pass over its connections gathered as a batch.
-  expect_each_request_gets_its_rows(R"({"max_batch_size": 16, "max_queue_delay_us": 0})");
+  // No queue delay: each I/O thread runs what one pass over its connections
+  // gathered as a batch ("always": not only once the model has been
+  // measured as quick, which a sanitizer build may not be).
+  const auto metrics = expect_each_request_gets_its_rows(
+      R"({"max_batch_size": 16, "max_queue_delay_us": 0, "io_thread_batches": "always"})");
+  EXPECT_GT(metric_value(metrics, kRunByIoThreads), 0) << metrics;
+  EXPECT_EQ(metric_value(metrics, kRunByWorker), 0) << metrics;
 }
 
 TEST(Serve, AFullQueueAnswers503AtOnce) {
@@ -480,11 +521,13 @@ std::string raw_infer(const std::string& body, const std::string& extra_headers 
 // Pipelined inference on one connection, batched with other connections'
 // requests, comes back in order; a body over 1 KiB with Expect: 100-continue
 // (what curl sends) works; 200 keep-alive connections on two I/O threads.
-TEST(Serve, PipeliningExpectContinueAndManyConnections) {
+// Pipelined requests, Expect: 100-continue and 200 connections at once,
+// each answer checked against the offline predictions; `metrics` gets /metrics.
+void expect_pipelining_and_many_connections(const std::string& config, std::string* metrics = nullptr) {
   TempDir dir;
   const auto m = train_model(dir / "train");
   copy_version(m.model, dir / "repo" / "blobs", 1);
-  write_text(dir / "repo" / "blobs" / "config.json", R"({"max_batch_size": 16, "max_queue_delay_us": 2000})");
+  write_text(dir / "repo" / "blobs" / "config.json", config);
   kiln::serve::ServerOptions options;
   options.io_threads = 2;
   Serving s(dir / "repo", options);
@@ -515,6 +558,20 @@ TEST(Serve, PipeliningExpectContinueAndManyConnections) {
   for (size_t i = 0; i < clients.size(); ++i)
     clients[i]->send(raw_infer(infer_body(rows_of(m.test_raw, static_cast<int64_t>(i) % rows, 1), 4)));
   for (size_t i = 0; i < clients.size(); ++i) check_row(clients[i]->read_reply(), static_cast<int64_t>(i) % rows);
+  if (metrics != nullptr) *metrics = http(s.port(), "GET", "/metrics").body;
+}
+
+TEST(Serve, PipeliningExpectContinueAndManyConnections) {
+  expect_pipelining_and_many_connections(R"({"max_batch_size": 16, "max_queue_delay_us": 2000})");
+}
+
+TEST(Serve, PipeliningAndManyConnectionsWithBatchesOnTheIoThreads) {
+  // Answering a gathered batch lets the next pipelined request through,
+  // which is gathered and run in a later round of the same loop.
+  std::string metrics;
+  expect_pipelining_and_many_connections(
+      R"({"max_batch_size": 16, "max_queue_delay_us": 0, "io_thread_batches": "always"})", &metrics);
+  EXPECT_GT(metric_value(metrics, kRunByIoThreads), 0) << metrics;
 }
 
 TEST(Serve, VersionPolicies) {

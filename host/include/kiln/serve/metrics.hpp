@@ -18,9 +18,11 @@ class Metrics {
   void count_request(const std::string& model, const std::string& version, int status);
   // The same and kiln_serve_request_duration_seconds{model}, under one lock.
   void observe_request(const std::string& model, const std::string& version, int status, double seconds);
-  // kiln_serve_batch_size{model}, and kiln_serve_queue_seconds{model} for
-  // each request of the batch.
-  void observe_batch(const std::string& model, int64_t rows, const std::vector<double>& queue_seconds);
+  // kiln_serve_batch_size{model}, kiln_serve_queue_seconds{model} for each
+  // request of the batch, and kiln_serve_batches_total{model, runner}
+  // (runner: "io_thread" or "worker", see ModelVersion::runs_on_caller).
+  void observe_batch(const std::string& model, int64_t rows, const std::vector<double>& queue_seconds,
+                     bool on_io_thread);
   // kiln_serve_model_load_failures_total{model, version}
   void count_load_failure(const std::string& model, const std::string& version);
 
@@ -43,6 +45,7 @@ class Metrics {
   mutable std::mutex mutex_;
   std::map<RequestKey, uint64_t, std::less<>> requests_;
   std::map<std::pair<std::string, std::string>, uint64_t> load_failures_;
+  std::map<std::tuple<std::string, bool>, uint64_t, std::less<>> batches_;  // model, on an I/O thread
   ByModel latency_, batch_, queue_;
 };
 

@@ -37,7 +37,10 @@ struct ModelConfig {
   std::set<int64_t> specific;     // policy specific: which versions
   int64_t max_batch_size = 1;     // > 1 turns on dynamic batching
   int64_t max_queue_delay_us = 500;
-  int64_t max_queue_size = 1024;          // pending requests per version; more -> 503
+  int64_t max_queue_size = 1024;  // pending requests per version; more -> 503
+  // Batches run by the I/O threads (ModelVersion::runs_on_caller): "auto"
+  // (when they have been quick), "always" or "never".
+  std::string io_thread_batches = "auto";
   host::Json raw = host::Json::object();  // handed to the runtime (with "threads" filled in)
 };
 // Throws std::runtime_error naming the file and the field.
@@ -82,9 +85,12 @@ class ModelVersion {
   // itself as one batch, with no thread hand-off (two wake-ups per batch
   // otherwise). Allowed when the model batches with no queue delay to wait
   // for and its batches have been quick so far (a moving average under
-  // 0.5 ms); the first batches go through the worker, which measures them.
-  // Without batching the worker stays: one runtime call per request on an
-  // I/O thread would hold up its other connections for little gain.
+  // 0.5 ms; config "io_thread_batches" can say "always" or "never"); the
+  // first batches go through the worker, which measures them. Without
+  // batching the worker stays: one runtime call per request on an I/O
+  // thread would hold up its other connections for little gain. Calls run
+  // this way are not counted against max_queue_size: an I/O thread holds at
+  // most one request per connection.
   bool runs_on_caller() const;
   // Throws ServeError(400) when the inputs do not fit the metadata (what
   // infer_async checks before queueing).
@@ -109,7 +115,7 @@ class ModelVersion {
   void batch_loop();
   using Batch = std::vector<std::shared_ptr<Pending>>;
   Batch take_batch_locked();
-  void run_pending(Batch batch);
+  void run_pending(Batch batch, bool on_caller);
   void note_run_time(std::chrono::steady_clock::duration took);
 
   std::string model_;
