@@ -2,6 +2,7 @@
 // reader fills the same tensors as the protocol says, whatever the key order
 // or nesting; every malformed body is a ServeError(400) naming the problem;
 // the writer's numbers read back to the exact values.
+#include <kiln/host/json.hpp>
 #include <kiln/serve/infer_json.hpp>
 #include <kiln/serving.hpp>
 

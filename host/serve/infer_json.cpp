@@ -1,3 +1,5 @@
+#include <kiln/host/json.hpp>
+#include <kiln/sdk.hpp>
 #include <kiln/serve/infer_json.hpp>
 #include <kiln/serving.hpp>
 
@@ -5,7 +7,6 @@
 #include <array>
 #include <charconv>
 #include <cmath>
-#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <system_error>
@@ -721,7 +722,7 @@ void append_data(std::string& out, const HostTensor& t) {
 
 void append_tensor(std::string& out, const HostTensor& t) {
   out += "{\"name\":";
-  append_json_string(out, t.name);
+  out += detail::json_quote(t.name);
   out += ",\"datatype\":\"";
   out += datatype_info(t.datatype) != nullptr ? datatype_info(t.datatype)->name : "";
   out += "\",\"shape\":[";
@@ -743,49 +744,17 @@ InferBody read_infer_body(const std::string& body) {
   return read_infer_body_with_tree(body);  // throws the problem, or reads what the fast reader does not
 }
 
-void append_json_string(std::string& out, const std::string& text) {
-  out += '"';
-  for (const char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          std::array<char, 8> escaped;
-          std::snprintf(escaped.data(), escaped.size(), "\\u%04x", static_cast<unsigned>(c));
-          out += escaped.data();
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += '"';
-}
-
 void write_infer_response(std::string& out, const std::string& model, int64_t version,
                           const std::optional<std::string>& id, const std::vector<HostTensor>& outputs,
                           const std::vector<std::string>& wanted) {
   out += "{\"model_name\":";
-  append_json_string(out, model);
+  out += detail::json_quote(model);
   out += ",\"model_version\":\"";
   append_number(out, version);
   out += '"';
   if (id) {
     out += ",\"id\":";
-    append_json_string(out, *id);
+    out += detail::json_quote(*id);
   }
   out += ",\"outputs\":[";
   bool first = true;

@@ -228,14 +228,20 @@ std::vector<std::vector<HostTensor>> ModelVersion::run_batch(
   return out;
 }
 
-void ModelVersion::infer_async(InferRequest request, InferCallback done) {
-  check(request.inputs);
+std::shared_ptr<ModelVersion::Pending> ModelVersion::make_pending(InferRequest request, InferCallback done,
+                                                                  Clock::time_point enqueued) const {
   auto pending = std::make_shared<Pending>();
   pending->rows = batching_ ? request.inputs[0].shape[0] : 1;
   pending->inputs = std::move(request.inputs);
-  pending->enqueued = Clock::now();
+  pending->enqueued = enqueued;
   pending->deadline = request.deadline;
   pending->done = std::move(done);
+  return pending;
+}
+
+void ModelVersion::infer_async(InferRequest request, InferCallback done) {
+  check(request.inputs);
+  auto pending = make_pending(std::move(request), std::move(done), Clock::now());
   bool wake = false;
   {
     const std::lock_guard<std::mutex> lock(mutex_);
@@ -295,17 +301,12 @@ void ModelVersion::infer_now(std::vector<Call> calls) {
   Batch batch;
   int64_t rows = 0;
   for (auto& call : calls) {
-    auto pending = std::make_shared<Pending>();
-    pending->rows = batching_ ? call.request.inputs[0].shape[0] : 1;
+    auto pending = make_pending(std::move(call.request), std::move(call.done), now);
     if (!batch.empty() && rows + pending->rows > batch_rows) {
       run_pending(std::move(batch), true);
       batch.clear();
       rows = 0;
     }
-    pending->inputs = std::move(call.request.inputs);
-    pending->enqueued = now;
-    pending->deadline = call.request.deadline;
-    pending->done = std::move(call.done);
     rows += pending->rows;
     batch.push_back(std::move(pending));
   }

@@ -37,7 +37,4 @@ void write_infer_response(std::string& out, const std::string& model, int64_t ve
                           const std::optional<std::string>& id, const std::vector<HostTensor>& outputs,
                           const std::vector<std::string>& wanted);
 
-// Appends `text` as a JSON string (quoted, escaped).
-void append_json_string(std::string& out, const std::string& text);
-
 }  // namespace kiln::serve

@@ -114,6 +114,8 @@ class ModelVersion {
   std::vector<std::vector<HostTensor>> run_batch(const std::vector<const std::vector<HostTensor>*>& requests);
   void batch_loop();
   using Batch = std::vector<std::shared_ptr<Pending>>;
+  std::shared_ptr<Pending> make_pending(InferRequest request, InferCallback done,
+                                        std::chrono::steady_clock::time_point enqueued) const;
   Batch take_batch_locked();
   void run_pending(Batch batch, bool on_caller);
   void note_run_time(std::chrono::steady_clock::duration took);

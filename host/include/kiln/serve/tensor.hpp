@@ -3,7 +3,6 @@
 #pragma once
 
 #include <kiln/plugin_api.h>
-#include <kiln/host/json.hpp>
 
 #include <cstdint>
 #include <stdexcept>
