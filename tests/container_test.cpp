@@ -70,9 +70,10 @@ class ContainerTest : public ::testing::Test {
     options.run_id = options.run_dir.filename().string();
     options.grace_seconds = 0.3;
     kiln::host::Engine* engine = nullptr;
-    options.on_event = [&](const Json& event) {
+    kiln::test::JsonEventObserver observer([&](const Json& event) {
       if (on_event) on_event(event, *engine);
-    };
+    });
+    options.observers.push_back(&observer);
     std::map<std::string, std::unique_ptr<kiln::host::Executor>> executors;
     executors["container"] = kiln::host::make_container_executor(kiln::test::kiln_exe(), state_dir());
     executors["process"] = kiln::host::make_process_executor(kiln::test::kiln_exe());
@@ -215,7 +216,7 @@ steps:
 
   const Json cancelled = run("steps:\n  - {name: long, component: util.sleep, parameters: {seconds: 30}}\n",
                              [](const Json& e, kiln::host::Engine& engine) {
-                               if (e.value("type", "") == "progress" && e.value("step", "") == "long")
+                               if (e.value("type", "") == "progress" && e.value("unit", "") == "long")
                                  engine.request_cancel();
                              });
   EXPECT_EQ(cancelled["status"], "cancelled");
@@ -334,7 +335,7 @@ TEST_F(ContainerTest, LogsProgressAndOutputsFlowOutAsWithTheProcessExecutor) {
   std::set<std::string> kinds;
   const Json r = run("steps:\n  - {name: hello, component: util.echo, parameters: {message: boxed}}\n",
                      [&kinds](const Json& e, kiln::host::Engine&) {
-                       if (e.value("step", "") == "hello") kinds.insert(e.value("type", ""));
+                       if (e.value("unit", "") == "hello") kinds.insert(e.value("type", ""));
                      });
   ASSERT_EQ(r["status"], "succeeded") << r.dump(2);
   EXPECT_TRUE(kinds.count("log") && kinds.count("progress")) << kinds.size();

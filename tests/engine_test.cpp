@@ -37,7 +37,7 @@ struct RunSettings {
   int jobs = 2;
   double grace = 0.5;
   Json overrides = Json::object();
-  // Called from the engine thread on every event; may ask to cancel.
+  // Called from the engine thread on every event (docs/events.md); may ask to cancel.
   std::function<void(const Json&, kiln::host::Engine&)> on_event;
 };
 
@@ -56,10 +56,11 @@ class EngineTest : public ::testing::Test {
     options.run_id = result.dir.filename().string();
     options.grace_seconds = settings.grace;
     kiln::host::Engine* engine_ptr = nullptr;
-    options.on_event = [&](const Json& event) {
+    kiln::test::JsonEventObserver observer([&](const Json& event) {
       result.events.push_back(event);
       if (settings.on_event) settings.on_event(event, *engine_ptr);
-    };
+    });
+    options.observers.push_back(&observer);
     std::map<std::string, std::unique_ptr<kiln::host::Executor>> executors;
     executors["inprocess"] = kiln::host::make_inprocess_executor();
     executors["process"] = kiln::host::make_process_executor(kiln::test::kiln_exe());
@@ -146,9 +147,9 @@ TEST_F(EngineTest, LoopsFanOutWithAParallelismLimitAndCollectOutputs) {
   settings.jobs = 4;
   settings.executor = "inprocess";
   settings.on_event = [&](const Json& e, kiln::host::Engine&) {
-    if (e.value("type", "") != "status" || e.value("step", "").rfind("loop[", 0) != 0) return;
-    if (e["status"] == "running") peak = std::max(peak, ++running);
-    if (e["status"] == "succeeded") --running;
+    if (e.value("unit", "").rfind("loop[", 0) != 0) return;
+    if (e["type"] == "attempt_started") peak = std::max(peak, ++running);
+    if (e["type"] == "unit_finished" && e["status"] == "succeeded") --running;
   };
   const auto r = run(R"(
 parameters:
@@ -319,7 +320,7 @@ finally:
 TEST_F(EngineTest, CancellationStopsRunningStepsAndRunsFinally) {
   RunSettings settings;
   settings.on_event = [](const Json& e, kiln::host::Engine& engine) {
-    if (e.value("type", "") == "status" && e.value("step", "") == "long" && e["status"] == "running")
+    if (e.value("type", "") == "attempt_started" && e.value("unit", "") == "long")
       engine.request_cancel();
   };
   const auto r = run(R"(
@@ -341,7 +342,7 @@ TEST_F(EngineTest, AStepIgnoringCancellationIsKilledAfterTheGracePeriod) {
   RunSettings settings;
   settings.grace = 0.2;
   settings.on_event = [](const Json& e, kiln::host::Engine& engine) {
-    if (e.value("type", "") == "status" && e.value("step", "") == "stubborn" && e["status"] == "running")
+    if (e.value("type", "") == "attempt_started" && e.value("unit", "") == "stubborn")
       engine.request_cancel();
   };
   const auto r = run("steps:\n  - {name: stubborn, component: util.fail, parameters: {mode: hang}}\n", settings);
@@ -506,7 +507,7 @@ steps:
 TEST_F(EngineTest, CancellingTheRunCancelsTheSearch) {
   RunSettings settings;
   settings.on_event = [](const Json& e, kiln::host::Engine& engine) {
-    if (e.value("type", "") == "status" && e.value("step", "") == "t[1]" && e["status"] == "running")
+    if (e.value("type", "") == "attempt_started" && e.value("unit", "") == "t[1]")
       engine.request_cancel();
   };
   const auto r = run(R"(
@@ -707,9 +708,10 @@ Json run_with_fixtures(const std::string& steps_yaml, const fs::path& dir,
   options.run_id = "f";
   options.grace_seconds = 0.5;
   kiln::host::Engine* engine = nullptr;
-  options.on_event = [&](const Json& e) {
+  kiln::test::JsonEventObserver observer([&](const Json& e) {
     if (on_event) on_event(e, *engine);
-  };
+  });
+  options.observers.push_back(&observer);
   std::map<std::string, std::unique_ptr<kiln::host::Executor>> executors;
   executors["process"] = kiln::host::make_process_executor(kiln::test::kiln_exe());
   kiln::host::Engine e(plan, options, std::move(executors));
@@ -789,7 +791,7 @@ TEST(EngineRobustness, CancellationEndsARetryBackoffAtOnce) {
       "    parameters: {failures: 5, counter_file: \"" +
           counter + "\"}\n",
       dir / "run", [](const Json& e, kiln::host::Engine& engine) {
-        if (e.value("status", "") == "retrying") engine.request_cancel();
+        if (e.value("type", "") == "retry_scheduled") engine.request_cancel();
       });
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 20.0);
   EXPECT_EQ(r["status"], "cancelled");

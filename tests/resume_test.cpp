@@ -3,6 +3,7 @@
 // finish the run without running any step that had finished, with outputs
 // byte-identical to an uninterrupted run, and `kiln fsck` clean.
 #include <gtest/gtest.h>
+#include <kiln/host/event_log.hpp>
 #include <kiln/host/store.hpp>
 
 #include <fcntl.h>
@@ -174,6 +175,14 @@ TEST_P(KillAndResume, ResumeFinishesWithoutRedoingAnythingFinished) {
     EXPECT_EQ(kiln::host::MetadataDb::integer(row["n"]), 1) << row.dump();
   const auto fsck = ws.kiln({"fsck"});
   EXPECT_EQ(fsck.status.code, 0) << fsck.output;
+  // The event log, written by the killed host(s) and the resume, reads whole
+  // and gap-free, and ends with the run's success.
+  kiln::host::EventLogReader reader(ws.workspace() / "runs" / id / kiln::host::kEventLogName);
+  const auto events = reader.poll();
+  ASSERT_FALSE(events.empty());
+  for (size_t i = 0; i < events.size(); ++i) ASSERT_EQ(events[i]["seq"].get<uint64_t>(), i + 1) << events[i].dump();
+  EXPECT_EQ(events.back()["type"], "run_finished");
+  EXPECT_EQ(events.back()["status"], "succeeded");
 }
 
 INSTANTIATE_TEST_SUITE_P(KillPoints, KillAndResume,

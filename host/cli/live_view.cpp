@@ -35,43 +35,56 @@ std::string LiveView::elapsed() const {
   return text;
 }
 
-void LiveView::on_event(const host::Json& event) {
-  const std::string type = event.value("type", "");
-  if (type == "cancel") {
-    out_ << (terminal_ ? "\n" : "") << "cancelling: asking running steps to stop (press Ctrl-C again to kill them)\n";
-    drawn_ = 0;
-    out_.flush();
-    return;
-  }
-  if (type != "status" && type != "progress" && type != "step") return;
-  const std::string step = event.value("step", "");
+void LiveView::on_event(uint64_t, const host::RunEvent& event) {
+  namespace ev = host::events;
+  const auto name = [](host::StepStatus s) { return std::string(host::to_string(s)); };
+  if (std::get_if<ev::CancelRequested>(&event)) return cancelling();
+  if (const auto* e = std::get_if<ev::Progress>(&event)) return progress(e->unit.display, e->fraction, e->message);
+  if (const auto* e = std::get_if<ev::AttemptStarted>(&event)) return status(e->unit.display, "running", "", e->attempt);
+  if (const auto* e = std::get_if<ev::RetryScheduled>(&event))
+    return status(e->unit.display, "retrying", e->message, e->attempt);
+  if (const auto* e = std::get_if<ev::StopRequested>(&event)) return status(e->unit.display, "stopping", e->reason);
+  if (const auto* e = std::get_if<ev::UnitFinished>(&event)) return status(e->unit.display, name(e->status), e->message);
+  if (const auto* e = std::get_if<ev::StepChanged>(&event))
+    if (e->status != host::StepStatus::running) return status(e->step, name(e->status), e->message);
+}
+
+void LiveView::cancelling() {
+  out_ << (terminal_ ? "\n" : "") << "cancelling: asking running steps to stop (press Ctrl-C again to kill them)\n";
+  drawn_ = 0;
+  out_.flush();
+}
+
+void LiveView::progress(const std::string& step, double fraction, const std::string& message) {
   if (!lines_.count(step)) {
     order_.push_back(step);
     lines_[step].started = Clock::now();
   }
   Line& line = lines_[step];
-  bool changed = false;
-  if (type == "progress") {
-    line.fraction = event.value("fraction", 0.0);
-    line.message = event.value("message", "");
-  } else {
-    const std::string status = event.value("status", "");
-    if (type == "step" && status == "running") return;
-    changed = status != line.status;
-    if (status == "running" && line.status != "running") line.started = Clock::now();
-    line.status = status;
-    line.message = event.value("message", "");
-    line.attempt = event.value("attempt", line.attempt);
-  }
-  if (terminal_) return redraw(changed);
-  if (changed)
-    print_plain(step, line);
-  else if (type == "progress" && line.fraction - line.last_printed_fraction >= 0.25) {
+  line.fraction = fraction;
+  line.message = message;
+  if (terminal_) return redraw(false);
+  if (line.fraction - line.last_printed_fraction >= 0.25) {
     line.last_printed_fraction = line.fraction;
     out_ << elapsed() << "  " << step << "  " << bar(line.fraction) << (line.message.empty() ? "" : "  " + line.message)
          << "\n";
     out_.flush();
   }
+}
+
+void LiveView::status(const std::string& step, const std::string& status, const std::string& message, int attempt) {
+  if (!lines_.count(step)) {
+    order_.push_back(step);
+    lines_[step].started = Clock::now();
+  }
+  Line& line = lines_[step];
+  const bool changed = status != line.status;
+  if (status == "running" && line.status != "running") line.started = Clock::now();
+  line.status = status;
+  line.message = message;
+  if (attempt > 0) line.attempt = attempt;
+  if (terminal_) return redraw(changed);
+  if (changed) print_plain(step, line);
 }
 
 void LiveView::print_plain(const std::string& step, const Line& line) {

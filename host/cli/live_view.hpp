@@ -3,7 +3,7 @@
 // plain line per change (logs and CI output stay readable).
 #pragma once
 
-#include <kiln/host/json.hpp>
+#include <kiln/host/run_events.hpp>
 
 #include <chrono>
 #include <map>
@@ -13,11 +13,11 @@
 
 namespace kiln::cli {
 
-class LiveView {
+class LiveView : public host::RunObserver {
  public:
   LiveView(std::ostream& out, bool terminal) : out_(out), terminal_(terminal), started_(Clock::now()) {}
-  // An engine event (see Engine's RunOptions::on_event). Engine thread only.
-  void on_event(const host::Json& event);
+  // A run's event (an engine observer). Engine thread only.
+  void on_event(uint64_t seq, const host::RunEvent& event) override;
   // Draws the final state.
   void finish();
 
@@ -31,6 +31,9 @@ class LiveView {
     Clock::time_point started;
     double last_printed_fraction = 0;
   };
+  void cancelling();
+  void progress(const std::string& step, double fraction, const std::string& message);
+  void status(const std::string& step, const std::string& status, const std::string& message, int attempt = 0);
   void redraw(bool force);
   void print_plain(const std::string& step, const Line& line);
   std::string elapsed() const;

@@ -212,7 +212,7 @@ bool uses_containers(const host::Plan& plan, const std::string& default_executor
 // Runs a plan (new or resumed) with the live view or --json, and prints the summary.
 int execute(const host::Plan& plan, host::RunOptions run, const std::filesystem::path& workspace, bool json) {
   LiveView view(json ? std::cerr : std::cout, !json && ::isatty(STDOUT_FILENO));
-  run.on_event = [&view](const Json& event) { view.on_event(event); };
+  run.observers.push_back(&view);
   std::map<std::string, std::unique_ptr<host::Executor>> executors;
   executors["inprocess"] = host::make_inprocess_executor();
   executors["process"] = host::make_process_executor(host::executable_path());
@@ -233,8 +233,8 @@ int execute(const host::Plan& plan, host::RunOptions run, const std::filesystem:
     std::cout << s.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
   else
     print_summary(s);
-  const std::string status = record.value("status", "");
-  return status == host::kSucceeded ? kExitOk : (status == host::kCancelled ? 130 : kExitFailure);
+  const auto ended = host::parse_run_status(record.value("status", ""));
+  return ended == host::RunStatus::succeeded ? kExitOk : (ended == host::RunStatus::cancelled ? 130 : kExitFailure);
 }
 
 int run(const RunCommandOptions& options) {
@@ -285,7 +285,7 @@ int resume(const ResumeCommandOptions& options) {
   host::Store store(workspace);
   const auto row = store.db.query_one("SELECT * FROM runs WHERE id=?", {id});
   if (!row) throw CommandError("run " + id + " is not recorded in " + store.db.file().string());
-  if (row->value("status", "") == host::kSucceeded) {
+  if (host::parse_run_status(row->value("status", "")) == host::RunStatus::succeeded) {
     std::cout << "run " << id << " already succeeded: nothing to resume\n";
     return kExitOk;
   }

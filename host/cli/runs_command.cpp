@@ -1,5 +1,6 @@
-// `kiln runs list`, `kiln runs show`, `kiln logs` and `kiln trials`: reading
-// runs after the fact.
+// `kiln runs list`, `kiln runs show`, `kiln runs events`, `kiln logs` and
+// `kiln trials`: reading runs after the fact, or following them live.
+#include <kiln/host/event_log.hpp>
 #include <kiln/host/files.hpp>
 #include <kiln/host/run_store.hpp>
 
@@ -168,6 +169,23 @@ int show_logs(const std::string& workdir, const std::string& run, const std::str
   }
 }
 
+// `kiln runs events RUN`: the run's event log (docs/events.md), one JSON
+// object per line, from sequence number `from`; with `follow`, until the run ends.
+int show_events(const std::string& workdir, const std::string& run, uint64_t from, bool follow) {
+  const auto dir = run_dir_of(workdir, run);
+  host::EventLogReader reader(dir / host::kEventLogName, from);
+  for (;;) {
+    try {
+      for (const Json& event : reader.poll()) std::cout << event.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";
+    } catch (const std::runtime_error& e) {
+      throw CommandError(e.what());
+    }
+    std::cout.flush();
+    if (!follow || reader.run_finished()) return kExitOk;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
 // `kiln trials RUN STEP`: a tuning step's trials, best objective first.
 int show_trials(const std::string& workdir, const std::string& run, const std::string& step, bool json) {
   const auto dir = run_dir_of(workdir, run);
@@ -221,6 +239,14 @@ void add_runs_commands(CLI::App& app, Commands& commands) {
   show->add_option("RUN", run, "Run id, a unique prefix of one, or 'latest'")->required();
   show->add_option("--workdir", workdir, "Workspace (default: $KILN_HOME or ./.kiln)");
   show->add_flag("--json", json, "Print the run record as JSON");
+
+  static uint64_t from = 1;
+  auto* events = commands.add(*group, "events", "Print a run's event log (docs/events.md), one JSON object a line",
+                              [] { return show_events(workdir, run, from, follow); });
+  events->add_option("RUN", run, "Run id, a unique prefix of one, or 'latest'")->required();
+  events->add_option("--workdir", workdir, "Workspace (default: $KILN_HOME or ./.kiln)");
+  events->add_option("--from", from, "Start at this sequence number (default 1)")->check(CLI::PositiveNumber);
+  events->add_flag("--follow,-f", follow, "Keep printing new events until the run finishes");
 
   static std::string step;
   auto* logs = commands.add(app, "logs", "Print a step's logs (structured logs, stdout, stderr)",

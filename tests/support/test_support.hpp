@@ -3,10 +3,12 @@
 
 #include <kiln/host/invoke.hpp>
 #include <kiln/host/json.hpp>
+#include <kiln/host/run_events.hpp>
 #include <kiln/host/step_context.hpp>
 #include <kiln/host/subprocess.hpp>
 
 #include <filesystem>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <utility>
@@ -74,5 +76,20 @@ class RecordingSink : public host::StepEventSink {
 host::StepOutcome invoke_component(const std::filesystem::path& library, const std::string& name,
                                    const host::Json& params, const std::filesystem::path& dir, RecordingSink& sink,
                                    std::map<std::string, host::InputArtifact> inputs = {});
+
+// Hands a run's events to a callback in their event-log JSON form
+// (docs/events.md), on the engine's thread.
+class JsonEventObserver : public host::RunObserver {
+ public:
+  explicit JsonEventObserver(std::function<void(const host::Json&)> f) : f_(std::move(f)) {}
+  void on_event(uint64_t seq, const host::RunEvent& event) override {
+    host::Json json = host::to_json(event);
+    json["seq"] = seq;
+    f_(json);
+  }
+
+ private:
+  std::function<void(const host::Json&)> f_;
+};
 
 }  // namespace kiln::test

@@ -3,13 +3,18 @@
 // (timeout, kill after grace, retry backoff, run timeout) passes.
 #include <unistd.h>
 #include <kiln/host/engine.hpp>
+#include <kiln/host/engine_time.hpp>
+#include <kiln/host/event_log.hpp>
 #include <kiln/host/files.hpp>
 #include <kiln/host/host_identity.hpp>
 #include <kiln/host/invoke.hpp>
 #include <kiln/host/placeholders.hpp>
 #include <kiln/host/plugin_library.hpp>
 #include <kiln/host/run_journal.hpp>
+#include <kiln/host/run_record.hpp>
 #include <kiln/host/step_context.hpp>
+
+#include "tuning_controller.hpp"
 
 #include <cctype>
 #include <chrono>
@@ -28,21 +33,8 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr const char* kPending = "pending";
-constexpr const char* kRunning = "running";
-constexpr const char* kUpstreamFailed = "upstream-failed";
+using S = StepStatus;
 
-bool terminal(const std::string& status) {
-  return status != kPending && status != kRunning;
-}
-
-bool success(const std::string& status) {
-  return status == kSucceeded || status == kCached;
-}
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 Clock::duration seconds(double s) {
   return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
@@ -66,6 +58,17 @@ class Inbox {
       messages_.push_back(std::move(m));
     }
     ready_.notify_one();
+  }
+  // What arrived, without waiting (virtual time: the clock posts while it advances).
+  std::deque<Message> take() {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    std::deque<Message> out;
+    out.swap(messages_);
+    return out;
+  }
+  bool empty() {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    return messages_.empty();
   }
   // Waits until a message arrives or `until` passes; returns what arrived.
   std::deque<Message> wait(std::optional<Clock::time_point> until) {
@@ -108,9 +111,9 @@ struct Unit {
   int item_index = -1;
   int part = -1;  // a trial template's step: index into PlannedStep::trial_steps
   Json item;
-  std::string display;
+  UnitName name;  // name.name.display: "train", "loop[3]", "tune[3.train]"
   fs::path dir;
-  std::string status = kPending;
+  StepStatus status = S::pending;
   int attempt = 0;
   int attempt_base = 0;  // attempts made before a resume: they do not count against retries
   std::unique_ptr<RunningAttempt> running;
@@ -118,30 +121,16 @@ struct Unit {
   bool timed_out = false;
   bool stop_requested = false;  // the engine asked this attempt to stop
   bool early_stop = false;      // ... because its tuner said so (a trial)
+  std::string message;          // why it ended, when it did not succeed
   Clock::time_point started;
   std::ofstream events;
+  std::map<std::string, uint64_t> log_sizes{{"stdout.log", 0}, {"stderr.log", 0}};  // for LogGrew hints
+  double attempt_seconds = 0;  // all its attempts' durations
   AttemptResult result;
   fs::path outputs_dir;
   std::map<std::string, InputArtifact> artifacts;  // its outputs, for downstream steps
   std::map<std::string, InputArtifact> inputs;     // what the running attempt reads (for lineage)
   CacheDecision cache;
-};
-
-// A tuning step's tuner object and trial bookkeeping (docs/tuning.md).
-// Only the scheduler thread touches it, so tuner calls are serialised.
-struct TuneState {
-  const KilnTunerApi* api = nullptr;
-  KilnTuner* tuner = nullptr;
-  int suggested = 0, failed = 0;
-  bool exhausted = false;      // no more suggestions: max_trials, the tuner's [] or a stop
-  std::string failure;         // why the step fails (too many failed trials, a tuner error)
-  std::map<int, Json> curves;  // per unit (a trial's step): {"step": value} of the objective metric
-  TuneState() = default;
-  TuneState(const TuneState&) = delete;
-  TuneState& operator=(const TuneState&) = delete;
-  ~TuneState() {
-    if (api != nullptr && tuner != nullptr) api->destroy(tuner);
-  }
 };
 
 // The output parameter in which a trial keeps its objective curve
@@ -153,19 +142,10 @@ Json without_curve(Json outputs) {
   return outputs;
 }
 
-// Throws a tuner's error as std::runtime_error (taking ownership of it).
-void check_tuner(KilnError* error) {
-  if (error == nullptr) return;
-  const KilnHostApi* host = host_api();
-  const std::string message = host->error_message(error);
-  host->error_release(error);
-  throw std::runtime_error("tuner: " + message);
-}
-
 struct StepRun {
   const PlannedStep* planned = nullptr;
-  std::unique_ptr<TuneState> tune;  // tuning steps only
-  std::string status = kPending;
+  std::unique_ptr<TuningController> tune;  // tuning steps only
+  StepStatus status = S::pending;
   std::string message;
   std::vector<int> units;
   Json outputs = Json::object();                   // output parameters (lists for loops)
@@ -175,7 +155,11 @@ struct StepRun {
 class Engine::Impl {
  public:
   Impl(const Plan& plan, RunOptions options, std::map<std::string, std::unique_ptr<Executor>> executors)
-      : plan_(plan), options_(std::move(options)), executors_(std::move(executors)), inbox_(std::make_shared<Inbox>()) {
+      : plan_(plan),
+        options_(std::move(options)),
+        executors_(std::move(executors)),
+        inbox_(std::make_shared<Inbox>()),
+        time_(options_.time != nullptr ? options_.time : &real_time_) {
     for (const auto& step : plan_.steps) {
       StepRun run;
       run.planned = &step;
@@ -185,60 +169,51 @@ class Engine::Impl {
   }
 
   Json run() {
-    started_ = Clock::now();
+    started_ = clock_now();
     fs::create_directories(options_.run_dir / "steps");
-    record_ = Json{{"id", options_.run_id},
-                   {"pipeline", {{"name", plan_.spec.name}, {"file", plan_.spec.file}}},
-                   {"parameters", plan_.parameters},
-                   {"executor", options_.executor},
-                   {"status", kRunning},
-                   {"started_at", wall_clock_now()},
-                   {"host", host_name()},
-                   {"pid", ::getpid()},
-                   {"steps", Json::object()}};
-    if (options_.resume) resume_record();
-    for (const auto& s : steps_) record_["steps"][s.planned->spec.name] = {{"status", kPending}};
     if (options_.store) begin_journal();
-    save();
-    flush_record(true);
+    event_log_ = std::make_unique<EventLogWriter>(options_.run_dir / kEventLogName);
+    next_seq_ = event_log_->next_seq();
+    observers_ = {&record_, event_log_.get()};
+    if (journal_) {
+      journal_observer_ = std::make_unique<JournalObserver>(*journal_);
+      observers_.push_back(journal_observer_.get());
+    }
+    for (RunObserver* observer : options_.observers) observers_.push_back(observer);
+    events::RunStarted started{options_.run_id, plan_.spec.name, plan_.spec.file, options_.executor,
+                               plan_.parameters, options_.resume, {}};
+    for (const auto& s : steps_) started.steps.push_back(s.planned->spec.name);
+    publish(std::move(started));
+    flush(true);
     if (plan_.spec.timeout_seconds) run_deadline_ = started_ + seconds(*plan_.spec.timeout_seconds);
     try {
       loop();
     } catch (const std::exception& e) {  // e.g. a full disk: stop what runs, record why
-      run_status_ = kFailed;
+      run_status_ = RunStatus::failed;
       run_message_ = std::string("the engine stopped: ") + e.what();
       for (auto& unit : units_)
-        if (unit.status == kRunning && unit.running) unit.running->kill();
+        if (unit.status == S::running && unit.running) unit.running->kill();
     }
-    record_["status"] = run_status_;
-    record_["finished_at"] = wall_clock_now();
-    record_["duration_seconds"] = seconds_since(started_);
-    if (!run_message_.empty()) record_["message"] = run_message_;
-    save();
-    flush_record(true);
-    if (journal_) {
-      kill_point("run-finishing");
-      journal_->finish_run(run_status_, run_message_, record_["duration_seconds"].get<double>());
-    }
-    emit({{"type", "run"}, {"status", run_status_}});
-    return record_;
+    publish(events::RunFinished{run_status_, run_message_, seconds_since(started_)});
+    flush(true);
+    return record_.json();
   }
 
   void request_cancel() { inbox_->post({-1, 0, std::nullopt, std::nullopt, true}); }
 
  private:
-  // A resumed run keeps its start time and, for the steps it keeps, their
-  // attempts (so `kiln logs` still finds them), from the last run.json the
-  // dead host managed to write (it may be 100 ms stale: the database decides
-  // what is kept, this is only for reading).
-  void resume_record() {
-    record_["resumed"] = true;
-    try {
-      previous_record_ = Json::parse(read_file(options_.run_dir / "run.json"));
-      record_["started_at"] = previous_record_.value("started_at", record_["started_at"].get<std::string>());
-    } catch (const std::exception&) {  // never written, or unreadable: start afresh
-      previous_record_ = Json::object();
-    }
+  // One state change: every observer records it, in order (run.json, the
+  // event log, the store's journal, then the caller's: the live view).
+  template <typename Event>
+  void publish(Event&& event) {
+    const RunEvent e(std::forward<Event>(event));
+    const uint64_t seq = next_seq_++;
+    for (RunObserver* observer : observers_) observer->on_event(seq, e);
+  }
+
+  // The scheduler is about to wait (or the run ended): observers write what they batched.
+  void flush(bool final) {
+    for (RunObserver* observer : observers_) observer->flush(final);
   }
 
   void begin_journal() {
@@ -266,15 +241,49 @@ class Engine::Impl {
         continue;  // the finally steps can begin now
       }
       if (main_done_ && all_terminal(true)) return;
-      flush_record();
-      for (auto& message : inbox_->wait(next_deadline())) handle(std::move(message));
+      flush(false);
+      for (auto& message : wait()) handle(std::move(message));
       check_deadlines();
+      check_log_growth();
+    }
+  }
+
+  // The messages that arrive before the next deadline (real time: blocks;
+  // virtual time: the clock moves on instead).
+  std::deque<Message> wait() {
+    if (!time_->is_virtual()) return inbox_->wait(next_deadline());
+    if (inbox_->empty() && !time_->advance(next_deadline()))
+      throw std::logic_error("virtual time: no deadline and no event to wait for; the run cannot end");
+    return inbox_->take();
+  }
+
+  Clock::time_point clock_now() const { return time_->now(); }
+  double seconds_since(Clock::time_point start) const { return std::chrono::duration<double>(clock_now() - start).count(); }
+
+  // Readers tailing a running attempt's stdout.log / stderr.log learn from
+  // the event log that it grew, at most every kLogGrowthInterval.
+  static constexpr std::chrono::milliseconds kLogGrowthInterval{500};
+
+  void check_log_growth() {
+    const auto now = clock_now();
+    if (now < next_log_check_) return;
+    next_log_check_ = now + kLogGrowthInterval;
+    for (auto& unit : units_) {
+      if (unit.status != S::running) continue;
+      for (auto& [file, known] : unit.log_sizes) {
+        std::error_code error;
+        const auto path = unit.dir / ("attempt-" + std::to_string(unit.attempt)) / file;
+        const uint64_t size = fs::file_size(path, error);
+        if (error || size == known) continue;
+        known = size;
+        publish(events::LogGrew{unit.name, unit.attempt, relative_to_run(path), size});
+      }
     }
   }
 
   bool all_terminal(bool finally_phase) const {
     for (const auto& s : steps_)
-      if (s.planned->spec.is_finally == finally_phase && !terminal(s.status)) return false;
+      if (s.planned->spec.is_finally == finally_phase && !is_terminal(s.status)) return false;
     return true;
   }
 
@@ -284,15 +293,15 @@ class Engine::Impl {
     bool cancelled = false;
     for (const auto& s : steps_) {
       if (s.planned->spec.is_finally) continue;
-      if (s.status == kFailed) failed.push_back(s.planned->spec.name);
-      cancelled = cancelled || s.status == kCancelled;
+      if (s.status == S::failed) failed.push_back(s.planned->spec.name);
+      cancelled = cancelled || s.status == S::cancelled;
     }
     if (run_timed_out_)
-      run_status_ = kFailed;
+      run_status_ = RunStatus::failed;
     else if (cancel_requests_ > 0)
-      run_status_ = kCancelled;
-    else
-      run_status_ = failed.empty() && !cancelled ? kSucceeded : kFailed;  // nobody asked to cancel
+      run_status_ = RunStatus::cancelled;
+    else  // nobody asked to cancel
+      run_status_ = failed.empty() && !cancelled ? RunStatus::succeeded : RunStatus::failed;
     failed_steps_ = failed;
   }
 
@@ -302,10 +311,11 @@ class Engine::Impl {
       if (t && (!next || *t < *next)) next = t;
     };
     for (const auto& u : units_) {
-      if (u.status == kRunning) {
+      if (u.status == S::running) {
         if (!u.timed_out) consider(u.deadline);
         consider(u.kill_at);
-      } else if (u.status == kPending) {
+        consider(next_log_check_);
+      } else if (u.status == S::pending) {
         consider(u.retry_at);
       }
     }
@@ -320,7 +330,7 @@ class Engine::Impl {
     do {
       settled_ = false;
       for (size_t i = 0; i < steps_.size(); ++i)
-        if (steps_[i].status == kPending && (!steps_[i].planned->spec.is_finally || main_done_)) try_begin(i);
+        if (steps_[i].status == S::pending && (!steps_[i].planned->spec.is_finally || main_done_)) try_begin(i);
       launch_ready_units();
     } while (settled_);
   }
@@ -331,24 +341,24 @@ class Engine::Impl {
     std::string blocked_by_failure, blocked_by_cancel, blocked_by_skip;
     for (const auto& up : step.planned->upstream) {
       const StepRun& u = step_named(up);
-      if (!terminal(u.status)) return;
-      if (u.status == kFailed || u.status == kUpstreamFailed) blocked_by_failure = up;
-      if (u.status == kCancelled) blocked_by_cancel = up;
+      if (!is_terminal(u.status)) return;
+      if (u.status == S::failed || u.status == S::upstream_failed) blocked_by_failure = up;
+      if (u.status == S::cancelled) blocked_by_cancel = up;
       // Like Argo: a skipped step satisfies an ordering dependency, but a
       // step that needs its outputs cannot run without them.
-      if (u.status == kSkipped && step.planned->data_upstream.count(up)) blocked_by_skip = up;
+      if (u.status == S::skipped && step.planned->data_upstream.count(up)) blocked_by_skip = up;
     }
     if (!blocked_by_failure.empty())
-      return finish_step(index, kUpstreamFailed, "upstream step '" + blocked_by_failure + "' did not succeed");
+      return finish_step(index, S::upstream_failed, "upstream step '" + blocked_by_failure + "' did not succeed");
     if (!blocked_by_cancel.empty())
-      return finish_step(index, kCancelled, "not started: upstream step '" + blocked_by_cancel + "' was cancelled");
+      return finish_step(index, S::cancelled, "not started: upstream step '" + blocked_by_cancel + "' was cancelled");
     if (!blocked_by_skip.empty())
-      return finish_step(index, kSkipped, "upstream step '" + blocked_by_skip + "' was skipped");
+      return finish_step(index, S::skipped, "upstream step '" + blocked_by_skip + "' was skipped");
     if (stopping() && !step.planned->spec.is_finally)
-      return finish_step(index, kCancelled, "not started: the run is stopping");
+      return finish_step(index, S::cancelled, "not started: the run is stopping");
     try {
       if (step.planned->when && !step.planned->when->evaluate_condition(resolver(step, nullptr)))
-        return finish_step(index, kSkipped, "condition is false: " + step.planned->when->text());
+        return finish_step(index, S::skipped, "condition is false: " + step.planned->when->text());
       if (step.planned->spec.tune)
         begin_tune(index);
       else if (step.planned->spec.for_each)
@@ -356,9 +366,9 @@ class Engine::Impl {
       else
         add_unit(index, -1, nullptr);
     } catch (const std::exception& e) {
-      return finish_step(index, kFailed, e.what());
+      return finish_step(index, S::failed, e.what());
     }
-    if (step.status == kPending) set_step_status(index, kRunning);
+    if (step.status == S::pending) finish_step(index, S::running, "");
   }
 
   void begin_loop(size_t index) {
@@ -367,7 +377,7 @@ class Engine::Impl {
     if (!items.is_array()) throw std::runtime_error("for_each resolved to " + items.dump() + ", not a list");
     for (const auto& output : step.planned->component.manifest.output_parameters)
       step.outputs[output.name] = Json::array();
-    if (items.empty()) return finish_step(index, kSucceeded, "for_each is empty");
+    if (items.empty()) return finish_step(index, S::succeeded, "for_each is empty");
     for (size_t i = 0; i < items.size(); ++i) add_unit(index, static_cast<int>(i), items[i]);
   }
 
@@ -381,81 +391,52 @@ class Engine::Impl {
     const LoadedComponent* component = library->find(spec.tuner);
     if (component == nullptr || component->tuner == nullptr)
       throw std::runtime_error("component '" + spec.tuner + "' offers no tuner table");
-    auto state = std::make_unique<TuneState>();
-    state->api = component->tuner;
     const Json config = render_placeholders(spec.tuner_config(), resolver(step, nullptr));
-    if (KilnError* error = state->api->create(host_api(), config.dump().c_str(), &state->tuner)) {
-      const KilnHostApi* host = host_api();
-      const std::string message = host->error_message(error);
-      host->error_release(error);
-      // A tuner names the field first ("space.lr.low: ..."): point at it.
-      const auto colon = message.find(':');
-      const SourcePos at = spec.position_of(colon == std::string::npos ? "" : message.substr(0, colon));
-      throw std::runtime_error(at.str() + ": tuner " + spec.tuner + ": " + message);
-    }
-    step.tune = std::move(state);
+    step.tune = std::make_unique<TuningController>(spec, component->tuner, config);
     suggest_trials(index);
-    if (step.units.empty()) finish_step(index, kFailed, "the tuner suggested no trial");
+    if (step.units.empty()) finish_step(index, S::failed, "the tuner suggested no trial");
   }
 
   // Adds trials until parallel_trials are pending or running, max_trials were
   // suggested, or the tuner has no more.
   void suggest_trials(size_t index) {
     StepRun& step = steps_[index];
-    TuneState& tune = *step.tune;
     const TuneSpec& spec = *step.planned->spec.tune;
-    if (tune.exhausted || stopping()) return;
+    if (step.tune->exhausted() || stopping()) return;
     const int parallel = spec.parallel_trials > 0             ? spec.parallel_trials
                          : step.planned->spec.parallelism > 0 ? step.planned->spec.parallelism
                                                               : options_.jobs;
-    std::set<int> active;  // trials with a step still to finish
-    for (const int u : step.units)
-      if (!terminal(units_[static_cast<size_t>(u)].status)) active.insert(units_[static_cast<size_t>(u)].item_index);
-    const int room = std::min(parallel - static_cast<int>(active.size()), spec.max_trials - tune.suggested);
-    if (spec.max_trials <= tune.suggested) tune.exhausted = true;
-    if (room <= 0) return;
-    const char* text = nullptr;
-    check_tuner(tune.api->suggest(tune.tuner, static_cast<uint32_t>(room), &text));
-    const Json trials = Json::parse(text == nullptr ? "[]" : text);
-    if (!trials.is_array()) throw std::runtime_error("tuner: suggest returned " + trials.dump() + ", not a list");
-    if (trials.empty()) tune.exhausted = true;
-    std::set<int> known;
-    for (const int u : step.units) known.insert(units_[static_cast<size_t>(u)].item_index);
-    for (const Json& trial : trials) {
-      if (tune.suggested >= spec.max_trials) break;  // a tuner that ignored max_count
-      const int id = trial.at("trial").get<int>();
-      if (id < 0 || !known.insert(id).second || !trial.at("parameters").is_object())
-        throw std::runtime_error("tuner: suggest returned a bad or repeated trial: " + trial.dump());
-      add_trial(index, id, trial.at("parameters"));
-      ++tune.suggested;
+    std::set<int> active, known;  // trials with a step still to finish; every trial so far
+    for (const int u : step.units) {
+      const Unit& unit = units_[static_cast<size_t>(u)];
+      known.insert(unit.item_index);
+      if (!is_terminal(unit.status)) active.insert(unit.item_index);
+    }
+    for (const SuggestedTrial& trial : step.tune->next(static_cast<int>(active.size()), parallel)) {
+      if (!known.insert(trial.id).second)
+        throw std::runtime_error("tuner: suggest returned a repeated trial: " + std::to_string(trial.id));
+      add_trial(index, trial.id, trial.parameters);
     }
   }
 
   // The objective metric of a running trial: to the tuner, which may stop it.
-  void on_trial_metric(int id, const Json& event) {
+  void on_trial_metric(int id, const std::string& name, double value, int64_t at) {
     Unit& unit = units_[static_cast<size_t>(id)];
-    StepRun& step = steps_[unit.step];
-    TuneState& tune = *step.tune;
-    if (event.value("name", "") != step.planned->spec.tune->metric || !event["value"].is_number()) return;
-    const double value = event["value"].get<double>();
-    const int64_t at = event.value("step", int64_t{-1});
-    tune.curves[id][std::to_string(at)] = value;
-    if (unit.stop_requested || unit.status != kRunning || !unit.running) return;
-    int32_t stop = 0;
+    bool stop = false;
     try {
-      check_tuner(tune.api->observe(tune.tuner, unit.item_index, at, value, 0, nullptr));
-      check_tuner(tune.api->should_stop(tune.tuner, unit.item_index, &stop));
+      const bool may_stop = !unit.stop_requested && unit.status == S::running && unit.running;
+      stop = steps_[unit.step].tune->on_metric(id, unit.item_index, name, value, at, may_stop);
     } catch (const std::exception& e) {
       return stop_trials(unit.step, e.what());
     }
-    if (stop == 0) return;
+    if (!stop) return;
     unit.early_stop = true;
     unit.stop_requested = true;
     unit.running->cancel();
-    unit.kill_at = Clock::now() + seconds(options_.grace_seconds);
+    unit.kill_at = clock_now() + seconds(options_.grace_seconds);
     // The rest of its trial waits for this step, and is settled when it ends
     // (a step that finishes anyway keeps its success).
-    emit({{"type", "status"}, {"step", unit.display}, {"status", "stopping"}, {"message", "stopped by the tuner"}});
+    publish(events::StopRequested{unit.name, "stopped by the tuner"});
   }
 
   // The units of one trial: one, or one per step of a trial template, in the template's order.
@@ -469,49 +450,42 @@ class Engine::Impl {
   // A trial's outcome from its steps': a failed step fails it, a stopped one
   // stops it; it succeeded when every step did (cached when every step was).
   // Empty while a step has yet to finish.
-  std::string trial_status(size_t index, int trial) const {
-    std::set<std::string> statuses;
+  std::optional<StepStatus> trial_status(size_t index, int trial) const {
+    std::set<StepStatus> statuses;
     for (const int u : trial_units(index, trial)) statuses.insert(units_[static_cast<size_t>(u)].status);
-    for (const auto& status : statuses)
-      if (!terminal(status)) return "";
-    for (const char* status : {kFailed, kEarlyStopped, kCancelled, kUpstreamFailed})
-      if (statuses.count(status)) return status == std::string(kUpstreamFailed) ? kFailed : status;
-    return statuses.count(kSucceeded) ? kSucceeded : kCached;
+    for (const StepStatus status : statuses)
+      if (!is_terminal(status)) return std::nullopt;
+    for (const StepStatus status : {S::failed, S::early_stopped, S::cancelled, S::upstream_failed})
+      if (statuses.count(status)) return status == S::upstream_failed ? S::failed : status;
+    return statuses.count(S::succeeded) ? S::succeeded : S::cached;
   }
 
   // One step of a trial did not succeed: the rest of the trial does not
   // start (`status` says why), and what runs of it is told to stop.
-  void settle_trial(size_t index, int trial, const std::string& status, const std::string& why) {
+  void settle_trial(size_t index, int trial, StepStatus status, const std::string& why) {
     halt_units(trial_units(index, trial), status, why);
   }
 
   // Units that have not started end with `status` (not through finish_unit,
   // which would recurse into their step); running ones are asked to stop.
-  void halt_units(const std::vector<int>& units, const std::string& status, const std::string& why) {
-    const auto kill_at = Clock::now() + seconds(options_.grace_seconds);
+  void halt_units(const std::vector<int>& units, StepStatus status, const std::string& why) {
+    const auto kill_at = clock_now() + seconds(options_.grace_seconds);
     for (const int u : units) {
       Unit& unit = units_[static_cast<size_t>(u)];
-      if (unit.status == kPending) {
+      if (unit.status == S::pending) {
         unit.status = status;
-        unit_record(unit)["status"] = status;
-        if (!why.empty()) unit_record(unit)["message"] = why;
-      } else if (unit.status == kRunning && unit.running && !unit.stop_requested) {
+        events::UnitFinished halted;
+        halted.unit = unit.name;
+        halted.item = unit.item;
+        halted.status = status;
+        halted.message = why;
+        publish(std::move(halted));
+      } else if (unit.status == S::running && unit.running && !unit.stop_requested) {
         unit.stop_requested = true;
         unit.running->cancel();
         unit.kill_at = kill_at;
       }
     }
-  }
-
-  // The objective curve of a trial: its steps' reported values by step.
-  std::map<int64_t, double> trial_curve(size_t index, int trial) const {
-    std::map<int64_t, double> curve;
-    for (const int u : trial_units(index, trial)) {
-      const auto found = steps_[index].tune->curves.find(u);
-      if (found == steps_[index].tune->curves.end()) continue;
-      for (const auto& [at, value] : found->second.items()) curve[std::stoll(at)] = value.get<double>();
-    }
-    return curve;
   }
 
   // The objective a finished trial reached: the output parameter of the
@@ -523,30 +497,23 @@ class Engine::Impl {
     for (auto u = units.rbegin(); u != units.rend(); ++u) {
       const Unit& unit = units_[static_cast<size_t>(*u)];
       const Json& outputs = unit.result.output_parameters;
-      if (success(unit.status) && outputs.contains(metric) && outputs[metric].is_number())
+      if (is_success(unit.status) && outputs.contains(metric) && outputs[metric].is_number())
         return outputs[metric].get<double>();
     }
-    const auto curve = trial_curve(index, trial);
+    const Curve curve = steps_[index].tune->curve_of(trial_units(index, trial));
     return curve.empty() ? std::nan("") : curve.rbegin()->second;
   }
 
   // A trial's step served from the cache or kept by a resume did not report
   // here: its stored curve becomes its curve, so rung rules see it too.
   // Returns the values to replay to the tuner, by step.
-  std::map<int64_t, double> restore_stored_curves(size_t index, int trial) {
-    TuneState& tune = *steps_[index].tune;
-    std::map<int64_t, double> replay;
+  Curve restore_stored_curves(size_t index, int trial) {
+    Curve replay;
     for (const int u : trial_units(index, trial)) {
       const Unit& unit = units_[static_cast<size_t>(u)];
       const Json& stored = unit.result.output_parameters;
-      if (!success(unit.status) || tune.curves.count(u) || !stored.contains(kCurveOutput) ||
-          !stored[kCurveOutput].is_object())
-        continue;
-      for (const auto& [at, value] : stored[kCurveOutput].items())
-        if (value.is_number()) {
-          replay[std::stoll(at)] = value.get<double>();
-          tune.curves[u][at] = value;
-        }
+      if (is_success(unit.status) && stored.contains(kCurveOutput))
+        for (const auto& [at, value] : steps_[index].tune->restore(u, stored[kCurveOutput])) replay[at] = value;
     }
     return replay;
   }
@@ -556,24 +523,20 @@ class Engine::Impl {
   // invalid afterwards).
   void on_trial_finished(size_t index, int id) {
     StepRun& step = steps_[index];
-    TuneState& tune = *step.tune;
-    const TuneSpec& spec = *step.planned->spec.tune;
     const int trial = units_[static_cast<size_t>(id)].item_index;
-    const std::string ended = units_[static_cast<size_t>(id)].status;
-    if (!success(ended))
-      settle_trial(index, trial, ended == kFailed ? kUpstreamFailed : kCancelled,
-                   "step '" + units_[static_cast<size_t>(id)].display + "' of this trial did not succeed");
-    const std::string outcome = trial_status(index, trial);
-    if (outcome.empty() || outcome == kCancelled) return;  // still running, or the run or step is stopping
-    const std::string status = success(outcome) ? "succeeded" : outcome;
+    const StepStatus ended = units_[static_cast<size_t>(id)].status;
+    if (!is_success(ended))
+      settle_trial(index, trial, ended == S::failed ? S::upstream_failed : S::cancelled,
+                   "step '" + units_[static_cast<size_t>(id)].name.display + "' of this trial did not succeed");
+    const std::optional<StepStatus> outcome = trial_status(index, trial);
+    if (!outcome || *outcome == S::cancelled) return;  // still running, or the run or step is stopping
+    const double value = trial_value(index, trial);
+    publish(events::TrialFinished{step.planned->spec.name, trial, *outcome,
+                                  std::isfinite(value) ? std::optional<double>(value) : std::nullopt,
+                                  units_[static_cast<size_t>(trial_units(index, trial).front())].item});
     try {
-      for (const auto& [at, value] : restore_stored_curves(index, trial))
-        check_tuner(tune.api->observe(tune.tuner, trial, at, value, 0, nullptr));
-      check_tuner(
-          tune.api->observe(tune.tuner, trial, -1, trial_value(index, trial), 1, Json(status).dump().c_str()));
-      if (status == kFailed && ++tune.failed > spec.max_failed_trials)
-        return stop_trials(index, std::to_string(tune.failed) + " trials failed (max_failed_trials: " +
-                                      std::to_string(spec.max_failed_trials) + ")");
+      step.tune->finished(trial, *outcome, value, restore_stored_curves(index, trial));
+      if (!step.tune->failure().empty()) return stop_trials(index, step.tune->failure());
       suggest_trials(index);
     } catch (const std::exception& e) {
       stop_trials(index, e.what());
@@ -583,9 +546,8 @@ class Engine::Impl {
   // The tuning step fails: no more trials; running ones are told to stop.
   void stop_trials(size_t index, const std::string& why) {
     StepRun& step = steps_[index];
-    step.tune->exhausted = true;
-    if (step.tune->failure.empty()) step.tune->failure = why;
-    halt_units(step.units, kCancelled, "");
+    step.tune->fail(why);
+    halt_units(step.units, S::cancelled, "");
   }
 
   // The trials of a tuning step, in the order they were suggested.
@@ -607,18 +569,17 @@ class Engine::Impl {
     Json outputs = Json::object(), curve = Json::object();
     for (const int u : units) {
       const Unit& unit = units_[static_cast<size_t>(u)];
-      for (const auto& attempt : unit_record(unit).value("attempts", Json::array()))
-        duration += attempt.value("duration_seconds", 0.0);
-      const Json own = success(unit.status) ? without_curve(unit.result.output_parameters) : Json::object();
+      duration += record_.attempt_seconds(unit.name);
+      const Json own = is_success(unit.status) ? without_curve(unit.result.output_parameters) : Json::object();
       if (unit.part < 0)
         outputs = own;
       else
         outputs[steps_[index].planned->trial_steps[static_cast<size_t>(unit.part)].spec.name] = own;
     }
-    for (const auto& [at, v] : trial_curve(index, trial)) curve[std::to_string(at)] = v;
+    for (const auto& [at, v] : steps_[index].tune->curve_of(units)) curve[std::to_string(at)] = v;
     return Json{{"trial", trial},
                 {"parameters", units_[static_cast<size_t>(units.front())].item},
-                {"status", trial_status(index, trial)},
+                {"status", to_string(trial_status(index, trial).value_or(S::pending))},
                 {spec.metric, std::isfinite(value) ? Json(value) : Json(nullptr)},
                 {"curve", curve},
                 {"outputs", outputs},
@@ -636,10 +597,10 @@ class Engine::Impl {
     std::map<std::string, int> counts;
     for (const int trial : trial_ids(index)) {
       rows.push_back(trial_row(index, trial));
-      const std::string status = rows.back()["status"];
+      const StepStatus status = trial_status(index, trial).value_or(S::pending);
       const double value = trial_value(index, trial);
-      ++counts[status];
-      if (success(status) && std::isfinite(value) &&
+      ++counts[std::string(to_string(status))];
+      if (is_success(status) && std::isfinite(value) &&
           (best < 0 || (spec.maximize ? value > best_value : value < best_value))) {
         best = trial;
         best_value = value;
@@ -648,10 +609,11 @@ class Engine::Impl {
     const InputArtifact trials = store_trials_table(index, rows);
     std::string summary;
     for (const auto& [status, n] : counts) summary += (summary.empty() ? "" : ", ") + std::to_string(n) + " " + status;
-    if (!step.tune->failure.empty()) return finish_step(index, kFailed, step.tune->failure + " (" + summary + ")");
-    if (counts.count(kCancelled))  // the run is stopping: a partial search is no result
-      return finish_step(index, kCancelled, "the search was cancelled (" + summary + ")");
-    if (best < 0) return finish_step(index, kFailed, "no trial succeeded (" + summary + ")");
+    if (!step.tune->failure().empty())
+      return finish_step(index, S::failed, step.tune->failure() + " (" + summary + ")");
+    if (counts.count(std::string(to_string(S::cancelled))))  // the run is stopping: a partial search is no result
+      return finish_step(index, S::cancelled, "the search was cancelled (" + summary + ")");
+    if (best < 0) return finish_step(index, S::failed, "no trial succeeded (" + summary + ")");
     const std::vector<int> winner = trial_units(index, best);
     const Json& parameters = units_[static_cast<size_t>(winner.front())].item;
     step.outputs = Json{{"best_parameters", parameters}, {"best_value", best_value}, {"best_trial", best}};
@@ -660,7 +622,7 @@ class Engine::Impl {
     for (const int u : winner)  // a trial template's later steps win a name several produce
       for (const auto& [name, artifact] : units_[static_cast<size_t>(u)].artifacts) step.artifacts[name] = artifact;
     step.artifacts[kTrialsOutput] = trials;
-    finish_step(index, kSucceeded,
+    finish_step(index, S::succeeded,
                 "best: trial " + std::to_string(best) + ", " + spec.metric + " = " + Json(best_value).dump() + " (" +
                     summary + ")");
   }
@@ -680,7 +642,6 @@ class Engine::Impl {
                               .dump(2) +
                           "\n");
     InputArtifact trials{dir, Json{{"type", kTrialsArtifactType}, {"trials", rows.size()}}, "", {}};
-    Json& record = record_["steps"][step.planned->spec.name];
     if (journal_) {
       std::map<std::string, InputArtifact> inputs;
       for (const auto& [name, wire] : step.planned->spec.inputs) {
@@ -691,9 +652,8 @@ class Engine::Impl {
                                                      kTrialsArtifactType, "every trial of the tuning step", dir,
                                                      trials.metadata, inputs);
       trials.path = journal_->artifact_path(trials.digest);
-      record["digests"][kTrialsOutput] = trials.digest;
     }
-    record["trials"] = relative_to_run(trials.path / "trials.json");
+    publish(events::TrialsRecorded{step.planned->spec.name, relative_to_run(trials.path / "trials.json"), trials.digest});
     return trials;
   }
 
@@ -711,22 +671,26 @@ class Engine::Impl {
     unit.part = part;
     unit.item = std::move(item);
     const std::string& name = steps_[index].planned->spec.name;
-    unit.display = item_index < 0 ? name : name + "[" + unit_key(unit) + "]";  // a trial's step: tune[3.train]
+    unit.name.step = name;
+    unit.name.key = item_index < 0 ? "" : unit_key(unit);
+    unit.name.display = item_index < 0 ? name : name + "[" + unit.name.key + "]";  // a trial's step: tune[3.train]
+    unit.name.item_index = item_index;
+    unit.name.planned = &planned_of(unit);
     unit.dir = options_.run_dir / "steps" / name;
     if (item_index >= 0) unit.dir /= std::to_string(item_index);
     if (part >= 0) unit.dir /= planned_of(unit).spec.name;
-    if (journal_) unit.attempt = unit.attempt_base = journal_->last_attempt(unit.display);
+    if (journal_) unit.attempt = unit.attempt_base = journal_->last_attempt(unit.name.display);
     steps_[index].units.push_back(static_cast<int>(units_.size()));
     units_.push_back(std::move(unit));
   }
 
   void launch_ready_units() {
-    const auto now = Clock::now();
+    const auto now = clock_now();
     for (size_t i = 0; i < units_.size() && running_ < options_.jobs; ++i) {
       Unit& unit = units_[i];
-      if (unit.status != kPending) continue;
+      if (unit.status != S::pending) continue;
       if (stopping() && !steps_[unit.step].planned->spec.is_finally) {  // also ends a retry's backoff
-        finish_unit(static_cast<int>(i), kCancelled, "not started: the run is stopping");
+        finish_unit(static_cast<int>(i), S::cancelled, "not started: the run is stopping");
         continue;
       }
       if (unit.retry_at && *unit.retry_at > now) continue;
@@ -741,7 +705,7 @@ class Engine::Impl {
     if (unit.part < 0) return true;
     for (const auto& name : planned_of(unit).upstream) {
       const Unit* sibling = sibling_named(unit, name);
-      if (sibling == nullptr || !success(sibling->status)) return false;
+      if (sibling == nullptr || !is_success(sibling->status)) return false;
     }
     return true;
   }
@@ -770,7 +734,7 @@ class Engine::Impl {
     const int limit = steps_[step_index].planned->spec.parallelism;
     if (limit <= 0) return true;
     int running = 0;
-    for (const int u : steps_[step_index].units) running += units_[static_cast<size_t>(u)].status == kRunning;
+    for (const int u : steps_[step_index].units) running += units_[static_cast<size_t>(u)].status == S::running;
     return running < limit;
   }
 
@@ -780,7 +744,7 @@ class Engine::Impl {
     const auto& spec = planned_of(unit).spec;
     ++unit.attempt;
     StepLaunch launch;
-    launch.step = unit.display;
+    launch.step = unit.name.display;
     launch.component = planned_of(unit).component;
     launch.attempt_dir = unit.dir / ("attempt-" + std::to_string(unit.attempt));
     launch.output_dir = launch.attempt_dir / "outputs";
@@ -793,7 +757,7 @@ class Engine::Impl {
       launch.parameters = render_parameters(step, unit);
       launch.inputs = wired_inputs(unit);
     } catch (const std::exception& e) {
-      return finish_unit(id, kFailed, std::string("cannot prepare the step: ") + e.what());
+      return finish_unit(id, S::failed, std::string("cannot prepare the step: ") + e.what());
     }
     if (journal_ && settle_without_running(id, launch)) {
       std::error_code ignored;
@@ -802,37 +766,27 @@ class Engine::Impl {
     }
     const std::string executor_name = spec.executor.empty() ? options_.executor : spec.executor;
     const auto executor = executors_.find(executor_name);
-    if (executor == executors_.end()) return finish_unit(id, kFailed, "no executor named '" + executor_name + "'");
+    if (executor == executors_.end()) return finish_unit(id, S::failed, "no executor named '" + executor_name + "'");
     unit.events.open(launch.attempt_dir / "events.jsonl", std::ios::app);
-    unit.status = kRunning;
-    unit.started = Clock::now();
+    unit.status = S::running;
+    unit.started = clock_now();
     unit.timed_out = false;
     unit.stop_requested = false;
     unit.kill_at.reset();
     unit.retry_at.reset();
     unit.deadline = spec.timeout_seconds ? std::optional(unit.started + seconds(*spec.timeout_seconds)) : std::nullopt;
     ++running_;
-    Json& attempts = unit_record(unit)["attempts"];
-    attempts.push_back({{"attempt", unit.attempt},
-                        {"status", kRunning},
-                        {"started_at", wall_clock_now()},
-                        {"executor", executor_name},
-                        {"dir", relative_to_run(launch.attempt_dir)}});
-    if (executor_name == "container") attempts.back()["image"] = spec.container.image;
-    unit_record(unit)["status"] = kRunning;
-    save();
-    emit({{"type", "status"}, {"step", unit.display}, {"status", kRunning}, {"attempt", unit.attempt}});
-    if (journal_) {
-      journal_->attempt_started(unit_ref(unit), unit.attempt, executor_name, relative_to_run(launch.attempt_dir));
-      kill_point("attempt-recorded");
-    }
+    for (auto& [file, size] : unit.log_sizes) size = 0;
+    publish(events::AttemptStarted{unit.name, unit.item, unit.attempt, executor_name,
+                                   relative_to_run(launch.attempt_dir),
+                                   executor_name == "container" ? spec.container.image : ""});
     try {
       unit.running = executor->second->start(launch, std::make_shared<Observer>(inbox_, id, unit.attempt));
       kill_point("attempt-started");
     } catch (const std::exception& e) {
       unit.running.reset();
       AttemptResult failed;
-      failed.failure_class = "crash";
+      failed.failure_class = std::string(to_string(FailureClass::crash));
       failed.message = std::string("cannot start the step: ") + e.what();
       attempt_finished(id, std::move(failed));
     }
@@ -843,38 +797,26 @@ class Engine::Impl {
   bool settle_without_running(int id, const StepLaunch& launch) {
     Unit& unit = units_[static_cast<size_t>(id)];
     if (options_.resume) {
-      if (const auto kept = journal_->kept(unit.display)) {
+      if (const auto kept = journal_->kept(unit.name.display)) {
         --unit.attempt;  // nothing ran
         adopt_outputs(unit, *kept);
-        unit_record(unit)["resumed"] = "kept from before the resume";
-        const std::string name = steps_[unit.step].planned->spec.name;
-        const Json* before = previous_record_.contains("steps") && previous_record_["steps"].contains(name)
-                                 ? &previous_record_["steps"][name]
-                                 : nullptr;
-        if (before && unit.item_index >= 0)
-          before = before->contains("units") && (*before)["units"].contains(unit_key(unit))
-                       ? &(*before)["units"][unit_key(unit)]
-                       : nullptr;
-        if (before && before->contains("attempts")) unit_record(unit)["attempts"] = (*before)["attempts"];
-        finish_unit(id, kept->status, "");
+        finish_unit(id, kept->status, "", /*resumed=*/true);
         return true;
       }
     }
     unit.cache = journal_->decide(unit_ref(unit), launch.parameters, launch.inputs);
     unit.inputs = launch.inputs;
-    Json cache{{"key", unit.cache.key}};
     if (unit.cache.hit) {
       kill_point("cache-hit");
       journal_->record_cache_hit(unit_ref(unit), unit.attempt, unit.cache, launch.inputs);
-      cache["status"] = "hit";
-      unit_record(unit)["cache"] = cache;
+      publish(events::CacheDecided{unit.name, unit.item, unit.cache.key, events::CacheUse::hit, ""});
       adopt_outputs(unit, *unit.cache.hit);
-      finish_unit(id, kCached, "");
+      finish_unit(id, S::cached, "");
       return true;
     }
-    cache["status"] = unit.cache.enabled && options_.use_cache ? "miss" : "off";
-    cache["reason"] = unit.cache.reason;
-    unit_record(unit)["cache"] = cache;
+    const bool looked = unit.cache.enabled && options_.use_cache;
+    publish(events::CacheDecided{unit.name, unit.item, unit.cache.key,
+                                 looked ? events::CacheUse::miss : events::CacheUse::off, unit.cache.reason});
     return false;
   }
 
@@ -887,7 +829,7 @@ class Engine::Impl {
           journal_->artifact_path(digest), stored.metadata.value(name, Json::object()), digest.get<std::string>(), {}};
   }
 
-  UnitRef unit_ref(const Unit& unit) const { return UnitRef{&planned_of(unit), unit.display, unit.item_index}; }
+  UnitRef unit_ref(const Unit& unit) const { return UnitRef{&planned_of(unit), unit.name.display, unit.item_index}; }
 
   Json render_parameters(const StepRun& step, const Unit& unit) const {
     const PlannedStep& planned = planned_of(unit);
@@ -909,7 +851,7 @@ class Engine::Impl {
       if (const Unit* sibling = unit.part < 0 ? nullptr : sibling_named(unit, wire.step)) {  // the same trial's step
         const auto it = sibling->artifacts.find(wire.output);
         if (it == sibling->artifacts.end())
-          throw std::runtime_error("step '" + sibling->display + "' produced no output '" + wire.output + "'");
+          throw std::runtime_error("step '" + sibling->name.display + "' produced no output '" + wire.output + "'");
         inputs[name] = it->second;
         continue;
       }
@@ -932,7 +874,7 @@ class Engine::Impl {
       if (ref.rfind("params.", 0) == 0) return plan_.parameters.at(ref.substr(7));
       // Lets a pipeline name files that travel with it (bundled data sets).
       if (ref == "pipeline.dir") return fs::absolute(plan_.spec.file).parent_path().lexically_normal().string();
-      if (ref == "run.status") return run_status_;
+      if (ref == "run.status") return std::string(to_string(run_status_));
       if (ref == "run.id") return options_.run_id;
       if (ref == "run.name") return plan_.spec.name;
       if (ref == "run.failed_steps") return failed_steps_;
@@ -954,27 +896,27 @@ class Engine::Impl {
   void handle(Message message) {
     if (message.cancel) return on_cancel_request();
     Unit& unit = units_.at(static_cast<size_t>(message.unit));
-    if (message.attempt != unit.attempt || unit.status != kRunning) return;  // an abandoned attempt
+    if (message.attempt != unit.attempt || unit.status != S::running) return;  // an abandoned attempt
     if (message.event) return on_attempt_event(unit, std::move(*message.event));
     if (message.result) attempt_finished(message.unit, std::move(*message.result));
   }
 
   void on_attempt_event(Unit& unit, Json event) {
-    event["time"] = seconds_since(started_);
+    const double time = seconds_since(started_);
+    event["time"] = time;
     if (unit.events) unit.events << event.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";
     const std::string kind = event.value("event", "");
     if (kind == "metric") {
-      unit_record(unit)["metrics"][event.value("name", "")] = event["value"];
-      if (steps_[unit.step].tune) on_trial_metric(static_cast<int>(&unit - units_.data()), event);
-      if (journal_ && event["value"].is_number())
-        journal_->metric(unit.display, event.value("name", ""), event.value("step", int64_t{0}),
-                         event["value"].get<double>(), event["time"].get<double>());
-    }
-    if (kind == "progress" || kind == "log" || kind == "metric") {
-      Json view = event;
-      view["type"] = kind;
-      view["step"] = unit.display;
-      emit(view);
+      const Json& raw = event["value"];
+      const double value = raw.is_number() ? raw.get<double>() : std::nan("");
+      const std::string name = event.value("name", "");
+      const int64_t at = event.value("step", int64_t{0});
+      publish(events::Metric{unit.name, name, value, at, time});
+      if (steps_[unit.step].tune) on_trial_metric(static_cast<int>(&unit - units_.data()), name, value, at);
+    } else if (kind == "progress") {
+      publish(events::Progress{unit.name, event.value("fraction", 0.0), event.value("message", "")});
+    } else if (kind == "log") {
+      publish(events::Log{unit.name, event.value("level", "info"), event.value("message", "")});
     }
   }
 
@@ -985,56 +927,40 @@ class Engine::Impl {
     unit.running.reset();
     unit.events.close();
     if (unit.timed_out) {
-      result.failure_class = "timeout";
+      result.failure_class = std::string(to_string(FailureClass::timeout));
       result.message = "timed out after " + Json(*planned_of(unit).spec.timeout_seconds).dump() + " s";
     } else if (!result.ok() && unit.stop_requested) {
-      result.failure_class = kCancelled;
+      result.failure_class = std::string(to_string(FailureClass::stopped));
     }
     unit.outputs_dir = unit.dir / ("attempt-" + std::to_string(unit.attempt)) / "outputs";
     if (result.ok() && step.tune) {  // a trial keeps its curve, for the tuner of a later cached or resumed run
-      const auto curve = step.tune->curves.find(id);
-      if (curve != step.tune->curves.end()) result.output_parameters[kCurveOutput] = curve->second;
+      if (Json curve = step.tune->curve_json(id); !curve.is_null()) result.output_parameters[kCurveOutput] = curve;
     }
     if (result.ok()) store_outputs(unit, result);
-    Json& attempt = unit_record(unit)["attempts"].back();
-    attempt["finished_at"] = wall_clock_now();
-    attempt["duration_seconds"] = seconds_since(unit.started);
-    attempt["status"] = result.ok() ? kSucceeded : (result.failure_class == kCancelled ? kCancelled : kFailed);
-    if (!result.ok()) {
-      attempt["failure"] = result.failure_class;
-      attempt["message"] = result.message;
-    }
-    if (!result.ok() && unit.early_stop) {
-      attempt["status"] = kEarlyStopped;
-      if (journal_)
-        journal_->attempt_ended(unit_ref(unit), unit.attempt, kEarlyStopped, result,
-                                attempt["duration_seconds"].get<double>());
-      return finish_unit(id, kEarlyStopped, "stopped by the tuner");
-    }
+    const FailureClass failure =
+        result.ok() ? FailureClass::none : parse_failure_class(result.failure_class).value_or(FailureClass::crash);
+    const double duration = seconds_since(unit.started);
+    unit.attempt_seconds += duration;
+    StepStatus status = result.ok() ? S::succeeded : failure == FailureClass::stopped ? S::cancelled : S::failed;
+    if (!result.ok() && unit.early_stop) status = S::early_stopped;
+    publish(events::AttemptEnded{unit.name, unit.attempt, status, failure, result.message, duration});
+    if (status == S::early_stopped) return finish_unit(id, S::early_stopped, "stopped by the tuner");
     if (result.ok()) {
       std::error_code ignored;  // checkpoints only matter to a retry, and there will be none
       fs::remove_all(unit.dir / "checkpoint", ignored);
-      return finish_unit(id, kSucceeded, "");
+      return finish_unit(id, S::succeeded, "");
     }
-    if (journal_)
-      journal_->attempt_ended(unit_ref(unit), unit.attempt, attempt["status"].get<std::string>(), result,
-                              attempt["duration_seconds"].get<double>());
     const auto& retries = planned_of(unit).spec.retries;
     const int made = unit.attempt - unit.attempt_base;
     if (made <= retries.limit && retries.on.count(result.failure_class) && !halted(unit)) {
       const double delay = retries.delay_before(made);
-      unit.status = kPending;
-      unit.retry_at = Clock::now() + seconds(delay);
-      unit_record(unit)["status"] = kPending;
-      save();
-      emit({{"type", "status"},
-            {"step", unit.display},
-            {"status", "retrying"},
-            {"attempt", unit.attempt},
-            {"message", result.message + " (retry in " + Json(delay).dump() + " s)"}});
+      unit.status = S::pending;
+      unit.retry_at = clock_now() + seconds(delay);
+      publish(events::RetryScheduled{unit.name, unit.attempt, delay,
+                                     result.message + " (retry in " + Json(delay).dump() + " s)"});
       return;
     }
-    finish_unit(id, result.failure_class == kCancelled ? kCancelled : kFailed, result.message);
+    finish_unit(id, failure == FailureClass::stopped ? S::cancelled : S::failed, result.message);
   }
 
   // A successful attempt's outputs: into the artifact store (with a store),
@@ -1054,13 +980,13 @@ class Engine::Impl {
                                                     unit.inputs, seconds_since(unit.started));
       adopt_outputs(unit, stored);
     } catch (const std::exception& e) {
-      result.failure_class = "error";
+      result.failure_class = std::string(to_string(FailureClass::error));
       result.message = std::string("cannot store the outputs: ") + e.what();
     }
   }
 
   void check_deadlines() {
-    const auto now = Clock::now();
+    const auto now = clock_now();
     if (run_deadline_ && now >= *run_deadline_) {
       run_deadline_.reset();
       run_message_ = "the run timed out after " + Json(*plan_.spec.timeout_seconds).dump() + " s";
@@ -1069,7 +995,7 @@ class Engine::Impl {
     }
     for (size_t i = 0; i < units_.size(); ++i) {
       Unit& unit = units_[i];
-      if (unit.status != kRunning || !unit.running) continue;
+      if (unit.status != S::running || !unit.running) continue;
       if (unit.deadline && !unit.timed_out && now >= *unit.deadline) {
         unit.timed_out = true;
         unit.running->cancel();
@@ -1080,7 +1006,7 @@ class Engine::Impl {
         unit.running->kill();
         if (executor_of(unit) == "inprocess") {  // a thread cannot be killed: stop waiting for it
           AttemptResult abandoned;
-          abandoned.failure_class = "crash";
+          abandoned.failure_class = std::string(to_string(FailureClass::crash));
           abandoned.message = "did not stop within the grace period; abandoned (the inprocess executor cannot kill)";
           attempt_finished(static_cast<int>(i), std::move(abandoned));
         }
@@ -1095,9 +1021,9 @@ class Engine::Impl {
 
   void on_cancel_request() {
     ++cancel_requests_;
-    const auto now = Clock::now();
+    const auto now = clock_now();
     for (auto& unit : units_) {
-      if (unit.status != kRunning || !unit.running) continue;
+      if (unit.status != S::running || !unit.running) continue;
       unit.stop_requested = true;
       if (cancel_requests_ > 1) {
         unit.kill_at = now;  // a second request: no more grace
@@ -1106,7 +1032,7 @@ class Engine::Impl {
         if (!unit.kill_at) unit.kill_at = now + seconds(options_.grace_seconds);
       }
     }
-    emit({{"type", "cancel"}, {"requests", cancel_requests_}});
+    publish(events::CancelRequested{cancel_requests_});
   }
 
   bool stopping() const { return cancel_requests_ > 0 || policy_stop_; }
@@ -1121,9 +1047,9 @@ class Engine::Impl {
   void begin_policy_stop() {
     if (plan_.spec.failure_policy != "stop" || policy_stop_) return;
     policy_stop_ = true;
-    const auto kill_at = Clock::now() + seconds(options_.grace_seconds);
+    const auto kill_at = clock_now() + seconds(options_.grace_seconds);
     for (auto& unit : units_)
-      if (unit.status == kRunning && unit.running && !steps_[unit.step].planned->spec.is_finally) {
+      if (unit.status == S::running && unit.running && !steps_[unit.step].planned->spec.is_finally) {
         unit.stop_requested = true;
         unit.running->cancel();
         unit.kill_at = unit.kill_at ? std::min(*unit.kill_at, kill_at) : kill_at;
@@ -1132,35 +1058,31 @@ class Engine::Impl {
 
   // ---- state changes -------------------------------------------------------
 
-  void finish_unit(int id, const std::string& status, const std::string& message) {
+  void finish_unit(int id, StepStatus status, const std::string& message, bool resumed = false) {
     Unit& unit = units_[static_cast<size_t>(id)];
     unit.status = status;
-    Json& record = unit_record(unit);
-    record["status"] = status;
-    if (!message.empty()) record["message"] = message;
-    if (success(status)) {
-      record["outputs"] = unit.result.output_parameters;
-      Json artifacts = Json::object(), digests = Json::object();
-      for (const auto& [name, artifact] : unit.artifacts) {
-        artifacts[name] = relative_to_run(artifact.path);
-        if (!artifact.digest.empty()) digests[name] = artifact.digest;
-      }
-      record["artifacts"] = artifacts;
-      if (!digests.empty()) record["digests"] = digests;
-      if (!unit.result.output_metadata.empty()) record["artifact_metadata"] = unit.result.output_metadata;
-    } else if (journal_) {
-      journal_->unit_ended(unit_ref(unit), status, message);
+    unit.message = message;
+    events::UnitFinished finished;
+    finished.unit = unit.name;
+    finished.item = unit.item;
+    finished.status = status;
+    finished.message = message;
+    finished.resumed = resumed;
+    if (is_success(status)) {
+      finished.outputs = unit.result.output_parameters;
+      for (const auto& [name, artifact] : unit.artifacts)
+        finished.artifacts.push_back({name, relative_to_run(artifact.path), artifact.digest});
+      finished.metadata = unit.result.output_metadata;
     }
-    save();
-    emit({{"type", "status"}, {"step", unit.display}, {"status", status}, {"message", message}});
+    publish(std::move(finished));
     const size_t index = unit.step;
     StepRun& step = steps_[index];
     if (step.tune)
       on_trial_finished(index, id);  // may add units: `unit` is not used below
-    else if (status == kFailed && !step.planned->spec.is_finally)
+    else if (status == S::failed && !step.planned->spec.is_finally)
       begin_policy_stop();  // a loop need not finish first
     for (const int u : step.units)
-      if (!terminal(units_[static_cast<size_t>(u)].status)) return;
+      if (!is_terminal(units_[static_cast<size_t>(u)].status)) return;
     if (step.tune) return complete_tuning(index);
     complete_step(index);
   }
@@ -1168,16 +1090,17 @@ class Engine::Impl {
   // All units of a step are done: aggregate their outcome and outputs.
   void complete_step(size_t index) {
     StepRun& step = steps_[index];
-    std::string status = kCached, message;
+    StepStatus status = S::cached;
+    std::string message;
     for (const int u : step.units) {
       const Unit& unit = units_[static_cast<size_t>(u)];
-      if (unit.status == kSucceeded && status == kCached) status = kSucceeded;  // cached only if every unit was
-      if (!success(unit.status) && success(status)) {
+      if (unit.status == S::succeeded && status == S::cached) status = S::succeeded;  // cached only if every unit was
+      if (!is_success(unit.status) && is_success(status)) {
         status = unit.status;
-        message = unit.display + ": " + unit_record(unit).value("message", unit.status);
+        message = unit.name.display + ": " + (unit.message.empty() ? std::string(to_string(unit.status)) : unit.message);
       }
     }
-    if (success(status)) collect_outputs(step);
+    if (is_success(status)) collect_outputs(step);
     finish_step(index, status, message);
   }
 
@@ -1212,27 +1135,21 @@ class Engine::Impl {
     }
   }
 
-  void finish_step(size_t index, const std::string& status, const std::string& message) {
+  void finish_step(size_t index, StepStatus status, const std::string& message) {
     StepRun& step = steps_[index];
     step.status = status;
     step.message = message;
-    settled_ = settled_ || terminal(status);
-    Json& record = record_["steps"][step.planned->spec.name];
-    record["status"] = status;
-    if (!message.empty()) record["message"] = message;
-    if (success(status)) record["outputs"] = step.outputs;
-    if (step.planned->spec.for_each) record["items"] = step.units.size();
-    if (journal_ && step.units.empty() && terminal(status))
-      journal_->unit_ended(UnitRef{step.planned, step.planned->spec.name, -1}, status, message);
-    save();
-    if (step.planned->spec.for_each || step.planned->spec.tune || status != kRunning)
-      emit({{"type", "step"}, {"step", step.planned->spec.name}, {"status", status}, {"message", message}});
-    if (status == kFailed && !step.planned->spec.is_finally) begin_policy_stop();
-  }
-
-  void set_step_status(size_t index, const std::string& status) {
-    steps_[index].status = status;
-    record_["steps"][steps_[index].planned->spec.name]["status"] = status;
+    settled_ = settled_ || is_terminal(status);
+    events::StepChanged changed;
+    changed.step = step.planned->spec.name;
+    changed.status = status;
+    changed.message = message;
+    if (is_success(status)) changed.outputs = step.outputs;
+    if (step.planned->spec.for_each) changed.items = step.units.size();
+    changed.has_units = !step.units.empty();
+    changed.planned = step.planned;
+    publish(std::move(changed));
+    if (status == S::failed && !step.planned->spec.is_finally) begin_policy_stop();
   }
 
   // ---- helpers ---------------------------------------------------------------
@@ -1243,27 +1160,6 @@ class Engine::Impl {
     return steps_[it->second];
   }
 
-  Json& unit_record(const Unit& unit) {
-    Json& step = record_["steps"][steps_[unit.step].planned->spec.name];
-    if (unit.item_index < 0) {
-      if (!step.contains("attempts")) step["attempts"] = Json::array();
-      return step;
-    }
-    Json& item = step["units"][unit_key(unit)];
-    if (!item.contains("attempts")) item = Json{{"item", unit.item}, {"attempts", Json::array()}};
-    return item;
-  }
-
-  const Json& unit_record(const Unit& unit) const {
-    const Json& step = record_["steps"][steps_[unit.step].planned->spec.name];
-    return unit.item_index < 0 ? step : step["units"][unit_key(unit)];
-  }
-
-  // run.json is rewritten atomically (temp file, fsync, rename); to keep that
-  // off the per-step path, changes are batched: written when the scheduler
-  // is about to wait, at most every 100 ms, and always at the end.
-  void save() { record_dirty_ = true; }
-
   // `path` (always under the run directory) relative to it, without the
   // file-system calls fs::relative makes.
   std::string relative_to_run(const fs::path& path) const {
@@ -1271,48 +1167,33 @@ class Engine::Impl {
     return full.rfind(base, 0) == 0 ? full.substr(base.size()) : full;
   }
 
-  void flush_record(bool force = false) {
-    const auto now = Clock::now();
-    if (!record_dirty_ || (!force && now - last_save_ < std::chrono::milliseconds(100))) return;
-    kill_point("run-json");
-    write_file_atomic(options_.run_dir / "run.json", record_.dump(2, ' ', false, Json::error_handler_t::replace));
-    record_dirty_ = false;
-    last_save_ = now;
-  }
-
-  void emit(const Json& event) const {
-    if (options_.on_event) options_.on_event(event);
-  }
-
-  static std::string host_name() {
-    char name[256] = {};
-    ::gethostname(name, sizeof name - 1);
-    return name;
-  }
-
   const Plan& plan_;
   RunOptions options_;
   std::map<std::string, std::unique_ptr<Executor>> executors_;
   std::shared_ptr<Inbox> inbox_;
+  RealTime real_time_;
+  EngineTime* time_;
   std::vector<StepRun> steps_;
   std::unordered_map<std::string, size_t> step_index_;
   std::vector<Unit> units_;
-  Json record_;
+  RunRecord record_{options_.run_dir};
+  std::unique_ptr<EventLogWriter> event_log_;
+  std::unique_ptr<JournalObserver> journal_observer_;
+  std::vector<RunObserver*> observers_;
+  uint64_t next_seq_ = 1;
+  Clock::time_point next_log_check_{};
   Clock::time_point started_;
   std::optional<Clock::time_point> run_deadline_;
   int running_ = 0;
   int cancel_requests_ = 0;
   bool policy_stop_ = false;
   bool run_timed_out_ = false;
-  bool record_dirty_ = false;
-  Clock::time_point last_save_{};
   bool main_done_ = false;
-  std::string run_status_ = kRunning;
+  RunStatus run_status_ = RunStatus::running;
   std::string run_message_;
   Json failed_steps_ = Json::array();
   std::unique_ptr<RunJournal> journal_;    // with a store only
-  bool settled_ = false;                   // a step ended during this scheduling pass
-  Json previous_record_ = Json::object();  // resume: the run.json the dead host left
+  bool settled_ = false;  // a step ended during this scheduling pass
 };
 
 Engine::Engine(const Plan& plan, RunOptions options, std::map<std::string, std::unique_ptr<Executor>> executors)

@@ -3,10 +3,11 @@
 // artifact store before the row that names them commits, so a recorded step
 // always has its artifacts, and an unrecorded one simply runs again.
 #include <kiln/host/cache_key.hpp>
-#include <kiln/host/engine.hpp>
 #include <kiln/host/files.hpp>
 #include <kiln/host/host_identity.hpp>
 #include <kiln/host/run_journal.hpp>
+
+#include <cmath>
 
 namespace kiln::host {
 namespace fs = std::filesystem;
@@ -18,7 +19,7 @@ Json parse_or(const Json& text, Json fallback) {
   return Json::parse(text.get<std::string>());
 }
 
-StoredOutputs outputs_from_row(const Json& row, const std::string& status) {
+StoredOutputs outputs_from_row(const Json& row, StepStatus status) {
   StoredOutputs out;
   out.status = status;
   out.outputs = parse_or(row["outputs"], Json::object());
@@ -61,8 +62,9 @@ void RunJournal::begin_run(const RunHeader& header, bool resume) {
       last_attempt_[row["unit"].get<std::string>()] = static_cast<int>(MetadataDb::integer(row["n"]));
     for (const auto& row : store_.db.query(
              "SELECT unit, status, outputs, artifacts, metadata FROM steps WHERE run_id=? AND status IN (?, ?)",
-             {header.id, kSucceeded, kCached})) {
-      StoredOutputs out = outputs_from_row(row, row["status"].get<std::string>());
+             {header.id, to_string(StepStatus::succeeded), to_string(StepStatus::cached)})) {
+      StoredOutputs out =
+          outputs_from_row(row, parse_step_status(row["status"].get<std::string>()).value_or(StepStatus::succeeded));
       bool complete = true;  // a finished step whose artifact vanished must run again
       for (const auto& [name, digest] : out.artifacts.items()) complete = complete && store_.artifacts.contains(digest);
       if (complete) kept_[row["unit"].get<std::string>()] = std::move(out);
@@ -70,12 +72,12 @@ void RunJournal::begin_run(const RunHeader& header, bool resume) {
   });
 }
 
-void RunJournal::finish_run(const std::string& status, const std::string& message, double duration_seconds) {
+void RunJournal::finish_run(RunStatus status, const std::string& message, double duration_seconds) {
   store_.db.transaction([&] {
     flush_metrics();
     store_.db.execute(
         "UPDATE runs SET status=?, message=?, finished_at=?, duration_seconds=? WHERE id=?",
-        {status, message.empty() ? Json(nullptr) : Json(message), wall_clock_now(), duration_seconds, run_id_});
+        {to_string(status), message.empty() ? Json(nullptr) : Json(message), wall_clock_now(), duration_seconds, run_id_});
   });
 }
 
@@ -121,7 +123,7 @@ CacheDecision RunJournal::decide(const UnitRef& unit, const Json& parameters,
     return d;
   }
   if (const auto entry = store_.db.query_one("SELECT * FROM cache_entries WHERE key=?", {d.key})) {
-    StoredOutputs out = outputs_from_row(*entry, kCached);
+    StoredOutputs out = outputs_from_row(*entry, StepStatus::cached);
     bool intact = true;
     for (const auto& [name, digest] : out.artifacts.items())
       intact = store_.artifacts.verify(digest.get<std::string>()) && intact;  // moves a corrupt one aside
@@ -166,15 +168,15 @@ void RunJournal::attempt_started(const UnitRef& unit, int attempt, const std::st
       MetadataDb::Durability::process_crash);
 }
 
-void RunJournal::attempt_ended(const UnitRef& unit, int attempt, const std::string& status, const AttemptResult& result,
-                               double duration_seconds) {
+void RunJournal::attempt_ended(const UnitRef& unit, int attempt, StepStatus status, FailureClass failure,
+                               const std::string& message, double duration_seconds) {
   store_.db.transaction(
       [&] {
         flush_metrics();
         store_.db.execute(
             "UPDATE attempts SET status=?, finished_at=?, duration_seconds=?, failure=?, message=?"
             " WHERE run_id=? AND unit=? AND attempt=?",
-            {status, wall_clock_now(), duration_seconds, result.failure_class, result.message, run_id_, unit.name,
+            {to_string(status), wall_clock_now(), duration_seconds, to_string(failure), message, run_id_, unit.name,
              attempt});
       },
       MetadataDb::Durability::process_crash);
@@ -184,7 +186,7 @@ StoredOutputs RunJournal::commit(const UnitRef& unit, int attempt, const fs::pat
                                  const AttemptResult& result, const CacheDecision& cache,
                                  const std::map<std::string, InputArtifact>& inputs, double duration_seconds) {
   StoredOutputs out;
-  out.status = kSucceeded;
+  out.status = StepStatus::succeeded;
   out.outputs = result.output_parameters;
   std::map<std::string, ArtifactStore::Committed> committed;
   for (const auto& port : unit.step->component.manifest.outputs) {
@@ -213,7 +215,7 @@ StoredOutputs RunJournal::commit(const UnitRef& unit, int attempt, const fs::pat
         "UPDATE attempts SET status='succeeded', finished_at=?, duration_seconds=?, cache_key=? "
         "WHERE run_id=? AND unit=? AND attempt=?",
         {wall_clock_now(), duration_seconds, cache.key, run_id_, unit.name, attempt});
-    write_unit(unit, kSucceeded, "", &out, &cache);
+    write_unit(unit, StepStatus::succeeded, "", &out, &cache);
     if (cache.enabled)
       store_.db.execute(
           "INSERT OR REPLACE INTO cache_entries (key, step, component, parts, outputs, artifacts, metadata, run_id,"
@@ -252,17 +254,17 @@ void RunJournal::record_cache_hit(const UnitRef& unit, int attempt, const CacheD
         store_.db.execute(
             "INSERT OR REPLACE INTO attempts (run_id, unit, attempt, status, executor, dir, started_at, finished_at,"
             " duration_seconds, cache_key, cache_hit) VALUES (?,?,?,?,?,?,?,?,?,?,1)",
-            {run_id_, unit.name, attempt, kCached, "cache", "", wall_clock_now(), wall_clock_now(), 0.0, cache.key});
+            {run_id_, unit.name, attempt, to_string(StepStatus::cached), "cache", "", wall_clock_now(), wall_clock_now(), 0.0, cache.key});
         for (const auto& [name, digest] : cache.hit->artifacts.items())
           store_.db.execute("INSERT OR REPLACE INTO lineage (run_id, unit, role, name, digest) VALUES (?,?,?,?,?)",
                             {run_id_, unit.name, "output", name, digest});
         write_inputs(unit, inputs);
-        write_unit(unit, kCached, "", &*cache.hit, &cache);
+        write_unit(unit, StepStatus::cached, "", &*cache.hit, &cache);
       },
       MetadataDb::Durability::process_crash);
 }
 
-void RunJournal::unit_ended(const UnitRef& unit, const std::string& status, const std::string& message) {
+void RunJournal::unit_ended(const UnitRef& unit, StepStatus status, const std::string& message) {
   store_.db.transaction(
       [&] {
         flush_metrics();
@@ -275,7 +277,7 @@ void RunJournal::metric(const std::string& unit, const std::string& name, int64_
   metrics_.push_back(Json{run_id_, unit, name, step, value, time});
 }
 
-void RunJournal::write_unit(const UnitRef& unit, const std::string& status, const std::string& message,
+void RunJournal::write_unit(const UnitRef& unit, StepStatus status, const std::string& message,
                             const StoredOutputs* outputs, const CacheDecision* cache) {
   std::string cache_status = "off";
   if (cache && cache->hit) cache_status = "hit";
@@ -283,7 +285,8 @@ void RunJournal::write_unit(const UnitRef& unit, const std::string& status, cons
   store_.db.execute(
       "INSERT OR REPLACE INTO steps (run_id, unit, step, item_index, status, message, component, parameters,"
       " outputs, artifacts, metadata, cache_key, cache_status, cache_reason) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-      {run_id_, unit.name, unit.step->spec.name, unit.item_index, status, message, unit.step->component.manifest.name,
+      {run_id_, unit.name, unit.step->spec.name, unit.item_index, to_string(status), message,
+       unit.step->component.manifest.name,
        cache ? cache->parameters.dump() : "", outputs ? outputs->outputs.dump() : "",
        outputs ? outputs->artifacts.dump() : "", outputs ? outputs->metadata.dump() : "", cache ? cache->key : "",
        cache ? cache_status : "", cache && !cache->hit ? cache->reason : ""});
@@ -309,6 +312,49 @@ void RunJournal::flush_metrics() {
 
 void RunJournal::heartbeat() {
   store_.db.execute("UPDATE runs SET heartbeat_at=? WHERE id=?", {wall_clock_now(), run_id_});
+}
+
+namespace {
+
+UnitRef ref_of(const UnitName& unit) { return UnitRef{unit.planned, unit.display, unit.item_index}; }
+
+struct JournalWriter {
+  RunJournal& journal;
+  std::optional<events::RunFinished>& finished;
+  void operator()(const events::AttemptStarted& e) const {
+    journal.attempt_started(ref_of(e.unit), e.attempt, e.executor, e.dir);
+    kill_point("attempt-recorded");
+  }
+  void operator()(const events::AttemptEnded& e) const {
+    if (e.status != StepStatus::succeeded)  // a success is recorded with its outputs (commit)
+      journal.attempt_ended(ref_of(e.unit), e.attempt, e.status, e.failure, e.message, e.duration_seconds);
+  }
+  void operator()(const events::UnitFinished& e) const {
+    if (!is_success(e.status)) journal.unit_ended(ref_of(e.unit), e.status, e.message);
+  }
+  void operator()(const events::StepChanged& e) const {
+    if (!e.has_units && is_terminal(e.status)) journal.unit_ended(UnitRef{e.planned, e.step, -1}, e.status, e.message);
+  }
+  void operator()(const events::Metric& e) const {
+    if (std::isfinite(e.value)) journal.metric(e.unit.display, e.name, e.step, e.value, e.time);
+  }
+  void operator()(const events::RunFinished& e) const { finished = e; }
+  template <typename Other>
+  void operator()(const Other&) const {}
+};
+
+}  // namespace
+
+void JournalObserver::on_event(uint64_t, const RunEvent& event) {
+  std::visit(JournalWriter{journal_, finished_}, event);
+}
+
+void JournalObserver::flush(bool final) {
+  if (!final || !finished_) return;
+  const events::RunFinished finished = *finished_;
+  finished_.reset();
+  kill_point("run-finishing");
+  journal_.finish_run(finished.status, finished.message, finished.duration_seconds);
 }
 
 }  // namespace kiln::host

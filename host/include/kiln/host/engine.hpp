@@ -6,6 +6,7 @@
 
 #include <kiln/host/executor.hpp>
 #include <kiln/host/plan.hpp>
+#include <kiln/host/run_events.hpp>
 
 #include <atomic>
 #include <condition_variable>
@@ -20,14 +21,21 @@
 namespace kiln::host {
 
 struct Store;
+class EngineTime;
 
 struct RunOptions {
   std::string executor = "process";  // default for steps that name none
   int jobs = 2;
   std::filesystem::path run_dir;  // created by the engine
   std::string run_id;
-  double grace_seconds = 5.0;                 // between asking a step to stop and killing it
-  std::function<void(const Json&)> on_event;  // the live view: status and progress events
+  double grace_seconds = 5.0;  // between asking a step to stop and killing it
+  // More observers of the run's events (the live view, tests), called after
+  // the engine's own (run.json, the event log, the store's journal), on the
+  // engine's thread. Not owned.
+  std::vector<RunObserver*> observers;
+  // The scheduler's clock; null: real time. Tests pass virtual time
+  // (engine_time.hpp) with fake executors. Not owned.
+  EngineTime* time = nullptr;
   // The workspace's store. When set, outputs are committed to the artifact
   // store, the run is recorded in the metadata database, and steps are
   // cached. Without it (unit tests) outputs stay in the attempt directories.
@@ -38,14 +46,6 @@ struct RunOptions {
   Json options_record = Json::object();  // how the run was started (executor, jobs, ...), for resume
 };
 
-// Run and step statuses as written to run.json.
-inline constexpr const char* kSucceeded = "succeeded";
-inline constexpr const char* kFailed = "failed";
-inline constexpr const char* kCancelled = "cancelled";
-inline constexpr const char* kSkipped = "skipped";
-inline constexpr const char* kCached = "cached";               // served from the cache: succeeded without running
-inline constexpr const char* kEarlyStopped = "early-stopped";  // a trial its tuner stopped (not a failure)
-
 class Engine {
  public:
   Engine(const Plan& plan, RunOptions options, std::map<std::string, std::unique_ptr<Executor>> executors);
@@ -54,6 +54,8 @@ class Engine {
   Engine& operator=(const Engine&) = delete;
 
   // Runs the plan to its end and returns the final run record (run.json).
+  // Every state change is published to the observers as a typed event
+  // (run_events.hpp) and appended to run_dir/events.jsonl (event_log.hpp).
   Json run();
   // Asks the run to stop: running steps are told, then killed after the
   // grace period; finally steps still run. A second call kills at once.

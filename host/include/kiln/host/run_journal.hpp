@@ -7,6 +7,8 @@
 
 #include <kiln/host/executor.hpp>
 #include <kiln/host/plan.hpp>
+#include <kiln/host/run_events.hpp>
+#include <kiln/host/run_status.hpp>
 #include <kiln/host/store.hpp>
 
 #include <map>
@@ -18,7 +20,7 @@ namespace kiln::host {
 
 // A finished unit's results as recorded.
 struct StoredOutputs {
-  std::string status;               // succeeded or cached
+  StepStatus status = StepStatus::succeeded;  // succeeded or cached
   Json outputs = Json::object();    // output parameters
   Json artifacts = Json::object();  // output name -> digest
   Json metadata = Json::object();   // output name -> metadata
@@ -54,7 +56,7 @@ class RunJournal {
   // Records a new run, or (resume) takes over an existing one: its running
   // attempts are marked interrupted and its finished units are kept.
   void begin_run(const RunHeader& header, bool resume);
-  void finish_run(const std::string& status, const std::string& message, double duration_seconds);
+  void finish_run(RunStatus status, const std::string& message, double duration_seconds);
 
   // Resume: the recorded result of a unit that finished before, whose
   // artifacts are all still in the store.
@@ -64,8 +66,8 @@ class RunJournal {
   CacheDecision decide(const UnitRef& unit, const Json& parameters, const std::map<std::string, InputArtifact>& inputs);
 
   void attempt_started(const UnitRef& unit, int attempt, const std::string& executor, const std::string& dir);
-  void attempt_ended(const UnitRef& unit, int attempt, const std::string& status, const AttemptResult& result,
-                     double duration_seconds);
+  void attempt_ended(const UnitRef& unit, int attempt, StepStatus status, FailureClass failure,
+                     const std::string& message, double duration_seconds);
   // Moves a successful attempt's outputs into the artifact store and records
   // them, their lineage, the attempt and the cache entry in one transaction.
   StoredOutputs commit(const UnitRef& unit, int attempt, const std::filesystem::path& outputs_dir,
@@ -80,13 +82,13 @@ class RunJournal {
   void record_cache_hit(const UnitRef& unit, int attempt, const CacheDecision& cache,
                         const std::map<std::string, InputArtifact>& inputs);
   // A unit (or a step without units) that ended without outputs.
-  void unit_ended(const UnitRef& unit, const std::string& status, const std::string& message);
+  void unit_ended(const UnitRef& unit, StepStatus status, const std::string& message);
   void metric(const std::string& unit, const std::string& name, int64_t step, double value, double time);
 
   std::filesystem::path artifact_path(const std::string& digest) const { return store_.artifacts.path_of(digest); }
 
  private:
-  void write_unit(const UnitRef& unit, const std::string& status, const std::string& message,
+  void write_unit(const UnitRef& unit, StepStatus status, const std::string& message,
                   const StoredOutputs* outputs, const CacheDecision* cache);
   void write_inputs(const UnitRef& unit, const std::map<std::string, InputArtifact>& inputs);
   void flush_metrics();
@@ -98,6 +100,21 @@ class RunJournal {
   std::map<std::string, StoredOutputs> kept_;
   std::map<std::string, int> last_attempt_;
   std::vector<Json> metrics_;  // written with the next transaction
+};
+
+// Writes the events the store keeps: attempts begun and ended, units that
+// ended without outputs (a success is recorded by RunJournal::commit, with
+// its artifacts), metrics and the run's end.
+class JournalObserver : public RunObserver {
+ public:
+  explicit JournalObserver(RunJournal& journal) : journal_(journal) {}
+  void on_event(uint64_t seq, const RunEvent& event) override;
+  // The run's end is written at the final flush, after run.json.
+  void flush(bool final) override;
+
+ private:
+  RunJournal& journal_;
+  std::optional<events::RunFinished> finished_;
 };
 
 }  // namespace kiln::host

@@ -1,0 +1,183 @@
+#include <unistd.h>
+#include <kiln/host/files.hpp>
+#include <kiln/host/host_identity.hpp>
+#include <kiln/host/run_record.hpp>
+
+namespace kiln::host {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string host_name() {
+  char name[256] = {};
+  ::gethostname(name, sizeof name - 1);
+  return name;
+}
+
+}  // namespace
+
+RunRecord::RunRecord(fs::path run_dir) : run_dir_(std::move(run_dir)) {}
+
+void RunRecord::on_event(uint64_t, const RunEvent& event) {
+  std::visit(*this, event);
+}
+
+void RunRecord::operator()(const events::RunStarted& e) {
+  record_ = Json{{"id", e.run_id},
+                 {"pipeline", {{"name", e.pipeline}, {"file", e.file}}},
+                 {"parameters", e.parameters},
+                 {"executor", e.executor},
+                 {"status", to_string(RunStatus::running)},
+                 {"started_at", wall_clock_now()},
+                 {"host", host_name()},
+                 {"pid", ::getpid()},
+                 {"steps", Json::object()}};
+  if (e.resumed) {
+    // A resumed run keeps its start time and, for the steps it keeps, their
+    // attempts (so `kiln logs` still finds them), from the last run.json the
+    // dead host managed to write (it may be 100 ms stale: the database decides
+    // what is kept, this is only for reading).
+    record_["resumed"] = true;
+    try {
+      previous_ = Json::parse(read_file(run_dir_ / "run.json"));
+      record_["started_at"] = previous_.value("started_at", record_["started_at"].get<std::string>());
+    } catch (const std::exception&) {  // never written, or unreadable: start afresh
+      previous_ = Json::object();
+    }
+  }
+  for (const auto& step : e.steps) record_["steps"][step] = {{"status", to_string(StepStatus::pending)}};
+  dirty_ = true;
+  flush(true);
+}
+
+void RunRecord::operator()(const events::RunFinished& e) {
+  record_["status"] = to_string(e.status);
+  record_["finished_at"] = wall_clock_now();
+  record_["duration_seconds"] = e.duration_seconds;
+  if (!e.message.empty()) record_["message"] = e.message;
+  dirty_ = true;
+}
+
+void RunRecord::operator()(const events::StepChanged& e) {
+  Json& record = record_["steps"][e.step];
+  record["status"] = to_string(e.status);
+  if (!e.message.empty()) record["message"] = e.message;
+  if (!e.outputs.is_null()) record["outputs"] = e.outputs;
+  if (e.items) record["items"] = *e.items;
+  dirty_ = true;
+}
+
+void RunRecord::operator()(const events::AttemptStarted& e) {
+  Json& unit = unit_record(e.unit, e.item);
+  Json attempt{{"attempt", e.attempt},
+               {"status", to_string(StepStatus::running)},
+               {"started_at", wall_clock_now()},
+               {"executor", e.executor},
+               {"dir", e.dir}};
+  if (!e.image.empty()) attempt["image"] = e.image;
+  unit["attempts"].push_back(std::move(attempt));
+  unit["status"] = to_string(StepStatus::running);
+  dirty_ = true;
+}
+
+void RunRecord::operator()(const events::AttemptEnded& e) {
+  Json& attempts = unit_record(e.unit, nullptr)["attempts"];
+  if (attempts.empty()) return;
+  Json& attempt = attempts.back();
+  attempt["finished_at"] = wall_clock_now();
+  attempt["duration_seconds"] = e.duration_seconds;
+  attempt["status"] = to_string(e.status);
+  if (e.failure != FailureClass::none) {
+    attempt["failure"] = to_string(e.failure);
+    attempt["message"] = e.message;
+  }
+  dirty_ = true;
+}
+
+void RunRecord::operator()(const events::RetryScheduled& e) {
+  unit_record(e.unit, nullptr)["status"] = to_string(StepStatus::pending);
+  dirty_ = true;
+}
+
+void RunRecord::operator()(const events::CacheDecided& e) {
+  Json cache{{"key", e.key}, {"status", to_string(e.use)}};
+  if (e.use != events::CacheUse::hit) cache["reason"] = e.reason;
+  unit_record(e.unit, e.item)["cache"] = cache;
+  dirty_ = true;
+}
+
+void RunRecord::operator()(const events::UnitFinished& e) {
+  Json& record = unit_record(e.unit, e.item);
+  if (e.resumed) {
+    record["resumed"] = "kept from before the resume";
+    const Json* before = previous_unit_record(e.unit);
+    if (before && before->contains("attempts")) record["attempts"] = (*before)["attempts"];
+  }
+  record["status"] = to_string(e.status);
+  if (!e.message.empty()) record["message"] = e.message;
+  if (is_success(e.status)) {
+    record["outputs"] = e.outputs;
+    Json artifacts = Json::object(), digests = Json::object();
+    for (const auto& a : e.artifacts) {
+      artifacts[a.name] = a.path;
+      if (!a.digest.empty()) digests[a.name] = a.digest;
+    }
+    record["artifacts"] = artifacts;
+    if (!digests.empty()) record["digests"] = digests;
+    if (!e.metadata.empty()) record["artifact_metadata"] = e.metadata;
+  }
+  dirty_ = true;
+}
+
+void RunRecord::operator()(const events::Metric& e) {
+  unit_record(e.unit, nullptr)["metrics"][e.name] = std::isfinite(e.value) ? Json(e.value) : Json(nullptr);
+  dirty_ = true;
+}
+
+void RunRecord::operator()(const events::TrialsRecorded& e) {
+  Json& record = record_["steps"][e.step];
+  if (!e.digest.empty()) record["digests"]["trials"] = e.digest;
+  record["trials"] = e.path;
+  dirty_ = true;
+}
+
+Json& RunRecord::unit_record(const UnitName& unit, const Json& item) {
+  Json& step = record_["steps"][unit.step];
+  if (unit.item_index < 0) {
+    if (!step.contains("attempts")) step["attempts"] = Json::array();
+    return step;
+  }
+  Json& entry = step["units"][unit.key];
+  if (!entry.contains("attempts")) entry = Json{{"item", item}, {"attempts", Json::array()}};
+  return entry;
+}
+
+const Json* RunRecord::previous_unit_record(const UnitName& unit) const {
+  if (!previous_.contains("steps") || !previous_["steps"].contains(unit.step)) return nullptr;
+  const Json* before = &previous_["steps"][unit.step];
+  if (unit.item_index < 0) return before;
+  return before->contains("units") && (*before)["units"].contains(unit.key) ? &(*before)["units"][unit.key] : nullptr;
+}
+
+double RunRecord::attempt_seconds(const UnitName& unit) const {
+  const Json& step = record_["steps"][unit.step];
+  const Json* entry = &step;
+  if (unit.item_index >= 0) {
+    if (!step.contains("units") || !step["units"].contains(unit.key)) return 0;
+    entry = &step["units"][unit.key];
+  }
+  double total = 0;
+  for (const auto& attempt : entry->value("attempts", Json::array())) total += attempt.value("duration_seconds", 0.0);
+  return total;
+}
+
+void RunRecord::flush(bool final) {
+  const auto now = std::chrono::steady_clock::now();
+  if (!dirty_ || (!final && now - last_save_ < std::chrono::milliseconds(100))) return;
+  kill_point("run-json");
+  write_file_atomic(run_dir_ / "run.json", record_.dump(2, ' ', false, Json::error_handler_t::replace));
+  dirty_ = false;
+  last_save_ = now;
+}
+
+}  // namespace kiln::host

@@ -1,0 +1,79 @@
+// A tuning step's search: the tuner (a plugin's KilnTunerApi table, owned and
+// destroyed here), how many trials were suggested and failed, each trial's
+// objective curve, and whether the search is over or has failed. The engine
+// owns the trials' units and asks this what to start and whether to stop;
+// no other code calls the tuner. Scheduler thread only, so tuner calls are serialised.
+#pragma once
+
+#include <kiln/host/json.hpp>
+#include <kiln/host/run_status.hpp>
+#include <kiln/host/spec.hpp>
+#include <kiln/plugin_api.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace kiln::host {
+
+struct SuggestedTrial {
+  int id = 0;
+  Json parameters = Json::object();
+};
+
+// An objective curve: the value reported at each step (epoch).
+using Curve = std::map<int64_t, double>;
+
+class TuningController {
+ public:
+  // Creates the tuner with `config` (KilnTunerApi.create). Throws
+  // std::runtime_error at the spec's file:line:col of the field the tuner names.
+  TuningController(const TuneSpec& spec, const KilnTunerApi* api, const Json& config);
+  ~TuningController();
+  TuningController(const TuningController&) = delete;
+  TuningController& operator=(const TuningController&) = delete;
+
+  // Trials to start now, given `active` trials not yet finished and at most
+  // `parallel` at once. Empty once max_trials were suggested, the tuner has
+  // no more, or the search stopped. Throws on a tuner error or a bad answer.
+  std::vector<SuggestedTrial> next(int active, int parallel);
+
+  // A running unit of trial `trial` reported `name` = `value` at `at`.
+  // Returns whether the tuner wants the trial stopped (only asked when
+  // `may_stop`). Throws on a tuner error.
+  bool on_metric(int unit, int trial, const std::string& name, double value, int64_t at, bool may_stop);
+
+  // A unit served from the cache or kept by a resume did not report here:
+  // its stored curve (`{"step": value}`) becomes its curve. Returns the
+  // values to replay to the tuner (none if the unit already has a curve).
+  Curve restore(int unit, const Json& stored);
+
+  // A trial reached its outcome (succeeded, failed, early-stopped), with
+  // its final objective (NaN: none) and the stored values to replay first.
+  // Counts failures: more than max_failed_trials fails the search. Throws on a tuner error.
+  void finished(int trial, StepStatus outcome, double value, const Curve& replay);
+
+  // The search fails (a tuner error, too many failures): no more trials.
+  void fail(const std::string& why);
+
+  bool exhausted() const { return exhausted_; }
+  const std::string& failure() const { return failure_; }
+  // A unit's own curve as JSON ({"step": value}), null if it reported none.
+  Json curve_json(int unit) const;
+  // The curve of a trial made of `units`, merged in their order.
+  Curve curve_of(const std::vector<int>& units) const;
+
+ private:
+  void check(KilnError* error) const;
+
+  const TuneSpec& spec_;
+  const KilnTunerApi* api_;
+  KilnTuner* tuner_ = nullptr;
+  int suggested_ = 0, failed_ = 0;
+  bool exhausted_ = false;
+  std::string failure_;
+  std::map<int, Curve> curves_;  // per unit
+};
+
+}  // namespace kiln::host
