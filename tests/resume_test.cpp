@@ -409,3 +409,19 @@ TEST(LivenessCli, ARunJsonWithTheWholeIdentityIsReadBeforeTheDatabase) {
   r.mark_running(this_process(), {{"boot_id", recycled.boot_id}, {"process_start", recycled.process_start}});
   EXPECT_EQ(r.listed_and_shown(), std::make_pair(std::string("interrupted"), std::string("interrupted")));
 }
+
+// `kiln logs --follow` polls the record until the step or the run ends: a
+// run whose pid was recycled has ended (interrupted), so it stops.
+TEST(LivenessCli, LogsFollowStopsWhenTheRunsHostIsGone) {
+  MarkedRun r;
+  auto host = this_process();
+  host.process_start = std::to_string(std::stoll(host.process_start) + 1);
+  r.mark_running(host);
+  const auto file = r.ws.workspace() / "runs" / r.id / "run.json";
+  Json record = Json::parse(kiln::test::read_text(file));
+  record["steps"]["e"]["status"] = "running";
+  kiln::test::write_text(file, record.dump(2));
+  const auto logs = kiln::test::run_kiln({"logs", r.id, "e", "--follow"}, r.ws.env(), std::chrono::seconds(30));
+  EXPECT_EQ(logs.status.code, 0) << logs.output;
+  EXPECT_NE(logs.output.find("== e attempt 1 =="), std::string::npos) << logs.output;
+}

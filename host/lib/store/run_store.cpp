@@ -41,49 +41,6 @@ uint64_t random_64() {
   return (static_cast<uint64_t>(random()) << 32) ^ static_cast<uint64_t>(random());
 }
 
-// The runs table of a workspace, opened when first needed (only for a run
-// still marked running whose run.json lacks part of its host's identity).
-class RecordedRuns {
- public:
-  explicit RecordedRuns(fs::path workspace) : file_(std::move(workspace) / "kiln.db") {}
-
-  std::optional<Json> row(const std::string& id) {
-    if (!opened_) {
-      opened_ = true;
-      std::error_code ec;
-      if (!fs::exists(file_, ec)) return std::nullopt;  // never create a database just to read
-      try {
-        db_ = std::make_unique<MetadataDb>(file_);
-      } catch (const std::exception&) {  // unreadable or newer: the liveness is then unknown
-      }
-    }
-    if (!db_) return std::nullopt;
-    try {
-      return db_->query_one("SELECT host, pid, boot_id, process_start FROM runs WHERE id=?", {id});
-    } catch (const std::exception&) {
-      return std::nullopt;
-    }
-  }
-
- private:
-  fs::path file_;
-  bool opened_ = false;
-  std::unique_ptr<MetadataDb> db_;
-};
-
-Json read_run(const fs::path& run_dir, RecordedRuns& recorded) {
-  Json record = Json::parse(read_file(run_dir / "run.json"));
-  if (record.value("status", "") != "running") return record;
-  HostState state = HostState::unknown;
-  if (recorded_identity(record)) {
-    state = liveness_of(record);
-  } else if (const auto row = recorded.row(run_dir.filename().string())) {
-    state = liveness_of(*row);
-  }
-  if (state == HostState::dead) record["status"] = "interrupted";
-  return record;
-}
-
 }  // namespace
 
 std::string new_run_id(const std::string& pipeline_name, std::time_t now) {
@@ -103,9 +60,44 @@ std::string new_run_id(const std::string& pipeline_name) {
   return new_run_id(pipeline_name, std::time(nullptr));
 }
 
+RunReader::RunReader(fs::path workspace) : workspace_(std::move(workspace)) {}
+
+RunReader::~RunReader() = default;
+
+std::optional<Json> RunReader::recorded_row(const std::string& run_id) {
+  if (!opened_) {
+    opened_ = true;
+    const fs::path file = workspace_ / "kiln.db";
+    std::error_code ec;
+    if (!fs::exists(file, ec)) return std::nullopt;  // never create a database just to read
+    try {
+      db_ = std::make_unique<MetadataDb>(file);
+    } catch (const std::exception&) {  // unreadable or newer than this kiln: the liveness is unknown
+    }
+  }
+  if (!db_) return std::nullopt;
+  try {
+    return db_->query_one("SELECT host, pid, boot_id, process_start FROM runs WHERE id=?", {run_id});
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+Json RunReader::read(const fs::path& run_dir) {
+  Json record = Json::parse(read_file(run_dir / "run.json"));
+  if (record.value("status", "") != "running") return record;
+  HostState state = HostState::unknown;
+  if (recorded_identity(record)) {
+    state = liveness_of(record);
+  } else if (const auto row = recorded_row(run_dir.filename().string())) {
+    state = liveness_of(*row);
+  }
+  if (state == HostState::dead) record["status"] = "interrupted";
+  return record;
+}
+
 Json read_run(const fs::path& run_dir) {
-  RecordedRuns recorded(run_dir.parent_path().parent_path());
-  return read_run(run_dir, recorded);
+  return RunReader(run_dir.parent_path().parent_path()).read(run_dir);
 }
 
 std::vector<Json> list_runs(const fs::path& workspace) {
@@ -114,11 +106,11 @@ std::vector<Json> list_runs(const fs::path& workspace) {
   for (const auto& entry : fs::directory_iterator(runs_dir(workspace), ec))
     if (fs::exists(entry.path() / "run.json")) dirs.push_back(entry.path());
   std::sort(dirs.begin(), dirs.end());
-  RecordedRuns recorded(workspace);
+  RunReader reader(workspace);
   std::vector<Json> runs;
   for (const auto& dir : dirs) {
     try {
-      runs.push_back(read_run(dir, recorded));
+      runs.push_back(reader.read(dir));
     } catch (const std::exception&) {  // a run being created: its record is not there yet
     }
   }
