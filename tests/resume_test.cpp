@@ -4,6 +4,7 @@
 // byte-identical to an uninterrupted run, and `kiln fsck` clean.
 #include <gtest/gtest.h>
 #include <kiln/host/event_log.hpp>
+#include <kiln/host/host_identity.hpp>
 #include <kiln/host/store.hpp>
 
 #include <fcntl.h>
@@ -312,4 +313,124 @@ TEST(Resume, ATuningStepKeepsItsFinishedTrials) {
     ++trials;
   }
   EXPECT_EQ(trials, 4u);
+}
+
+// One liveness rule (boot id + pid + process start time) for `kiln runs
+// list`, `kiln runs show` and `kiln resume`: a finished run is marked running
+// again with a chosen host identity, in the database and in run.json (which,
+// as the engine writes it, holds only host and pid).
+namespace {
+
+struct MarkedRun {
+  StoreWorkspace ws;
+  std::string id;
+
+  MarkedRun() {
+    const Json summary = ws.run(ws.pipeline("steps:\n  - {name: e, component: util.echo}\n"));
+    id = summary["run_id"];
+  }
+
+  void mark_running(const kiln::host::HostIdentity& host, const Json& run_json_extra = Json::object()) {
+    kiln::host::Store store(ws.workspace());
+    store.db.execute("UPDATE runs SET status='running', host=?, pid=?, boot_id=?, process_start=? WHERE id=?",
+                     {host.host, host.pid, host.boot_id, host.process_start, id});
+    const auto file = ws.workspace() / "runs" / id / "run.json";
+    Json record = Json::parse(kiln::test::read_text(file));
+    record["status"] = "running";
+    record["host"] = host.host;
+    record["pid"] = host.pid;
+    record.erase("boot_id");
+    record.erase("process_start");
+    record.update(run_json_extra);
+    kiln::test::write_text(file, record.dump(2));
+  }
+
+  // The status `kiln runs list --json` and `kiln runs show --json` report.
+  std::pair<std::string, std::string> listed_and_shown() const {
+    const auto list = ws.kiln({"runs", "list", "--json"});
+    const auto show = ws.kiln({"runs", "show", id, "--json"});
+    EXPECT_EQ(list.status.code, 0) << list.output;
+    EXPECT_EQ(show.status.code, 0) << show.output;
+    const Json runs = Json::parse(list.output);
+    EXPECT_EQ(runs.size(), 1u) << list.output;
+    return {runs.at(0).at("status"), Json::parse(show.output).at("status")};
+  }
+};
+
+// The test process itself: alive for as long as the test runs.
+kiln::host::HostIdentity this_process() {
+  return kiln::host::current_host_identity();
+}
+
+}  // namespace
+
+TEST(LivenessCli, ARunWhoseHostStillRunsIsRunningAndIsNotResumed) {
+  MarkedRun r;
+  r.mark_running(this_process());
+  EXPECT_EQ(r.listed_and_shown(), std::make_pair(std::string("running"), std::string("running")));
+  const auto refused = r.ws.kiln({"resume", r.id});
+  EXPECT_EQ(refused.status.code, 1);
+  EXPECT_NE(refused.output.find("is still running (host pid " + std::to_string(::getpid()) + ")"), std::string::npos)
+      << refused.output;
+}
+
+TEST(LivenessCli, ALivePidWithAnotherStartTimeIsARecycledPidSoTheRunIsInterrupted) {
+  MarkedRun r;
+  auto host = this_process();
+  host.process_start = std::to_string(std::stoll(host.process_start) + 1);
+  r.mark_running(host);
+  EXPECT_EQ(r.listed_and_shown(), std::make_pair(std::string("interrupted"), std::string("interrupted")));
+  const auto text = r.ws.kiln({"runs", "show", r.id});
+  EXPECT_NE(text.output.find("status: interrupted"), std::string::npos) << text.output;
+  const auto resumed = r.ws.kiln({"resume", r.id, "--json"});
+  EXPECT_EQ(resumed.status.code, 0) << resumed.output;
+  EXPECT_EQ(kiln::test::summary_of(resumed.output)["status"], "succeeded");
+}
+
+TEST(LivenessCli, AnotherBootIdMeansTheMachineRebootedSoTheRunIsInterrupted) {
+  MarkedRun r;
+  auto host = this_process();
+  host.boot_id = "00000000-0000-0000-0000-000000000000";
+  r.mark_running(host);
+  EXPECT_EQ(r.listed_and_shown(), std::make_pair(std::string("interrupted"), std::string("interrupted")));
+  const auto resumed = r.ws.kiln({"resume", r.id, "--json"});
+  EXPECT_EQ(resumed.status.code, 0) << resumed.output;
+  EXPECT_EQ(kiln::test::summary_of(resumed.output)["status"], "succeeded");
+}
+
+TEST(LivenessCli, AnotherHostIsUnknownSoTheRunStaysRunningAndResumeNeedsForce) {
+  MarkedRun r;
+  auto host = this_process();
+  host.host += ".elsewhere";
+  r.mark_running(host);
+  EXPECT_EQ(r.listed_and_shown(), std::make_pair(std::string("running"), std::string("running")));
+  const auto refused = r.ws.kiln({"resume", r.id});
+  EXPECT_EQ(refused.status.code, 1);
+  EXPECT_NE(refused.output.find("was started on " + host.host), std::string::npos) << refused.output;
+  const auto forced = r.ws.kiln({"resume", r.id, "--force", "--json"});
+  EXPECT_EQ(forced.status.code, 0) << forced.output;
+}
+
+TEST(LivenessCli, ARunJsonWithTheWholeIdentityIsReadBeforeTheDatabase) {
+  MarkedRun r;
+  auto recycled = this_process();
+  recycled.process_start = std::to_string(std::stoll(recycled.process_start) + 1);
+  r.mark_running(this_process(), {{"boot_id", recycled.boot_id}, {"process_start", recycled.process_start}});
+  EXPECT_EQ(r.listed_and_shown(), std::make_pair(std::string("interrupted"), std::string("interrupted")));
+}
+
+// `kiln logs --follow` polls the record until the step or the run ends: a
+// run whose pid was recycled has ended (interrupted), so it stops.
+TEST(LivenessCli, LogsFollowStopsWhenTheRunsHostIsGone) {
+  MarkedRun r;
+  auto host = this_process();
+  host.process_start = std::to_string(std::stoll(host.process_start) + 1);
+  r.mark_running(host);
+  const auto file = r.ws.workspace() / "runs" / r.id / "run.json";
+  Json record = Json::parse(kiln::test::read_text(file));
+  record["steps"]["e"]["status"] = "running";
+  kiln::test::write_text(file, record.dump(2));
+  const auto logs = kiln::test::run_kiln({"logs", r.id, "e", "--follow"}, r.ws.env(), std::chrono::seconds(30));
+  EXPECT_EQ(logs.status.code, 0) << logs.output;
+  EXPECT_NE(logs.output.find("== e attempt 1 =="), std::string::npos) << logs.output;
 }

@@ -1,10 +1,19 @@
 // The artifact store and the metadata database on their own.
 #include <gtest/gtest.h>
+#include <unistd.h>
 #include <kiln/host/artifact_store.hpp>
 #include <kiln/host/cache_key.hpp>
+#include <kiln/host/fsck.hpp>
+#include <kiln/host/gc.hpp>
+#include <kiln/host/host_identity.hpp>
 #include <kiln/host/metadata_db.hpp>
+#include <kiln/host/run_store.hpp>
+#include <kiln/host/store.hpp>
+#include <kiln/host/subprocess.hpp>
 
+#include <algorithm>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include "test_support.hpp"
@@ -146,4 +155,210 @@ TEST(CacheKey, NamesWhatChanged) {
   EXPECT_NE(kiln::host::cache_key(before), kiln::host::cache_key(now));
   EXPECT_EQ(kiln::host::explain_cache_miss(now, before),
             "plugin library changed; parameters changed (lr); input 'data' changed");
+}
+
+namespace {
+
+using kiln::host::HostState;
+
+Json run_row(const kiln::host::HostIdentity& id) {
+  return Json{{"host", id.host}, {"pid", id.pid}, {"boot_id", id.boot_id}, {"process_start", id.process_start}};
+}
+
+// An artifact stored with `content`, recorded as written by run r (or by nobody).
+std::string store_artifact(kiln::host::Store& store, const fs::path& scratch, const std::string& content,
+                           bool referenced) {
+  write_text(scratch / "content", content);
+  const auto digest = store.artifacts.commit(scratch).digest;
+  add_run(store.db, "r");
+  store.db.execute(
+      "INSERT OR IGNORE INTO artifacts (digest, type, size, producer_run, producer_unit, producer_output, created_at)"
+      " VALUES (?, 'Data', ?, 'r', 'u', ?, '')",
+      {digest, static_cast<int64_t>(content.size()), content});
+  if (referenced)
+    store.db.execute("INSERT INTO lineage (run_id, unit, role, name, digest) VALUES ('r', 'u', 'output', ?, ?)",
+                     {content, digest});
+  return digest;
+}
+
+void make_old(const fs::path& path) {
+  fs::last_write_time(path, fs::file_time_type::clock::now() - std::chrono::hours(2));
+}
+
+}  // namespace
+
+TEST(Liveness, TheRecordedProcessOnThisBootIsAlive) {
+  EXPECT_EQ(kiln::host::liveness_of(run_row(kiln::host::current_host_identity())), HostState::alive);
+}
+
+TEST(Liveness, ALivePidWithAnotherStartTimeIsDead) {  // the pid was recycled
+  auto me = kiln::host::current_host_identity();
+  me.process_start = std::to_string(std::stoll(me.process_start) + 1);
+  EXPECT_EQ(kiln::host::liveness_of(run_row(me)), HostState::dead);
+}
+
+TEST(Liveness, AnotherBootIdIsDead) {  // the machine rebooted: the pid means nothing now
+  auto me = kiln::host::current_host_identity();
+  me.boot_id = "00000000-0000-0000-0000-000000000000";
+  EXPECT_EQ(kiln::host::liveness_of(run_row(me)), HostState::dead);
+}
+
+TEST(Liveness, AGonePidIsDead) {
+  auto child = kiln::host::ChildProcess::spawn({{"/bin/true"}, {}, {}, {}});
+  auto me = kiln::host::current_host_identity();
+  me.pid = child.pid();
+  me.process_start = kiln::host::process_start_time(child.pid());
+  child.wait();
+  EXPECT_EQ(kiln::host::liveness_of(run_row(me)), HostState::dead);
+}
+
+TEST(Liveness, AnotherHostOrAnIncompleteRecordIsUnknown) {
+  auto me = kiln::host::current_host_identity();
+  me.host += ".elsewhere";
+  EXPECT_EQ(kiln::host::liveness_of(run_row(me)), HostState::unknown);
+  Json partial = run_row(kiln::host::current_host_identity());
+  partial.erase("process_start");  // as an engine's run.json holds only host and pid
+  EXPECT_FALSE(kiln::host::recorded_identity(partial));
+  EXPECT_EQ(kiln::host::liveness_of(partial), HostState::unknown);
+  partial["process_start"] = 12;  // wrong type
+  EXPECT_EQ(kiln::host::liveness_of(partial), HostState::unknown);
+}
+
+TEST(RunId, TenThousandIdsOfOneSecondAreDistinctAndSortByTime) {
+  const std::time_t second = 1767225599;  // 2025-12-31T23:59:59Z: the next second changes every field
+  std::set<std::string> ids;
+  for (int i = 0; i < 10000; ++i) {
+    const std::string id = kiln::host::new_run_id("my pipe.v2", second);
+    ASSERT_EQ(id.rfind("20251231-235959-my-pipe-v2-", 0), 0u) << id;
+    const std::string suffix = id.substr(id.rfind('-') + 1);
+    EXPECT_EQ(suffix.size(), 16u) << id;
+    EXPECT_EQ(suffix.find_first_not_of("0123456789abcdef"), std::string::npos) << id;
+    ids.insert(id);
+  }
+  EXPECT_EQ(ids.size(), 10000u);
+  std::vector<std::string> later;
+  for (int i = 0; i < 100; ++i) later.push_back(kiln::host::new_run_id("my pipe.v2", second + 1));
+  EXPECT_EQ(later.front().rfind("20260101-000000-", 0), 0u) << later.front();
+  for (const auto& id : later) EXPECT_LT(*ids.rbegin(), id);
+  EXPECT_EQ(kiln::host::new_run_id("", second).rfind("20251231-235959-run-", 0), 0u);
+}
+
+TEST(Gc, ReportsUnreferencedArtifactsAndLeftoversAndRemovesThemOnlyWhenAsked) {
+  TempDir t;
+  kiln::host::Store store(t / "ws");
+  const auto kept = store_artifact(store, t / "a", "used", true);
+  const auto orphan = store_artifact(store, t / "b", "orphan!", false);
+  const auto young = store_artifact(store, t / "c", "young", false);
+  make_old(store.artifacts.path_of(kept));
+  make_old(store.artifacts.path_of(orphan));
+  write_text(store.artifacts.root() / "tmp" / "copy.1" / "part", "abc");
+
+  const auto dry = kiln::host::collect_garbage(store, {});
+  EXPECT_FALSE(dry.removed);
+  ASSERT_EQ(dry.items.size(), 2u);
+  EXPECT_EQ(dry.items[0].kind, kiln::host::GcItem::Kind::artifact);
+  EXPECT_EQ(dry.items[0].name, orphan);
+  EXPECT_EQ(dry.items[0].size, 7u);
+  EXPECT_EQ(dry.items[1].kind, kiln::host::GcItem::Kind::leftover);
+  EXPECT_EQ(dry.items[1].name, (store.artifacts.root() / "tmp" / "copy.1").string());
+  EXPECT_EQ(dry.items[1].size, 3u);
+  EXPECT_EQ(dry.bytes(), 10u);
+  EXPECT_EQ(dry.kept_recent, 1u);
+  EXPECT_EQ(store.artifacts.list().size(), 3u);  // a dry run removes nothing
+
+  kiln::host::GcOptions options;
+  options.remove = true;
+  const auto real = kiln::host::collect_garbage(store, options);
+  EXPECT_TRUE(real.removed);
+  EXPECT_EQ(real.items.size(), 2u);
+  EXPECT_FALSE(store.artifacts.contains(orphan));
+  EXPECT_FALSE(store.db.query_one("SELECT digest FROM artifacts WHERE digest=?", {orphan}));
+  EXPECT_FALSE(fs::exists(store.artifacts.root() / "tmp" / "copy.1"));
+  EXPECT_TRUE(store.artifacts.contains(kept));
+  EXPECT_TRUE(store.artifacts.contains(young));
+
+  options.include_recent = true;
+  const auto all = kiln::host::collect_garbage(store, options);
+  ASSERT_EQ(all.items.size(), 1u);
+  EXPECT_EQ(all.items[0].name, young);
+  EXPECT_EQ(all.kept_recent, 0u);
+  EXPECT_EQ(store.artifacts.list(), std::vector<std::string>{kept});
+}
+
+TEST(Fsck, FindsCorruptAndMissingArtifactsAndRepairsOnlyWhenAsked) {
+  TempDir t;
+  kiln::host::Store store(t / "ws");
+  const auto good = store_artifact(store, t / "a", "good", true);
+  const auto bad = store_artifact(store, t / "b", "bad", true);
+  const auto gone = store_artifact(store, t / "c", "gone", true);
+  EXPECT_TRUE(kiln::host::check_store(store).clean());
+  const fs::path file = store.artifacts.path_of(bad) / "content";
+  fs::permissions(file, fs::perms::owner_write, fs::perm_options::add);
+  write_text(file, "BAD");
+  store.artifacts.remove(gone);
+
+  const auto found = kiln::host::check_store(store);
+  EXPECT_EQ(found.artifacts_checked, 2u);
+  ASSERT_EQ(found.problems.size(), 2u);
+  EXPECT_EQ(found.problems[0].kind, kiln::host::FsckProblem::Kind::corrupt_artifact);
+  EXPECT_EQ(found.problems[0].message(), "artifact " + bad + ": content does not match its digest");
+  EXPECT_FALSE(found.problems[0].repaired);
+  EXPECT_EQ(found.problems[1].kind, kiln::host::FsckProblem::Kind::missing_artifact);
+  EXPECT_EQ(found.problems[1].message(), "artifact " + gone + ": missing");
+  EXPECT_TRUE(store.artifacts.contains(bad));  // only reported
+
+  kiln::host::FsckOptions repair;
+  repair.repair = true;
+  const auto repaired = kiln::host::check_store(store, repair);
+  ASSERT_EQ(repaired.problems.size(), 2u);
+  EXPECT_TRUE(repaired.problems[0].repaired);
+  EXPECT_FALSE(repaired.problems[1].repaired);
+  EXPECT_FALSE(store.artifacts.contains(bad));  // set aside: the next run that needs it recomputes it
+  EXPECT_TRUE(store.artifacts.check(good));
+}
+
+// Issue 17: fsck dereferenced an empty optional when SQLite's integrity
+// check returned no row.
+TEST(Fsck, AnIntegrityCheckWithoutARowIsAProblemNotACrash) {
+  const auto none = kiln::host::integrity_problems({});
+  ASSERT_EQ(none.size(), 1u);
+  EXPECT_EQ(none[0].kind, kiln::host::FsckProblem::Kind::database);
+  EXPECT_EQ(none[0].message(), "database: the integrity check returned no result");
+  EXPECT_TRUE(kiln::host::integrity_problems({Json{{"integrity_check", "ok"}}}).empty());
+  const auto two = kiln::host::integrity_problems(
+      {Json{{"integrity_check", "row 3 missing from index x"}}, Json{{"integrity_check", "wrong # of entries"}}});
+  ASSERT_EQ(two.size(), 2u);
+  EXPECT_NE(two[1].message().find("wrong # of entries"), std::string::npos);
+}
+
+// A real damaged database: one index entry's key bytes changed on disk.
+TEST(Fsck, ReportsADamagedDatabase) {
+  TempDir t;
+  std::string digest;
+  int64_t page = 0, page_size = 0;
+  {
+    kiln::host::Store store(t / "ws");
+    digest = store_artifact(store, t / "a", "indexed", true);
+    page = (*store.db.query_one(
+        "SELECT rootpage FROM sqlite_master WHERE name='sqlite_autoindex_artifacts_1'"))["rootpage"];
+    page_size = MetadataDb::integer((*store.db.query_one("PRAGMA page_size")).begin().value());
+    store.db.query("PRAGMA wal_checkpoint(TRUNCATE)");
+  }
+  std::fstream db((t / "ws" / "kiln.db").string(), std::ios::in | std::ios::out | std::ios::binary);
+  std::string bytes(static_cast<size_t>(page_size), '\0');
+  db.seekg((page - 1) * page_size);
+  db.read(bytes.data(), page_size);
+  const auto at = bytes.find(digest);
+  ASSERT_NE(at, std::string::npos);
+  db.seekp((page - 1) * page_size + static_cast<int64_t>(at));
+  db.put(digest[0] == 'f' ? 'e' : 'f');  // still a valid record, but not the table's key
+  db.close();
+
+  kiln::host::Store store(t / "ws");
+  const auto report = kiln::host::check_store(store);
+  ASSERT_FALSE(report.clean());
+  EXPECT_EQ(report.problems[0].kind, kiln::host::FsckProblem::Kind::database);
+  const auto cli = kiln::test::run_kiln({"fsck", "--workdir", (t / "ws").string()});
+  EXPECT_EQ(cli.status.code, 1) << cli.output;
+  EXPECT_NE(cli.output.find("database: "), std::string::npos) << cli.output;
 }

@@ -259,12 +259,8 @@ int run(const RunCommandOptions& options) {
 // Refuses a run whose host may still be running it.
 void check_host_gone(const Json& row, bool force) {
   if (row.value("status", "") != "running") return;
-  host::HostIdentity recorded;
-  recorded.host = row.value("host", "");
-  recorded.pid = row.value("pid", 0);
-  recorded.boot_id = row.value("boot_id", "");
-  recorded.process_start = row.value("process_start", "");
-  const auto state = host::host_state(recorded);
+  const auto state = host::liveness_of(row);
+  const auto recorded = host::recorded_identity(row).value_or(host::HostIdentity{});
   const std::string id = row["id"].get<std::string>();
   if (state == host::HostState::alive)
     throw CommandError("run " + id + " is still running (host pid " + std::to_string(recorded.pid) + ")");

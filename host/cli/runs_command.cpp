@@ -148,8 +148,9 @@ std::streamoff print_from(const fs::path& path, std::streamoff offset, bool even
 int show_logs(const std::string& workdir, const std::string& run, const std::string& step, bool follow) {
   const auto dir = run_dir_of(workdir, run);
   std::map<fs::path, std::streamoff> offsets;
+  host::RunReader reader(dir.parent_path().parent_path());  // one database connection for every poll
   for (;;) {
-    const Json record = host::read_run(dir);
+    const Json record = reader.read(dir);
     const Json& s = step_record(record, step);
     const auto attempts = s.value("attempts", Json::array());
     const bool done = s.value("status", "") != "running" && s.value("status", "") != "pending";

@@ -1,10 +1,11 @@
 // `kiln artifacts list/show/export`, `kiln lineage`, `kiln gc` and `kiln fsck`:
 // the workspace's artifact store and what the metadata database says about it.
 #include <kiln/host/artifact_store.hpp>
+#include <kiln/host/fsck.hpp>
+#include <kiln/host/gc.hpp>
 #include <kiln/host/run_store.hpp>
 #include <kiln/host/store.hpp>
 
-#include <chrono>
 #include <iomanip>
 #include <iostream>
 #include <set>
@@ -139,60 +140,30 @@ int lineage(const StoreOptions& o) {
   return kExitOk;
 }
 
-// Stored artifacts that no run read or wrote (a step killed between the
-// store's rename and its record leaves one), plus leftovers of copies.
+// Stored artifacts that no run read or wrote, plus leftovers of copies (host/gc.hpp).
 int gc(const StoreOptions& o) {
   host::Store store(host::workspace_dir(o.workdir));
-  std::set<std::string> referenced;
-  for (const auto& r : store.db.query("SELECT DISTINCT digest FROM lineage")) referenced.insert(r["digest"]);
-  size_t count = 0, recent = 0;
-  // A running step records its outputs just after storing them: leave
-  // anything written in the last hour alone rather than race with it.
-  const auto cutoff = fs::file_time_type::clock::now() - std::chrono::hours(1);
-  for (const auto& digest : store.artifacts.list()) {
-    if (referenced.count(digest)) continue;
-    std::error_code ec;
-    if (fs::last_write_time(store.artifacts.path_of(digest), ec) > cutoff && !o.all) {
-      ++recent;
-      continue;
-    }
-    ++count;
-    std::cout << (o.remove ? "removed " : "would remove ") << digest << "\n";
-    if (o.remove) {
-      store.artifacts.remove(digest);
-      store.db.execute("DELETE FROM artifacts WHERE digest=?", {digest});
-    }
-  }
-  for (const char* leftover : {"tmp", "corrupt"}) {
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(store.artifacts.root() / leftover, ec)) {
-      ++count;
-      std::cout << (o.remove ? "removed " : "would remove ") << e.path().string() << "\n";
-      if (o.remove) fs::remove_all(e.path(), ec);
-    }
-  }
-  std::cout << count << (o.remove ? " removed" : " unreferenced (dry run: add --delete to remove them)") << "\n";
-  if (recent > 0) std::cout << recent << " unreferenced but stored in the last hour: kept (--all to include them)\n";
+  host::GcOptions options;
+  options.remove = o.remove;
+  options.include_recent = o.all;
+  const auto report = host::collect_garbage(store, options);
+  for (const auto& item : report.items)
+    std::cout << (report.removed ? "removed " : "would remove ") << item.name << "\n";
+  std::cout << report.items.size()
+            << (report.removed ? " removed" : " unreferenced (dry run: add --delete to remove them)") << "\n";
+  if (report.kept_recent > 0)
+    std::cout << report.kept_recent << " unreferenced but stored in the last hour: kept (--all to include them)\n";
   return kExitOk;
 }
 
 int fsck(const StoreOptions& o) {
   host::Store store(host::workspace_dir(o.workdir));
-  std::vector<std::string> problems;
-  const auto integrity = store.db.query_one("PRAGMA integrity_check");
-  if (!integrity || integrity->begin().value() != "ok") problems.push_back("database: " + integrity->dump());
-  const auto stored = store.artifacts.list();
-  for (const auto& digest : stored)
-    if (!store.artifacts.check(digest))
-      problems.push_back("artifact " + digest + ": content does not match its digest");
-  const std::set<std::string> present(stored.begin(), stored.end());
-  for (const auto& r : store.db.query("SELECT DISTINCT digest FROM lineage WHERE digest NOT LIKE 'collection:%'"))
-    if (!present.count(r["digest"])) problems.push_back("artifact " + r["digest"].get<std::string>() + ": missing");
-  for (const auto& p : problems) std::cout << p << "\n";
-  std::cout << "checked " << stored.size()
-            << " artifacts: " << (problems.empty() ? "all intact" : std::to_string(problems.size()) + " problems")
+  const auto report = host::check_store(store);
+  for (const auto& p : report.problems) std::cout << p.message() << "\n";
+  std::cout << "checked " << report.artifacts_checked
+            << " artifacts: " << (report.clean() ? "all intact" : std::to_string(report.problems.size()) + " problems")
             << "\n";
-  return problems.empty() ? kExitOk : kExitFailure;
+  return report.clean() ? kExitOk : kExitFailure;
 }
 
 }  // namespace

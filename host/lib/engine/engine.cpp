@@ -1209,19 +1209,4 @@ void Engine::request_cancel() {
   impl_->request_cancel();
 }
 
-std::string new_run_id(const std::string& pipeline_name) {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char stamp[32];
-  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
-  std::random_device random;
-  char suffix[8];
-  std::snprintf(suffix, sizeof suffix, "%04x", random() & 0xffffu);
-  std::string name;
-  for (const char c : pipeline_name.empty() ? std::string("run") : pipeline_name)
-    name += std::isalnum(static_cast<unsigned char>(c)) || c == '-' ? c : '-';
-  return std::string(stamp) + "-" + name + "-" + suffix;
-}
-
 }  // namespace kiln::host

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <fstream>
+#include <limits>
 #include <mutex>
 #include <sstream>
 
@@ -71,6 +72,30 @@ HostState host_state(const HostIdentity& recorded) {
   if (::kill(recorded.pid, 0) != 0 && errno != EPERM) return HostState::dead;
   // The pid exists, but it may have been recycled by another process.
   return process_start_time(recorded.pid) == recorded.process_start ? HostState::alive : HostState::dead;
+}
+
+std::optional<HostIdentity> recorded_identity(const Json& run) {
+  const auto text = [&run](const char* key) -> std::optional<std::string> {
+    const auto it = run.find(key);
+    if (it == run.end() || !it->is_string()) return std::nullopt;
+    return it->get<std::string>();
+  };
+  const auto pid = run.find("pid");
+  HostIdentity id;
+  if (pid == run.end() || !pid->is_number_integer()) return std::nullopt;
+  const auto host = text("host"), boot_id = text("boot_id"), process_start = text("process_start");
+  if (!host || !boot_id || !process_start) return std::nullopt;
+  const int64_t value = pid->get<int64_t>();
+  id.host = *host;
+  id.pid = value > 0 && value <= std::numeric_limits<int>::max() ? static_cast<int>(value) : 0;
+  id.boot_id = *boot_id;
+  id.process_start = *process_start;
+  return id;
+}
+
+HostState liveness_of(const Json& run) {
+  const auto recorded = recorded_identity(run);
+  return recorded ? host_state(*recorded) : HostState::unknown;
 }
 
 void kill_point(const char* name) {

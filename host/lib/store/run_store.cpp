@@ -1,11 +1,16 @@
-#include <signal.h>
-#include <unistd.h>
+#include <sys/random.h>
 #include <kiln/host/files.hpp>
+#include <kiln/host/host_identity.hpp>
+#include <kiln/host/metadata_db.hpp>
 #include <kiln/host/run_store.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
+#include <memory>
+#include <random>
 
 namespace kiln::host {
 namespace fs = std::filesystem;
@@ -23,20 +28,76 @@ fs::path runs_dir(const fs::path& workspace) {
 
 namespace {
 
-bool process_alive(const Json& record) {
-  char name[256] = {};
-  ::gethostname(name, sizeof name - 1);
-  if (record.value("host", "") != name) return true;  // another machine's run: cannot tell
-  const int pid = record.value("pid", 0);
-  return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM);
+// 64 bits from the kernel's random source; std::random_device, read twice,
+// where getrandom is unavailable.
+uint64_t random_64() {
+  uint64_t value = 0;
+  ssize_t got = -1;
+  do {
+    got = ::getrandom(&value, sizeof value, 0);
+  } while (got < 0 && errno == EINTR);
+  if (got == static_cast<ssize_t>(sizeof value)) return value;
+  std::random_device random;
+  return (static_cast<uint64_t>(random()) << 32) ^ static_cast<uint64_t>(random());
 }
 
 }  // namespace
 
-Json read_run(const fs::path& run_dir) {
+std::string new_run_id(const std::string& pipeline_name, std::time_t now) {
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+  char suffix[24];
+  std::snprintf(suffix, sizeof suffix, "%016llx", static_cast<unsigned long long>(random_64()));
+  std::string name;
+  for (const char c : pipeline_name.empty() ? std::string("run") : pipeline_name)
+    name += std::isalnum(static_cast<unsigned char>(c)) || c == '-' ? c : '-';
+  return std::string(stamp) + "-" + name + "-" + suffix;
+}
+
+std::string new_run_id(const std::string& pipeline_name) {
+  return new_run_id(pipeline_name, std::time(nullptr));
+}
+
+RunReader::RunReader(fs::path workspace) : workspace_(std::move(workspace)) {}
+
+RunReader::~RunReader() = default;
+
+std::optional<Json> RunReader::recorded_row(const std::string& run_id) {
+  if (!opened_) {
+    opened_ = true;
+    const fs::path file = workspace_ / "kiln.db";
+    std::error_code ec;
+    if (!fs::exists(file, ec)) return std::nullopt;  // never create a database just to read
+    try {
+      db_ = std::make_unique<MetadataDb>(file);
+    } catch (const std::exception&) {  // unreadable or newer than this kiln: the liveness is unknown
+    }
+  }
+  if (!db_) return std::nullopt;
+  try {
+    return db_->query_one("SELECT host, pid, boot_id, process_start FROM runs WHERE id=?", {run_id});
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+Json RunReader::read(const fs::path& run_dir) {
   Json record = Json::parse(read_file(run_dir / "run.json"));
-  if (record.value("status", "") == "running" && !process_alive(record)) record["status"] = "interrupted";
+  if (record.value("status", "") != "running") return record;
+  HostState state = HostState::unknown;
+  if (recorded_identity(record)) {
+    state = liveness_of(record);
+  } else if (const auto row = recorded_row(run_dir.filename().string())) {
+    state = liveness_of(*row);
+  }
+  if (state == HostState::dead) record["status"] = "interrupted";
   return record;
+}
+
+Json read_run(const fs::path& run_dir) {
+  return RunReader(run_dir.parent_path().parent_path()).read(run_dir);
 }
 
 std::vector<Json> list_runs(const fs::path& workspace) {
@@ -45,10 +106,11 @@ std::vector<Json> list_runs(const fs::path& workspace) {
   for (const auto& entry : fs::directory_iterator(runs_dir(workspace), ec))
     if (fs::exists(entry.path() / "run.json")) dirs.push_back(entry.path());
   std::sort(dirs.begin(), dirs.end());
+  RunReader reader(workspace);
   std::vector<Json> runs;
   for (const auto& dir : dirs) {
     try {
-      runs.push_back(read_run(dir));
+      runs.push_back(reader.read(dir));
     } catch (const std::exception&) {  // a run being created: its record is not there yet
     }
   }

@@ -68,7 +68,4 @@ class Engine {
   std::unique_ptr<Impl> impl_;
 };
 
-// A new run id: time plus a random suffix, sortable by start time.
-std::string new_run_id(const std::string& pipeline_name);
-
 }  // namespace kiln::host

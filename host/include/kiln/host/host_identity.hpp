@@ -3,6 +3,9 @@
 // not enough: pids are recycled, and a reboot resets them.
 #pragma once
 
+#include <kiln/host/json.hpp>
+
+#include <optional>
 #include <string>
 
 namespace kiln::host {
@@ -26,6 +29,16 @@ enum class HostState { alive, dead, unknown };
 // alive: the same process still runs; dead: this machine, and the process is
 // gone (or the machine rebooted); unknown: another machine.
 HostState host_state(const HostIdentity& recorded);
+
+// The identity a run recorded: the host, pid, boot_id and process_start
+// fields of its row in the runs table or of its run.json record; nullopt
+// unless all four are there.
+std::optional<HostIdentity> recorded_identity(const Json& run);
+
+// Whether the host that a run recorded still runs it: host_state of
+// recorded_identity(run), and unknown when the run recorded no full
+// identity. The one rule of `kiln runs list/show` and `kiln resume`.
+HostState liveness_of(const Json& run);
 
 // Test-only fault injection: with KILN_TEST_KILL_AT=<name>:<n> in the
 // environment, the n-th call of kill_point(<name>) in this process raises
