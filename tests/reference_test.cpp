@@ -98,8 +98,8 @@ TEST(Reference, RejectsTextThatIsNoDottedName) {
 
 TEST(Reference, RejectsUnknownRoots) {
   const std::string help = "' (use params.NAME, steps.STEP.outputs.NAME, item, pipeline.dir or run.status)";
-  for (const char* text : {"paramz.who", "x", "x_1", "step.a.outputs.b", "items", "item.x", "pipeline",
-                           "pipeline.file", "pipeline.dir.x", "Params.a"}) {
+  for (const char* text : {"paramz.who", "x", "x_1", "step.a.outputs.b", "items", "item.x", "pipeline", "pipeline.file",
+                           "pipeline.dir.x", "Params.a"}) {
     const Failure f = failure_of(text);
     EXPECT_EQ(f.problem, Problem::UnknownRoot) << text;
     EXPECT_EQ(f.message, "unknown reference '" + std::string(text) + help) << text;
@@ -212,8 +212,7 @@ TEST(ReferenceBinding, PlaceholdersRenderTypedReferences) {
     throw std::runtime_error("unexpected " + ref.text());
   };
   const Json value = Json::parse(R"({"n": "{{ item }}", "all": "{{params.sizes}}", "path": "{{ pipeline.dir }}/x"})");
-  EXPECT_EQ(kiln::host::render_placeholders(value, resolve),
-            Json::parse(R"({"n": 7, "all": [1, 2], "path": "/p/x"})"));
+  EXPECT_EQ(kiln::host::render_placeholders(value, resolve), Json::parse(R"({"n": 7, "all": [1, 2], "path": "/p/x"})"));
   EXPECT_THROW(kiln::host::render_placeholders(Json("{{ params.other }}"), resolve), std::runtime_error);
 }
 

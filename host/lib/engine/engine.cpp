@@ -945,8 +945,8 @@ class Engine::Impl {
         case Reference::Kind::StepOutput: {
           const StepRun& source = step_named(ref.step);
           if (!source.outputs.contains(ref.output))
-            throw std::runtime_error("step '" + source.planned->spec.name + "' set no output parameter '" +
-                                     ref.output + "'");
+            throw std::runtime_error("step '" + source.planned->spec.name + "' set no output parameter '" + ref.output +
+                                     "'");
           return source.outputs[ref.output];
         }
       }

@@ -70,9 +70,10 @@ std::optional<StepOutputName> split_step_output(std::string_view text) {
 Reference parse_reference(std::string_view text) {
   using Kind = Reference::Kind;
   if (!is_dotted_name(text))
-    throw ReferenceError(ReferenceError::Problem::NotAName,
-                         "'" + std::string(text) +
-                             "' is not a reference (dotted names, each a letter or '_' then letters, digits, '_' or '-')");
+    throw ReferenceError(
+        ReferenceError::Problem::NotAName,
+        "'" + std::string(text) +
+            "' is not a reference (dotted names, each a letter or '_' then letters, digits, '_' or '-')");
   const size_t dot = text.find('.');
   const std::string_view root = text.substr(0, dot);
   const std::string_view rest = dot == std::string_view::npos ? std::string_view() : text.substr(dot + 1);
@@ -80,7 +81,8 @@ Reference parse_reference(std::string_view text) {
   if (text == "pipeline.dir") return make(Kind::PipelineDir);
   if (root == kParams) {
     if (rest.empty())
-      throw ReferenceError(ReferenceError::Problem::ParamForm, "'" + std::string(text) + "' must have the form params.NAME");
+      throw ReferenceError(ReferenceError::Problem::ParamForm,
+                           "'" + std::string(text) + "' must have the form params.NAME");
     Reference reference = make(Kind::Param);
     reference.name = std::string(rest);
     return reference;
