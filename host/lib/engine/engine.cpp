@@ -864,30 +864,36 @@ class Engine::Impl {
     return inputs;
   }
 
-  // Resolves references in `when`, `for_each` and parameter placeholders.
-  Expression::Resolver resolver(const StepRun& step, const Unit* unit) const {
-    return [this, &step, unit](const std::string& ref) -> Json {
-      if (ref == "item") {
-        if (unit == nullptr || unit->item_index < 0) throw std::runtime_error("'item' is only defined inside a loop");
-        return unit->item;
-      }
-      if (ref.rfind("params.", 0) == 0) return plan_.parameters.at(ref.substr(7));
-      // Lets a pipeline name files that travel with it (bundled data sets).
-      if (ref == "pipeline.dir") return fs::absolute(plan_.spec.file).parent_path().lexically_normal().string();
-      if (ref == "run.status") return std::string(to_string(run_status_));
-      if (ref == "run.id") return options_.run_id;
-      if (ref == "run.name") return plan_.spec.name;
-      if (ref == "run.failed_steps") return failed_steps_;
-      const auto marker = ref.find(".outputs.");
-      if (ref.rfind("steps.", 0) == 0 && marker != std::string::npos) {
-        const StepRun& source = step_named(ref.substr(6, marker - 6));
-        const std::string output = ref.substr(marker + 9);
-        if (!source.outputs.contains(output))
-          throw std::runtime_error("step '" + source.planned->spec.name + "' set no output parameter '" + output + "'");
-        return source.outputs[output];
+  // Resolves references in `when`, `for_each` and parameter placeholders,
+  // each bound to a typed Reference by the plan.
+  Expression::ReferenceResolver resolver(const StepRun& step, const Unit* unit) const {
+    return [this, &step, unit](const Reference& ref) -> Json {
+      switch (ref.kind) {
+        case Reference::Kind::Item:
+          if (unit == nullptr || unit->item_index < 0) throw std::runtime_error("'item' is only defined inside a loop");
+          return unit->item;
+        case Reference::Kind::Param:
+          return plan_.parameters.at(ref.name);
+        case Reference::Kind::PipelineDir:  // lets a pipeline name files that travel with it (bundled data sets)
+          return fs::absolute(plan_.spec.file).parent_path().lexically_normal().string();
+        case Reference::Kind::RunStatus:
+          return std::string(to_string(run_status_));
+        case Reference::Kind::RunId:
+          return options_.run_id;
+        case Reference::Kind::RunName:
+          return plan_.spec.name;
+        case Reference::Kind::RunFailedSteps:
+          return failed_steps_;
+        case Reference::Kind::StepOutput: {
+          const StepRun& source = step_named(ref.step);
+          if (!source.outputs.contains(ref.output))
+            throw std::runtime_error("step '" + source.planned->spec.name + "' set no output parameter '" + ref.output +
+                                     "'");
+          return source.outputs[ref.output];
+        }
       }
       (void)step;
-      throw std::runtime_error("unknown reference '" + ref + "'");
+      throw std::logic_error("unhandled reference kind");
     };
   }
 

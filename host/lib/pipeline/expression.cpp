@@ -31,8 +31,9 @@ struct LiteralNode {
   Json value;
 };
 
+// Which reference of the expression: an index into its reference_positions() and reference_uses().
 struct ReferenceNode {
-  std::string name;
+  size_t index;
 };
 
 struct ListNode {
@@ -138,11 +139,12 @@ std::string lowercase(std::string_view word) {
 bool is_digit(char c) {
   return c >= '0' && c <= '9';
 }
+// Names are the reference grammar's (reference.hpp).
 bool is_name_start(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+  return is_reference_name_start(c);
 }
 bool is_name_char(char c) {
-  return is_name_start(c) || is_digit(c) || c == '-';
+  return is_reference_name_char(c);
 }
 bool is_space(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r';
@@ -539,7 +541,7 @@ class Parser {
         return make_node(LiteralNode{nullptr});
       case Tok::kName:
         references_.emplace_back(token.spelling, token.column);
-        return make_node(ReferenceNode{token.spelling});
+        return make_node(ReferenceNode{references_.size() - 1});
       case Tok::kLParen:
         return parse_group(token);
       case Tok::kLBracket:
@@ -722,9 +724,11 @@ bool require_boolean(const Json& value, const Operator& where) {
 // ---------------------------------------------------------------------------------------------------------------------
 // Evaluation
 
+// `resolve` maps a reference's index (ReferenceNode::index) to its value.
+template <typename ResolveIndex>
 class Evaluator {
  public:
-  explicit Evaluator(const Expression::Resolver& resolve) : resolve_(resolve) {}
+  explicit Evaluator(const ResolveIndex& resolve) : resolve_(resolve) {}
 
   Json evaluate(const detail::ExpressionNode& node) const {
     return std::visit([this](const auto& payload) { return eval(payload); }, node.payload);
@@ -732,7 +736,7 @@ class Evaluator {
 
  private:
   Json eval(const LiteralNode& node) const { return node.value; }
-  Json eval(const ReferenceNode& node) const { return resolve_(node.name); }
+  Json eval(const ReferenceNode& node) const { return resolve_(node.index); }
 
   Json eval(const ListNode& node) const {
     Json list = Json::array();
@@ -781,7 +785,7 @@ class Evaluator {
     return false;
   }
 
-  const Expression::Resolver& resolve_;
+  const ResolveIndex& resolve_;
 };
 
 }  // namespace
@@ -802,18 +806,42 @@ Expression Expression::parse(const std::string& text) {
   expression.start_column_ = parser.first_column();
   expression.reference_positions_ = parser.take_references();
   auto& unique = expression.references_;
-  for (const auto& position : expression.reference_positions_)
-    if (std::find(unique.begin(), unique.end(), position.first) == unique.end()) unique.push_back(position.first);
+  for (const auto& [name, column] : expression.reference_positions_) {
+    if (std::find(unique.begin(), unique.end(), name) == unique.end()) unique.push_back(name);
+    try {
+      expression.reference_uses_.push_back({name, column, parse_reference(name)});
+    } catch (const ReferenceError& e) {
+      expression.reference_uses_.push_back({name, column, e});
+    }
+  }
   return expression;
+}
+
+Json Expression::evaluate(const ReferenceResolver& resolve) const {
+  if (!root_) throw std::logic_error("Expression::evaluate on a moved-from expression");
+  const auto by_index = [&](size_t index) -> Json {
+    const ReferenceUse& use = reference_uses_[index];
+    if (const auto* reference = std::get_if<Reference>(&use.binding)) return resolve(*reference);
+    throw ExpressionError(std::get<ReferenceError>(use.binding).what(), use.column);
+  };
+  return Evaluator<decltype(by_index)>(by_index).evaluate(*root_);
 }
 
 Json Expression::evaluate(const Resolver& resolve) const {
   if (!root_) throw std::logic_error("Expression::evaluate on a moved-from expression");
-  return Evaluator(resolve).evaluate(*root_);
+  const auto by_index = [&](size_t index) { return resolve(reference_positions_[index].first); };
+  return Evaluator<decltype(by_index)>(by_index).evaluate(*root_);
+}
+
+bool Expression::evaluate_condition(const ReferenceResolver& resolve) const {
+  return as_condition(evaluate(resolve));
 }
 
 bool Expression::evaluate_condition(const Resolver& resolve) const {
-  const Json result = evaluate(resolve);
+  return as_condition(evaluate(resolve));
+}
+
+bool Expression::as_condition(const Json& result) const {
   if (!result.is_boolean())
     throw ExpressionError("condition must be true or false, got " + render(result), start_column_);
   return result.get<bool>();

@@ -54,15 +54,19 @@ std::vector<Placeholder> find_placeholders(const Json& value) {
   return found;
 }
 
-Json render_placeholders(const Json& value, const Expression::Resolver& resolve) {
+namespace {
+
+// render_placeholders() for either kind of resolver.
+template <typename Resolve>
+Json render(const Json& value, const Resolve& resolve) {
   if (value.is_array()) {
     Json out = Json::array();
-    for (const auto& item : value) out.push_back(render_placeholders(item, resolve));
+    for (const auto& item : value) out.push_back(render(item, resolve));
     return out;
   }
   if (value.is_object()) {
     Json out = Json::object();
-    for (const auto& item : value.items()) out[item.key()] = render_placeholders(item.value(), resolve);
+    for (const auto& item : value.items()) out[item.key()] = render(item.value(), resolve);
     return out;
   }
   if (!value.is_string()) return value;
@@ -76,6 +80,16 @@ Json render_placeholders(const Json& value, const Expression::Resolver& resolve)
     copied = open + 2 + expression.size() + 2;
   });
   return out + text.substr(copied);
+}
+
+}  // namespace
+
+Json render_placeholders(const Json& value, const Expression::ReferenceResolver& resolve) {
+  return render(value, resolve);
+}
+
+Json render_placeholders(const Json& value, const Expression::Resolver& resolve) {
+  return render(value, resolve);
 }
 
 }  // namespace kiln::host

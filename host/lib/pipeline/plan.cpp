@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <tuple>
+#include <variant>
 
 namespace kiln::host {
 
@@ -158,42 +159,42 @@ class Validator {
   }
 
   // Checks a reference used by `step`; records upstream steps; returns its type when known.
-  TypeInfo check_reference(const StepSpec& step, const std::string& ref, const SourcePos& pos,
+  TypeInfo check_reference(const StepSpec& step, const Expression::ReferenceUse& use, const SourcePos& pos,
                            std::set<std::string>& upstream) {
-    const auto dot = ref.find('.');
-    const std::string root = ref.substr(0, dot);
-    if (ref == "item") {
-      if (!step.for_each) error(pos, "'item' is only defined in a step with for_each");
+    if (const auto* problem = std::get_if<ReferenceError>(&use.binding)) {
+      if (problem->problem() == ReferenceError::Problem::UnknownRunField && !step.is_finally)
+        error(pos, "'" + use.text + "' is only defined in finally steps");
+      else
+        error(pos, problem->what());
       return {};
     }
-    if (root == "params") {
-      const std::string name = dot == std::string::npos ? "" : ref.substr(dot + 1);
-      if (const auto* p = spec_.find_parameter(name)) return {p->spec.type};
-      error(pos, "unknown pipeline parameter '" + name + "'" + did_you_mean(name, param_names()));
-      return {};
+    const Reference& ref = std::get<Reference>(use.binding);
+    switch (ref.kind) {
+      case Reference::Kind::Item:
+        if (!step.for_each) error(pos, "'item' is only defined in a step with for_each");
+        return {};
+      case Reference::Kind::Param:
+        if (const auto* p = spec_.find_parameter(ref.name)) return {p->spec.type};
+        error(pos, "unknown pipeline parameter '" + ref.name + "'" + did_you_mean(ref.name, param_names()));
+        return {};
+      case Reference::Kind::RunStatus:
+      case Reference::Kind::RunId:
+      case Reference::Kind::RunName:
+      case Reference::Kind::RunFailedSteps:
+        if (!step.is_finally) error(pos, "'" + use.text + "' is only defined in finally steps");
+        return {ref.kind == Reference::Kind::RunFailedSteps ? ValueType::List : ValueType::String};
+      case Reference::Kind::PipelineDir:
+        return {ValueType::String};
+      case Reference::Kind::StepOutput:
+        return check_step_reference(step, ref, pos, upstream);
     }
-    if (root == "run") {
-      if (!step.is_finally)
-        error(pos, "'" + ref + "' is only defined in finally steps");
-      else if (std::find(run_references().begin(), run_references().end(), ref) == run_references().end())
-        error(pos, "unknown run field '" + ref + "'" + did_you_mean(ref, run_references()));
-      return {ref == "run.failed_steps" ? std::optional<ValueType>(ValueType::List) : ValueType::String};
-    }
-    if (root == "steps") return check_step_reference(step, ref, pos, upstream);
-    if (ref == "pipeline.dir") return {ValueType::String};
-    error(pos, "unknown reference '" + ref +
-                   "' (use params.NAME, steps.STEP.outputs.NAME, item, pipeline.dir or run.status)");
     return {};
   }
 
-  TypeInfo check_step_reference(const StepSpec& step, const std::string& ref, const SourcePos& pos,
+  TypeInfo check_step_reference(const StepSpec& step, const Reference& ref, const SourcePos& pos,
                                 std::set<std::string>& upstream) {
-    const auto marker = ref.find(".outputs.");
-    if (marker == std::string::npos || marker < 7) {
-      error(pos, "'" + ref + "' must have the form steps.STEP.outputs.NAME");
-      return {};
-    }
-    const std::string target = ref.substr(6, marker - 6), output = ref.substr(marker + 9);
+    const std::string& target = ref.step;
+    const std::string& output = ref.output;
     const StepSpec* other = spec_.find_step(target);
     if (other == nullptr) {
       error(pos, "unknown step '" + target + "'" + did_you_mean(target, step_names()));
@@ -346,8 +347,8 @@ class Validator {
     }
     std::vector<TypeInfo> types;
     for (const auto& p : placeholders)
-      for (const auto& [ref, column] : p.expression.reference_positions())
-        types.push_back(check_reference(step, ref, shifted(value.pos, p.column + column - 1), upstream));
+      for (const auto& use : p.expression.reference_uses())
+        types.push_back(check_reference(step, use, shifted(value.pos, p.column + use.column - 1), upstream));
     if (placeholders.empty() || !value.value.is_string()) return {};
     const auto whole = whole_placeholder(value.value.get<std::string>());
     if (!whole) return {ValueType::String};
@@ -457,8 +458,8 @@ class Validator {
     const std::string text = step.when->value.get<std::string>();
     try {
       Expression expression = Expression::parse(text);
-      for (const auto& [ref, column] : expression.reference_positions())
-        check_reference(step, ref, shifted(step.when->pos, column), upstream);
+      for (const auto& use : expression.reference_uses())
+        check_reference(step, use, shifted(step.when->pos, use.column), upstream);
       return expression;
     } catch (const ExpressionError& e) {
       error(shifted(step.when->pos, e.column()), std::string("in 'when': ") + e.what());

@@ -1,6 +1,7 @@
 // YAML → PipelineSpec: shapes, unknown keys, templates and imports. Checks
 // that need the plugin catalog or the whole graph live in spec_validate.cpp.
 #include <yaml-cpp/yaml.h>
+#include <kiln/host/reference.hpp>
 #include <kiln/host/spec.hpp>
 #include <kiln/host/suggest.hpp>
 #include <kiln/host/yaml_json.hpp>
@@ -439,12 +440,12 @@ class Parser {
   void read_input(const std::string& name, const YAML::Node& value, const std::string& file, StepSpec& step) {
     const auto text = scalar(value, file, "input '" + name + "'");
     if (!text) return;
-    const auto first = text->find(".outputs.");
-    if (first == std::string::npos || first == 0 || first + 9 >= text->size()) {
+    const auto wire = split_step_output(*text);
+    if (!wire) {
       error(value, file, "input '" + name + "' must name an upstream output as STEP.outputs.NAME, not '" + *text + "'");
       return;
     }
-    step.inputs[name] = InputWire{text->substr(0, first), text->substr(first + 9), pos(value, file)};
+    step.inputs[name] = InputWire{wire->step, wire->output, pos(value, file)};
   }
 
   void read_after(const YAML::Node& node, const std::string& file, StepSpec& step) {

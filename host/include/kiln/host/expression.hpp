@@ -10,9 +10,11 @@
 //
 // References
 //   params.mode   steps.train.outputs.accuracy   run.status
-//   Dotted names, each part [A-Za-z_][A-Za-z0-9_-]* (so `a-b` is one name, not a subtraction). The pipeline decides
-//   which names exist. A bare keyword (true, false, null, and, or, not, in) is never a reference, but a later part
-//   may be one: `params.in` is a reference.
+//   Dotted names, each part [A-Za-z_][A-Za-z0-9_-]* (so `a-b` is one name, not a subtraction). A bare keyword (true,
+//   false, null, and, or, not, in) is never a reference, but a later part may be one: `params.in` is a reference.
+//   parse() binds each name once to a typed Reference (reference.hpp) where it is one, and keeps why not where it is
+//   not; the pipeline reports those and decides which parameters, steps and outputs exist. An expression can be
+//   evaluated against the typed references (what a pipeline does) or against the names as written.
 //
 // Operators, lowest to highest precedence
 //   or   ||                        either side true; the right side is only evaluated when the left is false
@@ -35,7 +37,7 @@
 //   - The condition as a whole must evaluate to true or false.
 //
 // Syntax and type errors carry the 1-based column, in characters, of the offending token or operator, so a caller can
-// point at it. Unknown references are the resolver's to report; reference_positions() gives their columns.
+// point at it. Unknown references are the caller's to report; reference_uses() gives their bindings and columns.
 #pragma once
 
 #include <functional>
@@ -43,9 +45,11 @@
 #include <stdexcept>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include <kiln/host/json.hpp>
+#include <kiln/host/reference.hpp>
 
 namespace kiln::host {
 
@@ -67,7 +71,17 @@ struct ExpressionNode;  // the parsed tree; defined in expression.cpp
 
 class Expression {
  public:
+  // Maps a bound reference to its value: how a pipeline evaluates.
+  using ReferenceResolver = std::function<Json(const Reference&)>;
+  // Maps a reference by its name as written ("params.epochs"): for names outside the pipeline grammar.
   using Resolver = std::function<Json(const std::string&)>;
+
+  // One reference in the text: as written, its 1-based column, and what parse_reference() made of it.
+  struct ReferenceUse {
+    std::string text;
+    size_t column = 1;
+    std::variant<Reference, ReferenceError> binding;
+  };
 
   // Parses `text`; throws ExpressionError (message + column) on a syntax error.
   static Expression parse(const std::string& text);
@@ -76,17 +90,22 @@ class Expression {
   Expression& operator=(Expression&&) noexcept;
   ~Expression();
 
-  // Evaluates. `resolve` maps a reference (a dotted name such as "params.epochs" or "steps.train.outputs.accuracy"
-  // or "run.status") to its JSON value; whatever it throws for an unknown reference propagates unchanged. Type errors
-  // throw ExpressionError naming the types/values, with the column of the offending operator.
+  // Evaluates. `resolve` maps each reference to its JSON value; whatever it throws propagates unchanged. With a
+  // ReferenceResolver, a name that is no reference throws ExpressionError (its ReferenceError's message and column)
+  // when it is evaluated. Type errors throw ExpressionError naming the types/values, with the column of the offending
+  // operator.
+  Json evaluate(const ReferenceResolver& resolve) const;
   Json evaluate(const Resolver& resolve) const;
   // evaluate() that requires a boolean result (else ExpressionError "condition must be true or false, got ...").
+  bool evaluate_condition(const ReferenceResolver& resolve) const;
   bool evaluate_condition(const Resolver& resolve) const;
 
   // Every reference in the expression, in order of first appearance, without duplicates.
   const std::vector<std::string>& references() const { return references_; }
   // Each reference with its 1-based column (for error messages), in order of appearance, duplicates included.
   const std::vector<std::pair<std::string, size_t>>& reference_positions() const { return reference_positions_; }
+  // Each reference bound, in order of appearance, duplicates included.
+  const std::vector<ReferenceUse>& reference_uses() const { return reference_uses_; }
   const std::string& text() const { return text_; }
 
  private:
@@ -97,6 +116,9 @@ class Expression {
   std::unique_ptr<const detail::ExpressionNode> root_;
   std::vector<std::string> references_;
   std::vector<std::pair<std::string, size_t>> reference_positions_;
+  std::vector<ReferenceUse> reference_uses_;  // a reference node holds its index here
+
+  bool as_condition(const Json& result) const;
 };
 
 }  // namespace kiln::host

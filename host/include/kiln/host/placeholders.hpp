@@ -23,7 +23,9 @@ struct Placeholder {
 // column is relative to the string holding the placeholder).
 std::vector<Placeholder> find_placeholders(const Json& value);
 
-// `value` with each placeholder replaced by its value under `resolve`.
+// `value` with each placeholder replaced by its value under `resolve`: by
+// typed reference (as a pipeline runs), or by the names as written.
+Json render_placeholders(const Json& value, const Expression::ReferenceResolver& resolve);
 Json render_placeholders(const Json& value, const Expression::Resolver& resolve);
 
 // The single expression when `text` is exactly one placeholder.

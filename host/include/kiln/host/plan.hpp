@@ -53,10 +53,4 @@ Json parse_parameter_text(const ParamSpec& spec, const std::string& text);
 Plan plan_pipeline(PipelineSpec spec, const PluginCatalog& catalog, const Json& overrides,
                    const std::string& overrides_origin = "--param");
 
-// The references a finally step may use besides params.* and its peers.
-inline const std::vector<std::string>& run_references() {
-  static const std::vector<std::string> refs{"run.status", "run.id", "run.name", "run.failed_steps"};
-  return refs;
-}
-
 }  // namespace kiln::host
