@@ -222,6 +222,25 @@ TEST(RunCli, ValidateReportsEveryProblemWithItsPosition) {
   EXPECT_NE(run.output.find("3 problems in " + file), std::string::npos) << run.output;
 }
 
+TEST(RunCli, ValidateRefusesAnAliasBombWithItsPosition) {
+  // Nine levels of ten aliases each: 10^9 scalars from a 591-byte file.
+  RunWorkspace ws;
+  std::string steps = "x-laughs:\n  a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n";
+  for (char c = 'b'; c <= 'i'; ++c) {
+    const std::string prev(1, static_cast<char>(c - 1));
+    steps += std::string("  ") + c + ": &" + c + " [";
+    for (int i = 0; i < 10; ++i) steps += (i ? ", *" : "*") + prev;
+    steps += "]\n";
+  }
+  steps += "steps:\n  - {name: boom, component: util.echo, parameters: {message: *i}}\n";
+  const auto file = ws.write("bomb.yaml", steps);
+  const auto run = run_kiln({"validate", file}, ws.env());
+  EXPECT_EQ(run.status.code, 1) << run.output;
+  EXPECT_NE(run.output.find(file + ":4:1: unknown key 'x-laughs' in pipeline"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find(file + ":13:6: alias expansion exceeds 200000 nodes"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("2 problems in " + file), std::string::npos) << run.output;
+}
+
 TEST(RunCli, RunsListShowAndLogsReadARunAfterTheFact) {
   RunWorkspace ws;
   const auto file =

@@ -5,6 +5,7 @@
 #include <kiln/host/catalog.hpp>
 #include <kiln/host/plan.hpp>
 #include <kiln/host/spec.hpp>
+#include <kiln/host/yaml_json.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -611,6 +612,106 @@ TEST(Spec, UnreadablePipelineFile) {
     ASSERT_EQ(e.diagnostics().size(), 1u);
     EXPECT_TRUE(HasError(e.diagnostics(), "/nonexistent/kiln/p.yaml", 1, 1, "cannot read the pipeline file"));
   }
+}
+
+// "Billion laughs": each level's list names the previous level ten times, so
+// nine levels of a few hundred bytes expand to 10^9 scalars. Lines 7-15.
+std::string laughs(int levels) {
+  std::string text = "      a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n";
+  for (char c = 'b'; c < 'a' + levels; ++c) {
+    const std::string prev(1, static_cast<char>(c - 1));
+    text += std::string("      ") + c + ": &" + c + " [";
+    for (int i = 0; i < 10; ++i) text += (i ? ", *" : "*") + prev;
+    text += "]\n";
+  }
+  return text;
+}
+
+TEST(Spec, AliasBombIsASpecErrorNotAnAllocation) {
+  const std::string text = R"(apiVersion: kiln/v1
+kind: Pipeline
+templates:
+  laughs:
+    component: util.echo
+    parameters:
+)" + laughs(9) + R"(steps:
+  - {name: boom, template: laughs}
+)";
+  const auto diagnostics = parse_errors(text);
+  // a..e convert (123,455 nodes); f alone is 1,111,111: it is where the budget runs out.
+  ASSERT_EQ(diagnostics.size(), 1u) << dump(diagnostics);
+  EXPECT_TRUE(HasError(diagnostics, 12, 10,
+                       "alias expansion exceeds " + std::to_string(kiln::host::kMaxYamlNodes) + " nodes"));
+}
+
+TEST(Spec, OneBudgetCoversEveryConversionOfTheSpec) {
+  // Level e is 111,111 nodes: one use fits the budget, the second step's
+  // second conversion of the same template does not.
+  const std::string text = R"(apiVersion: kiln/v1
+kind: Pipeline
+templates:
+  laughs:
+    component: util.echo
+    parameters:
+)" + laughs(5) + R"(steps:
+  - {name: one, template: laughs}
+  - {name: two, template: laughs}
+)";
+  const auto diagnostics = parse_errors(text);
+  ASSERT_EQ(diagnostics.size(), 1u) << dump(diagnostics);
+  EXPECT_TRUE(HasError(diagnostics, 11, 10, "alias expansion exceeds"));
+}
+
+TEST(Spec, AliasBombOfMappingsInATuneBlockIsCaughtToo) {
+  // The tune block records every nested mapping's position: the same budget applies.
+  std::string text = R"(apiVersion: kiln/v1
+kind: Pipeline
+steps:
+  - name: t
+    component: util.objective
+    tune:
+      tuner: tune.random
+      settings:
+        a: &a {k0: lol, k1: lol, k2: lol, k3: lol, k4: lol, k5: lol, k6: lol, k7: lol, k8: lol, k9: lol}
+)";
+  for (char c = 'b'; c <= 'i'; ++c) {
+    const std::string prev(1, static_cast<char>(c - 1));
+    text += std::string("        ") + c + ": &" + c + " {";
+    for (int i = 0; i < 10; ++i) text += (i ? ", k" : "k") + std::to_string(i) + ": *" + prev;
+    text += "}\n";
+  }
+  const auto diagnostics = parse_errors(text);
+  ASSERT_EQ(diagnostics.size(), 1u) << dump(diagnostics);
+  EXPECT_TRUE(HasError(diagnostics, 9, 9, "alias expansion exceeds"));  // at the settings block
+}
+
+TEST(Spec, AnAliasInsideItsOwnAnchorIsANestingError) {
+  const auto diagnostics = parse_errors(R"(apiVersion: kiln/v1
+kind: Pipeline
+steps:
+  - {name: a, component: util.echo, parameters: {message: &x [*x]}}
+)");
+  ASSERT_EQ(diagnostics.size(), 1u) << dump(diagnostics);
+  EXPECT_TRUE(HasError(diagnostics, 4, 59, "YAML nesting exceeds " + std::to_string(kiln::host::kMaxYamlDepth)));
+  EXPECT_THROW(kiln::host::parse_yaml_value("&x {a: *x}"), std::invalid_argument);
+}
+
+TEST(Spec, AliasesWithinTheBudgetStillWork) {
+  const auto spec = kiln::host::parse_pipeline_text(R"(apiVersion: kiln/v1
+kind: Pipeline
+steps:
+  - {name: a, component: util.echo, parameters: {message: &m [1, 2]}}
+  - {name: b, component: util.echo, parameters: {message: *m}}
+)",
+                                                    "p.yaml");
+  EXPECT_EQ(spec.steps.at(1).parameters.at("message").value, Json::array({1, 2}));
+}
+
+TEST(Spec, OversizedSpecIsRefusedBeforeParsing) {
+  const std::string text(kiln::host::kMaxSpecFileBytes + 1, '#');
+  const auto diagnostics = parse_errors(text);
+  ASSERT_EQ(diagnostics.size(), 1u) << dump(diagnostics);
+  EXPECT_TRUE(HasError(diagnostics, 1, 1, "the spec is larger than"));
 }
 
 TEST(Spec, ParseDuration) {

@@ -175,7 +175,21 @@ class Parser {
     return std::nullopt;
   }
 
-  Json to_json(const YAML::Node& node) const { return yaml_to_json(node); }
+  // Every conversion of this spec (and its imports) draws on one budget, so
+  // aliases (or a template used by many steps) cannot expand without bound.
+  Json to_json(const YAML::Node& node, const std::string& file) {
+    try {
+      return yaml_to_json(node, budget_);
+    } catch (const YamlLimitError& e) {
+      over_limit(e, node, file);
+    }
+  }
+
+  // Past a YAML limit nothing more is read: the problems so far, and this one at `node`.
+  [[noreturn]] void over_limit(const YamlLimitError& e, const YAML::Node& node, const std::string& file) {
+    diagnostics_.push_back({pos(node, file), e.what()});
+    throw SpecError(diagnostics_);
+  }
 
   void read_metadata(const YAML::Node& node, const std::string& file, PipelineSpec& spec) {
     if (!node) return;
@@ -196,6 +210,11 @@ class Parser {
       std::error_code ec;
       const auto canonical = fs::weakly_canonical(path, ec).string();
       if (!imported_.insert(canonical).second) continue;  // imported twice, or a cycle
+      if (const auto size = fs::file_size(path, ec); !ec && size > kMaxSpecFileBytes) {
+        error(entry, file,
+              "imported file '" + path.string() + "' is larger than " + std::to_string(kMaxSpecFileBytes) + " bytes");
+        continue;
+      }
       YAML::Node imported;
       try {
         imported = YAML::LoadFile(path.string());
@@ -250,7 +269,7 @@ class Parser {
                  "parameter '" + p.spec.name + "'");
       Json manifest_style{{"name", p.spec.name}};
       for (const char* key : {"type", "default", "description", "min", "max", "choices"})
-        if (decl[key]) manifest_style[key] = to_json(decl[key]);
+        if (decl[key]) manifest_style[key] = to_json(decl[key], file);
       if (!decl["type"]) {
         error(decl, file, "parameter '" + p.spec.name + "' needs a type: string, int, float, bool, list or object");
         continue;
@@ -345,7 +364,7 @@ class Parser {
     }
     if (const auto p = node["parameters"]; p && expect_map(p, file, "'parameters'"))
       for (const auto& item : p)
-        step.parameters[item.first.Scalar()] = ValueSpec{to_json(item.second), value_pos(item.second, file)};
+        step.parameters[item.first.Scalar()] = ValueSpec{to_json(item.second, file), value_pos(item.second, file)};
     if (const auto i = node["inputs"]; i && expect_map(i, file, "'inputs'"))
       for (const auto& item : i) read_input(item.first.Scalar(), item.second, file, step);
     if (const auto a = node["after"]) read_after(a, file, step);
@@ -355,13 +374,13 @@ class Parser {
       else
         error(w, file, "'when' must be an expression such as: params.mode == 'full'");
     }
-    if (const auto f = node["for_each"]) step.for_each = ValueSpec{to_json(f), value_pos(f, file)};
+    if (const auto f = node["for_each"]) step.for_each = ValueSpec{to_json(f, file), value_pos(f, file)};
     if (const auto p = node["parallelism"]) step.parallelism = read_count(p, file, "parallelism", 0);
     if (const auto t = node["tune"]) read_tune(t, file, step);
     if (const auto r = node["retries"]) read_retries(r, file, step.retries);
     if (const auto t = node["timeout"]) step.timeout_seconds = read_duration(t, file, "timeout");
     if (const auto c = node["cache"]) {
-      const Json v = to_json(c);
+      const Json v = to_json(c, file);
       if (v.is_boolean())
         step.cache = v.get<bool>();
       else
@@ -401,7 +420,7 @@ class Parser {
           error(m, file, "'resources.memory' must be a size of at least 4Mi such as 64Mi, 2Gi or 500M");
       }
       if (const auto c = r["cpus"]) {
-        const Json v = to_json(c);
+        const Json v = to_json(c, file);
         if (v.is_number() && v.get<double>() >= 0.01 && v.get<double>() <= 1024)
           options.cpus = v.get<double>();
         else
@@ -460,7 +479,7 @@ class Parser {
   }
 
   int read_count(const YAML::Node& node, const std::string& file, const std::string& what, int minimum) {
-    const Json v = to_json(node);
+    const Json v = to_json(node, file);
     if (v.is_number_integer() && v.get<int64_t>() >= minimum && v.get<int64_t>() <= 1000000) return v.get<int>();
     error(node, file, "'" + what + "' must be a whole number ≥ " + std::to_string(minimum));
     return minimum;
@@ -475,10 +494,12 @@ class Parser {
 
   // Records the position of `node` and everything below it under `path`.
   void record_positions(const YAML::Node& node, const std::string& file, const std::string& path,
-                        std::map<std::string, SourcePos>& positions) {
+                        std::map<std::string, SourcePos>& positions, int depth = 0) {
+    budget_.charge(node, path.size(), depth);
     positions[path] = value_pos(node, file);
     if (node.IsMap())
-      for (const auto& item : node) record_positions(item.second, file, path + "." + item.first.Scalar(), positions);
+      for (const auto& item : node)
+        record_positions(item.second, file, path + "." + item.first.Scalar(), positions, depth + 1);
   }
 
   // The `tune:` block: shapes here; the space's own rules are the tuner's
@@ -491,7 +512,13 @@ class Parser {
                "tune");
     TuneSpec tune;
     tune.pos = pos(node, file);
-    for (const auto& item : node) record_positions(item.second, file, item.first.Scalar(), tune.positions);
+    for (const auto& item : node) {
+      try {
+        record_positions(item.second, file, item.first.Scalar(), tune.positions);
+      } catch (const YamlLimitError& e) {
+        over_limit(e, item.second, file);
+      }
+    }
     if (const auto t = node["tuner"]) {
       tune.tuner = scalar(t, file, "'tune.tuner'").value_or("");
       tune.tuner_pos = pos(t, file);
@@ -523,21 +550,21 @@ class Parser {
             error(item.second, file,
                   "space entry '" + item.first.Scalar() + "' needs a type: uniform, log_uniform, int or categorical");
         }
-      tune.space = to_json(s);
+      tune.space = to_json(s, file);
     }
-    if (const auto s = node["settings"]; s && expect_map(s, file, "'tune.settings'")) tune.settings = to_json(s);
+    if (const auto s = node["settings"]; s && expect_map(s, file, "'tune.settings'")) tune.settings = to_json(s, file);
     if (const auto e = node["early_stopping"]; e && expect_map(e, file, "'tune.early_stopping'")) {
       check_keys(e, file, {"rule", "grace_steps", "min_trials"}, "tune.early_stopping");
       if (!e["rule"] || !e["rule"].IsScalar() || e["rule"].Scalar() != "median")
         error(e, file, "'tune.early_stopping' needs 'rule: median' (the only rule so far)");
-      tune.early_stopping = to_json(e);
+      tune.early_stopping = to_json(e, file);
     }
     if (const auto m = node["max_trials"]) tune.max_trials = read_count(m, file, "tune.max_trials", 1);
     if (const auto p = node["parallel_trials"]) tune.parallel_trials = read_count(p, file, "tune.parallel_trials", 1);
     if (const auto m = node["max_failed_trials"])
       tune.max_failed_trials = read_count(m, file, "tune.max_failed_trials", 0);
     if (const auto s = node["seed"]) {
-      const Json v = to_json(s);
+      const Json v = to_json(s, file);
       if (v.is_number_integer() && v.get<int64_t>() >= 0)
         tune.seed = v.get<int64_t>();
       else
@@ -591,7 +618,7 @@ class Parser {
     if (node["max_backoff"])
       retries.max_backoff_seconds = read_duration(node["max_backoff"], file, "retries.max_backoff").value_or(60.0);
     if (const auto f = node["factor"]) {
-      const Json v = to_json(f);
+      const Json v = to_json(f, file);
       if (v.is_number() && v.get<double>() >= 1.0)
         retries.factor = v.get<double>();
       else
@@ -630,21 +657,36 @@ class Parser {
   std::vector<Diagnostic>& diagnostics_;
   std::map<std::string, Template> templates_;
   std::set<std::string> imported_;
+  YamlBudget budget_;
 };
 
 }  // namespace
 
 PipelineSpec parse_pipeline_text(const std::string& text, const std::string& file_name) {
-  std::vector<Diagnostic> diagnostics;
-  YAML::Node root;
+  // The limits bound what parsing allocates; should memory run out all the
+  // same, that is this spec's error, not the process's end.
+  const auto too_large = [&] {
+    return SpecError({{SourcePos{file_name, 1, 1}, "the spec is too large to read (out of memory)"}});
+  };
+  if (text.size() > kMaxSpecFileBytes)
+    throw SpecError({{SourcePos{file_name, 1, 1}, "the spec is larger than " + std::to_string(kMaxSpecFileBytes) +
+                                                      " bytes"}});
   try {
-    root = YAML::Load(text);
-  } catch (const YAML::ParserException& e) {
-    throw SpecError({{SourcePos{file_name, e.mark.line + 1, e.mark.column + 1}, "YAML syntax error: " + e.msg}});
+    std::vector<Diagnostic> diagnostics;
+    YAML::Node root;
+    try {
+      root = YAML::Load(text);
+    } catch (const YAML::ParserException& e) {
+      throw SpecError({{SourcePos{file_name, e.mark.line + 1, e.mark.column + 1}, "YAML syntax error: " + e.msg}});
+    }
+    PipelineSpec spec = Parser(diagnostics).parse(root, file_name);
+    if (!diagnostics.empty()) throw SpecError(std::move(diagnostics));
+    return spec;
+  } catch (const std::bad_alloc&) {
+    throw too_large();
+  } catch (const std::length_error&) {
+    throw too_large();
   }
-  PipelineSpec spec = Parser(diagnostics).parse(root, file_name);
-  if (!diagnostics.empty()) throw SpecError(std::move(diagnostics));
-  return spec;
 }
 
 PipelineSpec parse_pipeline_file(const std::string& file) {

@@ -7,6 +7,7 @@
 #include <kiln/host/json.hpp>
 #include <kiln/host/manifest.hpp>
 
+#include <cstddef>
 #include <map>
 #include <optional>
 #include <set>
@@ -143,6 +144,10 @@ struct PipelineSpec {
 
 // Parses `file` (and the template files it imports). Throws SpecError with
 // every problem found: YAML syntax, unknown keys, wrong shapes, duplicates.
+// A spec or imported template file may be at most this large; what its YAML
+// may expand to is bounded by yaml_json.hpp's kMaxYaml* limits.
+inline constexpr std::size_t kMaxSpecFileBytes = 4u << 20;
+
 PipelineSpec parse_pipeline_file(const std::string& file);
 PipelineSpec parse_pipeline_text(const std::string& text, const std::string& file_name);
 
