@@ -11,6 +11,9 @@
 #include <kiln/host/engine.hpp>
 #include <kiln/host/spec.hpp>
 
+#include <sys/stat.h>
+
+#include <algorithm>
 #include <set>
 
 #include "test_support.hpp"
@@ -130,6 +133,64 @@ steps:
   EXPECT_EQ(r["steps"]["probe"]["outputs"]["written"], "/tmp");  // only the container's own tmpfs
   EXPECT_EQ(last_attempt(r, "probe")["executor"], "container");
   EXPECT_EQ(last_attempt(r, "probe")["image"], "host");
+}
+
+TEST_F(ContainerTest, AStepCannotReadTheHostsSecretsNorItsTmp) {
+  // A file in the host's own /tmp (the workspace is elsewhere in it).
+  const fs::path host_tmp_file = fs::path("/tmp") / ("kiln-container-test-" + std::to_string(::getpid()));
+  kiln::test::write_text(host_tmp_file, "host scratch");
+  const std::string secrets =
+      "/etc/shadow,/etc/gshadow,/etc/sudoers,/etc/ssh,/etc/ssl/private,/root,/home,/var,/srv," + host_tmp_file.string();
+  // What a program needs still reads: the generated passwd, the linker's cache, CA certificates.
+  const std::string needed = "/etc/passwd,/etc/group,/etc/hosts,/etc/ld.so.cache,/etc/ssl/certs";
+  const Json r = run("steps:\n  - {name: probe, component: util.probe, parameters: {read_files: \"" + secrets + "," +
+                     needed + "\"}}\n");
+  fs::remove(host_tmp_file);
+  ASSERT_EQ(r["status"], "succeeded") << r.dump(2);
+  EXPECT_EQ(r["steps"]["probe"]["outputs"]["read"], needed);
+}
+
+namespace {
+
+// The value of `key` ("CapEff:") among /proc/self/status lines, tabs as spaces.
+std::string status_field(const std::string& lines, const std::string& key) {
+  const auto at = lines.find(key);
+  if (at == std::string::npos) return "(no " + key + ")";
+  std::string value = lines.substr(at + key.size(), lines.find('\n', at) - at - key.size());
+  std::replace(value.begin(), value.end(), '\t', ' ');
+  const auto first = value.find_first_not_of(' ');
+  return first == std::string::npos ? "" : value.substr(first);
+}
+
+}  // namespace
+
+TEST_F(ContainerTest, AStepRunsAsNobodyWithoutCapabilitiesOrNewPrivilegesUnderSeccomp) {
+  const Json r = run(R"(
+steps:
+  - {name: boxed, component: util.probe, parameters: {unshare: true}}
+  - {name: chosen, component: util.probe, user: "1000:1001", parameters: {unshare: true}}
+  - {name: unboxed, component: util.probe, executor: process, parameters: {unshare: true}}
+)");
+  ASSERT_EQ(r["status"], "succeeded") << r.dump(2);
+  const std::string boxed = r["steps"]["boxed"]["outputs"]["credentials"];
+  EXPECT_EQ(status_field(boxed, "Uid:"), "65534 65534 65534 65534") << boxed;
+  EXPECT_EQ(status_field(boxed, "Gid:"), "65534 65534 65534 65534") << boxed;
+  EXPECT_EQ(status_field(boxed, "Groups:"), "") << boxed;  // none of the host user's groups
+  for (const char* set : {"CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"})
+    EXPECT_EQ(status_field(boxed, set), "0000000000000000") << set << "\n" << boxed;
+  EXPECT_EQ(status_field(boxed, "NoNewPrivs:"), "1") << boxed;
+  EXPECT_EQ(status_field(boxed, "Seccomp:"), "2") << boxed;      // a filter
+  EXPECT_EQ(r["steps"]["boxed"]["outputs"]["unshared"], false);  // the filter denies new namespaces
+
+  const std::string chosen = r["steps"]["chosen"]["outputs"]["credentials"];
+  EXPECT_EQ(status_field(chosen, "Uid:"), "1000 1000 1000 1000") << chosen;
+  EXPECT_EQ(status_field(chosen, "Gid:"), "1001 1001 1001 1001") << chosen;
+  EXPECT_EQ(r["steps"]["chosen"]["outputs"]["unshared"], false);
+  // The probe itself works: kiln's own process (root here) may.
+  if (::getuid() == 0) {
+    EXPECT_EQ(r["steps"]["unboxed"]["outputs"]["unshared"], true);
+  }
+  EXPECT_EQ(status_field(r["steps"]["unboxed"]["outputs"]["credentials"], "Seccomp:"), "0");
 }
 
 TEST_F(ContainerTest, TheProcessExecutorWritesWhereTheContainerCannot) {  // the probe itself works
@@ -304,7 +365,19 @@ TEST(ContainerBundle, OnlyOutputsAreWritableAndLimitsGoToCgroupsOrRlimits) {
   const Json c = kiln::host::oci_config(config);
   EXPECT_EQ(c["root"]["readonly"], true);
   EXPECT_EQ(c["process"]["noNewPrivileges"], true);
-  EXPECT_TRUE(c["process"]["capabilities"]["bounding"].empty());
+  for (const char* set : {"bounding", "effective", "inheritable", "permitted", "ambient"})
+    EXPECT_TRUE(c["process"]["capabilities"].at(set).empty()) << set;
+  EXPECT_EQ(c["process"]["user"]["uid"], 65534);
+  EXPECT_EQ(c["process"]["user"]["gid"], 65534);
+  EXPECT_EQ(c["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ALLOW");
+  std::set<std::string> denied;
+  for (const auto& rule : c["linux"]["seccomp"]["syscalls"])
+    if (rule["action"] == "SCMP_ACT_ERRNO" && !rule.contains("args"))
+      for (const auto& name : rule["names"]) denied.insert(name);
+  for (const char* name : {"mount", "unshare", "setns", "kexec_load", "bpf", "keyctl", "add_key", "init_module",
+                           "reboot", "swapon", "clone3"})
+    EXPECT_TRUE(denied.count(name)) << name;
+  for (const auto& m : c["mounts"]) EXPECT_NE(m["destination"], "/etc");  // never the host's whole /etc
   std::vector<std::string> writable, order;
   for (const auto& m : c["mounts"]) {
     order.push_back(m["destination"]);
@@ -342,6 +415,11 @@ TEST_F(ContainerTest, LogsProgressAndOutputsFlowOutAsWithTheProcessExecutor) {
   EXPECT_EQ(r["steps"]["hello"]["outputs"]["message"], "boxed");
   const fs::path attempt = workspace / "run-1" / last_attempt(r, "hello")["dir"].get<std::string>();
   EXPECT_EQ(kiln::test::read_text(attempt / "outputs" / "text" / "message.txt"), "boxed");
+  // Written inside as nobody, handed back to kiln's user before the engine saw the end.
+  struct stat written {};
+  ASSERT_EQ(::stat((attempt / "outputs" / "text" / "message.txt").c_str(), &written), 0);
+  EXPECT_EQ(written.st_uid, ::getuid());
+  EXPECT_EQ(written.st_gid, ::getgid());
   EXPECT_NE(kiln::test::read_text(attempt / "events.jsonl").find("echo: boxed"), std::string::npos);
 }
 

@@ -310,7 +310,7 @@ TEST(Spec, ContainerFieldsAreReadFromStepsAndTemplates) {
   const auto spec = kiln::host::parse_pipeline_text(R"(apiVersion: kiln/v1
 kind: Pipeline
 templates:
-  boxed: {executor: container, image: "oci:/images/kiln:v1", resources: {memory: 64Mi, cpus: 0.5, pids: 64}}
+  boxed: {executor: container, image: "oci:/images/kiln:v1", resources: {memory: 64Mi, cpus: 0.5, pids: 64}, user: "1000:100"}
 steps:
   - {name: a, template: boxed, component: util.noop, network: host, mounts: [../data/, /srv/models]}
   - {name: b, component: util.noop}
@@ -324,11 +324,33 @@ steps:
   EXPECT_EQ(a.cpus, 0.5);
   EXPECT_EQ(a.pids, 64);
   EXPECT_EQ(a.mounts, (std::vector<std::string>{"/data", "/srv/models"}));  // relative to the pipeline file
+  ASSERT_TRUE(a.user);
+  EXPECT_EQ(a.user->uid, 1000u);
+  EXPECT_EQ(a.user->gid, 100u);
   const auto& b = spec.steps[1].container;
   EXPECT_EQ(b.image, "host");
   EXPECT_EQ(b.network, "none");
   EXPECT_FALSE(b.memory_bytes);
   EXPECT_TRUE(b.mounts.empty());
+  EXPECT_FALSE(b.user);  // nobody, decided by the executor
+}
+
+TEST(Spec, ContainerUsers) {
+  using kiln::host::parse_container_user;
+  ASSERT_TRUE(parse_container_user("65534"));
+  EXPECT_EQ(parse_container_user("65534")->gid, 65534u);
+  EXPECT_EQ(parse_container_user("1000:100")->uid, 1000u);
+  EXPECT_EQ(parse_container_user("1000:100")->gid, 100u);
+  EXPECT_EQ(parse_container_user("0")->uid, 0u);
+  for (const char* bad : {"", "nobody", "1000:", ":100", "-1", "4294967295", "2147483647", "1:2:3", "99999999999"})
+    EXPECT_FALSE(parse_container_user(bad)) << bad;
+  const auto diagnostics = parse_errors(R"(apiVersion: kiln/v1
+kind: Pipeline
+steps:
+  - {name: a, component: util.noop, user: nobody}
+)");
+  ASSERT_EQ(diagnostics.size(), 1u) << dump(diagnostics);
+  EXPECT_TRUE(HasError(diagnostics, 4, 43, "'user' must be a uid or uid:gid such as 65534 or 1000:1000, not 'nobody'"));
 }
 
 TEST(Spec, BadContainerFields) {
@@ -1726,7 +1748,7 @@ steps:
   EXPECT_EQ(fit.component.manifest.name, "util.objective");
   EXPECT_EQ(fit.upstream, (std::set<std::string>{"prepare"}));
   EXPECT_EQ(fit.spec.parameters.at("epochs").value, 3);
-  EXPECT_FALSE(fit.spec.parameters.count("message"));  // util.objective has none
+  EXPECT_FALSE(fit.spec.parameters.count("message"));                          // util.objective has none
   EXPECT_EQ(t->trial_steps[1].spec.parameters.at("message").value, "shared");  // the tuning step's value wins
   EXPECT_EQ(t->trial_steps[2].upstream, (std::set<std::string>{"fit", "prepare"}));
   EXPECT_TRUE(t->upstream.empty());  // sibling wires are not the tuning step's dependencies

@@ -1,13 +1,19 @@
 // util.probe: tries what an isolated step must not be able to do (write
 // outside its outputs, read host files it was not given, reach the host's
-// loopback) and what a resource limit must stop (allocate memory), and
-// reports what it managed. For testing the
-// container executor; under the process executor everything succeeds.
+// loopback, create a namespace) and what a resource limit must stop
+// (allocate memory), reports what it managed, and who it ran as (its
+// /proc/self/status credentials). For testing the container executor; under
+// the process executor everything succeeds.
 #include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <memory>
@@ -28,6 +34,46 @@ bool can_write_in(const std::string& dir) {
   out.close();
   if (written) ::unlink(file.c_str());
   return written;
+}
+
+// True when `path` opens for reading and, for a directory, lists.
+bool can_read(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  DIR* dir = ::fdopendir(fd);
+  if (dir == nullptr) {  // not a directory: one byte (or none, for an empty file)
+    char byte = 0;
+    const bool read = ::read(fd, &byte, 1) >= 0;
+    ::close(fd);
+    return read;
+  }
+  errno = 0;
+  const bool listed = ::readdir(dir) != nullptr || errno == 0;
+  ::closedir(dir);
+  return listed;
+}
+
+// True when a child could make itself a new user namespace (which would give
+// it every capability inside, and the kernel surface that comes with them).
+bool can_unshare_user_namespace() {
+  const pid_t child = ::fork();
+  if (child < 0) return false;
+  if (child == 0) ::_exit(::unshare(CLONE_NEWUSER) == 0 ? 0 : 1);
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+// The credential lines of /proc/self/status (Uid, Gid, Groups, Cap*,
+// NoNewPrivs, Seccomp), or "" where there is no /proc.
+std::string credentials() {
+  std::ifstream in("/proc/self/status");
+  std::string lines;
+  for (std::string line; std::getline(in, line);)
+    for (const char* key : {"Uid:", "Gid:", "Groups:", "Cap", "NoNewPrivs:", "Seccomp:"})
+      if (line.rfind(key, 0) == 0) lines += line + "\n";
+  return lines;
 }
 
 bool can_connect(int port) {
@@ -69,11 +115,19 @@ Manifest Probe::manifest() {
       .param(Param::String("write_dirs").default_value("").description("comma-separated directories to write into"))
       .param(Param::Int("connect_port").default_value(0).min(0).max(65535).description("127.0.0.1 port to connect"))
       .input(Port("data", "Any").optional().description("an input artifact of any type, also tried for writing"))
-      .param(Param::String("read_files").default_value("").description("comma-separated files to try to read"))
+      .param(Param::String("read_files")
+                 .default_value("")
+                 .description("comma-separated files or directories to try "
+                              "to read"))
       .param(Param::Int("allocate_mib").default_value(0).min(0).description("MiB of memory to allocate and touch"))
+      .param(Param::Bool("unshare").default_value(false).description("try to create a user namespace"))
       .output_parameter(Port("written", "string").description("comma-separated directories written into"))
-      .output_parameter(Port("read", "string").description("comma-separated files that could be read"))
-      .output_parameter(Port("connected", "bool").description("whether the port could be reached"));
+      .output_parameter(Port("read", "string").description("comma-separated files or directories that could be read"))
+      .output_parameter(Port("connected", "bool").description("whether the port could be reached"))
+      .output_parameter(Port("unshared", "bool").description("whether a user namespace could be created"))
+      .output_parameter(Port("credentials", "string")
+                            .description("the Uid, Gid, Cap*, NoNewPrivs and Seccomp lines "
+                                         "of /proc/self/status"));
 }
 
 void Probe::run(Context& ctx) {
@@ -81,10 +135,11 @@ void Probe::run(Context& ctx) {
   if (const auto input = ctx.optional_input_path("data"))
     if (can_write_in(input->string())) written += (written.empty() ? "" : ",") + std::string("input");
   ctx.set_output("written", written);
-  ctx.set_output("read", those_that(ctx.param_string("read_files"),
-                                    [](const std::string& file) { return static_cast<bool>(std::ifstream(file)); }));
+  ctx.set_output("read", those_that(ctx.param_string("read_files"), can_read));
   const auto port = ctx.param_int("connect_port");
   ctx.set_output("connected", port > 0 && can_connect(static_cast<int>(port)));
+  ctx.set_output("unshared", ctx.param_bool("unshare") && can_unshare_user_namespace());
+  ctx.set_output("credentials", credentials());
   allocate(ctx.param_int("allocate_mib"));
 }
 

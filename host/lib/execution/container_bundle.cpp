@@ -2,7 +2,6 @@
 #include <kiln/host/container_bundle.hpp>
 
 #include <sys/resource.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -25,8 +24,25 @@ std::optional<int64_t> parse_memory_size(const std::string& text) {
   return std::nullopt;
 }
 
+std::optional<ContainerUser> parse_container_user(const std::string& text) {
+  constexpr int64_t kMax = 2147483646;  // (uid_t)-1 is "no change" to the kernel
+  const auto number = [](const std::string& part) -> std::optional<uint32_t> {
+    if (part.empty() || part.size() > 10 ||
+        !std::all_of(part.begin(), part.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }))
+      return std::nullopt;
+    const int64_t value = std::stoll(part);
+    if (value > kMax) return std::nullopt;
+    return static_cast<uint32_t>(value);
+  };
+  const auto colon = text.find(':');
+  const auto uid = number(text.substr(0, colon));
+  const auto gid = colon == std::string::npos ? uid : number(text.substr(colon + 1));
+  if (!uid || !gid) return std::nullopt;
+  return ContainerUser{*uid, *gid};
+}
+
 const std::vector<std::string>& host_image_dirs() {
-  static const std::vector<std::string> dirs{"/usr", "/lib", "/lib64", "/bin", "/sbin", "/etc"};
+  static const std::vector<std::string> dirs{"/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin"};
   return dirs;
 }
 
@@ -106,11 +122,13 @@ Json linux_section(const BundleConfig& config) {
   Json namespaces = Json::array();
   for (const char* type : {"pid", "mount", "ipc", "uts"}) namespaces.push_back({{"type", type}});
   if (config.options.network != "host") namespaces.push_back({{"type", "network"}});
-  Json section{{"namespaces", namespaces},
-               {"maskedPaths",
-                {"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
-                 "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"}},
-               {"readonlyPaths", {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}}};
+  Json section{
+      {"namespaces", namespaces},
+      {"maskedPaths",
+       {"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+        "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi", "/sys/devices/virtual/powercap"}},
+      {"readonlyPaths", {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}},
+      {"seccomp", default_seccomp_profile()}};
   if (!config.cgroups_path.empty()) {
     section["cgroupsPath"] = config.cgroups_path;
     section["resources"] = resources(config.options);
@@ -123,18 +141,22 @@ Json linux_section(const BundleConfig& config) {
 Json oci_config(const BundleConfig& config) {
   Json env = Json::array();
   for (const auto& [name, value] : config.env) env.push_back(name + "=" + value);
-  // No capabilities at all: the runner needs none, and root without
-  // capabilities cannot remount, mknod, trace or change owners.
+  // No capabilities at all, in any set: the runner needs none, and even a
+  // root user without them cannot remount, mknod, trace or change owners.
   const Json no_caps = Json::array();
-  const Json process{
-      {"terminal", false},
-      {"user", {{"uid", ::getuid()}, {"gid", ::getgid()}}},
-      {"args", config.args},
-      {"env", env},
-      {"cwd", "/"},
-      {"capabilities", {{"bounding", no_caps}, {"effective", no_caps}, {"permitted", no_caps}, {"ambient", no_caps}}},
-      {"rlimits", rlimits(config)},
-      {"noNewPrivileges", true}};
+  const Json process{{"terminal", false},
+                     {"user", {{"uid", config.user.uid}, {"gid", config.user.gid}, {"additionalGids", Json::array()}}},
+                     {"args", config.args},
+                     {"env", env},
+                     {"cwd", "/"},
+                     {"capabilities",
+                      {{"bounding", no_caps},
+                       {"effective", no_caps},
+                       {"inheritable", no_caps},
+                       {"permitted", no_caps},
+                       {"ambient", no_caps}}},
+                     {"rlimits", rlimits(config)},
+                     {"noNewPrivileges", true}};
   Json mounts = system_mounts(config.options);
   if (config.host_image)
     for (const auto& dir : host_image_dirs())

@@ -11,7 +11,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <condition_variable>
+#include <cstring>
 #include <fstream>
 #include <mutex>
 #include <set>
@@ -19,6 +21,7 @@
 
 #include <kiln/host/container_bundle.hpp>
 #include "container_image.hpp"
+#include "container_rootfs.hpp"
 #include "runner_channel.hpp"
 
 namespace kiln::host {
@@ -60,6 +63,60 @@ int64_t cgroup_counter(const fs::path& file, const std::string& key) {
     if (name == key) return value;
   return 0;
 }
+
+// The user a step runs as: `user:`, else nobody. A kiln that is not root can
+// neither run a container as another user nor hand its outputs over to one.
+ContainerUser step_user(const ContainerOptions& options) {
+  const ContainerUser self{::getuid(), ::getgid()};
+  if (self.uid == 0) return options.user.value_or(ContainerUser{});
+  if (options.user && (options.user->uid != self.uid || options.user->gid != self.gid))
+    throw std::runtime_error("'user: " + std::to_string(options.user->uid) + ":" + std::to_string(options.user->gid) +
+                             "' needs kiln to run as root (it runs as uid " + std::to_string(self.uid) + ")");
+  return self;
+}
+
+// Gives `dir` and everything in it to `user` (symlinks themselves, never
+// their targets). Throws naming the first path it cannot hand over.
+void chown_tree(const fs::path& dir, const ContainerUser& user) {
+  const auto give = [&](const fs::path& path) {
+    if (::lchown(path.c_str(), user.uid, user.gid) != 0)
+      throw std::runtime_error("cannot hand " + path.string() + " to uid " + std::to_string(user.uid) + ": " +
+                               std::strerror(errno));
+  };
+  give(dir);
+  for (const auto& entry : fs::recursive_directory_iterator(dir)) give(entry.path());
+}
+
+// The same, taking back as much as it can (after the container is gone).
+void chown_tree_back(const fs::path& dir, const ContainerUser& user) noexcept {
+  int failures = 0;  // counted only to use lchown's result
+  failures += ::lchown(dir.c_str(), user.uid, user.gid) != 0;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec))
+    failures += ::lchown(it->path().c_str(), user.uid, user.gid) != 0;
+  static_cast<void>(failures);
+}
+
+// The step's writable directories (outputs, checkpoints) while it runs: its
+// user's, and kiln's again before the engine hears the attempt's end.
+class Handover {
+ public:
+  Handover(std::vector<fs::path> dirs, ContainerUser step) : dirs_(std::move(dirs)), step_(step) {}
+  void to_step() const {
+    if (needed())
+      for (const auto& dir : dirs_) chown_tree(dir, step_);
+  }
+  void back_to_kiln() const noexcept {
+    if (needed())
+      for (const auto& dir : dirs_) chown_tree_back(dir, {::getuid(), ::getgid()});
+  }
+
+ private:
+  bool needed() const { return step_.uid != ::getuid() || step_.gid != ::getgid(); }
+  std::vector<fs::path> dirs_;
+  ContainerUser step_;
+};
 
 std::string mebibytes(int64_t bytes) {
   return std::to_string(bytes >> 20) + " MiB";
@@ -187,13 +244,9 @@ class ContainerExecutor : public Executor {
     fs::create_directories(launch.output_dir);
     fs::create_directories(launch.checkpoint_dir);
     if (launch.container.memory_bytes && !cgroups_) warn_no_cgroups_once(*observer);
-    try {
-      write_bundle(launch, id, bundle);
-    } catch (...) {
-      std::error_code ignored;
-      fs::remove_all(bundle, ignored);
-      throw;
-    }
+    const ContainerUser user = step_user(launch.container);
+    auto handover =
+        std::make_shared<const Handover>(std::vector<fs::path>{launch.output_dir, launch.checkpoint_dir}, user);
     auto state = std::make_shared<AttemptState>();
     state->observer = std::move(observer);
     Pipe channel;
@@ -207,15 +260,26 @@ class ContainerExecutor : public Executor {
     args.push_back(id);
     options.argv = runc_->command(std::move(args));
     options.fds = {{1, out.read_fd}, {2, err.read_fd}, {3, channel.write_fd}};
-    auto child = ChildProcess::spawn(options);
+    std::optional<ChildProcess> spawned;
+    try {
+      write_bundle(launch, id, bundle, user);
+      handover->to_step();
+      spawned.emplace(ChildProcess::spawn(options));
+    } catch (...) {
+      handover->back_to_kiln();
+      std::error_code ignored;
+      fs::remove_all(bundle, ignored);
+      throw;
+    }
+    ChildProcess child = std::move(*spawned);
     channel.close_write();
     reactor_.watch(channel.read_fd, state);
     channel.read_fd = -1;  // the reactor owns it now
     const pid_t pid = child.pid();
     auto exited = std::make_shared<std::atomic<bool>>(false);
     waiters_->add();
-    std::thread(&ContainerExecutor::wait_for, runc_, waiters_, std::move(child), id, bundle, std::move(probe), state,
-                exited)
+    std::thread(&ContainerExecutor::wait_for, runc_, waiters_, std::move(child), id, bundle, std::move(probe),
+                std::move(handover), state, exited)
         .detach();
     return std::make_unique<ContainerAttempt>(runc_, id, pid, exited);
   }
@@ -236,8 +300,8 @@ class ContainerExecutor : public Executor {
 
   // Runs on its own thread: the attempt's end, clean-up, then the report.
   static void wait_for(std::shared_ptr<const Runc> runc, std::shared_ptr<Waiters> waiters, ChildProcess child,
-                       std::string id, fs::path bundle, OomProbe oom, std::shared_ptr<AttemptState> state,
-                       std::shared_ptr<std::atomic<bool>> exited) {
+                       std::string id, fs::path bundle, OomProbe oom, std::shared_ptr<const Handover> handover,
+                       std::shared_ptr<AttemptState> state, std::shared_ptr<std::atomic<bool>> exited) {
     const ExitStatus status = container_exit(child.wait());
     *exited = true;
     std::string why;
@@ -247,6 +311,7 @@ class ContainerExecutor : public Executor {
     if (fs::exists(runc->root() / id)) runc->remove(id);
     std::error_code ignored;
     fs::remove_all(bundle, ignored);
+    handover->back_to_kiln();  // the container is gone: nothing inside can race this
     state->on_exit(status, why);
     waiters->done();
   }
@@ -254,13 +319,16 @@ class ContainerExecutor : public Executor {
   std::string cgroup_path(const std::string& id) const { return "/kiln/" + id; }
   fs::path bundles() const { return state_dir_ / "bundles"; }
 
-  void write_bundle(const StepLaunch& launch, const std::string& id, const fs::path& bundle) {
+  void write_bundle(const StepLaunch& launch, const std::string& id, const fs::path& bundle,
+                    const ContainerUser& user) {
     fs::create_directories(bundle);
     BundleConfig config;
     config.options = launch.container;
+    config.user = user;
+    std::vector<BundleMount> etc;
     if (launch.container.image == "host") {
       config.rootfs = bundle / "rootfs";
-      fs::create_directories(config.rootfs);
+      etc = write_host_etc(config.rootfs, user, config.hostname, launch.container.network == "host");
     } else {
       config.rootfs = images_.rootfs(launch.container.image);
       config.host_image = false;
@@ -269,6 +337,8 @@ class ContainerExecutor : public Executor {
     inside.temp_dir = "/tmp";  // the container's private tmpfs
     const fs::path request = launch.attempt_dir / "request.json";
     write_step_request(inside, request);
+    fs::permissions(request, fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read,
+                    fs::perm_options::add);  // whatever kiln's umask: the step's user reads it
     config.args = {kiln_exe_.string(), "step", "--request", request.string()};
     config.env = {{"PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"}, {"HOME", "/tmp"}};
     for (const auto& [name, value] : passed_environment()) config.env.emplace_back(name, value);
@@ -277,6 +347,7 @@ class ContainerExecutor : public Executor {
                      {request, false},
                      {launch.output_dir, true},
                      {launch.checkpoint_dir, true}};
+    config.mounts.insert(config.mounts.end(), etc.begin(), etc.end());
     for (const auto& [name, artifact] : launch.inputs) config.mounts.push_back({fs::absolute(artifact.path), false});
     for (const auto& path : launch.container.mounts) {
       if (!fs::exists(path)) throw std::runtime_error("'mounts' names " + path + ", which does not exist on this host");

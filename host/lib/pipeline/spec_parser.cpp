@@ -90,7 +90,7 @@ namespace {
 const std::vector<std::string> kStepKeys{"name",    "description", "component", "template", "parameters",
                                          "inputs",  "after",       "when",      "for_each", "parallelism",
                                          "retries", "timeout",     "cache",     "executor", "image",
-                                         "network", "resources",   "mounts",    "tune"};
+                                         "network", "resources",   "mounts",    "user",     "tune"};
 
 // Reads YAML into the spec, recording every problem instead of stopping.
 class Parser {
@@ -397,7 +397,7 @@ class Parser {
     read_container_fields(node, file, step.container);
   }
 
-  // image, network and resources: what the container executor gives a step.
+  // image, network, resources, mounts and user: what the container executor gives a step.
   void read_container_fields(const YAML::Node& node, const std::string& file, ContainerOptions& options) {
     if (const auto i = node["image"]) {
       options.image = scalar(i, file, "image").value_or("host");
@@ -429,6 +429,12 @@ class Parser {
       if (const auto p = r["pids"]) options.pids = read_count(p, file, "resources.pids", 1);
     }
     if (const auto m = node["mounts"]) read_mounts(m, file, options);
+    if (const auto u = node["user"]) {
+      const auto text = scalar(u, file, "user");
+      options.user = text ? parse_container_user(*text) : std::nullopt;
+      if (text && !options.user)
+        error(u, file, "'user' must be a uid or uid:gid such as 65534 or 1000:1000, not '" + *text + "'");
+    }
   }
 
   // Read-only host paths a container step may read (e.g. a data directory).

@@ -1,6 +1,7 @@
 // The OCI runtime configuration (config.json) of one container step: which
-// host paths it sees, read-only or not, its namespaces, capabilities,
-// rlimits and cgroup resources. Pure data in, JSON out: tested without runc.
+// host paths it sees, read-only or not, its user, namespaces, capabilities,
+// seccomp filter, rlimits and cgroup resources. Pure data in, JSON out:
+// tested without runc.
 #pragma once
 
 #include <kiln/host/container_options.hpp>
@@ -22,7 +23,8 @@ struct BundleConfig {
   std::vector<std::pair<std::string, std::string>> env;
   std::filesystem::path rootfs;     // absolute
   bool host_image = true;           // bind the host's /usr, /lib, ... read-only
-  std::vector<BundleMount> mounts;  // plugin, runner, inputs, outputs
+  std::vector<BundleMount> mounts;  // plugin, runner, inputs, outputs, /etc files
+  ContainerUser user;               // the process's uid and gid
   ContainerOptions options;
   std::string hostname = "kiln-step";
   std::string cgroups_path;  // "" = no cgroup resources (rlimits instead)
@@ -31,7 +33,15 @@ struct BundleConfig {
 // The config.json for `config`.
 Json oci_config(const BundleConfig& config);
 
-// The host directories an `image: host` container sees read-only.
+// The host directories an `image: host` container sees read-only (not /etc:
+// see container_rootfs.hpp).
 const std::vector<std::string>& host_image_dirs();
+
+// The seccomp filter of every step (runc's config.json format): everything
+// allowed but a denylist of system calls no step needs (mounts, namespaces,
+// modules, kexec, reboot, swap, keyrings, BPF, ptrace, ...), which fail with
+// EPERM; clone3 fails with ENOSYS so that clone, whose flags can be checked,
+// is used instead.
+Json default_seccomp_profile();
 
 }  // namespace kiln::host
