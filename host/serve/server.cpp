@@ -149,6 +149,16 @@ struct Server::Impl {
     return !calls.empty();
   }
 
+  // The front end's bounded resources, as Prometheus gauges.
+  std::string front_gauges() const {
+    return "# HELP kiln_serve_open_connections client connections open (bounded by --max-connections)\n"
+           "# TYPE kiln_serve_open_connections gauge\nkiln_serve_open_connections " +
+           std::to_string(http->open_connections()) +
+           "\n# HELP kiln_serve_buffered_request_bytes request bytes held (bounded by --max-buffered-bytes)\n"
+           "# TYPE kiln_serve_buffered_request_bytes gauge\nkiln_serve_buffered_request_bytes " +
+           std::to_string(http->buffered_bytes()) + "\n";
+  }
+
   // The model named in the URL, found; only then does the request carry its
   // name (a metrics label): unknown names from the network must not become
   // label values. A known model's errors (not ready, no such version) carry it.
@@ -172,7 +182,8 @@ struct Server::Impl {
     const std::string& method = request.method;
     const bool get = method == "GET";
     if (p.size() == 1 && p[0] == "metrics" && get)
-      return responder.send(to_http(Reply{200, metrics.render(repository.gauges()), "text/plain; version=0.0.4"}));
+      return responder.send(
+          to_http(Reply{200, metrics.render(repository.gauges() + front_gauges()), "text/plain; version=0.0.4"}));
     if (p.empty() || p[0] != "v2") throw ServeError(404, "no such endpoint");
     if (p.size() == 1 && get)
       return responder.send(to_http(
@@ -248,6 +259,8 @@ void Server::start() {
   front.io_threads = o.io_threads;
   front.backlog = o.max_queued_connections;
   front.max_body_bytes = o.max_body_bytes;
+  front.max_connections = o.max_connections;
+  front.max_buffered_bytes = o.max_buffered_bytes;
   front.request_timeout = o.request_timeout;
   front.keep_alive_timeout = o.keep_alive_timeout;
   auto& impl = *impl_;
