@@ -212,7 +212,7 @@ class BufferCharge {
   }
   // Holds `bytes`, whatever the total (to keep the count exact).
   void set(size_t bytes) {
-    if (total_ == nullptr) return;
+    if (total_ == nullptr || bytes == held_) return;
     if (bytes >= held_)
       total_->fetch_add(bytes - held_);
     else
