@@ -3,7 +3,8 @@
 // in many small writes, Expect: 100-continue, Connection: close, HTTP/1.0
 // keep-alive, chunked bodies, 413 before the body, many connections on few
 // threads, a slow client, answers from another thread, timeouts and drain on
-// stop. Every wait is bounded (socket timeouts); nothing asserts on wall time.
+// stop, the connection limit and the budget of buffered request bytes.
+// Every wait is bounded (socket timeouts, counted polls); nothing asserts on wall time.
 #include "http_front.hpp"
 #include "raw_http_client.hpp"
 
@@ -103,6 +104,8 @@ class Front {
   }
   uint16_t port() const { return front_->port(); }
   void stop(std::chrono::milliseconds drain) { front_->stop(drain); }
+  size_t connections() const { return front_->open_connections(); }
+  size_t buffered() const { return front_->buffered_bytes(); }
   std::atomic<int> completed{0};
 
  private:
@@ -345,6 +348,90 @@ TEST(HttpFront, StopDrainsRequestsInProgressAndClosesIdleConnections) {
     late.send(get("/echo"));
     return late.read_reply().status == 200;
   }());
+}
+
+// Polls `done` every 10 ms, 1000 times at most; whether it came true.
+template <class Done>
+bool eventually(Done done) {
+  for (int i = 0; i < 1000; ++i) {
+    if (done()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return done();
+}
+
+// Issue 17: nothing bounded the connections open at once. Past
+// max_connections a connection is answered 503 at once and closed; those
+// within it are served as before, and a place freed is taken again.
+TEST(HttpFront, ConnectionsPastTheLimitAreAnswered503AndClosed) {
+  HttpFrontOptions options;
+  options.io_threads = 2;
+  options.max_connections = 3;
+  Front f(options);
+  std::vector<std::unique_ptr<Client>> held;
+  for (int i = 0; i < 3; ++i) {
+    held.push_back(std::make_unique<Client>(f.port()));
+    held.back()->send(get("/echo"));
+    ASSERT_EQ(held.back()->read_reply().status, 200);
+  }
+  EXPECT_EQ(f.connections(), 3u);
+  for (int i = 0; i < 20; ++i) {
+    Client extra(f.port());
+    extra.send(get("/echo"));
+    const auto r = extra.read_reply();
+    EXPECT_EQ(r.status, 503) << r.body;
+    EXPECT_NE(r.body.find("--max-connections"), std::string::npos) << r.body;
+    EXPECT_EQ(header_of(r, "connection"), "close");
+    EXPECT_TRUE(extra.closed_by_server());
+  }
+  for (auto& c : held) {  // the three are served as before
+    c->send(get("/echo"));
+    EXPECT_EQ(c->read_reply().status, 200);
+  }
+  held.pop_back();  // its place is free once its loop has seen the close
+  ASSERT_TRUE(eventually([&] { return f.connections() < 3; }));
+  Client next(f.port());
+  next.send(get("/echo"));
+  EXPECT_EQ(next.read_reply().status, 200);
+}
+
+// Issue 17: 500 connections each holding 1 MiB of a declared large body
+// took 1 GB. Request bytes held over all connections are now bounded: the
+// connection that would pass max_buffered_bytes is answered 503 and
+// closed, the others go on, and every byte is given back.
+TEST(HttpFront, RequestBytesPastTheBudgetAreAnswered503AndClosed) {
+  HttpFrontOptions options;
+  options.io_threads = 2;
+  options.max_body_bytes = 8 << 20;
+  options.max_buffered_bytes = 1 << 20;
+  Front f(options);
+  const auto head = [](size_t length) {
+    return "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(length) + "\r\n\r\n";
+  };
+  constexpr size_t kHeld = 700 << 10, kWhole = 900 << 10;
+  Client a(f.port());
+  a.send(head(kWhole) + std::string(kHeld, 'a'));  // most of its body, then a pause
+  ASSERT_TRUE(eventually([&] { return f.buffered() >= kHeld; })) << f.buffered();
+  // A declared length alone takes nothing: 8 MiB announced, nothing sent.
+  Client declared(f.port());
+  declared.send(head(8 << 20));
+  Client b(f.port());  // 400 KiB more would take the total past 1 MiB
+  b.send(head(3 << 20) + std::string(400 << 10, 'b'));
+  const auto r = b.read_reply();
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_NE(r.body.find("--max-buffered-bytes"), std::string::npos) << r.body;
+  EXPECT_EQ(header_of(r, "connection"), "close");
+  EXPECT_TRUE(b.closed_by_server());
+  EXPECT_LE(f.buffered(), size_t{1} << 20);
+  // Small requests still fit beside it, and its body completes.
+  Client small(f.port());
+  small.send(post("/echo", "small"));
+  EXPECT_EQ(small.read_reply().body, "POST small");
+  a.send(std::string(kWhole - kHeld, 'a'));
+  const auto whole = a.read_reply();
+  EXPECT_EQ(whole.status, 200);
+  EXPECT_EQ(whole.body, "POST " + std::string(kWhole, 'a'));
+  EXPECT_TRUE(eventually([&] { return f.buffered() == 0; })) << f.buffered();
 }
 
 }  // namespace

@@ -220,10 +220,84 @@ TEST(InferJson, MalformedBodiesNameTheProblem) {
     const auto message = error_of(body);
     EXPECT_NE(message.find(expected), std::string::npos) << body << " -> " << message;
   }
-  // 200 000 nested brackets around one value: read (through the tree), no stack overflow.
-  const std::string deep = std::string(200000, '[') + "1" + std::string(200000, ']');
-  const auto nested = read_infer_body(input(R"("name": "x", "shape": [1], "datatype": "FP32", "data": )" + deep));
-  EXPECT_EQ(values_of<float>(nested.inputs.at(0)), std::vector<float>{1.f});
+}
+
+// Issue 17: a tensor whose "data" held 100 000 nested objects overflowed the
+// stack while the error message quoted the value. Every deep body, wherever
+// the nesting is, is now a 400 naming the limit, read without recursion.
+TEST(InferJson, DeepNestingIsA400WhereverItIs) {
+  constexpr size_t kLevels = 100000;
+  std::string objects, arrays, mixed;
+  for (size_t i = 0; i < kLevels; ++i) {
+    objects += "{\"a\":";
+    arrays += '[';
+    mixed += i % 2 == 0 ? "[" : "{\"b\":";
+  }
+  objects += "1";
+  arrays += "1";
+  mixed += "1";
+  for (size_t i = kLevels; i-- > 0;) {
+    objects += '}';
+    arrays += ']';
+    mixed += i % 2 == 0 ? "]" : "}";
+  }
+  const auto input = [](const std::string& data) {
+    return R"({"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": )" + data + "}]}";
+  };
+  const std::vector<std::string> bodies{
+      input("[" + objects + "]"),                                    // a leaf of data (the crash)
+      input(objects),                                                // data itself
+      input(arrays),                                                 // rows nested past any rank
+      input("[" + mixed + "]"),                                      // both kinds in turn
+      R"({"inputs": [], "parameters": )" + objects + "}",            // a value the reader skips
+      R"({"inputs": [], "id": )" + arrays + "}",                     // a value of the wrong type
+      arrays,                                                        // the body itself
+      R"({"inputs": [{"name": "x", "shape": )" + arrays + "}]}",     // the shape
+  };
+  for (const auto& body : bodies) {
+    const auto message = error_of(body);  // 400, checked there
+    EXPECT_NE(message.find("nests arrays and objects deeper than 64 levels"), std::string::npos)
+        << body.substr(0, 80) << " -> " << message.substr(0, 200);
+    EXPECT_LT(message.size(), 512u);
+  }
+  // Brackets inside strings are text, not nesting.
+  const std::string brackets(1000, '[');
+  const auto read = read_infer_body(R"({"id": ")" + brackets + R"(", "inputs": [{"name": "x", "shape": [1], )"
+                                    R"("datatype": "FP32", "data": [[[[1]]]]}]})");
+  EXPECT_EQ(read.id, brackets);
+  EXPECT_EQ(values_of<float>(read.inputs.at(0)), std::vector<float>{1.f});
+}
+
+// Error messages quote a bounded excerpt of the offending value, never all of it.
+TEST(InferJson, ErrorMessagesQuoteABoundedExcerpt) {
+  const auto input = [](const std::string& shape, const std::string& data) {
+    return R"({"inputs": [{"name": "x", "datatype": "FP32", "shape": )" + shape + R"(, "data": )" + data + "}]}";
+  };
+  const std::string long_string = "\"" + std::string(1 << 20, 'z') + "\"";
+  std::string big_object = "{\"k\": [";
+  for (int i = 0; i < 100000; ++i) big_object += (i > 0 ? "," : "") + std::to_string(i);
+  big_object += "]}";
+  std::string many_dims = "[";
+  for (int i = 0; i < 100000; ++i) many_dims += i > 0 ? ",0" : "0";
+  many_dims += "]";
+  // A string cut mid-character still words as valid UTF-8 (the message is JSON later).
+  std::string accents = "\"" + std::string(63, 'a');
+  for (int i = 0; i < 100; ++i) accents += "\u00e9";
+  accents += "\"";
+  const std::vector<std::pair<std::string, std::string>> cases{
+      {input("[1]", "[" + long_string + "]"), "\"zzzz"},
+      {input("[1]", "[" + big_object + "]"), "{\"k\":[0,1,2"},
+      {input(many_dims, "[1, 2]"), "[0,0,0"},
+      {input("[1]", "[" + accents + "]"), "\"aaaa"},
+  };
+  for (const auto& [body, expected] : cases) {
+    const auto message = error_of(body);
+    EXPECT_NE(message.find(expected), std::string::npos) << message.substr(0, 300);
+    EXPECT_NE(message.find("..."), std::string::npos) << message.substr(0, 300);
+    EXPECT_LT(message.size(), 512u) << message.substr(0, 300);
+    const Json error{{"error", message}};
+    EXPECT_NO_THROW((void)error.dump());
+  }
 }
 
 TEST(InferJson, WrittenNumbersReadBackExactly) {

@@ -7,6 +7,8 @@
 #include <kiln/serve/server.hpp>
 
 #include <pthread.h>
+#include <sys/resource.h>
+#include <algorithm>
 #include <csignal>
 #include <fstream>
 #include <iostream>
@@ -27,9 +29,14 @@ struct ServeArgs {
   int64_t request_timeout_ms = 30000;
   int64_t drain_ms = 30000;
   size_t max_body_bytes = 64u << 20;
+  size_t max_connections = 1024;
+  size_t max_buffered_bytes = 256u << 20;
   std::string access_log = "-";
   std::string port_file;
 };
+
+// Files kept open besides client connections: models, logs, epoll, the listener.
+constexpr rlim_t kReservedFiles = 256;
 
 // Serving tables by runtime component name, loaded on first use.
 serve::ModelRepository::RuntimeResolver make_resolver() {
@@ -50,9 +57,28 @@ serve::ModelRepository::RuntimeResolver make_resolver() {
   };
 }
 
+// Raises the soft limit on open files so that --max-connections (and the
+// files models use) fit under it, as far as the hard limit allows.
+void raise_file_limit(size_t connections) {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  const rlim_t wanted = static_cast<rlim_t>(connections) + kReservedFiles;
+  if (limit.rlim_cur >= wanted) return;
+  limit.rlim_cur = limit.rlim_max == RLIM_INFINITY ? wanted : std::min(wanted, limit.rlim_max);
+  ::setrlimit(RLIMIT_NOFILE, &limit);
+  if (limit.rlim_cur < wanted)
+    std::cerr << "kiln serve: the open-file limit (" << limit.rlim_cur << ") is below --max-connections + "
+              << kReservedFiles << ": past it, new connections wait in the listen queue\n";
+}
+
 int serve(const ServeArgs& args) {
   if (!std::filesystem::is_directory(args.model_repo))
     throw CommandError("--model-repo " + args.model_repo + " is not a directory", kExitUsage);
+  if (args.max_buffered_bytes < args.max_body_bytes)
+    throw CommandError("--max-buffered-bytes " + std::to_string(args.max_buffered_bytes) +
+                           " is less than --max-body-bytes " + std::to_string(args.max_body_bytes) +
+                           ": no body of the largest size could be received",
+                       kExitUsage);
   // SIGTERM/SIGINT are taken by sigwait below; every thread started from
   // here on inherits the blocked mask.
   sigset_t signals;
@@ -67,6 +93,8 @@ int serve(const ServeArgs& args) {
   options.port = static_cast<uint16_t>(args.port);
   options.io_threads = args.io_threads;
   options.max_body_bytes = args.max_body_bytes;
+  options.max_connections = args.max_connections;
+  options.max_buffered_bytes = args.max_buffered_bytes;
   options.request_timeout = std::chrono::milliseconds(args.request_timeout_ms);
   if (args.access_log == "-") {
     options.access_log = &std::cerr;
@@ -75,6 +103,7 @@ int serve(const ServeArgs& args) {
     if (!log_file) throw CommandError("cannot open the access log " + args.access_log);
     options.access_log = &log_file;
   }
+  raise_file_limit(args.max_connections);
   serve::Metrics metrics;
   serve::ModelRepository::Options repo_options;
   repo_options.root = args.model_repo;
@@ -124,6 +153,15 @@ void add_serve_command(CLI::App& app, Commands& commands) {
   cmd->add_option("--drain-ms", args.drain_ms, "On SIGTERM, longest wait for requests in progress")
       ->capture_default_str();
   cmd->add_option("--max-body-bytes", args.max_body_bytes, "Larger request bodies get 413")->capture_default_str();
+  cmd->add_option("--max-connections", args.max_connections,
+                  "Client connections open at once; more are answered 503 and closed")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{1} << 20));
+  cmd->add_option("--max-buffered-bytes", args.max_buffered_bytes,
+                  "Request bytes held over all connections (bodies being received or answered); "
+                  "a connection that would pass it is answered 503 and closed")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--access-log", args.access_log, "Access log file; '-' for stderr, 'off' for none")
       ->capture_default_str();
   cmd->add_option("--port-file", args.port_file, "Write the port listened on to this file once ready");

@@ -79,6 +79,14 @@ constexpr size_t kMaxBacklog = 1 << 20;
 constexpr size_t kDiscardAtMost = 16 << 20;
 constexpr auto kDiscardFor = std::chrono::seconds(2);
 constexpr auto kSweepEvery = std::chrono::milliseconds(100);
+// A body's buffer is reserved up to this much from its Content-Length; past
+// it, it grows as bytes arrive (a declared length is no reason to allocate).
+constexpr size_t kReserveAtMost = 1 << 20;
+// Connections past max_connections are answered 503 through the usual path
+// (which reads what the client sends for a moment, so that closing does not
+// reset the answer away); this many at most at once, then they are closed
+// unanswered.
+constexpr size_t kMaxRefusing = 64;
 
 const char* reason_phrase(int status) {
   switch (status) {
@@ -138,8 +146,86 @@ std::string peer_address(const sockaddr_storage& addr) {
 }  // namespace
 
 std::string json_error_body(const std::string& message) {
-  return host::Json{{"error", message}}.dump();
+  return host::Json{{"error", message}}.dump(-1, ' ', false, host::Json::error_handler_t::replace);
 }
+
+namespace {
+
+// Adds one to `count` unless it is at `limit` already.
+bool take_one(std::atomic<size_t>& count, size_t limit) {
+  size_t now = count.load();
+  do {
+    if (now >= limit) return false;
+  } while (!count.compare_exchange_weak(now, now + 1));
+  return true;
+}
+
+// A connection's place in a count of open connections, given back when the
+// connection (or the task carrying it to its loop) is destroyed.
+class ConnectionSlot {
+ public:
+  ConnectionSlot() = default;
+  explicit ConnectionSlot(std::atomic<size_t>* count) : count_(count) {}
+  ConnectionSlot(ConnectionSlot&& other) noexcept : count_(std::exchange(other.count_, nullptr)) {}
+  ConnectionSlot& operator=(ConnectionSlot&& other) noexcept {
+    if (this != &other) {
+      release();
+      count_ = std::exchange(other.count_, nullptr);
+    }
+    return *this;
+  }
+  ConnectionSlot(const ConnectionSlot&) = delete;
+  ConnectionSlot& operator=(const ConnectionSlot&) = delete;
+  ~ConnectionSlot() { release(); }
+
+ private:
+  void release() {
+    if (count_ != nullptr) count_->fetch_sub(1);
+    count_ = nullptr;
+  }
+  std::atomic<size_t>* count_ = nullptr;
+};
+
+// The request bytes one connection holds, as its share of the total over
+// all connections; given back when the connection is destroyed.
+class BufferCharge {
+ public:
+  BufferCharge() = default;
+  explicit BufferCharge(std::atomic<size_t>* total) : total_(total) {}
+  BufferCharge(const BufferCharge&) = delete;
+  BufferCharge& operator=(const BufferCharge&) = delete;
+  ~BufferCharge() { set(0); }
+
+  // Holds `bytes` if the total stays within `limit` (shrinking always does).
+  bool grow_to(size_t bytes, size_t limit) {
+    if (bytes <= held_) {
+      set(bytes);
+      return true;
+    }
+    const size_t more = bytes - held_;
+    size_t now = total_->load();
+    do {
+      if (now + more > limit) return false;
+    } while (!total_->compare_exchange_weak(now, now + more));
+    held_ = bytes;
+    return true;
+  }
+  // Holds `bytes`, whatever the total (to keep the count exact).
+  void set(size_t bytes) {
+    if (total_ == nullptr || bytes == held_) return;
+    if (bytes >= held_)
+      total_->fetch_add(bytes - held_);
+    else
+      total_->fetch_sub(held_ - bytes);
+    held_ = bytes;
+  }
+
+ private:
+  std::atomic<size_t>* total_ = nullptr;
+  size_t held_ = 0;
+};
+
+}  // namespace
 
 struct Loop;
 
@@ -197,6 +283,7 @@ struct Responder::Target {
 
 // One client connection, owned by its loop; everything here runs on that loop's thread.
 struct Connection {
+  explicit Connection(std::atomic<size_t>* buffered_total) : charge(buffered_total) {}
   uint64_t id = 0;
   UniqueFd fd;
   std::string peer;
@@ -225,6 +312,9 @@ struct Connection {
   Clock::time_point answer_deadline;
 
   bool close_after_write = false, discarding = false, peer_closed = false, shut_down = false, dead = false;
+  bool over_budget = false;  // its bytes would pass max_buffered_bytes: answered 503 once nothing is in progress
+  ConnectionSlot slot;
+  BufferCharge charge;
   size_t discarded = 0;
   Clock::time_point last_activity, discard_until, deadline;
   uint32_t events = 0;  // registered with epoll
@@ -294,7 +384,7 @@ int on_headers_complete(http_parser* p) {
                        std::to_string(c.max_body_bytes);
     return -1;  // stops the parser; parse() answers
   }
-  if (has_length) c.request.body.reserve(static_cast<size_t>(p->content_length));
+  if (has_length) c.request.body.reserve(std::min(static_cast<size_t>(p->content_length), kReserveAtMost));
   if (c.expect_continue && p->http_major == 1 && p->http_minor >= 1) c.out += "HTTP/1.1 100 Continue\r\n\r\n";
   return 0;
 }
@@ -345,6 +435,8 @@ struct HttpFront::Impl {
   uint16_t bound_port = 0;
   std::vector<std::unique_ptr<Loop>> loops;
   bool started = false, stopped = false;
+  // Shared by the loops: connections open (admitted, and being refused) and the request bytes they hold.
+  std::atomic<size_t> connections{0}, refusing{0}, buffered{0};
 
   Impl(HttpFrontOptions o, Handler h, Completed c, AfterPass a)
       : options(std::move(o)), handler(std::move(h)), completed(std::move(c)), after_pass(std::move(a)) {
@@ -452,6 +544,14 @@ struct Loop {
         return;
       }
       UniqueFd owned(fd);
+      // Past the limit a connection is still accepted (the backlog drains,
+      // nothing spins) and answered 503 here; past the few being refused, closed.
+      if (!take_one(front.connections, front.options.max_connections)) {
+        if (take_one(front.refusing, kMaxRefusing))
+          adopt(std::move(owned), peer_address(addr), ConnectionSlot(&front.refusing), true);
+        continue;
+      }
+      ConnectionSlot slot(&front.connections);
       const int one = 1;
       ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       // One acceptor hands connections out in turn: every loop gets its
@@ -459,10 +559,12 @@ struct Loop {
       // server could bind the same port and silently take half the traffic).
       Loop& target = *front.loops[next_loop++ % front.loops.size()];
       if (&target == this) {
-        adopt(std::move(owned), peer_address(addr));
+        adopt(std::move(owned), peer_address(addr), std::move(slot), false);
       } else {
-        auto shared = std::make_shared<UniqueFd>(std::move(owned));
-        target.mailbox->post([shared, peer = peer_address(addr)](Loop& loop) { loop.adopt(std::move(*shared), peer); });
+        auto shared = std::make_shared<std::pair<UniqueFd, ConnectionSlot>>(std::move(owned), std::move(slot));
+        target.mailbox->post([shared, peer = peer_address(addr)](Loop& loop) {
+          loop.adopt(std::move(shared->first), peer, std::move(shared->second), false);
+        });
       }
     }
   }
@@ -473,12 +575,14 @@ struct Loop {
     listening = false;
   }
 
-  void adopt(UniqueFd fd, std::string peer) {
+  // Takes a new connection; `refuse`: answer it 503 (over max_connections) and close.
+  void adopt(UniqueFd fd, std::string peer, ConnectionSlot slot, bool refuse) {
     if (stopping) return;
-    auto c = std::make_unique<Connection>();
+    auto c = std::make_unique<Connection>(&front.buffered);
     c->id = next_id++;
     c->fd = std::move(fd);
     c->peer = std::move(peer);
+    c->slot = std::move(slot);
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c.get();
     c->max_body_bytes = front.options.max_body_bytes;
@@ -487,6 +591,13 @@ struct Loop {
     watch(c->fd.get(), c->id, c->events);
     Connection& connection = *c;
     connections.emplace(c->id, std::move(c));
+    if (refuse) {
+      connection.request.started = Clock::now();
+      reject(connection, 503,
+             "the server has " + std::to_string(front.options.max_connections) +
+                 " connections open, its limit (--max-connections); retry later");
+      flush(connection);
+    }
     settle(connection);
   }
 
@@ -534,8 +645,8 @@ struct Loop {
   // ------------------------------------------------------------ one socket
 
   void on_event(Connection& c, uint32_t events) {
-    if (events & EPOLLERR) {
-      c.dead = true;
+    if ((events & EPOLLERR) || ((events & EPOLLHUP) && c.over_budget && !c.discarding)) {
+      c.dead = true;  // an error, or gone while its input is not read (over budget)
     } else {
       if (events & (EPOLLIN | EPOLLHUP)) receive(c);
       if (events & EPOLLOUT) flush(c);
@@ -545,6 +656,7 @@ struct Loop {
   }
 
   void receive(Connection& c) {
+    if (c.over_budget && !c.discarding) return;  // read again once it is answered 503
     for (;;) {
       const ssize_t n = ::recv(c.fd.get(), read_buffer.data(), read_buffer.size(), 0);
       if (n > 0) {
@@ -554,6 +666,10 @@ struct Loop {
           if (c.discarded > kDiscardAtMost) c.dead = true;
         } else {
           c.in.append(read_buffer.data(), static_cast<size_t>(n));
+          if (!c.charge.grow_to(held_bytes(c), front.options.max_buffered_bytes)) {
+            c.over_budget = true;  // parse() answers 503; nothing more is read
+            return;
+          }
         }
         if (static_cast<size_t>(n) < read_buffer.size() || c.unparsed() >= kMaxBacklog) return;
       } else if (n == 0) {
@@ -577,7 +693,18 @@ struct Loop {
     }
   }
 
+  // The request bytes `c` holds (counted against max_buffered_bytes).
+  static size_t held_bytes(const Connection& c) {
+    return c.in.size() + c.request.body.size() + (c.answering ? c.answering->body.size() : 0);
+  }
+
   void parse(Connection& c) {
+    if (c.over_budget && !c.answering && !c.close_after_write && !c.discarding) {
+      reject(c, 503,
+             "the server holds " + std::to_string(front.buffered.load()) + " bytes of requests, near its limit of " +
+                 std::to_string(front.options.max_buffered_bytes) + " (--max-buffered-bytes); retry later");
+      return;
+    }
     while (!c.dead && !c.answering && !c.close_after_write && c.unparsed() > 0 &&
            c.out.size() - c.written < kMaxBacklog) {
       const size_t n = http_parser_execute(&c.parser, &parser_settings(), c.in.data() + c.parsed, c.unparsed());
@@ -601,7 +728,10 @@ struct Loop {
       }
     }
     if (c.parsed == c.in.size()) {
-      c.in.clear();
+      if (c.in.capacity() > 4 * kReadChunk)
+        std::string().swap(c.in);  // a large body went through: give its memory back
+      else
+        c.in.clear();
       c.parsed = 0;
     } else if (c.parsed >= kReadChunk) {
       c.in.erase(0, c.parsed);
@@ -664,7 +794,8 @@ struct Loop {
     c.close_after_write = true;
     c.discarding = true;
     c.discarded = c.unparsed();
-    c.in.clear();
+    std::string().swap(c.in);
+    std::string().swap(c.request.body);
     c.parsed = 0;
     c.discard_until = Clock::now() + kDiscardFor;
   }
@@ -700,11 +831,12 @@ struct Loop {
     }
     if (!c.dead && idle && c.peer_closed) c.dead = true;
     if (c.dead) {
-      connections.erase(c.id);  // closes the socket, which leaves the epoll set
+      connections.erase(c.id);  // closes the socket, which leaves the epoll set (and gives back its counts)
       return;
     }
+    c.charge.set(held_bytes(c));
     uint32_t want = 0;
-    if (!c.peer_closed && (c.discarding || c.unparsed() < kMaxBacklog)) want |= EPOLLIN;
+    if (!c.peer_closed && (c.discarding || (c.unparsed() < kMaxBacklog && !c.over_budget))) want |= EPOLLIN;
     if (c.output_pending()) want |= EPOLLOUT;
     if (want != c.events) {
       epoll_event event{};
@@ -772,6 +904,14 @@ uint16_t HttpFront::port() const {
 
 size_t HttpFront::loop_count() const {
   return static_cast<size_t>(impl_->options.io_threads);
+}
+
+size_t HttpFront::open_connections() const {
+  return impl_->connections.load();
+}
+
+size_t HttpFront::buffered_bytes() const {
+  return impl_->buffered.load();
 }
 
 void HttpFront::stop(std::chrono::milliseconds drain) {

@@ -19,6 +19,12 @@ struct HttpFrontOptions {
   int io_threads = 0;                 // 0: one per core
   int backlog = 256;                  // listen(2) queue
   size_t max_body_bytes = 64u << 20;  // larger bodies get 413, decided from Content-Length when it is sent
+  // Connections open at once; one more is answered 503 and closed.
+  size_t max_connections = 1024;
+  // Request bytes held over all connections (received and not yet
+  // answered: bodies, unparsed input). A connection whose bytes would take
+  // the total past it is answered 503 and closed.
+  size_t max_buffered_bytes = 256u << 20;
   std::chrono::milliseconds request_timeout{30000};     // to receive a request, and for its answer (then 504)
   std::chrono::milliseconds keep_alive_timeout{10000};  // an idle connection is closed after this
 };
@@ -80,6 +86,10 @@ class HttpFront {
   uint16_t port() const;
   // How many loops (I/O threads) there are: options.io_threads, or one per core.
   size_t loop_count() const;
+  // Connections open now (those being refused not counted), and the request
+  // bytes they hold: what max_connections and max_buffered_bytes bound.
+  size_t open_connections() const;
+  size_t buffered_bytes() const;
   // Stops accepting, closes idle connections, lets requests in progress be
   // answered (at most `drain`), then closes the rest and joins the loops.
   void stop(std::chrono::milliseconds drain);
@@ -90,7 +100,7 @@ class HttpFront {
   std::unique_ptr<Impl> impl_;
 };
 
-// "{\"error\": message}" with JSON escaping.
+// "{\"error\": message}" with JSON escaping (invalid UTF-8 is replaced, never thrown on).
 std::string json_error_body(const std::string& message);
 
 }  // namespace kiln::serve

@@ -3,6 +3,8 @@
 #include <kiln/serve/infer_json.hpp>
 #include <kiln/serving.hpp>
 
+#include "json_text.hpp"
+
 #include <algorithm>
 #include <array>
 #include <charconv>
@@ -552,21 +554,21 @@ void put_integer(std::vector<uint8_t>& bytes, size_t index, const Json& v, const
                                            : i >= 0 && static_cast<uint64_t>(i) <= std::numeric_limits<T>::max();
     if (ok) put<T>(bytes, index, static_cast<T>(i));
   }
-  if (!ok) bad(where + ": " + v.dump() + " is not an integer in the datatype's range");
+  if (!ok) bad(where + ": " + json_excerpt(v) + " is not an integer in the datatype's range");
 }
 
 template <class T>
 void put_float(std::vector<uint8_t>& bytes, size_t index, const Json& v, const std::string& where) {
-  if (!v.is_number()) bad(where + ": " + v.dump() + " is not a number");
+  if (!v.is_number()) bad(where + ": " + json_excerpt(v) + " is not a number");
   if (std::is_same_v<T, float> && !fits_fp32(v.get<double>()))
-    bad(where + ": " + v.dump() + " is beyond the range of FP32");
+    bad(where + ": " + json_excerpt(v) + " is beyond the range of FP32");
   put<T>(bytes, index, static_cast<T>(v.get<double>()));
 }
 
 void put_value(HostTensor& t, size_t i, const Json& v, const std::string& where) {
   switch (t.datatype) {
     case KILN_DT_BOOL:
-      if (!v.is_boolean()) bad(where + ": " + v.dump() + " is not a boolean");
+      if (!v.is_boolean()) bad(where + ": " + json_excerpt(v) + " is not a boolean");
       t.bytes[i] = v.get<bool>() ? 1 : 0;
       break;
     case KILN_DT_UINT8:
@@ -602,11 +604,11 @@ HostTensor tensor_from_json(const Json& input) {
   if (!input["name"].is_string()) bad("an input's \"name\" must be a string");
   HostTensor t;
   t.name = input["name"].get<std::string>();
-  const std::string where = "input '" + t.name + "'";
+  const std::string where = "input '" + excerpt_text(t.name) + "'";
   if (!input["datatype"].is_string()) bad(where + ": \"datatype\" must be a string");
   const std::string type_name = input["datatype"].get<std::string>();
   t.datatype = datatype_from_name(type_name);
-  if (t.datatype == 0) bad(where + ": unknown datatype '" + type_name + "'");
+  if (t.datatype == 0) bad(where + ": unknown datatype '" + excerpt_text(type_name) + "'");
   if (t.datatype == KILN_DT_BYTES || t.datatype == KILN_DT_FP16)
     bad(where + ": datatype " + type_name + " is not supported in JSON requests");
   if (!input["shape"].is_array()) bad(where + ": \"shape\" must be an array of non-negative integers");
@@ -615,13 +617,14 @@ HostTensor tensor_from_json(const Json& input) {
     if (!d.is_number_integer() || d.get<int64_t>() < 0)
       bad(where + ": \"shape\" must be an array of non-negative integers");
     t.shape.push_back(d.get<int64_t>());
-    if (!grow_elements(elements, t.shape.back())) bad(where + ": shape " + input["shape"].dump() + " is too large");
+    if (!grow_elements(elements, t.shape.back()))
+      bad(where + ": shape " + json_excerpt(input["shape"]) + " is too large");
   }
   std::vector<const Json*> flat;
   if (input["data"].is_array()) flat.reserve(input["data"].size());  // exact when flat, rows when nested
   flatten(input["data"], flat);
   if (static_cast<int64_t>(flat.size()) != t.elements())
-    bad(where + ": shape " + input["shape"].dump() + " needs " + std::to_string(t.elements()) +
+    bad(where + ": shape " + json_excerpt(input["shape"]) + " needs " + std::to_string(t.elements()) +
         " values, \"data\" has " + std::to_string(flat.size()));
   t.bytes.resize(flat.size() * datatype_info(t.datatype)->size);
   for (size_t i = 0; i < flat.size(); ++i) put_value(t, i, *flat[i], where);
@@ -631,6 +634,10 @@ HostTensor tensor_from_json(const Json& input) {
 }  // namespace
 
 InferBody read_infer_body_with_tree(const std::string& body) {
+  // Checked before the tree is built: nothing below recurses on the depth
+  // of a value, but a bound is the simplest proof of that.
+  if (nests_deeper_than(body, kMaxJsonNesting))
+    bad("the request body nests arrays and objects deeper than " + std::to_string(kMaxJsonNesting) + " levels");
   Json request;
   try {
     request = Json::parse(body);

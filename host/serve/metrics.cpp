@@ -52,9 +52,29 @@ std::string prometheus_label(const std::string& name, const std::string& value) 
   return name + "=\"" + escaped + "\"";
 }
 
-void Metrics::observe(ByModel& family, const std::vector<double>& bounds, const std::string& model, double value) {
-  auto it = family.find(model);
-  if (it == family.end()) it = family.emplace(model, Histogram{std::vector<uint64_t>(bounds.size(), 0), 0, 0}).first;
+namespace {
+
+// The entry of `key` in `family`, or of `overflow` when `key` is new and
+// the family already holds `max_series` label sets; a new entry is `make()`.
+template <class Family, class Key, class Make>
+auto series(Family& family, const Key& key, const Key& overflow, size_t max_series, Make make) {
+  auto it = family.find(key);
+  if (it != family.end()) return it;
+  const Key& chosen = family.size() >= max_series ? overflow : key;
+  it = family.find(chosen);
+  return it != family.end() ? it : family.emplace(chosen, make()).first;
+}
+
+uint64_t zero() {
+  return 0;
+}
+
+}  // namespace
+
+void Metrics::observe(ByModel& family, const std::vector<double>& bounds, const std::string& model,
+                      double value) const {
+  const auto it = series(family, model, std::string(kOtherModel), max_series_,
+                         [&] { return Histogram{std::vector<uint64_t>(bounds.size(), 0), 0, 0}; });
   auto& h = it->second;
   for (size_t i = 0; i < bounds.size(); ++i)
     if (value <= bounds[i]) {
@@ -66,11 +86,13 @@ void Metrics::observe(ByModel& family, const std::vector<double>& bounds, const 
 }
 
 void Metrics::count_request_locked(const std::string& model, const std::string& version, int status) {
-  const auto it = requests_.find(std::tie(model, version, status));
-  if (it != requests_.end())
+  const auto it = requests_.find(std::tie(model, version, status));  // no key built on the common path
+  if (it != requests_.end()) {
     ++it->second;
-  else
-    requests_.emplace(RequestKey{model, version, status}, 1);
+    return;
+  }
+  ++series(requests_, RequestKey{model, version, status}, RequestKey{kOtherModel, "", status}, max_series_, zero)
+        ->second;
 }
 
 void Metrics::count_request(const std::string& model, const std::string& version, int status) {
@@ -91,14 +113,18 @@ void Metrics::observe_batch(const std::string& model, int64_t rows, const std::v
   if (it != batches_.end())
     ++it->second;
   else
-    batches_.emplace(std::tuple<std::string, bool>(model, on_io_thread), 1);
+    ++series(batches_, std::tuple<std::string, bool>(model, on_io_thread),
+             std::tuple<std::string, bool>(kOtherModel, on_io_thread), max_series_, zero)
+          ->second;
   observe(batch_, kBatchBuckets, model, static_cast<double>(rows));
   for (const double seconds : queue_seconds) observe(queue_, kLatencyBuckets, model, seconds);
 }
 
 void Metrics::count_load_failure(const std::string& model, const std::string& version) {
   const std::lock_guard<std::mutex> lock(mutex_);
-  ++load_failures_[{model, version}];
+  ++series(load_failures_, std::pair<std::string, std::string>(model, version),
+           std::pair<std::string, std::string>(kOtherModel, ""), max_series_, zero)
+        ->second;
 }
 
 std::string Metrics::render(const std::string& extra) const {

@@ -4,6 +4,8 @@
 #include <kiln/serve/repository.hpp>
 #include <kiln/serving.hpp>
 
+#include "json_text.hpp"
+
 #include <algorithm>
 #include <cstring>
 #include <iostream>
@@ -145,7 +147,8 @@ void ModelVersion::check(const std::vector<HostTensor>& inputs) const {
   for (const auto& t : inputs) {
     const auto it =
         std::find_if(input_specs_.begin(), input_specs_.end(), [&](const InputSpec& d) { return d.name == t.name; });
-    if (it == input_specs_.end()) throw ServeError(400, "model '" + model_ + "' has no input '" + t.name + "'");
+    if (it == input_specs_.end())
+      throw ServeError(400, "model '" + model_ + "' has no input '" + excerpt_text(t.name) + "'");
     if (t.datatype != it->datatype)
       throw ServeError(400,
                        "input '" + t.name + "' must be " + it->datatype_name + ", not " + datatype_name(t.datatype));
@@ -153,7 +156,7 @@ void ModelVersion::check(const std::vector<HostTensor>& inputs) const {
     bool ok = want.size() == t.shape.size();
     for (size_t i = 0; ok && i < want.size(); ++i) ok = want[i] == -1 || want[i] == t.shape[i];
     if (!ok || (batching_ && t.shape[0] == 0))
-      throw ServeError(400, "input '" + t.name + "' has shape " + Json(t.shape).dump() + ", the model expects " +
+      throw ServeError(400, "input '" + t.name + "' has shape " + json_excerpt(Json(t.shape)) + ", the model expects " +
                                 Json(want).dump() + " (-1: any size)");
   }
   for (const auto& d : input_specs_)
@@ -519,6 +522,11 @@ std::shared_ptr<ModelVersion> ModelRepository::find(const std::string& model, co
   if (broken != e.broken.end())
     throw ServeError(503, "model '" + model + "' version " + version + " is not ready: " + broken->second);
   throw ServeError(404, "model '" + model + "' has no version '" + version + "' being served");
+}
+
+bool ModelRepository::knows(const std::string& model) const {
+  const std::lock_guard<std::mutex> lock(mutex_);
+  return models_.count(model) != 0;
 }
 
 std::vector<int64_t> ModelRepository::versions(const std::string& model) const {

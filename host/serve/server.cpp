@@ -4,6 +4,7 @@
 #include <kiln/serve/server.hpp>
 
 #include "http_front.hpp"
+#include "json_text.hpp"
 
 #include <algorithm>
 #include <iostream>
@@ -80,7 +81,7 @@ struct Server::Impl {
     const auto& declared = m.metadata()["outputs"];
     for (const auto& name : call.wanted_outputs)
       if (std::none_of(declared.begin(), declared.end(), [&](const Json& d) { return d["name"] == name; }))
-        throw ServeError(400, "model '" + m.model() + "' has no output '" + name + "'");
+        throw ServeError(400, "model '" + m.model() + "' has no output '" + excerpt_text(name) + "'");
     return call;
   }
 
@@ -148,13 +149,41 @@ struct Server::Impl {
     return !calls.empty();
   }
 
+  // The front end's bounded resources, as Prometheus gauges.
+  std::string front_gauges() const {
+    return "# HELP kiln_serve_open_connections client connections open (bounded by --max-connections)\n"
+           "# TYPE kiln_serve_open_connections gauge\nkiln_serve_open_connections " +
+           std::to_string(http->open_connections()) +
+           "\n# HELP kiln_serve_buffered_request_bytes request bytes held (bounded by --max-buffered-bytes)\n"
+           "# TYPE kiln_serve_buffered_request_bytes gauge\nkiln_serve_buffered_request_bytes " +
+           std::to_string(http->buffered_bytes()) + "\n";
+  }
+
+  // The model named in the URL, found; only then does the request carry its
+  // name (a metrics label): unknown names from the network must not become
+  // label values. A known model's errors (not ready, no such version) carry it.
+  std::shared_ptr<ModelVersion> find_model(HttpRequest& request, const std::string& name, const std::string& version) {
+    if (!valid_utf8(name) || !valid_utf8(version))
+      throw ServeError(400, "the model name or version in the URL is not valid UTF-8");
+    try {
+      auto m = repository.find(name, version);
+      request.model = name;
+      request.model_version = std::to_string(m->version());
+      return m;
+    } catch (const ServeError&) {
+      if (repository.knows(name)) request.model = name;
+      throw;
+    }
+  }
+
   // Answers one request (at once, or later for a queued inference); throws
   // ServeError for the statuses it maps to.
   void route(HttpRequest& request, const std::vector<std::string_view>& p, const Responder& responder) {
     const std::string& method = request.method;
     const bool get = method == "GET";
     if (p.size() == 1 && p[0] == "metrics" && get)
-      return responder.send(to_http(Reply{200, metrics.render(repository.gauges()), "text/plain; version=0.0.4"}));
+      return responder.send(
+          to_http(Reply{200, metrics.render(repository.gauges() + front_gauges()), "text/plain; version=0.0.4"}));
     if (p.empty() || p[0] != "v2") throw ServeError(404, "no such endpoint");
     if (p.size() == 1 && get)
       return responder.send(to_http(
@@ -178,8 +207,7 @@ struct Server::Impl {
       if (p.size() <= next + 1 && (action.empty() || action == "ready" || action == "infer")) {
         if (action == "infer" && method != "POST") throw ServeError(405, "infer needs POST");
         if (action != "infer" && !get) throw ServeError(405, "this endpoint needs GET");
-        const auto m = repository.find(name, version);
-        request.model_version = std::to_string(m->version());
+        const auto m = find_model(request, name, version);
         if (action == "infer") return infer(m, request, responder);
         return responder.send(
             to_http(action.empty() ? model_metadata(m, name) : json_reply(200, Json{{"name", name}, {"ready", true}})));
@@ -190,7 +218,6 @@ struct Server::Impl {
 
   void handle(HttpRequest& request, const Responder& responder) {
     const auto parts = split_path(request.url);
-    if (parts.size() >= 3 && parts[0] == "v2" && parts[1] == "models") request.model = parts[2];
     try {
       route(request, parts, responder);
     } catch (const ServeError& e) {
@@ -232,6 +259,8 @@ void Server::start() {
   front.io_threads = o.io_threads;
   front.backlog = o.max_queued_connections;
   front.max_body_bytes = o.max_body_bytes;
+  front.max_connections = o.max_connections;
+  front.max_buffered_bytes = o.max_buffered_bytes;
   front.request_timeout = o.request_timeout;
   front.keep_alive_timeout = o.keep_alive_timeout;
   auto& impl = *impl_;

@@ -360,6 +360,39 @@ TEST(Serve, ErrorsAreJsonWithTheRightStatus) {
   EXPECT_EQ(http(port, "POST", infer_path, infer_body(row, 4)).status, 200);
 }
 
+// Issue 17, end to end on a served model: a tensor whose data nests 100,000
+// levels (it crashed the server), a model name that is not UTF-8 (it gave
+// 500) and unknown model names (they grew /metrics) get 4xx with a JSON
+// reason, and the model goes on answering.
+TEST(Serve, HostileRequestsGet4xxAndTheServerGoesOn) {
+  TempDir dir;
+  const auto m = train_model(dir / "train");
+  copy_version(m.model, dir / "repo" / "blobs", 1);
+  Serving s(dir / "repo");
+  const auto row = rows_of(m.test_raw, 0, 1);
+  std::string deep;
+  for (int i = 0; i < 100000; ++i) deep += "{\"a\":";
+  deep += "1" + std::string(100000, '}');
+  const auto nested = http(s.port(), "POST", "/v2/models/blobs/infer",
+                           R"({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [)" + deep +
+                               ", 2, 3, 4]}]})");
+  EXPECT_EQ(nested.status, 400) << nested.body.substr(0, 300);
+  EXPECT_NE(nested.json()["error"].get<std::string>().find("deeper than 64 levels"), std::string::npos) << nested.body;
+  {
+    Client c(s.port());
+    c.send("GET /v2/models/blobs\xff/ready HTTP/1.1\r\nHost: x\r\n\r\n");
+    const auto r = c.read_reply();
+    EXPECT_EQ(r.status, 400) << r.body;
+    EXPECT_NE(Json::parse(r.body)["error"].get<std::string>().find("not valid UTF-8"), std::string::npos) << r.body;
+  }
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(http(s.port(), "GET", "/v2/models/nope" + std::to_string(i)).status, 404);
+  const auto metrics = http(s.port(), "GET", "/metrics").body;
+  EXPECT_EQ(metrics.find("nope"), std::string::npos) << metrics.substr(0, 2000);
+  const auto r = http(s.port(), "POST", "/v2/models/blobs/infer", infer_body(row, 4));
+  ASSERT_EQ(r.status, 200) << r.body;
+  expect_close(m.offline, r.json()["outputs"][0]["data"]);
+}
+
 // The value of the metrics line that starts with `series` ("" when absent: 0).
 double metric_value(const std::string& metrics, const std::string& series) {
   const auto at = metrics.find(series + " ");

@@ -7,6 +7,7 @@
 
 #include <kiln/serve/tensor.hpp>
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -20,9 +21,14 @@ struct InferBody {
   std::optional<std::string> id;            // echoed in the response
 };
 
+// How deep a request body may nest arrays and objects (a tensor's rows count:
+// "data" of rank r sits r + 3 levels down). Deeper bodies are refused.
+constexpr size_t kMaxJsonNesting = 64;
+
 // Reads {"inputs": [...], "outputs"?: [...], "id"?: "...", "parameters"?: {...}}.
 // Throws ServeError(400) naming the problem (the input, the value, the JSON
-// syntax error).
+// syntax error, nesting past kMaxJsonNesting); values are quoted as short
+// excerpts. Nothing recurses on the body's nesting.
 InferBody read_infer_body(const std::string& body);
 // The same through a JSON tree (nlohmann): slower, but it reads every JSON
 // form and words every error. read_infer_body falls back to it for bodies

@@ -14,6 +14,14 @@ namespace kiln::serve {
 
 class Metrics {
  public:
+  // Label sets a family may hold: past it, new ones are counted under
+  // model="_other" (and version=""), so no input can grow /metrics without
+  // bound. The server labels only models of the repository; this bounds the
+  // rest (versions over many reloads, a huge repository).
+  static constexpr size_t kDefaultMaxSeries = 2000;
+  static constexpr const char* kOtherModel = "_other";
+  explicit Metrics(size_t max_series = kDefaultMaxSeries) : max_series_(max_series) {}
+
   // kiln_serve_requests_total{model, version, status}
   void count_request(const std::string& model, const std::string& version, int status);
   // The same and kiln_serve_request_duration_seconds{model}, under one lock.
@@ -39,9 +47,10 @@ class Metrics {
   // them up without building strings (labels are written by render()).
   using RequestKey = std::tuple<std::string, std::string, int>;  // model, version, status
   using ByModel = std::map<std::string, Histogram, std::less<>>;
-  static void observe(ByModel& family, const std::vector<double>& bounds, const std::string& model, double value);
+  void observe(ByModel& family, const std::vector<double>& bounds, const std::string& model, double value) const;
   void count_request_locked(const std::string& model, const std::string& version, int status);
 
+  const size_t max_series_;
   mutable std::mutex mutex_;
   std::map<RequestKey, uint64_t, std::less<>> requests_;
   std::map<std::pair<std::string, std::string>, uint64_t> load_failures_;

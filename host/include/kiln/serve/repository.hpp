@@ -166,6 +166,8 @@ class ModelRepository {
   // The version to serve: the newest loaded one, or `version` when given.
   // Throws ServeError 404 (unknown model or version) or 503 (not ready).
   std::shared_ptr<ModelVersion> find(const std::string& model, const std::string& version = "") const;
+  // Whether the repository has a model of this name (ready or not).
+  bool knows(const std::string& model) const;
   // Versions loaded now, ascending.
   std::vector<int64_t> versions(const std::string& model) const;
   bool all_ready() const;

@@ -20,6 +20,8 @@ struct ServerOptions {
   int io_threads = 0;                 // epoll I/O threads, each serving many connections; 0: one per core
   int max_queued_connections = 256;   // listen backlog
   size_t max_body_bytes = 64u << 20;  // larger request bodies get 413
+  size_t max_connections = 1024;      // open at once; more are answered 503 and closed
+  size_t max_buffered_bytes = 256u << 20;  // request bytes held over all connections; past it 503
   std::chrono::milliseconds request_timeout{30000};  // to receive a request, and to answer it (504)
   std::chrono::milliseconds keep_alive_timeout{10000};
   std::ostream* access_log = nullptr;  // one line per request when set

@@ -1,0 +1,132 @@
+#include "json_text.hpp"
+
+#include <kiln/sdk.hpp>
+
+#include <vector>
+
+namespace kiln::serve {
+
+using host::Json;
+
+bool nests_deeper_than(std::string_view text, size_t limit) {
+  size_t depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\')
+        ++i;  // the escaped character cannot end the string
+      else if (c == '"')
+        in_string = false;
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit) return true;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return false;
+}
+
+namespace {
+
+bool continuation(char c) {
+  return (static_cast<unsigned char>(c) & 0xC0) == 0x80;
+}
+
+// `text` cut to at most `max_chars` bytes on a character boundary.
+std::string_view cut(std::string_view text, size_t max_chars) {
+  if (text.size() <= max_chars) return text;
+  size_t end = max_chars;
+  while (end > 0 && continuation(text[end])) --end;
+  return text.substr(0, end);
+}
+
+std::string quoted(std::string_view text, size_t max_chars) {
+  const auto part = cut(text, max_chars);
+  return detail::json_quote(std::string(part)) + (part.size() < text.size() ? "..." : "");
+}
+
+}  // namespace
+
+std::string excerpt_text(std::string_view text, size_t max_chars) {
+  const auto part = cut(text, max_chars);
+  return std::string(part) + (part.size() < text.size() ? "..." : "");
+}
+
+std::string json_excerpt(const Json& value, size_t max_chars) {
+  std::string out;
+  struct Open {
+    const Json* container;
+    Json::const_iterator next;
+  };
+  std::vector<Open> open;
+  const auto begin = [&](const Json& v) {
+    if (v.is_array() || v.is_object()) {
+      out += v.is_array() ? '[' : '{';
+      open.push_back(Open{&v, v.cbegin()});
+    } else if (v.is_string()) {
+      out += quoted(v.get_ref<const std::string&>(), max_chars);
+    } else {  // a number, boolean or null: a few characters
+      out += v.dump(-1, ' ', false, Json::error_handler_t::replace);
+    }
+  };
+  begin(value);
+  while (!open.empty() && out.size() < max_chars) {
+    Open& top = open.back();
+    if (top.next == top.container->cend()) {
+      out += top.container->is_array() ? ']' : '}';
+      open.pop_back();
+      continue;
+    }
+    if (top.next != top.container->cbegin()) out += ',';
+    if (top.container->is_object()) out += quoted(top.next.key(), max_chars) + ":";
+    const Json& item = *top.next;
+    ++top.next;
+    begin(item);  // may grow `open`: `top` is not used after this
+  }
+  if (!open.empty() || out.size() > max_chars) {
+    out = std::string(cut(out, max_chars)) + "...";
+  }
+  return out;
+}
+
+bool valid_utf8(std::string_view text) {
+  size_t i = 0;
+  while (i < text.size()) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t length = 0;
+    uint32_t code = 0;
+    if (c >= 0xC2 && c <= 0xDF) {
+      length = 2;
+      code = c & 0x1Fu;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      length = 3;
+      code = c & 0x0Fu;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      length = 4;
+      code = c & 0x07u;
+    } else {
+      return false;  // a continuation byte first, an overlong lead (C0, C1) or past F4
+    }
+    if (text.size() - i < length) return false;
+    for (size_t k = 1; k < length; ++k) {
+      if (!continuation(text[i + k])) return false;
+      code = (code << 6) | (static_cast<unsigned char>(text[i + k]) & 0x3Fu);
+    }
+    if ((length == 3 && code < 0x800) || (length == 4 && (code < 0x10000 || code > 0x10FFFF)) ||
+        (code >= 0xD800 && code <= 0xDFFF))
+      return false;
+    i += length;
+  }
+  return true;
+}
+
+}  // namespace kiln::serve
