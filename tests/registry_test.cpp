@@ -8,8 +8,16 @@
 #include <kiln/registry/server.hpp>
 #include <test_support.hpp>
 
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <csignal>
+#include <cstddef>
 
 namespace kiln::registry {
 namespace {
@@ -54,6 +62,46 @@ std::vector<ArchiveEntry> entries_of(const fs::path& archive, const fs::path& sc
   for (const auto& name : extract_archive(archive, scratch)) out.push_back({name, host::read_file(scratch / name), {}});
   fs::remove_all(scratch);
   return out;
+}
+
+// Runs `f` in a child process in which chmod(2) and its relatives fail with
+// EPERM (a seccomp filter) and the umask is 0: a file `f` writes then keeps
+// the mode it was created with, so its final mode is the mode it had from the
+// first byte. Returns the child's exit status (0: `f` returned normally).
+template <typename F>
+int run_without_chmod(F&& f) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::umask(0);
+    std::vector<sock_filter> filter{BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
+                                    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+                                    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+                                    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr))};
+    for (const long nr : {long{SYS_chmod}, long{SYS_fchmod}, long{SYS_fchmodat}, 452L /* fchmodat2 */}) {
+      filter.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(nr), 0, 1));
+      filter.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM));
+    }
+    filter.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+    const sock_fprog program{static_cast<unsigned short>(filter.size()), filter.data()};
+    if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program) != 0)
+      ::_exit(3);
+    if (::chmod("/", 0755) == 0 || errno != EPERM) ::_exit(4);  // the filter works
+    try {
+      f();
+    } catch (...) {
+      ::_exit(2);
+    }
+    ::_exit(0);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+mode_t mode_of(const fs::path& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return 07777;
+  return st.st_mode & 07777;
 }
 
 class RegistryTest : public ::testing::Test {
@@ -106,6 +154,29 @@ TEST_F(RegistryTest, PackedPackageVerifiesAndInstalls) {
   EXPECT_TRUE(empty_dir(dirs_.staging));
   EXPECT_TRUE(remove_installed(dirs_, "acme.greeter"));
   EXPECT_TRUE(empty_dir(dirs_.plugins));
+}
+
+// Issue 17: secrets were written 0644 and chmod-ed to 0600 after the rename.
+// With chmod blocked and umask 0, what remains is the creation mode.
+TEST_F(RegistryTest, SecretsAreCreatedOwnerOnly) {
+  const fs::path key_file = tmp_ / "keys" / "publisher.key";
+  const fs::path root = tmp_ / "reg-root";
+  ASSERT_EQ(run_without_chmod([&] { key_.save_private(key_file); }), 0);
+  ASSERT_EQ(run_without_chmod([&] { RegistryStore store(root); }), 0);
+  EXPECT_EQ(mode_of(key_file), 0600u);
+  EXPECT_EQ(mode_of(root / "secret"), 0600u);
+  EXPECT_EQ(Key::load_private(key_file).id(), key_.id());
+  // Replacing a key keeps it private too, and leaves no temporary file behind.
+  const Key other = Key::generate();
+  ASSERT_EQ(run_without_chmod([&] { other.save_private(key_file); }), 0);
+  EXPECT_EQ(mode_of(key_file), 0600u);
+  EXPECT_EQ(Key::load_private(key_file).id(), other.id());
+  size_t entries = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(key_file.parent_path())) ++entries;
+  EXPECT_EQ(entries, 1u);
+  // The public key stays readable by all.
+  ASSERT_EQ(run_without_chmod([&] { key_.save_public(tmp_ / "keys" / "publisher.pub"); }), 0);
+  EXPECT_NE(mode_of(tmp_ / "keys" / "publisher.pub") & 0044, 0u);
 }
 
 TEST_F(RegistryTest, LibraryAlteredAfterSigningIsRefused) {
@@ -166,7 +237,7 @@ TEST_F(RegistryTest, ExtractionLimitsAreEnforced) {
   const fs::path archive = tmp_ / "big.kpkg";
   write_archive(archive, {{"a", std::string(4096, 'a'), {}}, {"b", "b", {}}, {"c", "c", {}}});
   ExtractLimits few_files;
-  few_files.max_files = 2;
+  few_files.max_entries = 2;
   EXPECT_THROW(extract_archive(archive, tmp_ / "t1", few_files), ArchiveError);
   ExtractLimits small;
   small.max_total_bytes = 1024;
@@ -174,6 +245,25 @@ TEST_F(RegistryTest, ExtractionLimitsAreEnforced) {
   EXPECT_FALSE(fs::exists(tmp_ / "t1"));
   EXPECT_FALSE(fs::exists(tmp_ / "t2"));
   EXPECT_EQ(extract_archive(archive, tmp_ / "t3").size(), 3u);
+}
+
+// Issue 17: 200,000 directory entries were accepted (only files counted).
+TEST_F(RegistryTest, DirectoriesCountAgainstTheEntryLimit) {
+  std::vector<ArchiveEntry> entries;
+  for (int i = 0; i < 300; ++i) entries.emplace_back("d" + std::to_string(i), "", "", "", false, true);
+  const fs::path archive = tmp_ / "dirs.kpkg";
+  write_archive(archive, entries);
+  try {
+    extract_archive(archive, tmp_ / "t");
+    ADD_FAILURE() << "300 directories were extracted";
+  } catch (const ArchiveError& e) {
+    EXPECT_NE(std::string(e.what()).find("more than 256 entries"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(tmp_ / "t"));
+  ExtractLimits roomy;
+  roomy.max_entries = 300;
+  EXPECT_TRUE(extract_archive(archive, tmp_ / "t", roomy).empty());
+  EXPECT_TRUE(fs::is_directory(tmp_ / "t" / "d299"));
 }
 
 TEST_F(RegistryTest, WrongPlatformOrAbiIsRefused) {

@@ -1,5 +1,7 @@
 #include <kiln/registry/server.hpp>
 
+#include "private_file.hpp"
+
 #include <kiln/host/files.hpp>
 #include <kiln/host/host_identity.hpp>
 #include <kiln/host/manifest.hpp>
@@ -74,10 +76,7 @@ RegistryStore::RegistryStore(fs::path root) : root_(std::move(root)) {
   fs::create_directories(root_ / "packages");
   fs::create_directories(root_ / "tmp");
   const fs::path secret_file = root_ / "secret";
-  if (!fs::exists(secret_file)) {
-    host::write_file_atomic(secret_file, random_hex(32));
-    ::chmod(secret_file.c_str(), 0600);
-  }
+  if (!fs::exists(secret_file)) write_private_file(secret_file, random_hex(32));
   secret_ = host::read_file(secret_file);
   register_connector();
   db_ = std::make_unique<Db>(root_ / "index.db");
