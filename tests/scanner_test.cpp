@@ -148,3 +148,38 @@ TEST(Catalog, FirstLibraryOnThePathWinsAndBrokenOnesAreListed) {
   EXPECT_NE(catalog.find("util.noop"), nullptr);
   EXPECT_EQ(catalog.find("util.nothing"), nullptr);
 }
+
+// Issue 17: a library later on the path (one a registry installed, say) won
+// any range its higher version satisfied. Search-path order decides now; the
+// later one serves only a range that no earlier library accepts.
+TEST(Catalog, SearchPathOrderWinsOverAHigherVersion) {
+  TempDir first, second, cache;
+  fs::copy_file(kiln::test::util_plugin(), first / "kiln_util.so");      // util.echo 1.0.0
+  fs::copy_file(fixture("fixture_shadow_echo"), second / "shadow.so");  // util.echo 9.9.9
+  const auto catalog =
+      kiln::host::PluginCatalog::discover(scanner_with_cache(cache.path()), {first.path(), second.path()});
+  for (const std::string range : {"", ">=1.0", "*", "^1"}) {
+    const auto* echo = catalog.find("util.echo", range);
+    ASSERT_NE(echo, nullptr) << range;
+    EXPECT_EQ(echo->library, first / "kiln_util.so") << range;
+    EXPECT_EQ(echo->manifest.version.str(), "1.0.0") << range;
+  }
+  const auto* nine = catalog.find("util.echo", "^9");
+  ASSERT_NE(nine, nullptr);
+  EXPECT_EQ(nine->library, second / "shadow.so");
+  for (const auto& c : catalog.components())
+    if (c.library == second / "shadow.so") {
+      EXPECT_EQ(c.status, "shadowed by " + (first / "kiln_util.so").string() + " (earlier on the search path)");
+    }
+
+  // `kiln plugins list` says which one is shadowed and why. KILN_PLUGIN_PATH
+  // comes before the built-in plugins, so there 9.9.9 wins over 1.0.0.
+  const auto run = kiln::test::run_kiln(
+      {"plugins", "list"}, {{"KILN_PLUGIN_PATH", second.path().string()}, {"KILN_CACHE_DIR", cache.path().string()}});
+  ASSERT_TRUE(run.status.success()) << run.output;
+  EXPECT_NE(run.output.find("note: util.echo 1.0.0 in "), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("is shadowed by " + fs::canonical(second.path()).string() +
+                            "/shadow.so (earlier on the search path); the first library on the path wins"),
+            std::string::npos)
+      << run.output;
+}

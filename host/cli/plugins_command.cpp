@@ -51,7 +51,9 @@ void print_catalog(const host::PluginCatalog& catalog) {
               << (c.status == "ok" ? "ok" : "shadowed") << c.library.string() << "\n";
   for (const auto& c : catalog.components())
     if (c.status != "ok")
-      std::cout << "note: " << c.manifest.name << " in " << c.library.string() << " is " << c.status << "\n";
+      std::cout << "note: " << c.manifest.name << " " << c.manifest.version.str() << " in " << c.library.string()
+                << " is " << c.status << "; the first library on the path wins, and this one is used only by a"
+                << " version range the earlier one does not accept\n";
   for (const auto& scan : catalog.libraries())
     if (!scan.ok) std::cout << "skipped " << scan.path.string() << ": " << scan.reason << "\n";
   if (catalog.libraries().empty()) std::cout << "no plugin libraries found; set KILN_PLUGIN_PATH\n";

@@ -58,6 +58,29 @@ void fill_from_scan(reg::PackageManifest& m, const fs::path& library) {
                          " does not provide");
 }
 
+// How the plugin commands reach a registry: --registry, --ca-file, --insecure, --max-download-mb.
+struct ClientFlags {
+  std::string registry;
+  std::string ca_file;
+  bool insecure = false;
+  uint64_t max_download_mb = reg::ClientOptions{}.max_answer_bytes >> 20;
+
+  void add_to(CLI::App& command) {
+    command.add_option("--registry", registry, "Registry URL (default: $KILN_REGISTRY or the user config)");
+    command.add_option("--ca-file", ca_file, "PEM file of the CAs to trust for an https:// registry (default: the system's)");
+    command.add_flag("--insecure", insecure, "Allow plain http:// to a registry on another machine");
+    command.add_option("--max-download-mb", max_download_mb, "Largest registry answer or package accepted, in MiB")
+        ->check(CLI::PositiveNumber);
+  }
+  reg::RegistryClient client() const {
+    reg::ClientOptions options;
+    options.ca_file = ca_file;
+    options.insecure = insecure;
+    options.max_answer_bytes = max_download_mb << 20;
+    return reg::RegistryClient(reg::registry_url(registry), options);
+  }
+};
+
 void add_keys_commands(CLI::App& app, Commands& commands) {
   CLI::App* group = Commands::add_group(app, "keys", "Manage publisher keys and the keys this machine trusts");
   static std::string out_dir;
@@ -126,7 +149,7 @@ void add_plugin_commands(CLI::App& app, Commands& commands) {
   pack->add_option("--key", pack_key, "Private key (default: the one 'kiln keys generate' made)");
   pack->add_option("--out", pack_out, "Where to write the .kpkg (default: the current directory)");
 
-  static std::string registry_flag;
+  static ClientFlags flags;
   static std::string publish_file;
   auto* publish = commands.add(*group, "publish", "Upload a .kpkg to a registry", [] {
     return guarded([] {
@@ -134,7 +157,7 @@ void add_plugin_commands(CLI::App& app, Commands& commands) {
       if (token.empty())
         throw CommandError("publishing needs a token: set KILN_REGISTRY_TOKEN or \"token\" in " +
                            reg::user_config_file().string());
-      const reg::RegistryClient client(reg::registry_url(registry_flag));
+      const reg::RegistryClient client = flags.client();
       const Json answer = client.publish(publish_file, token);
       std::cout << "published " << answer.value("name", "") << " " << answer.value("version", "") << " to "
                 << client.url() << "\n";
@@ -142,13 +165,13 @@ void add_plugin_commands(CLI::App& app, Commands& commands) {
     });
   });
   publish->add_option("PKG", publish_file, "The .kpkg file")->required();
-  publish->add_option("--registry", registry_flag, "Registry URL (default: $KILN_REGISTRY or the user config)");
+  flags.add_to(*publish);
 
   static std::string search_term;
   static bool search_json = false;
   auto* search = commands.add(*group, "search", "Search a registry by name, description or component", [] {
     return guarded([] {
-      const reg::RegistryClient client(reg::registry_url(registry_flag));
+      const reg::RegistryClient client = flags.client();
       const Json found = client.search(search_term);
       if (search_json) {
         std::cout << found.dump(2) << "\n";
@@ -162,14 +185,14 @@ void add_plugin_commands(CLI::App& app, Commands& commands) {
     });
   });
   search->add_option("TERM", search_term, "What to look for");
-  search->add_option("--registry", registry_flag, "Registry URL");
+  flags.add_to(*search);
   search->add_flag("--json", search_json, "Print JSON");
 
   static std::string show_name;
   static bool show_json = false;
   auto* show = commands.add(*group, "show", "Show a registry package's versions (yanked ones marked)", [] {
     return guarded([] {
-      const reg::RegistryClient client(reg::registry_url(registry_flag));
+      const reg::RegistryClient client = flags.client();
       const auto package = client.show(show_name);
       if (!package) throw CommandError("no package '" + show_name + "' in registry " + client.url());
       if (show_json) {
@@ -184,7 +207,7 @@ void add_plugin_commands(CLI::App& app, Commands& commands) {
     });
   });
   show->add_option("NAME", show_name, "Package name")->required();
-  show->add_option("--registry", registry_flag, "Registry URL");
+  flags.add_to(*show);
   show->add_flag("--json", show_json, "Print JSON");
 
   static std::string install_spec;
@@ -202,14 +225,14 @@ void add_plugin_commands(CLI::App& app, Commands& commands) {
         return kExitOk;
       }
       const auto [name, range] = split_spec(install_spec);
-      const reg::RegistryClient client(reg::registry_url(registry_flag));
+      const reg::RegistryClient client = flags.client();
       const auto plan = reg::resolve(client, name, range, dirs);
       for (const auto& p : reg::install_plan(client, plan, trusted, dirs)) print_installed(p, "installed");
       return kExitOk;
     });
   });
   install->add_option("SPEC", install_spec, "NAME, NAME@RANGE (e.g. acme.scaler@^1.2) or a .kpkg file")->required();
-  install->add_option("--registry", registry_flag, "Registry URL");
+  flags.add_to(*install);
 
   static bool list_installed_flag = false, list_json = false;
   auto* list = commands.add(*group, "list", "List the packages installed from registries", [] {
@@ -256,14 +279,14 @@ void add_plugin_commands(CLI::App& app, Commands& commands) {
       if (version.empty()) throw CommandError("give the version to yank: NAME@VERSION", kExitUsage);
       const std::string token = reg::registry_token();
       if (token.empty()) throw CommandError("yanking needs a token: set KILN_REGISTRY_TOKEN");
-      reg::RegistryClient(reg::registry_url(registry_flag)).yank(name, version, token, !undo);
+      flags.client().yank(name, version, token, !undo);
       std::cout << (undo ? "unyanked " : "yanked ") << name << " " << version << "\n";
       return kExitOk;
     });
   });
   yank->add_option("SPEC", yank_spec, "NAME@VERSION")->required();
   yank->add_flag("--undo", undo, "Unyank");
-  yank->add_option("--registry", registry_flag, "Registry URL");
+  flags.add_to(*yank);
 
   static std::string new_name, new_kind = "generic", new_dir;
   auto* scaffold = commands.add(*group, "new", "Create a standalone plugin project that builds against the SDK", [] {
@@ -283,6 +306,10 @@ void add_registry_server_commands(CLI::App& app, Commands& commands) {
   static std::string root, host_name = "127.0.0.1";
   static uint16_t port = 8470;
   static uint64_t max_upload_mb = 64;
+  static std::string tls_cert, tls_key;
+  static int header_timeout = reg::RegistryServer::Options{}.header_timeout_seconds;
+  static int body_timeout = reg::RegistryServer::Options{}.body_timeout_seconds;
+  static unsigned threads = reg::RegistryServer::Options{}.threads;
   auto* serve = commands.add(*group, "serve", "Serve a registry over HTTP until interrupted", [] {
     return guarded([] {
       // Block the stop signals before the server's threads start, then wait for one.
@@ -291,7 +318,17 @@ void add_registry_server_commands(CLI::App& app, Commands& commands) {
       sigaddset(&stop, SIGINT);
       sigaddset(&stop, SIGTERM);
       pthread_sigmask(SIG_BLOCK, &stop, nullptr);
-      reg::RegistryServer server({root, host_name, port, max_upload_mb << 20});
+      reg::RegistryServer::Options options;
+      options.root = root;
+      options.host = host_name;
+      options.port = port;
+      options.max_upload_bytes = max_upload_mb << 20;
+      options.tls_cert_file = tls_cert;
+      options.tls_key_file = tls_key;
+      options.header_timeout_seconds = header_timeout;
+      options.body_timeout_seconds = body_timeout;
+      options.threads = threads;
+      reg::RegistryServer server(options);
       std::cout << "registry serving " << fs::absolute(root).string() << " at " << server.url() << std::endl;
       int signal_number = 0;
       sigwait(&stop, &signal_number);
@@ -304,6 +341,14 @@ void add_registry_server_commands(CLI::App& app, Commands& commands) {
   serve->add_option("--host", host_name, "Address to listen on");
   serve->add_option("--port", port, "Port (0: any free port)");
   serve->add_option("--max-upload-mb", max_upload_mb, "Largest accepted package, in MiB");
+  serve->add_option("--tls-cert", tls_cert, "Serve HTTPS with this PEM certificate (chain); needs --tls-key");
+  serve->add_option("--tls-key", tls_key, "The PEM private key of --tls-cert");
+  serve->add_option("--header-timeout", header_timeout, "Seconds a connection has for its request line and headers")
+      ->check(CLI::PositiveNumber);
+  serve->add_option("--body-timeout", body_timeout, "Seconds a request then has for its body and the answer")
+      ->check(CLI::PositiveNumber);
+  serve->add_option("--threads", threads, "Requests served at once (more wait in a queue of 64)")
+      ->check(CLI::Range(1u, 1024u));
 
   CLI::App* token = Commands::add_group(*group, "token", "Publishing tokens");
   static std::string owner;

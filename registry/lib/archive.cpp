@@ -69,7 +69,11 @@ void write_archive(const fs::path& archive, const std::vector<ArchiveEntry>& ent
     std::unique_ptr<archive_entry, EntryFree> entry(archive_entry_new());
     archive_entry_set_pathname(entry.get(), e.path.c_str());
     archive_entry_set_mtime(entry.get(), 0, 0);
-    if (e.device) {
+    if (e.directory) {
+      archive_entry_set_filetype(entry.get(), AE_IFDIR);
+      archive_entry_set_perm(entry.get(), 0755);
+      archive_entry_set_size(entry.get(), 0);
+    } else if (e.device) {
       archive_entry_set_filetype(entry.get(), AE_IFCHR);
       archive_entry_set_perm(entry.get(), 0666);
       archive_entry_set_rdevmajor(entry.get(), 1);
@@ -111,12 +115,15 @@ std::vector<std::string> extract_archive(const fs::path& archive, const fs::path
   fs::create_directories(target);
   Cleanup cleanup(target);
   std::vector<std::string> files;
-  uint64_t total = 0;
+  uint64_t total = 0, entries = 0;
   archive_entry* entry = nullptr;
   for (;;) {
     const int r = archive_read_next_header(a.get(), &entry);
     if (r == ARCHIVE_EOF) break;
     if (r != ARCHIVE_OK) throw ArchiveError(where + ": corrupt archive: " + archive_error_string(a.get()));
+    if (++entries > limits.max_entries)
+      throw ArchiveError(where + ": more than " + std::to_string(limits.max_entries) +
+                         " entries (files and directories count alike)");
     const char* raw_name = archive_entry_pathname(entry);
     const std::string name = raw_name ? raw_name : "";
     const std::string bad = unsafe_reason(name);
@@ -131,8 +138,6 @@ std::vector<std::string> extract_archive(const fs::path& archive, const fs::path
       fs::create_directories(out);
       continue;
     }
-    if (files.size() + 1 > limits.max_files)
-      throw ArchiveError(where + ": more than " + std::to_string(limits.max_files) + " files");
     fs::create_directories(out.parent_path());
     // O_EXCL|O_NOFOLLOW: never write through something already there.
     const int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);

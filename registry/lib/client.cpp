@@ -4,10 +4,14 @@
 #include <kiln/host/files.hpp>
 #include <kiln/host/paths.hpp>
 
+#include <Poco/Net/Context.h>
 #include <Poco/Net/HTTPClientSession.h>
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
-#include <Poco/StreamCopier.h>
+#include <Poco/Net/HTTPSClientSession.h>
+#include <Poco/Net/IPAddress.h>
+#include <Poco/Net/SSLManager.h>
+#include <Poco/Net/SocketStream.h>
 #include <Poco/URI.h>
 #include <openssl/rand.h>
 
@@ -16,6 +20,8 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <set>
 #include <sstream>
 
@@ -41,26 +47,95 @@ struct Answer {
   std::string body;
 };
 
-Answer call(const std::string& base, const std::string& method, const std::string& path, const std::string& body = {},
-            const std::string& token = {}) {
-  const Poco::URI uri(base);
-  if (uri.getScheme() != "http") throw std::runtime_error("registry URL '" + base + "' must start with http://");
-  Poco::Net::HTTPClientSession session(uri.getHost(), uri.getPort());
-  session.setTimeout(Poco::Timespan(60, 0));
-  Poco::Net::HTTPRequest request(method, path, Poco::Net::HTTPMessage::HTTP_1_1);
-  if (!token.empty()) request.set("Authorization", "Bearer " + token);
-  if (method == "POST") {
-    request.setContentType("application/octet-stream");
-    request.setContentLength64(static_cast<Poco::Int64>(body.size()));
+bool is_loopback(const std::string& host) {
+  if (host == "localhost") return true;
+  Poco::Net::IPAddress ip;
+  return Poco::Net::IPAddress::tryParse(host, ip) && ip.isLoopback();
+}
+
+std::unique_ptr<Poco::Net::HTTPClientSession> open_session(const Poco::URI& uri, const ClientOptions& options) {
+  if (uri.getScheme() != "https") return std::make_unique<Poco::Net::HTTPClientSession>(uri.getHost(), uri.getPort());
+  static std::once_flag once;
+  std::call_once(once, [] { Poco::Net::initializeSSL(); });
+  Poco::Net::Context::Ptr context;
+  try {
+    // VERIFY_STRICT: the server must present a certificate that chains to a
+    // trusted CA; HTTPSClientSession then checks it names the host.
+    context = new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, "", "", options.ca_file,
+                                     Poco::Net::Context::VERIFY_STRICT, 9, options.ca_file.empty());
+  } catch (const Poco::Exception& e) {
+    throw std::runtime_error("cannot use CA file '" + options.ca_file + "': " + e.displayText());
   }
+  return std::make_unique<Poco::Net::HTTPSClientSession>(uri.getHost(), uri.getPort(), context);
+}
+
+// Reads an answer body, refusing more than `limit` bytes.
+std::string read_limited(std::istream& in, const Poco::Net::HTTPResponse& response, uint64_t limit,
+                         const std::string& what) {
+  const auto too_big = [&] {
+    return std::runtime_error(what + " is larger than the client's limit of " + std::to_string(limit) +
+                              " bytes; refused (raise it with --max-download-mb)");
+  };
+  if (response.hasContentLength() && response.getContentLength64() > 0 &&
+      static_cast<uint64_t>(response.getContentLength64()) > limit)
+    throw too_big();
+  // With a Content-Length, exactly that many bytes (an early answer's socket is not cut to it).
+  const bool sized = response.hasContentLength() && response.getContentLength64() >= 0;
+  const uint64_t expected = sized ? static_cast<uint64_t>(response.getContentLength64()) : limit + 1;
+  std::string body;
+  char buffer[1 << 16];
+  while (body.size() < expected) {
+    const auto want = static_cast<std::streamsize>(std::min<uint64_t>(sizeof buffer, expected - body.size()));
+    if (!in.read(buffer, want) && in.gcount() == 0) break;
+    body.append(buffer, static_cast<size_t>(in.gcount()));
+    if (body.size() > limit) throw too_big();
+  }
+  return body;
+}
+
+Answer call(const std::string& base, const ClientOptions& options, const std::string& method, const std::string& path,
+            const std::string& body = {}, const std::string& token = {}) {
+  const Poco::URI uri(base);
   Answer answer;
   try {
-    std::ostream& out = session.sendRequest(request);
-    if (!body.empty()) out.write(body.data(), static_cast<std::streamsize>(body.size()));
+    const auto session = open_session(uri, options);
+    session->setTimeout(Poco::Timespan(options.timeout_seconds, 0));
+    Poco::Net::HTTPRequest request(method, path, Poco::Net::HTTPMessage::HTTP_1_1);
+    if (!token.empty()) request.set("Authorization", "Bearer " + token);
+    if (method == "POST") {
+      request.setContentType("application/octet-stream");
+      request.setContentLength64(static_cast<Poco::Int64>(body.size()));
+    }
+    std::ostream& out = session->sendRequest(request);
+    // A server that refuses early (401, 403, 413) answers and closes without
+    // reading the body: the write then fails, and the answer is what counts.
+    std::string write_error;
+    try {
+      if (!body.empty()) out.write(body.data(), static_cast<std::streamsize>(body.size()));
+      out.flush();
+      if (!out) write_error = "the upload was cut short";
+    } catch (const Poco::Exception& e) {
+      write_error = e.displayText();
+    }
+    if (const Poco::Exception* failed = session->networkException(); failed != nullptr && write_error.empty())
+      write_error = failed->displayText();
     Poco::Net::HTTPResponse response;
-    std::istream& in = session.receiveResponse(response);
-    Poco::StreamCopier::copyToString(in, answer.body);
+    std::unique_ptr<Poco::Net::SocketInputStream> early;
+    std::istream* in = nullptr;
+    if (write_error.empty()) {
+      in = &session->receiveResponse(response);
+    } else {
+      // The session will not read after a failed write; the early answer is on the socket.
+      early = std::make_unique<Poco::Net::SocketInputStream>(session->socket());
+      try {
+        response.read(*early);
+      } catch (const Poco::Exception& e) {
+        throw Poco::IOException(write_error + ", and no answer: " + e.displayText());
+      }
+      in = early.get();
+    }
     answer.status = static_cast<int>(response.getStatus());
+    answer.body = read_limited(*in, response, options.max_answer_bytes, "the answer to " + method + " " + path);
   } catch (const Poco::Exception& e) {
     throw std::runtime_error("cannot reach the registry at " + base + ": " + e.displayText());
   }
@@ -124,34 +199,47 @@ fs::path record_of(const InstallDirs& dirs, const std::string& name) {
 
 }  // namespace
 
-RegistryClient::RegistryClient(std::string url) : url_(std::move(url)) {
+RegistryClient::RegistryClient(std::string url, ClientOptions options)
+    : url_(std::move(url)), options_(std::move(options)) {
   while (!url_.empty() && url_.back() == '/') url_.pop_back();
+  Poco::URI uri;
+  try {
+    uri = Poco::URI(url_);
+  } catch (const Poco::Exception& e) {
+    throw std::runtime_error("registry URL '" + url_ + "' is not a URL: " + e.displayText());
+  }
+  if (uri.getScheme() == "https") return;
+  if (uri.getScheme() != "http" || uri.getHost().empty())
+    throw std::runtime_error("registry URL '" + url_ + "' must start with https:// (or http:// to this machine)");
+  if (!is_loopback(uri.getHost()) && !options_.insecure)
+    throw std::runtime_error("registry URL '" + url_ + "' is plain HTTP to another machine: tokens and packages would " +
+                             "travel unprotected; use https:// (with --ca-file for a private CA) or pass --insecure");
 }
 
 Json RegistryClient::search(const std::string& term) const {
-  return ok_json(url_, call(url_, "GET", "/api/v1/search?q=" + encode(term)));
+  return ok_json(url_, call(url_, options_, "GET", "/api/v1/search?q=" + encode(term)));
 }
 
 std::optional<Json> RegistryClient::show(const std::string& name) const {
-  const Answer answer = call(url_, "GET", "/api/v1/packages/" + encode(name));
+  const Answer answer = call(url_, options_, "GET", "/api/v1/packages/" + encode(name));
   if (answer.status == 404) return std::nullopt;
   return ok_json(url_, answer);
 }
 
 void RegistryClient::download(const std::string& name, const std::string& version, const fs::path& to) const {
-  const Answer answer = call(url_, "GET", "/api/v1/packages/" + encode(name) + "/" + encode(version) + "/download");
+  const Answer answer = call(url_, options_, "GET", "/api/v1/packages/" + encode(name) + "/" + encode(version) + "/download");
   if (answer.status != 200) fail(url_, answer);
   host::write_file_atomic(to, answer.body);
 }
 
 Json RegistryClient::publish(const fs::path& archive, const std::string& token) const {
-  return ok_json(url_, call(url_, "POST", "/api/v1/packages", host::read_file(archive), token));
+  return ok_json(url_, call(url_, options_, "POST", "/api/v1/packages", host::read_file(archive), token));
 }
 
 Json RegistryClient::yank(const std::string& name, const std::string& version, const std::string& token,
                           bool yank) const {
   const std::string path = "/api/v1/packages/" + encode(name) + "/" + encode(version) + (yank ? "/yank" : "/unyank");
-  return ok_json(url_, call(url_, "POST", path, {}, token));
+  return ok_json(url_, call(url_, options_, "POST", path, {}, token));
 }
 
 fs::path user_config_file() {
@@ -291,7 +379,7 @@ std::vector<Resolved> resolve(const RegistryClient& client, const std::string& n
     if (best_manifest.contains("dependencies"))
       for (const auto& [dep, dep_range] : best_manifest["dependencies"].items())
         visit(dep, dep_range.get<std::string>(), n + " " + best->str());
-    order.push_back({n, best->str(), by});
+    order.push_back({n, best->str(), by, text});
   };
   visit(name, range, "");
   return order;
@@ -368,6 +456,25 @@ InstalledPackage install_archive(const fs::path& archive, const std::vector<Key>
   return commit(package, dirs, source);
 }
 
+namespace {
+
+// The registry's current entry for a planned version; refuses one yanked
+// since resolution unless the range pinned it exactly.
+Json listed_version(const RegistryClient& client, const Resolved& item) {
+  const auto package = client.show(item.name);
+  if (package)
+    for (const auto& v : package->at("versions"))
+      if (v.value("version", "") == item.version) {
+        if (v.value("yanked", false) && !is_exact_pin(item.range))
+          throw std::runtime_error(item.name + " " + item.version + " is yanked; install it only by pinning it exactly (" +
+                                   item.name + "@=" + item.version + ")");
+        return v;
+      }
+  throw std::runtime_error("registry " + client.url() + " no longer lists " + item.name + " " + item.version);
+}
+
+}  // namespace
+
 std::vector<InstalledPackage> install_plan(const RegistryClient& client, const std::vector<Resolved>& plan,
                                            const std::vector<Key>& trusted, const InstallDirs& dirs) {
   fs::create_directories(dirs.staging);
@@ -376,9 +483,20 @@ std::vector<InstalledPackage> install_plan(const RegistryClient& client, const s
   std::vector<VerifiedPackage> verified;
   try {
     for (const auto& item : plan) {
+      const std::string what = item.name + " " + item.version;
+      const Json listed = listed_version(client, item);
       const fs::path archive = downloads / (item.name + "-" + item.version + kPackageExtension);
       client.download(item.name, item.version, archive);
+      const std::string digest = host::sha256_file(archive);
+      if (digest != listed.value("sha256", ""))
+        throw PackageError("registry " + client.url() + " served an archive for " + what + " whose sha256 " + digest +
+                           " is not the " + listed.value("sha256", "") + " it lists; refused");
       verified.push_back(verify_for_install(archive, trusted, dirs));
+      const auto& m = verified.back().manifest;
+      if (m.name != item.name || m.version.str() != item.version)
+        throw PackageError("registry " + client.url() + " served " + m.name + " " + m.version.str() + " (signed by " +
+                           verified.back().signer_id + ") when " + what +
+                           " was asked for; refused (a substituted or rolled-back package)");
     }
   } catch (...) {
     for (const auto& v : verified) {

@@ -1,12 +1,13 @@
 #include <kiln/registry/keys.hpp>
 
+#include "private_file.hpp"
+
 #include <kiln/host/files.hpp>
 #include <kiln/host/paths.hpp>
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
-#include <sys/stat.h>
 #include <algorithm>
 #include <cstdio>
 #include <stdexcept>
@@ -53,11 +54,6 @@ bool from_hex(const std::string& hex, std::string& out) {
 
 EVP_PKEY* as_pkey(const std::shared_ptr<void>& p) {
   return static_cast<EVP_PKEY*>(p.get());
-}
-
-void write_pem(const fs::path& path, const std::string& pem, mode_t mode) {
-  host::write_file_atomic(path, pem);
-  ::chmod(path.c_str(), mode);
 }
 
 }  // namespace
@@ -113,7 +109,7 @@ void Key::save_private(const fs::path& pem) const {
   PEM_write_bio_PrivateKey(bio.get(), as_pkey(pkey_), nullptr, nullptr, 0, nullptr, nullptr);
   char* data = nullptr;
   const long n = BIO_get_mem_data(bio.get(), &data);
-  write_pem(pem, std::string(data, static_cast<size_t>(n)), 0600);
+  write_private_file(pem, std::string(data, static_cast<size_t>(n)));
 }
 
 void Key::save_public(const fs::path& pem) const {
@@ -121,7 +117,7 @@ void Key::save_public(const fs::path& pem) const {
   PEM_write_bio_PUBKEY(bio.get(), as_pkey(pkey_));
   char* data = nullptr;
   const long n = BIO_get_mem_data(bio.get(), &data);
-  write_pem(pem, std::string(data, static_cast<size_t>(n)), 0644);
+  host::write_file_atomic(pem, std::string(data, static_cast<size_t>(n)));
 }
 
 std::string Key::public_hex() const {

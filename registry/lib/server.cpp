@@ -1,5 +1,8 @@
 #include <kiln/registry/server.hpp>
 
+#include "deadlines.hpp"
+#include "private_file.hpp"
+
 #include <kiln/host/files.hpp>
 #include <kiln/host/host_identity.hpp>
 #include <kiln/host/manifest.hpp>
@@ -9,23 +12,29 @@
 #include <Poco/Data/Session.h>
 #include <Poco/JWT/Signer.h>
 #include <Poco/JWT/Token.h>
+#include <Poco/Net/Context.h>
 #include <Poco/Net/HTTPRequestHandler.h>
 #include <Poco/Net/HTTPRequestHandlerFactory.h>
-#include <Poco/Net/HTTPServer.h>
 #include <Poco/Net/HTTPServerParams.h>
 #include <Poco/Net/HTTPServerRequest.h>
+#include <Poco/Net/HTTPServerRequestImpl.h>
 #include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/Net/SSLManager.h>
+#include <Poco/Net/SecureServerSocket.h>
 #include <Poco/Net/ServerSocket.h>
-#include <Poco/StreamCopier.h>
+#include <Poco/Net/TCPServer.h>
+#include <Poco/ThreadPool.h>
 #include <Poco/URI.h>
 #include <openssl/rand.h>
-#include <sys/stat.h>
+#include <sys/socket.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <ctime>
 #include <limits>
 #include <mutex>
+#include <set>
 #include <sstream>
 
 namespace kiln::registry {
@@ -48,9 +57,16 @@ std::string random_hex(size_t bytes) {
   return hex;
 }
 
+constexpr int kTokenClockSkewSeconds = 60;
+
 void register_connector() {
   static std::once_flag once;
   std::call_once(once, [] { Poco::Data::SQLite::Connector::registerConnector(); });
+}
+
+// The dotted prefix a name belongs to: its first word ("acme" of acme.scaler).
+std::string prefix_of(const std::string& name) {
+  return name.substr(0, name.find('.'));
 }
 
 // Removes a path on scope exit.
@@ -74,10 +90,7 @@ RegistryStore::RegistryStore(fs::path root) : root_(std::move(root)) {
   fs::create_directories(root_ / "packages");
   fs::create_directories(root_ / "tmp");
   const fs::path secret_file = root_ / "secret";
-  if (!fs::exists(secret_file)) {
-    host::write_file_atomic(secret_file, random_hex(32));
-    ::chmod(secret_file.c_str(), 0600);
-  }
+  if (!fs::exists(secret_file)) write_private_file(secret_file, random_hex(32));
   secret_ = host::read_file(secret_file);
   register_connector();
   db_ = std::make_unique<Db>(root_ / "index.db");
@@ -90,6 +103,23 @@ RegistryStore::RegistryStore(fs::path root) : root_(std::move(root)) {
        " manifest TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL, signer TEXT NOT NULL,"
        " yanked INTEGER NOT NULL DEFAULT 0, published_at TEXT NOT NULL, PRIMARY KEY (name, version))",
       now;
+  s << "CREATE TABLE IF NOT EXISTS prefixes (prefix TEXT PRIMARY KEY, owner TEXT NOT NULL, created_at TEXT NOT NULL)",
+      now;
+  // An index from before prefixes were owned: each prefix goes to the owner
+  // of the oldest package that uses it (INSERT OR IGNORE keeps earlier claims).
+  std::vector<std::string> names, owners, components, created;
+  s << "SELECT name, owner, components, created_at FROM packages ORDER BY created_at, name", into(names), into(owners),
+      into(components), into(created), now;
+  for (size_t i = 0; i < names.size(); ++i) {
+    std::vector<std::string> used{names[i]};
+    std::istringstream words(components[i]);
+    for (std::string c; words >> c;) used.push_back(c);
+    for (const auto& n : used) {
+      const std::string prefix = prefix_of(n);
+      s << "INSERT OR IGNORE INTO prefixes (prefix, owner, created_at) VALUES (?, ?, ?)", bind(prefix), bind(owners[i]),
+          bind(created[i]), now;
+    }
+  }
 }
 
 RegistryStore::~RegistryStore() = default;
@@ -110,6 +140,9 @@ std::string RegistryStore::create_token(const std::string& owner, int64_t valid_
 }
 
 std::string RegistryStore::owner_of_token(const std::string& jwt) const {
+  // Poco's parser ignores parts after the third; a token is exactly header.payload.signature.
+  if (std::count(jwt.begin(), jwt.end(), '.') != 2)
+    throw HttpError(401, "invalid publishing token (a token has exactly three dot-separated parts)");
   Poco::JWT::Signer signer(secret_);
   Poco::JWT::Token token;
   bool valid = false;
@@ -119,9 +152,17 @@ std::string RegistryStore::owner_of_token(const std::string& jwt) const {
   }
   if (!valid || token.getIssuer() != "kiln-registry" || token.getSubject().empty())
     throw HttpError(401, "invalid publishing token (not issued by this registry)");
+  const Poco::Timestamp now;
   const Poco::Timestamp expires = token.getExpiration();
-  if (expires != Poco::Timestamp(0) && expires < Poco::Timestamp())
+  if (expires != Poco::Timestamp(0) && expires < now)
     throw HttpError(401, "publishing token expired; ask the registry's operator for a new one");
+  // Clocks of the issuing and the checking machine may differ by a little.
+  const Poco::Timestamp::TimeDiff skew = Poco::Timestamp::TimeDiff(kTokenClockSkewSeconds) * 1000000;
+  const Poco::Timestamp not_before = token.getNotBefore();
+  if (not_before != Poco::Timestamp(0) && not_before > now + skew)
+    throw HttpError(401, "publishing token is not valid yet (its 'nbf' is in the future)");
+  if (token.getIssuedAt() > now + skew)
+    throw HttpError(401, "publishing token claims to be issued in the future ('iat'); refused");
   return token.getSubject();
 }
 
@@ -146,6 +187,21 @@ Json RegistryStore::publish(const std::string& archive_bytes, const std::string&
   s << "SELECT owner FROM packages WHERE name = ?", into(owners), bind(m.name), now;
   if (!owners.empty() && owners.front() != owner)
     throw HttpError(403, "package '" + m.name + "' belongs to owner '" + owners.front() + "', not '" + owner + "'");
+  // Every name the package claims (its own and its components') must lie
+  // under a prefix that is free or already this owner's.
+  std::vector<std::pair<std::string, std::string>> names{{"package", m.name}};
+  for (const auto& c : m.components) names.emplace_back("component", c);
+  std::set<std::string> new_prefixes;
+  for (const auto& [what, n] : names) {
+    const std::string prefix = prefix_of(n);
+    std::vector<std::string> prefix_owner;
+    s << "SELECT owner FROM prefixes WHERE prefix = ?", into(prefix_owner), bind(prefix), now;
+    if (prefix_owner.empty())
+      new_prefixes.insert(prefix);
+    else if (prefix_owner.front() != owner)
+      throw HttpError(403, what + " name '" + n + "' is under the prefix '" + prefix + ".', which belongs to owner '" +
+                               prefix_owner.front() + "', not '" + owner + "'; use a prefix of your own");
+  }
   int existing = 0;
   s << "SELECT COUNT(*) FROM versions WHERE name = ? AND version = ?", into(existing), bind(m.name), bind(version), now;
   if (existing > 0)
@@ -168,6 +224,9 @@ Json RegistryStore::publish(const std::string& archive_bytes, const std::string&
     else
       s << "UPDATE packages SET description = ?, components = ? WHERE name = ?", bind(m.description), bind(components),
           bind(m.name), now;
+    for (const auto& prefix : new_prefixes)
+      s << "INSERT INTO prefixes (prefix, owner, created_at) VALUES (?, ?, ?)", bind(prefix), bind(owner), bind(when),
+          now;
     s << "INSERT INTO versions (name, version, manifest, sha256, size, signer, published_at) VALUES (?, ?, ?, ?, ?, ?, "
          "?)",
         bind(m.name), bind(version), bind(manifest_text), bind(digest), bind(size), bind(package.signer_id), bind(when),
@@ -257,36 +316,64 @@ fs::path RegistryStore::archive_path(const std::string& name, const std::string&
 namespace {
 
 void send_json(Poco::Net::HTTPServerResponse& response, int status, const Json& body) {
-  const std::string text = body.dump(2) + "\n";
+  // Error messages may quote bytes from the request; invalid UTF-8 is replaced, not a failure.
+  const std::string text = body.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
   response.setStatus(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(status));
   response.setContentType("application/json");
   response.setContentLength64(static_cast<Poco::Int64>(text.size()));
-  response.send() << text;
+  response.send() << text << std::flush;
 }
+
+// A package name from the URL: anything but lower-case dotted words (for
+// instance bytes that are not UTF-8) is a 400, before it reaches the index.
+const std::string& package_name(const std::string& segment) {
+  if (!host::is_component_name(segment))
+    throw HttpError(400, "not a package name (lower-case dotted words, e.g. acme.scaler)");
+  return segment;
+}
+
+struct HandlerLimits {
+  uint64_t max_upload = 0;
+  std::chrono::seconds body_timeout{300};
+};
 
 class Handler : public Poco::Net::HTTPRequestHandler {
  public:
-  Handler(RegistryStore& store, uint64_t max_upload) : store_(store), max_upload_(max_upload) {}
+  Handler(RegistryStore& store, HandlerLimits limits) : store_(store), limits_(limits) {}
 
   void handleRequest(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response) override {
+    // The headers are in: from here on the body and the answer have their own deadline.
+    set_current_deadline(std::chrono::steady_clock::now() + limits_.body_timeout);
     try {
       route(request, response);
     } catch (const HttpError& e) {
-      drain(request, response);
-      send_json(response, e.status(), Json{{"error", e.what()}});
+      answer_error(request, response, e.status(), e.what());
+    } catch (const Poco::SyntaxException& e) {
+      answer_error(request, response, 400, "malformed request: " + e.displayText());
     } catch (const std::exception& e) {
-      drain(request, response);
-      send_json(response, 500, Json{{"error", std::string("internal error: ") + e.what()}});
+      answer_error(request, response, 500, std::string("internal error: ") + e.what());
     }
   }
 
  private:
-  // Reads what is left of the body so the client sees the answer, not a
-  // reset; at most a few upload limits' worth, then the connection closes.
-  void drain(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response) const {
+  // Answers an error. When the request's body was not read (a 401, 403 or
+  // 413 decided from the headers), the answer goes out at once and the
+  // connection closes: the server never reads (or waits for) a body it has
+  // refused, beyond a short linger so the client sees the answer, not a reset.
+  void answer_error(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response, int status,
+                    const std::string& message) {
+    const bool unread_body = !body_read_ && (request.getChunkedTransferEncoding() ||
+                                             (request.hasContentLength() && request.getContentLength64() > 0));
     response.setKeepAlive(false);
+    if (response.sent()) return;
+    send_json(response, status, Json{{"error", message}});
+    if (!unread_body) return;
+    auto* impl = dynamic_cast<Poco::Net::HTTPServerRequestImpl*>(&request);
+    if (impl == nullptr) return;
+    ::shutdown(impl->socket().impl()->sockfd(), SHUT_WR);
+    set_current_deadline(std::chrono::steady_clock::now() + std::chrono::seconds(1));
     try {
-      request.stream().ignore(static_cast<std::streamsize>(std::min<uint64_t>(4 * max_upload_, 1ull << 32)));
+      request.stream().ignore(kLingerBytes);
     } catch (const std::exception&) {
     }
   }
@@ -299,18 +386,22 @@ class Handler : public Poco::Net::HTTPRequestHandler {
     return store_.owner_of_token(header.substr(prefix.size()));
   }
 
-  std::string read_body(Poco::Net::HTTPServerRequest& request) const {
-    if (request.hasContentLength() && static_cast<uint64_t>(request.getContentLength64()) > max_upload_)
+  std::string read_body(Poco::Net::HTTPServerRequest& request) {
+    if (request.hasContentLength() && static_cast<uint64_t>(request.getContentLength64()) > limits_.max_upload)
       throw HttpError(413, "upload of " + std::to_string(request.getContentLength64()) +
-                               " bytes exceeds the limit of " + std::to_string(max_upload_) + " bytes");
+                               " bytes exceeds the limit of " + std::to_string(limits_.max_upload) + " bytes");
     std::string body;
     std::istream& in = request.stream();
     char buffer[1 << 16];
     while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
       body.append(buffer, static_cast<size_t>(in.gcount()));
-      if (body.size() > max_upload_)
-        throw HttpError(413, "upload exceeds the limit of " + std::to_string(max_upload_) + " bytes");
+      if (body.size() > limits_.max_upload)
+        throw HttpError(413, "upload exceeds the limit of " + std::to_string(limits_.max_upload) + " bytes");
     }
+    body_read_ = true;
+    if (request.hasContentLength() && body.size() != static_cast<uint64_t>(request.getContentLength64()))
+      throw HttpError(400, "upload cut short: " + std::to_string(body.size()) + " of " +
+                               std::to_string(request.getContentLength64()) + " bytes arrived");
     return body;
   }
 
@@ -334,34 +425,64 @@ class Handler : public Poco::Net::HTTPRequestHandler {
       return send_json(response, 201, store_.publish(body, who));
     }
     if (parts[2] != "packages") throw HttpError(404, "no such endpoint");
-    if (parts.size() == 4 && get) return send_json(response, 200, store_.show(parts[3]));
+    if (parts.size() == 4 && get) return send_json(response, 200, store_.show(package_name(parts[3])));
     if (parts.size() == 6 && parts[5] == "download" && get) {
-      const fs::path file = store_.archive_path(parts[3], parts[4]);
+      const fs::path file = store_.archive_path(package_name(parts[3]), parts[4]);
       response.sendFile(file.string(), "application/octet-stream");
       return;
     }
     if (parts.size() == 6 && (parts[5] == "yank" || parts[5] == "unyank") && post) {
-      store_.set_yanked(parts[3], parts[4], parts[5] == "yank", owner(request));
+      const std::string who = owner(request);
+      store_.set_yanked(package_name(parts[3]), parts[4], parts[5] == "yank", who);
       return send_json(response, 200, Json{{"name", parts[3]}, {"version", parts[4]}, {"yanked", parts[5] == "yank"}});
     }
     throw HttpError(get || post ? 404 : 405, "no such endpoint: " + method + " " + uri.getPath());
   }
 
+  static constexpr std::streamsize kLingerBytes = 64 << 10;
   RegistryStore& store_;
-  uint64_t max_upload_;
+  HandlerLimits limits_;
+  bool body_read_ = false;
 };
 
 class Factory : public Poco::Net::HTTPRequestHandlerFactory {
  public:
-  Factory(RegistryStore& store, uint64_t max_upload) : store_(store), max_upload_(max_upload) {}
+  Factory(RegistryStore& store, HandlerLimits limits) : store_(store), limits_(limits) {}
   Poco::Net::HTTPRequestHandler* createRequestHandler(const Poco::Net::HTTPServerRequest&) override {
-    return new Handler(store_, max_upload_);  // Poco takes ownership
+    return new Handler(store_, limits_);  // Poco takes ownership
   }
 
  private:
   RegistryStore& store_;
-  uint64_t max_upload_;
+  HandlerLimits limits_;
 };
+
+Poco::Net::ServerSocket listen_on(const RegistryServer::Options& o) {
+  const Poco::Net::SocketAddress address(o.host, o.port);
+  if (o.tls_cert_file.empty() != o.tls_key_file.empty())
+    throw std::runtime_error("HTTPS needs both a certificate file and its key file");
+  if (o.tls_cert_file.empty()) return Poco::Net::ServerSocket(address);
+  static std::once_flag once;
+  std::call_once(once, [] { Poco::Net::initializeSSL(); });
+  Poco::Net::Context::Ptr context;
+  try {
+    context = new Poco::Net::Context(Poco::Net::Context::TLS_SERVER_USE, o.tls_key_file, o.tls_cert_file, "",
+                                     Poco::Net::Context::VERIFY_NONE, 9, false);
+  } catch (const Poco::Exception& e) {
+    throw std::runtime_error("cannot use certificate " + o.tls_cert_file + " with key " + o.tls_key_file + ": " +
+                             e.displayText());
+  }
+  return Poco::Net::SecureServerSocket(address, 64, context);
+}
+
+Poco::Net::HTTPServerParams::Ptr server_params(const RegistryServer::Options& o) {
+  Poco::Net::HTTPServerParams::Ptr params(new Poco::Net::HTTPServerParams);
+  params->setKeepAlive(false);  // one request per connection, so one header deadline per request
+  params->setTimeout(Poco::Timespan(o.header_timeout_seconds, 0));  // per read, within the deadlines
+  params->setMaxThreads(static_cast<int>(o.threads));
+  params->setMaxQueued(64);
+  return params;
+}
 
 }  // namespace
 
@@ -369,14 +490,23 @@ struct RegistryServer::Impl {
   explicit Impl(const Options& o)
       : options(o),
         store(o.root),
-        socket(Poco::Net::SocketAddress(o.host, o.port)),
-        // Poco's server owns its factory and parameters through its own smart pointers.
-        server(Poco::Net::HTTPRequestHandlerFactory::Ptr(new Factory(store, o.max_upload_bytes)), socket,
-               Poco::Net::HTTPServerParams::Ptr(new Poco::Net::HTTPServerParams)) {}
+        socket(listen_on(o)),
+        params(server_params(o)),
+        pool(1, static_cast<int>(std::max(1u, o.threads))),
+        deadlines(std::make_shared<ConnectionDeadlines>()),
+        // Poco's server owns its factories through its own smart pointers.
+        server(Poco::Net::TCPServerConnectionFactory::Ptr(new DeadlineConnectionFactory(
+                   deadlines, std::chrono::seconds(o.header_timeout_seconds), params,
+                   Poco::Net::HTTPRequestHandlerFactory::Ptr(
+                       new Factory(store, {o.max_upload_bytes, std::chrono::seconds(o.body_timeout_seconds)})))),
+               pool, socket, params) {}
   Options options;
   RegistryStore store;
   Poco::Net::ServerSocket socket;
-  Poco::Net::HTTPServer server;
+  Poco::Net::HTTPServerParams::Ptr params;
+  Poco::ThreadPool pool;
+  std::shared_ptr<ConnectionDeadlines> deadlines;
+  Poco::Net::TCPServer server;
   bool running = false;
 };
 
@@ -394,12 +524,14 @@ uint16_t RegistryServer::port() const {
 }
 
 std::string RegistryServer::url() const {
-  return "http://" + impl_->options.host + ":" + std::to_string(port());
+  return (impl_->options.tls_cert_file.empty() ? "http://" : "https://") + impl_->options.host + ":" +
+         std::to_string(port());
 }
 
 void RegistryServer::stop() {
   if (impl_ && impl_->running) {
-    impl_->server.stopAll(true);
+    impl_->server.stop();
+    impl_->deadlines->stop_and_wait();
     impl_->running = false;
   }
 }

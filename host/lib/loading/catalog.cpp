@@ -12,7 +12,8 @@ PluginCatalog PluginCatalog::discover(const LibraryScanner& scanner, const std::
     auto scan = scanner.scan(library);
     for (const auto& manifest : scan.components) {
       CatalogComponent entry{manifest, library, "ok", scan.digest};
-      if (const auto* first = catalog.find(manifest.name)) entry.status = "shadowed by " + first->library.string();
+      if (const auto* first = catalog.find(manifest.name))
+        entry.status = "shadowed by " + first->library.string() + " (earlier on the search path)";
       catalog.components_.push_back(std::move(entry));
     }
     catalog.libraries_.push_back(std::move(scan));
@@ -30,12 +31,13 @@ const CatalogComponent* PluginCatalog::find(const std::string& name, const std::
   if (range.empty()) return find(name);
   const auto parsed = VersionRange::parse(range);
   if (!parsed) return nullptr;
-  const CatalogComponent* best = nullptr;
+  // Search-path order, not the highest version: a library later on the path
+  // (one a registry installed, say) never wins over an earlier one by
+  // claiming a higher version; it is used only for a range that no earlier
+  // library's version accepts.
   for (const auto& c : components_)
-    if (c.manifest.name == name && parsed->matches(c.manifest.version) &&
-        (best == nullptr || best->manifest.version < c.manifest.version))
-      best = &c;
-  return best;
+    if (c.manifest.name == name && parsed->matches(c.manifest.version)) return &c;
+  return nullptr;
 }
 
 std::string PluginCatalog::versions_of(const std::string& name) const {

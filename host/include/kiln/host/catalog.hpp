@@ -13,7 +13,7 @@ namespace kiln::host {
 struct CatalogComponent {
   ComponentManifest manifest;
   std::filesystem::path library;
-  std::string status = "ok";   // or "shadowed by <path>"
+  std::string status = "ok";   // or "shadowed by <path> (earlier on the search path)"
   std::string library_digest;  // sha256 of the library file: part of every cache key
 };
 
@@ -26,8 +26,10 @@ class PluginCatalog {
   const std::vector<CatalogComponent>& components() const { return components_; }
   // The active (not shadowed) component called `name`, or nullptr.
   const CatalogComponent* find(const std::string& name) const;
-  // The highest version of `name` that `range` accepts ("" accepts any: then
-  // the active one), or nullptr.
+  // The first library on the search path whose `name` has a version that
+  // `range` accepts ("" accepts any: the active one), or nullptr. Path order
+  // decides, not the version: a shadowed library is used only for a range
+  // that no library before it satisfies.
   const CatalogComponent* find(const std::string& name, const std::string& range) const;
   // Every version of `name` found, for error messages ("1.0.0, 2.1.0").
   std::string versions_of(const std::string& name) const;

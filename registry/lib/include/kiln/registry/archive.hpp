@@ -12,17 +12,19 @@ namespace kiln::registry {
 
 struct ArchiveEntry {
   ArchiveEntry(std::string path_, std::string content_, std::string symlink = {}, std::string hardlink = {},
-               bool is_device = false)
+               bool is_device = false, bool is_directory = false)
       : path(std::move(path_)),
         content(std::move(content_)),
         symlink_target(std::move(symlink)),
         hardlink_target(std::move(hardlink)),
-        device(is_device) {}
+        device(is_device),
+        directory(is_directory) {}
   std::string path;             // as stored; the writer does not check it (tests build hostile archives)
   std::string content;          // for regular files
   std::string symlink_target;   // non-empty: a symbolic link
   std::string hardlink_target;  // non-empty: a hard link
   bool device = false;          // a character device (for tests of hostile archives)
+  bool directory = false;       // a directory entry
 };
 
 // Writes `entries` in order as a .tar.gz at `archive` (atomically).
@@ -30,7 +32,10 @@ void write_archive(const std::filesystem::path& archive, const std::vector<Archi
 
 struct ExtractLimits {
   uint64_t max_total_bytes = 512ull << 20;  // uncompressed
-  uint64_t max_files = 256;
+  // Every entry counts (files, directories, and the refused kinds before
+  // they are refused): a tar of empty directories is cheap to send and
+  // costly to unpack.
+  uint64_t max_entries = 256;
 };
 
 // A refused archive; the message names the archive and the offending entry.

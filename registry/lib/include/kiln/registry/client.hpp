@@ -14,11 +14,24 @@
 
 namespace kiln::registry {
 
-// Talks to one registry (http://HOST:PORT). Errors throw std::runtime_error
-// quoting the server's {"error": ...} reason and the HTTP status.
+// How the client talks to a registry (docs/registry.md, docs/limits.md).
+struct ClientOptions {
+  // PEM file of the CAs trusted for https:// registries ("": the system's).
+  // Certificates and host names are always verified.
+  std::string ca_file;
+  // Allows plain http:// to a host that is not this machine (tokens and
+  // packages then travel unprotected). http:// to loopback is always allowed.
+  bool insecure = false;
+  uint64_t max_answer_bytes = 256ull << 20;  // largest download or JSON answer accepted
+  int timeout_seconds = 60;                   // per network read or write
+};
+
+// Talks to one registry (https://HOST:PORT, or http:// to loopback or with
+// `insecure`); the constructor refuses other URLs. Errors throw
+// std::runtime_error quoting the server's {"error": ...} reason and the HTTP status.
 class RegistryClient {
  public:
-  explicit RegistryClient(std::string url);
+  explicit RegistryClient(std::string url, ClientOptions options = {});
   host::Json search(const std::string& term) const;
   // The package and its versions; nullopt when the registry has no such package.
   std::optional<host::Json> show(const std::string& name) const;
@@ -26,9 +39,11 @@ class RegistryClient {
   host::Json publish(const std::filesystem::path& archive, const std::string& token) const;
   host::Json yank(const std::string& name, const std::string& version, const std::string& token, bool yank) const;
   const std::string& url() const { return url_; }
+  const ClientOptions& options() const { return options_; }
 
  private:
   std::string url_;
+  ClientOptions options_;
 };
 
 // The registry URL: `flag`, else $KILN_REGISTRY, else "registry" in the user
@@ -64,6 +79,7 @@ std::string package_providing(const RegistryClient& client, const std::string& c
 struct Resolved {
   std::string name, version;
   std::string required_by;  // "" for what the user asked for
+  std::string range;        // the range that chose it ("" or "*": any)
 };
 // Resolves NAME@RANGE and its dependencies against the registry (NAME may
 // also be a component that exactly one package provides): the highest
@@ -80,7 +96,12 @@ InstalledPackage install_archive(const std::filesystem::path& archive, const std
                                  const InstallDirs& dirs, const std::string& source);
 
 // Downloads, verifies and installs everything `plan` names; all are verified
-// before the first is installed.
+// before the first is installed. Each download must be what was resolved:
+// the registry's current entry for NAME VERSION is fetched again (a version
+// yanked since resolution is refused unless its range pins it exactly), the
+// archive's sha256 must equal the one the registry lists, and the signed
+// manifest must name exactly NAME and VERSION (no substitution by another
+// trusted package, no rollback to an older version).
 std::vector<InstalledPackage> install_plan(const RegistryClient& client, const std::vector<Resolved>& plan,
                                            const std::vector<Key>& trusted, const InstallDirs& dirs);
 
