@@ -52,7 +52,7 @@ Clock::duration seconds(double s) {
 struct Message {
   int unit = -1;
   int attempt = 0;
-  std::optional<Json> event;
+  std::optional<RunnerEvent> event;
   std::optional<AttemptResult> result;
   bool cancel = false;
 };
@@ -90,7 +90,7 @@ class Observer : public AttemptObserver {
  public:
   Observer(std::shared_ptr<Inbox> inbox, int unit, int attempt)
       : inbox_(std::move(inbox)), unit_(unit), attempt_(attempt) {}
-  void on_event(Json event) override { inbox_->post({unit_, attempt_, std::move(event), std::nullopt, false}); }
+  void on_event(RunnerEvent event) override { inbox_->post({unit_, attempt_, std::move(event), std::nullopt, false}); }
   void on_finished(AttemptResult result) override {
     inbox_->post({unit_, attempt_, std::nullopt, std::move(result), false});
   }
@@ -959,20 +959,20 @@ class Engine::Impl {
     if (message.result) attempt_finished(message.unit, std::move(*message.result));
   }
 
-  void on_attempt_event(Unit& unit, Json event) {
-    event["time"] = seconds_since(started_);
-    if (unit.events) unit.events << event.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";
-    const std::string kind = event.value("event", "");
-    if (kind == "metric") {
-      unit_record(unit)["metrics"][event.value("name", "")] = event["value"];
-      if (steps_[unit.step].tune) on_trial_metric(static_cast<int>(&unit - units_.data()), event);
-      if (journal_ && event["value"].is_number())
-        journal_->metric(unit.display, event.value("name", ""), event.value("step", int64_t{0}),
-                         event["value"].get<double>(), event["time"].get<double>());
+  void on_attempt_event(Unit& unit, const RunnerEvent& event) {
+    Json record = event_json(event);
+    record["time"] = seconds_since(started_);
+    if (unit.events) unit.events << record.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";
+    if (const auto* metric = std::get_if<MetricEvent>(&event)) {
+      unit_record(unit)["metrics"][metric->name] = metric->value;
+      if (steps_[unit.step].tune) on_trial_metric(static_cast<int>(&unit - units_.data()), record);
+      if (journal_)
+        journal_->metric(unit.display, metric->name, metric->step, metric->value, record["time"].get<double>());
     }
-    if (kind == "progress" || kind == "log" || kind == "metric") {
-      Json view = event;
-      view["type"] = kind;
+    const RunnerEventKind kind = kind_of(event);
+    if (kind == RunnerEventKind::Progress || kind == RunnerEventKind::Log || kind == RunnerEventKind::Metric) {
+      Json view = record;
+      view["type"] = record["event"];
       view["step"] = unit.display;
       emit(view);
     }
