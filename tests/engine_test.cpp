@@ -4,6 +4,7 @@
 #include <kiln/host/engine.hpp>
 #include <kiln/host/spec.hpp>
 
+#include <fstream>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -728,6 +729,56 @@ TEST(EngineRobustness, GarbageOnTheChannelIsLoggedNotFatal) {
   const std::string events = kiln::test::read_text(dir / "run/steps/s/attempt-1/events.jsonl");
   EXPECT_NE(events.find("unreadable runner line: \\\"42\\\""), std::string::npos) << events;
   EXPECT_NE(events.find("bad bytes"), std::string::npos) << events;
+}
+
+namespace {
+
+// This process's peak resident memory in KiB (VmHWM), 0 when unreadable.
+long peak_memory_kib() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+  return 0;
+}
+
+// Starts a new peak at the current resident size (Linux's clear_refs 5).
+bool reset_peak_memory() {
+  std::ofstream clear("/proc/self/clear_refs");
+  clear << "5";
+  return static_cast<bool>(clear.flush());
+}
+
+}  // namespace
+
+TEST(EngineRobustness, AnOverlongChannelLineIsDroppedWithOneWarningInBoundedMemory) {
+  TempDir dir;
+  const bool measured = reset_peak_memory();
+  const long before = peak_memory_kib();
+  const Json r = run_with_fixtures("steps:\n  - {name: s, component: fixture.long-line}\n", dir / "run");
+  const long growth = peak_memory_kib() - before;
+  RecordProperty("peak_memory_growth_kib", static_cast<int>(growth));
+  EXPECT_EQ(r["status"], "succeeded");
+  const std::string events = kiln::test::read_text(dir / "run/steps/s/attempt-1/events.jsonl");
+  const std::string warning = "dropped a runner line longer than the channel's limit of 1048576 bytes";
+  const auto first = events.find(warning);
+  EXPECT_NE(first, std::string::npos) << events.substr(0, 2000);
+  EXPECT_EQ(events.find(warning, first + 1), std::string::npos) << "one warning for the one line";
+  EXPECT_NE(events.find("after the long line"), std::string::npos) << "the attempt went on";
+  EXPECT_LT(events.size(), size_t{64} << 10) << "the line itself is not recorded";
+  if (measured && before > 0) {
+    EXPECT_LT(growth, 32L << 10) << "peak memory grew by " << growth << " KiB";
+  }
+}
+
+TEST(EngineRobustness, AnOutputNestedTooDeepIsRefusedWithAWarning) {
+  TempDir dir;
+  const Json r = run_with_fixtures("steps:\n  - {name: s, component: fixture.deep-output}\n", dir / "run");
+  EXPECT_EQ(r["status"], "succeeded");
+  const std::string events = kiln::test::read_text(dir / "run/steps/s/attempt-1/events.jsonl");
+  EXPECT_NE(events.find("a value nested deeper than 64 levels"), std::string::npos) << events.substr(0, 2000);
+  EXPECT_NE(events.find("after the deep output"), std::string::npos) << "the attempt went on";
+  EXPECT_FALSE(r["steps"]["s"].value("outputs", Json::object()).contains("deep")) << r["steps"]["s"].dump();
 }
 
 TEST(EngineRobustness, ADependencyThatCancelledItselfCancelsDependentsAndFailsTheRun) {

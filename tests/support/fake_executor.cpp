@@ -1,5 +1,7 @@
 #include "fake_executor.hpp"
 
+#include <kiln/host/runner_event.hpp>
+
 #include <cmath>
 
 namespace kiln::test {
@@ -143,8 +145,7 @@ std::unique_ptr<host::RunningAttempt> FakeExecutor::start(const host::StepLaunch
     const auto [at, value] = b.values[i];
     time_.at(time_.after(at), [a, i, value = value] {
       if (!a->done)
-        a->observer->on_event(
-            Json{{"event", "metric"}, {"name", a->behaviour.metric}, {"value", value}, {"step", int64_t(i + 1)}});
+        a->observer->on_event(host::MetricEvent{a->behaviour.metric, value, static_cast<int64_t>(i + 1)});
     });
   }
   time_.at(time_.after(b.seconds), [a] {

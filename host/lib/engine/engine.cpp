@@ -44,7 +44,7 @@ Clock::duration seconds(double s) {
 struct Message {
   int unit = -1;
   int attempt = 0;
-  std::optional<Json> event;
+  std::optional<RunnerEvent> event;
   std::optional<AttemptResult> result;
   bool cancel = false;
 };
@@ -93,7 +93,7 @@ class Observer : public AttemptObserver {
  public:
   Observer(std::shared_ptr<Inbox> inbox, int unit, int attempt)
       : inbox_(std::move(inbox)), unit_(unit), attempt_(attempt) {}
-  void on_event(Json event) override { inbox_->post({unit_, attempt_, std::move(event), std::nullopt, false}); }
+  void on_event(RunnerEvent event) override { inbox_->post({unit_, attempt_, std::move(event), std::nullopt, false}); }
   void on_finished(AttemptResult result) override {
     inbox_->post({unit_, attempt_, std::nullopt, std::move(result), false});
   }
@@ -907,22 +907,19 @@ class Engine::Impl {
     if (message.result) attempt_finished(message.unit, std::move(*message.result));
   }
 
-  void on_attempt_event(Unit& unit, Json event) {
+  void on_attempt_event(Unit& unit, const RunnerEvent& event) {
     const double time = seconds_since(started_);
-    event["time"] = time;
-    if (unit.events) unit.events << event.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";
-    const std::string kind = event.value("event", "");
-    if (kind == "metric") {
-      const Json& raw = event["value"];
-      const double value = raw.is_number() ? raw.get<double>() : std::nan("");
-      const std::string name = event.value("name", "");
-      const int64_t at = event.value("step", int64_t{0});
-      publish(events::Metric{unit.name, name, value, at, time});
-      if (steps_[unit.step].tune) on_trial_metric(static_cast<int>(&unit - units_.data()), name, value, at);
-    } else if (kind == "progress") {
-      publish(events::Progress{unit.name, event.value("fraction", 0.0), event.value("message", "")});
-    } else if (kind == "log") {
-      publish(events::Log{unit.name, event.value("level", "info"), event.value("message", "")});
+    Json record = event_json(event);
+    record["time"] = time;
+    if (unit.events) unit.events << record.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";
+    if (const auto* metric = std::get_if<MetricEvent>(&event)) {
+      publish(events::Metric{unit.name, metric->name, metric->value, metric->step, time});
+      if (steps_[unit.step].tune)
+        on_trial_metric(static_cast<int>(&unit - units_.data()), metric->name, metric->value, metric->step);
+    } else if (const auto* progress = std::get_if<ProgressEvent>(&event)) {
+      publish(events::Progress{unit.name, progress->fraction, progress->message});
+    } else if (const auto* log = std::get_if<LogEvent>(&event)) {
+      publish(events::Log{unit.name, log_level_text(log->level), log->message});
     }
   }
 

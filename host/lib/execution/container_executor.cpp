@@ -377,11 +377,9 @@ class ContainerExecutor : public Executor {
   void warn_no_cgroups_once(AttemptObserver& observer) {
     static std::once_flag once;
     std::call_once(once, [&] {
-      observer.on_event({{"event", "log"},
-                         {"level", "warning"},
-                         {"message",
-                          "this machine gives kiln no writable cgroups: memory limits fall back to an address-space "
-                          "rlimit, and cpus and pids limits are not enforced (see docs/containers.md)"}});
+      observer.on_event(
+          warning_event("this machine gives kiln no writable cgroups: memory limits fall back to an address-space "
+                        "rlimit, and cpus and pids limits are not enforced (see docs/containers.md)"));
     });
   }
 

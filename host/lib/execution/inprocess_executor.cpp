@@ -13,18 +13,22 @@ class ForwardingSink : public StepEventSink {
  public:
   explicit ForwardingSink(std::shared_ptr<AttemptObserver> observer) : observer_(std::move(observer)) {}
   void on_log(KilnLogLevel level, const std::string& message) override {
-    observer_->on_event({{"event", "log"}, {"level", log_level_name(level)}, {"message", message}});
+    observer_->on_event(LogEvent{log_level_from_abi(level), message});
   }
   void on_metric(const std::string& name, double value, int64_t step) override {
-    observer_->on_event({{"event", "metric"}, {"name", name}, {"value", value}, {"step", step}});
+    observer_->on_event(MetricEvent{name, value, step});
   }
   void on_progress(double fraction, const std::string& message) override {
-    observer_->on_event({{"event", "progress"}, {"fraction", fraction}, {"message", message}});
+    observer_->on_event(ProgressEvent{fraction, message});
   }
+  // The same depth limit as on the runner channel (the engine copies and
+  // dumps these recursively).
   void on_output_parameter(const std::string& name, const Json& value) override {
+    require_shallow(value, "output parameter '" + name + "'");
     result.output_parameters[name] = value;
   }
   void on_output_metadata(const std::string& name, const Json& metadata) override {
+    require_shallow(metadata, "metadata of output '" + name + "'");
     result.output_metadata[name] = metadata;
   }
   AttemptResult result;

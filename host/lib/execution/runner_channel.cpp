@@ -52,60 +52,50 @@ void AttemptState::finish_if_done(std::unique_lock<std::mutex>& lock) {
 
 namespace {
 
-// Text from a step, safe to store: invalid UTF-8 is replaced, never thrown on.
-std::string printable(const std::string& text) {
-  return Json(text).dump(-1, ' ', false, Json::error_handler_t::replace);
-}
-
-// Turns one channel line into what the engine may trust: events of the kinds
-// and field types of channel version 1. Anything else (a plugin or one of its
-// children scribbling on fd 3) becomes a warning log line, never a crash.
-std::optional<Json> checked_event(const Json& e) {
-  if (!e.is_object() || !e.contains("event") || !e["event"].is_string()) return std::nullopt;
-  const std::string kind = e["event"];
-  const auto is_string = [&](const char* key) { return e.contains(key) && e[key].is_string(); };
-  const auto is_number = [&](const char* key) { return e.contains(key) && e[key].is_number(); };
-  if (kind == "log" && is_string("level") && is_string("message")) return e;
-  if (kind == "metric" && is_string("name") && is_number("value") && e.contains("step") &&
-      e["step"].is_number_integer())
-    return e;
-  if (kind == "progress" && is_number("fraction") && (!e.contains("message") || is_string("message"))) return e;
-  if ((kind == "output_parameter" && is_string("name") && e.contains("value")) ||
-      (kind == "output_metadata" && is_string("name") && e.contains("metadata") && e["metadata"].is_object()) ||
-      (kind == "result" && e.contains("ok") && e["ok"].is_boolean() && e.contains("code") &&
-       e["code"].is_number_integer() && is_string("message")) ||
-      (kind == "hello"))
-    return e;
-  return std::nullopt;
+// A line from a step, quoted for a warning: invalid UTF-8 is replaced, never
+// thrown on, and a long line is cut.
+std::string quoted(std::string_view line) {
+  constexpr size_t kShown = 200;
+  const std::string shown(line.substr(0, kShown));
+  return Json(shown).dump(-1, ' ', false, Json::error_handler_t::replace) +
+         (line.size() > kShown ? " (" + std::to_string(line.size()) + " bytes)" : "");
 }
 
 }  // namespace
 
-void apply_channel_line(const std::string& line, AttemptState& state) {
-  std::optional<Json> event;
-  try {
-    event = checked_event(Json::parse(line));
-  } catch (const std::exception&) {  // not JSON at all
-  }
-  if (!event) {
-    state.observer->on_event(
-        {{"event", "log"}, {"level", "warning"}, {"message", "unreadable runner line: " + printable(line)}});
+void apply_channel_line(std::string_view line, AttemptState& state) {
+  DecodedLine decoded = decode(line);
+  if (!decoded.ok()) {
+    state.observer->on_event(warning_event("unreadable runner line: " + quoted(line) + ": " + decoded.error));
     return;
   }
-  const std::string kind = (*event)["event"];
-  if (kind == "output_parameter") {
-    state.result.output_parameters[(*event)["name"].get<std::string>()] = (*event)["value"];
-  } else if (kind == "output_metadata") {
-    state.result.output_metadata[(*event)["name"].get<std::string>()] = (*event)["metadata"];
-  } else if (kind == "result") {
+  RunnerEvent& event = *decoded.event;
+  if (auto* output = std::get_if<OutputParameterEvent>(&event)) {
+    state.result.output_parameters[output->name] = std::move(output->value);
+  } else if (auto* metadata = std::get_if<OutputMetadataEvent>(&event)) {
+    state.result.output_metadata[metadata->name] = std::move(metadata->metadata);
+  } else if (const auto* result = std::get_if<ResultEvent>(&event)) {
     state.got_result = true;
-    if (!(*event)["ok"].get<bool>()) {
-      state.result.failure_class = (*event)["code"].get<int64_t>() == KILN_ERROR_CANCELLED ? "cancelled" : "error";
-      state.result.message = (*event)["message"].get<std::string>();
+    if (!result->ok) {
+      state.result.failure_class = result->code == KILN_ERROR_CANCELLED ? "cancelled" : "error";
+      state.result.message = result->message;
     }
-  } else if (kind != "hello") {
-    state.observer->on_event(std::move(*event));
+  } else if (const auto* hello = std::get_if<HelloEvent>(&event)) {
+    if (hello->channel != kRunnerChannelVersion)
+      state.observer->on_event(warning_event("the runner speaks channel version " + std::to_string(hello->channel) +
+                                             ", this host " + std::to_string(kRunnerChannelVersion)));
+  } else {
+    state.observer->on_event(std::move(event));
   }
+}
+
+void apply_channel_bytes(std::string_view bytes, AttemptState& state) {
+  state.lines.feed(
+      bytes, [&](std::string_view line) { apply_channel_line(line, state); },
+      [&] {
+        state.observer->on_event(warning_event("dropped a runner line longer than the channel's limit of " +
+                                               std::to_string(kMaxRunnerLineBytes) + " bytes"));
+      });
 }
 
 ChannelReactor::ChannelReactor()
@@ -167,12 +157,7 @@ void ChannelReactor::drain(int fd) {
   for (;;) {
     const ssize_t n = ::read(fd, chunk_.data(), chunk_.size());
     if (n > 0) {
-      state->buffer.append(chunk_.data(), static_cast<size_t>(n));
-      size_t newline;
-      while ((newline = state->buffer.find('\n')) != std::string::npos) {
-        apply_channel_line(state->buffer.substr(0, newline), *state);
-        state->buffer.erase(0, newline + 1);
-      }
+      apply_channel_bytes(std::string_view(chunk_.data(), static_cast<size_t>(n)), *state);
       continue;
     }
     if (n < 0 && errno == EINTR) continue;

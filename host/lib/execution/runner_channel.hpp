@@ -1,10 +1,11 @@
 // The host side of the runner channel, shared by the executors that run
 // `kiln step` out of process (process, container): one epoll thread reads
-// every attempt's JSON lines, and an AttemptState joins that channel with the
+// every attempt's lines (runner_event.hpp decodes them), and an AttemptState joins that channel with the
 // runner's exit into one AttemptResult.
 #pragma once
 
 #include <kiln/host/executor.hpp>
+#include <kiln/host/runner_event.hpp>
 #include <kiln/host/subprocess.hpp>
 
 #include <array>
@@ -26,7 +27,7 @@ int open_log(const std::filesystem::path& path);
 // last reports.
 struct AttemptState {
   std::shared_ptr<AttemptObserver> observer;
-  std::string buffer;  // a partial channel line
+  RunnerLineSplitter lines;  // holds a partial channel line (bounded)
   AttemptResult result;
   bool got_result = false;
 
@@ -45,9 +46,14 @@ struct AttemptState {
   bool reported_ = false;
 };
 
-// Applies one channel line to the attempt: events of channel version 1 go to
-// the observer, anything else becomes a warning log line.
-void apply_channel_line(const std::string& line, AttemptState& state);
+// Applies one channel line to the attempt: log, metric and progress events go
+// to the observer, outputs and the result into state.result; a line that is
+// not an event of channel version 1 becomes a warning log event.
+void apply_channel_line(std::string_view line, AttemptState& state);
+
+// Feeds bytes read from the channel: whole lines are applied, a line over
+// kMaxRunnerLineBytes is dropped and reported as one warning.
+void apply_channel_bytes(std::string_view bytes, AttemptState& state);
 
 // One thread reading the channels of every running step (epoll): no thread
 // per step to create and tear down.

@@ -7,6 +7,7 @@
 #include <kiln/host/files.hpp>
 #include <kiln/host/invoke.hpp>
 #include <kiln/host/plugin_library.hpp>
+#include <kiln/host/runner_event.hpp>
 
 #include <mutex>
 
@@ -19,14 +20,13 @@ extern "C" void on_stop_signal(int) {
   g_cancelled = true;
 }
 
-// Writes events as JSON lines; whole lines only, from any thread.
+// Writes events as channel lines; whole lines only, from any thread.
 class ChannelWriter : public StepEventSink {
  public:
   explicit ChannelWriter(int fd) : fd_(fd) {}
 
-  void write(const Json& event) {
-    // Plugins' text may hold invalid UTF-8: replace it rather than throw.
-    const std::string line = event.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+  void write(const RunnerEvent& event) {
+    const std::string line = encode(event) + "\n";
     const std::lock_guard<std::mutex> lock(mutex_);
     size_t written = 0;
     while (written < line.size()) {
@@ -37,19 +37,20 @@ class ChannelWriter : public StepEventSink {
     }
   }
   void on_log(KilnLogLevel level, const std::string& message) override {
-    write({{"event", "log"}, {"level", log_level_name(level)}, {"message", message}});
+    write(LogEvent{log_level_from_abi(level), message});
   }
   void on_metric(const std::string& name, double value, int64_t step) override {
-    write({{"event", "metric"}, {"name", name}, {"value", value}, {"step", step}});
+    write(MetricEvent{name, value, step});
   }
-  void on_progress(double fraction, const std::string& message) override {
-    write({{"event", "progress"}, {"fraction", fraction}, {"message", message}});
-  }
+  void on_progress(double fraction, const std::string& message) override { write(ProgressEvent{fraction, message}); }
+  // Checked before the copy: copying a Json recurses.
   void on_output_parameter(const std::string& name, const Json& value) override {
-    write({{"event", "output_parameter"}, {"name", name}, {"value", value}});
+    require_shallow(value, "output parameter '" + name + "'");
+    write(OutputParameterEvent{name, value});
   }
   void on_output_metadata(const std::string& name, const Json& metadata) override {
-    write({{"event", "output_metadata"}, {"name", name}, {"metadata", metadata}});
+    require_shallow(metadata, "metadata of output '" + name + "'");
+    write(OutputMetadataEvent{name, metadata});
   }
 
  private:
@@ -115,7 +116,7 @@ int run_step_request(const std::filesystem::path& request_file, int channel_fd) 
   sigaction(SIGTERM, &action, nullptr);
   sigaction(SIGINT, &action, nullptr);
   ChannelWriter channel(channel_fd);
-  channel.write({{"event", "hello"}, {"channel", kRunnerChannelVersion}, {"pid", ::getpid()}});
+  channel.write(HelloEvent{kRunnerChannelVersion, ::getpid()});
   StepOutcome outcome;
   try {
     const Json request = Json::parse(read_file(request_file));
@@ -132,7 +133,7 @@ int run_step_request(const std::filesystem::path& request_file, int channel_fd) 
     outcome.code = KILN_ERROR_INTERNAL;
     outcome.message = std::string("runner: ") + e.what();
   }
-  channel.write({{"event", "result"}, {"ok", outcome.ok}, {"code", outcome.code}, {"message", outcome.message}});
+  channel.write(ResultEvent{outcome.ok, outcome.code, outcome.message});
   return outcome.ok ? 0 : 1;
 }
 

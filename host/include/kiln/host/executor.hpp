@@ -5,6 +5,7 @@
 #include <kiln/host/catalog.hpp>
 #include <kiln/host/container_options.hpp>
 #include <kiln/host/json.hpp>
+#include <kiln/host/runner_event.hpp>
 #include <kiln/host/step_context.hpp>
 
 #include <filesystem>
@@ -43,8 +44,9 @@ struct AttemptResult {
 class AttemptObserver {
  public:
   virtual ~AttemptObserver() = default;
-  // {"event": "log"|"metric"|"progress", ...} as in the runner channel.
-  virtual void on_event(Json event) = 0;
+  // A log, metric or progress event (outputs and the result arrive in
+  // on_finished's AttemptResult).
+  virtual void on_event(RunnerEvent event) = 0;
   virtual void on_finished(AttemptResult result) = 0;
 };
 
@@ -79,10 +81,8 @@ std::unique_ptr<Executor> make_process_executor(std::filesystem::path kiln_exe);
 // Throws std::runtime_error when runc is not installed.
 std::unique_ptr<Executor> make_container_executor(std::filesystem::path kiln_exe, std::filesystem::path state_dir);
 
-// The runner channel: JSON lines on fd 3 of `kiln step`. Version 1:
-// {"event":"hello","channel":1}, then log / metric / progress /
-// output_parameter / output_metadata events, then {"event":"result",...}.
-constexpr int kRunnerChannelVersion = 1;
+// The runner channel (JSON lines on fd 3 of `kiln step`, version
+// kRunnerChannelVersion) is defined in runner_event.hpp.
 
 // The child side: loads the plugin named in the request file, runs the
 // component, writes the channel to `channel_fd`. Returns the exit code.
