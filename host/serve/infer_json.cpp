@@ -729,7 +729,7 @@ void append_data(std::string& out, const HostTensor& t) {
 
 void append_tensor(std::string& out, const HostTensor& t) {
   out += "{\"name\":";
-  out += detail::json_quote(t.name);
+  out += kiln::json_quote(t.name);
   out += ",\"datatype\":\"";
   out += datatype_info(t.datatype) != nullptr ? datatype_info(t.datatype)->name : "";
   out += "\",\"shape\":[";
@@ -755,13 +755,13 @@ void write_infer_response(std::string& out, const std::string& model, int64_t ve
                           const std::optional<std::string>& id, const std::vector<HostTensor>& outputs,
                           const std::vector<std::string>& wanted) {
   out += "{\"model_name\":";
-  out += detail::json_quote(model);
+  out += kiln::json_quote(model);
   out += ",\"model_version\":\"";
   append_number(out, version);
   out += '"';
   if (id) {
     out += ",\"id\":";
-    out += detail::json_quote(*id);
+    out += kiln::json_quote(*id);
   }
   out += ",\"outputs\":[";
   bool first = true;

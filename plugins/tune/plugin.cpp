@@ -7,84 +7,56 @@
 
 #include <memory>
 #include <string>
-
-// The plugin-owned state behind the ABI's opaque KilnTuner handle.
-struct KilnTuner {
-  const KilnHostApi* host = nullptr;
-  std::unique_ptr<kiln::tune::Tuner> impl;
-  std::string last_json;  // what suggest handed out, valid until the next call
-};
+#include <vector>
 
 namespace kiln::tune {
 namespace {
 
-// Must be called inside a catch block.
-KilnError* current_error(const KilnHostApi* host) noexcept {
+// Runs `f`, turning the algorithms' configuration errors into
+// KILN_ERROR_INVALID_ARGUMENT (the SDK makes anything else internal).
+template <class F>
+auto config_errors_are_invalid_arguments(F&& f) -> decltype(f()) {
   try {
-    throw;
+    return f();
   } catch (const ConfigError& e) {
-    return host->error_new(KILN_ERROR_INVALID_ARGUMENT, e.what());
+    throw Error(e.what(), KILN_ERROR_INVALID_ARGUMENT);
   } catch (const Json::exception& e) {
-    return host->error_new(KILN_ERROR_INVALID_ARGUMENT, (std::string("tuner config: ") + e.what()).c_str());
-  } catch (...) {
-    return kiln::detail::error_from_current_exception(host);
+    throw Error(std::string("tuner config: ") + e.what(), KILN_ERROR_INVALID_ARGUMENT);
   }
 }
 
+// One algorithm's tuner behind the SDK's KilnTunerApi wrapper.
 template <const char* Algorithm>
-KilnError* create(const KilnHostApi* host, const char* config_json, KilnTuner** tuner_out) noexcept {
-  try {
-    auto tuner = std::make_unique<KilnTuner>();
-    tuner->host = host;
-    tuner->impl = make_tuner(Algorithm, Json::parse(config_json == nullptr ? "{}" : config_json));
-    *tuner_out = tuner.release();  // owned by the host until destroy
-    return nullptr;
-  } catch (...) {
-    return current_error(host);
-  }
-}
+class AlgorithmTuner {
+ public:
+  explicit AlgorithmTuner(const std::string& config_json)
+      : impl_(config_errors_are_invalid_arguments([&] { return make_tuner(Algorithm, Json::parse(config_json)); })) {}
 
-KilnError* suggest(KilnTuner* tuner, uint32_t max_count, const char** json_out) noexcept {
-  try {
-    tuner->last_json = tuner->impl->suggest(max_count).dump();
-    *json_out = tuner->last_json.c_str();
-    return nullptr;
-  } catch (...) {
-    return current_error(tuner->host);
+  std::vector<kiln::Trial> suggest(uint32_t max_count) {
+    return config_errors_are_invalid_arguments([&] {
+      std::vector<kiln::Trial> out;
+      for (const Json& s : impl_->suggest(max_count))
+        out.push_back({s.at("trial").get<int64_t>(), s.at("parameters").dump()});
+      return out;
+    });
   }
-}
 
-KilnError* observe(KilnTuner* tuner, int64_t trial, int64_t step, double value, int32_t is_final,
-                   const char* status) noexcept {
-  try {
-    // `status` is a JSON string ("succeeded"); a bare word is accepted too.
-    std::string text = status == nullptr ? "" : status;
-    if (!text.empty() && text.front() == '"') text = Json::parse(text).get<std::string>();
-    tuner->impl->observe(trial, step, value, is_final != 0, is_final != 0 ? text : "running");
-    return nullptr;
-  } catch (...) {
-    return current_error(tuner->host);
+  void observe(const Observation& o) {
+    config_errors_are_invalid_arguments(
+        [&] { impl_->observe(o.trial, o.step, o.value, o.is_final(), trial_status_name(o.status)); });
   }
-}
 
-KilnError* should_stop(KilnTuner* tuner, int64_t trial, int32_t* stop_out) noexcept {
-  try {
-    *stop_out = tuner->impl->should_stop(trial) ? 1 : 0;
-    return nullptr;
-  } catch (...) {
-    return current_error(tuner->host);
+  bool should_stop(int64_t trial) {
+    return config_errors_are_invalid_arguments([&] { return impl_->should_stop(trial); });
   }
-}
 
-void destroy(KilnTuner* tuner) noexcept {
-  std::unique_ptr<KilnTuner> owned(tuner);  // NULL is a no-op
-}
+ private:
+  std::unique_ptr<Tuner> impl_;
+};
 
 template <const char* Algorithm>
 const KilnTunerApi* table() {
-  static const KilnTunerApi api{sizeof(KilnTunerApi), 0,       &create<Algorithm>, &suggest, &observe,
-                                &should_stop,         &destroy};
-  return &api;
+  return tuner_table<AlgorithmTuner<Algorithm>>();
 }
 
 constexpr char kRandom[] = "random";

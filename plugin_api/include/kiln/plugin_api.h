@@ -194,7 +194,9 @@ typedef struct KilnTunerApi {
   uint32_t reserved0;
   /* Creates a tuner. `config_json` (copied by the plugin if kept) holds the
    * objective, the search space, the algorithm's settings and the seed. On
-   * success *tuner_out is owned by the host until `destroy`. */
+   * success *tuner_out is owned by the host until `destroy`. `host` is valid
+   * for the life of the process: a tuner keeps it to create the errors of its
+   * later calls (the C++ SDK's tuner_table<T>() does, per tuner). */
   KilnError* (*create)(const KilnHostApi* host, const char* config_json, KilnTuner** tuner_out);
   /* Asks for up to `max_count` new trials. *json_out receives a JSON array of
    * {"trial": id, "parameters": {...}}; an empty array means the search is
@@ -233,7 +235,10 @@ typedef struct KilnServingApi {
   uint32_t struct_size;
   uint32_t reserved0;
   /* Loads the model stored in `model_dir` with `config_json` (copied if
-   * kept). On success *model_out is owned by the host until `unload`. */
+   * kept). On success *model_out is owned by the host until `unload`. `host`
+   * is valid for the life of the process: a model keeps it to create the
+   * errors of metadata and infer, which get no host (the C++ SDK's
+   * serving_table<M>() does, per model; no global is needed). */
   KilnError* (*load)(const KilnHostApi* host, const char* model_dir, const char* config_json, KilnModel** model_out);
   /* The model's inputs and outputs (names, datatypes, shapes with -1 for
    * variable dimensions) as JSON; owned by the model, valid until unload. */
@@ -243,7 +248,9 @@ typedef struct KilnServingApi {
    * they stay valid until the host passes them to release_outputs. */
   KilnError* (*infer)(KilnModel* model, const KilnTensor* inputs, uint32_t input_count, const KilnTensor** outputs_out,
                       uint32_t* output_count_out);
-  /* Gives back the outputs of one infer call. */
+  /* Gives back the outputs of one infer call: `outputs` and `output_count`
+   * exactly as infer returned them (so NULL and 0 when it returned none). The
+   * host reads none of them afterwards. Never fails. */
   void (*release_outputs)(KilnModel* model, const KilnTensor* outputs, uint32_t output_count);
   /* Frees the model. Never fails; NULL is a no-op. */
   void (*unload)(KilnModel* model);

@@ -1,7 +1,10 @@
 // kiln C++ SDK: a header-only layer over the C ABI in plugin_api.h.
 //
 // An author writes a class with a static `manifest()` and a `run(Context&)`,
-// then lists the classes once with KILN_PLUGIN(...). Every call that crosses
+// then lists the classes once with KILN_PLUGIN(...). A component may also be
+// a tuner or a serving runtime: `static const KilnTunerApi* tuner()` returning
+// kiln::tuner_table<T>() (kiln/sdk/tuner.hpp), `static const KilnServingApi*
+// serving()` returning kiln::serving_table<M>() (kiln/sdk/serving_runtime.hpp). Every call that crosses
 // into the host goes through the C table; every trampoline the host calls is
 // noexcept and turns C++ exceptions into KilnError values.
 #ifndef KILN_SDK_HPP
@@ -18,6 +21,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -35,9 +39,11 @@ class Error : public std::runtime_error {
   KilnErrorCode code_;
 };
 
-namespace detail {
-
-inline std::string json_quote(const std::string& text) {
+// The JSON string literal of `text`, quotes included: `"`, `\` and control
+// characters are escaped, every other byte is copied as is (UTF-8 passes
+// through unchanged and is not validated). For building manifests, metadata
+// and other JSON text without a JSON library.
+inline std::string json_quote(std::string_view text) {
   std::string out = "\"";
   for (const unsigned char c : text) {
     switch (c) {
@@ -68,6 +74,8 @@ inline std::string json_quote(const std::string& text) {
   }
   return out + "\"";
 }
+
+namespace detail {
 
 inline std::string json_number(double value) {
   if (!std::isfinite(value)) throw Error("JSON cannot hold a non-finite number", KILN_ERROR_INVALID_ARGUMENT);
@@ -166,8 +174,8 @@ class Param {
 
   std::string to_json() const {
     detail::JsonObject o;
-    o.raw("name", detail::json_quote(name_)).raw("type", detail::json_quote(type_));
-    o.raw("description", detail::json_quote(description_));
+    o.raw("name", json_quote(name_)).raw("type", json_quote(type_));
+    o.raw("description", json_quote(description_));
     if (default_json_) o.raw("default", *default_json_);
     if (min_) o.raw("min", detail::json_number(*min_));
     if (max_) o.raw("max", detail::json_number(*max_));
@@ -197,8 +205,8 @@ class Port {
   }
   std::string to_json(bool with_optional) const {
     detail::JsonObject o;
-    o.raw("name", detail::json_quote(name_)).raw("type", detail::json_quote(type_));
-    o.raw("description", detail::json_quote(description_));
+    o.raw("name", json_quote(name_)).raw("type", json_quote(type_));
+    o.raw("description", json_quote(description_));
     if (with_optional) o.raw("optional", detail::json_value(optional_));
     return o.str();
   }
@@ -256,8 +264,8 @@ class Manifest {
 
   std::string to_json() const {
     detail::JsonObject o;
-    o.raw("name", detail::json_quote(name_)).raw("version", detail::json_quote(version_));
-    o.raw("kind", detail::json_quote(kind_name(kind_))).raw("description", detail::json_quote(description_));
+    o.raw("name", json_quote(name_)).raw("version", json_quote(version_));
+    o.raw("kind", json_quote(kind_name(kind_))).raw("description", json_quote(description_));
     o.raw("parameters", join(params_)).raw("inputs", join(inputs_));
     o.raw("outputs", join(outputs_)).raw("output_parameters", join(output_params_));
     return o.str();
@@ -484,5 +492,10 @@ KilnError* plugin_init(const KilnHostApi* host, const KilnPlugin** plugin_out) n
                                        &::kiln::detail::plugin_init<__VA_ARGS__>};                                 \
     return &entry;                                                                                                 \
   }
+
+// Tuners and serving runtimes as C++ classes (kiln::tuner_table<T>(),
+// kiln::serving_table<M>()): they build on everything above.
+#include <kiln/sdk/serving_runtime.hpp>  // IWYU pragma: export
+#include <kiln/sdk/tuner.hpp>            // IWYU pragma: export
 
 #endif  // KILN_SDK_HPP

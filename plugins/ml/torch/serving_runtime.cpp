@@ -4,9 +4,8 @@
 // (torch.jit.save) described by the model config's "inputs"/"outputs".
 // The only LibTorch TU of the runtime; the registration is in plugin.cpp.
 #include <torch/script.h>
-#include <kiln/serving.hpp>
+#include <kiln/sdk.hpp>
 
-#include <map>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -15,10 +14,6 @@
 #include "components.hpp"
 #include "model.hpp"
 #include "transform.hpp"
-
-struct KilnModel {
-  virtual ~KilnModel() = default;
-};
 
 namespace kiln::ml {
 namespace {
@@ -88,34 +83,42 @@ torch::Tensor to_torch(const KilnTensor& t) {
       .clone();
 }
 
-// The outputs of one infer call and the memory they point into.
-struct OutputBatch {
-  std::vector<torch::Tensor> values;  // contiguous CPU
-  std::vector<std::string> names;
-  std::vector<std::vector<int64_t>> shapes;
-  std::vector<KilnTensor> tensors;
-};
+// Runs `f` with LibTorch's errors as bad input (KILN_ERROR_INVALID_ARGUMENT)
+// and any other exception as an internal error carrying its message.
+template <class F>
+auto torch_errors(F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const Error&) {
+    throw;
+  } catch (const c10::Error& e) {
+    throw Error(e.what_without_backtrace(), KILN_ERROR_INVALID_ARGUMENT);
+  } catch (const std::exception& e) {
+    throw Error(e.what(), KILN_ERROR_INTERNAL);
+  }
+}
 
-class ServedModel : public KilnModel {
+// A loaded model behind the SDK's serving wrapper (kiln::serving_table):
+// load() picks the kind from the directory, infer() checks the request
+// against the signature and runs it; unloading is the destructor.
+class ServedModel {
  public:
-  const std::string& metadata() const { return metadata_; }
+  virtual ~ServedModel() = default;
+  ServedModel() = default;
+  ServedModel(const ServedModel&) = delete;
+  ServedModel& operator=(const ServedModel&) = delete;
+
+  static std::unique_ptr<ServedModel> load(const fs::path& dir, const std::string& config_json);
+  std::string metadata() const { return metadata_; }
+  std::vector<Output> infer(const Inputs& inputs) {
+    return torch_errors([&] { return infer_checked(inputs); });
+  }
 
   // Runs one batch; returns the outputs in declaration order.
   virtual std::vector<torch::Tensor> run(const std::vector<const KilnTensor*>& inputs) = 0;
 
   const std::vector<TensorInfo>& inputs() const { return inputs_; }
   const std::vector<TensorInfo>& outputs() const { return outputs_; }
-
-  const KilnTensor* keep(std::unique_ptr<OutputBatch> batch) {
-    const std::lock_guard<std::mutex> lock(mutex_);
-    const KilnTensor* key = batch->tensors.data();
-    batches_[key] = std::move(batch);
-    return key;
-  }
-  void release(const KilnTensor* outputs) {
-    const std::lock_guard<std::mutex> lock(mutex_);
-    batches_.erase(outputs);
-  }
 
  protected:
   void set_signature(std::vector<TensorInfo> inputs, std::vector<TensorInfo> outputs, json extra) {
@@ -132,8 +135,8 @@ class ServedModel : public KilnModel {
  private:
   std::vector<TensorInfo> inputs_, outputs_;
   std::string metadata_;
-  std::mutex mutex_;
-  std::map<const KilnTensor*, std::unique_ptr<OutputBatch>> batches_;
+
+  std::vector<Output> infer_checked(const Inputs& inputs);
 };
 
 // A kiln Model artifact: raw rows -> transform -> network -> probabilities.
@@ -231,90 +234,35 @@ class TorchScriptModel : public ServedModel {
   torch::jit::Module module_;
 };
 
-const KilnHostApi* g_host = nullptr;
-
-KilnError* error_from_exception(const KilnHostApi* host) noexcept {
-  try {
-    throw;
-  } catch (const Error& e) {
-    return host->error_new(e.code(), e.what());
-  } catch (const c10::Error& e) {
-    return host->error_new(KILN_ERROR_INVALID_ARGUMENT, e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    return host->error_new(KILN_ERROR_INTERNAL, e.what());
-  } catch (...) {
-    return host->error_new(KILN_ERROR_INTERNAL, "unknown exception");
-  }
-}
-
-KilnError* serve_load(const KilnHostApi* host, const char* model_dir, const char* config_json,
-                      KilnModel** model_out) noexcept {
-  g_host = host;
-  try {
-    const fs::path dir(model_dir);
-    const json config = json::parse(config_json != nullptr && *config_json != '\0' ? config_json : "{}");
+std::unique_ptr<ServedModel> ServedModel::load(const fs::path& dir, const std::string& config_json) {
+  return torch_errors([&]() -> std::unique_ptr<ServedModel> {
+    const json config = json::parse(config_json.empty() ? "{}" : config_json);
     const int64_t threads = config.value("threads", int64_t{0});
     if (threads > 0) at::set_num_threads(static_cast<int>(threads));
-    std::unique_ptr<ServedModel> model;
-    if (fs::exists(dir / "model.json"))
-      model = std::make_unique<KilnArtifactModel>(dir, config);
-    else
-      model = std::make_unique<TorchScriptModel>(dir, config);
-    *model_out = model.release();
-    return nullptr;
-  } catch (...) {
-    return error_from_exception(host);
+    if (fs::exists(dir / "model.json")) return std::make_unique<KilnArtifactModel>(dir, config);
+    return std::make_unique<TorchScriptModel>(dir, config);
+  });
+}
+
+std::vector<Output> ServedModel::infer_checked(const Inputs& inputs) {
+  std::vector<const KilnTensor*> ordered;
+  for (const auto& info : inputs_) {
+    const KilnTensor* found = inputs.find(info.name);
+    if (found == nullptr) bad("input '" + info.name + "' is missing");
+    if (found->datatype != info.datatype)
+      bad("input '" + info.name + "' must be " + datatype_name(info.datatype) + ", not " +
+          datatype_name(found->datatype));
+    if (found->ndim != info.shape.size() || found->ndim == 0) bad("input '" + info.name + "' has the wrong rank");
+    ordered.push_back(found);
   }
-}
-
-KilnError* serve_metadata(KilnModel* model, const char** json_out) noexcept {
-  *json_out = static_cast<ServedModel*>(model)->metadata().c_str();
-  return nullptr;
-}
-
-KilnError* serve_infer(KilnModel* handle, const KilnTensor* inputs, uint32_t input_count,
-                       const KilnTensor** outputs_out, uint32_t* output_count_out) noexcept {
-  try {
-    auto* model = static_cast<ServedModel*>(handle);
-    std::vector<const KilnTensor*> ordered;
-    for (const auto& info : model->inputs()) {
-      const KilnTensor* found = nullptr;
-      for (uint32_t i = 0; i < input_count; ++i)
-        if (inputs[i].name != nullptr && info.name == inputs[i].name) found = &inputs[i];
-      if (found == nullptr) bad("input '" + info.name + "' is missing");
-      if (found->datatype != info.datatype)
-        bad("input '" + info.name + "' must be " + datatype_name(info.datatype) + ", not " +
-            datatype_name(found->datatype));
-      if (found->ndim != info.shape.size() || found->ndim == 0) bad("input '" + info.name + "' has the wrong rank");
-      ordered.push_back(found);
-    }
-    auto batch = std::make_unique<OutputBatch>();
-    batch->values = model->run(ordered);
-    const auto& outs = model->outputs();
-    for (size_t i = 0; i < batch->values.size(); ++i) {
-      batch->names.push_back(outs[i].name);
-      batch->shapes.push_back(batch->values[i].sizes().vec());
-    }
-    for (size_t i = 0; i < batch->values.size(); ++i) {
-      const auto& v = batch->values[i];
-      batch->tensors.push_back(KilnTensor{sizeof(KilnTensor), outs[i].datatype, batch->names[i].c_str(),
-                                          batch->shapes[i].data(), static_cast<uint32_t>(batch->shapes[i].size()), 0,
-                                          v.data_ptr(), static_cast<uint64_t>(v.nbytes())});
-    }
-    *output_count_out = static_cast<uint32_t>(batch->tensors.size());
-    *outputs_out = model->keep(std::move(batch));
-    return nullptr;
-  } catch (...) {
-    return error_from_exception(g_host);
+  const std::vector<torch::Tensor> values = run(ordered);
+  std::vector<Output> out;
+  for (size_t i = 0; i < values.size(); ++i) {
+    auto value = std::make_shared<const torch::Tensor>(values[i]);  // contiguous CPU; kept until released
+    out.push_back(Output{outputs_[i].name, outputs_[i].datatype, value->sizes().vec(), value->data_ptr(),
+                         static_cast<uint64_t>(value->nbytes()), value});
   }
-}
-
-void serve_release_outputs(KilnModel* model, const KilnTensor* outputs, uint32_t /*count*/) noexcept {
-  static_cast<ServedModel*>(model)->release(outputs);
-}
-
-void serve_unload(KilnModel* model) noexcept {
-  const std::unique_ptr<ServedModel> owned(static_cast<ServedModel*>(model));  // ownership came back through the ABI
+  return out;
 }
 
 }  // namespace
@@ -326,9 +274,7 @@ Manifest ServeTorch::manifest() {
 }
 
 const KilnServingApi* ServeTorch::serving() {
-  static const KilnServingApi api{
-      sizeof(KilnServingApi), 0, &serve_load, &serve_metadata, &serve_infer, &serve_release_outputs, &serve_unload};
-  return &api;
+  return serving_table<ServedModel>();
 }
 
 }  // namespace kiln::ml
