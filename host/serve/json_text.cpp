@@ -47,7 +47,7 @@ std::string_view cut(std::string_view text, size_t max_chars) {
 
 std::string quoted(std::string_view text, size_t max_chars) {
   const auto part = cut(text, max_chars);
-  return detail::json_quote(std::string(part)) + (part.size() < text.size() ? "..." : "");
+  return json_quote(std::string(part)) + (part.size() < text.size() ? "..." : "");
 }
 
 }  // namespace
