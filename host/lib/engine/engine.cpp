@@ -406,17 +406,14 @@ class Engine::Impl {
     const int parallel = spec.parallel_trials > 0             ? spec.parallel_trials
                          : step.planned->spec.parallelism > 0 ? step.planned->spec.parallelism
                                                               : options_.jobs;
-    std::set<int> active, known;  // trials with a step still to finish; every trial so far
+    std::set<int> active;  // trials with a step still to finish
     for (const int u : step.units) {
       const Unit& unit = units_[static_cast<size_t>(u)];
-      known.insert(unit.item_index);
       if (!is_terminal(unit.status)) active.insert(unit.item_index);
     }
-    for (const SuggestedTrial& trial : step.tune->next(static_cast<int>(active.size()), parallel)) {
-      if (!known.insert(trial.id).second)
-        throw std::runtime_error("tuner: suggest returned a repeated trial: " + std::to_string(trial.id));
+    // The tuner handle rejects a repeated trial id.
+    for (const SuggestedTrial& trial : step.tune->next(static_cast<int>(active.size()), parallel))
       add_trial(index, trial.id, trial.parameters);
-    }
   }
 
   // The objective metric of a running trial: to the tuner, which may stop it.

@@ -1,63 +1,66 @@
 #include "tuning_controller.hpp"
 
-#include <kiln/host/step_context.hpp>
-
 #include <algorithm>
 #include <cmath>
-#include <set>
 #include <stdexcept>
 
 namespace kiln::host {
 
 namespace {
 
-// A tuner's error as text (taking ownership of it).
-std::string message_of(KilnError* error) {
-  const KilnHostApi* host = host_api();
-  const std::string message = host->error_message(error);
-  host->error_release(error);
-  return message;
+// A tuner call: a TunerError (the tuner's own failure or a bad answer) becomes
+// the engine's message, prefixed "tuner: ".
+template <typename Call>
+auto tuner_call(Call&& call) -> decltype(call()) {
+  try {
+    return call();
+  } catch (const TunerError& e) {
+    throw std::runtime_error(std::string("tuner: ") + e.what());
+  }
+}
+
+TrialStatus trial_status_of(StepStatus outcome) {
+  switch (outcome) {
+    case StepStatus::succeeded:
+    case StepStatus::cached:
+      return TrialStatus::Succeeded;
+    case StepStatus::failed:
+      return TrialStatus::Failed;
+    case StepStatus::early_stopped:
+      return TrialStatus::EarlyStopped;
+    default:
+      throw std::logic_error("a trial cannot end " + std::string(to_string(outcome)));
+  }
+}
+
+// Creates the tuner; its configuration error ("space.lr.low: ...") points at
+// the field it names in the spec.
+TunerHandle create_tuner(const TuneSpec& spec, const KilnTunerApi* api, const Json& config) {
+  try {
+    return TunerHandle(api, config);
+  } catch (const TunerError& e) {
+    const std::string message = e.what();
+    const auto colon = message.find(':');
+    const SourcePos at = spec.position_of(colon == std::string::npos ? "" : message.substr(0, colon));
+    throw std::runtime_error(at.str() + ": tuner " + spec.tuner + ": " + message);
+  } catch (const std::invalid_argument& e) {
+    throw std::runtime_error(spec.position_of("").str() + ": tuner " + spec.tuner + ": " + e.what());
+  }
 }
 
 }  // namespace
 
 TuningController::TuningController(const TuneSpec& spec, const KilnTunerApi* api, const Json& config)
-    : spec_(spec), api_(api) {
-  if (KilnError* error = api_->create(host_api(), config.dump().c_str(), &tuner_)) {
-    const std::string message = message_of(error);
-    // A tuner names the field first ("space.lr.low: ..."): point at it.
-    const auto colon = message.find(':');
-    const SourcePos at = spec.position_of(colon == std::string::npos ? "" : message.substr(0, colon));
-    throw std::runtime_error(at.str() + ": tuner " + spec.tuner + ": " + message);
-  }
-}
-
-TuningController::~TuningController() {
-  if (tuner_ != nullptr) api_->destroy(tuner_);
-}
-
-void TuningController::check(KilnError* error) const {
-  if (error != nullptr) throw std::runtime_error("tuner: " + message_of(error));
-}
+    : spec_(spec), tuner_(create_tuner(spec, api, config)) {}
 
 std::vector<SuggestedTrial> TuningController::next(int active, int parallel) {
   if (exhausted_) return {};
   const int room = std::min(parallel - active, spec_.max_trials - suggested_);
   if (spec_.max_trials <= suggested_) exhausted_ = true;
   if (room <= 0) return {};
-  const char* text = nullptr;
-  check(api_->suggest(tuner_, static_cast<uint32_t>(room), &text));
-  const Json trials = Json::parse(text == nullptr ? "[]" : text);
-  if (!trials.is_array()) throw std::runtime_error("tuner: suggest returned " + trials.dump() + ", not a list");
-  if (trials.empty()) exhausted_ = true;
-  std::vector<SuggestedTrial> out;
-  for (const Json& trial : trials) {
-    if (suggested_ >= spec_.max_trials) break;  // a tuner that ignored max_count
-    out.push_back(SuggestedTrial{trial.at("trial").get<int>(), trial.at("parameters")});
-    if (out.back().id < 0 || !out.back().parameters.is_object())
-      throw std::runtime_error("tuner: suggest returned a bad trial: " + trial.dump());
-    ++suggested_;
-  }
+  std::vector<SuggestedTrial> out = tuner_call([&] { return tuner_.suggest(static_cast<uint32_t>(room)); });
+  if (out.empty()) exhausted_ = true;
+  suggested_ += static_cast<int>(out.size());
   return out;
 }
 
@@ -66,10 +69,10 @@ bool TuningController::on_metric(int unit, int trial, const std::string& name, d
   if (name != spec_.metric || !std::isfinite(value)) return false;
   curves_[unit][at] = value;
   if (!may_stop) return false;
-  int32_t stop = 0;
-  check(api_->observe(tuner_, trial, at, value, 0, nullptr));
-  check(api_->should_stop(tuner_, trial, &stop));
-  return stop != 0;
+  return tuner_call([&] {
+    tuner_.observe(trial, at, value, false);
+    return tuner_.should_stop(trial);
+  });
 }
 
 Curve TuningController::restore(int unit, const Json& stored) {
@@ -84,10 +87,12 @@ Curve TuningController::restore(int unit, const Json& stored) {
 }
 
 void TuningController::finished(int trial, StepStatus outcome, double value, const Curve& replay) {
-  const StepStatus status = is_success(outcome) ? StepStatus::succeeded : outcome;
-  for (const auto& [at, v] : replay) check(api_->observe(tuner_, trial, at, v, 0, nullptr));
-  check(api_->observe(tuner_, trial, -1, value, 1, Json(std::string(to_string(status))).dump().c_str()));
-  if (status == StepStatus::failed && ++failed_ > spec_.max_failed_trials)
+  const TrialStatus status = trial_status_of(outcome);
+  tuner_call([&] {
+    for (const auto& [at, v] : replay) tuner_.observe(trial, at, v, false);
+    tuner_.observe(trial, -1, value, true, status);
+  });
+  if (status == TrialStatus::Failed && ++failed_ > spec_.max_failed_trials)
     fail(std::to_string(failed_) + " trials failed (max_failed_trials: " + std::to_string(spec_.max_failed_trials) +
          ")");
 }

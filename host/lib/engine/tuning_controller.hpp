@@ -1,5 +1,5 @@
-// A tuning step's search: the tuner (a plugin's KilnTunerApi table, owned and
-// destroyed here), how many trials were suggested and failed, each trial's
+// A tuning step's search: the tuner (a TunerHandle on a plugin's KilnTunerApi
+// table, destroyed with this), how many trials were suggested and failed, each trial's
 // objective curve, and whether the search is over or has failed. The engine
 // owns the trials' units and asks this what to start and whether to stop;
 // no other code calls the tuner. Scheduler thread only, so tuner calls are serialised.
@@ -8,6 +8,7 @@
 #include <kiln/host/json.hpp>
 #include <kiln/host/run_status.hpp>
 #include <kiln/host/spec.hpp>
+#include <kiln/host/tuner_handle.hpp>
 #include <kiln/plugin_api.h>
 
 #include <cstdint>
@@ -17,11 +18,6 @@
 
 namespace kiln::host {
 
-struct SuggestedTrial {
-  int id = 0;
-  Json parameters = Json::object();
-};
-
 // An objective curve: the value reported at each step (epoch).
 using Curve = std::map<int64_t, double>;
 
@@ -30,13 +26,12 @@ class TuningController {
   // Creates the tuner with `config` (KilnTunerApi.create). Throws
   // std::runtime_error at the spec's file:line:col of the field the tuner names.
   TuningController(const TuneSpec& spec, const KilnTunerApi* api, const Json& config);
-  ~TuningController();
-  TuningController(const TuningController&) = delete;
-  TuningController& operator=(const TuningController&) = delete;
 
   // Trials to start now, given `active` trials not yet finished and at most
   // `parallel` at once. Empty once max_trials were suggested, the tuner has
-  // no more, or the search stopped. Throws on a tuner error or a bad answer.
+  // no more, or the search stopped. Throws on a tuner error or a bad answer
+  // (more trials than asked for, a repeated id: TunerHandle's checks), with
+  // the message prefixed "tuner: ".
   std::vector<SuggestedTrial> next(int active, int parallel);
 
   // A running unit of trial `trial` reported `name` = `value` at `at`.
@@ -65,11 +60,8 @@ class TuningController {
   Curve curve_of(const std::vector<int>& units) const;
 
  private:
-  void check(KilnError* error) const;
-
   const TuneSpec& spec_;
-  const KilnTunerApi* api_;
-  KilnTuner* tuner_ = nullptr;
+  TunerHandle tuner_;
   int suggested_ = 0, failed_ = 0;
   bool exhausted_ = false;
   std::string failure_;
