@@ -1,6 +1,11 @@
-// The engine's scheduler: one thread owns all state; attempts report through
-// a queue; the thread sleeps until a message arrives or the nearest deadline
-// (timeout, kill after grace, retry backoff, run timeout) passes.
+// The engine's effects: one thread owns the run; attempts report through a
+// queue; the thread sleeps until a message arrives or the nearest deadline
+// (timeout, kill after grace, retry backoff, run timeout) passes. What to do
+// is the scheduler's decision (scheduler.hpp), every status change is
+// RunState's (run_state.hpp); here the decisions are carried out: executors
+// start and stop attempts, the store commits outputs and answers the cache,
+// the tuning controller asks the tuner, and every transition's event is
+// published to the observers.
 #include <unistd.h>
 #include <kiln/host/engine.hpp>
 #include <kiln/host/engine_time.hpp>
@@ -14,18 +19,15 @@
 #include <kiln/host/run_record.hpp>
 #include <kiln/host/step_context.hpp>
 
+#include "run_state.hpp"
+#include "scheduler.hpp"
 #include "tuning_controller.hpp"
 
-#include <cctype>
 #include <chrono>
 #include <cmath>
-#include <ctime>
+#include <deque>
 #include <fstream>
-#include <limits>
 #include <optional>
-#include <random>
-#include <set>
-#include <unordered_map>
 
 namespace kiln::host {
 namespace fs = std::filesystem;
@@ -34,11 +36,6 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 using S = StepStatus;
-
-
-Clock::duration seconds(double s) {
-  return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
-}
 
 // A message from an attempt to the scheduler thread.
 struct Message {
@@ -105,32 +102,13 @@ class Observer : public AttemptObserver {
 
 }  // namespace
 
-// One runnable thing: a step, or one item of a loop step.
-struct Unit {
-  size_t step = 0;  // index into Impl::steps_
-  int item_index = -1;
-  int part = -1;  // a trial template's step: index into PlannedStep::trial_steps
-  Json item;
-  UnitName name;  // name.name.display: "train", "loop[3]", "tune[3.train]"
-  fs::path dir;
-  StepStatus status = S::pending;
-  int attempt = 0;
-  int attempt_base = 0;  // attempts made before a resume: they do not count against retries
+
+// What the engine holds for a unit's attempt besides its state: the
+// executor's handle, the attempt's event file, the log sizes last seen.
+struct AttemptHandle {
   std::unique_ptr<RunningAttempt> running;
-  std::optional<Clock::time_point> deadline, kill_at, retry_at;
-  bool timed_out = false;
-  bool stop_requested = false;  // the engine asked this attempt to stop
-  bool early_stop = false;      // ... because its tuner said so (a trial)
-  std::string message;          // why it ended, when it did not succeed
-  Clock::time_point started;
   std::ofstream events;
   std::map<std::string, uint64_t> log_sizes{{"stdout.log", 0}, {"stderr.log", 0}};  // for LogGrew hints
-  double attempt_seconds = 0;  // all its attempts' durations
-  AttemptResult result;
-  fs::path outputs_dir;
-  std::map<std::string, InputArtifact> artifacts;  // its outputs, for downstream steps
-  std::map<std::string, InputArtifact> inputs;     // what the running attempt reads (for lineage)
-  CacheDecision cache;
 };
 
 // The output parameter in which a trial keeps its objective curve
@@ -142,16 +120,6 @@ Json without_curve(Json outputs) {
   return outputs;
 }
 
-struct StepRun {
-  const PlannedStep* planned = nullptr;
-  std::unique_ptr<TuningController> tune;  // tuning steps only
-  StepStatus status = S::pending;
-  std::string message;
-  std::vector<int> units;
-  Json outputs = Json::object();                   // output parameters (lists for loops)
-  std::map<std::string, InputArtifact> artifacts;  // output artifacts for downstream inputs
-};
-
 class Engine::Impl {
  public:
   Impl(const Plan& plan, RunOptions options, std::map<std::string, std::unique_ptr<Executor>> executors)
@@ -159,14 +127,10 @@ class Engine::Impl {
         options_(std::move(options)),
         executors_(std::move(executors)),
         inbox_(std::make_shared<Inbox>()),
-        time_(options_.time != nullptr ? options_.time : &real_time_) {
-    for (const auto& step : plan_.steps) {
-      StepRun run;
-      run.planned = &step;
-      step_index_[step.spec.name] = steps_.size();
-      steps_.push_back(std::move(run));
-    }
-  }
+        time_(options_.time != nullptr ? options_.time : &real_time_),
+        state_(plan_, options_.run_dir, options_.run_id),
+        scheduler_(SchedulerOptions{options_.jobs, options_.grace_seconds}),
+        tuners_(plan_.steps.size()) {}
 
   Json run() {
     started_ = clock_now();
@@ -182,19 +146,18 @@ class Engine::Impl {
     for (RunObserver* observer : options_.observers) observers_.push_back(observer);
     events::RunStarted started{options_.run_id, plan_.spec.name, plan_.spec.file, options_.executor,
                                plan_.parameters, options_.resume, {}};
-    for (const auto& s : steps_) started.steps.push_back(s.planned->spec.name);
+    for (const auto& s : state_.steps()) started.steps.push_back(s.planned->spec.name);
     publish(std::move(started));
     flush(true);
-    if (plan_.spec.timeout_seconds) run_deadline_ = started_ + seconds(*plan_.spec.timeout_seconds);
+    if (plan_.spec.timeout_seconds) run_deadline_ = started_ + seconds_duration(*plan_.spec.timeout_seconds);
     try {
       loop();
     } catch (const std::exception& e) {  // e.g. a full disk: stop what runs, record why
-      run_status_ = RunStatus::failed;
-      run_message_ = std::string("the engine stopped: ") + e.what();
-      for (auto& unit : units_)
-        if (unit.status == S::running && unit.running) unit.running->kill();
+      state_.fail_run(std::string("the engine stopped: ") + e.what());
+      for (size_t i = 0; i < attempts_.size(); ++i)
+        if (state_.units()[i].status() == S::running && attempts_[i].running) attempts_[i].running->kill();
     }
-    publish(events::RunFinished{run_status_, run_message_, seconds_since(started_)});
+    publish(state_.finish_run(seconds_since(started_)));
     flush(true);
     return record_.json();
   }
@@ -211,7 +174,7 @@ class Engine::Impl {
     for (RunObserver* observer : observers_) observer->on_event(seq, e);
   }
 
-  // The scheduler is about to wait (or the run ended): observers write what they batched.
+  // The engine is about to wait (or the run ended): observers write what they batched.
   void flush(bool final) {
     for (RunObserver* observer : observers_) observer->flush(final);
   }
@@ -236,11 +199,11 @@ class Engine::Impl {
   void loop() {
     for (;;) {
       schedule();
-      if (all_terminal(false) && !main_done_) {
-        finish_main_phase();
+      if (state_.all_terminal(false) && !state_.main_done()) {
+        state_.finish_main_phase();
         continue;  // the finally steps can begin now
       }
-      if (main_done_ && all_terminal(true)) return;
+      if (state_.main_done() && state_.all_terminal(true)) return;
       flush(false);
       for (auto& message : wait()) handle(std::move(message));
       check_deadlines();
@@ -251,8 +214,9 @@ class Engine::Impl {
   // The messages that arrive before the next deadline (real time: blocks;
   // virtual time: the clock moves on instead).
   std::deque<Message> wait() {
-    if (!time_->is_virtual()) return inbox_->wait(next_deadline());
-    if (inbox_->empty() && !time_->advance(next_deadline()))
+    const auto until = scheduler_.next_deadline(state_, run_deadline_, next_log_check_);
+    if (!time_->is_virtual()) return inbox_->wait(until);
+    if (inbox_->empty() && !time_->advance(until))
       throw std::logic_error("virtual time: no deadline and no event to wait for; the run cannot end");
     return inbox_->take();
   }
@@ -268,236 +232,181 @@ class Engine::Impl {
     const auto now = clock_now();
     if (now < next_log_check_) return;
     next_log_check_ = now + kLogGrowthInterval;
-    for (auto& unit : units_) {
-      if (unit.status != S::running) continue;
-      for (auto& [file, known] : unit.log_sizes) {
+    for (size_t i = 0; i < attempts_.size(); ++i) {
+      const UnitState& unit = state_.units()[i];
+      if (unit.status() != S::running) continue;
+      for (auto& [file, known] : attempts_[i].log_sizes) {
         std::error_code error;
         const auto path = unit.dir / ("attempt-" + std::to_string(unit.attempt)) / file;
         const uint64_t size = fs::file_size(path, error);
         if (error || size == known) continue;
         known = size;
-        publish(events::LogGrew{unit.name, unit.attempt, relative_to_run(path), size});
+        publish(events::LogGrew{unit.name, unit.attempt, state_.relative_to_run(path), size});
       }
     }
   }
 
-  bool all_terminal(bool finally_phase) const {
-    for (const auto& s : steps_)
-      if (s.planned->spec.is_finally == finally_phase && !is_terminal(s.status)) return false;
-    return true;
-  }
-
-  void finish_main_phase() {
-    main_done_ = true;
-    Json failed = Json::array();
-    bool cancelled = false;
-    for (const auto& s : steps_) {
-      if (s.planned->spec.is_finally) continue;
-      if (s.status == S::failed) failed.push_back(s.planned->spec.name);
-      cancelled = cancelled || s.status == S::cancelled;
-    }
-    if (run_timed_out_)
-      run_status_ = RunStatus::failed;
-    else if (cancel_requests_ > 0)
-      run_status_ = RunStatus::cancelled;
-    else  // nobody asked to cancel
-      run_status_ = failed.empty() && !cancelled ? RunStatus::succeeded : RunStatus::failed;
-    failed_steps_ = failed;
-  }
-
-  std::optional<Clock::time_point> next_deadline() const {
-    std::optional<Clock::time_point> next = run_deadline_;
-    const auto consider = [&](const std::optional<Clock::time_point>& t) {
-      if (t && (!next || *t < *next)) next = t;
-    };
-    for (const auto& u : units_) {
-      if (u.status == S::running) {
-        if (!u.timed_out) consider(u.deadline);
-        consider(u.kill_at);
-        consider(next_log_check_);
-      } else if (u.status == S::pending) {
-        consider(u.retry_at);
-      }
-    }
-    return next;
-  }
-
-  // ---- scheduling ---------------------------------------------------------
+  // ---- steps ----------------------------------------------------------------
 
   // Repeats while steps finish without running (cache hits, resumed steps):
   // their dependents may start now, and no message will come to say so.
   void schedule() {
     do {
       settled_ = false;
-      for (size_t i = 0; i < steps_.size(); ++i)
-        if (steps_[i].status == S::pending && (!steps_[i].planned->spec.is_finally || main_done_)) try_begin(i);
+      for (size_t i = 0; i < state_.steps().size(); ++i)
+        if (scheduler_.considered(state_, i)) begin_step(i);
       launch_ready_units();
     } while (settled_);
   }
 
-  // Decides whether a pending step can begin, and how.
-  void try_begin(size_t index) {
-    StepRun& step = steps_[index];
-    std::string blocked_by_failure, blocked_by_cancel, blocked_by_skip;
-    for (const auto& up : step.planned->upstream) {
-      const StepRun& u = step_named(up);
-      if (!is_terminal(u.status)) return;
-      if (u.status == S::failed || u.status == S::upstream_failed) blocked_by_failure = up;
-      if (u.status == S::cancelled) blocked_by_cancel = up;
-      // Like Argo: a skipped step satisfies an ordering dependency, but a
-      // step that needs its outputs cannot run without them.
-      if (u.status == S::skipped && step.planned->data_upstream.count(up)) blocked_by_skip = up;
-    }
-    if (!blocked_by_failure.empty())
-      return finish_step(index, S::upstream_failed, "upstream step '" + blocked_by_failure + "' did not succeed");
-    if (!blocked_by_cancel.empty())
-      return finish_step(index, S::cancelled, "not started: upstream step '" + blocked_by_cancel + "' was cancelled");
-    if (!blocked_by_skip.empty())
-      return finish_step(index, S::skipped, "upstream step '" + blocked_by_skip + "' was skipped");
-    if (stopping() && !step.planned->spec.is_finally)
-      return finish_step(index, S::cancelled, "not started: the run is stopping");
+  // Carries out the scheduler's decision about a pending step.
+  void begin_step(size_t index) {
+    const StepDecision decision = scheduler_.decide_step(state_, index);
     try {
-      if (step.planned->when && !step.planned->when->evaluate_condition(resolver(step, nullptr)))
-        return finish_step(index, S::skipped, "condition is false: " + step.planned->when->text());
-      if (step.planned->spec.tune)
-        begin_tune(index);
-      else if (step.planned->spec.for_each)
-        begin_loop(index);
-      else
-        add_unit(index, -1, nullptr);
+      switch (decision.kind) {
+        case StepDecision::Kind::wait:
+          return;
+        case StepDecision::Kind::finish:
+          return finish_step(index, decision.status, decision.message);
+        case StepDecision::Kind::begin_tune:
+          begin_tune(index);
+          break;
+        case StepDecision::Kind::begin_loop:
+          begin_loop(index, decision.items);
+          break;
+        case StepDecision::Kind::begin_unit:
+          add_unit(index, -1, nullptr);
+          break;
+      }
     } catch (const std::exception& e) {
       return finish_step(index, S::failed, e.what());
     }
-    if (step.status == S::pending) finish_step(index, S::running, "");
+    if (state_.step(index).status() == S::pending) finish_step(index, S::running, "");
   }
 
-  void begin_loop(size_t index) {
-    StepRun& step = steps_[index];
-    const Json items = render_placeholders(step.planned->spec.for_each->value, resolver(step, nullptr));
-    if (!items.is_array()) throw std::runtime_error("for_each resolved to " + items.dump() + ", not a list");
+  void begin_loop(size_t index, const Json& items) {
+    StepState& step = state_.step(index);
     for (const auto& output : step.planned->component.manifest.output_parameters)
       step.outputs[output.name] = Json::array();
     if (items.empty()) return finish_step(index, S::succeeded, "for_each is empty");
     for (size_t i = 0; i < items.size(); ++i) add_unit(index, static_cast<int>(i), items[i]);
   }
 
+  void finish_step(size_t index, StepStatus status, const std::string& message) {
+    publish(state_.finish_step(index, status, message));
+    settled_ = settled_ || is_terminal(status);
+    if (status == S::failed && !state_.step(index).planned->spec.is_finally) begin_policy_stop();
+  }
+
+  // All units of a step are done: aggregate their outcome and outputs.
+  void complete_step(size_t index) {
+    const Outcome outcome = scheduler_.step_outcome(state_, index);
+    if (is_success(outcome.status)) collect_outputs(state_.step(index));
+    finish_step(index, outcome.status, outcome.message);
+  }
+
+  void collect_outputs(StepState& step) {
+    const auto& manifest = step.planned->component.manifest;
+    if (!step.planned->spec.for_each) {
+      const UnitState& unit = state_.unit(step.units.front());
+      step.outputs = unit.result.output_parameters;
+      step.artifacts = unit.artifacts;
+      return;
+    }
+    // A loop collects one value per item, in item order; an artifact becomes a
+    // directory with one entry per item (0, 1, ...) linking to that item's output.
+    for (const int u : step.units) {
+      const UnitState& unit = state_.unit(u);
+      for (const auto& output : manifest.output_parameters)
+        step.outputs[output.name].push_back(unit.result.output_parameters.value(output.name, Json(nullptr)));
+    }
+    for (const auto& output : manifest.outputs) {
+      const fs::path collected = options_.run_dir / "steps" / step.planned->spec.name / "collected" / output.name;
+      fs::remove_all(collected);  // a resumed run collects again
+      fs::create_directories(collected);
+      std::vector<std::string> digests;
+      for (const int u : step.units) {
+        const UnitState& unit = state_.unit(u);
+        const InputArtifact& item = unit.artifacts.at(output.name);
+        fs::create_directory_symlink(item.path, collected / std::to_string(unit.item_index));
+        digests.push_back(item.digest);
+      }
+      step.artifacts[output.name] = InputArtifact{collected, Json{{"collection", true}, {"items", step.units.size()}},
+                                                  "", journal_ ? digests : std::vector<std::string>{}};
+    }
+  }
+
   // ---- tuning steps: trials are units whose parameters the tuner suggests ----
 
   void begin_tune(size_t index) {
-    StepRun& step = steps_[index];
-    const TuneSpec& spec = *step.planned->spec.tune;
-    if (!step.planned->tuner) throw std::runtime_error("tuner '" + spec.tuner + "' is not in the plan");
-    const auto library = PluginLibrary::load(step.planned->tuner->library);
+    const PlannedStep& planned = *state_.step(index).planned;
+    const TuneSpec& spec = *planned.spec.tune;
+    if (!planned.tuner) throw std::runtime_error("tuner '" + spec.tuner + "' is not in the plan");
+    const auto library = PluginLibrary::load(planned.tuner->library);
     const LoadedComponent* component = library->find(spec.tuner);
     if (component == nullptr || component->tuner == nullptr)
       throw std::runtime_error("component '" + spec.tuner + "' offers no tuner table");
-    const Json config = render_placeholders(spec.tuner_config(), resolver(step, nullptr));
-    step.tune = std::make_unique<TuningController>(spec, component->tuner, config);
+    const Json config = render_placeholders(spec.tuner_config(), state_.resolver(nullptr));
+    tuners_[index] = std::make_unique<TuningController>(spec, component->tuner, config);
     suggest_trials(index);
-    if (step.units.empty()) finish_step(index, S::failed, "the tuner suggested no trial");
+    if (state_.step(index).units.empty()) finish_step(index, S::failed, "the tuner suggested no trial");
   }
 
   // Adds trials until parallel_trials are pending or running, max_trials were
-  // suggested, or the tuner has no more.
+  // suggested, or the tuner has no more. (The tuner handle rejects a repeated id.)
   void suggest_trials(size_t index) {
-    StepRun& step = steps_[index];
-    const TuneSpec& spec = *step.planned->spec.tune;
-    if (step.tune->exhausted() || stopping()) return;
-    const int parallel = spec.parallel_trials > 0             ? spec.parallel_trials
-                         : step.planned->spec.parallelism > 0 ? step.planned->spec.parallelism
-                                                              : options_.jobs;
-    std::set<int> active;  // trials with a step still to finish
-    for (const int u : step.units) {
-      const Unit& unit = units_[static_cast<size_t>(u)];
-      if (!is_terminal(unit.status)) active.insert(unit.item_index);
-    }
-    // The tuner handle rejects a repeated trial id.
-    for (const SuggestedTrial& trial : step.tune->next(static_cast<int>(active.size()), parallel))
+    TuningController& tuner = *tuners_[index];
+    if (tuner.exhausted() || state_.stopping()) return;
+    const int parallel = scheduler_.trial_parallelism(*state_.step(index).planned);
+    for (const SuggestedTrial& trial : tuner.next(scheduler_.active_trials(state_, index), parallel))
       add_trial(index, trial.id, trial.parameters);
+  }
+
+  // A trial: one unit, or one per step of its trial template.
+  void add_trial(size_t index, int trial, const Json& parameters) {
+    const auto& parts = state_.step(index).planned->trial_steps;
+    if (parts.empty()) return add_unit(index, trial, parameters);
+    for (size_t part = 0; part < parts.size(); ++part) add_unit(index, trial, parameters, static_cast<int>(part));
   }
 
   // The objective metric of a running trial: to the tuner, which may stop it.
   void on_trial_metric(int id, const std::string& name, double value, int64_t at) {
-    Unit& unit = units_[static_cast<size_t>(id)];
+    const UnitState& unit = state_.unit(id);
     bool stop = false;
     try {
-      const bool may_stop = !unit.stop_requested && unit.status == S::running && unit.running;
-      stop = steps_[unit.step].tune->on_metric(id, unit.item_index, name, value, at, may_stop);
+      const bool may_stop = !unit.stop_requested() && unit.status() == S::running && attempts_[static_cast<size_t>(id)].running;
+      stop = tuners_[unit.step]->on_metric(id, unit.item_index, name, value, at, may_stop);
     } catch (const std::exception& e) {
       return stop_trials(unit.step, e.what());
     }
     if (!stop) return;
-    unit.early_stop = true;
-    unit.stop_requested = true;
-    unit.running->cancel();
-    unit.kill_at = clock_now() + seconds(options_.grace_seconds);
+    apply_stop(scheduler_.on_early_stop(id, clock_now()), /*early=*/true);
     // The rest of its trial waits for this step, and is settled when it ends
     // (a step that finishes anyway keeps its success).
     publish(events::StopRequested{unit.name, "stopped by the tuner"});
   }
 
-  // The units of one trial: one, or one per step of a trial template, in the template's order.
-  std::vector<int> trial_units(size_t index, int trial) const {
-    std::vector<int> out;
-    for (const int u : steps_[index].units)
-      if (units_[static_cast<size_t>(u)].item_index == trial) out.push_back(u);
-    return out;
-  }
-
-  // A trial's outcome from its steps': a failed step fails it, a stopped one
-  // stops it; it succeeded when every step did (cached when every step was).
-  // Empty while a step has yet to finish.
-  std::optional<StepStatus> trial_status(size_t index, int trial) const {
-    std::set<StepStatus> statuses;
-    for (const int u : trial_units(index, trial)) statuses.insert(units_[static_cast<size_t>(u)].status);
-    for (const StepStatus status : statuses)
-      if (!is_terminal(status)) return std::nullopt;
-    for (const StepStatus status : {S::failed, S::early_stopped, S::cancelled, S::upstream_failed})
-      if (statuses.count(status)) return status == S::upstream_failed ? S::failed : status;
-    return statuses.count(S::succeeded) ? S::succeeded : S::cached;
-  }
-
-  // One step of a trial did not succeed: the rest of the trial does not
-  // start (`status` says why), and what runs of it is told to stop.
-  void settle_trial(size_t index, int trial, StepStatus status, const std::string& why) {
-    halt_units(trial_units(index, trial), status, why);
-  }
-
   // Units that have not started end with `status` (not through finish_unit,
   // which would recurse into their step); running ones are asked to stop.
   void halt_units(const std::vector<int>& units, StepStatus status, const std::string& why) {
-    const auto kill_at = clock_now() + seconds(options_.grace_seconds);
-    for (const int u : units) {
-      Unit& unit = units_[static_cast<size_t>(u)];
-      if (unit.status == S::pending) {
-        unit.status = status;
-        events::UnitFinished halted;
-        halted.unit = unit.name;
-        halted.item = unit.item;
-        halted.status = status;
-        halted.message = why;
-        publish(std::move(halted));
-      } else if (unit.status == S::running && unit.running && !unit.stop_requested) {
-        unit.stop_requested = true;
-        unit.running->cancel();
-        unit.kill_at = kill_at;
-      }
-    }
+    for (const StopOrder& order : scheduler_.on_halt(state_, units, clock_now())) apply_stop(order);
+    for (const int u : units)
+      if (state_.unit(u).status() == S::pending) publish(state_.finish_unit(u, status, why));
   }
 
   // The objective a finished trial reached: the output parameter of the
   // metric's name of its last step that set one, else the last value it
   // reported, else NaN.
   double trial_value(size_t index, int trial) const {
-    const std::vector<int> units = trial_units(index, trial);
-    const std::string& metric = steps_[index].planned->spec.tune->metric;
+    const std::vector<int> units = state_.trial_units(index, trial);
+    const std::string& metric = state_.step(index).planned->spec.tune->metric;
     for (auto u = units.rbegin(); u != units.rend(); ++u) {
-      const Unit& unit = units_[static_cast<size_t>(*u)];
+      const UnitState& unit = state_.unit(*u);
       const Json& outputs = unit.result.output_parameters;
-      if (is_success(unit.status) && outputs.contains(metric) && outputs[metric].is_number())
+      if (is_success(unit.status()) && outputs.contains(metric) && outputs[metric].is_number())
         return outputs[metric].get<double>();
     }
-    const Curve curve = steps_[index].tune->curve_of(trial_units(index, trial));
+    const Curve curve = tuners_[index]->curve_of(units);
     return curve.empty() ? std::nan("") : curve.rbegin()->second;
   }
 
@@ -506,34 +415,36 @@ class Engine::Impl {
   // Returns the values to replay to the tuner, by step.
   Curve restore_stored_curves(size_t index, int trial) {
     Curve replay;
-    for (const int u : trial_units(index, trial)) {
-      const Unit& unit = units_[static_cast<size_t>(u)];
+    for (const int u : state_.trial_units(index, trial)) {
+      const UnitState& unit = state_.unit(u);
       const Json& stored = unit.result.output_parameters;
-      if (is_success(unit.status) && stored.contains(kCurveOutput))
-        for (const auto& [at, value] : steps_[index].tune->restore(u, stored[kCurveOutput])) replay[at] = value;
+      if (is_success(unit.status()) && stored.contains(kCurveOutput))
+        for (const auto& [at, value] : tuners_[index]->restore(u, stored[kCurveOutput])) replay[at] = value;
     }
     return replay;
   }
 
   // A unit of a trial ended: when it was the trial's last, tell the tuner,
-  // count failures, suggest more. May add units (references into units_ are
-  // invalid afterwards).
+  // count failures, suggest more. May add units (references into the
+  // state's units are invalid afterwards).
   void on_trial_finished(size_t index, int id) {
-    StepRun& step = steps_[index];
-    const int trial = units_[static_cast<size_t>(id)].item_index;
-    const StepStatus ended = units_[static_cast<size_t>(id)].status;
+    const int trial = state_.unit(id).item_index;
+    const StepStatus ended = state_.unit(id).status();
+    // One step of a trial did not succeed: the rest of the trial does not
+    // start, and what runs of it is told to stop.
     if (!is_success(ended))
-      settle_trial(index, trial, ended == S::failed ? S::upstream_failed : S::cancelled,
-                   "step '" + units_[static_cast<size_t>(id)].name.display + "' of this trial did not succeed");
-    const std::optional<StepStatus> outcome = trial_status(index, trial);
+      halt_units(state_.trial_units(index, trial), ended == S::failed ? S::upstream_failed : S::cancelled,
+                 "step '" + state_.unit(id).name.display + "' of this trial did not succeed");
+    const std::optional<StepStatus> outcome = scheduler_.trial_status(state_, index, trial);
     if (!outcome || *outcome == S::cancelled) return;  // still running, or the run or step is stopping
     const double value = trial_value(index, trial);
-    publish(events::TrialFinished{step.planned->spec.name, trial, *outcome,
+    publish(events::TrialFinished{state_.step(index).planned->spec.name, trial, *outcome,
                                   std::isfinite(value) ? std::optional<double>(value) : std::nullopt,
-                                  units_[static_cast<size_t>(trial_units(index, trial).front())].item});
+                                  state_.unit(state_.trial_units(index, trial).front()).item});
+    TuningController& tuner = *tuners_[index];
     try {
-      step.tune->finished(trial, *outcome, value, restore_stored_curves(index, trial));
-      if (!step.tune->failure().empty()) return stop_trials(index, step.tune->failure());
+      tuner.finished(trial, *outcome, value, restore_stored_curves(index, trial));
+      if (!tuner.failure().empty()) return stop_trials(index, tuner.failure());
       suggest_trials(index);
     } catch (const std::exception& e) {
       stop_trials(index, e.what());
@@ -542,42 +453,31 @@ class Engine::Impl {
 
   // The tuning step fails: no more trials; running ones are told to stop.
   void stop_trials(size_t index, const std::string& why) {
-    StepRun& step = steps_[index];
-    step.tune->fail(why);
-    halt_units(step.units, S::cancelled, "");
-  }
-
-  // The trials of a tuning step, in the order they were suggested.
-  std::vector<int> trial_ids(size_t index) const {
-    std::vector<int> ids;
-    for (const int u : steps_[index].units) {
-      const int trial = units_[static_cast<size_t>(u)].item_index;
-      if (std::find(ids.begin(), ids.end(), trial) == ids.end()) ids.push_back(trial);
-    }
-    return ids;
+    tuners_[index]->fail(why);
+    halt_units(state_.step(index).units, S::cancelled, "");
   }
 
   // One row of the trials table.
   Json trial_row(size_t index, int trial) const {
-    const TuneSpec& spec = *steps_[index].planned->spec.tune;
-    const std::vector<int> units = trial_units(index, trial);
+    const PlannedStep& planned = *state_.step(index).planned;
+    const std::vector<int> units = state_.trial_units(index, trial);
     const double value = trial_value(index, trial);
     double duration = 0;
     Json outputs = Json::object(), curve = Json::object();
     for (const int u : units) {
-      const Unit& unit = units_[static_cast<size_t>(u)];
+      const UnitState& unit = state_.unit(u);
       duration += record_.attempt_seconds(unit.name);
-      const Json own = is_success(unit.status) ? without_curve(unit.result.output_parameters) : Json::object();
+      const Json own = is_success(unit.status()) ? without_curve(unit.result.output_parameters) : Json::object();
       if (unit.part < 0)
         outputs = own;
       else
-        outputs[steps_[index].planned->trial_steps[static_cast<size_t>(unit.part)].spec.name] = own;
+        outputs[planned.trial_steps[static_cast<size_t>(unit.part)].spec.name] = own;
     }
-    for (const auto& [at, v] : steps_[index].tune->curve_of(units)) curve[std::to_string(at)] = v;
+    for (const auto& [at, v] : tuners_[index]->curve_of(units)) curve[std::to_string(at)] = v;
     return Json{{"trial", trial},
-                {"parameters", units_[static_cast<size_t>(units.front())].item},
-                {"status", to_string(trial_status(index, trial).value_or(S::pending))},
-                {spec.metric, std::isfinite(value) ? Json(value) : Json(nullptr)},
+                {"parameters", state_.unit(units.front()).item},
+                {"status", to_string(scheduler_.trial_status(state_, index, trial).value_or(S::pending))},
+                {planned.spec.tune->metric, std::isfinite(value) ? Json(value) : Json(nullptr)},
                 {"curve", curve},
                 {"outputs", outputs},
                 {"duration_seconds", duration}};
@@ -586,15 +486,15 @@ class Engine::Impl {
   // Every trial is done: the trials artifact, the best trial's parameters and
   // artifacts as the step's outputs.
   void complete_tuning(size_t index) {
-    StepRun& step = steps_[index];
+    StepState& step = state_.step(index);
     const TuneSpec& spec = *step.planned->spec.tune;
     Json rows = Json::array();
     int best = -1;
     double best_value = 0;
     std::map<std::string, int> counts;
-    for (const int trial : trial_ids(index)) {
+    for (const int trial : state_.trial_ids(index)) {
       rows.push_back(trial_row(index, trial));
-      const StepStatus status = trial_status(index, trial).value_or(S::pending);
+      const StepStatus status = scheduler_.trial_status(state_, index, trial).value_or(S::pending);
       const double value = trial_value(index, trial);
       ++counts[std::string(to_string(status))];
       if (is_success(status) && std::isfinite(value) &&
@@ -606,18 +506,18 @@ class Engine::Impl {
     const InputArtifact trials = store_trials_table(index, rows);
     std::string summary;
     for (const auto& [status, n] : counts) summary += (summary.empty() ? "" : ", ") + std::to_string(n) + " " + status;
-    if (!step.tune->failure().empty())
-      return finish_step(index, S::failed, step.tune->failure() + " (" + summary + ")");
+    const std::string& failure = tuners_[index]->failure();
+    if (!failure.empty()) return finish_step(index, S::failed, failure + " (" + summary + ")");
     if (counts.count(std::string(to_string(S::cancelled))))  // the run is stopping: a partial search is no result
       return finish_step(index, S::cancelled, "the search was cancelled (" + summary + ")");
     if (best < 0) return finish_step(index, S::failed, "no trial succeeded (" + summary + ")");
-    const std::vector<int> winner = trial_units(index, best);
-    const Json& parameters = units_[static_cast<size_t>(winner.front())].item;
+    const std::vector<int> winner = state_.trial_units(index, best);
+    const Json& parameters = state_.unit(winner.front()).item;
     step.outputs = Json{{"best_parameters", parameters}, {"best_value", best_value}, {"best_trial", best}};
     for (const auto& [name, value] : parameters.items()) step.outputs["best_" + name] = value;
     step.artifacts.clear();
     for (const int u : winner)  // a trial template's later steps win a name several produce
-      for (const auto& [name, artifact] : units_[static_cast<size_t>(u)].artifacts) step.artifacts[name] = artifact;
+      for (const auto& [name, artifact] : state_.unit(u).artifacts) step.artifacts[name] = artifact;
     step.artifacts[kTrialsOutput] = trials;
     finish_step(index, S::succeeded,
                 "best: trial " + std::to_string(best) + ", " + spec.metric + " = " + Json(best_value).dump() + " (" +
@@ -628,7 +528,7 @@ class Engine::Impl {
   // any step output (a digest, lineage from the step's inputs), else left
   // in the step's directory. run.json's step record points at it.
   InputArtifact store_trials_table(size_t index, const Json& rows) {
-    const StepRun& step = steps_[index];
+    const StepState& step = state_.step(index);
     const TuneSpec& spec = *step.planned->spec.tune;
     const fs::path dir = options_.run_dir / "steps" / step.planned->spec.name / kTrialsOutput;
     fs::remove_all(dir);  // a resumed run writes it again
@@ -642,7 +542,7 @@ class Engine::Impl {
     if (journal_) {
       std::map<std::string, InputArtifact> inputs;
       for (const auto& [name, wire] : step.planned->spec.inputs) {
-        const auto& artifacts = step_named(wire.step).artifacts;
+        const auto& artifacts = state_.step_named(wire.step).artifacts;
         if (const auto it = artifacts.find(wire.output); it != artifacts.end()) inputs[name] = it->second;
       }
       trials.digest = journal_->commit_step_artifact(UnitRef{step.planned, step.planned->spec.name, -1}, kTrialsOutput,
@@ -650,99 +550,43 @@ class Engine::Impl {
                                                      trials.metadata, inputs);
       trials.path = journal_->artifact_path(trials.digest);
     }
-    publish(events::TrialsRecorded{step.planned->spec.name, relative_to_run(trials.path / "trials.json"), trials.digest});
+    publish(events::TrialsRecorded{step.planned->spec.name,
+                                   state_.relative_to_run(trials.path / "trials.json"), trials.digest});
     return trials;
   }
 
-  // A trial: one unit, or one per step of its trial template.
-  void add_trial(size_t index, int trial, const Json& parameters) {
-    const auto& parts = steps_[index].planned->trial_steps;
-    if (parts.empty()) return add_unit(index, trial, parameters);
-    for (size_t part = 0; part < parts.size(); ++part) add_unit(index, trial, parameters, static_cast<int>(part));
-  }
+  // ---- units ------------------------------------------------------------------
 
   void add_unit(size_t index, int item_index, Json item, int part = -1) {
-    Unit unit;
-    unit.step = index;
-    unit.item_index = item_index;
-    unit.part = part;
-    unit.item = std::move(item);
-    const std::string& name = steps_[index].planned->spec.name;
-    unit.name.step = name;
-    unit.name.key = item_index < 0 ? "" : unit_key(unit);
-    unit.name.display = item_index < 0 ? name : name + "[" + unit.name.key + "]";  // a trial's step: tune[3.train]
-    unit.name.item_index = item_index;
-    unit.name.planned = &planned_of(unit);
-    unit.dir = options_.run_dir / "steps" / name;
-    if (item_index >= 0) unit.dir /= std::to_string(item_index);
-    if (part >= 0) unit.dir /= planned_of(unit).spec.name;
+    const int id = state_.add_unit(index, item_index, std::move(item), part);
+    attempts_.emplace_back();
+    UnitState& unit = state_.unit(id);
     if (journal_) unit.attempt = unit.attempt_base = journal_->last_attempt(unit.name.display);
-    steps_[index].units.push_back(static_cast<int>(units_.size()));
-    units_.push_back(std::move(unit));
   }
 
+  // Carries out the scheduler's decisions about pending units, one at a time
+  // (a launch may settle a unit from the cache and change what comes next).
   void launch_ready_units() {
     const auto now = clock_now();
-    for (size_t i = 0; i < units_.size() && running_ < options_.jobs; ++i) {
-      Unit& unit = units_[i];
-      if (unit.status != S::pending) continue;
-      if (stopping() && !steps_[unit.step].planned->spec.is_finally) {  // also ends a retry's backoff
-        finish_unit(static_cast<int>(i), S::cancelled, "not started: the run is stopping");
-        continue;
-      }
-      if (unit.retry_at && *unit.retry_at > now) continue;
-      if (!loop_has_room(unit.step) || !siblings_done(unit)) continue;
-      launch(static_cast<int>(i));
+    for (size_t from = 0;;) {
+      const std::optional<UnitDecision> decision = scheduler_.next_unit(state_, now, from);
+      if (!decision) return;
+      from = static_cast<size_t>(decision->unit) + 1;
+      if (decision->kind == UnitDecision::Kind::cancel)
+        finish_unit(decision->unit, S::cancelled, decision->message);
+      else
+        launch(decision->unit);
     }
-  }
-
-  // A trial template's step starts once the steps of its trial it reads
-  // from (or runs after) succeeded; a failed one settles it instead.
-  bool siblings_done(const Unit& unit) const {
-    if (unit.part < 0) return true;
-    for (const auto& name : planned_of(unit).upstream) {
-      const Unit* sibling = sibling_named(unit, name);
-      if (sibling == nullptr || !is_success(sibling->status)) return false;
-    }
-    return true;
-  }
-
-  const Unit* sibling_named(const Unit& unit, const std::string& name) const {
-    for (const int u : steps_[unit.step].units) {
-      const Unit& other = units_[static_cast<size_t>(u)];
-      if (other.item_index == unit.item_index && other.part >= 0 && planned_of(other).spec.name == name) return &other;
-    }
-    return nullptr;
-  }
-
-  // What a unit runs: its step, or its step of a trial template.
-  const PlannedStep& planned_of(const Unit& unit) const {
-    const PlannedStep& planned = *steps_[unit.step].planned;
-    return unit.part < 0 ? planned : planned.trial_steps[static_cast<size_t>(unit.part)];
-  }
-
-  // How run.json and displays name an item: "3", or "3.train" for a trial's step.
-  std::string unit_key(const Unit& unit) const {
-    const std::string index = std::to_string(unit.item_index);
-    return unit.part < 0 ? index : index + "." + planned_of(unit).spec.name;
-  }
-
-  bool loop_has_room(size_t step_index) const {
-    const int limit = steps_[step_index].planned->spec.parallelism;
-    if (limit <= 0) return true;
-    int running = 0;
-    for (const int u : steps_[step_index].units) running += units_[static_cast<size_t>(u)].status == S::running;
-    return running < limit;
   }
 
   void launch(int id) {
-    Unit& unit = units_[static_cast<size_t>(id)];
-    StepRun& step = steps_[unit.step];
-    const auto& spec = planned_of(unit).spec;
+    UnitState& unit = state_.unit(id);
+    const PlannedStep& planned = state_.planned_of(unit);
+    const auto& spec = planned.spec;
     ++unit.attempt;
     StepLaunch launch;
     launch.step = unit.name.display;
-    launch.component = planned_of(unit).component;
+    launch.component = planned.component;
     launch.attempt_dir = unit.dir / ("attempt-" + std::to_string(unit.attempt));
     launch.output_dir = launch.attempt_dir / "outputs";
     launch.temp_dir = launch.attempt_dir / "tmp";
@@ -751,7 +595,7 @@ class Engine::Impl {
     try {
       fs::remove_all(launch.output_dir);  // left by an attempt a crashed host never recorded
       fs::create_directories(launch.output_dir);
-      launch.parameters = render_parameters(step, unit);
+      launch.parameters = render_parameters(unit);
       launch.inputs = wired_inputs(unit);
     } catch (const std::exception& e) {
       return finish_unit(id, S::failed, std::string("cannot prepare the step: ") + e.what());
@@ -761,27 +605,22 @@ class Engine::Impl {
       fs::remove_all(launch.attempt_dir, ignored);  // created above for an attempt that was not needed
       return;
     }
-    const std::string executor_name = spec.executor.empty() ? options_.executor : spec.executor;
+    const std::string executor_name = executor_of(unit);
     const auto executor = executors_.find(executor_name);
     if (executor == executors_.end()) return finish_unit(id, S::failed, "no executor named '" + executor_name + "'");
-    unit.events.open(launch.attempt_dir / "events.jsonl", std::ios::app);
-    unit.status = S::running;
-    unit.started = clock_now();
-    unit.timed_out = false;
-    unit.stop_requested = false;
-    unit.kill_at.reset();
-    unit.retry_at.reset();
-    unit.deadline = spec.timeout_seconds ? std::optional(unit.started + seconds(*spec.timeout_seconds)) : std::nullopt;
-    ++running_;
-    for (auto& [file, size] : unit.log_sizes) size = 0;
-    publish(events::AttemptStarted{unit.name, unit.item, unit.attempt, executor_name,
-                                   relative_to_run(launch.attempt_dir),
-                                   executor_name == "container" ? spec.container.image : ""});
+    AttemptHandle& attempt = attempts_[static_cast<size_t>(id)];
+    attempt.events.open(launch.attempt_dir / "events.jsonl", std::ios::app);
+    for (auto& [file, size] : attempt.log_sizes) size = 0;
+    const auto now = clock_now();
+    const auto deadline =
+        spec.timeout_seconds ? std::optional(now + seconds_duration(*spec.timeout_seconds)) : std::nullopt;
+    publish(state_.start_attempt(id, now, deadline, executor_name, launch.attempt_dir,
+                                 executor_name == "container" ? spec.container.image : ""));
     try {
-      unit.running = executor->second->start(launch, std::make_shared<Observer>(inbox_, id, unit.attempt));
+      attempt.running = executor->second->start(launch, std::make_shared<Observer>(inbox_, id, unit.attempt));
       kill_point("attempt-started");
     } catch (const std::exception& e) {
-      unit.running.reset();
+      attempt.running.reset();
       AttemptResult failed;
       failed.failure_class = std::string(to_string(FailureClass::crash));
       failed.message = std::string("cannot start the step: ") + e.what();
@@ -792,7 +631,7 @@ class Engine::Impl {
   // Resume keeps what finished before the host stopped; the cache serves an
   // exact repeat. Either way the unit does not run. Returns whether it was settled.
   bool settle_without_running(int id, const StepLaunch& launch) {
-    Unit& unit = units_[static_cast<size_t>(id)];
+    UnitState& unit = state_.unit(id);
     if (options_.resume) {
       if (const auto kept = journal_->kept(unit.name.display)) {
         --unit.attempt;  // nothing ran
@@ -817,7 +656,7 @@ class Engine::Impl {
     return false;
   }
 
-  void adopt_outputs(Unit& unit, const StoredOutputs& stored) {
+  void adopt_outputs(UnitState& unit, const StoredOutputs& stored) {
     unit.result.output_parameters = stored.outputs;
     unit.result.output_metadata = stored.metadata;
     unit.artifacts.clear();
@@ -826,14 +665,16 @@ class Engine::Impl {
           journal_->artifact_path(digest), stored.metadata.value(name, Json::object()), digest.get<std::string>(), {}};
   }
 
-  UnitRef unit_ref(const Unit& unit) const { return UnitRef{&planned_of(unit), unit.name.display, unit.item_index}; }
+  UnitRef unit_ref(const UnitState& unit) const {
+    return UnitRef{&state_.planned_of(unit), unit.name.display, unit.item_index};
+  }
 
-  Json render_parameters(const StepRun& step, const Unit& unit) const {
-    const PlannedStep& planned = planned_of(unit);
+  Json render_parameters(const UnitState& unit) const {
+    const PlannedStep& planned = state_.planned_of(unit);
     Json given = Json::object();
     for (const auto& [name, value] : planned.spec.parameters)
-      given[name] = render_placeholders(value.value, resolver(step, &unit));
-    if (step.planned->spec.tune)  // a trial: the suggestion wins over the step's own values
+      given[name] = render_placeholders(value.value, state_.resolver(&unit));
+    if (state_.step(unit.step).planned->spec.tune)  // a trial: the suggestion wins over the step's own values
       for (const auto& [name, value] : unit.item.items())
         if (unit.part < 0 || planned.component.manifest.find_parameter(name) != nullptr) given[name] = value;
     std::vector<std::string> problems;
@@ -842,17 +683,17 @@ class Engine::Impl {
     return resolved;
   }
 
-  std::map<std::string, InputArtifact> wired_inputs(const Unit& unit) const {
+  std::map<std::string, InputArtifact> wired_inputs(const UnitState& unit) const {
     std::map<std::string, InputArtifact> inputs;
-    for (const auto& [name, wire] : planned_of(unit).spec.inputs) {
-      if (const Unit* sibling = unit.part < 0 ? nullptr : sibling_named(unit, wire.step)) {  // the same trial's step
+    for (const auto& [name, wire] : state_.planned_of(unit).spec.inputs) {
+      if (const UnitState* sibling = unit.part < 0 ? nullptr : state_.sibling_named(unit, wire.step)) {  // the same trial's step
         const auto it = sibling->artifacts.find(wire.output);
         if (it == sibling->artifacts.end())
           throw std::runtime_error("step '" + sibling->name.display + "' produced no output '" + wire.output + "'");
         inputs[name] = it->second;
         continue;
       }
-      const StepRun& source = step_named(wire.step);
+      const StepState& source = state_.step_named(wire.step);
       const auto it = source.artifacts.find(wire.output);
       if (it == source.artifacts.end())
         throw std::runtime_error("step '" + wire.step + "' produced no output '" + wire.output + "'");
@@ -861,58 +702,46 @@ class Engine::Impl {
     return inputs;
   }
 
-  // Resolves references in `when`, `for_each` and parameter placeholders,
-  // each bound to a typed Reference by the plan.
-  Expression::ReferenceResolver resolver(const StepRun& step, const Unit* unit) const {
-    return [this, &step, unit](const Reference& ref) -> Json {
-      switch (ref.kind) {
-        case Reference::Kind::Item:
-          if (unit == nullptr || unit->item_index < 0) throw std::runtime_error("'item' is only defined inside a loop");
-          return unit->item;
-        case Reference::Kind::Param:
-          return plan_.parameters.at(ref.name);
-        case Reference::Kind::PipelineDir:  // lets a pipeline name files that travel with it (bundled data sets)
-          return fs::absolute(plan_.spec.file).parent_path().lexically_normal().string();
-        case Reference::Kind::RunStatus:
-          return std::string(to_string(run_status_));
-        case Reference::Kind::RunId:
-          return options_.run_id;
-        case Reference::Kind::RunName:
-          return plan_.spec.name;
-        case Reference::Kind::RunFailedSteps:
-          return failed_steps_;
-        case Reference::Kind::StepOutput: {
-          const StepRun& source = step_named(ref.step);
-          if (!source.outputs.contains(ref.output))
-            throw std::runtime_error("step '" + source.planned->spec.name + "' set no output parameter '" + ref.output +
-                                     "'");
-          return source.outputs[ref.output];
-        }
-      }
-      (void)step;
-      throw std::logic_error("unhandled reference kind");
-    };
+  std::string executor_of(const UnitState& unit) const {
+    const auto& e = state_.planned_of(unit).spec.executor;
+    return e.empty() ? options_.executor : e;
+  }
+
+  // A unit reached its end: publish it, then what follows for its step (a
+  // trial's tuner, the failure policy, the step's own end).
+  void finish_unit(int id, StepStatus status, const std::string& message, bool resumed = false) {
+    publish(state_.finish_unit(id, status, message, resumed));
+    const size_t index = state_.unit(id).step;
+    if (tuners_[index])
+      on_trial_finished(index, id);  // may add units
+    else if (status == S::failed && !state_.step(index).planned->spec.is_finally)
+      begin_policy_stop();  // a loop need not finish first
+    for (const int u : state_.step(index).units)
+      if (!is_terminal(state_.unit(u).status())) return;
+    if (tuners_[index]) return complete_tuning(index);
+    complete_step(index);
   }
 
   // ---- messages and deadlines --------------------------------------------
 
   void handle(Message message) {
     if (message.cancel) return on_cancel_request();
-    Unit& unit = units_.at(static_cast<size_t>(message.unit));
-    if (message.attempt != unit.attempt || unit.status != S::running) return;  // an abandoned attempt
-    if (message.event) return on_attempt_event(unit, std::move(*message.event));
+    const UnitState& unit = state_.units().at(static_cast<size_t>(message.unit));
+    if (message.attempt != unit.attempt || unit.status() != S::running) return;  // an abandoned attempt
+    if (message.event) return on_attempt_event(message.unit, std::move(*message.event));
     if (message.result) attempt_finished(message.unit, std::move(*message.result));
   }
 
-  void on_attempt_event(Unit& unit, const RunnerEvent& event) {
+  void on_attempt_event(int id, const RunnerEvent& event) {
+    const UnitState& unit = state_.unit(id);
+    std::ofstream& file = attempts_[static_cast<size_t>(id)].events;
     const double time = seconds_since(started_);
     Json record = event_json(event);
     record["time"] = time;
-    if (unit.events) unit.events << record.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";
+    if (file) file << record.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";
     if (const auto* metric = std::get_if<MetricEvent>(&event)) {
       publish(events::Metric{unit.name, metric->name, metric->value, metric->step, time});
-      if (steps_[unit.step].tune)
-        on_trial_metric(static_cast<int>(&unit - units_.data()), metric->name, metric->value, metric->step);
+      if (tuners_[unit.step]) on_trial_metric(id, metric->name, metric->value, metric->step);
     } else if (const auto* progress = std::get_if<ProgressEvent>(&event)) {
       publish(events::Progress{unit.name, progress->fraction, progress->message});
     } else if (const auto* log = std::get_if<LogEvent>(&event)) {
@@ -921,55 +750,37 @@ class Engine::Impl {
   }
 
   void attempt_finished(int id, AttemptResult result) {
-    Unit& unit = units_[static_cast<size_t>(id)];
-    StepRun& step = steps_[unit.step];
-    --running_;
-    unit.running.reset();
-    unit.events.close();
-    if (unit.timed_out) {
-      result.failure_class = std::string(to_string(FailureClass::timeout));
-      result.message = "timed out after " + Json(*planned_of(unit).spec.timeout_seconds).dump() + " s";
-    } else if (!result.ok() && unit.stop_requested) {
-      result.failure_class = std::string(to_string(FailureClass::stopped));
-    }
+    UnitState& unit = state_.unit(id);
+    AttemptHandle& attempt = attempts_[static_cast<size_t>(id)];
+    attempt.running.reset();
+    attempt.events.close();
+    scheduler_.classify(state_, unit, result);
     unit.outputs_dir = unit.dir / ("attempt-" + std::to_string(unit.attempt)) / "outputs";
-    if (result.ok() && step.tune) {  // a trial keeps its curve, for the tuner of a later cached or resumed run
-      if (Json curve = step.tune->curve_json(id); !curve.is_null()) result.output_parameters[kCurveOutput] = curve;
+    if (result.ok() && tuners_[unit.step]) {  // a trial keeps its curve, for the tuner of a later cached or resumed run
+      if (Json curve = tuners_[unit.step]->curve_json(id); !curve.is_null()) result.output_parameters[kCurveOutput] = curve;
     }
     if (result.ok()) store_outputs(unit, result);
-    const FailureClass failure =
-        result.ok() ? FailureClass::none : parse_failure_class(result.failure_class).value_or(FailureClass::crash);
-    const double duration = seconds_since(unit.started);
-    unit.attempt_seconds += duration;
-    StepStatus status = result.ok() ? S::succeeded : failure == FailureClass::stopped ? S::cancelled : S::failed;
-    if (!result.ok() && unit.early_stop) status = S::early_stopped;
-    publish(events::AttemptEnded{unit.name, unit.attempt, status, failure, result.message, duration});
-    if (status == S::early_stopped) return finish_unit(id, S::early_stopped, "stopped by the tuner");
-    if (result.ok()) {
-      std::error_code ignored;  // checkpoints only matter to a retry, and there will be none
-      fs::remove_all(unit.dir / "checkpoint", ignored);
-      return finish_unit(id, S::succeeded, "");
-    }
-    const auto& retries = planned_of(unit).spec.retries;
-    const int made = unit.attempt - unit.attempt_base;
-    if (made <= retries.limit && retries.on.count(result.failure_class) && !halted(unit)) {
-      const double delay = retries.delay_before(made);
-      unit.status = S::pending;
-      unit.retry_at = clock_now() + seconds(delay);
-      publish(events::RetryScheduled{unit.name, unit.attempt, delay,
-                                     result.message + " (retry in " + Json(delay).dump() + " s)"});
+    const AttemptOutcome outcome = scheduler_.after_attempt(state_, unit, result);
+    publish(state_.end_attempt(id, outcome.attempt_status, outcome.failure, result.message, seconds_since(unit.started())));
+    if (outcome.retry) {
+      publish(state_.schedule_retry(id, clock_now() + seconds_duration(outcome.retry_delay), outcome.retry_delay,
+                                    outcome.message));
       return;
     }
-    finish_unit(id, failure == FailureClass::stopped ? S::cancelled : S::failed, result.message);
+    if (outcome.unit_status == S::succeeded) {
+      std::error_code ignored;  // checkpoints only matter to a retry, and there will be none
+      fs::remove_all(unit.dir / "checkpoint", ignored);
+    }
+    finish_unit(id, outcome.unit_status, outcome.message);
   }
 
   // A successful attempt's outputs: into the artifact store (with a store),
   // else left in the attempt directory. A failure to store fails the attempt.
-  void store_outputs(Unit& unit, AttemptResult& result) {
+  void store_outputs(UnitState& unit, AttemptResult& result) {
     if (!journal_) {
       unit.result = result;
       unit.artifacts.clear();
-      for (const auto& output : planned_of(unit).component.manifest.outputs)
+      for (const auto& output : state_.planned_of(unit).component.manifest.outputs)
         unit.artifacts[output.name] = InputArtifact{
             unit.outputs_dir / output.name, result.output_metadata.value(output.name, Json::object()), "", {}};
       return;
@@ -977,7 +788,7 @@ class Engine::Impl {
     kill_point("attempt-finished");
     try {
       const StoredOutputs stored = journal_->commit(unit_ref(unit), unit.attempt, unit.outputs_dir, result, unit.cache,
-                                                    unit.inputs, seconds_since(unit.started));
+                                                    unit.inputs, seconds_since(unit.started()));
       adopt_outputs(unit, stored);
     } catch (const std::exception& e) {
       result.failure_class = std::string(to_string(FailureClass::error));
@@ -989,182 +800,50 @@ class Engine::Impl {
     const auto now = clock_now();
     if (run_deadline_ && now >= *run_deadline_) {
       run_deadline_.reset();
-      run_message_ = "the run timed out after " + Json(*plan_.spec.timeout_seconds).dump() + " s";
-      run_timed_out_ = true;
+      state_.time_out_run("the run timed out after " + Json(*plan_.spec.timeout_seconds).dump() + " s");
       on_cancel_request();
     }
-    for (size_t i = 0; i < units_.size(); ++i) {
-      Unit& unit = units_[i];
-      if (unit.status != S::running || !unit.running) continue;
-      if (unit.deadline && !unit.timed_out && now >= *unit.deadline) {
-        unit.timed_out = true;
-        unit.running->cancel();
-        unit.kill_at = now + seconds(options_.grace_seconds);
+    for (size_t i = 0; i < state_.units().size(); ++i) {
+      const int id = static_cast<int>(i);
+      AttemptHandle& attempt = attempts_[i];
+      if (state_.unit(id).status() != S::running || !attempt.running) continue;
+      const DeadlineCheck check = scheduler_.check_deadline(state_.unit(id), now);
+      if (check.time_out) {
+        state_.mark_timed_out(id);
+        attempt.running->cancel();
+        state_.set_kill_at(id, check.kill_at);
       }
-      if (unit.kill_at && now >= *unit.kill_at) {
-        unit.kill_at.reset();
-        unit.running->kill();
-        if (executor_of(unit) == "inprocess") {  // a thread cannot be killed: stop waiting for it
-          AttemptResult abandoned;
-          abandoned.failure_class = std::string(to_string(FailureClass::crash));
-          abandoned.message = "did not stop within the grace period; abandoned (the inprocess executor cannot kill)";
-          attempt_finished(static_cast<int>(i), std::move(abandoned));
-        }
+      if (!check.kill) continue;
+      state_.set_kill_at(id, std::nullopt);
+      attempt.running->kill();
+      if (executor_of(state_.unit(id)) == "inprocess") {  // a thread cannot be killed: stop waiting for it
+        AttemptResult abandoned;
+        abandoned.failure_class = std::string(to_string(FailureClass::crash));
+        abandoned.message = "did not stop within the grace period; abandoned (the inprocess executor cannot kill)";
+        attempt_finished(id, std::move(abandoned));
       }
     }
   }
 
-  std::string executor_of(const Unit& unit) const {
-    const auto& e = planned_of(unit).spec.executor;
-    return e.empty() ? options_.executor : e;
+  // A running unit is asked to stop, as the scheduler ordered.
+  void apply_stop(const StopOrder& order, bool early = false) {
+    AttemptHandle& attempt = attempts_[static_cast<size_t>(order.unit)];
+    if (!attempt.running) return;
+    state_.request_stop(order.unit, early);
+    if (order.cancel) attempt.running->cancel();
+    if (order.kill_at) state_.set_kill_at(order.unit, order.kill_at);
   }
 
   void on_cancel_request() {
-    ++cancel_requests_;
-    const auto now = clock_now();
-    for (auto& unit : units_) {
-      if (unit.status != S::running || !unit.running) continue;
-      unit.stop_requested = true;
-      if (cancel_requests_ > 1) {
-        unit.kill_at = now;  // a second request: no more grace
-      } else {
-        unit.running->cancel();
-        if (!unit.kill_at) unit.kill_at = now + seconds(options_.grace_seconds);
-      }
-    }
-    publish(events::CancelRequested{cancel_requests_});
-  }
-
-  bool stopping() const { return cancel_requests_ > 0 || policy_stop_; }
-
-  // Whether a unit must not start again: asked to stop, or a DAG step of a
-  // stopping run (finally steps run and retry whatever the policy did).
-  bool halted(const Unit& unit) const {
-    return unit.stop_requested || (stopping() && !steps_[unit.step].planned->spec.is_finally);
+    events::CancelRequested requested = state_.request_cancel();
+    for (const StopOrder& order : scheduler_.on_cancel(state_, clock_now())) apply_stop(order);
+    publish(std::move(requested));
   }
 
   // failure_policy stop: ask every running DAG step to stop; none starts.
   void begin_policy_stop() {
-    if (plan_.spec.failure_policy != "stop" || policy_stop_) return;
-    policy_stop_ = true;
-    const auto kill_at = clock_now() + seconds(options_.grace_seconds);
-    for (auto& unit : units_)
-      if (unit.status == S::running && unit.running && !steps_[unit.step].planned->spec.is_finally) {
-        unit.stop_requested = true;
-        unit.running->cancel();
-        unit.kill_at = unit.kill_at ? std::min(*unit.kill_at, kill_at) : kill_at;
-      }
-  }
-
-  // ---- state changes -------------------------------------------------------
-
-  void finish_unit(int id, StepStatus status, const std::string& message, bool resumed = false) {
-    Unit& unit = units_[static_cast<size_t>(id)];
-    unit.status = status;
-    unit.message = message;
-    events::UnitFinished finished;
-    finished.unit = unit.name;
-    finished.item = unit.item;
-    finished.status = status;
-    finished.message = message;
-    finished.resumed = resumed;
-    if (is_success(status)) {
-      finished.outputs = unit.result.output_parameters;
-      for (const auto& [name, artifact] : unit.artifacts)
-        finished.artifacts.push_back({name, relative_to_run(artifact.path), artifact.digest});
-      finished.metadata = unit.result.output_metadata;
-    }
-    publish(std::move(finished));
-    const size_t index = unit.step;
-    StepRun& step = steps_[index];
-    if (step.tune)
-      on_trial_finished(index, id);  // may add units: `unit` is not used below
-    else if (status == S::failed && !step.planned->spec.is_finally)
-      begin_policy_stop();  // a loop need not finish first
-    for (const int u : step.units)
-      if (!is_terminal(units_[static_cast<size_t>(u)].status)) return;
-    if (step.tune) return complete_tuning(index);
-    complete_step(index);
-  }
-
-  // All units of a step are done: aggregate their outcome and outputs.
-  void complete_step(size_t index) {
-    StepRun& step = steps_[index];
-    StepStatus status = S::cached;
-    std::string message;
-    for (const int u : step.units) {
-      const Unit& unit = units_[static_cast<size_t>(u)];
-      if (unit.status == S::succeeded && status == S::cached) status = S::succeeded;  // cached only if every unit was
-      if (!is_success(unit.status) && is_success(status)) {
-        status = unit.status;
-        message = unit.name.display + ": " + (unit.message.empty() ? std::string(to_string(unit.status)) : unit.message);
-      }
-    }
-    if (is_success(status)) collect_outputs(step);
-    finish_step(index, status, message);
-  }
-
-  void collect_outputs(StepRun& step) {
-    const auto& manifest = step.planned->component.manifest;
-    if (!step.planned->spec.for_each) {
-      const Unit& unit = units_[static_cast<size_t>(step.units.front())];
-      step.outputs = unit.result.output_parameters;
-      step.artifacts = unit.artifacts;
-      return;
-    }
-    // A loop collects one value per item, in item order; an artifact becomes a
-    // directory with one entry per item (0, 1, ...) linking to that item's output.
-    for (const int u : step.units) {
-      const Unit& unit = units_[static_cast<size_t>(u)];
-      for (const auto& output : manifest.output_parameters)
-        step.outputs[output.name].push_back(unit.result.output_parameters.value(output.name, Json(nullptr)));
-    }
-    for (const auto& output : manifest.outputs) {
-      const fs::path collected = options_.run_dir / "steps" / step.planned->spec.name / "collected" / output.name;
-      fs::remove_all(collected);  // a resumed run collects again
-      fs::create_directories(collected);
-      std::vector<std::string> digests;
-      for (const int u : step.units) {
-        const Unit& unit = units_[static_cast<size_t>(u)];
-        const InputArtifact& item = unit.artifacts.at(output.name);
-        fs::create_directory_symlink(item.path, collected / std::to_string(unit.item_index));
-        digests.push_back(item.digest);
-      }
-      step.artifacts[output.name] = InputArtifact{collected, Json{{"collection", true}, {"items", step.units.size()}},
-                                                  "", journal_ ? digests : std::vector<std::string>{}};
-    }
-  }
-
-  void finish_step(size_t index, StepStatus status, const std::string& message) {
-    StepRun& step = steps_[index];
-    step.status = status;
-    step.message = message;
-    settled_ = settled_ || is_terminal(status);
-    events::StepChanged changed;
-    changed.step = step.planned->spec.name;
-    changed.status = status;
-    changed.message = message;
-    if (is_success(status)) changed.outputs = step.outputs;
-    if (step.planned->spec.for_each) changed.items = step.units.size();
-    changed.has_units = !step.units.empty();
-    changed.planned = step.planned;
-    publish(std::move(changed));
-    if (status == S::failed && !step.planned->spec.is_finally) begin_policy_stop();
-  }
-
-  // ---- helpers ---------------------------------------------------------------
-
-  const StepRun& step_named(const std::string& name) const {
-    const auto it = step_index_.find(name);
-    if (it == step_index_.end()) throw std::runtime_error("unknown step '" + name + "'");
-    return steps_[it->second];
-  }
-
-  // `path` (always under the run directory) relative to it, without the
-  // file-system calls fs::relative makes.
-  std::string relative_to_run(const fs::path& path) const {
-    const std::string full = path.string(), base = options_.run_dir.string() + "/";
-    return full.rfind(base, 0) == 0 ? full.substr(base.size()) : full;
+    if (!state_.begin_policy_stop()) return;
+    for (const StopOrder& order : scheduler_.on_policy_stop(state_, clock_now())) apply_stop(order);
   }
 
   const Plan& plan_;
@@ -1173,9 +852,10 @@ class Engine::Impl {
   std::shared_ptr<Inbox> inbox_;
   RealTime real_time_;
   EngineTime* time_;
-  std::vector<StepRun> steps_;
-  std::unordered_map<std::string, size_t> step_index_;
-  std::vector<Unit> units_;
+  RunState state_;
+  Scheduler scheduler_;
+  std::deque<AttemptHandle> attempts_;                   // by unit id
+  std::vector<std::unique_ptr<TuningController>> tuners_;  // by step: tuning steps that began
   RunRecord record_{options_.run_dir};
   std::unique_ptr<EventLogWriter> event_log_;
   std::unique_ptr<JournalObserver> journal_observer_;
@@ -1184,16 +864,8 @@ class Engine::Impl {
   Clock::time_point next_log_check_{};
   Clock::time_point started_;
   std::optional<Clock::time_point> run_deadline_;
-  int running_ = 0;
-  int cancel_requests_ = 0;
-  bool policy_stop_ = false;
-  bool run_timed_out_ = false;
-  bool main_done_ = false;
-  RunStatus run_status_ = RunStatus::running;
-  std::string run_message_;
-  Json failed_steps_ = Json::array();
-  std::unique_ptr<RunJournal> journal_;    // with a store only
-  bool settled_ = false;  // a step ended during this scheduling pass
+  std::unique_ptr<RunJournal> journal_;  // with a store only
+  bool settled_ = false;                 // a step ended during this scheduling pass
 };
 
 Engine::Engine(const Plan& plan, RunOptions options, std::map<std::string, std::unique_ptr<Executor>> executors)

@@ -1,0 +1,258 @@
+#include "scheduler.hpp"
+
+#include <kiln/host/placeholders.hpp>
+
+#include <algorithm>
+#include <set>
+
+namespace kiln::host {
+using S = StepStatus;
+
+EngineClock::duration seconds_duration(double s) {
+  return std::chrono::duration_cast<EngineClock::duration>(std::chrono::duration<double>(s));
+}
+
+EngineClock::time_point Scheduler::after_grace(EngineClock::time_point now) const {
+  return now + seconds_duration(options_.grace_seconds);
+}
+
+// ---- steps ----------------------------------------------------------------------
+
+bool Scheduler::considered(const RunState& state, size_t index) const {
+  const StepState& step = state.step(index);
+  return step.status() == S::pending && (!step.planned->spec.is_finally || state.main_done());
+}
+
+StepDecision Scheduler::decide_step(const RunState& state, size_t index) const {
+  const StepState& step = state.step(index);
+  const auto finish = [](StepStatus status, std::string message) {
+    StepDecision d;
+    d.kind = StepDecision::Kind::finish;
+    d.status = status;
+    d.message = std::move(message);
+    return d;
+  };
+  std::string blocked_by_failure, blocked_by_cancel, blocked_by_skip;
+  for (const auto& up : step.planned->upstream) {
+    const StepState& u = state.step_named(up);
+    if (!is_terminal(u.status())) return StepDecision{};
+    if (u.status() == S::failed || u.status() == S::upstream_failed) blocked_by_failure = up;
+    if (u.status() == S::cancelled) blocked_by_cancel = up;
+    // Like Argo: a skipped step satisfies an ordering dependency, but a
+    // step that needs its outputs cannot run without them.
+    if (u.status() == S::skipped && step.planned->data_upstream.count(up)) blocked_by_skip = up;
+  }
+  if (!blocked_by_failure.empty())
+    return finish(S::upstream_failed, "upstream step '" + blocked_by_failure + "' did not succeed");
+  if (!blocked_by_cancel.empty())
+    return finish(S::cancelled, "not started: upstream step '" + blocked_by_cancel + "' was cancelled");
+  if (!blocked_by_skip.empty()) return finish(S::skipped, "upstream step '" + blocked_by_skip + "' was skipped");
+  if (state.stopping() && !step.planned->spec.is_finally) return finish(S::cancelled, "not started: the run is stopping");
+  try {
+    if (step.planned->when && !step.planned->when->evaluate_condition(state.resolver(nullptr)))
+      return finish(S::skipped, "condition is false: " + step.planned->when->text());
+    StepDecision d;
+    if (step.planned->spec.tune) {
+      d.kind = StepDecision::Kind::begin_tune;
+    } else if (step.planned->spec.for_each) {
+      d.kind = StepDecision::Kind::begin_loop;
+      d.items = render_placeholders(step.planned->spec.for_each->value, state.resolver(nullptr));
+      if (!d.items.is_array()) throw std::runtime_error("for_each resolved to " + d.items.dump() + ", not a list");
+    } else {
+      d.kind = StepDecision::Kind::begin_unit;
+    }
+    return d;
+  } catch (const std::exception& e) {
+    return finish(S::failed, e.what());
+  }
+}
+
+Outcome Scheduler::step_outcome(const RunState& state, size_t index) const {
+  Outcome out{S::cached, ""};
+  for (const int u : state.step(index).units) {
+    const UnitState& unit = state.unit(u);
+    if (!is_terminal(unit.status())) throw IllegalTransition("step '" + unit.name.step + "' has a unit still to end");
+    if (unit.status() == S::succeeded && out.status == S::cached) out.status = S::succeeded;  // cached only if every unit was
+    if (!is_success(unit.status()) && is_success(out.status)) {
+      out.status = unit.status();
+      out.message = unit.name.display + ": " +
+                    (unit.message().empty() ? std::string(to_string(unit.status())) : unit.message());
+    }
+  }
+  return out;
+}
+
+// ---- units ----------------------------------------------------------------------
+
+std::optional<UnitDecision> Scheduler::next_unit(const RunState& state, EngineClock::time_point now,
+                                                 size_t from) const {
+  for (size_t i = from; i < state.units().size() && state.running() < options_.jobs; ++i) {
+    const UnitState& unit = state.units()[i];
+    if (unit.status() != S::pending) continue;
+    if (state.stopping() && !state.step(unit.step).planned->spec.is_finally)  // also ends a retry's backoff
+      return UnitDecision{UnitDecision::Kind::cancel, static_cast<int>(i), "not started: the run is stopping"};
+    if (unit.retry_at() && *unit.retry_at() > now) continue;
+    if (!loop_has_room(state, unit.step) || !siblings_done(state, unit)) continue;
+    return UnitDecision{UnitDecision::Kind::launch, static_cast<int>(i), ""};
+  }
+  return std::nullopt;
+}
+
+bool Scheduler::loop_has_room(const RunState& state, size_t index) const {
+  const StepState& step = state.step(index);
+  const int limit = step.planned->spec.parallelism;
+  if (limit <= 0) return true;
+  int running = 0;
+  for (const int u : step.units) running += state.unit(u).status() == S::running;
+  return running < limit;
+}
+
+bool Scheduler::siblings_done(const RunState& state, const UnitState& unit) const {
+  if (unit.part < 0) return true;
+  for (const auto& name : state.planned_of(unit).upstream) {
+    const UnitState* sibling = state.sibling_named(unit, name);
+    if (sibling == nullptr || !is_success(sibling->status())) return false;
+  }
+  return true;
+}
+
+// ---- attempts -------------------------------------------------------------------
+
+void Scheduler::classify(const RunState& state, const UnitState& unit, AttemptResult& result) const {
+  if (unit.timed_out()) {
+    result.failure_class = std::string(to_string(FailureClass::timeout));
+    result.message = "timed out after " + Json(*state.planned_of(unit).spec.timeout_seconds).dump() + " s";
+  } else if (!result.ok() && unit.stop_requested()) {
+    result.failure_class = std::string(to_string(FailureClass::stopped));
+  }
+}
+
+AttemptOutcome Scheduler::after_attempt(const RunState& state, const UnitState& unit,
+                                        const AttemptResult& result) const {
+  AttemptOutcome out;
+  out.failure =
+      result.ok() ? FailureClass::none : parse_failure_class(result.failure_class).value_or(FailureClass::crash);
+  out.attempt_status = result.ok() ? S::succeeded : out.failure == FailureClass::stopped ? S::cancelled : S::failed;
+  if (!result.ok() && unit.early_stop()) out.attempt_status = S::early_stopped;
+  if (out.attempt_status == S::early_stopped) {
+    out.unit_status = S::early_stopped;
+    out.message = "stopped by the tuner";
+    return out;
+  }
+  if (result.ok()) {
+    out.unit_status = S::succeeded;
+    return out;
+  }
+  const auto& retries = state.planned_of(unit).spec.retries;
+  const int made = unit.attempt - unit.attempt_base;
+  if (made <= retries.limit && retries.on.count(result.failure_class) && !state.halted(unit)) {
+    out.retry = true;
+    out.retry_delay = retries.delay_before(made);
+    out.unit_status = S::pending;
+    out.message = result.message + " (retry in " + Json(out.retry_delay).dump() + " s)";
+    return out;
+  }
+  out.unit_status = out.failure == FailureClass::stopped ? S::cancelled : S::failed;
+  out.message = result.message;
+  return out;
+}
+
+// ---- stopping and deadlines ---------------------------------------------------------
+
+std::vector<StopOrder> Scheduler::on_cancel(const RunState& state, EngineClock::time_point now) const {
+  std::vector<StopOrder> orders;
+  for (size_t i = 0; i < state.units().size(); ++i) {
+    const UnitState& unit = state.units()[i];
+    if (unit.status() != S::running) continue;
+    if (state.cancel_requests() > 1)  // a second request: no more grace
+      orders.push_back(StopOrder{static_cast<int>(i), false, now});
+    else
+      orders.push_back(StopOrder{static_cast<int>(i), true,
+                                 unit.kill_at() ? std::nullopt : std::optional(after_grace(now))});
+  }
+  return orders;
+}
+
+std::vector<StopOrder> Scheduler::on_policy_stop(const RunState& state, EngineClock::time_point now) const {
+  std::vector<StopOrder> orders;
+  const auto kill_at = after_grace(now);
+  for (size_t i = 0; i < state.units().size(); ++i) {
+    const UnitState& unit = state.units()[i];
+    if (unit.status() == S::running && !state.step(unit.step).planned->spec.is_finally)
+      orders.push_back(
+          StopOrder{static_cast<int>(i), true, unit.kill_at() ? std::min(*unit.kill_at(), kill_at) : kill_at});
+  }
+  return orders;
+}
+
+std::vector<StopOrder> Scheduler::on_halt(const RunState& state, const std::vector<int>& units,
+                                          EngineClock::time_point now) const {
+  std::vector<StopOrder> orders;
+  const auto kill_at = after_grace(now);
+  for (const int u : units) {
+    const UnitState& unit = state.unit(u);
+    if (unit.status() == S::running && !unit.stop_requested()) orders.push_back(StopOrder{u, true, kill_at});
+  }
+  return orders;
+}
+
+StopOrder Scheduler::on_early_stop(int unit, EngineClock::time_point now) const {
+  return StopOrder{unit, true, after_grace(now)};
+}
+
+DeadlineCheck Scheduler::check_deadline(const UnitState& unit, EngineClock::time_point now) const {
+  DeadlineCheck check;
+  check.kill_at = unit.kill_at();
+  if (unit.deadline() && !unit.timed_out() && now >= *unit.deadline()) {
+    check.time_out = true;
+    check.kill_at = after_grace(now);
+  }
+  check.kill = check.kill_at && now >= *check.kill_at;
+  return check;
+}
+
+std::optional<EngineClock::time_point> Scheduler::next_deadline(const RunState& state,
+                                                                std::optional<EngineClock::time_point> run_deadline,
+                                                                EngineClock::time_point log_check) const {
+  std::optional<EngineClock::time_point> next = run_deadline;
+  const auto consider = [&](const std::optional<EngineClock::time_point>& t) {
+    if (t && (!next || *t < *next)) next = t;
+  };
+  for (const auto& u : state.units()) {
+    if (u.status() == S::running) {
+      if (!u.timed_out()) consider(u.deadline());
+      consider(u.kill_at());
+      consider(log_check);
+    } else if (u.status() == S::pending) {
+      consider(u.retry_at());
+    }
+  }
+  return next;
+}
+
+// ---- trials ---------------------------------------------------------------------------
+
+std::optional<StepStatus> Scheduler::trial_status(const RunState& state, size_t step, int trial) const {
+  std::set<StepStatus> statuses;
+  for (const int u : state.trial_units(step, trial)) statuses.insert(state.unit(u).status());
+  for (const StepStatus status : statuses)
+    if (!is_terminal(status)) return std::nullopt;
+  for (const StepStatus status : {S::failed, S::early_stopped, S::cancelled, S::upstream_failed})
+    if (statuses.count(status)) return status == S::upstream_failed ? S::failed : status;
+  return statuses.count(S::succeeded) ? S::succeeded : S::cached;
+}
+
+int Scheduler::trial_parallelism(const PlannedStep& step) const {
+  const TuneSpec& spec = *step.spec.tune;
+  return spec.parallel_trials > 0 ? spec.parallel_trials : step.spec.parallelism > 0 ? step.spec.parallelism
+                                                                                    : options_.jobs;
+}
+
+int Scheduler::active_trials(const RunState& state, size_t step) const {
+  std::set<int> active;  // trials with a step still to finish
+  for (const int u : state.step(step).units)
+    if (!is_terminal(state.unit(u).status())) active.insert(state.unit(u).item_index);
+  return static_cast<int>(active.size());
+}
+
+}  // namespace kiln::host

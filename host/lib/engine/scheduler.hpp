@@ -1,0 +1,146 @@
+// The engine's decisions, as pure functions of the run state, the plan, the
+// options and the time the engine read from its EngineTime: which pending
+// step begins (or ends without running: upstream failed or cancelled, a skip,
+// a false condition, a stopping run), which unit starts or is cancelled
+// before it starts (jobs, loop parallelism, a trial's order, retry backoff),
+// what an ended attempt leads to (finish, or retry at a time), which running
+// units to stop and when to kill them (cancellation, the failure policy, a
+// tuner, timeouts and grace), how a step and a trial end, and when the engine
+// must next wake up. No executors, no store, no threads, no clock of its own:
+// the engine carries the decisions out (engine.cpp), RunState records them.
+#pragma once
+
+#include "run_state.hpp"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kiln::host {
+
+struct SchedulerOptions {
+  int jobs = 2;                // attempts running at once
+  double grace_seconds = 5.0;  // between asking a unit to stop and killing it
+};
+
+// What becomes of a pending step.
+struct StepDecision {
+  enum class Kind {
+    wait,        // an upstream step has not ended
+    finish,      // it ends now without running: `status`, `message`
+    begin_unit,  // a plain step: one unit
+    begin_loop,  // a for_each step: one unit per item of `items` (none: it succeeds at once)
+    begin_tune,  // a tuning step: the tuner suggests its trials
+  };
+  Kind kind = Kind::wait;
+  StepStatus status = StepStatus::pending;
+  std::string message;
+  Json items;  // begin_loop
+};
+
+// What to do about one pending unit.
+struct UnitDecision {
+  enum class Kind {
+    launch,  // start its next attempt
+    cancel,  // end it, not started, `message`
+  };
+  Kind kind = Kind::launch;
+  int unit = -1;
+  std::string message;
+};
+
+// What an ended attempt leads to.
+struct AttemptOutcome {
+  StepStatus attempt_status = StepStatus::failed;  // for AttemptEnded
+  FailureClass failure = FailureClass::none;
+  bool retry = false;          // true: retry after `retry_delay` seconds, with `message`
+  double retry_delay = 0;
+  StepStatus unit_status = StepStatus::failed;  // retry false: the unit ends so
+  std::string message;
+};
+
+// Ask a running unit to stop: signal it (`cancel`) and kill it at `kill_at`
+// (nullopt: leave its kill time as it is).
+struct StopOrder {
+  int unit = -1;
+  bool cancel = true;
+  std::optional<EngineClock::time_point> kill_at;
+};
+
+// A running unit's deadlines at a time: it timed out now; it is to be killed now.
+struct DeadlineCheck {
+  bool time_out = false;
+  std::optional<EngineClock::time_point> kill_at;  // its kill time after a time out
+  bool kill = false;
+};
+
+// A step or trial's outcome from its units'.
+struct Outcome {
+  StepStatus status = StepStatus::pending;
+  std::string message;
+};
+
+class Scheduler {
+ public:
+  explicit Scheduler(SchedulerOptions options) : options_(options) {}
+
+  // Whether step `index` is pending and may be considered now (finally steps
+  // once every DAG step ended).
+  bool considered(const RunState& state, size_t index) const;
+  // A pending step: wait, end it, or begin it (conditions and for_each are
+  // evaluated here; an error in them fails the step).
+  StepDecision decide_step(const RunState& state, size_t index) const;
+  // The next decision about a pending unit, at index `from` or later, in unit
+  // order; nullopt once `jobs` attempts run or no unit can do anything now.
+  std::optional<UnitDecision> next_unit(const RunState& state, EngineClock::time_point now, size_t from) const;
+  // A loop step's units may start another one (its `parallelism`).
+  bool loop_has_room(const RunState& state, size_t step) const;
+  // A trial template's step starts once the steps of its trial it reads from
+  // (or runs after) succeeded.
+  bool siblings_done(const RunState& state, const UnitState& unit) const;
+
+  // The failure class and message of an attempt that ended with `result`:
+  // a timeout or the engine's stop request overrides what the attempt said.
+  void classify(const RunState& state, const UnitState& unit, AttemptResult& result) const;
+  // What follows the end of a running unit's attempt (classified, its outputs stored).
+  AttemptOutcome after_attempt(const RunState& state, const UnitState& unit, const AttemptResult& result) const;
+
+  // The units to stop for a cancel request (`requests`: how many so far;
+  // the second kills at once).
+  std::vector<StopOrder> on_cancel(const RunState& state, EngineClock::time_point now) const;
+  // The units the failure policy stops (running DAG steps), keeping an earlier kill time.
+  std::vector<StopOrder> on_policy_stop(const RunState& state, EngineClock::time_point now) const;
+  // `units` that did not start end with a status (the engine's caller says
+  // which); running ones not yet asked are stopped. Returns the running ones' orders.
+  std::vector<StopOrder> on_halt(const RunState& state, const std::vector<int>& units,
+                                 EngineClock::time_point now) const;
+  // A unit its tuner stops: signal and kill after the grace period.
+  StopOrder on_early_stop(int unit, EngineClock::time_point now) const;
+  // A running unit's timeout and kill time at `now`.
+  DeadlineCheck check_deadline(const UnitState& unit, EngineClock::time_point now) const;
+  // The soonest time something is due (run timeout, unit timeouts and kills,
+  // retries, `log_check` while a unit runs); nullopt: only messages can wake the engine.
+  std::optional<EngineClock::time_point> next_deadline(const RunState& state,
+                                                       std::optional<EngineClock::time_point> run_deadline,
+                                                       EngineClock::time_point log_check) const;
+
+  // Every unit of a (non-tuning) step ended: its status and message.
+  Outcome step_outcome(const RunState& state, size_t step) const;
+  // A trial's outcome from its steps': a failed step fails it, a stopped one
+  // stops it; it succeeded when every step did (cached when every step was).
+  // nullopt while a step has yet to finish.
+  std::optional<StepStatus> trial_status(const RunState& state, size_t step, int trial) const;
+  // Trials of a tuning step that may run at once, and how many have a unit still to finish.
+  int trial_parallelism(const PlannedStep& step) const;
+  int active_trials(const RunState& state, size_t step) const;
+
+  EngineClock::time_point after_grace(EngineClock::time_point now) const;
+
+ private:
+  SchedulerOptions options_;
+};
+
+// `s` seconds as the engine clock's duration.
+EngineClock::duration seconds_duration(double s);
+
+}  // namespace kiln::host
