@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <kiln/host/manifest.hpp>
 #include <kiln/host/plugin_library.hpp>
+#include <kiln/host/scanner.hpp>
+#include <kiln/host/spec.hpp>
 
 #include <stdlib.h>
 #include <unistd.h>
@@ -31,6 +33,14 @@ fs::path kiln_exe() {
 fs::path util_plugin() {
   return KILN_TEST_UTIL_PLUGIN;
 }
+host::Plan plan_text(const std::string& body) {
+  static TempDir cache;
+  static const auto catalog = host::PluginCatalog::discover(
+      host::LibraryScanner({kiln_exe(), cache.path(), std::chrono::seconds(20)}), {util_plugin().parent_path()});
+  const std::string yaml = "apiVersion: kiln/v1\nkind: Pipeline\nmetadata: {name: p}\n" + body;
+  return host::plan_pipeline(host::parse_pipeline_text(yaml, "p.yaml"), catalog, host::Json::object());
+}
+
 fs::path fixture(const std::string& name) {
   return fs::path(KILN_TEST_FIXTURE_DIR) / (name + ".so");
 }

@@ -3,6 +3,7 @@
 
 #include <kiln/host/invoke.hpp>
 #include <kiln/host/json.hpp>
+#include <kiln/host/plan.hpp>
 #include <kiln/host/run_events.hpp>
 #include <kiln/host/step_context.hpp>
 #include <kiln/host/subprocess.hpp>
@@ -34,6 +35,10 @@ class TempDir {
 std::filesystem::path kiln_exe();
 std::filesystem::path util_plugin();
 std::filesystem::path fixture(const std::string& name);  // e.g. "fixture_good"
+
+// A pipeline planned against the built plugins (util.*, tune.*): `body` is
+// what follows the pipeline's header (parameters, options, steps, finally).
+host::Plan plan_text(const std::string& body);
 
 // Runs `kiln args...` with extra environment, capturing its output.
 host::CapturedRun run_kiln(const std::vector<std::string>& args,
