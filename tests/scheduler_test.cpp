@@ -4,6 +4,10 @@
 // asks what the engine would do next.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <map>
+#include <tuple>
+
 #include "run_state.hpp"
 #include "scheduler.hpp"
 #include "test_support.hpp"
@@ -449,4 +453,41 @@ TEST(Scheduler, ATrialEndsWithItsWorstStepAndStartsItsStepsInOrder) {
   EXPECT_EQ(orders[0].kill_at, at(2));
   state.request_stop(two);
   EXPECT_TRUE(scheduler.on_halt(state, {two}, at(1)).empty());
+}
+
+TEST(Scheduler, ATuningStepEndsWithItsBestSuccessfulTrialOrSaysWhyNot) {
+  const Plan plan = kiln::test::plan_text(R"(steps:
+  - name: t
+    component: util.sleep
+    parameters: {seconds: 1}
+    tune:
+      tuner: tune.grid
+      objective: {metric: loss, goal: minimize}
+      space: {seconds: {type: uniform, low: 0.0, high: 1.0, grid_points: 3}}
+)");
+  const Scheduler scheduler(SchedulerOptions{});
+  const double nan = std::nan("");
+  // Trials 0..2 end with `statuses`.
+  const auto outcome = [&](std::vector<S> statuses, std::map<int, double> values, const std::string& failure = "") {
+    RunState state = state_of(plan);
+    for (size_t i = 0; i < statuses.size(); ++i) state.add_unit(0, static_cast<int>(i), Json{{"seconds", 0.5}});
+    state.finish_step(0, S::running, "");
+    for (size_t i = 0; i < statuses.size(); ++i) state.finish_unit(static_cast<int>(i), statuses[i], "");
+    return scheduler.tuning_outcome(state, 0, values, failure);
+  };
+  const auto best = outcome({S::succeeded, S::cached, S::early_stopped}, {{0, 0.5}, {1, 0.25}, {2, 0.1}});
+  EXPECT_EQ(best.status, S::succeeded);
+  EXPECT_EQ(best.best_trial, 1);  // the early-stopped trial's lower value does not count
+  EXPECT_DOUBLE_EQ(best.best_value, 0.25);
+  EXPECT_EQ(best.message, "best: trial 1, loss = 0.25 (1 cached, 1 early-stopped, 1 succeeded)");
+  const auto none = outcome({S::succeeded, S::failed}, {{0, nan}, {1, 0.1}});
+  EXPECT_EQ(none.status, S::failed);
+  EXPECT_EQ(none.best_trial, -1);
+  EXPECT_EQ(none.message, "no trial succeeded (1 failed, 1 succeeded)");
+  const auto cancelled = outcome({S::succeeded, S::cancelled}, {{0, 1.0}});
+  EXPECT_EQ(cancelled.status, S::cancelled);
+  EXPECT_EQ(cancelled.message, "the search was cancelled (1 cancelled, 1 succeeded)");
+  const auto failed = outcome({S::succeeded, S::failed, S::failed}, {{0, 1.0}}, "2 trials failed (max_failed_trials: 1)");
+  EXPECT_EQ(failed.status, S::failed);
+  EXPECT_EQ(failed.message, "2 trials failed (max_failed_trials: 1) (2 failed, 1 succeeded)");
 }

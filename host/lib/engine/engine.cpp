@@ -486,42 +486,27 @@ class Engine::Impl {
   // Every trial is done: the trials artifact, the best trial's parameters and
   // artifacts as the step's outputs.
   void complete_tuning(size_t index) {
-    StepState& step = state_.step(index);
-    const TuneSpec& spec = *step.planned->spec.tune;
     Json rows = Json::array();
-    int best = -1;
-    double best_value = 0;
-    std::map<std::string, int> counts;
+    std::map<int, double> values;
     for (const int trial : state_.trial_ids(index)) {
       rows.push_back(trial_row(index, trial));
-      const StepStatus status = scheduler_.trial_status(state_, index, trial).value_or(S::pending);
-      const double value = trial_value(index, trial);
-      ++counts[std::string(to_string(status))];
-      if (is_success(status) && std::isfinite(value) &&
-          (best < 0 || (spec.maximize ? value > best_value : value < best_value))) {
-        best = trial;
-        best_value = value;
-      }
+      values[trial] = trial_value(index, trial);
     }
     const InputArtifact trials = store_trials_table(index, rows);
-    std::string summary;
-    for (const auto& [status, n] : counts) summary += (summary.empty() ? "" : ", ") + std::to_string(n) + " " + status;
-    const std::string& failure = tuners_[index]->failure();
-    if (!failure.empty()) return finish_step(index, S::failed, failure + " (" + summary + ")");
-    if (counts.count(std::string(to_string(S::cancelled))))  // the run is stopping: a partial search is no result
-      return finish_step(index, S::cancelled, "the search was cancelled (" + summary + ")");
-    if (best < 0) return finish_step(index, S::failed, "no trial succeeded (" + summary + ")");
-    const std::vector<int> winner = state_.trial_units(index, best);
-    const Json& parameters = state_.unit(winner.front()).item;
-    step.outputs = Json{{"best_parameters", parameters}, {"best_value", best_value}, {"best_trial", best}};
-    for (const auto& [name, value] : parameters.items()) step.outputs["best_" + name] = value;
-    step.artifacts.clear();
-    for (const int u : winner)  // a trial template's later steps win a name several produce
-      for (const auto& [name, artifact] : state_.unit(u).artifacts) step.artifacts[name] = artifact;
-    step.artifacts[kTrialsOutput] = trials;
-    finish_step(index, S::succeeded,
-                "best: trial " + std::to_string(best) + ", " + spec.metric + " = " + Json(best_value).dump() + " (" +
-                    summary + ")");
+    const TuningOutcome outcome = scheduler_.tuning_outcome(state_, index, values, tuners_[index]->failure());
+    if (outcome.status == S::succeeded) {
+      StepState& step = state_.step(index);
+      const std::vector<int> winner = state_.trial_units(index, outcome.best_trial);
+      const Json& parameters = state_.unit(winner.front()).item;
+      step.outputs =
+          Json{{"best_parameters", parameters}, {"best_value", outcome.best_value}, {"best_trial", outcome.best_trial}};
+      for (const auto& [name, value] : parameters.items()) step.outputs["best_" + name] = value;
+      step.artifacts.clear();
+      for (const int u : winner)  // a trial template's later steps win a name several produce
+        for (const auto& [name, artifact] : state_.unit(u).artifacts) step.artifacts[name] = artifact;
+      step.artifacts[kTrialsOutput] = trials;
+    }
+    finish_step(index, outcome.status, outcome.message);
   }
 
   // The trials artifact (trials.json): with a store, committed there like

@@ -3,6 +3,7 @@
 #include <kiln/host/placeholders.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 
 namespace kiln::host {
@@ -240,6 +241,42 @@ std::optional<StepStatus> Scheduler::trial_status(const RunState& state, size_t 
   for (const StepStatus status : {S::failed, S::early_stopped, S::cancelled, S::upstream_failed})
     if (statuses.count(status)) return status == S::upstream_failed ? S::failed : status;
   return statuses.count(S::succeeded) ? S::succeeded : S::cached;
+}
+
+TuningOutcome Scheduler::tuning_outcome(const RunState& state, size_t step, const std::map<int, double>& values,
+                                        const std::string& failure) const {
+  const TuneSpec& spec = *state.step(step).planned->spec.tune;
+  TuningOutcome out;
+  std::map<std::string, int> counts;
+  for (const int trial : state.trial_ids(step)) {
+    const StepStatus status = trial_status(state, step, trial).value_or(S::pending);
+    const auto found = values.find(trial);
+    const double value = found == values.end() ? std::nan("") : found->second;
+    ++counts[std::string(to_string(status))];
+    if (is_success(status) && std::isfinite(value) &&
+        (out.best_trial < 0 || (spec.maximize ? value > out.best_value : value < out.best_value))) {
+      out.best_trial = trial;
+      out.best_value = value;
+    }
+  }
+  std::string summary;
+  for (const auto& [status, n] : counts) summary += (summary.empty() ? "" : ", ") + std::to_string(n) + " " + status;
+  if (!failure.empty()) {
+    out.message = failure + " (" + summary + ")";
+  } else if (counts.count(std::string(to_string(S::cancelled)))) {  // the run is stopping: a partial search is no result
+    out.status = S::cancelled;
+    out.message = "the search was cancelled (" + summary + ")";
+  } else if (out.best_trial < 0) {
+    out.message = "no trial succeeded (" + summary + ")";
+  } else {
+    out.status = S::succeeded;
+    out.message = "best: trial " + std::to_string(out.best_trial) + ", " + spec.metric + " = " +
+                  Json(out.best_value).dump() + " (" + summary + ")";
+    return out;
+  }
+  out.best_trial = -1;
+  out.best_value = 0;
+  return out;
 }
 
 int Scheduler::trial_parallelism(const PlannedStep& step) const {

@@ -12,6 +12,7 @@
 
 #include "run_state.hpp"
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -80,6 +81,16 @@ struct Outcome {
   std::string message;
 };
 
+// How a tuning step ends once every trial did: failed (the search failed,
+// or no trial succeeded), cancelled (a trial was: the run is stopping), or
+// succeeded with its best trial. `message` counts the trials by status.
+struct TuningOutcome {
+  StepStatus status = StepStatus::failed;
+  std::string message;
+  int best_trial = -1;  // succeeded only
+  double best_value = 0;
+};
+
 class Scheduler {
  public:
   explicit Scheduler(SchedulerOptions options) : options_(options) {}
@@ -130,6 +141,10 @@ class Scheduler {
   // stops it; it succeeded when every step did (cached when every step was).
   // nullopt while a step has yet to finish.
   std::optional<StepStatus> trial_status(const RunState& state, size_t step, int trial) const;
+  // Every trial of tuning step `step` ended: `values` are their objectives
+  // (NaN: none), `failure` why the search failed ("" if it did not).
+  TuningOutcome tuning_outcome(const RunState& state, size_t step, const std::map<int, double>& values,
+                               const std::string& failure) const;
   // Trials of a tuning step that may run at once, and how many have a unit still to finish.
   int trial_parallelism(const PlannedStep& step) const;
   int active_trials(const RunState& state, size_t step) const;
