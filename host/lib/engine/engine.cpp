@@ -21,6 +21,7 @@
 
 #include "run_state.hpp"
 #include "scheduler.hpp"
+#include "trials.hpp"
 #include "tuning_controller.hpp"
 
 #include <chrono>
@@ -110,15 +111,6 @@ struct AttemptHandle {
   std::ofstream events;
   std::map<std::string, uint64_t> log_sizes{{"stdout.log", 0}, {"stderr.log", 0}};  // for LogGrew hints
 };
-
-// The output parameter in which a trial keeps its objective curve
-// ({"step": value}); the engine adds it, the component never sees it.
-constexpr const char* kCurveOutput = "kiln.curve";
-
-Json without_curve(Json outputs) {
-  outputs.erase(kCurveOutput);
-  return outputs;
-}
 
 class Engine::Impl {
  public:
@@ -394,22 +386,6 @@ class Engine::Impl {
       if (state_.unit(u).status() == S::pending) publish(state_.finish_unit(u, status, why));
   }
 
-  // The objective a finished trial reached: the output parameter of the
-  // metric's name of its last step that set one, else the last value it
-  // reported, else NaN.
-  double trial_value(size_t index, int trial) const {
-    const std::vector<int> units = state_.trial_units(index, trial);
-    const std::string& metric = state_.step(index).planned->spec.tune->metric;
-    for (auto u = units.rbegin(); u != units.rend(); ++u) {
-      const UnitState& unit = state_.unit(*u);
-      const Json& outputs = unit.result.output_parameters;
-      if (is_success(unit.status()) && outputs.contains(metric) && outputs[metric].is_number())
-        return outputs[metric].get<double>();
-    }
-    const Curve curve = tuners_[index]->curve_of(units);
-    return curve.empty() ? std::nan("") : curve.rbegin()->second;
-  }
-
   // A trial's step served from the cache or kept by a resume did not report
   // here: its stored curve becomes its curve, so rung rules see it too.
   // Returns the values to replay to the tuner, by step.
@@ -437,7 +413,7 @@ class Engine::Impl {
                  "step '" + state_.unit(id).name.display + "' of this trial did not succeed");
     const std::optional<StepStatus> outcome = scheduler_.trial_status(state_, index, trial);
     if (!outcome || *outcome == S::cancelled) return;  // still running, or the run or step is stopping
-    const double value = trial_value(index, trial);
+    const double value = trial_value(state_, *tuners_[index], index, trial);
     publish(events::TrialFinished{state_.step(index).planned->spec.name, trial, *outcome,
                                   std::isfinite(value) ? std::optional<double>(value) : std::nullopt,
                                   state_.unit(state_.trial_units(index, trial).front()).item});
@@ -457,40 +433,17 @@ class Engine::Impl {
     halt_units(state_.step(index).units, S::cancelled, "");
   }
 
-  // One row of the trials table.
-  Json trial_row(size_t index, int trial) const {
-    const PlannedStep& planned = *state_.step(index).planned;
-    const std::vector<int> units = state_.trial_units(index, trial);
-    const double value = trial_value(index, trial);
-    double duration = 0;
-    Json outputs = Json::object(), curve = Json::object();
-    for (const int u : units) {
-      const UnitState& unit = state_.unit(u);
-      duration += record_.attempt_seconds(unit.name);
-      const Json own = is_success(unit.status()) ? without_curve(unit.result.output_parameters) : Json::object();
-      if (unit.part < 0)
-        outputs = own;
-      else
-        outputs[planned.trial_steps[static_cast<size_t>(unit.part)].spec.name] = own;
-    }
-    for (const auto& [at, v] : tuners_[index]->curve_of(units)) curve[std::to_string(at)] = v;
-    return Json{{"trial", trial},
-                {"parameters", state_.unit(units.front()).item},
-                {"status", to_string(scheduler_.trial_status(state_, index, trial).value_or(S::pending))},
-                {planned.spec.tune->metric, std::isfinite(value) ? Json(value) : Json(nullptr)},
-                {"curve", curve},
-                {"outputs", outputs},
-                {"duration_seconds", duration}};
-  }
-
   // Every trial is done: the trials artifact, the best trial's parameters and
   // artifacts as the step's outputs.
   void complete_tuning(size_t index) {
     Json rows = Json::array();
     std::map<int, double> values;
     for (const int trial : state_.trial_ids(index)) {
-      rows.push_back(trial_row(index, trial));
-      values[trial] = trial_value(index, trial);
+      double duration = 0;
+      for (const int u : state_.trial_units(index, trial)) duration += record_.attempt_seconds(state_.unit(u).name);
+      rows.push_back(trial_row(state_, *tuners_[index], index, trial,
+                               scheduler_.trial_status(state_, index, trial).value_or(S::pending), duration));
+      values[trial] = trial_value(state_, *tuners_[index], index, trial);
     }
     const InputArtifact trials = store_trials_table(index, rows);
     const TuningOutcome outcome = scheduler_.tuning_outcome(state_, index, values, tuners_[index]->failure());

@@ -1,0 +1,25 @@
+// A tuning step's trials as the run state and the step's tuning controller
+// know them: the objective a trial reached and its row of the trials table
+// (trials.json). Reads only: no tuner call, no file.
+#pragma once
+
+#include "run_state.hpp"
+#include "tuning_controller.hpp"
+
+namespace kiln::host {
+
+// The output parameter in which a trial keeps its objective curve
+// ({"step": value}); the engine adds it, the component never sees it.
+inline constexpr const char* kCurveOutput = "kiln.curve";
+
+// The objective a finished trial reached: the output parameter of the
+// metric's name of its last step that set one, else the last value it
+// reported, else NaN.
+double trial_value(const RunState& state, const TuningController& tuner, size_t step, int trial);
+
+// One row of the trials table: the trial, its parameters, `status`, its
+// objective, curve and outputs (without the curve), and its attempts' `duration_seconds`.
+Json trial_row(const RunState& state, const TuningController& tuner, size_t step, int trial, StepStatus status,
+               double duration_seconds);
+
+}  // namespace kiln::host
