@@ -1,7 +1,8 @@
 // The engine: runs a validated plan. Ready steps start concurrently (up to
 // `jobs`), completion is an event (no polling), and conditions, loops,
 // retries, timeouts, cancellation, the failure policy and finally steps are
-// all decided here, the same for every executor.
+// decided by its scheduler (host/lib/engine/scheduler.hpp) on its run state
+// (run_state.hpp), the same for every executor.
 #pragma once
 
 #include <kiln/host/executor.hpp>
