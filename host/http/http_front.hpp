@@ -1,8 +1,9 @@
-// The event-driven HTTP/1.1 front end of `kiln serve` (internal to
-// kiln_serving): a few I/O threads, each an epoll loop over non-blocking
-// sockets, requests parsed by http-parser. A handler gets each request on the
-// connection's loop thread and answers through a Responder, at once or later
-// from any thread (the dynamic batcher's). Why and how: docs/architecture.md.
+// The event-driven HTTP/1.1 front end shared by `kiln serve` and `kiln ui`
+// (library kiln_http, host/http/README.md): a few I/O threads, each an epoll
+// loop over non-blocking sockets, requests parsed by http-parser. A handler
+// gets each request on the connection's loop thread and answers through a
+// Responder, at once or later from any thread (the dynamic batcher's). Why
+// and how: docs/architecture.md.
 #pragma once
 
 #include <chrono>
@@ -11,7 +12,7 @@
 #include <memory>
 #include <string>
 
-namespace kiln::serve {
+namespace kiln::http {
 
 struct HttpFrontOptions {
   std::string host = "127.0.0.1";
@@ -103,4 +104,15 @@ class HttpFront {
 // "{\"error\": message}" with JSON escaping (invalid UTF-8 is replaced, never thrown on).
 std::string json_error_body(const std::string& message);
 
+}  // namespace kiln::http
+
+// kiln serve's names for these from before the layer was shared (its tests
+// and the request parser's fuzzer use them).
+namespace kiln::serve {
+using http::HttpFront;
+using http::HttpFrontOptions;
+using http::HttpRequest;
+using http::HttpResponse;
+using http::json_error_body;
+using http::Responder;
 }  // namespace kiln::serve

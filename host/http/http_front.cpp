@@ -1,6 +1,6 @@
 #include "http_front.hpp"
 
-#include <kiln/host/json.hpp>
+#include <nlohmann/json.hpp>
 
 #include <Poco/Exception.h>
 #include <Poco/Net/ServerSocket.h>
@@ -29,7 +29,7 @@
 #include <utility>
 #include <vector>
 
-namespace kiln::serve {
+namespace kiln::http {
 
 using Clock = std::chrono::steady_clock;
 
@@ -146,7 +146,7 @@ std::string peer_address(const sockaddr_storage& addr) {
 }  // namespace
 
 std::string json_error_body(const std::string& message) {
-  return host::Json{{"error", message}}.dump(-1, ' ', false, host::Json::error_handler_t::replace);
+  return nlohmann::json{{"error", message}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 namespace {
@@ -927,4 +927,4 @@ void HttpFront::stop(std::chrono::milliseconds drain) {
   impl_->listener.close();
 }
 
-}  // namespace kiln::serve
+}  // namespace kiln::http
