@@ -11,6 +11,9 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 namespace kiln::http {
 
@@ -28,12 +31,18 @@ struct HttpFrontOptions {
   size_t max_buffered_bytes = 256u << 20;
   std::chrono::milliseconds request_timeout{30000};     // to receive a request, and for its answer (then 504)
   std::chrono::milliseconds keep_alive_timeout{10000};  // an idle connection is closed after this
+  // Request headers kept in HttpRequest::headers, by lower-case name (the
+  // others are parsed and dropped: a server that reads none allocates none).
+  std::vector<std::string> kept_headers;
 };
 
 struct HttpRequest {
   std::string method, url;
   int version_minor = 1;  // HTTP/1.<minor>
   std::string body;
+  // The headers named in HttpFrontOptions::kept_headers, names in lower case,
+  // values without surrounding blanks, in the order received.
+  std::vector<std::pair<std::string, std::string>> headers{};
   std::string peer;  // client address
   size_t loop = 0;   // index of the I/O thread that received it
   std::chrono::steady_clock::time_point started;
@@ -41,6 +50,9 @@ struct HttpRequest {
   // what must stay alive until the answer is sent (a model version).
   std::string model, model_version;
   std::shared_ptr<const void> hold;
+
+  // The first kept header of that (lower-case) name; nullptr when it was not sent.
+  const std::string* header(std::string_view name) const;
 };
 
 struct HttpResponse {
@@ -48,17 +60,45 @@ struct HttpResponse {
   std::string body;
   const char* content_type = "application/json";
   bool close = false;  // close the connection after this answer
+  // More header lines ("Set-Cookie", ...). A name or value holding CR or LF
+  // is not sent (no header can be injected).
+  std::vector<std::pair<std::string, std::string>> headers{};
 };
 
 class HttpFront;
 
-// Answers one request, exactly once, from any thread. A late answer (the
-// request already timed out, the connection is gone) is dropped.
+// A streamed answer (Server-Sent Events): 200 with the stream's content type,
+// `Cache-Control: no-cache` and no length, then whatever is written, until
+// close(); the connection closes with it. Any thread may write. While open,
+// the connection has no request, answer or keep-alive timeout (it still
+// counts against max_connections); a client that stops reading for the
+// request timeout, or leaves more than 1 MiB unread, is disconnected. When
+// the client goes away (or the server stops) the stream is closed: write()
+// then returns false and closed() true, so a producer knows to stop.
+class Stream {
+ public:
+  struct Target;
+  Stream() = default;  // closed
+  explicit Stream(std::shared_ptr<Target> target) : target_(std::move(target)) {}
+  // Queues bytes to send; false when the stream is closed (nothing is sent).
+  bool write(std::string bytes) const;
+  // Ends the answer after what was written (the connection closes).
+  void close() const;
+  bool closed() const;
+
+ private:
+  std::shared_ptr<Target> target_;
+};
+
+// Answers one request, exactly once, from any thread: with send(), or by
+// opening a stream. A late answer (the request already timed out, the
+// connection is gone) is dropped; a late stream is closed at once.
 class Responder {
  public:
   struct Target;
   explicit Responder(std::shared_ptr<Target> target) : target_(std::move(target)) {}
   void send(HttpResponse response) const;
+  Stream stream(const char* content_type = "text/event-stream") const;
 
  private:
   std::shared_ptr<Target> target_;
