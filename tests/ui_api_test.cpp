@@ -5,6 +5,8 @@
 // Every wait is bounded: socket timeouts, counted polls, a run that cannot
 // end before the test cancels it.
 #include <kiln/host/files.hpp>
+#include <kiln/host/host_identity.hpp>
+#include <kiln/host/metadata_db.hpp>
 #include <kiln/host/json.hpp>
 #include <kiln/host/subprocess.hpp>
 #include <kiln/ui/ui_server.hpp>
@@ -216,6 +218,45 @@ TEST(UiRunsList, PagesSortsAndFiltersOnTheServer) {
               return r.started_at >= "2026-05-20T00:00:00Z" && r.pipeline == "pipe-1" && r.status == "succeeded";
             }));
 }
+
+// A run still marked running shows as running while its host lives and as
+// interrupted once it is gone (the rule of kiln runs list), in the list and
+// in its filters.
+TEST(UiRunsList, RunningRunsWhoseHostIsGoneShowAsInterrupted) {
+  TempDir dir;
+  add_synthetic_runs(dir.path(), 5);
+  {
+    host::MetadataDb db(dir.path() / "kiln.db");
+    const host::HostIdentity me = host::current_host_identity();
+    for (const auto& [id, process_start] : {std::pair<std::string, std::string>{"live-run", me.process_start},
+                                            {"dead-run", me.process_start + "1"}})  // not this process: gone
+      db.execute(
+          "INSERT INTO runs (id, pipeline, spec_file, spec_text, parameters, executor, run_dir, status, started_at,"
+          " host, pid, boot_id, process_start) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+          {id, "pipe-x", "x.yaml", "", "{}", "process", "/x", "running", "2026-07-01T00:00:00Z", me.host, me.pid,
+           me.boot_id, process_start});
+  }
+  ui::UiOptions options;
+  options.workspace = dir.path();
+  ui::UiServer server(options);
+  server.start();
+  Answer a = call(server.port(), "/api/v1/runs?pipeline=pipe-x&sort=id&order=asc");
+  ASSERT_EQ(a.body["runs"].size(), 2u) << a.reply.body;
+  EXPECT_EQ(a.body["runs"][0]["id"], "dead-run");
+  EXPECT_EQ(a.body["runs"][0]["status"], "interrupted");
+  EXPECT_EQ(a.body["runs"][1]["status"], "running");
+  a = call(server.port(), "/api/v1/runs?status=interrupted");
+  ASSERT_EQ(a.body["total"], 1);
+  EXPECT_EQ(a.body["runs"][0]["id"], "dead-run");
+  a = call(server.port(), "/api/v1/runs?status=running");
+  ASSERT_EQ(a.body["total"], 1);
+  EXPECT_EQ(a.body["runs"][0]["id"], "live-run");
+  a = call(server.port(), "/api/v1/runs?status=interrupted,running,failed&sort=status&order=desc");
+  ASSERT_GE(a.body["total"].get<int>(), 2);
+  EXPECT_EQ(a.body["runs"][0]["status"], "running");  // running > interrupted > failed
+  EXPECT_EQ(a.body["runs"][1]["status"], "interrupted");
+}
+
 
 TEST(UiRunsList, ABadQueryValueIs400WithAJsonReasonNamingIt) {
   TempDir dir;

@@ -1,5 +1,6 @@
 // The workspace's runs as one page of a list: filtered, sorted and counted
-// by SQL over the metadata database's runs table (no run.json is read), for
+// by SQL over the metadata database's runs table and its indexes (one
+// statement for the page, one for the count; no run.json is read), for
 // `kiln ui`'s runs list. A run still marked running whose host is gone
 // (liveness_of: dead) counts and filters as "interrupted", as in
 // `kiln runs list`.
