@@ -20,8 +20,11 @@
 
 #include <algorithm>
 #include <fstream>
+#include <random>
 #include <set>
 
+#include "access.hpp"
+#include "query_string.hpp"
 #include "raw_http_client.hpp"
 #include "synthetic_runs.hpp"
 #include "test_support.hpp"
@@ -673,6 +676,52 @@ TEST(UiAccess, KilnUiRefusesToServeOffLoopbackWithoutAToken) {
   run = run_kiln({"ui", "--workdir", (dir / "missing").string()}, {}, 30s);
   EXPECT_EQ(run.status.code, 2) << run.output;
   EXPECT_NE(run.output.find("is not a directory"), std::string::npos) << run.output;
+}
+
+// ------------------------------------------------------ request targets
+
+TEST(UiTargets, PercentDecodingAndItsRefusals) {
+  EXPECT_EQ(ui::percent_decode("a%41%2fb+c", false), "aA/b+c");
+  EXPECT_EQ(ui::percent_decode("a+b%20c", true), "a b c");
+  for (const char* bad : {"%", "%4", "%zz", "a%0", "%00"}) EXPECT_THROW(ui::percent_decode(bad, true), ui::ApiError) << bad;
+  const ui::Target t = ui::parse_target("/api//v1/runs/%41b?x=1&y=&z&q=a%26b");
+  EXPECT_EQ(t.segments, (std::vector<std::string>{"api", "v1", "runs", "Ab"}));
+  EXPECT_EQ(t.query.text("x"), "1");
+  EXPECT_EQ(t.query.text("y"), std::nullopt);  // empty counts as not given
+  EXPECT_EQ(t.query.text("q"), "a&b");
+  EXPECT_EQ(ui::cookie_value("a=1; kiln_token=xyz; b=2", "kiln_token"), "xyz");
+  EXPECT_EQ(ui::cookie_value("kiln_token_x=1;kiln_token=2", "kiln_token"), "2");
+  EXPECT_EQ(ui::cookie_value("a=1", "kiln_token"), std::nullopt);
+}
+
+// Random targets, weighted toward the bytes that matter ('/', '%', '.', hex
+// digits): each is refused with 400 or decoded into segments that keep the
+// promises (the same promise fuzz/ui_target_fuzz.cpp checks under libFuzzer).
+TEST(UiTargets, RandomTargetsAreRefusedOrSafe) {
+  std::mt19937 random(20261205);
+  const std::string alphabet = "/%.?&=+aF0129%/..";
+  int refused = 0, parsed = 0;
+  for (int i = 0; i < 20000; ++i) {
+    std::string url;
+    const size_t length = random() % 40;
+    for (size_t j = 0; j < length; ++j)
+      url += random() % 8 == 0 ? static_cast<char>(random() % 256) : alphabet[random() % alphabet.size()];
+    try {
+      const ui::Target t = ui::parse_target(url);
+      ++parsed;
+      EXPECT_LE(t.segments.size(), ui::kMaxSegments);
+      for (const auto& s : t.segments) {
+        EXPECT_FALSE(s.empty() || s == "." || s == ".." || s.find('/') != std::string::npos ||
+                     s.find('\0') != std::string::npos)
+            << url;
+      }
+    } catch (const ui::ApiError& e) {
+      ++refused;
+      EXPECT_EQ(e.status(), 400) << url;
+    }
+  }
+  EXPECT_GT(refused, 100);
+  EXPECT_GT(parsed, 100);
 }
 
 // ---------------------------------------------------------------- OpenAPI
