@@ -44,6 +44,17 @@ std::string percent_decode(std::string_view text, bool plus_is_space) {
   return out;
 }
 
+std::vector<std::string> split_nonempty(std::string_view text, char separator) {
+  std::vector<std::string> out;
+  size_t from = 0;
+  while (from <= text.size()) {
+    const size_t end = std::min(text.find(separator, from), text.size());
+    if (end > from) out.emplace_back(text.substr(from, end - from));
+    from = end + 1;
+  }
+  return out;
+}
+
 std::optional<int64_t> parse_integer(std::string_view text, int64_t min, int64_t max) {
   int64_t value = 0;
   const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
@@ -98,38 +109,27 @@ std::string QueryParams::choice(const std::string& name, const std::vector<std::
 Target parse_target(const std::string& url) {
   Target target;
   const size_t question = url.find('?');
-  const std::string_view path = std::string_view(url).substr(0, question);
-  size_t start = 0;
-  while (start <= path.size()) {
-    const size_t end = std::min(path.find('/', start), path.size());
-    const std::string_view raw = path.substr(start, end - start);
-    if (!raw.empty()) {
-      if (target.segments.size() == kMaxSegments)
-        throw ApiError(400, "the request path has more than " + std::to_string(kMaxSegments) + " segments");
-      std::string segment = percent_decode(raw, false);
-      if (segment == "." || segment == ".." || segment.find('/') != std::string::npos)
-        throw ApiError(400, "the request path segment '" + excerpt(segment) + "' is not allowed ('.', '..' or '/')");
-      target.segments.push_back(std::move(segment));
-    }
-    start = end + 1;
+  const std::string_view whole(url);
+  const auto raw_segments = split_nonempty(whole.substr(0, question), '/');
+  if (raw_segments.size() > kMaxSegments)
+    throw ApiError(400, "the request path has more than " + std::to_string(kMaxSegments) + " segments");
+  for (const auto& raw : raw_segments) {
+    std::string segment = percent_decode(raw, false);
+    if (segment == "." || segment == ".." || segment.find('/') != std::string::npos)
+      throw ApiError(400, "the request path segment '" + excerpt(segment) + "' is not allowed ('.', '..' or '/')");
+    target.segments.push_back(std::move(segment));
   }
   std::map<std::string, std::string> values;
   if (question != std::string::npos) {
-    const std::string_view query = std::string_view(url).substr(question + 1);
-    size_t from = 0;
-    while (from <= query.size()) {
-      const size_t end = std::min(query.find('&', from), query.size());
-      const std::string_view pair = query.substr(from, end - from);
-      if (!pair.empty()) {
-        if (values.size() == kMaxParameters)
-          throw ApiError(400, "the query has more than " + std::to_string(kMaxParameters) + " parameters");
-        const size_t equals = pair.find('=');
-        std::string name = percent_decode(pair.substr(0, equals), true);
-        std::string value = equals == std::string_view::npos ? "" : percent_decode(pair.substr(equals + 1), true);
-        if (values.count(name)) throw ApiError(400, "query parameter '" + excerpt(name) + "' is given twice");
-        values.emplace(std::move(name), std::move(value));
-      }
-      from = end + 1;
+    const auto pairs = split_nonempty(whole.substr(question + 1), '&');
+    if (pairs.size() > kMaxParameters)
+      throw ApiError(400, "the query has more than " + std::to_string(kMaxParameters) + " parameters");
+    for (const std::string& pair : pairs) {
+      const size_t equals = pair.find('=');
+      std::string name = percent_decode(std::string_view(pair).substr(0, equals), true);
+      std::string value = equals == std::string::npos ? "" : percent_decode(std::string_view(pair).substr(equals + 1), true);
+      if (values.count(name)) throw ApiError(400, "query parameter '" + excerpt(name) + "' is given twice");
+      values.emplace(std::move(name), std::move(value));
     }
   }
   target.query = QueryParams(std::move(values));

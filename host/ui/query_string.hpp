@@ -52,6 +52,9 @@ struct Target {
 // and a parameter given twice.
 Target parse_target(const std::string& url);
 
+// The non-empty parts of `text` between `separator`s ("a,,b" → a, b).
+std::vector<std::string> split_nonempty(std::string_view text, char separator);
+
 // An integer in [min, max] from decimal text, or nullopt.
 std::optional<int64_t> parse_integer(std::string_view text, int64_t min, int64_t max);
 

@@ -37,17 +37,6 @@ std::string utc_time(const QueryParams& query, const std::string& name) {
                           "2026-01-31, not '" + t.substr(0, 64) + "'");
 }
 
-std::vector<std::string> split_list(const std::string& text) {
-  std::vector<std::string> out;
-  size_t from = 0;
-  while (from <= text.size()) {
-    const size_t end = std::min(text.find(',', from), text.size());
-    if (end > from) out.push_back(text.substr(from, end - from));
-    from = end + 1;
-  }
-  return out;
-}
-
 // A step's attempts and times as the API shows them (a step, or one loop item or trial).
 Json unit_view(const Json& record) {
   Json view = Json::object();
@@ -144,7 +133,7 @@ Json RunsApi::list(const QueryParams& query) {
   q.order = query.choice("order", {"asc", "desc"}, "desc") == "asc" ? host::SortOrder::ascending
                                                                       : host::SortOrder::descending;
   if (const auto status = query.text("status", 256)) {
-    for (const auto& s : split_list(*status)) {
+    for (const auto& s : split_nonempty(*status, ',')) {
       const auto& known = host::run_filter_statuses();
       if (std::find(known.begin(), known.end(), s) == known.end()) {
         std::string all;

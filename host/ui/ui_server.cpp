@@ -42,18 +42,6 @@ http::HttpResponse error_response(int status, const std::string& reason) {
   return json_response(status, Json{{"error", reason}});
 }
 
-// The segments of an OpenAPI path; "{x}" matches any one segment.
-std::vector<std::string> split(const std::string& path) {
-  std::vector<std::string> out;
-  size_t from = 1;
-  while (from <= path.size()) {
-    const size_t end = std::min(path.find('/', from), path.size());
-    if (end > from) out.push_back(path.substr(from, end - from));
-    from = end + 1;
-  }
-  return out;
-}
-
 bool is_placeholder(const std::string& segment) {
   return segment.size() >= 2 && segment.front() == '{' && segment.back() == '}';
 }
@@ -94,7 +82,8 @@ struct UiServer::Impl {
           {{"POST", "/api/v1/login"}, &Impl::login},
       };
       std::vector<Entry> out;
-      for (const auto& [route, handler] : routes) out.push_back(Entry{route, split(route.path), handler});
+      for (const auto& [route, handler] : routes)
+        out.push_back(Entry{route, split_nonempty(route.path, '/'), handler});  // "{x}": any one segment
       return out;
     }();
     return entries;
