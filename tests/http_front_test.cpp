@@ -1,4 +1,4 @@
-// The event-driven HTTP/1.1 front end of kiln serve (host/serve/http_front.hpp)
+// The event-driven HTTP/1.1 front end of kiln serve and kiln ui (host/http/http_front.hpp)
 // over real sockets on 127.0.0.1 with a small handler: pipelining, requests
 // in many small writes, Expect: 100-continue, Connection: close, HTTP/1.0
 // keep-alive, chunked bodies, 413 before the body, many connections on few

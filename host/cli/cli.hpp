@@ -50,6 +50,7 @@ void add_runs_commands(CLI::App& app, Commands& commands);
 void add_store_commands(CLI::App& app, Commands& commands);
 void add_registry_commands(CLI::App& app, Commands& commands);
 void add_serve_command(CLI::App& app, Commands& commands);
+void add_ui_command(CLI::App& app, Commands& commands);
 
 // Checks what CLI11 left unparsed and throws a CommandError with a "did you
 // mean" suggestion for the first unknown command or option.

@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   kiln::cli::add_runs_commands(app, commands);
   kiln::cli::add_store_commands(app, commands);
   kiln::cli::add_serve_command(app, commands);
+  kiln::cli::add_ui_command(app, commands);
   kiln::cli::add_plugins_commands(app, commands);
   kiln::cli::add_registry_commands(app, commands);
   kiln::cli::add_version_command(app, commands);

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -60,6 +61,19 @@ class Client {
 
   // The next answer (a 100 Continue is one too).
   Reply read_reply() {
+    Reply reply = read_head();
+    if (reply.status == 0) return reply;
+    const size_t length = reply.headers.count("content-length") ? std::stoul(reply.headers["content-length"]) : 0;
+    while (buffer_.size() < length)
+      if (!fill()) return Reply{};
+    reply.body = buffer_.substr(0, length);
+    buffer_.erase(0, length);
+    return reply;
+  }
+
+  // The status line and headers of the next answer; its body is left to read
+  // (read_until: a streamed answer).
+  Reply read_head() {
     Reply reply;
     size_t end = 0;
     while ((end = buffer_.find("\r\n\r\n")) == std::string::npos)
@@ -77,12 +91,24 @@ class Client {
       reply.headers[name] = header.substr(header.find_first_not_of(' ', colon + 1));
       line = next;
     }
-    const size_t length = reply.headers.count("content-length") ? std::stoul(reply.headers["content-length"]) : 0;
-    while (buffer_.size() < length)
-      if (!fill()) return Reply{};
-    reply.body = buffer_.substr(0, length);
-    buffer_.erase(0, length);
     return reply;
+  }
+
+  // The received bytes up to and including `needle`, taken from the input;
+  // "" when the connection ends or the read times out first.
+  std::string read_until(const std::string& needle) {
+    size_t at = 0;
+    while ((at = buffer_.find(needle)) == std::string::npos)
+      if (!fill()) return "";
+    std::string got = buffer_.substr(0, at + needle.size());
+    buffer_.erase(0, at + needle.size());
+    return got;
+  }
+
+  // Shortens the receive timeout (a read that must not wait long).
+  void set_receive_timeout(std::chrono::milliseconds timeout) {
+    timeval t{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>(timeout.count() % 1000 * 1000)};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &t, sizeof t);
   }
 
   // True when the server closes the connection (within the socket timeout).

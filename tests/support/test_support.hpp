@@ -47,6 +47,10 @@ host::CapturedRun run_kiln(const std::vector<std::string>& args,
 
 void write_text(const std::filesystem::path& path, const std::string& text);
 
+// Whether `done` turns true, asked every 10 ms, at most `tries` times (a
+// bounded wait that asserts nothing on time).
+bool poll_until(const std::function<bool()>& done, int tries = 1000);
+
 // Whether `tool` is on PATH; why runc cannot run containers here ("" when it can).
 bool on_path(const std::string& tool);
 std::string cannot_run_containers();

@@ -50,6 +50,15 @@ const std::vector<std::vector<const char*>>& migrations() {
       " parts TEXT NOT NULL, outputs TEXT NOT NULL, artifacts TEXT NOT NULL, metadata TEXT NOT NULL,"
       " run_id TEXT NOT NULL, unit TEXT NOT NULL, created_at TEXT NOT NULL)",
       "CREATE INDEX cache_by_step ON cache_entries (step, component, created_at)",
+  }, {
+      // kiln ui's runs list: a page in any of these orders walks an index and
+      // stops (ORDER BY ... LIMIT), and a status or pipeline filter does not
+      // scan every run (host/lib/store/run_query.cpp).
+      "CREATE INDEX runs_by_started ON runs (started_at, id)",
+      "CREATE INDEX runs_by_finished ON runs (finished_at, id)",
+      "CREATE INDEX runs_by_duration ON runs (duration_seconds, id)",
+      "CREATE INDEX runs_by_pipeline ON runs (pipeline, started_at, id)",
+      "CREATE INDEX runs_by_status ON runs (status, started_at, id)",
   }};
   return all;
 }

@@ -1,6 +1,6 @@
 // The HTTP front of `kiln serve`: the Open Inference Protocol (KServe V2)
 // REST endpoints on an event-driven HTTP/1.1 front end (a few epoll I/O
-// threads; host/serve/http_front.hpp), /metrics and an access log.
+// threads; host/http/http_front.hpp), /metrics and an access log.
 #pragma once
 
 #include <kiln/serve/metrics.hpp>

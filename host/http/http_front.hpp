@@ -1,8 +1,9 @@
-// The event-driven HTTP/1.1 front end of `kiln serve` (internal to
-// kiln_serving): a few I/O threads, each an epoll loop over non-blocking
-// sockets, requests parsed by http-parser. A handler gets each request on the
-// connection's loop thread and answers through a Responder, at once or later
-// from any thread (the dynamic batcher's). Why and how: docs/architecture.md.
+// The event-driven HTTP/1.1 front end shared by `kiln serve` and `kiln ui`
+// (library kiln_http, host/http/README.md): a few I/O threads, each an epoll
+// loop over non-blocking sockets, requests parsed by http-parser. A handler
+// gets each request on the connection's loop thread and answers through a
+// Responder, at once or later from any thread (the dynamic batcher's). Why
+// and how: docs/architecture.md.
 #pragma once
 
 #include <chrono>
@@ -10,8 +11,11 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
-namespace kiln::serve {
+namespace kiln::http {
 
 struct HttpFrontOptions {
   std::string host = "127.0.0.1";
@@ -27,12 +31,18 @@ struct HttpFrontOptions {
   size_t max_buffered_bytes = 256u << 20;
   std::chrono::milliseconds request_timeout{30000};     // to receive a request, and for its answer (then 504)
   std::chrono::milliseconds keep_alive_timeout{10000};  // an idle connection is closed after this
+  // Request headers kept in HttpRequest::headers, by lower-case name (the
+  // others are parsed and dropped: a server that reads none allocates none).
+  std::vector<std::string> kept_headers;
 };
 
 struct HttpRequest {
   std::string method, url;
   int version_minor = 1;  // HTTP/1.<minor>
   std::string body;
+  // The headers named in HttpFrontOptions::kept_headers, names in lower case,
+  // values without surrounding blanks, in the order received.
+  std::vector<std::pair<std::string, std::string>> headers{};
   std::string peer;  // client address
   size_t loop = 0;   // index of the I/O thread that received it
   std::chrono::steady_clock::time_point started;
@@ -40,6 +50,9 @@ struct HttpRequest {
   // what must stay alive until the answer is sent (a model version).
   std::string model, model_version;
   std::shared_ptr<const void> hold;
+
+  // The first kept header of that (lower-case) name; nullptr when it was not sent.
+  const std::string* header(std::string_view name) const;
 };
 
 struct HttpResponse {
@@ -47,17 +60,45 @@ struct HttpResponse {
   std::string body;
   const char* content_type = "application/json";
   bool close = false;  // close the connection after this answer
+  // More header lines ("Set-Cookie", ...). A name or value holding CR or LF
+  // is not sent (no header can be injected).
+  std::vector<std::pair<std::string, std::string>> headers{};
 };
 
 class HttpFront;
 
-// Answers one request, exactly once, from any thread. A late answer (the
-// request already timed out, the connection is gone) is dropped.
+// A streamed answer (Server-Sent Events): 200 with the stream's content type,
+// `Cache-Control: no-cache` and no length, then whatever is written, until
+// close(); the connection closes with it. Any thread may write. While open,
+// the connection has no request, answer or keep-alive timeout (it still
+// counts against max_connections); a client that stops reading for the
+// request timeout, or leaves more than 1 MiB unread, is disconnected. When
+// the client goes away (or the server stops) the stream is closed: write()
+// then returns false and closed() true, so a producer knows to stop.
+class Stream {
+ public:
+  struct Target;
+  Stream() = default;  // closed
+  explicit Stream(std::shared_ptr<Target> target) : target_(std::move(target)) {}
+  // Queues bytes to send; false when the stream is closed (nothing is sent).
+  bool write(std::string bytes) const;
+  // Ends the answer after what was written (the connection closes).
+  void close() const;
+  bool closed() const;
+
+ private:
+  std::shared_ptr<Target> target_;
+};
+
+// Answers one request, exactly once, from any thread: with send(), or by
+// opening a stream. A late answer (the request already timed out, the
+// connection is gone) is dropped; a late stream is closed at once.
 class Responder {
  public:
   struct Target;
   explicit Responder(std::shared_ptr<Target> target) : target_(std::move(target)) {}
   void send(HttpResponse response) const;
+  Stream stream(const char* content_type = "text/event-stream") const;
 
  private:
   std::shared_ptr<Target> target_;
@@ -103,4 +144,15 @@ class HttpFront {
 // "{\"error\": message}" with JSON escaping (invalid UTF-8 is replaced, never thrown on).
 std::string json_error_body(const std::string& message);
 
+}  // namespace kiln::http
+
+// kiln serve's names for these from before the layer was shared (its tests
+// and the request parser's fuzzer use them).
+namespace kiln::serve {
+using http::HttpFront;
+using http::HttpFrontOptions;
+using http::HttpRequest;
+using http::HttpResponse;
+using http::json_error_body;
+using http::Responder;
 }  // namespace kiln::serve

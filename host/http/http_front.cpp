@@ -1,6 +1,6 @@
 #include "http_front.hpp"
 
-#include <kiln/host/json.hpp>
+#include <nlohmann/json.hpp>
 
 #include <Poco/Exception.h>
 #include <Poco/Net/ServerSocket.h>
@@ -29,7 +29,7 @@
 #include <utility>
 #include <vector>
 
-namespace kiln::serve {
+namespace kiln::http {
 
 using Clock = std::chrono::steady_clock;
 
@@ -115,15 +115,32 @@ const char* reason_phrase(int status) {
   }
 }
 
+using HeaderList = std::vector<std::pair<std::string, std::string>>;
+
+bool has_line_break(const std::string& text) {
+  return text.find_first_of("\r\n") != std::string::npos;
+}
+
 // The status line and headers of an answer, appended to the connection's
 // output buffer (reused from request to request: no allocation once warm).
-void append_head(std::string& out, int status, const char* content_type, size_t length, bool keep_alive, bool http10) {
+void append_head(std::string& out, int status, const char* content_type, size_t length, bool keep_alive, bool http10,
+                 const HeaderList& extra = {}) {
   std::array<char, 320> head;
   const char* connection = !keep_alive ? "Connection: close\r\n" : http10 ? "Connection: keep-alive\r\n" : "";
   const int n = std::snprintf(head.data(), head.size(),
-                              "HTTP/1.1 %d %s\r\nServer: kiln\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n",
+                              "HTTP/1.1 %d %s\r\nServer: kiln\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s",
                               status, reason_phrase(status), content_type, length, connection);
   out.append(head.data(), static_cast<size_t>(std::min<int>(n, static_cast<int>(head.size()) - 1)));
+  for (const auto& [name, value] : extra)
+    if (!has_line_break(name) && !has_line_break(value)) out.append(name).append(": ").append(value).append("\r\n");
+  out += "\r\n";
+}
+
+// The head of a streamed answer: no length, so the body ends when the connection closes.
+void append_stream_head(std::string& out, const char* content_type) {
+  out.append("HTTP/1.1 200 OK\r\nServer: kiln\r\nContent-Type: ")
+      .append(content_type)
+      .append("\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\nConnection: close\r\n\r\n");
 }
 
 bool iequals(const std::string& a, const char* b) {
@@ -145,8 +162,14 @@ std::string peer_address(const sockaddr_storage& addr) {
 
 }  // namespace
 
+const std::string* HttpRequest::header(std::string_view name) const {
+  for (const auto& [n, value] : headers)
+    if (n == name) return &value;
+  return nullptr;
+}
+
 std::string json_error_body(const std::string& message) {
-  return host::Json{{"error", message}}.dump(-1, ' ', false, host::Json::error_handler_t::replace);
+  return nlohmann::json{{"error", message}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 namespace {
@@ -281,9 +304,21 @@ struct Responder::Target {
   uint64_t sequence;
 };
 
+struct Stream::Target {
+  Target(std::shared_ptr<Mailbox> m, uint64_t c) : mailbox(std::move(m)), connection(c) {}
+  const std::shared_ptr<Mailbox> mailbox;
+  const uint64_t connection;
+  std::atomic<bool> closed{false};  // set by the loop (or by close()); never cleared
+};
+
 // One client connection, owned by its loop; everything here runs on that loop's thread.
 struct Connection {
   explicit Connection(std::atomic<size_t>* buffered_total) : charge(buffered_total) {}
+  ~Connection() {
+    if (stream) stream->closed = true;  // its producer stops writing
+  }
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
   uint64_t id = 0;
   UniqueFd fd;
   std::string peer;
@@ -292,6 +327,7 @@ struct Connection {
   std::string in;  // received bytes; [parsed, size) not yet parsed
   size_t parsed = 0;
   size_t max_body_bytes = 0;
+  const std::vector<std::string>* kept_headers = nullptr;  // HttpFrontOptions::kept_headers
   std::string out;  // answers to send; [written, size) not yet sent
   size_t written = 0;
 
@@ -310,6 +346,9 @@ struct Connection {
   uint64_t sequence = 0;  // of the current request; a Responder of an older one is stale
   bool dispatching = false;
   Clock::time_point answer_deadline;
+  // A streamed answer in progress (after the request that opened it; no
+  // further request is read). What the client sends meanwhile is dropped.
+  std::shared_ptr<Stream::Target> stream;
 
   bool close_after_write = false, discarding = false, peer_closed = false, shut_down = false, dead = false;
   bool over_budget = false;  // its bytes would pass max_buffered_bytes: answered 503 once nothing is in progress
@@ -332,6 +371,15 @@ Connection& connection_of(http_parser* p) {
 }
 
 void end_header(Connection& c) {
+  if (c.kept_headers != nullptr && !c.kept_headers->empty()) {
+    for (const auto& name : *c.kept_headers) {
+      if (!iequals(c.field, name.c_str())) continue;
+      const size_t first = c.value.find_first_not_of(" \t");
+      const size_t last = c.value.find_last_not_of(" \t");
+      c.request.headers.emplace_back(name, first == std::string::npos ? "" : c.value.substr(first, last - first + 1));
+      break;
+    }
+  }
   if (iequals(c.field, "expect")) {
     while (!c.value.empty() && (c.value.back() == ' ' || c.value.back() == '\t')) c.value.pop_back();
     c.expect_continue = iequals(c.value, "100-continue");
@@ -586,6 +634,7 @@ struct Loop {
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c.get();
     c->max_body_bytes = front.options.max_body_bytes;
+    c->kept_headers = &front.options.kept_headers;
     c->last_activity = Clock::now();
     c->events = EPOLLIN;
     watch(c->fd.get(), c->id, c->events);
@@ -611,6 +660,10 @@ struct Loop {
     for (const auto id : ids) {
       Connection& c = *connections.at(id);
       c.close_after_write = true;  // no new request is started
+      if (c.stream) {  // a stream ends with the server: what it wrote is still sent
+        c.stream->closed = true;
+        c.stream.reset();
+      }
       if (!c.answering && !c.output_pending()) c.dead = true;
       settle(c);
     }
@@ -661,7 +714,9 @@ struct Loop {
       const ssize_t n = ::recv(c.fd.get(), read_buffer.data(), read_buffer.size(), 0);
       if (n > 0) {
         c.last_activity = Clock::now();
-        if (c.discarding) {
+        if (c.stream) {
+          // a streamed answer is in progress: nothing the client sends now is read
+        } else if (c.discarding) {
           c.discarded += static_cast<size_t>(n);
           if (c.discarded > kDiscardAtMost) c.dead = true;
         } else {
@@ -769,10 +824,52 @@ struct Loop {
     settle(c);
   }
 
+  // Request `sequence` of connection `id` is answered with a stream.
+  void open_stream(uint64_t id, uint64_t sequence, const std::shared_ptr<Stream::Target>& stream,
+                   const char* content_type) {
+    const auto it = connections.find(id);
+    if (it == connections.end() || !it->second->answering || it->second->sequence != sequence || stopping) {
+      stream->closed = true;  // gone, timed out already, or the server is stopping
+      return;
+    }
+    Connection& c = *it->second;
+    append_stream_head(c.out, content_type);
+    if (front.completed) front.completed(*c.answering, 200, 0);
+    c.answering.reset();
+    ++c.sequence;
+    c.close_after_write = true;  // no further request on this connection
+    c.stream = stream;
+    c.last_activity = Clock::now();
+    if (c.dispatching) return;  // parse() stops at close_after_write; the caller flushes and settles
+    flush(c);
+    settle(c);
+  }
+
+  // Bytes for the stream of connection `id`, or (`end`) its end.
+  void stream_write(uint64_t id, const std::shared_ptr<Stream::Target>& stream, const std::string& bytes, bool end) {
+    const auto it = connections.find(id);
+    if (it == connections.end() || it->second->stream != stream) {
+      stream->closed = true;
+      return;
+    }
+    Connection& c = *it->second;
+    if (end) {
+      stream->closed = true;
+      c.stream.reset();  // the connection closes once what was written is sent
+    } else if (c.out.size() - c.written + bytes.size() > kMaxBacklog) {
+      c.dead = true;  // the client does not read what it asked for
+    } else {
+      c.out += bytes;
+      flush(c);
+    }
+    if (c.dispatching) return;
+    settle(c);
+  }
+
   void complete(Connection& c, HttpResponse response) {
     const bool keep_alive = c.answer_keep_alive && !response.close && !stopping;
     append_head(c.out, response.status, response.content_type, response.body.size(), keep_alive,
-                c.answering->version_minor == 0);
+                c.answering->version_minor == 0, response.headers);
     c.out += response.body;
     if (front.completed) front.completed(*c.answering, response.status, response.body.size());
     c.answering.reset();
@@ -820,7 +917,8 @@ struct Loop {
   // Closes the connection when it is finished, else brings its epoll
   // interest and its deadline up to date. `c` may be freed on return.
   void settle(Connection& c) {
-    const bool idle = !c.answering && !c.output_pending();
+    const bool idle = !c.answering && !c.output_pending() && !c.stream;
+    if (!c.dead && c.stream && c.peer_closed) c.dead = true;  // the client of a stream went away
     if (!c.dead && idle && c.close_after_write) {
       if (!c.discarding || c.peer_closed) {
         c.dead = true;
@@ -836,7 +934,8 @@ struct Loop {
     }
     c.charge.set(held_bytes(c));
     uint32_t want = 0;
-    if (!c.peer_closed && (c.discarding || (c.unparsed() < kMaxBacklog && !c.over_budget))) want |= EPOLLIN;
+    if (!c.peer_closed && (c.discarding || c.stream || (c.unparsed() < kMaxBacklog && !c.over_budget)))
+      want |= EPOLLIN;
     if (c.output_pending()) want |= EPOLLOUT;
     if (want != c.events) {
       epoll_event event{};
@@ -846,7 +945,9 @@ struct Loop {
       c.events = want;
     }
     const auto& o = front.options;
-    if (c.answering)
+    if (c.stream)  // no idle timeout; a client that does not read is cut off
+      c.deadline = c.output_pending() ? c.last_activity + o.request_timeout : Clock::time_point::max();
+    else if (c.answering)
       c.deadline = c.answer_deadline;
     else if (c.output_pending())
       c.deadline = c.last_activity + o.request_timeout;  // a client that does not read
@@ -869,6 +970,48 @@ void Responder::send(HttpResponse response) const {
     return;
   }
   mailbox.post(PostedAnswer{target_->connection, target_->sequence, std::move(response)});
+}
+
+// Runs `task` on the loop of `mailbox`: at once when called on that loop's
+// thread, else posted. False when the loop has ended.
+template <class Task>
+bool on_loop(Mailbox& mailbox, Task task) {
+  if (std::this_thread::get_id() == mailbox.owner.load()) {
+    if (mailbox.closed) return false;  // written by this very thread (as the loop ends): no lock
+    task(*mailbox.loop);
+    return true;
+  }
+  return mailbox.post(std::function<void(Loop&)>(std::move(task)));
+}
+
+Stream Responder::stream(const char* content_type) const {
+  auto stream = std::make_shared<Stream::Target>(target_->mailbox, target_->connection);
+  const bool posted = on_loop(*target_->mailbox, [target = target_, stream, content_type](Loop& loop) {
+    loop.open_stream(target->connection, target->sequence, stream, content_type);
+  });
+  if (!posted) stream->closed = true;
+  return Stream(stream);
+}
+
+bool Stream::write(std::string bytes) const {
+  if (closed()) return false;
+  const bool posted = on_loop(*target_->mailbox, [stream = target_, bytes = std::move(bytes)](Loop& loop) {
+    loop.stream_write(stream->connection, stream, bytes, false);
+  });
+  if (!posted) target_->closed = true;
+  return !closed();
+}
+
+void Stream::close() const {
+  if (closed()) return;
+  on_loop(*target_->mailbox, [stream = target_](Loop& loop) {
+    loop.stream_write(stream->connection, stream, std::string(), true);
+  });
+  target_->closed = true;  // what was written before is still sent
+}
+
+bool Stream::closed() const {
+  return !target_ || target_->closed.load();
 }
 
 // --------------------------------------------------------------- HttpFront
@@ -927,4 +1070,4 @@ void HttpFront::stop(std::chrono::milliseconds drain) {
   impl_->listener.close();
 }
 
-}  // namespace kiln::serve
+}  // namespace kiln::http

@@ -1,0 +1,248 @@
+// The router: a table of routes (method, OpenAPI path, handler), each path
+// matched segment by segment; every refusal is {"error": reason} with its
+// status. Handlers run on the I/O thread that received the request (reads
+// of the database and of small files); event streams are followed by
+// EventStreams' thread.
+#include <kiln/ui/ui_server.hpp>
+
+#include <kiln/host/event_log.hpp>
+#include <kiln/host/json.hpp>
+
+#include "access.hpp"
+#include "event_streams.hpp"
+#include "http_front.hpp"
+#include "query_string.hpp"
+#include "runs_api.hpp"
+
+#include <stdexcept>
+
+namespace kiln::ui {
+
+namespace fs = std::filesystem;
+using host::Json;
+
+namespace {
+
+// What one request's handler gets: the request, the decoded target and the
+// values of the path's {placeholders}, in order.
+struct Call {
+  http::HttpRequest& request;
+  const http::Responder& responder;
+  Target target;
+  std::vector<std::string> params;
+};
+
+http::HttpResponse json_response(int status, const Json& body) {
+  http::HttpResponse response{status, body.dump(-1, ' ', false, Json::error_handler_t::replace), "application/json"};
+  response.headers = {{"Cache-Control", "no-store"}, {"X-Content-Type-Options", "nosniff"}};
+  return response;
+}
+
+http::HttpResponse error_response(int status, const std::string& reason) {
+  return json_response(status, Json{{"error", reason}});
+}
+
+bool is_placeholder(const std::string& segment) {
+  return segment.size() >= 2 && segment.front() == '{' && segment.back() == '}';
+}
+
+}  // namespace
+
+void check_options(const UiOptions& options) {
+  std::error_code ec;
+  if (options.workspace.empty() || !fs::is_directory(options.workspace, ec))
+    throw std::invalid_argument("--workdir " + options.workspace.string() + " is not a directory");
+  if (!options.pipelines.empty() && !fs::is_directory(options.pipelines, ec))
+    throw std::invalid_argument("--pipelines " + options.pipelines.string() + " is not a directory");
+  if (options.token.empty() && !is_loopback_host(options.host))
+    throw std::invalid_argument("--host " + options.host +
+                                " is not a loopback address: anyone who can reach it could read the workspace, so "
+                                "give --token-file FILE (a secret of at least " +
+                                std::to_string(kMinTokenLength) + " characters)");
+}
+
+struct UiServer::Impl {
+  using Handler = void (Impl::*)(Call&);
+  struct Entry {
+    Route route;
+    std::vector<std::string> segments;
+    Handler handler;
+  };
+
+  explicit Impl(UiOptions o)
+      : options(std::move(o)), access(options.token), runs(options.workspace), streams(options.poll, options.heartbeat) {}
+
+  static const std::vector<Entry>& table() {
+    static const std::vector<Entry> entries = [] {
+      const std::vector<std::pair<Route, Handler>> routes{
+          {{"GET", "/api/v1/runs"}, &Impl::list_runs},
+          {{"GET", "/api/v1/runs/{id}"}, &Impl::run_detail},
+          {{"GET", "/api/v1/runs/{id}/events"}, &Impl::run_events},
+          {{"GET", "/api/v1/runs/{id}/steps/{step}/logs"}, &Impl::step_logs},
+          {{"POST", "/api/v1/login"}, &Impl::login},
+      };
+      std::vector<Entry> out;
+      for (const auto& [route, handler] : routes)
+        out.push_back(Entry{route, split_nonempty(route.path, '/'), handler});  // "{x}": any one segment
+      return out;
+    }();
+    return entries;
+  }
+
+  void handle(http::HttpRequest& request, const http::Responder& responder) {
+    try {
+      Call call{request, responder, parse_target(request.url), {}};
+      const Entry* match = nullptr;
+      std::string allowed;
+      for (const auto& entry : table()) {
+        if (entry.segments.size() != call.target.segments.size()) continue;
+        std::vector<std::string> params;
+        bool same = true;
+        for (size_t i = 0; i < entry.segments.size() && same; ++i) {
+          if (is_placeholder(entry.segments[i]))
+            params.push_back(call.target.segments[i]);
+          else
+            same = entry.segments[i] == call.target.segments[i];
+        }
+        if (!same) continue;
+        if (entry.route.method != request.method) {
+          allowed += (allowed.empty() ? "" : ", ") + entry.route.method;
+          continue;
+        }
+        match = &entry;
+        call.params = std::move(params);
+        break;
+      }
+      if (match == nullptr && !allowed.empty()) {
+        auto response = error_response(405, "method " + request.method + " is not allowed here (allowed: " + allowed + ")");
+        response.headers.emplace_back("Allow", allowed);
+        return responder.send(std::move(response));
+      }
+      if (match == nullptr)
+        throw ApiError(404, "no such endpoint: the API is under /api/v1 (docs/api/openapi.yaml); the browser views "
+                            "are not part of this version");
+      access.check(request, match->handler == &Impl::login);
+      (this->*(match->handler))(call);
+    } catch (const ApiError& e) {
+      auto response = error_response(e.status(), e.what());
+      if (e.status() == 401) response.headers.emplace_back("WWW-Authenticate", "Bearer");
+      responder.send(std::move(response));
+    } catch (const std::exception& e) {
+      responder.send(error_response(500, std::string("internal error: ") + e.what()));
+    }
+  }
+
+  void list_runs(Call& call) { call.responder.send(json_response(200, runs.list(call.target.query))); }
+
+  void run_detail(Call& call) {
+    call.target.query.allow_only({});
+    call.responder.send(json_response(200, runs.detail(call.params[0])));
+  }
+
+  void step_logs(Call& call) {
+    call.responder.send(json_response(200, runs.step_log(call.params[0], call.params[1], call.target.query)));
+  }
+
+  // The run's events from `from` (?from=, or one past Last-Event-ID), then
+  // live until run_finished. A run that has finished with nothing after
+  // `from` is answered 204, which tells a browser's EventSource to stop
+  // reconnecting.
+  void run_events(Call& call) {
+    const QueryParams& query = call.target.query;
+    query.allow_only({"from"});
+    uint64_t from = static_cast<uint64_t>(query.integer("from", 1, 1, INT64_MAX / 2));
+    if (const std::string* last = call.request.header("last-event-id"); last && !last->empty()) {
+      const auto id = parse_integer(*last, 0, INT64_MAX / 2);
+      if (!id) throw ApiError(400, "Last-Event-ID must be an event's sequence number, not '" + last->substr(0, 64) + "'");
+      from = std::max(from, static_cast<uint64_t>(*id) + 1);
+    }
+    const fs::path dir = runs.run_dir(call.params[0]);
+    host::EventLogReader reader(dir / host::kEventLogName);
+    std::vector<Json> events;
+    try {
+      events = reader.poll();
+    } catch (const std::exception& e) {
+      throw ApiError(500, e.what());
+    }
+    if (reader.run_finished() && !events.empty() && events.back().value("seq", uint64_t{0}) < from)
+      return call.responder.send(http::HttpResponse{204, "", "application/json"});
+    const http::Stream stream = call.responder.stream();
+    std::string first = "retry: " + std::to_string(options.retry.count()) + "\n\n";
+    for (const auto& event : events)
+      if (event.value("seq", uint64_t{0}) >= from) first += sse_message(event);
+    if (reader.run_finished()) {
+      stream.write(first + sse_end("run_finished"));
+      return stream.close();
+    }
+    stream.write(std::move(first));
+    streams.follow(stream, std::move(reader));
+  }
+
+  // POST /api/v1/login {"token": "..."}: the token in an HttpOnly,
+  // SameSite=Strict cookie, for a browser (which cannot add a header to an EventSource).
+  void login(Call& call) {
+    call.target.query.allow_only({});
+    if (!access.token_required())
+      return call.responder.send(json_response(200, Json{{"token_required", false}}));
+    const Json body = Json::parse(call.request.body, nullptr, false);
+    if (!body.is_object() || !body.contains("token") || !body["token"].is_string())
+      throw ApiError(400, "the body must be a JSON object {\"token\": \"...\"}");
+    if (!access.matches(body["token"].get<std::string>())) throw ApiError(401, "wrong token");
+    auto response = json_response(200, Json{{"token_required", true}});
+    response.headers.emplace_back("Set-Cookie", access.session_cookie());
+    call.responder.send(std::move(response));
+  }
+
+  UiOptions options;
+  Access access;
+  RunsApi runs;
+  EventStreams streams;
+  std::unique_ptr<http::HttpFront> front;
+};
+
+const std::vector<Route>& api_routes() {
+  static const std::vector<Route> routes = [] {
+    std::vector<Route> out;
+    for (const auto& entry : UiServer::Impl::table()) out.push_back(entry.route);
+    return out;
+  }();
+  return routes;
+}
+
+UiServer::UiServer(UiOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {
+  check_options(impl_->options);
+}
+
+UiServer::~UiServer() {
+  stop(std::chrono::milliseconds(0));
+}
+
+void UiServer::start() {
+  http::HttpFrontOptions o;
+  o.host = impl_->options.host;
+  o.port = impl_->options.port;
+  o.io_threads = impl_->options.io_threads;
+  o.max_body_bytes = 1 << 20;  // the API takes small JSON bodies only
+  o.max_buffered_bytes = 64 << 20;
+  o.kept_headers = kept_request_headers();
+  impl_->front = std::make_unique<http::HttpFront>(
+      o, [impl = impl_.get()](http::HttpRequest& request, const http::Responder& responder) {
+        impl->handle(request, responder);
+      },
+      nullptr);
+  impl_->front->start();
+}
+
+uint16_t UiServer::port() const {
+  return impl_->front ? impl_->front->port() : 0;
+}
+
+size_t UiServer::open_streams() const {
+  return impl_->streams.open();
+}
+
+void UiServer::stop(std::chrono::milliseconds drain) {
+  if (impl_->front) impl_->front->stop(drain);  // closes every stream: their follower drops them
+}
+
+}  // namespace kiln::ui
