@@ -8,6 +8,7 @@
 #include <kiln/host/files.hpp>
 #include <kiln/host/host_identity.hpp>
 #include <kiln/host/invoke.hpp>
+#include <kiln/host/json_bounded.hpp>
 #include <kiln/host/placeholders.hpp>
 #include <kiln/host/plugin_library.hpp>
 #include <kiln/host/run_journal.hpp>
@@ -373,8 +374,16 @@ class Engine::Impl {
 
   void begin_loop(size_t index) {
     StepRun& step = steps_[index];
-    const Json items = render_placeholders(step.planned->spec.for_each->value, resolver(step, nullptr));
-    if (!items.is_array()) throw std::runtime_error("for_each resolved to " + items.dump() + ", not a list");
+    const ValueSpec& for_each = *step.planned->spec.for_each;
+    const Json items = render_placeholders(for_each.value, resolver(step, nullptr));
+    const auto source = [&] {
+      return for_each.pos.str() + ": 'for_each'" +
+             (for_each.value.is_string() ? " (" + json_excerpt(for_each.value, 120) + ")" : std::string());
+    };
+    if (!items.is_array()) throw std::runtime_error(source() + " resolved to " + json_excerpt(items) + ", not a list");
+    if (items.size() > kMaxForEachItems)
+      throw std::runtime_error(source() + " resolved to " + std::to_string(items.size()) +
+                               " items, more than the limit of " + std::to_string(kMaxForEachItems));
     for (const auto& output : step.planned->component.manifest.output_parameters)
       step.outputs[output.name] = Json::array();
     if (items.empty()) return finish_step(index, S::succeeded, "for_each is empty");
