@@ -17,14 +17,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const kiln::host::PluginCatalog& catalog() {
-  static TempDir cache;
-  static const auto c = kiln::host::PluginCatalog::discover(
-      kiln::host::LibraryScanner({kiln::test::kiln_exe(), cache.path(), std::chrono::seconds(20)}),
-      {kiln::test::util_plugin().parent_path()});
-  return c;
-}
-
 struct RunResult {
   Json record;
   fs::path dir;
@@ -47,7 +39,7 @@ class EngineTest : public ::testing::Test {
   RunResult run(const std::string& steps_yaml, RunSettings settings = {}) {
     const std::string yaml = "apiVersion: kiln/v1\nkind: Pipeline\nmetadata: {name: t}\n" + steps_yaml;
     auto plan =
-        kiln::host::plan_pipeline(kiln::host::parse_pipeline_text(yaml, "t.yaml"), catalog(), settings.overrides);
+        kiln::host::plan_pipeline(kiln::host::parse_pipeline_text(yaml, "t.yaml"), kiln::test::util_catalog(), settings.overrides);
     RunResult result;
     result.dir = workspace / ("run-" + std::to_string(++runs_));
     kiln::host::RunOptions options;
