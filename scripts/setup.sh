@@ -22,8 +22,9 @@ KILN_PACKAGES=(
 )
 
 # Only the test suite needs these (scripts/test.sh), never the product or demo.sh:
-# python3-torch exports a TorchScript model from PyTorch for kiln serve's test.
-KILN_TEST_PACKAGES=(python3-torch)
+# python3-torch exports a TorchScript model from PyTorch for kiln serve's test;
+# the openssl command makes the registry's TLS test certificates.
+KILN_TEST_PACKAGES=(python3-torch openssl)
 
 # Optional: only the benchmarks need these (bench/serve/serve_http.sh), never the product.
 KILN_BENCH_PACKAGES=(wrk nginx-light)
