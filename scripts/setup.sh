@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Shared set-up for demo.sh and test.sh: install the Debian packages kiln
 # needs (only the missing ones, quietly), then configure and build.
-# Usage: source scripts/setup.sh; kiln_install_packages [--bench]; kiln_build BUILD_DIR [cmake args...]
+# Usage: source scripts/setup.sh; kiln_install_packages [--test|--bench]; kiln_build BUILD_DIR [cmake args...]
 set -euo pipefail
 
 KILN_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,6 +21,11 @@ KILN_PACKAGES=(
   runc umoci
 )
 
+# Only the test suite needs these (scripts/test.sh), never the product or demo.sh:
+# python3-torch exports a TorchScript model from PyTorch for kiln serve's test;
+# the openssl command makes the registry's TLS test certificates.
+KILN_TEST_PACKAGES=(python3-torch openssl)
+
 # Optional: only the benchmarks need these (bench/serve/serve_http.sh), never the product.
 KILN_BENCH_PACKAGES=(wrk nginx-light)
 
@@ -29,6 +34,7 @@ kiln_log() { printf '==> %s\n' "$*"; }
 kiln_install_packages() {
   local missing=() wanted=("${KILN_PACKAGES[@]}")
   [ "${1:-}" = "--bench" ] && wanted=("${KILN_BENCH_PACKAGES[@]}")
+  [ "${1:-}" = "--test" ] && wanted+=("${KILN_TEST_PACKAGES[@]}")
   for pkg in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
   done

@@ -19,14 +19,6 @@ using kiln::test::VirtualTime;
 
 namespace {
 
-const kiln::host::PluginCatalog& catalog() {
-  static TempDir cache;
-  static const auto c = kiln::host::PluginCatalog::discover(
-      kiln::host::LibraryScanner({kiln::test::kiln_exe(), cache.path(), std::chrono::seconds(20)}),
-      {kiln::test::util_plugin().parent_path()});
-  return c;
-}
-
 struct Outcome {
   Json record;
   std::vector<FakeRecord> attempts;  // every fake attempt, in start order
@@ -55,7 +47,7 @@ class Scenario : public ::testing::Test {
  protected:
   Outcome run(const std::string& body, Settings settings = {}) {
     const std::string yaml = "apiVersion: kiln/v1\nkind: Pipeline\nmetadata: {name: s}\n" + body;
-    const auto plan = kiln::host::plan_pipeline(kiln::host::parse_pipeline_text(yaml, "s.yaml"), catalog(), {});
+    const auto plan = kiln::host::plan_pipeline(kiln::host::parse_pipeline_text(yaml, "s.yaml"), kiln::test::util_catalog(), {});
     VirtualTime time;
     auto fake = std::make_unique<FakeExecutor>(time);
     const FakeExecutor& executor = *fake;

@@ -17,14 +17,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const kiln::host::PluginCatalog& catalog() {
-  static TempDir cache;
-  static const auto c = kiln::host::PluginCatalog::discover(
-      kiln::host::LibraryScanner({kiln::test::kiln_exe(), cache.path(), std::chrono::seconds(20)}),
-      {kiln::test::util_plugin().parent_path()});
-  return c;
-}
-
 struct RunResult {
   Json record;
   fs::path dir;
@@ -47,7 +39,7 @@ class EngineTest : public ::testing::Test {
   RunResult run(const std::string& steps_yaml, RunSettings settings = {}) {
     const std::string yaml = "apiVersion: kiln/v1\nkind: Pipeline\nmetadata: {name: t}\n" + steps_yaml;
     auto plan =
-        kiln::host::plan_pipeline(kiln::host::parse_pipeline_text(yaml, "t.yaml"), catalog(), settings.overrides);
+        kiln::host::plan_pipeline(kiln::host::parse_pipeline_text(yaml, "t.yaml"), kiln::test::util_catalog(), settings.overrides);
     RunResult result;
     result.dir = workspace / ("run-" + std::to_string(++runs_));
     kiln::host::RunOptions options;
@@ -715,6 +707,7 @@ Json run_with_fixtures(const std::string& steps_yaml, const fs::path& dir,
   options.observers.push_back(&observer);
   std::map<std::string, std::unique_ptr<kiln::host::Executor>> executors;
   executors["process"] = kiln::host::make_process_executor(kiln::test::kiln_exe());
+  executors["inprocess"] = kiln::host::make_inprocess_executor();
   kiln::host::Engine e(plan, options, std::move(executors));
   engine = &e;
   return e.run();
@@ -779,6 +772,56 @@ TEST(EngineRobustness, AnOutputNestedTooDeepIsRefusedWithAWarning) {
   EXPECT_NE(events.find("a value nested deeper than 64 levels"), std::string::npos) << events.substr(0, 2000);
   EXPECT_NE(events.find("after the deep output"), std::string::npos) << "the attempt went on";
   EXPECT_FALSE(r["steps"]["s"].value("outputs", Json::object()).contains("deep")) << r["steps"]["s"].dump();
+}
+
+// A step (in the host's own thread, or in a runner) that reports a value
+// nested 100,000 levels deep through the host API: the step fails with a
+// short message quoting the value's start; nothing recurses that deep.
+TEST(EngineRobustness, AValueNestedTooDeepThroughTheHostApiFailsTheStepWithAShortMessage) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"text", "output parameter 'text' must be a string, got [[[["},
+      {"items", "output parameter 'items' is nested deeper than 64 levels"},
+      {"metadata", "metadata of output 'data' is nested deeper than 64 levels"}};
+  for (const std::string executor : {"inprocess", "process"}) {
+    TempDir dir;
+    std::string steps = "options: {failure_policy: continue}\nsteps:\n";
+    for (const auto& [step, expected] : cases)
+      steps += "  - {name: " + step + ", component: fixture.deep-value, executor: " + executor +
+               ", parameters: {output: " + step + "}}\n";
+    const Json r = run_with_fixtures(steps, dir / "run");
+    for (const auto& [step, expected] : cases) {
+      ASSERT_EQ(r["steps"][step]["status"], "failed") << executor << " " << r["steps"][step].dump();
+      const auto& attempt = r["steps"][step]["attempts"].back();
+      EXPECT_EQ(attempt["failure"], "error") << executor << " " << attempt.dump();
+      const std::string message = attempt["message"];
+      EXPECT_NE(message.find(expected), std::string::npos) << executor << " " << message;
+      EXPECT_LT(message.size(), 512u) << executor << " " << message.substr(0, 512);
+    }
+  }
+}
+
+// A for_each over a step's output of more than kMaxForEachItems items fails
+// the loop step, naming the spec's line and the reference; nothing runs.
+TEST(EngineRobustness, AForEachOverTooLongARuntimeListFailsTheStep) {
+  TempDir dir;
+  const std::string too_many = std::to_string(kiln::host::kMaxForEachItems + 1);
+  const Json r = run_with_fixtures("steps:\n"
+                                   "  - {name: gen, component: fixture.count, parameters: {count: " +
+                                       too_many +
+                                       "}}\n"
+                                       "  - {name: loop, component: util.noop, for_each: \"{{ steps.gen.outputs.items }}\"}\n",
+                                   dir / "run");
+  EXPECT_EQ(r["status"], "failed");
+  EXPECT_EQ(r["steps"]["gen"]["status"], "succeeded");
+  EXPECT_EQ(r["steps"]["loop"]["status"], "failed");
+  const std::string message = r["steps"]["loop"].value("message", "");
+  EXPECT_EQ(message.rfind("f.yaml:6:51: ", 0), 0u) << message;  // the for_each value's place
+  EXPECT_NE(message.find("'for_each' (\"{{ steps.gen.outputs.items }}\") resolved to " + too_many +
+                         " items, more than the limit of 10000"),
+            std::string::npos)
+      << message;
+  EXPECT_TRUE(r["steps"]["loop"].value("attempts", Json::array()).empty()) << r["steps"]["loop"].dump();
+  EXPECT_FALSE(fs::exists(dir / "run/steps/loop[0]")) << "no item ran";
 }
 
 TEST(EngineRobustness, ADependencyThatCancelledItselfCancelsDependentsAndFailsTheRun) {

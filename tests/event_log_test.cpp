@@ -24,14 +24,6 @@ namespace ev = kiln::host::events;
 
 namespace {
 
-const kiln::host::PluginCatalog& catalog() {
-  static TempDir cache;
-  static const auto c = kiln::host::PluginCatalog::discover(
-      kiln::host::LibraryScanner({kiln::test::kiln_exe(), cache.path(), std::chrono::seconds(20)}),
-      {kiln::test::util_plugin().parent_path()});
-  return c;
-}
-
 std::vector<Json> read_all(const fs::path& file) {
   EventLogReader reader(file);
   return reader.poll();
@@ -144,7 +136,7 @@ steps:
     retries: {limit: 2, backoff: 50ms}
   - {name: trial, component: util.objective, parameters: {epochs: 3}, after: [loop]}
 )";
-  const auto plan = kiln::host::plan_pipeline(kiln::host::parse_pipeline_text(yaml, "live.yaml"), catalog(), {});
+  const auto plan = kiln::host::plan_pipeline(kiln::host::parse_pipeline_text(yaml, "live.yaml"), kiln::test::util_catalog(), {});
   kiln::host::RunOptions options;
   options.executor = "process";
   options.jobs = 2;

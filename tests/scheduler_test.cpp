@@ -152,7 +152,8 @@ steps:
   const StepDecision bad = scheduler.decide_step(state, 2);
   EXPECT_EQ(bad.kind, Kind::finish);
   EXPECT_EQ(bad.status, S::failed);
-  EXPECT_EQ(bad.message, "for_each resolved to \"nope\", not a list");
+  EXPECT_EQ(bad.message,
+            "p.yaml:9:51: 'for_each' (\"{{ steps.each.outputs.message }}\") resolved to \"nope\", not a list");
 }
 
 TEST(Scheduler, UnitsStartInOrderUpToJobsAndALoopsParallelism) {

@@ -1344,6 +1344,24 @@ steps:
   EXPECT_TRUE(HasError(diagnostics, 12, 15, "'for_each' must be a list or one reference to a list"));
 }
 
+TEST_F(Validation, ALiteralForEachHasAtMostTheItemLimit) {
+  std::string items;
+  for (size_t i = 0; i <= kiln::host::kMaxForEachItems; ++i) items += (i ? ", " : "") + std::to_string(i);
+  const auto diagnostics = plan_errors(R"(apiVersion: kiln/v1
+kind: Pipeline
+steps:
+  - name: many
+    component: util.echo
+    for_each: [)" + items + R"(]
+  - name: enough
+    component: util.echo
+    for_each: [1, 2, 3]
+)");
+  EXPECT_EQ(diagnostics.size(), 1u) << dump(diagnostics);
+  EXPECT_TRUE(HasError(diagnostics, 6, 15, "'for_each' has 10001 items, more than the limit of 10000"))
+      << dump(diagnostics);
+}
+
 TEST_F(Validation, ParameterOverrides) {
   const std::string text = R"(apiVersion: kiln/v1
 kind: Pipeline

@@ -1,8 +1,10 @@
 // The artifact store and the metadata database on their own.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <kiln/host/artifact_store.hpp>
 #include <kiln/host/cache_key.hpp>
+#include <kiln/host/files.hpp>
 #include <kiln/host/fsck.hpp>
 #include <kiln/host/gc.hpp>
 #include <kiln/host/host_identity.hpp>
@@ -44,6 +46,29 @@ void add_run(MetadataDb& db, const std::string& id) {
 }
 
 }  // namespace
+
+// The mode is the file's from creation (umask 0 here: nothing narrows it), a
+// replaced file takes the new mode, and no temporary file is left behind.
+TEST(Files, WriteFileAtomicCreatesTheFileWithItsMode) {
+  TempDir dir;
+  const mode_t old_umask = ::umask(0);
+  kiln::host::write_file_atomic(dir / "public", "a");
+  kiln::host::write_file_atomic(dir / "private", "secret", 0600);
+  kiln::host::write_file_atomic(dir / "public", "b", 0640);
+  ::umask(old_umask);
+  const auto mode_of = [](const fs::path& p) {
+    struct stat st {};
+    EXPECT_EQ(::stat(p.c_str(), &st), 0) << p;
+    return st.st_mode & 07777;
+  };
+  EXPECT_EQ(mode_of(dir / "private"), 0600u);
+  EXPECT_EQ(mode_of(dir / "public"), 0640u);
+  EXPECT_EQ(kiln::host::read_file(dir / "public"), "b");
+  EXPECT_EQ(kiln::host::read_file(dir / "private"), "secret");
+  size_t files = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir.path())) ++files;
+  EXPECT_EQ(files, 2u);
+}
 
 TEST(ArtifactStore, DigestCoversNamesContentAndStructureButNotTimes) {
   TempDir t;

@@ -1,12 +1,6 @@
 #include "json_text.hpp"
 
-#include <kiln/sdk.hpp>
-
-#include <vector>
-
 namespace kiln::serve {
-
-using host::Json;
 
 bool nests_deeper_than(std::string_view text, size_t limit) {
   size_t depth = 0;
@@ -37,62 +31,7 @@ bool continuation(char c) {
   return (static_cast<unsigned char>(c) & 0xC0) == 0x80;
 }
 
-// `text` cut to at most `max_chars` bytes on a character boundary.
-std::string_view cut(std::string_view text, size_t max_chars) {
-  if (text.size() <= max_chars) return text;
-  size_t end = max_chars;
-  while (end > 0 && continuation(text[end])) --end;
-  return text.substr(0, end);
-}
-
-std::string quoted(std::string_view text, size_t max_chars) {
-  const auto part = cut(text, max_chars);
-  return json_quote(std::string(part)) + (part.size() < text.size() ? "..." : "");
-}
-
 }  // namespace
-
-std::string excerpt_text(std::string_view text, size_t max_chars) {
-  const auto part = cut(text, max_chars);
-  return std::string(part) + (part.size() < text.size() ? "..." : "");
-}
-
-std::string json_excerpt(const Json& value, size_t max_chars) {
-  std::string out;
-  struct Open {
-    const Json* container;
-    Json::const_iterator next;
-  };
-  std::vector<Open> open;
-  const auto begin = [&](const Json& v) {
-    if (v.is_array() || v.is_object()) {
-      out += v.is_array() ? '[' : '{';
-      open.push_back(Open{&v, v.cbegin()});
-    } else if (v.is_string()) {
-      out += quoted(v.get_ref<const std::string&>(), max_chars);
-    } else {  // a number, boolean or null: a few characters
-      out += v.dump(-1, ' ', false, Json::error_handler_t::replace);
-    }
-  };
-  begin(value);
-  while (!open.empty() && out.size() < max_chars) {
-    Open& top = open.back();
-    if (top.next == top.container->cend()) {
-      out += top.container->is_array() ? ']' : '}';
-      open.pop_back();
-      continue;
-    }
-    if (top.next != top.container->cbegin()) out += ',';
-    if (top.container->is_object()) out += quoted(top.next.key(), max_chars) + ":";
-    const Json& item = *top.next;
-    ++top.next;
-    begin(item);  // may grow `open`: `top` is not used after this
-  }
-  if (!open.empty() || out.size() > max_chars) {
-    out = std::string(cut(out, max_chars)) + "...";
-  }
-  return out;
-}
 
 bool valid_utf8(std::string_view text) {
   size_t i = 0;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <kiln/host/json.hpp>
+#include <kiln/host/json_bounded.hpp>
 
 #include <cstddef>
 #include <string>
@@ -16,14 +17,9 @@ namespace kiln::serve {
 // the text (malformed JSON is for the parser to name).
 bool nests_deeper_than(std::string_view text, size_t limit);
 
-// The compact JSON text of `value`, cut after about `max_chars` characters
-// ("..." marks the cut), built without recursion. Long strings and keys are
-// cut too; what is cut mid-character is replaced, so the result is valid UTF-8.
-std::string json_excerpt(const host::Json& value, size_t max_chars = 64);
-
-// `text` itself when it has at most `max_chars` bytes, else its first ones
-// (cut on a character boundary) and "...": for quoting a client's names.
-std::string excerpt_text(std::string_view text, size_t max_chars = 64);
+// Bounded previews for error messages (kiln/host/json_bounded.hpp).
+using host::excerpt_text;
+using host::json_excerpt;
 
 // Whether `text` is well-formed UTF-8 (no overlong forms, surrogates or code
 // points past U+10FFFF).

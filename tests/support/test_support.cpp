@@ -123,6 +123,18 @@ bool on_path(const std::string& tool) {
       .status.success();
 }
 
+const host::PluginCatalog& util_catalog() {
+  static const TempDir cache;
+  static const auto catalog = host::PluginCatalog::discover(
+      host::LibraryScanner({kiln_exe(), cache.path(), std::chrono::seconds(20)}), {util_plugin().parent_path()});
+  return catalog;
+}
+
+bool skips_forbidden() {
+  const char* value = std::getenv("KILN_TEST_NO_SKIPS");
+  return value != nullptr && std::string(value) == "1";
+}
+
 std::string cannot_run_containers() {
   if (!on_path("runc")) return "runc is not installed (apt-get install runc)";
   if (::geteuid() != 0) return "runc needs root to create containers here";

@@ -1,6 +1,7 @@
 // Helpers shared by kiln's test suites.
 #pragma once
 
+#include <kiln/host/catalog.hpp>
 #include <kiln/host/invoke.hpp>
 #include <kiln/host/json.hpp>
 #include <kiln/host/plan.hpp>
@@ -54,6 +55,11 @@ bool poll_until(const std::function<bool()>& done, int tries = 1000);
 // Whether `tool` is on PATH; why runc cannot run containers here ("" when it can).
 bool on_path(const std::string& tool);
 std::string cannot_run_containers();
+// The catalog of the util plugin's directory: scanned once per test process
+// (its manifest cache in a temporary directory), shared by every test.
+const host::PluginCatalog& util_catalog();
+// Whether skipping is forbidden: scripts/test.sh (CI) sets KILN_TEST_NO_SKIPS=1.
+bool skips_forbidden();
 std::string read_text(const std::filesystem::path& path);
 
 // Records every event a step reports.
@@ -102,3 +108,14 @@ class JsonEventObserver : public host::RunObserver {
 };
 
 }  // namespace kiln::test
+
+// Skips the current test saying `reason` (streamed: KILN_TEST_SKIP("no " << x)),
+// or fails it when skips are forbidden: what a test cannot check on a
+// developer's machine must not pass unchecked in CI.
+#define KILN_TEST_SKIP(reason)                                                               \
+  do {                                                                                       \
+    if (::kiln::test::skips_forbidden())                                                     \
+      GTEST_FAIL() << reason << " (and KILN_TEST_NO_SKIPS=1 forbids skipping: see tests/README.md)"; \
+    else                                                                                     \
+      GTEST_SKIP() << reason;                                                                \
+  } while (false)

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 
@@ -46,13 +47,19 @@ std::string read_file(const fs::path& path) {
   return content.str();
 }
 
-void write_file_atomic(const fs::path& path, const std::string& content) {
+void write_file_atomic(const fs::path& path, const std::string& content, mode_t mode) {
   static std::atomic<unsigned> counter{0};
   if (path.has_parent_path()) fs::create_directories(path.parent_path());
-  const fs::path temp = path.string() + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
+  fs::path temp;
+  int fd = -1;
+  for (int tries = 0; fd < 0; ++tries) {  // O_EXCL: a file already there (a leftover, a link) is never reused
+    temp = path.string() + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++) + "." +
+           std::to_string(std::random_device{}());
+    fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (fd < 0 && (errno != EEXIST || tries == 16)) fail("cannot create", temp);
+  }
   {
-    const Fd out(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-    if (out.fd < 0) fail("cannot create", temp);
+    const Fd out(fd);
     size_t written = 0;
     while (written < content.size()) {
       const ssize_t n = ::write(out.fd, content.data() + written, content.size() - written);
@@ -63,7 +70,10 @@ void write_file_atomic(const fs::path& path, const std::string& content) {
       }
       written += static_cast<size_t>(n);
     }
-    if (::fsync(out.fd) != 0) fail("cannot fsync", temp);
+    if (::fsync(out.fd) != 0) {
+      ::unlink(temp.c_str());
+      fail("cannot fsync", temp);
+    }
   }
   if (::rename(temp.c_str(), path.c_str()) != 0) {
     ::unlink(temp.c_str());

@@ -13,6 +13,7 @@
 #include <kiln/host/files.hpp>
 #include <kiln/host/host_identity.hpp>
 #include <kiln/host/invoke.hpp>
+#include <kiln/host/json_bounded.hpp>
 #include <kiln/host/placeholders.hpp>
 #include <kiln/host/plugin_library.hpp>
 #include <kiln/host/run_journal.hpp>

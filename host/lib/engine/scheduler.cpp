@@ -1,5 +1,6 @@
 #include "scheduler.hpp"
 
+#include <kiln/host/json_bounded.hpp>
 #include <kiln/host/placeholders.hpp>
 
 #include <algorithm>
@@ -57,8 +58,17 @@ StepDecision Scheduler::decide_step(const RunState& state, size_t index) const {
       d.kind = StepDecision::Kind::begin_tune;
     } else if (step.planned->spec.for_each) {
       d.kind = StepDecision::Kind::begin_loop;
-      d.items = render_placeholders(step.planned->spec.for_each->value, state.resolver(nullptr));
-      if (!d.items.is_array()) throw std::runtime_error("for_each resolved to " + d.items.dump() + ", not a list");
+      const ValueSpec& for_each = *step.planned->spec.for_each;
+      d.items = render_placeholders(for_each.value, state.resolver(nullptr));
+      const auto source = [&] {
+        return for_each.pos.str() + ": 'for_each'" +
+               (for_each.value.is_string() ? " (" + json_excerpt(for_each.value, 120) + ")" : std::string());
+      };
+      if (!d.items.is_array())
+        throw std::runtime_error(source() + " resolved to " + json_excerpt(d.items) + ", not a list");
+      if (d.items.size() > kMaxForEachItems)
+        throw std::runtime_error(source() + " resolved to " + std::to_string(d.items.size()) +
+                                 " items, more than the limit of " + std::to_string(kMaxForEachItems));
     } else {
       d.kind = StepDecision::Kind::begin_unit;
     }

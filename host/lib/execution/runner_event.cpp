@@ -250,22 +250,4 @@ DecodedLine decode(std::string_view line) {
   return fail("unknown event \"" + text.substr(0, 64) + "\"");
 }
 
-bool nested_deeper_than(const Json& value, int limit) {
-  std::vector<std::pair<const Json*, int>> pending{{&value, 0}};
-  while (!pending.empty()) {
-    const auto [node, depth] = pending.back();
-    pending.pop_back();
-    if (!node->is_structured()) continue;
-    if (depth + 1 > limit) return true;
-    for (const auto& child : *node) pending.emplace_back(&child, depth + 1);
-  }
-  return false;
-}
-
-void require_shallow(const Json& value, const std::string& what) {
-  if (nested_deeper_than(value, kMaxRunnerValueDepth))
-    throw HostError(KILN_ERROR_INVALID_ARGUMENT,
-                    what + " is nested deeper than " + std::to_string(kMaxRunnerValueDepth) + " levels");
-}
-
 }  // namespace kiln::host

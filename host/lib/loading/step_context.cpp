@@ -1,4 +1,5 @@
 #include <kiln/host/error.hpp>
+#include <kiln/host/json_bounded.hpp>
 #include <kiln/host/step_context.hpp>
 #include <kiln/host/version.hpp>
 
@@ -60,7 +61,7 @@ KilnError* typed_parameter(KilnStepContext* ctx, const char* name, T* out, Value
     require(out != nullptr, KILN_ERROR_INVALID_ARGUMENT, "output pointer is NULL");
     const Json& value = parameter(ctx, name);
     require(has_value_type(value, type), KILN_ERROR_TYPE_MISMATCH,
-            "parameter '" + text(name) + "' is " + value.dump() + ", not a " + value_type_name(type));
+            "parameter '" + text(name) + "' is " + json_excerpt(value) + ", not a " + value_type_name(type));
     *out = value.get<T>();
   });
 }
@@ -171,6 +172,7 @@ KilnError* output_metadata(KilnStepContext* ctx, const char* name, const char* j
     require_output(ctx, name);
     const Json metadata = parse_json_argument(json, "metadata of output '" + text(name) + "'");
     require(metadata.is_object(), KILN_ERROR_INVALID_ARGUMENT, "output metadata must be a JSON object");
+    require_shallow(metadata, "metadata of output '" + text(name) + "'");  // before merging copies it
     Json merged;
     {
       const std::lock_guard<std::mutex> lock(ctx->mutex);
@@ -192,7 +194,8 @@ KilnError* output_parameter(KilnStepContext* ctx, const char* name, const char* 
     const Json value = parse_json_argument(json_value, "value of output parameter '" + text(name) + "'");
     const auto type = parse_value_type(spec->type);
     require(type && has_value_type(value, *type), KILN_ERROR_TYPE_MISMATCH,
-            "output parameter '" + text(name) + "' must be a " + spec->type + ", got " + value.dump());
+            "output parameter '" + text(name) + "' must be a " + spec->type + ", got " + json_excerpt(value));
+    require_shallow(value, "output parameter '" + text(name) + "'");  // on every executor: sinks copy it
     ctx->sink.on_output_parameter(name, value);
   });
 }

@@ -471,6 +471,9 @@ class Validator {
     if (!step.for_each) return;
     const Json& v = step.for_each->value;
     if (v.is_array()) {
+      if (v.size() > kMaxForEachItems)
+        error(step.for_each->pos, "'for_each' has " + std::to_string(v.size()) + " items, more than the limit of " +
+                                      std::to_string(kMaxForEachItems));
       check_value(step, *step.for_each, upstream);
       return;
     }

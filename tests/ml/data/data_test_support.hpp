@@ -89,8 +89,20 @@ inline void write_gzip(const fs::path& path, const std::string& bytes) {
   gzclose(f);
 }
 
-inline std::string shared_data(const std::string& name) {
-  return (fs::path(KILN_TEST_SHARED_DATA_DIR) / name).string();
+// The decompressed bytes of the gzip file at `path` ("" when unreadable).
+inline std::string gunzip_text(const std::string& path) {
+  std::string text;
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (f == nullptr) return text;
+  char buffer[1 << 16];
+  for (int n; (n = gzread(f, buffer, sizeof buffer)) > 0;) text.append(buffer, static_cast<size_t>(n));
+  gzclose(f);
+  return text;
+}
+
+// A file of samples/data (committed: present in every checkout).
+inline std::string samples_data(const std::string& name) {
+  return (fs::path(KILN_TEST_SAMPLES_DATA_DIR) / name).string();
 }
 
 }  // namespace kiln::data_test

@@ -28,7 +28,7 @@ Json run_digits(const fs::path& workdir, const std::string& executor) {
 
 TEST(DigitsSample, TheContainerExecutorTrainsTheSameModelAsTheProcessExecutor) {
   const std::string why = kiln::test::cannot_run_containers();
-  if (!why.empty()) GTEST_SKIP() << "no containers: " << why;
+  if (!why.empty()) KILN_TEST_SKIP("no containers: " << why);
   const TempDir process_dir, container_dir;
   const Json process = run_digits(process_dir.path(), "process");
   const Json container = run_digits(container_dir.path(), "container");

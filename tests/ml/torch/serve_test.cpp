@@ -2,7 +2,7 @@
 // and error status, predictions equal to offline ones, dynamic batching, hot
 // reload under load, SIGTERM drain and a TorchScript model from PyTorch.
 // Responses are checked against the Open Inference Protocol's OpenAPI file
-// when ../shared (or $KILN_SHARED_DIR) has it. No assertion is on wall time.
+// (tests/fixtures/open-inference-protocol). No assertion is on wall time.
 #include <Poco/Net/HTTPClientSession.h>
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
@@ -51,15 +51,9 @@ Response http(uint16_t port, const std::string& method, const std::string& path,
 
 // ------------------------------------------------ OpenAPI conformance checks
 
-std::optional<Json> openapi() {
-  std::vector<fs::path> candidates;
-  if (const char* env = std::getenv("KILN_SHARED_DIR")) candidates.emplace_back(env);
-  candidates.push_back(fs::path(KILN_TEST_SOURCE_DIR) / ".." / "shared");
-  for (const auto& root : candidates) {
-    const auto file = root / "reference" / "open-inference-protocol" / "open_inference_rest.yaml";
-    if (fs::exists(file)) return host::parse_yaml_value(read_text(file));
-  }
-  return std::nullopt;
+Json openapi() {
+  return host::parse_yaml_value(read_text(fs::path(KILN_TEST_SOURCE_DIR) / "tests" / "fixtures" /
+                                          "open-inference-protocol" / "open_inference_rest.yaml"));
 }
 
 // Checks `value` against an OpenAPI 3.0 schema (type, required, properties,
@@ -110,20 +104,20 @@ std::string check_schema(const Json& spec, const Json& schema, const Json& value
 // the spec gives none), e.g. ("/v2/", "get", "200").
 void expect_conforms(const Response& r, const std::string& path_key, const std::string& method) {
   static const auto spec = openapi();
-  if (!spec) return;  // ../shared absent: conformance is not checked
-  const auto& op = (*spec)["paths"][path_key][method];
+  ASSERT_TRUE(spec["paths"].contains(path_key)) << path_key;
+  const auto& op = spec["paths"][path_key][method];
   const auto status = std::to_string(r.status);
   ASSERT_TRUE(op.contains("responses")) << path_key;
   if (!op["responses"].contains(status)) {
     // Statuses the spec does not list (404, 413, 503) still carry the error object.
     const Json error_schema = {{"$ref", "#/components/schemas/inference_error_response"}};
-    EXPECT_EQ(check_schema(*spec, error_schema, r.json(), "body"), "") << r.body;
+    EXPECT_EQ(check_schema(spec, error_schema, r.json(), "body"), "") << r.body;
     return;
   }
   const auto& response = op["responses"][status];
   if (!response.contains("content")) return;
   const auto& schema = response["content"]["application/json"]["schema"];
-  EXPECT_EQ(check_schema(*spec, schema, r.json(), "body"), "") << path_key << " " << r.body;
+  EXPECT_EQ(check_schema(spec, schema, r.json(), "body"), "") << path_key << " " << r.body;
 }
 
 // --------------------------------------------------------------- fixtures
@@ -672,7 +666,7 @@ TEST(Serve, SigtermDrainsRequestsInProgress) {
 
 TEST(Serve, TorchScriptFromPyTorchGivesPyTorchsOutputs) {
   if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0)
-    GTEST_SKIP() << "/usr/bin/python3 with torch (python3-torch) is not installed";
+    KILN_TEST_SKIP("/usr/bin/python3 with torch (python3-torch, scripts/setup.sh's KILN_TEST_PACKAGES) is not installed");
   TempDir dir;
   const auto version = dir / "repo" / "scripted" / "1";
   fs::create_directories(version);

@@ -99,18 +99,8 @@ ml::Dataset halves(int64_t rows, unsigned seed) {
   return d;
 }
 
-std::optional<ml::Dataset> shared_digits() {
-  const fs::path csv = fs::path(KILN_TEST_SHARED_DATA_DIR) / "digits.csv";
-  const fs::path gz = fs::path(KILN_TEST_SHARED_DATA_DIR) / "digits.csv.gz";
-  std::string text;
-  if (fs::exists(csv)) {
-    text = read_text(csv);
-  } else if (fs::exists(gz)) {
-    text = gunzip(gz);
-    if (text.empty()) return std::nullopt;
-  } else {
-    return std::nullopt;
-  }
+ml::Dataset sample_digits() {
+  const std::string text = gunzip(fs::path(KILN_TEST_SAMPLES_DATA_DIR) / "digits.csv.gz");
   std::vector<float> x;
   std::vector<int64_t> y;
   std::istringstream lines(text);

@@ -16,8 +16,8 @@ ml::Dataset blobs(int64_t rows, int64_t classes, int64_t dims, unsigned seed);
 ml::Dataset line(int64_t rows, unsigned seed);
 // U8 images [1, 8, 8]: class "top" has its upper half bright, "bottom" its lower half.
 ml::Dataset halves(int64_t rows, unsigned seed);
-// The digits CSV of ../shared/data (64 pixel columns + label), or nullopt when absent.
-std::optional<ml::Dataset> shared_digits();
+// samples/data/digits.csv.gz (1797 rows: 64 pixel columns + label).
+ml::Dataset sample_digits();
 
 std::filesystem::path save(const std::filesystem::path& dir, const ml::Dataset& data);
 

@@ -2,6 +2,8 @@
 // writes (temporary name, fsync, rename) and content digests.
 #pragma once
 
+#include <sys/types.h>
+
 #include <filesystem>
 #include <string>
 
@@ -11,8 +13,11 @@ namespace kiln::host {
 std::string read_file(const std::filesystem::path& path);
 
 // Writes `content` to `path` atomically: a reader sees the old file or the
-// whole new one, never a part. Creates parent directories.
-void write_file_atomic(const std::filesystem::path& path, const std::string& content);
+// whole new one, never a part. Creates parent directories. The file has
+// `mode` (less the umask) from its first byte: the temporary file is created
+// with O_CREAT|O_EXCL|O_NOFOLLOW and that mode, under a random name, and no
+// chmod follows; so 0600 leaves no moment when another user could open it.
+void write_file_atomic(const std::filesystem::path& path, const std::string& content, mode_t mode = 0644);
 
 // Lower-case hex sha256 of a file's content.
 std::string sha256_file(const std::filesystem::path& path);

@@ -17,6 +17,7 @@
 
 #include <kiln/plugin_api.h>
 #include <kiln/host/json.hpp>
+#include <kiln/host/json_bounded.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -33,7 +34,8 @@ constexpr int kRunnerChannelVersion = 1;
 constexpr size_t kMaxRunnerLineBytes = size_t{1} << 20;
 // The deepest nesting of an output parameter's value or an output's metadata
 // (a scalar is 0, [1] is 1): deeper values are refused, never recursed into.
-constexpr int kMaxRunnerValueDepth = 64;
+// The same limit as a step reporting through the host API (json_bounded.hpp).
+constexpr int kMaxRunnerValueDepth = kMaxOutputValueDepth;
 
 enum class LogLevel { Debug, Info, Warning, Error };
 LogLevel log_level_from_abi(KilnLogLevel level);
@@ -103,11 +105,7 @@ struct DecodedLine {
 // kMaxRunnerLineBytes, non-JSON, unknown events and wrong field types are errors.
 DecodedLine decode(std::string_view line);
 
-// Whether `value` nests deeper than `limit` levels (iterative: safe on any depth).
-bool nested_deeper_than(const Json& value, int limit);
-// Throws HostError (invalid-argument) naming `what` when `value` nests deeper
-// than kMaxRunnerValueDepth: what a step may report as an output.
-void require_shallow(const Json& value, const std::string& what);
+// nested_deeper_than and require_shallow: kiln/host/json_bounded.hpp.
 
 // Cuts a channel's bytes into lines, holding at most kMaxRunnerLineBytes of a
 // partial line: a longer line is dropped as it arrives and reported once.

@@ -147,6 +147,10 @@ struct PipelineSpec {
 // A spec or imported template file may be at most this large; what its YAML
 // may expand to is bounded by yaml_json.hpp's kMaxYaml* limits.
 inline constexpr std::size_t kMaxSpecFileBytes = 4u << 20;
+// A `for_each` may have at most this many items: a literal list longer than
+// this fails validation, a reference that resolves to more fails the step
+// (each item is a unit with its own record and directories).
+inline constexpr std::size_t kMaxForEachItems = 10'000;
 
 PipelineSpec parse_pipeline_file(const std::string& file);
 PipelineSpec parse_pipeline_text(const std::string& text, const std::string& file_name);

@@ -1,16 +1,15 @@
-// The real sklearn files under ../shared/data (skipped when absent), the
-// plugin's manifest, and one iris pipeline through split, transform and
-// validate.
+// The real scikit-learn files committed in samples/data, the plugin's
+// manifest, and one iris pipeline through split, transform and validate.
 #include <kiln/host/plugin_library.hpp>
+
+#include <algorithm>
+#include <sstream>
 
 #include "data_test_support.hpp"
 #include "transform.hpp"
 
 namespace kiln::data_test {
 namespace {
-
-#define SKIP_WITHOUT(file) \
-  if (!fs::exists(shared_data(file))) GTEST_SKIP() << shared_data(file) << " is absent"
 
 TEST(DataPlugin, DeclaresEveryComponent) {
   const auto library = host::PluginLibrary::load(KILN_TEST_DATA_PLUGIN);
@@ -19,12 +18,11 @@ TEST(DataPlugin, DeclaresEveryComponent) {
     EXPECT_NE(library->find(name), nullptr) << name;
 }
 
-TEST(DataShared, DigitsGzippedCsv) {
-  SKIP_WITHOUT("digits.csv.gz");
+TEST(DataSamples, DigitsGzippedCsv) {
   TempDir dir;
   RecordingSink sink;
   const auto outcome =
-      run("data.csv", {{"path", shared_data("digits.csv.gz")}, {"header", false}, {"label", "-1"}}, dir.path(), sink);
+      run("data.csv", {{"path", samples_data("digits.csv.gz")}, {"header", false}, {"label", "-1"}}, dir.path(), sink);
   ASSERT_TRUE(outcome.ok) << outcome.message;
   const auto d = output(dir.path(), "data");
   EXPECT_EQ(d.rows(), 1797);
@@ -33,25 +31,35 @@ TEST(DataShared, DigitsGzippedCsv) {
   EXPECT_EQ(d.schema.label->classes[9], "9");
 }
 
-TEST(DataShared, DiabetesWhitespaceFile) {
-  SKIP_WITHOUT("diabetes_data_raw.csv.gz");
+// scikit-learn's diabetes_data_raw.csv.gz layout (no header, the ten features
+// separated by single spaces, gzipped), made from samples/data/diabetes.csv.gz.
+TEST(DataSamples, DiabetesWhitespaceFile) {
   TempDir dir;
+  std::istringstream csv(gunzip_text(samples_data("diabetes.csv.gz")));
+  std::string line, spaced;
+  std::getline(csv, line);  // the header
+  while (std::getline(csv, line)) {
+    line.erase(line.rfind(','));  // the target
+    std::replace(line.begin(), line.end(), ',', ' ');
+    spaced += line + "\n";
+  }
+  const auto raw = dir / "diabetes_data_raw.csv.gz";
+  write_gzip(raw, spaced);
   RecordingSink sink;
-  const auto outcome =
-      run("data.csv", {{"path", shared_data("diabetes_data_raw.csv.gz")}, {"header", false}}, dir.path(), sink);
+  const auto outcome = run("data.csv", {{"path", raw.string()}, {"header", false}}, dir / "step", sink);
   ASSERT_TRUE(outcome.ok) << outcome.message;
-  const auto d = output(dir.path(), "data");
+  const auto d = output(dir / "step", "data");
   EXPECT_EQ(d.rows(), 442);
   EXPECT_EQ(d.schema.feature_shape, (std::vector<int64_t>{10}));
+  EXPECT_EQ(d.features.data<float>()[0], 59.0f);  // the first row: 59 2 32.1 ...
+  EXPECT_FLOAT_EQ(d.features.data<float>()[2], 32.1f);
 }
 
 TEST(DataSamples, SamplePipelineInputsLoad) {
-  const auto diabetes = fs::path(KILN_TEST_SOURCE_DIR) / "samples/data/diabetes.csv.gz";
-  if (!fs::exists(diabetes)) GTEST_SKIP() << diabetes << " is absent";
   TempDir dir;
   RecordingSink sink;
   const auto outcome =
-      run("data.csv", {{"path", diabetes.string()}, {"label", "target"}, {"task", "regression"}}, dir.path(), sink);
+      run("data.csv", {{"path", samples_data("diabetes.csv.gz")}, {"label", "target"}, {"task", "regression"}}, dir.path(), sink);
   ASSERT_TRUE(outcome.ok) << outcome.message;
   const auto d = output(dir.path(), "data");
   EXPECT_EQ(d.rows(), 442);
@@ -59,13 +67,12 @@ TEST(DataSamples, SamplePipelineInputsLoad) {
   EXPECT_EQ(d.labels->dtype, ml::DType::F32);
 }
 
-TEST(DataShared, IrisThroughSplitTransformAndValidate) {
-  SKIP_WITHOUT("iris.csv");
+TEST(DataSamples, IrisThroughSplitTransformAndValidate) {
   TempDir dir;
   RecordingSink sink;
   const auto csv = dir / "csv";
   ASSERT_TRUE(run("data.csv",
-                  {{"path", shared_data("iris.csv")},
+                  {{"path", samples_data("iris.csv")},
                    {"header", false},
                    {"skip_rows", 1},
                    {"label", "-1"},
