@@ -164,29 +164,16 @@ fs::path pack(const fs::path& dir, const Key& key, const fs::path& out_dir,
   return out;
 }
 
-VerifiedPackage open_package(const fs::path& archive, const fs::path& staging, const std::vector<Key>* trusted,
-                             const ExtractLimits& limits) {
-  const std::string where = archive.filename().string();
-  const auto files = extract_archive(archive, staging, limits);
-  struct Cleanup {
-    fs::path dir;
-    ~Cleanup() {
-      std::error_code ec;
-      if (!dir.empty()) fs::remove_all(dir, ec);
-    }
-  } cleanup{staging};
-  const std::set<std::string> present(files.begin(), files.end());
-  if (!present.count(kManifestFile)) throw PackageError(where + ": no " + std::string(kManifestFile));
-  if (!present.count(kSignatureFile)) throw PackageError(where + ": unsigned (no " + std::string(kSignatureFile) + ")");
-  const std::string manifest_text = host::read_file(staging / kManifestFile);
+SignedManifest verify_manifest(const std::string& manifest_text, const std::string& signature_text,
+                               const std::string& where, const std::vector<Key>* trusted) {
   Json manifest_json, signature;
   try {
     manifest_json = Json::parse(manifest_text);
-    signature = Json::parse(host::read_file(staging / kSignatureFile));
+    signature = Json::parse(signature_text);
   } catch (const Json::exception& e) {
     throw PackageError(where + ": manifest or signature is not valid JSON: " + e.what());
   }
-  VerifiedPackage out;
+  SignedManifest out;
   out.manifest = parse_package_manifest(manifest_json, where + ": " + kManifestFile, true);
   // The signature first: it vouches for the digests that vouch for the files.
   const std::string sig_where = where + ": " + kSignatureFile;
@@ -207,6 +194,28 @@ VerifiedPackage open_package(const fs::path& archive, const fs::path& staging, c
       std::none_of(trusted->begin(), trusted->end(), [&](const Key& k) { return k.public_hex() == public_hex; }))
     throw PackageError(where + ": signed by untrusted key " + signer->id() +
                        "; if you trust the publisher, add their public key with 'kiln keys trust FILE'");
+  return out;
+}
+
+VerifiedPackage open_package(const fs::path& archive, const fs::path& staging, const std::vector<Key>* trusted,
+                             const ExtractLimits& limits) {
+  const std::string where = archive.filename().string();
+  const auto files = extract_archive(archive, staging, limits);
+  struct Cleanup {
+    fs::path dir;
+    ~Cleanup() {
+      std::error_code ec;
+      if (!dir.empty()) fs::remove_all(dir, ec);
+    }
+  } cleanup{staging};
+  const std::set<std::string> present(files.begin(), files.end());
+  if (!present.count(kManifestFile)) throw PackageError(where + ": no " + std::string(kManifestFile));
+  if (!present.count(kSignatureFile)) throw PackageError(where + ": unsigned (no " + std::string(kSignatureFile) + ")");
+  auto [manifest, signer_id] = verify_manifest(host::read_file(staging / kManifestFile),
+                                               host::read_file(staging / kSignatureFile), where, trusted);
+  VerifiedPackage out;
+  out.manifest = std::move(manifest);
+  out.signer_id = std::move(signer_id);
   std::set<std::string> listed{kManifestFile, kSignatureFile};
   for (const auto& f : out.manifest.files) {
     listed.insert(f.path);

@@ -250,7 +250,10 @@ void write_safetensors(const fs::path& path, const TensorRefs& tensors,
 }
 
 TensorFile read_safetensors(const fs::path& path) {
-  const std::string content = read_text(path);
+  return parse_safetensors(read_text(path), path);
+}
+
+TensorFile parse_safetensors(const std::string& content, const fs::path& path) {
   if (content.size() < 8) bad_file(path, "shorter than its 8-byte header length");
   uint64_t length = 0;
   for (int i = 7; i >= 0; --i)
