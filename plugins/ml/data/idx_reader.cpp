@@ -28,14 +28,19 @@ IdxFile parse_idx(std::string bytes, const std::string& where, std::size_t expec
               std::to_string(rank));
   f.data_offset = 4 + 4 * rank;
   if (f.bytes.size() < f.data_offset) bad_input(path + ": truncated IDX header");
+  const uint64_t have = f.bytes.size() - f.data_offset;
   uint64_t total = 1;
+  bool wraps = false;  // three u32 dimensions can multiply past 2^64 (and wrap to what the file has)
   for (std::size_t i = 0; i < rank; ++i) {
     const auto dim = big_endian_u32(f.bytes, 4 + 4 * i);
     if (dim == 0 && i > 0) bad_input(path + ": dimension " + std::to_string(i) + " is zero");
     f.dims.push_back(dim);
+    if (dim != 0 && total > UINT64_MAX / dim) wraps = true;
     total *= dim;
   }
-  const uint64_t have = f.bytes.size() - f.data_offset;
+  if (wraps)
+    bad_input(path + ": truncated: the header's dimensions promise more than 2^64 bytes of data, the file has " +
+              std::to_string(have));
   if (have < total)
     bad_input(path + ": truncated: the header promises " + std::to_string(total) + " bytes of data, the file has " +
               std::to_string(have));
