@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Shared set-up for demo.sh and test.sh: install the Debian packages kiln
 # needs (only the missing ones, quietly), then configure and build.
-# Usage: source scripts/setup.sh; kiln_install_packages [--bench]; kiln_build BUILD_DIR [cmake args...]
+# Usage: source scripts/setup.sh; kiln_install_packages [--test | --bench]; kiln_build BUILD_DIR [cmake args...]
 set -euo pipefail
 
 KILN_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,6 +21,10 @@ KILN_PACKAGES=(
   runc umoci
 )
 
+# Only the tests need these (scripts/test.sh), never the product: clang and
+# its sanitizer/libFuzzer runtimes for the fuzz harnesses (scripts/fuzz.sh).
+KILN_TEST_PACKAGES=(clang libclang-rt-14-dev)
+
 # Optional: only the benchmarks need these (bench/serve/serve_http.sh), never the product.
 KILN_BENCH_PACKAGES=(wrk nginx-light)
 
@@ -28,6 +32,7 @@ kiln_log() { printf '==> %s\n' "$*"; }
 
 kiln_install_packages() {
   local missing=() wanted=("${KILN_PACKAGES[@]}")
+  [ "${1:-}" = "--test" ] && wanted+=("${KILN_TEST_PACKAGES[@]}")
   [ "${1:-}" = "--bench" ] && wanted=("${KILN_BENCH_PACKAGES[@]}")
   for pkg in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds kiln with its tests, and runs the whole
 # suite through ctest: once in a normal build (warnings are errors), once in
-# an AddressSanitizer + UndefinedBehaviorSanitizer build.
-# KILN_SKIP_SANITIZERS=1 skips the second pass (for quick local runs).
+# an AddressSanitizer + UndefinedBehaviorSanitizer build; then every fuzz
+# harness for a short while (scripts/fuzz.sh, docs/fuzzing.md).
+# KILN_SKIP_SANITIZERS=1 skips the second pass, KILN_SKIP_FUZZ=1 the fuzzing
+# (for quick local runs; CI sets neither).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 
-kiln_install_packages
+kiln_install_packages --test
 jobs="$(nproc)"
 
 kiln_build "$KILN_ROOT/build" -DKILN_WERROR=ON -DKILN_BUILD_TESTS=ON
@@ -17,4 +19,9 @@ if [ "${KILN_SKIP_SANITIZERS:-0}" != "1" ]; then
   kiln_build "$KILN_ROOT/build-asan" -DKILN_WERROR=ON -DKILN_BUILD_TESTS=ON -DKILN_SANITIZE=ON
   kiln_log "running the test suite under ASan and UBSan"
   ctest --test-dir "$KILN_ROOT/build-asan" --output-on-failure -j "$jobs"
+fi
+
+if [ "${KILN_SKIP_FUZZ:-0}" != "1" ]; then
+  kiln_log "fuzzing every parser of untrusted input (scripts/fuzz.sh)"
+  "$KILN_ROOT/scripts/fuzz.sh"
 fi
