@@ -261,6 +261,20 @@ TEST_F(RegistryTest, ExtractionLimitsAreEnforced) {
   EXPECT_EQ(extract_archive(archive, tmp_ / "t3").size(), 3u);
 }
 
+// Found by fuzz_package (issue 17): for this truncated gzip stream libarchive
+// has no error message, and building ours from its null pointer crashed.
+TEST_F(RegistryTest, ArchiveLibarchiveCannotDescribeIsStillRefused) {
+  const fs::path archive = fs::path(KILN_TEST_SOURCE_DIR) / "fuzz/corpus/package/crash-truncated-gzip";
+  try {
+    extract_archive(archive, tmp_ / "target");
+    ADD_FAILURE() << "extracted";
+  } catch (const ArchiveError& e) {
+    EXPECT_NE(std::string(e.what()).find("crash-truncated-gzip: not a readable package archive"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_FALSE(fs::exists(tmp_ / "target"));
+}
+
 // Issue 17: 200,000 directory entries were accepted (only files counted).
 TEST_F(RegistryTest, DirectoriesCountAgainstTheEntryLimit) {
   std::vector<ArchiveEntry> entries;
