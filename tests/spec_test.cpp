@@ -226,6 +226,18 @@ steps:
   EXPECT_TRUE(HasError(diagnostics, 9, 5, "unknown key 'timeot' in template 't' (did you mean 'timeout'?)"));
 }
 
+// Found by fuzz_spec (issue 17): a default that is not one of the choices
+// is quoted in the message, and a plain dump() threw nlohmann's type_error
+// on invalid UTF-8 (YAML takes any bytes), out of parse_pipeline_text.
+TEST(Spec, InvalidUtf8InAValueIsQuotedNotThrownOn) {
+  const auto diagnostics = parse_errors("apiVersion: kiln/v1\nkind: Pipeline\nparameters:\n"
+                                        "  mode: {type: string, default: \xecquick, choices: [quick, full]}\n"
+                                        "steps:\n  - name: a\n    component: util.noop\n");
+  ASSERT_EQ(diagnostics.size(), 1u) << dump(diagnostics);
+  EXPECT_THAT(diagnostics[0].message, HasSubstr("\"\xef\xbf\xbdquick\" is not one of: quick, full"))
+      << dump(diagnostics);
+}
+
 TEST(Spec, HeaderAndShapeErrors) {
   auto diagnostics = parse_errors(R"(apiVersion: kiln/v2
 kind: Pipelin
