@@ -211,6 +211,26 @@ TEST_F(RegistryTest, ManifestAlteredAfterSigningIsRefused) {
   expect_refused(archive, "bad signature");
 }
 
+// Found writing fuzz_package_manifest (issue 17): a signature.json field of
+// the wrong type threw nlohmann's type_error, not the PackageError that
+// open_package and verify_manifest promise (the server answered 500, not 400).
+TEST_F(RegistryTest, SignatureFieldsOfTheWrongTypeAreAPackageError) {
+  std::string manifest;
+  for (const auto& e : entries_of(packed("acme.greeter", "1.0.0"), tmp_ / "scratch"))
+    if (e.path == kManifestFile) manifest = e.content;
+  ASSERT_FALSE(manifest.empty());
+  for (const std::string& signature : std::vector<std::string>{
+           R"({"algorithm": 5})", R"({"algorithm": "ed25519", "public_key": 7})",
+        R"({"algorithm": "ed25519", "public_key": ")" + key_.public_hex() + R"(", "signature": []})"}) {
+    try {
+      verify_manifest(manifest, signature, "p.kpkg", nullptr);
+      ADD_FAILURE() << signature << " was accepted";
+    } catch (const PackageError& e) {
+      EXPECT_NE(std::string(e.what()).find("p.kpkg: signature.json: field '"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST_F(RegistryTest, UntrustedSignerIsRefused) {
   const Key stranger = Key::generate();
   expect_refused(packed("acme.greeter", "1.0.0", Json::object(), &stranger),

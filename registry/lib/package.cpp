@@ -177,16 +177,23 @@ SignedManifest verify_manifest(const std::string& manifest_text, const std::stri
   out.manifest = parse_package_manifest(manifest_json, where + ": " + kManifestFile, true);
   // The signature first: it vouches for the digests that vouch for the files.
   const std::string sig_where = where + ": " + kSignatureFile;
-  if (!signature.is_object() || signature.value("algorithm", "") != "ed25519")
+  // A field's text; "" when it is absent (or the signature no object), an error when it is no string.
+  const auto field = [&](const char* name) -> std::string {
+    const auto it = signature.is_object() ? signature.find(name) : signature.end();
+    if (it == signature.end()) return "";
+    if (!it->is_string()) throw PackageError(sig_where + ": field '" + name + "' must be a string");
+    return it->get<std::string>();
+  };
+  if (!signature.is_object() || field("algorithm") != "ed25519")
     throw PackageError(sig_where + ": field 'algorithm' must be \"ed25519\"");
-  const std::string public_hex = signature.value("public_key", "");
+  const std::string public_hex = field("public_key");
   std::optional<Key> signer;
   try {
     signer = Key::from_public_hex(public_hex);
   } catch (const std::exception& e) {
     throw PackageError(sig_where + ": field 'public_key': " + e.what());
   }
-  if (!signer->verify_hex(manifest_text, signature.value("signature", "")))
+  if (!signer->verify_hex(manifest_text, field("signature")))
     throw PackageError(where + ": bad signature: the manifest was not signed by key " + signer->id() +
                        " or was changed after signing");
   out.signer_id = signer->id();
