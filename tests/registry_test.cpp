@@ -30,6 +30,8 @@
 #include <atomic>
 #include <csignal>
 #include <cstddef>
+#include <cstdlib>
+#include <fstream>
 #include <map>
 #include <thread>
 
@@ -290,6 +292,33 @@ TEST_F(RegistryTest, ArchiveLibarchiveCannotDescribeIsStillRefused) {
     ADD_FAILURE() << "extracted";
   } catch (const ArchiveError& e) {
     EXPECT_NE(std::string(e.what()).find("crash-truncated-gzip: not a readable package archive"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_FALSE(fs::exists(tmp_ / "target"));
+}
+
+// Issue 17 (found reviewing extraction for fuzz_package): a sparse entry's
+// blocks were written at the offsets the archive gave, so a few bytes made a
+// file of any apparent size, past max_total_bytes, that the digest check
+// would then read whole.
+TEST_F(RegistryTest, SparseEntriesAreRefused) {
+  const fs::path src = tmp_ / "sparse-src";
+  fs::create_directories(src);
+  {
+    std::ofstream out(src / "big", std::ios::binary);
+    out.seekp((64 << 20) - 1);
+    out.put('x');
+  }
+  const fs::path archive = tmp_ / "sparse.kpkg";
+  const std::string command = "tar -C '" + src.string() + "' --sparse -czf '" + archive.string() + "' big";
+  ASSERT_EQ(std::system(command.c_str()), 0) << command;
+  ExtractLimits limits;
+  limits.max_total_bytes = 1 << 20;
+  try {
+    extract_archive(archive, tmp_ / "target", limits);
+    ADD_FAILURE() << "extracted";
+  } catch (const ArchiveError& e) {
+    EXPECT_NE(std::string(e.what()).find("sparse.kpkg: entry 'big' is a sparse file; refused"), std::string::npos)
         << e.what();
   }
   EXPECT_FALSE(fs::exists(tmp_ / "target"));

@@ -155,7 +155,14 @@ std::vector<std::string> extract_archive(const fs::path& archive, const fs::path
     la_int64_t offset = 0;
     int status = ARCHIVE_OK;
     bool write_failed = false;
+    bool sparse = false;
     while ((status = archive_read_data_block(a.get(), &block, &length, &offset)) == ARCHIVE_OK) {
+      // A sparse entry's blocks skip ahead: a few bytes would make a file of any apparent size
+      // (which the digest check then reads whole). Only contiguous data is accepted.
+      if (offset != static_cast<la_int64_t>(size)) {
+        sparse = true;
+        break;
+      }
       size += length;
       if (size > limits.max_total_bytes || total + size > limits.max_total_bytes) break;
       if (::pwrite(fd, block, length, offset) != static_cast<ssize_t>(length)) {
@@ -164,6 +171,7 @@ std::vector<std::string> extract_archive(const fs::path& archive, const fs::path
       }
     }
     ::close(fd);
+    if (sparse) throw ArchiveError(where + ": entry '" + name + "' is a sparse file; refused");
     if (size > limits.max_total_bytes || total + size > limits.max_total_bytes)
       throw ArchiveError(where + ": unpacks to more than " + std::to_string(limits.max_total_bytes) + " bytes");
     if (write_failed) throw ArchiveError(where + ": cannot write " + out.string());
