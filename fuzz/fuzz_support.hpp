@@ -23,14 +23,22 @@ inline std::string text_of(const uint8_t* data, size_t size) {
   std::abort();
 }
 
-// A directory of this process's own under $TMPDIR (or /tmp), created once.
+// A directory of this process's own under $TMPDIR (or /tmp), created once
+// and removed when the process exits normally (scripts/fuzz.sh also points
+// TMPDIR into a scratch directory it removes, for runs that end in a crash).
 inline const std::filesystem::path& scratch_dir() {
-  static const std::filesystem::path dir = [] {
+  // Never destroyed, so that the exit handler may still use it.
+  static const std::filesystem::path& dir = *[] {
     const char* tmp = std::getenv("TMPDIR");
     const std::filesystem::path d = std::filesystem::path(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") /
                                     ("kiln-fuzz-" + std::to_string(::getpid()));
     std::filesystem::create_directories(d);
-    return d;
+    auto* const kept = new std::filesystem::path(d);
+    std::atexit([] {
+      std::error_code ec;
+      std::filesystem::remove_all(scratch_dir(), ec);
+    });
+    return kept;
   }();
   return dir;
 }
