@@ -1,8 +1,6 @@
 // kiln ui's request targets (host/ui/query_string.cpp): any bytes as a URL.
 // The promise: an ApiError 400, or segments that are never ".", ".." or
-// hold a '/' or a NUL, within the segment and parameter limits. Wire it
-// beside the other harnesses: kiln_add_fuzzer(ui_target LIBRARIES kiln_ui)
-// with host/ui on its include path.
+// hold a '/' or a NUL, within the segment and parameter limits.
 #include "query_string.hpp"
 
 #include <cstdio>

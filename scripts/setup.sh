@@ -23,8 +23,9 @@ KILN_PACKAGES=(
 
 # Only the test suite needs these (scripts/test.sh), never the product or demo.sh:
 # python3-torch exports a TorchScript model from PyTorch for kiln serve's test;
-# the openssl command makes the registry's TLS test certificates.
-KILN_TEST_PACKAGES=(python3-torch openssl)
+# the openssl command makes the registry's TLS test certificates; clang and its
+# sanitizer/libFuzzer runtimes build the fuzz harnesses (scripts/fuzz.sh).
+KILN_TEST_PACKAGES=(python3-torch openssl clang libclang-rt-14-dev)
 
 # Optional: only the benchmarks need these (bench/serve/serve_http.sh), never the product.
 KILN_BENCH_PACKAGES=(wrk nginx-light)
@@ -33,8 +34,8 @@ kiln_log() { printf '==> %s\n' "$*"; }
 
 kiln_install_packages() {
   local missing=() wanted=("${KILN_PACKAGES[@]}")
-  [ "${1:-}" = "--bench" ] && wanted=("${KILN_BENCH_PACKAGES[@]}")
   [ "${1:-}" = "--test" ] && wanted+=("${KILN_TEST_PACKAGES[@]}")
+  [ "${1:-}" = "--bench" ] && wanted=("${KILN_BENCH_PACKAGES[@]}")
   for pkg in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
   done

@@ -30,6 +30,8 @@
 #include <atomic>
 #include <csignal>
 #include <cstddef>
+#include <cstdlib>
+#include <fstream>
 #include <map>
 #include <thread>
 
@@ -211,6 +213,26 @@ TEST_F(RegistryTest, ManifestAlteredAfterSigningIsRefused) {
   expect_refused(archive, "bad signature");
 }
 
+// Found writing fuzz_package_manifest (issue 17): a signature.json field of
+// the wrong type threw nlohmann's type_error, not the PackageError that
+// open_package and verify_manifest promise (the server answered 500, not 400).
+TEST_F(RegistryTest, SignatureFieldsOfTheWrongTypeAreAPackageError) {
+  std::string manifest;
+  for (const auto& e : entries_of(packed("acme.greeter", "1.0.0"), tmp_ / "scratch"))
+    if (e.path == kManifestFile) manifest = e.content;
+  ASSERT_FALSE(manifest.empty());
+  for (const std::string& signature : std::vector<std::string>{
+           R"({"algorithm": 5})", R"({"algorithm": "ed25519", "public_key": 7})",
+        R"({"algorithm": "ed25519", "public_key": ")" + key_.public_hex() + R"(", "signature": []})"}) {
+    try {
+      verify_manifest(manifest, signature, "p.kpkg", nullptr);
+      ADD_FAILURE() << signature << " was accepted";
+    } catch (const PackageError& e) {
+      EXPECT_NE(std::string(e.what()).find("p.kpkg: signature.json: field '"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST_F(RegistryTest, UntrustedSignerIsRefused) {
   const Key stranger = Key::generate();
   expect_refused(packed("acme.greeter", "1.0.0", Json::object(), &stranger),
@@ -259,6 +281,47 @@ TEST_F(RegistryTest, ExtractionLimitsAreEnforced) {
   EXPECT_FALSE(fs::exists(tmp_ / "t1"));
   EXPECT_FALSE(fs::exists(tmp_ / "t2"));
   EXPECT_EQ(extract_archive(archive, tmp_ / "t3").size(), 3u);
+}
+
+// Found by fuzz_package (issue 17): for this truncated gzip stream libarchive
+// has no error message, and building ours from its null pointer crashed.
+TEST_F(RegistryTest, ArchiveLibarchiveCannotDescribeIsStillRefused) {
+  const fs::path archive = fs::path(KILN_TEST_SOURCE_DIR) / "fuzz/corpus/package/crash-truncated-gzip";
+  try {
+    extract_archive(archive, tmp_ / "target");
+    ADD_FAILURE() << "extracted";
+  } catch (const ArchiveError& e) {
+    EXPECT_NE(std::string(e.what()).find("crash-truncated-gzip: not a readable package archive"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_FALSE(fs::exists(tmp_ / "target"));
+}
+
+// Issue 17 (found reviewing extraction for fuzz_package): a sparse entry's
+// blocks were written at the offsets the archive gave, so a few bytes made a
+// file of any apparent size, past max_total_bytes, that the digest check
+// would then read whole.
+TEST_F(RegistryTest, SparseEntriesAreRefused) {
+  const fs::path src = tmp_ / "sparse-src";
+  fs::create_directories(src);
+  {
+    std::ofstream out(src / "big", std::ios::binary);
+    out.seekp((64 << 20) - 1);
+    out.put('x');
+  }
+  const fs::path archive = tmp_ / "sparse.kpkg";
+  const std::string command = "tar -C '" + src.string() + "' --sparse -czf '" + archive.string() + "' big";
+  ASSERT_EQ(std::system(command.c_str()), 0) << command;
+  ExtractLimits limits;
+  limits.max_total_bytes = 1 << 20;
+  try {
+    extract_archive(archive, tmp_ / "target", limits);
+    ADD_FAILURE() << "extracted";
+  } catch (const ArchiveError& e) {
+    EXPECT_NE(std::string(e.what()).find("sparse.kpkg: entry 'big' is a sparse file; refused"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_FALSE(fs::exists(tmp_ / "target"));
 }
 
 // Issue 17: 200,000 directory entries were accepted (only files counted).

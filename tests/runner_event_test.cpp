@@ -142,6 +142,19 @@ TEST(RunnerEvent, MalformedLinesAreErrors) {
   EXPECT_NE(error_of("{").find("not JSON"), std::string::npos);
 }
 
+// Found by fuzz_runner_event (issue 17): nlohmann's parser throws
+// out_of_range, not parse_error, for a number past double's range, and it
+// escaped decode(), which promises never to throw.
+TEST(RunnerEvent, ANumberPastDoublesRangeIsAMalformedLineNotAnException) {
+  for (const std::string line : {"{\"event\":\"metric\",\"name\":\"acc\",\"value\":1e400,\"step\":1}",
+                                 "{\"event\":\"output_parameter\",\"name\":\"p\",\"value\":[-2.1e308]}"}) {
+    kiln::host::DecodedLine decoded;
+    ASSERT_NO_THROW(decoded = kiln::host::decode(line)) << line;
+    EXPECT_FALSE(decoded.ok()) << line;
+    EXPECT_EQ(decoded.error, "not JSON (a number out of range)") << line;
+  }
+}
+
 TEST(RunnerEvent, WrongOrMissingFieldTypesAreRefused) {
   const std::vector<std::string> lines{
       R"({"event":"hello","channel":"1","pid":1})",

@@ -6,6 +6,7 @@
 #include <kiln/host/plan.hpp>
 #include <kiln/host/spec.hpp>
 #include <kiln/host/yaml_json.hpp>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cmath>
@@ -223,6 +224,18 @@ steps:
   // A template may not set the step's name.
   EXPECT_TRUE(HasError(diagnostics, 7, 5, "unknown key 'name' in template 't'"));
   EXPECT_TRUE(HasError(diagnostics, 9, 5, "unknown key 'timeot' in template 't' (did you mean 'timeout'?)"));
+}
+
+// Found by fuzz_spec (issue 17): a default that is not one of the choices
+// is quoted in the message, and a plain dump() threw nlohmann's type_error
+// on invalid UTF-8 (YAML takes any bytes), out of parse_pipeline_text.
+TEST(Spec, InvalidUtf8InAValueIsQuotedNotThrownOn) {
+  const auto diagnostics = parse_errors("apiVersion: kiln/v1\nkind: Pipeline\nparameters:\n"
+                                        "  mode: {type: string, default: \xecquick, choices: [quick, full]}\n"
+                                        "steps:\n  - name: a\n    component: util.noop\n");
+  ASSERT_EQ(diagnostics.size(), 1u) << dump(diagnostics);
+  EXPECT_THAT(diagnostics[0].message, HasSubstr("\"\xef\xbf\xbdquick\" is not one of: quick, full"))
+      << dump(diagnostics);
 }
 
 TEST(Spec, HeaderAndShapeErrors) {
@@ -542,6 +555,33 @@ steps:
     EXPECT_TRUE(
         HasError(e.diagnostics(), file, 4, 5, "cannot read imported file '" + (dir / "missing.yaml").string() + "'"));
     EXPECT_THAT(e.what(), HasSubstr(file + ":4:5: cannot read imported file"));
+  }
+}
+
+// An import that is no regular file (a FIFO, /dev/stdin, /dev/zero) has no
+// size to check against kMaxSpecFileBytes and may never end: it is refused
+// unread. Before, parsing this spec blocked on the FIFO forever.
+TEST(Spec, ImportOfANonRegularFileIsRefusedUnread) {
+  TempDir dir;
+  ASSERT_EQ(::mkfifo((dir / "fifo.yaml").c_str(), 0600), 0);
+  kiln::test::write_text(dir / "p.yaml", R"(apiVersion: kiln/v1
+kind: Pipeline
+imports: [fifo.yaml, /dev/zero]
+steps:
+  - name: a
+    component: util.noop
+)");
+  const std::string file = (dir / "p.yaml").string();
+  try {
+    kiln::host::parse_pipeline_file(file);
+    FAIL() << "expected a SpecError";
+  } catch (const SpecError& e) {
+    ASSERT_EQ(e.diagnostics().size(), 2u) << dump(e.diagnostics());
+    EXPECT_TRUE(HasError(e.diagnostics(), file, 3, 11,
+                         "imported file '" + (dir / "fifo.yaml").string() + "' is not a regular file"))
+        << dump(e.diagnostics());
+    EXPECT_TRUE(HasError(e.diagnostics(), file, 3, 22, "imported file '/dev/zero' is not a regular file"))
+        << dump(e.diagnostics());
   }
 }
 

@@ -1,4 +1,5 @@
 #include "http_front.hpp"
+#include "http_request_parser.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -7,7 +8,6 @@
 #include <Poco/Net/SocketAddress.h>
 
 #include <arpa/inet.h>
-#include <http_parser.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
@@ -79,9 +79,6 @@ constexpr size_t kMaxBacklog = 1 << 20;
 constexpr size_t kDiscardAtMost = 16 << 20;
 constexpr auto kDiscardFor = std::chrono::seconds(2);
 constexpr auto kSweepEvery = std::chrono::milliseconds(100);
-// A body's buffer is reserved up to this much from its Content-Length; past
-// it, it grows as bytes arrive (a declared length is no reason to allocate).
-constexpr size_t kReserveAtMost = 1 << 20;
 // Connections past max_connections are answered 503 through the usual path
 // (which reads what the client sends for a moment, so that closing does not
 // reset the answer away); this many at most at once, then they are closed
@@ -141,14 +138,6 @@ void append_stream_head(std::string& out, const char* content_type) {
   out.append("HTTP/1.1 200 OK\r\nServer: kiln\r\nContent-Type: ")
       .append(content_type)
       .append("\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\nConnection: close\r\n\r\n");
-}
-
-bool iequals(const std::string& a, const char* b) {
-  const size_t n = std::strlen(b);
-  if (a.size() != n) return false;
-  for (size_t i = 0; i < n; ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) != b[i]) return false;
-  return true;
 }
 
 std::string peer_address(const sockaddr_storage& addr) {
@@ -312,7 +301,9 @@ struct Stream::Target {
 };
 
 // One client connection, owned by its loop; everything here runs on that loop's thread.
-struct Connection {
+// Its request parsing (the parser, the request being received, `out`) is
+// the HttpRequestParsing it derives from.
+struct Connection : HttpRequestParsing {
   explicit Connection(std::atomic<size_t>* buffered_total) : charge(buffered_total) {}
   ~Connection() {
     if (stream) stream->closed = true;  // its producer stops writing
@@ -322,23 +313,10 @@ struct Connection {
   uint64_t id = 0;
   UniqueFd fd;
   std::string peer;
-  http_parser parser{};
 
   std::string in;  // received bytes; [parsed, size) not yet parsed
   size_t parsed = 0;
-  size_t max_body_bytes = 0;
-  const std::vector<std::string>* kept_headers = nullptr;  // HttpFrontOptions::kept_headers
-  std::string out;  // answers to send; [written, size) not yet sent
-  size_t written = 0;
-
-  // The request being received.
-  HttpRequest request;
-  bool receiving = false;  // between its first byte and its end
-  std::string field, value;
-  bool in_value = false, expect_continue = false;
-  bool message_done = false, keep_alive = true;
-  int reject_status = 0;
-  std::string reject_message;
+  size_t written = 0;  // of `out`
 
   // The request being answered (one at a time: pipelined ones wait in `in`).
   std::unique_ptr<HttpRequest> answering;
@@ -361,118 +339,6 @@ struct Connection {
   bool output_pending() const { return written < out.size(); }
   size_t unparsed() const { return in.size() - parsed; }
 };
-
-// ------------------------------------------------------- parser callbacks
-
-namespace {
-
-Connection& connection_of(http_parser* p) {
-  return *static_cast<Connection*>(p->data);
-}
-
-void end_header(Connection& c) {
-  if (c.kept_headers != nullptr && !c.kept_headers->empty()) {
-    for (const auto& name : *c.kept_headers) {
-      if (!iequals(c.field, name.c_str())) continue;
-      const size_t first = c.value.find_first_not_of(" \t");
-      const size_t last = c.value.find_last_not_of(" \t");
-      c.request.headers.emplace_back(name, first == std::string::npos ? "" : c.value.substr(first, last - first + 1));
-      break;
-    }
-  }
-  if (iequals(c.field, "expect")) {
-    while (!c.value.empty() && (c.value.back() == ' ' || c.value.back() == '\t')) c.value.pop_back();
-    c.expect_continue = iequals(c.value, "100-continue");
-  }
-  c.field.clear();
-  c.value.clear();
-  c.in_value = false;
-}
-
-int on_message_begin(http_parser* p) {
-  Connection& c = connection_of(p);
-  c.request.started = Clock::now();
-  c.receiving = true;
-  c.expect_continue = false;
-  c.field.clear();
-  c.value.clear();
-  c.in_value = false;
-  return 0;
-}
-
-int on_url(http_parser* p, const char* at, size_t length) {
-  connection_of(p).request.url.append(at, length);
-  return 0;
-}
-
-int on_header_field(http_parser* p, const char* at, size_t length) {
-  Connection& c = connection_of(p);
-  if (c.in_value) end_header(c);
-  c.field.append(at, length);
-  return 0;
-}
-
-int on_header_value(http_parser* p, const char* at, size_t length) {
-  Connection& c = connection_of(p);
-  c.in_value = true;
-  c.value.append(at, length);
-  return 0;
-}
-
-// Decides 413 from Content-Length before any of the body is read.
-int on_headers_complete(http_parser* p) {
-  Connection& c = connection_of(p);
-  if (c.in_value || !c.field.empty()) end_header(c);
-  c.request.method = http_method_str(static_cast<http_method>(p->method));
-  c.request.version_minor = p->http_major == 1 ? p->http_minor : 0;
-  const bool has_length = (p->flags & F_CONTENTLENGTH) != 0;
-  if (has_length && p->content_length > c.max_body_bytes) {
-    c.reject_status = 413;
-    c.reject_message = "the request body has " + std::to_string(p->content_length) + " bytes, more than the limit of " +
-                       std::to_string(c.max_body_bytes);
-    return -1;  // stops the parser; parse() answers
-  }
-  if (has_length) c.request.body.reserve(std::min(static_cast<size_t>(p->content_length), kReserveAtMost));
-  if (c.expect_continue && p->http_major == 1 && p->http_minor >= 1) c.out += "HTTP/1.1 100 Continue\r\n\r\n";
-  return 0;
-}
-
-int on_body(http_parser* p, const char* at, size_t length) {
-  Connection& c = connection_of(p);
-  if (c.request.body.size() + length > c.max_body_bytes) {  // chunked: no length was announced
-    c.reject_status = 413;
-    c.reject_message = "the request body is larger than the limit of " + std::to_string(c.max_body_bytes) + " bytes";
-    return -1;
-  }
-  c.request.body.append(at, length);
-  return 0;
-}
-
-int on_message_complete(http_parser* p) {
-  Connection& c = connection_of(p);
-  c.keep_alive = http_should_keep_alive(p) != 0 && p->upgrade == 0;
-  c.message_done = true;
-  c.receiving = false;
-  http_parser_pause(p, 1);  // one request at a time: the next waits for this one's answer
-  return 0;
-}
-
-const http_parser_settings& parser_settings() {
-  static const http_parser_settings settings = [] {
-    http_parser_settings s{};
-    s.on_message_begin = on_message_begin;
-    s.on_url = on_url;
-    s.on_header_field = on_header_field;
-    s.on_header_value = on_header_value;
-    s.on_headers_complete = on_headers_complete;
-    s.on_body = on_body;
-    s.on_message_complete = on_message_complete;
-    return s;
-  }();
-  return settings;
-}
-
-}  // namespace
 
 struct HttpFront::Impl {
   HttpFrontOptions options;
@@ -631,10 +497,7 @@ struct Loop {
     c->fd = std::move(fd);
     c->peer = std::move(peer);
     c->slot = std::move(slot);
-    http_parser_init(&c->parser, HTTP_REQUEST);
-    c->parser.data = c.get();
-    c->max_body_bytes = front.options.max_body_bytes;
-    c->kept_headers = &front.options.kept_headers;
+    c->start(front.options.max_body_bytes, &front.options.kept_headers);
     c->last_activity = Clock::now();
     c->events = EPOLLIN;
     watch(c->fd.get(), c->id, c->events);
@@ -762,17 +625,10 @@ struct Loop {
     }
     while (!c.dead && !c.answering && !c.close_after_write && c.unparsed() > 0 &&
            c.out.size() - c.written < kMaxBacklog) {
-      const size_t n = http_parser_execute(&c.parser, &parser_settings(), c.in.data() + c.parsed, c.unparsed());
+      const size_t n = c.feed(c.in.data() + c.parsed, c.unparsed());
       c.parsed += n;
-      const auto error = HTTP_PARSER_ERRNO(&c.parser);
-      if (c.reject_status != 0) {
+      if (c.reject_status != 0) {  // malformed (400) or too large (413)
         reject(c, c.reject_status, c.reject_message);
-        break;
-      }
-      if (error == HPE_PAUSED) {
-        http_parser_pause(&c.parser, 0);
-      } else if (error != HPE_OK) {
-        reject(c, 400, std::string("malformed HTTP request: ") + http_errno_description(error));
         break;
       }
       if (c.message_done) {

@@ -23,6 +23,13 @@ struct EntryFree {
   void operator()(archive_entry* e) const noexcept { archive_entry_free(e); }
 };
 
+// libarchive's message for its last error, which it leaves null for some
+// failures (a truncated gzip stream while opening).
+std::string error_text(struct archive* a) {
+  const char* text = archive_error_string(a);
+  return text != nullptr ? text : "unknown libarchive error " + std::to_string(archive_errno(a));
+}
+
 // Whether `path` is a plain relative path: no leading '/', no "..", no empty name.
 std::string unsafe_reason(const std::string& path) {
   if (path.empty()) return "has an empty name";
@@ -64,7 +71,7 @@ void write_archive(const fs::path& archive, const std::vector<ArchiveEntry>& ent
   for (const auto& e : entries) capacity += e.content.size() + 4096;
   bytes.resize(capacity);
   if (archive_write_open_memory(a.get(), bytes.data(), bytes.size(), &used) != ARCHIVE_OK)
-    throw ArchiveError(archive.string() + ": " + archive_error_string(a.get()));
+    throw ArchiveError(archive.string() + ": " + error_text(a.get()));
   for (const auto& e : entries) {
     std::unique_ptr<archive_entry, EntryFree> entry(archive_entry_new());
     archive_entry_set_pathname(entry.get(), e.path.c_str());
@@ -96,10 +103,10 @@ void write_archive(const fs::path& archive, const std::vector<ArchiveEntry>& ent
     }
     if (archive_write_header(a.get(), entry.get()) != ARCHIVE_OK ||
         (!e.content.empty() && archive_write_data(a.get(), e.content.data(), e.content.size()) < 0))
-      throw ArchiveError(archive.string() + ": cannot add " + e.path + ": " + archive_error_string(a.get()));
+      throw ArchiveError(archive.string() + ": cannot add " + e.path + ": " + error_text(a.get()));
   }
   if (archive_write_close(a.get()) != ARCHIVE_OK)
-    throw ArchiveError(archive.string() + ": " + archive_error_string(a.get()));
+    throw ArchiveError(archive.string() + ": " + error_text(a.get()));
   bytes.resize(used);
   host::write_file_atomic(archive, bytes);
 }
@@ -110,7 +117,7 @@ std::vector<std::string> extract_archive(const fs::path& archive, const fs::path
   archive_read_support_filter_gzip(a.get());
   archive_read_support_format_tar(a.get());
   if (archive_read_open_filename(a.get(), archive.c_str(), 1 << 16) != ARCHIVE_OK)
-    throw ArchiveError(where + ": not a readable package archive: " + archive_error_string(a.get()));
+    throw ArchiveError(where + ": not a readable package archive: " + error_text(a.get()));
   if (fs::exists(target)) throw ArchiveError(target.string() + " already exists");
   fs::create_directories(target);
   Cleanup cleanup(target);
@@ -120,7 +127,7 @@ std::vector<std::string> extract_archive(const fs::path& archive, const fs::path
   for (;;) {
     const int r = archive_read_next_header(a.get(), &entry);
     if (r == ARCHIVE_EOF) break;
-    if (r != ARCHIVE_OK) throw ArchiveError(where + ": corrupt archive: " + archive_error_string(a.get()));
+    if (r != ARCHIVE_OK) throw ArchiveError(where + ": corrupt archive: " + error_text(a.get()));
     if (++entries > limits.max_entries)
       throw ArchiveError(where + ": more than " + std::to_string(limits.max_entries) +
                          " entries (files and directories count alike)");
@@ -148,7 +155,14 @@ std::vector<std::string> extract_archive(const fs::path& archive, const fs::path
     la_int64_t offset = 0;
     int status = ARCHIVE_OK;
     bool write_failed = false;
+    bool sparse = false;
     while ((status = archive_read_data_block(a.get(), &block, &length, &offset)) == ARCHIVE_OK) {
+      // A sparse entry's blocks skip ahead: a few bytes would make a file of any apparent size
+      // (which the digest check then reads whole). Only contiguous data is accepted.
+      if (offset != static_cast<la_int64_t>(size)) {
+        sparse = true;
+        break;
+      }
       size += length;
       if (size > limits.max_total_bytes || total + size > limits.max_total_bytes) break;
       if (::pwrite(fd, block, length, offset) != static_cast<ssize_t>(length)) {
@@ -157,11 +171,12 @@ std::vector<std::string> extract_archive(const fs::path& archive, const fs::path
       }
     }
     ::close(fd);
+    if (sparse) throw ArchiveError(where + ": entry '" + name + "' is a sparse file; refused");
     if (size > limits.max_total_bytes || total + size > limits.max_total_bytes)
       throw ArchiveError(where + ": unpacks to more than " + std::to_string(limits.max_total_bytes) + " bytes");
     if (write_failed) throw ArchiveError(where + ": cannot write " + out.string());
     if (status != ARCHIVE_EOF && status != ARCHIVE_OK)
-      throw ArchiveError(where + ": corrupt entry '" + name + "': " + archive_error_string(a.get()));
+      throw ArchiveError(where + ": corrupt entry '" + name + "': " + error_text(a.get()));
     total += size;
     files.push_back(fs::path(name).lexically_normal().generic_string());
   }

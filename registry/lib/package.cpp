@@ -164,6 +164,46 @@ fs::path pack(const fs::path& dir, const Key& key, const fs::path& out_dir,
   return out;
 }
 
+SignedManifest verify_manifest(const std::string& manifest_text, const std::string& signature_text,
+                               const std::string& where, const std::vector<Key>* trusted) {
+  Json manifest_json, signature;
+  try {
+    manifest_json = Json::parse(manifest_text);
+    signature = Json::parse(signature_text);
+  } catch (const Json::exception& e) {
+    throw PackageError(where + ": manifest or signature is not valid JSON: " + e.what());
+  }
+  SignedManifest out;
+  out.manifest = parse_package_manifest(manifest_json, where + ": " + kManifestFile, true);
+  // The signature first: it vouches for the digests that vouch for the files.
+  const std::string sig_where = where + ": " + kSignatureFile;
+  // A field's text; "" when it is absent (or the signature no object), an error when it is no string.
+  const auto field = [&](const char* name) -> std::string {
+    const auto it = signature.is_object() ? signature.find(name) : signature.end();
+    if (it == signature.end()) return "";
+    if (!it->is_string()) throw PackageError(sig_where + ": field '" + name + "' must be a string");
+    return it->get<std::string>();
+  };
+  if (!signature.is_object() || field("algorithm") != "ed25519")
+    throw PackageError(sig_where + ": field 'algorithm' must be \"ed25519\"");
+  const std::string public_hex = field("public_key");
+  std::optional<Key> signer;
+  try {
+    signer = Key::from_public_hex(public_hex);
+  } catch (const std::exception& e) {
+    throw PackageError(sig_where + ": field 'public_key': " + e.what());
+  }
+  if (!signer->verify_hex(manifest_text, field("signature")))
+    throw PackageError(where + ": bad signature: the manifest was not signed by key " + signer->id() +
+                       " or was changed after signing");
+  out.signer_id = signer->id();
+  if (trusted != nullptr &&
+      std::none_of(trusted->begin(), trusted->end(), [&](const Key& k) { return k.public_hex() == public_hex; }))
+    throw PackageError(where + ": signed by untrusted key " + signer->id() +
+                       "; if you trust the publisher, add their public key with 'kiln keys trust FILE'");
+  return out;
+}
+
 VerifiedPackage open_package(const fs::path& archive, const fs::path& staging, const std::vector<Key>* trusted,
                              const ExtractLimits& limits) {
   const std::string where = archive.filename().string();
@@ -178,35 +218,11 @@ VerifiedPackage open_package(const fs::path& archive, const fs::path& staging, c
   const std::set<std::string> present(files.begin(), files.end());
   if (!present.count(kManifestFile)) throw PackageError(where + ": no " + std::string(kManifestFile));
   if (!present.count(kSignatureFile)) throw PackageError(where + ": unsigned (no " + std::string(kSignatureFile) + ")");
-  const std::string manifest_text = host::read_file(staging / kManifestFile);
-  Json manifest_json, signature;
-  try {
-    manifest_json = Json::parse(manifest_text);
-    signature = Json::parse(host::read_file(staging / kSignatureFile));
-  } catch (const Json::exception& e) {
-    throw PackageError(where + ": manifest or signature is not valid JSON: " + e.what());
-  }
+  auto [manifest, signer_id] = verify_manifest(host::read_file(staging / kManifestFile),
+                                               host::read_file(staging / kSignatureFile), where, trusted);
   VerifiedPackage out;
-  out.manifest = parse_package_manifest(manifest_json, where + ": " + kManifestFile, true);
-  // The signature first: it vouches for the digests that vouch for the files.
-  const std::string sig_where = where + ": " + kSignatureFile;
-  if (!signature.is_object() || signature.value("algorithm", "") != "ed25519")
-    throw PackageError(sig_where + ": field 'algorithm' must be \"ed25519\"");
-  const std::string public_hex = signature.value("public_key", "");
-  std::optional<Key> signer;
-  try {
-    signer = Key::from_public_hex(public_hex);
-  } catch (const std::exception& e) {
-    throw PackageError(sig_where + ": field 'public_key': " + e.what());
-  }
-  if (!signer->verify_hex(manifest_text, signature.value("signature", "")))
-    throw PackageError(where + ": bad signature: the manifest was not signed by key " + signer->id() +
-                       " or was changed after signing");
-  out.signer_id = signer->id();
-  if (trusted != nullptr &&
-      std::none_of(trusted->begin(), trusted->end(), [&](const Key& k) { return k.public_hex() == public_hex; }))
-    throw PackageError(where + ": signed by untrusted key " + signer->id() +
-                       "; if you trust the publisher, add their public key with 'kiln keys trust FILE'");
+  out.manifest = std::move(manifest);
+  out.signer_id = std::move(signer_id);
   std::set<std::string> listed{kManifestFile, kSignatureFile};
   for (const auto& f : out.manifest.files) {
     listed.insert(f.path);

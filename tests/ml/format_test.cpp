@@ -92,6 +92,42 @@ TEST(Safetensors, RejectsTruncatedAndInconsistentFiles) {
   expect_error([&] { ml::read_safetensors(dir / "missing.safetensors"); }, "cannot read");
 }
 
+// A safetensors file's bytes: the header's length, the header, the data.
+std::string safetensors_bytes(const std::string& header, const std::string& data) {
+  std::string out;
+  for (int i = 0; i < 8; ++i) out += static_cast<char>((header.size() >> (8 * i)) & 0xff);
+  return out + header + data;
+}
+
+void expect_invalid(const std::string& bytes, const std::string& fragment) {
+  try {
+    ml::parse_safetensors(bytes, "f.safetensors");
+    ADD_FAILURE() << "accepted; expected an error containing: " << fragment;
+  } catch (const std::runtime_error& e) {  // what the reader promises: no other exception type
+    EXPECT_NE(std::string(e.what()).find("f.safetensors: not a valid safetensors file"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+  }
+}
+
+// Found by fuzz_safetensors and while fixing it (issue 17).
+TEST(Safetensors, RejectsHostileHeaders) {
+  // A number past double's range: nlohmann's out_of_range escaped as another exception type.
+  expect_invalid(safetensors_bytes(R"({"x":{"dtype":"U8","shape":[1],"data_offsets":[0,1e400]}})", "a"),
+                 "header is not JSON");
+  expect_invalid(safetensors_bytes(R"({"x":{"dtype":"U8","shape":[1],"data_offsets":"0-1"}})", "a"),
+                 "tensor 'x'");
+  // data_offsets near 2^64: data start + end wrapped around, passed the bounds check and was copied from.
+  expect_invalid(
+      safetensors_bytes(R"({"x":{"dtype":"U8","shape":[4],"data_offsets":[18446744073709551611,18446744073709551615]}})",
+                        "abcd"),
+      "runs past the end of the file");
+  // A shape whose product passes 2^63 (signed overflow in Tensor::numel) and wrapped to 0 bytes.
+  expect_invalid(safetensors_bytes(R"({"x":{"dtype":"U8","shape":[4294967296,4294967296],"data_offsets":[0,0]}})", ""),
+                 "shape too large");
+  expect_invalid(safetensors_bytes(R"({"x":{"dtype":"F64","shape":[4294967296],"data_offsets":[0,0]}})", ""),
+                 "needs more bytes than the file holds");
+}
+
 TEST(Dataset, RoundTripsWithSchema) {
   TempDir dir;
   ml::save_dataset(dir / "ds", tiny_table());

@@ -235,6 +235,8 @@ DecodedLine decode(std::string_view line) {
     object = Json::parse(line.begin(), line.end());
   } catch (const Json::parse_error& e) {
     return fail("not JSON (at byte " + std::to_string(e.byte) + ")");
+  } catch (const Json::exception&) {  // out_of_range: a number past double's range, e.g. 1e400
+    return fail("not JSON (a number out of range)");
   }
   if (!object.is_object()) return fail("not a JSON object");
   const auto name = object.find("event");

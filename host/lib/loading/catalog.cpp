@@ -7,11 +7,16 @@
 namespace kiln::host {
 
 PluginCatalog PluginCatalog::discover(const LibraryScanner& scanner, const std::vector<std::filesystem::path>& dirs) {
+  std::vector<LibraryScan> scans;
+  for (const auto& library : find_plugin_libraries(dirs)) scans.push_back(scanner.scan(library));
+  return from_scans(std::move(scans));
+}
+
+PluginCatalog PluginCatalog::from_scans(std::vector<LibraryScan> scans) {
   PluginCatalog catalog;
-  for (const auto& library : find_plugin_libraries(dirs)) {
-    auto scan = scanner.scan(library);
+  for (auto& scan : scans) {
     for (const auto& manifest : scan.components) {
-      CatalogComponent entry{manifest, library, "ok", scan.digest};
+      CatalogComponent entry{manifest, scan.path, "ok", scan.digest};
       if (const auto* first = catalog.find(manifest.name))
         entry.status = "shadowed by " + first->library.string() + " (earlier on the search path)";
       catalog.components_.push_back(std::move(entry));

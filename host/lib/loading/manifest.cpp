@@ -11,6 +11,12 @@ std::string number_text(double v) {
   return bound_json(v).dump();
 }
 
+// A value quoted in a message. A spec's YAML or a --param may hold invalid
+// UTF-8, which a plain dump() throws on: it is replaced here.
+std::string message_json(const Json& value) {
+  return value.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
 // Reads an optional string field; throws naming `where` when it is not one.
 std::string string_field(const Json& object, const char* key, const std::string& where, bool required) {
   const auto it = object.find(key);
@@ -177,17 +183,17 @@ bool has_value_type(const Json& value, ValueType type) {
 
 std::optional<std::string> check_parameter_value(const ParamSpec& spec, const Json& value) {
   if (!has_value_type(value, spec.type))
-    return "expected " + std::string(value_type_name(spec.type)) + ", got " + value.dump();
+    return "expected " + std::string(value_type_name(spec.type)) + ", got " + message_json(value);
   if (value.is_number()) {
     const double v = value.get<double>();
-    if (spec.min && v < *spec.min) return value.dump() + " is below the minimum " + number_text(*spec.min);
-    if (spec.max && v > *spec.max) return value.dump() + " is above the maximum " + number_text(*spec.max);
+    if (spec.min && v < *spec.min) return message_json(value) + " is below the minimum " + number_text(*spec.min);
+    if (spec.max && v > *spec.max) return message_json(value) + " is above the maximum " + number_text(*spec.max);
   }
   if (!spec.choices.empty() && value.is_string() &&
       std::find(spec.choices.begin(), spec.choices.end(), value.get<std::string>()) == spec.choices.end()) {
     std::string allowed;
     for (const auto& c : spec.choices) allowed += (allowed.empty() ? "" : ", ") + c;
-    return value.dump() + " is not one of: " + allowed;
+    return message_json(value) + " is not one of: " + allowed;
   }
   return std::nullopt;
 }

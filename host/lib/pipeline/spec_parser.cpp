@@ -210,6 +210,11 @@ class Parser {
       std::error_code ec;
       const auto canonical = fs::weakly_canonical(path, ec).string();
       if (!imported_.insert(canonical).second) continue;  // imported twice, or a cycle
+      // A FIFO or a device (/dev/stdin, /dev/zero) has no size to check and may never end.
+      if (const auto status = fs::status(path, ec); !ec && fs::exists(status) && !fs::is_regular_file(status)) {
+        error(entry, file, "imported file '" + path.string() + "' is not a regular file");
+        continue;
+      }
       if (const auto size = fs::file_size(path, ec); !ec && size > kMaxSpecFileBytes) {
         error(entry, file,
               "imported file '" + path.string() + "' is larger than " + std::to_string(kMaxSpecFileBytes) + " bytes");

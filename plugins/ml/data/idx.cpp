@@ -5,51 +5,13 @@
 #include "common.hpp"
 #include "components.hpp"
 #include "file_source.hpp"
+#include "idx_reader.hpp"
 
 namespace kiln::data {
 namespace {
 
-// The IDX header: 0x00 0x00, a type code (0x08 = unsigned byte), the number
-// of dimensions, then each dimension as a big-endian u32.
-struct IdxFile {
-  std::vector<int64_t> dims;
-  std::string bytes;
-  std::size_t data_offset = 0;
-};
-
-uint32_t big_endian_u32(const std::string& bytes, std::size_t at) {
-  uint32_t v = 0;
-  for (std::size_t i = 0; i < 4; ++i) v = (v << 8) | static_cast<unsigned char>(bytes[at + i]);
-  return v;
-}
-
 IdxFile read_idx(const std::string& path, std::size_t expected_rank, const char* what) {
-  IdxFile f;
-  f.bytes = read_file_maybe_gzip(path);
-  if (f.bytes.size() < 4) bad_input(path + ": too short for an IDX header");
-  if (f.bytes[0] != 0 || f.bytes[1] != 0) bad_input(path + ": not an IDX file (bad magic number)");
-  if (static_cast<unsigned char>(f.bytes[2]) != 0x08)
-    bad_input(path + ": IDX element type 0x" + std::to_string(static_cast<unsigned char>(f.bytes[2])) +
-              " is not supported; " + what + " must be unsigned bytes (0x08)");
-  const auto rank = static_cast<std::size_t>(static_cast<unsigned char>(f.bytes[3]));
-  if (rank != expected_rank)
-    bad_input(path + ": " + what + " must have " + std::to_string(expected_rank) + " dimensions, the file has " +
-              std::to_string(rank));
-  f.data_offset = 4 + 4 * rank;
-  if (f.bytes.size() < f.data_offset) bad_input(path + ": truncated IDX header");
-  uint64_t total = 1;
-  for (std::size_t i = 0; i < rank; ++i) {
-    const auto dim = big_endian_u32(f.bytes, 4 + 4 * i);
-    if (dim == 0 && i > 0) bad_input(path + ": dimension " + std::to_string(i) + " is zero");
-    f.dims.push_back(dim);
-    total *= dim;
-  }
-  const uint64_t have = f.bytes.size() - f.data_offset;
-  if (have < total)
-    bad_input(path + ": truncated: the header promises " + std::to_string(total) + " bytes of data, the file has " +
-              std::to_string(have));
-  if (have > total) bad_input(path + ": " + std::to_string(have - total) + " unexpected bytes after the data");
-  return f;
+  return parse_idx(read_file_maybe_gzip(path), path, expected_rank, what);
 }
 
 }  // namespace

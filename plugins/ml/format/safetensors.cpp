@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <stdexcept>
@@ -96,21 +97,31 @@ Tensor parse_entry(const fs::path& path, const std::string& name, const json& en
   if (!entry.is_object() || !entry.contains("dtype") || !entry.contains("shape") || !entry.contains("data_offsets"))
     bad_file(path, "tensor '" + name + "' needs dtype, shape and data_offsets");
   Tensor tensor;
+  std::vector<uint64_t> offsets;
   try {
     tensor.dtype = parse_dtype(entry.at("dtype").get<std::string>());
     tensor.shape = entry.at("shape").get<std::vector<int64_t>>();
+    offsets = entry.at("data_offsets").get<std::vector<uint64_t>>();
   } catch (const std::exception& e) {
     bad_file(path, "tensor '" + name + "': " + e.what());
   }
-  const auto offsets = entry.at("data_offsets").get<std::vector<uint64_t>>();
   if (offsets.size() != 2 || offsets[0] > offsets[1]) bad_file(path, "tensor '" + name + "' has bad data_offsets");
-  for (const auto dim : tensor.shape)
+  // The element count as Tensor::numel takes it (in order), checked: a shape's product can pass 2^63.
+  int64_t numel = 1;
+  for (const auto dim : tensor.shape) {
     if (dim < 0) bad_file(path, "tensor '" + name + "' has a negative dimension");
-  const uint64_t expected = static_cast<uint64_t>(tensor.numel()) * dtype_size(tensor.dtype);
+    if (dim != 0 && numel > std::numeric_limits<int64_t>::max() / dim)
+      bad_file(path, "tensor '" + name + "' has a shape too large to address");
+    numel *= dim;
+  }
+  if (static_cast<uint64_t>(numel) > content.size() / dtype_size(tensor.dtype))
+    bad_file(path, "tensor '" + name + "' has a shape that needs more bytes than the file holds");
+  const uint64_t expected = static_cast<uint64_t>(numel) * dtype_size(tensor.dtype);
   if (offsets[1] - offsets[0] != expected)
     bad_file(path, "tensor '" + name + "' holds " + std::to_string(offsets[1] - offsets[0]) +
                        " bytes, its shape needs " + std::to_string(expected));
-  if (data_start + offsets[1] > content.size()) bad_file(path, "tensor '" + name + "' runs past the end of the file");
+  // data_start <= content.size() (the header fits); compared this way, a huge offset cannot wrap around.
+  if (offsets[1] > content.size() - data_start) bad_file(path, "tensor '" + name + "' runs past the end of the file");
   tensor.bytes.resize(expected);
   // An empty tensor (0 rows) has no buffer: memcpy from/to null is undefined even for 0 bytes.
   if (expected > 0) std::memcpy(tensor.bytes.data(), content.data() + data_start + offsets[0], expected);
@@ -250,7 +261,10 @@ void write_safetensors(const fs::path& path, const TensorRefs& tensors,
 }
 
 TensorFile read_safetensors(const fs::path& path) {
-  const std::string content = read_text(path);
+  return parse_safetensors(read_text(path), path);
+}
+
+TensorFile parse_safetensors(const std::string& content, const fs::path& path) {
   if (content.size() < 8) bad_file(path, "shorter than its 8-byte header length");
   uint64_t length = 0;
   for (int i = 7; i >= 0; --i)
@@ -259,7 +273,7 @@ TensorFile read_safetensors(const fs::path& path) {
   json header;
   try {
     header = json::parse(content.begin() + 8, content.begin() + 8 + static_cast<std::ptrdiff_t>(length));
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number past double's range
     bad_file(path, std::string("header is not JSON: ") + e.what());
   }
   if (!header.is_object()) bad_file(path, "header is not a JSON object");

@@ -68,6 +68,8 @@ void write_safetensors(const std::filesystem::path& path, const TensorRefs& tens
 // Validates the header (size, dtypes, shapes against byte ranges, ranges inside
 // the file and not overlapping). Throws std::runtime_error naming the file and tensor.
 TensorFile read_safetensors(const std::filesystem::path& path);
+// The same over a file's bytes already read; `path` only names it in errors.
+TensorFile parse_safetensors(const std::string& content, const std::filesystem::path& path);
 
 // Writes text atomically; shared by the dataset, transform and model writers.
 void write_text_atomic(const std::filesystem::path& path, const std::string& text);

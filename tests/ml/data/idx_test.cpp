@@ -85,5 +85,18 @@ TEST(DataIdx, RejectsBadMagicTruncationMismatchAndUnnamedLabels) {
   }
 }
 
+// Three u32 dimensions can multiply past 2^64: 2^31 x 2^31 x 4 wraps to 0,
+// which matched an empty data section and sized a tensor of 2^64 bytes.
+TEST(DataIdx, RejectsDimensionsWhoseProductWrapsAround) {
+  TempDir dir;
+  kiln::test::write_text(dir / "wraps", idx({0x80000000u, 0x80000000u, 4}, {}));
+  RecordingSink sink;
+  const auto outcome = run("data.idx", {{"images", (dir / "wraps").string()}}, dir.path(), sink);
+  EXPECT_FALSE(outcome.ok);
+  EXPECT_EQ(outcome.code, KILN_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(outcome.message.find("truncated: the header's dimensions promise more than 2^64 bytes"), std::string::npos)
+      << outcome.message;
+}
+
 }  // namespace
 }  // namespace kiln::data_test

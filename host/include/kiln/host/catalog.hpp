@@ -21,6 +21,9 @@ class PluginCatalog {
  public:
   // Scans every library in `dirs` (see find_plugin_libraries).
   static PluginCatalog discover(const LibraryScanner& scanner, const std::vector<std::filesystem::path>& dirs);
+  // The catalog of libraries already scanned, in search-path order (what
+  // discover builds; fuzz/ plans against manifests without loading libraries).
+  static PluginCatalog from_scans(std::vector<LibraryScan> scans);
 
   const std::vector<LibraryScan>& libraries() const { return libraries_; }
   const std::vector<CatalogComponent>& components() const { return components_; }

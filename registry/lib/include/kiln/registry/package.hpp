@@ -64,6 +64,19 @@ std::filesystem::path pack(
     const std::filesystem::path& dir, const Key& key, const std::filesystem::path& out_dir,
     const std::function<void(PackageManifest&, const std::filesystem::path& library)>& fill = {});
 
+// A package's manifest and signature, checked.
+struct SignedManifest {
+  PackageManifest manifest;
+  std::string signer_id;
+};
+
+// Checks a package's kiln-package.json (`manifest_text`, with its files list)
+// and signature.json (`signature_text`): both JSON, the manifest's fields,
+// an Ed25519 signature over the manifest's exact bytes, and, with `trusted`,
+// a signer among those keys. `where` names the package in the PackageError thrown.
+SignedManifest verify_manifest(const std::string& manifest_text, const std::string& signature_text,
+                               const std::string& where, const std::vector<Key>* trusted);
+
 // A package extracted and checked.
 struct VerifiedPackage {
   PackageManifest manifest;
