@@ -190,7 +190,9 @@ INSTANTIATE_TEST_SUITE_P(KillPoints, KillAndResume,
                          ::testing::Values(at("run-recorded:1"), at("attempt-recorded:1"), at("attempt-recorded:4"),
                                            at("attempt-started:2"), at("attempt-started:6"), at("attempt-finished:3"),
                                            at("artifacts-committed:1"), at("artifacts-committed:5"),
-                                           at("step-recorded:2"), at("step-recorded:7"), at("run-json:2"),
+                                           at("step-recorded:2"), at("step-recorded:7"), at("step-finished:1"),
+                                           at("step-finished:4"), at("step-finished:8"), at("group-committed:1"),
+                                           at("group-committed:3"), at("run-json:2"),
                                            at("run-finishing:1"), at("cache-hit:2", true),
                                            at("step-recorded:3", false, "step-recorded:2"), randomly(1), randomly(2),
                                            randomly(3), randomly(4)),
@@ -200,6 +202,81 @@ TEST(Resume, AnUninterruptedRunMatchesTheExpectedOutputs) {
   StoreWorkspace ws;
   const Json summary = ws.run(ws.pipeline(pipeline_body(ws)));
   for (const auto& [unit, content] : expected_outputs()) EXPECT_EQ(ws.output(summary["run_id"], unit), content);
+}
+
+// Group commit (issue 16): the records of units that end close together go
+// to the database in one transaction, written before any unit that could read
+// them starts. Six independent steps and a join: with the time window out of
+// the way, the six are written together just before the join starts; a kill
+// right after that first transaction leaves all six recorded and the join
+// not, and the resume runs only the join.
+namespace {
+
+std::string fan_in_body(const StoreWorkspace& ws) {
+  std::string body = "steps:\n";
+  std::string names;
+  for (int i = 0; i < 6; ++i) {
+    const std::string name = "s" + std::to_string(i);
+    body += "  - {name: " + name + ", component: fx.step, cache: false, parameters: {tag: " + name +
+            ", log: " + ws.path("log").string() + "}}\n";
+    names += (names.empty() ? "" : ", ") + name;
+  }
+  body += "  - {name: join, component: fx.step, cache: false, after: [" + names + "], parameters: {tag: join, log: " +
+          ws.path("log").string() + "}}\n";
+  return body;
+}
+
+std::set<std::string> recorded_units(const std::string& workspace_dir) {
+  kiln::host::Store store(workspace_dir);
+  std::set<std::string> units;
+  for (const auto& row : store.db.query("SELECT unit FROM steps WHERE status='succeeded'"))
+    units.insert(row["unit"].get<std::string>());
+  return units;
+}
+
+}  // namespace
+
+TEST(GroupCommit, UnitsThatEndTogetherAreWrittenInOneTransactionBeforeTheirDependentStarts) {
+  StoreWorkspace ws;
+  const std::string file = ws.pipeline(fan_in_body(ws));
+  const auto killed = ws.kiln({"run", file, "--json", "--jobs", "2"},
+                              {{"KILN_GROUP_COMMIT_MS", "600000"}, {"KILN_TEST_KILL_AT", "group-committed:1"}});
+  ASSERT_EQ(killed.status.signal, SIGKILL) << killed.output;
+  EXPECT_EQ(recorded_units(ws.workspace()), (std::set<std::string>{"s0", "s1", "s2", "s3", "s4", "s5"}));
+  EXPECT_EQ(ws.log().size(), 6u);  // the join had not started: its upstream was written first
+  const auto resumed = ws.kiln({"resume", "latest", "--json"});
+  ASSERT_EQ(resumed.status.code, 0) << resumed.output;
+  const auto log = ws.log();
+  ASSERT_EQ(log.size(), 7u) << "only the join ran again";
+  EXPECT_EQ(log.back(), "join");
+}
+
+TEST(GroupCommit, AWindowOfZeroWritesEachUnitAlone) {
+  StoreWorkspace ws;
+  const std::string file = ws.pipeline(fan_in_body(ws));
+  const auto killed = ws.kiln({"run", file, "--json", "--jobs", "1"},
+                              {{"KILN_GROUP_COMMIT_MS", "0"}, {"KILN_TEST_KILL_AT", "group-committed:1"}});
+  ASSERT_EQ(killed.status.signal, SIGKILL) << killed.output;
+  EXPECT_EQ(recorded_units(ws.workspace()).size(), 1u);
+}
+
+// A unit that ended but whose group was not written yet is lost to a kill -9
+// and runs again on resume (its outputs byte-identical, as the KillPoints
+// cases check); nothing downstream of it had started.
+TEST(GroupCommit, AKillBetweenAnEndAndItsGroupRunsTheUnitAgain) {
+  StoreWorkspace ws;
+  const std::string file = ws.pipeline(fan_in_body(ws));
+  const auto killed = ws.kiln({"run", file, "--json", "--jobs", "1"},
+                              {{"KILN_GROUP_COMMIT_MS", "600000"}, {"KILN_TEST_KILL_AT", "step-finished:3"}});
+  ASSERT_EQ(killed.status.signal, SIGKILL) << killed.output;
+  EXPECT_TRUE(recorded_units(ws.workspace()).empty());
+  const auto log = ws.log();
+  ASSERT_EQ(log.size(), 3u);
+  const auto resumed = ws.kiln({"resume", "latest", "--json"});
+  ASSERT_EQ(resumed.status.code, 0) << resumed.output;
+  EXPECT_EQ(kiln::test::summary_of(resumed.output)["status"], "succeeded") << resumed.output;
+  EXPECT_EQ(ws.log().size(), 3u + 7u);  // all seven, the three that had ended among them
+  EXPECT_EQ(recorded_units(ws.workspace()).size(), 7u);
 }
 
 TEST(Resume, RefusesARunWhoseHostIsAlive) {
