@@ -45,7 +45,7 @@ std::string read_file(const fs::path& path) {
   return content.str();
 }
 
-void write_file_atomic(const fs::path& path, const std::string& content) {
+void write_file_atomic(const fs::path& path, const std::string& content, FileSync sync) {
   static std::atomic<unsigned> counter{0};
   if (path.has_parent_path()) fs::create_directories(path.parent_path());
   const fs::path temp = path.string() + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
@@ -62,13 +62,13 @@ void write_file_atomic(const fs::path& path, const std::string& content) {
       }
       written += static_cast<size_t>(n);
     }
-    if (::fsync(out.fd) != 0) fail("cannot fsync", temp);
+    if (sync == FileSync::durable && ::fsync(out.fd) != 0) fail("cannot fsync", temp);
   }
   if (::rename(temp.c_str(), path.c_str()) != 0) {
     ::unlink(temp.c_str());
     fail("cannot rename into", path);
   }
-  fsync_directory(path.has_parent_path() ? path.parent_path() : fs::path("."));
+  if (sync == FileSync::durable) fsync_directory(path.has_parent_path() ? path.parent_path() : fs::path("."));
 }
 
 namespace {

@@ -752,17 +752,17 @@ class Engine::Impl {
     launch.checkpoint_dir = unit.dir / "checkpoint";
     launch.container = spec.container;
     try {
-      fs::remove_all(launch.output_dir);  // left by an attempt a crashed host never recorded
-      fs::create_directories(launch.output_dir);
       launch.parameters = render_parameters(step, unit);
       launch.inputs = wired_inputs(unit);
     } catch (const std::exception& e) {
       return finish_unit(id, S::failed, std::string("cannot prepare the step: ") + e.what());
     }
-    if (journal_ && settle_without_running(id, launch)) {
-      std::error_code ignored;
-      fs::remove_all(launch.attempt_dir, ignored);  // created above for an attempt that was not needed
-      return;
+    if (journal_ && settle_without_running(id, launch)) return;  // no directory made for it (issue 16: speed)
+    try {
+      fs::remove_all(launch.output_dir);  // left by an attempt a crashed host never recorded
+      fs::create_directories(launch.output_dir);
+    } catch (const std::exception& e) {
+      return finish_unit(id, S::failed, std::string("cannot prepare the step: ") + e.what());
     }
     const std::string executor_name = spec.executor.empty() ? options_.executor : spec.executor;
     const auto executor = executors_.find(executor_name);

@@ -91,7 +91,7 @@ void RunJournal::begin_run(const RunHeader& header, bool resume) {
 }
 
 void RunJournal::finish_run(RunStatus status, const std::string& message, double duration_seconds) {
-  write_group();
+  write_group();  // normally written already (JournalObserver::flush), so the end is its own short commit
   store_.db.transaction([&] {
     flush_metrics();
     store_.db.execute(

@@ -175,7 +175,11 @@ void RunRecord::flush(bool final) {
   const auto now = std::chrono::steady_clock::now();
   if (!dirty_ || (!final && now - last_save_ < std::chrono::milliseconds(100))) return;
   kill_point("run-json");
-  write_file_atomic(run_dir_ / "run.json", record_.dump(2, ' ', false, Json::error_handler_t::replace));
+  // Snapshots of a running run are replaced within 100 ms: atomic, not
+  // fsynced (the store is what resume trusts); the ended run's is fsynced.
+  const bool ended = record_.value("status", "") != to_string(RunStatus::running);
+  write_file_atomic(run_dir_ / "run.json", record_.dump(2, ' ', false, Json::error_handler_t::replace),
+                    ended ? FileSync::durable : FileSync::atomic);
   dirty_ = false;
   last_save_ = now;
 }
