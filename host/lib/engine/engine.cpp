@@ -760,14 +760,13 @@ class Engine::Impl {
     if (journal_ && settle_without_running(id, launch)) return;  // no directory made for it (issue 16: speed)
     try {
       fs::remove_all(launch.output_dir);  // left by an attempt a crashed host never recorded
-      fs::create_directories(launch.output_dir);
+      fs::create_directories(launch.attempt_dir);  // outputs/<port> is made when written (or committed)
     } catch (const std::exception& e) {
       return finish_unit(id, S::failed, std::string("cannot prepare the step: ") + e.what());
     }
     const std::string executor_name = spec.executor.empty() ? options_.executor : spec.executor;
     const auto executor = executors_.find(executor_name);
     if (executor == executors_.end()) return finish_unit(id, S::failed, "no executor named '" + executor_name + "'");
-    unit.events.open(launch.attempt_dir / "events.jsonl", std::ios::app);
     unit.status = S::running;
     unit.started = clock_now();
     unit.timed_out = false;
@@ -911,6 +910,8 @@ class Engine::Impl {
     const double time = seconds_since(started_);
     Json record = event_json(event);
     record["time"] = time;
+    if (!unit.events.is_open())  // made at the first event: most steps of a big DAG send none
+      unit.events.open(unit.dir / ("attempt-" + std::to_string(unit.attempt)) / "events.jsonl", std::ios::app);
     if (unit.events) unit.events << record.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";
     if (const auto* metric = std::get_if<MetricEvent>(&event)) {
       publish(events::Metric{unit.name, metric->name, metric->value, metric->step, time});
