@@ -19,19 +19,8 @@ jobs=2
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-best_of() {  # best wall time in microseconds of `repeats` runs of "$@" (each must succeed)
-  local best=""
-  for ((r = 0; r < repeats; r++)); do
-    rm -rf "$work/ws"
-    local start end
-    start=$(date +%s%N)
-    "$@" >/dev/null 2>&1
-    end=$(date +%s%N)
-    local t=$(( (end - start) / 1000 ))
-    if [ -z "$best" ] || [ "$t" -lt "$best" ]; then best=$t; fi
-  done
-  echo "$best"
-}
+export KILN_BEST_OF_RESET="rm -rf '$work/ws'"  # every run in a fresh workspace
+best_of() { kiln_best_of "$repeats" "$@"; }  # best wall time in microseconds
 
 echo "fan-out/fan-in DAGs of util.noop (layers of 49 steps and a join), $jobs jobs, best of $repeats"
 printf '%-8s %12s %12s %12s %12s\n' steps "plan s" "plan ms/step" "run s" "run ms/step"

@@ -228,6 +228,14 @@ std::string fan_in_body(const StoreWorkspace& ws) {
   return body;
 }
 
+// Runs the fan-in pipeline with a group commit window and a kill point; expects the kill.
+void run_until_killed(const StoreWorkspace& ws, const std::string& jobs, const std::string& window,
+                      const std::string& kill_at) {
+  const auto killed = ws.kiln({"run", ws.pipeline(fan_in_body(ws)), "--json", "--jobs", jobs},
+                              {{"KILN_GROUP_COMMIT_MS", window}, {"KILN_TEST_KILL_AT", kill_at}});
+  ASSERT_EQ(killed.status.signal, SIGKILL) << killed.output;
+}
+
 std::set<std::string> recorded_units(const std::string& workspace_dir) {
   kiln::host::Store store(workspace_dir);
   std::set<std::string> units;
@@ -240,10 +248,7 @@ std::set<std::string> recorded_units(const std::string& workspace_dir) {
 
 TEST(GroupCommit, UnitsThatEndTogetherAreWrittenInOneTransactionBeforeTheirDependentStarts) {
   StoreWorkspace ws;
-  const std::string file = ws.pipeline(fan_in_body(ws));
-  const auto killed = ws.kiln({"run", file, "--json", "--jobs", "2"},
-                              {{"KILN_GROUP_COMMIT_MS", "600000"}, {"KILN_TEST_KILL_AT", "group-committed:1"}});
-  ASSERT_EQ(killed.status.signal, SIGKILL) << killed.output;
+  ASSERT_NO_FATAL_FAILURE(run_until_killed(ws, "2", "600000", "group-committed:1"));
   EXPECT_EQ(recorded_units(ws.workspace()), (std::set<std::string>{"s0", "s1", "s2", "s3", "s4", "s5"}));
   EXPECT_EQ(ws.log().size(), 6u);  // the join had not started: its upstream was written first
   const auto resumed = ws.kiln({"resume", "latest", "--json"});
@@ -255,10 +260,7 @@ TEST(GroupCommit, UnitsThatEndTogetherAreWrittenInOneTransactionBeforeTheirDepen
 
 TEST(GroupCommit, AWindowOfZeroWritesEachUnitAlone) {
   StoreWorkspace ws;
-  const std::string file = ws.pipeline(fan_in_body(ws));
-  const auto killed = ws.kiln({"run", file, "--json", "--jobs", "1"},
-                              {{"KILN_GROUP_COMMIT_MS", "0"}, {"KILN_TEST_KILL_AT", "group-committed:1"}});
-  ASSERT_EQ(killed.status.signal, SIGKILL) << killed.output;
+  ASSERT_NO_FATAL_FAILURE(run_until_killed(ws, "1", "0", "group-committed:1"));
   EXPECT_EQ(recorded_units(ws.workspace()).size(), 1u);
 }
 
@@ -267,10 +269,7 @@ TEST(GroupCommit, AWindowOfZeroWritesEachUnitAlone) {
 // cases check); nothing downstream of it had started.
 TEST(GroupCommit, AKillBetweenAnEndAndItsGroupRunsTheUnitAgain) {
   StoreWorkspace ws;
-  const std::string file = ws.pipeline(fan_in_body(ws));
-  const auto killed = ws.kiln({"run", file, "--json", "--jobs", "1"},
-                              {{"KILN_GROUP_COMMIT_MS", "600000"}, {"KILN_TEST_KILL_AT", "step-finished:3"}});
-  ASSERT_EQ(killed.status.signal, SIGKILL) << killed.output;
+  ASSERT_NO_FATAL_FAILURE(run_until_killed(ws, "1", "600000", "step-finished:3"));
   EXPECT_TRUE(recorded_units(ws.workspace()).empty());
   const auto log = ws.log();
   ASSERT_EQ(log.size(), 3u);
