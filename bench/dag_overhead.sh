@@ -34,18 +34,7 @@ kiln_dag_yaml "dag$steps" "$layers" "$width" util.noop > "$work/dag.yaml"
 } > "$work/Makefile"
 # make treats the targets as files that never appear, so every rule runs.
 
-best_of() {  # best wall time in seconds of `repeats` runs of "$@"
-  local best=""
-  for ((r = 0; r < repeats; r++)); do
-    local start end
-    start=$(date +%s%N)
-    "$@" >/dev/null 2>&1
-    end=$(date +%s%N)
-    local t=$(( (end - start) / 1000 ))
-    if [ -z "$best" ] || [ "$t" -lt "$best" ]; then best=$t; fi
-  done
-  echo "$best"
-}
+best_of() { kiln_best_of "$repeats" "$@"; }  # best wall time in microseconds
 
 report() {  # name microseconds
   awk -v name="$1" -v us="$2" -v n="$steps" 'BEGIN { printf "%-28s %8.3f s  %6.2f ms/step\n", name, us / 1e6, us / 1e3 / n }'

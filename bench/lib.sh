@@ -20,3 +20,20 @@ kiln_dag_yaml() {
     prev="join$l"
   done
 }
+
+# kiln_best_of REPEATS CMD...: the best wall time, in microseconds, of REPEATS
+# runs of CMD (its output discarded). With KILN_BEST_OF_RESET set, that
+# command runs (untimed) before each repeat, e.g. to remove a workspace.
+kiln_best_of() {
+  local repeats=$1 best="" r start end t
+  shift
+  for ((r = 0; r < repeats; r++)); do
+    [ -n "${KILN_BEST_OF_RESET:-}" ] && eval "$KILN_BEST_OF_RESET"
+    start=$(date +%s%N)
+    "$@" >/dev/null 2>&1
+    end=$(date +%s%N)
+    t=$(( (end - start) / 1000 ))
+    if [ -z "$best" ] || [ "$t" -lt "$best" ]; then best=$t; fi
+  done
+  echo "$best"
+}

@@ -121,6 +121,42 @@ TEST(ManifestCache, CorruptEntryIsIgnoredAndRewritten) {
   EXPECT_TRUE(scanner.scan(kiln::test::util_plugin()).from_cache);
 }
 
+TEST(DigestCache, ADigestIsRememberedUntilTheLibraryChanges) {
+  TempDir cache, libs;
+  LibraryScanner::Options options{kiln::test::kiln_exe(), cache.path(), std::chrono::seconds(20)};
+  options.digest_settle = std::chrono::milliseconds(0);
+  const LibraryScanner scanner(options);
+  fs::copy_file(fixture("fixture_good"), libs / "plugin.so");
+  const auto first = scanner.scan(libs / "plugin.so");
+  ASSERT_TRUE(first.ok) << first.reason;
+  EXPECT_EQ(first.digest, kiln::host::sha256_file(libs / "plugin.so"));
+  // The remembered digest is what a second scan uses: an entry altered by
+  // hand shows through, so the file was not read again.
+  ASSERT_TRUE(fs::is_directory(cache / "digests"));
+  ASSERT_EQ(std::distance(fs::directory_iterator(cache / "digests"), fs::directory_iterator()), 1);
+  const fs::path entry = fs::directory_iterator(cache / "digests")->path();
+  auto remembered = kiln::host::Json::parse(kiln::host::read_file(entry));
+  remembered["digest"] = std::string(64, 'a');
+  kiln::test::write_text(entry, remembered.dump());
+  EXPECT_EQ(scanner.scan(libs / "plugin.so").digest, std::string(64, 'a'));
+  // A new file at the same path is hashed again.
+  fs::copy_file(fixture("fixture_noisy"), libs / "plugin.so", fs::copy_options::overwrite_existing);
+  const auto changed = scanner.scan(libs / "plugin.so");
+  EXPECT_EQ(changed.digest, kiln::host::sha256_file(libs / "plugin.so"));
+  EXPECT_EQ(changed.components.at(0).name, "fixture.misbehaving");
+}
+
+TEST(DigestCache, ARecentlyChangedLibraryIsNotRemembered) {
+  TempDir cache, libs;
+  LibraryScanner::Options options{kiln::test::kiln_exe(), cache.path(), std::chrono::seconds(20)};
+  options.digest_settle = std::chrono::hours(1);  // every file here changed within the hour
+  fs::copy_file(fixture("fixture_good"), libs / "plugin.so");
+  const auto scan = LibraryScanner(options).scan(libs / "plugin.so");
+  ASSERT_TRUE(scan.ok) << scan.reason;
+  EXPECT_EQ(scan.digest, kiln::host::sha256_file(libs / "plugin.so"));
+  EXPECT_FALSE(fs::exists(cache / "digests") && !fs::is_empty(cache / "digests"));
+}
+
 TEST(ManifestCache, FailuresAreNotCached) {
   TempDir cache;
   const auto scanner = scanner_with_cache(cache.path());

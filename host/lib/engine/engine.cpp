@@ -532,23 +532,22 @@ class Engine::Impl {
     launch.checkpoint_dir = unit.dir / "checkpoint";
     launch.container = spec.container;
     try {
-      fs::remove_all(launch.output_dir);  // left by an attempt a crashed host never recorded
-      fs::create_directories(launch.output_dir);
       launch.parameters = render_parameters(unit);
       launch.inputs = wired_inputs(unit);
     } catch (const std::exception& e) {
       return finish_unit(id, S::failed, std::string("cannot prepare the step: ") + e.what());
     }
-    if (journal_ && settle_without_running(id, launch)) {
-      std::error_code ignored;
-      fs::remove_all(launch.attempt_dir, ignored);  // created above for an attempt that was not needed
-      return;
+    if (journal_ && settle_without_running(id, launch)) return;  // no directory made for it (issue 16: speed)
+    try {
+      fs::remove_all(launch.output_dir);  // left by an attempt a crashed host never recorded
+      fs::create_directories(launch.attempt_dir);  // outputs/<port> is made when written (or committed)
+    } catch (const std::exception& e) {
+      return finish_unit(id, S::failed, std::string("cannot prepare the step: ") + e.what());
     }
     const std::string executor_name = executor_of(unit);
     const auto executor = executors_.find(executor_name);
     if (executor == executors_.end()) return finish_unit(id, S::failed, "no executor named '" + executor_name + "'");
     AttemptHandle& attempt = attempts_[static_cast<size_t>(id)];
-    attempt.events.open(launch.attempt_dir / "events.jsonl", std::ios::app);
     for (auto& [file, size] : attempt.log_sizes) size = 0;
     const auto now = clock_now();
     const auto deadline =
@@ -677,6 +676,8 @@ class Engine::Impl {
     const double time = seconds_since(started_);
     Json record = event_json(event);
     record["time"] = time;
+    if (!file.is_open())  // made at the first event: most steps of a big DAG send none
+      file.open(unit.dir / ("attempt-" + std::to_string(unit.attempt)) / "events.jsonl", std::ios::app);
     if (file) file << record.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";
     if (const auto* metric = std::get_if<MetricEvent>(&event)) {
       publish(events::Metric{unit.name, metric->name, metric->value, metric->step, time});

@@ -1,13 +1,15 @@
-// The engine's record in the store. Each state change is one transaction, and
-// the order of effects is chosen for crashes: outputs are durable in the
-// artifact store before the row that names them commits, so a recorded step
-// always has its artifacts, and an unrecorded one simply runs again.
+// The engine's record in the store. The order of effects is chosen for
+// crashes: outputs are durable in the artifact store before the row that names
+// them commits, so a recorded step always has its artifacts, and an
+// unrecorded one simply runs again. The records of units that end close
+// together are written in one transaction (group commit, see GroupCommit).
 #include <kiln/host/cache_key.hpp>
 #include <kiln/host/files.hpp>
 #include <kiln/host/host_identity.hpp>
 #include <kiln/host/run_journal.hpp>
 
 #include <cmath>
+#include <cstdlib>
 
 namespace kiln::host {
 namespace fs = std::filesystem;
@@ -17,6 +19,11 @@ namespace {
 Json parse_or(const Json& text, Json fallback) {
   if (!text.is_string() || text.get<std::string>().empty()) return fallback;
   return Json::parse(text.get<std::string>());
+}
+
+// The step a unit belongs to: "tune" for "tune[3.train]".
+std::string step_of(const std::string& unit) {
+  return unit.substr(0, unit.find('['));
 }
 
 StoredOutputs outputs_from_row(const Json& row, StepStatus status) {
@@ -30,11 +37,22 @@ StoredOutputs outputs_from_row(const Json& row, StepStatus status) {
 
 }  // namespace
 
-// Durability: a finished step's record (commit) and the run's start and end
-// are fsynced, because resume trusts them. The rest (an attempt began, a cache
-// hit, a failure) only survives a killed process; lost to a power cut, it
-// costs a rerun of an unfinished step or a repeated cache lookup, nothing more.
-RunJournal::RunJournal(Store& store, bool use_cache) : store_(store), use_cache_(use_cache) {}
+GroupCommit GroupCommit::from_environment() {
+  GroupCommit group;
+  if (const char* ms = std::getenv("KILN_GROUP_COMMIT_MS")) {
+    char* end = nullptr;
+    const long value = std::strtol(ms, &end, 10);
+    if (end != ms && *end == '\0' && value >= 0) group.window = std::chrono::milliseconds(value);
+  }
+  return group;
+}
+
+// Durability: a group of finished units' records and the run's start and end
+// are fsynced, because resume trusts them. An attempt's start only survives a
+// killed process (it is written before the attempt runs, so a resume marks it
+// interrupted); lost to a power cut, it costs a rerun of an unfinished step.
+RunJournal::RunJournal(Store& store, bool use_cache, GroupCommit group)
+    : store_(store), use_cache_(use_cache), policy_(group) {}
 
 void RunJournal::begin_run(const RunHeader& header, bool resume) {
   run_id_ = header.id;
@@ -73,6 +91,7 @@ void RunJournal::begin_run(const RunHeader& header, bool resume) {
 }
 
 void RunJournal::finish_run(RunStatus status, const std::string& message, double duration_seconds) {
+  write_group();  // normally written already (JournalObserver::flush), so the end is its own short commit
   store_.db.transaction([&] {
     flush_metrics();
     store_.db.execute(
@@ -122,6 +141,7 @@ CacheDecision RunJournal::decide(const UnitRef& unit, const Json& parameters,
     d.reason = "--no-cache";
     return d;
   }
+  if (group_keys_.count(d.key)) write_group();  // a unit that just ended stores this key
   if (const auto entry = store_.db.query_one("SELECT * FROM cache_entries WHERE key=?", {d.key})) {
     StoredOutputs out = outputs_from_row(*entry, StepStatus::cached);
     bool intact = true;
@@ -153,6 +173,7 @@ CacheDecision RunJournal::decide(const UnitRef& unit, const Json& parameters,
 
 void RunJournal::attempt_started(const UnitRef& unit, int attempt, const std::string& executor,
                                  const std::string& dir) {
+  if (depends_on_waiting(unit)) write_group();  // what it reads is durable before it runs
   store_.db.transaction(
       [&] {
         flush_metrics();
@@ -170,16 +191,13 @@ void RunJournal::attempt_started(const UnitRef& unit, int attempt, const std::st
 
 void RunJournal::attempt_ended(const UnitRef& unit, int attempt, StepStatus status, FailureClass failure,
                                const std::string& message, double duration_seconds) {
-  store_.db.transaction(
-      [&] {
-        flush_metrics();
-        store_.db.execute(
-            "UPDATE attempts SET status=?, finished_at=?, duration_seconds=?, failure=?, message=?"
-            " WHERE run_id=? AND unit=? AND attempt=?",
-            {to_string(status), wall_clock_now(), duration_seconds, to_string(failure), message, run_id_, unit.name,
-             attempt});
-      },
-      MetadataDb::Durability::process_crash);
+  enqueue(unit, "", [this, name = unit.name, attempt, status, failure, message, duration_seconds,
+                     at = wall_clock_now()] {
+    store_.db.execute(
+        "UPDATE attempts SET status=?, finished_at=?, duration_seconds=?, failure=?, message=?"
+        " WHERE run_id=? AND unit=? AND attempt=?",
+        {to_string(status), at, duration_seconds, to_string(failure), message, run_id_, name, attempt});
+  });
 }
 
 StoredOutputs RunJournal::commit(const UnitRef& unit, int attempt, const fs::path& outputs_dir,
@@ -197,16 +215,15 @@ StoredOutputs RunJournal::commit(const UnitRef& unit, int attempt, const fs::pat
     out.metadata[port.name] = result.output_metadata.value(port.name, Json::object());
   }
   kill_point("artifacts-committed");  // in the store, not yet recorded
-  store_.db.transaction([&] {
-    flush_metrics();
-    heartbeat();
+  const std::string key = cache.enabled ? cache.key : "";
+  enqueue(unit, key, [this, unit, attempt, committed, out, cache, inputs, duration_seconds, at = wall_clock_now()] {
     for (const auto& port : unit.step->component.manifest.outputs) {
-      const auto& c = committed[port.name];
+      const auto& c = committed.at(port.name);
       store_.db.execute(
           "INSERT OR IGNORE INTO artifacts (digest, type, size, producer_run, producer_unit, producer_output,"
           " description, metadata, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
           {c.digest, port.type, static_cast<int64_t>(c.size), run_id_, unit.name, port.name, port.description,
-           out.metadata[port.name].dump(), wall_clock_now()});
+           out.metadata.at(port.name).dump(), at});
       store_.db.execute("INSERT OR REPLACE INTO lineage (run_id, unit, role, name, digest) VALUES (?,?,?,?,?)",
                         {run_id_, unit.name, "output", port.name, c.digest});
     }
@@ -214,16 +231,17 @@ StoredOutputs RunJournal::commit(const UnitRef& unit, int attempt, const fs::pat
     store_.db.execute(
         "UPDATE attempts SET status='succeeded', finished_at=?, duration_seconds=?, cache_key=? "
         "WHERE run_id=? AND unit=? AND attempt=?",
-        {wall_clock_now(), duration_seconds, cache.key, run_id_, unit.name, attempt});
+        {at, duration_seconds, cache.key, run_id_, unit.name, attempt});
     write_unit(unit, StepStatus::succeeded, "", &out, &cache);
     if (cache.enabled)
       store_.db.execute(
           "INSERT OR REPLACE INTO cache_entries (key, step, component, parts, outputs, artifacts, metadata, run_id,"
           " unit, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
           {cache.key, unit.step->spec.name, unit.step->component.manifest.name, cache.parts.dump(), out.outputs.dump(),
-           out.artifacts.dump(), out.metadata.dump(), run_id_, unit.name, wall_clock_now()});
+           out.artifacts.dump(), out.metadata.dump(), run_id_, unit.name, at});
+    ++recorded_steps_;
   });
-  kill_point("step-recorded");
+  kill_point("step-finished");  // ended, its record waiting for its group
   return out;
 }
 
@@ -231,6 +249,7 @@ std::string RunJournal::commit_step_artifact(const UnitRef& step, const std::str
                                              const std::string& type, const std::string& description,
                                              const fs::path& dir, const Json& metadata,
                                              const std::map<std::string, InputArtifact>& inputs) {
+  write_group();
   const ArtifactStore::Committed committed = store_.artifacts.commit(dir);
   store_.db.transaction([&] {
     store_.db.execute(
@@ -247,30 +266,21 @@ std::string RunJournal::commit_step_artifact(const UnitRef& step, const std::str
 
 void RunJournal::record_cache_hit(const UnitRef& unit, int attempt, const CacheDecision& cache,
                                   const std::map<std::string, InputArtifact>& inputs) {
-  store_.db.transaction(
-      [&] {
-        flush_metrics();
-        heartbeat();
-        store_.db.execute(
-            "INSERT OR REPLACE INTO attempts (run_id, unit, attempt, status, executor, dir, started_at, finished_at,"
-            " duration_seconds, cache_key, cache_hit) VALUES (?,?,?,?,?,?,?,?,?,?,1)",
-            {run_id_, unit.name, attempt, to_string(StepStatus::cached), "cache", "", wall_clock_now(), wall_clock_now(), 0.0, cache.key});
-        for (const auto& [name, digest] : cache.hit->artifacts.items())
-          store_.db.execute("INSERT OR REPLACE INTO lineage (run_id, unit, role, name, digest) VALUES (?,?,?,?,?)",
-                            {run_id_, unit.name, "output", name, digest});
-        write_inputs(unit, inputs);
-        write_unit(unit, StepStatus::cached, "", &*cache.hit, &cache);
-      },
-      MetadataDb::Durability::process_crash);
+  enqueue(unit, "", [this, unit, attempt, cache, inputs, at = wall_clock_now()] {
+    store_.db.execute(
+        "INSERT OR REPLACE INTO attempts (run_id, unit, attempt, status, executor, dir, started_at, finished_at,"
+        " duration_seconds, cache_key, cache_hit) VALUES (?,?,?,?,?,?,?,?,?,?,1)",
+        {run_id_, unit.name, attempt, to_string(StepStatus::cached), "cache", "", at, at, 0.0, cache.key});
+    for (const auto& [name, digest] : cache.hit->artifacts.items())
+      store_.db.execute("INSERT OR REPLACE INTO lineage (run_id, unit, role, name, digest) VALUES (?,?,?,?,?)",
+                        {run_id_, unit.name, "output", name, digest});
+    write_inputs(unit, inputs);
+    write_unit(unit, StepStatus::cached, "", &*cache.hit, &cache);
+  });
 }
 
 void RunJournal::unit_ended(const UnitRef& unit, StepStatus status, const std::string& message) {
-  store_.db.transaction(
-      [&] {
-        flush_metrics();
-        write_unit(unit, status, message, nullptr, nullptr);
-      },
-      MetadataDb::Durability::process_crash);
+  enqueue(unit, "", [this, unit, status, message] { write_unit(unit, status, message, nullptr, nullptr); });
 }
 
 void RunJournal::metric(const std::string& unit, const std::string& name, int64_t step, double value, double time) {
@@ -314,6 +324,45 @@ void RunJournal::heartbeat() {
   store_.db.execute("UPDATE runs SET heartbeat_at=? WHERE id=?", {wall_clock_now(), run_id_});
 }
 
+void RunJournal::enqueue(const UnitRef& unit, std::string cache_key, std::function<void()> write) {
+  if (group_.empty()) oldest_ = std::chrono::steady_clock::now();
+  group_.push_back(std::move(write));
+  group_steps_.insert(step_of(unit.name));
+  if (!cache_key.empty()) group_keys_.insert(std::move(cache_key));
+  if (policy_.window.count() == 0 || group_.size() >= policy_.max_group) write_group();
+}
+
+bool RunJournal::depends_on_waiting(const UnitRef& unit) const {
+  if (group_.empty()) return false;
+  if (unit.step->spec.is_finally) return true;  // it may read the run's whole outcome
+  for (const auto& up : unit.step->upstream)
+    if (group_steps_.count(up)) return true;
+  // Another unit of the same step: a tuner's next trial, or a trial template's
+  // next step, may read it; a loop's items are independent of each other.
+  return group_steps_.count(step_of(unit.name)) && !(unit.item_index >= 0 && unit.step->spec.for_each);
+}
+
+void RunJournal::write_group() {
+  if (group_.empty()) return;
+  std::vector<std::function<void()>> writes;
+  writes.swap(group_);
+  group_steps_.clear();
+  group_keys_.clear();
+  const int before = recorded_steps_;
+  store_.db.transaction([&] {
+    flush_metrics();
+    heartbeat();
+    for (const auto& write : writes) write();
+  });
+  kill_point("group-committed");
+  for (int i = before; i < recorded_steps_; ++i) kill_point("step-recorded");
+}
+
+void RunJournal::pause(bool attempts_running) {
+  if (group_.empty()) return;
+  if (!attempts_running || std::chrono::steady_clock::now() - oldest_ >= policy_.window) write_group();
+}
+
 namespace {
 
 UnitRef ref_of(const UnitName& unit) { return UnitRef{unit.planned, unit.display, unit.item_index}; }
@@ -321,11 +370,14 @@ UnitRef ref_of(const UnitName& unit) { return UnitRef{unit.planned, unit.display
 struct JournalWriter {
   RunJournal& journal;
   std::optional<events::RunFinished>& finished;
+  int& running;
   void operator()(const events::AttemptStarted& e) const {
+    ++running;
     journal.attempt_started(ref_of(e.unit), e.attempt, e.executor, e.dir);
     kill_point("attempt-recorded");
   }
   void operator()(const events::AttemptEnded& e) const {
+    --running;
     if (e.status != StepStatus::succeeded)  // a success is recorded with its outputs (commit)
       journal.attempt_ended(ref_of(e.unit), e.attempt, e.status, e.failure, e.message, e.duration_seconds);
   }
@@ -346,13 +398,15 @@ struct JournalWriter {
 }  // namespace
 
 void JournalObserver::on_event(uint64_t, const RunEvent& event) {
-  std::visit(JournalWriter{journal_, finished_}, event);
+  std::visit(JournalWriter{journal_, finished_, running_}, event);
 }
 
 void JournalObserver::flush(bool final) {
-  if (!final || !finished_) return;
+  if (!final) return journal_.pause(running_ > 0);
+  if (!finished_) return;
   const events::RunFinished finished = *finished_;
   finished_.reset();
+  journal_.write_group();
   kill_point("run-finishing");
   journal_.finish_run(finished.status, finished.message, finished.duration_seconds);
 }

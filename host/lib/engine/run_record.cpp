@@ -3,6 +3,9 @@
 #include <kiln/host/host_identity.hpp>
 #include <kiln/host/run_record.hpp>
 
+#include <algorithm>
+#include <type_traits>
+
 namespace kiln::host {
 namespace fs = std::filesystem;
 
@@ -46,6 +49,7 @@ void RunRecord::operator()(const events::RunStarted& e) {
     }
   }
   for (const auto& step : e.steps) record_["steps"][step] = {{"status", to_string(StepStatus::pending)}};
+  index_steps();
   dirty_ = true;
   flush(true);
 }
@@ -59,7 +63,7 @@ void RunRecord::operator()(const events::RunFinished& e) {
 }
 
 void RunRecord::operator()(const events::StepChanged& e) {
-  Json& record = record_["steps"][e.step];
+  Json& record = step_record(e.step);
   record["status"] = to_string(e.status);
   if (!e.message.empty()) record["message"] = e.message;
   if (!e.outputs.is_null()) record["outputs"] = e.outputs;
@@ -135,14 +139,46 @@ void RunRecord::operator()(const events::Metric& e) {
 }
 
 void RunRecord::operator()(const events::TrialsRecorded& e) {
-  Json& record = record_["steps"][e.step];
+  Json& record = step_record(e.step);
   if (!e.digest.empty()) record["digests"]["trials"] = e.digest;
   record["trials"] = e.path;
   dirty_ = true;
 }
 
+void RunRecord::index_steps() {
+  step_index_.clear();
+  const auto& steps = record_["steps"].get_ref<const Json::object_t&>();
+  size_t position = 0;
+  for (auto it = steps.begin(); it != steps.end(); ++it) step_index_[it->first] = position++;
+}
+
+namespace {
+
+// The entry of `step` in a steps object (const or not), at the indexed position.
+template <typename J>
+J* indexed_entry(J& steps, const std::unordered_map<std::string, size_t>& index, const std::string& step) {
+  const auto found = index.find(step);
+  if (found == index.end() || !steps.is_object() || found->second >= steps.size()) return nullptr;
+  auto& object = steps.template get_ref<std::conditional_t<std::is_const_v<J>, const Json::object_t&, Json::object_t&>>();
+  const auto it = object.begin() + static_cast<std::ptrdiff_t>(found->second);
+  return it->first == step ? &it->second : nullptr;
+}
+
+}  // namespace
+
+const Json* RunRecord::find_step_record(const std::string& step) const {
+  return record_.contains("steps") ? indexed_entry(record_["steps"], step_index_, step) : nullptr;
+}
+
+Json& RunRecord::step_record(const std::string& step) {
+  if (Json* known = indexed_entry(record_["steps"], step_index_, step)) return *known;
+  record_["steps"][step] = Json::object();  // a step the run did not list at its start
+  index_steps();
+  return *indexed_entry(record_["steps"], step_index_, step);
+}
+
 Json& RunRecord::unit_record(const UnitName& unit, const Json& item) {
-  Json& step = record_["steps"][unit.step];
+  Json& step = step_record(unit.step);
   if (unit.item_index < 0) {
     if (!step.contains("attempts")) step["attempts"] = Json::array();
     return step;
@@ -160,7 +196,9 @@ const Json* RunRecord::previous_unit_record(const UnitName& unit) const {
 }
 
 double RunRecord::attempt_seconds(const UnitName& unit) const {
-  const Json& step = record_["steps"][unit.step];
+  const Json* found = find_step_record(unit.step);
+  if (found == nullptr) return 0;
+  const Json& step = *found;
   const Json* entry = &step;
   if (unit.item_index >= 0) {
     if (!step.contains("units") || !step["units"].contains(unit.key)) return 0;
@@ -173,11 +211,17 @@ double RunRecord::attempt_seconds(const UnitName& unit) const {
 
 void RunRecord::flush(bool final) {
   const auto now = std::chrono::steady_clock::now();
-  if (!dirty_ || (!final && now - last_save_ < std::chrono::milliseconds(100))) return;
+  if (!dirty_ || (!final && now - last_save_ < interval_)) return;
   kill_point("run-json");
-  write_file_atomic(run_dir_ / "run.json", record_.dump(2, ' ', false, Json::error_handler_t::replace));
+  // Snapshots of a running run are replaced within 100 ms: atomic, not
+  // fsynced (the store is what resume trusts); the ended run's is fsynced.
+  const bool ended = record_.value("status", "") != to_string(RunStatus::running);
+  write_file_atomic(run_dir_ / "run.json", record_.dump(2, ' ', false, Json::error_handler_t::replace),
+                    0644, ended ? FileSync::durable : FileSync::atomic);
   dirty_ = false;
-  last_save_ = now;
+  last_save_ = std::chrono::steady_clock::now();
+  // Writing it may take at most a tenth of the time: a huge run is saved less often.
+  interval_ = std::max<std::chrono::steady_clock::duration>(std::chrono::milliseconds(100), (last_save_ - now) * 10);
 }
 
 }  // namespace kiln::host

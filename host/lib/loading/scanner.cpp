@@ -1,7 +1,10 @@
+#include <sys/stat.h>
 #include <kiln/host/files.hpp>
 #include <kiln/host/plugin_library.hpp>
 #include <kiln/host/scanner.hpp>
 #include <kiln/host/subprocess.hpp>
+
+#include <algorithm>
 
 namespace kiln::host {
 namespace fs = std::filesystem;
@@ -36,6 +39,27 @@ std::string child_failure_reason(const CapturedRun& run, std::chrono::millisecon
   return "scanner " + run.status.describe() + " without describing the library" + detail;
 }
 
+// What identifies one version of a file without reading it: any write
+// changes its ctime (which no user call can set back), a replacement changes
+// its inode. Git trusts the same fields in its index.
+Json file_identity(const fs::path& file) {
+  struct stat st {};
+  if (::stat(file.c_str(), &st) != 0) return nullptr;
+  return Json{{"dev", static_cast<uint64_t>(st.st_dev)}, {"ino", static_cast<uint64_t>(st.st_ino)},
+              {"size", static_cast<int64_t>(st.st_size)},
+              {"mtime_ns", static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec},
+              {"ctime_ns", static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec}};
+}
+
+// Whether the file last changed longer than `settle` ago.
+bool settled(const Json& identity, std::chrono::milliseconds settle) {
+  const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  const int64_t changed = std::max(identity["mtime_ns"].get<int64_t>(), identity["ctime_ns"].get<int64_t>());
+  return now - changed >= std::chrono::duration_cast<std::chrono::nanoseconds>(settle).count();
+}
+
 }  // namespace
 
 std::string describe_library_in_process(const fs::path& library) {
@@ -60,11 +84,35 @@ fs::path LibraryScanner::cache_file(const std::string& digest) const {
   return options_.cache_dir / "manifests" / (digest + ".json");
 }
 
+// Hashing every library on the search path (tens of MB) was most of a short
+// run's start-up; a library's digest is remembered by its identity instead
+// and computed again when the file changed.
+std::string LibraryScanner::library_digest(const fs::path& library) const {
+  if (options_.cache_dir.empty()) return sha256_file(library);
+  const Json identity = file_identity(library);
+  const fs::path entry = options_.cache_dir / "digests" / (sha256_hex(fs::absolute(library).string()) + ".json");
+  if (!identity.is_null()) {
+    try {
+      const Json cached = Json::parse(read_file(entry));
+      if (cached.at("identity") == identity) return cached.at("digest").get<std::string>();
+    } catch (const std::exception&) {  // missing, unreadable or stale: hash the file
+    }
+  }
+  const std::string digest = sha256_file(library);
+  if (!identity.is_null() && identity == file_identity(library) && settled(identity, options_.digest_settle)) {
+    try {
+      write_file_atomic(entry, Json{{"library", library.string()}, {"identity", identity}, {"digest", digest}}.dump());
+    } catch (const std::exception&) {  // a read-only cache only costs speed
+    }
+  }
+  return digest;
+}
+
 LibraryScan LibraryScanner::scan(const fs::path& library) const {
   LibraryScan scan;
   scan.path = library;
   try {
-    scan.digest = sha256_file(library);
+    scan.digest = library_digest(library);
   } catch (const std::exception& e) {
     scan.reason = e.what();
     return scan;

@@ -12,12 +12,19 @@ namespace kiln::host {
 // Reads a whole file. Throws std::runtime_error naming the path.
 std::string read_file(const std::filesystem::path& path);
 
+// How far a write must survive: `durable` fsyncs the file and its directory
+// (it survives power loss); `atomic` only renames (it survives the process
+// being killed, and a reader still never sees a part), for snapshots that
+// are rewritten soon anyway.
+enum class FileSync { durable, atomic };
+
 // Writes `content` to `path` atomically: a reader sees the old file or the
 // whole new one, never a part. Creates parent directories. The file has
 // `mode` (less the umask) from its first byte: the temporary file is created
 // with O_CREAT|O_EXCL|O_NOFOLLOW and that mode, under a random name, and no
 // chmod follows; so 0600 leaves no moment when another user could open it.
-void write_file_atomic(const std::filesystem::path& path, const std::string& content, mode_t mode = 0644);
+void write_file_atomic(const std::filesystem::path& path, const std::string& content, mode_t mode = 0644,
+                       FileSync sync = FileSync::durable);
 
 // Lower-case hex sha256 of a file's content.
 std::string sha256_file(const std::filesystem::path& path);

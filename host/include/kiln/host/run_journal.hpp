@@ -11,8 +11,11 @@
 #include <kiln/host/run_status.hpp>
 #include <kiln/host/store.hpp>
 
+#include <chrono>
+#include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -49,9 +52,29 @@ struct RunHeader {
   Json options = Json::object();  // how it was started (jobs, executor, no_cache), for resume
 };
 
+// Group commit: what a unit's end records (its outputs, lineage, attempt
+// and cache entry; a failure; a cache hit) waits in memory and is written
+// with the records of other units that end close together, in one fsynced
+// transaction. The group is written (see docs/architecture.md, "Durability"):
+//   - before an attempt starts that could read it: a unit of a step
+//     downstream of a waiting unit, or another unit (trial) of the same
+//     tuning step or trial template;
+//   - before a cache lookup for a key a waiting unit is about to store;
+//   - at a scheduler pause once the oldest waiting record is `window` old,
+//     or when no attempt is running (nothing else will end soon);
+//   - when `max_group` records wait, and at the run's end.
+// A unit whose record was lost to a crash before it was written simply runs
+// again on resume; nothing downstream of it ran.
+struct GroupCommit {
+  std::chrono::milliseconds window{100};
+  size_t max_group = 1000;
+  // KILN_GROUP_COMMIT_MS overrides the window (0: one transaction per unit).
+  static GroupCommit from_environment();
+};
+
 class RunJournal {
  public:
-  RunJournal(Store& store, bool use_cache);
+  RunJournal(Store& store, bool use_cache, GroupCommit group = GroupCommit::from_environment());
 
   // Records a new run, or (resume) takes over an existing one: its running
   // attempts are marked interrupted and its finished units are kept.
@@ -85,6 +108,12 @@ class RunJournal {
   void unit_ended(const UnitRef& unit, StepStatus status, const std::string& message);
   void metric(const std::string& unit, const std::string& name, int64_t step, double value, double time);
 
+  // Writes the waiting group now (one transaction; fsynced).
+  void write_group();
+  // A scheduler pause: writes the group when it is due (see GroupCommit).
+  void pause(bool attempts_running);
+  size_t waiting() const { return group_.size(); }
+
   std::filesystem::path artifact_path(const std::string& digest) const { return store_.artifacts.path_of(digest); }
 
  private:
@@ -93,6 +122,11 @@ class RunJournal {
   void write_inputs(const UnitRef& unit, const std::map<std::string, InputArtifact>& inputs);
   void flush_metrics();
   void heartbeat();
+  // Queues the writes of a unit's end; `step` is the step whose dependents
+  // must not start before it is written.
+  void enqueue(const UnitRef& unit, std::string cache_key, std::function<void()> write);
+  // Whether an attempt of `unit` could read a waiting record.
+  bool depends_on_waiting(const UnitRef& unit) const;
 
   Store& store_;
   bool use_cache_;
@@ -100,6 +134,12 @@ class RunJournal {
   std::map<std::string, StoredOutputs> kept_;
   std::map<std::string, int> last_attempt_;
   std::vector<Json> metrics_;  // written with the next transaction
+  GroupCommit policy_;
+  std::vector<std::function<void()>> group_;  // waiting writes, in order
+  std::set<std::string> group_steps_;         // the steps ("tune" of "tune[3.train]") they belong to
+  std::set<std::string> group_keys_;          // cache keys they store
+  std::chrono::steady_clock::time_point oldest_{};
+  int recorded_steps_ = 0;  // successful units written so far (the step-recorded kill point)
 };
 
 // Writes the events the store keeps: attempts begun and ended, units that
@@ -109,12 +149,14 @@ class JournalObserver : public RunObserver {
  public:
   explicit JournalObserver(RunJournal& journal) : journal_(journal) {}
   void on_event(uint64_t seq, const RunEvent& event) override;
-  // The run's end is written at the final flush, after run.json.
+  // A pause writes the group when due; the run's end is written at the final
+  // flush, after run.json, with whatever waits.
   void flush(bool final) override;
 
  private:
   RunJournal& journal_;
   std::optional<events::RunFinished> finished_;
+  int running_ = 0;  // attempts started and not ended
 };
 
 }  // namespace kiln::host

@@ -1,6 +1,7 @@
 // Scanning plugin libraries safely: each unknown library is loaded in a child
 // process (`kiln __scan-library`), so one that crashes, hangs or throws while
-// loading cannot take the host down. Results are cached by content digest.
+// loading cannot take the host down. Results are cached by content digest,
+// and a library's digest by the file's identity (device, inode, size, times).
 #pragma once
 
 #include <kiln/host/json.hpp>
@@ -33,6 +34,10 @@ class LibraryScanner {
     std::filesystem::path scanner_executable;  // a `kiln` binary
     std::filesystem::path cache_dir;           // empty: no manifest cache
     std::chrono::milliseconds timeout{10000};
+    // A library changed more recently than this is hashed each time, its
+    // digest not remembered: within the file system's timestamp granularity a
+    // second write could leave the times as they were ("racy git").
+    std::chrono::milliseconds digest_settle{2000};
   };
   explicit LibraryScanner(Options options) : options_(std::move(options)) {}
 
@@ -42,6 +47,7 @@ class LibraryScanner {
  private:
   LibraryScan scan_in_child(const std::filesystem::path& library) const;
   std::filesystem::path cache_file(const std::string& digest) const;
+  std::string library_digest(const std::filesystem::path& library) const;
   Options options_;
 };
 
