@@ -1,6 +1,8 @@
 // Manifests: what the SDK writes, the host reads back unchanged; what breaks
 // the rules is rejected with the field named.
 #include <gtest/gtest.h>
+
+#include <cmath>
 #include <kiln/host/manifest.hpp>
 #include <kiln/sdk.hpp>
 
@@ -109,4 +111,20 @@ TEST(Manifest, ChecksParameterValues) {
   EXPECT_EQ(*check_parameter_value(epochs, Json(0)), "0 is below the minimum 1");
   EXPECT_EQ(*check_parameter_value(*m.find_parameter("optimizer"), Json("rmsprop")),
             "\"rmsprop\" is not one of: sgd, adam, adamw");
+}
+
+// Found by fuzz_spec: a bound past int64's range (min: 2e22) was converted to
+// int64 to ask whether it is integral, which is undefined (UBSan stops there).
+TEST(Manifest, BoundsPastTheIntegerRangeStayFloats) {
+  using kiln::host::bound_json;
+  EXPECT_EQ(bound_json(3.0), Json(3));
+  EXPECT_TRUE(bound_json(3.0).is_number_integer());
+  EXPECT_EQ(bound_json(-7.0), Json(-7));
+  EXPECT_TRUE(bound_json(2.5).is_number_float());
+  for (const double big : {2e22, -2e22, 9.3e18, -9.3e18, 1e300}) {
+    const Json bound = bound_json(big);
+    EXPECT_TRUE(bound.is_number_float()) << big;
+    EXPECT_EQ(bound.get<double>(), big);
+  }
+  EXPECT_TRUE(bound_json(std::nan("")).is_number_float() || bound_json(std::nan("")).is_null());
 }

@@ -134,7 +134,8 @@ bool is_component_name(const std::string& text) {
 }
 
 Json bound_json(double value) {
-  const bool integral = value == static_cast<double>(static_cast<int64_t>(value)) && std::abs(value) < 9e15;
+  // Range first: converting a double past int64's range (or NaN) is undefined.
+  const bool integral = std::abs(value) < 9e15 && value == std::trunc(value);
   return integral ? Json(static_cast<int64_t>(value)) : Json(value);
 }
 
