@@ -1,0 +1,263 @@
+#include "run_control_api.hpp"
+
+#include "run_launcher.hpp"
+
+#include <kiln/host/files.hpp>
+#include <kiln/host/host_identity.hpp>
+#include <kiln/host/json_bounded.hpp>
+#include <kiln/host/metadata_db.hpp>
+#include <kiln/host/paths.hpp>
+#include <kiln/host/plan.hpp>
+#include <kiln/host/run_status.hpp>
+#include <kiln/host/run_store.hpp>
+#include <kiln/host/yaml_json.hpp>
+
+#include <signal.h>
+
+#include <algorithm>
+#include <functional>
+
+namespace kiln::ui {
+
+namespace fs = std::filesystem;
+using host::Json;
+
+struct RunControlApi::Launch {
+  std::string id;
+  std::vector<std::string> args;  // after the kiln executable
+};
+
+namespace {
+
+// The request body as a JSON object with only `known` keys; 400 otherwise.
+Json body_object(const std::string& body, const std::vector<std::string>& known) {
+  if (body.empty()) return Json::object();
+  Json json = Json::parse(body, nullptr, false);
+  if (json.is_discarded() || !json.is_object()) throw ApiError(400, "the body must be a JSON object");
+  if (host::nested_deeper_than(json, host::kMaxOutputValueDepth))
+    throw ApiError(400, "the body nests deeper than " + std::to_string(host::kMaxOutputValueDepth) + " levels");
+  for (const auto& [key, value] : json.items())
+    if (std::find(known.begin(), known.end(), key) == known.end()) {
+      std::string all;
+      for (const auto& k : known) all += (all.empty() ? "" : ", ") + k;
+      throw ApiError(400, "unknown field '" + host::excerpt_text(key) + "' in the body (known: " + all + ")");
+    }
+  return json;
+}
+
+std::string text_field(const Json& body, const char* name, size_t max) {
+  if (!body.contains(name)) return "";
+  if (!body[name].is_string()) throw ApiError(400, std::string("field '") + name + "' must be a string");
+  const std::string value = body[name].get<std::string>();
+  if (value.size() > max)
+    throw ApiError(413, std::string("field '") + name + "' has " + std::to_string(value.size()) +
+                            " bytes; at most " + std::to_string(max) + " are accepted");
+  return value;
+}
+
+// The "params" object, each text value of a declared non-string parameter
+// read as `--param` reads it (a form sends "0.5" for a float).
+Json params_of(const Json& body, const host::PipelineSpec& spec) {
+  if (!body.contains("params") || body["params"].is_null()) return Json::object();
+  if (!body["params"].is_object()) throw ApiError(400, "field 'params' must be an object of name: value");
+  Json params = body["params"];
+  for (auto& [name, value] : params.items()) {
+    const auto* declared = spec.find_parameter(name);
+    if (declared == nullptr || !value.is_string() || declared->spec.type == host::ValueType::String) continue;
+    try {
+      value = host::parse_parameter_text(declared->spec, value.get<std::string>());
+    } catch (const std::invalid_argument& e) {
+      throw ApiError(400, "parameter '" + name + "': " + e.what(),
+                     Json::array({Json{{"file", spec.file}, {"line", declared->pos.line}, {"column", declared->pos.column},
+                                       {"field", "params." + name}, {"message", e.what()}}}));
+    }
+  }
+  return params;
+}
+
+host::PipelineSpec parse_or_400(const std::function<host::PipelineSpec()>& parse, const std::string& shown_as) {
+  try {
+    return parse();
+  } catch (const host::SpecError& e) {
+    const size_t n = e.diagnostics().size();
+    throw ApiError(400, std::to_string(n) + (n == 1 ? " problem" : " problems") + " in " + shown_as,
+                   problems_json(e));
+  }
+}
+
+}  // namespace
+
+RunControlApi::RunControlApi(fs::path workspace, fs::path kiln, const PipelinesApi& pipelines, PluginsApi& plugins)
+    : workspace_(std::move(workspace)),
+      kiln_(kiln.empty() ? host::executable_path() : std::move(kiln)),
+      pipelines_(pipelines),
+      plugins_(plugins) {}
+
+fs::path RunControlApi::launches_dir() const {
+  const fs::path dir = workspace_ / "ui" / "launches";
+  fs::create_directories(dir);
+  return dir;
+}
+
+Json RunControlApi::launch(const Launch& launch) {
+  const fs::path log = launches_dir() / (launch.id + ".log");
+  std::vector<std::string> argv{kiln_.string()};
+  argv.insert(argv.end(), launch.args.begin(), launch.args.end());
+  int pid = 0;
+  try {
+    pid = launch_detached(argv, log);
+  } catch (const std::runtime_error& e) {
+    throw ApiError(500, e.what());
+  }
+  return Json{{"id", launch.id}, {"pid", pid}, {"log", fs::relative(log, workspace_).generic_string()},
+              {"events", "/api/v1/runs/" + launch.id + "/events"}};
+}
+
+Json RunControlApi::start(const std::string& body_text) {
+  const Json body = body_object(body_text, {"pipeline", "yaml", "file_name", "params", "no_cache"});
+  const std::string name = text_field(body, "pipeline", 256);
+  const std::string yaml = text_field(body, "yaml", kMaxUploadBytes);
+  if (name.empty() == yaml.empty())
+    throw ApiError(400, "give either 'pipeline' (a name from GET /api/v1/pipelines) or 'yaml' (a pipeline's text)");
+  if (body.contains("no_cache") && !body["no_cache"].is_boolean())
+    throw ApiError(400, "field 'no_cache' must be true or false");
+
+  host::PipelineSpec spec;
+  fs::path file;
+  std::string shown_as;
+  if (!name.empty()) {
+    file = pipelines_.file_of(name);
+    shown_as = file.string();
+    spec = parse_or_400([&] { return host::parse_pipeline_file(file.string()); }, shown_as);
+  } else {
+    std::string file_name = text_field(body, "file_name", 128);
+    if (file_name.empty()) file_name = "uploaded.yaml";
+    if (file_name.find('/') != std::string::npos) throw ApiError(400, "field 'file_name' must be a name, not a path");
+    shown_as = file_name;
+    // An uploaded pipeline imports nothing: its imports would be files of this server.
+    Json doc;
+    try {
+      doc = host::parse_yaml_value(yaml);
+    } catch (const std::exception&) {
+      doc = nullptr;  // the spec parser reports the syntax at its line
+    }
+    if (doc.is_object() && doc.contains("imports"))
+      throw ApiError(400, file_name + ": an uploaded pipeline cannot import files (imports); inline its templates");
+    spec = parse_or_400([&] { return host::parse_pipeline_text(yaml, file_name); }, shown_as);
+  }
+  const Json params = params_of(body, spec);
+  const std::string pipeline_name = spec.name;
+  parse_or_400([&] { host::plan_pipeline(std::move(spec), plugins_.catalog(), params, "params"); return host::PipelineSpec{}; },
+               shown_as);
+
+  Launch l;
+  l.id = host::new_run_id(pipeline_name);
+  const fs::path dir = launches_dir();
+  if (file.empty()) {
+    file = dir / (l.id + ".yaml");
+    host::write_file_atomic(file, yaml);
+  }
+  const fs::path params_file = dir / (l.id + ".params.json");
+  host::write_file_atomic(params_file, params.dump() + "\n");
+  l.args = {"run", file.string(), "--params-file", params_file.string(), "--run-id", l.id,
+            "--workdir", workspace_.string()};
+  if (body.value("no_cache", false)) l.args.push_back("--no-cache");
+  Json out = launch(l);
+  out["pipeline"] = pipeline_name;
+  return out;
+}
+
+Json RunControlApi::run_row(const std::string& id) const {
+  if (!host::is_run_id(id)) throw ApiError(400, "'" + host::excerpt_text(id) + "' is not a run id");
+  const fs::path db_file = workspace_ / "kiln.db";
+  std::error_code ec;
+  if (!fs::exists(db_file, ec)) throw ApiError(404, "no run '" + id + "': the workspace has no runs yet");
+  host::MetadataDb db(db_file);
+  const auto row = db.query_one("SELECT * FROM runs WHERE id=?", {id});
+  if (!row) throw ApiError(404, "no run '" + id + "' in " + db_file.string());
+  return *row;
+}
+
+Json RunControlApi::cancel(const std::string& id) {
+  const Json row = run_row(id);
+  const std::string status = row.value("status", "");
+  if (status != "running") throw ApiError(409, "run " + id + " is " + status + ": there is nothing to cancel");
+  const auto recorded = host::recorded_identity(row);
+  if (!recorded) throw ApiError(409, "run " + id + " recorded no host process to signal");
+  SignalResult result;
+  try {
+    result = signal_recorded_process(*recorded, SIGTERM);
+  } catch (const std::runtime_error& e) {
+    throw ApiError(500, e.what());
+  }
+  if (result == SignalResult::elsewhere)
+    throw ApiError(409, "run " + id + " runs on " + recorded->host + ", not on this machine: cancel it there");
+  if (result == SignalResult::gone)
+    throw ApiError(409, "run " + id + "'s process (pid " + std::to_string(recorded->pid) +
+                            ") is gone: the run was interrupted; resume it (POST /api/v1/runs/" + id + "/resume)");
+  return Json{{"id", id}, {"signalled", recorded->pid}, {"signal", "SIGTERM"}};
+}
+
+Json RunControlApi::resume(const std::string& id) {
+  const Json row = run_row(id);
+  const auto status = host::parse_run_status(row.value("status", ""));
+  if (status == host::RunStatus::succeeded) throw ApiError(409, "run " + id + " already succeeded: nothing to resume");
+  if (row.value("status", "") == "running") {
+    const auto state = host::liveness_of(row);
+    if (state == host::HostState::alive) throw ApiError(409, "run " + id + " is still running");
+    if (state == host::HostState::unknown)
+      throw ApiError(409, "run " + id + " was started on another machine; resume it there (or kiln resume --force)");
+  }
+  Launch l;
+  l.id = id;
+  l.args = {"resume", id, "--workdir", workspace_.string()};
+  // A resumed run's output follows its first launch's in the same log.
+  return launch(l);
+}
+
+Json RunControlApi::rerun(const std::string& id, const std::string& body_text) {
+  const Json body = body_object(body_text, {"params", "no_cache"});
+  const Json row = run_row(id);
+  const std::string spec_text = row.value("spec_text", "");
+  const std::string spec_file = row.value("spec_file", "");
+  // The recorded file when it still holds the recorded text (its imports
+  // resolve beside it), else the recorded text in the launches directory.
+  std::error_code ec;
+  bool same_file = false;
+  try {
+    same_file = fs::is_regular_file(spec_file, ec) && host::read_file(spec_file) == spec_text;
+  } catch (const std::exception&) {
+  }
+  Launch l;
+  host::PipelineSpec spec = parse_or_400([&] { return host::parse_pipeline_text(spec_text, spec_file); }, spec_file);
+  l.id = host::new_run_id(spec.name);
+  const fs::path dir = launches_dir();
+  fs::path file = spec_file;
+  if (!same_file) {
+    file = dir / (l.id + ".yaml");
+    host::write_file_atomic(file, spec_text);
+  }
+  Json params = Json::parse(row.value("parameters", "{}"), nullptr, false);
+  if (!params.is_object()) params = Json::object();
+  const Json edited = params_of(body, spec);
+  for (const auto& [name, value] : edited.items()) params[name] = value;
+  const std::string pipeline_name = spec.name;
+  parse_or_400([&] { host::plan_pipeline(std::move(spec), plugins_.catalog(), params, "params"); return host::PipelineSpec{}; },
+               spec_file);
+  const fs::path params_file = dir / (l.id + ".params.json");
+  host::write_file_atomic(params_file, params.dump() + "\n");
+  const Json options = Json::parse(row.value("options", "{}"), nullptr, false);
+  l.args = {"run", file.string(), "--params-file", params_file.string(), "--run-id", l.id,
+            "--workdir", workspace_.string()};
+  if (options.is_object()) {
+    if (options.value("executor", "") != "") l.args.insert(l.args.end(), {"--executor", options["executor"].get<std::string>()});
+    if (options.value("no_cache", false) || body.value("no_cache", false)) l.args.push_back("--no-cache");
+  }
+  Json out = launch(l);
+  out["pipeline"] = pipeline_name;
+  out["rerun_of"] = id;
+  out["params"] = params;
+  return out;
+}
+
+}  // namespace kiln::ui
