@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <map>
 
 namespace kiln::ui {
 
@@ -28,6 +29,9 @@ struct RunControlApi::Launch {
 };
 
 namespace {
+
+// What plan_pipeline calls the request's parameters in its problems.
+constexpr const char* kParamsOrigin = "params";
 
 // The request body as a JSON object with only `known` keys; 400 otherwise.
 Json body_object(const std::string& body, const std::vector<std::string>& known) {
@@ -82,6 +86,38 @@ host::PipelineSpec parse_or_400(const std::function<host::PipelineSpec()>& parse
     const size_t n = e.diagnostics().size();
     throw ApiError(400, std::to_string(n) + (n == 1 ? " problem" : " problems") + " in " + shown_as,
                    problems_json(e));
+  }
+}
+
+// Plans `spec` with `params` (what `kiln run` will do first): a 400 with every
+// problem otherwise. A problem with a given value is placed at the parameter's
+// declaration, with its field (params.NAME).
+void plan_or_400(host::PipelineSpec spec, const host::PluginCatalog& catalog, const Json& params,
+                 const std::string& shown_as) {
+  std::map<std::string, host::SourcePos> declared;
+  for (const auto& p : spec.parameters) declared[p.spec.name] = p.pos;
+  const std::string file = spec.file;
+  try {
+    host::plan_pipeline(std::move(spec), catalog, params, kParamsOrigin);
+  } catch (const host::SpecError& e) {
+    Json problems = problems_json(e);
+    for (auto& problem : problems) {
+      if (problem["file"] != kParamsOrigin) continue;
+      const std::string message = problem["message"];
+      const std::string prefix = "parameter '";
+      if (message.rfind(prefix, 0) != 0) continue;
+      const std::string name = message.substr(prefix.size(), message.find('\'', prefix.size()) - prefix.size());
+      problem["field"] = "params." + name;
+      const auto at = declared.find(name);
+      problem["file"] = file;
+      problem["line"] = at == declared.end() ? 0 : at->second.line;
+      problem["column"] = at == declared.end() ? 0 : at->second.column;
+      problem["text"] = file + ":" + std::to_string(problem["line"].get<int>()) + ":" +
+                        std::to_string(problem["column"].get<int>()) + ": " + message + " (params." + name + ")";
+    }
+    const size_t n = problems.size();
+    throw ApiError(400, std::to_string(n) + (n == 1 ? " problem" : " problems") + " in " + shown_as,
+                   std::move(problems));
   }
 }
 
@@ -147,8 +183,7 @@ Json RunControlApi::start(const std::string& body_text) {
   }
   const Json params = params_of(body, spec);
   const std::string pipeline_name = spec.name;
-  parse_or_400([&] { host::plan_pipeline(std::move(spec), plugins_.catalog(), params, "params"); return host::PipelineSpec{}; },
-               shown_as);
+  plan_or_400(std::move(spec), plugins_.catalog(), params, shown_as);
 
   Launch l;
   l.id = host::new_run_id(pipeline_name);
@@ -180,7 +215,12 @@ Json RunControlApi::run_row(const std::string& id) const {
 
 Json RunControlApi::cancel(const std::string& id) {
   const Json row = run_row(id);
-  const std::string status = row.value("status", "");
+  std::string status = row.value("status", "");
+  // The run's record says it ended a moment before its database row does: either is enough.
+  try {
+    if (status == "running") status = host::read_run(host::runs_dir(workspace_) / id).value("status", status);
+  } catch (const std::exception&) {  // no record yet: the row decides
+  }
   if (status != "running") throw ApiError(409, "run " + id + " is " + status + ": there is nothing to cancel");
   const auto recorded = host::recorded_identity(row);
   if (!recorded) throw ApiError(409, "run " + id + " recorded no host process to signal");
@@ -242,8 +282,7 @@ Json RunControlApi::rerun(const std::string& id, const std::string& body_text) {
   const Json edited = params_of(body, spec);
   for (const auto& [name, value] : edited.items()) params[name] = value;
   const std::string pipeline_name = spec.name;
-  parse_or_400([&] { host::plan_pipeline(std::move(spec), plugins_.catalog(), params, "params"); return host::PipelineSpec{}; },
-               spec_file);
+  plan_or_400(std::move(spec), plugins_.catalog(), params, spec_file);
   const fs::path params_file = dir / (l.id + ".params.json");
   host::write_file_atomic(params_file, params.dump() + "\n");
   const Json options = Json::parse(row.value("options", "{}"), nullptr, false);
