@@ -18,8 +18,10 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <random>
 
 #include "raw_http_client.hpp"
+#include "run_request.hpp"
 #include "test_support.hpp"
 
 namespace kiln::test {
@@ -620,6 +622,50 @@ TEST_F(UiControl, ShowsTheModelRepositoryWithSources) {
   EXPECT_EQ(digits["versions"][0]["source"], (Json{{"run", run}, {"step", "publish"}, {"artifact", model}}));
   EXPECT_TRUE(digits["versions"][1]["source"].is_null());
   EXPECT_EQ(api(port(), "GET", "/api/v1/models?repo=/etc").status, 400);  // only --models is read
+}
+
+}  // namespace
+}  // namespace kiln::test
+
+namespace kiln::test {
+namespace {
+
+// The run-start body parser under random bytes (what fuzz/ui_run_body_fuzz.cpp
+// checks under libFuzzer): seeds mutated byte by byte, each parsed to a
+// request within its limits or refused with a 400/413.
+TEST(UiRunBody, RandomBodiesAreRefusedOrSafe) {
+  const std::vector<std::string> seeds{
+      R"({"pipeline": "hello", "params": {"mode": "thorough", "pause": "0.5"}})",
+      R"({"yaml": "apiVersion: kiln/v1\nkind: Pipeline\nsteps: []\n", "file_name": "a.yaml", "no_cache": true})",
+      R"({"params": {"names": ["ada", {"x": [1, 2, null]}]}})", "[1, 2]", "{}", ""};
+  std::mt19937 random(18);
+  size_t accepted = 0, refused = 0;
+  for (int i = 0; i < 20000; ++i) {
+    std::string body = seeds[random() % seeds.size()];
+    const int edits = 1 + static_cast<int>(random() % 8);
+    for (int e = 0; e < edits && !body.empty(); ++e) {
+      const size_t at = random() % body.size();
+      switch (random() % 3) {
+        case 0: body[at] = static_cast<char>(random() % 256); break;
+        case 1: body.erase(at, 1); break;
+        default: body.insert(at, 1, "{}[]\",:\\u0 ay/"[random() % 14]);
+      }
+    }
+    try {
+      const ui::StartRequest r = ui::parse_start_request(body);
+      ASSERT_NE(r.pipeline.empty(), r.yaml.empty()) << body;
+      ASSERT_LE(r.yaml.size(), ui::kMaxUploadBytes);
+      ASSERT_EQ(r.file_name.find('/'), std::string::npos) << body;
+      ASSERT_TRUE(r.params.is_object()) << body;
+      ++accepted;
+    } catch (const ui::ApiError& e) {
+      ASSERT_TRUE(e.status() == 400 || e.status() == 413) << body;
+      ASSERT_FALSE(std::string(e.what()).empty());
+      ++refused;
+    }
+  }
+  EXPECT_GT(accepted, 0u);
+  EXPECT_GT(refused, 0u);
 }
 
 }  // namespace

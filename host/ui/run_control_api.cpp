@@ -33,38 +33,9 @@ namespace {
 // What plan_pipeline calls the request's parameters in its problems.
 constexpr const char* kParamsOrigin = "params";
 
-// The request body as a JSON object with only `known` keys; 400 otherwise.
-Json body_object(const std::string& body, const std::vector<std::string>& known) {
-  if (body.empty()) return Json::object();
-  Json json = Json::parse(body, nullptr, false);
-  if (json.is_discarded() || !json.is_object()) throw ApiError(400, "the body must be a JSON object");
-  if (host::nested_deeper_than(json, host::kMaxOutputValueDepth))
-    throw ApiError(400, "the body nests deeper than " + std::to_string(host::kMaxOutputValueDepth) + " levels");
-  for (const auto& [key, value] : json.items())
-    if (std::find(known.begin(), known.end(), key) == known.end()) {
-      std::string all;
-      for (const auto& k : known) all += (all.empty() ? "" : ", ") + k;
-      throw ApiError(400, "unknown field '" + host::excerpt_text(key) + "' in the body (known: " + all + ")");
-    }
-  return json;
-}
-
-std::string text_field(const Json& body, const char* name, size_t max) {
-  if (!body.contains(name)) return "";
-  if (!body[name].is_string()) throw ApiError(400, std::string("field '") + name + "' must be a string");
-  const std::string value = body[name].get<std::string>();
-  if (value.size() > max)
-    throw ApiError(413, std::string("field '") + name + "' has " + std::to_string(value.size()) +
-                            " bytes; at most " + std::to_string(max) + " are accepted");
-  return value;
-}
-
-// The "params" object, each text value of a declared non-string parameter
+// The given parameters, each text value of a declared non-string parameter
 // read as `--param` reads it (a form sends "0.5" for a float).
-Json params_of(const Json& body, const host::PipelineSpec& spec) {
-  if (!body.contains("params") || body["params"].is_null()) return Json::object();
-  if (!body["params"].is_object()) throw ApiError(400, "field 'params' must be an object of name: value");
-  Json params = body["params"];
+Json typed_params(Json params, const host::PipelineSpec& spec) {
   for (auto& [name, value] : params.items()) {
     const auto* declared = spec.find_parameter(name);
     if (declared == nullptr || !value.is_string() || declared->spec.type == host::ValueType::String) continue;
@@ -150,38 +121,28 @@ Json RunControlApi::launch(const Launch& launch) {
 }
 
 Json RunControlApi::start(const std::string& body_text) {
-  const Json body = body_object(body_text, {"pipeline", "yaml", "file_name", "params", "no_cache"});
-  const std::string name = text_field(body, "pipeline", 256);
-  const std::string yaml = text_field(body, "yaml", kMaxUploadBytes);
-  if (name.empty() == yaml.empty())
-    throw ApiError(400, "give either 'pipeline' (a name from GET /api/v1/pipelines) or 'yaml' (a pipeline's text)");
-  if (body.contains("no_cache") && !body["no_cache"].is_boolean())
-    throw ApiError(400, "field 'no_cache' must be true or false");
-
+  const StartRequest request = parse_start_request(body_text);
   host::PipelineSpec spec;
   fs::path file;
   std::string shown_as;
-  if (!name.empty()) {
-    file = pipelines_.file_of(name);
+  if (!request.pipeline.empty()) {
+    file = pipelines_.file_of(request.pipeline);
     shown_as = file.string();
     spec = parse_or_400([&] { return host::parse_pipeline_file(file.string()); }, shown_as);
   } else {
-    std::string file_name = text_field(body, "file_name", 128);
-    if (file_name.empty()) file_name = "uploaded.yaml";
-    if (file_name.find('/') != std::string::npos) throw ApiError(400, "field 'file_name' must be a name, not a path");
-    shown_as = file_name;
+    shown_as = request.file_name;
     // An uploaded pipeline imports nothing: its imports would be files of this server.
     Json doc;
     try {
-      doc = host::parse_yaml_value(yaml);
+      doc = host::parse_yaml_value(request.yaml);
     } catch (const std::exception&) {
       doc = nullptr;  // the spec parser reports the syntax at its line
     }
     if (doc.is_object() && doc.contains("imports"))
-      throw ApiError(400, file_name + ": an uploaded pipeline cannot import files (imports); inline its templates");
-    spec = parse_or_400([&] { return host::parse_pipeline_text(yaml, file_name); }, shown_as);
+      throw ApiError(400, shown_as + ": an uploaded pipeline cannot import files (imports); inline its templates");
+    spec = parse_or_400([&] { return host::parse_pipeline_text(request.yaml, request.file_name); }, shown_as);
   }
-  const Json params = params_of(body, spec);
+  const Json params = typed_params(request.params, spec);
   const std::string pipeline_name = spec.name;
   plan_or_400(std::move(spec), plugins_.catalog(), params, shown_as);
 
@@ -190,13 +151,13 @@ Json RunControlApi::start(const std::string& body_text) {
   const fs::path dir = launches_dir();
   if (file.empty()) {
     file = dir / (l.id + ".yaml");
-    host::write_file_atomic(file, yaml);
+    host::write_file_atomic(file, request.yaml);
   }
   const fs::path params_file = dir / (l.id + ".params.json");
   host::write_file_atomic(params_file, params.dump() + "\n");
   l.args = {"run", file.string(), "--params-file", params_file.string(), "--run-id", l.id,
             "--workdir", workspace_.string()};
-  if (body.value("no_cache", false)) l.args.push_back("--no-cache");
+  if (request.no_cache) l.args.push_back("--no-cache");
   Json out = launch(l);
   out["pipeline"] = pipeline_name;
   return out;
@@ -256,7 +217,7 @@ Json RunControlApi::resume(const std::string& id) {
 }
 
 Json RunControlApi::rerun(const std::string& id, const std::string& body_text) {
-  const Json body = body_object(body_text, {"params", "no_cache"});
+  const RerunRequest request = parse_rerun_request(body_text);
   const Json row = run_row(id);
   const std::string spec_text = row.value("spec_text", "");
   const std::string spec_file = row.value("spec_file", "");
@@ -279,7 +240,7 @@ Json RunControlApi::rerun(const std::string& id, const std::string& body_text) {
   }
   Json params = Json::parse(row.value("parameters", "{}"), nullptr, false);
   if (!params.is_object()) params = Json::object();
-  const Json edited = params_of(body, spec);
+  const Json edited = typed_params(request.params, spec);
   for (const auto& [name, value] : edited.items()) params[name] = value;
   const std::string pipeline_name = spec.name;
   plan_or_400(std::move(spec), plugins_.catalog(), params, spec_file);
@@ -290,7 +251,7 @@ Json RunControlApi::rerun(const std::string& id, const std::string& body_text) {
             "--workdir", workspace_.string()};
   if (options.is_object()) {
     if (options.value("executor", "") != "") l.args.insert(l.args.end(), {"--executor", options["executor"].get<std::string>()});
-    if (options.value("no_cache", false) || body.value("no_cache", false)) l.args.push_back("--no-cache");
+    if (options.value("no_cache", false) || request.no_cache) l.args.push_back("--no-cache");
   }
   Json out = launch(l);
   out["pipeline"] = pipeline_name;

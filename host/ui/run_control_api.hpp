@@ -10,6 +10,7 @@
 
 #include "pipelines_api.hpp"
 #include "plugins_api.hpp"
+#include "run_request.hpp"
 
 #include <kiln/host/json.hpp>
 
@@ -17,9 +18,6 @@
 #include <string>
 
 namespace kiln::ui {
-
-// Largest uploaded pipeline text (the request body is at most 1 MiB).
-inline constexpr size_t kMaxUploadBytes = 256 << 10;
 
 class RunControlApi {
  public:
