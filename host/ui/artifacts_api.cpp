@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <deque>
 #include <map>
+#include <optional>
 #include <set>
 
 namespace kiln::ui {
@@ -244,28 +245,34 @@ class Graph {
   explicit Graph(WorkspaceDb& db) : db_(db) {}
 
   // Adds the node; false when the graph is full (it is then marked truncated).
-  bool artifact(const std::string& digest) {
+  // `known`: the node's row (type, size) when the caller has it; else it is looked up.
+  bool artifact(const std::string& digest, const Json* known = nullptr) {
     const std::string id = "artifact:" + digest;
     if (nodes_.count(id)) return true;
     if (full()) return false;
     Json node{{"id", id}, {"kind", "artifact"}, {"digest", digest}};
-    if (const auto row = db_.query_one("SELECT type, size FROM artifacts WHERE digest=?", {digest})) {
-      node["type"] = (*row)["type"];
-      node["size"] = (*row)["size"];
+    const auto row = known ? std::optional<Json>(*known)
+                           : db_.query_one("SELECT type, size FROM artifacts WHERE digest=?", {digest});
+    if (row) {
+      node["type"] = row->value("type", Json());
+      node["size"] = row->value("size", Json());
     }
     nodes_[id] = std::move(node);
     return true;
   }
-  bool step(const std::string& run, const std::string& unit) {
+  // `known`: the node's row (component, status, cache_status) when the caller has it.
+  bool step(const std::string& run, const std::string& unit, const Json* known = nullptr) {
     const std::string id = step_id(run, unit);
     if (nodes_.count(id)) return true;
     if (full()) return false;
     Json node{{"id", id}, {"kind", "step"}, {"run", run}, {"step", unit}};
-    if (const auto row =
-            db_.query_one("SELECT component, status, cache_status FROM steps WHERE run_id=? AND unit=?", {run, unit})) {
-      node["component"] = (*row)["component"];
-      node["status"] = (*row)["status"];
-      node["cache"] = (*row)["cache_status"];
+    const auto row =
+        known ? std::optional<Json>(*known)
+              : db_.query_one("SELECT component, status, cache_status FROM steps WHERE run_id=? AND unit=?", {run, unit});
+    if (row) {
+      node["component"] = row->value("component", Json());
+      node["status"] = row->value("status", Json());
+      node["cache"] = row->value("cache_status", Json());
     }
     nodes_[id] = std::move(node);
     return true;
@@ -344,14 +351,18 @@ Json ArtifactsApi::lineage(const std::string& digest, const QueryParams& query) 
 Json ArtifactsApi::run_lineage(const std::string& run_id) {
   if (!host::is_run_id(run_id)) throw ApiError(400, "'" + run_id.substr(0, 64) + "' is not a run id");
   if (!db_.query_one("SELECT id FROM runs WHERE id=?", {run_id})) throw ApiError(404, "no run '" + run_id + "'");
+  // Two statements for the whole run, not one per node.
   Graph graph(db_);
-  for (const auto& s : db_.query("SELECT unit FROM steps WHERE run_id=? ORDER BY unit LIMIT 5000", {run_id}))
-    if (!graph.step(run_id, s["unit"])) break;
-  for (const auto& l : db_.query("SELECT unit, role, name, digest FROM lineage WHERE run_id=? ORDER BY unit, role, name "
-                                 "LIMIT 20000",
+  for (const auto& s : db_.query("SELECT unit, component, status, cache_status FROM steps WHERE run_id=? ORDER BY unit"
+                                 " LIMIT 5000",
+                                 {run_id}))
+    if (!graph.step(run_id, s["unit"], &s)) break;
+  for (const auto& l : db_.query("SELECT l.unit, l.role, l.name, l.digest, a.type, a.size FROM lineage l LEFT JOIN"
+                                 " artifacts a ON a.digest = l.digest WHERE l.run_id=? ORDER BY l.unit, l.role, l.name"
+                                 " LIMIT 20000",
                                  {run_id})) {
     const std::string step = Graph::step_id(run_id, l["unit"]), artifact = "artifact:" + l["digest"].get<std::string>();
-    if (!graph.step(run_id, l["unit"]) || !graph.artifact(l["digest"])) break;
+    if (!graph.step(run_id, l["unit"]) || !graph.artifact(l["digest"], &l)) break;
     l["role"] == "input" ? graph.edge(artifact, step, l["name"]) : graph.edge(step, artifact, l["name"]);
   }
   Json out = graph.json();
