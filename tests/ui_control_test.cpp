@@ -285,6 +285,50 @@ TEST_F(UiControl, ValidatesUploadedPipelinesAndRefusesMalformedBodies) {
   EXPECT_NE(foreign.error().find("cross-origin"), std::string::npos);
 }
 
+// With a token (any host other than loopback needs one), starting and
+// cancelling runs need it too.
+TEST_F(UiControl, StartingAndCancellingNeedTheToken) {
+  ui::UiOptions options;
+  options.workspace = workspace();
+  options.pipelines = pipelines();
+  options.kiln = kiln_exe();
+  options.plugin_dirs = {util_plugin().parent_path()};
+  options.token = "a-token-of-sufficient-length";
+  ui::UiServer guarded(options);
+  guarded.start();
+  const std::string body = Json{{"pipeline", "greet"}}.dump();
+  for (const std::string target : {"/api/v1/runs", "/api/v1/runs/x/cancel", "/api/v1/runs/x/resume",
+                                   "/api/v1/runs/x/rerun"}) {
+    EXPECT_EQ(api(guarded.port(), "POST", target, body).status, 401) << target;
+    EXPECT_EQ(api(guarded.port(), "POST", target, body, "Authorization: Bearer wrong-token-of-some-length\r\n").status,
+              401)
+        << target;
+  }
+  EXPECT_EQ(api(guarded.port(), "GET", "/api/v1/pipelines").status, 401);
+  const ApiAnswer bad = api(guarded.port(), "POST", "/api/v1/runs", Json{{"pipeline", "greet"}, {"params", {{"count", 0}}}}.dump(),
+                            "Authorization: Bearer a-token-of-sufficient-length\r\n");
+  EXPECT_EQ(bad.status, 400) << bad.reply.body;  // past the door: validated
+}
+
+// `kiln run --run-id`: the id kiln ui names a run by before it starts.
+TEST_F(UiControl, KilnRunTakesTheRunIdItIsGiven) {
+  const auto ok = run_kiln({"run", (pipelines() / "greet.yaml").string(), "--run-id", "my-run.1", "--workdir",
+                            workspace().string(), "--json"});
+  ASSERT_EQ(ok.status.code, 0) << ok.output;
+  EXPECT_TRUE(fs::is_regular_file(workspace() / "runs" / "my-run.1" / "run.json"));
+  const auto again = run_kiln({"run", (pipelines() / "greet.yaml").string(), "--run-id", "my-run.1", "--workdir",
+                               workspace().string()});
+  EXPECT_NE(again.status.code, 0);
+  EXPECT_NE(again.output.find("exists"), std::string::npos) << again.output;
+  for (const std::string bad : {"../escape", ".hidden", "a/b", ""}) {
+    const auto refused = run_kiln({"run", (pipelines() / "greet.yaml").string(), "--run-id", bad, "--workdir",
+                                   workspace().string()});
+    EXPECT_NE(refused.status.code, 0) << bad;
+    EXPECT_NE(refused.output.find("run id"), std::string::npos) << bad << ": " << refused.output;
+  }
+  EXPECT_FALSE(fs::exists(workspace() / "escape"));
+}
+
 // ------------------------------------------------------- cancel, resume, rerun
 
 TEST_F(UiControl, CancelsASleepingRun) {
