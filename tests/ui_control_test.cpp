@@ -219,7 +219,11 @@ TEST_F(UiControl, StartsARunThatOutlivesTheServerAndFinishes) {
   const ApiAnswer run = api(port(), "GET", "/api/v1/runs/" + id);
   EXPECT_EQ(run.body["parameters"]["message"], "hey");
   EXPECT_EQ(run.body["parameters"]["count"], 3);  // "3" from a form, typed by the declaration
-  EXPECT_NE(read_text(workspace() / "ui" / "launches" / (id + ".log")).find(id), std::string::npos);
+  const ApiAnswer launch = api(port(), "GET", "/api/v1/launches/" + id);
+  ASSERT_EQ(launch.status, 200) << launch.reply.body;
+  EXPECT_TRUE(launch.body["recorded"].get<bool>());
+  EXPECT_NE(launch.body["text"].get<std::string>().find(id), std::string::npos) << launch.reply.body;
+  EXPECT_EQ(api(port(), "GET", "/api/v1/launches/never-started").status, 404);
   // The run's events arrive through the API as for any run.
   EXPECT_EQ(api(port(), "GET", "/api/v1/runs/" + id + "/steps/hi/logs").status, 200);
 }

@@ -1,5 +1,6 @@
 #include "run_control_api.hpp"
 
+#include "confined_file.hpp"
 #include "run_launcher.hpp"
 
 #include <kiln/host/files.hpp>
@@ -161,6 +162,22 @@ Json RunControlApi::start(const std::string& body_text) {
   Json out = launch(l);
   out["pipeline"] = pipeline_name;
   return out;
+}
+
+Json RunControlApi::launch_log(const std::string& id) const {
+  if (!host::is_run_id(id)) throw ApiError(400, "'" + host::excerpt_text(id) + "' is not a run id");
+  const fs::path dir = workspace_ / "ui" / "launches";
+  const fs::path file = dir / (id + ".log");
+  std::error_code ec;
+  if (!fs::exists(fs::symlink_status(file, ec))) throw ApiError(404, "kiln ui started no run '" + id + "'");
+  const ConfinedFile log(file, dir);
+  constexpr int64_t kTail = 64 << 10;
+  const int64_t offset = std::max<int64_t>(0, log.size() - kTail);
+  return Json{{"id", id},
+              {"recorded", fs::is_regular_file(host::runs_dir(workspace_) / id / "run.json", ec)},
+              {"size", log.size()},
+              {"offset", offset},
+              {"text", log.read(offset, kTail)}};
 }
 
 Json RunControlApi::run_row(const std::string& id) const {

@@ -32,6 +32,10 @@ class RunControlApi {
   host::Json resume(const std::string& id);
   // POST /api/v1/runs/{id}/rerun {"params"?}: the run's pipeline again, edited parameters over its own.
   host::Json rerun(const std::string& id, const std::string& body);
+  // GET /api/v1/launches/{id}: the output of the kiln process started for run
+  // `id` (its last 64 KiB), and whether the run has a record yet: why a run
+  // that never appears did not start.
+  host::Json launch_log(const std::string& id) const;
 
  private:
   struct Launch;

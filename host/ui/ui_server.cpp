@@ -120,6 +120,7 @@ struct UiServer::Impl {
           {{"POST", "/api/v1/runs/{id}/cancel"}, &Impl::cancel_run},
           {{"POST", "/api/v1/runs/{id}/resume"}, &Impl::resume_run},
           {{"POST", "/api/v1/runs/{id}/rerun"}, &Impl::rerun_run},
+          {{"GET", "/api/v1/launches/{id}"}, &Impl::launch_log},
           {{"GET", "/api/v1/plugins"}, &Impl::list_plugins},
           // Artifacts and lineage (artifacts_api.cpp).
           {{"GET", "/api/v1/artifacts/{digest}"}, &Impl::artifact_info},
@@ -270,6 +271,10 @@ struct UiServer::Impl {
   void rerun_run(Call& call) {
     call.target.query.allow_only({});
     call.responder.send(json_response(202, control.rerun(call.params[0], call.request.body)));
+  }
+  void launch_log(Call& call) {
+    call.target.query.allow_only({});
+    call.responder.send(json_response(200, control.launch_log(call.params[0])));
   }
   void list_plugins(Call& call) { call.responder.send(json_response(200, plugins.list(call.target.query))); }
 
