@@ -19,6 +19,7 @@
 
 #include <cstdlib>
 #include <random>
+#include <set>
 
 #include "raw_http_client.hpp"
 #include "run_request.hpp"
@@ -107,6 +108,10 @@ class UiControl : public ::testing::Test {
     write_text(pipelines() / "greet.yaml", kGreet);
     write_text(pipelines() / "nested" / "tuning.yaml", kTuning);
     write_text(pipelines() / "nested" / "templates.yaml", "apiVersion: kiln/v1\nkind: Templates\ntemplates: {}\n");
+    // samples/hello as a user would offer it (with its imported templates).
+    fs::create_directories(pipelines() / "hello");
+    for (const char* name : {"pipeline.yaml", "templates.yaml"})
+      fs::copy_file(fs::path(KILN_TEST_SOURCE_DIR) / "samples" / "hello" / name, pipelines() / "hello" / name);
     write_text(pipelines() / "broken.yaml", "apiVersion: kiln/v1\nkind: Pipeline\nmetadata: {name: broken}\nsteps: 3\n");
   }
   static void TearDownTestSuite() {
@@ -173,7 +178,8 @@ TEST_F(UiControl, ListsThePipelineFilesWithTheirTypedParameters) {
   std::map<std::string, Json> by_file;
   for (const auto& p : a.body["pipelines"]) by_file[p["file"].get<std::string>()] = p;
   // Template files are not pipelines; a broken file is listed with its problems.
-  EXPECT_EQ(by_file.size(), 3u) << a.reply.body;
+  EXPECT_EQ(by_file.size(), 4u) << a.reply.body;
+  EXPECT_TRUE(by_file.count("hello/pipeline.yaml"));
   ASSERT_TRUE(by_file.count("greet.yaml"));
   ASSERT_TRUE(by_file.count("nested/tuning.yaml"));
   ASSERT_TRUE(by_file.count("broken.yaml"));
@@ -228,6 +234,36 @@ TEST_F(UiControl, StartsARunThatOutlivesTheServerAndFinishes) {
   EXPECT_EQ(api(port(), "GET", "/api/v1/runs/" + id + "/steps/hi/logs").status, 200);
 }
 
+// samples/hello started from the API and followed on its event stream to the end.
+TEST_F(UiControl, StartsSamplesHelloAndFollowsItsEventsToTheEnd) {
+  const ApiAnswer a =
+      post(port(), "/api/v1/runs", Json{{"pipeline", "hello"}, {"params", {{"mode", "thorough"}, {"pause", "0.1"}}}});
+  ASSERT_EQ(a.status, 202) << a.reply.body;
+  const std::string id = a.body["id"];
+  // The stream may be asked for before the run has written its record.
+  ASSERT_TRUE(poll_until([&] { return api(port(), "GET", "/api/v1/runs/" + id).status == 200; }));
+  Client c(port());
+  c.send("GET " + a.body["events"].get<std::string>() + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+  ASSERT_EQ(c.read_head().status, 200);
+  std::set<std::string> finished_steps;
+  bool ended = false;
+  for (int i = 0; i < 2000 && !ended; ++i) {
+    const std::string block = c.read_until("\n\n");
+    if (block.empty()) break;
+    ended = block.find("event: end") != std::string::npos;
+    const size_t data = block.find("data: ");
+    if (data == std::string::npos) continue;
+    const Json event = Json::parse(block.substr(data + 6, block.find('\n', data) - data - 6), nullptr, false);
+    if (event.value("type", "") == "step_changed" && event.value("status", "") == "succeeded")
+      finished_steps.insert(event.value("step", ""));
+  }
+  EXPECT_TRUE(ended);
+  for (const char* step : {"greet", "per-name", "thorough-check", "summary", "report"})
+    EXPECT_TRUE(finished_steps.count(step)) << step;
+  ASSERT_TRUE(reaches(id, "succeeded")) << status_of(id);
+  EXPECT_EQ(api(port(), "GET", "/api/v1/runs/" + id).body["parameters"]["pause"], 0.1);
+}
+
 TEST_F(UiControl, RefusesBadParametersWithTheirPlacesBeforeStarting) {
   const size_t runs_before = api(port(), "GET", "/api/v1/runs").body.value("total", 0);
   const size_t launches_before = launches();
@@ -272,6 +308,11 @@ TEST_F(UiControl, ValidatesUploadedPipelinesAndRefusesMalformedBodies) {
       Json{{"yaml", "apiVersion: kiln/v1\nkind: Pipeline\nimports: [/etc/passwd]\nmetadata: {name: up}\nsteps: []\n"}});
   EXPECT_EQ(imports.status, 400);
   EXPECT_NE(imports.error().find("cannot import"), std::string::npos) << imports.reply.body;
+  // Broken YAML that names imports is refused before the parser could follow them.
+  const ApiAnswer broken = post(port(), "/api/v1/runs",
+                                Json{{"yaml", "kind: Pipeline\nimports: [/etc/passwd]\nsteps: [\n  - {a: b\n"}});
+  EXPECT_EQ(broken.status, 400) << broken.reply.body;
+  EXPECT_EQ(broken.reply.body.find("root:"), std::string::npos);
   // Too large, both or neither source, unknown fields, not JSON, a path as a name.
   EXPECT_EQ(post(port(), "/api/v1/runs", Json{{"yaml", std::string(300 << 10, '#')}}).status, 413);
   EXPECT_EQ(post(port(), "/api/v1/runs", Json{{"yaml", "x"}, {"pipeline", "greet"}}).status, 400);

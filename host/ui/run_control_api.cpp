@@ -136,8 +136,12 @@ Json RunControlApi::start(const std::string& body_text) {
     Json doc;
     try {
       doc = host::parse_yaml_value(request.yaml);
-    } catch (const std::exception&) {
-      doc = nullptr;  // the spec parser reports the syntax at its line
+    } catch (const std::invalid_argument& e) {
+      // The spec parser reports the problem at its line, unless the text
+      // could hold an `imports` key (plainly, or through an escape) that the
+      // parser might follow before it finds the problem.
+      if (request.yaml.find("imports") != std::string::npos || request.yaml.find('\\') != std::string::npos)
+        throw ApiError(400, shown_as + ": " + e.what());
     }
     if (doc.is_object() && doc.contains("imports"))
       throw ApiError(400, shown_as + ": an uploaded pipeline cannot import files (imports); inline its templates");

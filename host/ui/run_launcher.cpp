@@ -103,6 +103,7 @@ int launch_detached(const std::vector<std::string>& argv, const std::filesystem:
   if (got < sizeof(int)) throw std::runtime_error("could not start " + argv[0] + ": fork failed");
   int pid = 0;
   std::memcpy(&pid, buffer, sizeof pid);
+  if (pid <= 0) throw std::runtime_error("could not start " + argv[0] + ": the second fork failed");
   if (got == sizeof buffer) {
     int error = 0;
     std::memcpy(&error, buffer + sizeof(int), sizeof error);
