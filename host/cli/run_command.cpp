@@ -145,6 +145,7 @@ struct RunCommandOptions {
   bool json = false;
   double grace = 5.0;
   bool no_cache = false;
+  std::string run_id;  // --run-id: chosen by the caller (kiln ui knows it before the run starts)
 };
 
 struct ResumeCommandOptions {
@@ -200,6 +201,18 @@ void print_summary(const Json& s) {
   std::cout << "logs and outputs: " << s["run_dir"].get<std::string>() << "\n";
 }
 
+namespace fs = std::filesystem;
+
+// A run id names a directory under runs/: letters, digits, '-', '_', '.', not
+// starting with '.', at most 200 characters (what kiln ui accepts in a path).
+CLI::Validator run_id_validator() {
+  return CLI::Validator(
+      [](const std::string& id) -> std::string {
+        return host::is_run_id(id) ? "" : "'" + id + "' is not a run id: letters, digits, '-', '_', '.' (at most 200, no leading '.')";
+      },
+      "ID");
+}
+
 // The container executor checks for runc when made: only when a step needs it.
 bool uses_containers(const host::Plan& plan, const std::string& default_executor) {
   for (const auto& step : plan.steps) {
@@ -245,8 +258,14 @@ int run(const RunCommandOptions& options) {
   host::RunOptions run;
   run.executor = options.executor;
   run.jobs = options.jobs > 0 ? options.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  run.run_id = host::new_run_id(plan.spec.name);
+  run.run_id = options.run_id.empty() ? host::new_run_id(plan.spec.name) : options.run_id;
   run.run_dir = host::runs_dir(workspace) / run.run_id;
+  if (!options.run_id.empty()) {
+    std::error_code ec;
+    if (fs::exists(fs::symlink_status(run.run_dir, ec)))
+      throw CommandError("--run-id " + options.run_id + ": a run with this id exists in " + workspace.string(),
+                         kExitUsage);
+  }
   run.grace_seconds = options.grace;
   run.store = &store;
   run.use_cache = !options.no_cache;
@@ -331,6 +350,8 @@ void add_run_commands(CLI::App& app, Commands& commands) {
   run_cmd->add_option("--grace", run_options.grace, "Seconds between asking a step to stop and killing it")
       ->check(CLI::NonNegativeNumber);
   run_cmd->add_flag("--no-cache", run_options.no_cache, "Run every step, even those with a cached result");
+  run_cmd->add_option("--run-id", run_options.run_id, "The new run's id (default: time, pipeline, random suffix)")
+      ->check(run_id_validator());
 
   static ResumeCommandOptions resume_options;
   auto* resume_cmd = commands.add(app, "resume", "Continue a run whose host stopped (killed, crashed, power loss)",

@@ -16,7 +16,7 @@ namespace kiln::cli {
 namespace {
 
 struct UiArgs {
-  std::string workdir, host = "127.0.0.1", pipelines, token_file, port_file;
+  std::string workdir, host = "127.0.0.1", pipelines, models, token_file, port_file;
   int port = 8470;
 };
 
@@ -32,6 +32,7 @@ int ui(const UiArgs& args) {
   ui::UiOptions options;
   options.workspace = host::workspace_dir(args.workdir);
   options.pipelines = args.pipelines;
+  options.models = args.models;
   options.host = args.host;
   options.port = static_cast<uint16_t>(args.port);
   if (!args.token_file.empty()) options.token = read_token(args.token_file);
@@ -74,6 +75,7 @@ void add_ui_command(CLI::App& app, Commands& commands) {
       ->capture_default_str();
   cmd->add_option("--port", args.port, "Port (0: any free port)")->capture_default_str()->check(CLI::Range(0, 65535));
   cmd->add_option("--pipelines", args.pipelines, "Directory of pipeline files to start runs from");
+  cmd->add_option("--models", args.models, "A kiln serve model repository to show (docs/serving.md)");
   cmd->add_option("--token-file", args.token_file,
                   "File holding the API token (at least 16 characters): requests must send it as "
                   "'Authorization: Bearer TOKEN' or log in with it");

@@ -1,12 +1,10 @@
 #include "runs_api.hpp"
 
+#include "confined_file.hpp"
+
 #include <kiln/host/metadata_db.hpp>
 #include <kiln/host/run_query.hpp>
 #include <kiln/host/run_store.hpp>
-
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cctype>
 #include <map>
@@ -74,19 +72,6 @@ const Json& step_record(const Json& run, const std::string& step) {
   return s["units"][key];
 }
 
-// Whether `path` (existing, symlinks resolved) lies inside `dir` (resolved).
-bool inside(const fs::path& path, const fs::path& dir) {
-  std::error_code ec;
-  const fs::path real = fs::canonical(path, ec);
-  if (ec) return false;
-  const fs::path base = fs::canonical(dir, ec);
-  if (ec) return false;
-  auto r = real.begin();
-  for (auto b = base.begin(); b != base.end(); ++b, ++r)
-    if (r == real.end() || *r != *b) return false;
-  return true;
-}
-
 }  // namespace
 
 RunsApi::RunsApi(fs::path workspace)
@@ -105,10 +90,7 @@ host::MetadataDb* RunsApi::database() {
 }
 
 fs::path RunsApi::run_dir(const std::string& id) const {
-  bool valid = !id.empty() && id.size() <= 200 && id.front() != '.';
-  for (const char c : id)
-    valid = valid && (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.');
-  if (!valid) throw ApiError(400, "'" + id.substr(0, 64) + "' is not a run id (letters, digits, '-', '_', '.')");
+  if (!host::is_run_id(id)) throw ApiError(400, "'" + id.substr(0, 64) + "' is not a run id (letters, digits, '-', '_', '.')");
   const fs::path dir = host::runs_dir(workspace_) / id;
   std::error_code ec;
   if (!fs::is_regular_file(dir / "run.json", ec) || !inside(dir, host::runs_dir(workspace_)))
@@ -246,31 +228,14 @@ Json RunsApi::step_log(const std::string& id, const std::string& step, const Que
     out.update(Json{{"size", 0}, {"offset", 0}, {"next_offset", 0}, {"text", ""}});
     return out;
   }
-  if (!inside(file, dir)) throw ApiError(403, "the log file " + file.string() + " leads out of the run directory");
-  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) throw ApiError(403, "cannot open " + file.string() + " (a link, or unreadable)");
-  struct stat info {};
-  if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
-    ::close(fd);
-    throw ApiError(403, file.string() + " is not a regular file");
-  }
-  const int64_t size = info.st_size;
+  const ConfinedFile log(file, dir);
+  const int64_t size = log.size();
   const int64_t offset = wanted_offset.value_or(std::max<int64_t>(0, size - limit));
-  if (offset > size) {
-    ::close(fd);
+  if (offset > size)
     throw ApiError(416, "offset " + std::to_string(offset) + " is past the end of the log (" + std::to_string(size) +
                             " bytes)");
-  }
-  std::string text(static_cast<size_t>(std::min(limit, size - offset)), '\0');
-  size_t got = 0;
-  while (got < text.size()) {
-    const ssize_t n = ::pread(fd, text.data() + got, text.size() - got, static_cast<off_t>(offset) + static_cast<off_t>(got));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    got += static_cast<size_t>(n);
-  }
-  ::close(fd);
-  text.resize(got);
+  std::string text = log.read(offset, limit);
+  const size_t got = text.size();
   out.update(Json{{"size", size},
                   {"offset", offset},
                   {"next_offset", offset + static_cast<int64_t>(got)},

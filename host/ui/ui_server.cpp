@@ -13,6 +13,13 @@
 #include "http_front.hpp"
 #include "query_string.hpp"
 #include "runs_api.hpp"
+#include "pipelines_api.hpp"
+#include "plugins_api.hpp"
+#include "run_control_api.hpp"
+#include "artifacts_api.hpp"
+#include "metrics_api.hpp"
+#include "models_api.hpp"
+#include "workspace_db.hpp"
 
 #include <stdexcept>
 
@@ -42,6 +49,20 @@ http::HttpResponse error_response(int status, const std::string& reason) {
   return json_response(status, Json{{"error", reason}});
 }
 
+// A file's bytes: a download (an attachment) or an image shown inline. Never sniffed as HTML.
+http::HttpResponse file_response(FileAnswer file, bool download) {
+  std::string name;
+  for (const char c : file.file_name)
+    name += std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_' ? c : '_';
+  http::HttpResponse response{200, std::move(file.body), file.content_type};
+  response.headers = {{"Cache-Control", "no-store"},
+                      {"X-Content-Type-Options", "nosniff"},
+                      {"Content-Security-Policy", "default-src 'none'; sandbox"},
+                      {"Content-Disposition", std::string(download ? "attachment" : "inline") + "; filename=\"" +
+                                                  (name.empty() ? "file" : name) + "\""}};
+  return response;
+}
+
 bool is_placeholder(const std::string& segment) {
   return segment.size() >= 2 && segment.front() == '{' && segment.back() == '}';
 }
@@ -54,6 +75,8 @@ void check_options(const UiOptions& options) {
     throw std::invalid_argument("--workdir " + options.workspace.string() + " is not a directory");
   if (!options.pipelines.empty() && !fs::is_directory(options.pipelines, ec))
     throw std::invalid_argument("--pipelines " + options.pipelines.string() + " is not a directory");
+  if (!options.models.empty() && !fs::is_directory(options.models, ec))
+    throw std::invalid_argument("--models " + options.models.string() + " is not a directory");
   if (options.token.empty() && !is_loopback_host(options.host))
     throw std::invalid_argument("--host " + options.host +
                                 " is not a loopback address: anyone who can reach it could read the workspace, so "
@@ -70,7 +93,17 @@ struct UiServer::Impl {
   };
 
   explicit Impl(UiOptions o)
-      : options(std::move(o)), access(options.token), runs(options.workspace), streams(options.poll, options.heartbeat) {}
+      : options(std::move(o)),
+        access(options.token),
+        runs(options.workspace),
+        streams(options.poll, options.heartbeat),
+        pipelines(options.pipelines),
+        plugins(options.kiln, options.plugin_dirs),
+        control(options.workspace, options.kiln, pipelines, plugins),
+        db(options.workspace),
+        artifacts(options.workspace, db),
+        metrics(options.workspace, db, [this](const std::string& id) { return runs.run_dir(id); }),
+        models(options.models, db) {}
 
   static const std::vector<Entry>& table() {
     static const std::vector<Entry> entries = [] {
@@ -80,6 +113,26 @@ struct UiServer::Impl {
           {{"GET", "/api/v1/runs/{id}/events"}, &Impl::run_events},
           {{"GET", "/api/v1/runs/{id}/steps/{step}/logs"}, &Impl::step_logs},
           {{"POST", "/api/v1/login"}, &Impl::login},
+          // Starting and stopping runs (run_control_api.cpp, pipelines_api.cpp).
+          {{"GET", "/api/v1/pipelines"}, &Impl::list_pipelines},
+          {{"GET", "/api/v1/pipelines/{name}"}, &Impl::pipeline_detail},
+          {{"POST", "/api/v1/runs"}, &Impl::start_run},
+          {{"POST", "/api/v1/runs/{id}/cancel"}, &Impl::cancel_run},
+          {{"POST", "/api/v1/runs/{id}/resume"}, &Impl::resume_run},
+          {{"POST", "/api/v1/runs/{id}/rerun"}, &Impl::rerun_run},
+          {{"GET", "/api/v1/launches/{id}"}, &Impl::launch_log},
+          {{"GET", "/api/v1/plugins"}, &Impl::list_plugins},
+          // Artifacts and lineage (artifacts_api.cpp).
+          {{"GET", "/api/v1/artifacts/{digest}"}, &Impl::artifact_info},
+          {{"GET", "/api/v1/artifacts/{digest}/content"}, &Impl::artifact_content},
+          {{"GET", "/api/v1/artifacts/{digest}/preview"}, &Impl::artifact_preview},
+          {{"GET", "/api/v1/artifacts/{digest}/lineage"}, &Impl::artifact_lineage},
+          {{"GET", "/api/v1/runs/{id}/lineage"}, &Impl::run_lineage},
+          // Metrics, trials, comparison (metrics_api.cpp); models (models_api.cpp).
+          {{"GET", "/api/v1/runs/{id}/steps/{step}/metrics"}, &Impl::step_metrics},
+          {{"GET", "/api/v1/runs/{id}/steps/{step}/trials"}, &Impl::step_trials},
+          {{"GET", "/api/v1/compare"}, &Impl::compare_runs},
+          {{"GET", "/api/v1/models"}, &Impl::list_models},
       };
       std::vector<Entry> out;
       for (const auto& [route, handler] : routes)
@@ -124,7 +177,9 @@ struct UiServer::Impl {
       access.check(request, match->handler == &Impl::login);
       (this->*(match->handler))(call);
     } catch (const ApiError& e) {
-      auto response = error_response(e.status(), e.what());
+      auto response = e.problems().is_null()
+                          ? error_response(e.status(), e.what())
+                          : json_response(e.status(), Json{{"error", e.what()}, {"problems", e.problems()}});
       if (e.status() == 401) response.headers.emplace_back("WWW-Authenticate", "Bearer");
       responder.send(std::move(response));
     } catch (const std::exception& e) {
@@ -193,10 +248,76 @@ struct UiServer::Impl {
     call.responder.send(std::move(response));
   }
 
+  void list_pipelines(Call& call) {
+    call.target.query.allow_only({});
+    call.responder.send(json_response(200, pipelines.list()));
+  }
+  void pipeline_detail(Call& call) {
+    call.target.query.allow_only({});
+    call.responder.send(json_response(200, pipelines.detail(call.params[0], plugins.catalog())));
+  }
+  void start_run(Call& call) {
+    call.target.query.allow_only({});
+    call.responder.send(json_response(202, control.start(call.request.body)));
+  }
+  void cancel_run(Call& call) {
+    call.target.query.allow_only({});
+    call.responder.send(json_response(202, control.cancel(call.params[0])));
+  }
+  void resume_run(Call& call) {
+    call.target.query.allow_only({});
+    call.responder.send(json_response(202, control.resume(call.params[0])));
+  }
+  void rerun_run(Call& call) {
+    call.target.query.allow_only({});
+    call.responder.send(json_response(202, control.rerun(call.params[0], call.request.body)));
+  }
+  void launch_log(Call& call) {
+    call.target.query.allow_only({});
+    call.responder.send(json_response(200, control.launch_log(call.params[0])));
+  }
+  void list_plugins(Call& call) { call.responder.send(json_response(200, plugins.list(call.target.query))); }
+
+  void artifact_info(Call& call) {
+    call.target.query.allow_only({});
+    call.responder.send(json_response(200, artifacts.info(call.params[0])));
+  }
+  void artifact_content(Call& call) {
+    call.responder.send(file_response(artifacts.content(call.params[0], call.target.query), true));
+  }
+  void artifact_preview(Call& call) {
+    FileAnswer image;
+    const Json preview = artifacts.preview(call.params[0], call.target.query, &image);
+    call.responder.send(preview.is_null() ? file_response(std::move(image), false) : json_response(200, preview));
+  }
+  void artifact_lineage(Call& call) {
+    call.responder.send(json_response(200, artifacts.lineage(call.params[0], call.target.query)));
+  }
+  void run_lineage(Call& call) {
+    call.target.query.allow_only({});
+    call.responder.send(json_response(200, artifacts.run_lineage(call.params[0])));
+  }
+  void step_metrics(Call& call) {
+    call.responder.send(json_response(200, metrics.metrics(call.params[0], call.params[1], call.target.query)));
+  }
+  void step_trials(Call& call) {
+    call.target.query.allow_only({});
+    call.responder.send(json_response(200, metrics.trials(call.params[0], call.params[1])));
+  }
+  void compare_runs(Call& call) { call.responder.send(json_response(200, metrics.compare(call.target.query))); }
+  void list_models(Call& call) { call.responder.send(json_response(200, models.list(call.target.query))); }
+
   UiOptions options;
   Access access;
   RunsApi runs;
   EventStreams streams;
+  PipelinesApi pipelines;
+  PluginsApi plugins;
+  RunControlApi control;
+  WorkspaceDb db;
+  ArtifactsApi artifacts;
+  MetricsApi metrics;
+  ModelsApi models;
   std::unique_ptr<http::HttpFront> front;
 };
 

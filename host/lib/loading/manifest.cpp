@@ -249,16 +249,18 @@ const PortSpec* ComponentManifest::find_output_parameter(const std::string& n) c
   return find_named(output_parameters, n);
 }
 
+Json param_spec_json(const ParamSpec& p) {
+  Json pj{{"name", p.name}, {"type", value_type_name(p.type)}, {"description", p.description}};
+  if (p.default_value) pj["default"] = *p.default_value;
+  if (p.min) pj["min"] = bound_json(*p.min);
+  if (p.max) pj["max"] = bound_json(*p.max);
+  if (!p.choices.empty()) pj["choices"] = p.choices;
+  return pj;
+}
+
 Json ComponentManifest::to_json() const {
   Json params = Json::array();
-  for (const auto& p : parameters) {
-    Json pj{{"name", p.name}, {"type", value_type_name(p.type)}, {"description", p.description}};
-    if (p.default_value) pj["default"] = *p.default_value;
-    if (p.min) pj["min"] = bound_json(*p.min);
-    if (p.max) pj["max"] = bound_json(*p.max);
-    if (!p.choices.empty()) pj["choices"] = p.choices;
-    params.push_back(std::move(pj));
-  }
+  for (const auto& p : parameters) params.push_back(param_spec_json(p));
   const auto ports = [](const std::vector<PortSpec>& list, bool with_optional) {
     Json out = Json::array();
     for (const auto& p : list) out.push_back(port_json(p, with_optional));

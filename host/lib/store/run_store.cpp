@@ -43,6 +43,13 @@ uint64_t random_64() {
 
 }  // namespace
 
+bool is_run_id(const std::string& id) {
+  bool valid = !id.empty() && id.size() <= 200 && id.front() != '.';
+  for (const char c : id)
+    valid = valid && (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.');
+  return valid;
+}
+
 std::string new_run_id(const std::string& pipeline_name, std::time_t now) {
   std::tm tm{};
   gmtime_r(&now, &tm);

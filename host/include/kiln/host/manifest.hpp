@@ -72,6 +72,9 @@ bool is_component_name(const std::string& text);
 
 // A bound as JSON: an integer when it is whole (so "max 255", not "255.0").
 Json bound_json(double value);
+// A parameter as manifests and kiln ui show it: name, type, description, and
+// default, min, max, choices when set (no default: required).
+Json param_spec_json(const ParamSpec& spec);
 // Whether `value` has value type `type` (an integer counts as a float).
 bool has_value_type(const Json& value, ValueType type);
 

@@ -27,6 +27,10 @@ std::string new_run_id(const std::string& pipeline_name);
 // The same at a given time (seconds since the epoch).
 std::string new_run_id(const std::string& pipeline_name, std::time_t now);
 
+// Whether `id` can name a run's directory: 1 to 200 letters, digits, '-',
+// '_' or '.', not starting with '.' (what `kiln run --run-id` and kiln ui accept).
+bool is_run_id(const std::string& id);
+
 class MetadataDb;
 
 // Reads runs' records (run.json). A run still marked running whose host

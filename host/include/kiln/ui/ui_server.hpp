@@ -16,7 +16,13 @@ namespace kiln::ui {
 
 struct UiOptions {
   std::filesystem::path workspace;
-  std::filesystem::path pipelines;  // --pipelines: offered to start runs from (a later part of the UI)
+  std::filesystem::path pipelines;  // --pipelines: the pipeline files offered to start runs from
+  std::filesystem::path models;     // --models: a serving repository to show (docs/serving.md); empty: none
+  // The kiln executable that runs are started with (`kiln run`, `kiln
+  // resume`) and that scans plugin libraries; empty: this process's own.
+  std::filesystem::path kiln;
+  // Where the plugin catalog is read from; empty: the default search path.
+  std::vector<std::filesystem::path> plugin_dirs;
   std::string host = "127.0.0.1";
   uint16_t port = 0;  // 0: any free port
   // The API token (--token-file). Empty: none, and then `host` must be a
