@@ -104,11 +104,13 @@ void ReplicaGroup::on_exit(int rank, const ExitStatus& status) {
     if (rank > 0) {  // rank 0's own result says what happened to it
       const auto error = reported_error(replica_dir(attempt_dir_, rank) / "events.jsonl");
       failure.reported_error = error.has_value();
-      const std::string how =
-          status.code == -1 && status.signal == 0 ? std::string("was lost (the step server died)") : status.describe();
+      const std::string how = status.code == -1 && status.signal == 0 ? std::string("was lost (the step server died)")
+                              : status.signal != 0                    ? "was " + status.describe()
+                                                                      : status.describe();
       failure.message = "rank " + std::to_string(rank) + " of " + std::to_string(world_size_) + " " + how +
                         (error ? ": " + *error : std::string()) +
-                        " (its logs: " + (attempt_dir_.filename() / replica_dir({}, rank) / "stderr.log").string() + ")";
+                        " (its logs: " + (attempt_dir_.filename() / replica_dir({}, rank) / "stderr.log").string() +
+                        ")";
     }
     fail(std::move(failure));
   }
@@ -168,7 +170,7 @@ const ReplicaGroup::Failure* ReplicaGroup::cause(const AttemptResult& rank0) con
     if (crashed && !f.killed_by_group) return &f;
   }
   for (const Failure& f : failures_)
-    if (f.rank == 0) return &f;
+    if (!f.killed_by_group) return &f;
   return failures_.empty() ? nullptr : &failures_.front();
 }
 

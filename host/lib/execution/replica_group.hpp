@@ -61,8 +61,9 @@ class ReplicaGroup : public AttemptObserver {
     bool killed_by_group = false;  // SIGKILL after the group had stopped the ranks
   };
   void fail(Failure failure);
-  // The failure to name: the first crash the group did not cause, else rank
-  // 0's (a rank losing its peer reports a collective error: a consequence).
+  // The failure to name: the first crash the group did not cause (a rank
+  // losing its peer reports a collective error: a consequence), else the
+  // first failure the group did not cause.
   const Failure* cause(const AttemptResult& rank0) const;
   void signal_all(int signal);
   void finish_if_done(std::unique_lock<std::mutex>& lock);

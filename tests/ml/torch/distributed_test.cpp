@@ -125,8 +125,7 @@ TEST(DistributedTrain, ADyingRankFailsTheStepNamingItAndARetryResumesFromTheChec
   const fs::path second = retried.dir / "steps" / "train" / "attempt-2";
   const std::string events = kiln::test::read_text(second / "events.jsonl");
   EXPECT_NE(events.find("resuming from epoch 2"), std::string::npos) << events;
-  EXPECT_NE(kiln::test::read_text(second / "rank-1" / "events.jsonl").find("resuming from epoch 2"),
-            std::string::npos);
+  EXPECT_NE(kiln::test::read_text(second / "rank-1" / "events.jsonl").find("resuming from epoch 2"), std::string::npos);
   EXPECT_EQ(digest_logged(second / "events.jsonl"), digest_logged(second / "rank-1" / "events.jsonl"));
   EXPECT_GE(retried.record["steps"]["train"]["outputs"]["best_epoch"].get<int>(), 1);
 }
