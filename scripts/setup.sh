@@ -13,6 +13,9 @@ KILN_PACKAGES=(
   # kiln serve's HTTP request parser (nodejs http-parser)
   libhttp-parser-dev
   zlib1g-dev libtorch-dev
+  # Gloo's headers: LibTorch's c10d ProcessGroupGloo header includes them
+  # (train.torch's replicas; libtorch links libgloo0 already)
+  libgloo-dev
   # LibTorch calls the system BLAS (libblas.so.3); without this it is the
   # reference BLAS, 11x slower at sgemm here. The OpenMP flavour shares
   # LibTorch's thread pool instead of adding its own.

@@ -38,8 +38,8 @@ class EngineTest : public ::testing::Test {
  protected:
   RunResult run(const std::string& steps_yaml, RunSettings settings = {}) {
     const std::string yaml = "apiVersion: kiln/v1\nkind: Pipeline\nmetadata: {name: t}\n" + steps_yaml;
-    auto plan =
-        kiln::host::plan_pipeline(kiln::host::parse_pipeline_text(yaml, "t.yaml"), kiln::test::util_catalog(), settings.overrides);
+    auto plan = kiln::host::plan_pipeline(kiln::host::parse_pipeline_text(yaml, "t.yaml"), kiln::test::util_catalog(),
+                                          settings.overrides);
     RunResult result;
     result.dir = workspace / ("run-" + std::to_string(++runs_));
     kiln::host::RunOptions options;
@@ -223,6 +223,78 @@ steps:
   EXPECT_EQ(r.status("hang"), "failed");
 }
 
+// distributed: {replicas: N} under the process executor (docs/distributed.md):
+// util.fail's `rank` makes one rank fail while the others wait until stopped,
+// so this run ends only if the group stops the waiting ranks.
+TEST_F(EngineTest, ADistributedStepFailsAsSoonAsOneRankFailsNamingIt) {
+  const auto r = run(R"(
+options: {failure_policy: continue}
+steps:
+  - {name: exit, component: util.fail, parameters: {mode: exit, exit_code: 7, rank: 2}, distributed: {replicas: 3}}
+  - {name: error, component: util.fail, parameters: {message: bad shard, rank: 1}, distributed: {replicas: 2}}
+  - {name: rank0, component: util.fail, parameters: {message: bad data, rank: 0}, distributed: {replicas: 2}}
+  - {name: killed, component: util.fail, parameters: {mode: kill, rank: 1}, distributed: {replicas: 2}}
+  - {name: fine, component: util.echo, parameters: {message: hi}, distributed: {replicas: 2}}
+)");
+  const auto attempt = [&](const std::string& step) { return last_attempt(r.step(step)); };
+  EXPECT_EQ(attempt("exit")["failure"], "crash");
+  EXPECT_EQ(attempt("exit")["message"],
+            "rank 2 of 3 exited with status 7 (its logs: attempt-1/rank-2/stderr.log); the other ranks were stopped");
+  EXPECT_EQ(attempt("error")["failure"], "error");
+  EXPECT_EQ(attempt("error")["message"],
+            "rank 1 of 2 exited with status 1: bad shard (its logs: attempt-1/rank-1/stderr.log); the other ranks "
+            "were stopped");
+  EXPECT_EQ(attempt("rank0")["failure"], "error");
+  EXPECT_EQ(attempt("rank0")["message"], "rank 0 of 2: bad data");
+  EXPECT_EQ(attempt("killed")["failure"], "crash");
+  EXPECT_NE(attempt("killed")["message"].get<std::string>().find("rank 1 of 2 was killed by signal SIGKILL"),
+            std::string::npos)
+      << attempt("killed")["message"];
+  // Each rank got its place: only the named rank failed, the others logged their wait.
+  const fs::path exit_dir = r.dir / "steps" / "exit" / "attempt-1";
+  EXPECT_NE(kiln::test::read_text(exit_dir / "rank-1" / "events.jsonl").find("rank 1 waits for rank 2"),
+            std::string::npos);
+  EXPECT_NE(kiln::test::read_text(exit_dir / "events.jsonl").find("rank 0 waits for rank 2"), std::string::npos);
+  // Every rank succeeding: the step succeeds with rank 0's outputs; the
+  // other ranks' requests carried the same rendezvous and their own rank.
+  EXPECT_EQ(r.status("fine"), "succeeded");
+  EXPECT_EQ(r.step("fine")["outputs"]["message"], "hi");
+  const fs::path fine = r.dir / "steps" / "fine" / "attempt-1";
+  const Json rank0 = Json::parse(kiln::test::read_text(fine / "request.json"))["replica"];
+  const Json rank1 = Json::parse(kiln::test::read_text(fine / "rank-1" / "request.json"))["replica"];
+  EXPECT_EQ(rank0["rank"], 0);
+  EXPECT_EQ(rank1["rank"], 1);
+  EXPECT_EQ(rank1["world_size"], 2);
+  EXPECT_EQ(rank0["rendezvous"], rank1["rendezvous"]);
+  EXPECT_EQ(rank0["rendezvous"].get<std::string>().rfind("127.0.0.1:", 0), 0u);
+}
+
+TEST_F(EngineTest, ATimeoutStopsEveryRankOfADistributedStep) {
+  // Rank 1 hangs ignoring cancellation; rank 0 waits for it: the timeout
+  // cancels both, the grace period's kill reaches the hung one.
+  const auto r = run(R"(
+steps:
+  - {name: hung, component: util.fail, parameters: {mode: hang, rank: 1}, distributed: {replicas: 2}, timeout: 300ms}
+)");
+  EXPECT_EQ(r.status("hung"), "failed");
+  EXPECT_EQ(last_attempt(r.step("hung"))["failure"], "timeout");
+}
+
+TEST_F(EngineTest, OnlyTheProcessExecutorRunsReplicas) {
+  RunSettings settings;
+  settings.executor = "inprocess";
+  const auto r = run(R"(
+steps:
+  - {name: wide, component: util.noop, distributed: {replicas: 2}}
+)",
+                     settings);
+  EXPECT_EQ(r.status("wide"), "failed");
+  const std::string message = last_attempt(r.step("wide"))["message"];
+  EXPECT_NE(message.find("asks for 2 replicas (distributed): the inprocess executor runs one process per step"),
+            std::string::npos)
+      << message;
+}
+
 TEST_F(EngineTest, RetriesSucceedOnALaterAttempt) {
   RunSettings settings;
   settings.overrides = {{"counter", counter()}};
@@ -313,8 +385,7 @@ finally:
 TEST_F(EngineTest, CancellationStopsRunningStepsAndRunsFinally) {
   RunSettings settings;
   settings.on_event = [](const Json& e, kiln::host::Engine& engine) {
-    if (e.value("type", "") == "attempt_started" && e.value("unit", "") == "long")
-      engine.request_cancel();
+    if (e.value("type", "") == "attempt_started" && e.value("unit", "") == "long") engine.request_cancel();
   };
   const auto r = run(R"(
 steps:
@@ -335,8 +406,7 @@ TEST_F(EngineTest, AStepIgnoringCancellationIsKilledAfterTheGracePeriod) {
   RunSettings settings;
   settings.grace = 0.2;
   settings.on_event = [](const Json& e, kiln::host::Engine& engine) {
-    if (e.value("type", "") == "attempt_started" && e.value("unit", "") == "stubborn")
-      engine.request_cancel();
+    if (e.value("type", "") == "attempt_started" && e.value("unit", "") == "stubborn") engine.request_cancel();
   };
   const auto r = run("steps:\n  - {name: stubborn, component: util.fail, parameters: {mode: hang}}\n", settings);
   EXPECT_EQ(r.record["status"], "cancelled");
@@ -500,8 +570,7 @@ steps:
 TEST_F(EngineTest, CancellingTheRunCancelsTheSearch) {
   RunSettings settings;
   settings.on_event = [](const Json& e, kiln::host::Engine& engine) {
-    if (e.value("type", "") == "attempt_started" && e.value("unit", "") == "t[1]")
-      engine.request_cancel();
+    if (e.value("type", "") == "attempt_started" && e.value("unit", "") == "t[1]") engine.request_cancel();
   };
   const auto r = run(R"(
 steps:
@@ -805,12 +874,13 @@ TEST(EngineRobustness, AValueNestedTooDeepThroughTheHostApiFailsTheStepWithAShor
 TEST(EngineRobustness, AForEachOverTooLongARuntimeListFailsTheStep) {
   TempDir dir;
   const std::string too_many = std::to_string(kiln::host::kMaxForEachItems + 1);
-  const Json r = run_with_fixtures("steps:\n"
-                                   "  - {name: gen, component: fixture.count, parameters: {count: " +
-                                       too_many +
-                                       "}}\n"
-                                       "  - {name: loop, component: util.noop, for_each: \"{{ steps.gen.outputs.items }}\"}\n",
-                                   dir / "run");
+  const Json r = run_with_fixtures(
+      "steps:\n"
+      "  - {name: gen, component: fixture.count, parameters: {count: " +
+          too_many +
+          "}}\n"
+          "  - {name: loop, component: util.noop, for_each: \"{{ steps.gen.outputs.items }}\"}\n",
+      dir / "run");
   EXPECT_EQ(r["status"], "failed");
   EXPECT_EQ(r["steps"]["gen"]["status"], "succeeded");
   EXPECT_EQ(r["steps"]["loop"]["status"], "failed");

@@ -5,6 +5,7 @@
 #include <kiln/host/plugin_library.hpp>
 
 #include <kiln/sdk.hpp>
+#include <kiln/sdk/replica.hpp>
 
 #include <atomic>
 #include <cmath>
@@ -189,7 +190,8 @@ class ScriptedTuner {
  public:
   static inline std::atomic<int> alive{0};
   explicit ScriptedTuner(const std::string& config) : config_(config) {
-    if (config == R"({"fail": "error"})") throw kiln::Error("settings.fail: asked to fail", KILN_ERROR_INVALID_ARGUMENT);
+    if (config == R"({"fail": "error"})")
+      throw kiln::Error("settings.fail: asked to fail", KILN_ERROR_INVALID_ARGUMENT);
     if (config == R"({"fail": "throw"})") throw std::runtime_error("constructor threw");
     ++alive;
   }
@@ -390,7 +392,7 @@ TEST(SdkServing, OutputsLiveUntilReleasedAndTheModelUntilUnloaded) {
   EXPECT_EQ(Json::parse(metadata)["inputs"][0]["name"], "x");
   const char* again = nullptr;
   ASSERT_EQ(take(api->metadata(model, &again)).first, 0);
-  EXPECT_EQ(again, metadata);                              // the same text, kept by the model
+  EXPECT_EQ(again, metadata);                               // the same text, kept by the model
   EXPECT_EQ(Doubler::metadata_calls, metadata_before + 1);  // asked once, at load
 
   Request request;
@@ -407,7 +409,7 @@ TEST(SdkServing, OutputsLiveUntilReleasedAndTheModelUntilUnloaded) {
   const auto owner = kiln::detail::model_box<Doubler>(model)->model->last_owner;
   EXPECT_FALSE(owner.expired());  // kept for the host ...
   api->release_outputs(model, outputs, count);
-  EXPECT_TRUE(owner.expired());  // ... until it hands them back
+  EXPECT_TRUE(owner.expired());             // ... until it hands them back
   api->release_outputs(model, nullptr, 0);  // a no-op
   api->unload(model);
   EXPECT_EQ(Doubler::alive, 0);
@@ -487,4 +489,40 @@ TEST(SdkJson, QuoteEscapesWhatJsonRequires) {
   EXPECT_EQ(kiln::json_quote("plain"), "\"plain\"");
   EXPECT_EQ(kiln::json_quote("a\"b\\c\n\t\x01"), R"("a\"b\\c\n\t\u0001")");
   EXPECT_EQ(Json::parse(kiln::json_quote("caf\xc3\xa9 \x1f")), Json("caf\xc3\xa9 \x1f"));
+}
+
+// kiln/sdk/replica.hpp: the executor-neutral rank contract (docs/distributed.md).
+TEST(Sdk, ReplicaIsReadFromTheRankVariables) {
+  const kiln::Replica alone = kiln::parse_replica(nullptr, nullptr, nullptr);
+  EXPECT_EQ(alone.rank, 0);
+  EXPECT_EQ(alone.world_size, 1);
+  EXPECT_FALSE(alone.distributed());
+  const kiln::Replica r = kiln::parse_replica("1", "2", "node-7.cluster:29500");
+  EXPECT_EQ(r.rank, 1);
+  EXPECT_EQ(r.world_size, 2);
+  EXPECT_EQ(r.host, "node-7.cluster");
+  EXPECT_EQ(r.port, 29500);
+  EXPECT_TRUE(r.distributed());
+  EXPECT_EQ(kiln::parse_replica("0", "1", nullptr).world_size, 1);  // one replica needs no rendezvous
+}
+
+TEST(Sdk, MalformedReplicaVariablesNameTheVariable) {
+  const auto message = [](const char* rank, const char* world, const char* rendezvous) {
+    try {
+      kiln::parse_replica(rank, world, rendezvous);
+    } catch (const kiln::Error& e) {
+      EXPECT_EQ(e.code(), KILN_ERROR_INVALID_ARGUMENT);
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(message("2", "2", "h:1"), "KILN_RANK must be an integer in [0, 1], not '2'");
+  EXPECT_EQ(message("0", "0", "h:1"), "KILN_WORLD_SIZE must be an integer in [1, 256], not '0'");
+  EXPECT_EQ(message("x", "2", "h:1"), "KILN_RANK must be an integer in [0, 1], not 'x'");
+  EXPECT_EQ(message("1", "2", "h:1x"), "KILN_RENDEZVOUS's port must be an integer in [1, 65535], not '1x'");
+  EXPECT_EQ(message("1", "2", "h:0"), "KILN_RENDEZVOUS's port must be an integer in [1, 65535], not '0'");
+  EXPECT_EQ(message("1", "2", nullptr), "KILN_RENDEZVOUS must be HOST:PORT, not ''");
+  EXPECT_EQ(message("1", "2", ":80"), "KILN_RENDEZVOUS must be HOST:PORT, not ':80'");
+  EXPECT_EQ(message(nullptr, "2", "h:1"), "KILN_RANK and KILN_WORLD_SIZE must be set together");
+  EXPECT_EQ(message("1", nullptr, nullptr), "KILN_RANK and KILN_WORLD_SIZE must be set together");
 }

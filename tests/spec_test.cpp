@@ -2,11 +2,11 @@
 // message and file:line:col position.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <kiln/host/catalog.hpp>
 #include <kiln/host/plan.hpp>
 #include <kiln/host/spec.hpp>
 #include <kiln/host/yaml_json.hpp>
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <cmath>
@@ -230,9 +230,10 @@ steps:
 // is quoted in the message, and a plain dump() threw nlohmann's type_error
 // on invalid UTF-8 (YAML takes any bytes), out of parse_pipeline_text.
 TEST(Spec, InvalidUtf8InAValueIsQuotedNotThrownOn) {
-  const auto diagnostics = parse_errors("apiVersion: kiln/v1\nkind: Pipeline\nparameters:\n"
-                                        "  mode: {type: string, default: \xecquick, choices: [quick, full]}\n"
-                                        "steps:\n  - name: a\n    component: util.noop\n");
+  const auto diagnostics = parse_errors(
+      "apiVersion: kiln/v1\nkind: Pipeline\nparameters:\n"
+      "  mode: {type: string, default: \xecquick, choices: [quick, full]}\n"
+      "steps:\n  - name: a\n    component: util.noop\n");
   ASSERT_EQ(diagnostics.size(), 1u) << dump(diagnostics);
   EXPECT_THAT(diagnostics[0].message, HasSubstr("\"\xef\xbf\xbdquick\" is not one of: quick, full"))
       << dump(diagnostics);
@@ -317,6 +318,44 @@ options:
   EXPECT_TRUE(HasError(diagnostics, 7, 20, "unknown failure class 'boom' (use error, crash or timeout)"));
   EXPECT_TRUE(HasError(diagnostics, 9, 19, "failure_policy must be 'stop' or 'continue' (did you mean 'continue'?)"));
   EXPECT_TRUE(HasError(diagnostics, 10, 12, "'options.timeout' must be a duration"));
+}
+
+TEST(Spec, DistributedReplicasAreReadFromStepsAndTemplates) {
+  const auto spec = kiln::host::parse_pipeline_text(R"(apiVersion: kiln/v1
+kind: Pipeline
+templates:
+  wide: {component: util.noop, distributed: {replicas: 4}}
+steps:
+  - {name: plain, component: util.noop}
+  - {name: two, component: util.noop, distributed: {replicas: 2}}
+  - {name: inherited, template: wide}
+)",
+                                                    "p.yaml");
+  EXPECT_EQ(spec.steps[0].replicas, 1);
+  EXPECT_EQ(spec.steps[1].replicas, 2);
+  EXPECT_EQ(spec.steps[2].replicas, 4);
+}
+
+TEST(Spec, BadDistributedFields) {
+  const auto diagnostics = parse_errors(R"(apiVersion: kiln/v1
+kind: Pipeline
+steps:
+  - {name: a, component: util.noop, distributed: {replicas: 0}}
+  - {name: b, component: util.noop, distributed: {replicas: 257}}
+  - {name: c, component: util.noop, distributed: {replicas: two}}
+  - {name: d, component: util.noop, distributed: {nodes: 2}}
+  - {name: e, component: util.noop, distributed: 2}
+  - {name: f, component: util.noop, distributed: {replicas: 1.5}}
+)");
+  EXPECT_EQ(diagnostics.size(), 7u) << dump(diagnostics);
+  const std::string range = "'distributed.replicas' must be an integer from 1 to 256";
+  EXPECT_TRUE(HasError(diagnostics, 4, 61, range));
+  EXPECT_TRUE(HasError(diagnostics, 5, 61, range));
+  EXPECT_TRUE(HasError(diagnostics, 6, 61, range));
+  EXPECT_TRUE(HasError(diagnostics, 7, 51, "unknown key 'nodes' in distributed"));
+  EXPECT_TRUE(HasError(diagnostics, 7, 50, "'distributed' needs 'replicas'"));
+  EXPECT_TRUE(HasError(diagnostics, 8, 50, "'distributed' must be"));
+  EXPECT_TRUE(HasError(diagnostics, 9, 61, range));
 }
 
 TEST(Spec, ContainerFieldsAreReadFromStepsAndTemplates) {
@@ -702,8 +741,8 @@ templates:
   const auto diagnostics = parse_errors(text);
   // a..e convert (123,455 nodes); f alone is 1,111,111: it is where the budget runs out.
   ASSERT_EQ(diagnostics.size(), 1u) << dump(diagnostics);
-  EXPECT_TRUE(HasError(diagnostics, 12, 10,
-                       "alias expansion exceeds " + std::to_string(kiln::host::kMaxYamlNodes) + " nodes"));
+  EXPECT_TRUE(
+      HasError(diagnostics, 12, 10, "alias expansion exceeds " + std::to_string(kiln::host::kMaxYamlNodes) + " nodes"));
 }
 
 TEST(Spec, OneBudgetCoversEveryConversionOfTheSpec) {

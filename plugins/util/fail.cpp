@@ -4,6 +4,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include <kiln/sdk/replica.hpp>
+
 #include "components.hpp"
 
 namespace kiln::util {
@@ -29,12 +31,28 @@ Manifest Fail::manifest() {
                               "killer does; hang: never return, ignoring "
                               "cancellation; exit: exit the process with exit_code"))
       .param(Param::Int("exit_code").default_value(3).min(0).max(255).description("exit status for mode=exit"))
-      .param(Param::String("message").default_value("failing on purpose").description("the error message"));
+      .param(Param::String("message").default_value("failing on purpose").description("the error message"))
+      .param(
+          Param::Int("rank")
+              .default_value(-1)
+              .min(-1)
+              .max(kMaxReplicas - 1)
+              .description(
+                  "-1: fail in every process; R: only rank R of a distributed step fails (KILN_RANK), the others wait "
+                  "until they are stopped"));
 }
 
 void Fail::run(Context& ctx) {
   const std::string mode = ctx.param_string("mode");
   const std::string message = ctx.param_string("message");
+  const int64_t only = ctx.param_int("rank");
+  if (only >= 0 && replica().rank != only) {
+    ctx.info("rank " + std::to_string(replica().rank) + " waits for rank " + std::to_string(only) + " to fail");
+    for (;;) {
+      ctx.throw_if_cancelled();
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
   ctx.info("failing with mode " + mode);
   if (mode == "throw") throw std::runtime_error(message);
   if (mode == "segfault") write_through_null();

@@ -531,6 +531,7 @@ class Engine::Impl {
     launch.temp_dir = launch.attempt_dir / "tmp";
     launch.checkpoint_dir = unit.dir / "checkpoint";
     launch.container = spec.container;
+    launch.replicas = spec.replicas;
     try {
       launch.parameters = render_parameters(unit);
       launch.inputs = wired_inputs(unit);

@@ -120,6 +120,8 @@ CacheDecision RunJournal::decide(const UnitRef& unit, const Json& parameters,
   key.version = component.manifest.version.str();
   key.library_digest = component.library_digest;
   key.parameters = parameters;
+  // N replicas sum gradients in another order than one process: other bits.
+  if (unit.step->spec.replicas > 1) key.environment = "replicas:" + std::to_string(unit.step->spec.replicas);
   for (const auto& [name, input] : inputs) {
     std::string digest = input.digest;
     if (digest.empty() && !input.items.empty()) {  // a loop's collection: the digests of its items, in order

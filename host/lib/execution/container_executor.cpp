@@ -22,6 +22,7 @@
 #include <kiln/host/container_bundle.hpp>
 #include "container_image.hpp"
 #include "container_rootfs.hpp"
+#include "replica_group.hpp"
 #include "runner_channel.hpp"
 
 namespace kiln::host {
@@ -238,6 +239,7 @@ class ContainerExecutor : public Executor {
   ContainerExecutor& operator=(const ContainerExecutor&) = delete;
 
   std::unique_ptr<RunningAttempt> start(const StepLaunch& launch, std::shared_ptr<AttemptObserver> observer) override {
+    require_one_replica(launch, "container");
     const std::string id = "kiln-" + std::to_string(::getpid()) + "-" + std::to_string(++sequence_);
     const fs::path bundle = bundles() / id;
     fs::create_directories(launch.attempt_dir);

@@ -3,6 +3,8 @@
 #include <kiln/host/invoke.hpp>
 #include <kiln/host/plugin_library.hpp>
 
+#include "replica_group.hpp"
+
 #include <thread>
 
 namespace kiln::host {
@@ -50,6 +52,7 @@ class InProcessAttempt : public RunningAttempt {
 class InProcessExecutor : public Executor {
  public:
   std::unique_ptr<RunningAttempt> start(const StepLaunch& launch, std::shared_ptr<AttemptObserver> observer) override {
+    require_one_replica(launch, "inprocess");
     auto cancelled = std::make_shared<std::atomic<bool>>(false);
     std::thread([launch, observer, cancelled] {
       AttemptResult result;

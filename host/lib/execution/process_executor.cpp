@@ -12,6 +12,7 @@
 #include <kiln/host/step_server.hpp>
 #include <kiln/host/subprocess.hpp>
 
+#include "replica_group.hpp"
 #include "runner_channel.hpp"
 
 #include <array>
@@ -28,15 +29,19 @@ void write_step_request(const StepLaunch& launch, const fs::path& request_file) 
   Json inputs = Json::object();
   for (const auto& [name, artifact] : launch.inputs)
     inputs[name] = {{"path", artifact.path.string()}, {"metadata", artifact.metadata}};
-  const Json request{{"channel", kRunnerChannelVersion},
-                     {"step", launch.step},
-                     {"component", launch.component.manifest.name},
-                     {"library", launch.component.library.string()},
-                     {"parameters", launch.parameters},
-                     {"inputs", inputs},
-                     {"output_dir", launch.output_dir.string()},
-                     {"temp_dir", launch.temp_dir.string()},
-                     {"checkpoint_dir", launch.checkpoint_dir.string()}};
+  Json request{{"channel", kRunnerChannelVersion},
+               {"step", launch.step},
+               {"component", launch.component.manifest.name},
+               {"library", launch.component.library.string()},
+               {"parameters", launch.parameters},
+               {"inputs", inputs},
+               {"output_dir", launch.output_dir.string()},
+               {"temp_dir", launch.temp_dir.string()},
+               {"checkpoint_dir", launch.checkpoint_dir.string()}};
+  if (launch.replica)
+    request["replica"] = {{"rank", launch.replica->rank},
+                          {"world_size", launch.replica->world_size},
+                          {"rendezvous", launch.replica->rendezvous}};
   // Read once by the step's process, right after this: no fsync needed.
   std::ofstream out(request_file, std::ios::trunc);
   out << request.dump();
@@ -56,25 +61,27 @@ class ProcessAttempt : public RunningAttempt {
   pid_t pid_;
 };
 
+// A data-parallel attempt: cancel and kill reach every rank.
+class ReplicaAttempt : public RunningAttempt {
+ public:
+  explicit ReplicaAttempt(std::shared_ptr<ReplicaGroup> group) : group_(std::move(group)) {}
+  void cancel() override { group_->stop(SIGTERM); }
+  void kill() override { group_->stop(SIGKILL); }
+
+ private:
+  std::shared_ptr<ReplicaGroup> group_;
+};
+
 class ProcessExecutor : public Executor {
  public:
   explicit ProcessExecutor(fs::path kiln_exe) : kiln_exe_(std::move(kiln_exe)) {}
 
   std::unique_ptr<RunningAttempt> start(const StepLaunch& launch, std::shared_ptr<AttemptObserver> observer) override {
-    fs::create_directories(launch.attempt_dir);
-    const auto request = launch.attempt_dir / "request.json";
-    write_step_request(launch, request);
-    Pipe channel;
-    const Pipe out(open_log(launch.attempt_dir / "stdout.log")), err(open_log(launch.attempt_dir / "stderr.log"));
+    if (launch.replicas > 1) return start_replicas(launch, std::move(observer));
+    const auto step_server = server();
     auto state = std::make_shared<AttemptState>();
     state->observer = std::move(observer);
-    const auto step_server = server();
-    const pid_t pid =
-        step_server->start(launch.component.library, launch.component.manifest.name, request, launch.attempt_dir,
-                           out.read_fd, err.read_fd, channel.write_fd, [state](ExitStatus s) { state->on_exit(s); });
-    channel.close_write();
-    reactor_.watch(channel.read_fd, state);
-    channel.read_fd = -1;  // the reactor owns it now
+    const pid_t pid = start_attempt(*step_server, launch, state, [state](ExitStatus s) { state->on_exit(s); });
     return std::make_unique<ProcessAttempt>(step_server, pid);
   }
 
@@ -84,6 +91,64 @@ class ProcessExecutor : public Executor {
     const std::lock_guard<std::mutex> lock(mutex_);
     if (!server_ || !server_->alive()) server_ = std::make_shared<StepServer>(kiln_exe_);
     return server_;
+  }
+
+  // Starts `kiln step` for the attempt (or rank 0 of it): its channel to the
+  // reactor, its logs in the attempt's directory.
+  pid_t start_attempt(StepServer& step_server, const StepLaunch& launch, const std::shared_ptr<AttemptState>& state,
+                      std::function<void(ExitStatus)> on_exit) {
+    fs::create_directories(launch.attempt_dir);
+    const auto request = launch.attempt_dir / "request.json";
+    write_step_request(launch, request);
+    Pipe channel;
+    const Pipe out(open_log(launch.attempt_dir / "stdout.log")), err(open_log(launch.attempt_dir / "stderr.log"));
+    const pid_t pid =
+        step_server.start(launch.component.library, launch.component.manifest.name, request, launch.attempt_dir,
+                          out.read_fd, err.read_fd, channel.write_fd, std::move(on_exit));
+    channel.close_write();
+    reactor_.watch(channel.read_fd, state);
+    channel.read_fd = -1;  // the reactor owns it now
+    return pid;
+  }
+
+  // Starts rank `rank` > 0 of a data-parallel attempt: it writes only logs,
+  // its channel included (rank-K/events.jsonl), in its own directory.
+  pid_t start_replica(StepServer& step_server, StepLaunch launch, int rank, std::function<void(ExitStatus)> on_exit) {
+    const fs::path dir = replica_dir(launch.attempt_dir, rank);
+    launch.attempt_dir = dir;
+    launch.output_dir = dir / "outputs";
+    launch.temp_dir = dir / "tmp";
+    launch.replica->rank = rank;
+    fs::create_directories(dir);
+    write_step_request(launch, dir / "request.json");
+    const Pipe out(open_log(dir / "stdout.log")), err(open_log(dir / "stderr.log")),
+        events(open_log(dir / "events.jsonl"));
+    return step_server.start(launch.component.library, launch.component.manifest.name, dir / "request.json", dir,
+                             out.read_fd, err.read_fd, events.read_fd, std::move(on_exit));
+  }
+
+  // N processes, one rendezvous: rank 0 is the attempt, the group joins their ends.
+  std::unique_ptr<RunningAttempt> start_replicas(StepLaunch launch, std::shared_ptr<AttemptObserver> observer) {
+    launch.replica = ReplicaPlace{0, launch.replicas, "127.0.0.1:" + std::to_string(free_local_port())};
+    const auto step_server = server();
+    auto group = std::make_shared<ReplicaGroup>(std::move(observer), step_server, launch.replicas, launch.attempt_dir);
+    auto state = std::make_shared<AttemptState>();
+    state->observer = group;
+    // Rank 0 failing to start throws: nothing runs, the engine reports it.
+    group->on_started(0, start_attempt(*step_server, launch, state, [state, group](ExitStatus s) {
+                        group->on_exit(0, s);
+                        state->on_exit(s);
+                      }));
+    for (int rank = 1; rank < launch.replicas; ++rank) {
+      try {
+        group->on_started(
+            rank, start_replica(*step_server, launch, rank, [group, rank](ExitStatus s) { group->on_exit(rank, s); }));
+      } catch (const std::exception& e) {  // rank 0 runs: the group reports through it
+        group->on_start_failed(rank, e.what());
+        break;
+      }
+    }
+    return std::make_unique<ReplicaAttempt>(group);
   }
 
   fs::path kiln_exe_;

@@ -9,6 +9,7 @@
 #include <kiln/host/plugin_library.hpp>
 #include <kiln/host/runner_event.hpp>
 
+#include <cstdlib>
 #include <mutex>
 
 namespace kiln::host {
@@ -57,6 +58,24 @@ class ChannelWriter : public StepEventSink {
   int fd_;
   std::mutex mutex_;
 };
+
+// A data-parallel step's place (docs/distributed.md): exported for the
+// component as KILN_RANK, KILN_WORLD_SIZE, KILN_RENDEZVOUS. A field the
+// request leaves out keeps the environment's value (a cluster executor may
+// set the rank per task, e.g. from SLURM_PROCID).
+void export_replica(const Json& request) {
+  const auto it = request.find("replica");
+  if (it == request.end() || !it->is_object()) return;
+  const auto put = [&](const char* key, const char* variable) {
+    const auto field = it->find(key);
+    if (field == it->end()) return;
+    const std::string text = field->is_string() ? field->get<std::string>() : field->dump();
+    ::setenv(variable, text.c_str(), 1);
+  };
+  put("rank", "KILN_RANK");
+  put("world_size", "KILN_WORLD_SIZE");
+  put("rendezvous", "KILN_RENDEZVOUS");
+}
 
 StepInvocation invocation_from(const Json& request) {
   StepInvocation invocation;
@@ -123,6 +142,7 @@ int run_step_request(const std::filesystem::path& request_file, int channel_fd) 
     if (request.value("channel", 0) != kRunnerChannelVersion)
       throw std::runtime_error("request speaks channel " + std::to_string(request.value("channel", 0)) +
                                ", this runner speaks " + std::to_string(kRunnerChannelVersion));
+    export_replica(request);
     const auto library = PluginLibrary::load(request.at("library").get<std::string>());
     const std::string name = request.at("component").get<std::string>();
     const auto* component = library->find(name);

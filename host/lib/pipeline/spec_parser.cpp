@@ -87,10 +87,10 @@ std::optional<double> parse_duration(const std::string& text) {
 
 namespace {
 
-const std::vector<std::string> kStepKeys{"name",    "description", "component", "template", "parameters",
-                                         "inputs",  "after",       "when",      "for_each", "parallelism",
-                                         "retries", "timeout",     "cache",     "executor", "image",
-                                         "network", "resources",   "mounts",    "user",     "tune"};
+const std::vector<std::string> kStepKeys{"name",  "description", "component",  "template",    "parameters", "inputs",
+                                         "after", "when",        "for_each",   "parallelism", "retries",    "timeout",
+                                         "cache", "executor",    "image",      "network",     "resources",  "mounts",
+                                         "user",  "tune",        "distributed"};
 
 // Reads YAML into the spec, recording every problem instead of stopping.
 class Parser {
@@ -399,7 +399,24 @@ class Parser {
               "unknown executor '" + step.executor + "' (use inprocess, process or container)" +
                   did_you_mean(step.executor, executors));
     }
+    if (const auto d = node["distributed"]) read_distributed(d, file, step);
     read_container_fields(node, file, step.container);
+  }
+
+  // `distributed: {replicas: N}`: N processes train one model (docs/distributed.md).
+  void read_distributed(const YAML::Node& node, const std::string& file, StepSpec& step) {
+    if (!expect_map(node, file, "'distributed'")) return;
+    check_keys(node, file, {"replicas"}, "distributed");
+    const auto r = node["replicas"];
+    if (!r) {
+      error(node, file, "'distributed' needs 'replicas': the number of processes, such as 2");
+      return;
+    }
+    const Json v = to_json(r, file);
+    if (v.is_number_integer() && v.get<int64_t>() >= 1 && v.get<int64_t>() <= kMaxReplicas)
+      step.replicas = static_cast<int>(v.get<int64_t>());
+    else
+      error(r, file, "'distributed.replicas' must be an integer from 1 to " + std::to_string(kMaxReplicas));
   }
 
   // image, network, resources, mounts and user: what the container executor gives a step.
@@ -680,8 +697,8 @@ PipelineSpec parse_pipeline_text(const std::string& text, const std::string& fil
     return SpecError({{SourcePos{file_name, 1, 1}, "the spec is too large to read (out of memory)"}});
   };
   if (text.size() > kMaxSpecFileBytes)
-    throw SpecError({{SourcePos{file_name, 1, 1}, "the spec is larger than " + std::to_string(kMaxSpecFileBytes) +
-                                                      " bytes"}});
+    throw SpecError(
+        {{SourcePos{file_name, 1, 1}, "the spec is larger than " + std::to_string(kMaxSpecFileBytes) + " bytes"}});
   try {
     std::vector<Diagnostic> diagnostics;
     YAML::Node root;

@@ -2,6 +2,8 @@
 // is in trainer.cpp.
 #include <cstdio>
 
+#include <kiln/sdk/replica.hpp>
+
 #include "components.hpp"
 #include "trainer.hpp"
 
@@ -63,18 +65,21 @@ void TrainTorch::run(Context& ctx) {
   std::optional<Dataset> validation;
   if (const auto path = ctx.optional_input_path("validation")) validation = load_dataset(*path);
   TrainRun run;
+  run.replica = replica();                    // KILN_RANK, KILN_WORLD_SIZE, KILN_RENDEZVOUS (docs/distributed.md)
+  const bool writer = run.replica.rank == 0;  // the other ranks write only logs
   run.train = &train;
   run.validation = validation ? &*validation : nullptr;
   if (options.checkpoint) run.checkpoint_dir = ctx.checkpoint_dir();
-  run.model_dir = ctx.output_path("model");
+  if (writer) run.model_dir = ctx.output_path("model");
   run.transform_dir = ctx.optional_input_path("transform");
-  if (options.early_stopping_patience > 0 && !validation)
+  if (options.early_stopping_patience > 0 && !validation && writer)
     ctx.warning("early stopping needs a validation input; training all epochs");
   TrainHooks hooks;
   hooks.on_epoch = [&](const History& h) { report_epoch(ctx, h, options.epochs); };
   hooks.check_cancelled = [&] { ctx.throw_if_cancelled(); };
   hooks.log = [&](const std::string& message) { ctx.info(message); };
   const History history = train_model(options, run, hooks);
+  if (!writer) return;
   write_history(history, ctx.output_path("history"));
   set_outputs(ctx, history);
 }

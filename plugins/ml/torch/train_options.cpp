@@ -1,6 +1,7 @@
 #include "train_options.hpp"
 
 #include <kiln/sdk.hpp>
+#include <kiln/sdk/replica.hpp>
 
 #include <cstdlib>
 #include <nlohmann/json.hpp>
@@ -123,7 +124,11 @@ void add_train_params(Manifest& m) {
       .param(P::Int("seed").default_value(0).min(0))
       .param(P::Bool("deterministic").default_value(false).description("deterministic algorithms only"))
       .param(P::Int("threads").default_value(0).min(0).description("intra-op threads; 0 = all cores"))
-      .param(P::Bool("checkpoint").default_value(true).description("checkpoint every epoch, resume on retry"));
+      .param(P::Bool("checkpoint").default_value(true).description("checkpoint every epoch, resume on retry"))
+      .param(P::Float("collective_timeout")
+                 .default_value(300.0)
+                 .min(1)
+                 .description("distributed: seconds a replica waits for the others (rendezvous, each all-reduce)"));
 }
 
 TrainOptions parse_train_options(const Context& ctx) {
@@ -133,11 +138,15 @@ TrainOptions parse_train_options(const Context& ctx) {
   o.seed = ctx.param_int("seed");
   o.deterministic = ctx.param_bool("deterministic");
   o.threads = ctx.param_int("threads");
-  if (o.threads == 0) o.threads = std::max(1u, std::thread::hardware_concurrency());
+  // Replicas share the machine's cores (LibTorch would default to one thread).
+  if (o.threads == 0)
+    o.threads = std::max<int64_t>(1, std::thread::hardware_concurrency() / static_cast<unsigned>(replica().world_size));
+  o.collective_timeout_seconds = ctx.param_float("collective_timeout");
   o.checkpoint = ctx.param_bool("checkpoint");
   // A fault-injection hook for the checkpoint tests, kept out of the
   // manifest so users never see it: fail the step after this epoch.
   if (const char* fail = std::getenv("KILN_TEST_TRAIN_FAIL_AFTER_EPOCH")) o.debug_fail_after_epoch = std::atoll(fail);
+  if (const char* rank = std::getenv("KILN_TEST_TRAIN_FAIL_RANK")) o.debug_fail_rank = std::atoll(rank);
   o.fingerprint = fingerprint(ctx);
   return o;
 }

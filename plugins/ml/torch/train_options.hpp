@@ -31,7 +31,11 @@ struct TrainOptions {
   bool deterministic = false;
   int64_t threads = 0;  // 0 = all cores
   bool checkpoint = true;
-  int64_t debug_fail_after_epoch = 0;  // KILN_TEST_TRAIN_FAIL_AFTER_EPOCH (0 = never)
+  double collective_timeout_seconds = 300;  // replicas: rendezvous and each collective
+  int64_t debug_fail_after_epoch = 0;       // KILN_TEST_TRAIN_FAIL_AFTER_EPOCH (0 = never)
+  // KILN_TEST_TRAIN_FAIL_RANK (-1 = every rank): with replicas, only this rank
+  // fails after that epoch, and it dies at once (std::_Exit(86)), as a crash would.
+  int64_t debug_fail_rank = -1;
   // Every parameter that changes the result, canonically: checkpoints resume only when it matches.
   std::string fingerprint;
 };

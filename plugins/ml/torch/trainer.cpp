@@ -6,9 +6,12 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <limits>
 
 #include "checkpoint.hpp"
+#include "distributed.hpp"
 #include "heap_tuning.hpp"
 #include "model.hpp"
 #include "predict.hpp"
@@ -150,15 +153,22 @@ class Trainer {
     train_ = tensors_of(spec_, *run.train);
     if (run.validation) val_ = tensors_of(spec_, *run.validation);
     history_.metric = spec_.task == Task::Classification ? "accuracy" : "rmse";
+    if (run.replica.distributed())
+      collective_ = std::make_unique<Collective>(
+          run.replica, std::chrono::milliseconds(static_cast<int64_t>(o.collective_timeout_seconds * 1000)));
   }
 
   History run() {
+    const auto start = std::chrono::steady_clock::now();
     if (run_.checkpoint_dir) resume();
+    if (collective_) agree_on_start();
     for (int64_t epoch = static_cast<int64_t>(history_.rows.size()); epoch < o_.epochs; ++epoch) {
       run_epoch(epoch);
-      if (run_.checkpoint_dir) save_checkpoint();
-      if (o_.debug_fail_after_epoch == epoch + 1)
-        throw Error("injected failure after epoch " + std::to_string(epoch + 1));
+      if (run_.checkpoint_dir && writer()) save_checkpoint();
+      // Past this, every rank knows the epoch's checkpoint is complete: a
+      // rank dying later cannot cost it (rank 0 is killed with the group).
+      if (collective_) collective_->barrier();
+      if (o_.debug_fail_after_epoch == epoch + 1) inject_failure(epoch);
       if (stop_early()) {
         hooks_.log("early stopping after epoch " + std::to_string(epoch + 1) + ": best epoch " +
                    std::to_string(history_.best_epoch));
@@ -166,7 +176,8 @@ class Trainer {
       }
     }
     if (run_.validation && !best_.tensors.empty()) load_state(*model_.net(), best_, "best weights");
-    save_model(model_, run_.model_dir, run_.transform_dir);
+    if (collective_) report_replica(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    if (writer()) save_model(model_, run_.model_dir, run_.transform_dir);
     return history_;
   }
 
@@ -179,7 +190,7 @@ class Trainer {
     set_lr(*optimizer_, row.lr);
     // Seeded per epoch, so a resumed run draws the same shuffles and dropout masks.
     torch::manual_seed(static_cast<uint64_t>(o_.seed) * 1000003ULL + static_cast<uint64_t>(epoch));
-    const Tally train = train_pass();
+    const Tally train = train_pass(epoch);
     row.train_loss = train.loss();
     row.train_metric = train.metric(spec_.task);
     if (run_.validation) {
@@ -193,41 +204,114 @@ class Trainer {
     hooks_.on_epoch(history_);
   }
 
-  Tally train_pass() {
+  // With replicas, every rank draws the same order; each takes its share of
+  // every global batch (rank r: rows [len*r/N, len*(r+1)/N)) and the
+  // gradients are summed, each weighted by its share: the global batch's mean.
+  Tally train_pass(int64_t epoch) {
     model_.net()->train();
     const int64_t n = train_.x.size(0);
     const auto order = torch::randperm(n, torch::kInt64);
+    const int64_t world = world_size(), rank = run_.replica.rank;
+    if (collective_)  // each replica its own dropout masks
+      torch::manual_seed(static_cast<uint64_t>(o_.seed) * 1000003ULL + static_cast<uint64_t>(epoch) +
+                         7919ULL * static_cast<uint64_t>(rank + 1));
+    const auto parameters = model_.net()->parameters();
     Tally tally;
     for (int64_t start = 0; start < n; start += o_.batch_size) {
       hooks_.check_cancelled();
-      const int64_t end = std::min(start + o_.batch_size, n);
-      if (spec_.batch_norm && end - start < 2) break;  // batch norm cannot train on one row
-      const auto index = order.slice(0, start, end);
-      const auto x = train_.x.index_select(0, index);
-      const auto y = train_.y.index_select(0, index);
+      const int64_t end = std::min(start + o_.batch_size, n), rows = end - start;
+      if (spec_.batch_norm && rows / world < 2) break;  // batch norm cannot train on one row (all ranks agree)
+      const int64_t first = start + rows * rank / world, last = start + rows * (rank + 1) / world;
       optimizer_->zero_grad();
-      const auto out = model_.forward(x);
-      const auto loss = compute_loss(loss_, out, y);
-      loss.backward();
+      if (last > first) {
+        const auto index = order.slice(0, first, last);
+        const auto x = train_.x.index_select(0, index);
+        const auto y = train_.y.index_select(0, index);
+        const auto out = model_.forward(x);
+        const auto loss = compute_loss(loss_, out, y);
+        if (collective_)
+          (loss * (static_cast<double>(last - first) / static_cast<double>(rows))).backward();
+        else
+          loss.backward();
+        // Classification targets are the raw labels already: no second gather.
+        const auto y_raw = spec_.task == Task::Classification ? y : train_.y_raw.index_select(0, index);
+        tally.add(spec_, out.detach(), y_raw, loss.item<double>());
+      }
+      if (collective_) collective_->sum_gradients(parameters);
       optimizer_->step();
-      // Classification targets are the raw labels already: no second gather.
-      const auto y_raw = spec_.task == Task::Classification ? y : train_.y_raw.index_select(0, index);
-      tally.add(spec_, out.detach(), y_raw, loss.item<double>());
+    }
+    if (collective_) {
+      sum_tally(tally);
+      collective_->broadcast(buffers());  // batch norm's running statistics: rank 0's, as PyTorch's DDP does
     }
     return tally;
+  }
+
+  std::vector<torch::Tensor> buffers() {
+    std::vector<torch::Tensor> all;
+    for (const auto& item : model_.net()->named_buffers()) all.push_back(item.value());
+    return all;
+  }
+
+  void sum_tally(Tally& tally) {
+    std::vector<double> sums{tally.loss_sum, tally.metric_sum, static_cast<double>(tally.rows)};
+    collective_->sum(sums);
+    tally.loss_sum = sums[0];
+    tally.metric_sum = sums[1];
+    tally.rows = static_cast<int64_t>(sums[2]);
+  }
+
+  int64_t world_size() const { return collective_ ? collective_->world_size() : 1; }
+  bool writer() const { return run_.replica.rank == 0; }
+
+  // Every rank resumed from the same epoch; rank 0's weights are everyone's.
+  void agree_on_start() {
+    std::vector<double> epochs{static_cast<double>(history_.rows.size())};
+    collective_->sum(epochs);
+    if (epochs[0] != static_cast<double>(history_.rows.size() * static_cast<size_t>(world_size())))
+      throw Error("the replicas resumed from different checkpoints (rank " + std::to_string(run_.replica.rank) +
+                  " from epoch " + std::to_string(history_.rows.size()) + ")");
+    std::vector<torch::Tensor> state = model_.net()->parameters();
+    for (auto& b : buffers()) state.push_back(b);
+    collective_->broadcast(state);
+  }
+
+  void inject_failure(int64_t epoch) {
+    if (!collective_ || o_.debug_fail_rank < 0)
+      throw Error("injected failure after epoch " + std::to_string(epoch + 1));
+    if (o_.debug_fail_rank != run_.replica.rank) return;
+    std::fprintf(stderr, "kiln test: rank %d exits after epoch %lld (KILN_TEST_TRAIN_FAIL_RANK)\n", run_.replica.rank,
+                 static_cast<long long>(epoch + 1));
+    std::fflush(stderr);
+    std::_Exit(86);
+  }
+
+  // What the tests and the benchmark read: the weights' digest (equal on
+  // every rank) and the share of the time spent in collectives.
+  void report_replica(double seconds) {
+    char share[160];
+    std::snprintf(share, sizeof share, "%.3f s of %.3f s training in collectives (%.1f%%)",
+                  collective_->seconds_communicating(), seconds,
+                  100.0 * collective_->seconds_communicating() / std::max(seconds, 1e-9));
+    hooks_.log("rank " + std::to_string(run_.replica.rank) + " of " + std::to_string(world_size()) +
+               ": parameters digest " + parameters_digest(*model_.net()) + "; " + share);
   }
 
   Tally evaluate_pass() {
     const torch::NoGradGuard no_grad;
     model_.net()->eval();
     Tally tally;
+    // With replicas each rank evaluates its slice and the tallies are summed.
     const int64_t n = val_.x.size(0), step = std::max<int64_t>(o_.batch_size, kEvalBatchRows);
-    for (int64_t start = 0; start < n; start += step) {
-      const int64_t end = std::min(start + step, n);
+    const int64_t world = world_size(), rank = run_.replica.rank;
+    const int64_t first = n * rank / world, last = n * (rank + 1) / world;
+    for (int64_t start = first; start < last; start += step) {
+      const int64_t end = std::min(start + step, last);
       const auto out = model_.forward(val_.x.slice(0, start, end));
       const auto loss = compute_loss(loss_, out, val_.y.slice(0, start, end));
       tally.add(spec_, out, val_.y_raw.slice(0, start, end), loss.item<double>());
     }
+    if (collective_) sum_tally(tally);
     return tally;
   }
 
@@ -277,6 +361,7 @@ class Trainer {
   std::string loss_;
   TorchModel model_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  std::unique_ptr<Collective> collective_;  // with replicas only
   Batches train_, val_;
   History history_;
   TensorFile best_;

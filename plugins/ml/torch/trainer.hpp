@@ -7,6 +7,8 @@
 #include <optional>
 #include <string>
 
+#include <kiln/sdk/replica.hpp>
+
 #include "dataset.hpp"
 #include "history.hpp"
 #include "train_options.hpp"
@@ -25,10 +27,15 @@ struct TrainRun {
   std::optional<std::filesystem::path> checkpoint_dir;  // resume from / checkpoint into
   std::filesystem::path model_dir;                      // the Model artifact to write
   std::optional<std::filesystem::path> transform_dir;   // copied into the model
+  // Data-parallel (docs/distributed.md): this process's rank among the step's
+  // replicas. Rank 0 alone writes the model and checkpoints; every rank
+  // trains on its share of each global batch and all sum their gradients.
+  Replica replica;
 };
 
 // Trains, writes the model (the best epoch's weights when validating, else
-// the last) and returns the history. Throws kiln::Error for bad input.
+// the last; rank 0 only) and returns the history, the same on every rank.
+// Throws kiln::Error for bad input and when a replica fails.
 History train_model(const TrainOptions& options, const TrainRun& run, const TrainHooks& hooks);
 
 // A tiny LibTorch operation, so a warm step server forks initialised steps.

@@ -11,9 +11,19 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace kiln::host {
+
+// One process of a data-parallel attempt (docs/distributed.md). `kiln step`
+// exports it to the component as KILN_RANK, KILN_WORLD_SIZE and
+// KILN_RENDEZVOUS (kiln/sdk/replica.hpp reads them).
+struct ReplicaPlace {
+  int rank = 0;
+  int world_size = 1;
+  std::string rendezvous;  // HOST:PORT of the store rank 0 serves
+};
 
 // Everything one attempt needs, resolved by the engine.
 struct StepLaunch {
@@ -26,6 +36,11 @@ struct StepLaunch {
   std::filesystem::path temp_dir;
   std::filesystem::path checkpoint_dir;  // shared by all attempts of the step
   ContainerOptions container;            // used by the container executor only
+  // `distributed.replicas`: how many processes run this attempt. An executor
+  // that cannot run more than one refuses replicas > 1 in start().
+  int replicas = 1;
+  // Set by the executor on each process's request when replicas > 1.
+  std::optional<ReplicaPlace> replica;
 };
 
 // How an attempt ended. failure_class is "" on success, else one of
@@ -92,7 +107,7 @@ int run_step_request(const std::filesystem::path& request_file, int channel_fd);
 // pid 1 of a container (see step_runner.cpp).
 int run_step_command(const std::filesystem::path& request_file, int channel_fd);
 
-// Writes the request file `kiln step` reads.
+// Writes the request file `kiln step` reads (with `replica` when set).
 void write_step_request(const StepLaunch& launch, const std::filesystem::path& request_file);
 
 }  // namespace kiln::host

@@ -121,6 +121,9 @@ struct StepSpec {
   bool cache = true;
   std::string executor;        // "" = the run's executor
   ContainerOptions container;  // image, network, resources
+  // `distributed: {replicas: N}`: the attempt runs as N processes of one
+  // data-parallel job (docs/distributed.md); 1 = an ordinary step.
+  int replicas = 1;
   bool is_finally = false;
 };
 
@@ -151,6 +154,8 @@ inline constexpr std::size_t kMaxSpecFileBytes = 4u << 20;
 // this fails validation, a reference that resolves to more fails the step
 // (each item is a unit with its own record and directories).
 inline constexpr std::size_t kMaxForEachItems = 10'000;
+// `distributed.replicas` may be at most this (kiln::kMaxReplicas in the SDK).
+inline constexpr int kMaxReplicas = 256;
 
 PipelineSpec parse_pipeline_file(const std::string& file);
 PipelineSpec parse_pipeline_text(const std::string& text, const std::string& file_name);
