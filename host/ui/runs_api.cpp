@@ -1,5 +1,7 @@
 #include "runs_api.hpp"
 
+#include "path_inside.hpp"
+
 #include <kiln/host/metadata_db.hpp>
 #include <kiln/host/run_query.hpp>
 #include <kiln/host/run_store.hpp>
@@ -74,19 +76,6 @@ const Json& step_record(const Json& run, const std::string& step) {
   return s["units"][key];
 }
 
-// Whether `path` (existing, symlinks resolved) lies inside `dir` (resolved).
-bool inside(const fs::path& path, const fs::path& dir) {
-  std::error_code ec;
-  const fs::path real = fs::canonical(path, ec);
-  if (ec) return false;
-  const fs::path base = fs::canonical(dir, ec);
-  if (ec) return false;
-  auto r = real.begin();
-  for (auto b = base.begin(); b != base.end(); ++b, ++r)
-    if (r == real.end() || *r != *b) return false;
-  return true;
-}
-
 }  // namespace
 
 RunsApi::RunsApi(fs::path workspace)
@@ -111,7 +100,7 @@ fs::path RunsApi::run_dir(const std::string& id) const {
   if (!valid) throw ApiError(400, "'" + id.substr(0, 64) + "' is not a run id (letters, digits, '-', '_', '.')");
   const fs::path dir = host::runs_dir(workspace_) / id;
   std::error_code ec;
-  if (!fs::is_regular_file(dir / "run.json", ec) || !inside(dir, host::runs_dir(workspace_)))
+  if (!fs::is_regular_file(dir / "run.json", ec) || !path_inside(dir, host::runs_dir(workspace_)))
     throw ApiError(404, "no run '" + id + "' in " + host::runs_dir(workspace_).string());
   return dir;
 }
@@ -179,7 +168,7 @@ Json RunsApi::detail(const std::string& id) {
 
   Json out = Json::object();
   for (const char* field : {"id", "status", "message", "started_at", "finished_at", "duration_seconds", "executor",
-                            "parameters", "resumed"})
+                            "parameters", "resumed", "plan"})
     if (run.contains(field)) out[field] = run[field];
   out["pipeline"] = run.value("pipeline", Json::object()).value("name", "");
   out["file"] = run.value("pipeline", Json::object()).value("file", "");
@@ -240,13 +229,13 @@ Json RunsApi::step_log(const std::string& id, const std::string& step, const Que
   Json out{{"run", id}, {"step", step}, {"attempt", attempt.value("attempt", 0)}, {"stream", stream},
            {"finished", attempt.contains("finished_at")}};
   std::error_code ec;
-  if (fs::exists(fs::symlink_status(attempt_dir, ec)) && !inside(attempt_dir, dir))
+  if (fs::exists(fs::symlink_status(attempt_dir, ec)) && !path_inside(attempt_dir, dir))
     throw ApiError(403, "the attempt directory " + attempt_dir.string() + " leads out of the run directory");
   if (!fs::exists(fs::symlink_status(file, ec))) {  // not written yet
     out.update(Json{{"size", 0}, {"offset", 0}, {"next_offset", 0}, {"text", ""}});
     return out;
   }
-  if (!inside(file, dir)) throw ApiError(403, "the log file " + file.string() + " leads out of the run directory");
+  if (!path_inside(file, dir)) throw ApiError(403, "the log file " + file.string() + " leads out of the run directory");
   const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) throw ApiError(403, "cannot open " + file.string() + " (a link, or unreadable)");
   struct stat info {};

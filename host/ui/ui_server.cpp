@@ -13,6 +13,8 @@
 #include "http_front.hpp"
 #include "query_string.hpp"
 #include "runs_api.hpp"
+#include "runs_feed.hpp"
+#include "static_assets.hpp"
 
 #include <stdexcept>
 
@@ -54,6 +56,8 @@ void check_options(const UiOptions& options) {
     throw std::invalid_argument("--workdir " + options.workspace.string() + " is not a directory");
   if (!options.pipelines.empty() && !fs::is_directory(options.pipelines, ec))
     throw std::invalid_argument("--pipelines " + options.pipelines.string() + " is not a directory");
+  if (!options.ui_dir.empty() && !fs::is_regular_file(options.ui_dir / "index.html", ec))
+    throw std::invalid_argument("--ui-dir " + options.ui_dir.string() + " holds no index.html (give host/ui/web)");
   if (options.token.empty() && !is_loopback_host(options.host))
     throw std::invalid_argument("--host " + options.host +
                                 " is not a loopback address: anyone who can reach it could read the workspace, so "
@@ -70,7 +74,12 @@ struct UiServer::Impl {
   };
 
   explicit Impl(UiOptions o)
-      : options(std::move(o)), access(options.token), runs(options.workspace), streams(options.poll, options.heartbeat) {}
+      : options(std::move(o)),
+        access(options.token),
+        runs(options.workspace),
+        streams(options.poll, options.heartbeat),
+        feed(options.workspace, options.poll, options.heartbeat),
+        assets(options.ui_dir) {}
 
   static const std::vector<Entry>& table() {
     static const std::vector<Entry> entries = [] {
@@ -78,6 +87,7 @@ struct UiServer::Impl {
           {{"GET", "/api/v1/runs"}, &Impl::list_runs},
           {{"GET", "/api/v1/runs/{id}"}, &Impl::run_detail},
           {{"GET", "/api/v1/runs/{id}/events"}, &Impl::run_events},
+          {{"GET", "/api/v1/events"}, &Impl::workspace_events},
           {{"GET", "/api/v1/runs/{id}/steps/{step}/logs"}, &Impl::step_logs},
           {{"POST", "/api/v1/login"}, &Impl::login},
       };
@@ -92,6 +102,15 @@ struct UiServer::Impl {
   void handle(http::HttpRequest& request, const http::Responder& responder) {
     try {
       Call call{request, responder, parse_target(request.url), {}};
+      // Everything outside /api is the UI's files: static, public (the login page is one), GET only.
+      if (call.target.segments.empty() || call.target.segments.front() != "api") {
+        if (request.method != "GET") {
+          auto response = error_response(405, "method " + request.method + " is not allowed here (allowed: GET)");
+          response.headers.emplace_back("Allow", "GET");
+          return responder.send(std::move(response));
+        }
+        return responder.send(assets.serve(call.target.segments, request));
+      }
       const Entry* match = nullptr;
       std::string allowed;
       for (const auto& entry : table()) {
@@ -119,8 +138,7 @@ struct UiServer::Impl {
         return responder.send(std::move(response));
       }
       if (match == nullptr)
-        throw ApiError(404, "no such endpoint: the API is under /api/v1 (docs/api/openapi.yaml); the browser views "
-                            "are not part of this version");
+        throw ApiError(404, "no such endpoint: the API is under /api/v1 (docs/api/openapi.yaml)");
       access.check(request, match->handler == &Impl::login);
       (this->*(match->handler))(call);
     } catch (const ApiError& e) {
@@ -178,6 +196,14 @@ struct UiServer::Impl {
     streams.follow(stream, std::move(reader));
   }
 
+  // Run-level changes of the whole workspace (RunsFeed), for the runs list.
+  void workspace_events(Call& call) {
+    call.target.query.allow_only({});
+    const http::Stream stream = call.responder.stream();
+    stream.write("retry: " + std::to_string(options.retry.count()) + "\n\n");
+    feed.add(stream);
+  }
+
   // POST /api/v1/login {"token": "..."}: the token in an HttpOnly,
   // SameSite=Strict cookie, for a browser (which cannot add a header to an EventSource).
   void login(Call& call) {
@@ -197,6 +223,8 @@ struct UiServer::Impl {
   Access access;
   RunsApi runs;
   EventStreams streams;
+  RunsFeed feed;
+  StaticAssets assets;
   std::unique_ptr<http::HttpFront> front;
 };
 
@@ -238,7 +266,7 @@ uint16_t UiServer::port() const {
 }
 
 size_t UiServer::open_streams() const {
-  return impl_->streams.open();
+  return impl_->streams.open() + impl_->feed.open();
 }
 
 void UiServer::stop(std::chrono::milliseconds drain) {

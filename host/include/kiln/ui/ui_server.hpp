@@ -17,6 +17,9 @@ namespace kiln::ui {
 struct UiOptions {
   std::filesystem::path workspace;
   std::filesystem::path pipelines;  // --pipelines: offered to start runs from (a later part of the UI)
+  // --ui-dir: serve the web UI's files from this directory (host/ui/web),
+  // read at each request, instead of the copy compiled in. Empty: the copy.
+  std::filesystem::path ui_dir;
   std::string host = "127.0.0.1";
   uint16_t port = 0;  // 0: any free port
   // The API token (--token-file). Empty: none, and then `host` must be a
@@ -44,6 +47,7 @@ bool is_loopback_host(const std::string& host);
 
 // Throws std::invalid_argument with the reason when the options cannot be
 // served: no workspace directory, a --pipelines that is not a directory, a
+// --ui-dir without an index.html, a
 // non-loopback host without a token.
 void check_options(const UiOptions& options);
 
