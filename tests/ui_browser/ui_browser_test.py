@@ -303,6 +303,29 @@ class KilnUi(unittest.TestCase):
         wait(lambda: self.row_ids() == [failed], 20, "the run found by a piece of its id")
         self.assert_not_reloaded()
 
+    def test_6_big_fan_out_is_one_group_node(self):
+        """A 60-item loop is one node with counts until expanded from its panel, then 60 nodes."""
+        run_id = self.run_now(os.path.join(SOURCE, "tests", "ui_browser", "pipelines", "fanout.yaml"),
+                              "--executor", "inprocess")
+        self.load_app()
+        self.open(f"#/runs/{run_id}")
+        states = wait(lambda: (lambda s: s if s.get("end") == "succeeded" else None)(self.node_states()), 30,
+                      "the run's graph")
+        self.assertEqual(states, {"start": "succeeded", "fan": "succeeded", "end": "succeeded"})
+        label = self.js("return document.querySelector(\"#dag g.node[data-node='fan'] text.state\").textContent")
+        self.assertIn("60 items", label)
+        self.assertIn("✓60", label)
+        self.js("document.querySelector(\"#dag g.node[data-node='fan']\").dispatchEvent(new MouseEvent('click'))")
+        button = wait(lambda: self.js("return document.getElementById('toggle-group')"), 20, "the expand button")
+        self.assertIn("60", button.text)
+        button.click()
+        wait(lambda: len(self.node_states()) == 62, 20, "60 item nodes")
+        self.assertEqual(set(self.node_states().values()), {"succeeded"})
+        self.shot("run-graph-expanded")
+        self.js("document.getElementById('toggle-group').click()")
+        wait(lambda: len(self.node_states()) == 3, 20, "the group folded again")
+        self.assert_not_reloaded()
+
 
 def main():
     missing = missing_tools()

@@ -51,8 +51,19 @@ export class DagView {
           for (const to of shown.get(step.name)) g.setEdge(from.id, to.id);
     dagre.layout(g);
 
-    const graph = g.graph();
-    const svg = s("svg", { class: "dag", width: Math.ceil(graph.width || W), height: Math.ceil(graph.height || H),
+    // The drawing's bounds: nodes and every edge point (an edge may be routed outside the graph's box).
+    let x0 = 0, y0 = 0, x1 = W, y1 = H;
+    const grow = (x, y) => {
+      x0 = Math.min(x0, x); y0 = Math.min(y0, y); x1 = Math.max(x1, x); y1 = Math.max(y1, y);
+    };
+    for (const id of g.nodes()) {
+      const n = g.node(id);
+      grow(n.x - W / 2, n.y - H / 2);
+      grow(n.x + W / 2, n.y + H / 2);
+    }
+    for (const e of g.edges()) for (const p of g.edge(e).points || []) grow(p.x, p.y);
+    const width = Math.ceil(x1 - x0 + 16), height = Math.ceil(y1 - y0 + 16);
+    const svg = s("svg", { class: "dag", width, height, viewBox: `${Math.floor(x0 - 8)} ${Math.floor(y0 - 8)} ${width} ${height}`,
       role: "group", "aria-label": "Steps of the run" });
     const edges = s("g", { class: "edges" });
     for (const e of g.edges()) {

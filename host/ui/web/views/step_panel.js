@@ -77,7 +77,7 @@ export function renderStepPanel(panel, model, detail, selection, { toggleGroup, 
   if (record.parameters) panel.append(section("Parameters", kv(record.parameters)));
   if (record.inputs) panel.append(section("Inputs", kv(record.inputs)));
   if (record.outputs) panel.append(section("Output parameters", kv(record.outputs)));
-  if (record.artifacts) {
+  if (record.artifacts && Object.keys(record.artifacts).length) {
     const digests = record.digests || {};
     panel.append(section("Artifacts", h("dl", {}, Object.entries(record.artifacts).map(([k, v]) =>
       [h("dt", {}, k), h("dd", { class: "mono small" }, typeof v === "string" ? v : JSON.stringify(v),
