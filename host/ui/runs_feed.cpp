@@ -56,7 +56,7 @@ std::string RunsFeed::changes() {
       " OR id IN (SELECT value FROM json_each(?))",
       {newest_, watched.dump()});
   std::string messages;
-  std::map<std::string, std::string> known;
+  std::map<std::string, std::pair<std::string, std::string>> seen;  // id → (status, started_at)
   std::string newest = newest_;
   for (const auto& row : rows) {
     const std::string id = row.value("id", ""), status = row.value("status", "");
@@ -65,19 +65,15 @@ std::string RunsFeed::changes() {
     const auto before = known_.find(id);
     if (primed_ && (before == known_.end() || before->second != status)) {
       const Json event{{"type", "run_changed"}, {"run", id}, {"status", status}};
-      messages += "id: " + std::to_string(next_id_++) + "\ndata: " + event.dump(-1, ' ', false, Json::error_handler_t::replace) +
-                  "\n\n";
+      messages += "id: " + std::to_string(next_id_++) +
+                  "\ndata: " + event.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n\n";
     }
-    known[id] = status;
+    seen[id] = {status, started};
   }
   // Keep what the next look compares against: running runs and the newest second's.
   known_.clear();
-  for (auto& [id, status] : known) {
-    const auto row = std::find_if(rows.begin(), rows.end(), [&](const Json& r) { return r.value("id", "") == id; });
-    const bool newest_second = row != rows.end() && (*row)["started_at"].is_string() &&
-                               (*row)["started_at"].get<std::string>() == newest;
-    if (status == "running" || newest_second) known_[id] = status;
-  }
+  for (const auto& entry : seen)
+    if (entry.second.first == "running" || entry.second.second == newest) known_[entry.first] = entry.second.first;
   newest_ = newest;
   primed_ = true;
   return messages;
