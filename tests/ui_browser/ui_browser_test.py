@@ -326,6 +326,34 @@ class KilnUi(unittest.TestCase):
         wait(lambda: len(self.node_states()) == 3, 20, "the group folded again")
         self.assert_not_reloaded()
 
+    def test_7_logs_show_the_last_64_kib_then_load_earlier(self):
+        """A 100 KB log: the last 64 KiB first, "Load earlier" brings the rest, in order."""
+        params = os.path.join(self.tmp, "big.json")
+        with open(params, "w") as f:
+            json.dump({"text": "".join(f"line {i:05d}\n" for i in range(9000))}, f)
+        run_id = self.run_now(os.path.join(SOURCE, "tests", "ui_browser", "pipelines", "big_log.yaml"),
+                              "--params-file", params)
+        self.load_app()
+        self.open(f"#/runs/{run_id}/logs/say?stream=events")
+        info = wait(lambda: (lambda t: t if "finished" in t else None)(
+            self.js("return document.getElementById('log-info')?.textContent || ''")), 30, "the log")
+        size = int(info.split(" of ")[1].split(" ")[0])
+        self.assertGreater(size, 65536)
+        self.assertIn(f"bytes {size - 65536}–{size} of {size}", info)
+        self.assertEqual(len(self.js("return document.getElementById('log-text').textContent")), 65536)
+        earlier = self.driver.find_element("id", "load-earlier")
+        self.assertTrue(earlier.is_displayed())
+        earlier.click()
+        wait(lambda: f"bytes 0–{size} of {size}" in self.js("return document.getElementById('log-info').textContent"),
+             20, "the whole log")
+        text = self.js("return document.getElementById('log-text').textContent")
+        self.assertEqual(len(text), size)
+        self.assertTrue(text.startswith('{"event":"log"'), text[:80])
+        self.assertIn("line 00000\\nline 00001", text)
+        self.assertIn("line 08999", text)
+        self.assertFalse(self.driver.find_element("id", "load-earlier").is_displayed())
+        self.assert_not_reloaded()
+
 
 def main():
     missing = missing_tools()
