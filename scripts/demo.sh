@@ -52,3 +52,4 @@ kill -TERM $SERVER
 wait $SERVER
 trap - EXIT
 rm -f "$PORT_FILE"
+kiln_log "to watch these runs in a browser: $KILN ui --workdir $WORKSPACE  (then open http://127.0.0.1:8470/)"

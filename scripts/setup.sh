@@ -27,8 +27,11 @@ KILN_PACKAGES=(
 # Only the test suite needs these (scripts/test.sh), never the product or demo.sh:
 # python3-torch exports a TorchScript model from PyTorch for kiln serve's test;
 # the openssl command makes the registry's TLS test certificates; clang and its
-# sanitizer/libFuzzer runtimes build the fuzz harnesses (scripts/fuzz.sh).
-KILN_TEST_PACKAGES=(python3-torch openssl clang libclang-rt-14-dev)
+# sanitizer/libFuzzer runtimes build the fuzz harnesses (scripts/fuzz.sh);
+# headless Chromium, its WebDriver and Selenium run kiln ui's browser tests
+# (tests/ui_browser), with a font for readable screenshots.
+KILN_TEST_PACKAGES=(python3-torch openssl clang libclang-rt-14-dev
+                    chromium chromium-driver python3-selenium fonts-liberation)
 
 # Optional: only the benchmarks need these (bench/serve/serve_http.sh), never the product.
 KILN_BENCH_PACKAGES=(wrk nginx-light)

@@ -61,7 +61,7 @@ TEST(EventLog, AReaderSeesOnlyWholeLinesAndContinuesWhereItStopped) {
   {
     EventLogWriter log(file);
     EXPECT_EQ(log.next_seq(), 1u);
-    log.on_event(1, ev::RunStarted{"r1", "p", "p.yaml", "process", Json::object(), false, {"a"}});
+    log.on_event(1, ev::RunStarted{"r1", "p", "p.yaml", "process", Json::object(), false, {"a"}, {}});
     log.on_event(2, ev::StepChanged{"a", kiln::host::StepStatus::running, "", nullptr, std::nullopt, true, nullptr});
     EXPECT_TRUE(reader.poll().empty()) << "nothing is visible before a flush";
     log.flush(false);
@@ -84,7 +84,7 @@ TEST(EventLog, APartialLastLineIsInvisibleAndTheNextWriterCutsItAndGoesOnNumberi
   const fs::path file = dir.path() / "events.jsonl";
   {
     EventLogWriter log(file);
-    log.on_event(1, ev::RunStarted{"r1", "p", "p.yaml", "process", Json::object(), false, {}});
+    log.on_event(1, ev::RunStarted{"r1", "p", "p.yaml", "process", Json::object(), false, {}, {}});
     log.on_event(2, ev::CancelRequested{1});
   }
   append(file, R"({"v":1,"seq":3,"ts":1,"type":"run_fin)");  // a writer killed mid-line
@@ -93,7 +93,7 @@ TEST(EventLog, APartialLastLineIsInvisibleAndTheNextWriterCutsItAndGoesOnNumberi
   {
     EventLogWriter resumed(file);
     EXPECT_EQ(resumed.next_seq(), 3u);
-    resumed.on_event(3, ev::RunStarted{"r1", "p", "p.yaml", "process", Json::object(), true, {}});
+    resumed.on_event(3, ev::RunStarted{"r1", "p", "p.yaml", "process", Json::object(), true, {}, {}});
   }
   const auto more = reader.poll();
   ASSERT_EQ(more.size(), 1u);

@@ -89,7 +89,7 @@ TEST(Sdk, SleepStopsWhenCancelled) {
   RecordingSink sink;
   const auto& component = util("util.sleep");
   kiln::host::StepInvocation invocation;
-  invocation.parameters = Json{{"seconds", 60.0}};
+  invocation.parameters = Json{{"seconds", 60.0}, {"print", false}};  // every parameter, as the planner gives them
   std::atomic<bool> cancelled{false};
   std::thread canceller([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));

@@ -16,7 +16,7 @@ namespace kiln::cli {
 namespace {
 
 struct UiArgs {
-  std::string workdir, host = "127.0.0.1", pipelines, models, token_file, port_file;
+  std::string workdir, host = "127.0.0.1", pipelines, models, token_file, port_file, ui_dir;
   int port = 8470;
 };
 
@@ -33,6 +33,7 @@ int ui(const UiArgs& args) {
   options.workspace = host::workspace_dir(args.workdir);
   options.pipelines = args.pipelines;
   options.models = args.models;
+  options.ui_dir = args.ui_dir;
   options.host = args.host;
   options.port = static_cast<uint16_t>(args.port);
   if (!args.token_file.empty()) options.token = read_token(args.token_file);
@@ -54,7 +55,7 @@ int ui(const UiArgs& args) {
   } catch (const std::runtime_error& e) {
     throw CommandError(e.what());
   }
-  std::cout << "kiln ui: listening on http://" << args.host << ":" << server.port() << "/api/v1 (workspace "
+  std::cout << "kiln ui: listening on http://" << args.host << ":" << server.port() << "/ (workspace "
             << options.workspace.string() << (options.token.empty() ? "" : "; token required") << ")" << std::endl;
   if (!args.port_file.empty()) host::write_file_atomic(args.port_file, std::to_string(server.port()) + "\n");
   int signal = 0;
@@ -68,7 +69,7 @@ int ui(const UiArgs& args) {
 
 void add_ui_command(CLI::App& app, Commands& commands) {
   static UiArgs args;
-  auto* cmd = commands.add(app, "ui", "Serve the workspace's runs over HTTP: a JSON API and live event streams",
+  auto* cmd = commands.add(app, "ui", "Serve the workspace's runs over HTTP: the web UI, a JSON API and live event streams",
                            [] { return ui(args); });
   cmd->add_option("--workdir", args.workdir, "Workspace (default: $KILN_HOME or ./.kiln)");
   cmd->add_option("--host", args.host, "Address to listen on; other than loopback needs --token-file")
@@ -79,6 +80,9 @@ void add_ui_command(CLI::App& app, Commands& commands) {
   cmd->add_option("--token-file", args.token_file,
                   "File holding the API token (at least 16 characters): requests must send it as "
                   "'Authorization: Bearer TOKEN' or log in with it");
+  cmd->add_option("--ui-dir", args.ui_dir,
+                  "Serve the web UI's files from this directory (host/ui/web) instead of the copy built in: "
+                  "edit the views without rebuilding");
   cmd->add_option("--port-file", args.port_file, "Write the port listened on to this file once ready");
 }
 

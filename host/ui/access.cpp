@@ -115,7 +115,9 @@ void Access::check(const http::HttpRequest& request, bool login) const {
 }
 
 const std::vector<std::string>& kept_request_headers() {
-  static const std::vector<std::string> names{"host", "origin", "authorization", "cookie", "last-event-id"};
+  static const std::vector<std::string> names{"host",   "origin",          "authorization",
+                                                "cookie", "last-event-id",   "accept-encoding",
+                                                "if-none-match"};
   return names;
 }
 

@@ -1,4 +1,5 @@
 #include "artifacts_api.hpp"
+#include "path_inside.hpp"
 
 #include "confined_file.hpp"
 
@@ -110,7 +111,7 @@ fs::path ArtifactsApi::directory(const std::string& digest) const {
     throw ApiError(400, "'" + digest.substr(0, 80) + "' is not an artifact digest (64 lowercase hex digits)");
   const fs::path dir = store_.path_of(digest);
   std::error_code ec;
-  if (!fs::is_directory(fs::symlink_status(dir, ec)) || !inside(dir, store_.root()))
+  if (!fs::is_directory(fs::symlink_status(dir, ec)) || !path_inside(dir, store_.root()))
     throw ApiError(404, "no artifact " + digest + " in " + store_.root().string());
   return dir;
 }

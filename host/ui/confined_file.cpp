@@ -1,5 +1,7 @@
 #include "confined_file.hpp"
 
+#include "path_inside.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,18 +11,6 @@
 namespace kiln::ui {
 
 namespace fs = std::filesystem;
-
-bool inside(const fs::path& path, const fs::path& dir) {
-  std::error_code ec;
-  const fs::path real = fs::canonical(path, ec);
-  if (ec) return false;
-  const fs::path base = fs::canonical(dir, ec);
-  if (ec) return false;
-  auto r = real.begin();
-  for (auto b = base.begin(); b != base.end(); ++b, ++r)
-    if (r == real.end() || *r != *b) return false;
-  return true;
-}
 
 fs::path relative_path(const std::string& text, const std::string& what) {
   if (text.empty() || text.size() > 4096) throw ApiError(400, what + " must be a relative path of 1 to 4096 bytes");
@@ -35,7 +25,7 @@ fs::path relative_path(const std::string& text, const std::string& what) {
 ConfinedFile::ConfinedFile(const fs::path& file, const fs::path& dir) {
   std::error_code ec;
   if (!fs::exists(fs::symlink_status(file, ec))) throw ApiError(404, "no file " + file.string());
-  if (!inside(file, dir)) throw ApiError(403, file.string() + " leads out of " + dir.string());
+  if (!path_inside(file, dir)) throw ApiError(403, file.string() + " leads out of " + dir.string());
   fd_ = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (fd_ < 0) throw ApiError(403, "cannot open " + file.string() + " (a link, or unreadable)");
   struct stat info {};

@@ -12,9 +12,6 @@
 
 namespace kiln::ui {
 
-// Whether `path` (existing, symlinks resolved) lies inside `dir` (resolved).
-bool inside(const std::filesystem::path& path, const std::filesystem::path& dir);
-
 // `text` as a relative path under a directory: ApiError 400 when it is
 // empty, absolute, longer than 4096 bytes or holds a "." or ".." part.
 std::filesystem::path relative_path(const std::string& text, const std::string& what);

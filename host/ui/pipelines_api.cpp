@@ -1,4 +1,5 @@
 #include "pipelines_api.hpp"
+#include "path_inside.hpp"
 
 #include "confined_file.hpp"
 
@@ -77,7 +78,7 @@ std::vector<PipelinesApi::Found> PipelinesApi::files() const {
     const fs::path& path = it->path();
     const std::string ext = path.extension().string();
     if (ext != ".yaml" && ext != ".yml") continue;
-    if (!it->is_regular_file(ec) || !inside(path, dir_)) continue;  // a link out of the directory is not offered
+    if (!it->is_regular_file(ec) || !path_inside(path, dir_)) continue;  // a link out of the directory is not offered
     if (fs::file_size(path, ec) > host::kMaxSpecFileBytes) continue;
     if (!is_pipeline_file(path)) continue;
     found.push_back(Found{path, fs::relative(path, dir_, ec).generic_string()});

@@ -1,6 +1,7 @@
 #include "runs_api.hpp"
 
 #include "confined_file.hpp"
+#include "path_inside.hpp"
 
 #include <kiln/host/metadata_db.hpp>
 #include <kiln/host/run_query.hpp>
@@ -93,7 +94,7 @@ fs::path RunsApi::run_dir(const std::string& id) const {
   if (!host::is_run_id(id)) throw ApiError(400, "'" + id.substr(0, 64) + "' is not a run id (letters, digits, '-', '_', '.')");
   const fs::path dir = host::runs_dir(workspace_) / id;
   std::error_code ec;
-  if (!fs::is_regular_file(dir / "run.json", ec) || !inside(dir, host::runs_dir(workspace_)))
+  if (!fs::is_regular_file(dir / "run.json", ec) || !path_inside(dir, host::runs_dir(workspace_)))
     throw ApiError(404, "no run '" + id + "' in " + host::runs_dir(workspace_).string());
   return dir;
 }
@@ -161,7 +162,7 @@ Json RunsApi::detail(const std::string& id) {
 
   Json out = Json::object();
   for (const char* field : {"id", "status", "message", "started_at", "finished_at", "duration_seconds", "executor",
-                            "parameters", "resumed"})
+                            "parameters", "resumed", "plan"})
     if (run.contains(field)) out[field] = run[field];
   out["pipeline"] = run.value("pipeline", Json::object()).value("name", "");
   out["file"] = run.value("pipeline", Json::object()).value("file", "");
@@ -222,7 +223,7 @@ Json RunsApi::step_log(const std::string& id, const std::string& step, const Que
   Json out{{"run", id}, {"step", step}, {"attempt", attempt.value("attempt", 0)}, {"stream", stream},
            {"finished", attempt.contains("finished_at")}};
   std::error_code ec;
-  if (fs::exists(fs::symlink_status(attempt_dir, ec)) && !inside(attempt_dir, dir))
+  if (fs::exists(fs::symlink_status(attempt_dir, ec)) && !path_inside(attempt_dir, dir))
     throw ApiError(403, "the attempt directory " + attempt_dir.string() + " leads out of the run directory");
   if (!fs::exists(fs::symlink_status(file, ec))) {  // not written yet
     out.update(Json{{"size", 0}, {"offset", 0}, {"next_offset", 0}, {"text", ""}});

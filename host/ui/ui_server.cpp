@@ -20,6 +20,8 @@
 #include "metrics_api.hpp"
 #include "models_api.hpp"
 #include "workspace_db.hpp"
+#include "runs_feed.hpp"
+#include "static_assets.hpp"
 
 #include <stdexcept>
 
@@ -77,6 +79,8 @@ void check_options(const UiOptions& options) {
     throw std::invalid_argument("--pipelines " + options.pipelines.string() + " is not a directory");
   if (!options.models.empty() && !fs::is_directory(options.models, ec))
     throw std::invalid_argument("--models " + options.models.string() + " is not a directory");
+  if (!options.ui_dir.empty() && !fs::is_regular_file(options.ui_dir / "index.html", ec))
+    throw std::invalid_argument("--ui-dir " + options.ui_dir.string() + " holds no index.html (give host/ui/web)");
   if (options.token.empty() && !is_loopback_host(options.host))
     throw std::invalid_argument("--host " + options.host +
                                 " is not a loopback address: anyone who can reach it could read the workspace, so "
@@ -103,7 +107,9 @@ struct UiServer::Impl {
         db(options.workspace),
         artifacts(options.workspace, db),
         metrics(options.workspace, db, [this](const std::string& id) { return runs.run_dir(id); }),
-        models(options.models, db) {}
+        models(options.models, db),
+        feed(options.workspace, options.poll, options.heartbeat),
+        assets(options.ui_dir) {}
 
   static const std::vector<Entry>& table() {
     static const std::vector<Entry> entries = [] {
@@ -111,6 +117,7 @@ struct UiServer::Impl {
           {{"GET", "/api/v1/runs"}, &Impl::list_runs},
           {{"GET", "/api/v1/runs/{id}"}, &Impl::run_detail},
           {{"GET", "/api/v1/runs/{id}/events"}, &Impl::run_events},
+          {{"GET", "/api/v1/events"}, &Impl::workspace_events},
           {{"GET", "/api/v1/runs/{id}/steps/{step}/logs"}, &Impl::step_logs},
           {{"POST", "/api/v1/login"}, &Impl::login},
           // Starting and stopping runs (run_control_api.cpp, pipelines_api.cpp).
@@ -145,6 +152,15 @@ struct UiServer::Impl {
   void handle(http::HttpRequest& request, const http::Responder& responder) {
     try {
       Call call{request, responder, parse_target(request.url), {}};
+      // Everything outside /api is the UI's files: static, public (the login page is one), GET only.
+      if (call.target.segments.empty() || call.target.segments.front() != "api") {
+        if (request.method != "GET") {
+          auto response = error_response(405, "method " + request.method + " is not allowed here (allowed: GET)");
+          response.headers.emplace_back("Allow", "GET");
+          return responder.send(std::move(response));
+        }
+        return responder.send(assets.serve(call.target.segments, request));
+      }
       const Entry* match = nullptr;
       std::string allowed;
       for (const auto& entry : table()) {
@@ -172,8 +188,7 @@ struct UiServer::Impl {
         return responder.send(std::move(response));
       }
       if (match == nullptr)
-        throw ApiError(404, "no such endpoint: the API is under /api/v1 (docs/api/openapi.yaml); the browser views "
-                            "are not part of this version");
+        throw ApiError(404, "no such endpoint: the API is under /api/v1 (docs/api/openapi.yaml)");
       access.check(request, match->handler == &Impl::login);
       (this->*(match->handler))(call);
     } catch (const ApiError& e) {
@@ -231,6 +246,14 @@ struct UiServer::Impl {
     }
     stream.write(std::move(first));
     streams.follow(stream, std::move(reader));
+  }
+
+  // Run-level changes of the whole workspace (RunsFeed), for the runs list.
+  void workspace_events(Call& call) {
+    call.target.query.allow_only({});
+    const http::Stream stream = call.responder.stream();
+    stream.write("retry: " + std::to_string(options.retry.count()) + "\n\n");
+    feed.add(stream);
   }
 
   // POST /api/v1/login {"token": "..."}: the token in an HttpOnly,
@@ -318,6 +341,8 @@ struct UiServer::Impl {
   ArtifactsApi artifacts;
   MetricsApi metrics;
   ModelsApi models;
+  RunsFeed feed;
+  StaticAssets assets;
   std::unique_ptr<http::HttpFront> front;
 };
 
@@ -359,7 +384,7 @@ uint16_t UiServer::port() const {
 }
 
 size_t UiServer::open_streams() const {
-  return impl_->streams.open();
+  return impl_->streams.open() + impl_->feed.open();
 }
 
 void UiServer::stop(std::chrono::milliseconds drain) {

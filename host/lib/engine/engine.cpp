@@ -138,8 +138,11 @@ class Engine::Impl {
     }
     for (RunObserver* observer : options_.observers) observers_.push_back(observer);
     events::RunStarted started{options_.run_id, plan_.spec.name, plan_.spec.file, options_.executor,
-                               plan_.parameters, options_.resume, {}};
-    for (const auto& s : state_.steps()) started.steps.push_back(s.planned->spec.name);
+                               plan_.parameters, options_.resume, {}, {}};
+    for (const auto& s : state_.steps()) {
+      started.steps.push_back(s.planned->spec.name);
+      started.needs.emplace_back(s.planned->upstream.begin(), s.planned->upstream.end());
+    }
     publish(std::move(started));
     flush(true);
     if (plan_.spec.timeout_seconds) run_deadline_ = started_ + seconds_duration(*plan_.spec.timeout_seconds);

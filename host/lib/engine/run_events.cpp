@@ -15,10 +15,17 @@ Json unit_json(const UnitName& unit) {
 
 Json number_or_null(double v) { return std::isfinite(v) ? Json(v) : Json(nullptr); }
 
+// {step: [upstream steps]} for every step of a run_started event.
+Json needs_json(const RunStarted& e) {
+  Json needs = Json::object();
+  for (size_t i = 0; i < e.steps.size(); ++i) needs[e.steps[i]] = i < e.needs.size() ? Json(e.needs[i]) : Json::array();
+  return needs;
+}
+
 struct Encoder {
   Json operator()(const RunStarted& e) const {
     return {{"run", e.run_id},     {"pipeline", e.pipeline}, {"file", e.file},  {"executor", e.executor},
-            {"parameters", e.parameters}, {"resumed", e.resumed}, {"steps", e.steps}};
+            {"parameters", e.parameters}, {"resumed", e.resumed}, {"steps", e.steps}, {"needs", needs_json(e)}};
   }
   Json operator()(const RunFinished& e) const {
     Json j{{"status", to_string(e.status)}, {"duration_seconds", e.duration_seconds}};

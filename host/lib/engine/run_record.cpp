@@ -35,6 +35,11 @@ void RunRecord::operator()(const events::RunStarted& e) {
                  {"host", host_name()},
                  {"pid", ::getpid()},
                  {"steps", Json::object()}};
+  // The graph, for viewers: every step in plan order with the steps it waits for.
+  Json plan = Json::array();
+  for (size_t i = 0; i < e.steps.size(); ++i)
+    plan.push_back(Json{{"name", e.steps[i]}, {"needs", i < e.needs.size() ? Json(e.needs[i]) : Json::array()}});
+  record_["plan"] = std::move(plan);
   if (e.resumed) {
     // A resumed run keeps its start time and, for the steps it keeps, their
     // attempts (so `kiln logs` still finds them), from the last run.json the

@@ -34,6 +34,9 @@ struct RunStarted {
   Json parameters = Json::object();
   bool resumed = false;
   std::vector<std::string> steps;  // every step of the plan, in plan order
+  // Each step's upstream steps (those that must finish first), in `steps`'
+  // order: the run's graph, for a viewer that has no pipeline file.
+  std::vector<std::vector<std::string>> needs;
 };
 
 struct RunFinished {

@@ -23,6 +23,9 @@ struct UiOptions {
   std::filesystem::path kiln;
   // Where the plugin catalog is read from; empty: the default search path.
   std::vector<std::filesystem::path> plugin_dirs;
+  // --ui-dir: serve the web UI's files from this directory (host/ui/web),
+  // read at each request, instead of the copy compiled in. Empty: the copy.
+  std::filesystem::path ui_dir;
   std::string host = "127.0.0.1";
   uint16_t port = 0;  // 0: any free port
   // The API token (--token-file). Empty: none, and then `host` must be a
@@ -50,6 +53,7 @@ bool is_loopback_host(const std::string& host);
 
 // Throws std::invalid_argument with the reason when the options cannot be
 // served: no workspace directory, a --pipelines that is not a directory, a
+// --ui-dir without an index.html, a
 // non-loopback host without a token.
 void check_options(const UiOptions& options);
 

@@ -1,0 +1,158 @@
+// A run as the views see it: its graph (GET /api/v1/runs/{id}'s plan) and
+// each step's and unit's state, kept current by applying the run's events
+// (docs/events.md) as they stream in.
+import { TERMINAL } from "./status.js";
+
+export class RunModel {
+  constructor(detail) {
+    this.id = detail.id;
+    this.detail = detail;
+    this.status = detail.status || "running";
+    this.steps = new Map();  // name → step
+    this.metrics = new Map();  // "unit\u0000name" → {unit, name, points: [[at, value]]}
+    this.started = null;
+    this.finished = null;
+    const plan = detail.plan || (detail.steps || []).map((s) => ({ name: s.name, needs: [] }));
+    for (const p of plan) this.addStep(p.name, p.needs || []);
+    for (const s of detail.steps || []) {
+      const step = this.addStep(s.name, []);
+      step.status = s.status || step.status;
+      step.message = s.message || "";
+      step.duration = s.duration_seconds;
+      step.attempts = (s.attempts || []).length;
+      if (s.cache) step.cache = s.cache;
+      for (const u of s.units || []) {
+        const unit = this.unit(step, u.key);
+        unit.status = u.status || unit.status;
+        unit.attempts = (u.attempts || []).length;
+        if (u.cache) unit.cache = u.cache;
+      }
+    }
+  }
+
+  addStep(name, needs) {
+    let step = this.steps.get(name);
+    if (!step) {
+      step = { name, needs: [...needs], status: "pending", message: "", units: new Map(), attempts: 0,
+        start: null, end: null, cache: null, duration: null, items: null, failure: "" };
+      this.steps.set(name, step);
+    } else if (needs.length && !step.needs.length) {
+      step.needs = [...needs];
+    }
+    return step;
+  }
+
+  unit(step, key) {
+    let unit = step.units.get(key);
+    if (!unit) {
+      unit = { key, status: "pending", attempts: 0, start: null, end: null, cache: null, failure: "", progress: null };
+      step.units.set(key, unit);
+    }
+    return unit;
+  }
+
+  // The unit an event names, from its `unit` ("loop[3]", "tune[3.train]" →
+  // trial "3"); null for the step itself. (`key` is not used: in
+  // cache_decided it is the cache key.)
+  unitOf(event) {
+    const step = this.steps.get(event.step);
+    const unit = event.unit;
+    if (!step || typeof unit !== "string" || unit === step.name || !unit.endsWith("]")) return null;
+    const key = unit.slice(step.name.length + 1, -1);
+    return this.unit(step, key.split(".")[0]);
+  }
+
+  // Applies one event; returns what changed: {steps: Set of names, structure: bool, metric: bool, run: bool}.
+  apply(e) {
+    const changed = { steps: new Set(), structure: false, metric: false, run: false };
+    const ts = typeof e.ts === "number" ? e.ts : null;
+    switch (e.type) {
+      case "run_started": {
+        this.status = "running";
+        if (this.started === null) this.started = ts;
+        this.finished = null;
+        const needs = e.needs || {};
+        for (const name of e.steps || []) {
+          if (!this.steps.has(name)) changed.structure = true;
+          this.addStep(name, needs[name] || []);
+        }
+        changed.run = true;
+        break;
+      }
+      case "run_finished":
+        this.status = e.status;
+        this.finished = ts;
+        changed.run = true;
+        break;
+      case "step_changed": {
+        const step = this.steps.get(e.step) || this.addStep(e.step, []);
+        step.status = e.status;
+        if (e.message) step.message = e.message;
+        if (e.items !== undefined && step.items !== e.items) {
+          step.items = e.items;
+          for (let i = 0; i < e.items; i++) this.unit(step, String(i));
+          changed.structure = true;
+        }
+        if (e.status === "running" && step.start === null) step.start = ts;
+        if (TERMINAL.has(e.status)) {
+          step.end = ts;
+          if (step.start === null) step.start = ts;
+        }
+        changed.steps.add(step.name);
+        break;
+      }
+      case "cache_decided":
+      case "attempt_started":
+      case "attempt_ended":
+      case "unit_finished":
+      case "progress":
+      case "retry_scheduled": {
+        const step = this.steps.get(e.step);
+        if (!step) break;
+        const unit = this.unitOf(e);
+        if (unit && !step.units.has(unit.key)) changed.structure = true;
+        const target = unit || step;
+        if (e.type === "cache_decided") target.cache = { ...(target.cache || {}), key: e.key, status: e.cache, reason: e.reason };
+        if (e.type === "attempt_started") {
+          target.attempts = Math.max(target.attempts || 0, e.attempt || 1);
+          if (unit) {
+            unit.status = "running";
+            if (unit.start === null) unit.start = ts;
+          } else if (step.start === null) step.start = ts;
+        }
+        if (e.type === "attempt_ended" && e.message && e.status !== "succeeded")
+          target.failure = `${e.failure ? e.failure + ": " : ""}${e.message}`;
+        if (e.type === "unit_finished" && unit) {
+          unit.status = e.status;
+          unit.end = ts;
+          if (unit.start === null) unit.start = ts;
+        }
+        if (e.type === "unit_finished" && !unit && e.message) step.message = e.message;
+        if (e.type === "progress") target.progress = e.fraction;
+        changed.steps.add(step.name);
+        break;
+      }
+      case "metric": {
+        const key = `${e.unit}\u0000${e.name}`;
+        let series = this.metrics.get(key);
+        if (!series) {
+          series = { unit: e.unit, step: e.step, name: e.name, points: [] };
+          this.metrics.set(key, series);
+        }
+        series.points.push([e.at, e.value]);
+        changed.metric = true;
+        break;
+      }
+      default:
+        break;
+    }
+    return changed;
+  }
+
+  // Per-status counts of a step's units.
+  counts(step) {
+    const counts = {};
+    for (const u of step.units.values()) counts[u.status] = (counts[u.status] || 0) + 1;
+    return counts;
+  }
+}

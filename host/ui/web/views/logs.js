@@ -1,0 +1,186 @@
+// A step's logs (stdout, stderr, or its structured events): the last 64 KiB
+// first, "Load earlier" for what came before, then a live tail: each event of
+// the run about this unit (its log grew, it reported progress or a log line,
+// an attempt began or ended) reads on from the last byte offset. Search keeps
+// the lines that hold the text. "Download" saves the whole file.
+import { h, clear } from "../dom.js";
+import { getJson, stream, enc } from "../api.js";
+
+const CHUNK = 64 * 1024;
+const MAX_SHOWN = 4 * 1024 * 1024;
+const STREAMS = [["stdout", "stdout"], ["stderr", "stderr"], ["events", "structured log"]];
+
+export function mountLogs(root, runId, unit, params) {
+  const which = STREAMS.some(([s]) => s === params.get("stream")) ? params.get("stream") : "stdout";
+  const base = `/api/v1/runs/${enc(runId)}/steps/${enc(unit)}/logs`;
+  const state = { text: "", first: 0, next: 0, size: 0, attempt: null, finished: false, busy: false, again: false };
+  const pre = h("pre", { class: "log", id: "log-text", tabindex: 0, "aria-label": `${which} of ${unit}` });
+  const info = h("p", { class: "summary", role: "status", id: "log-info" });
+  const error = h("p", { class: "error", role: "alert" });
+  const earlier = h("button", { type: "button", id: "load-earlier", onclick: () => loadEarlier() }, "Load earlier");
+  const search = h("input", { type: "search", id: "log-search", placeholder: "search", "aria-label": "Search the log" });
+  const download = h("button", { type: "button", id: "log-download", onclick: () => saveAll() }, "Download");
+  const follow = h("input", { type: "checkbox", id: "log-follow", checked: true });
+  search.addEventListener("input", () => show());
+  const streamLinks = h("div", { class: "tabs", role: "tablist" }, STREAMS.map(([s, label]) =>
+    h("a", { role: "tab", href: `#/runs/${enc(runId)}/logs/${enc(unit)}?stream=${s}`, "aria-selected": String(s === which),
+      id: `stream-${s}` }, label)));
+  root.append(
+    h("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, h("a", { href: "#/runs" }, "Runs"), " / ",
+      h("a", { href: `#/runs/${enc(runId)}?step=${enc(unit.split("[")[0])}` }, runId), " / ", unit, " / logs"),
+    h("h1", {}, "Logs of ", unit),
+    streamLinks,
+    h("div", { class: "toolbar" }, earlier, " ", search, " ", download, " ",
+      h("label", {}, follow, " follow")),
+    error, info, pre);
+
+  const query = (extra) => ({ stream: which, attempt: params.get("attempt") || undefined, ...extra });
+
+  function show() {
+    const q = search.value;
+    if (!q) {
+      pre.textContent = state.text;
+    } else {
+      const needle = q.toLowerCase();
+      const lines = state.text.split("\n").filter((l) => l.toLowerCase().includes(needle));
+      pre.textContent = lines.join("\n");
+    }
+    earlier.hidden = state.first === 0;
+    const shown = state.text.length;
+    info.textContent = `attempt ${state.attempt ?? "–"} · bytes ${state.first}–${state.next} of ${state.size}` +
+      `${state.finished ? " · finished" : " · live"}${q ? ` · ${pre.textContent ? pre.textContent.split("\n").length : 0} matching lines` : ""}` +
+      (shown >= MAX_SHOWN ? " · showing the last 4 MiB" : "");
+    if (follow.checked && !q) pre.scrollTop = pre.scrollHeight;
+  }
+
+  async function first() {
+    try {
+      const body = await getJson(base, query({}));
+      Object.assign(state, { text: body.text, first: body.offset, next: body.next_offset, size: body.size,
+        attempt: body.attempt, finished: body.finished });
+      error.textContent = "";
+      show();
+    } catch (e) {
+      error.textContent = e.message;
+      state.attempt = null;
+    }
+  }
+
+  // Reads on from the last offset (one read at a time; a request meanwhile reads again after).
+  async function tail() {
+    if (state.busy) {
+      state.again = true;
+      return;
+    }
+    state.busy = true;
+    try {
+      if (state.attempt === null) {
+        await first();
+      } else {
+        const body = await getJson(base, query({ offset: state.next, limit: 1024 * 1024 }));
+        if (body.attempt !== state.attempt) {
+          await first();
+        } else {
+          state.text += body.text;
+          if (state.text.length > MAX_SHOWN) {
+            const cut = state.text.length - MAX_SHOWN;
+            state.text = state.text.slice(cut);
+            state.first += cut;
+          }
+          Object.assign(state, { next: body.next_offset, size: body.size, finished: body.finished });
+          show();
+        }
+      }
+    } catch (e) {
+      error.textContent = e.message;
+    } finally {
+      state.busy = false;
+      if (state.again) {
+        state.again = false;
+        tail();
+      }
+    }
+  }
+
+  async function loadEarlier() {
+    if (state.first === 0) return;
+    const from = Math.max(0, state.first - CHUNK);
+    try {
+      const body = await getJson(base, query({ offset: from, limit: state.first - from, attempt: state.attempt }));
+      state.text = body.text + state.text;
+      state.first = from;
+      show();
+    } catch (e) {
+      error.textContent = e.message;
+    }
+  }
+
+  async function saveAll() {
+    const parts = [];
+    let offset = 0;
+    try {
+      for (;;) {
+        const body = await getJson(base, query({ offset, limit: 1024 * 1024, attempt: state.attempt }));
+        parts.push(body.text);
+        offset = body.next_offset;
+        if (offset >= body.size || !body.text.length) break;
+      }
+    } catch (e) {
+      error.textContent = e.message;
+      return;
+    }
+    const url = URL.createObjectURL(new Blob(parts, { type: "text/plain" }));
+    const a = h("a", { href: url, download: `${runId}-${unit}-${which}.log` });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  }
+
+  // Whether the run's record shows an attempt of this unit with files (a
+  // cache hit or a skipped step ran nothing: no log to ask for).
+  async function hasAttempt() {
+    const detail = await getJson(`/api/v1/runs/${enc(runId)}`);
+    const [name, key] = unit.endsWith("]") ? [unit.slice(0, unit.indexOf("[")), unit.slice(unit.indexOf("[") + 1, -1)] : [unit, null];
+    const step = (detail.steps || []).find((x) => x.name === name);
+    const record = step && (key === null ? step : (step.units || []).find((u) => u.key === key));
+    const attempts = (record && record.attempts) || [];
+    if (attempts.some((a) => a.dir)) return true;
+    const cache = record && record.cache;
+    info.textContent = record && record.status ? `${unit} is ${record.status}: it ran nothing in this run, so it has no log here` +
+      (cache && cache.producer && cache.producer.run ? ` (the cached result comes from run ${cache.producer.run})` : "") + "."
+      : `${unit} has not started yet: its log appears when it does.`;
+    return false;
+  }
+
+  const mine = (e) => e.unit === unit || (e.step === unit && !e.unit);
+  // Until the run's record shows an attempt (run.json trails the events by
+  // up to 100 ms), each event about the unit asks the record again; then
+  // each one reads on from the last offset.
+  let started = false, checking = false, close = () => {}, gone = false;
+  async function check() {
+    if (checking || started) return;
+    checking = true;
+    try {
+      started = await hasAttempt();
+      if (started && !gone) await tail();
+    } catch (e) {
+      error.textContent = e.message;
+    } finally {
+      checking = false;
+    }
+  }
+  const LIVE = ["log_grew", "progress", "log", "metric", "attempt_started", "attempt_ended", "unit_finished"];
+  check().then(() => {
+    if (gone) return;
+    close = stream(`/api/v1/runs/${enc(runId)}/events`, (e) => {
+      if (!mine(e) || !LIVE.includes(e.type)) return;
+      if (started) tail();
+      else check();
+    }, { onEnd: () => (started ? tail() : check()) });
+  });
+  return () => {
+    gone = true;
+    close();
+  };
+}

@@ -1,0 +1,97 @@
+// The panel of the selected step (or loop item, trial, group): status,
+// attempts with durations and failures, the cache decision (a hit links to
+// the run that produced the result), output parameters, artifacts, metrics,
+// and links to its logs and curves. Values are shown as text.
+import { h, clear, fmtDuration, fmtTime } from "../dom.js";
+import { enc } from "../api.js";
+import { chip } from "../status.js";
+import { COLLAPSE_AT } from "../dag.js";
+
+function section(title, ...body) {
+  return h("section", {}, h("h3", {}, title), ...body);
+}
+
+function kv(obj) {
+  const entries = Object.entries(obj || {});
+  if (!entries.length) return h("p", { class: "none" }, "none");
+  return h("dl", {}, entries.map(([k, v]) =>
+    [h("dt", {}, k), h("dd", { class: "mono" }, typeof v === "string" ? v : JSON.stringify(v))]));
+}
+
+export function renderStepPanel(panel, model, detail, selection, { toggleGroup, expanded }) {
+  const step = model.steps.get(selection.step);
+  clear(panel);
+  if (!step) {
+    panel.append(h("p", {}, "No step ", selection.step, " in this run."));
+    return;
+  }
+  const fromDetail = (detail.steps || []).find((s) => s.name === step.name) || {};
+  const unitKey = selection.unit;
+  const record = unitKey === null ? fromDetail : (fromDetail.units || []).find((u) => u.key === unitKey) || {};
+  const live = unitKey === null ? step : step.units.get(unitKey) || step;
+  const name = unitKey === null ? step.name : `${step.name}[${unitKey}]`;
+  panel.append(h("h2", {}, name, " ", chip(live.status)));
+  if (live.failure) panel.append(h("p", { class: "failure" }, live.failure));
+  if (record.message || step.message) panel.append(h("p", { class: "message" }, record.message || step.message));
+  if (step.needs.length) panel.append(h("p", { class: "needs" }, "After: ", step.needs.join(", ")));
+
+  if (step.units.size && unitKey === null) {
+    const counts = model.counts(step);
+    panel.append(section(`Items (${step.units.size})`,
+      h("p", {}, Object.entries(counts).map(([k, n]) => `${k}: ${n}`).join(", ")),
+      step.units.size > COLLAPSE_AT ? h("button", { type: "button", id: "toggle-group", onclick: () => toggleGroup(step.name) },
+        expanded.has(step.name) ? "Collapse into one node" : `Expand all ${step.units.size} items`) : null,
+      h("ul", { class: "units" }, [...step.units.values()].slice(0, 200).map((u) =>
+        h("li", {}, h("a", { href: `#/runs/${enc(model.id)}/logs/${enc(`${step.name}[${u.key}]`)}` }, `${step.name}[${u.key}]`),
+          " ", chip(u.status))))));
+  }
+
+  const logTarget = step.units.size && unitKey === null ? null : name;
+  if (logTarget) {
+    panel.append(h("p", { class: "links" },
+      h("a", { href: `#/runs/${enc(model.id)}/logs/${enc(logTarget)}`, id: "open-logs" }, "Logs"), " · ",
+      h("a", { href: `#/runs/${enc(model.id)}/metrics` }, "Metrics")));
+  }
+
+  const cache = record.cache || live.cache;
+  if (cache) {
+    const producer = cache.producer;
+    panel.append(section("Cache",
+      h("p", {}, cache.status === "hit" ? "⚡ hit" : cache.status || "", cache.reason ? ` — ${cache.reason}` : ""),
+      cache.key ? h("p", { class: "mono small" }, "key ", cache.key) : null,
+      producer && producer.run ? h("p", {}, "Produced by ",
+        h("a", { href: `#/runs/${enc(producer.run)}?step=${enc(String(producer.unit || "").split("[")[0])}`, class: "producer" },
+          producer.run), producer.unit ? ` (${producer.unit})` : "") : null));
+  }
+
+  const attempts = record.attempts || [];
+  if (attempts.length) {
+    panel.append(section(`Attempts (${attempts.length})`, h("table", { class: "attempts" },
+      h("thead", {}, h("tr", {}, ["#", "status", "duration", "executor", "failure"].map((c) => h("th", { scope: "col" }, c)))),
+      h("tbody", {}, attempts.map((a) => h("tr", {},
+        h("td", {}, String(a.attempt ?? "")), h("td", {}, chip(a.status || "running")),
+        h("td", {}, fmtDuration(a.duration_seconds)), h("td", {}, a.executor || ""),
+        h("td", {}, [a.failure, a.message].filter(Boolean).join(": ")))))),
+      h("p", { class: "small" }, "Started ", fmtTime(attempts[0].started_at))));
+  }
+  if (record.parameters) panel.append(section("Parameters", kv(record.parameters)));
+  if (record.inputs) panel.append(section("Inputs", kv(record.inputs)));
+  if (record.outputs) panel.append(section("Output parameters", kv(record.outputs)));
+  if (record.artifacts && Object.keys(record.artifacts).length) {
+    const digests = record.digests || {};
+    panel.append(section("Artifacts", h("dl", {}, Object.entries(record.artifacts).map(([k, v]) =>
+      [h("dt", {}, k), h("dd", { class: "mono small" }, typeof v === "string" ? v : JSON.stringify(v),
+        digests[k] ? h("br") : null, digests[k] ? `sha256 ${digests[k]}` : null)]))));
+  }
+  const metrics = [...model.metrics.values()].filter((m) => m.unit === name || (unitKey === null && m.step === step.name));
+  if (metrics.length) {
+    panel.append(section("Metrics (last)", h("dl", {}, metrics.map((m) => {
+      const [at, value] = m.points[m.points.length - 1];
+      return [h("dt", {}, `${m.unit} ${m.name}`), h("dd", { class: "mono" }, `${value} @ ${at}`)];
+    }))));
+  } else if (record.metrics) {
+    panel.append(section("Metrics", kv(record.metrics)));
+  }
+  const seconds = record.duration_seconds;
+  if (seconds) panel.append(h("p", { class: "small" }, "Total time in attempts: ", fmtDuration(seconds)));
+}

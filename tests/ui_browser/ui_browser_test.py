@@ -1,0 +1,376 @@
+#!/usr/bin/python3
+"""kiln ui in a real headless Chromium (Debian's chromium + chromium-driver,
+driven by Debian's python3-selenium), registered with ctest.
+
+It starts `kiln ui` on a fresh workspace (port 0 + --port-file, loopback
+only), starts runs with `kiln run` in the background and watches the views
+change without a page reload: the runs list's status chips, samples/hello's
+DAG turning green, a running step's log growing, a metric curve growing.
+It checks that HTML in a step's output, log and parameters stays text, that
+the runs list's filters work, and that no page logs a console error.
+Screenshots of every view go to OUT_DIR.
+
+  ui_browser_test.py KILN_EXE SOURCE_DIR OUT_DIR [TEST NAMES, e.g. KilnUi.test_2_logs_tail_live]
+
+Every wait is bounded. Without Chromium, its driver or Selenium the test
+skips (exit 77), unless KILN_TEST_NO_SKIPS=1 (CI): then it fails.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+CHROMIUM = "/usr/lib/chromium/chromium"
+DRIVER = "/usr/bin/chromedriver"
+SKIP = 77
+
+
+def missing_tools():
+    missing = [p for p in (CHROMIUM, DRIVER) if not os.path.exists(p)]
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        missing.append("python3-selenium")
+    return missing
+
+
+KILN, SOURCE, OUT = (sys.argv[1:4] + [None, None, None])[:3]
+
+
+def read_text(path):
+    with open(path) as f:
+        return f.read()
+
+
+def wait(predicate, timeout, what, interval=0.05):
+    """predicate() until it is truthy (returned), or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+            if last:
+                return last
+        except Exception as e:  # an element replaced while read: look again
+            last = e
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+
+
+class KilnUi(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+        cls.tmp = tempfile.mkdtemp(prefix="kiln-ui-browser-")
+        cls.ws = os.path.join(cls.tmp, "ws")
+        os.makedirs(cls.ws)
+        cls.env = dict(os.environ, KILN_HOME=os.path.join(cls.tmp, "home"), KILN_CACHE_DIR=os.path.join(cls.tmp, "cache"))
+        port_file = os.path.join(cls.tmp, "port")
+        cls.ui_log = open(os.path.join(cls.tmp, "ui.log"), "w")
+        cls.server = subprocess.Popen([KILN, "ui", "--workdir", cls.ws, "--port", "0", "--port-file", port_file],
+                                      stdout=cls.ui_log, stderr=subprocess.STDOUT, env=cls.env)
+        port = wait(lambda: read_text(port_file).strip() if os.path.exists(port_file) else None, 30, "kiln ui's port")
+        cls.base = f"http://127.0.0.1:{port}/"
+        options = webdriver.ChromeOptions()
+        options.binary_location = CHROMIUM
+        for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                  "--window-size=1280,800", "--no-first-run", "--disable-extensions"):
+            options.add_argument(a)
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        cls.driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+        cls.driver.set_page_load_timeout(60)
+        cls.driver.set_script_timeout(30)
+        cls.runs = []  # background kiln run processes
+        os.makedirs(OUT, exist_ok=True)
+
+    @classmethod
+    def tearDownClass(cls):
+        for p in cls.runs:
+            if p.poll() is None:
+                p.kill()
+            p.wait(timeout=30)
+        cls.driver.quit()
+        cls.server.terminate()
+        try:
+            cls.server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            cls.server.kill()
+            cls.server.wait()
+        cls.ui_log.close()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def setUp(self):
+        self.driver.get_log("browser")  # drop what earlier tests left
+
+    def tearDown(self):
+        errors = [e for e in self.driver.get_log("browser") if e.get("level") == "SEVERE"]
+        self.assertEqual(errors, [], "the browser's console has errors")
+
+    # ------------------------------------------------------------ helpers
+
+    def start_run(self, pipeline, *args):
+        p = subprocess.Popen([KILN, "run", pipeline, "--workdir", self.ws, "--no-cache", *args],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=self.env)
+        self.runs.append(p)
+        return p
+
+    def run_now(self, pipeline, *args):
+        out = subprocess.run([KILN, "run", pipeline, "--workdir", self.ws, "--json", "--no-cache", *args], capture_output=True,
+                             text=True, env=self.env, timeout=120)
+        return json.loads(out.stdout[out.stdout.index("{"):])["run_id"]
+
+    def js(self, script, *args):
+        return self.driver.execute_script(script, *args)
+
+    def open(self, hash_route):
+        """Opens a route by changing the hash: no page load."""
+        self.js("location.hash = arguments[0]", hash_route)
+
+    def mark_page(self):
+        """A flag on this page's window: still there later means the page was never reloaded."""
+        self.js("window.__kilnPage = 'kept'")
+
+    def assert_not_reloaded(self):
+        self.assertEqual(self.js("return window.__kilnPage"), "kept", "the page was reloaded")
+
+    def new_row(self, pipeline, known):
+        """The id of a run of `pipeline` in the runs list that is not in `known` (it arrived live)."""
+        return wait(lambda: next((r for r in self.js(
+            "return [...document.querySelectorAll('#runs-table tbody tr[data-run]')]"
+            ".filter(tr => tr.children[2].textContent === arguments[0]).map(tr => tr.dataset.run)", pipeline)
+            if r not in known), None), 60, f"a new {pipeline} run in the list")
+
+    def row_ids(self):
+        return self.js("return [...document.querySelectorAll('#runs-table tbody tr[data-run]')].map(tr => tr.dataset.run)")
+
+    def node_states(self):
+        return self.js("return Object.fromEntries([...document.querySelectorAll('#dag g.node')]"
+                       ".map(n => [n.dataset.node, n.dataset.status]))")
+
+    def shot(self, name):
+        self.driver.save_screenshot(os.path.join(OUT, name + ".png"))
+
+    def load_app(self):
+        self.driver.get(self.base + "#/runs")
+        wait(lambda: self.js("return document.querySelector('#runs-table') !== null"), 30, "the runs list")
+        self.mark_page()
+
+    # -------------------------------------------------------------- tests
+
+    def test_1_hello_runs_list_and_dag_live(self):
+        """samples/hello started in the background: its row appears, and its DAG turns green, live."""
+        self.load_app()
+        known = set(self.row_ids())
+        hello = os.path.join(SOURCE, "samples", "hello", "pipeline.yaml")
+        self.start_run(hello, "--param", "mode=thorough", "--param", "pause=4")
+        run_id = self.new_row("hello", known)
+        chip = f"#runs-table tr[data-run='{run_id}'] .chip"
+        wait(lambda: self.js(f"return document.querySelector(\"{chip}\")?.dataset.status") == "running", 30,
+             "the new run's chip to say running")
+        self.shot("runs-list")
+        # To the run by its link (a hash change), while thorough-check sleeps.
+        self.js("document.querySelector(`#runs-table tr[data-run='${arguments[0]}'] a`).click()", run_id)
+        wait(lambda: self.node_states().get("thorough-check") == "running", 30, "thorough-check running in the DAG")
+        seen_running = self.node_states()
+        self.assertEqual(seen_running.get("greet"), "succeeded")
+        self.assertEqual(self.js("return document.getElementById('run-status').dataset.status"), "running")
+        self.shot("run-graph-running")
+        final = wait(lambda: (lambda s: s if s and all(v in ("succeeded", "skipped") for v in s.values())
+                              and self.js("return document.getElementById('run-status').dataset.status") == "succeeded"
+                              else None)(self.node_states()), 60, "every step green")
+        self.assertEqual(set(final), {"greet", "per-name[0]", "per-name[1]", "per-name[2]", "thorough-check", "summary",
+                                      "report"})
+        self.assertEqual(final["thorough-check"], "succeeded")
+        self.assert_not_reloaded()
+        self.shot("run-graph")
+        # The step panel of the step that slept, by keyboard.
+        self.js("document.querySelector(\"#dag g.node[data-node='thorough-check']\").focus()")
+        from selenium.webdriver.common.keys import Keys
+        self.driver.switch_to.active_element.send_keys(Keys.ENTER)
+        panel = wait(lambda: self.js("const p = document.getElementById('step-panel'); "
+                                     "return p.querySelector('table.attempts') ? p.textContent : null"), 20, "the step panel")
+        self.assertIn("thorough-check", panel)
+        self.assertIn("Attempts (1)", panel)
+        self.shot("step-panel")
+        self.js("document.getElementById('tab-timeline').click()")
+        rows = wait(lambda: self.js("return document.querySelectorAll('#timeline .gantt-row[data-status]').length"), 10,
+                    "the timeline")
+        self.assertGreaterEqual(rows, 7)  # 5 steps and 3 loop items
+        self.shot("run-timeline")
+        # Back to the list: the chip there is green, from a fresh page of runs.
+        self.open("#/runs")
+        wait(lambda: self.js(f"return document.querySelector(\"{chip}\")?.dataset.status") == "succeeded", 20,
+             "the list's chip to say succeeded")
+        self.assert_not_reloaded()
+
+    def test_2_logs_tail_live(self):
+        """A running step's stdout grows on the page as the step prints."""
+        self.load_app()
+        known = set(self.row_ids())
+        self.start_run(os.path.join(SOURCE, "tests", "ui_browser", "pipelines", "slow.yaml"))
+        run_id = self.new_row("uislow", known)
+        self.open(f"#/runs/{run_id}/logs/first")
+        counts = []
+
+        def complete():
+            text = self.js("return document.getElementById('log-text')?.textContent || ''")
+            n = text.count("\n")
+            if not counts or counts[-1] != n:
+                counts.append(n)
+            info = self.js("return document.getElementById('log-info')?.textContent || ''")
+            return "finished" in info and text.endswith("slept 4 s\n")
+        wait(complete, 90, "first's log to be complete", interval=0.05)
+        self.assertGreaterEqual(len([c for c in counts if c > 0]), 3, f"the log did not grow in steps: {counts}")
+        text = self.js("return document.getElementById('log-text').textContent")
+        self.assertGreaterEqual(text.count("sleeping: "), 5, text)
+        self.assert_not_reloaded()
+        self.shot("logs")
+        # Search keeps the lines that hold the text.
+        self.driver.find_element("id", "log-search").send_keys("slept")
+        wait(lambda: self.js("return document.getElementById('log-text').textContent") == "slept 4 s", 10,
+             "the search to keep one line")
+
+    def test_3_metrics_grow_live(self):
+        """The loss curve, opened before training starts, gains points as epochs end."""
+        self.load_app()
+        known = set(self.row_ids())
+        self.start_run(os.path.join(SOURCE, "tests", "ui_browser", "pipelines", "slow.yaml"))
+        run_id = self.new_row("uislow", known)
+        self.open(f"#/runs/{run_id}/metrics")
+        seen = []
+
+        def points():
+            n = self.js("return Number(document.querySelector(\"#charts figure[data-metric='loss']\")?.dataset.points || 0)")
+            if not seen or seen[-1] != n:
+                seen.append(n)
+            return n == 12
+        wait(points, 90, "12 points on the loss curve")
+        self.assertTrue(any(0 < n < 12 for n in seen), f"the curve did not grow live: {seen}")
+        self.assertTrue(self.js("return document.querySelector(\"#charts figure[data-metric='loss'] canvas\") !== null"))
+        self.assert_not_reloaded()
+        self.shot("metrics")
+
+    def test_4_html_from_runs_stays_text(self):
+        """A step whose output and log hold <img onerror> and <script>: shown as text, nothing runs."""
+        run_id = self.run_now(os.path.join(SOURCE, "tests", "ui_browser", "pipelines", "slow.yaml"), "--param",
+                              "epochs=1")
+        self.load_app()
+        self.open(f"#/runs/{run_id}?step=xss")
+        panel = wait(lambda: self.js("const p = document.getElementById('step-panel'); "
+                                     "return p && p.textContent.includes('Output parameters') ? p.textContent : null"),
+                     30, "the xss step's panel")
+        self.assertIn("<img src=x onerror=window.__xss=1><script>window.__xss=2</script>", panel)
+        params = self.js("return document.querySelector('details.params').textContent")
+        self.assertIn("<b>bold</b><img src=x onerror=window.__xss=3>", params)
+        self.js("document.querySelector('details.params').open = true")
+        self.shot("step-panel-html-as-text")
+        self.open(f"#/runs/{run_id}/logs/xss?stream=events")
+        log = wait(lambda: (lambda t: t if "<script>" in t else None)(
+            self.js("return document.getElementById('log-text')?.textContent || ''")), 30, "the xss step's log")
+        self.shot("logs-html-as-text")
+        self.assertIn("<img src=x onerror=window.__xss=1>", log)
+        time.sleep(0.5)  # time for an onerror to fire, had an <img> been made
+        self.assertIsNone(self.js("return window.__xss === undefined ? null : window.__xss"))
+        self.assertEqual(self.js("return document.querySelectorAll('img, main script, b').length"), 0)
+
+    def test_5_runs_list_filters(self):
+        """Status, pipeline and text filters, applied by the server."""
+        failed = self.run_now(os.path.join(SOURCE, "tests", "ui_browser", "pipelines", "fails.yaml"))
+        self.load_app()
+        wait(lambda: failed in self.row_ids(), 30, "the failed run in the list")
+        from selenium.webdriver.support.ui import Select
+        Select(self.driver.find_element("id", "filter-status")).select_by_value("failed")
+        wait(lambda: self.row_ids() == [failed], 20, "only the failed run")
+        self.assertIn("status=failed", self.js("return location.hash"))
+        self.shot("runs-list-filtered")
+        Select(self.driver.find_element("id", "filter-status")).select_by_value("")
+        box = self.driver.find_element("id", "filter-pipeline")
+        box.send_keys("hello")
+        self.driver.find_element("id", "filter-apply").click()
+        ids = wait(lambda: (lambda r: r if r and failed not in r else None)(self.row_ids()), 20, "hello runs only")
+        pipelines = self.js("return [...document.querySelectorAll('#runs-table tbody tr[data-run]')]"
+                            ".map(tr => tr.children[2].textContent)")
+        self.assertEqual(set(pipelines), {"hello"}, ids)
+        box.clear()
+        q = self.driver.find_element("id", "filter-q")
+        q.send_keys(failed[-8:])
+        self.driver.find_element("id", "filter-apply").click()
+        wait(lambda: self.row_ids() == [failed], 20, "the run found by a piece of its id")
+        self.assert_not_reloaded()
+
+    def test_6_big_fan_out_is_one_group_node(self):
+        """A 60-item loop is one node with counts until expanded from its panel, then 60 nodes."""
+        run_id = self.run_now(os.path.join(SOURCE, "tests", "ui_browser", "pipelines", "fanout.yaml"),
+                              "--executor", "inprocess")
+        self.load_app()
+        self.open(f"#/runs/{run_id}")
+        states = wait(lambda: (lambda s: s if s.get("end") == "succeeded" else None)(self.node_states()), 30,
+                      "the run's graph")
+        self.assertEqual(states, {"start": "succeeded", "fan": "succeeded", "end": "succeeded"})
+        label = self.js("return document.querySelector(\"#dag g.node[data-node='fan'] text.state\").textContent")
+        self.assertIn("60 items", label)
+        self.assertIn("✓60", label)
+        self.js("document.querySelector(\"#dag g.node[data-node='fan']\").dispatchEvent(new MouseEvent('click'))")
+        button = wait(lambda: self.js("return document.getElementById('toggle-group')"), 20, "the expand button")
+        self.assertIn("60", button.text)
+        button.click()
+        wait(lambda: len(self.node_states()) == 62, 20, "60 item nodes")
+        self.assertEqual(set(self.node_states().values()), {"succeeded"})
+        self.shot("run-graph-expanded")
+        self.js("document.getElementById('toggle-group').click()")
+        wait(lambda: len(self.node_states()) == 3, 20, "the group folded again")
+        self.assert_not_reloaded()
+
+    def test_7_logs_show_the_last_64_kib_then_load_earlier(self):
+        """A 100 KB log: the last 64 KiB first, "Load earlier" brings the rest, in order."""
+        params = os.path.join(self.tmp, "big.json")
+        with open(params, "w") as f:
+            json.dump({"text": "".join(f"line {i:05d}\n" for i in range(9000))}, f)
+        run_id = self.run_now(os.path.join(SOURCE, "tests", "ui_browser", "pipelines", "big_log.yaml"),
+                              "--params-file", params)
+        self.load_app()
+        self.open(f"#/runs/{run_id}/logs/say?stream=events")
+        info = wait(lambda: (lambda t: t if "finished" in t else None)(
+            self.js("return document.getElementById('log-info')?.textContent || ''")), 30, "the log")
+        size = int(info.split(" of ")[1].split(" ")[0])
+        self.assertGreater(size, 65536)
+        self.assertIn(f"bytes {size - 65536}–{size} of {size}", info)
+        self.assertEqual(len(self.js("return document.getElementById('log-text').textContent")), 65536)
+        earlier = self.driver.find_element("id", "load-earlier")
+        self.assertTrue(earlier.is_displayed())
+        earlier.click()
+        wait(lambda: f"bytes 0–{size} of {size}" in self.js("return document.getElementById('log-info').textContent"),
+             20, "the whole log")
+        text = self.js("return document.getElementById('log-text').textContent")
+        self.assertEqual(len(text), size)
+        self.assertTrue(text.startswith('{"event":"log"'), text[:80])
+        self.assertIn("line 00000\\nline 00001", text)
+        self.assertIn("line 08999", text)
+        self.assertFalse(self.driver.find_element("id", "load-earlier").is_displayed())
+        self.assert_not_reloaded()
+
+
+def main():
+    missing = missing_tools()
+    if missing:
+        reason = "cannot run the browser tests: missing " + ", ".join(missing) + \
+                 " (apt-get install chromium chromium-driver python3-selenium; scripts/setup.sh --test does)"
+        if os.environ.get("KILN_TEST_NO_SKIPS") == "1":
+            print("FAIL: " + reason + " (and KILN_TEST_NO_SKIPS=1 forbids skipping)")
+            return 1
+        print("SKIP: " + reason)
+        return SKIP
+    if not (KILN and SOURCE and OUT):
+        print(__doc__)
+        return 2
+    result = unittest.main(argv=[sys.argv[0], "-v", *sys.argv[4:]], exit=False).result
+    return 0 if result.wasSuccessful() else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
