@@ -225,10 +225,9 @@ class Engine::Impl {
     const auto now = clock_now();
     if (now < next_log_check_) return;
     next_log_check_ = now + kLogGrowthInterval;
-    for (size_t i = 0; i < attempts_.size(); ++i) {
-      const UnitState& unit = state_.units()[i];
-      if (unit.status() != S::running) continue;
-      for (auto& [file, known] : attempts_[i].log_sizes) {
+    for (const int id : state_.running_units()) {  // publishing changes no status
+      const UnitState& unit = state_.unit(id);
+      for (auto& [file, known] : attempts_[static_cast<size_t>(id)].log_sizes) {
         std::error_code error;
         const auto path = unit.dir / ("attempt-" + std::to_string(unit.attempt)) / file;
         const uint64_t size = fs::file_size(path, error);
@@ -246,8 +245,10 @@ class Engine::Impl {
   void schedule() {
     do {
       settled_ = false;
-      for (size_t i = 0; i < state_.steps().size(); ++i)
-        if (scheduler_.considered(state_, i)) begin_step(i);
+      // In index order; a step that becomes ready behind the cursor waits for the next pass.
+      for (std::optional<size_t> next = scheduler_.next_step(state_, 0); next;
+           next = scheduler_.next_step(state_, *next + 1))
+        begin_step(*next);
       launch_ready_units();
     } while (settled_);
   }
@@ -654,8 +655,7 @@ class Engine::Impl {
       on_trial_finished(index, id);  // may add units
     else if (status == S::failed && !state_.step(index).planned->spec.is_finally)
       begin_policy_stop();  // a loop need not finish first
-    for (const int u : state_.step(index).units)
-      if (!is_terminal(state_.unit(u).status())) return;
+    if (state_.step(index).unfinished_units() > 0) return;
     if (tuners_[index]) return complete_tuning(index);
     complete_step(index);
   }
@@ -743,9 +743,9 @@ class Engine::Impl {
       state_.time_out_run("the run timed out after " + Json(*plan_.spec.timeout_seconds).dump() + " s");
       on_cancel_request();
     }
-    for (size_t i = 0; i < state_.units().size(); ++i) {
-      const int id = static_cast<int>(i);
-      AttemptHandle& attempt = attempts_[i];
+    const std::vector<int> running(state_.running_units().begin(), state_.running_units().end());
+    for (const int id : running) {  // at most `jobs`; none starts here
+      AttemptHandle& attempt = attempts_[static_cast<size_t>(id)];
       if (state_.unit(id).status() != S::running || !attempt.running) continue;
       const DeadlineCheck check = scheduler_.check_deadline(state_.unit(id), now);
       if (check.time_out) {
