@@ -109,6 +109,28 @@ steps:
   EXPECT_EQ(r.step("where")["outputs"]["message"], (fs::current_path() / "data.csv").lexically_normal().string());
 }
 
+// The process executor hands a step its request through the step server's
+// start message (no request.json); one too big for a message goes by file.
+TEST_F(EngineTest, AProcessStepGetsItsRequestInlineOrByFileWhenItIsBig) {
+  RunSettings settings;
+  const std::string big(40 * 1024, 'x');
+  settings.overrides = {{"big", big}};
+  const auto r = run(R"(
+parameters:
+  big: {type: string}
+steps:
+  - {name: small, component: util.echo, parameters: {message: hello}}
+  - {name: large, component: util.echo, parameters: {message: "{{ params.big }}"}}
+)",
+                     settings);
+  ASSERT_EQ(r.record["status"], "succeeded") << r.record.dump(2);
+  EXPECT_EQ(r.step("small")["outputs"]["message"], "hello");
+  EXPECT_EQ(r.step("large")["outputs"]["message"], big);
+  EXPECT_TRUE(fs::is_directory(r.dir / "steps/small/attempt-1"));
+  EXPECT_FALSE(fs::exists(r.dir / "steps/small/attempt-1/request.json"));
+  EXPECT_TRUE(fs::exists(r.dir / "steps/large/attempt-1/request.json"));
+}
+
 TEST_F(EngineTest, ConditionsSkipStepsAndWhatNeedsTheirData) {
   const auto r = run(R"(
 parameters:

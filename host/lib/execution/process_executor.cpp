@@ -24,11 +24,11 @@
 namespace kiln::host {
 namespace fs = std::filesystem;
 
-void write_step_request(const StepLaunch& launch, const fs::path& request_file) {
+Json step_request(const StepLaunch& launch) {
   Json inputs = Json::object();
   for (const auto& [name, artifact] : launch.inputs)
     inputs[name] = {{"path", artifact.path.string()}, {"metadata", artifact.metadata}};
-  const Json request{{"channel", kRunnerChannelVersion},
+  return Json{{"channel", kRunnerChannelVersion},
                      {"step", launch.step},
                      {"component", launch.component.manifest.name},
                      {"library", launch.component.library.string()},
@@ -37,6 +37,10 @@ void write_step_request(const StepLaunch& launch, const fs::path& request_file) 
                      {"output_dir", launch.output_dir.string()},
                      {"temp_dir", launch.temp_dir.string()},
                      {"checkpoint_dir", launch.checkpoint_dir.string()}};
+}
+
+void write_step_request(const StepLaunch& launch, const fs::path& request_file) {
+  const Json request = step_request(launch);
   // Read once by the step's process, right after this: no fsync needed.
   std::ofstream out(request_file, std::ios::trunc);
   out << request.dump();
@@ -44,6 +48,10 @@ void write_step_request(const StepLaunch& launch, const fs::path& request_file) 
 }
 
 namespace {
+
+// A request up to this size travels in the step server's start message (one
+// file less per attempt); a bigger one is written to request.json.
+constexpr size_t kInlineRequestBytes = 32 * 1024;
 
 class ProcessAttempt : public RunningAttempt {
  public:
@@ -62,8 +70,12 @@ class ProcessExecutor : public Executor {
 
   std::unique_ptr<RunningAttempt> start(const StepLaunch& launch, std::shared_ptr<AttemptObserver> observer) override {
     fs::create_directories(launch.attempt_dir);
-    const auto request = launch.attempt_dir / "request.json";
-    write_step_request(launch, request);
+    Json request = step_request(launch);
+    if (request.dump().size() > kInlineRequestBytes) {
+      const auto file = launch.attempt_dir / "request.json";
+      write_step_request(launch, file);
+      request = file.string();
+    }
     Pipe channel;
     const Pipe out(open_log(launch.attempt_dir / "stdout.log")), err(open_log(launch.attempt_dir / "stderr.log"));
     auto state = std::make_shared<AttemptState>();
