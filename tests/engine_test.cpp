@@ -262,7 +262,7 @@ steps:
   ASSERT_EQ(r.step("flaky")["attempts"].size(), 3u);
   EXPECT_EQ(r.step("flaky")["attempts"][0]["message"], "flaky failure 1");
   EXPECT_EQ(r.step("flaky")["outputs"]["runs"], 3);
-  EXPECT_TRUE(fs::exists(r.dir / "steps/flaky/attempt-3/stdout.log"));
+  EXPECT_TRUE(fs::is_directory(r.dir / "steps/flaky/attempt-3"));
 }
 
 TEST_F(EngineTest, CheckpointDirSurvivesFailedAttemptsAndGoesOnSuccess) {
@@ -744,6 +744,29 @@ TEST(EngineRobustness, GarbageOnTheChannelIsLoggedNotFatal) {
   const std::string events = kiln::test::read_text(dir / "run/steps/s/attempt-1/events.jsonl");
   EXPECT_NE(events.find("unreadable runner line: \\\"42\\\""), std::string::npos) << events;
   EXPECT_NE(events.find("bad bytes"), std::string::npos) << events;
+}
+
+// The process executor copies a step's stdout and stderr from pipes into its
+// log files, made when the step first writes: all of it (more than a pipe
+// holds), and no file for a step that writes nothing.
+TEST(EngineRobustness, LogFilesHoldWhatAStepWroteAndOnlyWhenItWroteSomething) {
+  TempDir dir;
+  const Json r = run_with_fixtures(R"(steps:
+  - {name: loud, component: fixture.shout}
+  - {name: quiet, component: fixture.shout, parameters: {lines: 0}}
+  - {name: silent, component: util.noop}
+)",
+                                   dir / "run");
+  ASSERT_EQ(r["status"], "succeeded") << r.dump(2);
+  std::string expected;
+  for (int i = 0; i < 20000; ++i) expected += "line " + std::to_string(i) + "\n";
+  EXPECT_EQ(kiln::test::read_text(dir / "run/steps/loud/attempt-1/stdout.log"), expected);
+  EXPECT_EQ(kiln::test::read_text(dir / "run/steps/loud/attempt-1/stderr.log"), "to stderr\n");
+  EXPECT_FALSE(fs::exists(dir / "run/steps/quiet/attempt-1/stdout.log"));
+  EXPECT_EQ(kiln::test::read_text(dir / "run/steps/quiet/attempt-1/stderr.log"), "to stderr\n");
+  EXPECT_TRUE(fs::is_directory(dir / "run/steps/silent/attempt-1"));
+  EXPECT_FALSE(fs::exists(dir / "run/steps/silent/attempt-1/stdout.log"));
+  EXPECT_FALSE(fs::exists(dir / "run/steps/silent/attempt-1/stderr.log"));
 }
 
 namespace {

@@ -76,17 +76,22 @@ class ProcessExecutor : public Executor {
       write_step_request(launch, file);
       request = file.string();
     }
-    Pipe channel;
-    const Pipe out(open_log(launch.attempt_dir / "stdout.log")), err(open_log(launch.attempt_dir / "stderr.log"));
+    // Pipes, not files: a log file is made when the step first writes to it.
+    Pipe channel, out, err;
     auto state = std::make_shared<AttemptState>();
     state->observer = std::move(observer);
     const auto step_server = server();
     const pid_t pid =
         step_server->start(launch.component.library, launch.component.manifest.name, request, launch.attempt_dir,
-                           out.read_fd, err.read_fd, channel.write_fd, [state](ExitStatus s) { state->on_exit(s); });
+                           out.write_fd, err.write_fd, channel.write_fd, [state](ExitStatus s) { state->on_exit(s); });
     channel.close_write();
+    out.close_write();
+    err.close_write();
+    reactor_.watch_logs(out.read_fd, err.read_fd, launch.attempt_dir / "stdout.log", launch.attempt_dir / "stderr.log",
+                        state);
+    out.read_fd = err.read_fd = -1;  // the reactor owns them now
     reactor_.watch(channel.read_fd, state);
-    channel.read_fd = -1;  // the reactor owns it now
+    channel.read_fd = -1;
     return std::make_unique<ProcessAttempt>(step_server, pid);
   }
 
