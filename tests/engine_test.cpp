@@ -131,6 +131,23 @@ steps:
   EXPECT_TRUE(fs::exists(r.dir / "steps/large/attempt-1/request.json"));
 }
 
+// An inprocess step that writes nothing makes no directory: its attempt's
+// record still names where its files would be.
+TEST_F(EngineTest, AnInprocessStepThatWritesNothingMakesNoDirectory) {
+  RunSettings settings;
+  settings.executor = "inprocess";
+  const auto r = run(R"(
+steps:
+  - {name: silent, component: util.noop}
+  - {name: talks, component: util.echo, parameters: {message: hi}}
+)",
+                     settings);
+  ASSERT_EQ(r.record["status"], "succeeded") << r.record.dump(2);
+  EXPECT_EQ(r.step("silent")["attempts"][0]["dir"], "steps/silent/attempt-1");
+  EXPECT_FALSE(fs::exists(r.dir / "steps/silent"));
+  EXPECT_TRUE(fs::exists(r.dir / "steps/talks/attempt-1/events.jsonl"));  // its log line
+}
+
 TEST_F(EngineTest, ConditionsSkipStepsAndWhatNeedsTheirData) {
   const auto r = run(R"(
 parameters:

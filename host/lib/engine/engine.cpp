@@ -541,7 +541,10 @@ class Engine::Impl {
     if (journal_ && settle_without_running(id, launch)) return;  // no directory made for it (issue 16: speed)
     try {
       fs::remove_all(launch.output_dir);  // left by an attempt a crashed host never recorded
-      fs::create_directories(launch.attempt_dir);  // outputs/<port> is made when written (or committed)
+      // The attempt directory is made by what first writes there: the
+      // executor (a process's working directory), outputs/<port> and tmp/
+      // when the step asks for them (or at commit), events.jsonl at the first
+      // event; an inprocess step that writes nothing makes no directory.
     } catch (const std::exception& e) {
       return finish_unit(id, S::failed, std::string("cannot prepare the step: ") + e.what());
     }
@@ -676,8 +679,12 @@ class Engine::Impl {
     const double time = seconds_since(started_);
     Json record = event_json(event);
     record["time"] = time;
-    if (!file.is_open())  // made at the first event: most steps of a big DAG send none
-      file.open(unit.dir / ("attempt-" + std::to_string(unit.attempt)) / "events.jsonl", std::ios::app);
+    if (!file.is_open()) {  // made at the first event: most steps of a big DAG send none
+      const fs::path dir = unit.dir / ("attempt-" + std::to_string(unit.attempt));
+      std::error_code ignored;  // an attempt directory that cannot be made: the file does not open
+      fs::create_directories(dir, ignored);
+      file.open(dir / "events.jsonl", std::ios::app);
+    }
     if (file) file << record.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";
     if (const auto* metric = std::get_if<MetricEvent>(&event)) {
       publish(events::Metric{unit.name, metric->name, metric->value, metric->step, time});
