@@ -69,9 +69,11 @@ class ProcessExecutor : public Executor {
   explicit ProcessExecutor(fs::path kiln_exe) : kiln_exe_(std::move(kiln_exe)) {}
 
   std::unique_ptr<RunningAttempt> start(const StepLaunch& launch, std::shared_ptr<AttemptObserver> observer) override {
-    fs::create_directories(launch.attempt_dir);
+    // The attempt directory is made by the step's process (its working
+    // directory), unless a big request must be written there first.
     Json request = step_request(launch);
     if (request.dump().size() > kInlineRequestBytes) {
+      fs::create_directories(launch.attempt_dir);
       const auto file = launch.attempt_dir / "request.json";
       write_step_request(launch, file);
       request = file.string();

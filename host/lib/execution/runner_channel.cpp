@@ -25,7 +25,13 @@ LazyLog::~LazyLog() {
 
 std::string LazyLog::write(std::string_view bytes) {
   if (failed_) return "";
-  if (fd_ < 0) fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+  const auto open = [&] { fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644); };
+  if (fd_ < 0) open();
+  if (fd_ < 0 && errno == ENOENT) {  // the step wrote before it made its directory
+    std::error_code ignored;
+    fs::create_directories(path_.parent_path(), ignored);
+    open();
+  }
   while (fd_ >= 0 && !bytes.empty()) {
     const ssize_t n = ::write(fd_, bytes.data(), bytes.size());
     if (n < 0 && errno == EINTR) continue;

@@ -99,7 +99,12 @@ std::string receive_message(int socket, std::vector<int>& fds, std::vector<char>
   int code = 1;
   try {  // nothing may unwind into the forked copy of the server's stack
     const Json& step = request.contains("request") ? request["request"] : Json();
-    if (::chdir(request.value("cwd", "/").c_str()) == 0)
+    // The step makes its own working directory (the attempt's), off the
+    // host's thread, which starts the next step meanwhile.
+    const fs::path cwd = request.value("cwd", "/");
+    std::error_code ignored;
+    if (::chdir(cwd.c_str()) != 0) fs::create_directories(cwd, ignored);
+    if (::chdir(cwd.c_str()) == 0)
       code = step.is_object() ? run_inline_step_request(step, 3)
                               : run_step_request(fs::path(step.is_string() ? step.get<std::string>() : ""), 3);
   } catch (...) {
