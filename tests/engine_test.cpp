@@ -109,6 +109,45 @@ steps:
   EXPECT_EQ(r.step("where")["outputs"]["message"], (fs::current_path() / "data.csv").lexically_normal().string());
 }
 
+// The process executor hands a step its request through the step server's
+// start message (no request.json); one too big for a message goes by file.
+TEST_F(EngineTest, AProcessStepGetsItsRequestInlineOrByFileWhenItIsBig) {
+  RunSettings settings;
+  const std::string big(40 * 1024, 'x');
+  settings.overrides = {{"big", big}};
+  const auto r = run(R"(
+parameters:
+  big: {type: string}
+steps:
+  - {name: small, component: util.echo, parameters: {message: hello}}
+  - {name: large, component: util.echo, parameters: {message: "{{ params.big }}"}}
+)",
+                     settings);
+  ASSERT_EQ(r.record["status"], "succeeded") << r.record.dump(2);
+  EXPECT_EQ(r.step("small")["outputs"]["message"], "hello");
+  EXPECT_EQ(r.step("large")["outputs"]["message"], big);
+  EXPECT_TRUE(fs::is_directory(r.dir / "steps/small/attempt-1"));
+  EXPECT_FALSE(fs::exists(r.dir / "steps/small/attempt-1/request.json"));
+  EXPECT_TRUE(fs::exists(r.dir / "steps/large/attempt-1/request.json"));
+}
+
+// An inprocess step that writes nothing makes no directory: its attempt's
+// record still names where its files would be.
+TEST_F(EngineTest, AnInprocessStepThatWritesNothingMakesNoDirectory) {
+  RunSettings settings;
+  settings.executor = "inprocess";
+  const auto r = run(R"(
+steps:
+  - {name: silent, component: util.noop}
+  - {name: talks, component: util.echo, parameters: {message: hi}}
+)",
+                     settings);
+  ASSERT_EQ(r.record["status"], "succeeded") << r.record.dump(2);
+  EXPECT_EQ(r.step("silent")["attempts"][0]["dir"], "steps/silent/attempt-1");
+  EXPECT_FALSE(fs::exists(r.dir / "steps/silent"));
+  EXPECT_TRUE(fs::exists(r.dir / "steps/talks/attempt-1/events.jsonl"));  // its log line
+}
+
 TEST_F(EngineTest, ConditionsSkipStepsAndWhatNeedsTheirData) {
   const auto r = run(R"(
 parameters:
@@ -312,7 +351,7 @@ steps:
   ASSERT_EQ(r.step("flaky")["attempts"].size(), 3u);
   EXPECT_EQ(r.step("flaky")["attempts"][0]["message"], "flaky failure 1");
   EXPECT_EQ(r.step("flaky")["outputs"]["runs"], 3);
-  EXPECT_TRUE(fs::exists(r.dir / "steps/flaky/attempt-3/stdout.log"));
+  EXPECT_TRUE(fs::is_directory(r.dir / "steps/flaky/attempt-3"));
 }
 
 TEST_F(EngineTest, CheckpointDirSurvivesFailedAttemptsAndGoesOnSuccess) {
@@ -791,6 +830,29 @@ TEST(EngineRobustness, GarbageOnTheChannelIsLoggedNotFatal) {
   const std::string events = kiln::test::read_text(dir / "run/steps/s/attempt-1/events.jsonl");
   EXPECT_NE(events.find("unreadable runner line: \\\"42\\\""), std::string::npos) << events;
   EXPECT_NE(events.find("bad bytes"), std::string::npos) << events;
+}
+
+// The process executor copies a step's stdout and stderr from pipes into its
+// log files, made when the step first writes: all of it (more than a pipe
+// holds), and no file for a step that writes nothing.
+TEST(EngineRobustness, LogFilesHoldWhatAStepWroteAndOnlyWhenItWroteSomething) {
+  TempDir dir;
+  const Json r = run_with_fixtures(R"(steps:
+  - {name: loud, component: fixture.shout}
+  - {name: quiet, component: fixture.shout, parameters: {lines: 0}}
+  - {name: silent, component: util.noop}
+)",
+                                   dir / "run");
+  ASSERT_EQ(r["status"], "succeeded") << r.dump(2);
+  std::string expected;
+  for (int i = 0; i < 20000; ++i) expected += "line " + std::to_string(i) + "\n";
+  EXPECT_EQ(kiln::test::read_text(dir / "run/steps/loud/attempt-1/stdout.log"), expected);
+  EXPECT_EQ(kiln::test::read_text(dir / "run/steps/loud/attempt-1/stderr.log"), "to stderr\n");
+  EXPECT_FALSE(fs::exists(dir / "run/steps/quiet/attempt-1/stdout.log"));
+  EXPECT_EQ(kiln::test::read_text(dir / "run/steps/quiet/attempt-1/stderr.log"), "to stderr\n");
+  EXPECT_TRUE(fs::is_directory(dir / "run/steps/silent/attempt-1"));
+  EXPECT_FALSE(fs::exists(dir / "run/steps/silent/attempt-1/stdout.log"));
+  EXPECT_FALSE(fs::exists(dir / "run/steps/silent/attempt-1/stderr.log"));
 }
 
 namespace {

@@ -260,3 +260,52 @@ TEST(RunState, ReferencesResolveItemsOnlyInsideALoopAndOutputsOnlyOnceSet) {
   EXPECT_EQ(state.resolver(nullptr)(output), "hi");
   EXPECT_THROW(state.step_named("nope"), std::runtime_error);
 }
+
+TEST(RunState, ItsIndexesFollowEveryTransition) {
+  const Plan plan = kiln::test::plan_text(R"(steps:
+  - {name: a, component: util.noop}
+  - {name: b, component: util.noop, after: [a]}
+  - {name: loop, component: util.sleep, for_each: [1, 2], parameters: {seconds: 1}}
+finally:
+  - {name: cleanup, component: util.noop}
+  - {name: report, component: util.noop, after: [cleanup]}
+)");
+  RunState state = fresh(plan);
+  EXPECT_EQ(state.ready_steps(), (std::set<size_t>{0, 2}));  // b waits for a; finally steps for the DAG
+  EXPECT_EQ(state.step(1).upstream(), std::vector<size_t>{0});
+  state.finish_step(0, S::running, "");
+  EXPECT_EQ(state.ready_steps(), std::set<size_t>{2});
+  state.finish_step(0, S::succeeded, "");
+  EXPECT_EQ(state.ready_steps(), (std::set<size_t>{1, 2}));
+  const int one = state.add_unit(2, 0, Json(1)), two = state.add_unit(2, 1, Json(2));
+  state.finish_step(2, S::running, "");
+  EXPECT_EQ(state.pending_units(), (std::set<int>{one, two}));
+  EXPECT_EQ(state.step(2).unfinished_units(), 2);
+  ++state.unit(one).attempt;
+  state.start_attempt(one, t0, std::nullopt, "fake", "/runs/r1/steps/loop/0/attempt-1", "");
+  EXPECT_EQ(state.pending_units(), std::set<int>{two});
+  EXPECT_EQ(state.running_units(), std::set<int>{one});
+  EXPECT_EQ(state.step(2).running_units(), 1);
+  state.end_attempt(one, S::failed, FailureClass::error, "boom", 1);
+  EXPECT_TRUE(state.running_units().empty());
+  EXPECT_EQ(state.step(2).running_units(), 0);
+  const auto later = t0 + std::chrono::seconds(5);
+  state.schedule_retry(one, later, 5, "boom (retry in 5.0 s)");
+  EXPECT_EQ(state.pending_units(), std::set<int>{two});
+  ASSERT_EQ(state.retrying_units().size(), 1u);
+  EXPECT_EQ(*state.retrying_units().begin(), std::make_pair(later, one));
+  state.finish_unit(one, S::cancelled, "");
+  state.finish_unit(two, S::cancelled, "");
+  EXPECT_TRUE(state.retrying_units().empty());
+  EXPECT_TRUE(state.pending_units().empty());
+  EXPECT_EQ(state.step(2).unfinished_units(), 0);
+  state.finish_step(2, S::cancelled, "");
+  state.finish_step(1, S::skipped, "");
+  EXPECT_TRUE(state.ready_steps().empty());
+  EXPECT_TRUE(state.all_terminal(false));
+  state.finish_main_phase();
+  EXPECT_EQ(state.ready_steps(), std::set<size_t>{3});  // report waits for cleanup
+  state.finish_step(3, S::succeeded, "");
+  EXPECT_EQ(state.ready_steps(), std::set<size_t>{4});
+  EXPECT_FALSE(state.all_terminal(true));
+}

@@ -492,3 +492,111 @@ TEST(Scheduler, ATuningStepEndsWithItsBestSuccessfulTrialOrSaysWhyNot) {
   EXPECT_EQ(failed.status, S::failed);
   EXPECT_EQ(failed.message, "2 trials failed (max_failed_trials: 1) (2 failed, 1 succeeded)");
 }
+
+namespace {
+
+// The fan-out/fan-in DAG of bench/dag_overhead.sh: `layers` layers of
+// `width` util.noop steps, each layer after the previous layer's join.
+std::string fan_dag(int layers, int width) {
+  std::string text = "steps:\n";
+  for (int l = 0; l < layers; ++l) {
+    std::string join_after;
+    for (int i = 0; i < width; ++i) {
+      const std::string name = "s" + std::to_string(l) + "_" + std::to_string(i);
+      text += "  - {name: " + name + ", component: util.noop" +
+              (l > 0 ? ", after: [j" + std::to_string(l - 1) + "]" : std::string()) + "}\n";
+      join_after += (i ? ", " : "") + name;
+    }
+    text += "  - {name: j" + std::to_string(l) + ", component: util.noop, after: [" + join_after + "]}\n";
+  }
+  return text;
+}
+
+struct Examined {
+  uint64_t most = 0;   // in one decision
+  uint64_t total = 0;  // over the run
+  size_t decisions = 0;
+};
+
+// Runs `plan` to its end the way the engine drives the scheduler (passes
+// over ready steps in index order, then launches; the oldest running unit
+// ends next), counting what each decision looked at.
+Examined drive(const Plan& plan, int jobs) {
+  RunState state = state_of(plan);
+  const Scheduler scheduler(SchedulerOptions{jobs, 1.0});
+  Examined seen;
+  const auto count = [&](uint64_t before) {
+    const uint64_t n = scheduler.examined() - before;
+    seen.most = std::max(seen.most, n);
+    seen.total += n;
+    ++seen.decisions;
+  };
+  while (!state.all_terminal(false)) {
+    for (size_t from = 0;;) {
+      const uint64_t before = scheduler.examined();
+      const auto next = scheduler.next_step(state, from);
+      count(before);
+      if (!next) break;
+      from = *next + 1;
+      EXPECT_EQ(scheduler.decide_step(state, *next).kind, Kind::begin_unit);
+      begin_plain(state, *next);
+    }
+    for (size_t from = 0;;) {
+      const uint64_t before = scheduler.examined();
+      const auto decision = scheduler.next_unit(state, t0, from);
+      count(before);
+      if (!decision) break;
+      from = static_cast<size_t>(decision->unit) + 1;
+      start(state, decision->unit);
+    }
+    if (state.running_units().empty()) {
+      ADD_FAILURE() << "nothing runs and the DAG has not ended";
+      break;
+    }
+    const int done = *state.running_units().begin();
+    state.end_attempt(done, S::succeeded, FailureClass::none, "", 0);
+    state.finish_unit(done, S::succeeded, "");
+    state.finish_step(state.unit(done).step, S::succeeded, "");
+  }
+  return seen;
+}
+
+}  // namespace
+
+TEST(Scheduler, ADecisionLooksAtAFewStepsAndUnitsHoweverBigTheDag) {
+  const Plan small = kiln::test::plan_text(fan_dag(2, 9));    // 20 steps
+  const Plan big = kiln::test::plan_text(fan_dag(40, 49));    // 2,000 steps
+  const Examined s = drive(small, 2), b = drive(big, 2);
+  EXPECT_EQ(b.most, s.most);  // a scan of every step or unit would look at ~100x more
+  EXPECT_LE(b.most, 2u);
+  EXPECT_LE(b.total, 2 * b.decisions);
+  EXPECT_GE(b.decisions, 2000u);
+}
+
+TEST(Scheduler, AFullLoopsWaitingItemsAreNotLookedAtOneByOne) {
+  const auto plan_of = [](int items) {
+    std::string list;
+    for (int i = 0; i < items; ++i) list += (i ? ", " : "") + std::to_string(i);
+    return kiln::test::plan_text("steps:\n  - {name: loop, component: util.sleep, parallelism: 1, for_each: [" + list +
+                                 "], parameters: {seconds: 1}}\n  - {name: other, component: util.noop}\n");
+  };
+  const auto examined_for_two_launches = [](const Plan& plan) {
+    RunState state = state_of(plan);
+    const Scheduler scheduler(SchedulerOptions{3, 1.0});
+    const size_t items = state.plan().steps[0].spec.for_each->value.size();
+    for (size_t i = 0; i < items; ++i) state.add_unit(0, static_cast<int>(i), Json(1));
+    state.finish_step(0, S::running, "");
+    const int other = begin_plain(state, 1);
+    std::vector<int> launched;
+    for (size_t from = 0;;) {
+      const auto decision = scheduler.next_unit(state, t0, from);
+      if (!decision) break;
+      launched.push_back(decision->unit);
+      start(state, decision->unit);
+      from = static_cast<size_t>(decision->unit) + 1;
+    }
+    EXPECT_EQ(launched, (std::vector<int>{0, other}));  // the loop is full after its first item
+    return scheduler.examined();
+  };
+  EXPECT_EQ(examined_for_two_launches(plan_of(1000)), examined_for_two_launches(plan_of(3)));
+}

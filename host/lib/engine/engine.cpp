@@ -228,10 +228,9 @@ class Engine::Impl {
     const auto now = clock_now();
     if (now < next_log_check_) return;
     next_log_check_ = now + kLogGrowthInterval;
-    for (size_t i = 0; i < attempts_.size(); ++i) {
-      const UnitState& unit = state_.units()[i];
-      if (unit.status() != S::running) continue;
-      for (auto& [file, known] : attempts_[i].log_sizes) {
+    for (const int id : state_.running_units()) {  // publishing changes no status
+      const UnitState& unit = state_.unit(id);
+      for (auto& [file, known] : attempts_[static_cast<size_t>(id)].log_sizes) {
         std::error_code error;
         const auto path = unit.dir / ("attempt-" + std::to_string(unit.attempt)) / file;
         const uint64_t size = fs::file_size(path, error);
@@ -249,8 +248,10 @@ class Engine::Impl {
   void schedule() {
     do {
       settled_ = false;
-      for (size_t i = 0; i < state_.steps().size(); ++i)
-        if (scheduler_.considered(state_, i)) begin_step(i);
+      // In index order; a step that becomes ready behind the cursor waits for the next pass.
+      for (std::optional<size_t> next = scheduler_.next_step(state_, 0); next;
+           next = scheduler_.next_step(state_, *next + 1))
+        begin_step(*next);
       launch_ready_units();
     } while (settled_);
   }
@@ -544,7 +545,10 @@ class Engine::Impl {
     if (journal_ && settle_without_running(id, launch)) return;  // no directory made for it (issue 16: speed)
     try {
       fs::remove_all(launch.output_dir);  // left by an attempt a crashed host never recorded
-      fs::create_directories(launch.attempt_dir);  // outputs/<port> is made when written (or committed)
+      // The attempt directory is made by what first writes there: the
+      // executor (a process's working directory), outputs/<port> and tmp/
+      // when the step asks for them (or at commit), events.jsonl at the first
+      // event; an inprocess step that writes nothing makes no directory.
     } catch (const std::exception& e) {
       return finish_unit(id, S::failed, std::string("cannot prepare the step: ") + e.what());
     }
@@ -658,8 +662,7 @@ class Engine::Impl {
       on_trial_finished(index, id);  // may add units
     else if (status == S::failed && !state_.step(index).planned->spec.is_finally)
       begin_policy_stop();  // a loop need not finish first
-    for (const int u : state_.step(index).units)
-      if (!is_terminal(state_.unit(u).status())) return;
+    if (state_.step(index).unfinished_units() > 0) return;
     if (tuners_[index]) return complete_tuning(index);
     complete_step(index);
   }
@@ -680,8 +683,12 @@ class Engine::Impl {
     const double time = seconds_since(started_);
     Json record = event_json(event);
     record["time"] = time;
-    if (!file.is_open())  // made at the first event: most steps of a big DAG send none
-      file.open(unit.dir / ("attempt-" + std::to_string(unit.attempt)) / "events.jsonl", std::ios::app);
+    if (!file.is_open()) {  // made at the first event: most steps of a big DAG send none
+      const fs::path dir = unit.dir / ("attempt-" + std::to_string(unit.attempt));
+      std::error_code ignored;  // an attempt directory that cannot be made: the file does not open
+      fs::create_directories(dir, ignored);
+      file.open(dir / "events.jsonl", std::ios::app);
+    }
     if (file) file << record.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";
     if (const auto* metric = std::get_if<MetricEvent>(&event)) {
       publish(events::Metric{unit.name, metric->name, metric->value, metric->step, time});
@@ -747,9 +754,9 @@ class Engine::Impl {
       state_.time_out_run("the run timed out after " + Json(*plan_.spec.timeout_seconds).dump() + " s");
       on_cancel_request();
     }
-    for (size_t i = 0; i < state_.units().size(); ++i) {
-      const int id = static_cast<int>(i);
-      AttemptHandle& attempt = attempts_[i];
+    const std::vector<int> running(state_.running_units().begin(), state_.running_units().end());
+    for (const int id : running) {  // at most `jobs`; none starts here
+      AttemptHandle& attempt = attempts_[static_cast<size_t>(id)];
       if (state_.unit(id).status() != S::running || !attempt.running) continue;
       const DeadlineCheck check = scheduler_.check_deadline(state_.unit(id), now);
       if (check.time_out) {

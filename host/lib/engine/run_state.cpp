@@ -21,7 +21,19 @@ RunState::RunState(const Plan& plan, fs::path run_dir, std::string run_id)
     StepState step;
     step.planned = &planned;
     step_index_[planned.spec.name] = steps_.size();
+    ++unfinished_steps_[planned.spec.is_finally ? 1 : 0];
     steps_.push_back(std::move(step));
+  }
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    StepState& step = steps_[i];
+    for (const auto& up : step.planned->upstream) {
+      const auto it = step_index_.find(up);
+      if (it == step_index_.end()) throw std::runtime_error("step '" + step.planned->spec.name + "': unknown step '" + up + "'");
+      step.upstream_.push_back(it->second);
+      steps_[it->second].downstream_.push_back(i);
+    }
+    step.waiting_for_ = step.upstream_.size();
+    if (step.waiting_for_ == 0 && !step.planned->spec.is_finally) ready_steps_.insert(i);
   }
 }
 
@@ -102,9 +114,7 @@ bool RunState::halted(const UnitState& unit) const {
 }
 
 bool RunState::all_terminal(bool finally_phase) const {
-  for (const auto& s : steps_)
-    if (s.planned->spec.is_finally == finally_phase && !is_terminal(s.status_)) return false;
-  return true;
+  return unfinished_steps_[finally_phase ? 1 : 0] == 0;
 }
 
 // ---- steps --------------------------------------------------------------------
@@ -132,7 +142,9 @@ int RunState::add_unit(size_t index, int item_index, Json item, int part) {
   if (part >= 0) unit.dir /= planned.spec.name;
   const int id = static_cast<int>(units_.size());
   step.units.push_back(id);
+  ++step.unfinished_units_;
   units_.push_back(std::move(unit));
+  pending_units_.insert(id);
   return id;
 }
 
@@ -141,8 +153,10 @@ events::StepChanged RunState::finish_step(size_t index, StepStatus status, std::
   const bool legal = status == S::running ? step.status_ == S::pending
                                           : is_terminal(status) && !is_terminal(step.status_);
   if (!legal) illegal("step", step.planned->spec.name, step.status_, status);
+  if (step.status_ == S::pending) ready_steps_.erase(index);
   step.status_ = status;
   step.message_ = message;
+  if (is_terminal(status)) release_downstream(index);
   events::StepChanged changed;
   changed.step = step.planned->spec.name;
   changed.status = status;
@@ -154,7 +168,24 @@ events::StepChanged RunState::finish_step(size_t index, StepStatus status, std::
   return changed;
 }
 
+void RunState::release_downstream(size_t index) {
+  StepState& step = steps_[index];
+  --unfinished_steps_[step.planned->spec.is_finally ? 1 : 0];
+  for (const size_t d : step.downstream_) {
+    StepState& down = steps_[d];
+    if (--down.waiting_for_ == 0 && down.status_ == S::pending && (!down.planned->spec.is_finally || main_done_))
+      ready_steps_.insert(d);
+  }
+}
+
 // ---- units --------------------------------------------------------------------
+
+void RunState::leave_pending(const UnitState& unit, int id) {
+  if (unit.retry_at_)
+    retrying_units_.erase({*unit.retry_at_, id});
+  else
+    pending_units_.erase(id);
+}
 
 UnitState& RunState::running_unit(int id, const char* what) {
   UnitState& unit = units_.at(static_cast<size_t>(id));
@@ -169,6 +200,9 @@ events::AttemptStarted RunState::start_attempt(int id, EngineClock::time_point n
   if (unit.status_ != S::pending) illegal("start an attempt of", unit.name.display, unit.status_, S::running);
   if (steps_[unit.step].status_ != S::running)
     illegal("start a unit of step", steps_[unit.step].planned->spec.name, steps_[unit.step].status_, S::running);
+  leave_pending(unit, id);
+  running_units_.insert(id);
+  ++steps_[unit.step].running_units_;
   unit.status_ = S::running;
   unit.started_ = now;
   unit.timed_out_ = false;
@@ -188,6 +222,9 @@ events::AttemptEnded RunState::end_attempt(int id, StepStatus attempt_status, Fa
   unit.status_ = S::pending;
   unit.attempt_seconds += duration;
   --running_;
+  running_units_.erase(id);
+  --steps_[unit.step].running_units_;
+  pending_units_.insert(id);  // start_attempt cleared its retry time
   return events::AttemptEnded{unit.name, unit.attempt, attempt_status, failure, std::move(message), duration};
 }
 
@@ -196,13 +233,17 @@ events::RetryScheduled RunState::schedule_retry(int id, EngineClock::time_point 
   UnitState& unit = units_.at(static_cast<size_t>(id));
   if (unit.status_ != S::pending || unit.attempt == unit.attempt_base)
     illegal("retry", unit.name.display, unit.status_, S::pending);
+  leave_pending(unit, id);
   unit.retry_at_ = at;
+  retrying_units_.insert({at, id});
   return events::RetryScheduled{unit.name, unit.attempt, delay, std::move(message)};
 }
 
 events::UnitFinished RunState::finish_unit(int id, StepStatus status, std::string message, bool resumed) {
   UnitState& unit = units_.at(static_cast<size_t>(id));
   if (unit.status_ != S::pending || !is_terminal(status)) illegal("finish", unit.name.display, unit.status_, status);
+  leave_pending(unit, id);
+  --steps_[unit.step].unfinished_units_;
   unit.status_ = status;
   unit.message_ = message;
   events::UnitFinished finished;
@@ -255,6 +296,10 @@ void RunState::finish_main_phase() {
   if (main_done_ || !all_terminal(false))
     throw IllegalTransition("the run's DAG steps cannot end twice, nor before every one is terminal");
   main_done_ = true;
+  for (size_t i = 0; i < steps_.size(); ++i) {  // once per run
+    const StepState& step = steps_[i];
+    if (step.planned->spec.is_finally && step.status_ == S::pending && step.waiting_for_ == 0) ready_steps_.insert(i);
+  }
   Json failed = Json::array();
   bool cancelled = false;
   for (const auto& s : steps_) {

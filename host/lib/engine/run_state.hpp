@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
@@ -86,11 +87,19 @@ class StepState {
 
   StepStatus status() const { return status_; }
   const std::string& message() const { return message_; }
+  // Its steps that must end first, by index (in `planned->upstream`'s order).
+  const std::vector<size_t>& upstream() const { return upstream_; }
+  int running_units() const { return running_units_; }        // units with an attempt running
+  int unfinished_units() const { return unfinished_units_; }  // units not yet terminal
 
  private:
   friend class RunState;
   StepStatus status_ = StepStatus::pending;
   std::string message_;
+  std::vector<size_t> upstream_, downstream_;
+  size_t waiting_for_ = 0;  // upstream steps not yet terminal
+  int running_units_ = 0;
+  int unfinished_units_ = 0;
 };
 
 class RunState {
@@ -117,6 +126,17 @@ class RunState {
   std::vector<int> trial_ids(size_t step) const;
   // Units with an attempt running.
   int running() const { return running_; }
+  // Indexes kept by the transitions, so that a decision looks only at what
+  // can change it (issue 16: the cost of a decision does not grow with the DAG):
+  // pending steps whose upstream steps all ended (finally steps: once the DAG
+  // ended), by index;
+  const std::set<size_t>& ready_steps() const { return ready_steps_; }
+  // pending units without a retry backoff, by id;
+  const std::set<int>& pending_units() const { return pending_units_; }
+  // pending units waiting for a retry, by retry time then id;
+  const std::set<std::pair<EngineClock::time_point, int>>& retrying_units() const { return retrying_units_; }
+  // units with an attempt running, by id.
+  const std::set<int>& running_units() const { return running_units_; }
   // `path` (always under the run directory) relative to it, without file-system calls.
   std::string relative_to_run(const std::filesystem::path& path) const;
   // Resolves references in `when`, `for_each` and parameter placeholders
@@ -176,6 +196,10 @@ class RunState {
 
  private:
   UnitState& running_unit(int id, const char* what);
+  // A pending unit leaves the pending indexes (it starts or finishes).
+  void leave_pending(const UnitState& unit, int id);
+  // Step `index` became terminal: its dependents may be ready.
+  void release_downstream(size_t index);
 
   const Plan& plan_;
   std::filesystem::path run_dir_;
@@ -183,6 +207,10 @@ class RunState {
   std::vector<StepState> steps_;
   std::unordered_map<std::string, size_t> step_index_;
   std::vector<UnitState> units_;
+  std::set<size_t> ready_steps_;
+  std::set<int> pending_units_, running_units_;
+  std::set<std::pair<EngineClock::time_point, int>> retrying_units_;
+  size_t unfinished_steps_[2] = {0, 0};  // not yet terminal: DAG steps, finally steps
   int running_ = 0;
   int cancel_requests_ = 0;
   bool policy_stop_ = false;

@@ -21,8 +21,14 @@ EngineClock::time_point Scheduler::after_grace(EngineClock::time_point now) cons
 // ---- steps ----------------------------------------------------------------------
 
 bool Scheduler::considered(const RunState& state, size_t index) const {
-  const StepState& step = state.step(index);
-  return step.status() == S::pending && (!step.planned->spec.is_finally || state.main_done());
+  return state.ready_steps().count(index) > 0;
+}
+
+std::optional<size_t> Scheduler::next_step(const RunState& state, size_t from) const {
+  const auto it = state.ready_steps().lower_bound(from);
+  if (it == state.ready_steps().end()) return std::nullopt;
+  ++examined_;
+  return *it;
 }
 
 StepDecision Scheduler::decide_step(const RunState& state, size_t index) const {
@@ -35,8 +41,11 @@ StepDecision Scheduler::decide_step(const RunState& state, size_t index) const {
     return d;
   };
   std::string blocked_by_failure, blocked_by_cancel, blocked_by_skip;
-  for (const auto& up : step.planned->upstream) {
-    const StepState& u = state.step_named(up);
+  const auto& upstream = step.upstream();
+  auto name = step.planned->upstream.begin();  // the same order as upstream()
+  for (size_t k = 0; k < upstream.size(); ++k, ++name) {
+    const std::string& up = *name;
+    const StepState& u = state.step(upstream[k]);
     if (!is_terminal(u.status())) return StepDecision{};
     if (u.status() == S::failed || u.status() == S::upstream_failed) blocked_by_failure = up;
     if (u.status() == S::cancelled) blocked_by_cancel = up;
@@ -97,14 +106,36 @@ Outcome Scheduler::step_outcome(const RunState& state, size_t index) const {
 
 std::optional<UnitDecision> Scheduler::next_unit(const RunState& state, EngineClock::time_point now,
                                                  size_t from) const {
-  for (size_t i = from; i < state.units().size() && state.running() < options_.jobs; ++i) {
-    const UnitState& unit = state.units()[i];
-    if (unit.status() != S::pending) continue;
+  if (state.running() >= options_.jobs) return std::nullopt;
+  // The candidates, in unit order: pending units without a backoff, and
+  // those whose backoff is over (a stopping run: every one, it ends them).
+  std::vector<int> retries;
+  for (const auto& [at, id] : state.retrying_units()) {
+    if (at > now && !state.stopping()) break;
+    if (static_cast<size_t>(id) >= from) retries.push_back(id);
+  }
+  std::sort(retries.begin(), retries.end());
+  const std::set<int>& pending = state.pending_units();
+  auto p = pending.lower_bound(static_cast<int>(from));
+  auto r = retries.begin();
+  while ((p != pending.end() || r != retries.end()) && state.running() < options_.jobs) {
+    const bool from_pending = r == retries.end() || (p != pending.end() && *p < *r);
+    const int id = from_pending ? *p++ : *r++;
+    ++examined_;
+    const UnitState& unit = state.unit(id);
     if (state.stopping() && !state.step(unit.step).planned->spec.is_finally)  // also ends a retry's backoff
-      return UnitDecision{UnitDecision::Kind::cancel, static_cast<int>(i), "not started: the run is stopping"};
+      return UnitDecision{UnitDecision::Kind::cancel, id, "not started: the run is stopping"};
     if (unit.retry_at() && *unit.retry_at() > now) continue;
-    if (!loop_has_room(state, unit.step) || !siblings_done(state, unit)) continue;
-    return UnitDecision{UnitDecision::Kind::launch, static_cast<int>(i), ""};
+    if (!loop_has_room(state, unit.step)) {
+      // A full loop: its other items wait too. A for_each step's units are
+      // added together, so their ids are consecutive: skip past them.
+      const std::vector<int>& units = state.step(unit.step).units;
+      if (from_pending && static_cast<size_t>(units.back() - units.front() + 1) == units.size())
+        p = pending.upper_bound(units.back());
+      continue;
+    }
+    if (!siblings_done(state, unit)) continue;
+    return UnitDecision{UnitDecision::Kind::launch, id, ""};
   }
   return std::nullopt;
 }
@@ -112,10 +143,7 @@ std::optional<UnitDecision> Scheduler::next_unit(const RunState& state, EngineCl
 bool Scheduler::loop_has_room(const RunState& state, size_t index) const {
   const StepState& step = state.step(index);
   const int limit = step.planned->spec.parallelism;
-  if (limit <= 0) return true;
-  int running = 0;
-  for (const int u : step.units) running += state.unit(u).status() == S::running;
-  return running < limit;
+  return limit <= 0 || step.running_units() < limit;
 }
 
 bool Scheduler::siblings_done(const RunState& state, const UnitState& unit) const {
@@ -172,13 +200,12 @@ AttemptOutcome Scheduler::after_attempt(const RunState& state, const UnitState& 
 
 std::vector<StopOrder> Scheduler::on_cancel(const RunState& state, EngineClock::time_point now) const {
   std::vector<StopOrder> orders;
-  for (size_t i = 0; i < state.units().size(); ++i) {
-    const UnitState& unit = state.units()[i];
-    if (unit.status() != S::running) continue;
+  for (const int i : state.running_units()) {
+    const UnitState& unit = state.unit(i);
     if (state.cancel_requests() > 1)  // a second request: no more grace
-      orders.push_back(StopOrder{static_cast<int>(i), false, now});
+      orders.push_back(StopOrder{i, false, now});
     else
-      orders.push_back(StopOrder{static_cast<int>(i), true,
+      orders.push_back(StopOrder{i, true,
                                  unit.kill_at() ? std::nullopt : std::optional(after_grace(now))});
   }
   return orders;
@@ -187,11 +214,11 @@ std::vector<StopOrder> Scheduler::on_cancel(const RunState& state, EngineClock::
 std::vector<StopOrder> Scheduler::on_policy_stop(const RunState& state, EngineClock::time_point now) const {
   std::vector<StopOrder> orders;
   const auto kill_at = after_grace(now);
-  for (size_t i = 0; i < state.units().size(); ++i) {
-    const UnitState& unit = state.units()[i];
-    if (unit.status() == S::running && !state.step(unit.step).planned->spec.is_finally)
+  for (const int i : state.running_units()) {
+    const UnitState& unit = state.unit(i);
+    if (!state.step(unit.step).planned->spec.is_finally)
       orders.push_back(
-          StopOrder{static_cast<int>(i), true, unit.kill_at() ? std::min(*unit.kill_at(), kill_at) : kill_at});
+          StopOrder{i, true, unit.kill_at() ? std::min(*unit.kill_at(), kill_at) : kill_at});
   }
   return orders;
 }
@@ -229,15 +256,13 @@ std::optional<EngineClock::time_point> Scheduler::next_deadline(const RunState& 
   const auto consider = [&](const std::optional<EngineClock::time_point>& t) {
     if (t && (!next || *t < *next)) next = t;
   };
-  for (const auto& u : state.units()) {
-    if (u.status() == S::running) {
-      if (!u.timed_out()) consider(u.deadline());
-      consider(u.kill_at());
-      consider(log_check);
-    } else if (u.status() == S::pending) {
-      consider(u.retry_at());
-    }
+  for (const int id : state.running_units()) {  // at most `jobs`
+    const UnitState& u = state.unit(id);
+    if (!u.timed_out()) consider(u.deadline());
+    consider(u.kill_at());
+    consider(log_check);
   }
+  if (!state.retrying_units().empty()) consider(state.retrying_units().begin()->first);
   return next;
 }
 

@@ -12,6 +12,7 @@
 
 #include "run_state.hpp"
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -95,14 +96,18 @@ class Scheduler {
  public:
   explicit Scheduler(SchedulerOptions options) : options_(options) {}
 
-  // Whether step `index` is pending and may be considered now (finally steps
-  // once every DAG step ended).
+  // Whether step `index` is pending and ready to be decided: every upstream
+  // step ended (finally steps: and every DAG step ended).
   bool considered(const RunState& state, size_t index) const;
+  // The first such step at index `from` or later (from RunState's index of
+  // ready steps: the cost does not grow with the DAG).
+  std::optional<size_t> next_step(const RunState& state, size_t from) const;
   // A pending step: wait, end it, or begin it (conditions and for_each are
   // evaluated here; an error in them fails the step).
   StepDecision decide_step(const RunState& state, size_t index) const;
   // The next decision about a pending unit, at index `from` or later, in unit
   // order; nullopt once `jobs` attempts run or no unit can do anything now.
+  // Looks only at pending units (RunState's indexes), skipping a full loop's items.
   std::optional<UnitDecision> next_unit(const RunState& state, EngineClock::time_point now, size_t from) const;
   // A loop step's units may start another one (its `parallelism`).
   bool loop_has_room(const RunState& state, size_t step) const;
@@ -151,8 +156,13 @@ class Scheduler {
 
   EngineClock::time_point after_grace(EngineClock::time_point now) const;
 
+  // Steps and units that next_step and next_unit looked at, in all: for
+  // tests that a decision's cost does not grow with the DAG.
+  uint64_t examined() const { return examined_; }
+
  private:
   SchedulerOptions options_;
+  mutable uint64_t examined_ = 0;  // a statistic, not state: decisions never read it
 };
 
 // `s` seconds as the engine clock's duration.

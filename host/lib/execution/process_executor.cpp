@@ -25,7 +25,7 @@
 namespace kiln::host {
 namespace fs = std::filesystem;
 
-void write_step_request(const StepLaunch& launch, const fs::path& request_file) {
+Json step_request(const StepLaunch& launch) {
   Json inputs = Json::object();
   for (const auto& [name, artifact] : launch.inputs)
     inputs[name] = {{"path", artifact.path.string()}, {"metadata", artifact.metadata}};
@@ -42,6 +42,11 @@ void write_step_request(const StepLaunch& launch, const fs::path& request_file) 
     request["replica"] = {{"rank", launch.replica->rank},
                           {"world_size", launch.replica->world_size},
                           {"rendezvous", launch.replica->rendezvous}};
+  return request;
+}
+
+void write_step_request(const StepLaunch& launch, const fs::path& request_file) {
+  const Json request = step_request(launch);
   // Read once by the step's process, right after this: no fsync needed.
   std::ofstream out(request_file, std::ios::trunc);
   out << request.dump();
@@ -49,6 +54,10 @@ void write_step_request(const StepLaunch& launch, const fs::path& request_file) 
 }
 
 namespace {
+
+// A request up to this size travels in the step server's start message (one
+// file less per attempt); a bigger one is written to request.json.
+constexpr size_t kInlineRequestBytes = 32 * 1024;
 
 class ProcessAttempt : public RunningAttempt {
  public:
@@ -97,17 +106,28 @@ class ProcessExecutor : public Executor {
   // reactor, its logs in the attempt's directory.
   pid_t start_attempt(StepServer& step_server, const StepLaunch& launch, const std::shared_ptr<AttemptState>& state,
                       std::function<void(ExitStatus)> on_exit) {
-    fs::create_directories(launch.attempt_dir);
-    const auto request = launch.attempt_dir / "request.json";
-    write_step_request(launch, request);
-    Pipe channel;
-    const Pipe out(open_log(launch.attempt_dir / "stdout.log")), err(open_log(launch.attempt_dir / "stderr.log"));
+    // The attempt directory is made by the step's process (its working
+    // directory), unless a big request must be written there first.
+    Json request = step_request(launch);
+    if (request.dump().size() > kInlineRequestBytes) {
+      fs::create_directories(launch.attempt_dir);
+      const auto file = launch.attempt_dir / "request.json";
+      write_step_request(launch, file);
+      request = file.string();
+    }
+    // Pipes, not files: a log file is made when the step first writes to it.
+    Pipe channel, out, err;
     const pid_t pid =
         step_server.start(launch.component.library, launch.component.manifest.name, request, launch.attempt_dir,
-                          out.read_fd, err.read_fd, channel.write_fd, std::move(on_exit));
+                          out.write_fd, err.write_fd, channel.write_fd, std::move(on_exit));
     channel.close_write();
+    out.close_write();
+    err.close_write();
+    reactor_.watch_logs(out.read_fd, err.read_fd, launch.attempt_dir / "stdout.log", launch.attempt_dir / "stderr.log",
+                        state);
+    out.read_fd = err.read_fd = -1;  // the reactor owns them now
     reactor_.watch(channel.read_fd, state);
-    channel.read_fd = -1;  // the reactor owns it now
+    channel.read_fd = -1;
     return pid;
   }
 
@@ -123,7 +143,7 @@ class ProcessExecutor : public Executor {
     write_step_request(launch, dir / "request.json");
     const Pipe out(open_log(dir / "stdout.log")), err(open_log(dir / "stderr.log")),
         events(open_log(dir / "events.jsonl"));
-    return step_server.start(launch.component.library, launch.component.manifest.name, dir / "request.json", dir,
+    return step_server.start(launch.component.library, launch.component.manifest.name, (dir / "request.json").string(), dir,
                              out.read_fd, err.read_fd, events.read_fd, std::move(on_exit));
   }
 

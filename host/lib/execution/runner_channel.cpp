@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <system_error>
 
 namespace kiln::host {
@@ -16,6 +17,44 @@ int open_log(const fs::path& path) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw std::system_error(errno, std::generic_category(), "cannot create " + path.string());
   return fd;
+}
+
+LazyLog::~LazyLog() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+std::string LazyLog::write(std::string_view bytes) {
+  if (failed_) return "";
+  const auto open = [&] { fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644); };
+  if (fd_ < 0) open();
+  if (fd_ < 0 && errno == ENOENT) {  // the step wrote before it made its directory
+    std::error_code ignored;
+    fs::create_directories(path_.parent_path(), ignored);
+    open();
+  }
+  while (fd_ >= 0 && !bytes.empty()) {
+    const ssize_t n = ::write(fd_, bytes.data(), bytes.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    bytes.remove_prefix(static_cast<size_t>(n));
+  }
+  if (fd_ >= 0 && bytes.empty()) return "";
+  failed_ = true;
+  return "cannot write " + path_.string() + ": " + std::strerror(errno) + "; the rest of this log is dropped";
+}
+
+void AttemptState::expect_logs(const fs::path& stdout_file, const fs::path& stderr_file) {
+  logs[0] = std::make_unique<LazyLog>(stdout_file);
+  logs[1] = std::make_unique<LazyLog>(stderr_file);
+  const std::lock_guard<std::mutex> lock(mutex_);
+  open_logs_ = 2;
+}
+
+void AttemptState::on_log_closed(size_t which) {
+  logs.at(which).reset();  // closes the file
+  std::unique_lock<std::mutex> lock(mutex_);
+  --open_logs_;
+  finish_if_done(lock);
 }
 
 void AttemptState::on_channel_closed() {
@@ -32,7 +71,7 @@ void AttemptState::on_exit(ExitStatus status, std::string why) {
 }
 
 void AttemptState::finish_if_done(std::unique_lock<std::mutex>& lock) {
-  if (!channel_closed_ || !exit_ || reported_) return;
+  if (!channel_closed_ || open_logs_ > 0 || !exit_ || reported_) return;
   reported_ = true;
   lock.unlock();
   const auto describe = [&] {
@@ -118,10 +157,21 @@ ChannelReactor::~ChannelReactor() {
 }
 
 void ChannelReactor::watch(int fd, std::shared_ptr<AttemptState> state) {
+  add(fd, Watched{std::move(state), kChannel});
+}
+
+void ChannelReactor::watch_logs(int stdout_fd, int stderr_fd, const fs::path& stdout_file,
+                                const fs::path& stderr_file, const std::shared_ptr<AttemptState>& state) {
+  state->expect_logs(stdout_file, stderr_file);
+  add(stdout_fd, Watched{state, 0});
+  add(stderr_fd, Watched{state, 1});
+}
+
+void ChannelReactor::add(int fd, Watched watched) {
   ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
   {
     const std::lock_guard<std::mutex> lock(mutex_);
-    watched_[fd] = std::move(state);
+    watched_[fd] = std::move(watched);
   }
   epoll_event event{};
   event.events = EPOLLIN | EPOLLRDHUP;
@@ -142,9 +192,10 @@ void ChannelReactor::loop() {
   }
 }
 
-// Reads what is there; on end of file hands the attempt its closed channel.
+// Reads what is there; on end of file hands the attempt its closed channel (or log).
 void ChannelReactor::drain(int fd) {
   std::shared_ptr<AttemptState> state;
+  int stream = kChannel;
   {
     const std::lock_guard<std::mutex> lock(mutex_);
     const auto it = watched_.find(fd);
@@ -152,12 +203,18 @@ void ChannelReactor::drain(int fd) {
       ::epoll_ctl(epoll_, EPOLL_CTL_DEL, fd, nullptr);
       return;
     }
-    state = it->second;
+    state = it->second.state;
+    stream = it->second.stream;
   }
   for (;;) {
     const ssize_t n = ::read(fd, chunk_.data(), chunk_.size());
     if (n > 0) {
-      apply_channel_bytes(std::string_view(chunk_.data(), static_cast<size_t>(n)), *state);
+      const std::string_view bytes(chunk_.data(), static_cast<size_t>(n));
+      if (stream == kChannel) {
+        apply_channel_bytes(bytes, *state);
+      } else if (const std::string error = state->logs[static_cast<size_t>(stream)]->write(bytes); !error.empty()) {
+        state->observer->on_event(warning_event(error));
+      }
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
@@ -170,7 +227,10 @@ void ChannelReactor::drain(int fd) {
     watched_.erase(fd);
     ::close(fd);
   }
-  state->on_channel_closed();
+  if (stream == kChannel)
+    state->on_channel_closed();
+  else
+    state->on_log_closed(static_cast<size_t>(stream));
 }
 
 }  // namespace kiln::host

@@ -22,6 +22,24 @@ namespace kiln::host {
 // Creates (truncates) a step's log file; close-on-exec.
 int open_log(const std::filesystem::path& path);
 
+// A step's log file, created at the first bytes the step writes: a step that
+// writes nothing leaves no file (readers take an absent log as empty).
+class LazyLog {
+ public:
+  explicit LazyLog(std::filesystem::path path) : path_(std::move(path)) {}
+  ~LazyLog();
+  LazyLog(const LazyLog&) = delete;
+  LazyLog& operator=(const LazyLog&) = delete;
+  // Appends; returns an error message once when the file cannot be written
+  // (the rest is dropped), else "".
+  std::string write(std::string_view bytes);
+
+ private:
+  std::filesystem::path path_;
+  int fd_ = -1;
+  bool failed_ = false;
+};
+
 // One attempt's outcome, assembled from its channel (read by the reactor)
 // and its exit (reported by whoever waits for the runner); whichever comes
 // last reports.
@@ -30,8 +48,14 @@ struct AttemptState {
   RunnerLineSplitter lines;  // holds a partial channel line (bounded)
   AttemptResult result;
   bool got_result = false;
+  // stdout.log and stderr.log when the reactor copies them from pipes
+  // (watch_logs); the attempt ends only once both pipes are closed too.
+  std::array<std::unique_ptr<LazyLog>, 2> logs;
 
   void on_channel_closed();
+  // The logs become files written from pipes (ChannelReactor::watch_logs).
+  void expect_logs(const std::filesystem::path& stdout_file, const std::filesystem::path& stderr_file);
+  void on_log_closed(size_t which);
   // `why`, when given, replaces the exit's own description in a failure
   // message (the container executor's "out of memory (limit 64 MiB)").
   void on_exit(ExitStatus status, std::string why = "");
@@ -41,6 +65,7 @@ struct AttemptState {
 
   std::mutex mutex_;  // guards the four below
   bool channel_closed_ = false;
+  int open_logs_ = 0;
   std::optional<ExitStatus> exit_;
   std::string why_;
   bool reported_ = false;
@@ -66,14 +91,26 @@ class ChannelReactor {
 
   // Takes ownership of `fd`.
   void watch(int fd, std::shared_ptr<AttemptState> state);
+  // Takes ownership of `stdout_fd` and `stderr_fd`, the read ends of the
+  // step's stdout and stderr pipes, and copies them into `stdout_file` and
+  // `stderr_file`, each created when the step first writes to it. Call before
+  // watch(): the attempt is reported once its channel and both pipes closed.
+  void watch_logs(int stdout_fd, int stderr_fd, const std::filesystem::path& stdout_file,
+                  const std::filesystem::path& stderr_file, const std::shared_ptr<AttemptState>& state);
 
  private:
+  static constexpr int kChannel = -1;  // a watched descriptor's stream: the channel, or logs[0] / logs[1]
+  struct Watched {
+    std::shared_ptr<AttemptState> state;
+    int stream = kChannel;
+  };
+  void add(int fd, Watched watched);
   void loop();
   void drain(int fd);
 
   int epoll_, wake_;
   std::mutex mutex_;
-  std::map<int, std::shared_ptr<AttemptState>> watched_;
+  std::map<int, Watched> watched_;
   std::array<char, 65536> chunk_;  // only the reactor thread reads into it
   std::thread thread_;
 };

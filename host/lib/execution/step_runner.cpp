@@ -10,6 +10,7 @@
 #include <kiln/host/runner_event.hpp>
 
 #include <cstdlib>
+#include <functional>
 #include <mutex>
 
 namespace kiln::host {
@@ -129,7 +130,10 @@ int run_step_command(const std::filesystem::path& request_file, int channel_fd) 
   return ::getpid() == 1 ? run_as_init(request_file, channel_fd) : run_step_request(request_file, channel_fd);
 }
 
-int run_step_request(const std::filesystem::path& request_file, int channel_fd) {
+namespace {
+
+// Runs the request `load` returns; an error in loading it is the step's result.
+int run_loaded_request(const std::function<Json()>& load, int channel_fd) {
   struct sigaction action {};
   action.sa_handler = on_stop_signal;
   sigaction(SIGTERM, &action, nullptr);
@@ -138,7 +142,7 @@ int run_step_request(const std::filesystem::path& request_file, int channel_fd) 
   channel.write(HelloEvent{kRunnerChannelVersion, ::getpid()});
   StepOutcome outcome;
   try {
-    const Json request = Json::parse(read_file(request_file));
+    const Json request = load();
     if (request.value("channel", 0) != kRunnerChannelVersion)
       throw std::runtime_error("request speaks channel " + std::to_string(request.value("channel", 0)) +
                                ", this runner speaks " + std::to_string(kRunnerChannelVersion));
@@ -155,6 +159,16 @@ int run_step_request(const std::filesystem::path& request_file, int channel_fd) 
   }
   channel.write(ResultEvent{outcome.ok, outcome.code, outcome.message});
   return outcome.ok ? 0 : 1;
+}
+
+}  // namespace
+
+int run_step_request(const std::filesystem::path& request_file, int channel_fd) {
+  return run_loaded_request([&] { return Json::parse(read_file(request_file)); }, channel_fd);
+}
+
+int run_inline_step_request(const Json& request, int channel_fd) {
+  return run_loaded_request([&] { return request; }, channel_fd);
 }
 
 }  // namespace kiln::host

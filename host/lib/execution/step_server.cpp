@@ -1,6 +1,7 @@
 // Both sides of the step server (see step_server.hpp). Messages are JSON on
 // a SOCK_SEQPACKET socket pair; descriptors travel as SCM_RIGHTS.
 //   host → server  {"op":"start","library","component","request","cwd"} + [stdout, stderr, channel]
+//                  ("request": the request itself, or the path of its file when it is big)
 //                  {"op":"reap","pid"}
 //   server → host  {"op":"started","pid"} | {"op":"error","message"}
 //                  {"op":"exited","pid","status"}   (the child stays a zombie until "reap")
@@ -97,7 +98,15 @@ std::string receive_message(int socket, std::vector<int>& fds, std::vector<char>
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
   int code = 1;
   try {  // nothing may unwind into the forked copy of the server's stack
-    if (::chdir(request.value("cwd", "/").c_str()) == 0) code = run_step_request(request.value("request", ""), 3);
+    const Json& step = request.contains("request") ? request["request"] : Json();
+    // The step makes its own working directory (the attempt's), off the
+    // host's thread, which starts the next step meanwhile.
+    const fs::path cwd = request.value("cwd", "/");
+    std::error_code ignored;
+    if (::chdir(cwd.c_str()) != 0) fs::create_directories(cwd, ignored);
+    if (::chdir(cwd.c_str()) == 0)
+      code = step.is_object() ? run_inline_step_request(step, 3)
+                              : run_step_request(fs::path(step.is_string() ? step.get<std::string>() : ""), 3);
   } catch (...) {
     code = 1;
   }
@@ -240,7 +249,7 @@ void StepServer::send(const std::string& message, const std::vector<int>& fds) {
   send_message(socket_, message, fds);
 }
 
-pid_t StepServer::start(const fs::path& library, const std::string& component, const fs::path& request,
+pid_t StepServer::start(const fs::path& library, const std::string& component, const Json& request,
                         const fs::path& cwd, int stdout_fd, int stderr_fd, int channel_fd,
                         std::function<void(ExitStatus)> on_exit) {
   const std::lock_guard<std::mutex> one_at_a_time(start_mutex_);
@@ -252,7 +261,7 @@ pid_t StepServer::start(const fs::path& library, const std::string& component, c
   send(Json{{"op", "start"},
             {"library", library.string()},
             {"component", component},
-            {"request", request.string()},
+            {"request", request},
             {"cwd", cwd.string()}}
            .dump(),
        {stdout_fd, stderr_fd, channel_fd});

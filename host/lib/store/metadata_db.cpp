@@ -5,10 +5,14 @@
 
 #include <Poco/Data/RecordSet.h>
 #include <Poco/Data/SQLite/Connector.h>
+#include <Poco/Data/SQLite/Utility.h>
 #include <Poco/Data/Session.h>
 #include <Poco/Data/Statement.h>
+#include <sqlite3.h>
 
 #include <mutex>
+#include <string_view>
+#include <unordered_map>
 
 namespace kiln::host {
 namespace fs = std::filesystem;
@@ -79,7 +83,35 @@ Json value_of(const Poco::Dynamic::Var& v) {
 
 struct MetadataDb::Impl {
   explicit Impl(const fs::path& file) : session("SQLite", file.string()) {}
+  ~Impl() {
+    for (const auto& [sql, statement] : statements) sqlite3_finalize(statement);
+  }
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
+
+  // execute()'s statements, compiled once (parsing a statement cost more than
+  // running it: a run writes the same few statements for each step). Null
+  // for SQL that is not exactly one statement: Poco runs that.
+  sqlite3_stmt* prepared(const std::string& sql) {
+    const auto found = statements.find(sql);
+    if (found != statements.end()) return found->second;
+    if (statements.size() >= kMaxStatements) return nullptr;
+    sqlite3_stmt* statement = nullptr;
+    const char* tail = nullptr;
+    if (sqlite3_prepare_v3(db(), sql.c_str(), static_cast<int>(sql.size() + 1), SQLITE_PREPARE_PERSISTENT, &statement,
+                           &tail) != SQLITE_OK ||
+        statement == nullptr || std::string_view(tail).find_first_not_of(" \t\r\n;") != std::string_view::npos) {
+      sqlite3_finalize(statement);
+      return nullptr;
+    }
+    statements.emplace(sql, statement);
+    return statement;
+  }
+  sqlite3* db() { return Poco::Data::SQLite::Utility::dbHandle(session); }
+
+  static constexpr size_t kMaxStatements = 256;  // the SQL texts are the code's own, but bounded anyway
   Poco::Data::Session session;
+  std::unordered_map<std::string, sqlite3_stmt*> statements;
 };
 
 MetadataDb::MetadataDb(const fs::path& file) : file_(file) {
@@ -178,6 +210,33 @@ void add_bindings(Poco::Data::Statement& statement, const std::vector<Json>& par
 }  // namespace
 
 void MetadataDb::execute(const std::string& sql, const std::vector<Json>& params) {
+  if (sqlite3_stmt* cached = impl_->prepared(sql)) {
+    int rc = SQLITE_OK;
+    for (size_t i = 0; i < params.size() && rc == SQLITE_OK; ++i) {
+      const Json& p = params[i];
+      const int at = static_cast<int>(i) + 1;
+      if (p.is_null()) {
+        rc = sqlite3_bind_null(cached, at);
+      } else if (p.is_boolean()) {
+        rc = sqlite3_bind_int64(cached, at, p.get<bool>() ? 1 : 0);
+      } else if (p.is_number_integer()) {
+        rc = sqlite3_bind_int64(cached, at, p.get<sqlite3_int64>());
+      } else if (p.is_number()) {
+        rc = sqlite3_bind_double(cached, at, p.get<double>());
+      } else {
+        const std::string text = p.is_string() ? p.get<std::string>() : p.dump();
+        rc = sqlite3_bind_text64(cached, at, text.data(), text.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
+      }
+    }
+    if (rc == SQLITE_OK)
+      while ((rc = sqlite3_step(cached)) == SQLITE_ROW) {
+      }
+    const std::string error = rc == SQLITE_DONE ? "" : sqlite3_errmsg(impl_->db());
+    sqlite3_reset(cached);
+    sqlite3_clear_bindings(cached);
+    if (rc != SQLITE_DONE) Poco::Data::SQLite::Utility::throwException(impl_->db(), rc, error + " (" + sql + ")");
+    return;
+  }
   Poco::Data::Statement statement(impl_->session);
   statement << sql;
   add_bindings(statement, params);

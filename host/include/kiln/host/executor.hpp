@@ -102,12 +102,17 @@ std::unique_ptr<Executor> make_container_executor(std::filesystem::path kiln_exe
 // The child side: loads the plugin named in the request file, runs the
 // component, writes the channel to `channel_fd`. Returns the exit code.
 int run_step_request(const std::filesystem::path& request_file, int channel_fd);
+// The same for a request already read (the step server passes it inline).
+int run_inline_step_request(const Json& request, int channel_fd);
 
 // `kiln step`: run_step_request, behind a minimal init when this process is
 // pid 1 of a container (see step_runner.cpp).
 int run_step_command(const std::filesystem::path& request_file, int channel_fd);
 
-// Writes the request file `kiln step` reads (with `replica` when set).
+// The request `kiln step` reads: what to run, with which parameters and
+// inputs (and `replica` when set).
+Json step_request(const StepLaunch& launch);
+// Writes it as the request file.
 void write_step_request(const StepLaunch& launch, const std::filesystem::path& request_file);
 
 }  // namespace kiln::host

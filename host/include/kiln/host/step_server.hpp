@@ -5,6 +5,7 @@
 // runs in a process of its own (crash isolation, kill on timeout).
 #pragma once
 
+#include <kiln/host/json.hpp>
 #include <kiln/host/subprocess.hpp>
 
 #include <sys/types.h>
@@ -31,7 +32,8 @@ class StepServer {
   StepServer(const StepServer&) = delete;
   StepServer& operator=(const StepServer&) = delete;
 
-  // Forks a step child running `kiln step --request request` semantics with
+  // Forks a step child running `request` (the request itself, or the path of
+  // its file) as `kiln step` would, with
   // stdout, stderr and the channel (fd 3) on the given descriptors, in its
   // own process group, working directory `cwd`. The first time it sees
   // `component`, the server runs its warm-up (ABI 1.1) before forking.
@@ -40,7 +42,7 @@ class StepServer {
   // `on_exit` is called once, from the server's reader thread, when the child
   // has ended (with status -1 when the server died first). The child is
   // reaped only after on_exit returns, so signal() never hits a recycled pid.
-  pid_t start(const std::filesystem::path& library, const std::string& component, const std::filesystem::path& request,
+  pid_t start(const std::filesystem::path& library, const std::string& component, const Json& request,
               const std::filesystem::path& cwd, int stdout_fd, int stderr_fd, int channel_fd,
               std::function<void(ExitStatus)> on_exit);
 
