@@ -210,6 +210,7 @@ TEST(Scheduler, ARetryWaitsItsBackoffWhichGrowsByItsFactor) {
   state.schedule_retry(id, at(11), first.retry_delay, first.message);
   EXPECT_FALSE(scheduler.next_unit(state, at(10.5), 0));  // still backing off
   EXPECT_EQ(scheduler.next_deadline(state, std::nullopt, at(1000)), at(11));
+  EXPECT_EQ(scheduler.next_deadline(state, std::nullopt, at(1000), true), at(11));  // a job is free
   const auto now = scheduler.next_unit(state, at(11), 0);
   ASSERT_TRUE(now);
   EXPECT_EQ(now->kind, UnitDecision::Kind::launch);
@@ -231,6 +232,32 @@ TEST(Scheduler, ARetryWaitsItsBackoffWhichGrowsByItsFactor) {
   const auto ok = scheduler.after_attempt(state, state.unit(once), AttemptResult{});
   EXPECT_EQ(ok.unit_status, S::succeeded);
   EXPECT_EQ(ok.failure, FailureClass::none);
+}
+
+TEST(Scheduler, ADueRetryWaitsForAFreeJobRatherThanWakingTheEngineAgainAndAgain) {
+  const Plan plan = kiln::test::plan_text(R"(steps:
+  - {name: flaky, component: util.flaky, retries: {limit: 2, backoff: 1s}}
+  - {name: busy, component: util.sleep, parameters: {seconds: 60}}
+)");
+  RunState state = state_of(plan);
+  const Scheduler scheduler(SchedulerOptions{1, 1.0});  // one job
+  const int flaky = begin_plain(state, 0);
+  const int busy = begin_plain(state, 1);
+  start(state, flaky);
+  const auto failed = scheduler.after_attempt(state, state.unit(flaky), failed_with("error"));
+  ASSERT_TRUE(failed.retry);
+  state.end_attempt(flaky, failed.attempt_status, failed.failure, "boom", 1);
+  state.schedule_retry(flaky, at(1), failed.retry_delay, failed.message);
+  start(state, busy);
+  // At 5 s the retry is due but the only job is busy: in real time the busy
+  // unit's end wakes the engine, so the retry time is no deadline then
+  // (the log check is the only one left); in virtual time it still is.
+  EXPECT_FALSE(scheduler.next_unit(state, at(5), 0));
+  EXPECT_EQ(scheduler.next_deadline(state, std::nullopt, at(1000), true), at(1000));
+  EXPECT_EQ(scheduler.next_deadline(state, std::nullopt, at(1000), false), at(1));
+  state.end_attempt(busy, S::succeeded, FailureClass::none, "", 1);
+  state.finish_unit(busy, S::succeeded, "");
+  EXPECT_EQ(scheduler.next_deadline(state, std::nullopt, at(1000), true), at(1));  // a job is free again
 }
 
 TEST(Scheduler, OnlyTheListedFailureClassesRetryAndNeverAStoppedUnit) {

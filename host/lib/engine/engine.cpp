@@ -210,7 +210,7 @@ class Engine::Impl {
   // The messages that arrive before the next deadline (real time: blocks;
   // virtual time: the clock moves on instead).
   std::deque<Message> wait() {
-    const auto until = scheduler_.next_deadline(state_, run_deadline_, next_log_check_);
+    const auto until = scheduler_.next_deadline(state_, run_deadline_, next_log_check_, !time_->is_virtual());
     if (!time_->is_virtual()) return inbox_->wait(until);
     if (inbox_->empty() && !time_->advance(until))
       throw std::logic_error("virtual time: no deadline and no event to wait for; the run cannot end");

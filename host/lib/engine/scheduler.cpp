@@ -251,7 +251,8 @@ DeadlineCheck Scheduler::check_deadline(const UnitState& unit, EngineClock::time
 
 std::optional<EngineClock::time_point> Scheduler::next_deadline(const RunState& state,
                                                                 std::optional<EngineClock::time_point> run_deadline,
-                                                                EngineClock::time_point log_check) const {
+                                                                EngineClock::time_point log_check,
+                                                                bool wake_on_ends) const {
   std::optional<EngineClock::time_point> next = run_deadline;
   const auto consider = [&](const std::optional<EngineClock::time_point>& t) {
     if (t && (!next || *t < *next)) next = t;
@@ -262,7 +263,8 @@ std::optional<EngineClock::time_point> Scheduler::next_deadline(const RunState& 
     consider(u.kill_at());
     consider(log_check);
   }
-  if (!state.retrying_units().empty()) consider(state.retrying_units().begin()->first);
+  if (!state.retrying_units().empty() && !(wake_on_ends && state.running() >= options_.jobs))
+    consider(state.retrying_units().begin()->first);
   return next;
 }
 

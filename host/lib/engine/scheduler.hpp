@@ -136,9 +136,13 @@ class Scheduler {
   DeadlineCheck check_deadline(const UnitState& unit, EngineClock::time_point now) const;
   // The soonest time something is due (run timeout, unit timeouts and kills,
   // retries, `log_check` while a unit runs); nullopt: only messages can wake the engine.
+  // With `wake_on_ends` (real time: a running unit's end is a message that
+  // wakes the engine) a due retry counts only while a job is free, so that the
+  // engine sleeps rather than spins when every job is busy.
   std::optional<EngineClock::time_point> next_deadline(const RunState& state,
                                                        std::optional<EngineClock::time_point> run_deadline,
-                                                       EngineClock::time_point log_check) const;
+                                                       EngineClock::time_point log_check,
+                                                       bool wake_on_ends = false) const;
 
   // Every unit of a (non-tuning) step ended: its status and message.
   Outcome step_outcome(const RunState& state, size_t step) const;
