@@ -24,8 +24,9 @@ KILN_PACKAGES=(
 # Only the test suite needs these (scripts/test.sh), never the product or demo.sh:
 # python3-torch exports a TorchScript model from PyTorch for kiln serve's test;
 # the openssl command makes the registry's TLS test certificates; clang and its
-# sanitizer/libFuzzer runtimes build the fuzz harnesses (scripts/fuzz.sh).
-KILN_TEST_PACKAGES=(python3-torch openssl clang libclang-rt-14-dev)
+# sanitizer/libFuzzer runtimes build the fuzz harnesses (scripts/fuzz.sh); Slurm
+# and munge run the one-node cluster of the Slurm executor's tests (scripts/slurm-local.sh).
+KILN_TEST_PACKAGES=(python3-torch openssl clang libclang-rt-14-dev slurm-wlm slurmctld slurmd slurm-client munge)
 
 # Optional: only the benchmarks need these (bench/serve/serve_http.sh), never the product.
 KILN_BENCH_PACKAGES=(wrk nginx-light)
@@ -44,8 +45,18 @@ kiln_install_packages() {
   local sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   export DEBIAN_FRONTEND=noninteractive
+  # Packages such as munge and slurmd would start their system daemons on
+  # install; kiln starts its own (scripts/slurm-local.sh), so no service starts.
+  local policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null && $sudo chmod 755 "$policy"
+  fi
   $sudo apt-get update -qq
-  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  local rc=0
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
+  [ -z "$policy" ] || $sudo rm -f "$policy"
+  return $rc
 }
 
 # kiln_build DIR [extra cmake args] [-- targets]: configure and build with all cores.
