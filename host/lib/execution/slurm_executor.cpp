@@ -357,6 +357,12 @@ class SlurmExecutor : public Executor {
       const SlurmEnd end = slurm_end(job.id, *end_state, job.cancelled_by_kiln, job.launch);
       result.failure_class = end.failure_class;
       result.message = end.message;
+    } else if (result.failure_class == "cancelled" && !job.cancelled_by_kiln) {
+      // Only a stop signal makes a step report "cancelled"; kiln sent none: an
+      // scancel (which signals before it kills) or an administrator did.
+      const SlurmEnd end = slurm_end(job.id, "CANCELLED", false, job.launch);
+      result.failure_class = end.failure_class;
+      result.message = end.message + " (the step stopped: " + result.message + ")";
     }
     job.state->observer->on_finished(std::move(result));
   }
