@@ -1,7 +1,7 @@
 // The Slurm executor against a real one-node cluster (scripts/slurm-local.sh,
 // started and stopped by the ctest fixture `slurm`): samples/hello, retries,
 // an external scancel, a memory limit, kill -9 of the host then resume, a
-// loop as parallel jobs, and the profile that sends a run to Slurm. Skips only
+// loop and a tuning step as parallel jobs, and the profile that sends a run to Slurm. Skips only
 // where there is no cluster, and never in CI (KILN_TEST_NO_SKIPS=1).
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -291,4 +291,30 @@ TEST_F(SlurmTest, AClusterThatDoesNotAnswerIsAClearError) {
                                       environment, std::chrono::seconds(120));
   EXPECT_NE(r.status.code, 0);
   EXPECT_NE(r.output.find("the Slurm cluster does not answer"), std::string::npos) << r.output;
+}
+
+// A tuning step's trials are Slurm jobs too, several at once, and find what they find locally.
+TEST_F(SlurmTest, ATuningStepsTrialsRunAsParallelJobs) {
+  const auto [summary, record] = run(pipeline(R"(
+steps:
+  - name: t
+    component: util.objective
+    parameters: {epochs: 2}
+    tune:
+      tuner: tune.grid
+      objective: {metric: loss, goal: minimize}
+      space: {x: {type: uniform, low: 0.0, high: 0.9, grid_points: 4}}
+      parallel_trials: 4
+)"),
+                                     {"--jobs", "4"});
+  ASSERT_EQ(summary["status"], "succeeded") << summary.dump(2);
+  const auto trials = kiln({"trials", summary["run_id"].get<std::string>(), "t", "--json", "--workdir",
+                            workspace().string()});
+  ASSERT_EQ(trials.status.code, 0) << trials.output;
+  const Json rows = Json::parse(trials.output);
+  ASSERT_EQ(rows.size(), 4u);
+  EXPECT_DOUBLE_EQ(rows[0]["parameters"]["x"].get<double>(), 0.3);  // the best, as on the process executor
+  ASSERT_EQ(record["steps"]["t"]["units"].size(), 4u) << record["steps"]["t"].dump(2);
+  for (const auto& unit : record["steps"]["t"]["units"])
+    EXPECT_EQ(unit["attempts"].back()["executor"], "slurm") << unit.dump();
 }
