@@ -29,9 +29,11 @@ KILN_PACKAGES=(
 # the openssl command makes the registry's TLS test certificates; clang and its
 # sanitizer/libFuzzer runtimes build the fuzz harnesses (scripts/fuzz.sh);
 # headless Chromium, its WebDriver and Selenium run kiln ui's browser tests
-# (tests/ui_browser), with a font for readable screenshots.
+# (tests/ui_browser), with a font for readable screenshots; Slurm and munge
+# run the one-node cluster of the Slurm executor's tests (scripts/slurm-local.sh).
 KILN_TEST_PACKAGES=(python3-torch openssl clang libclang-rt-14-dev
-                    chromium chromium-driver python3-selenium fonts-liberation)
+                    chromium chromium-driver python3-selenium fonts-liberation
+                    slurm-wlm slurmctld slurmd slurm-client munge)
 
 # Optional: only the benchmarks need these (bench/serve/serve_http.sh), never the product.
 KILN_BENCH_PACKAGES=(wrk nginx-light)
@@ -50,8 +52,18 @@ kiln_install_packages() {
   local sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   export DEBIAN_FRONTEND=noninteractive
+  # Packages such as munge and slurmd would start their system daemons on
+  # install; kiln starts its own (scripts/slurm-local.sh), so no service starts.
+  local policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null && $sudo chmod 755 "$policy"
+  fi
   $sudo apt-get update -qq
-  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  local rc=0
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
+  [ -z "$policy" ] || $sudo rm -f "$policy"
+  return $rc
 }
 
 # kiln_build DIR [extra cmake args] [-- targets]: configure and build with all cores.

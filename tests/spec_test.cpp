@@ -157,7 +157,7 @@ options:
   EXPECT_EQ(b.when->pos.line, 24);
   EXPECT_EQ(b.when->pos.column, 11);
   EXPECT_EQ(b.retries.limit, 4);
-  EXPECT_EQ(b.retries.on, (std::set<std::string>{"error", "crash", "timeout"}));
+  EXPECT_EQ(b.retries.on, (std::set<std::string>{"error", "crash", "timeout", "lost"}));
   EXPECT_TRUE(b.cache);
   EXPECT_EQ(b.executor, "");
   EXPECT_EQ(spec.failure_policy, "continue");
@@ -315,7 +315,7 @@ options:
 )");
   EXPECT_EQ(diagnostics.size(), 4u) << dump(diagnostics);
   EXPECT_TRUE(HasError(diagnostics, 6, 14, "'timeout' must be a duration such as 30s, 5m, 1h or 250ms"));
-  EXPECT_TRUE(HasError(diagnostics, 7, 20, "unknown failure class 'boom' (use error, crash or timeout)"));
+  EXPECT_TRUE(HasError(diagnostics, 7, 20, "unknown failure class 'boom' (use error, crash, timeout, out_of_memory or lost)"));
   EXPECT_TRUE(HasError(diagnostics, 9, 19, "failure_policy must be 'stop' or 'continue' (did you mean 'continue'?)"));
   EXPECT_TRUE(HasError(diagnostics, 10, 12, "'options.timeout' must be a duration"));
 }
@@ -461,13 +461,13 @@ steps:
   EXPECT_TRUE(HasError(diagnostics, 7, 18, "'parallelism' must be a whole number ≥ 0"));
   EXPECT_TRUE(HasError(diagnostics, 8, 12, "'cache' must be true or false"));
   EXPECT_TRUE(HasError(diagnostics, 9, 15,
-                       "unknown executor 'proces' (use inprocess, process or container) (did you mean 'process'?)"));
+                       "unknown executor 'proces' (use inprocess, process, container or slurm) (did you mean 'process'?)"));
   EXPECT_TRUE(HasError(diagnostics, 10, 11, "'when' must be an expression"));
   EXPECT_TRUE(HasError(diagnostics, 11, 12, "'after' must be a step name or a list of them"));
   EXPECT_TRUE(HasError(diagnostics, 14, 34, "'retries.backoff' must be a duration"));
   EXPECT_TRUE(HasError(diagnostics, 14, 51, "'retries.factor' must be a number ≥ 1"));
   EXPECT_TRUE(HasError(diagnostics, 14, 60,
-                       "unknown failure class 'tiemout' (use error, crash or timeout) (did you "
+                       "unknown failure class 'tiemout' (use error, crash, timeout, out_of_memory or lost) (did you "
                        "mean 'timeout'?)"));
 }
 

@@ -6,6 +6,7 @@
 #include <kiln/host/files.hpp>
 #include <kiln/host/host_identity.hpp>
 #include <kiln/host/paths.hpp>
+#include <kiln/host/profile.hpp>
 #include <kiln/host/run_store.hpp>
 #include <kiln/host/spec.hpp>
 #include <kiln/host/store.hpp>
@@ -146,7 +147,47 @@ struct RunCommandOptions {
   double grace = 5.0;
   bool no_cache = false;
   std::string run_id;  // --run-id: chosen by the caller (kiln ui knows it before the run starts)
+  std::string config;   // the workspace configuration; "" = ./kiln.yaml when it exists
+  std::string profile;  // "" = the configuration's default_profile, if any
+  // Which of the flags were given: those win over the profile.
+  std::map<std::string, CLI::Option*> flags;
+  bool given(const std::string& flag) const { return flags.count(flag) && flags.at(flag)->count() > 0; }
 };
+
+// The profile of this run (--profile, else the configuration's default), or
+// nullopt when there is none; its settings go under the command line's.
+std::optional<host::Profile> chosen_profile(const RunCommandOptions& options) {
+  std::string file = options.config;
+  if (file.empty()) {
+    if (!std::filesystem::exists("kiln.yaml")) {
+      if (!options.profile.empty())
+        throw CommandError("--profile " + options.profile + ": there is no kiln.yaml here (give it with --config)",
+                           kExitUsage);
+      return std::nullopt;
+    }
+    file = "kiln.yaml";
+  }
+  try {
+    const auto config = host::parse_workspace_config_file(file);
+    const std::string name = !options.profile.empty() ? options.profile : config.default_profile.value_or("");
+    if (name.empty()) return std::nullopt;
+    return config.profile(name);
+  } catch (const host::SpecError& e) {
+    for (const auto& d : e.diagnostics()) std::cerr << d.str() << "\n";
+    const size_t n = e.diagnostics().size();
+    throw CommandError(std::to_string(n) + (n == 1 ? " problem" : " problems") + " in " + file);
+  }
+}
+
+// A profile's container defaults, onto the steps that left them at kiln's.
+void apply_container_defaults(host::Plan& plan, const host::Profile& profile) {
+  for (auto& step : plan.steps) {
+    auto& container = step.spec.container;
+    if (profile.container_image && container.image == "host") container.image = *profile.container_image;
+    if (profile.container_network && container.network == "none") container.network = *profile.container_network;
+    container.mounts.insert(container.mounts.end(), profile.container_mounts.begin(), profile.container_mounts.end());
+  }
+}
 
 struct ResumeCommandOptions {
   std::string run;
@@ -213,24 +254,33 @@ CLI::Validator run_id_validator() {
       "ID");
 }
 
-// The container executor checks for runc when made: only when a step needs it.
-bool uses_containers(const host::Plan& plan, const std::string& default_executor) {
+// The container and Slurm executors check for runc, sbatch and the cluster
+// when made: only when a step needs them.
+bool uses_executor(const host::Plan& plan, const std::string& default_executor, const std::string& name) {
   for (const auto& step : plan.steps) {
     const std::string& e = step.spec.executor.empty() ? default_executor : step.spec.executor;
-    if (e == "container") return true;
+    if (e == name) return true;
   }
   return false;
 }
 
 // Runs a plan (new or resumed) with the live view or --json, and prints the summary.
-int execute(const host::Plan& plan, host::RunOptions run, const std::filesystem::path& workspace, bool json) {
+int execute(const host::Plan& plan, host::RunOptions run, const std::filesystem::path& workspace, bool json,
+            const host::SlurmOptions& slurm) {
   LiveView view(json ? std::cerr : std::cout, !json && ::isatty(STDOUT_FILENO));
   run.observers.push_back(&view);
   std::map<std::string, std::unique_ptr<host::Executor>> executors;
   executors["inprocess"] = host::make_inprocess_executor();
   executors["process"] = host::make_process_executor(host::executable_path());
-  if (uses_containers(plan, run.executor))
+  if (uses_executor(plan, run.executor, "container"))
     executors["container"] = host::make_container_executor(host::executable_path(), workspace / "containers");
+  if (uses_executor(plan, run.executor, "slurm")) {
+    try {
+      executors["slurm"] = host::make_slurm_executor(host::executable_path(), workspace / "slurm", slurm);
+    } catch (const std::runtime_error& e) {
+      throw CommandError(e.what());
+    }
+  }
   if (!json)
     std::cout << (run.resume ? "resuming run " : "run ") << run.run_id << ": pipeline '" << plan.spec.name << "', "
               << plan.steps.size() << " steps, executor " << run.executor << ", " << run.jobs << " jobs\n";
@@ -250,9 +300,19 @@ int execute(const host::Plan& plan, host::RunOptions run, const std::filesystem:
   return ended == host::RunStatus::succeeded ? kExitOk : (ended == host::RunStatus::cancelled ? 130 : kExitFailure);
 }
 
-int run(const RunCommandOptions& options) {
+int run(RunCommandOptions options) {
   SignalForwarder::block();  // before any thread exists, so all inherit the mask
-  const auto plan = load_plan(options.pipeline);
+  auto plan = load_plan(options.pipeline);
+  host::SlurmOptions slurm;
+  if (const auto profile = chosen_profile(options)) {
+    if (profile->executor && !options.given("--executor")) options.executor = *profile->executor;
+    if (profile->jobs && !options.given("--jobs")) options.jobs = *profile->jobs;
+    if (profile->workdir && !options.given("--workdir")) options.workdir = *profile->workdir;
+    if (profile->grace_seconds && !options.given("--grace")) options.grace = *profile->grace_seconds;
+    if (profile->cache && !options.given("--no-cache")) options.no_cache = !*profile->cache;
+    slurm = profile->slurm;
+    apply_container_defaults(plan, *profile);
+  }
   const auto workspace = host::workspace_dir(options.workdir);
   host::Store store(workspace);
   host::RunOptions run;
@@ -272,7 +332,9 @@ int run(const RunCommandOptions& options) {
   run.spec_text = host::read_file(options.pipeline.file);
   run.options_record = {
       {"executor", run.executor}, {"jobs", run.jobs}, {"grace", run.grace_seconds}, {"no_cache", options.no_cache}};
-  return execute(plan, std::move(run), workspace, options.json);
+  if (!options.profile.empty()) run.options_record["profile"] = options.profile;
+  if (const Json s = host::slurm_options_json(slurm); !s.empty()) run.options_record["slurm"] = s;
+  return execute(plan, std::move(run), workspace, options.json, slurm);
 }
 
 // Refuses a run whose host may still be running it.
@@ -327,7 +389,8 @@ int resume(const ResumeCommandOptions& options) {
   run.resume = true;
   run.spec_text = (*row)["spec_text"].get<std::string>();
   run.options_record = recorded;
-  return execute(plan, std::move(run), workspace, options.json);
+  return execute(plan, std::move(run), workspace, options.json,
+                 host::slurm_options_from_json(recorded.value("slurm", Json::object())));
 }
 
 }  // namespace
@@ -341,15 +404,21 @@ void add_run_commands(CLI::App& app, Commands& commands) {
   static RunCommandOptions run_options;
   auto* run_cmd = commands.add(app, "run", "Run a pipeline", [] { return run(run_options); });
   add_pipeline_options(run_cmd, run_options.pipeline);
-  run_cmd->add_option("--executor", run_options.executor, "Where steps run: process (default), container or inprocess")
-      ->check(CLI::IsMember({"process", "container", "inprocess"}));
-  run_cmd->add_option("--jobs,-j", run_options.jobs, "Steps running at once (default: the number of cores)")
+  run_options.flags["--executor"] = run_cmd->add_option("--executor", run_options.executor, "Where steps run: process (default), container, slurm or inprocess")
+      ->check(CLI::IsMember({"process", "container", "inprocess", "slurm"}));
+  run_options.flags["--jobs"] = run_cmd->add_option("--jobs,-j", run_options.jobs, "Steps running at once (default: the number of cores)")
       ->check(CLI::PositiveNumber);
-  run_cmd->add_option("--workdir", run_options.workdir, "Workspace for runs (default: $KILN_HOME or ./.kiln)");
+  run_options.flags["--workdir"] =
+      run_cmd->add_option("--workdir", run_options.workdir, "Workspace for runs (default: $KILN_HOME or ./.kiln)");
   run_cmd->add_flag("--json", run_options.json, "Print a JSON summary instead of the live view");
-  run_cmd->add_option("--grace", run_options.grace, "Seconds between asking a step to stop and killing it")
+  run_options.flags["--grace"] = run_cmd->add_option("--grace", run_options.grace, "Seconds between asking a step to stop and killing it")
       ->check(CLI::NonNegativeNumber);
-  run_cmd->add_flag("--no-cache", run_options.no_cache, "Run every step, even those with a cached result");
+  run_options.flags["--no-cache"] =
+      run_cmd->add_flag("--no-cache", run_options.no_cache, "Run every step, even those with a cached result");
+  run_cmd->add_option("--config", run_options.config,
+                      "The workspace configuration with the profiles (default: ./kiln.yaml when it exists)");
+  run_cmd->add_option("--profile", run_options.profile,
+                      "Run with this profile of the configuration (default: its default_profile)");
   run_cmd->add_option("--run-id", run_options.run_id, "The new run's id (default: time, pipeline, random suffix)")
       ->check(run_id_validator());
 

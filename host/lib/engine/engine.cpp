@@ -536,6 +536,9 @@ class Engine::Impl {
     launch.checkpoint_dir = unit.dir / "checkpoint";
     launch.container = spec.container;
     launch.replicas = spec.replicas;
+    launch.slurm = spec.slurm;
+    launch.timeout_seconds = spec.timeout_seconds;
+    launch.grace_seconds = options_.grace_seconds;
     try {
       launch.parameters = render_parameters(unit);
       launch.inputs = wired_inputs(unit);

@@ -39,12 +39,14 @@ constexpr std::array<std::pair<RunStatus, std::string_view>, 4> kRunNames{{
     {RunStatus::cancelled, "cancelled"},
 }};
 
-constexpr std::array<std::pair<FailureClass, std::string_view>, 5> kFailureNames{{
+constexpr std::array<std::pair<FailureClass, std::string_view>, 7> kFailureNames{{
     {FailureClass::none, ""},
     {FailureClass::error, "error"},
     {FailureClass::crash, "crash"},
     {FailureClass::timeout, "timeout"},
     {FailureClass::stopped, "cancelled"},
+    {FailureClass::out_of_memory, "out_of_memory"},
+    {FailureClass::lost, "lost"},
 }};
 
 }  // namespace

@@ -32,19 +32,6 @@ namespace {
 
 constexpr auto kRuncTimeout = std::chrono::seconds(30);
 
-std::optional<fs::path> find_in_path(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  std::string dirs = path ? path : "/usr/sbin:/usr/bin:/sbin:/bin";
-  size_t start = 0;
-  while (start <= dirs.size()) {
-    const size_t end = std::min(dirs.find(':', start), dirs.size());
-    const fs::path candidate = fs::path(dirs.substr(start, end - start)) / name;
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-    start = end + 1;
-  }
-  return std::nullopt;
-}
-
 // Whether runc may create cgroups with limits here; KILN_CONTAINER_CGROUPS=off
 // forces the rlimit fallback (to test it, or where cgroups misbehave).
 bool cgroups_writable() {

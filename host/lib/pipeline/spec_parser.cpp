@@ -6,6 +6,8 @@
 #include <kiln/host/suggest.hpp>
 #include <kiln/host/yaml_json.hpp>
 
+#include "slurm_yaml.hpp"
+
 #include <charconv>
 #include <cmath>
 #include <filesystem>
@@ -90,7 +92,7 @@ namespace {
 const std::vector<std::string> kStepKeys{"name",  "description", "component",  "template",    "parameters", "inputs",
                                          "after", "when",        "for_each",   "parallelism", "retries",    "timeout",
                                          "cache", "executor",    "image",      "network",     "resources",  "mounts",
-                                         "user",  "tune",        "distributed"};
+                                         "user",  "tune",        "distributed", "slurm"};
 
 // Reads YAML into the spec, recording every problem instead of stopping.
 class Parser {
@@ -393,14 +395,15 @@ class Parser {
     }
     if (const auto e = node["executor"]) {
       step.executor = scalar(e, file, "executor").value_or("");
-      const std::vector<std::string> executors{"inprocess", "process", "container"};
+      const std::vector<std::string> executors{"inprocess", "process", "container", "slurm"};
       if (std::find(executors.begin(), executors.end(), step.executor) == executors.end())
         error(e, file,
-              "unknown executor '" + step.executor + "' (use inprocess, process or container)" +
+              "unknown executor '" + step.executor + "' (use inprocess, process, container or slurm)" +
                   did_you_mean(step.executor, executors));
     }
     if (const auto d = node["distributed"]) read_distributed(d, file, step);
     read_container_fields(node, file, step.container);
+    if (const auto s = node["slurm"]) read_slurm_yaml(s, file, "slurm", step.slurm, diagnostics_);
   }
 
   // `distributed: {replicas: N}`: N processes train one model (docs/distributed.md).
@@ -434,7 +437,7 @@ class Parser {
         error(n, file, "'network' must be none or host, not '" + options.network + "'");
     }
     if (const auto r = node["resources"]; r && expect_map(r, file, "'resources'")) {
-      check_keys(r, file, {"memory", "cpus", "pids"}, "resources");
+      check_keys(r, file, {"memory", "cpus", "pids", "gpus"}, "resources");
       if (const auto m = r["memory"]) {
         const auto text = scalar(m, file, "resources.memory");
         options.memory_bytes = text ? parse_memory_size(*text) : std::nullopt;
@@ -449,6 +452,7 @@ class Parser {
           error(c, file, "'resources.cpus' must be a number of cores such as 0.5 or 2");
       }
       if (const auto p = r["pids"]) options.pids = read_count(p, file, "resources.pids", 1);
+      if (const auto g = r["gpus"]) options.gpus = read_count(g, file, "resources.gpus", 0);
     }
     if (const auto m = node["mounts"]) read_mounts(m, file, options);
     if (const auto u = node["user"]) {
@@ -658,7 +662,7 @@ class Parser {
         const auto cls = scalar(item, file, "a failure class").value_or("");
         if (std::find(failure_classes().begin(), failure_classes().end(), cls) == failure_classes().end())
           error(item, file,
-                "unknown failure class '" + cls + "' (use error, crash or timeout)" +
+                "unknown failure class '" + cls + "' (use error, crash, timeout, out_of_memory or lost)" +
                     did_you_mean(cls, failure_classes()));
         retries.on.insert(cls);
       };

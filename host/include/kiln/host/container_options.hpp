@@ -21,6 +21,7 @@ struct ContainerOptions {
   std::optional<int64_t> memory_bytes;
   std::optional<double> cpus;
   std::optional<int64_t> pids;
+  std::optional<int64_t> gpus;  // the Slurm executor's --gres=gpu:N; the others ignore it
   // Host directories or files bound read-only at the same path (absolute,
   // normalised; the spec's relative ones are resolved against its file).
   std::vector<std::string> mounts;

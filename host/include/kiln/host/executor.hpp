@@ -6,6 +6,7 @@
 #include <kiln/host/container_options.hpp>
 #include <kiln/host/json.hpp>
 #include <kiln/host/runner_event.hpp>
+#include <kiln/host/slurm_options.hpp>
 #include <kiln/host/step_context.hpp>
 
 #include <filesystem>
@@ -35,7 +36,10 @@ struct StepLaunch {
   std::filesystem::path output_dir;   // output `x` goes to output_dir / x
   std::filesystem::path temp_dir;
   std::filesystem::path checkpoint_dir;  // shared by all attempts of the step
-  ContainerOptions container;            // used by the container executor only
+  ContainerOptions container;            // the container executor's; resources also Slurm's
+  SlurmOptions slurm;                    // used by the Slurm executor only (the step's, over the run's)
+  std::optional<double> timeout_seconds;  // the step's timeout (the engine enforces it)
+  double grace_seconds = 5.0;             // between a stop request and the kill
   // `distributed.replicas`: how many processes run this attempt. An executor
   // that cannot run more than one refuses replicas > 1 in start().
   int replicas = 1;
@@ -95,6 +99,17 @@ std::unique_ptr<Executor> make_process_executor(std::filesystem::path kiln_exe);
 // `state_dir`; containers left there by a kiln that died are removed here.
 // Throws std::runtime_error when runc is not installed.
 std::unique_ptr<Executor> make_container_executor(std::filesystem::path kiln_exe, std::filesystem::path state_dir);
+
+// Runs each attempt as a Slurm batch job (sbatch) whose `kiln step` writes
+// the runner channel to a file in the attempt directory; one watcher thread
+// follows every job of the executor (see docs/executors.md). The workspace must
+// be on a filesystem the compute nodes share at the same path. `run_options`
+// apply to every job, under each step's own `slurm:`. Jobs recorded under
+// `state_dir` by a kiln that died are cancelled here. Throws
+// std::runtime_error when sbatch, squeue or scancel are missing or the
+// cluster does not answer.
+std::unique_ptr<Executor> make_slurm_executor(std::filesystem::path kiln_exe, std::filesystem::path state_dir,
+                                              SlurmOptions run_options);
 
 // The runner channel (JSON lines on fd 3 of `kiln step`, version
 // kRunnerChannelVersion) is defined in runner_event.hpp.

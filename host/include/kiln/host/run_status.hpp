@@ -34,10 +34,13 @@ std::optional<RunStatus> parse_run_status(std::string_view text);
 
 // Why an attempt did not succeed. `stopped`: the engine asked it to stop
 // (cancellation, the failure policy, a tuner) — not a failure of the step's own.
-enum class FailureClass : std::uint8_t { none, error, crash, timeout, stopped };
+// `out_of_memory`: killed for going over its memory limit (a Slurm job's --mem);
+// `lost`: its machine went away under it (a Slurm NODE_FAIL or PREEMPTED job).
+enum class FailureClass : std::uint8_t { none, error, crash, timeout, stopped, out_of_memory, lost };
 
 std::string_view to_string(FailureClass failure);
-// "error", "crash", "timeout", and "cancelled" for stopped (the word run.json uses).
+// "error", "crash", "timeout", "out_of_memory", "lost", and "cancelled" for
+// stopped (the word run.json uses).
 std::optional<FailureClass> parse_failure_class(std::string_view text);
 
 }  // namespace kiln::host

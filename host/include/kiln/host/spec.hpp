@@ -6,6 +6,7 @@
 #include <kiln/host/container_options.hpp>
 #include <kiln/host/json.hpp>
 #include <kiln/host/manifest.hpp>
+#include <kiln/host/slurm_options.hpp>
 
 #include <cstddef>
 #include <map>
@@ -55,7 +56,7 @@ struct InputWire {
 
 // Failure classes a retry may be limited to.
 inline const std::vector<std::string>& failure_classes() {
-  static const std::vector<std::string> classes{"error", "crash", "timeout"};
+  static const std::vector<std::string> classes{"error", "crash", "timeout", "out_of_memory", "lost"};
   return classes;
 }
 
@@ -64,7 +65,8 @@ struct RetryPolicy {
   double backoff_seconds = 1.0;  // delay before the first retry
   double factor = 2.0;           // each later delay is multiplied by this
   double max_backoff_seconds = 60.0;
-  std::set<std::string> on{"error", "crash", "timeout"};
+  // out_of_memory is not retried unless named: the same limit fails the same way.
+  std::set<std::string> on{"error", "crash", "timeout", "lost"};
   // The delay before retry number `retry` (1-based).
   double delay_before(int retry) const;
 };
@@ -124,6 +126,7 @@ struct StepSpec {
   // `distributed: {replicas: N}`: the attempt runs as N processes of one
   // data-parallel job (docs/distributed.md); 1 = an ordinary step.
   int replicas = 1;
+  SlurmOptions slurm;          // the Slurm executor's per-step options (over the run's)
   bool is_finally = false;
 };
 

@@ -83,4 +83,7 @@ CapturedRun run_with_result_channel(const std::vector<std::string>& argv, std::c
 // The same with full options (cwd, environment); `options.fds` is replaced.
 CapturedRun run_captured(ChildProcess::Options options, std::chrono::milliseconds timeout);
 
+// The executable `name` in $PATH (or /usr/sbin:/usr/bin:/sbin:/bin without one), nullopt when absent.
+std::optional<std::filesystem::path> find_in_path(const std::string& name);
+
 }  // namespace kiln::host

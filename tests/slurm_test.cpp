@@ -1,0 +1,320 @@
+// The Slurm executor against a real one-node cluster (scripts/slurm-local.sh,
+// started and stopped by the ctest fixture `slurm`): samples/hello, retries,
+// an external scancel, a memory limit, kill -9 of the host then resume, a
+// loop and a tuning step as parallel jobs, and the profile that sends a run to Slurm. Skips only
+// where there is no cluster, and never in CI (KILN_TEST_NO_SKIPS=1).
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <kiln/host/subprocess.hpp>
+
+#include <atomic>
+#include <thread>
+
+#include "store_workspace.hpp"
+#include "test_support.hpp"
+
+using kiln::host::Json;
+namespace fs = std::filesystem;
+
+namespace {
+
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kAsan = true;
+#else
+constexpr bool kAsan = false;
+#endif
+
+// A Slurm client command's output ("" when it failed).
+std::string slurm(const std::string& tool, std::vector<std::string> args,
+                  std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+  const auto binary = kiln::host::find_in_path(tool);
+  if (!binary) return "";
+  args.insert(args.begin(), binary->string());
+  const auto run = kiln::host::run_with_result_channel(args, timeout);
+  return run.status.success() ? run.output : "";
+}
+
+// Job ids of jobs named `name` in `state` (squeue's %T).
+std::vector<std::string> jobs_named(const std::string& name, const std::string& state) {
+  std::vector<std::string> ids;
+  std::istringstream lines(slurm("squeue", {"-h", "--states=all", "-n", name, "-o", "%i %T"}));
+  std::string id, s;
+  while (lines >> id >> s)
+    if (s == state) ids.push_back(id);
+  return ids;
+}
+
+std::string state_of(const std::string& job) {
+  std::istringstream line(slurm("squeue", {"-h", "--states=all", "-j", job, "-o", "%T"}));
+  std::string state;
+  line >> state;
+  return state;
+}
+
+class SlurmTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!std::getenv("SLURM_CONF") || slurm("scontrol", {"ping"}, std::chrono::seconds(5)).find("UP") == std::string::npos)
+      KILN_TEST_SKIP("no Slurm cluster answers (SLURM_CONF unset, or scripts/slurm-local.sh start was not run as root)");
+  }
+
+  std::vector<std::pair<std::string, std::string>> env() const {
+    return {{"KILN_PLUGIN_PATH", kiln::test::util_plugin().parent_path().string()},
+            {"KILN_CACHE_DIR", (dir / "cache").string()}};
+  }
+  fs::path workspace() const { return dir / "ws"; }
+
+  std::string pipeline(const std::string& body, const std::string& name = "t") const {
+    const auto file = dir / (name + ".yaml");
+    kiln::test::write_text(file, "apiVersion: kiln/v1\nkind: Pipeline\nmetadata: {name: t}\n" + body);
+    return file.string();
+  }
+
+  kiln::host::CapturedRun kiln(std::vector<std::string> args) const {
+    return kiln::test::run_kiln(args, env(), std::chrono::seconds(240));
+  }
+
+  // `kiln run FILE --executor slurm --json ARGS`: the summary and the run record.
+  std::pair<Json, Json> run(const std::string& file, std::vector<std::string> args = {}) const {
+    args.insert(args.begin(),
+                {"run", file, "--executor", "slurm", "--json", "--workdir", workspace().string(), "--grace", "1"});
+    const auto r = kiln(args);
+    const Json summary = kiln::test::summary_of(r.output);
+    EXPECT_TRUE(summary.contains("run_dir")) << r.output;
+    if (!summary.contains("run_dir")) return {summary, Json::object()};
+    return {summary,
+            Json::parse(kiln::test::read_text(fs::path(summary["run_dir"].get<std::string>()) / "run.json"))};
+  }
+
+  // Jobs this workspace's kiln still records as running.
+  size_t recorded_jobs() const {
+    std::error_code ec;
+    size_t n = 0;
+    for (auto it = fs::directory_iterator(workspace() / "slurm" / "jobs", ec); !ec && it != fs::directory_iterator();
+         it.increment(ec))
+      ++n;
+    return n;
+  }
+
+  kiln::test::TempDir dir;
+};
+
+const Json& last_attempt(const Json& record, const std::string& step) {
+  return record["steps"][step]["attempts"].back();
+}
+
+}  // namespace
+
+TEST_F(SlurmTest, HelloRunsAsSlurmJobsWithTheSameResultsAsTheProcessExecutor) {
+  const std::string hello = (fs::path(KILN_TEST_SOURCE_DIR) / "samples" / "hello" / "pipeline.yaml").string();
+  const auto [summary, record] = run(hello);
+  ASSERT_EQ(summary["status"], "succeeded") << summary.dump(2);
+  EXPECT_EQ(last_attempt(record, "greet")["executor"], "slurm");
+  const auto local = kiln({"run", hello, "--json", "--no-cache", "--workdir", (dir / "local").string()});
+  const Json there = kiln::test::summary_of(local.output);
+  ASSERT_EQ(there["status"], "succeeded") << local.output;
+  for (const char* step : {"greet", "per-name", "summary"})
+    EXPECT_EQ(summary["steps"][step]["outputs"], there["steps"][step]["outputs"]) << step;
+  // The attempt's channel, written by `kiln step` on the node, became live events.
+  const fs::path attempt = fs::path(summary["run_dir"].get<std::string>()) / "steps" / "greet" / "attempt-1";
+  const std::string events = kiln::test::read_text(attempt / "events.jsonl");
+  EXPECT_NE(events.find("submitted as Slurm job"), std::string::npos) << events;
+  EXPECT_NE(events.find("\"progress\""), std::string::npos) << events;
+  EXPECT_EQ(recorded_jobs(), 0u);
+  // A second run is served from the cache: no job at all.
+  const auto [again, again_record] = run(hello);
+  EXPECT_EQ(again["steps"]["greet"]["status"], "cached") << again.dump(2);
+}
+
+TEST_F(SlurmTest, AFlakyStepIsRetriedAsNewJobs) {
+  const std::string counter = (dir / "counter").string();
+  const auto [summary, record] = run(pipeline(R"(
+steps:
+  - name: flaky
+    component: util.flaky
+    executor: slurm
+    retries: {limit: 3, backoff: 0s}
+    parameters: {failures: 2, counter_file: )" + counter + "}\n"));
+  ASSERT_EQ(summary["status"], "succeeded") << summary.dump(2);
+  EXPECT_EQ(summary["steps"]["flaky"]["attempts"], 3);
+  EXPECT_EQ(summary["steps"]["flaky"]["outputs"]["runs"], 3);
+  EXPECT_EQ(record["steps"]["flaky"]["attempts"][0]["failure"], "error");
+}
+
+TEST_F(SlurmTest, AJobCancelledOutsideKilnFailsItsStepAndTheRunGoesOn) {
+  std::atomic<bool> cancelled{false};
+  std::thread canceller([&] {
+    kiln::test::poll_until(
+        [&] {
+          const auto running = jobs_named("kiln:victim", "RUNNING");
+          if (running.empty()) return false;
+          slurm("scancel", {running.front()});
+          return cancelled = true;
+        },
+        6000);
+  });
+  const auto [summary, record] = run(pipeline(R"(
+options: {failure_policy: continue}
+steps:
+  - {name: victim, component: util.sleep, parameters: {seconds: 120}}
+  - {name: gate, component: util.sleep, parameters: {seconds: 2}}
+  - {name: later, component: util.echo, after: gate}
+)"));
+  canceller.join();
+  ASSERT_TRUE(cancelled);
+  EXPECT_EQ(summary["status"], "failed") << summary.dump(2);
+  EXPECT_EQ(summary["steps"]["victim"]["status"], "failed");
+  EXPECT_NE(summary["steps"]["victim"]["message"].get<std::string>().find("was cancelled outside kiln"),
+            std::string::npos)
+      << summary.dump(2);
+  EXPECT_EQ(last_attempt(record, "victim")["failure"], "crash");
+  EXPECT_EQ(summary["steps"]["later"]["status"], "succeeded");
+}
+
+TEST_F(SlurmTest, AJobOverItsMemoryLimitEndsOutOfMemory) {
+  const std::string limit = kAsan ? "256Mi" : "64Mi";
+  const auto [summary, record] = run(pipeline(R"(
+options: {failure_policy: continue}
+steps:
+  - {name: hog, component: util.probe, resources: {memory: )" + limit +
+                                               R"(}, parameters: {allocate_mib: 2048}}
+  - {name: modest, component: util.probe, resources: {memory: )" + limit +
+                                               R"(}, parameters: {allocate_mib: 8}}
+)"));
+  EXPECT_EQ(summary["steps"]["modest"]["status"], "succeeded") << summary.dump(2);
+  EXPECT_EQ(summary["steps"]["hog"]["status"], "failed");
+  EXPECT_EQ(last_attempt(record, "hog")["failure"], "out_of_memory") << record["steps"]["hog"].dump(2);
+  EXPECT_NE(summary["steps"]["hog"]["message"].get<std::string>().find("ran out of memory"), std::string::npos);
+}
+
+TEST_F(SlurmTest, KilnsTimeoutStopsTheJob) {
+  const auto [summary, record] = run(pipeline(R"(
+steps:
+  - {name: slow, component: util.sleep, timeout: 1s, parameters: {seconds: 120}}
+)"));
+  EXPECT_EQ(summary["steps"]["slow"]["status"], "failed") << summary.dump(2);
+  EXPECT_EQ(last_attempt(record, "slow")["failure"], "timeout");
+  EXPECT_TRUE(kiln::test::poll_until([&] { return jobs_named("kiln:slow", "RUNNING").empty(); }, 3000));
+}
+
+TEST_F(SlurmTest, ALoopRunsItsItemsAsParallelJobs) {
+  std::atomic<bool> done{false};
+  size_t most = 0;
+  std::thread watcher([&] {
+    while (!done) {
+      most = std::max(most, jobs_named("kiln:wait[0]", "RUNNING").size() + jobs_named("kiln:wait[1]", "RUNNING").size() +
+                                jobs_named("kiln:wait[2]", "RUNNING").size() + jobs_named("kiln:wait[3]", "RUNNING").size());
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+  const auto [summary, record] = run(pipeline(R"(
+steps:
+  - {name: wait, component: util.sleep, for_each: [1, 2, 3, 4], parallelism: 4, parameters: {seconds: 3}}
+)"),
+                                     {"--jobs", "4"});
+  done = true;
+  watcher.join();
+  ASSERT_EQ(summary["status"], "succeeded") << summary.dump(2);
+  EXPECT_GE(most, 2u);  // several items' jobs ran at once
+  EXPECT_EQ(record["steps"]["wait"]["units"].size(), 4u);
+}
+
+// kill -9 of `kiln run` leaves its jobs running; `kiln resume` cancels them
+// (their attempts are lost with the host) and runs those steps again.
+TEST_F(SlurmTest, ResumeAfterTheHostWasKilledCancelsItsJobsAndFinishesTheRun) {
+  const std::string file = pipeline(R"(
+steps:
+  - {name: first, component: util.echo, parameters: {message: hi}}
+  - {name: slow, component: util.sleep, after: first, parameters: {seconds: 4}}
+)");
+  auto environment = env();
+  const int null_fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  auto child = kiln::host::ChildProcess::spawn({{kiln::test::kiln_exe().string(), "run", file, "--executor", "slurm",
+                                                 "--json", "--workdir", workspace().string()},
+                                                {{1, null_fd}, {2, null_fd}},
+                                                {},
+                                                environment});
+  ::close(null_fd);
+  std::string orphan;
+  ASSERT_TRUE(kiln::test::poll_until(
+      [&] {
+        const auto running = jobs_named("kiln:slow", "RUNNING");
+        if (!running.empty()) orphan = running.front();
+        return !orphan.empty();
+      },
+      6000));
+  ::kill(child.pid(), SIGKILL);
+  EXPECT_EQ(child.wait().signal, SIGKILL);
+  EXPECT_EQ(state_of(orphan), "RUNNING");  // the job outlives its host
+  EXPECT_EQ(recorded_jobs(), 1u);
+
+  const auto resumed = kiln({"resume", "latest", "--json", "--workdir", workspace().string()});
+  ASSERT_EQ(resumed.status.code, 0) << resumed.output;
+  const Json summary = kiln::test::summary_of(resumed.output);
+  EXPECT_EQ(summary["status"], "succeeded") << resumed.output;
+  EXPECT_EQ(summary["steps"]["first"]["status"], "succeeded") << summary.dump(2);  // kept from the killed run
+  EXPECT_EQ(summary["steps"]["slow"]["status"], "succeeded");
+  EXPECT_EQ(state_of(orphan), "CANCELLED");
+  EXPECT_EQ(recorded_jobs(), 0u);
+}
+
+TEST_F(SlurmTest, AProfileSendsTheSamePipelineToSlurm) {
+  const std::string file = pipeline("steps:\n  - {name: a, component: util.echo, parameters: {message: hi}}\n");
+  kiln::test::write_text(dir / "kiln.yaml", R"(apiVersion: kiln/v1
+kind: Workspace
+profiles:
+  dev: {executor: process, workdir: ws-dev}
+  prod: {executor: slurm, workdir: ws-prod, jobs: 8, slurm: {partition: debug}}
+)");
+  for (const std::string profile : {"dev", "prod"}) {
+    const auto r = kiln({"run", file, "--json", "--config", (dir / "kiln.yaml").string(), "--profile", profile});
+    const Json summary = kiln::test::summary_of(r.output);
+    ASSERT_EQ(summary["status"], "succeeded") << r.output;
+    EXPECT_EQ(summary["steps"]["a"]["outputs"]["message"], "hi");
+    const Json record =
+        Json::parse(kiln::test::read_text(fs::path(summary["run_dir"].get<std::string>()) / "run.json"));
+    EXPECT_EQ(last_attempt(record, "a")["executor"], profile == "dev" ? "process" : "slurm");
+  }
+}
+
+TEST_F(SlurmTest, AClusterThatDoesNotAnswerIsAClearError) {
+  kiln::test::TempDir conf;
+  kiln::test::write_text(conf / "slurm.conf",
+                         "ClusterName=none\nSlurmctldHost=localhost(127.0.0.1)\nSlurmctldPort=1\n"
+                         "NodeName=localhost\nPartitionName=p Nodes=localhost\n");
+  auto environment = env();
+  environment.emplace_back("SLURM_CONF", (conf / "slurm.conf").string());
+  const auto r = kiln::test::run_kiln({"run", pipeline("steps:\n  - {name: a, component: util.echo}\n"), "--executor",
+                                       "slurm", "--workdir", workspace().string()},
+                                      environment, std::chrono::seconds(120));
+  EXPECT_NE(r.status.code, 0);
+  EXPECT_NE(r.output.find("the Slurm cluster does not answer"), std::string::npos) << r.output;
+}
+
+// A tuning step's trials are Slurm jobs too, several at once, and find what they find locally.
+TEST_F(SlurmTest, ATuningStepsTrialsRunAsParallelJobs) {
+  const auto [summary, record] = run(pipeline(R"(
+steps:
+  - name: t
+    component: util.objective
+    parameters: {epochs: 2}
+    tune:
+      tuner: tune.grid
+      objective: {metric: loss, goal: minimize}
+      space: {x: {type: uniform, low: 0.0, high: 0.9, grid_points: 4}}
+      parallel_trials: 4
+)"),
+                                     {"--jobs", "4"});
+  ASSERT_EQ(summary["status"], "succeeded") << summary.dump(2);
+  const auto trials = kiln({"trials", summary["run_id"].get<std::string>(), "t", "--json", "--workdir",
+                            workspace().string()});
+  ASSERT_EQ(trials.status.code, 0) << trials.output;
+  const Json rows = Json::parse(trials.output);
+  ASSERT_EQ(rows.size(), 4u);
+  EXPECT_DOUBLE_EQ(rows[0]["parameters"]["x"].get<double>(), 0.3);  // the best, as on the process executor
+  ASSERT_EQ(record["steps"]["t"]["units"].size(), 4u) << record["steps"]["t"].dump(2);
+  for (const auto& unit : record["steps"]["t"]["units"])
+    EXPECT_EQ(unit["attempts"].back()["executor"], "slurm") << unit.dump();
+}
