@@ -4,7 +4,7 @@
 // text; a 202 opens the new run, which follows it live.
 //   #/start[?pipeline=NAME]        #/start?rerun=RUN_ID
 import { h, clear } from "../dom.js";
-import { getJson, postJson, enc } from "../api.js";
+import { getJson, postJson, enc, stream } from "../api.js";
 
 export function mountStart(root, params) {
   let closed = false;
@@ -120,26 +120,53 @@ function showForm(box, error, specs, values, url, pipeline) {
   box.append(form);
 }
 
-// The run's process writes its record a moment after the 202: wait for it
-// (GET /launches/ID says when), so the run view finds the run. A process
-// that exits first shows its output instead.
-async function recorded(id, error) {
+// The run's process writes its record a moment after the 202: wait for the
+// workspace's event feed (GET /api/v1/events) to announce the run, so the run
+// view finds it — no polling. The feed announces the database row, and
+// run.json follows within moments, so an announced run is looked up (GET
+// /launches/ID) a few times 50 ms apart. Once the feed is open one look covers
+// a run recorded before; a run still unrecorded after 5 s is looked up once
+// more and its process's output, if any, shown.
+function recorded(id, error) {
   const note = h("p", { class: "hint", id: "start-waiting" }, "Starting run ", id, "…");
   error.parentNode.insertBefore(note, error);
-  try {
-    for (let i = 0; i < 400; i++) {
-      const launch = await getJson(`/api/v1/launches/${enc(id)}`);
-      if (launch.recorded) return;
-      if (i > 50 && launch.text) {
-        const e = new Error(`run ${id} has no record yet; its process said:`);
-        e.problems = [{ message: launch.text }];
-        throw e;
+  return new Promise((resolve, reject) => {
+    let done = false;
+    let close = () => {};
+    const timers = [];
+    const finish = (err) => {
+      if (done) return;
+      done = true;
+      timers.forEach(clearTimeout);
+      close();
+      note.remove();
+      if (err) reject(err);
+      else resolve();
+    };
+    // mode: "check" (quietly), "announced" (again shortly if not yet there),
+    // "slow" (show the process's output), "final" (give up).
+    const look = async (mode, tries = 0) => {
+      if (done) return;
+      try {
+        const launch = await getJson(`/api/v1/launches/${enc(id)}`);
+        if (launch.recorded) return finish();
+        if (mode === "announced" && tries < 40) {
+          timers.push(setTimeout(() => look(mode, tries + 1), 50));
+        } else if ((mode === "slow" && launch.text) || mode === "final") {
+          const e = new Error(launch.text ? `run ${id} has no record yet; its process said:` : `run ${id} has no record yet`);
+          if (launch.text) e.problems = [{ message: launch.text }];
+          finish(e);
+        }
+      } catch (err) {
+        finish(err);
       }
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  } finally {
-    note.remove();
-  }
+    };
+    timers.push(setTimeout(() => look("slow"), 5000));
+    timers.push(setTimeout(() => look("final"), 40000));
+    close = stream("/api/v1/events", (event) => {
+      if (event.type === "run_changed" && event.run === id) look("announced");
+    }, { onOpen: () => look("check") });
+  });
 }
 
 function showProblems(error, err) {
