@@ -70,9 +70,15 @@ class KilnUi(unittest.TestCase):
         cls.ws = os.path.join(cls.tmp, "ws")
         os.makedirs(cls.ws)
         cls.env = dict(os.environ, KILN_HOME=os.path.join(cls.tmp, "home"), KILN_CACHE_DIR=os.path.join(cls.tmp, "cache"))
+        # Pipelines the start form offers: samples/hello (with its imported
+        # templates) and the slow test pipeline (a sleeping step to cancel).
+        cls.pipelines = os.path.join(cls.tmp, "pipelines")
+        shutil.copytree(os.path.join(SOURCE, "samples", "hello"), os.path.join(cls.pipelines, "hello"))
+        shutil.copy(os.path.join(SOURCE, "tests", "ui_browser", "pipelines", "slow.yaml"), cls.pipelines)
         port_file = os.path.join(cls.tmp, "port")
         cls.ui_log = open(os.path.join(cls.tmp, "ui.log"), "w")
-        cls.server = subprocess.Popen([KILN, "ui", "--workdir", cls.ws, "--port", "0", "--port-file", port_file],
+        cls.server = subprocess.Popen([KILN, "ui", "--workdir", cls.ws, "--port", "0", "--port-file", port_file,
+                                       "--pipelines", cls.pipelines],
                                       stdout=cls.ui_log, stderr=subprocess.STDOUT, env=cls.env)
         port = wait(lambda: read_text(port_file).strip() if os.path.exists(port_file) else None, 30, "kiln ui's port")
         cls.base = f"http://127.0.0.1:{port}/"
@@ -353,6 +359,95 @@ class KilnUi(unittest.TestCase):
         self.assertIn("line 08999", text)
         self.assertFalse(self.driver.find_element("id", "load-earlier").is_displayed())
         self.assert_not_reloaded()
+
+    def run_count(self):
+        return self.js("return fetch('/api/v1/runs?limit=1').then(r => r.json()).then(b => b.total)")
+
+    def start_form(self, pipeline):
+        """The start form, reached by the runs list's link, with `pipeline` picked."""
+        self.load_app()
+        self.js("document.getElementById('runs-start').click()")
+        wait(lambda: self.js("return document.getElementById('start-form') !== null"), 20, "the start form")
+        self.js("const s = document.getElementById('start-pipeline'); s.value = arguments[0];"
+                "s.dispatchEvent(new Event('change'))", pipeline)
+        wait(lambda: self.js("return document.getElementById('param-' + arguments[0]) !== null",
+                             "pause" if pipeline == "hello" else "seconds"), 10, "the pipeline's parameters")
+
+    def set_param(self, name, value):
+        self.js("const i = document.getElementById('param-' + arguments[0]); i.value = arguments[1];"
+                "i.dispatchEvent(new Event('change'))", name, value)
+
+    def test_8_start_hello_from_the_form(self):
+        """The form's fields follow hello's typed parameters; Start opens the new run, whose DAG turns green live."""
+        self.start_form("hello")
+        kinds = self.js("return Object.fromEntries(['greeting', 'names', 'mode', 'pause'].map(n => {"
+                        "const i = document.getElementById('param-' + n); return [n, [i.tagName, i.type, i.value]]; }))")
+        self.assertEqual(kinds["mode"], ["SELECT", "select-one", "quick"])
+        self.assertEqual(kinds["pause"][:2], ["INPUT", "number"])
+        self.assertEqual(float(kinds["pause"][2]), 0.2)
+        self.assertEqual(kinds["greeting"], ["INPUT", "text", "Hello"])
+        self.assertEqual(self.js("return document.getElementById('param-pause').max"), "60")
+        self.assertIn("seconds the thorough check sleeps", self.js("return document.getElementById('start-form').textContent"))
+        self.js("document.getElementById('param-mode').value = 'thorough'")
+        self.set_param("pause", "2")
+        self.js("document.getElementById('start-no-cache').checked = true")  # test_1 ran hello: no cached steps
+        self.shot("start-form")
+        before = self.run_count()
+        self.js("document.getElementById('start-submit').click()")
+        run_id = wait(lambda: (lambda m: m.group(1) if m else None)(
+            __import__("re").match(r"#/runs/([^/?]+)$", self.js("return location.hash"))), 30, "the new run's view")
+        wait(lambda: self.node_states().get("thorough-check") in ("running", "succeeded"), 60, "thorough-check starting")
+        final = wait(lambda: (lambda s: s if s and all(v in ("succeeded", "skipped") for v in s.values())
+                              and self.js("return document.getElementById('run-status').dataset.status") == "succeeded"
+                              else None)(self.node_states()), 90, "every step green")
+        self.assertEqual(final["thorough-check"], "succeeded")  # mode=thorough reached the run
+        self.assertEqual(self.run_count(), before + 1)
+        detail = self.js("return fetch('/api/v1/runs/' + arguments[0]).then(r => r.json())", run_id)
+        self.assertEqual(detail["parameters"]["mode"], "thorough")
+        self.assertEqual(detail["parameters"]["pause"], 2)
+        self.assert_not_reloaded()
+        self.shot("run-started-from-form")
+
+    def test_9_bad_parameter_shows_file_line_col_and_starts_nothing(self):
+        self.start_form("hello")
+        self.set_param("pause", "999")  # max 60
+        before = self.run_count()
+        self.js("document.getElementById('start-submit').click()")
+        problem = wait(lambda: self.js("return document.querySelector('#start-problems li.problem')?.textContent"), 20,
+                       "the form's problems")
+        self.assertRegex(problem, r"pipeline\.yaml:\d+:\d+")
+        self.assertIn("params.pause", problem)
+        self.assertEqual(self.js("return document.querySelector('#start-problems li.problem').dataset.field"),
+                         "params.pause")
+        self.assertTrue(self.js("return location.hash").startswith("#/start"))
+        self.shot("start-form-problems")
+        # The refused POST is in the console as a failed request (Chromium logs every 4xx); nothing else may be.
+        errors = [e for e in self.driver.get_log("browser") if e.get("level") == "SEVERE"
+                  and not ("/api/v1/runs " in e["message"] and "status of 400" in e["message"])]
+        self.assertEqual(errors, [])
+        time.sleep(1)  # a run started by mistake would show up in the count by now
+        self.assertEqual(self.run_count(), before)
+        self.assert_not_reloaded()
+
+    def test_10_cancel_a_sleeping_run_live(self):
+        """uislow started from the form sleeps 60 s; Cancel ends it cancelled, live, and Re-run offers its parameters."""
+        self.start_form("uislow")
+        self.set_param("seconds", "60")
+        self.js("document.getElementById('start-submit').click()")
+        wait(lambda: self.node_states().get("first") == "running", 60, "the sleeping step running")
+        self.assertFalse(self.js("return document.getElementById('run-cancel').hidden"))
+        self.shot("run-cancel-button")
+        self.js("document.getElementById('run-cancel').click()")
+        wait(lambda: self.js("return document.getElementById('run-status').dataset.status") == "cancelled", 60,
+             "the run to end cancelled")
+        self.assertTrue(self.js("return document.getElementById('run-cancel').hidden"))
+        self.assertEqual(self.js("return document.getElementById('run-control-error').textContent"), "")
+        self.assert_not_reloaded()
+        self.shot("run-cancelled")
+        self.js("document.getElementById('run-rerun').click()")
+        value = wait(lambda: self.js("return document.getElementById('param-seconds')?.value"), 20, "the re-run form")
+        self.assertEqual(float(value), 60)
+        self.shot("rerun-form")
 
 
 def main():

@@ -62,3 +62,21 @@ export function stream(path, onEvent, { onEnd, onOpen } = {}) {
   });
   return () => source.close();
 }
+
+// A state-changing request: same-origin, so the browser sends the Origin the
+// server's CSRF check wants. Answers the JSON body; a refusal throws an
+// ApiError carrying the body's `problems` (file:line:col, field) when any.
+export async function postJson(path, body) {
+  const response = await fetch(path, {
+    method: "POST", credentials: "same-origin",
+    headers: { "Content-Type": "application/json", Accept: "application/json" }, body: JSON.stringify(body || {}),
+  });
+  const answer = await response.json().catch(() => null);
+  if (!response.ok) {
+    if (response.status === 401) window.dispatchEvent(new CustomEvent("kiln-login"));
+    const error = new ApiError(response.status, (answer && answer.error) || `${response.status} ${response.statusText}`);
+    error.problems = (answer && answer.problems) || [];
+    throw error;
+  }
+  return answer;
+}

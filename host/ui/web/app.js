@@ -5,12 +5,14 @@
 //   #/runs/ID[?tab=graph|timeline&step=NAME]           a run
 //   #/runs/ID/logs/STEP[?stream=&attempt=]             a step's logs
 //   #/runs/ID/metrics                                  a run's metric curves
+//   #/start[?pipeline=NAME|rerun=ID]                   start (or re-run) a run
 import { h, clear } from "./dom.js";
 import { login } from "./api.js";
 import { mountRuns } from "./views/runs.js";
 import { mountRun } from "./views/run.js";
 import { mountLogs } from "./views/logs.js";
 import { mountMetrics } from "./views/metrics.js";
+import { mountStart } from "./views/start.js";
 
 const view = document.getElementById("view");
 let unmount = null;
@@ -36,6 +38,7 @@ function route() {
       unmount = mountLogs(view, parts[1], parts[3], params);
     else if (parts[0] === "runs" && parts[2] === "metrics" && parts.length === 3)
       unmount = mountMetrics(view, parts[1], params);
+    else if (parts[0] === "start" && parts.length === 1) unmount = mountStart(view, params);
     else if (parts[0] === "login") showLogin();
     else view.append(h("p", { class: "error" }, "No such page: ", location.hash));
   } catch (e) {

@@ -3,7 +3,7 @@
 // the panel when its step changes); everything after comes from the run's
 // event stream, replayed from its first event.
 import { h, clear, fmtDuration, fmtTime } from "../dom.js";
-import { getJson, stream, enc } from "../api.js";
+import { getJson, postJson, stream, enc } from "../api.js";
 import { chip, setChip } from "../status.js";
 import { RunModel } from "../run_model.js";
 import { DagView } from "../dag.js";
@@ -44,11 +44,13 @@ function showRun(root, detail, params) {
   const panel = h("aside", { class: "panel", id: "step-panel", "aria-live": "polite" },
     h("p", { class: "hint" }, "Select a step (click, or Tab then Enter) to see its attempts, cache, outputs and logs."));
   const params_ = Object.entries(detail.parameters || {});
+  const controls = runControls(model);
   root.append(
     h("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, h("a", { href: "#/runs" }, "Runs"), " / ", model.id),
     h("h1", {}, detail.pipeline || "run", " ", runChip),
     h("p", { class: "meta" }, h("span", { class: "mono" }, model.id), " · started ", fmtTime(detail.started_at), " · ",
       duration, detail.executor ? ` · ${detail.executor}` : ""),
+    controls.box,
     params_.length ? h("details", { class: "params" }, h("summary", {}, `Parameters (${params_.length})`),
       h("dl", {}, params_.map(([k, v]) => [h("dt", {}, k), h("dd", { class: "mono" }, JSON.stringify(v))]))) : null,
     tabs,
@@ -98,6 +100,7 @@ function showRun(root, detail, params) {
 
   function updateHeader() {
     setChip(runChip, model.status);
+    controls.update();
     const end = model.finished || (model.status === "running" ? Date.now() : null);
     if (model.started && end) duration.textContent = fmtDuration((end - model.started) / 1000);
     else if (detail.duration_seconds) duration.textContent = fmtDuration(detail.duration_seconds);
@@ -140,4 +143,30 @@ function showRun(root, detail, params) {
     clearInterval(ticker);
     if (pending) cancelAnimationFrame(pending);
   };
+}
+
+// Cancel (while running), Resume (once interrupted) and Re-run (the start
+// form pre-filled with this run's parameters). A refusal shows the API's reason.
+function runControls(model) {
+  const message = h("span", { class: "error", role: "alert", id: "run-control-error" });
+  const post = (action) => async () => {
+    message.textContent = "";
+    try {
+      await postJson(`/api/v1/runs/${enc(model.id)}/${action}`, {});
+      message.textContent = "";
+    } catch (e) {
+      message.textContent = e.message;
+    }
+  };
+  const cancel = h("button", { type: "button", id: "run-cancel", onclick: post("cancel") }, "Cancel");
+  const resume = h("button", { type: "button", id: "run-resume", onclick: post("resume") }, "Resume");
+  const rerun = h("button", { type: "button", id: "run-rerun",
+    onclick: () => { location.hash = `#/start?rerun=${enc(model.id)}`; } }, "Re-run…");
+  const box = h("div", { class: "controls" }, cancel, resume, rerun, message);
+  const update = () => {
+    cancel.hidden = model.status !== "running";
+    resume.hidden = !["interrupted", "failed", "cancelled"].includes(model.status);
+  };
+  update();
+  return { box, update };
 }

@@ -54,7 +54,7 @@ export function mountRuns(root, params) {
       h("button", { type: "button", class: "sort", dataset: { sort: key }, onclick: () => sortBy(key) }, label, arrow));
   }));
   const table = h("table", { class: "runs", id: "runs-table" }, h("thead", {}, head), tbody);
-  root.append(h("h1", {}, "Runs"), form, error, summary, table, h("div", { class: "pager" }, prev, " ", next));
+  root.append(h("h1", {}, "Runs ", h("a", { href: "#/start", class: "action", id: "runs-start" }, "Start a run")), form, error, summary, table, h("div", { class: "pager" }, prev, " ", next));
 
   function sortBy(key) {
     state.order = state.sort === key && state.order === "desc" ? "asc" : "desc";
