@@ -10,6 +10,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include <kiln/host/unique_fd.hpp>
+
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
@@ -41,24 +43,6 @@ namespace {
   _exit(127);
 }
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  void close() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_;
-};
-
 }  // namespace
 
 int launch_detached(const std::vector<std::string>& argv, const std::filesystem::path& log) {
@@ -68,13 +52,13 @@ int launch_detached(const std::vector<std::string>& argv, const std::filesystem:
   for (auto& a : args) pointers.push_back(a.data());
   pointers.push_back(nullptr);
 
-  const Fd log_fd(::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600));
+  const host::UniqueFd log_fd(::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (log_fd.get() < 0) throw std::runtime_error("cannot open " + log.string() + ": " + std::strerror(errno));
-  const Fd null_fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  const host::UniqueFd null_fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   if (null_fd.get() < 0) throw std::runtime_error(std::string("cannot open /dev/null: ") + std::strerror(errno));
   int ends[2];
   if (::pipe2(ends, O_CLOEXEC) != 0) throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
-  Fd read_end(ends[0]), write_end(ends[1]);
+  host::UniqueFd read_end(ends[0]), write_end(ends[1]);
 
   const pid_t middle = ::fork();
   if (middle < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
@@ -86,7 +70,7 @@ int launch_detached(const std::vector<std::string>& argv, const std::filesystem:
     (void)!write(write_end.get(), &pid, sizeof pid);
     _exit(grandchild < 0 ? 1 : 0);
   }
-  write_end.close();
+  write_end.reset();
   int status = 0;
   while (::waitpid(middle, &status, 0) < 0 && errno == EINTR) {
   }
@@ -123,7 +107,7 @@ SignalResult signal_recorded_process(const host::HostIdentity& recorded, int sig
     if (errno == ESRCH) return SignalResult::gone;
     throw std::runtime_error(std::string("pidfd_open: ") + std::strerror(errno));
   }
-  const Fd owned(pidfd);
+  const host::UniqueFd owned(pidfd);
   if (host::process_start_time(recorded.pid) != recorded.process_start) return SignalResult::gone;
   if (::syscall(SYS_pidfd_send_signal, pidfd, signal, nullptr, 0) != 0) {
     if (errno == ESRCH) return SignalResult::gone;

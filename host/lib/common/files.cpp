@@ -1,4 +1,5 @@
 #include <kiln/host/files.hpp>
+#include <kiln/host/unique_fd.hpp>
 
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -20,20 +21,9 @@ namespace {
   throw std::runtime_error(what + " " + path.string() + ": " + std::strerror(errno));
 }
 
-// Closes a descriptor on scope exit.
-struct Fd {
-  explicit Fd(int fd) : fd(fd) {}
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int fd;
-};
-
 void fsync_directory(const fs::path& dir) {
-  const Fd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (d.fd >= 0) ::fsync(d.fd);
+  const UniqueFd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (d.get() >= 0) ::fsync(d.get());
 }
 
 }  // namespace
@@ -58,10 +48,10 @@ void write_file_atomic(const fs::path& path, const std::string& content, mode_t 
     if (fd < 0 && (errno != EEXIST || tries == 16)) fail("cannot create", temp);
   }
   {
-    const Fd out(fd);
+    const UniqueFd out(fd);
     size_t written = 0;
     while (written < content.size()) {
-      const ssize_t n = ::write(out.fd, content.data() + written, content.size() - written);
+      const ssize_t n = ::write(out.get(), content.data() + written, content.size() - written);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) {
         ::unlink(temp.c_str());
@@ -69,7 +59,7 @@ void write_file_atomic(const fs::path& path, const std::string& content, mode_t 
       }
       written += static_cast<size_t>(n);
     }
-    if (sync == FileSync::durable && ::fsync(out.fd) != 0) {
+    if (sync == FileSync::durable && ::fsync(out.get()) != 0) {
       ::unlink(temp.c_str());
       fail("cannot fsync", temp);
     }
@@ -118,12 +108,12 @@ class Sha256 {
 }  // namespace
 
 std::string sha256_file(const fs::path& path) {
-  const Fd f(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (f.fd < 0) fail("cannot read", path);
+  const UniqueFd f(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (f.get() < 0) fail("cannot read", path);
   Sha256 engine;
   std::string buffer(1 << 16, '\0');
   for (;;) {
-    const ssize_t n = ::read(f.fd, buffer.data(), buffer.size());
+    const ssize_t n = ::read(f.get(), buffer.data(), buffer.size());
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) fail("cannot read", path);
     if (n == 0) break;
@@ -133,8 +123,8 @@ std::string sha256_file(const fs::path& path) {
 }
 
 void fsync_path(const fs::path& path) {
-  const Fd f(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-  if (f.fd < 0 || ::fsync(f.fd) != 0) fail("cannot fsync", path);
+  const UniqueFd f(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (f.get() < 0 || ::fsync(f.get()) != 0) fail("cannot fsync", path);
 }
 
 std::string sha256_hex(const std::string& data) {
