@@ -1,6 +1,6 @@
-// One owned file descriptor, closed when its owner goes (RAII). The host's
-// one way to hold a descriptor; host/http keeps its own (it does not depend
-// on the host library).
+// One owned file descriptor, closed when its owner goes (RAII): the one way
+// the host and host/http hold a descriptor (header-only, so host/http needs
+// no link to the host library).
 #pragma once
 
 #include <unistd.h>
