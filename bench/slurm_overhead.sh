@@ -2,8 +2,10 @@
 # Per-step overhead of the Slurm executor beside Slurm's own, in one run, on
 # the one-node cluster of scripts/slurm-local.sh (started here when not
 # running; needs root): N steps one after another (a chain of util.noop,
-# --jobs 1, --no-cache), against N `srun true` and N `sbatch --wrap true`
-# each waited for (squeue every 20 ms): the floor of any sbatch-based launch.
+# --jobs 1, --no-cache) in allocation mode (srun steps in one allocation, the
+# default) and in batch mode (a job per attempt), against N `srun true` and N
+# `sbatch --wrap true` each waited for (squeue every 20 ms): the floor of any
+# sbatch-based launch.
 # Usage: bench/slurm_overhead.sh [BUILD_DIR] [STEPS]
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -40,15 +42,21 @@ for _ in $(seq 1 "$steps"); do
 done
 report "sbatch --wrap true, waited" $(($(now_us) - start))
 
-for executor in slurm process; do
+printf 'apiVersion: kiln/v1\nkind: Workspace\nprofiles:\n  allocation: {slurm: {mode: allocation}}\n  batch: {slurm: {mode: batch}}\n' \
+  > "$work/kiln.yaml"
+for run in slurm:allocation slurm:batch process:-; do
+  executor=${run%%:*} mode=${run#*:} name=${run/:/-}; name=${name%-\-}
+  profile=()
+  [ "$mode" = - ] || profile=(--config "$work/kiln.yaml" --profile "$mode")
   start=$(now_us)
-  "$kiln" run "$work/chain.yaml" --executor "$executor" --jobs 1 --no-cache --json --workdir "$work/$executor" \
-    > "$work/$executor.json" 2>/dev/null || { echo "$executor: run failed (see $work/$executor.json)"; continue; }
-  report "kiln, $executor executor" $(($(now_us) - start))
+  "$kiln" run "$work/chain.yaml" --executor "$executor" "${profile[@]}" --jobs 1 --no-cache --json \
+    --workdir "$work/$name" > "$work/$name.json" 2>/dev/null || { echo "$name: run failed (see $work/$name.json)"; continue; }
+  report "kiln, $executor ${mode/-/executor}" $(($(now_us) - start))
 done
-python3 - "$work/slurm" <<'PY'
+python3 - "$work" <<'PY'
 import glob, json, statistics, sys
-record = json.load(open(glob.glob(f"{sys.argv[1]}/runs/*/run.json")[0]))
-d = sorted(a["duration_seconds"] for s in record["steps"].values() for a in s["attempts"])
-print(f"kiln slurm attempts: median {statistics.median(d) * 1e3:.0f} ms, min {d[0] * 1e3:.0f} ms, max {d[-1] * 1e3:.0f} ms")
+for mode in ("allocation", "batch"):
+    record = json.load(open(glob.glob(f"{sys.argv[1]}/slurm-{mode}/runs/*/run.json")[0]))
+    d = sorted(a["duration_seconds"] for s in record["steps"].values() for a in s["attempts"])
+    print(f"kiln slurm {mode} attempts: median {statistics.median(d) * 1e3:.0f} ms, min {d[0] * 1e3:.0f} ms, max {d[-1] * 1e3:.0f} ms")
 PY

@@ -114,7 +114,7 @@ TEST(SlurmJob, EndStatesMapToFailureClasses) {
   StepLaunch launch = launch_of("s");
   launch.container.memory_bytes = 64 << 20;
   const auto end = [&](const std::string& state, bool by_kiln = false) {
-    return kiln::host::slurm_end("7", state, by_kiln, launch);
+    return kiln::host::slurm_end("Slurm job 7", state, by_kiln, launch);
   };
   EXPECT_EQ(end("OUT_OF_MEMORY").failure_class, "out_of_memory");
   EXPECT_NE(end("OUT_OF_MEMORY").message.find("limit 64M"), std::string::npos);
@@ -125,6 +125,95 @@ TEST(SlurmJob, EndStatesMapToFailureClasses) {
   EXPECT_NE(end("FAILED").message.find("shared"), std::string::npos);
   EXPECT_NE(end("CANCELLED").message.find("outside kiln"), std::string::npos);
   EXPECT_EQ(end("CANCELLED", true).message.find("outside kiln"), std::string::npos);
+  EXPECT_EQ(end("ALLOCATION_GONE").failure_class, "lost");
+  EXPECT_NE(end("TIMEOUT").message.find("Slurm job 7"), std::string::npos);
+}
+
+// Allocation mode: salloc's and scontrol's answers, srun's arguments, and srun's messages → end states.
+TEST(SlurmJob, AllocationAnswersAreRead) {
+  EXPECT_EQ(kiln::host::parse_salloc_job_id("salloc: Granted job allocation 61\n"), "61");
+  EXPECT_EQ(kiln::host::parse_salloc_job_id("salloc: Pending job allocation 62\nsalloc: job 62 queued\n"), "62");
+  EXPECT_FALSE(kiln::host::parse_salloc_job_id("salloc: error: Job submit/allocate failed: Invalid partition\n"));
+  const auto held = kiln::host::parse_allocation_tres(
+      "JobId=61 JobName=kiln:allocation ReqTRES=cpu=1,mem=100M TRES=cpu=4,mem=3013M,node=1,billing=4 x=y");
+  EXPECT_EQ(held.cpus, 4);
+  EXPECT_EQ(held.memory_bytes, int64_t{3013} << 20);
+  EXPECT_EQ(kiln::host::parse_allocation_tres("AllocTRES=cpu=2,mem=2G").memory_bytes, int64_t{2} << 30);
+  EXPECT_FALSE(kiln::host::parse_allocation_tres("no such job").memory_bytes);
+}
+
+TEST(SlurmJob, AnAttemptRunsInTheAllocationUnlessItAsksForMoreOrElsewhere) {
+  kiln::host::SlurmAllocation allocation{"61", 2, int64_t{1} << 30};
+  StepLaunch launch = launch_of("s");
+  EXPECT_TRUE(kiln::host::fits_allocation(launch, {}, allocation));
+  launch.container.cpus = 2.0;
+  launch.container.memory_bytes = int64_t{512} << 20;
+  EXPECT_TRUE(kiln::host::fits_allocation(launch, {}, allocation));
+  launch.container.cpus = 3.0;
+  EXPECT_FALSE(kiln::host::fits_allocation(launch, {}, allocation));
+  launch = launch_of("s");
+  launch.container.memory_bytes = int64_t{2} << 30;
+  EXPECT_FALSE(kiln::host::fits_allocation(launch, {}, allocation));
+  launch = launch_of("s");
+  launch.container.gpus = 1;
+  EXPECT_FALSE(kiln::host::fits_allocation(launch, {}, allocation));
+  launch = launch_of("s");
+  launch.slurm.partition = "gpu";
+  EXPECT_FALSE(kiln::host::fits_allocation(launch, {}, allocation));
+  launch = launch_of("s");
+  SlurmOptions batch;
+  batch.mode = kiln::host::SlurmMode::batch;
+  EXPECT_FALSE(kiln::host::fits_allocation(launch, batch, allocation));
+  launch.slurm.mode = kiln::host::SlurmMode::allocation;  // the step's mode wins over the run's
+  EXPECT_TRUE(kiln::host::fits_allocation(launch, batch, allocation));
+}
+
+TEST(SlurmJob, AStepInTheAllocationIsAnImmediateSrun) {
+  StepLaunch launch = launch_of("train");
+  launch.container.memory_bytes = 64 << 20;
+  launch.timeout_seconds = 30;
+  const auto args = kiln::host::srun_arguments(launch, "61");
+  for (const char* arg : {"--jobid=61", "--exact", "--overlap", "--ntasks=1", "--mem=64M", "--time=2"})
+    EXPECT_TRUE(has(args, arg)) << arg;
+  EXPECT_FALSE(has(args, "--overcommit"));
+  launch.replicas = 2;
+  const auto two = kiln::host::srun_arguments(launch, "61");
+  EXPECT_TRUE(has(two, "--ntasks=2"));
+  EXPECT_TRUE(has(two, "--kill-on-bad-exit=1"));
+  EXPECT_TRUE(has(kiln::host::sbatch_arguments(launch, {}), "--ntasks=2"));
+  SlurmOptions run;
+  run.partition = "cpu";
+  run.mode = kiln::host::SlurmMode::allocation;
+  const auto salloc = kiln::host::salloc_arguments(run);
+  EXPECT_TRUE(has(salloc, "--partition=cpu"));
+  EXPECT_TRUE(std::none_of(salloc.begin(), salloc.end(), [](const auto& a) { return a.find("mode") != std::string::npos; }));
+}
+
+TEST(SlurmJob, SrunsMessagesTellHowAStepEnded) {
+  using kiln::host::srun_end_state;
+  EXPECT_EQ(srun_end_state("srun: error: localhost: task 0: Out Of Memory\n"), "OUT_OF_MEMORY");
+  EXPECT_EQ(srun_end_state("slurmstepd: error: Detected 1 oom-kill event(s) in StepId=1.1.\n"), "OUT_OF_MEMORY");
+  EXPECT_EQ(srun_end_state("slurmstepd: error: *** STEP 1.5 ON n1 CANCELLED AT 2026-12-06 DUE TO TIME LIMIT ***"),
+            "TIMEOUT");
+  EXPECT_EQ(srun_end_state("slurmstepd: error: *** STEP 1.5 ON n1 CANCELLED AT 2026-12-06T00:04:50 ***\n"),
+            "CANCELLED");
+  EXPECT_EQ(srun_end_state("srun: error: Unable to create step for job 9: Job/step already completing or completed"),
+            "ALLOCATION_GONE");
+  EXPECT_EQ(srun_end_state("srun: error: localhost: task 1: Exited with exit code 86\n"), "FAILED");
+  EXPECT_EQ(srun_end_state(""), "FAILED");
+}
+
+TEST(SlurmJob, EachTaskOfADataParallelStepTakesItsRankFromSlurm) {
+  const std::string script =
+      kiln::host::slurm_task_script("/opt/kiln", "/ws/a b/attempt-1", std::string("/ws/a b/attempt-1/slurm-step"), 2, 4242);
+  EXPECT_NE(script.find("rank=\"${SLURM_PROCID:-0}\""), std::string::npos) << script;
+  EXPECT_NE(script.find("dir='/ws/a b/attempt-1'"), std::string::npos) << script;
+  EXPECT_NE(script.find("dir=\"$dir/rank-$rank\""), std::string::npos) << script;
+  EXPECT_NE(script.find("KILN_WORLD_SIZE=\"${SLURM_NTASKS:-2}\""), std::string::npos) << script;
+  EXPECT_NE(script.find(":4242\""), std::string::npos) << script;
+  EXPECT_NE(script.find("> '/ws/a b/attempt-1/slurm-step'"), std::string::npos) << script;
+  const std::string batch = kiln::host::slurm_tasks_batch_script("/ws/a b/attempt-1/job.sh", 2);
+  EXPECT_NE(batch.find("srun --kill-on-bad-exit=1 --ntasks=2 /bin/sh '/ws/a b/attempt-1/job.sh'"), std::string::npos);
 }
 
 TEST(SlurmJob, ASpecCarriesSlurmOptionsGpusAndTheSlurmExecutor) {
@@ -161,4 +250,8 @@ TEST(SlurmJob, BadSlurmOptionsAreReportedAtTheirPlace) {
   EXPECT_NE(text.find("p.yaml:7:71: each of 'slurm.extra_args' must be one sbatch option"), std::string::npos) << text;
   EXPECT_NE(all_of(spec_errors("steps:\n  - {name: a, component: util.echo, executor: slurmm}\n")).find("slurm"),
             std::string::npos);
+  EXPECT_NE(all_of(spec_errors("steps:\n  - {name: a, component: util.echo, slurm: {mode: queue}}\n"))
+                .find("p.yaml:5:51: 'slurm.mode' must be allocation (srun in the run's allocation) or batch"),
+            std::string::npos)
+      << all_of(spec_errors("steps:\n  - {name: a, component: util.echo, slurm: {mode: queue}}\n"));
 }

@@ -1,7 +1,8 @@
 // The Slurm executor against a real one-node cluster (scripts/slurm-local.sh,
 // started and stopped by the ctest fixture `slurm`): samples/hello, retries,
-// an external scancel, a memory limit, kill -9 of the host then resume, a
-// loop and a tuning step as parallel jobs, and the profile that sends a run to Slurm. Skips only
+// an external scancel, a memory limit, kiln's timeout and kill -9 of the host
+// then resume (each in allocation and batch mode), one allocation per run, a
+// loop and a tuning step as parallel attempts, and the profile that sends a run to Slurm. Skips only
 // where there is no cluster, and never in CI (KILN_TEST_NO_SKIPS=1).
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -10,6 +11,7 @@
 #include <kiln/host/subprocess.hpp>
 
 #include <atomic>
+#include <set>
 #include <thread>
 
 #include "store_workspace.hpp"
@@ -34,6 +36,16 @@ std::string slurm(const std::string& tool, std::vector<std::string> args,
   args.insert(args.begin(), binary->string());
   const auto run = kiln::host::run_with_result_channel(args, timeout);
   return run.status.success() ? run.output : "";
+}
+
+// Ids of the running srun steps named `name` (allocation mode: "12.3").
+std::vector<std::string> steps_named(const std::string& name) {
+  std::vector<std::string> ids;
+  std::istringstream lines(slurm("squeue", {"-s", "-h", "-o", "%i %j"}));
+  std::string id, n;
+  while (lines >> id >> n)
+    if (n == name) ids.push_back(id);
+  return ids;
 }
 
 // Job ids of jobs named `name` in `state` (squeue's %T).
@@ -98,7 +110,40 @@ class SlurmTest : public ::testing::Test {
     return n;
   }
 
+  // The only job this workspace's kiln records (the allocation, or a batch job), "" when not one.
+  std::string recorded_job() const {
+    std::error_code ec;
+    std::vector<std::string> ids;
+    for (auto it = fs::directory_iterator(workspace() / "slurm" / "jobs", ec); !ec && it != fs::directory_iterator();
+         it.increment(ec))
+      ids.push_back(it->path().filename().string());
+    return ids.size() == 1 ? ids.front() : "";
+  }
+
   kiln::test::TempDir dir;
+};
+
+// The failure classes, cancel and resume in both launch modes: allocation
+// (srun steps in the run's allocation, the default) and batch (a job per
+// attempt), chosen by a profile's slurm.mode.
+class SlurmModeTest : public SlurmTest, public ::testing::WithParamInterface<std::string> {
+ protected:
+  void SetUp() override {
+    SlurmTest::SetUp();
+    kiln::test::write_text(dir / "kiln.yaml", "apiVersion: kiln/v1\nkind: Workspace\nprofiles:\n  m: {slurm: {mode: " +
+                                                  GetParam() + "}}\n");
+  }
+  std::vector<std::string> mode_args() const { return {"--config", (dir / "kiln.yaml").string(), "--profile", "m"}; }
+  std::pair<Json, Json> run_in_mode(const std::string& file, std::vector<std::string> args = {}) const {
+    for (auto& arg : mode_args()) args.push_back(arg);
+    return run(file, args);
+  }
+  // Running attempts of the step named `step` (kiln:STEP): srun steps or batch jobs.
+  std::vector<std::string> running(const std::string& step) const {
+    return GetParam() == "batch" ? jobs_named("kiln:" + step, "RUNNING") : steps_named("kiln:" + step);
+  }
+  // What an attempt's events say about how it was launched.
+  std::string launched_as() const { return GetParam() == "batch" ? "submitted as Slurm job" : "started as a step of Slurm allocation"; }
 };
 
 const Json& last_attempt(const Json& record, const std::string& step) {
@@ -143,19 +188,19 @@ steps:
   EXPECT_EQ(record["steps"]["flaky"]["attempts"][0]["failure"], "error");
 }
 
-TEST_F(SlurmTest, AJobCancelledOutsideKilnFailsItsStepAndTheRunGoesOn) {
+TEST_P(SlurmModeTest, AJobCancelledOutsideKilnFailsItsStepAndTheRunGoesOn) {
   std::atomic<bool> cancelled{false};
   std::thread canceller([&] {
     kiln::test::poll_until(
         [&] {
-          const auto running = jobs_named("kiln:victim", "RUNNING");
-          if (running.empty()) return false;
-          slurm("scancel", {running.front()});
+          const auto ids = running("victim");
+          if (ids.empty()) return false;
+          slurm("scancel", {ids.front()});
           return cancelled = true;
         },
         6000);
   });
-  const auto [summary, record] = run(pipeline(R"(
+  const auto [summary, record] = run_in_mode(pipeline(R"(
 options: {failure_policy: continue}
 steps:
   - {name: victim, component: util.sleep, parameters: {seconds: 120}}
@@ -173,9 +218,9 @@ steps:
   EXPECT_EQ(summary["steps"]["later"]["status"], "succeeded");
 }
 
-TEST_F(SlurmTest, AJobOverItsMemoryLimitEndsOutOfMemory) {
+TEST_P(SlurmModeTest, AJobOverItsMemoryLimitEndsOutOfMemory) {
   const std::string limit = kAsan ? "256Mi" : "64Mi";
-  const auto [summary, record] = run(pipeline(R"(
+  const auto [summary, record] = run_in_mode(pipeline(R"(
 options: {failure_policy: continue}
 steps:
   - {name: hog, component: util.probe, resources: {memory: )" + limit +
@@ -189,14 +234,17 @@ steps:
   EXPECT_NE(summary["steps"]["hog"]["message"].get<std::string>().find("ran out of memory"), std::string::npos);
 }
 
-TEST_F(SlurmTest, KilnsTimeoutStopsTheJob) {
-  const auto [summary, record] = run(pipeline(R"(
+TEST_P(SlurmModeTest, KilnsTimeoutStopsTheJob) {
+  const auto [summary, record] = run_in_mode(pipeline(R"(
 steps:
   - {name: slow, component: util.sleep, timeout: 1s, parameters: {seconds: 120}}
 )"));
   EXPECT_EQ(summary["steps"]["slow"]["status"], "failed") << summary.dump(2);
   EXPECT_EQ(last_attempt(record, "slow")["failure"], "timeout");
-  EXPECT_TRUE(kiln::test::poll_until([&] { return jobs_named("kiln:slow", "RUNNING").empty(); }, 3000));
+  EXPECT_TRUE(kiln::test::poll_until([&] { return running("slow").empty(); }, 3000));
+  const std::string events = kiln::test::read_text(fs::path(summary["run_dir"].get<std::string>()) / "steps" /
+                                                   "slow" / "attempt-1" / "events.jsonl");
+  EXPECT_NE(events.find(launched_as()), std::string::npos) << events;
 }
 
 TEST_F(SlurmTest, ALoopRunsItsItemsAsParallelJobs) {
@@ -204,8 +252,8 @@ TEST_F(SlurmTest, ALoopRunsItsItemsAsParallelJobs) {
   size_t most = 0;
   std::thread watcher([&] {
     while (!done) {
-      most = std::max(most, jobs_named("kiln:wait[0]", "RUNNING").size() + jobs_named("kiln:wait[1]", "RUNNING").size() +
-                                jobs_named("kiln:wait[2]", "RUNNING").size() + jobs_named("kiln:wait[3]", "RUNNING").size());
+      most = std::max(most, steps_named("kiln:wait[0]").size() + steps_named("kiln:wait[1]").size() +
+                                steps_named("kiln:wait[2]").size() + steps_named("kiln:wait[3]").size());
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   });
@@ -223,7 +271,7 @@ steps:
 
 // kill -9 of `kiln run` leaves its jobs running; `kiln resume` cancels them
 // (their attempts are lost with the host) and runs those steps again.
-TEST_F(SlurmTest, ResumeAfterTheHostWasKilledCancelsItsJobsAndFinishesTheRun) {
+TEST_P(SlurmModeTest, ResumeAfterTheHostWasKilledCancelsItsJobsAndFinishesTheRun) {
   const std::string file = pipeline(R"(
 steps:
   - {name: first, component: util.echo, parameters: {message: hi}}
@@ -231,24 +279,22 @@ steps:
 )");
   auto environment = env();
   const int null_fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
-  auto child = kiln::host::ChildProcess::spawn({{kiln::test::kiln_exe().string(), "run", file, "--executor", "slurm",
-                                                 "--json", "--workdir", workspace().string()},
+  std::vector<std::string> argv{kiln::test::kiln_exe().string(), "run", file, "--executor", "slurm", "--json",
+                                "--workdir", workspace().string()};
+  for (auto& arg : mode_args()) argv.push_back(arg);
+  auto child = kiln::host::ChildProcess::spawn({argv,
                                                 {{1, null_fd}, {2, null_fd}},
                                                 {},
                                                 environment});
   ::close(null_fd);
-  std::string orphan;
-  ASSERT_TRUE(kiln::test::poll_until(
-      [&] {
-        const auto running = jobs_named("kiln:slow", "RUNNING");
-        if (!running.empty()) orphan = running.front();
-        return !orphan.empty();
-      },
-      6000));
+  ASSERT_TRUE(kiln::test::poll_until([&] { return !running("slow").empty(); }, 6000));
   ::kill(child.pid(), SIGKILL);
   EXPECT_EQ(child.wait().signal, SIGKILL);
-  EXPECT_EQ(state_of(orphan), "RUNNING");  // the job outlives its host
-  EXPECT_EQ(recorded_jobs(), 1u);
+  // The job (batch) or the allocation its step runs in outlives its host.
+  const std::string orphan = recorded_job();
+  ASSERT_FALSE(orphan.empty());
+  EXPECT_EQ(state_of(orphan), "RUNNING");
+  EXPECT_FALSE(running("slow").empty());
 
   const auto resumed = kiln({"resume", "latest", "--json", "--workdir", workspace().string()});
   ASSERT_EQ(resumed.status.code, 0) << resumed.output;
@@ -258,6 +304,42 @@ steps:
   EXPECT_EQ(summary["steps"]["slow"]["status"], "succeeded");
   EXPECT_EQ(state_of(orphan), "CANCELLED");
   EXPECT_EQ(recorded_jobs(), 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, SlurmModeTest, ::testing::Values("allocation", "batch"),
+                         [](const auto& info) { return info.param; });
+
+// Allocation mode: the run's steps are srun steps of one allocation, released
+// at the end; a step that asks for batch mode (or places itself elsewhere) is
+// a job of its own beside them.
+TEST_F(SlurmTest, TheRunsStepsShareOneAllocationReleasedAtTheEnd) {
+  const auto [summary, record] = run(pipeline(R"(
+steps:
+  - {name: a, component: util.echo, parameters: {message: one}}
+  - {name: b, component: util.echo, after: a, parameters: {message: two}}
+  - {name: own, component: util.echo, slurm: {mode: batch}, parameters: {message: three}}
+)"));
+  ASSERT_EQ(summary["status"], "succeeded") << summary.dump(2);
+  const fs::path steps = fs::path(summary["run_dir"].get<std::string>()) / "steps";
+  std::set<std::string> allocations;
+  for (const char* step : {"a", "b"}) {
+    const std::string events = kiln::test::read_text(steps / step / "attempt-1" / "events.jsonl");
+    const auto at = events.find("started as a step of Slurm allocation ");
+    ASSERT_NE(at, std::string::npos) << events;
+    std::istringstream id(events.substr(at + std::string("started as a step of Slurm allocation ").size()));
+    std::string allocation;
+    std::getline(id, allocation, '"');
+    allocations.insert(allocation);
+  }
+  ASSERT_EQ(allocations.size(), 1u);
+  EXPECT_EQ(summary["steps"]["a"]["outputs"]["message"], "one");
+  EXPECT_EQ(summary["steps"]["b"]["outputs"]["message"], "two");
+  EXPECT_EQ(summary["steps"]["own"]["outputs"]["message"], "three");
+  EXPECT_NE(kiln::test::read_text(steps / "own" / "attempt-1" / "events.jsonl").find("submitted as Slurm job"),
+            std::string::npos);
+  EXPECT_EQ(recorded_jobs(), 0u);
+  const std::string released = state_of(*allocations.begin());
+  EXPECT_TRUE(released == "CANCELLED" || released == "COMPLETED" || released.empty()) << released;
 }
 
 TEST_F(SlurmTest, AProfileSendsTheSamePipelineToSlurm) {

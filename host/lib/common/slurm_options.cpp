@@ -6,6 +6,8 @@
 
 namespace kiln::host {
 
+const char* slurm_mode_name(SlurmMode mode) { return mode == SlurmMode::batch ? "batch" : "allocation"; }
+
 SlurmOptions SlurmOptions::over(const SlurmOptions& base) const {
   SlurmOptions merged = base;
   for (const auto& [mine, theirs] :
@@ -15,6 +17,7 @@ SlurmOptions SlurmOptions::over(const SlurmOptions& base) const {
             {&qos, &merged.qos},
             {&constraint, &merged.constraint}}})
     if (*mine) *theirs = *mine;
+  if (mode) merged.mode = mode;
   merged.extra_args.insert(merged.extra_args.end(), extra_args.begin(), extra_args.end());
   return merged;
 }
@@ -35,6 +38,7 @@ Json slurm_options_json(const SlurmOptions& options) {
   if (options.account) out["account"] = *options.account;
   if (options.qos) out["qos"] = *options.qos;
   if (options.constraint) out["constraint"] = *options.constraint;
+  if (options.mode) out["mode"] = slurm_mode_name(*options.mode);
   if (!options.extra_args.empty()) out["extra_args"] = options.extra_args;
   return out;
 }
@@ -50,6 +54,8 @@ SlurmOptions slurm_options_from_json(const Json& json) {
   options.account = text("account");
   options.qos = text("qos");
   options.constraint = text("constraint");
+  if (const auto mode = text("mode"); mode == std::optional<std::string>("batch")) options.mode = SlurmMode::batch;
+  else if (mode == std::optional<std::string>("allocation")) options.mode = SlurmMode::allocation;
   if (json.contains("extra_args") && json["extra_args"].is_array())
     for (const auto& arg : json["extra_args"])
       if (arg.is_string()) options.extra_args.push_back(arg.get<std::string>());

@@ -1,6 +1,18 @@
-// The Slurm executor: each attempt is a batch job (sbatch --parsable) whose
-// script runs `kiln step` with fd 3 appended to the attempt's channel.jsonl on
-// the shared filesystem. One watcher thread follows every job of the executor:
+// The Slurm executor. Each attempt runs a job script that runs `kiln step`
+// with fd 3 appended to the attempt's channel.jsonl on the shared filesystem,
+// launched one of two ways (docs/executors.md):
+//   - allocation mode (the default): the run holds one allocation (salloc
+//     --no-shell, taken at the first attempt, released when the executor
+//     ends) and each attempt is `srun --jobid=ALLOC --exact --overlap`, a
+//     child of this process: immediate, no scheduling pass. Its end is the
+//     srun child's exit (a pidfd in the watcher's poll), its failure class
+//     read from srun's own messages (srun.log).
+//   - batch mode (slurm: {mode: batch}, GPUs, a step's own partition...): a
+//     job per attempt (sbatch --parsable), started at slurmctld's next
+//     scheduling pass; its end comes from squeue.
+// A data-parallel attempt (replicas N) is one srun step, or one batch job,
+// of N tasks: the script takes its rank from SLURM_PROCID.
+// One watcher thread follows every attempt of the executor:
 // it reads the channel files as they grow (inotify, and a sweep for
 // filesystems that do not report remote writes) and asks squeue about all
 // unfinished jobs at once every kSqueueInterval, never per job.
@@ -11,11 +23,14 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <fcntl.h>
 #include <sys/inotify.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <kiln/host/executor.hpp>
 #include <kiln/host/files.hpp>
 #include <kiln/host/subprocess.hpp>
+#include <kiln/host/unique_fd.hpp>
 
 #include <algorithm>
 #include <array>
@@ -29,6 +44,7 @@
 
 #include "runner_channel.hpp"
 #include "replica_group.hpp"
+#include "slurm_client.hpp"
 #include "slurm_job.hpp"
 
 namespace kiln::host {
@@ -37,7 +53,6 @@ namespace fs = std::filesystem;
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr auto kCommandTimeout = std::chrono::seconds(30);
 constexpr auto kSqueueInterval = std::chrono::milliseconds(1000);
 constexpr int kSweepMs = 250;  // reads every channel file even without inotify news (NFS)
 
@@ -47,43 +62,44 @@ std::string host_name() {
   return name.data();
 }
 
-// sbatch, squeue, scancel and scontrol, found once.
-class SlurmClient {
- public:
-  SlurmClient() {
-    for (const char* name : {"sbatch", "squeue", "scancel", "scontrol", "srun"}) {
-      const auto path = find_in_path(name);
-      if (!path)
-        throw std::runtime_error(std::string("the Slurm executor needs ") + name +
-                                 " in PATH (Debian package slurm-client) and a reachable Slurm cluster; see "
-                                 "docs/executors.md");
-      binaries_[name] = *path;
-    }
-  }
-  // Runs `tool args...`, stdout and stderr together in the result's output.
-  CapturedRun run(const std::string& tool, std::vector<std::string> args) const {
-    args.insert(args.begin(), binaries_.at(tool).string());
-    return run_with_result_channel(args, kCommandTimeout);
-  }
+constexpr auto kAllocationTimeout = std::chrono::seconds(60);
 
- private:
-  std::map<std::string, fs::path> binaries_;
-};
+int pidfd_open(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
 
-std::string trimmed(std::string text) {
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-  return text.size() > 2000 ? text.substr(0, 2000) + "..." : text;
-}
-
-// One submitted attempt, shared by the watcher and the RunningAttempt.
+// One attempt, shared by the watcher and the RunningAttempt: a batch job
+// (id set, srun empty) or an srun step in the run's allocation.
 struct SlurmJob {
-  std::string id;
+  std::string id;  // batch: the job id; allocation: the allocation's id
   StepLaunch launch;
   std::shared_ptr<AttemptState> state;
   fs::path channel, record;
   uintmax_t offset = 0;  // bytes of the channel applied so far
   int watch = -1;        // inotify watch of the attempt directory
   std::atomic<bool> finished{false}, cancelled_by_kiln{false}, started{false};
+  // Allocation mode: the srun child, its pidfd, and where srun's own messages and the step id go.
+  std::mutex srun_mutex;  // guards srun against a signal racing the reap
+  std::optional<ChildProcess> srun;
+  int pidfd = -1;
+  fs::path srun_log, step_file;
+
+  bool in_allocation() const { return !srun_log.empty(); }
+  // "12.3" once the step has started (its script wrote it), else "".
+  std::string step_id() const {
+    std::error_code ec;
+    if (!fs::exists(step_file, ec)) return "";
+    std::string id = read_file(step_file);
+    while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
+    return id.find_first_not_of("0123456789.") == std::string::npos ? id : "";
+  }
+  std::string label() const {
+    if (!in_allocation()) return "Slurm job " + id;
+    const std::string step = step_id();
+    return step.empty() ? "Slurm step in allocation " + id : "Slurm step " + step;
+  }
+  void signal_srun(int signal) {
+    const std::lock_guard<std::mutex> lock(srun_mutex);
+    if (srun) srun->kill_group(signal);
+  }
 };
 
 class SlurmAttempt : public RunningAttempt {
@@ -93,14 +109,22 @@ class SlurmAttempt : public RunningAttempt {
   // A started `kiln step` turns SIGTERM into is_cancelled; a job still queued is simply removed.
   void cancel() override {
     if (job_->finished) return;
+    if (job_->in_allocation()) {
+      const std::string step = job_->step_id();
+      if (step.empty()) return kill();
+      job_->cancelled_by_kiln = true;
+      return client_->cancel(step, {"--signal=TERM"});
+    }
     if (!job_->started) return kill();
     job_->cancelled_by_kiln = true;
-    client_->run("scancel", {"--batch", "--signal=TERM", job_->id});
+    client_->cancel(job_->id, {"--batch", "--signal=TERM"});
   }
   void kill() override {
     if (job_->finished) return;
     job_->cancelled_by_kiln = true;
-    client_->run("scancel", {job_->id});
+    if (!job_->in_allocation()) return client_->cancel(job_->id);
+    job_->signal_srun(SIGTERM);  // srun ends its step
+    if (const std::string step = job_->step_id(); !step.empty()) client_->cancel(step);
   }
 
  private:
@@ -128,10 +152,16 @@ class SlurmExecutor : public Executor {
     stopping_ = true;
     wake();
     watcher_.join();
-    for (const auto& [id, job] : jobs_) {  // none, after a normal run: the engine waits for every attempt
-      client_->run("scancel", {id});
+    for (const auto& [key, job] : jobs_) {  // none, after a normal run: the engine waits for every attempt
+      if (!job->in_allocation()) client_->cancel(job->id);
       std::error_code ignored;
-      fs::remove(job->record, ignored);
+      if (!job->record.empty()) fs::remove(job->record, ignored);
+    }
+    release_allocation();
+    for (const auto& [fd, job] : sruns_) {  // their steps ended with the allocation: reaped (or killed) here
+      const std::lock_guard<std::mutex> lock(job->srun_mutex);
+      job->srun.reset();
+      ::close(fd);
     }
     ::close(inotify_);
     ::close(wake_);
@@ -140,47 +170,146 @@ class SlurmExecutor : public Executor {
   SlurmExecutor& operator=(const SlurmExecutor&) = delete;
 
   std::unique_ptr<RunningAttempt> start(const StepLaunch& launch, std::shared_ptr<AttemptObserver> observer) override {
-    // A data-parallel step as one job of N tasks is designed (docs/executors.md), not built yet.
-    require_one_replica(launch, "slurm");
     auto job = std::make_shared<SlurmJob>();
     job->launch = launch;
     job->state = std::make_shared<AttemptState>();
     job->state->observer = std::move(observer);
     fs::create_directories(launch.attempt_dir);
     fs::create_directories(launch.checkpoint_dir);
-    const fs::path request = launch.attempt_dir / "request.json";
-    write_step_request(launch, request);
-    const fs::path script = launch.attempt_dir / "job.sh";
-    write_file_atomic(script, slurm_job_script(kiln_exe_, request, launch.attempt_dir / kSlurmChannelFile), 0755,
-                      FileSync::atomic);
+    const auto allocation = allocation_for(launch, *job->state->observer);
+    if (allocation) {
+      job->srun_log = launch.attempt_dir / "srun.log";
+      job->step_file = launch.attempt_dir / "slurm-step";
+      std::error_code ignored;
+      fs::remove(job->step_file, ignored);  // a previous host's attempt may have left one
+    }
+    const fs::path script = write_scripts(launch, job->step_file);
     job->channel = launch.attempt_dir / kSlurmChannelFile;
     // A new file (inode): a job of a dead host still appending to the old one cannot reach it.
     std::error_code ignored;
     fs::remove(job->channel, ignored);
     std::ofstream(job->channel, std::ios::trunc).close();  // exists before inotify watches its directory
     job->watch = ::inotify_add_watch(inotify_, launch.attempt_dir.c_str(), IN_MODIFY | IN_CLOSE_WRITE);
-    std::vector<std::string> args = sbatch_arguments(launch, run_options_);
-    args.push_back(script.string());
-    const CapturedRun submitted = client_->run("sbatch", args);
-    const auto id = parse_sbatch_job_id(submitted.output);
-    if (!submitted.status.success() || !id) {
+    try {
+      if (allocation)
+        launch_step(*job, *allocation, script);
+      else
+        submit_job(*job, script);
+    } catch (...) {
       if (job->watch >= 0) ::inotify_rm_watch(inotify_, job->watch);
-      throw std::runtime_error("sbatch " + submitted.status.describe() + ": " + trimmed(submitted.output));
+      throw;
     }
-    job->id = *id;
-    job->record = jobs_dir() / job->id;
-    write_file_atomic(job->record, std::to_string(::getpid()) + " " + host_name() + "\n", 0644, FileSync::atomic);
-    job->state->observer->on_event(LogEvent{LogLevel::Info, "submitted as Slurm job " + job->id});
     {
       const std::lock_guard<std::mutex> lock(mutex_);
-      jobs_[job->id] = job;
+      jobs_[key_of(*job)] = job;
       if (job->watch >= 0) watches_[job->watch] = job;
+      if (job->pidfd >= 0) sruns_[job->pidfd] = job;
     }
     wake();
     return std::make_unique<SlurmAttempt>(client_, job);
   }
 
  private:
+  static std::string key_of(const SlurmJob& job) {
+    return job.in_allocation() ? "srun:" + job.launch.attempt_dir.string() : job.id;
+  }
+
+  // The attempt's scripts: job.sh (one task, or each task of a data-parallel
+  // step) and, for a data-parallel batch job, batch.sh that sruns its tasks.
+  // Returns the one to launch.
+  fs::path write_scripts(const StepLaunch& launch, const fs::path& step_file) const {
+    const fs::path script = launch.attempt_dir / "job.sh";
+    const std::optional<fs::path> step = step_file.empty() ? std::nullopt : std::optional<fs::path>(step_file);
+    if (launch.replicas <= 1) {
+      const fs::path request = launch.attempt_dir / "request.json";
+      write_step_request(launch, request);
+      write_file_atomic(script, slurm_job_script(kiln_exe_, request, launch.attempt_dir / kSlurmChannelFile, step),
+                        0755, FileSync::atomic);
+      return script;
+    }
+    write_step_request(launch, launch.attempt_dir / "request.json");
+    for (int rank = 1; rank < launch.replicas; ++rank) {  // ranks > 0 write only logs, in their own directory
+      StepLaunch other = launch;
+      other.attempt_dir = replica_dir(launch.attempt_dir, rank);
+      other.output_dir = other.attempt_dir / "outputs";
+      other.temp_dir = other.attempt_dir / "tmp";
+      fs::create_directories(other.attempt_dir);
+      write_step_request(other, other.attempt_dir / "request.json");
+    }
+    // The rendezvous port is picked here: free on this machine, hopefully on
+    // rank 0's node too (if not, rank 0 cannot serve its store and the attempt fails, retried).
+    write_file_atomic(script, slurm_task_script(kiln_exe_, launch.attempt_dir, step, launch.replicas, free_local_port()),
+                      0755, FileSync::atomic);
+    if (!step_file.empty()) return script;
+    const fs::path batch = launch.attempt_dir / "batch.sh";
+    write_file_atomic(batch, slurm_tasks_batch_script(script, launch.replicas), 0755, FileSync::atomic);
+    return batch;
+  }
+
+  void submit_job(SlurmJob& job, const fs::path& script) {
+    std::vector<std::string> args = sbatch_arguments(job.launch, run_options_);
+    args.push_back(script.string());
+    const CapturedRun submitted = client_->run("sbatch", args);
+    const auto id = parse_sbatch_job_id(submitted.output);
+    if (!submitted.status.success() || !id)
+      throw std::runtime_error("sbatch " + submitted.status.describe() + ": " + trimmed_output(submitted.output));
+    job.id = *id;
+    job.record = jobs_dir() / job.id;
+    write_file_atomic(job.record, std::to_string(::getpid()) + " " + host_name() + "\n", 0644, FileSync::atomic);
+    job.state->observer->on_event(LogEvent{LogLevel::Info, "submitted as Slurm job " + job.id});
+  }
+
+  // srun as a child of this process: its stdout and stderr (srun's own
+  // messages; the step's output goes to the attempt's logs) into srun.log.
+  void launch_step(SlurmJob& job, const SlurmAllocation& allocation, const fs::path& script) {
+    std::vector<std::string> argv{client_->binary("srun").string()};
+    for (auto& arg : srun_arguments(job.launch, allocation.id)) argv.push_back(std::move(arg));
+    argv.insert(argv.end(), {"/bin/sh", script.string()});
+    const UniqueFd log(::open(job.srun_log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (log.get() < 0) throw std::runtime_error("cannot write " + job.srun_log.string());
+    job.id = allocation.id;
+    job.srun.emplace(ChildProcess::spawn({argv, {{1, log.get()}, {2, log.get()}}, {}, {}}));
+    job.pidfd = pidfd_open(job.srun->pid());
+    if (job.pidfd < 0) {
+      job.srun.reset();  // killed and reaped
+      throw std::runtime_error("the Slurm executor cannot watch srun (pidfd_open failed)");
+    }
+    job.state->observer->on_event(LogEvent{LogLevel::Info, "started as a step of Slurm allocation " + allocation.id});
+  }
+
+  // The allocation this attempt runs in, nullopt for a batch job. Taken at
+  // the first attempt that can use one; when none is granted the run goes on
+  // with batch jobs.
+  std::optional<SlurmAllocation> allocation_for(const StepLaunch& launch, AttemptObserver& observer) {
+    if (launch.slurm.over(run_options_).mode == SlurmMode::batch || launch.slurm.places_job()) return std::nullopt;
+    const std::lock_guard<std::mutex> lock(allocation_mutex_);
+    if (!allocation_ && !allocation_refused_) {
+      try {
+        allocation_ = client_->allocate(salloc_arguments(run_options_), kAllocationTimeout);
+        write_file_atomic(jobs_dir() / allocation_->id, std::to_string(::getpid()) + " " + host_name() + "\n", 0644,
+                          FileSync::atomic);
+        observer.on_event(LogEvent{LogLevel::Info, "holding Slurm allocation " + allocation_->id + " (" +
+                                                       std::to_string(allocation_->cpus) + " cpus) for the run's steps"});
+      } catch (const std::exception& e) {
+        allocation_refused_ = true;
+        observer.on_event(LogEvent{LogLevel::Warning, std::string("no Slurm allocation for this run (") + e.what() +
+                                                          "): its steps run as batch jobs"});
+      }
+    }
+    if (!allocation_ || !fits_allocation(launch, run_options_, *allocation_)) return std::nullopt;
+    return allocation_;
+  }
+
+  // Cancels the run's allocation (its steps end with it); the next attempt takes a new one.
+  void release_allocation(const std::optional<std::string>& only = std::nullopt) {
+    const std::lock_guard<std::mutex> lock(allocation_mutex_);
+    if (!allocation_ || (only && *only != allocation_->id)) return;
+    client_->cancel(allocation_->id);
+    std::error_code ignored;
+    fs::remove(jobs_dir() / allocation_->id, ignored);
+    allocation_.reset();
+  }
+
   fs::path jobs_dir() const { return state_dir_ / "jobs"; }
 
   void wake() const {
@@ -192,7 +321,7 @@ class SlurmExecutor : public Executor {
   void check_cluster() const {
     const CapturedRun ping = client_->run("scontrol", {"ping"});
     if (!ping.status.success() || ping.output.find("UP") == std::string::npos)
-      throw std::runtime_error("the Slurm cluster does not answer (scontrol ping: " + trimmed(ping.output) +
+      throw std::runtime_error("the Slurm cluster does not answer (scontrol ping: " + trimmed_output(ping.output) +
                                "); is SLURM_CONF set and slurmctld running? See docs/executors.md");
   }
 
@@ -215,7 +344,7 @@ class SlurmExecutor : public Executor {
                                " or run " + kiln_exe_.string() +
                                " at the same paths on its node: the workspace and kiln must be on a filesystem "
                                "shared with the compute nodes (docs/executors.md). srun " +
-                               run.status.describe() + (run.output.empty() ? "" : ": " + trimmed(run.output)));
+                               run.status.describe() + (run.output.empty() ? "" : ": " + trimmed_output(run.output)));
   }
 
   // Jobs a kiln on this machine recorded and that kiln is gone (killed, crashed):
@@ -230,7 +359,7 @@ class SlurmExecutor : public Executor {
       std::string host;
       record >> pid >> host;
       if (host != me || pid <= 0 || pid == ::getpid() || ::kill(pid, 0) == 0 || errno != ESRCH) continue;
-      client_->run("scancel", {entry.path().filename().string()});
+      client_->cancel(entry.path().filename().string());
       cancelled.push_back(entry.path().filename().string());
       fs::remove(entry.path(), ec);
     }
@@ -258,8 +387,9 @@ class SlurmExecutor : public Executor {
   void watch() {
     auto next_squeue = Clock::now() + kSqueueInterval;
     auto next_sweep = Clock::now();
-    std::array<pollfd, 2> fds{{{inotify_, POLLIN, 0}, {wake_, POLLIN, 0}}};
     while (!stopping_) {
+      std::vector<pollfd> fds{{inotify_, POLLIN, 0}, {wake_, POLLIN, 0}};
+      for (const int fd : srun_fds()) fds.push_back({fd, POLLIN, 0});
       ::poll(fds.data(), fds.size(), kSweepMs);
       drain_wake();
       std::vector<std::shared_ptr<SlurmJob>> dirty = changed_jobs();
@@ -268,11 +398,49 @@ class SlurmExecutor : public Executor {
         next_sweep = Clock::now() + std::chrono::milliseconds(kSweepMs);
       }
       for (const auto& job : dirty) read_channel(*job);
+      for (size_t i = 2; i < fds.size(); ++i)
+        if (fds[i].revents != 0) on_srun_exit(fds[i].fd);
       if (Clock::now() >= next_squeue) {
         poll_states();
         next_squeue = Clock::now() + kSqueueInterval;
       }
     }
+  }
+
+  std::vector<int> srun_fds() {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    std::vector<int> fds;
+    for (const auto& [fd, job] : sruns_) fds.push_back(fd);
+    return fds;
+  }
+
+  // An srun child ended: reaped; its attempt ends now unless its result came
+  // (then the class comes from srun's messages: out of memory, cancelled...).
+  void on_srun_exit(int fd) {
+    std::shared_ptr<SlurmJob> job;
+    {
+      const std::lock_guard<std::mutex> lock(mutex_);
+      const auto it = sruns_.find(fd);
+      if (it == sruns_.end()) return;
+      job = it->second;
+      sruns_.erase(it);
+    }
+    ExitStatus status;
+    {
+      const std::lock_guard<std::mutex> lock(job->srun_mutex);
+      status = job->srun->wait();
+      job->srun.reset();
+      ::close(fd);
+    }
+    read_channel(*job);  // the last lines written before the step ended
+    job->pidfd = -1;
+    if (job->finished) return;
+    const std::string messages = read_file(job->srun_log);
+    const std::string said = "srun " + status.describe() + (messages.empty() ? "" : ": " + trimmed_output(messages));
+    if (job->state->got_result) return finish(*job, std::nullopt, said);  // a data-parallel step's rank 0 failed
+    const std::string state = srun_end_state(messages);
+    if (state == "ALLOCATION_GONE") release_allocation(job->id);
+    finish(*job, state, said);
   }
 
   void drain_wake() const {
@@ -319,12 +487,17 @@ class SlurmExecutor : public Executor {
       job.started = true;
       apply_channel_bytes(std::string_view(chunk.data(), n), *job.state);
     }
-    if (job.state->got_result) finish(job, std::nullopt);
+    if (!job.state->got_result) return;
+    // A data-parallel step's rank 0 that failed waits for srun: which task ended first is in srun's messages.
+    if (job.launch.replicas > 1 && !job.state->result.ok() && job.pidfd >= 0) return;
+    finish(job, std::nullopt);
   }
 
   // One squeue for every unfinished job.
   void poll_states() {
-    const auto jobs = all_jobs();
+    auto jobs = all_jobs();
+    jobs.erase(std::remove_if(jobs.begin(), jobs.end(), [](const auto& job) { return job->in_allocation(); }),
+               jobs.end());
     if (jobs.empty()) return;
     std::string ids;
     for (const auto& job : jobs) ids += (ids.empty() ? "" : ",") + job->id;
@@ -342,31 +515,33 @@ class SlurmExecutor : public Executor {
     }
   }
 
-  // Reports the attempt: from its result line, or from the job's end state.
-  void finish(SlurmJob& job, const std::optional<std::string>& end_state) {
+  // Reports the attempt: from its result line, or from the job's end state;
+  // `srun_said` (srun's exit and messages) is added to a failure's message.
+  void finish(SlurmJob& job, const std::optional<std::string>& end_state, const std::string& srun_said = "") {
     if (job.finished.exchange(true)) return;
     {
       const std::lock_guard<std::mutex> lock(mutex_);
-      jobs_.erase(job.id);
+      jobs_.erase(key_of(job));
       if (job.watch >= 0) {
         watches_.erase(job.watch);
         ::inotify_rm_watch(inotify_, job.watch);
       }
     }
     std::error_code ignored;
-    fs::remove(job.record, ignored);
+    if (!job.record.empty()) fs::remove(job.record, ignored);
     AttemptResult result = std::move(job.state->result);
     if (!job.state->got_result && end_state) {
-      const SlurmEnd end = slurm_end(job.id, *end_state, job.cancelled_by_kiln, job.launch);
+      const SlurmEnd end = slurm_end(job.label(), *end_state, job.cancelled_by_kiln, job.launch);
       result.failure_class = end.failure_class;
       result.message = end.message;
     } else if (result.failure_class == "cancelled" && !job.cancelled_by_kiln) {
       // Only a stop signal makes a step report "cancelled"; kiln sent none: an
       // scancel (which signals before it kills) or an administrator did.
-      const SlurmEnd end = slurm_end(job.id, "CANCELLED", false, job.launch);
+      const SlurmEnd end = slurm_end(job.label(), "CANCELLED", false, job.launch);
       result.failure_class = end.failure_class;
       result.message = end.message + " (the step stopped: " + result.message + ")";
     }
+    if (!result.ok() && !srun_said.empty() && result.failure_class != "cancelled") result.message += " (" + srun_said + ")";
     job.state->observer->on_finished(std::move(result));
   }
 
@@ -374,9 +549,13 @@ class SlurmExecutor : public Executor {
   SlurmOptions run_options_;
   std::shared_ptr<const SlurmClient> client_;
   int inotify_, wake_;
-  std::mutex mutex_;  // guards jobs_ and watches_
-  std::map<std::string, std::shared_ptr<SlurmJob>> jobs_;
+  std::mutex mutex_;  // guards jobs_, watches_ and sruns_
+  std::map<std::string, std::shared_ptr<SlurmJob>> jobs_;  // unfinished attempts (batch: by job id)
   std::map<int, std::shared_ptr<SlurmJob>> watches_;
+  std::map<int, std::shared_ptr<SlurmJob>> sruns_;  // srun children not yet reaped, by pidfd
+  std::mutex allocation_mutex_;  // guards the two below
+  std::optional<SlurmAllocation> allocation_;
+  bool allocation_refused_ = false;
   std::atomic<bool> stopping_{false};
   std::thread watcher_;
 };

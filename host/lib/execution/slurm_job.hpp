@@ -5,6 +5,8 @@
 
 #include <kiln/host/executor.hpp>
 
+#include "slurm_client.hpp"
+
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -29,9 +31,50 @@ std::optional<long> slurm_time_minutes(std::optional<double> timeout_seconds, do
 // name, the log files, resources (cpus, mem, gres, time) and the options.
 std::vector<std::string> sbatch_arguments(const StepLaunch& launch, const SlurmOptions& run_options);
 
-// The job script: fd 3 appended to the channel file, then `kiln step`.
+// The job script: fd 3 appended to the channel file, then `kiln step`. With
+// `step_file`, it first writes "JOBID.STEPID" there (an srun step, which kiln
+// signals through scancel).
 std::string slurm_job_script(const std::filesystem::path& kiln_exe, const std::filesystem::path& request,
-                             const std::filesystem::path& channel);
+                             const std::filesystem::path& channel,
+                             const std::optional<std::filesystem::path>& step_file = std::nullopt);
+
+// The script of each task of a data-parallel attempt (`replicas` tasks):
+// rank SLURM_PROCID, world SLURM_NTASKS, the rendezvous on the step's first
+// node at `port`; rank 0 is the attempt (attempt_dir), rank R > 0 writes its
+// logs and channel in attempt_dir/rank-R (replica_dir) and reads its request there.
+std::string slurm_task_script(const std::filesystem::path& kiln_exe, const std::filesystem::path& attempt_dir,
+                              const std::optional<std::filesystem::path>& step_file, int replicas, int port);
+
+// A data-parallel batch job's script: srun its tasks, ending all when one fails.
+std::string slurm_tasks_batch_script(const std::filesystem::path& task_script, int replicas);
+
+// Whether an attempt runs as an srun step in the run's allocation: the mode
+// is allocation, it asks for no GPU, places itself nowhere else (step-level
+// partition, account...) and fits what the allocation holds.
+bool fits_allocation(const StepLaunch& launch, const SlurmOptions& run_options, const SlurmAllocation& allocation);
+
+// Every srun argument of an attempt in `allocation` but the command:
+// --jobid, --exact --overlap (immediate, sharing the allocation), the step's
+// name, log files, cpus, mem and a time limit as for sbatch.
+std::vector<std::string> srun_arguments(const StepLaunch& launch, const std::string& allocation);
+
+// The salloc arguments of a run's allocation: one task, the run's options.
+std::vector<std::string> salloc_arguments(const SlurmOptions& run_options);
+
+// The job id in salloc's "Granted job allocation N" (or "Pending job allocation N"), nullopt without one.
+std::optional<std::string> parse_salloc_job_id(const std::string& output);
+
+// cpus and memory per node from `scontrol show job -o` (its TRES= or AllocTRES= field).
+SlurmAllocation parse_allocation_tres(const std::string& output);
+
+// What srun's own messages (not the step's output) say about how a step that
+// reported no result ended, as a job state for slurm_end: OUT_OF_MEMORY,
+// TIMEOUT, PREEMPTED, NODE_FAIL, CANCELLED, ALLOCATION_GONE (the step could
+// not start: the allocation ended) or FAILED.
+std::string srun_end_state(const std::string& srun_messages);
+
+// Output for an error message: trailing blanks gone, at most 2,000 characters.
+std::string trimmed_output(std::string text);
 
 // The job id sbatch --parsable printed ("123" or "123;cluster", maybe after
 // warnings), nullopt when there is none.
@@ -43,13 +86,14 @@ std::map<std::string, std::string> parse_squeue_states(const std::string& output
 // Whether a state is one a job never leaves.
 bool slurm_state_final(const std::string& state);
 
-// What a job that ended in `state` without a result from `kiln step` means:
-// the failure class (timeout, out_of_memory, lost, crash) and a message.
+// What a job (or srun step) that ended in `state` without a result from `kiln
+// step` means: the failure class (timeout, out_of_memory, lost, crash) and a
+// message about `what` ("Slurm job 7", "Slurm step 7.2").
 struct SlurmEnd {
   std::string failure_class;
   std::string message;
 };
-SlurmEnd slurm_end(const std::string& job_id, const std::string& state, bool cancelled_by_kiln,
+SlurmEnd slurm_end(const std::string& what, const std::string& state, bool cancelled_by_kiln,
                    const StepLaunch& launch);
 
 }  // namespace kiln::host

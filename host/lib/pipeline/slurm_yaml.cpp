@@ -27,7 +27,7 @@ void read_slurm_yaml(const YAML::Node& node, const std::string& file, const std:
     diagnostics.push_back({position(at, file), message});
   };
   if (!node.IsMap()) return fail(node, "'" + where + "' must be a mapping");
-  static const std::vector<std::string> kKeys{"partition", "account", "qos", "constraint", "extra_args"};
+  static const std::vector<std::string> kKeys{"partition", "account", "qos", "constraint", "mode", "extra_args"};
   for (const auto& item : node) {
     const std::string key = item.first.Scalar();
     if (std::find(kKeys.begin(), kKeys.end(), key) == kKeys.end()) {
@@ -52,6 +52,15 @@ void read_slurm_yaml(const YAML::Node& node, const std::string& file, const std:
         }
         options.extra_args.push_back(arg.Scalar());
       }
+      continue;
+    }
+    if (key == "mode") {
+      const std::string mode = item.second.IsScalar() ? item.second.Scalar() : "";
+      if (mode == "batch" || mode == "allocation")
+        options.mode = mode == "batch" ? SlurmMode::batch : SlurmMode::allocation;
+      else
+        fail(item.second, "'" + field + "' must be allocation (srun in the run's allocation) or batch (one sbatch job "
+                          "per attempt)");
       continue;
     }
     if (!item.second.IsScalar() || !plain_value(item.second.Scalar())) {
