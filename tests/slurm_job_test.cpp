@@ -199,6 +199,7 @@ TEST(SlurmJob, SrunsMessagesTellHowAStepEnded) {
             "CANCELLED");
   EXPECT_EQ(srun_end_state("srun: error: Unable to create step for job 9: Job/step already completing or completed"),
             "ALLOCATION_GONE");
+  EXPECT_EQ(srun_end_state("srun: error: localhost: task 0: Killed\n"), "CANCELLED");  // scancel STEP
   EXPECT_EQ(srun_end_state("srun: error: localhost: task 1: Exited with exit code 86\n"), "FAILED");
   EXPECT_EQ(srun_end_state(""), "FAILED");
 }

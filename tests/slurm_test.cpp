@@ -165,7 +165,7 @@ TEST_F(SlurmTest, HelloRunsAsSlurmJobsWithTheSameResultsAsTheProcessExecutor) {
   // The attempt's channel, written by `kiln step` on the node, became live events.
   const fs::path attempt = fs::path(summary["run_dir"].get<std::string>()) / "steps" / "greet" / "attempt-1";
   const std::string events = kiln::test::read_text(attempt / "events.jsonl");
-  EXPECT_NE(events.find("submitted as Slurm job"), std::string::npos) << events;
+  EXPECT_NE(events.find("started as a step of Slurm allocation"), std::string::npos) << events;
   EXPECT_NE(events.find("\"progress\""), std::string::npos) << events;
   EXPECT_EQ(recorded_jobs(), 0u);
   // A second run is served from the cache: no job at all.

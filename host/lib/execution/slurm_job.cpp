@@ -255,7 +255,8 @@ std::string srun_end_state(const std::string& srun_messages) {
       says("Job has already finished") || says("already completing"))
     return "ALLOCATION_GONE";
   if (says("Exited with exit code")) return "FAILED";  // a task failed; srun then cancels the others
-  if (says("CANCELLED")) return "CANCELLED";
+  // scancel of a step SIGKILLs its tasks ("task 0: Killed"); the out-of-memory kill is told apart above.
+  if (says("CANCELLED") || says(": Killed")) return "CANCELLED";
   return "FAILED";
 }
 
