@@ -11,6 +11,9 @@
 # dataset-fashion-mnist (/usr/share/datasets/fashion-mnist): any directory
 # holding the four IDX files. Configurations: 1 process with 1 thread, 1
 # process with all cores, N=2 replicas with cores/2 threads each.
+# KILN_BENCH_EXECUTOR=slurm runs the same on the Slurm executor (2 replicas =
+# one srun step of 2 tasks) on the cluster of scripts/slurm-local.sh (started
+# here when not running; root).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$(cd "${1:-$ROOT/build}" && pwd)
@@ -24,6 +27,11 @@ ninja -C "$BUILD" kiln kiln_torch kiln_data >/dev/null
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 export KILN_PLUGIN_PATH=$BUILD/lib/kiln/plugins
+EXECUTOR=${KILN_BENCH_EXECUTOR:-process}
+if [ "$EXECUTOR" = slurm ]; then
+  "$ROOT/scripts/slurm-local.sh" status >/dev/null 2>&1 || "$ROOT/scripts/slurm-local.sh" start >/dev/null
+  eval "$("$ROOT/scripts/slurm-local.sh" env)"
+fi
 
 # The sample's pipeline with its train step on REPLICAS processes.
 pipeline() {  # replicas
@@ -36,7 +44,7 @@ pipeline() {  # replicas
 # One row: configuration name, replicas, threads per process.
 row() {
   local name=$1 replicas=$2 threads=$3 dir=$WORK/w-$2-$3
-  "$BUILD/bin/kiln" run "$(pipeline "$replicas")" --workdir "$dir" --json -p data_dir="$DATA" -p epochs="$EPOCHS" \
+  "$BUILD/bin/kiln" run "$(pipeline "$replicas")" --executor "$EXECUTOR" --workdir "$dir" --json -p data_dir="$DATA" -p epochs="$EPOCHS" \
     -p threads="$threads" 2>"$dir.log" >"$dir.json" || { cat "$dir.log" >&2; exit 1; }
   "$PY" - "$name" "$dir.json" <<'PYEOF'
 import json, os, re, sys
@@ -52,7 +60,7 @@ print("| %s | %.2f | %.4f | %s |" % (name, sum(seconds) / len(seconds), run["ste
 PYEOF
 }
 
-echo "Fashion-MNIST CNN, global batch 128, $EPOCHS epoch(s), $CORES cores; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "Fashion-MNIST CNN, global batch 128, $EPOCHS epoch(s), $CORES cores, $EXECUTOR executor; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "| configuration | s/epoch | test accuracy | rank 0 in collectives |"
 echo "|---|---|---|---|"
 row "1 process, 1 thread" 1 1
