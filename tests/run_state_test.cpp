@@ -309,3 +309,68 @@ finally:
   EXPECT_EQ(state.ready_steps(), std::set<size_t>{4});
   EXPECT_FALSE(state.all_terminal(true));
 }
+
+// A tuning step's trials are indexed as units are added and finish
+// (trial_units, trial_ids, active_trials, sibling_named): checked against a
+// scan of every unit after each change, for 3,000 trials of a two-step
+// template added and finished out of order (issue 16: no lookup scans the
+// step's units, which made a search of thousands of trials quadratic).
+TEST(RunState, ATuningStepsTrialsAreIndexedAsTheyAreAddedAndFinished) {
+  static const Plan plan = kiln::test::plan_text(R"(
+templates:
+  pair:
+    steps:
+      - {name: prepare, component: util.sleep}
+      - {name: fit, component: util.echo, parameters: {message: fit}, after: prepare}
+steps:
+  - name: t
+    tune:
+      trial: pair
+      tuner: tune.random
+      objective: {metric: loss, goal: minimize}
+      space: {seconds: {type: uniform, low: 0.0, high: 1.0}}
+      max_trials: 5000
+)");
+  RunState state = fresh(plan);
+  state.finish_step(0, S::running, "");
+  const auto scanned_units = [&](int trial) {
+    std::vector<int> out;
+    for (const int u : state.step(0).units)
+      if (state.unit(u).item_index == trial) out.push_back(u);
+    return out;
+  };
+  const auto scanned_active = [&] {
+    std::set<int> active;
+    for (const int u : state.step(0).units)
+      if (!kiln::host::is_terminal(state.unit(u).status())) active.insert(state.unit(u).item_index);
+    return static_cast<int>(active.size());
+  };
+  constexpr int kTrials = 3000;
+  std::vector<int> order;  // trial ids suggested out of numeric order
+  for (int i = 0; i < kTrials; ++i) order.push_back((i * 7919) % kTrials);
+  for (const int trial : order) {
+    state.add_unit(0, trial, Json{{"seconds", trial}}, 0);
+    state.add_unit(0, trial, Json{{"seconds", trial}}, 1);
+  }
+  EXPECT_EQ(state.trial_ids(0), order);
+  EXPECT_EQ(state.active_trials(0), kTrials);
+  EXPECT_TRUE(state.trial_units(0, kTrials + 1).empty());
+  for (int i = 0; i < kTrials; ++i) {
+    const int trial = order[static_cast<size_t>(i)];
+    const std::vector<int>& units = state.trial_units(0, trial);
+    ASSERT_EQ(units, scanned_units(trial));
+    ASSERT_EQ(units.size(), 2u);
+    const kiln::host::UnitState* sibling = state.sibling_named(state.unit(units[1]), "prepare");
+    ASSERT_NE(sibling, nullptr);
+    EXPECT_EQ(sibling, &state.unit(units[0]));
+    EXPECT_EQ(state.sibling_named(state.unit(units[0]), "nothing"), nullptr);
+    // Every third trial ends with one unit only: it stays active.
+    state.finish_unit(units[0], S::succeeded, "");
+    if (i % 3 != 0) state.finish_unit(units[1], i % 2 ? S::succeeded : S::failed, "");
+    if (i % 500 == 0) {
+      ASSERT_EQ(state.active_trials(0), scanned_active()) << "after trial " << trial;
+    }
+  }
+  EXPECT_EQ(state.active_trials(0), scanned_active());
+  EXPECT_EQ(state.active_trials(0), kTrials / 3);
+}

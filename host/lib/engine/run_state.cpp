@@ -51,27 +51,19 @@ const PlannedStep& RunState::planned_of(const UnitState& unit) const {
 }
 
 const UnitState* RunState::sibling_named(const UnitState& unit, const std::string& name) const {
-  for (const int u : steps_[unit.step].units) {
+  if (unit.part < 0) return nullptr;
+  for (const int u : trial_units(unit.step, unit.item_index)) {  // a trial's few units, not the step's
     const UnitState& other = units_[static_cast<size_t>(u)];
-    if (other.item_index == unit.item_index && other.part >= 0 && planned_of(other).spec.name == name) return &other;
+    if (other.part >= 0 && planned_of(other).spec.name == name) return &other;
   }
   return nullptr;
 }
 
-std::vector<int> RunState::trial_units(size_t step, int trial) const {
-  std::vector<int> out;
-  for (const int u : steps_.at(step).units)
-    if (units_[static_cast<size_t>(u)].item_index == trial) out.push_back(u);
-  return out;
-}
-
-std::vector<int> RunState::trial_ids(size_t step) const {
-  std::vector<int> ids;
-  for (const int u : steps_.at(step).units) {
-    const int trial = units_[static_cast<size_t>(u)].item_index;
-    if (std::find(ids.begin(), ids.end(), trial) == ids.end()) ids.push_back(trial);
-  }
-  return ids;
+const std::vector<int>& RunState::trial_units(size_t step, int trial) const {
+  static const std::vector<int> none;
+  const auto& trials = steps_.at(step).trials_;
+  const auto it = trials.find(trial);
+  return it == trials.end() ? none : it->second.units;
 }
 
 std::string RunState::relative_to_run(const fs::path& path) const {
@@ -143,6 +135,12 @@ int RunState::add_unit(size_t index, int item_index, Json item, int part) {
   const int id = static_cast<int>(units_.size());
   step.units.push_back(id);
   ++step.unfinished_units_;
+  if (step.planned->spec.tune) {
+    auto [trial, added] = step.trials_.try_emplace(item_index);
+    if (added) step.trial_ids_.push_back(item_index);
+    trial->second.units.push_back(id);
+    if (trial->second.unfinished++ == 0) ++step.active_trials_;
+  }
   units_.push_back(std::move(unit));
   pending_units_.insert(id);
   return id;
@@ -243,7 +241,9 @@ events::UnitFinished RunState::finish_unit(int id, StepStatus status, std::strin
   UnitState& unit = units_.at(static_cast<size_t>(id));
   if (unit.status_ != S::pending || !is_terminal(status)) illegal("finish", unit.name.display, unit.status_, status);
   leave_pending(unit, id);
-  --steps_[unit.step].unfinished_units_;
+  StepState& step = steps_[unit.step];
+  --step.unfinished_units_;
+  if (step.planned->spec.tune && --step.trials_.at(unit.item_index).unfinished == 0) --step.active_trials_;
   unit.status_ = status;
   unit.message_ = message;
   events::UnitFinished finished;

@@ -100,6 +100,15 @@ class StepState {
   size_t waiting_for_ = 0;  // upstream steps not yet terminal
   int running_units_ = 0;
   int unfinished_units_ = 0;
+  // A tuning step's trials (item index): their units, in suggestion order, and
+  // how many of each are not yet terminal.
+  struct Trial {
+    std::vector<int> units;
+    int unfinished = 0;
+  };
+  std::unordered_map<int, Trial> trials_;
+  std::vector<int> trial_ids_;
+  int active_trials_ = 0;
 };
 
 class RunState {
@@ -120,10 +129,14 @@ class RunState {
   const PlannedStep& planned_of(const UnitState& unit) const;
   // The same trial's unit of the trial template's step `name`, if any.
   const UnitState* sibling_named(const UnitState& unit, const std::string& name) const;
-  // The units of one trial: one, or one per step of a trial template, in the template's order.
-  std::vector<int> trial_units(size_t step, int trial) const;
+  // The units of one trial of a tuning step: one, or one per step of a trial
+  // template, in the template's order (empty for an unknown trial). Kept by
+  // add_unit, so a lookup does not scan the step's units (issue 16).
+  const std::vector<int>& trial_units(size_t step, int trial) const;
   // The trials of a tuning step, in the order they were suggested.
-  std::vector<int> trial_ids(size_t step) const;
+  const std::vector<int>& trial_ids(size_t step) const { return steps_.at(step).trial_ids_; }
+  // Trials of a tuning step with a unit not yet terminal.
+  int active_trials(size_t step) const { return steps_.at(step).active_trials_; }
   // Units with an attempt running.
   int running() const { return running_; }
   // Indexes kept by the transitions, so that a decision looks only at what

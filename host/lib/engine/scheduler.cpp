@@ -323,10 +323,7 @@ int Scheduler::trial_parallelism(const PlannedStep& step) const {
 }
 
 int Scheduler::active_trials(const RunState& state, size_t step) const {
-  std::set<int> active;  // trials with a step still to finish
-  for (const int u : state.step(step).units)
-    if (!is_terminal(state.unit(u).status())) active.insert(state.unit(u).item_index);
-  return static_cast<int>(active.size());
+  return state.active_trials(step);
 }
 
 }  // namespace kiln::host

@@ -5,7 +5,7 @@
 namespace kiln::host {
 
 double trial_value(const RunState& state, const TuningController& tuner, size_t step, int trial) {
-  const std::vector<int> units = state.trial_units(step, trial);
+  const std::vector<int>& units = state.trial_units(step, trial);
   const std::string& metric = state.step(step).planned->spec.tune->metric;
   for (auto u = units.rbegin(); u != units.rend(); ++u) {
     const UnitState& unit = state.unit(*u);
@@ -20,7 +20,7 @@ double trial_value(const RunState& state, const TuningController& tuner, size_t 
 Json trial_row(const RunState& state, const TuningController& tuner, size_t step, int trial, StepStatus status,
                double duration_seconds) {
   const PlannedStep& planned = *state.step(step).planned;
-  const std::vector<int> units = state.trial_units(step, trial);
+  const std::vector<int>& units = state.trial_units(step, trial);
   const double value = trial_value(state, tuner, step, trial);
   Json outputs = Json::object(), curve = Json::object();
   for (const int u : units) {

@@ -61,13 +61,14 @@ constexpr size_t kInlineRequestBytes = 32 * 1024;
 
 class ProcessAttempt : public RunningAttempt {
  public:
-  ProcessAttempt(std::shared_ptr<StepServer> server, pid_t pid) : server_(std::move(server)), pid_(pid) {}
-  void cancel() override { server_->signal(pid_, SIGTERM); }
-  void kill() override { server_->signal(pid_, SIGKILL); }
+  ProcessAttempt(std::shared_ptr<StepServer> server, StepServer::ChildId child)
+      : server_(std::move(server)), child_(child) {}
+  void cancel() override { server_->signal(child_, SIGTERM); }
+  void kill() override { server_->signal(child_, SIGKILL); }
 
  private:
   std::shared_ptr<StepServer> server_;
-  pid_t pid_;
+  StepServer::ChildId child_;
 };
 
 // A data-parallel attempt: cancel and kill reach every rank.
@@ -90,8 +91,13 @@ class ProcessExecutor : public Executor {
     const auto step_server = server();
     auto state = std::make_shared<AttemptState>();
     state->observer = std::move(observer);
-    const pid_t pid = start_attempt(*step_server, launch, state, [state](ExitStatus s) { state->on_exit(s); });
-    return std::make_unique<ProcessAttempt>(step_server, pid);
+    const StepServer::ChildId child = start_attempt(*step_server, launch, state, [state](const StepEnd& end) {
+      if (end.start_error.empty())
+        state->on_exit(end.status);
+      else
+        state->on_start_failed(end.start_error);
+    });
+    return std::make_unique<ProcessAttempt>(step_server, child);
   }
 
  private:
@@ -104,8 +110,9 @@ class ProcessExecutor : public Executor {
 
   // Starts `kiln step` for the attempt (or rank 0 of it): its channel to the
   // reactor, its logs in the attempt's directory.
-  pid_t start_attempt(StepServer& step_server, const StepLaunch& launch, const std::shared_ptr<AttemptState>& state,
-                      std::function<void(ExitStatus)> on_exit) {
+  StepServer::ChildId start_attempt(StepServer& step_server, const StepLaunch& launch,
+                                    const std::shared_ptr<AttemptState>& state,
+                                    std::function<void(const StepEnd&)> on_end) {
     // The attempt directory is made by the step's process (its working
     // directory), unless a big request must be written there first.
     Json request = step_request(launch);
@@ -117,9 +124,9 @@ class ProcessExecutor : public Executor {
     }
     // Pipes, not files: a log file is made when the step first writes to it.
     Pipe channel, out, err;
-    const pid_t pid =
+    const StepServer::ChildId child =
         step_server.start(launch.component.library, launch.component.manifest.name, request, launch.attempt_dir,
-                          out.write_fd, err.write_fd, channel.write_fd, std::move(on_exit));
+                          out.write_fd, err.write_fd, channel.write_fd, std::move(on_end));
     channel.close_write();
     out.close_write();
     err.close_write();
@@ -128,12 +135,13 @@ class ProcessExecutor : public Executor {
     out.read_fd = err.read_fd = -1;  // the reactor owns them now
     reactor_.watch(channel.read_fd, state);
     channel.read_fd = -1;
-    return pid;
+    return child;
   }
 
   // Starts rank `rank` > 0 of a data-parallel attempt: it writes only logs,
   // its channel included (rank-K/events.jsonl), in its own directory.
-  pid_t start_replica(StepServer& step_server, StepLaunch launch, int rank, std::function<void(ExitStatus)> on_exit) {
+  StepServer::ChildId start_replica(StepServer& step_server, StepLaunch launch, int rank,
+                                    std::function<void(const StepEnd&)> on_end) {
     const fs::path dir = replica_dir(launch.attempt_dir, rank);
     launch.attempt_dir = dir;
     launch.output_dir = dir / "outputs";
@@ -144,7 +152,7 @@ class ProcessExecutor : public Executor {
     const Pipe out(open_log(dir / "stdout.log")), err(open_log(dir / "stderr.log")),
         events(open_log(dir / "events.jsonl"));
     return step_server.start(launch.component.library, launch.component.manifest.name, (dir / "request.json").string(), dir,
-                             out.read_fd, err.read_fd, events.read_fd, std::move(on_exit));
+                             out.read_fd, err.read_fd, events.read_fd, std::move(on_end));
   }
 
   // N processes, one rendezvous: rank 0 is the attempt, the group joins their ends.
@@ -155,16 +163,23 @@ class ProcessExecutor : public Executor {
     auto state = std::make_shared<AttemptState>();
     state->observer = group;
     // Rank 0 failing to start throws: nothing runs, the engine reports it.
-    group->on_started(0, start_attempt(*step_server, launch, state, [state, group](ExitStatus s) {
-                        group->on_exit(0, s);
-                        state->on_exit(s);
+    group->on_started(0, start_attempt(*step_server, launch, state, [state, group](const StepEnd& end) {
+                        group->on_exit(0, end.status);
+                        if (end.start_error.empty())
+                          state->on_exit(end.status);
+                        else
+                          state->on_start_failed(end.start_error);
                       }));
     for (int rank = 1; rank < launch.replicas; ++rank) {
       try {
-        group->on_started(
-            rank, start_replica(*step_server, launch, rank, [group, rank](ExitStatus s) { group->on_exit(rank, s); }));
+        group->on_started(rank, start_replica(*step_server, launch, rank, [group, rank](const StepEnd& end) {
+                            if (end.start_error.empty())
+                              group->on_exit(rank, end.status);
+                            else
+                              group->on_start_failed(rank, end.start_error);
+                          }));
       } catch (const std::exception& e) {  // rank 0 runs: the group reports through it
-        group->on_start_failed(rank, e.what());
+        group->on_start_failed(rank, e.what(), launch.replicas - rank);
         break;
       }
     }

@@ -84,12 +84,12 @@ void ReplicaGroup::on_finished(AttemptResult result) {
   finish_if_done(lock);
 }
 
-void ReplicaGroup::on_started(int rank, pid_t pid) {
+void ReplicaGroup::on_started(int rank, StepServer::ChildId child) {
   std::unique_lock<std::mutex> lock(mutex_);
-  pids_.push_back(pid);
+  children_.push_back(child);
   const bool late = killed_ || stopping_;  // the group failed while this one started
   lock.unlock();
-  if (late) server_->signal(pid, SIGKILL);
+  if (late) server_->signal(child, SIGKILL);
   (void)rank;
 }
 
@@ -119,13 +119,13 @@ void ReplicaGroup::on_exit(int rank, const ExitStatus& status) {
   finish_if_done(lock);
 }
 
-void ReplicaGroup::on_start_failed(int rank, const std::string& why) {
+void ReplicaGroup::on_start_failed(int rank, const std::string& why, int ranks) {
   Failure failure;
   failure.rank = rank;
   failure.message = "rank " + std::to_string(rank) + " of " + std::to_string(world_size_) + " could not start: " + why;
   fail(std::move(failure));
   std::unique_lock<std::mutex> lock(mutex_);
-  ended_ += world_size_ - rank;  // it and the ranks after it never run
+  ended_ += ranks;  // it (and the ranks after it, not asked for) never run
   finish_if_done(lock);
 }
 
@@ -148,12 +148,12 @@ void ReplicaGroup::fail(Failure failure) {
 }
 
 void ReplicaGroup::signal_all(int signal) {
-  std::vector<pid_t> pids;
+  std::vector<StepServer::ChildId> children;
   {
     const std::lock_guard<std::mutex> lock(mutex_);
-    pids = pids_;
+    children = children_;
   }
-  for (const pid_t pid : pids) server_->signal(pid, signal);  // ended ones are skipped
+  for (const StepServer::ChildId child : children) server_->signal(child, signal);  // ended ones are skipped
 }
 
 void ReplicaGroup::finish_if_done(std::unique_lock<std::mutex>& lock) {

@@ -44,10 +44,11 @@ class ReplicaGroup : public AttemptObserver {
   void on_finished(AttemptResult result) override;
 
   // A rank's process has started / ended (any thread).
-  void on_started(int rank, pid_t pid);
+  void on_started(int rank, StepServer::ChildId child);
   void on_exit(int rank, const ExitStatus& status);
-  // A rank could not be started at all: the group fails, the others are stopped.
-  void on_start_failed(int rank, const std::string& why);
+  // A rank could not be started at all (nor, when `ranks` > 1, the ranks
+  // after it, which were not asked for): the group fails, the others are stopped.
+  void on_start_failed(int rank, const std::string& why, int ranks = 1);
 
   // The engine stops the attempt (cancel: SIGTERM, kill: SIGKILL): every rank
   // gets the signal and the result stays rank 0's (cancelled, timeout).
@@ -74,7 +75,7 @@ class ReplicaGroup : public AttemptObserver {
   const int world_size_;
   const std::filesystem::path attempt_dir_;
   std::mutex mutex_;  // guards what follows
-  std::vector<pid_t> pids_;
+  std::vector<StepServer::ChildId> children_;
   int ended_ = 0;  // ranks that have ended (or never started)
   std::optional<AttemptResult> rank0_;
   std::vector<Failure> failures_;  // in the order the ranks ended

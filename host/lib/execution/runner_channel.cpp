@@ -70,6 +70,16 @@ void AttemptState::on_exit(ExitStatus status, std::string why) {
   finish_if_done(lock);
 }
 
+void AttemptState::on_start_failed(const std::string& why) {
+  // No process ever held the channel: nothing else writes the result.
+  got_result = true;
+  result.failure_class = "crash";
+  result.message = "cannot start the step: " + why;
+  ExitStatus failed;
+  failed.code = 1;
+  on_exit(failed);
+}
+
 void AttemptState::finish_if_done(std::unique_lock<std::mutex>& lock) {
   if (!channel_closed_ || open_logs_ > 0 || !exit_ || reported_) return;
   reported_ = true;

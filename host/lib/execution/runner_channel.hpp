@@ -59,6 +59,9 @@ struct AttemptState {
   // `why`, when given, replaces the exit's own description in a failure
   // message (the container executor's "out of memory (limit 64 MiB)").
   void on_exit(ExitStatus status, std::string why = "");
+  // The step's process could not be started (the step server's answer came
+  // after start() returned): the attempt fails as a crash with `why`.
+  void on_start_failed(const std::string& why);
 
  private:
   void finish_if_done(std::unique_lock<std::mutex>& lock);

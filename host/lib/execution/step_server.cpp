@@ -1,10 +1,12 @@
 // Both sides of the step server (see step_server.hpp). Messages are JSON on
 // a SOCK_SEQPACKET socket pair; descriptors travel as SCM_RIGHTS.
-//   host → server  {"op":"start","library","component","request","cwd"} + [stdout, stderr, channel]
+//   host → server  {"op":"start","id","library","component","request","cwd"} + [stdout, stderr, channel]
 //                  ("request": the request itself, or the path of its file when it is big)
 //                  {"op":"reap","pid"}
-//   server → host  {"op":"started","pid"} | {"op":"error","message"}
+//   server → host  {"op":"started","id","pid"} | {"op":"error","id","message"}
 //                  {"op":"exited","pid","status"}   (the child stays a zombie until "reap")
+// The host does not wait for "started": it sends the next start at once. The
+// server answers in order, so a child's "started" precedes its "exited".
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -19,6 +21,7 @@
 #include <kiln/host/step_context.hpp>
 #include <kiln/host/step_server.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <chrono>
@@ -157,19 +160,21 @@ class Server {
   }
 
   void start(const Json& request, const std::vector<int>& fds) {
+    const Json id = request.value("id", Json(0));
     try {
       if (fds.size() != 3) throw std::runtime_error("start needs 3 descriptors");
       const auto library = PluginLibrary::load(request.value("library", ""));  // the child inherits it loaded
       warm_up(*library, request.value("component", ""));
     } catch (const std::exception& e) {
-      return send_message(socket_, Json{{"op", "error"}, {"message", e.what()}}.dump(), {});
+      return send_message(socket_, Json{{"op", "error"}, {"id", id}, {"message", e.what()}}.dump(), {});
     }
     const pid_t pid = ::fork();
     if (pid == 0) become_step(request, fds, socket_, signals_);
-    if (pid < 0) return send_message(socket_, Json{{"op", "error"}, {"message", std::strerror(errno)}}.dump(), {});
+    if (pid < 0)
+      return send_message(socket_, Json{{"op", "error"}, {"id", id}, {"message", std::strerror(errno)}}.dump(), {});
     ::setpgid(pid, pid);  // also here: the host may signal the group before the child runs
     children_.insert(pid);
-    send_message(socket_, Json{{"op", "started"}, {"pid", pid}}.dump(), {});
+    send_message(socket_, Json{{"op", "started"}, {"id", id}, {"pid", pid}}.dump(), {});
   }
 
   // Runs a component's warm-up once, so its forked steps start warm.
@@ -225,6 +230,11 @@ int run_step_server(int socket_fd) {
 
 // ---- the host's handle ---------------------------------------------------------
 
+fs::path step_server_exe(const fs::path& kiln_exe) {
+  const fs::path own = kiln_exe.parent_path() / "kiln-step-server";
+  return ::access(own.c_str(), X_OK) == 0 ? own : kiln_exe;
+}
+
 StepServer::StepServer(const fs::path& kiln_exe) {
   std::array<int, 2> pair{};
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair.data()) != 0)
@@ -233,8 +243,10 @@ StepServer::StepServer(const fs::path& kiln_exe) {
   const Pipe server_end(pair[1]);  // closed here once the child has its copy
   // LD_BIND_NOW: resolve every symbol once in the server, not again (with
   // copy-on-write faults) in each forked step.
-  server_.emplace(
-      ChildProcess::spawn({{kiln_exe.string(), "__step-server"}, {{3, pair[1]}}, {}, {{"LD_BIND_NOW", "1"}}}));
+  const fs::path exe = step_server_exe(kiln_exe);
+  std::vector<std::string> argv{exe.string()};
+  if (exe == kiln_exe) argv.emplace_back("__step-server");
+  server_.emplace(ChildProcess::spawn({argv, {{3, pair[1]}}, {}, {{"LD_BIND_NOW", "1"}}}));
   reader_ = std::thread([this] { read_replies(); });
 }
 
@@ -249,58 +261,41 @@ void StepServer::send(const std::string& message, const std::vector<int>& fds) {
   send_message(socket_, message, fds);
 }
 
-pid_t StepServer::start(const fs::path& library, const std::string& component, const Json& request,
-                        const fs::path& cwd, int stdout_fd, int stderr_fd, int channel_fd,
-                        std::function<void(ExitStatus)> on_exit) {
-  const std::lock_guard<std::mutex> one_at_a_time(start_mutex_);
+StepServer::ChildId StepServer::start(const fs::path& library, const std::string& component, const Json& request,
+                                      const fs::path& cwd, int stdout_fd, int stderr_fd, int channel_fd,
+                                      std::function<void(const StepEnd&)> on_end) {
+  ChildId id = 0;
   {
-    std::unique_lock<std::mutex> lock(mutex_);
+    const std::lock_guard<std::mutex> lock(mutex_);
     if (server_gone_) throw std::runtime_error("the step server has exited");
-    start_reply_.reset();
+    id = next_id_++;
+    children_.emplace(id, Child{std::move(on_end), 0, 0, std::chrono::steady_clock::now()});
   }
-  send(Json{{"op", "start"},
-            {"library", library.string()},
-            {"component", component},
-            {"request", request},
-            {"cwd", cwd.string()}}
-           .dump(),
-       {stdout_fd, stderr_fd, channel_fd});
-  std::unique_lock<std::mutex> lock(mutex_);
-  // Loading a library and its warm-up run in the server; bound the wait so a
-  // hung warm-up cannot hold the scheduler forever.
-  if (!changed_.wait_for(lock, kStartTimeout, [&] { return start_reply_.has_value() || server_gone_; })) {
-    lock.unlock();
-    server_->kill_group(SIGKILL);
-    throw std::runtime_error("the step server did not start the step within " + std::to_string(kStartTimeout.count()) +
-                             " s (a hung plugin load or warm-up?)");
-  }
-  if (!start_reply_) throw std::runtime_error("the step server exited while starting a step");
-  const Json reply = Json::parse(*start_reply_);
-  if (reply.value("op", "") != "started") throw std::runtime_error("step server: " + reply.value("message", "?"));
-  const pid_t pid = reply.value("pid", 0);
-  const auto early = early_exits_.find(pid);
-  if (early == early_exits_.end()) {
-    children_.emplace(pid, std::move(on_exit));
-    return pid;
-  }
-  const ExitStatus status = early->second;  // it ended before we got here
-  early_exits_.erase(early);
-  lock.unlock();
-  finish_child(pid, status, on_exit);
-  return pid;
-}
-
-void StepServer::finish_child(pid_t pid, const ExitStatus& status, const std::function<void(ExitStatus)>& on_exit) {
-  if (on_exit) on_exit(status);
   try {
-    send(Json{{"op", "reap"}, {"pid", pid}}.dump(), {});
-  } catch (const std::exception&) {  // the server is gone; nothing to reap
+    send(Json{{"op", "start"},
+              {"id", id},
+              {"library", library.string()},
+              {"component", component},
+              {"request", request},
+              {"cwd", cwd.string()}}
+             .dump(),
+         {stdout_fd, stderr_fd, channel_fd});
+  } catch (...) {  // never sent: no answer will come
+    const std::lock_guard<std::mutex> lock(mutex_);
+    children_.erase(id);
+    throw;
   }
+  return id;
 }
 
-void StepServer::signal(pid_t pid, int sig) {
+void StepServer::signal(ChildId id, int sig) {
   const std::lock_guard<std::mutex> lock(mutex_);
-  if (children_.count(pid)) ::kill(-pid, sig);  // still registered: not ended, not reaped
+  const auto it = children_.find(id);
+  if (it == children_.end()) return;  // ended (or never started)
+  if (it->second.pid > 0)
+    ::kill(-it->second.pid, sig);  // still registered: not ended, not reaped
+  else if (sig == SIGKILL || it->second.pending_signal == 0)
+    it->second.pending_signal = sig;
 }
 
 bool StepServer::alive() const {
@@ -308,43 +303,108 @@ bool StepServer::alive() const {
   return !server_gone_;
 }
 
+std::string StepServer::next_reply(std::vector<char>& buffer) {
+  for (;;) {
+    int wait_ms = -1;
+    {
+      const std::lock_guard<std::mutex> lock(mutex_);
+      const auto now = std::chrono::steady_clock::now();
+      for (const auto& [id, child] : children_) {
+        if (child.pid > 0) continue;
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(child.asked + kStartTimeout - now);
+        if (left.count() <= 0) {
+          std::cerr << "kiln: the step server did not start a step within " << kStartTimeout.count()
+                    << " s (a hung plugin load or warm-up?): stopping it\n";
+          server_->kill_group(SIGKILL);  // its socket closes: every child is reported lost
+          wait_ms = -1;
+          break;
+        }
+        wait_ms = wait_ms < 0 ? static_cast<int>(left.count()) : std::min(wait_ms, static_cast<int>(left.count()));
+      }
+    }
+    pollfd readable{socket_, POLLIN, 0};
+    const int n = ::poll(&readable, 1, wait_ms);
+    if (n < 0 && errno != EINTR) return {};
+    if (n <= 0) continue;  // a start's time ran out: checked above
+    std::vector<int> fds;
+    std::string text = receive_message(socket_, fds, buffer);
+    for (const int fd : fds) ::close(fd);
+    return text;
+  }
+}
+
 void StepServer::read_replies() {
   std::vector<char> buffer;
   for (;;) {
-    std::vector<int> fds;
-    const std::string text = receive_message(socket_, fds, buffer);
-    for (const int fd : fds) ::close(fd);
-    std::unique_lock<std::mutex> lock(mutex_);
+    const std::string text = next_reply(buffer);
     if (text.empty()) {  // the server died: its children are gone too
+      std::unique_lock<std::mutex> lock(mutex_);
       server_gone_ = true;
       auto orphans = std::move(children_);
       children_.clear();
-      changed_.notify_all();
+      by_pid_.clear();
       lock.unlock();
-      ExitStatus lost;
-      lost.code = -1;
-      for (auto& [pid, on_exit] : orphans)
-        if (on_exit) on_exit(lost);
+      StepEnd lost;
+      lost.status.code = -1;
+      for (auto& [id, child] : orphans) {
+        if (child.pid == 0) lost.start_error = "the step server exited before starting the step";
+        if (child.on_end) child.on_end(lost);
+        lost.start_error.clear();
+      }
       return;
     }
     const Json reply = Json::parse(text, nullptr, false);
     const std::string op = reply.is_object() ? reply.value("op", "") : "";
-    if (op != "exited") {
-      start_reply_ = text;
-      changed_.notify_all();
-      continue;
+    if (op == "started")
+      on_started(reply.value("id", ChildId{0}), reply.value("pid", 0));
+    else if (op == "error")
+      on_start_error(reply.value("id", ChildId{0}), reply.value("message", std::string("?")));
+    else if (op == "exited")
+      on_exited(reply.value("pid", 0), reply.value("status", 0));
+  }
+}
+
+void StepServer::on_started(ChildId id, pid_t pid) {
+  const std::lock_guard<std::mutex> lock(mutex_);
+  const auto it = children_.find(id);
+  if (it == children_.end() || pid <= 0) return;
+  it->second.pid = pid;
+  by_pid_[pid] = id;
+  if (it->second.pending_signal != 0) ::kill(-pid, it->second.pending_signal);  // cancelled while starting
+}
+
+void StepServer::on_start_error(ChildId id, const std::string& message) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  const auto it = children_.find(id);
+  if (it == children_.end()) return;
+  auto on_end = std::move(it->second.on_end);
+  children_.erase(it);
+  lock.unlock();
+  StepEnd end;
+  end.status.code = 1;
+  end.start_error = "step server: " + message;
+  if (on_end) on_end(end);
+}
+
+void StepServer::on_exited(pid_t pid, int raw_status) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  const auto found = by_pid_.find(pid);
+  std::function<void(const StepEnd&)> on_end;
+  if (found != by_pid_.end()) {
+    const auto it = children_.find(found->second);
+    if (it != children_.end()) {
+      on_end = std::move(it->second.on_end);
+      children_.erase(it);  // from here on signal() leaves the pid alone
     }
-    const pid_t pid = reply.value("pid", 0);
-    const ExitStatus status = exit_status_from_wait(reply.value("status", 0));
-    const auto it = children_.find(pid);
-    if (it == children_.end()) {  // start() has not registered it yet
-      early_exits_[pid] = status;
-      continue;
-    }
-    auto on_exit = std::move(it->second);
-    children_.erase(it);  // from here on signal() leaves the pid alone
-    lock.unlock();
-    finish_child(pid, status, on_exit);
+    by_pid_.erase(found);
+  }
+  lock.unlock();
+  StepEnd end;
+  end.status = exit_status_from_wait(raw_status);
+  if (on_end) on_end(end);
+  try {
+    send(Json{{"op", "reap"}, {"pid", pid}}.dump(), {});
+  } catch (const std::exception&) {  // the server is gone; nothing to reap
   }
 }
 

@@ -10,10 +10,10 @@
 
 #include <sys/types.h>
 
-#include <condition_variable>
+#include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
-#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -23,53 +23,80 @@
 
 namespace kiln::host {
 
+// How a step child ended: its exit status (code -1, no signal: the server
+// died first), or, when `start_error` is not empty, why the server could not
+// start it at all (a library that does not load, a failed fork).
+struct StepEnd {
+  ExitStatus status;
+  std::string start_error;
+};
+
 // The host's handle on one step server. Thread-safe.
 class StepServer {
  public:
-  // Starts `kiln_exe __step-server`. Throws std::system_error.
+  // Names one start request, and then the child it started.
+  using ChildId = uint64_t;
+
+  // Starts the step server: kiln-step-server beside `kiln_exe` (it links
+  // less, so its forks are cheaper), else `kiln_exe __step-server`. Throws
+  // std::system_error.
   explicit StepServer(const std::filesystem::path& kiln_exe);
   ~StepServer();  // stops the server; its children are killed
   StepServer(const StepServer&) = delete;
   StepServer& operator=(const StepServer&) = delete;
 
-  // Forks a step child running `request` (the request itself, or the path of
-  // its file) as `kiln step` would, with
-  // stdout, stderr and the channel (fd 3) on the given descriptors, in its
-  // own process group, working directory `cwd`. The first time it sees
-  // `component`, the server runs its warm-up (ABI 1.1) before forking.
-  // Returns the child's pid. Throws std::runtime_error when the server
-  // cannot start it.
-  // `on_exit` is called once, from the server's reader thread, when the child
-  // has ended (with status -1 when the server died first). The child is
-  // reaped only after on_exit returns, so signal() never hits a recycled pid.
-  pid_t start(const std::filesystem::path& library, const std::string& component, const Json& request,
-              const std::filesystem::path& cwd, int stdout_fd, int stderr_fd, int channel_fd,
-              std::function<void(ExitStatus)> on_exit);
+  // Asks the server to fork a step child running `request` (the request
+  // itself, or the path of its file) as `kiln step` would, with stdout,
+  // stderr and the channel (fd 3) on the given descriptors (copied: the
+  // caller keeps and closes its own), in its own process group, working
+  // directory `cwd`. The first time it sees `component`, the server runs its
+  // warm-up (ABI 1.1) before forking. Returns at once, without waiting for
+  // the server's answer (issue 16: the engine's thread starts the next step
+  // meanwhile). Throws std::runtime_error only when the server is gone.
+  // `on_end` is called once, from the server's reader thread, when the child
+  // has ended or could not be started. The child is reaped only after
+  // on_end returns, so signal() never hits a recycled pid.
+  ChildId start(const std::filesystem::path& library, const std::string& component, const Json& request,
+                const std::filesystem::path& cwd, int stdout_fd, int stderr_fd, int channel_fd,
+                std::function<void(const StepEnd&)> on_end);
 
-  // Sends `sig` to the child's process group unless it has ended.
-  void signal(pid_t pid, int sig);
+  // Sends `sig` to the child's process group unless it has ended; a child
+  // not started yet gets it (the strongest asked for) as soon as it is.
+  void signal(ChildId child, int sig);
 
   bool alive() const;
 
  private:
+  struct Child {
+    std::function<void(const StepEnd&)> on_end;
+    pid_t pid = 0;           // 0 until the server answered
+    int pending_signal = 0;  // asked for before the pid was known
+    std::chrono::steady_clock::time_point asked;
+  };
   void read_replies();
-  // Runs a child's exit callback, then lets the server reap it.
-  void finish_child(pid_t pid, const ExitStatus& status, const std::function<void(ExitStatus)>& on_exit);
+  // Waits for the server's next message; kills the server when a start has
+  // waited longer than the start timeout (a hung plugin load or warm-up).
+  std::string next_reply(std::vector<char>& buffer);
+  void on_started(ChildId id, pid_t pid);
+  void on_start_error(ChildId id, const std::string& message);
+  void on_exited(pid_t pid, int raw_status);
   void send(const std::string& message, const std::vector<int>& fds);
 
   int socket_ = -1;
   std::optional<ChildProcess> server_;
   std::thread reader_;
-  mutable std::mutex mutex_;
-  std::condition_variable changed_;
-  std::mutex start_mutex_;  // one start request in flight at a time
-  std::optional<std::string> start_reply_;
-  std::map<pid_t, std::function<void(ExitStatus)>> children_;  // running children and their callbacks
-  std::map<pid_t, ExitStatus> early_exits_;                    // ended before start() registered them
+  mutable std::mutex mutex_;  // guards what follows
+  ChildId next_id_ = 1;
+  std::map<ChildId, Child> children_;  // asked for, started, not yet ended
+  std::map<pid_t, ChildId> by_pid_;
   bool server_gone_ = false;
 };
 
-// The server side: the loop of `kiln __step-server`, talking on `socket_fd`.
+// The step server's binary for `kiln_exe`: kiln-step-server in the same
+// directory when it is there, else `kiln_exe` itself (run as __step-server).
+std::filesystem::path step_server_exe(const std::filesystem::path& kiln_exe);
+
+// The server side: the loop of kiln-step-server (or `kiln __step-server`), talking on `socket_fd`.
 int run_step_server(int socket_fd);
 
 }  // namespace kiln::host
