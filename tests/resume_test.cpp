@@ -446,14 +446,18 @@ TEST(Resume, AResumedTpeSearchContinuesWithTheSameTrials) {
   for (const Json& row : rows) {
     const int64_t trial = row["trial"];
     EXPECT_EQ(row["status"], "succeeded") << row.dump();
-    if (suggested.count(trial)) EXPECT_EQ(row["parameters"], suggested[trial]) << "trial " << trial;
+    if (suggested.count(trial)) {
+      EXPECT_EQ(row["parameters"], suggested[trial]) << "trial " << trial;
+    }
   }
   // The resumed log holds the killed run's records first, then the rest of the search.
   std::set<int64_t> finals;
   std::ifstream log(ws.workspace() / "runs" / id / "steps" / "t" / "tuner.jsonl");
   for (std::string line; std::getline(log, line);) {
     const Json record = Json::parse(line);
-    if (record.contains("status")) EXPECT_TRUE(finals.insert(record["observe"].get<int64_t>()).second) << line;
+    if (record.contains("status")) {
+      EXPECT_TRUE(finals.insert(record["observe"].get<int64_t>()).second) << line;
+    }
   }
   EXPECT_EQ(finals.size(), 10u);
 }
