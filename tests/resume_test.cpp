@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <map>
 #include <random>
 #include <set>
 #include <thread>
@@ -395,6 +396,70 @@ TEST(Resume, ATuningStepKeepsItsFinishedTrials) {
     ++trials;
   }
   EXPECT_EQ(trials, 4u);
+}
+
+// Issue 23: a model-based search (TPE after 3 random trials, two trials at
+// a time) killed mid-search resumes with the same trials: the tuner log
+// (steps/t/tuner.jsonl) is replayed into a new tuner, so every trial the
+// killed run had suggested keeps its id and parameters, and the search goes
+// on to max_trials.
+TEST(Resume, AResumedTpeSearchContinuesWithTheSameTrials) {
+  StoreWorkspace ws;
+  const std::string file = ws.pipeline(R"(steps:
+  - name: t
+    component: util.objective
+    cache: false
+    parameters: {epochs: 3, epoch_seconds: 0.01}
+    tune:
+      tuner: tune.search
+      objective: {metric: loss, goal: minimize}
+      space: {x: {type: uniform, low: -2.0, high: 2.0}, y: {type: int, low: -5, high: 9}}
+      settings: {sampler: tpe, n_startup_trials: 3}
+      max_trials: 10
+      parallel_trials: 2
+      seed: 5
+)");
+  const auto killed = ws.kiln({"run", file, "--json", "--jobs", "2"}, {{"KILN_TEST_KILL_AT", "step-recorded:6"}});
+  ASSERT_EQ(killed.status.signal, SIGKILL) << killed.output;
+  kiln::host::Store store(ws.workspace());
+  const std::string id = store.db.query("SELECT id FROM runs ORDER BY rowid DESC").front()["id"];
+  // What the killed run's tuner had suggested, by trial.
+  std::map<int64_t, Json> suggested;
+  {
+    std::ifstream log(ws.workspace() / "runs" / id / "steps" / "t" / "tuner.jsonl");
+    for (std::string line; std::getline(log, line);) {
+      const Json record = Json::parse(line);
+      if (record.contains("suggest"))
+        for (const Json& trial : record["suggest"]) suggested[trial["trial"].get<int64_t>()] = trial["parameters"];
+    }
+  }
+  ASSERT_GE(suggested.size(), 7u);  // six trials finished, TPE proposed from the fourth on
+  ASSERT_LT(suggested.size(), 10u);
+
+  const auto resumed = ws.kiln({"resume", id, "--json"});
+  ASSERT_EQ(resumed.status.code, 0) << resumed.output;
+  EXPECT_EQ(kiln::test::summary_of(resumed.output)["status"], "succeeded") << resumed.output;
+  const auto table = ws.kiln({"trials", id, "t", "--json"});
+  ASSERT_EQ(table.status.code, 0) << table.output;
+  const Json rows = Json::parse(table.output.substr(table.output.find('[')));
+  ASSERT_EQ(rows.size(), 10u) << rows.dump();
+  for (const Json& row : rows) {
+    const int64_t trial = row["trial"];
+    EXPECT_EQ(row["status"], "succeeded") << row.dump();
+    if (suggested.count(trial)) {
+      EXPECT_EQ(row["parameters"], suggested[trial]) << "trial " << trial;
+    }
+  }
+  // The resumed log holds the killed run's records first, then the rest of the search.
+  std::set<int64_t> finals;
+  std::ifstream log(ws.workspace() / "runs" / id / "steps" / "t" / "tuner.jsonl");
+  for (std::string line; std::getline(log, line);) {
+    const Json record = Json::parse(line);
+    if (record.contains("status")) {
+      EXPECT_TRUE(finals.insert(record["observe"].get<int64_t>()).second) << line;
+    }
+  }
+  EXPECT_EQ(finals.size(), 10u);
 }
 
 // One liveness rule (boot id + pid + process start time) for `kiln runs

@@ -5,6 +5,7 @@
 #
 #   bench/tuning/run.sh                         # random, tpe, asha; 40 trials, 27 epochs
 #   TUNERS="random asha" TRIALS=12 EPOCHS=9 bench/tuning/run.sh   # a quick look
+#   TUNERS="tpe+asha random+hyperband" bench/tuning/run.sh       # tune.search pairs: SAMPLER+SCHEDULER
 #
 # Environment: BUILD_DIR (default build), TUNERS ("random tpe asha"), TRIALS
 # (40), EPOCHS (27), PARALLEL (2), SEED (7), WORK (default: a temporary directory).
@@ -29,7 +30,12 @@ for tuner in $TUNERS; do
   # The sample with this run's tuner, budget and seed; the pipeline sits in
   # samples/ so that its relative data path still resolves.
   pipeline=$ROOT/samples/digits-tuning/.bench-$tuner.yaml
-  sed -e "s/tuner: tune.asha/tuner: tune.$tuner/" -e "s/max_trials: 40/max_trials: $TRIALS/" \
+  if [[ $tuner == *+* ]]; then  # a tune.search pair
+    pick=(-e "s/sampler: tpe/sampler: ${tuner%+*}/" -e "s/scheduler: asha/scheduler: ${tuner#*+}/")
+  else
+    pick=(-e "s/tuner: tune.search/tuner: tune.$tuner/")
+  fi
+  sed "${pick[@]}" -e "s/max_trials: 40/max_trials: $TRIALS/" \
       -e "s/parallel_trials: 2/parallel_trials: $PARALLEL/" -e "s/seed: 7/seed: $SEED/" \
       "$ROOT/samples/digits-tuning/pipeline.yaml" >"$pipeline"
   start=$(date +%s.%N)

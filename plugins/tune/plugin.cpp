@@ -1,6 +1,8 @@
-// The tune plugin (kiln_tune.so): one component per search algorithm, each
-// offering only the KilnTunerApi table (no run function). Median-stop is an
-// option of every one of them (config "early_stopping").
+// The tune plugin (kiln_tune.so): tune.search composes any sampler with any
+// scheduler (settings.sampler, settings.scheduler); tune.random, tune.grid,
+// tune.tpe, tune.asha and tune.hyperband are fixed pairs kept for existing
+// pipelines. Each offers only the KilnTunerApi table (no run function).
+// Median-stop is an option of every one of them (config "early_stopping").
 #include "tuner.hpp"
 
 #include <kiln/sdk.hpp>
@@ -59,6 +61,7 @@ const KilnTunerApi* table() {
   return tuner_table<AlgorithmTuner<Algorithm>>();
 }
 
+constexpr char kSearch[] = "search";
 constexpr char kRandom[] = "random";
 constexpr char kGrid[] = "grid";
 constexpr char kTpe[] = "tpe";
@@ -71,6 +74,14 @@ Manifest tuner_manifest(const std::string& algorithm, const std::string& descrip
 
 }  // namespace
 
+struct SearchTuner {
+  static Manifest manifest() {
+    return tuner_manifest(kSearch,
+                          "Any sampler (settings.sampler: random, grid, sobol, tpe, gp, cmaes) with any scheduler "
+                          "(settings.scheduler: none, median, asha, hyperband)");
+  }
+  static const KilnTunerApi* tuner() { return table<kSearch>(); }
+};
 struct RandomTuner {
   static Manifest manifest() {
     return tuner_manifest(kRandom, "Random search: independent uniform / log-uniform draws from the space");
@@ -92,20 +103,20 @@ struct TpeTuner {
 };
 struct AshaTuner {
   static Manifest manifest() {
-    return tuner_manifest(kAsha, "Asynchronous successive halving: random trials stopped at rungs min_resource*eta^k");
+    return tuner_manifest(kAsha, "Random x asynchronous successive halving: trials stopped at rungs min_resource*eta^k");
   }
   static const KilnTunerApi* tuner() { return table<kAsha>(); }
 };
 struct HyperbandTuner {
   static Manifest manifest() {
     return tuner_manifest(kHyperband,
-                          "Hyperband: asynchronous successive halving over brackets with first rungs at "
-                          "min_resource*eta^s, trials dealt round-robin");
+                          "Random x Hyperband: asynchronous successive halving over brackets with first rungs at "
+                          "min_resource*eta^s, trials dealt by the paper's budget per bracket");
   }
   static const KilnTunerApi* tuner() { return table<kHyperband>(); }
 };
 
 }  // namespace kiln::tune
 
-KILN_PLUGIN(kiln::tune::RandomTuner, kiln::tune::GridTuner, kiln::tune::TpeTuner, kiln::tune::AshaTuner,
+KILN_PLUGIN(kiln::tune::SearchTuner, kiln::tune::RandomTuner, kiln::tune::GridTuner, kiln::tune::TpeTuner, kiln::tune::AshaTuner,
             kiln::tune::HyperbandTuner)

@@ -182,6 +182,20 @@ Json SearchSpace::sample(Rng& rng) const {
   return out;
 }
 
+Json SearchSpace::from_units(const std::vector<double>& unit) const {
+  Json out = Json::object();
+  for (size_t i = 0; i < params_.size(); ++i)
+    if (active(params_[i], out)) out[params_[i].name] = params_[i].from_unit(unit.at(i));
+  return out;
+}
+
+std::vector<double> SearchSpace::to_units(const Json& assignment, double fill) const {
+  std::vector<double> out(params_.size(), fill);
+  for (size_t i = 0; i < params_.size(); ++i)
+    if (assignment.contains(params_[i].name)) out[i] = params_[i].to_unit(assignment[params_[i].name]);
+  return out;
+}
+
 bool SearchSpace::contains(const Json& assignment) const {
   if (!assignment.is_object()) return false;
   size_t seen = 0;

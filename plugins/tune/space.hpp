@@ -84,6 +84,11 @@ class SearchSpace {
   static bool active(const ParamDef& param, const Json& chosen);
   // One uniform draw (log-uniform for LogUniform); inactive parameters are absent.
   Json sample(Rng& rng) const;
+  // The point whose active parameters take from_unit(unit[i]), i the
+  // parameter's index in params(); unit.size() == params().size().
+  Json from_units(const std::vector<double>& unit) const;
+  // The inverse: each active parameter's to_unit, `fill` for inactive ones.
+  std::vector<double> to_units(const Json& assignment, double fill) const;
   // Whether `assignment` is a legal point: every active parameter present and
   // in bounds, no inactive or unknown one.
   bool contains(const Json& assignment) const;

@@ -1,15 +1,24 @@
 #include "tuner.hpp"
 
-#include <algorithm>
 #include <cmath>
 
 namespace kiln::tune {
+namespace {
 
-std::optional<double> Trial::result() const {
-  if (final_score) return final_score;
-  if (!scores.empty()) return scores.rbegin()->second;
-  return std::nullopt;
+TrialState final_state(const std::string& status) {
+  if (status == "succeeded") return TrialState::Succeeded;
+  if (status == "failed") return TrialState::Failed;
+  if (status == "early-stopped") return TrialState::EarlyStopped;
+  throw ConfigError("observe: status must be succeeded, failed or early-stopped, got '" + status + "'");
 }
+
+std::string setting_name(const Json& settings, const char* key, const char* fallback) {
+  if (!settings.contains(key)) return fallback;
+  if (!settings[key].is_string()) throw ConfigError(std::string("settings.") + key + ": a name is required");
+  return settings[key].get<std::string>();
+}
+
+}  // namespace
 
 TunerConfig TunerConfig::from_json(const Json& config) {
   if (!config.is_object()) throw ConfigError("tuner config: expected a JSON object");
@@ -48,7 +57,10 @@ TunerConfig TunerConfig::from_json(const Json& config) {
   return out;
 }
 
-Tuner::Tuner(TunerConfig config) : config_(std::move(config)), rng_(config_.seed) {}
+Tuner::Tuner(TunerConfig config, std::unique_ptr<Sampler> sampler, std::vector<std::unique_ptr<Scheduler>> schedulers)
+    : config_(std::move(config)), rng_(config_.seed), sampler_(std::move(sampler)), schedulers_(std::move(schedulers)) {
+  if (config_.median_stop) schedulers_.push_back(make_median_scheduler(*config_.median_stop));
+}
 
 Trial& Tuner::trial(int64_t id) {
   const auto it = trials_.find(id);
@@ -59,7 +71,7 @@ Trial& Tuner::trial(int64_t id) {
 Json Tuner::suggest(size_t max_count) {
   Json out = Json::array();
   while (out.size() < max_count && next_id_ < config_.max_trials) {
-    std::optional<Json> parameters = next_parameters();
+    std::optional<Json> parameters = sampler_->next(next_id_, trials_, rng_);
     if (!parameters) break;
     Trial t;
     t.id = next_id_++;
@@ -76,45 +88,40 @@ void Tuner::observe(int64_t id, int64_t step, double value, bool is_final, const
   if (!is_final) {
     if (!known || t.finished()) return;
     t.scores[step] = config_.objective.score(value);
-    if (on_intermediate(t, step)) t.stop = true;
+    for (const auto& scheduler : schedulers_)
+      if (scheduler->on_report(t, step, trials_)) t.stop = true;
     return;
   }
+  const TrialState state = final_state(status);
   if (known) t.final_score = config_.objective.score(value);
-  if (status != "succeeded" && status != "failed" && status != "early-stopped")
-    throw ConfigError("observe: status must be succeeded, failed or early-stopped, got '" + status + "'");
-  t.status = status;
+  t.state = state;
 }
 
 bool Tuner::should_stop(int64_t id) {
   Trial& t = trial(id);
   if (t.finished()) return false;
-  if (!t.stop && config_.median_stop && median_should_stop(t)) t.stop = true;
+  for (const auto& scheduler : schedulers_)
+    if (!t.stop && scheduler->should_stop(t, trials_)) t.stop = true;
   return t.stop;
 }
 
-bool Tuner::median_should_stop(const Trial& t) const {
-  if (t.scores.empty()) return false;
-  const int64_t step = t.scores.rbegin()->first;
-  if (step < config_.median_stop->grace_steps) return false;
-  std::vector<double> averages;
-  for (const auto& [id, other] : trials_) {
-    if (id == t.id || other.status != "succeeded") continue;
-    double sum = 0;
-    size_t n = 0;
-    for (const auto& [s, score] : other.scores) {
-      if (s > step) break;
-      sum += score;
-      ++n;
-    }
-    if (n > 0 && other.scores.rbegin()->first >= step) averages.push_back(sum / static_cast<double>(n));
+std::unique_ptr<Tuner> make_tuner(const std::string& algorithm, const Json& config) {
+  TunerConfig parsed = TunerConfig::from_json(config);
+  std::string sampler = "random", scheduler = "none";
+  if (algorithm == "search") {
+    sampler = setting_name(parsed.settings, "sampler", "random");
+    scheduler = setting_name(parsed.settings, "scheduler", "none");
+  } else if (algorithm == "grid" || algorithm == "tpe") {
+    sampler = algorithm;
+  } else if (algorithm == "asha" || algorithm == "hyperband") {
+    scheduler = algorithm;
+  } else if (algorithm != "random") {
+    throw ConfigError("algorithm: expected search, random, grid, tpe, asha or hyperband, got '" + algorithm + "'");
   }
-  if (averages.empty() || averages.size() < config_.median_stop->min_trials) return false;
-  std::sort(averages.begin(), averages.end());
-  const size_t n = averages.size();
-  const double median = n % 2 ? averages[n / 2] : (averages[n / 2 - 1] + averages[n / 2]) / 2;
-  double best = t.scores.begin()->second;
-  for (const auto& entry : t.scores) best = std::min(best, entry.second);
-  return best > median;
+  std::unique_ptr<Sampler> s = make_sampler(sampler, parsed.space, parsed.settings);
+  std::vector<std::unique_ptr<Scheduler>> schedulers;
+  schedulers.push_back(make_scheduler(scheduler, parsed.settings));
+  return std::make_unique<Tuner>(std::move(parsed), std::move(s), std::move(schedulers));
 }
 
 }  // namespace kiln::tune

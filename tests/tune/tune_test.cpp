@@ -178,8 +178,9 @@ std::map<int64_t, int64_t> run_known_curves(kiln::tune::Tuner& tuner, const Json
   return stopped_at;
 }
 
-// Hyperband with rungs from 1 to 9 and eta 3 has three brackets, dealt by
-// trial id mod 3: rungs {1, 3}, {3}, and none (plain full runs).
+// Hyperband with rungs from 1 to 9 and eta 3 has two brackets, both with
+// rungs: {1, 3} and {3} (the paper's rungless bracket is left out), dealt by
+// the paper's budget 9 : 3 (smooth weighted round robin).
 TEST(TuneHyperband, EachBracketCutsOnlyAtItsOwnRungs) {
   const Json space = Json::parse(R"({"x": {"type": "uniform", "low": 0, "high": 1}})");
   const Json settings{{"min_resource", 1}, {"max_resource", 9}, {"reduction_factor", 3}};
@@ -188,20 +189,13 @@ TEST(TuneHyperband, EachBracketCutsOnlyAtItsOwnRungs) {
   ASSERT_EQ(trials.size(), 30u);
   int64_t epochs = 0;
   const auto stopped_at = run_known_curves(*tuner, trials, epochs);
+  size_t at_one = 0, at_three = 0;
   for (const auto& [id, step] : stopped_at) {
-    if (id % 3 == 0) {
-      EXPECT_TRUE(step == 1 || step == 3) << id << " stopped at " << step;
-    }
-    if (id % 3 == 1) {
-      EXPECT_EQ(step, 3) << id;  // its first rung is at 3
-    }
-    EXPECT_NE(id % 3, 2) << id << " stopped, but its bracket has no rung";
+    EXPECT_TRUE(step == 1 || step == 3) << id << " stopped at " << step;
+    (step == 1 ? at_one : at_three) += 1;
   }
-  // Bracket 0 (ids 0, 3, ...): trial 3 (quality 3) loses to trial 0 at rung 1.
-  EXPECT_EQ(stopped_at.count(3), 1u);
-  EXPECT_EQ(stopped_at.count(3) ? stopped_at.at(3) : 0, 1);
-  // Bracket 1 (ids 1, 4, ...): trial 4 (quality 4) loses to trial 1 at rung 3.
-  EXPECT_EQ(stopped_at.count(4) ? stopped_at.at(4) : 0, 3);
+  EXPECT_GT(at_one, 0u);
+  EXPECT_GT(at_three, 0u);
   EXPECT_LT(epochs, 30 * 9);
   // Same seed, same brackets, same decisions.
   const auto again = make_tuner("hyperband", config(space, 30, 3, settings));
@@ -234,7 +228,7 @@ TEST(TuneAsha, StopsAtRungsOutsideTheBestThird) {
   }
   for (const auto& [id, step] : stopped_at) EXPECT_TRUE(step == 1 || step == 3) << id << " stopped at " << step;
   EXPECT_LE(epochs, 30 * 9 * 6 / 10);  // a large share of the budget saved
-  EXPECT_EQ(tuner->trials().at(4).status, "early-stopped");
+  EXPECT_EQ(tuner->trials().at(4).state, TrialState::EarlyStopped);
 }
 
 TEST(TuneMedianStop, StopsACurveWorseThanTheMedian) {
@@ -287,7 +281,7 @@ TEST(TuneConfig, RejectsBadConfigNamingTheField) {
 // The same algorithms through kiln_tune.so's KilnTunerApi, as the engine uses them.
 TEST(TunePlugin, DrivesTheTunerTableThroughTheAbi) {
   const auto library = kiln::host::PluginLibrary::load(KILN_TEST_TUNE_PLUGIN);
-  for (const std::string name : {"tune.random", "tune.grid", "tune.tpe", "tune.asha", "tune.hyperband"}) {
+  for (const std::string name : {"tune.search", "tune.random", "tune.grid", "tune.tpe", "tune.asha", "tune.hyperband"}) {
     const kiln::host::LoadedComponent* component = library->find(name);
     ASSERT_NE(component, nullptr) << name;
     ASSERT_NE(component->tuner, nullptr) << name;

@@ -344,7 +344,8 @@ class Engine::Impl {
     if (component == nullptr || component->tuner == nullptr)
       throw std::runtime_error("component '" + spec.tuner + "' offers no tuner table");
     const Json config = render_placeholders(spec.tuner_config(), state_.resolver(nullptr));
-    tuners_[index] = std::make_unique<TuningController>(spec, component->tuner, config);
+    tuners_[index] = std::make_unique<TuningController>(spec, component->tuner, config,
+                                                        options_.run_dir / "steps" / planned.spec.name / "tuner.jsonl");
     suggest_trials(index);
     if (state_.step(index).units.empty()) finish_step(index, S::failed, "the tuner suggested no trial");
   }

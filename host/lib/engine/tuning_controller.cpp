@@ -50,16 +50,61 @@ TunerHandle create_tuner(const TuneSpec& spec, const KilnTunerApi* api, const Js
 
 }  // namespace
 
-TuningController::TuningController(const TuneSpec& spec, const KilnTunerApi* api, const Json& config)
-    : spec_(spec), tuner_(create_tuner(spec, api, config)) {}
+TuningController::TuningController(const TuneSpec& spec, const KilnTunerApi* api, const Json& config,
+                                   const std::filesystem::path& log)
+    : spec_(spec), tuner_(create_tuner(spec, api, config)) {
+  replay(TunerLog::read(log), log.string());
+  log_ = std::make_unique<TunerLog>(log);
+}
+
+void TuningController::replay(const std::vector<TunerRecord>& records, const std::string& name) {
+  size_t line = 0;
+  for (const TunerRecord& r : records) {
+    ++line;
+    if (r.kind == TunerRecord::Kind::Observe) {
+      tuner_call([&] { tuner_.observe(r.trial, r.step, r.value, r.final, r.status); });
+      if (r.final) {
+        replayed_final_[r.trial] = r.status;
+        if (r.status == TrialStatus::Failed) ++failed_;
+      }
+      continue;
+    }
+    const auto again = tuner_call([&] { return tuner_.suggest(static_cast<uint32_t>(r.trials.size())); });
+    for (size_t i = 0; i < r.trials.size(); ++i)
+      if (i >= again.size() || again[i].id != r.trials[i].id || again[i].parameters != r.trials[i].parameters)
+        throw std::runtime_error(name + ":" + std::to_string(line) + ": the tuner, replayed, suggested " +
+                                 (i < again.size() ? "trial " + std::to_string(again[i].id) + " " + again[i].parameters.dump()
+                                                   : std::string("nothing")) +
+                                 " where the log has trial " + std::to_string(r.trials[i].id) + " " +
+                                 r.trials[i].parameters.dump() + " (was the tuner or its config changed?)");
+    suggested_ += static_cast<int>(r.trials.size());
+    replayed_.insert(replayed_.end(), r.trials.begin(), r.trials.end());
+  }
+}
+
+void TuningController::observe(int trial, int64_t step, double value, bool final, TrialStatus status) {
+  tuner_.observe(trial, step, value, final, status);
+  TunerRecord r;
+  r.trial = trial;
+  r.step = step;
+  r.value = value;
+  r.final = final;
+  r.status = status;
+  log_->append(r);
+}
 
 std::vector<SuggestedTrial> TuningController::next(int active, int parallel) {
+  if (!replayed_.empty()) return std::move(replayed_);
   if (exhausted_) return {};
   const int room = std::min(parallel - active, spec_.max_trials - suggested_);
   if (spec_.max_trials <= suggested_) exhausted_ = true;
   if (room <= 0) return {};
   std::vector<SuggestedTrial> out = tuner_call([&] { return tuner_.suggest(static_cast<uint32_t>(room)); });
   if (out.empty()) exhausted_ = true;
+  TunerRecord r;
+  r.kind = TunerRecord::Kind::Suggest;
+  r.trials = out;
+  if (!out.empty()) log_->append(r);
   suggested_ += static_cast<int>(out.size());
   return out;
 }
@@ -69,8 +114,12 @@ bool TuningController::on_metric(int unit, int trial, const std::string& name, d
   if (name != spec_.metric || !std::isfinite(value)) return false;
   curves_[unit][at] = value;
   if (!may_stop) return false;
+  // A trial the log says ended, run again (early-stopped trials commit
+  // nothing): the tuner knows its outcome; stopped then, stopped now.
+  if (const auto ended = replayed_final_.find(trial); ended != replayed_final_.end())
+    return ended->second == TrialStatus::EarlyStopped;
   return tuner_call([&] {
-    tuner_.observe(trial, at, value, false);
+    observe(trial, at, value, false, TrialStatus::Running);
     return tuner_.should_stop(trial);
   });
 }
@@ -88,9 +137,10 @@ Curve TuningController::restore(int unit, const Json& stored) {
 
 void TuningController::finished(int trial, StepStatus outcome, double value, const Curve& replay) {
   const TrialStatus status = trial_status_of(outcome);
+  if (replayed_final_.count(trial)) return;  // told before the resume, failures counted then
   tuner_call([&] {
-    for (const auto& [at, v] : replay) tuner_.observe(trial, at, v, false);
-    tuner_.observe(trial, -1, value, true, status);
+    for (const auto& [at, v] : replay) observe(trial, at, v, false, TrialStatus::Running);
+    observe(trial, -1, value, true, status);
   });
   if (status == TrialStatus::Failed && ++failed_ > spec_.max_failed_trials)
     fail(std::to_string(failed_) + " trials failed (max_failed_trials: " + std::to_string(spec_.max_failed_trials) +

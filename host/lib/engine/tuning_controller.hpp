@@ -9,10 +9,13 @@
 #include <kiln/host/run_status.hpp>
 #include <kiln/host/spec.hpp>
 #include <kiln/host/tuner_handle.hpp>
+#include <kiln/host/tuner_log.hpp>
 #include <kiln/plugin_api.h>
 
 #include <cstdint>
+#include <filesystem>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -25,10 +28,16 @@ class TuningController {
  public:
   // Creates the tuner with `config` (KilnTunerApi.create). Throws
   // std::runtime_error at the spec's file:line:col of the field the tuner names.
-  TuningController(const TuneSpec& spec, const KilnTunerApi* api, const Json& config);
+  // Every suggest and observe is appended to the tuner log at `log` (steps/<step>/tuner.jsonl);
+  // when that log exists (`kiln resume`), it is first replayed into the new
+  // tuner, which must suggest the same trials again (else std::runtime_error
+  // naming the log's line), so the search continues exactly where it stood.
+  TuningController(const TuneSpec& spec, const KilnTunerApi* api, const Json& config,
+                   const std::filesystem::path& log);
 
   // Trials to start now, given `active` trials not yet finished and at most
-  // `parallel` at once. Empty once max_trials were suggested, the tuner has
+  // `parallel` at once. After a replay, the first call returns every trial
+  // the log suggested (finished ones too: the engine keeps or reruns them). Empty once max_trials were suggested, the tuner has
   // no more, or the search stopped. Throws on a tuner error or a bad answer
   // (more trials than asked for, a repeated id: TunerHandle's checks), with
   // the message prefixed "tuner: ".
@@ -47,6 +56,7 @@ class TuningController {
   // A trial reached its outcome (succeeded, failed, early-stopped), with
   // its final objective (NaN: none) and the stored values to replay first.
   // Counts failures: more than max_failed_trials fails the search. Throws on a tuner error.
+  // A trial whose outcome the log replayed is not told again.
   void finished(int trial, StepStatus outcome, double value, const Curve& replay);
 
   // The search fails (a tuner error, too many failures): no more trials.
@@ -66,6 +76,12 @@ class TuningController {
   bool exhausted_ = false;
   std::string failure_;
   std::map<int, Curve> curves_;  // per unit
+  std::unique_ptr<TunerLog> log_;
+  std::vector<SuggestedTrial> replayed_;      // suggested by the log, not yet handed to the engine
+  std::map<int, TrialStatus> replayed_final_;  // trials whose outcome the log replayed
+
+  void replay(const std::vector<TunerRecord>& records, const std::string& name);
+  void observe(int trial, int64_t step, double value, bool final, TrialStatus status);
 };
 
 }  // namespace kiln::host

@@ -125,6 +125,10 @@ void add_train_params(Manifest& m) {
       .param(P::Bool("deterministic").default_value(false).description("deterministic algorithms only"))
       .param(P::Int("threads").default_value(0).min(0).description("intra-op threads; 0 = all cores"))
       .param(P::Bool("checkpoint").default_value(true).description("checkpoint every epoch, resume on retry"))
+      .param(P::Int("checkpoint_every")
+                 .default_value(1)
+                 .min(1)
+                 .description("epochs between checkpoints (and the last epoch): fewer saves for short epochs"))
       .param(P::Float("collective_timeout")
                  .default_value(300.0)
                  .min(1)
@@ -143,6 +147,7 @@ TrainOptions parse_train_options(const Context& ctx) {
     o.threads = std::max<int64_t>(1, std::thread::hardware_concurrency() / static_cast<unsigned>(replica().world_size));
   o.collective_timeout_seconds = ctx.param_float("collective_timeout");
   o.checkpoint = ctx.param_bool("checkpoint");
+  o.checkpoint_every = ctx.param_int("checkpoint_every");
   // A fault-injection hook for the checkpoint tests, kept out of the
   // manifest so users never see it: fail the step after this epoch.
   if (const char* fail = std::getenv("KILN_TEST_TRAIN_FAIL_AFTER_EPOCH")) o.debug_fail_after_epoch = std::atoll(fail);

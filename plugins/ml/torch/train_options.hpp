@@ -31,6 +31,7 @@ struct TrainOptions {
   bool deterministic = false;
   int64_t threads = 0;  // 0 = all cores
   bool checkpoint = true;
+  int64_t checkpoint_every = 1;  // epochs between checkpoints (the last epoch always writes one)
   double collective_timeout_seconds = 300;  // replicas: rendezvous and each collective
   int64_t debug_fail_after_epoch = 0;       // KILN_TEST_TRAIN_FAIL_AFTER_EPOCH (0 = never)
   // KILN_TEST_TRAIN_FAIL_RANK (-1 = every rank): with replicas, only this rank

@@ -164,7 +164,8 @@ class Trainer {
     if (collective_) agree_on_start();
     for (int64_t epoch = static_cast<int64_t>(history_.rows.size()); epoch < o_.epochs; ++epoch) {
       run_epoch(epoch);
-      if (run_.checkpoint_dir && writer()) save_checkpoint();
+      if (run_.checkpoint_dir && writer() && ((epoch + 1) % o_.checkpoint_every == 0 || epoch + 1 == o_.epochs))
+        save_checkpoint();
       // Past this, every rank knows the epoch's checkpoint is complete: a
       // rank dying later cannot cost it (rank 0 is killed with the group).
       if (collective_) collective_->barrier();

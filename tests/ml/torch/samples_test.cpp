@@ -60,7 +60,8 @@ TEST(DigitsTuningSample, TunesTrainsTheBestAndEvaluates) {
     text.replace(at, from.size(), to);
   };
   replace("{{ pipeline.dir }}/..", std::string(KILN_TEST_SOURCE_DIR) + "/samples");  // the copy lives elsewhere
-  replace("max_trials: 40", "max_trials: 4");
+  replace("max_trials: 40", "max_trials: 6");
+  replace("n_startup_trials: 10", "n_startup_trials: 3");  // TPE proposes the last three trials
   kiln::test::write_text(dir.path() / "pipeline.yaml", text);
   const auto run = kiln::test::run_kiln({"run", (dir.path() / "pipeline.yaml").string(), "--workdir",
                                          (dir.path() / "w").string(), "--param", "epochs=3", "--json"},
@@ -70,7 +71,7 @@ TEST(DigitsTuningSample, TunesTrainsTheBestAndEvaluates) {
   const Json& tune = summary["steps"]["tune"]["outputs"];
   EXPECT_GT(tune["best_value"].get<double>(), 0.8) << tune.dump();
   const Json record = Json::parse(kiln::test::read_text(fs::path(summary["run_dir"].get<std::string>()) / "run.json"));
-  EXPECT_EQ(record["steps"]["tune"]["units"].size(), 8u);  // 4 trials of train and evaluate
+  EXPECT_EQ(record["steps"]["tune"]["units"].size(), 12u);  // 6 trials of train and evaluate
   // A trial that was not stopped evaluated its model on the validation split.
   int evaluated = 0;
   for (const auto& [key, unit] : record["steps"]["tune"]["units"].items())

@@ -130,6 +130,32 @@ TEST(TrainTorch, ResumesFromTheCheckpointWhenRetried) {
   for (const auto& [name, tensor] : a.tensors) EXPECT_EQ(tensor.bytes, b.tensors.at(name).bytes) << name;
 }
 
+// checkpoint_every: 2 of 5 epochs saves after epochs 2 and 4 only; a
+// failure after epoch 3 resumes from epoch 2 (epoch 3 runs again) and still
+// ends with the weights of an unbroken run.
+TEST(TrainTorch, CheckpointEveryNEpochsResumesFromTheLastOne) {
+  TempDir dir;
+  const auto train_dir = save(dir / "train", blobs(96, 2, 3, 1));
+  const auto val_dir = save(dir / "val", blobs(32, 2, 3, 2));
+  Json params = quick_mlp(5);
+  params["deterministic"] = true;
+  params["checkpoint_every"] = 2;
+  ::setenv("KILN_TEST_TRAIN_FAIL_AFTER_EPOCH", "3", 1);
+  RecordingSink failing;
+  EXPECT_FALSE(train(dir / "step", params, failing, train_dir, val_dir).ok);
+  ::unsetenv("KILN_TEST_TRAIN_FAIL_AFTER_EPOCH");
+  RecordingSink retry;
+  const auto outcome = train(dir / "step", params, retry, train_dir, val_dir);
+  ASSERT_TRUE(outcome.ok) << outcome.message;
+  EXPECT_TRUE(logged(retry, "resuming from epoch 2"));
+  EXPECT_EQ(count_metric(retry, "train_loss"), 3u);  // epochs 3, 4 and 5
+  RecordingSink unbroken;
+  ASSERT_TRUE(train(dir / "whole", params, unbroken, train_dir, val_dir).ok);
+  const auto a = ml::read_safetensors(dir / "step" / "out" / "model" / "weights.safetensors");
+  const auto b = ml::read_safetensors(dir / "whole" / "out" / "model" / "weights.safetensors");
+  for (const auto& [name, tensor] : a.tensors) EXPECT_EQ(tensor.bytes, b.tensors.at(name).bytes) << name;
+}
+
 TEST(TrainTorch, SameSeedGivesIdenticalWeights) {
   TempDir dir;
   const auto train_dir = save(dir / "train", blobs(64, 2, 3, 1));

@@ -1,0 +1,34 @@
+// Samplers: what to try next. A sampler sees every trial so far (running
+// ones too) and proposes the parameters of the next one; it never decides
+// when a trial stops (that is a Scheduler's job, scheduler.hpp), so any
+// sampler composes with any scheduler (tune.search).
+#pragma once
+
+#include "trial.hpp"
+
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace kiln::tune {
+
+class Sampler {
+ public:
+  virtual ~Sampler() = default;
+  // The parameters of trial `id` (the next id), or nullopt when the sampler
+  // has nothing more to propose (grid exhausted). Draws only from `rng`, so
+  // a seed and the same history give the same answer.
+  virtual std::optional<Json> next(int64_t id, const Trials& trials, Rng& rng) = 0;
+};
+
+// random, grid, sobol, tpe, gp, cmaes; settings are the tuning step's
+// `settings:` (each sampler reads its own keys). Throws ConfigError.
+std::unique_ptr<Sampler> make_sampler(const std::string& name, const SearchSpace& space, const Json& settings);
+
+// Defined in their own files; make_sampler dispatches to them.
+std::unique_ptr<Sampler> make_tpe_sampler(const SearchSpace& space, const Json& settings);
+std::unique_ptr<Sampler> make_gp_sampler(const SearchSpace& space, const Json& settings);
+std::unique_ptr<Sampler> make_cmaes_sampler(const SearchSpace& space, const Json& settings);
+std::unique_ptr<Sampler> make_sobol_sampler(const SearchSpace& space, const Json& settings);
+
+}  // namespace kiln::tune

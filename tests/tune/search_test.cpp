@@ -1,0 +1,310 @@
+// tune.search's samplers and schedulers, each on a function or curves with a
+// known answer: Sobol's stratification, TPE (independent and multivariate),
+// GP-EI and CMA-ES against random search on Branin and a quadratic over
+// fixed seeds, Hyperband's brackets and budget shares, ASHA's promotion
+// rule, a composed TPE x ASHA pair, and the configuration errors.
+#include "tuner.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <set>
+
+namespace kiln::tune {
+namespace {
+
+Json search_config(const Json& space, int64_t max_trials, uint64_t seed, const Json& settings) {
+  return {{"objective", {{"metric", "loss"}, {"goal", "minimize"}}},
+          {"space", space},
+          {"settings", settings},
+          {"max_trials", max_trials},
+          {"seed", seed}};
+}
+
+Json unit_space(size_t dims) {
+  Json space = Json::object();
+  for (size_t d = 0; d < dims; ++d) space["x" + std::to_string(d)] = {{"type", "uniform"}, {"low", 0.0}, {"high", 1.0}};
+  return space;
+}
+
+// Branin on x in [-5, 10], y in [0, 15]: minimum 0.397887 at three points.
+double branin(const Json& p) {
+  const double x = p["x"].get<double>(), y = p["y"].get<double>();
+  const double b = 5.1 / (4 * M_PI * M_PI), c = 5 / M_PI, t = 1 / (8 * M_PI);
+  return std::pow(y - b * x * x + c * x - 6, 2) + 10 * (1 - t) * std::cos(x) + 10;
+}
+const Json kBraninSpace = Json::parse(R"({"x": {"type": "uniform", "low": -5, "high": 10},
+                                          "y": {"type": "uniform", "low": 0, "high": 15}})");
+
+// A shifted, ill-conditioned quadratic in 4 dimensions: minimum 0 at (0.3, 0.7, 0.2, 0.6).
+double quadratic(const Json& p) {
+  const double centre[] = {0.3, 0.7, 0.2, 0.6}, scale[] = {1, 4, 9, 16};
+  double sum = 0;
+  for (int d = 0; d < 4; ++d) sum += scale[d] * std::pow(p["x" + std::to_string(d)].get<double>() - centre[d], 2);
+  return sum;
+}
+
+// Runs a search one trial at a time to the end; the best loss found.
+double best_of(const std::string& sampler, const Json& space, double (*loss)(const Json&), int64_t trials,
+               uint64_t seed, Json settings = Json::object()) {
+  settings["sampler"] = sampler;
+  const auto tuner = make_tuner("search", search_config(space, trials, seed, settings));
+  double best = 1e300;
+  for (;;) {
+    const Json batch = tuner->suggest(1);
+    if (batch.empty()) break;
+    const double value = loss(batch[0]["parameters"]);
+    best = std::min(best, value);
+    tuner->observe(batch[0]["trial"], 1, value, true, "succeeded");
+  }
+  return best;
+}
+
+// The mean best over seeds 1..n.
+double mean_best(const std::string& sampler, const Json& space, double (*loss)(const Json&), int64_t trials,
+                 int seeds, const Json& settings = Json::object()) {
+  double total = 0;
+  for (int seed = 1; seed <= seeds; ++seed) total += best_of(sampler, space, loss, trials, seed, settings);
+  return total / seeds;
+}
+
+TEST(TuneSobol, EveryPowerOfTwoPrefixIsStratified) {
+  for (const bool scramble : {false, true}) {
+    const auto tuner =
+        make_tuner("search", search_config(unit_space(16), 64, 5, {{"sampler", "sobol"}, {"scramble", scramble}}));
+    const Json trials = tuner->suggest(64);
+    ASSERT_EQ(trials.size(), 64u);
+    for (const size_t n : {8u, 16u, 32u, 64u}) {
+      for (size_t d = 0; d < 16; ++d) {
+        std::set<int> bins;  // one point per interval [k/n, (k+1)/n) in every dimension
+        for (size_t i = 0; i < n; ++i) bins.insert(static_cast<int>(trials[i]["parameters"]["x" + std::to_string(d)].get<double>() * n));
+        EXPECT_EQ(bins.size(), n) << "dimension " << d << ", first " << n << " points, scramble " << scramble;
+      }
+      // The first two dimensions form a (0, m, 2)-net: one point per square.
+      const size_t side = n == 16 || n == 64 ? static_cast<size_t>(std::sqrt(n)) : 0;
+      if (side == 0) continue;
+      std::set<std::pair<int, int>> cells;
+      for (size_t i = 0; i < n; ++i)
+        cells.insert({static_cast<int>(trials[i]["parameters"]["x0"].get<double>() * side),
+                      static_cast<int>(trials[i]["parameters"]["x1"].get<double>() * side)});
+      EXPECT_EQ(cells.size(), n) << "first " << n << " points";
+    }
+  }
+  // Different seeds shift differently; the same seed repeats.
+  auto first = [](uint64_t seed) {
+    return make_tuner("search", search_config(unit_space(3), 4, seed, {{"sampler", "sobol"}}))->suggest(4);
+  };
+  EXPECT_EQ(first(1), first(1));
+  EXPECT_NE(first(1), first(2));
+}
+
+TEST(TuneSobol, RefusesMoreDimensionsThanItHasDirectionNumbersFor) {
+  try {
+    make_tuner("search", search_config(unit_space(17), 4, 1, {{"sampler", "sobol"}}));
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("settings.sampler: sobol supports up to 16 parameters"), std::string::npos);
+  }
+}
+
+// Model-based samplers against random search with the same trial budget,
+// averaged over the same seeds.
+TEST(TuneSamplers, GaussianProcessBeatsRandomOnBranin) {
+  const double gp = mean_best("gp", kBraninSpace, branin, 30, 5);
+  const double random = mean_best("random", kBraninSpace, branin, 30, 5);
+  EXPECT_LT(gp, random);
+  EXPECT_LT(gp, 0.6);  // within 0.2 of the optimum 0.398 after 30 evaluations
+}
+
+TEST(TuneSamplers, CmaEsBeatsRandomOnAQuadratic) {
+  const Json space = unit_space(4);
+  const double cmaes = mean_best("cmaes", space, quadratic, 120, 5);
+  const double random = mean_best("random", space, quadratic, 120, 5);
+  EXPECT_LT(cmaes, random / 4);
+  EXPECT_LT(cmaes, 0.02);
+}
+
+TEST(TuneSamplers, TpeBeatsRandomOnBraninIndependentAndMultivariate) {
+  const double random = mean_best("random", kBraninSpace, branin, 60, 5);
+  const double tpe = mean_best("tpe", kBraninSpace, branin, 60, 5);
+  const double multivariate = mean_best("tpe", kBraninSpace, branin, 60, 5, {{"multivariate", true}});
+  EXPECT_LT(tpe, random);
+  EXPECT_LT(multivariate, random);
+}
+
+TEST(TuneSamplers, EverySamplerIsReproducibleForASeedAndStaysInTheSpace) {
+  const Json space = Json::parse(R"({
+    "lr": {"type": "log_uniform", "low": 1e-4, "high": 1e-1},
+    "batch_size": {"type": "int", "low": 16, "high": 128, "step": 16},
+    "optimizer": {"type": "categorical", "values": ["adam", "sgd"]},
+    "momentum": {"type": "uniform", "low": 0.5, "high": 0.99, "when": {"optimizer": ["sgd"]}}})");
+  const SearchSpace parsed = SearchSpace::from_json(space);
+  for (const std::string sampler : {"random", "grid", "sobol", "tpe", "gp", "cmaes"}) {
+    auto run = [&](uint64_t seed) {
+      const auto tuner =
+          make_tuner("search", search_config(space, 25, seed, {{"sampler", sampler}, {"n_startup_trials", 5}}));
+      Json all = Json::array();
+      for (;;) {
+        const Json batch = tuner->suggest(2);
+        if (batch.empty()) break;
+        for (const Json& s : batch) {
+          EXPECT_TRUE(parsed.contains(s["parameters"])) << sampler << ": " << s.dump();
+          const double lr = s["parameters"]["lr"].get<double>();
+          tuner->observe(s["trial"], 1, std::pow(std::log10(lr) + 2, 2), true, "succeeded");
+          all.push_back(s);
+        }
+      }
+      return all;
+    };
+    const Json first = run(11);
+    EXPECT_GE(first.size(), sampler == "grid" ? 2u : 25u) << sampler;
+    EXPECT_EQ(first, run(11)) << sampler;
+  }
+}
+
+// Curves where trial i's score at every step is its index: each trial is
+// worse than every earlier one, so at every rung all but the first trial of
+// each bracket stop, at that bracket's first rung.
+std::map<int64_t, int64_t> run_worsening_curves(Tuner& tuner, int64_t count, int64_t max_step) {
+  std::map<int64_t, int64_t> stopped_at;
+  const Json trials = tuner.suggest(static_cast<size_t>(count));
+  for (const Json& s : trials) {
+    const int64_t id = s["trial"];
+    for (int64_t step = 1; step <= max_step; ++step) {
+      tuner.observe(id, step, static_cast<double>(id), false, "");
+      if (tuner.should_stop(id)) {
+        stopped_at[id] = step;
+        tuner.observe(id, step, static_cast<double>(id), true, "early-stopped");
+        break;
+      }
+    }
+    if (!stopped_at.count(id)) tuner.observe(id, max_step, static_cast<double>(id), true, "succeeded");
+  }
+  return stopped_at;
+}
+
+TEST(TuneHyperband, BracketsAllHaveRungsAndGetThePapersShareOfTrials) {
+  // 1..27, eta 3: s_max = 3; brackets with first rungs 1, 3, 9 (the paper's
+  // s = 3, 2, 1: ceil(4/4 * 27) = 27, ceil(4/3 * 9) = 12, ceil(4/2 * 3) = 6
+  // configurations); its s = 0 bracket (27 full epochs, no rung) is left out.
+  const Json settings{{"scheduler", "hyperband"}, {"min_resource", 1}, {"max_resource", 27}, {"reduction_factor", 3}};
+  const auto tuner = make_tuner("search", search_config(unit_space(1), 45, 1, settings));
+  const auto stopped_at = run_worsening_curves(*tuner, 45, 27);
+  std::map<int64_t, int> by_step;
+  for (const auto& entry : stopped_at) ++by_step[entry.second];
+  // Each bracket's first trial continues; every later one stops at its bracket's first rung.
+  EXPECT_EQ(by_step, (std::map<int64_t, int>{{1, 26}, {3, 11}, {9, 5}}));
+  EXPECT_EQ(stopped_at.size(), 42u);
+}
+
+TEST(TuneAsha, PromotesTheTopOneOverEtaOfARung) {
+  // One rung at step 1 (max 3, eta 3). Scores arrive 5, 4, 3, 2, 1, 6, 0:
+  // each continues only if fewer than n/eta recorded scores beat it.
+  const Json settings{{"scheduler", "asha"}, {"min_resource", 1}, {"max_resource", 3}, {"reduction_factor", 3}};
+  const auto tuner = make_tuner("search", search_config(unit_space(1), 7, 1, settings));
+  const Json trials = tuner->suggest(7);
+  const double scores[] = {5, 4, 3, 2, 1, 6, 0};
+  std::vector<bool> stopped;
+  for (int i = 0; i < 7; ++i) {
+    tuner->observe(trials[i]["trial"], 1, scores[i], false, "");
+    stopped.push_back(tuner->should_stop(trials[i]["trial"]));
+  }
+  // n=1: 0 better < 1/3 go; n=2: 0 better < 2/3 go; n=3: 0 < 1 go; n=4: 0 < 4/3 go;
+  // n=5: 0 < 5/3 go; n=6 (score 6): 5 better >= 2 stop; n=7 (score 0): 0 better go.
+  EXPECT_EQ(stopped, (std::vector<bool>{false, false, false, false, false, true, false}));
+}
+
+// Trial curves: Branin(params) + 1/step, so early rungs rank as the end does.
+
+struct Spent {
+  double best = 1e300;
+  int64_t epochs = 0;
+  std::map<int64_t, int64_t> stopped_at;
+};
+
+Spent run_search(const Json& settings, uint64_t seed, size_t parallel) {
+  const auto tuner = make_tuner("search", search_config(kBraninSpace, 60, seed, settings));
+  Spent spent;
+  for (;;) {
+    const Json batch = tuner->suggest(parallel);
+    if (batch.empty()) break;
+    for (const Json& s : batch) {
+      const int64_t id = s["trial"];
+      const double base = branin(s["parameters"]);
+      bool stopped = false;
+      for (int64_t step = 1; step <= 27 && !stopped; ++step) {
+        ++spent.epochs;
+        tuner->observe(id, step, base + 1.0 / static_cast<double>(step), false, "");
+        if (tuner->should_stop(id)) {
+          stopped = true;
+          spent.stopped_at[id] = step;
+          tuner->observe(id, step, base + 1.0 / static_cast<double>(step), true, "early-stopped");
+        }
+      }
+      if (!stopped) {
+        spent.best = std::min(spent.best, base + 1.0 / 27);
+        tuner->observe(id, 27, base + 1.0 / 27, true, "succeeded");
+      }
+    }
+  }
+  return spent;
+}
+
+TEST(TuneSearch, TpeWithAshaSavesEpochsAndBeatsRandomWithAsha) {
+  const Json asha{{"scheduler", "asha"}, {"min_resource", 1}, {"max_resource", 27}, {"reduction_factor", 3}};
+  Json tpe_asha = asha;
+  tpe_asha["sampler"] = "tpe";
+  double tpe_best = 0, random_best = 0;
+  for (uint64_t seed = 1; seed <= 5; ++seed) {
+    const Spent tpe = run_search(tpe_asha, seed, 2);
+    const Spent random = run_search(asha, seed, 2);
+    EXPECT_LT(tpe.epochs, 60 * 27 / 2) << seed;  // ASHA stops most trials early
+    EXPECT_FALSE(tpe.stopped_at.empty());
+    for (const auto& [id, step] : tpe.stopped_at) EXPECT_TRUE(step == 1 || step == 3 || step == 9) << step;
+    tpe_best += tpe.best;
+    random_best += random.best;
+    // Deterministic for a seed.
+    const Spent again = run_search(tpe_asha, seed, 2);
+    EXPECT_EQ(again.stopped_at, tpe.stopped_at);
+    EXPECT_EQ(again.epochs, tpe.epochs);
+  }
+  EXPECT_LT(tpe_best, random_best);
+}
+
+TEST(TuneSearch, MedianSchedulerStopsABadCurve) {
+  const Json settings{{"sampler", "sobol"}, {"scheduler", "median"}, {"grace_steps", 2}, {"min_trials", 2}};
+  const auto tuner = make_tuner("search", search_config(unit_space(1), 4, 1, settings));
+  const Json trials = tuner->suggest(4);
+  for (int i = 0; i < 2; ++i) {
+    for (int step = 1; step <= 3; ++step) tuner->observe(trials[i]["trial"], step, 1.0, false, "");
+    tuner->observe(trials[i]["trial"], 3, 1.0, true, "succeeded");
+  }
+  tuner->observe(trials[2]["trial"], 1, 5.0, false, "");
+  EXPECT_FALSE(tuner->should_stop(trials[2]["trial"]));  // grace
+  tuner->observe(trials[2]["trial"], 2, 5.0, false, "");
+  EXPECT_TRUE(tuner->should_stop(trials[2]["trial"]));
+  tuner->observe(trials[3]["trial"], 2, 0.5, false, "");
+  EXPECT_FALSE(tuner->should_stop(trials[3]["trial"]));
+}
+
+TEST(TuneSearch, RejectsUnknownSamplersAndSchedulersNamingTheField) {
+  auto message = [](const Json& settings) {
+    try {
+      make_tuner("search", search_config(unit_space(1), 4, 1, settings));
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(message({{"sampler", "annealing"}}),
+            "settings.sampler: expected random, grid, sobol, tpe, gp or cmaes, got 'annealing'");
+  EXPECT_EQ(message({{"scheduler", "pbt"}}),
+            "settings.scheduler: expected none, median, asha or hyperband, got 'pbt'");
+  EXPECT_EQ(message({{"sampler", 3}}), "settings.sampler: a name is required");
+  EXPECT_EQ(message({{"scheduler", "asha"}}).rfind("settings.max_resource: required for asha", 0), 0u);
+  EXPECT_EQ(message({{"sampler", "cmaes"}, {"population", 1}}), "settings.population: an integer >= 2 is required");
+  EXPECT_EQ(message({{"sampler", "tpe"}, {"multivariate", "yes"}}), "settings.multivariate: true or false is required");
+}
+
+}  // namespace
+}  // namespace kiln::tune
