@@ -30,10 +30,13 @@ KILN_PACKAGES=(
 # sanitizer/libFuzzer runtimes build the fuzz harnesses (scripts/fuzz.sh);
 # headless Chromium, its WebDriver and Selenium run kiln ui's browser tests
 # (tests/ui_browser), with a font for readable screenshots; Slurm and munge
-# run the one-node cluster of the Slurm executor's tests (scripts/slurm-local.sh).
+# run the one-node cluster of the Slurm executor's tests (scripts/slurm-local.sh);
+# jsonschema, yaml and protobuf check `kiln compile`'s output against Argo's
+# schema and KFP's proto (tests/conformance).
 KILN_TEST_PACKAGES=(python3-torch openssl clang libclang-rt-14-dev
                     chromium chromium-driver python3-selenium fonts-liberation
-                    slurm-wlm slurmctld slurmd slurm-client munge)
+                    slurm-wlm slurmctld slurmd slurm-client munge
+                    python3-jsonschema python3-yaml protobuf-compiler libprotobuf-dev python3-protobuf)
 
 # Optional: only the benchmarks need these (bench/serve/serve_http.sh), never the product.
 KILN_BENCH_PACKAGES=(wrk nginx-light)

@@ -8,6 +8,7 @@ int main(int argc, char** argv) {
   app.allow_extras();
   kiln::cli::Commands commands;
   kiln::cli::add_run_commands(app, commands);
+  kiln::cli::add_compile_command(app, commands);
   kiln::cli::add_runs_commands(app, commands);
   kiln::cli::add_store_commands(app, commands);
   kiln::cli::add_serve_command(app, commands);

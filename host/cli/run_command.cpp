@@ -6,6 +6,7 @@
 #include <kiln/host/files.hpp>
 #include <kiln/host/host_identity.hpp>
 #include <kiln/host/paths.hpp>
+#include <kiln/host/pod_step.hpp>
 #include <kiln/host/profile.hpp>
 #include <kiln/host/run_store.hpp>
 #include <kiln/host/spec.hpp>
@@ -21,65 +22,21 @@
 
 #include "cli.hpp"
 #include "live_view.hpp"
+#include "pipeline_options.hpp"
 
 namespace kiln::cli {
 namespace {
 
 using host::Json;
 
-struct PipelineOptions {
-  std::string file;
-  std::vector<std::string> params;
-  std::string params_file;
-};
-
-void add_pipeline_options(CLI::App* app, PipelineOptions& options) {
-  app->add_option("FILE", options.file, "The pipeline (YAML)")->required();
-  app->add_option("--param,-p", options.params, "Set a pipeline parameter: --param name=value (repeatable)");
-  app->add_option("--params-file", options.params_file, "Pipeline parameters from a YAML or JSON mapping");
-}
-
-// --params-file first, then each --param over it; typed by the declaration.
-Json parameter_overrides(const host::PipelineSpec& spec, const PipelineOptions& options) {
-  Json overrides = Json::object();
-  if (!options.params_file.empty()) {
-    std::ifstream in(options.params_file);
-    if (!in) throw CommandError("cannot read parameters file " + options.params_file);
-    std::ostringstream text;
-    text << in.rdbuf();
-    try {
-      overrides = host::parse_yaml_value(text.str());
-    } catch (const std::invalid_argument& e) {
-      throw CommandError(options.params_file + ": " + e.what());
-    }
-    if (!overrides.is_object()) throw CommandError(options.params_file + ": must be a mapping of name: value");
-  }
-  for (const auto& assignment : options.params) {
-    const auto eq = assignment.find('=');
-    if (eq == std::string::npos || eq == 0)
-      throw CommandError("--param " + assignment + ": write it as name=value", kExitUsage);
-    const std::string name = assignment.substr(0, eq), text = assignment.substr(eq + 1);
-    const auto* declared = spec.find_parameter(name);
-    try {
-      overrides[name] = declared ? host::parse_parameter_text(declared->spec, text) : Json(text);
-    } catch (const std::invalid_argument& e) {
-      throw CommandError("--param " + assignment + ": " + e.what(), kExitUsage);
-    }
-  }
-  return overrides;
-}
-
-// Parses and validates; on problems prints every one and fails.
-host::Plan load_plan(const PipelineOptions& options) {
+// `kiln step --request-json`: a bad request or argument is exit 64 with the reason.
+int run_pod_step(const host::PodStepArguments& arguments) {
+  if (arguments.request_json.empty()) throw CommandError("kiln step: give --request FILE or --request-json JSON", kExitUsage);
   try {
-    auto spec = host::parse_pipeline_file(options.file);
-    const Json overrides = parameter_overrides(spec, options);
-    const auto catalog = host::discover_default_catalog();
-    return host::plan_pipeline(std::move(spec), catalog, overrides);
-  } catch (const host::SpecError& e) {
-    for (const auto& d : e.diagnostics()) std::cerr << d.str() << "\n";
-    const size_t n = e.diagnostics().size();
-    throw CommandError(std::to_string(n) + (n == 1 ? " problem" : " problems") + " in " + options.file);
+    return host::run_pod_step(host::parse_pod_step(arguments));
+  } catch (const host::PodRequestError& e) {
+    std::cerr << "kiln step: " << e.what() << "\n";
+    return host::kPodExitUsage;
   }
 }
 
@@ -173,9 +130,7 @@ std::optional<host::Profile> chosen_profile(const RunCommandOptions& options) {
     if (name.empty()) return std::nullopt;
     return config.profile(name);
   } catch (const host::SpecError& e) {
-    for (const auto& d : e.diagnostics()) std::cerr << d.str() << "\n";
-    const size_t n = e.diagnostics().size();
-    throw CommandError(std::to_string(n) + (n == 1 ? " problem" : " problems") + " in " + file);
+    throw spec_problems(e, file);
   }
 }
 
@@ -430,11 +385,23 @@ void add_run_commands(CLI::App& app, Commands& commands) {
   resume_cmd->add_flag("--json", resume_options.json, "Print a JSON summary instead of the live view");
   resume_cmd->add_flag("--force", resume_options.force, "Resume a run started on another machine");
 
-  // Runs one step in this process and reports on fd 3 (see executor.hpp).
+  // Runs one step in this process and reports on fd 3 (see executor.hpp),
+  // or, with --request-json, one compiled step in a pod (pod_step.hpp).
   static std::string request;
-  auto* step = commands.add(app, "step", "", [] { return host::run_step_command(request, 3); });
+  static host::PodStepArguments pod;
+  auto* step = commands.add(app, "step", "Run one compiled step in a pod (see docs/kubernetes.md)",
+                            [] { return request.empty() ? run_pod_step(pod) : host::run_step_command(request, 3); });
   step->group("");
-  step->add_option("--request", request, "The step request file")->required();
+  auto* file = step->add_option("--request", request, "The step request file (kiln's own executors)");
+  auto* json = step->add_option("--request-json", pod.request_json, "The request kiln compile wrote");
+  file->excludes(json);
+  json->excludes(file);
+  step->add_option("--value", pod.values, "REF=TEXT: a value the step reads (params.x, item, ...)");
+  step->add_option("--input", pod.inputs, "NAME=DIR: an input artifact's directory");
+  step->add_option("--input-metadata", pod.input_metadata, "NAME=JSON: an input artifact's metadata");
+  step->add_option("--output", pod.outputs, "NAME=DIR: where output NAME goes");
+  step->add_option("--output-metadata", pod.output_metadata, "NAME=FILE: where output NAME's metadata goes");
+  step->add_option("--output-parameter", pod.output_parameters, "NAME=FILE: where an output parameter goes");
 }
 
 }  // namespace kiln::cli

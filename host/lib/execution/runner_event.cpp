@@ -25,30 +25,6 @@ struct Overloaded : F... {
 template <class... F>
 Overloaded(F...) -> Overloaded<F...>;
 
-// The deepest bracket nesting of JSON text, outside strings; stops counting
-// past `limit`. Lets decode refuse a deep value before any parser sees it.
-bool text_nested_deeper_than(std::string_view text, int limit) {
-  int depth = 0;
-  bool in_string = false, escaped = false;
-  for (const char c : text) {
-    if (in_string) {
-      if (escaped)
-        escaped = false;
-      else if (c == '\\')
-        escaped = true;
-      else if (c == '"')
-        in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > limit) return true;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return false;
-}
-
 // Reads the fields of one event object; the first problem wins.
 class FieldReader {
  public:
@@ -228,7 +204,7 @@ DecodedLine decode(std::string_view line) {
   if (line.size() > kMaxRunnerLineBytes)
     return fail("longer than the channel's limit of " + std::to_string(kMaxRunnerLineBytes) + " bytes");
   // The event object is one level; its values may nest kMaxRunnerValueDepth more.
-  if (text_nested_deeper_than(line, kMaxRunnerValueDepth + 1))
+  if (json_text_nested_deeper_than(line, kMaxRunnerValueDepth + 1))
     return fail("a value nested deeper than " + std::to_string(kMaxRunnerValueDepth) + " levels");
   Json object;
   try {

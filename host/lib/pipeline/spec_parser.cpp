@@ -679,6 +679,7 @@ class Parser {
     check_keys(node, file, {"failure_policy", "timeout"}, "options");
     if (const auto f = node["failure_policy"]) {
       spec.failure_policy = scalar(f, file, "failure_policy").value_or("stop");
+      spec.failure_policy_pos = value_pos(f, file);
       if (spec.failure_policy != "stop" && spec.failure_policy != "continue")
         error(f, file,
               "failure_policy must be 'stop' or 'continue'" + did_you_mean(spec.failure_policy, {"stop", "continue"}));

@@ -23,6 +23,11 @@ bool nested_deeper_than(const Json& value, int limit);
 // than kMaxOutputValueDepth: what a step may report as an output.
 void require_shallow(const Json& value, const std::string& what);
 
+// Whether JSON `text` nests brackets deeper than `limit` outside strings
+// (counting stops past it): lets a reader refuse a deep value before any
+// parser sees it.
+bool json_text_nested_deeper_than(std::string_view text, int limit);
+
 // The compact JSON text of `value`, cut after about `max_chars` characters
 // ("..." marks the cut), built without recursion. Long strings and keys are
 // cut too; what is cut mid-character is replaced, so the result is valid UTF-8.

@@ -142,6 +142,7 @@ struct PipelineSpec {
   std::vector<StepSpec> steps;          // the DAG
   std::vector<StepSpec> finally_steps;  // exit handlers, run whatever happened
   std::string failure_policy = "stop";  // or "continue"
+  SourcePos failure_policy_pos;         // where it was written (file:0:0 when left out)
   std::optional<double> timeout_seconds;
 
   const StepSpec* find_step(const std::string& name) const;

@@ -1,0 +1,49 @@
+// The pod step's inputs (host/lib/execution/pod_request.cpp): the input's
+// first line is `kiln step --request-json`'s text, each further line one
+// argument "FLAG NAME=VALUE" (value, input, input-metadata, output,
+// output-metadata, output-parameter) or "KIND TEXT" for decode_pod_value.
+// Only PodRequestError may come out; what parses is self-consistent.
+#include <kiln/host/pod_step.hpp>
+
+#include <sstream>
+
+#include "fuzz_support.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace kiln::host;
+  const std::string text = kiln::fuzz::text_of(data, size);
+  std::istringstream lines(text);
+  PodStepArguments arguments;
+  std::getline(lines, arguments.request_json);
+  for (std::string line; std::getline(lines, line);) {
+    const auto space = line.find(' ');
+    const std::string flag = line.substr(0, space), rest = space == std::string::npos ? "" : line.substr(space + 1);
+    if (const auto kind = parse_pod_value_kind(flag)) {
+      try {
+        (void)decode_pod_value(*kind, rest);
+      } catch (const PodRequestError&) {
+      }
+      continue;
+    }
+    auto* list = flag == "value"             ? &arguments.values
+                 : flag == "input"           ? &arguments.inputs
+                 : flag == "input-metadata"  ? &arguments.input_metadata
+                 : flag == "output"          ? &arguments.outputs
+                 : flag == "output-metadata" ? &arguments.output_metadata
+                                             : &arguments.output_parameters;
+    list->push_back(rest);
+  }
+  try {
+    const PodStep step = parse_pod_step(arguments);
+    for (const auto& [ref, kind] : step.request.value_kinds)
+      if (!step.values.count(ref)) kiln::fuzz::fail("a value the request names was not given");
+    for (const auto& o : step.request.outputs)
+      if (!step.output_paths.count(o) || !step.metadata_paths.count(o)) kiln::fuzz::fail("an output without its places");
+    if (step.request.condition && !step.parameter_paths.count("result"))
+      kiln::fuzz::fail("a condition without its result");
+    if (step.request.condition.has_value() == !step.request.component.empty())
+      kiln::fuzz::fail("a request that is neither a step nor a condition");
+  } catch (const PodRequestError&) {
+  }
+  return 0;
+}

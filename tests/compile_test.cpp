@@ -1,0 +1,571 @@
+// `kiln compile` (docs/kubernetes.md): every sample compiled for Argo
+// Workflows and Kubeflow Pipelines by the real kiln binary and checked with
+// the engines' own definitions (tests/conformance: Argo's JSON schema, KFP's
+// pipeline_spec.proto); samples/hello's features checked field by field;
+// what a target cannot express refused at file:line:col; and the compiled
+// pod command run here (`kiln step --request-json`) to show the container
+// contract works without a cluster.
+#include <gtest/gtest.h>
+#include <kiln/host/compile.hpp>
+#include <kiln/host/pod_step.hpp>
+#include <kiln/host/yaml_json.hpp>
+#include <yaml-cpp/yaml.h>
+
+#include <regex>
+
+#include "test_support.hpp"
+
+namespace fs = std::filesystem;
+using kiln::host::Json;
+using kiln::test::TempDir;
+
+namespace {
+
+const fs::path kSource = KILN_TEST_SOURCE_DIR;
+const fs::path kConformance = kSource / "tests" / "conformance";
+
+struct Compiled {
+  kiln::host::ExitStatus status;
+  std::string output;            // kiln's stdout and stderr
+  std::vector<Json> documents;   // the YAML documents written
+  fs::path file;
+};
+
+class CompileTest : public ::testing::Test {
+ protected:
+  std::vector<std::pair<std::string, std::string>> env() const {
+    return {{"KILN_CACHE_DIR", (dir / "cache").string()}, {"XDG_DATA_HOME", (dir / "data").string()}};
+  }
+
+  Compiled compile(const fs::path& pipeline, const std::string& target, std::vector<std::string> extra = {}) {
+    Compiled c;
+    c.file = dir / (pipeline.parent_path().filename().string() + "-" + pipeline.stem().string() + "." + target +
+                    std::to_string(count_++) + ".yaml");
+    std::vector<std::string> args{"compile", pipeline.string(), "--target", target, "-o", c.file.string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const auto run = kiln::test::run_kiln(args, env());
+    c.status = run.status;
+    c.output = run.output;
+    if (run.status.success())
+      for (const auto& node : YAML::LoadAll(kiln::test::read_text(c.file)))
+        c.documents.push_back(kiln::host::yaml_to_json(node));
+    return c;
+  }
+
+  fs::path pipeline(const std::string& body) {
+    const fs::path file = dir / ("p" + std::to_string(count_++)) / "pipeline.yaml";
+    kiln::test::write_text(file, "apiVersion: kiln/v1\nkind: Pipeline\nmetadata: {name: t}\n" + body);
+    return file;
+  }
+
+  // Runs a validator of tests/conformance on `files`; its output on failure.
+  static kiln::host::CapturedRun validate(const std::string& validator, const std::vector<fs::path>& files) {
+    std::vector<std::string> argv{"/usr/bin/python3", (kConformance / validator).string()};
+    for (const auto& f : files) argv.push_back(f.string());
+    return kiln::host::run_captured({argv, {}, {}, {}}, std::chrono::seconds(120));
+  }
+
+  TempDir dir;
+
+ private:
+  int count_ = 0;
+};
+
+const Json& find_named(const Json& list, const std::string& name) {
+  for (const auto& item : list)
+    if (item.value("name", "") == name) return item;
+  ADD_FAILURE() << "no item named " << name << " in " << list.dump().substr(0, 400);
+  static const Json none = Json::object();
+  return none;
+}
+
+const Json& argo_template(const Json& workflow, const std::string& name) {
+  return find_named(workflow["spec"]["templates"], name);
+}
+
+const Json& argo_task(const Json& workflow, const std::string& dag, const std::string& task) {
+  return find_named(argo_template(workflow, dag)["dag"]["tasks"], task);
+}
+
+// The "--value REF=TEXT" of a container's args, by REF.
+std::string value_argument(const Json& args, const std::string& ref) {
+  for (size_t i = 0; i + 1 < args.size(); ++i)
+    if (args[i] == "--value" && args[i + 1].get<std::string>().rfind(ref + "=", 0) == 0)
+      return args[i + 1].get<std::string>().substr(ref.size() + 1);
+  return "(none)";
+}
+
+Json request_of(const Json& args) {
+  for (size_t i = 0; i + 1 < args.size(); ++i)
+    if (args[i] == "--request-json") return Json::parse(args[i + 1].get<std::string>());
+  return Json();
+}
+
+std::vector<fs::path> samples() {
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::directory_iterator(kSource / "samples"))
+    if (fs::exists(entry.path() / "pipeline.yaml")) files.push_back(entry.path() / "pipeline.yaml");
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+}  // namespace
+
+// Every sample but the tuning one compiles for both targets and validates
+// against the engines' own definitions; the tuning one is refused, clearly.
+TEST_F(CompileTest, EverySampleCompilesForBothTargetsAndValidates) {
+  std::vector<fs::path> argo, kfp;
+  for (const auto& sample : samples()) {
+    const bool tuning = sample.parent_path().filename() == "digits-tuning";
+    for (const std::string target : {"argo", "kfp"}) {
+      const auto c = compile(sample, target);
+      if (tuning) {
+        EXPECT_FALSE(c.status.success()) << sample;
+        EXPECT_NE(c.output.find("tune: a tuning step cannot be compiled to " + target), std::string::npos) << c.output;
+        continue;
+      }
+      ASSERT_TRUE(c.status.success()) << sample << " for " << target << ":\n" << c.output;
+      ASSERT_FALSE(c.documents.empty());
+      (target == "argo" ? argo : kfp).push_back(c.file);
+    }
+  }
+  ASSERT_GE(argo.size(), 5u);
+  const auto a = validate("validate_argo.py", argo);
+  EXPECT_TRUE(a.status.success()) << a.output;
+  const auto k = validate("validate_kfp.py", kfp);
+  EXPECT_TRUE(k.status.success()) << k.output;
+}
+
+// The validators can fail: a field Argo does not have, a KFP field of the wrong type.
+TEST_F(CompileTest, TheValidatorsRefuseWhatTheEnginesWouldRefuse) {
+  auto c = compile(kSource / "samples/hello/pipeline.yaml", "argo");
+  ASSERT_TRUE(c.status.success()) << c.output;
+  Json broken = c.documents[0];
+  broken["spec"]["templates"][0]["dag"]["failFast"] = "sometimes";
+  kiln::test::write_text(dir / "broken-argo.yaml", kiln::host::to_yaml_documents({broken}));
+  const auto a = validate("validate_argo.py", {dir / "broken-argo.yaml"});
+  EXPECT_FALSE(a.status.success());
+  EXPECT_NE(a.output.find("FAIL"), std::string::npos) << a.output;
+
+  c = compile(kSource / "samples/hello/pipeline.yaml", "kfp");
+  ASSERT_TRUE(c.status.success()) << c.output;
+  broken = c.documents[0];
+  broken["root"]["dag"]["tasks"]["report"]["retryPolicy"] = {{"maxRetries", 2}};
+  kiln::test::write_text(dir / "broken-kfp.yaml", kiln::host::to_yaml_documents({broken}));
+  const auto k = validate("validate_kfp.py", {dir / "broken-kfp.yaml"});
+  EXPECT_FALSE(k.status.success());
+  EXPECT_NE(k.output.find("maxRetries"), std::string::npos) << k.output;
+}
+
+// samples/hello on Argo: each control-flow feature in its field.
+TEST_F(CompileTest, HelloOnArgoPutsEachFeatureInItsField) {
+  const auto c = compile(kSource / "samples/hello/pipeline.yaml", "argo", {"--image", "registry.example/kiln:1"});
+  ASSERT_TRUE(c.status.success()) << c.output;
+  const Json& w = c.documents.at(0);
+  EXPECT_EQ(w["kind"], "Workflow");
+  const Json& spec = w["spec"];
+  EXPECT_EQ(spec["entrypoint"], "kiln-main");
+  // Parameters: workflow arguments, lists as JSON text.
+  EXPECT_EQ(find_named(spec["arguments"]["parameters"], "greeting")["value"], "Hello");
+  EXPECT_EQ(Json::parse(find_named(spec["arguments"]["parameters"], "names")["value"].get<std::string>()),
+            Json::parse(R"(["ada","grace","linus"])"));
+  // options.timeout 10m → the workflow's deadline; finally → onExit.
+  EXPECT_EQ(spec["activeDeadlineSeconds"], 600);
+  EXPECT_EQ(spec["onExit"], "kiln-finally");
+  EXPECT_FALSE(argo_template(w, "kiln-main")["dag"].contains("failFast"));  // policy stop: Argo's default
+
+  // Retries (echo-retrying: limit 2, backoff 100ms, max 1s, on [error, crash]) and timeout 30s.
+  const Json& greet = argo_template(w, "greet");
+  EXPECT_EQ(greet["retryStrategy"]["limit"], "2");
+  EXPECT_EQ(greet["retryStrategy"]["backoff"]["duration"], "100ms");
+  EXPECT_EQ(greet["retryStrategy"]["backoff"]["cap"], "1s");
+  EXPECT_EQ(greet["retryStrategy"]["backoff"]["factor"], "2");
+  EXPECT_EQ(greet["retryStrategy"]["expression"], "asInt(lastRetry.exitCode) == 1 || asInt(lastRetry.exitCode) == 2");
+  EXPECT_EQ(greet["activeDeadlineSeconds"], "60");  // 30 s, enforced by kiln step, + 30 s backstop
+  EXPECT_EQ(request_of(greet["container"]["args"])["timeout_seconds"], 30.0);
+  EXPECT_EQ(greet["container"]["image"], "registry.example/kiln:1");
+  EXPECT_EQ(greet["container"]["command"], Json::array({"kiln"}));
+  EXPECT_EQ(find_named(greet["outputs"]["artifacts"], "text")["path"], "/tmp/kiln/outputs/text");
+
+  // The loop: a wrapper DAG with parallelism 2 over the names parameter.
+  const Json& loop = argo_template(w, "per-name-loop");
+  EXPECT_EQ(loop["parallelism"], 2);
+  EXPECT_EQ(loop["dag"]["tasks"][0]["withParam"], "{{inputs.parameters.kiln-items}}");
+  const Json& per_name = argo_task(w, "kiln-main", "per-name");
+  EXPECT_EQ(per_name["template"], "per-name-loop");
+  EXPECT_EQ(find_named(per_name["arguments"]["parameters"], "kiln-items")["value"], "{{workflow.parameters.names}}");
+  EXPECT_EQ(find_named(per_name["arguments"]["artifacts"], "text")["from"], "{{tasks.greet.outputs.artifacts.text}}");
+  EXPECT_EQ(per_name["depends"], "greet.Succeeded");
+  EXPECT_EQ(value_argument(argo_template(w, "per-name")["container"]["args"], "item"), "{{inputs.parameters.item}}");
+
+  // when → a condition task and Argo's when; after → depends.
+  const Json& check = argo_task(w, "kiln-main", "thorough-check");
+  EXPECT_EQ(check["when"], "{{tasks.thorough-check-when.outputs.parameters.result}} == true");
+  EXPECT_EQ(check["depends"], "greet && thorough-check-when.Succeeded");
+  const Json gate_request = request_of(argo_template(w, "thorough-check-when")["container"]["args"]);
+  EXPECT_EQ(gate_request["condition"], "params.mode == 'thorough'");
+  const Json& summary = argo_task(w, "kiln-main", "summary");
+  EXPECT_NE(summary["depends"].get<std::string>().find("per-name.Succeeded"), std::string::npos) << summary.dump();
+  EXPECT_EQ(value_argument(argo_template(w, "summary")["container"]["args"], "steps.per-name.outputs.message"),
+            "{{inputs.parameters.v0}}");
+  EXPECT_EQ(find_named(summary["arguments"]["parameters"], "v0")["value"],
+            "{{tasks.per-name.outputs.parameters.message}}");
+
+  // The exit handler reads the workflow's status and name.
+  const Json& report = argo_task(w, "kiln-finally", "report");
+  const Json report_args = argo_template(w, "report")["container"]["args"];
+  const std::string status_port = value_argument(report_args, "run.status");
+  ASSERT_EQ(status_port.rfind("{{inputs.parameters.", 0), 0u) << report_args.dump();
+  const std::string port = status_port.substr(20, status_port.size() - 22);
+  EXPECT_EQ(find_named(report["arguments"]["parameters"], port)["value"], "{{workflow.status}}");
+  // kiln's own placeholders never reach Argo's {{ }} substitution.
+  for (const auto& arg : report_args) EXPECT_EQ(arg.get<std::string>().find("{{ "), std::string::npos) << arg;
+  EXPECT_EQ(request_of(report_args)["parameters"]["message"], "run {{ run.id }} finished: {{ run.status }}");
+}
+
+// samples/hello on Kubeflow Pipelines: the same features in KFP's fields.
+TEST_F(CompileTest, HelloOnKfpPutsEachFeatureInItsField) {
+  const auto c = compile(kSource / "samples/hello/pipeline.yaml", "kfp");
+  ASSERT_TRUE(c.status.success()) << c.output;
+  ASSERT_EQ(c.documents.size(), 2u);  // the PipelineSpec and the PlatformSpec with the deadline
+  const Json& spec = c.documents[0];
+  EXPECT_EQ(spec["pipelineInfo"]["name"], "hello");
+  EXPECT_EQ(spec["root"]["inputDefinitions"]["parameters"]["names"]["parameterType"], "LIST");
+  EXPECT_EQ(spec["root"]["inputDefinitions"]["parameters"]["pause"]["parameterType"], "NUMBER_DOUBLE");
+  EXPECT_EQ(c.documents[1]["platforms"]["kubernetes"]["pipelineConfig"]["activeDeadlineSeconds"], 600);
+
+  // finally → an exit handler DAG; the report runs after it whatever happened, reading its final status.
+  const Json& root_tasks = spec["root"]["dag"]["tasks"];
+  ASSERT_TRUE(root_tasks.contains("exit-handler-1"));
+  const Json& report = root_tasks["report"];
+  EXPECT_EQ(report["triggerPolicy"]["strategy"], "ALL_UPSTREAM_TASKS_COMPLETED");
+  EXPECT_EQ(report["dependentTasks"], Json::array({"exit-handler-1"}));
+  EXPECT_EQ(report["inputs"]["parameters"]["v1"]["taskFinalStatus"]["producerTask"], "exit-handler-1");
+  EXPECT_EQ(spec["components"]["comp-report"]["inputDefinitions"]["parameters"]["v1"]["parameterType"],
+            "TASK_FINAL_STATUS");
+
+  const Json& tasks = spec["components"]["comp-exit-handler-1"]["dag"]["tasks"];
+  // The loop: parameterIterator over the names parameter, at most 2 at once.
+  const Json& loop = tasks["per-name"];
+  EXPECT_EQ(loop["componentRef"]["name"], "comp-for-loop-per-name");
+  EXPECT_EQ(loop["parameterIterator"]["items"]["inputParameter"], "pipelinechannel--kiln-items");
+  EXPECT_EQ(loop["inputs"]["parameters"]["pipelinechannel--kiln-items"]["componentInputParameter"],
+            "pipelinechannel--names");
+  EXPECT_EQ(loop["iteratorPolicy"]["parallelismLimit"], 2);
+  EXPECT_EQ(spec["components"]["comp-for-loop-per-name"]["dag"]["outputs"]["parameters"]["message"]
+                ["valueFromParameter"]["producerSubtask"],
+            "per-name");
+
+  // when → triggerPolicy on the condition task's result.
+  const Json& check = tasks["thorough-check"];
+  EXPECT_EQ(check["triggerPolicy"]["condition"],
+            "inputs.parameter_values['pipelinechannel--thorough-check-when-result'] == 'true'");
+  EXPECT_EQ(check["inputs"]["parameters"]["pipelinechannel--thorough-check-when-result"]["taskOutputParameter"]
+                ["producerTask"],
+            "thorough-check-when");
+
+  // Retries on [error, crash] only: KFP retries any failure, so kiln step retries in the pod.
+  EXPECT_FALSE(tasks["greet"].contains("retryPolicy"));
+  const Json greet_args = spec["deploymentSpec"]["executors"]["exec-greet"]["container"]["args"];
+  const Json retries = request_of(greet_args)["retries"];
+  EXPECT_EQ(retries["limit"], 2);
+  EXPECT_EQ(retries["on"], Json::array({"crash", "error"}));
+  EXPECT_EQ(tasks["greet"]["cachingOptions"]["enableCache"], true);
+  EXPECT_EQ(value_argument(greet_args, "params.greeting"), "{{$.inputs.parameters['v0']}}");
+}
+
+TEST_F(CompileTest, KfpUsesItsRetryPolicyWhenEveryPodFailureIsRetried) {
+  const auto file = pipeline(R"(
+steps:
+  - name: flaky
+    component: util.flaky
+    retries: {limit: 3, backoff: 2s, factor: 3, max_backoff: 1m}
+    cache: false
+)");
+  const auto c = compile(file, "kfp");
+  ASSERT_TRUE(c.status.success()) << c.output;
+  const Json& task = c.documents[0]["root"]["dag"]["tasks"]["flaky"];
+  EXPECT_EQ(task["retryPolicy"]["maxRetryCount"], 3);
+  EXPECT_EQ(task["retryPolicy"]["backoffDuration"], "2.000s");
+  EXPECT_EQ(task["retryPolicy"]["backoffFactor"], 3.0);
+  EXPECT_EQ(task["retryPolicy"]["backoffMaxDuration"], "60.000s");
+  EXPECT_EQ(task["cachingOptions"]["enableCache"], false);
+  const auto a = compile(file, "argo");
+  ASSERT_TRUE(a.status.success()) << a.output;
+  EXPECT_EQ(argo_template(a.documents[0], "flaky")["retryStrategy"]["expression"],
+            "asInt(lastRetry.exitCode) == 1 || asInt(lastRetry.exitCode) == 2 || asInt(lastRetry.exitCode) == 3 || "
+            "lastRetry.status == \"Error\"");
+}
+
+TEST_F(CompileTest, ResourcesBecomeRequestsAndLimits) {
+  const auto file = pipeline(R"(
+steps:
+  - name: big
+    component: util.noop
+    resources: {cpus: 1.5, memory: 2Gi, gpus: 1}
+)");
+  const auto a = compile(file, "argo");
+  ASSERT_TRUE(a.status.success()) << a.output;
+  const Json& r = argo_template(a.documents[0], "big")["container"]["resources"];
+  EXPECT_EQ(r["requests"]["cpu"], "1500m");
+  EXPECT_EQ(r["limits"]["memory"], std::to_string(2LL << 30));
+  EXPECT_EQ(r["limits"]["nvidia.com/gpu"], "1");
+  const auto k = compile(file, "kfp");
+  ASSERT_TRUE(k.status.success()) << k.output;
+  const Json& kr = k.documents[0]["deploymentSpec"]["executors"]["exec-big"]["container"]["resources"];
+  EXPECT_EQ(kr["resourceCpuLimit"], "1500m");
+  EXPECT_EQ(kr["accelerator"]["resourceCount"], "1");
+  const auto v = validate("validate_kfp.py", {k.file});
+  EXPECT_TRUE(v.status.success()) << v.output;
+}
+
+// What a target cannot express: an error at file:line:col naming the feature
+// and the target, exit 1, no file written.
+TEST_F(CompileTest, WhatATargetCannotExpressIsAPositionedError) {
+  const auto file = pipeline(R"(
+steps:
+  - name: a
+    component: util.echo
+    retries: {limit: 1, factor: 1.5}
+finally:
+  - name: b
+    component: util.echo
+    parameters: {message: "failed: {{ run.failed_steps }}"}
+options:
+  failure_policy: continue
+)");
+  const std::string f = file.string();
+  const auto at = [&](const std::string& output, int line, const std::string& message) {
+    return std::regex_search(output, std::regex(f + ":" + std::to_string(line) + ":[0-9]+: " + message));
+  };
+  auto k = compile(file, "kfp");
+  EXPECT_EQ(k.status.code, 1);
+  EXPECT_FALSE(fs::exists(k.file));
+  EXPECT_NE(k.output.find(f + ":14:19: options.failure_policy: 'continue' cannot be expressed in kfp"),
+            std::string::npos)
+      << k.output;
+  EXPECT_TRUE(at(k.output, 12, "'run.failed_steps' cannot be expressed in kfp")) << k.output;
+  EXPECT_NE(k.output.find("2 problems in " + f), std::string::npos) << k.output;
+
+  auto a = compile(file, "argo");
+  EXPECT_EQ(a.status.code, 1);
+  EXPECT_TRUE(at(a.output, 6, "retries.factor: argo multiplies the backoff by a whole number")) << a.output;
+  EXPECT_NE(a.output.find("1 problem in " + f), std::string::npos) << a.output;
+}
+
+TEST_F(CompileTest, TuningAndDataParallelStepsAreRefusedAtTheirPosition) {
+  const fs::path tuning = kSource / "samples/digits-tuning/pipeline.yaml";
+  const auto c = compile(tuning, "kfp");
+  EXPECT_EQ(c.status.code, 1);
+  EXPECT_TRUE(std::regex_search(c.output, std::regex(tuning.string() + ":[0-9]+:[0-9]+: tune: a tuning step cannot "
+                                                                       "be compiled to kfp")))
+      << c.output;
+  const auto file = pipeline(R"(
+steps:
+  - name: wide
+    component: util.noop
+    distributed: {replicas: 2}
+)");
+  const auto d = compile(file, "argo");
+  EXPECT_EQ(d.status.code, 1);
+  EXPECT_NE(d.output.find(file.string() + ":6:5: distributed.replicas: a data-parallel step cannot be compiled"),
+            std::string::npos)
+      << d.output;
+}
+
+TEST_F(CompileTest, StepsWhoseTaskNamesCollideAreRefused) {
+  const auto file = pipeline(R"(
+steps:
+  - name: prep_data
+    component: util.noop
+  - name: prep-data
+    component: util.noop
+)");
+  const auto c = compile(file, "argo");
+  EXPECT_EQ(c.status.code, 1);
+  EXPECT_NE(c.output.find("both become the argo task 'prep-data'"), std::string::npos) << c.output;
+}
+
+// The plan's errors are kiln run's: the same planner, the same messages.
+TEST_F(CompileTest, WiringErrorsAreThoseOfKilnRun) {
+  const auto file = pipeline(R"(
+steps:
+  - name: a
+    component: util.echo
+    inputs: {text: nowhere.outputs.text}
+)");
+  const auto c = compile(file, "argo");
+  const auto v = kiln::test::run_kiln({"validate", file.string()}, env());
+  EXPECT_EQ(c.status.code, 1);
+  ASSERT_FALSE(v.status.success());
+  const std::string first_line = v.output.substr(0, v.output.find('\n'));
+  EXPECT_NE(c.output.find(first_line), std::string::npos) << c.output << "\nvs\n" << v.output;
+}
+
+TEST_F(CompileTest, ParametersGivenOnTheCommandLineBecomeTheDefaults) {
+  const auto c = compile(kSource / "samples/hello/pipeline.yaml", "kfp", {"-p", "mode=thorough", "-p", "pause=1.5"});
+  ASSERT_TRUE(c.status.success()) << c.output;
+  const Json& p = c.documents[0]["root"]["inputDefinitions"]["parameters"];
+  EXPECT_EQ(p["mode"]["defaultValue"], "thorough");
+  EXPECT_EQ(p["pause"]["defaultValue"], 1.5);
+  const auto bad = compile(kSource / "samples/hello/pipeline.yaml", "kfp", {"-p", "pause=99"});
+  EXPECT_EQ(bad.status.code, 1);
+  EXPECT_NE(bad.output.find("pause"), std::string::npos) << bad.output;
+}
+
+// ---- The pod side: the compiled command, run here -------------------------
+
+namespace {
+
+// A compiled Argo container's args with the engine's part done here: each
+// {{inputs.parameters.X}} replaced by `inputs[X]`, paths under `root`.
+std::vector<std::string> local_pod_args(const Json& args, const std::map<std::string, std::string>& inputs,
+                                        const fs::path& root) {
+  std::vector<std::string> out;
+  for (const auto& a : args) {
+    std::string text = a.get<std::string>();
+    for (const auto& [name, value] : inputs) {
+      const std::string placeholder = "{{inputs.parameters." + name + "}}";
+      for (size_t at; (at = text.find(placeholder)) != std::string::npos;) text.replace(at, placeholder.size(), value);
+    }
+    for (size_t at; (at = text.find("/tmp/kiln/")) != std::string::npos;)
+      text.replace(at, 10, (root / "kiln").string() + "/");
+    out.push_back(text);
+  }
+  return out;
+}
+
+}  // namespace
+
+// greet, then one item of per-name reading greet's artifact, then the
+// summary's condition: the container contract without a cluster.
+TEST_F(CompileTest, TheCompiledPodCommandRunsHere) {
+  const auto c = compile(kSource / "samples/hello/pipeline.yaml", "argo");
+  ASSERT_TRUE(c.status.success()) << c.output;
+  const Json& w = c.documents[0];
+  const fs::path pod = dir / "pod";
+
+  auto args = local_pod_args(argo_template(w, "greet")["container"]["args"], {{"v0", "Bonjour"}}, pod);
+  auto run = kiln::test::run_kiln(args, env());
+  ASSERT_TRUE(run.status.success()) << run.output;
+  EXPECT_EQ(Json::parse(kiln::test::read_text(pod / "kiln/parameters/message")), "Bonjour, everyone");
+  EXPECT_EQ(kiln::test::read_text(pod / "kiln/outputs/text/message.txt"), "Bonjour, everyone");
+  const std::string metadata = kiln::test::read_text(pod / "kiln/metadata/text.json");
+  EXPECT_EQ(Json::parse(metadata)["length"], 17);
+
+  // per-name's item "ada", with greet's artifact and metadata as Argo hands them over.
+  const fs::path item = dir / "item";
+  fs::create_directories(item / "kiln/inputs");
+  fs::copy(pod / "kiln/outputs/text", item / "kiln/inputs/text", fs::copy_options::recursive);
+  args = local_pod_args(argo_template(w, "per-name")["container"]["args"],
+                        {{"v0", "Bonjour"}, {"item", "ada"}, {"kiln-metadata-text", metadata}}, item);
+  run = kiln::test::run_kiln(args, env());
+  ASSERT_TRUE(run.status.success()) << run.output;
+  EXPECT_EQ(kiln::test::read_text(item / "kiln/outputs/text/message.txt"), "Bonjour, everyone\nBonjour, ada!");
+
+  // The summary's condition reads greet's message (JSON text, as the pod wrote it) and the mode.
+  const fs::path gate = dir / "gate";
+  const Json gate_args = argo_template(w, "summary-when")["container"]["args"];
+  std::map<std::string, std::string> values;
+  for (size_t i = 0; i + 1 < gate_args.size(); ++i)
+    if (gate_args[i] == "--value") {
+      const std::string v = gate_args[i + 1];
+      const std::string port = v.substr(v.find("{{inputs.parameters.") + 20, 2);
+      values[port] = v.rfind("params.mode=", 0) == 0 ? "quick" : kiln::test::read_text(pod / "kiln/parameters/message");
+    }
+  run = kiln::test::run_kiln(local_pod_args(gate_args, values, gate), env());
+  ASSERT_TRUE(run.status.success()) << run.output;
+  EXPECT_EQ(kiln::test::read_text(gate / "kiln/parameters/result"), "true");
+}
+
+namespace {
+
+std::vector<std::string> pod_command(const Json& request, const std::vector<std::string>& extra) {
+  std::vector<std::string> args{"step", "--request-json", kiln::host::pod_request_argument(request)};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
+}
+
+Json step_request(const std::string& component, const Json& parameters) {
+  return Json{{"kiln_pod", 1},    {"pipeline", "t"},          {"step", "s"},
+              {"component", component}, {"parameters", parameters}, {"output_parameters", Json::array()}};
+}
+
+}  // namespace
+
+// The step's timeout is kiln step's: the attempt is stopped, exit 3 (Argo's
+// retry expressions and logs tell a timeout by it).
+TEST_F(CompileTest, APodStepPastItsTimeoutIsStoppedWithStatus3) {
+  Json request = step_request("util.sleep", {{"seconds", 30.0}});
+  request["timeout_seconds"] = 0.3;
+  const auto run = kiln::test::run_kiln(pod_command(request, {}), env());
+  EXPECT_EQ(run.status.code, kiln::host::kPodExitTimeout) << run.output;
+  EXPECT_NE(run.output.find("timed out"), std::string::npos) << run.output;
+}
+
+// Retries the target cannot filter by class happen in the pod: util.flaky
+// fails once (error), the second attempt succeeds.
+TEST_F(CompileTest, APodStepRetriesInThePodWhenTheRequestSaysSo) {
+  Json request = step_request("util.flaky", {{"failures", 1}, {"counter_file", (dir / "counter").string()}});
+  request["output_parameters"] = {"runs"};
+  request["retries"] = {{"limit", 2}, {"backoff_seconds", 0.01}, {"on", {"error"}}};
+  const auto run = kiln::test::run_kiln(
+      pod_command(request, {"--output-parameter", "runs=" + (dir / "runs").string()}), env());
+  ASSERT_TRUE(run.status.success()) << run.output;
+  EXPECT_EQ(kiln::test::read_text(dir / "runs"), "2");
+  EXPECT_NE(run.output.find("attempt 1 failed (error)"), std::string::npos) << run.output;
+
+  // Not retried when the class is not named: the error is the pod's status 1.
+  request["retries"]["on"] = {"crash"};
+  kiln::test::write_text(dir / "counter", "0");
+  const auto once = kiln::test::run_kiln(pod_command(request, {"--output-parameter", "runs=" + (dir / "r2").string()}),
+                                         env());
+  EXPECT_EQ(once.status.code, kiln::host::kPodExitError) << once.output;
+  EXPECT_FALSE(fs::exists(dir / "r2"));
+}
+
+TEST_F(CompileTest, APodStepWithABadRequestSaysWhyWithStatus64) {
+  const auto expect_refused = [&](const std::vector<std::string>& args, const std::string& why) {
+    const auto run = kiln::test::run_kiln(args, env());
+    EXPECT_EQ(run.status.code, kiln::host::kPodExitUsage) << run.output;
+    EXPECT_NE(run.output.find(why), std::string::npos) << run.output;
+  };
+  expect_refused({"step", "--request-json", "{\"kiln_pod\": 1,"}, "--request-json: not JSON");
+  expect_refused({"step", "--request-json", "{\"kiln_pod\": 2}"}, "'kiln_pod' must be 1");
+  Json request = step_request("util.echo", {{"message", "{{ params.who }}"}});
+  request["values"] = {{"params.who", "string"}};
+  expect_refused(pod_command(request, {}), "--value params.who=…: missing");
+  expect_refused(pod_command(request, {"--value", "params.who=a", "--value", "params.who=b"}), "given twice");
+  expect_refused(pod_command(request, {"--value", "params.who=a", "--output", "nothing=/tmp/x"}),
+                 "--output nothing: the request has no such name");
+  request["component"] = "util.nosuch";
+  expect_refused(pod_command(request, {"--value", "params.who=a"}), "the image has no component util.nosuch");
+}
+
+// The request parser's bounds: size, depth, kinds (fuzzed by fuzz/pod_request_fuzz.cpp).
+TEST(PodRequest, IsBoundedAndTyped) {
+  using namespace kiln::host;
+  EXPECT_THROW(parse_pod_request(std::string(kMaxPodRequestBytes + 1, ' ')), PodRequestError);
+  EXPECT_THROW(parse_pod_request(std::string(100, '[') + std::string(100, ']')), PodRequestError);
+  EXPECT_THROW(parse_pod_request(R"({"kiln_pod": 1, "pipeline": "p", "step": "s", "component": 3})"), PodRequestError);
+  EXPECT_THROW(parse_pod_request(R"({"kiln_pod": 1, "pipeline": "p", "step": "s", "component": "c",
+                                     "values": {"item": "yaml"}})"),
+               PodRequestError);
+  EXPECT_THROW(parse_pod_request(R"({"kiln_pod": 1, "pipeline": "p", "step": "s", "component": "c",
+                                     "retries": {"limit": 1, "on": ["sometimes"]}})"),
+               PodRequestError);
+  const auto r = parse_pod_request(pod_request_argument(Json{
+      {"kiln_pod", 1}, {"pipeline", "p"}, {"step", "s"}, {"component", "c"}, {"parameters", {{"m", "{{ item }}"}}}}));
+  EXPECT_EQ(r.parameters["m"], "{{ item }}");  // "{\u007b" reads back as "{{"
+
+  EXPECT_EQ(decode_pod_value(PodValueKind::String, "123"), "123");
+  EXPECT_EQ(decode_pod_value(PodValueKind::Json, "123"), 123);
+  EXPECT_EQ(decode_pod_value(PodValueKind::Json, "ada"), "ada");
+  EXPECT_EQ(decode_pod_value(PodValueKind::JsonList, R"(["\"a\"", "2"])"), Json::parse(R"(["a", 2])"));
+  EXPECT_EQ(decode_pod_value(PodValueKind::RunStatus, "Error"), "failed");
+  EXPECT_EQ(decode_pod_value(PodValueKind::KfpStatus, R"({"state": "SUCCEEDED", "error": {}})"), "succeeded");
+  EXPECT_EQ(decode_pod_value(PodValueKind::ArgoFailures, R"([{"displayName": "train", "phase": "Failed"}])"),
+            Json::parse(R"(["train"])"));
+  EXPECT_THROW(decode_pod_value(PodValueKind::JsonList, std::string(200, '[')), PodRequestError);
+  EXPECT_THROW(decode_pod_value(PodValueKind::KfpStatus, "{}"), PodRequestError);
+}
