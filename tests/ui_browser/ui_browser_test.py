@@ -533,8 +533,9 @@ class KilnUi(unittest.TestCase):
         run_id = self.run_now(os.path.join(SOURCE, "tests", "ui_browser", "pipelines", "lineage.yaml"), "--executor", "inprocess")
         self.load_app()
         self.open(f"#/runs/{run_id}?step=hi")
-        link = wait(lambda: self.js("return document.querySelector('#step-panel a.artifact-link')"), 30, "the artifact link")
-        link.click()
+        # The panel is drawn again once the run's detail arrives: click whichever link is there.
+        wait(lambda: self.js("const a = document.querySelector('#step-panel a.artifact-link'); if (a) a.click(); return !!a"),
+             30, "the artifact link")
         wait(lambda: self.js("return document.getElementById('artifact-lineage')?.dataset.nodes"), 30, "the lineage graph")
         digest = self.js("return location.hash").split("/")[2].split("?")[0]
         self.assertRegex(digest, r"^[0-9a-f]{64}$")
