@@ -2,11 +2,15 @@
 // by host/ui/embed) and the workspace's run-level event stream
 // (host/ui/runs_feed.cpp), over loopback. The browser tests
 // (tests/ui_browser) check what the views do with them.
+#include <kiln/host/host_identity.hpp>
 #include <kiln/host/json.hpp>
 #include <kiln/host/metadata_db.hpp>
 #include <kiln/ui/ui_server.hpp>
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <map>
@@ -169,6 +173,24 @@ TEST_F(UiAssets, GzipWhenAcceptedAndNotModifiedByETag) {
   EXPECT_EQ(header_of(get(port(), "/style.css"), "content-type"), "text/css; charset=utf-8");
 }
 
+TEST_F(UiAssets, HeadAnswersTheHeadOfGetWithoutTheBody) {
+  start();
+  Client c(port());
+  // HEAD then GET on one connection: had the HEAD's answer carried a body, the GET's would be read wrong.
+  c.send("HEAD /app.js HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /app.js HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+  const Reply head = c.read_head();
+  ASSERT_EQ(head.status, 200);
+  const Reply body = c.read_reply();
+  ASSERT_EQ(body.status, 200);
+  EXPECT_EQ(body.body, embedded("/app.js"));
+  EXPECT_EQ(header_of(head, "content-length"), std::to_string(body.body.size()));
+  EXPECT_EQ(header_of(head, "etag"), header_of(body, "etag"));
+  EXPECT_EQ(header_of(head, "content-type"), "text/javascript; charset=utf-8");
+  Client missing(port());
+  missing.send("HEAD /nope.js HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+  EXPECT_EQ(missing.read_head().status, 404);
+}
+
 TEST_F(UiAssets, UnknownFilesAndMethodsAreRefused) {
   start();
   EXPECT_EQ(get(port(), "/nope.js").status, 404);
@@ -178,7 +200,7 @@ TEST_F(UiAssets, UnknownFilesAndMethodsAreRefused) {
   EXPECT_EQ(get(port(), "/a%2fb.js").status, 400);
   const Reply post = get(port(), "/index.html", "", "POST");
   EXPECT_EQ(post.status, 405);
-  EXPECT_EQ(header_of(post, "allow"), "GET");
+  EXPECT_EQ(header_of(post, "allow"), "GET, HEAD");
   EXPECT_EQ(get(port(), "/api/nothing").status, 404);  // the API's namespace is not the UI's
 }
 
@@ -305,6 +327,47 @@ TEST_F(UiAssets, WorkspaceEventsStartFromNowOnAnExistingWorkspace) {
   ASSERT_TRUE(m);
   EXPECT_EQ(m->data["run"], before[2].id);
   EXPECT_EQ(m->data["status"], "succeeded");
+}
+
+TEST_F(UiAssets, WorkspaceEventsReportARunWhoseProcessDiedAsInterrupted) {
+  const auto runs = add_synthetic_runs(dir_.path(), 2, 5);
+  start();
+  Client c(port());
+  c.send("GET /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+  ASSERT_EQ(c.read_head().status, 200);
+  c.set_receive_timeout(10s);
+  // A process that stands for a `kiln run`: the run records its identity, as kiln run does.
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::pause();
+    ::_exit(0);
+  }
+  std::string started;
+  ASSERT_TRUE(poll_until([&] { return !(started = host::process_start_time(child)).empty(); }));
+  const host::HostIdentity me = host::current_host_identity();
+  {
+    host::MetadataDb db(dir_.path() / "kiln.db");
+    db.execute("UPDATE runs SET status='running', host=?, pid=?, boot_id=?, process_start=? WHERE id=?",
+               {me.host, static_cast<int64_t>(child), me.boot_id, started, runs[1].id});
+  }
+  auto m = next_data(c);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->data["run"], runs[1].id);
+  EXPECT_EQ(m->data["status"], "running");
+  // It dies without a word to the database: the feed still says so.
+  ASSERT_EQ(::kill(child, SIGKILL), 0);
+  ASSERT_EQ(::waitpid(child, nullptr, 0), child);
+  m = next_data(c);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->data["run"], runs[1].id);
+  EXPECT_EQ(m->data["status"], "interrupted");
+  // Once: another commit does not send it again, and the run is still compared.
+  set_status(dir_.path(), runs[0].id, "running");  // on another host (synthetic-host): its process is not looked at
+  m = next_data(c);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->data["run"], runs[0].id);
+  EXPECT_EQ(m->data["status"], "running");
 }
 
 }  // namespace

@@ -500,6 +500,21 @@ TEST_F(UiControl, ShowsArtifactsTheirLineageAndPreviews) {
   EXPECT_EQ(content.reply.body, "<b>lineage</b> (quick)");
   EXPECT_EQ(header_of(content.reply, "content-type"), "application/octet-stream");
   EXPECT_NE(header_of(content.reply, "content-disposition").find("attachment"), std::string::npos);
+  EXPECT_EQ(header_of(content.reply, "accept-ranges"), "bytes");
+  // A part of it (Range), the end of it, and past its end.
+  const std::string url = "/api/v1/artifacts/" + digest + "/content?file=" + file;
+  const ApiAnswer part = api(port(), "GET", url, "", "Range: bytes=3-9\r\n");
+  EXPECT_EQ(part.status, 206);
+  EXPECT_EQ(part.reply.body, "lineage");
+  EXPECT_EQ(header_of(part.reply, "content-range"), "bytes 3-9/22");
+  const ApiAnswer tail = api(port(), "GET", url, "", "Range: bytes=-7\r\n");
+  EXPECT_EQ(tail.status, 206);
+  EXPECT_EQ(tail.reply.body, "(quick)");
+  const ApiAnswer past = api(port(), "GET", url, "", "Range: bytes=22-\r\n");
+  EXPECT_EQ(past.status, 416);
+  EXPECT_EQ(past.reply.body, "");
+  EXPECT_EQ(header_of(past.reply, "content-range"), "bytes */22");
+  EXPECT_EQ(api(port(), "GET", url, "", "Range: bytes=0-1,4-5\r\n").reply.body, "<b>lineage</b> (quick)");  // ignored
 
   // Upstream of a loop item's output: the item, hi's output, hi.
   std::string item_output;

@@ -704,8 +704,8 @@ struct Loop {
     const bool keep_alive = c.answer_keep_alive && !response.close && !stopping;
     append_head(c.out, response.status, response.content_type, response.body.size(), keep_alive,
                 c.answering->version_minor == 0, response.headers);
-    c.out += response.body;
-    if (front.completed) front.completed(*c.answering, response.status, response.body.size());
+    if (!response.head_only) c.out += response.body;
+    if (front.completed) front.completed(*c.answering, response.status, response.head_only ? 0 : response.body.size());
     c.answering.reset();
     ++c.sequence;
     if (!keep_alive) c.close_after_write = true;

@@ -60,6 +60,9 @@ struct HttpResponse {
   std::string body;
   const char* content_type = "application/json";
   bool close = false;  // close the connection after this answer
+  // The answer to a HEAD request: the head that GET would get (its
+  // Content-Length is the body's size), and no body.
+  bool head_only = false;
   // More header lines ("Set-Cookie", ...). A name or value holding CR or LF
   // is not sent (no header can be injected).
   std::vector<std::pair<std::string, std::string>> headers{};

@@ -117,7 +117,7 @@ void Access::check(const http::HttpRequest& request, bool login) const {
 const std::vector<std::string>& kept_request_headers() {
   static const std::vector<std::string> names{"host",   "origin",          "authorization",
                                                 "cookie", "last-event-id",   "accept-encoding",
-                                                "if-none-match"};
+                                                "if-none-match", "range"};
   return names;
 }
 

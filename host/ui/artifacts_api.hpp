@@ -6,6 +6,8 @@
 // A file is read only inside the artifact's directory (confined_file.hpp).
 #pragma once
 
+#include "byte_range.hpp"
+
 #include "query_string.hpp"
 #include "workspace_db.hpp"
 
@@ -30,6 +32,10 @@ struct FileAnswer {
   std::string body;
   const char* content_type = "application/octet-stream";  // a static string
   std::string file_name;
+  // With a Range request: what the body is (Satisfiable: those bytes, 206;
+  // Unsatisfiable: none, 416) of a file of `size` bytes; Ignored: the whole file.
+  http::ByteRange range{};
+  uint64_t size = 0;
 };
 
 class ArtifactsApi {
@@ -38,8 +44,10 @@ class ArtifactsApi {
 
   // GET /api/v1/artifacts/{digest}.
   host::Json info(const std::string& digest);
-  // GET /api/v1/artifacts/{digest}/content?file=PATH.
-  FileAnswer content(const std::string& digest, const QueryParams& query);
+  // GET /api/v1/artifacts/{digest}/content?file=PATH, the Range header's
+  // bytes when `range` is given (then at most kMaxDownloadBytes of them, from
+  // a file of any size).
+  FileAnswer content(const std::string& digest, const QueryParams& query, const std::string* range = nullptr);
   // GET /api/v1/artifacts/{digest}/preview?file=PATH&rows=N: JSON, or a PNG's bytes (`image` set).
   host::Json preview(const std::string& digest, const QueryParams& query, FileAnswer* image);
   // GET /api/v1/artifacts/{digest}/lineage?direction=&depth=.

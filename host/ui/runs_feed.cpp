@@ -1,5 +1,6 @@
 #include "runs_feed.hpp"
 
+#include <kiln/host/host_identity.hpp>
 #include <kiln/host/json.hpp>
 #include <kiln/host/metadata_db.hpp>
 
@@ -47,19 +48,25 @@ std::string RunsFeed::changes() {
   }
   const auto version = db_->query("PRAGMA data_version");
   const int64_t now = version.empty() ? 0 : host::MetadataDb::integer(version.front()["data_version"]);
-  if (now == data_version_) return "";
+  const bool watching_running =
+      std::any_of(known_.begin(), known_.end(), [](const auto& entry) { return entry.second == "running"; });
+  const bool look_at_processes = watching_running && Clock::now() - liveness_checked_ >= kLivenessEvery;
+  if (now == data_version_ && !look_at_processes) return "";
   data_version_ = now;
+  liveness_checked_ = Clock::now();
   Json watched = Json::array();
   for (const auto& [id, status] : known_) watched.push_back(id);
   const auto rows = db_->query(
-      "SELECT id, status, started_at FROM runs WHERE status = 'running' OR started_at >= ?"
+      "SELECT id, status, started_at, host, pid, boot_id, process_start FROM runs WHERE status = 'running' OR started_at >= ?"
       " OR id IN (SELECT value FROM json_each(?))",
       {newest_, watched.dump()});
   std::string messages;
   std::map<std::string, std::pair<std::string, std::string>> seen;  // id → (status, started_at)
   std::string newest = newest_;
   for (const auto& row : rows) {
-    const std::string id = row.value("id", ""), status = row.value("status", "");
+    const std::string id = row.value("id", "");
+    std::string status = row.value("status", "");
+    if (status == "running" && host::liveness_of(row) == host::HostState::dead) status = "interrupted";
     const std::string started = row["started_at"].is_string() ? row["started_at"].get<std::string>() : "";
     newest = std::max(newest, started);
     const auto before = known_.find(id);
@@ -70,10 +77,12 @@ std::string RunsFeed::changes() {
     }
     seen[id] = {status, started};
   }
-  // Keep what the next look compares against: running runs and the newest second's.
+  // Keep what the next look compares against: running runs (interrupted ones
+  // are still stored as running, so they are read again) and the newest second's.
   known_.clear();
   for (const auto& entry : seen)
-    if (entry.second.first == "running" || entry.second.second == newest) known_[entry.first] = entry.second.first;
+    if (entry.second.first == "running" || entry.second.first == "interrupted" || entry.second.second == newest)
+      known_[entry.first] = entry.second.first;
   newest_ = newest;
   primed_ = true;
   return messages;

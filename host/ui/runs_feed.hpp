@@ -8,9 +8,12 @@
 // when nothing was sent for `heartbeat`. A client that reconnects refetches
 // its page of runs (the events carry no history).
 //
-// Not seen: a run whose process died (shown as "interrupted" by the list)
-// changes nothing in the database, so it sends nothing; a finished run is
-// not watched until it runs again (`kiln resume` marks it running).
+// A run whose process died changes nothing in the database: while any
+// watched run is running, the runs are read again every kLivenessEvery even
+// without a commit, and a running run whose recorded process is gone
+// (host::liveness_of: dead, the rule of `kiln runs list`) is sent as
+// "interrupted". A finished run is not watched until it runs again
+// (`kiln resume` marks it running).
 #pragma once
 
 #include "http_front.hpp"
@@ -34,6 +37,9 @@ namespace kiln::ui {
 
 class RunsFeed {
  public:
+  // How often running runs' processes are looked at when nothing was committed.
+  static constexpr std::chrono::milliseconds kLivenessEvery{1000};
+
   RunsFeed(std::filesystem::path workspace, std::chrono::milliseconds poll, std::chrono::milliseconds heartbeat);
   ~RunsFeed();  // closes the streams still open
   RunsFeed(const RunsFeed&) = delete;
@@ -56,6 +62,7 @@ class RunsFeed {
   std::string newest_;                        // the latest started_at seen
   uint64_t next_id_ = 1;
   std::string last_error_;  // printed once, not at every tick
+  std::chrono::steady_clock::time_point liveness_checked_{};  // when running runs' processes were last looked at
   bool primed_ = false;  // the first look at an existing database records what exists and sends nothing
 
   mutable std::mutex mutex_;

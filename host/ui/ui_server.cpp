@@ -56,12 +56,16 @@ http::HttpResponse file_response(FileAnswer file, bool download) {
   std::string name;
   for (const char c : file.file_name)
     name += std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_' ? c : '_';
-  http::HttpResponse response{200, std::move(file.body), file.content_type};
+  using Kind = http::ByteRange::Kind;
+  const int status = file.range.kind == Kind::Satisfiable ? 206 : file.range.kind == Kind::Unsatisfiable ? 416 : 200;
+  http::HttpResponse response{status, std::move(file.body), file.content_type};
   response.headers = {{"Cache-Control", "no-store"},
+                      {"Accept-Ranges", "bytes"},
                       {"X-Content-Type-Options", "nosniff"},
                       {"Content-Security-Policy", "default-src 'none'; sandbox"},
                       {"Content-Disposition", std::string(download ? "attachment" : "inline") + "; filename=\"" +
                                                   (name.empty() ? "file" : name) + "\""}};
+  if (status != 200) response.headers.emplace_back("Content-Range", http::content_range(file.range, file.size));
   return response;
 }
 
@@ -152,14 +156,17 @@ struct UiServer::Impl {
   void handle(http::HttpRequest& request, const http::Responder& responder) {
     try {
       Call call{request, responder, parse_target(request.url), {}};
-      // Everything outside /api is the UI's files: static, public (the login page is one), GET only.
+      // Everything outside /api is the UI's files: static, public (the login page is one), GET or HEAD.
       if (call.target.segments.empty() || call.target.segments.front() != "api") {
-        if (request.method != "GET") {
-          auto response = error_response(405, "method " + request.method + " is not allowed here (allowed: GET)");
-          response.headers.emplace_back("Allow", "GET");
+        if (request.method != "GET" && request.method != "HEAD") {
+          auto response =
+              error_response(405, "method " + request.method + " is not allowed here (allowed: GET, HEAD)");
+          response.headers.emplace_back("Allow", "GET, HEAD");
           return responder.send(std::move(response));
         }
-        return responder.send(assets.serve(call.target.segments, request));
+        auto response = assets.serve(call.target.segments, request);
+        response.head_only = request.method == "HEAD";
+        return responder.send(std::move(response));
       }
       const Entry* match = nullptr;
       std::string allowed;
@@ -306,7 +313,8 @@ struct UiServer::Impl {
     call.responder.send(json_response(200, artifacts.info(call.params[0])));
   }
   void artifact_content(Call& call) {
-    call.responder.send(file_response(artifacts.content(call.params[0], call.target.query), true));
+    call.responder.send(
+        file_response(artifacts.content(call.params[0], call.target.query, call.request.header("range")), true));
   }
   void artifact_preview(Call& call) {
     FileAnswer image;

@@ -75,10 +75,15 @@ class KilnUi(unittest.TestCase):
         cls.pipelines = os.path.join(cls.tmp, "pipelines")
         shutil.copytree(os.path.join(SOURCE, "samples", "hello"), os.path.join(cls.pipelines, "hello"))
         shutil.copy(os.path.join(SOURCE, "tests", "ui_browser", "pipelines", "slow.yaml"), cls.pipelines)
+        # A serving repository for the models view: model "digits", version 1.
+        cls.models = os.path.join(cls.tmp, "models")
+        os.makedirs(os.path.join(cls.models, "digits", "1"))
+        with open(os.path.join(cls.models, "digits", "1", "model.json"), "w") as f:
+            json.dump({"task": "classification", "classes": 10}, f)
         port_file = os.path.join(cls.tmp, "port")
         cls.ui_log = open(os.path.join(cls.tmp, "ui.log"), "w")
         cls.server = subprocess.Popen([KILN, "ui", "--workdir", cls.ws, "--port", "0", "--port-file", port_file,
-                                       "--pipelines", cls.pipelines],
+                                       "--pipelines", cls.pipelines, "--models", cls.models],
                                       stdout=cls.ui_log, stderr=subprocess.STDOUT, env=cls.env)
         port = wait(lambda: read_text(port_file).strip() if os.path.exists(port_file) else None, 30, "kiln ui's port")
         cls.base = f"http://127.0.0.1:{port}/"
@@ -448,6 +453,252 @@ class KilnUi(unittest.TestCase):
         value = wait(lambda: self.js("return document.getElementById('param-seconds')?.value"), 20, "the re-run form")
         self.assertEqual(float(value), 60)
         self.shot("rerun-form")
+
+    def test_11_tuning_trials_live(self):
+        """A grid search's trials: rows from the first trial on, the best highlighted, curves overlaid live, parallel coordinates."""
+        self.load_app()
+        known = set(self.row_ids())
+        self.start_run(os.path.join(SOURCE, "tests", "ui_browser", "pipelines", "tuning.yaml"), "--executor", "inprocess")
+        run_id = self.new_row("uitune", known)
+        self.open(f"#/runs/{run_id}/trials/search")
+        seen = []  # (rows, curves, step status) as the page changed
+
+        def finished():
+            state = self.js("return [document.querySelectorAll('#trials-table tr[data-trial]').length,"
+                            " Number(document.getElementById('trial-curves')?.dataset.series || 0),"
+                            " document.getElementById('trials-status')?.dataset.status,"
+                            " document.querySelectorAll('#trials-table tr[data-trial] .chip[data-status=succeeded]').length]")
+            if not seen or seen[-1] != state:
+                seen.append(state)
+            return state[2] == "succeeded" and state[3] == 6 and state[1] == 6
+        wait(finished, 120, "6 succeeded trials and their 6 curves")
+        self.assertTrue(any(rows >= 1 and status == "running" for rows, _, status, _ in seen),
+                        f"no trial row while the step ran: {seen}")
+        self.assertTrue(any(0 < curves < 6 for _, curves, _, _ in seen), f"the curves did not arrive live: {seen}")
+        rows = self.js("return [...document.querySelectorAll('#trials-table tbody tr[data-trial]')].map(tr =>"
+                       " [tr.dataset.trial, tr.dataset.best, ...[...tr.children].map(td => td.textContent)])")
+        head = self.js("return [...document.querySelectorAll('#trials-table thead th')].map(th => th.textContent)")
+        self.assertEqual(head, ["Trial", "Status", "x", "y", "loss", "Epochs", "Early-stopped"])
+        lowest = min(rows, key=lambda r: float(r[6]))
+        self.assertEqual([r[0] for r in rows if r[1] == "true"], [lowest[0]], rows)
+        self.assertEqual((float(lowest[4]), lowest[5]), (0.45, "2"), rows)
+        self.assertTrue(all(r[7] == "4" and r[8] == "no" for r in rows), rows)
+        self.assertEqual(self.js("return document.getElementById('trial-curves').dataset.points"), "4")
+        self.assertTrue(self.js("return document.querySelector('#trial-curves canvas') !== null"))
+        parallel = self.js("const f = document.getElementById('trial-parallel'); return [f.dataset.axes, f.dataset.lines,"
+                           " [...f.querySelectorAll('.pc-name')].map(t => t.textContent),"
+                           " f.querySelector('.pc-line.best')?.dataset.trial]")
+        self.assertEqual(parallel, ["3", "6", ["x", "y", "loss (minimize)"], lowest[0]])
+        self.assert_not_reloaded()
+        self.shot("trials")
+        # The run's step panel links to this view.
+        self.open(f"#/runs/{run_id}?step=search")
+        # The panel is drawn again once the run's detail arrives: click whichever link is there.
+        wait(lambda: self.js("const a = document.getElementById('open-trials'); if (a) a.click(); return !!a"), 20,
+             "the panel's Trials link")
+        wait(lambda: self.js("return location.hash") == f"#/runs/{run_id}/trials/search", 10, "the trials route")
+        wait(lambda: self.js("return document.querySelectorAll('#trials-table tr.best').length") == 1, 20,
+             "the trials table again")
+
+    def test_12_compare_two_runs(self):
+        """Two runs ticked in the list: only the parameter that differs, the metrics side by side, curves overlaid."""
+        slow = os.path.join(SOURCE, "tests", "ui_browser", "pipelines", "slow.yaml")
+        first = self.run_now(slow, "--param", "epochs=2", "--param", "seconds=0.1", "--executor", "inprocess")
+        second = self.run_now(slow, "--param", "epochs=3", "--param", "seconds=0.1", "--executor", "inprocess")
+        self.load_app()
+        wait(lambda: {first, second} <= set(self.row_ids()), 30, "both runs in the list")
+        self.assertTrue(self.js("return document.getElementById('compare-selected').disabled"))
+        for run_id in (first, second):
+            self.js("document.querySelector(`#runs-table tr[data-run='${arguments[0]}'] input.pick`).click()", run_id)
+        self.js("document.getElementById('compare-selected').click()")
+        wait(lambda: self.js("return document.getElementById('compare-charts')?.dataset.ready") == "true", 30,
+             "the comparison and its curves")
+        self.assertEqual(self.js("return location.hash"), f"#/compare?runs={first},{second}")
+        params = self.js("return [...document.querySelectorAll('#compare-params tr[data-param]')].map(tr =>"
+                         " [...tr.children].map(c => c.textContent))")
+        self.assertEqual(params, [["epochs", "2", "3"]])
+        loss = self.js("return [...document.querySelector(\"#compare-metrics tr[data-metric='train loss']\").children]"
+                       ".map(c => c.textContent)")
+        self.assertEqual(loss[0], "train · loss")
+        self.assertNotEqual(float(loss[1]), float(loss[2]))  # 1/epoch: the 3-epoch run ends lower
+        self.assertLess(float(loss[2]), float(loss[1]))
+        chart = self.js("const f = document.querySelector(\"#compare-charts figure[data-metric='train loss']\");"
+                        " return [f.dataset.series, f.dataset.points, f.querySelector('canvas') !== null]")
+        self.assertEqual(chart, ["2", "3", True])
+        self.assert_not_reloaded()
+        self.shot("compare")
+
+    def test_13_artifact_and_its_lineage(self):
+        """From a step's panel to its artifact: producer, readers, files, a text preview, download, the lineage graph."""
+        run_id = self.run_now(os.path.join(SOURCE, "tests", "ui_browser", "pipelines", "lineage.yaml"), "--executor", "inprocess")
+        self.load_app()
+        self.open(f"#/runs/{run_id}?step=hi")
+        # The panel is drawn again once the run's detail arrives: click whichever link is there.
+        wait(lambda: self.js("const a = document.querySelector('#step-panel a.artifact-link'); if (a) a.click(); return !!a"),
+             30, "the artifact link")
+        wait(lambda: self.js("return document.getElementById('artifact-lineage')?.dataset.nodes"), 30, "the lineage graph")
+        digest = self.js("return location.hash").split("/")[2].split("?")[0]
+        self.assertRegex(digest, r"^[0-9a-f]{64}$")
+        self.assertIn(f"{run_id} / hi", self.js("return document.getElementById('artifact-producer').textContent"))
+        readers = self.js("return [...document.querySelectorAll('#artifact-consumers li')].map(li => li.textContent)")
+        self.assertEqual(sorted(readers), [f"{run_id} / each[0] (input text)", f"{run_id} / each[1] (input text)"])
+        message = "<b>made</b><img src=x onerror=window.__xss=4>"
+        preview = wait(lambda: self.js("return document.querySelector('#artifact-preview pre')?.textContent"), 20, "the preview")
+        self.assertEqual(preview.strip(), message)
+        nodes = set(self.js("return [...document.querySelectorAll('#artifact-lineage [data-node]')].map(n => n.dataset.node)"))
+        self.assertLessEqual({f"artifact:{digest}", f"step:{run_id}/hi", f"step:{run_id}/each[0]", f"step:{run_id}/each[1]"}, nodes)
+        self.assertEqual(self.js("return document.querySelector('#artifact-lineage .lnode.root').dataset.node"), f"artifact:{digest}")
+        href = self.js("return document.querySelector('#artifact-files a.download').getAttribute('href')")
+        self.assertTrue(href.startswith(f"/api/v1/artifacts/{digest}/content?file="), href)
+        self.assertEqual(self.js("return fetch(arguments[0]).then(r => r.text())", href).strip(), message)
+        self.assertIsNone(self.js("return window.__xss === undefined ? null : window.__xss"))
+        self.assertEqual(self.js("return document.querySelectorAll('main img, main b').length"), 0)
+        self.assert_not_reloaded()
+        self.shot("artifact")
+        # A step of the graph leads to its run.
+        self.js("document.querySelector(`#artifact-lineage [data-node='step:${arguments[0]}/hi']`)"
+                ".dispatchEvent(new MouseEvent('click', {bubbles: true}))", run_id)
+        wait(lambda: self.js("return location.hash") == f"#/runs/{run_id}?step=hi", 10, "the producer's run")
+
+    def test_14_plugins_and_models(self):
+        """The catalog with a component's typed parameters and ports; a model's versions and a curl command to infer."""
+        self.load_app()
+        self.js("document.getElementById('nav-plugins').click()")
+        wait(lambda: self.js("return document.querySelectorAll('#plugins section.component').length") > 5, 30, "the catalog")
+        box = self.driver.find_element("id", "plugins-filter")
+        box.send_keys("util.objective")
+        wait(lambda: self.js("return document.querySelectorAll('#plugins section.component:not([hidden])').length") == 1, 10,
+             "one component left")
+        section = "#plugins section[data-component='util.objective']"
+        rows = self.js(f"return Object.fromEntries([...document.querySelectorAll(\"{section} tr[data-param]\")]"
+                       ".map(tr => [tr.dataset.param, [...tr.children].slice(1, 4).map(td => td.textContent)]))")
+        self.assertEqual(rows["x"], ["float", "0", "-10 … 10"])
+        self.assertEqual(rows["y"], ["int", "0", "-100 … 100"])
+        self.assertIn("loss (float)", self.js(f"return document.querySelector(\"{section}\").textContent"))
+        self.assertIn("q=util.objective", self.js("return location.hash"))
+        self.shot("plugins")
+        self.js("document.getElementById('nav-models').click()")
+        wait(lambda: self.js("return document.querySelector(\"#models section[data-model='digits']\") !== null"), 20,
+             "the models")
+        self.assertEqual(self.js("return document.getElementById('models-repository').textContent"), self.models)
+        self.assertEqual(self.js("return [...document.querySelectorAll(\"section[data-model='digits'] tr[data-version]\")]"
+                                 ".map(tr => tr.dataset.version)"), ["1"])
+        self.js("document.querySelector('details.infer').open = true")
+        address = self.driver.find_element("id", "serve-address-digits")
+        address.clear()
+        address.send_keys("http://127.0.0.1:9911")
+        curl = self.js("return document.querySelector(\"pre.curl[data-model='digits']\").textContent")
+        self.assertTrue(curl.startswith("curl -sS -X POST 'http://127.0.0.1:9911/v2/models/digits/infer'"), curl)
+        self.assertIn('"datatype":"FP32"', curl)
+        self.assert_not_reloaded()
+        self.shot("models")
+
+    def test_15_a_killed_run_turns_interrupted_live_and_resumes_from_the_page(self):
+        """kill -9 of a kiln run: its page says interrupted without a reload; Resume runs it again; Cancel ends it."""
+        self.load_app()
+        known = set(self.row_ids())
+        process = self.start_run(os.path.join(SOURCE, "tests", "ui_browser", "pipelines", "slow.yaml"),
+                                 "--param", "seconds=60", "--executor", "inprocess")
+        run_id = self.new_row("uislow", known)
+        self.open(f"#/runs/{run_id}")
+        status = "return document.getElementById('run-status')?.dataset.status"
+        wait(lambda: self.node_states().get("first") == "running", 60, "the sleeping step running")
+        self.assertTrue(self.js("return document.getElementById('run-resume').hidden"))
+        process.kill()
+        process.wait(timeout=30)
+        wait(lambda: self.js(status) == "interrupted", 20, "the page to say interrupted")
+        self.assertFalse(self.js("return document.getElementById('run-resume').hidden"))
+        self.assertTrue(self.js("return document.getElementById('run-cancel').hidden"))
+        self.shot("run-interrupted")
+        self.js("document.getElementById('run-resume').click()")
+        wait(lambda: self.js(status) == "running", 60, "the resumed run running")
+        wait(lambda: self.node_states().get("first") == "running", 60, "the sleeping step running again")
+        self.assertEqual(self.js("return document.getElementById('run-control-error').textContent"), "")
+        self.js("document.getElementById('run-cancel').click()")
+        wait(lambda: self.js(status) == "cancelled", 60, "the resumed run cancelled")
+        self.assert_not_reloaded()
+
+    def test_16_upload_a_pipeline_file(self):
+        """A YAML file uploaded from the start form: its problem at mine.yaml:line:col, then a good one runs."""
+        bad = os.path.join(self.tmp, "mine.yaml")
+        with open(bad, "w") as f:
+            f.write("apiVersion: kiln/v1\nkind: Pipeline\nmetadata: {name: uploaded}\nsteps:\n"
+                    "  - name: one\n    component: util.nothing-like-this\n")
+        good = os.path.join(self.tmp, "good.yaml")
+        with open(good, "w") as f:
+            f.write("apiVersion: kiln/v1\nkind: Pipeline\nmetadata: {name: uploaded}\nsteps:\n"
+                    "  - {name: one, component: util.echo, parameters: {message: from an upload}}\n")
+        self.load_app()
+        self.js("document.getElementById('runs-start').click()")
+        wait(lambda: self.js("return document.getElementById('start-file') !== null"), 20, "the upload form")
+        before = self.run_count()
+        self.driver.find_element("id", "start-file").send_keys(bad)
+        self.js("document.getElementById('start-upload-submit').click()")
+        problem = wait(lambda: self.js("return document.querySelector('#start-problems li.problem')?.textContent"), 20,
+                       "the upload's problem")
+        self.assertRegex(problem, r"mine\.yaml:6:\d+")
+        self.assertIn("util.nothing-like-this", problem)
+        self.shot("start-upload-problems")
+        errors = [e for e in self.driver.get_log("browser") if e.get("level") == "SEVERE"
+                  and not ("/api/v1/runs " in e["message"] and "status of 400" in e["message"])]
+        self.assertEqual(errors, [])
+        self.assertEqual(self.run_count(), before)
+        self.js("document.getElementById('start-file').value = ''")
+        self.driver.find_element("id", "start-file").send_keys(good)
+        self.js("document.getElementById('start-upload-submit').click()")
+        wait(lambda: __import__("re").match(r"#/runs/[^/?]+$", self.js("return location.hash")), 30, "the new run's view")
+        wait(lambda: self.js("return document.getElementById('run-status')?.dataset.status") == "succeeded", 60,
+             "the uploaded pipeline's run to succeed")
+        self.assertEqual(self.node_states(), {"one": "succeeded"})
+        self.assert_not_reloaded()
+
+    def test_17_another_sites_page_cannot_start_a_run(self):
+        """CSRF from a real page: a page of another origin POSTs to kiln ui; the server refuses (Origin), nothing starts."""
+        import http.server
+        import threading
+        import urllib.request
+        site = os.path.join(self.tmp, "evil")
+        os.makedirs(site, exist_ok=True)
+        with open(os.path.join(site, "index.html"), "w") as f:
+            f.write('<!doctype html><title>evil</title><link rel="icon" href="data:,"><script src="evil.js"></script>')
+        with open(os.path.join(site, "evil.js"), "w") as f:
+            f.write("const kiln = new URLSearchParams(location.search).get('kiln');\n"
+                    "const post = (path, body) => fetch(kiln + path, {method: 'POST', mode: 'no-cors', credentials: 'include',"
+                    " headers: {'Content-Type': 'text/plain'}, body: JSON.stringify(body)});\n"
+                    "const body = {pipeline: 'uislow', params: {seconds: 0.1, epochs: 1}};\n"
+                    "Promise.allSettled([post('api/v1/runs', body), post('api/v1/runs', body)])"
+                    ".then(r => { document.title = 'sent ' + r.length; });\n")
+
+        class Quiet(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *a, **k):
+                super().__init__(*a, directory=site, **k)
+
+            def log_message(self, *a):
+                pass
+        evil = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+        threading.Thread(target=evil.serve_forever, daemon=True).start()
+        try:
+            def total():
+                with urllib.request.urlopen(self.base + "api/v1/runs?limit=1", timeout=10) as r:
+                    return json.load(r)["total"]
+            before = total()
+            self.driver.get(f"http://127.0.0.1:{evil.server_address[1]}/index.html?kiln={self.base}")
+            wait(lambda: self.driver.title == "sent 2", 30, "the other page's requests to be sent")
+            self.assertEqual(total(), before)
+            # The refusals are in that page's console as failed requests; nothing else may be.
+            errors = [e for e in self.driver.get_log("browser") if e.get("level") == "SEVERE"
+                      and "status of 403" not in e["message"]]
+            self.assertEqual(errors, [])
+        finally:
+            evil.shutdown()
+            evil.server_close()
+        # The same request from kiln ui's own page is accepted: the Origin, not the request, was refused.
+        self.load_app()
+        answer = self.js("return fetch('/api/v1/runs', {method: 'POST', credentials: 'include', headers: {'Content-Type': 'text/plain'},"
+                         " body: JSON.stringify({pipeline: 'uislow', params: {seconds: 0.1, epochs: 1}})})"
+                         ".then(r => r.json().then(b => [r.status, b.id]))")
+        self.assertEqual(answer[0], 202, answer)
+        wait(lambda: answer[1] in self.row_ids(), 30, "the run started from kiln ui's own page")
 
 
 def main():

@@ -5,6 +5,11 @@
 //   #/runs/ID[?tab=graph|timeline&step=NAME]           a run
 //   #/runs/ID/logs/STEP[?stream=&attempt=]             a step's logs
 //   #/runs/ID/metrics                                  a run's metric curves
+//   #/runs/ID/trials/STEP                              a tuning step's trials
+//   #/compare?runs=ID,ID[,…]                           runs side by side
+//   #/artifacts/DIGEST[?file=PATH]                     an artifact and its lineage
+//   #/plugins[?q=TEXT]                                 the plugin catalog
+//   #/models                                           the serving repository's models
 //   #/start[?pipeline=NAME|rerun=ID]                   start (or re-run) a run
 import { h, clear } from "./dom.js";
 import { login } from "./api.js";
@@ -13,6 +18,11 @@ import { mountRun } from "./views/run.js";
 import { mountLogs } from "./views/logs.js";
 import { mountMetrics } from "./views/metrics.js";
 import { mountStart } from "./views/start.js";
+import { mountTrials } from "./views/trials.js";
+import { mountCompare } from "./views/compare.js";
+import { mountArtifact } from "./views/artifact.js";
+import { mountPlugins } from "./views/plugins.js";
+import { mountModels } from "./views/models.js";
 
 const view = document.getElementById("view");
 let unmount = null;
@@ -38,6 +48,12 @@ function route() {
       unmount = mountLogs(view, parts[1], parts[3], params);
     else if (parts[0] === "runs" && parts[2] === "metrics" && parts.length === 3)
       unmount = mountMetrics(view, parts[1], params);
+    else if (parts[0] === "runs" && parts[2] === "trials" && parts.length === 4)
+      unmount = mountTrials(view, parts[1], parts[3]);
+    else if (parts[0] === "compare" && parts.length === 1) unmount = mountCompare(view, params);
+    else if (parts[0] === "artifacts" && parts.length === 2) unmount = mountArtifact(view, parts[1], params);
+    else if (parts[0] === "plugins" && parts.length === 1) unmount = mountPlugins(view, params);
+    else if (parts[0] === "models" && parts.length === 1) unmount = mountModels(view);
     else if (parts[0] === "start" && parts.length === 1) unmount = mountStart(view, params);
     else if (parts[0] === "login") showLogin();
     else view.append(h("p", { class: "error" }, "No such page: ", location.hash));

@@ -21,6 +21,8 @@ export class RunModel {
       step.duration = s.duration_seconds;
       step.attempts = (s.attempts || []).length;
       if (s.cache) step.cache = s.cache;
+      if (typeof s.items === "number") step.items = s.items;
+      if (s.trials) step.tuning = true;
       for (const u of s.units || []) {
         const unit = this.unit(step, u.key);
         unit.status = u.status || unit.status;
@@ -34,7 +36,7 @@ export class RunModel {
     let step = this.steps.get(name);
     if (!step) {
       step = { name, needs: [...needs], status: "pending", message: "", units: new Map(), attempts: 0,
-        start: null, end: null, cache: null, duration: null, items: null, failure: "" };
+        start: null, end: null, cache: null, duration: null, items: null, failure: "", tuning: false };
       this.steps.set(name, step);
     } else if (needs.length && !step.needs.length) {
       step.needs = [...needs];
@@ -143,10 +145,26 @@ export class RunModel {
         changed.metric = true;
         break;
       }
+      case "trial_finished":
+      case "trials_recorded": {
+        const step = this.steps.get(e.step);
+        if (step && !step.tuning) {
+          step.tuning = true;
+          changed.steps.add(step.name);
+        }
+        break;
+      }
       default:
         break;
     }
     return changed;
+  }
+
+  // A tuning step: it said so (a trial ended, its table was recorded), or it
+  // has units without having been expanded as a loop (a loop's step_changed
+  // names its items before any item starts).
+  isTuning(step) {
+    return step.tuning || (step.units.size > 0 && step.items === null);
   }
 
   // Per-status counts of a step's units.

@@ -2,13 +2,10 @@
 // learning rate…), one series per unit that reports it, x = the component's
 // step or epoch. Built from the run's metric events, replayed then live, so
 // the curves grow while a step trains; redrawn at most once per frame.
-import uPlot from "../vendor/uPlot.esm.js";
-import { h, clear } from "../dom.js";
+import { h } from "../dom.js";
+import { OverlayChart, chartFigure } from "../charts.js";
 import { getJson, stream, enc } from "../api.js";
 import { RunModel } from "../run_model.js";
-
-// Okabe-Ito, for the series (the same palette as the statuses).
-const COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"];
 
 export function mountMetrics(root, runId) {
   let closed = false, close = () => {};
@@ -33,7 +30,7 @@ export function mountMetrics(root, runId) {
 }
 
 function follow(box, model) {
-  const plots = new Map();  // metric name → {plot, units, el}
+  const charts = new Map();  // metric name → OverlayChart
   let frame = null;
   const dirty = new Set();
 
@@ -44,43 +41,27 @@ function follow(box, model) {
   }
 
   function drawMetric(name) {
-    const series = [...model.metrics.values()].filter((m) => m.name === name);
-    const xs = [...new Set(series.flatMap((m) => m.points.map((p) => p[0])))].sort((a, b) => a - b);
-    const index = new Map(xs.map((x, i) => [x, i]));
-    const data = [xs, ...series.map((m) => {
-      const ys = new Array(xs.length).fill(null);
-      for (const [x, y] of m.points) ys[index.get(x)] = y;
-      return ys;
-    })];
-    const units = series.map((m) => m.unit).join("\u0000");
-    let entry = plots.get(name);
-    if (entry && entry.units !== units) {  // a new series: build the chart again
-      entry.plot.destroy();
-      entry.el.remove();
-      entry = null;
-    }
-    if (!entry) {
-      const el = h("figure", { class: "chart", dataset: { metric: name } }, h("figcaption", {}, name));
+    const series = [...model.metrics.values()].filter((m) => m.name === name)
+      .map((m) => ({ label: m.unit, points: m.points }));
+    let chart = charts.get(name);
+    if (!chart) {
       const hint = document.getElementById("no-metrics");
       if (hint) hint.remove();
-      box.append(el);
-      const plot = new uPlot({
-        width: 560, height: 260, scales: { x: { time: false } },
-        axes: [{ label: "step / epoch" }, { label: name }],
-        series: [{ label: "epoch" }, ...series.map((m, i) => ({ label: m.unit, stroke: COLORS[i % COLORS.length], width: 2,
-          dash: i >= COLORS.length ? [6, 3] : undefined, points: { show: xs.length < 60 } }))],
-      }, data, el);
-      entry = { plot, units, el };
-      plots.set(name, entry);
-    } else {
-      entry.plot.setData(data);
+      const figure = chartFigure(name, { dataset: { metric: name } });
+      box.append(figure);
+      chart = new OverlayChart(figure, name);
+      charts.set(name, chart);
     }
-    entry.el.dataset.points = String(xs.length);
+    chart.update(series);
   }
 
-  return stream(`/api/v1/runs/${enc(model.id)}/events`, (event) => {
+  const close = stream(`/api/v1/runs/${enc(model.id)}/events`, (event) => {
     if (!model.apply(event).metric) return;
     dirty.add(event.name);
     if (!frame) frame = requestAnimationFrame(draw);
   });
+  return () => {
+    close();
+    if (frame) cancelAnimationFrame(frame);
+  };
 }

@@ -122,6 +122,13 @@ function showRun(root, detail, params) {
         ["unit_finished", "step_changed", "attempt_ended", "cache_decided"].includes(event.type)) refetchPanel = true;
     if (!pending) pending = requestAnimationFrame(draw);
   });
+  // A run whose process died writes no event: the workspace feed says so.
+  const closeFeed = stream("/api/v1/events", (event) => {
+    if (event.type !== "run_changed" || event.run !== model.id || event.status !== "interrupted") return;
+    if (model.status !== "running") return;
+    model.status = "interrupted";
+    updateHeader();
+  });
   function draw() {
     pending = null;
     if (structure) dag.render();
@@ -140,6 +147,7 @@ function showRun(root, detail, params) {
   }, 1000);
   return () => {
     close();
+    closeFeed();
     clearInterval(ticker);
     if (pending) cancelAnimationFrame(pending);
   };

@@ -8,7 +8,7 @@ import { chip, setChip } from "../status.js";
 
 const COLUMNS = [
   ["status", "Status"], ["id", "Run"], ["pipeline", "Pipeline"], ["started_at", "Started"],
-  ["duration", "Duration"], [null, "Message"],
+  ["duration", "Duration"], [null, "Message"], [null, "Compare"],
 ];
 const PAGE = 50;
 const FILTER_STATUSES = ["", "running", "succeeded", "failed", "cancelled", "interrupted"];
@@ -21,11 +21,18 @@ export function mountRuns(root, params) {
     offset: Number(params.get("offset") || 0) || 0,
   };
   const rows = new Map();  // run id → its status chip
+  const picked = new Set(params.get("compare") ? params.get("compare").split(",") : []);  // runs ticked to compare
   const tbody = h("tbody");
   const summary = h("p", { class: "summary", role: "status" });
   const error = h("p", { class: "error", role: "alert" });
   const prev = h("button", { type: "button", onclick: () => page(-1) }, "← Newer");
   const next = h("button", { type: "button", onclick: () => page(1) }, "Older →");
+  const compare = h("button", { type: "button", id: "compare-selected", disabled: picked.size < 2,
+    onclick: () => { location.hash = `#/compare?runs=${[...picked].map(enc).join(",")}`; } }, "Compare selected");
+  const pickedCount = () => {
+    compare.disabled = picked.size < 2;
+    compare.textContent = picked.size ? `Compare selected (${picked.size})` : "Compare selected";
+  };
 
   const field = (name, label, input) => h("label", { class: "field" }, label, " ", input);
   const status = h("select", { name: "status", id: "filter-status" },
@@ -54,7 +61,7 @@ export function mountRuns(root, params) {
       h("button", { type: "button", class: "sort", dataset: { sort: key }, onclick: () => sortBy(key) }, label, arrow));
   }));
   const table = h("table", { class: "runs", id: "runs-table" }, h("thead", {}, head), tbody);
-  root.append(h("h1", {}, "Runs ", h("a", { href: "#/start", class: "action", id: "runs-start" }, "Start a run")), form, error, summary, table, h("div", { class: "pager" }, prev, " ", next));
+  root.append(h("h1", {}, "Runs ", h("a", { href: "#/start", class: "action", id: "runs-start" }, "Start a run")), form, error, summary, table, h("div", { class: "pager" }, prev, " ", next, " ", compare));
 
   function sortBy(key) {
     state.order = state.sort === key && state.order === "desc" ? "asc" : "desc";
@@ -102,7 +109,13 @@ export function mountRuns(root, params) {
         h("td", {}, run.pipeline || ""),
         h("td", {}, fmtTime(run.started_at)),
         h("td", { class: "num" }, fmtDuration(run.duration_seconds)),
-        h("td", { class: "message" }, run.message || "")));
+        h("td", { class: "message" }, run.message || ""),
+        h("td", {}, h("input", { type: "checkbox", class: "pick", "aria-label": `compare ${run.id}`, checked: picked.has(run.id),
+          onchange: (e) => {
+            if (e.target.checked) picked.add(run.id);
+            else picked.delete(run.id);
+            pickedCount();
+          } }))));
     }
     if (!body.runs.length) tbody.append(h("tr", {}, h("td", { colspan: COLUMNS.length, class: "empty" },
       body.total ? "No runs on this page." : "No runs match. Start one with: kiln run PIPELINE.yaml --workdir …")));

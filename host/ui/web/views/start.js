@@ -20,6 +20,7 @@ export function mountStart(root, params) {
   const load = rerun
     ? Promise.all([getJson("/api/v1/pipelines"), getJson(`/api/v1/runs/${enc(rerun)}`)])
     : Promise.all([getJson("/api/v1/pipelines"), Promise.resolve(null)]);
+  if (!rerun) root.append(uploadForm(error));
   load.then(([list, run]) => {
     if (closed) return;
     const pipelines = (list.pipelines || []).filter((p) => p.name);
@@ -55,6 +56,45 @@ export function mountStart(root, params) {
   return () => {
     closed = true;
   };
+}
+
+// Or a pipeline file of the user's: its text is posted as `yaml` (≤ 256 KiB,
+// no imports), run with its defaults; its problems come back at
+// FILE:line:col under the file's own name.
+const MAX_UPLOAD = 256 * 1024;
+function uploadForm(error) {
+  const file = h("input", { type: "file", id: "start-file", accept: ".yaml,.yml,text/yaml" });
+  const noCache = h("input", { type: "checkbox", id: "start-upload-no-cache" });
+  const submit = h("button", { type: "submit", id: "start-upload-submit" }, "Upload and start");
+  const form = h("form", { class: "start-form upload", id: "start-upload" },
+    h("h2", {}, "Or upload a pipeline file"),
+    h("p", { class: "hint" }, "A kind: Pipeline YAML of at most 256 KiB without imports, run with its parameters' defaults."),
+    h("p", {}, h("label", { for: "start-file" }, "File "), file, " ", noCache, " ",
+      h("label", { for: "start-upload-no-cache" }, "Do not use the cache"), " ", submit));
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    clear(error);
+    const chosen = file.files && file.files[0];
+    if (!chosen) {
+      error.append(h("p", {}, "Choose a pipeline file first."));
+      return;
+    }
+    if (chosen.size > MAX_UPLOAD) {
+      error.append(h("p", {}, `${chosen.name} has ${chosen.size} bytes; at most ${MAX_UPLOAD} can be uploaded.`));
+      return;
+    }
+    submit.disabled = true;
+    try {
+      const started = await postJson("/api/v1/runs", { yaml: await chosen.text(), file_name: chosen.name, params: {},
+        no_cache: noCache.checked });
+      await recorded(started.id, error);
+      location.hash = `#/runs/${enc(started.id)}`;
+    } catch (err) {
+      submit.disabled = false;
+      showProblems(error, err);
+    }
+  });
+  return form;
 }
 
 // Parameters of a run whose pipeline is not offered: every one as text.

@@ -46,6 +46,9 @@ export function renderStepPanel(panel, model, detail, selection, { toggleGroup, 
           " ", chip(u.status))))));
   }
 
+  if (unitKey === null && model.isTuning(step))
+    panel.append(h("p", { class: "links" },
+      h("a", { href: `#/runs/${enc(model.id)}/trials/${enc(step.name)}`, id: "open-trials" }, "Trials"), " — table, curves, parallel coordinates"));
   const logTarget = step.units.size && unitKey === null ? null : name;
   if (logTarget) {
     panel.append(h("p", { class: "links" },
@@ -81,7 +84,8 @@ export function renderStepPanel(panel, model, detail, selection, { toggleGroup, 
     const digests = record.digests || {};
     panel.append(section("Artifacts", h("dl", {}, Object.entries(record.artifacts).map(([k, v]) =>
       [h("dt", {}, k), h("dd", { class: "mono small" }, typeof v === "string" ? v : JSON.stringify(v),
-        digests[k] ? h("br") : null, digests[k] ? `sha256 ${digests[k]}` : null)]))));
+        digests[k] ? h("br") : null,
+        digests[k] ? h("a", { href: `#/artifacts/${enc(digests[k])}`, class: "artifact-link" }, `sha256 ${digests[k].slice(0, 16)}…`) : null)]))));
   }
   const metrics = [...model.metrics.values()].filter((m) => m.unit === name || (unitKey === null && m.step === step.name));
   if (metrics.length) {
