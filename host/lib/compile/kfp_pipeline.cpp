@@ -256,7 +256,8 @@ class KfpEmitter {
     const Json outer = task_inputs(task, in_exit_handler);
     const Json outer_parameter_sources = outer.value("parameters", Json::object());
     const Json outer_artifact_sources = outer.value("artifacts", Json::object());
-    for (const auto& [name, source] : outer_parameter_sources.items()) {
+    for (const auto& entry : outer_parameter_sources.items()) {
+      const std::string name = entry.key();  // a copy: a lambda below uses it (clang: no structured bindings in captures)
       if (name == gate_channel(task)) continue;
       inner_params[name] = {{"componentInputParameter", kChannel + name}};
       const auto* port = [&]() -> const IrValue* {
