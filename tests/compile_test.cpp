@@ -548,6 +548,8 @@ TEST(PodRequest, IsBoundedAndTyped) {
   EXPECT_THROW(parse_pod_request(std::string(kMaxPodRequestBytes + 1, ' ')), PodRequestError);
   EXPECT_THROW(parse_pod_request(std::string(100, '[') + std::string(100, ']')), PodRequestError);
   EXPECT_THROW(parse_pod_request(R"({"kiln_pod": 1, "pipeline": "p", "step": "s", "component": 3})"), PodRequestError);
+  // Found by fuzz_pod_request: a version of the wrong type escaped as nlohmann's type_error.
+  EXPECT_THROW(parse_pod_request(R"({"kiln_pod": "FAILED"})"), PodRequestError);
   EXPECT_THROW(parse_pod_request(R"({"kiln_pod": 1, "pipeline": "p", "step": "s", "component": "c",
                                      "values": {"item": "yaml"}})"),
                PodRequestError);

@@ -123,10 +123,11 @@ std::string lower(std::string text) {
 
 }  // namespace
 
-PodRequest parse_pod_request(std::string_view text) {
+static PodRequest parse_request(std::string_view text) {
   const Json r = parse_json_text(text, kMaxPodRequestBytes, "--request-json");
   if (!r.is_object()) fail("request: must be a JSON object");
-  if (r.value("kiln_pod", 0) != 1) fail("request: 'kiln_pod' must be 1 (compiled by another kiln?)");
+  const auto version = r.find("kiln_pod");
+  if (version == r.end() || !version->is_number_integer() || version->get<int64_t>() != 1) fail("request: 'kiln_pod' must be 1 (compiled by another kiln?)");
   PodRequest request;
   request.pipeline = string_field(r, "pipeline", true);
   request.step = string_field(r, "step", true);
@@ -162,7 +163,8 @@ PodRequest parse_pod_request(std::string_view text) {
   return request;
 }
 
-Json decode_pod_value(PodValueKind kind, std::string_view text) {
+namespace {
+Json decode_value(PodValueKind kind, std::string_view text) {
   if (text.size() > kMaxPodValueBytes) fail("a value of " + std::to_string(text.size()) + " bytes");
   switch (kind) {
     case PodValueKind::String:
@@ -202,7 +204,7 @@ Json decode_pod_value(PodValueKind kind, std::string_view text) {
   return Json();
 }
 
-PodStep parse_pod_step(const PodStepArguments& arguments) {
+PodStep parse_step(const PodStepArguments& arguments) {
   const size_t count = arguments.values.size() + arguments.inputs.size() + arguments.input_metadata.size() +
                        arguments.outputs.size() + arguments.output_metadata.size() +
                        arguments.output_parameters.size();
@@ -248,6 +250,35 @@ PodStep parse_pod_step(const PodStepArguments& arguments) {
   step.parameter_paths = assignments(arguments.output_parameters, "--output-parameter", parameters);
   if (r.condition) require_all(step.parameter_paths, {"result"}, "--output-parameter");
   return step;
+}
+
+}  // namespace
+
+PodRequest parse_pod_request(std::string_view text) {
+  try {
+    return parse_request(text);
+  } catch (const Json::exception& e) {
+    fail(std::string("request: ") + excerpt_text(e.what(), 120));
+  }
+}
+
+// A JSON value of the wrong type deep in a request (a string where a number
+// belongs, say) is nlohmann's type_error: it is bad input like any other,
+// reported as a PodRequestError rather than escaping (found by fuzz_pod_request).
+Json decode_pod_value(PodValueKind kind, std::string_view text) {
+  try {
+    return decode_value(kind, text);
+  } catch (const Json::exception& e) {
+    fail(std::string("a value: ") + excerpt_text(e.what(), 120));
+  }
+}
+
+PodStep parse_pod_step(const PodStepArguments& arguments) {
+  try {
+    return parse_step(arguments);
+  } catch (const Json::exception& e) {
+    fail(std::string("request: ") + excerpt_text(e.what(), 120));
+  }
 }
 
 }  // namespace kiln::host
