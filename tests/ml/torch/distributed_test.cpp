@@ -6,6 +6,7 @@
 
 #include <regex>
 
+#include "digits_runs.hpp"
 #include "test_support.hpp"
 
 namespace fs = std::filesystem;
@@ -14,55 +15,16 @@ using kiln::test::TempDir;
 
 namespace {
 
-const fs::path kSource = KILN_TEST_SOURCE_DIR;
+using DigitsRun = kiln::test::digits::Run;
+using kiln::test::digits::digest_logged;
 
-// samples/digits without its publish step, its train step on `replicas`
-// processes with `retries`.
 fs::path digits_pipeline(const fs::path& dir, int replicas, const std::string& retries) {
-  std::string text = kiln::test::read_text(kSource / "samples" / "digits" / "pipeline.yaml");
-  const auto replace = [&text](const std::string& from, const std::string& to) {
-    const auto at = text.find(from);
-    if (at == std::string::npos) throw std::runtime_error("samples/digits changed: no '" + from + "'");
-    text.replace(at, from.size(), to);
-  };
-  replace("{{ pipeline.dir }}/../data", (kSource / "samples" / "data").string());
-  text.resize(text.find("  - name: publish"));
-  std::string train_fields = "    retries: " + retries + "\n";
-  if (replicas > 1) train_fields += "    distributed: {replicas: " + std::to_string(replicas) + "}\n";
-  replace("    retries: {limit: 2, on: [crash]}\n", train_fields);
-  const fs::path path = dir / ("digits-" + std::to_string(replicas) + ".yaml");
-  kiln::test::write_text(path, text);
-  return path;
+  return kiln::test::digits::pipeline(dir, replicas, retries);
 }
-
-struct DigitsRun {
-  bool ok = false;
-  std::string output;
-  Json record;  // run.json
-  fs::path dir;
-};
 
 DigitsRun run_digits(const fs::path& pipeline, const fs::path& workdir, int epochs,
                      const std::vector<std::pair<std::string, std::string>>& env = {}) {
-  const auto run = kiln::test::run_kiln(
-      {"run", pipeline.string(), "--workdir", workdir.string(), "--param", "epochs=" + std::to_string(epochs)}, env,
-      std::chrono::minutes(5));
-  DigitsRun result;
-  result.ok = run.status.success();
-  result.output = run.output;
-  for (const auto& entry : fs::directory_iterator(workdir / "runs")) {
-    result.dir = entry.path();
-    result.record = Json::parse(kiln::test::read_text(entry.path() / "run.json"));
-  }
-  return result;
-}
-
-// "rank R of N: parameters digest HEX" from a rank's channel lines.
-std::string digest_logged(const fs::path& events) {
-  static const std::regex pattern("rank [0-9]+ of [0-9]+: parameters digest ([0-9a-f]{16})");
-  std::smatch match;
-  const std::string text = kiln::test::read_text(events);
-  return std::regex_search(text, match, pattern) ? match[1].str() : "";
+  return kiln::test::digits::run(pipeline, workdir, epochs, env);
 }
 
 double test_accuracy(const DigitsRun& run) {
