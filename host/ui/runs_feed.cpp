@@ -14,8 +14,13 @@ using host::Json;
 using Clock = std::chrono::steady_clock;
 
 RunsFeed::RunsFeed(fs::path workspace, std::chrono::milliseconds poll, std::chrono::milliseconds heartbeat)
-    : workspace_(std::move(workspace)), poll_(poll), heartbeat_(heartbeat), last_sent_(Clock::now()),
-      thread_([this] { run(); }) {}
+    : workspace_(std::move(workspace)), poll_(poll), heartbeat_(heartbeat), last_sent_(Clock::now()) {
+  // The first look records what exists before the server answers anyone: a
+  // change made right after the server started is a change, not the state a
+  // late first look would take as given (seen under load in CI).
+  look();
+  thread_ = std::thread([this] { run(); });
+}
 
 RunsFeed::~RunsFeed() {
   {
@@ -88,19 +93,23 @@ std::string RunsFeed::changes() {
   return messages;
 }
 
+std::string RunsFeed::look() {
+  try {
+    return changes();
+  } catch (const std::exception& e) {  // a database being created or migrated: look again next tick
+    if (e.what() != last_error_) std::cerr << "kiln ui: the runs feed cannot read the database: " << e.what() << std::endl;
+    last_error_ = e.what();
+    db_.reset();
+    data_version_ = -1;
+    return "";
+  }
+}
+
 void RunsFeed::run() {
   std::unique_lock<std::mutex> lock(mutex_);
   while (!stopping_) {
     lock.unlock();
-    std::string messages;
-    try {
-      messages = changes();
-    } catch (const std::exception& e) {  // a database being created or migrated: look again next tick
-      if (e.what() != last_error_) std::cerr << "kiln ui: the runs feed cannot read the database: " << e.what() << std::endl;
-      last_error_ = e.what();
-      db_.reset();
-      data_version_ = -1;
-    }
+    std::string messages = look();
     lock.lock();
     const auto now = Clock::now();
     if (messages.empty() && now - last_sent_ >= heartbeat_) messages = ": heartbeat\n\n";

@@ -53,6 +53,8 @@ class RunsFeed {
   void run();
   // The messages for what changed since the last look ("" when nothing did).
   std::string changes();
+  // changes(), with a database that cannot be read yet reported once and looked at again next tick.
+  std::string look();
 
   const std::filesystem::path workspace_;
   const std::chrono::milliseconds poll_, heartbeat_;
