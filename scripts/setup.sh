@@ -41,7 +41,7 @@ KILN_TEST_PACKAGES=(python3-torch openssl clang libclang-rt-14-dev
 # Optional: only the benchmarks need these (bench/serve/serve_http.sh), never the product.
 KILN_BENCH_PACKAGES=(wrk nginx-light)
 
-kiln_log() { printf '==> %s\n' "$*"; }
+kiln_log() { printf '==> [%s, %ds] %s\n' "$(date -u +%H:%M:%S)" "$SECONDS" "$*"; }
 
 kiln_install_packages() {
   local missing=() wanted=("${KILN_PACKAGES[@]}")
