@@ -16,7 +16,26 @@
 #include <utility>
 #include <vector>
 
+#define KILN_TEST_KILN_EXE (::kiln::test::configured::kiln_exe)
+#define KILN_TEST_UTIL_PLUGIN (::kiln::test::configured::util_plugin)
+#define KILN_TEST_GREETER_PLUGIN (::kiln::test::configured::greeter_plugin)
+#define KILN_TEST_FIXTURE_DIR (::kiln::test::configured::fixture_dir)
+#define KILN_TEST_SOURCE_DIR (::kiln::test::configured::source_dir)
+
 namespace kiln::test {
+
+// Paths of this build, set by tests/CMakeLists.txt in one generated file
+// (configured_paths.cpp) rather than as -D flags on every test file: a flag
+// naming the checkout made every test file miss ccache in every other
+// checkout (git worktrees), and these pointers are constant-initialized, so
+// tests may read them in their own static initializers.
+namespace configured {
+extern const char* const kiln_exe;        // bin/kiln
+extern const char* const util_plugin;     // kiln_util.so
+extern const char* const greeter_plugin;  // samples' sample_greeter.so
+extern const char* const fixture_dir;     // the test plugins' directory
+extern const char* const source_dir;      // the checkout
+}  // namespace configured
 
 // A fresh directory under the system temp dir, removed with its content.
 class TempDir {

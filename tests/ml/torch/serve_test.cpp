@@ -18,6 +18,7 @@
 
 #include "predict.hpp"
 #include "raw_http_client.hpp"
+#include "test_support.hpp"
 #include "torch_test_data.hpp"
 #include "transform.hpp"
 
