@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <sstream>
 
 namespace kiln::cli {
 namespace {
@@ -50,9 +51,8 @@ void LiveView::on_event(uint64_t, const host::RunEvent& event) {
 }
 
 void LiveView::cancelling() {
-  out_ << (terminal_ ? "\n" : "") << "cancelling: asking running steps to stop (press Ctrl-C again to kill them)\n";
+  write(std::string(terminal_ ? "\n" : "") + "cancelling: asking running steps to stop (press Ctrl-C again to kill them)\n");
   drawn_ = 0;
-  out_.flush();
 }
 
 void LiveView::progress(const std::string& step, double fraction, const std::string& message) {
@@ -66,9 +66,8 @@ void LiveView::progress(const std::string& step, double fraction, const std::str
   if (terminal_) return redraw(false);
   if (line.fraction - line.last_printed_fraction >= 0.25) {
     line.last_printed_fraction = line.fraction;
-    out_ << elapsed() << "  " << step << "  " << bar(line.fraction) << (line.message.empty() ? "" : "  " + line.message)
-         << "\n";
-    out_.flush();
+    write(elapsed() + "  " + step + "  " + bar(line.fraction) + (line.message.empty() ? "" : "  " + line.message) +
+          "\n");
   }
 }
 
@@ -88,32 +87,41 @@ void LiveView::status(const std::string& step, const std::string& status, const 
 }
 
 void LiveView::print_plain(const std::string& step, const Line& line) {
-  out_ << elapsed() << "  " << step << "  " << line.status;
-  if (line.status == "running" && line.attempt > 1) out_ << " (attempt " << line.attempt << ")";
+  std::ostringstream text;
+  text << elapsed() << "  " << step << "  " << line.status;
+  if (line.status == "running" && line.attempt > 1) text << " (attempt " << line.attempt << ")";
   if ((line.status == "succeeded" || line.status == "failed") && line.attempt > 0) {
     char duration[32];
     std::snprintf(duration, sizeof duration, " in %.3f s",
                   std::chrono::duration<double>(Clock::now() - line.started).count());
-    out_ << duration;
+    text << duration;
   }
-  if (!line.message.empty()) out_ << ": " << line.message;
-  out_ << "\n";
-  out_.flush();
+  if (!line.message.empty()) text << ": " << line.message;
+  text << "\n";
+  write(text.str());
 }
 
 void LiveView::redraw(bool force) {
   const auto now = Clock::now();
   if (!force && now - last_draw_ < std::chrono::milliseconds(100)) return;
   last_draw_ = now;
-  if (drawn_ > 0) out_ << "\x1b[" << drawn_ << "F";  // back to the first line of the block
+  std::ostringstream block;
+  if (drawn_ > 0) block << "\x1b[" << drawn_ << "F";  // back to the first line of the block
   for (const auto& step : order_) {
     const Line& line = lines_[step];
-    out_ << "\x1b[2K" << symbol(line.status) << " " << step << "  " << line.status;
-    if (line.status == "running" && line.fraction >= 0) out_ << "  " << bar(line.fraction);
-    if (!line.message.empty()) out_ << "  " << line.message.substr(0, 80);
-    out_ << "\n";
+    block << "\x1b[2K" << symbol(line.status) << " " << step << "  " << line.status;
+    if (line.status == "running" && line.fraction >= 0) block << "  " << bar(line.fraction);
+    if (!line.message.empty()) block << "  " << line.message.substr(0, 80);
+    block << "\n";
   }
   drawn_ = order_.size();
+  write(block.str());
+}
+
+// One write per line or block: the stream is usually std::cerr, unbuffered,
+// where each << is a system call of its own (issue 16: 12 per step).
+void LiveView::write(const std::string& text) {
+  out_ << text;
   out_.flush();
 }
 

@@ -37,6 +37,7 @@ class LiveView : public host::RunObserver {
   void redraw(bool force);
   void print_plain(const std::string& step, const Line& line);
   std::string elapsed() const;
+  void write(const std::string& text);
 
   std::ostream& out_;
   bool terminal_;

@@ -12,7 +12,6 @@
 #include <kiln/host/event_log.hpp>
 #include <kiln/host/files.hpp>
 #include <kiln/host/host_identity.hpp>
-#include <kiln/host/invoke.hpp>
 #include <kiln/host/json_bounded.hpp>
 #include <kiln/host/placeholders.hpp>
 #include <kiln/host/plugin_library.hpp>
@@ -20,6 +19,7 @@
 #include <kiln/host/run_record.hpp>
 #include <kiln/host/step_context.hpp>
 
+#include "launch_builder.hpp"
 #include "run_state.hpp"
 #include "scheduler.hpp"
 #include "trials.hpp"
@@ -123,6 +123,7 @@ class Engine::Impl {
         time_(options_.time != nullptr ? options_.time : &real_time_),
         state_(plan_, options_.run_dir, options_.run_id),
         scheduler_(SchedulerOptions{options_.jobs, options_.grace_seconds}),
+        launches_(state_, options_.executor, options_.grace_seconds),
         tuners_(plan_.steps.size()) {}
 
   Json run() {
@@ -232,7 +233,7 @@ class Engine::Impl {
       const UnitState& unit = state_.unit(id);
       for (auto& [file, known] : attempts_[static_cast<size_t>(id)].log_sizes) {
         std::error_code error;
-        const auto path = unit.dir / ("attempt-" + std::to_string(unit.attempt)) / file;
+        const auto path = unit.attempt_dir() / file;
         const uint64_t size = fs::file_size(path, error);
         if (error || size == known) continue;
         known = size;
@@ -525,28 +526,15 @@ class Engine::Impl {
 
   void launch(int id) {
     UnitState& unit = state_.unit(id);
-    const PlannedStep& planned = state_.planned_of(unit);
-    const auto& spec = planned.spec;
+    const auto& spec = state_.planned_of(unit).spec;
     ++unit.attempt;
     StepLaunch launch;
-    launch.step = unit.name.display;
-    launch.component = planned.component;
-    launch.attempt_dir = unit.dir / ("attempt-" + std::to_string(unit.attempt));
-    launch.output_dir = launch.attempt_dir / "outputs";
-    launch.temp_dir = launch.attempt_dir / "tmp";
-    launch.checkpoint_dir = unit.dir / "checkpoint";
-    launch.container = spec.container;
-    launch.replicas = spec.replicas;
-    launch.slurm = spec.slurm;
-    launch.timeout_seconds = spec.timeout_seconds;
-    launch.grace_seconds = options_.grace_seconds;
     try {
-      launch.parameters = render_parameters(unit);
-      launch.inputs = wired_inputs(unit);
+      launch = launches_.build(unit);
     } catch (const std::exception& e) {
       return finish_unit(id, S::failed, std::string("cannot prepare the step: ") + e.what());
     }
-    if (journal_ && settle_without_running(id, launch)) return;  // no directory made for it (issue 16: speed)
+    if (journal_ && settle_without_running(id, launch)) return;  // no directory made for it
     try {
       fs::remove_all(launch.output_dir);  // left by an attempt a crashed host never recorded
       // The attempt directory is made by what first writes there: the
@@ -556,7 +544,7 @@ class Engine::Impl {
     } catch (const std::exception& e) {
       return finish_unit(id, S::failed, std::string("cannot prepare the step: ") + e.what());
     }
-    const std::string executor_name = executor_of(unit);
+    const std::string executor_name = launches_.executor_of(unit);
     const auto executor = executors_.find(executor_name);
     if (executor == executors_.end()) return finish_unit(id, S::failed, "no executor named '" + executor_name + "'");
     AttemptHandle& attempt = attempts_[static_cast<size_t>(id)];
@@ -619,44 +607,6 @@ class Engine::Impl {
     return UnitRef{&state_.planned_of(unit), unit.name.display, unit.item_index};
   }
 
-  Json render_parameters(const UnitState& unit) const {
-    const PlannedStep& planned = state_.planned_of(unit);
-    Json given = Json::object();
-    for (const auto& [name, value] : planned.spec.parameters)
-      given[name] = render_placeholders(value.value, state_.resolver(&unit));
-    if (state_.step(unit.step).planned->spec.tune)  // a trial: the suggestion wins over the step's own values
-      for (const auto& [name, value] : unit.item.items())
-        if (unit.part < 0 || planned.component.manifest.find_parameter(name) != nullptr) given[name] = value;
-    std::vector<std::string> problems;
-    Json resolved = resolve_parameters(planned.component.manifest, given, problems);
-    if (!problems.empty()) throw std::runtime_error(problems.front());
-    return resolved;
-  }
-
-  std::map<std::string, InputArtifact> wired_inputs(const UnitState& unit) const {
-    std::map<std::string, InputArtifact> inputs;
-    for (const auto& [name, wire] : state_.planned_of(unit).spec.inputs) {
-      if (const UnitState* sibling = unit.part < 0 ? nullptr : state_.sibling_named(unit, wire.step)) {  // the same trial's step
-        const auto it = sibling->artifacts.find(wire.output);
-        if (it == sibling->artifacts.end())
-          throw std::runtime_error("step '" + sibling->name.display + "' produced no output '" + wire.output + "'");
-        inputs[name] = it->second;
-        continue;
-      }
-      const StepState& source = state_.step_named(wire.step);
-      const auto it = source.artifacts.find(wire.output);
-      if (it == source.artifacts.end())
-        throw std::runtime_error("step '" + wire.step + "' produced no output '" + wire.output + "'");
-      inputs[name] = it->second;
-    }
-    return inputs;
-  }
-
-  std::string executor_of(const UnitState& unit) const {
-    const auto& e = state_.planned_of(unit).spec.executor;
-    return e.empty() ? options_.executor : e;
-  }
-
   // A unit reached its end: publish it, then what follows for its step (a
   // trial's tuner, the failure policy, the step's own end).
   void finish_unit(int id, StepStatus status, const std::string& message, bool resumed = false) {
@@ -688,7 +638,7 @@ class Engine::Impl {
     Json record = event_json(event);
     record["time"] = time;
     if (!file.is_open()) {  // made at the first event: most steps of a big DAG send none
-      const fs::path dir = unit.dir / ("attempt-" + std::to_string(unit.attempt));
+      const fs::path dir = unit.attempt_dir();
       std::error_code ignored;  // an attempt directory that cannot be made: the file does not open
       fs::create_directories(dir, ignored);
       file.open(dir / "events.jsonl", std::ios::app);
@@ -710,7 +660,7 @@ class Engine::Impl {
     attempt.running.reset();
     attempt.events.close();
     scheduler_.classify(state_, unit, result);
-    unit.outputs_dir = unit.dir / ("attempt-" + std::to_string(unit.attempt)) / "outputs";
+    unit.outputs_dir = unit.attempt_dir() / "outputs";
     if (result.ok() && tuners_[unit.step]) {  // a trial keeps its curve, for the tuner of a later cached or resumed run
       if (Json curve = tuners_[unit.step]->curve_json(id); !curve.is_null()) result.output_parameters[kCurveOutput] = curve;
     }
@@ -771,7 +721,7 @@ class Engine::Impl {
       if (!check.kill) continue;
       state_.set_kill_at(id, std::nullopt);
       attempt.running->kill();
-      if (executor_of(state_.unit(id)) == "inprocess") {  // a thread cannot be killed: stop waiting for it
+      if (launches_.executor_of(state_.unit(id)) == "inprocess") {  // a thread cannot be killed: stop waiting for it
         AttemptResult abandoned;
         abandoned.failure_class = std::string(to_string(FailureClass::crash));
         abandoned.message = "did not stop within the grace period; abandoned (the inprocess executor cannot kill)";
@@ -809,6 +759,7 @@ class Engine::Impl {
   EngineTime* time_;
   RunState state_;
   Scheduler scheduler_;
+  LaunchBuilder launches_;
   std::deque<AttemptHandle> attempts_;                   // by unit id
   std::vector<std::unique_ptr<TuningController>> tuners_;  // by step: tuning steps that began
   RunRecord record_{options_.run_dir};

@@ -65,6 +65,8 @@ class UnitState {
   bool timed_out() const { return timed_out_; }
   bool stop_requested() const { return stop_requested_; }  // the engine asked this attempt to stop
   bool early_stop() const { return early_stop_; }          // ... because its tuner said so (a trial)
+  // The latest attempt's directory: dir/attempt-N.
+  std::filesystem::path attempt_dir() const { return dir / ("attempt-" + std::to_string(attempt)); }
 
  private:
   friend class RunState;

@@ -121,7 +121,12 @@ class RunJournal {
                   const StoredOutputs* outputs, const CacheDecision* cache);
   void write_inputs(const UnitRef& unit, const std::map<std::string, InputArtifact>& inputs);
   void flush_metrics();
+  // Updates the run's heartbeat_at, at most once per kHeartbeatInterval.
   void heartbeat();
+  // Takes the waiting writes (to run in a transaction), and after it commits,
+  // passes the kill points of a written group.
+  std::vector<std::function<void()>> take_group();
+  void group_committed(int recorded_before);
   // Queues the writes of a unit's end; `step` is the step whose dependents
   // must not start before it is written.
   void enqueue(const UnitRef& unit, std::string cache_key, std::function<void()> write);
@@ -140,6 +145,8 @@ class RunJournal {
   std::set<std::string> group_keys_;          // cache keys they store
   std::chrono::steady_clock::time_point oldest_{};
   int recorded_steps_ = 0;  // successful units written so far (the step-recorded kill point)
+  static constexpr std::chrono::seconds kHeartbeatInterval{1};
+  std::chrono::steady_clock::time_point next_heartbeat_{};
 };
 
 // Writes the events the store keeps: attempts begun and ended, units that
