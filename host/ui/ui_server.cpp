@@ -19,6 +19,7 @@
 #include "artifacts_api.hpp"
 #include "metrics_api.hpp"
 #include "models_api.hpp"
+#include "inference_proxy.hpp"
 #include "workspace_db.hpp"
 #include "runs_feed.hpp"
 #include "static_assets.hpp"
@@ -147,6 +148,7 @@ struct UiServer::Impl {
           {{"GET", "/api/v1/runs/{id}/steps/{step}/trials"}, &Impl::step_trials},
           {{"GET", "/api/v1/compare"}, &Impl::compare_runs},
           {{"GET", "/api/v1/models"}, &Impl::list_models},
+          {{"POST", "/api/v1/models/{name}/infer"}, &Impl::infer},
       };
       std::vector<Entry> out;
       for (const auto& [route, handler] : routes)
@@ -365,6 +367,11 @@ struct UiServer::Impl {
   }
   void compare_runs(Call& call) { call.responder.send(json_response(200, metrics.compare(call.target.query))); }
   void list_models(Call& call) { call.responder.send(json_response(200, models.list(call.target.query))); }
+  // Answered later, from the proxy's worker thread (a Responder may be used from any thread).
+  void infer(Call& call) {
+    proxy.forward(call.params[0], call.target.query, call.request.body,
+                  [responder = call.responder](int status, Json body) { responder.send(json_response(status, body)); });
+  }
 
   UiOptions options;
   Access access;
@@ -379,6 +386,7 @@ struct UiServer::Impl {
   ModelsApi models;
   RunsFeed feed;
   StaticAssets assets;
+  InferenceProxy proxy;
   std::unique_ptr<http::HttpFront> front;
 };
 

@@ -571,7 +571,7 @@ class KilnUi(unittest.TestCase):
         wait(lambda: self.js("return location.hash") == f"#/runs/{run_id}?step=hi", 10, "the producer's run")
 
     def test_14_plugins_and_models(self):
-        """The catalog with a component's typed parameters and ports; a model's versions and a curl command to infer."""
+        """The catalog with a component's typed parameters and ports; a model's versions, a curl command, a request sent."""
         self.load_app()
         self.js("document.getElementById('nav-plugins').click()")
         wait(lambda: self.js("return document.querySelectorAll('#plugins section.component').length") > 5, 30, "the catalog")
@@ -594,12 +594,22 @@ class KilnUi(unittest.TestCase):
         self.assertEqual(self.js("return [...document.querySelectorAll(\"section[data-model='digits'] tr[data-version]\")]"
                                  ".map(tr => tr.dataset.version)"), ["1"])
         self.js("document.querySelector('details.infer').open = true")
-        address = self.driver.find_element("id", "serve-address-digits")
-        address.clear()
-        address.send_keys("http://127.0.0.1:9911")
+        ui_port = self.base.rstrip("/").rsplit(":", 1)[1]
+        port = self.driver.find_element("id", "serve-port-digits")
+        port.clear()
+        port.send_keys(ui_port)
         curl = self.js("return document.querySelector(\"pre.curl[data-model='digits']\").textContent")
-        self.assertTrue(curl.startswith("curl -sS -X POST 'http://127.0.0.1:9911/v2/models/digits/infer'"), curl)
+        self.assertTrue(curl.startswith(f"curl -sS -X POST 'http://127.0.0.1:{ui_port}/v2/models/digits/infer'"), curl)
         self.assertIn('"datatype":"FP32"', curl)
+        # Send: kiln ui forwards the request to 127.0.0.1 at that port. Pointed at kiln ui itself (no kiln serve
+        # here; tests/ml/torch/serve_test.cpp sends through it to a real one), the answer shown is kiln ui's own 405, as text.
+        self.js("document.getElementById('infer-send-digits').click()")
+        answer = wait(lambda: self.js("const a = document.getElementById('infer-answer-digits');"
+                                      " return a.dataset.status ? [a.dataset.status, a.textContent] : null"), 30,
+                      "the forwarded request's answer")
+        self.assertEqual(answer[0], "405", answer)
+        self.assertTrue(answer[1].startswith("kiln serve answered 405 in "), answer)
+        self.assertIn('"error": "method POST is not allowed here', answer[1])
         self.assert_not_reloaded()
         self.shot("models")
 
