@@ -52,4 +52,8 @@ kill -TERM $SERVER
 wait $SERVER
 trap - EXIT
 rm -f "$PORT_FILE"
-kiln_log "to watch these runs in a browser: $KILN ui --workdir $WORKSPACE  (then open http://127.0.0.1:8470/)"
+kiln_log "to watch these runs in a browser (docs/ui.md):"
+echo "  $KILN ui --workdir $WORKSPACE --pipelines $KILN_ROOT/samples --models $MODELS"
+echo "  then open http://127.0.0.1:8470/ : the runs list, each run's graph with live step states, its timeline,"
+echo "  logs and metric curves, artifacts and their lineage, a form that starts the samples, and the digits"
+echo "  model (with $KILN serve --model-repo $MODELS running on port 8080, Models > Send asks it for a prediction)."

@@ -345,7 +345,7 @@ TEST_F(UiApi, RunsListOfRealRuns) {
 
 // ------------------------------------------------------------------- logs
 
-TEST_F(UiApi, StepLogsAreReadByByteRange) {
+TEST_F(UiApi, StepLogsAreReadByByteRangeOrRaw) {
   // A known stdout for hi's attempt (echo writes none of its own).
   const Answer detail = call(port(), "/api/v1/runs/" + run_ids_[0]);
   const fs::path attempt_dir =
@@ -386,6 +386,62 @@ TEST_F(UiApi, StepLogsAreReadByByteRange) {
   EXPECT_EQ(call(port(), base + "?limit=2000000").status, 400);
   // A cache hit ran nothing: no logs to read.
   EXPECT_EQ(call(port(), "/api/v1/runs/" + run_ids_[1] + "/steps/hi/logs").status, 404);
+  // The same logs raw (…/logs/raw): whole, or one Range (in this test: a
+  // process of its own costs the suite's two kiln runs again).
+  content.clear();
+  for (int i = 0; content.size() < 5000; ++i) content += "warning " + std::to_string(i) + "\n";
+  write_text(attempt_dir / "stderr.log", content);
+  const std::string size = std::to_string(content.size());
+  const std::string raw = "/api/v1/runs/" + run_ids_[0] + "/steps/hi/logs/raw?stream=stderr";
+
+  a = call(port(), raw);  // whole
+  ASSERT_EQ(a.status, 200) << a.reply.body;
+  EXPECT_EQ(a.reply.body, content);
+  EXPECT_EQ(header_of(a.reply, "content-type"), "text/plain; charset=utf-8");
+  EXPECT_EQ(header_of(a.reply, "accept-ranges"), "bytes");
+  EXPECT_EQ(header_of(a.reply, "content-disposition"), "attachment; filename=\"" + run_ids_[0] + "-hi-stderr.log\"");
+  // The last 100 bytes (a tail's first read), then on from an offset (its next), then at the end: nothing new.
+  a = call(port(), raw, "Range: bytes=-100\r\n");
+  ASSERT_EQ(a.status, 206) << a.reply.body;
+  EXPECT_EQ(a.reply.body, content.substr(content.size() - 100));
+  EXPECT_EQ(header_of(a.reply, "content-range"),
+            "bytes " + std::to_string(content.size() - 100) + "-" + std::to_string(content.size() - 1) + "/" + size);
+  a = call(port(), raw, "Range: bytes=1000-\r\n");
+  EXPECT_EQ(a.status, 206);
+  EXPECT_EQ(a.reply.body, content.substr(1000));
+  a = call(port(), raw, "Range: bytes=" + size + "-\r\n");
+  EXPECT_EQ(a.status, 416);
+  EXPECT_EQ(a.reply.body, "");
+  EXPECT_EQ(header_of(a.reply, "content-range"), "bytes */" + size);
+  EXPECT_EQ(call(port(), raw, "Range: bytes=0-1,5-6\r\n").reply.body, content);  // several ranges: ignored, all of it
+
+  // A loop item's structured log; a cache hit ran nothing; a bad parameter names itself.
+  a = call(port(), "/api/v1/runs/" + run_ids_[0] + "/steps/each%5B1%5D/logs/raw?stream=events");
+  ASSERT_EQ(a.status, 200) << a.reply.body;
+  EXPECT_NE(a.reply.body.find("echo: item b"), std::string::npos) << a.reply.body;
+  EXPECT_EQ(call(port(), "/api/v1/runs/" + run_ids_[1] + "/steps/hi/logs/raw").status, 404);
+  a = call(port(), raw + "&offset=5");
+  EXPECT_EQ(a.status, 400);
+  EXPECT_NE(reason(a).find("'offset'"), std::string::npos) << a.reply.body;
+
+  // Over 32 MiB (a sparse file): not sent whole, but a range of it is.
+  fs::resize_file(attempt_dir / "stderr.log", (33u << 20));
+  a = call(port(), raw);
+  EXPECT_EQ(a.status, 413);
+  EXPECT_NE(reason(a).find("Range"), std::string::npos) << a.reply.body;
+  EXPECT_EQ(call(port(), raw, "Range: bytes=0-33554432\r\n").status, 413);
+  a = call(port(), raw, "Range: bytes=-10\r\n");
+  EXPECT_EQ(a.status, 206);
+  EXPECT_EQ(a.reply.body, std::string(10, '\0'));
+
+  // Not written yet: an empty log (and any range of it is past its end).
+  fs::remove(attempt_dir / "stderr.log");
+  a = call(port(), raw);
+  EXPECT_EQ(a.status, 200);
+  EXPECT_EQ(a.reply.body, "");
+  a = call(port(), raw, "Range: bytes=0-\r\n");
+  EXPECT_EQ(a.status, 416);
+  EXPECT_EQ(header_of(a.reply, "content-range"), "bytes */0");
 }
 
 TEST_F(UiApi, LogPathsCannotLeaveTheWorkspace) {
@@ -419,13 +475,17 @@ TEST_F(UiApi, LogPathsCannotLeaveTheWorkspace) {
                                       {"file", attempt("steps/file/attempt-1")}}}}
                                    .dump());
   for (const char* step : {"up", "abs", "linked", "file"}) {
-    const Answer a = call(port(), std::string("/api/v1/runs/tampered-run/steps/") + step + "/logs");
-    EXPECT_TRUE(a.status == 403 || a.status == 404) << step << ": " << a.reply.body;
-    EXPECT_EQ(a.reply.body.find("top secret"), std::string::npos) << step;
-    EXPECT_FALSE(reason(a).empty()) << step;
+    for (const char* route : {"/logs", "/logs/raw"}) {  // read by offset, or raw
+      const Answer a = call(port(), std::string("/api/v1/runs/tampered-run/steps/") + step + route);
+      EXPECT_TRUE(a.status == 403 || a.status == 404) << step << route << ": " << a.reply.body;
+      EXPECT_EQ(a.reply.body.find("top secret"), std::string::npos) << step << route;
+      EXPECT_FALSE(reason(a).empty()) << step << route;
+    }
   }
-  EXPECT_EQ(call(port(), "/api/v1/runs/tampered-run/steps/linked/logs").status, 403);
-  EXPECT_EQ(call(port(), "/api/v1/runs/tampered-run/steps/file/logs").status, 403);
+  for (const char* route : {"/logs", "/logs/raw"}) {
+    EXPECT_EQ(call(port(), std::string("/api/v1/runs/tampered-run/steps/linked") + route).status, 403) << route;
+    EXPECT_EQ(call(port(), std::string("/api/v1/runs/tampered-run/steps/file") + route).status, 403) << route;
+  }
   fs::remove_all(run);
 }
 
@@ -573,7 +633,11 @@ TEST_F(UiApi, ALoopbackServerAnswersOnlyLoopbackHostNames) {
   EXPECT_NE(r.body.find("loopback"), std::string::npos) << r.body;
   Client local(port());
   local.send("GET /api/v1/runs HTTP/1.1\r\nHost: localhost:" + std::to_string(port()) + "\r\n\r\n");
-  EXPECT_EQ(local.read_reply().status, 200);
+  EXPECT_EQ(local.read_reply().status, 200);  // Without a token there is nothing to sign in to, and asking needs a loopback name too.
+  EXPECT_EQ(call(port(), "/api/v1/session").body, (Json{{"token_required", false}, {"signed_in", true}}));
+  Client other(port());
+  other.send("GET /api/v1/session HTTP/1.1\r\nHost: evil.example:80\r\n\r\n");
+  EXPECT_EQ(other.read_reply().status, 403);
 }
 
 TEST_F(UiApi, UnknownEndpointsAndMethods) {
@@ -647,6 +711,22 @@ TEST(UiAccess, WithATokenEveryRequestCarriesIt) {
   a = call(port, "/api/v1/login", "Origin: http://127.0.0.1:" + std::to_string(port) + "\r\n", "POST",
            Json{{"token", token}}.dump());
   EXPECT_EQ(a.status, 200);
+
+  // The session: whether a token is needed and whether this request carries it (asked without one).
+  a = call(port, "/api/v1/session");
+  ASSERT_EQ(a.status, 200) << a.reply.body;
+  EXPECT_EQ(a.body, (Json{{"token_required", true}, {"signed_in", false}}));
+  EXPECT_EQ(call(port, "/api/v1/session", "Cookie: kiln_token=" + token + "\r\n").body["signed_in"], true);
+  EXPECT_EQ(call(port, "/api/v1/session", "Authorization: Bearer " + token + "\r\n").body["signed_in"], true);
+  EXPECT_EQ(call(port, "/api/v1/session", "Cookie: kiln_token=wrong-token-0123456789\r\n").body["signed_in"], false);
+  // Signing out clears the cookie (a cookie the browser then drops); another site cannot sign one out.
+  a = call(port, "/api/v1/logout", "Cookie: kiln_token=" + token + "\r\n", "POST");
+  ASSERT_EQ(a.status, 200) << a.reply.body;
+  EXPECT_EQ(a.body["signed_in"], false);
+  const std::string cleared = header_of(a.reply, "set-cookie");
+  EXPECT_EQ(cleared.rfind("kiln_token=;", 0), 0u) << cleared;
+  EXPECT_NE(cleared.find("Max-Age=0"), std::string::npos) << cleared;
+  EXPECT_EQ(call(port, "/api/v1/logout", "Origin: http://evil.example\r\n", "POST").status, 403);
 }
 
 TEST(UiAccess, BadTokenFilesAreRefusedNamingTheFile) {

@@ -13,7 +13,10 @@
 
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -726,6 +729,52 @@ TEST_F(UiControl, ShowsTheModelRepositoryWithSources) {
   EXPECT_EQ(digits["versions"][0]["source"], (Json{{"run", run}, {"step", "publish"}, {"artifact", model}}));
   EXPECT_TRUE(digits["versions"][1]["source"].is_null());
   EXPECT_EQ(api(port(), "GET", "/api/v1/models?repo=/etc").status, 400);  // only --models is read
+}
+
+// The inference form's proxy refuses what it must not send on, each with its
+// reason, before reaching for kiln serve (tests/ml/torch/serve_test.cpp sends
+// real requests to a real kiln serve through it).
+TEST_F(UiControl, TheInferenceProxyRefusesBadRequestsWithTheirReasons) {
+  const std::string request = R"({"inputs": [{"name": "input", "shape": [1, 1], "datatype": "FP32", "data": [0]}]})";
+  const std::vector<std::tuple<std::string, std::string, int, std::string>> cases{
+      {"/api/v1/models/digits/infer", request, 400, "'port' is missing"},
+      {"/api/v1/models/digits/infer?port=0", request, 400, "'port'"},
+      {"/api/v1/models/digits/infer?port=70000", request, 400, "'port'"},
+      {"/api/v1/models/digits/infer?port=80&host=example.com", request, 400, "'host'"},  // no other host
+      {"/api/v1/models/digits/infer?port=80&version=0", request, 400, "'version'"},
+      {"/api/v1/models/a%20b/infer?port=80", request, 400, "not a model name"},
+      {"/api/v1/models/digits/infer?port=80", "not json", 400, "JSON object"},
+      {"/api/v1/models/digits/infer?port=80", "[1, 2]", 400, "JSON object"},
+      {"/api/v1/models/digits/infer?port=80", "{\"x\": \"" + std::string(300 << 10, 'a') + "\"}", 413, "at most"},
+  };
+  for (const auto& [target, body, status, reason] : cases) {
+    const ApiAnswer a = api(port(), "POST", target, body);
+    EXPECT_EQ(a.status, status) << target << ": " << a.reply.body.substr(0, 300);
+    EXPECT_NE(a.error().find(reason), std::string::npos) << target << ": " << a.reply.body.substr(0, 300);
+  }
+  // Another site's page cannot use it (CSRF), and it is a POST only.
+  EXPECT_EQ(api(port(), "POST", "/api/v1/models/digits/infer?port=80", request, "Origin: http://evil.example\r\n").status,
+            403);
+  EXPECT_EQ(api(port(), "GET", "/api/v1/models/digits/infer?port=80").status, 405);
+  // Nobody listening on the port: a 502 that says so.
+  int free_port = 0;
+  {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof address;
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+    ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length), 0);
+    free_port = ntohs(address.sin_port);
+    ::close(fd);  // bound, never listening: nothing answers there
+  }
+  const ApiAnswer a = api(port(), "POST", "/api/v1/models/digits/infer?port=" + std::to_string(free_port), request);
+  EXPECT_EQ(a.status, 502) << a.reply.body;
+  EXPECT_NE(a.error().find("no answer from kiln serve at http://127.0.0.1:" + std::to_string(free_port) +
+                           "/v2/models/digits/infer"),
+            std::string::npos)
+      << a.reply.body;
 }
 
 }  // namespace

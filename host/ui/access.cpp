@@ -90,7 +90,22 @@ std::string Access::session_cookie() const {
   return std::string(kTokenCookie) + "=" + token_ + "; HttpOnly; SameSite=Strict; Path=/";
 }
 
-void Access::check(const http::HttpRequest& request, bool login) const {
+std::string Access::cleared_cookie() const {
+  return std::string(kTokenCookie) + "=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0";
+}
+
+bool Access::signed_in(const http::HttpRequest& request) const {
+  if (!token_required()) return true;
+  if (const std::string* authorization = request.header("authorization")) {
+    const std::string prefix = "Bearer ";
+    return authorization->compare(0, prefix.size(), prefix) == 0 && matches(authorization->substr(prefix.size()));
+  }
+  if (const std::string* cookie = request.header("cookie"))
+    if (const auto value = cookie_value(*cookie, kTokenCookie); value && matches(*value)) return true;
+  return false;
+}
+
+void Access::check(const http::HttpRequest& request, bool open) const {
   const std::string* host_header = request.header("host");
   if (!token_required() && (host_header == nullptr || !is_loopback_host(host_part(*host_header))))
     throw ApiError(403, "this server answers only requests to a loopback name (localhost, 127.0.0.1, [::1]), not '" +
@@ -102,15 +117,8 @@ void Access::check(const http::HttpRequest& request, bool login) const {
       throw ApiError(403, "cross-origin request refused: Origin '" + origin->substr(0, 64) +
                               "' is not this server's");
   }
-  if (!token_required() || login) return;
-  if (const std::string* authorization = request.header("authorization")) {
-    const std::string prefix = "Bearer ";
-    if (authorization->compare(0, prefix.size(), prefix) == 0 && matches(authorization->substr(prefix.size())))
-      return;
-    throw ApiError(401, "the bearer token is not this server's");
-  }
-  if (const std::string* cookie = request.header("cookie"))
-    if (const auto value = cookie_value(*cookie, kTokenCookie); value && matches(*value)) return;
+  if (open || signed_in(request)) return;
+  if (request.header("authorization") != nullptr) throw ApiError(401, "the bearer token is not this server's");
   throw ApiError(401, "this server needs its token: send 'Authorization: Bearer TOKEN', or POST it to /api/v1/login");
 }
 

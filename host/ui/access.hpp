@@ -29,13 +29,19 @@ class Access {
   explicit Access(std::string token) : token_(std::move(token)) {}
 
   bool token_required() const { return !token_.empty(); }
-  // Throws ApiError (401, 403) unless `request` may go on. `login` is the
-  // login request itself (which needs no token but does need its origin).
-  void check(const http::HttpRequest& request, bool login) const;
+  // Throws ApiError (401, 403) unless `request` may go on. `open`: a
+  // request that needs no token (signing in or out, asking whether one is
+  // needed), which still needs a loopback Host without one and its origin.
+  void check(const http::HttpRequest& request, bool open) const;
+  // Whether `request` carries the token (as a bearer or in the cookie), or
+  // none is required.
+  bool signed_in(const http::HttpRequest& request) const;
   // Whether `offered` is the token (compared in constant time).
   bool matches(const std::string& offered) const;
   // The Set-Cookie value that carries the token.
   std::string session_cookie() const;
+  // The Set-Cookie value that makes a browser forget it.
+  std::string cleared_cookie() const;
 
  private:
   std::string token_;

@@ -164,21 +164,8 @@ FileAnswer ArtifactsApi::content(const std::string& digest, const QueryParams& q
   const fs::path dir = directory(digest);
   const fs::path file = chosen_file(dir, query);
   const ConfinedFile opened(file, dir);
-  const uint64_t size = static_cast<uint64_t>(opened.size());
-  const http::ByteRange wanted = range ? http::parse_byte_range(*range, size) : http::ByteRange{};
-  if (wanted.kind == http::ByteRange::Kind::Unsatisfiable)
-    return FileAnswer{"", "application/octet-stream", file.filename().string(), wanted, size};
-  if (wanted.kind == http::ByteRange::Kind::Satisfiable) {
-    if (wanted.length() > static_cast<uint64_t>(kMaxDownloadBytes))
-      throw ApiError(413, "the range asks for " + std::to_string(wanted.length()) + " bytes; at most " +
-                              std::to_string(kMaxDownloadBytes) + " are sent at once");
-    return FileAnswer{opened.read(static_cast<int64_t>(wanted.first), static_cast<int64_t>(wanted.length())),
-                      "application/octet-stream", file.filename().string(), wanted, size};
-  }
-  if (opened.size() > kMaxDownloadBytes)
-    throw ApiError(413, file.filename().string() + " has " + std::to_string(opened.size()) + " bytes; at most " +
-                            std::to_string(kMaxDownloadBytes) + " are sent here (kiln artifacts export copies it)");
-  return FileAnswer{opened.read(0, opened.size()), "application/octet-stream", file.filename().string(), {}, size};
+  return file_answer(opened, file.filename().string(), "application/octet-stream", range,
+                     "kiln artifacts export copies it; or ask for ranges");
 }
 
 Json ArtifactsApi::preview(const std::string& digest, const QueryParams& query, FileAnswer* image) {

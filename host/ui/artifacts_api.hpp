@@ -6,8 +6,7 @@
 // A file is read only inside the artifact's directory (confined_file.hpp).
 #pragma once
 
-#include "byte_range.hpp"
-
+#include "file_answer.hpp"
 #include "query_string.hpp"
 #include "workspace_db.hpp"
 
@@ -20,23 +19,11 @@
 
 namespace kiln::ui {
 
-inline constexpr int64_t kMaxDownloadBytes = 32 << 20;     // one file of an artifact, downloaded
 inline constexpr int64_t kMaxPreviewTextBytes = 64 << 10;  // text and CSV previews read this much
 inline constexpr int64_t kMaxPreviewJsonBytes = 1 << 20;   // JSON (and metrics) parsed up to this size
 inline constexpr int64_t kMaxPreviewImageBytes = 4 << 20;  // PNG images shown up to this size
 inline constexpr size_t kMaxArtifactFiles = 1000;          // files listed per artifact
 inline constexpr size_t kMaxLineageNodes = 500;            // nodes of one lineage graph
-
-// A file's bytes and how to send them.
-struct FileAnswer {
-  std::string body;
-  const char* content_type = "application/octet-stream";  // a static string
-  std::string file_name;
-  // With a Range request: what the body is (Satisfiable: those bytes, 206;
-  // Unsatisfiable: none, 416) of a file of `size` bytes; Ignored: the whole file.
-  http::ByteRange range{};
-  uint64_t size = 0;
-};
 
 class ArtifactsApi {
  public:

@@ -185,11 +185,8 @@ Json RunsApi::detail(const std::string& id) {
   return out;
 }
 
-Json RunsApi::step_log(const std::string& id, const std::string& step, const QueryParams& query) {
-  query.allow_only({"attempt", "stream", "offset", "limit"});
+RunsApi::LogFile RunsApi::log_file(const std::string& id, const std::string& step, const QueryParams& query) {
   const std::string stream = query.choice("stream", {"stdout", "stderr", "events"}, "stdout");
-  const int64_t limit = query.integer("limit", kDefaultLogBytes, 1, kMaxLogBytes);
-  const auto wanted_offset = query.optional_integer("offset", 0, INT64_MAX / 2);
   const auto wanted_attempt = query.optional_integer("attempt", 1, 1'000'000);
 
   const fs::path dir = run_dir(id);
@@ -218,18 +215,27 @@ Json RunsApi::step_log(const std::string& id, const std::string& step, const Que
     throw ApiError(404, "step '" + step + "' attempt " + std::to_string(attempt.value("attempt", 0)) +
                             " has no log directory (a cache hit runs nothing)");
   const fs::path attempt_dir = dir / relative;
-  const fs::path file = attempt_dir / (stream == "events" ? "events.jsonl" : stream + ".log");
-
-  Json out{{"run", id}, {"step", step}, {"attempt", attempt.value("attempt", 0)}, {"stream", stream},
-           {"finished", attempt.contains("finished_at")}};
   std::error_code ec;
   if (fs::exists(fs::symlink_status(attempt_dir, ec)) && !path_inside(attempt_dir, dir))
     throw ApiError(403, "the attempt directory " + attempt_dir.string() + " leads out of the run directory");
-  if (!fs::exists(fs::symlink_status(file, ec))) {  // not written yet
+  return LogFile{dir, attempt_dir / (stream == "events" ? "events.jsonl" : stream + ".log"), stream,
+                 attempt.value("attempt", 0), attempt.contains("finished_at")};
+}
+
+Json RunsApi::step_log(const std::string& id, const std::string& step, const QueryParams& query) {
+  query.allow_only({"attempt", "stream", "offset", "limit"});
+  const int64_t limit = query.integer("limit", kDefaultLogBytes, 1, kMaxLogBytes);
+  const auto wanted_offset = query.optional_integer("offset", 0, INT64_MAX / 2);
+  const LogFile found = log_file(id, step, query);
+
+  Json out{{"run", id}, {"step", step}, {"attempt", found.attempt}, {"stream", found.stream},
+           {"finished", found.finished}};
+  std::error_code ec;
+  if (!fs::exists(fs::symlink_status(found.file, ec))) {  // not written yet
     out.update(Json{{"size", 0}, {"offset", 0}, {"next_offset", 0}, {"text", ""}});
     return out;
   }
-  const ConfinedFile log(file, dir);
+  const ConfinedFile log(found.file, found.run_dir);
   const int64_t size = log.size();
   const int64_t offset = wanted_offset.value_or(std::max<int64_t>(0, size - limit));
   if (offset > size)
@@ -242,6 +248,20 @@ Json RunsApi::step_log(const std::string& id, const std::string& step, const Que
                   {"next_offset", offset + static_cast<int64_t>(got)},
                   {"text", std::move(text)}});
   return out;
+}
+
+FileAnswer RunsApi::raw_log(const std::string& id, const std::string& step, const QueryParams& query,
+                            const std::string* range) {
+  query.allow_only({"attempt", "stream"});
+  const LogFile found = log_file(id, step, query);
+  std::string name = id + "-" + step + "-" + found.file.filename().string();
+  std::error_code ec;
+  if (!fs::exists(fs::symlink_status(found.file, ec))) {  // not written yet: an empty log
+    const http::ByteRange none = range ? http::parse_byte_range(*range, 0) : http::ByteRange{};
+    return FileAnswer{"", "text/plain; charset=utf-8", std::move(name), none, 0};
+  }
+  return file_answer(ConfinedFile(found.file, found.run_dir), std::move(name), "text/plain; charset=utf-8", range,
+                     "ask for ranges of it with a Range header, or read it with offset and limit from /logs");
 }
 
 }  // namespace kiln::ui

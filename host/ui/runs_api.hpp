@@ -6,6 +6,7 @@
 // used under a lock.
 #pragma once
 
+#include "file_answer.hpp"
 #include "query_string.hpp"
 
 #include <kiln/host/json.hpp>
@@ -39,12 +40,26 @@ class RunsApi {
   host::Json detail(const std::string& id);
   // GET /api/v1/runs/{id}/steps/{step}/logs.
   host::Json step_log(const std::string& id, const std::string& step, const QueryParams& query);
+  // GET /api/v1/runs/{id}/steps/{step}/logs/raw: the log file's bytes, whole
+  // or the one range `range` (a Range header; null: none) asks for; a log
+  // not written yet is empty.
+  FileAnswer raw_log(const std::string& id, const std::string& step, const QueryParams& query,
+                     const std::string* range);
 
   // The directory of run `id` (an exact id: no prefix, no "latest");
   // ApiError 400 for an id that cannot be one, 404 for none.
   std::filesystem::path run_dir(const std::string& id) const;
 
  private:
+  // One attempt's log file (?stream=, ?attempt=; default the last attempt),
+  // the attempt's directory checked to lie inside the run's.
+  struct LogFile {
+    std::filesystem::path run_dir, file;
+    std::string stream;
+    int attempt = 0;
+    bool finished = false;
+  };
+  LogFile log_file(const std::string& id, const std::string& step, const QueryParams& query);
   // The database, opened on first need once it exists (a server never creates one); null before.
   host::MetadataDb* database();
   host::Json record(const std::filesystem::path& run_dir);

@@ -19,6 +19,7 @@
 #include "artifacts_api.hpp"
 #include "metrics_api.hpp"
 #include "models_api.hpp"
+#include "inference_proxy.hpp"
 #include "workspace_db.hpp"
 #include "runs_feed.hpp"
 #include "static_assets.hpp"
@@ -123,7 +124,10 @@ struct UiServer::Impl {
           {{"GET", "/api/v1/runs/{id}/events"}, &Impl::run_events},
           {{"GET", "/api/v1/events"}, &Impl::workspace_events},
           {{"GET", "/api/v1/runs/{id}/steps/{step}/logs"}, &Impl::step_logs},
+          {{"GET", "/api/v1/runs/{id}/steps/{step}/logs/raw"}, &Impl::raw_step_log},
+          {{"GET", "/api/v1/session"}, &Impl::session},
           {{"POST", "/api/v1/login"}, &Impl::login},
+          {{"POST", "/api/v1/logout"}, &Impl::logout},
           // Starting and stopping runs (run_control_api.cpp, pipelines_api.cpp).
           {{"GET", "/api/v1/pipelines"}, &Impl::list_pipelines},
           {{"GET", "/api/v1/pipelines/{name}"}, &Impl::pipeline_detail},
@@ -144,6 +148,7 @@ struct UiServer::Impl {
           {{"GET", "/api/v1/runs/{id}/steps/{step}/trials"}, &Impl::step_trials},
           {{"GET", "/api/v1/compare"}, &Impl::compare_runs},
           {{"GET", "/api/v1/models"}, &Impl::list_models},
+          {{"POST", "/api/v1/models/{name}/infer"}, &Impl::infer},
       };
       std::vector<Entry> out;
       for (const auto& [route, handler] : routes)
@@ -196,7 +201,10 @@ struct UiServer::Impl {
       }
       if (match == nullptr)
         throw ApiError(404, "no such endpoint: the API is under /api/v1 (docs/api/openapi.yaml)");
-      access.check(request, match->handler == &Impl::login);
+      // Signing in and out and asking whether one is need no token (their Origin is still checked).
+      const bool open = match->handler == &Impl::login || match->handler == &Impl::logout ||
+                        match->handler == &Impl::session;
+      access.check(request, open);
       (this->*(match->handler))(call);
     } catch (const ApiError& e) {
       auto response = e.problems().is_null()
@@ -218,6 +226,11 @@ struct UiServer::Impl {
 
   void step_logs(Call& call) {
     call.responder.send(json_response(200, runs.step_log(call.params[0], call.params[1], call.target.query)));
+  }
+
+  void raw_step_log(Call& call) {
+    call.responder.send(file_response(
+        runs.raw_log(call.params[0], call.params[1], call.target.query, call.request.header("range")), true));
   }
 
   // The run's events from `from` (?from=, or one past Last-Event-ID), then
@@ -276,6 +289,23 @@ struct UiServer::Impl {
     auto response = json_response(200, Json{{"token_required", true}});
     response.headers.emplace_back("Set-Cookie", access.session_cookie());
     call.responder.send(std::move(response));
+  }
+
+  // POST /api/v1/logout: the cookie cleared (asks for no token: forgetting one harms nobody).
+  void logout(Call& call) {
+    call.target.query.allow_only({});
+    auto response = json_response(200, Json{{"token_required", access.token_required()}, {"signed_in", false}});
+    if (access.token_required()) response.headers.emplace_back("Set-Cookie", access.cleared_cookie());
+    call.responder.send(std::move(response));
+  }
+
+  // GET /api/v1/session: whether this server needs a token and whether this
+  // request carries it, so that a page shows the sign-in form (or a sign-out
+  // button) without first being refused.
+  void session(Call& call) {
+    call.target.query.allow_only({});
+    call.responder.send(json_response(
+        200, Json{{"token_required", access.token_required()}, {"signed_in", access.signed_in(call.request)}}));
   }
 
   void list_pipelines(Call& call) {
@@ -337,6 +367,11 @@ struct UiServer::Impl {
   }
   void compare_runs(Call& call) { call.responder.send(json_response(200, metrics.compare(call.target.query))); }
   void list_models(Call& call) { call.responder.send(json_response(200, models.list(call.target.query))); }
+  // Answered later, from the proxy's worker thread (a Responder may be used from any thread).
+  void infer(Call& call) {
+    proxy.forward(call.params[0], call.target.query, call.request.body,
+                  [responder = call.responder](int status, Json body) { responder.send(json_response(status, body)); });
+  }
 
   UiOptions options;
   Access access;
@@ -351,6 +386,7 @@ struct UiServer::Impl {
   ModelsApi models;
   RunsFeed feed;
   StaticAssets assets;
+  InferenceProxy proxy;
   std::unique_ptr<http::HttpFront> front;
 };
 

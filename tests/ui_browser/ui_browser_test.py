@@ -7,7 +7,9 @@ only), starts runs with `kiln run` in the background and watches the views
 change without a page reload: the runs list's status chips, samples/hello's
 DAG turning green, a running step's log growing, a metric curve growing.
 It checks that HTML in a step's output, log and parameters stays text, that
-the runs list's filters work, and that no page logs a console error.
+the runs list's filters work, that a second `kiln ui` started with
+--token-file shows its sign-in page, refuses a wrong token and signs out,
+and that no page logs a console error.
 Screenshots of every view go to OUT_DIR.
 
   ui_browser_test.py KILN_EXE SOURCE_DIR OUT_DIR [TEST NAMES, e.g. KilnUi.test_2_logs_tail_live]
@@ -363,6 +365,14 @@ class KilnUi(unittest.TestCase):
         self.assertIn("line 00000\\nline 00001", text)
         self.assertIn("line 08999", text)
         self.assertFalse(self.driver.find_element("id", "load-earlier").is_displayed())
+        # "Download" links the raw file, which also answers a Range request for its tail.
+        href = self.js("return document.getElementById('log-download').getAttribute('href')")
+        self.assertEqual(href, f"/api/v1/runs/{run_id}/steps/say/logs/raw?stream=events&attempt=1")
+        whole = self.js("return fetch(arguments[0]).then(r => r.text().then(t => [r.status, t]))", href)
+        self.assertEqual(whole, [200, text])
+        tail = self.js("return fetch(arguments[0], {headers: {Range: 'bytes=-1000'}}).then(r => r.text().then(t =>"
+                       " [r.status, r.headers.get('Content-Range'), t]))", href)
+        self.assertEqual(tail, [206, f"bytes {size - 1000}-{size - 1}/{size}", text[-1000:]])
         self.assert_not_reloaded()
 
     def run_count(self):
@@ -561,7 +571,7 @@ class KilnUi(unittest.TestCase):
         wait(lambda: self.js("return location.hash") == f"#/runs/{run_id}?step=hi", 10, "the producer's run")
 
     def test_14_plugins_and_models(self):
-        """The catalog with a component's typed parameters and ports; a model's versions and a curl command to infer."""
+        """The catalog with a component's typed parameters and ports; a model's versions, a curl command, a request sent."""
         self.load_app()
         self.js("document.getElementById('nav-plugins').click()")
         wait(lambda: self.js("return document.querySelectorAll('#plugins section.component').length") > 5, 30, "the catalog")
@@ -584,12 +594,22 @@ class KilnUi(unittest.TestCase):
         self.assertEqual(self.js("return [...document.querySelectorAll(\"section[data-model='digits'] tr[data-version]\")]"
                                  ".map(tr => tr.dataset.version)"), ["1"])
         self.js("document.querySelector('details.infer').open = true")
-        address = self.driver.find_element("id", "serve-address-digits")
-        address.clear()
-        address.send_keys("http://127.0.0.1:9911")
+        ui_port = self.base.rstrip("/").rsplit(":", 1)[1]
+        port = self.driver.find_element("id", "serve-port-digits")
+        port.clear()
+        port.send_keys(ui_port)
         curl = self.js("return document.querySelector(\"pre.curl[data-model='digits']\").textContent")
-        self.assertTrue(curl.startswith("curl -sS -X POST 'http://127.0.0.1:9911/v2/models/digits/infer'"), curl)
+        self.assertTrue(curl.startswith(f"curl -sS -X POST 'http://127.0.0.1:{ui_port}/v2/models/digits/infer'"), curl)
         self.assertIn('"datatype":"FP32"', curl)
+        # Send: kiln ui forwards the request to 127.0.0.1 at that port. Pointed at kiln ui itself (no kiln serve
+        # here; tests/ml/torch/serve_test.cpp sends through it to a real one), the answer shown is kiln ui's own 405, as text.
+        self.js("document.getElementById('infer-send-digits').click()")
+        answer = wait(lambda: self.js("const a = document.getElementById('infer-answer-digits');"
+                                      " return a.dataset.status ? [a.dataset.status, a.textContent] : null"), 30,
+                      "the forwarded request's answer")
+        self.assertEqual(answer[0], "405", answer)
+        self.assertTrue(answer[1].startswith("kiln serve answered 405 in "), answer)
+        self.assertIn('"error": "method POST is not allowed here', answer[1])
         self.assert_not_reloaded()
         self.shot("models")
 
@@ -699,6 +719,71 @@ class KilnUi(unittest.TestCase):
                          ".then(r => r.json().then(b => [r.status, b.id]))")
         self.assertEqual(answer[0], 202, answer)
         wait(lambda: answer[1] in self.row_ids(), 30, "the run started from kiln ui's own page")
+
+    def test_18_token_sign_in_refusal_and_sign_out(self):
+        """A kiln ui with --token-file: the sign-in page first, a wrong token refused, the right one in, Sign out."""
+        import urllib.error
+        import urllib.request
+        token = "browser-test-token-0123456789"
+        token_file = os.path.join(self.tmp, "token")
+        with open(token_file, "w") as f:
+            f.write(token + "\n")
+        port_file = os.path.join(self.tmp, "token-port")
+        with open(os.path.join(self.tmp, "ui-token.log"), "w") as log:
+            server = subprocess.Popen([KILN, "ui", "--workdir", self.ws, "--port", "0", "--port-file", port_file,
+                                       "--token-file", token_file], stdout=log, stderr=subprocess.STDOUT, env=self.env)
+        try:
+            port = wait(lambda: read_text(port_file).strip() if os.path.exists(port_file) else None, 60,
+                        "the token server's port")
+            base = f"http://127.0.0.1:{port}/"
+            with self.assertRaises(urllib.error.HTTPError) as refused:  # the API without the token
+                urllib.request.urlopen(base + "api/v1/runs", timeout=30)
+            self.assertEqual(refused.exception.code, 401)
+            # Opening a view shows the sign-in form instead (asked first: no refused request in the console).
+            self.driver.get(base + "#/runs?status=failed")
+            wait(lambda: self.js("return document.getElementById('login-form') !== null"), 60, "the sign-in form")
+            self.assertEqual(self.js("return location.hash"), "#/login?next=" + "%23%2Fruns%3Fstatus%3Dfailed")
+            self.assertEqual(self.js("return document.activeElement.id"), "token")
+            self.assertTrue(self.js("return document.getElementById('sign-out').hidden"))
+            self.assertIsNone(self.js("return document.getElementById('runs-table')"))
+            self.shot("login")
+            # A wrong token: refused, said on the page, still signed out.
+            box = self.driver.find_element("id", "token")
+            box.send_keys("wrong-token-0123456789")
+            self.driver.find_element("id", "login-submit").click()
+            wait(lambda: self.js("return document.getElementById('login-error').textContent") == "wrong token", 30,
+                 "the refusal on the page")
+            self.assertTrue(self.js("return location.hash").startswith("#/login"))
+            self.assertEqual(self.js("return fetch('/api/v1/session').then(r => r.json())"),
+                             {"token_required": True, "signed_in": False})
+            errors = [e for e in self.driver.get_log("browser") if e.get("level") == "SEVERE"
+                      and not ("/api/v1/login" in e["message"] and "status of 401" in e["message"])]
+            self.assertEqual(errors, [])
+            # The right one: back to the view that was asked for, with a cookie the page's scripts cannot read.
+            box.clear()
+            box.send_keys(token)
+            self.driver.find_element("id", "login-submit").click()
+            wait(lambda: (lambda h: h.startswith("#/runs?") and "status=failed" in h)(self.js("return location.hash")), 30,
+                 "the asked-for view (the runs list, failed runs)")
+            wait(lambda: self.js("return document.querySelector('#runs-table') !== null"), 30, "the runs list")
+            self.assertFalse(self.js("return document.getElementById('sign-out').hidden"))
+            self.assertNotIn("kiln_token", self.js("return document.cookie"))
+            self.assertEqual(self.js("return fetch('/api/v1/runs?limit=1').then(r => r.status)"), 200)
+            self.mark_page()
+            # Sign out: the form again, and the API refuses this browser once more.
+            self.js("document.getElementById('sign-out').click()")
+            wait(lambda: self.js("return document.getElementById('login-form') !== null"), 30, "the sign-in form again")
+            wait(lambda: self.js("return fetch('/api/v1/session').then(r => r.json())")["signed_in"] is False, 30,
+                 "the cookie to be gone")
+            self.assertTrue(self.js("return document.getElementById('sign-out').hidden"))
+            self.assert_not_reloaded()
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
 
 
 def main():

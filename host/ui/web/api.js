@@ -33,6 +33,10 @@ export async function login(token) {
   if (!response.ok) throw new ApiError(response.status, body.error || "login failed");
 }
 
+export async function logout() {
+  await fetch("/api/v1/logout", { method: "POST", credentials: "same-origin" });
+}
+
 export const enc = encodeURIComponent;
 
 // An EventSource whose JSON messages go to `onEvent`; the server's `end`

@@ -11,8 +11,12 @@
 //   #/plugins[?q=TEXT]                                 the plugin catalog
 //   #/models                                           the serving repository's models
 //   #/start[?pipeline=NAME|rerun=ID]                   start (or re-run) a run
+//   #/login[?next=ROUTE]                               sign in (a server with a token)
+// Before the first route the page asks the server whether it needs a token
+// and whether this browser has signed in, so a signed-out page shows the
+// sign-in form instead of being refused; "Sign out" clears the cookie.
 import { h, clear } from "./dom.js";
-import { login } from "./api.js";
+import { getJson, login, logout } from "./api.js";
 import { mountRuns } from "./views/runs.js";
 import { mountRun } from "./views/run.js";
 import { mountLogs } from "./views/logs.js";
@@ -55,35 +59,63 @@ function route() {
     else if (parts[0] === "plugins" && parts.length === 1) unmount = mountPlugins(view, params);
     else if (parts[0] === "models" && parts.length === 1) unmount = mountModels(view);
     else if (parts[0] === "start" && parts.length === 1) unmount = mountStart(view, params);
-    else if (parts[0] === "login") showLogin();
+    else if (parts[0] === "login") showLogin(params);
     else view.append(h("p", { class: "error" }, "No such page: ", location.hash));
   } catch (e) {
     view.append(h("p", { class: "error" }, String(e.message || e)));
   }
 }
 
-function showLogin() {
+// Where to go after signing in: the route that was refused, never back here.
+function nextRoute(params) {
+  const next = params.get("next") || "";
+  return next.startsWith("#/") && !next.startsWith("#/login") ? next : "#/runs";
+}
+
+function showLogin(params) {
   const input = h("input", { type: "password", id: "token", autocomplete: "current-password", required: true });
-  const error = h("p", { class: "error", role: "alert" });
-  const form = h("form", { class: "login" },
-    h("h1", {}, "Log in"),
+  const error = h("p", { class: "error", role: "alert", id: "login-error" });
+  const form = h("form", { class: "login", id: "login-form" },
+    h("h1", {}, "Sign in"),
     h("p", {}, "This server needs its token (the file given to kiln ui --token-file)."),
-    h("label", { for: "token" }, "Token "), input, " ", h("button", { type: "submit" }, "Log in"), error);
+    h("label", { for: "token" }, "Token "), input, " ", h("button", { type: "submit", id: "login-submit" }, "Sign in"), error);
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     try {
       await login(input.value);
-      location.hash = "#/runs";
+      signedIn(true);
+      location.hash = nextRoute(params);
     } catch (err) {
       error.textContent = err.message;
+      input.select();
     }
   });
   view.append(form);
   input.focus();
 }
 
+// The header's "Sign out", shown while signed in to a server that has a token.
+const signOut = document.getElementById("sign-out");
+let tokenRequired = false;
+function signedIn(yes) {
+  signOut.hidden = !(tokenRequired && yes);
+}
+signOut.addEventListener("click", () => {
+  signedIn(false);
+  location.hash = "#/login";  // the view unmounts (its streams close) before the cookie goes
+  logout().catch(() => {});
+});
+
+const toLogin = () => "#/login" + (location.hash && !location.hash.startsWith("#/login")
+  ? "?next=" + encodeURIComponent(location.hash) : "");
 window.addEventListener("kiln-login", () => {
-  if (!location.hash.startsWith("#/login")) location.hash = "#/login";
+  signedIn(false);
+  if (!location.hash.startsWith("#/login")) location.hash = toLogin();
 });
 window.addEventListener("hashchange", route);
-route();
+getJson("/api/v1/session").then((session) => {
+  tokenRequired = session.token_required;
+  signedIn(session.signed_in);
+  if (!session.signed_in && !location.hash.startsWith("#/login")) location.hash = toLogin();  // routes on hashchange
+  else route();
+}, () => route());  // no answer: the view shows the error of its own request

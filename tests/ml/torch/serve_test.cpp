@@ -10,6 +10,7 @@
 #include <kiln/host/plugin_library.hpp>
 #include <kiln/host/yaml_json.hpp>
 #include <kiln/serve/server.hpp>
+#include <kiln/ui/ui_server.hpp>
 
 #include <atomic>
 #include <csignal>
@@ -296,6 +297,57 @@ TEST(Serve, EveryEndpointAndOfflinePredictions) {
       << r.body;
   EXPECT_NE(r.body.find("kiln_serve_request_duration_seconds_bucket{model=\"blobs\""), std::string::npos);
   EXPECT_NE(r.body.find("kiln_serve_models_loaded 1"), std::string::npos);
+}
+
+// kiln ui's Models form sends its request through kiln ui (POST
+// /api/v1/models/M/infer?port=P), which forwards it to this kiln serve on
+// 127.0.0.1 and answers with kiln serve's status and JSON, whatever it was.
+TEST(Serve, KilnUiForwardsAnInferenceRequestAndShowsTheAnswer) {
+  TempDir dir;
+  const auto m = train_model(dir / "train");
+  copy_version(m.model, dir / "repo" / "blobs", 1);
+  auto serving = std::make_unique<Serving>(dir / "repo");
+  const std::string serve_port = std::to_string(serving->port());
+  fs::create_directories(dir / "ws");
+  ui::UiOptions options;
+  options.workspace = dir / "ws";
+  options.models = dir / "repo";
+  ui::UiServer ui(options);
+  ui.start();
+  const auto infer = [&](const std::string& target, const std::string& body) {
+    return http(ui.port(), "POST", "/api/v1/models/" + target, body);
+  };
+
+  // Three rows: kiln serve's answer, the offline predictions.
+  auto r = infer("blobs/infer?port=" + serve_port, infer_body(rows_of(m.test_raw, 0, 3), 4, "from-ui"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  Json j = r.json();
+  EXPECT_EQ(j["status"], 200) << r.body;
+  EXPECT_EQ(j["url"], "http://127.0.0.1:" + serve_port + "/v2/models/blobs/infer");
+  EXPECT_GE(j["duration_ms"].get<double>(), 0.0);
+  EXPECT_EQ(j["body"]["id"], "from-ui");
+  EXPECT_EQ(j["body"]["model_version"], "1");
+  EXPECT_EQ(j["body"]["outputs"][0]["shape"], Json::array({3, m.classes}));
+  expect_close(m.offline, j["body"]["outputs"][0]["data"]);
+  // A version, which kiln serve has or has not; a model it does not know; a request it refuses.
+  r = infer("blobs/infer?port=" + serve_port + "&version=1", infer_body(rows_of(m.test_raw, 1, 1), 4));
+  ASSERT_EQ(r.status, 200) << r.body;
+  expect_close(m.offline, r.json()["body"]["outputs"][0]["data"], m.classes);
+  for (const auto& [target, status] : std::vector<std::pair<std::string, int>>{
+           {"blobs/infer?port=" + serve_port + "&version=7", 404}, {"nope/infer?port=" + serve_port, 404}}) {
+    r = infer(target, infer_body(rows_of(m.test_raw, 0, 1), 4));
+    ASSERT_EQ(r.status, 200) << target << ": " << r.body;
+    EXPECT_EQ(r.json()["status"], status) << target << ": " << r.body;
+    EXPECT_FALSE(r.json()["body"].value("error", "").empty()) << target << ": " << r.body;
+  }
+  r = infer("blobs/infer?port=" + serve_port, infer_body(rows_of(m.test_raw, 0, 1), 3));  // 4 values, shape [1, 3]
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.json()["status"], 400) << r.body;
+  // kiln serve gone: kiln ui says it had no answer.
+  serving.reset();
+  r = infer("blobs/infer?port=" + serve_port, infer_body(rows_of(m.test_raw, 0, 1), 4));
+  EXPECT_EQ(r.status, 502) << r.body;
+  EXPECT_NE(r.json().value("error", "").find("no answer from kiln serve"), std::string::npos) << r.body;
 }
 
 TEST(Serve, ErrorsAreJsonWithTheRightStatus) {

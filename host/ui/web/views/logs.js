@@ -2,12 +2,15 @@
 // first, "Load earlier" for what came before, then a live tail: each event of
 // the run about this unit (its log grew, it reported progress or a log line,
 // an attempt began or ended) reads on from the last byte offset. Search keeps
-// the lines that hold the text. "Download" saves the whole file.
+// the lines that hold the text. "Download" is a link to the raw file
+// (…/logs/raw, which answers Range requests); a log over 32 MiB, which the
+// server sends only in ranges, is saved range by range.
 import { h, clear } from "../dom.js";
 import { getJson, stream, enc } from "../api.js";
 
 const CHUNK = 64 * 1024;
 const MAX_SHOWN = 4 * 1024 * 1024;
+const MAX_WHOLE = 32 * 1024 * 1024;  // the server's kMaxDownloadBytes: one answer's most
 const STREAMS = [["stdout", "stdout"], ["stderr", "stderr"], ["events", "structured log"]];
 
 export function mountLogs(root, runId, unit, params) {
@@ -19,7 +22,13 @@ export function mountLogs(root, runId, unit, params) {
   const error = h("p", { class: "error", role: "alert" });
   const earlier = h("button", { type: "button", id: "load-earlier", onclick: () => loadEarlier() }, "Load earlier");
   const search = h("input", { type: "search", id: "log-search", placeholder: "search", "aria-label": "Search the log" });
-  const download = h("button", { type: "button", id: "log-download", onclick: () => saveAll() }, "Download");
+  const download = h("a", { id: "log-download", class: "action", href: rawUrl(null), download: `${runId}-${unit}-${which}.log` },
+    "Download");
+  download.addEventListener("click", (e) => {
+    if (state.size <= MAX_WHOLE) return;  // the browser saves the link's file
+    e.preventDefault();
+    saveInRanges();
+  });
   const follow = h("input", { type: "checkbox", id: "log-follow", checked: true });
   search.addEventListener("input", () => show());
   const streamLinks = h("div", { class: "tabs", role: "tablist" }, STREAMS.map(([s, label]) =>
@@ -34,6 +43,11 @@ export function mountLogs(root, runId, unit, params) {
       h("label", {}, follow, " follow")),
     error, info, pre);
 
+  function rawUrl(attempt) {
+    const q = new URLSearchParams({ stream: which });
+    if (attempt) q.set("attempt", attempt);
+    return `${base}/raw?${q}`;
+  }
   const query = (extra) => ({ stream: which, attempt: params.get("attempt") || undefined, ...extra });
 
   function show() {
@@ -46,6 +60,7 @@ export function mountLogs(root, runId, unit, params) {
       pre.textContent = lines.join("\n");
     }
     earlier.hidden = state.first === 0;
+    download.href = rawUrl(state.attempt);
     const shown = state.text.length;
     info.textContent = `attempt ${state.attempt ?? "–"} · bytes ${state.first}–${state.next} of ${state.size}` +
       `${state.finished ? " · finished" : " · live"}${q ? ` · ${pre.textContent ? pre.textContent.split("\n").length : 0} matching lines` : ""}` +
@@ -115,26 +130,28 @@ export function mountLogs(root, runId, unit, params) {
     }
   }
 
-  async function saveAll() {
+  async function saveInRanges() {
     const parts = [];
-    let offset = 0;
+    const url = rawUrl(state.attempt);
     try {
-      for (;;) {
-        const body = await getJson(base, query({ offset, limit: 1024 * 1024, attempt: state.attempt }));
-        parts.push(body.text);
-        offset = body.next_offset;
-        if (offset >= body.size || !body.text.length) break;
+      for (let offset = 0, size = state.size; offset < size;) {
+        const r = await fetch(url, { credentials: "same-origin", headers: { Range: `bytes=${offset}-${offset + MAX_WHOLE - 1}` } });
+        if (r.status !== 206) throw new Error(`${url}: ${r.status} ${r.statusText}`);
+        size = Number((r.headers.get("Content-Range") || "").split("/")[1]);
+        const part = await r.blob();
+        parts.push(part);
+        offset += part.size;
       }
     } catch (e) {
       error.textContent = e.message;
       return;
     }
-    const url = URL.createObjectURL(new Blob(parts, { type: "text/plain" }));
-    const a = h("a", { href: url, download: `${runId}-${unit}-${which}.log` });
+    const blobUrl = URL.createObjectURL(new Blob(parts, { type: "text/plain" }));
+    const a = h("a", { href: blobUrl, download: `${runId}-${unit}-${which}.log` });
     document.body.append(a);
     a.click();
     a.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 10000);
+    setTimeout(() => URL.revokeObjectURL(blobUrl), 10000);
   }
 
   // Whether the run's record shows an attempt of this unit with files (a
