@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <kiln/host/plugin_library.hpp>
 #include <kiln/host/step_context.hpp>
+#include <test_support.hpp>
 
 #include <cmath>
 #include <set>
@@ -367,7 +368,7 @@ AbiSearch run_walk(const KilnTunerApi* api, uint64_t seed, int64_t trials) {
 }
 
 TEST(TuneSdk, ASamplerAndASchedulerWrittenAgainstTheSdkComposeThroughTheAbi) {
-  const auto library = kiln::host::PluginLibrary::load(std::string(KILN_TEST_FIXTURE_DIR) + "/fixture_search.so");
+  const auto library = kiln::host::PluginLibrary::load(kiln::test::fixture("fixture_search"));
   const kiln::host::LoadedComponent* component = library->find("fixture.walk");
   ASSERT_NE(component, nullptr);
   ASSERT_NE(component->tuner, nullptr);
