@@ -66,7 +66,8 @@ class Rng {
   double normal() {
     const double u1 = 1.0 - uniform();  // (0, 1]
     const double u2 = uniform();
-    return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
+    constexpr double kPi = 3.14159265358979323846;  // M_PI is not standard C++
+    return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * kPi * u2);
   }
 
  private:
