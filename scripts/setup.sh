@@ -38,8 +38,9 @@ KILN_TEST_PACKAGES=(python3-torch openssl clang libclang-rt-14-dev
                     slurm-wlm slurmctld slurmd slurm-client munge
                     python3-jsonschema python3-yaml protobuf-compiler libprotobuf-dev python3-protobuf)
 
-# Optional: only the benchmarks need these (bench/serve/serve_http.sh), never the product.
-KILN_BENCH_PACKAGES=(wrk nginx-light)
+# Optional: only the benchmarks need these (bench/serve/serve_http.sh; Optuna,
+# its CMA-ES and numpy for bench/tuning/compare.py), never the product.
+KILN_BENCH_PACKAGES=(wrk nginx-light python3-optuna python3-cmaes python3-numpy)
 
 kiln_log() { printf '==> [%s, %ds] %s\n' "$(date -u +%H:%M:%S)" "$SECONDS" "$*"; }
 

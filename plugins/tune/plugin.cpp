@@ -9,56 +9,19 @@
 
 #include <memory>
 #include <string>
-#include <vector>
 
 namespace kiln::tune {
 namespace {
 
-// Runs `f`, turning the algorithms' configuration errors into
-// KILN_ERROR_INVALID_ARGUMENT (the SDK makes anything else internal).
-template <class F>
-auto config_errors_are_invalid_arguments(F&& f) -> decltype(f()) {
-  try {
-    return f();
-  } catch (const ConfigError& e) {
-    throw Error(e.what(), KILN_ERROR_INVALID_ARGUMENT);
-  } catch (const Json::exception& e) {
-    throw Error(std::string("tuner config: ") + e.what(), KILN_ERROR_INVALID_ARGUMENT);
-  }
-}
-
-// One algorithm's tuner behind the SDK's KilnTunerApi wrapper.
+// One algorithm (make_tuner's name) as a factory for the SDK's search_table.
 template <const char* Algorithm>
-class AlgorithmTuner {
- public:
-  explicit AlgorithmTuner(const std::string& config_json)
-      : impl_(config_errors_are_invalid_arguments([&] { return make_tuner(Algorithm, Json::parse(config_json)); })) {}
-
-  std::vector<kiln::Trial> suggest(uint32_t max_count) {
-    return config_errors_are_invalid_arguments([&] {
-      std::vector<kiln::Trial> out;
-      for (const Json& s : impl_->suggest(max_count))
-        out.push_back({s.at("trial").get<int64_t>(), s.at("parameters").dump()});
-      return out;
-    });
-  }
-
-  void observe(const Observation& o) {
-    config_errors_are_invalid_arguments(
-        [&] { impl_->observe(o.trial, o.step, o.value, o.is_final(), trial_status_name(o.status)); });
-  }
-
-  bool should_stop(int64_t trial) {
-    return config_errors_are_invalid_arguments([&] { return impl_->should_stop(trial); });
-  }
-
- private:
-  std::unique_ptr<Tuner> impl_;
+struct AlgorithmFactory {
+  static std::unique_ptr<search::Search> create(const Json& config) { return make_tuner(Algorithm, config); }
 };
 
 template <const char* Algorithm>
 const KilnTunerApi* table() {
-  return tuner_table<AlgorithmTuner<Algorithm>>();
+  return search::search_table<AlgorithmFactory<Algorithm>>();
 }
 
 constexpr char kSearch[] = "search";

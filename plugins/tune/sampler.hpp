@@ -12,14 +12,9 @@
 
 namespace kiln::tune {
 
-class Sampler {
- public:
-  virtual ~Sampler() = default;
-  // The parameters of trial `id` (the next id), or nullopt when the sampler
-  // has nothing more to propose (grid exhausted). Draws only from `rng`, so
-  // a seed and the same history give the same answer.
-  virtual std::optional<Json> next(int64_t id, const Trials& trials, Rng& rng) = 0;
-};
+// The SDK's interface (kiln/sdk/search.hpp): next(id, trials, rng) proposes
+// trial `id`'s parameters, or nullopt when exhausted (grid).
+using search::Sampler;
 
 // random, grid, sobol, tpe, gp, cmaes; settings are the tuning step's
 // `settings:` (each sampler reads its own keys). Throws ConfigError.

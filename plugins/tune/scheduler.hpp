@@ -10,16 +10,9 @@
 
 namespace kiln::tune {
 
-class Scheduler {
- public:
-  virtual ~Scheduler() = default;
-  // After `trial` reported its score at `step` (already in trial.scores):
-  // true stops it (rung rules decide here, once per rung).
-  virtual bool on_report(const Trial& /*trial*/, int64_t /*step*/, const Trials& /*trials*/) { return false; }
-  // When the host asks should_stop: true stops it (rules that depend on
-  // other trials finishing meanwhile, e.g. the median rule, decide here).
-  virtual bool should_stop(const Trial& /*trial*/, const Trials& /*trials*/) { return false; }
-};
+// The SDK's interface (kiln/sdk/search.hpp): on_report after each
+// intermediate score, should_stop when the host asks.
+using search::Scheduler;
 
 // Vizier's median stopping rule: a running trial stops at step s (s >=
 // grace_steps) when its best score so far is worse than the median of the

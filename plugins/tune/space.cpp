@@ -6,12 +6,6 @@
 
 namespace kiln::tune {
 
-double Rng::normal() {
-  const double u1 = 1.0 - uniform();  // (0, 1]
-  const double u2 = uniform();
-  return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
-}
-
 size_t ParamDef::cardinality() const {
   if (type == ParamType::Categorical) return choices.size();
   if (type == ParamType::Int)

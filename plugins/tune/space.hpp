@@ -3,7 +3,7 @@
 // be unit-tested on synthetic objectives.
 #pragma once
 
-#include <nlohmann/json.hpp>
+#include <kiln/sdk/search.hpp>
 
 #include <cstdint>
 #include <optional>
@@ -12,35 +12,11 @@
 
 namespace kiln::tune {
 
-using Json = nlohmann::json;
-
-// A thrown configuration problem; the message names the offending field
-// ("space.lr.low: ...").
-struct ConfigError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-// splitmix64: the same sequence on every platform and standard library (the
-// std distributions are not portable, and reproducibility is a requirement).
-class Rng {
- public:
-  explicit Rng(uint64_t seed) : state_(seed) {}
-  uint64_t next() {
-    uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-  // Uniform in [0, 1).
-  double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
-  // Uniform integer in [0, n); n > 0.
-  uint64_t below(uint64_t n) { return next() % n; }
-  // Standard normal (Box-Muller).
-  double normal();
-
- private:
-  uint64_t state_;
-};
+// The SDK's search types (kiln/sdk/search.hpp): JSON, configuration errors
+// ("space.lr.low: ..."), and the portable random source (splitmix64).
+using search::ConfigError;
+using search::Json;
+using search::Rng;
 
 enum class ParamType { Uniform, LogUniform, Int, Categorical };
 

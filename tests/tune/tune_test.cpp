@@ -1,11 +1,13 @@
 // The search algorithms of plugins/tune on synthetic objectives with known
 // answers: bounds and types, grid exactness, seed reproducibility, the ASHA
-// rung rule, median-stop, and the ABI table of kiln_tune.so.
+// rung rule, median-stop, the ABI table of kiln_tune.so, and a search
+// written against the SDK alone (tests/fixtures/search_plugin.cpp).
 #include "tuner.hpp"
 
 #include <gtest/gtest.h>
 #include <kiln/host/plugin_library.hpp>
 #include <kiln/host/step_context.hpp>
+#include <test_support.hpp>
 
 #include <cmath>
 #include <set>
@@ -318,6 +320,86 @@ TEST(TunePlugin, DrivesTheTunerTableThroughTheAbi) {
   host->error_release(error);
   api->destroy(tuner);
   api->destroy(nullptr);
+}
+
+// What a search through a KilnTunerApi did: every suggestion's text, the
+// best loss, and which trials the scheduler stopped.
+struct AbiSearch {
+  std::vector<std::string> suggestions;
+  double best = 1e300;
+  std::set<int64_t> stopped;
+};
+
+// Runs `trials` trials one at a time on (x - 0.3)^2 + (y - 0.6)^2, each
+// reporting a curve that improves, worsens at step 3, then improves again.
+AbiSearch run_walk(const KilnTunerApi* api, uint64_t seed, int64_t trials) {
+  const KilnHostApi* host = kiln::host::host_api();
+  const Json space = Json::parse(R"({"x": {"type": "uniform", "low": 0, "high": 1},
+                                     "y": {"type": "uniform", "low": 0, "high": 1}})");
+  KilnTuner* tuner = nullptr;
+  EXPECT_EQ(api->create(host, config(space, trials, seed).dump().c_str(), &tuner), nullptr);
+  AbiSearch out;
+  for (;;) {
+    const char* json = nullptr;
+    EXPECT_EQ(api->suggest(tuner, 1, &json), nullptr);
+    const Json batch = Json::parse(json);
+    if (batch.empty()) break;
+    out.suggestions.push_back(batch[0].dump());
+    const int64_t id = batch[0]["trial"];
+    const Json& p = batch[0]["parameters"];
+    EXPECT_TRUE(p["x"] >= 0.0 && p["x"] <= 1.0 && p["y"] >= 0.0 && p["y"] <= 1.0) << p;
+    const double loss = std::pow(p["x"].get<double>() - 0.3, 2) + std::pow(p["y"].get<double>() - 0.6, 2);
+    const double curve[] = {loss + 0.3, loss + 0.1, loss + 0.2, loss};
+    for (int64_t step = 1; step <= 4; ++step) {
+      EXPECT_EQ(api->observe(tuner, id, step, curve[step - 1], 0, nullptr), nullptr);
+      int32_t stop = -1;
+      EXPECT_EQ(api->should_stop(tuner, id, &stop), nullptr);
+      if (stop == 1) {
+        out.stopped.insert(id);
+        break;
+      }
+    }
+    const char* status = out.stopped.count(id) ? "\"early-stopped\"" : "\"succeeded\"";
+    EXPECT_EQ(api->observe(tuner, id, -1, loss, 1, status), nullptr);
+    out.best = std::min(out.best, loss);
+  }
+  api->destroy(tuner);
+  return out;
+}
+
+TEST(TuneSdk, ASamplerAndASchedulerWrittenAgainstTheSdkComposeThroughTheAbi) {
+  const auto library = kiln::host::PluginLibrary::load(kiln::test::fixture("fixture_search"));
+  const kiln::host::LoadedComponent* component = library->find("fixture.walk");
+  ASSERT_NE(component, nullptr);
+  ASSERT_NE(component->tuner, nullptr);
+  EXPECT_EQ(component->manifest.kind, "tune");
+  const KilnTunerApi* api = component->tuner;
+  const KilnHostApi* host = kiln::host::host_api();
+
+  // Each half's configuration errors come back as values naming the field.
+  const Json uniform = Json::parse(R"({"x": {"type": "uniform", "low": 0, "high": 1}})");
+  const std::pair<Json, std::string> bad[] = {
+      {config(uniform, 4, 1, {{"step", 2}}), "settings.step: a number in (0.000000, 1.000000) is required"},
+      {config(uniform, 4, 1, {{"patience", 0}}), "settings.patience: an integer >= 1 is required"},
+      {config(Json::parse(R"({"x": {"type": "log_uniform", "low": 1, "high": 2}})"), 4, 1),
+       "space.x: fixture.walk takes uniform parameters with low < high"},
+      {config(uniform, 0, 1), "max_trials: a positive integer is required"}};
+  for (const auto& [c, message] : bad) {
+    KilnTuner* tuner = nullptr;
+    KilnError* error = api->create(host, c.dump().c_str(), &tuner);
+    ASSERT_NE(error, nullptr) << c;
+    EXPECT_EQ(host->error_code(error), KILN_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(std::string(host->error_message(error)), message);
+    host->error_release(error);
+  }
+
+  const AbiSearch walk = run_walk(api, 5, 30);
+  ASSERT_EQ(walk.suggestions.size(), 30u);  // max_trials, kept by the SDK's Search
+  EXPECT_EQ(Json::parse(walk.suggestions[0])["parameters"], Json::parse(R"({"x": 0.5, "y": 0.5})"));
+  EXPECT_LT(walk.best, 0.01);  // the middle's loss is 0.05
+  EXPECT_EQ(walk.stopped.size(), 30u);  // every curve worsens at step 3
+  EXPECT_EQ(run_walk(api, 5, 30).suggestions, walk.suggestions);  // the seed decides
+  EXPECT_NE(run_walk(api, 6, 30).suggestions, walk.suggestions);
 }
 
 }  // namespace
