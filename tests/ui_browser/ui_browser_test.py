@@ -329,9 +329,11 @@ class KilnUi(unittest.TestCase):
         self.assertIn("60 items", label)
         self.assertIn("✓60", label)
         self.js("document.querySelector(\"#dag g.node[data-node='fan']\").dispatchEvent(new MouseEvent('click'))")
-        button = wait(lambda: self.js("return document.getElementById('toggle-group')"), 20, "the expand button")
-        self.assertIn("60", button.text)
-        button.click()
+        # Found and clicked in one script: the panel is redrawn when its details arrive, which would
+        # leave a button found earlier stale.
+        text = wait(lambda: self.js("return document.getElementById('toggle-group')?.textContent"), 20, "the expand button")
+        self.assertIn("60", text)
+        self.js("document.getElementById('toggle-group').click()")
         wait(lambda: len(self.node_states()) == 62, 20, "60 item nodes")
         self.assertEqual(set(self.node_states().values()), {"succeeded"})
         self.shot("run-graph-expanded")

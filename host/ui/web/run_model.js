@@ -21,7 +21,12 @@ export class RunModel {
       step.duration = s.duration_seconds;
       step.attempts = (s.attempts || []).length;
       if (s.cache) step.cache = s.cache;
-      if (typeof s.items === "number") step.items = s.items;
+      if (typeof s.items === "number") {
+        // Every item is a node from the start, as step_changed's `items` makes
+        // them: a page opened while the loop runs lists only the started ones.
+        step.items = s.items;
+        for (let i = 0; i < s.items; i++) this.unit(step, String(i));
+      }
       if (s.trials) step.tuning = true;
       for (const u of s.units || []) {
         const unit = this.unit(step, u.key);
@@ -111,8 +116,9 @@ export class RunModel {
       case "retry_scheduled": {
         const step = this.steps.get(e.step);
         if (!step) break;
-        const unit = this.unitOf(e);
-        if (unit && !step.units.has(unit.key)) changed.structure = true;
+        const known = step.units.size;
+        const unit = this.unitOf(e);  // adds a unit not seen yet: a new node to draw
+        if (step.units.size !== known) changed.structure = true;
         const target = unit || step;
         if (e.type === "cache_decided") target.cache = { ...(target.cache || {}), key: e.key, status: e.cache, reason: e.reason };
         if (e.type === "attempt_started") {
