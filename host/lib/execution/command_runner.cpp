@@ -263,6 +263,9 @@ CommandLine command_line(const ComponentFile& component, const StepInvocation& i
   line.env.emplace_back("KILN_TEMP_DIR", values.temp_dir);
   line.env.emplace_back("KILN_CHECKPOINT_DIR", values.checkpoint_dir);
   line.env.emplace_back("KILN_REPORT", report_file);
+  // The step server binds its own symbols eagerly (cheap forks); a command
+  // (a Python interpreter, say) would pay for binding all of its own.
+  line.env.emplace_back("LD_BIND_NOW", "");
   const auto render = [&](const CommandText& text) {
     try {
       return render_command_text(text.text, values);

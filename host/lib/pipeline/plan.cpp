@@ -106,7 +106,7 @@ class Validator {
       ComponentFile component = parse_component_file(path);
       bound_[key] = CatalogComponent{std::move(component.manifest), component.path, "ok", component.digest};
     } catch (const SpecError& e) {
-      error(step.component_pos, "component file '" + path.string() + "' has problems (below)");
+      error(step.component_pos, "component file '" + path.string() + "' has problems (each at its own file:line:col)");
       for (const auto& d : e.diagnostics()) diagnostics_.push_back(d);
     }
   }
