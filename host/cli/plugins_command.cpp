@@ -1,12 +1,15 @@
 // `kiln plugins list` and `kiln plugins describe`.
 #include "cli.hpp"
+#include "pipeline_options.hpp"
 
 #include <kiln/host/catalog.hpp>
+#include <kiln/host/component_file.hpp>
 #include <kiln/host/paths.hpp>
 #include <kiln/host/suggest.hpp>
 
 #include <iomanip>
 #include <iostream>
+#include <optional>
 
 namespace kiln::cli {
 namespace {
@@ -15,8 +18,10 @@ using host::Json;
 
 Json library_json(const host::LibraryScan& scan) {
   Json j{{"path", scan.path.string()}, {"digest", scan.digest}, {"status", scan.ok ? "ok" : "error"}};
+  const bool command = host::is_component_file(scan.path);
+  j["implementation"] = command ? "command" : "library";
   if (scan.ok) {
-    j["abi"] = std::to_string(scan.abi_major) + "." + std::to_string(scan.abi_minor);
+    if (!command) j["abi"] = std::to_string(scan.abi_major) + "." + std::to_string(scan.abi_minor);
     j["components"] = Json::array();
     for (const auto& c : scan.components) j["components"].push_back(c.name);
   } else {
@@ -35,6 +40,7 @@ Json catalog_json(const host::PluginCatalog& catalog) {
                               {"kind", c.manifest.kind},
                               {"description", c.manifest.description},
                               {"library", c.library.string()},
+                              {"implementation", host::is_component_file(c.library) ? "command" : "library"},
                               {"status", c.status}});
   return Json{{"search_path", search}, {"components", components}, {"libraries", libraries}};
 }
@@ -44,7 +50,7 @@ void print_catalog(const host::PluginCatalog& catalog) {
   for (const auto& c : catalog.components()) name_width = std::max(name_width, c.manifest.name.size());
   std::cout << std::left << std::setw(static_cast<int>(name_width) + 2) << "NAME" << std::setw(10) << "VERSION"
             << std::setw(10) << "KIND" << std::setw(8) << "STATUS"
-            << "LIBRARY\n";
+            << "LIBRARY OR COMPONENT FILE\n";
   for (const auto& c : catalog.components())
     std::cout << std::setw(static_cast<int>(name_width) + 2) << c.manifest.name << std::setw(10)
               << c.manifest.version.str() << std::setw(10) << c.manifest.kind << std::setw(8)
@@ -71,7 +77,7 @@ void print_manifest(const host::CatalogComponent& c) {
   const auto& m = c.manifest;
   std::cout << m.name << " " << m.version.str() << " (" << m.kind << ")\n";
   if (!m.description.empty()) std::cout << m.description << "\n";
-  std::cout << "library: " << c.library.string() << "\n";
+  std::cout << (host::is_component_file(c.library) ? "component file: " : "library: ") << c.library.string() << "\n";
   if (!m.parameters.empty()) std::cout << "parameters:\n";
   for (const auto& p : m.parameters) {
     std::cout << "  " << p.name << " (" << host::value_type_name(p.type);
@@ -105,8 +111,19 @@ void add_plugins_commands(CLI::App& app, Commands& commands) {
   static bool describe_json = false;
   static std::string name;
   auto* describe = commands.add(*group, "describe", "Show a component's ports, parameters and defaults", [] {
-    const auto catalog = host::discover_default_catalog();
-    const auto* component = catalog.find(name);
+    // A component file by path: checked (file:line:col) and described without the search path.
+    std::optional<host::CatalogComponent> from_file;
+    if (host::is_component_file(name)) {
+      host::ComponentFile file;
+      try {
+        file = host::parse_component_file(name);
+      } catch (const host::SpecError& e) {
+        throw spec_problems(e, name);
+      }
+      from_file = host::CatalogComponent{std::move(file.manifest), file.path, "ok", file.digest};
+    }
+    const auto catalog = from_file ? host::PluginCatalog() : host::discover_default_catalog();
+    const auto* component = from_file ? &*from_file : catalog.find(name);
     if (component == nullptr)
       throw CommandError("unknown component '" + name + "'" + host::did_you_mean(name, catalog.component_names()) +
                          "; 'kiln plugins list' shows what is installed");
@@ -119,7 +136,7 @@ void add_plugins_commands(CLI::App& app, Commands& commands) {
     }
     return kExitOk;
   });
-  describe->add_option("NAME", name, "Component name, e.g. util.echo")->required();
+  describe->add_option("NAME", name, "Component name, e.g. util.echo, or a component file (NAME.yaml)")->required();
   describe->add_flag("--json", describe_json, "Print the manifest as JSON");
 }
 

@@ -56,16 +56,17 @@ struct SpawnAttributes {
   posix_spawnattr_t attributes;
 };
 
-// A child starts in its own process group with default signal handling and
-// an empty signal mask, whatever the host blocks for its own signal thread.
-void configure_attributes(posix_spawnattr_t& attributes) {
+// A child starts (by default in its own process group) with default signal
+// handling and an empty signal mask, whatever the host blocks for its own signal thread.
+void configure_attributes(posix_spawnattr_t& attributes, bool new_group) {
   sigset_t all, none;
   sigfillset(&all);
   sigemptyset(&none);
   posix_spawnattr_setsigdefault(&attributes, &all);
   posix_spawnattr_setsigmask(&attributes, &none);
   posix_spawnattr_setpgroup(&attributes, 0);
-  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+  const short group = new_group ? POSIX_SPAWN_SETPGROUP : 0;
+  posix_spawnattr_setflags(&attributes, static_cast<short>(group | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK));
 }
 
 void read_available(int fd, std::string& into, bool& open) {
@@ -128,7 +129,7 @@ ChildProcess ChildProcess::spawn(const Options& options) {
   if (options.argv.empty()) throw std::invalid_argument("spawn: empty argv");
   SpawnActions actions;
   SpawnAttributes attributes;
-  configure_attributes(attributes.attributes);
+  configure_attributes(attributes.attributes, options.new_process_group);
   bool stdin_mapped = false;
   std::vector<Pipe> copies;  // closes the parent's temporary copies on return
   for (const auto& [child_fd, parent_fd] : options.fds) {

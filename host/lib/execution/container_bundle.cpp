@@ -10,6 +10,11 @@
 namespace kiln::host {
 namespace fs = std::filesystem;
 
+bool is_image_reference(const std::string& text) {
+  const auto last = text.rfind(':');
+  return text == "host" || (text.rfind("oci:", 0) == 0 && last > 4 && last + 1 < text.size());
+}
+
 std::optional<int64_t> parse_memory_size(const std::string& text) {
   size_t digits = 0;
   while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;

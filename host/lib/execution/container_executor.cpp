@@ -5,7 +5,9 @@
 // removes container and bundle, and only then reports the exit.
 #include <signal.h>
 #include <unistd.h>
+#include <kiln/host/component_file.hpp>
 #include <kiln/host/executor.hpp>
+#include <kiln/host/paths.hpp>
 #include <kiln/host/files.hpp>
 #include <kiln/host/subprocess.hpp>
 
@@ -313,13 +315,18 @@ class ContainerExecutor : public Executor {
     fs::create_directories(bundle);
     BundleConfig config;
     config.options = launch.container;
+    // A component file's own image, unless the step (or profile) names one.
+    if (config.options.image == "host" && is_component_file(launch.component.library)) {
+      const std::string image = parse_component_file(launch.component.library).implementation.image;
+      if (!image.empty()) config.options.image = image;
+    }
     config.user = user;
     std::vector<BundleMount> etc;
-    if (launch.container.image == "host") {
+    if (config.options.image == "host") {
       config.rootfs = bundle / "rootfs";
       etc = write_host_etc(config.rootfs, user, config.hostname, launch.container.network == "host");
     } else {
-      config.rootfs = images_.rootfs(launch.container.image);
+      config.rootfs = images_.rootfs(config.options.image);
       config.host_image = false;
     }
     StepLaunch inside = launch;

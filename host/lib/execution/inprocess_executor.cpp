@@ -1,5 +1,7 @@
 // The in-process executor: each attempt on its own thread of the host.
+#include <kiln/host/command_runner.hpp>
 #include <kiln/host/executor.hpp>
+#include <kiln/host/paths.hpp>
 #include <kiln/host/invoke.hpp>
 #include <kiln/host/plugin_library.hpp>
 
@@ -49,6 +51,23 @@ class InProcessAttempt : public RunningAttempt {
   std::shared_ptr<std::atomic<bool>> cancelled_;
 };
 
+// A plugin's run function on this thread, or a component file's command
+// (a child in a process group of its own, stopped by the runner on cancel).
+StepOutcome invoke(const StepLaunch& launch, StepInvocation invocation, StepEventSink& sink,
+                   const std::atomic<bool>& cancelled) {
+  if (is_component_file(launch.component.library)) {
+    CommandRun run{launch.component.library, std::move(invocation)};
+    run.group = CommandGroup::Own;
+    run.grace = std::chrono::milliseconds(static_cast<int64_t>(launch.grace_seconds * 1000));
+    run.log_dir = launch.attempt_dir;
+    return run_command_component(run, sink, cancelled);
+  }
+  const auto library = PluginLibrary::load(launch.component.library);
+  const auto* component = library->find(launch.component.manifest.name);
+  if (component == nullptr) throw PluginLoadError("the library no longer provides " + launch.component.manifest.name);
+  return invoke_component(*component, std::move(invocation), sink, cancelled);
+}
+
 class InProcessExecutor : public Executor {
  public:
   std::unique_ptr<RunningAttempt> start(const StepLaunch& launch, std::shared_ptr<AttemptObserver> observer) override {
@@ -57,14 +76,10 @@ class InProcessExecutor : public Executor {
     std::thread([launch, observer, cancelled] {
       AttemptResult result;
       try {
-        const auto library = PluginLibrary::load(launch.component.library);
-        const auto* component = library->find(launch.component.manifest.name);
-        if (component == nullptr)
-          throw PluginLoadError("the library no longer provides " + launch.component.manifest.name);
         ForwardingSink sink(observer);
         StepInvocation invocation{launch.parameters, launch.inputs, launch.output_dir, launch.temp_dir,
                                   launch.checkpoint_dir};
-        const auto outcome = invoke_component(*component, std::move(invocation), sink, *cancelled);
+        const auto outcome = invoke(launch, std::move(invocation), sink, *cancelled);
         result = std::move(sink.result);
         if (!outcome.ok) {
           result.failure_class = outcome.code == KILN_ERROR_CANCELLED ? "cancelled" : "error";

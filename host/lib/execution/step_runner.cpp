@@ -3,7 +3,10 @@
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <fcntl.h>
+#include <kiln/host/command_runner.hpp>
 #include <kiln/host/executor.hpp>
+#include <kiln/host/paths.hpp>
 #include <kiln/host/files.hpp>
 #include <kiln/host/invoke.hpp>
 #include <kiln/host/plugin_library.hpp>
@@ -147,6 +150,16 @@ int run_loaded_request(const std::function<Json()>& load, int channel_fd) {
       throw std::runtime_error("request speaks channel " + std::to_string(request.value("channel", 0)) +
                                ", this runner speaks " + std::to_string(kRunnerChannelVersion));
     export_replica(request);
+    const std::filesystem::path file = request.at("library").get<std::string>();
+    if (is_component_file(file)) {
+      // The command's fd 3 is its report pipe, never this channel.
+      ::fcntl(channel_fd, F_SETFD, FD_CLOEXEC);
+      CommandRun run{file, invocation_from(request)};
+      run.group = ::getpgrp() == ::getpid() ? CommandGroup::Runners : CommandGroup::Own;
+      outcome = run_command_component(run, channel, g_cancelled);
+      channel.write(ResultEvent{outcome.ok, outcome.code, outcome.message});
+      return outcome.ok ? 0 : 1;
+    }
     const auto library = PluginLibrary::load(request.at("library").get<std::string>());
     const std::string name = request.at("component").get<std::string>();
     const auto* component = library->find(name);

@@ -17,6 +17,7 @@
 #include <kiln/host/error.hpp>
 #include <kiln/host/executor.hpp>
 #include <kiln/host/json.hpp>
+#include <kiln/host/paths.hpp>
 #include <kiln/host/plugin_library.hpp>
 #include <kiln/host/step_context.hpp>
 #include <kiln/host/step_server.hpp>
@@ -163,8 +164,11 @@ class Server {
     const Json id = request.value("id", Json(0));
     try {
       if (fds.size() != 3) throw std::runtime_error("start needs 3 descriptors");
-      const auto library = PluginLibrary::load(request.value("library", ""));  // the child inherits it loaded
-      warm_up(*library, request.value("component", ""));
+      // A component file is a command: nothing to load (step_runner runs it).
+      if (!is_component_file(request.value("library", ""))) {
+        const auto library = PluginLibrary::load(request.value("library", ""));  // the child inherits it loaded
+        warm_up(*library, request.value("component", ""));
+      }
     } catch (const std::exception& e) {
       return send_message(socket_, Json{{"op", "error"}, {"id", id}, {"message", e.what()}}.dump(), {});
     }

@@ -1,4 +1,5 @@
 #include <kiln/host/catalog.hpp>
+#include <kiln/host/component_file.hpp>
 #include <kiln/host/paths.hpp>
 
 #include <cstdlib>
@@ -7,8 +8,13 @@
 namespace kiln::host {
 
 PluginCatalog PluginCatalog::discover(const LibraryScanner& scanner, const std::vector<std::filesystem::path>& dirs) {
+  // Each directory in turn: its libraries, then its component files (read
+  // here, never loaded: see component_file.hpp).
   std::vector<LibraryScan> scans;
-  for (const auto& library : find_plugin_libraries(dirs)) scans.push_back(scanner.scan(library));
+  for (const auto& dir : dirs) {
+    for (const auto& library : find_plugin_libraries({dir})) scans.push_back(scanner.scan(library));
+    for (const auto& file : find_component_files({dir})) scans.push_back(scan_component_file(file));
+  }
   return from_scans(std::move(scans));
 }
 

@@ -63,17 +63,35 @@ std::vector<fs::path> plugin_search_path() {
   return dirs;
 }
 
-std::vector<fs::path> find_plugin_libraries(const std::vector<fs::path>& dirs) {
-  std::vector<fs::path> libraries;
+namespace {
+
+// The regular files in `dirs` whose name `wanted` accepts, in search order, sorted by name in each.
+template <class Wanted>
+std::vector<fs::path> find_files(const std::vector<fs::path>& dirs, Wanted wanted) {
+  std::vector<fs::path> found;
   for (const auto& dir : dirs) {
     std::vector<fs::path> here;
     std::error_code ec;
     for (const auto& entry : fs::directory_iterator(dir, ec))
-      if (entry.path().extension() == ".so" && entry.is_regular_file(ec)) here.push_back(entry.path());
+      if (wanted(entry.path()) && entry.is_regular_file(ec)) here.push_back(entry.path());
     std::sort(here.begin(), here.end());
-    libraries.insert(libraries.end(), here.begin(), here.end());
+    found.insert(found.end(), here.begin(), here.end());
   }
-  return libraries;
+  return found;
+}
+
+}  // namespace
+
+std::vector<fs::path> find_plugin_libraries(const std::vector<fs::path>& dirs) {
+  return find_files(dirs, [](const fs::path& p) { return p.extension() == ".so"; });
+}
+
+std::vector<fs::path> find_component_files(const std::vector<fs::path>& dirs) {
+  return find_files(dirs, is_component_file);
+}
+
+bool is_component_file(const fs::path& path) {
+  return path.extension() == ".yaml" || path.extension() == ".yml";
 }
 
 }  // namespace kiln::host

@@ -1,6 +1,8 @@
 // Validation of a parsed pipeline against the plugin catalog, and the run
 // order. Every check records a diagnostic and goes on, so the user sees all
 // problems at once.
+#include <kiln/host/component_file.hpp>
+#include <kiln/host/paths.hpp>
 #include <kiln/host/placeholders.hpp>
 #include <kiln/host/plan.hpp>
 #include <kiln/host/suggest.hpp>
@@ -75,6 +77,7 @@ class Validator {
       error(step.component_pos, "'" + step.version_range + "' is not a version range (try ^1.2, ~1.2.3, >=1.0 <2)");
       return;
     }
+    if (is_component_file(step.component)) return bind_component_file(step, key);
     const auto* found = catalog_.find(step.component, step.version_range);
     if (found != nullptr) {
       bound_[key] = *found;
@@ -91,6 +94,21 @@ class Validator {
                 "kiln plugin install " +
                 step.component + (step.version_range.empty() ? "" : "@'" + step.version_range + "'") +
                 " --registry URL");
+  }
+
+  // `component: ./NAME.yaml`: a component file beside the pipeline (its
+  // directory anchors the path), its problems at their own file:line:col.
+  void bind_component_file(const StepSpec& step, const std::string& key) {
+    if (!step.version_range.empty())
+      error(step.component_pos, "a component file has no version range: remove '@" + step.version_range + "'");
+    const std::filesystem::path path = std::filesystem::path(spec_.file).parent_path() / step.component;
+    try {
+      ComponentFile component = parse_component_file(path);
+      bound_[key] = CatalogComponent{std::move(component.manifest), component.path, "ok", component.digest};
+    } catch (const SpecError& e) {
+      error(step.component_pos, "component file '" + path.string() + "' has problems (each at its own file:line:col)");
+      for (const auto& d : e.diagnostics()) diagnostics_.push_back(d);
+    }
   }
 
   const ComponentManifest* manifest_of(const std::string& step) const {

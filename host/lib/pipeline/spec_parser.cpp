@@ -7,6 +7,7 @@
 #include <kiln/host/yaml_json.hpp>
 
 #include "slurm_yaml.hpp"
+#include "yaml_reader.hpp"
 
 #include <charconv>
 #include <cmath>
@@ -95,9 +96,9 @@ const std::vector<std::string> kStepKeys{"name",  "description", "component",  "
                                          "user",  "tune",        "distributed", "slurm"};
 
 // Reads YAML into the spec, recording every problem instead of stopping.
-class Parser {
+class Parser : private YamlReader {
  public:
-  explicit Parser(std::vector<Diagnostic>& diagnostics) : diagnostics_(diagnostics) {}
+  explicit Parser(std::vector<Diagnostic>& diagnostics) : YamlReader(diagnostics) {}
 
   PipelineSpec parse(const YAML::Node& root, const std::string& file) {
     PipelineSpec spec;
@@ -125,73 +126,6 @@ class Parser {
     YAML::Node node;
     std::string file;
   };
-
-  SourcePos pos(const YAML::Node& node, const std::string& file) const {
-    const YAML::Mark mark = node.Mark();
-    return SourcePos{file, mark.line + 1, mark.column + 1};
-  }
-
-  // Where a value's text starts: after the opening quote of a quoted scalar,
-  // so columns inside it (expressions, placeholders) line up.
-  SourcePos value_pos(const YAML::Node& node, const std::string& file) const {
-    SourcePos p = pos(node, file);
-    if (node.IsScalar() && node.Tag() == "!") ++p.column;
-    return p;
-  }
-
-  void error(const YAML::Node& node, const std::string& file, const std::string& message) {
-    diagnostics_.push_back({pos(node, file), message});
-  }
-
-  bool expect_map(const YAML::Node& node, const std::string& file, const std::string& what) {
-    if (node.IsMap()) return true;
-    error(node, file, what + " must be a mapping");
-    return false;
-  }
-
-  void check_keys(const YAML::Node& map, const std::string& file, const std::vector<std::string>& allowed,
-                  const std::string& where) {
-    for (const auto& item : map) {
-      const std::string key = item.first.Scalar();
-      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end())
-        error(item.first, file, "unknown key '" + key + "' in " + where + did_you_mean(key, allowed));
-    }
-  }
-
-  void check_header(const YAML::Node& root, const std::string& file, const std::string& kind) {
-    const auto api = root["apiVersion"];
-    if (!api)
-      error(root, file, "missing 'apiVersion: kiln/v1'");
-    else if (!api.IsScalar() || api.Scalar() != "kiln/v1")
-      error(api, file, "unsupported apiVersion '" + (api.IsScalar() ? api.Scalar() : "?") + "' (expected kiln/v1)");
-    const auto k = root["kind"];
-    if (!k)
-      error(root, file, "missing 'kind: " + kind + "'");
-    else if (!k.IsScalar() || k.Scalar() != kind)
-      error(k, file, "kind must be '" + kind + "' here, not '" + (k.IsScalar() ? k.Scalar() : "?") + "'");
-  }
-
-  std::optional<std::string> scalar(const YAML::Node& node, const std::string& file, const std::string& what) {
-    if (node.IsScalar()) return node.Scalar();
-    error(node, file, what + " must be a single value");
-    return std::nullopt;
-  }
-
-  // Every conversion of this spec (and its imports) draws on one budget, so
-  // aliases (or a template used by many steps) cannot expand without bound.
-  Json to_json(const YAML::Node& node, const std::string& file) {
-    try {
-      return yaml_to_json(node, budget_);
-    } catch (const YamlLimitError& e) {
-      over_limit(e, node, file);
-    }
-  }
-
-  // Past a YAML limit nothing more is read: the problems so far, and this one at `node`.
-  [[noreturn]] void over_limit(const YamlLimitError& e, const YAML::Node& node, const std::string& file) {
-    diagnostics_.push_back({pos(node, file), e.what()});
-    throw SpecError(diagnostics_);
-  }
 
   void read_metadata(const YAML::Node& node, const std::string& file, PipelineSpec& spec) {
     if (!node) return;
@@ -263,38 +197,9 @@ class Parser {
     if (!node) return;
     if (!expect_map(node, file, "'parameters'")) return;
     for (const auto& item : node) {
-      PipelineParam p;
-      p.spec.name = item.first.Scalar();
-      p.pos = pos(item.first, file);
-      if (!is_identifier(p.spec.name)) {
-        error(item.first, file, "parameter name '" + p.spec.name + "' is not an identifier");
-        continue;
-      }
-      const auto& decl = item.second;
-      if (!expect_map(decl, file, "parameter '" + p.spec.name + "'")) continue;
-      check_keys(decl, file, {"type", "default", "description", "min", "max", "choices"},
-                 "parameter '" + p.spec.name + "'");
-      Json manifest_style{{"name", p.spec.name}};
-      for (const char* key : {"type", "default", "description", "min", "max", "choices"})
-        if (decl[key]) manifest_style[key] = to_json(decl[key], file);
-      if (!decl["type"]) {
-        error(decl, file, "parameter '" + p.spec.name + "' needs a type: string, int, float, bool, list or object");
-        continue;
-      }
-      try {  // one rule set for manifests and pipelines
-        p.spec = parse_manifest(Json{{"name", "pipeline.params"},
-                                     {"version", "1.0.0"},
-                                     {"kind", "generic"},
-                                     {"parameters", Json::array({manifest_style})}})
-                     .parameters.at(0);
-      } catch (const ManifestError& e) {
-        std::string message = e.what();
-        const auto at = message.find("parameters[0]");
-        message = at == std::string::npos ? message : "parameter '" + p.spec.name + "'" + message.substr(at + 13);
-        error(decl, file, message);
-        continue;
-      }
-      spec.parameters.push_back(std::move(p));
+      const auto param = read_parameter(item.first, item.second, file);
+      if (!param) continue;
+      spec.parameters.push_back(PipelineParam{*param, pos(item.first, file)});
     }
   }
 
@@ -426,9 +331,7 @@ class Parser {
   void read_container_fields(const YAML::Node& node, const std::string& file, ContainerOptions& options) {
     if (const auto i = node["image"]) {
       options.image = scalar(i, file, "image").value_or("host");
-      const auto last = options.image.rfind(':');
-      if (options.image != "host" &&
-          (options.image.rfind("oci:", 0) != 0 || last <= 4 || last + 1 == options.image.size()))
+      if (!is_image_reference(options.image))
         error(i, file, "'image' must be host or oci:LAYOUT_DIR:TAG, not '" + options.image + "'");
     }
     if (const auto n = node["network"]) {
@@ -687,38 +590,23 @@ class Parser {
     if (const auto t = node["timeout"]) spec.timeout_seconds = read_duration(t, file, "options.timeout");
   }
 
-  std::vector<Diagnostic>& diagnostics_;
   std::map<std::string, Template> templates_;
   std::set<std::string> imported_;
-  YamlBudget budget_;
 };
 
 }  // namespace
 
 PipelineSpec parse_pipeline_text(const std::string& text, const std::string& file_name) {
-  // The limits bound what parsing allocates; should memory run out all the
-  // same, that is this spec's error, not the process's end.
-  const auto too_large = [&] {
-    return SpecError({{SourcePos{file_name, 1, 1}, "the spec is too large to read (out of memory)"}});
-  };
-  if (text.size() > kMaxSpecFileBytes)
-    throw SpecError(
-        {{SourcePos{file_name, 1, 1}, "the spec is larger than " + std::to_string(kMaxSpecFileBytes) + " bytes"}});
+  const YAML::Node root = load_yaml_document(text, file_name, kMaxSpecFileBytes, "the spec");
   try {
     std::vector<Diagnostic> diagnostics;
-    YAML::Node root;
-    try {
-      root = YAML::Load(text);
-    } catch (const YAML::ParserException& e) {
-      throw SpecError({{SourcePos{file_name, e.mark.line + 1, e.mark.column + 1}, "YAML syntax error: " + e.msg}});
-    }
     PipelineSpec spec = Parser(diagnostics).parse(root, file_name);
     if (!diagnostics.empty()) throw SpecError(std::move(diagnostics));
     return spec;
   } catch (const std::bad_alloc&) {
-    throw too_large();
+    throw SpecError({{SourcePos{file_name, 1, 1}, "the spec is too large to read (out of memory)"}});
   } catch (const std::length_error&) {
-    throw too_large();
+    throw SpecError({{SourcePos{file_name, 1, 1}, "the spec is too large to read (out of memory)"}});
   }
 }
 

@@ -38,4 +38,7 @@ std::optional<int64_t> parse_memory_size(const std::string& text);
 // when `text` is neither.
 std::optional<ContainerUser> parse_container_user(const std::string& text);
 
+// Whether `text` names an image: "host" or "oci:LAYOUT_DIR:TAG".
+bool is_image_reference(const std::string& text);
+
 }  // namespace kiln::host

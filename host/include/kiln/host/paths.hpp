@@ -25,4 +25,10 @@ std::vector<std::filesystem::path> plugin_search_path();
 // The plugin libraries (*.so) in `dirs`, in search order, sorted by name in each.
 std::vector<std::filesystem::path> find_plugin_libraries(const std::vector<std::filesystem::path>& dirs);
 
+// The component files (*.yaml, *.yml; docs/command-components.md) in `dirs`, in the same order.
+std::vector<std::filesystem::path> find_component_files(const std::vector<std::filesystem::path>& dirs);
+// Whether `path` is a component file by its name (.yaml or .yml): such a
+// catalog entry is run as a command, never loaded.
+bool is_component_file(const std::filesystem::path& path);
+
 }  // namespace kiln::host

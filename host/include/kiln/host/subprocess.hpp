@@ -48,9 +48,11 @@ class ChildProcess {
     std::vector<std::pair<int, int>> fds;
     std::optional<std::filesystem::path> cwd;
     std::vector<std::pair<std::string, std::string>> env;  // added or replaced
+    // false: the child stays in this process's group (which then signals it too).
+    bool new_process_group = true;
   };
 
-  // Starts the child in a new process group. Throws std::system_error.
+  // Starts the child (in a new process group unless told otherwise). Throws std::system_error.
   static ChildProcess spawn(const Options& options);
 
   ChildProcess(ChildProcess&& other) noexcept;
