@@ -32,12 +32,7 @@ kiln_dag_yaml "command$steps" "$layers" "$width" ./true.yaml > "$work/command.ya
 } > "$work/Makefile"
 
 best_of() { kiln_best_of "$repeats" "$@"; }
-report() {  # name microseconds
-  awk -v name="$1" -v us="$2" -v n="$steps" 'BEGIN { printf "%-30s %8.3f s  %6.2f ms/step\n", name, us / 1e6, us / 1e3 / n }'
-}
-ratio() {  # label numerator denominator
-  awk -v label="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%-30s %8.2f\n", label, a / b }'
-}
+report() { kiln_report "$steps" "$@"; }  # name microseconds
 
 echo "DAG: $steps steps ($layers layers of $width parallel steps and a join), $jobs jobs, best of $repeats, load $(cut -d' ' -f1 /proc/loadavg)"
 t_make=$(best_of make -s -j "$jobs" -C "$work" all)
@@ -46,5 +41,5 @@ t_plugin=$(best_of "$kiln" run "$work/plugin.yaml" --executor process --jobs "$j
 report "kiln process, util.noop" "$t_plugin"
 t_command=$(best_of "$kiln" run "$work/command.yaml" --executor process --jobs "$jobs" --json --no-cache --workdir "$work/kiln")
 report "kiln process, /bin/true file" "$t_command"
-ratio "command / plugin" "$t_command" "$t_plugin"
-ratio "command / make" "$t_command" "$t_make"
+kiln_ratio "command / plugin" "$t_command" "$t_plugin"
+kiln_ratio "command / make" "$t_command" "$t_make"

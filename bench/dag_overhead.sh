@@ -36,13 +36,8 @@ kiln_dag_yaml "dag$steps" "$layers" "$width" util.noop > "$work/dag.yaml"
 
 best_of() { kiln_best_of "$repeats" "$@"; }  # best wall time in microseconds
 
-report() {  # name microseconds
-  awk -v name="$1" -v us="$2" -v n="$steps" 'BEGIN { printf "%-28s %8.3f s  %6.2f ms/step\n", name, us / 1e6, us / 1e3 / n }'
-}
+report() { kiln_report "$steps" "$@"; }  # name microseconds
 
-ratio() {  # label numerator denominator
-  awk -v label="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%-28s %8.2f\n", label, a / b }'
-}
 
 echo "DAG: $steps steps ($layers layers of $width parallel steps and a join), $jobs jobs, best of $repeats"
 t_make=$(best_of make -s -j "$jobs" -C "$work" all)
@@ -71,5 +66,5 @@ PY
 else
   echo "snakemake: not installed (apt-get install snakemake to compare)"
 fi
-ratio "kiln process / make" "$t_proc" "$t_make"
-ratio "kiln inprocess / make" "$t_in" "$t_make"
+kiln_ratio "kiln process / make" "$t_proc" "$t_make"
+kiln_ratio "kiln inprocess / make" "$t_in" "$t_make"

@@ -1,4 +1,4 @@
-# Shared by the DAG benchmarks: source it, then call kiln_dag_yaml.
+# Shared by the DAG benchmarks: source it, then call kiln_dag_yaml, kiln_best_of, kiln_report, kiln_ratio.
 
 # kiln_dag_yaml NAME LAYERS WIDTH COMPONENT [echo]: prints a pipeline of
 # LAYERS layers, each WIDTH parallel steps of COMPONENT and a join step after
@@ -36,4 +36,14 @@ kiln_best_of() {
     if [ -z "$best" ] || [ "$t" -lt "$best" ]; then best=$t; fi
   done
   echo "$best"
+}
+
+# kiln_report STEPS NAME MICROSECONDS: one line, the total and per step.
+kiln_report() {
+  awk -v n="$1" -v name="$2" -v us="$3" 'BEGIN { printf "%-30s %8.3f s  %6.2f ms/step\n", name, us / 1e6, us / 1e3 / n }'
+}
+
+# kiln_ratio LABEL NUMERATOR DENOMINATOR: one line, their ratio.
+kiln_ratio() {
+  awk -v label="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%-30s %8.2f\n", label, a / b }'
 }
