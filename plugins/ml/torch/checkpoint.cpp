@@ -80,6 +80,7 @@ void write_checkpoint(const fs::path& dir, const CheckpointState& state, torch::
 std::optional<CheckpointState> read_checkpoint(const fs::path& dir, const std::string& fingerprint,
                                                const std::string& digest, torch::nn::Module& net,
                                                torch::optim::Optimizer& optimizer, TensorFile& best,
+                                               const torch::Device& device,
                                                const std::function<void(const std::string&)>& log) {
   const auto found = complete_checkpoint(dir);
   if (!found) return std::nullopt;
@@ -90,7 +91,7 @@ std::optional<CheckpointState> read_checkpoint(const fs::path& dir, const std::s
       return std::nullopt;
     }
     load_state(net, read_safetensors(*found / "model.safetensors"), "checkpoint model");
-    torch::load(optimizer, (*found / "optimizer.pt").string());
+    torch::load(optimizer, (*found / "optimizer.pt").string(), device);
     if (fs::exists(*found / "best.safetensors")) best = read_safetensors(*found / "best.safetensors");
     return state;
   } catch (const std::exception& e) {

@@ -32,11 +32,12 @@ std::string data_digest(const Dataset& train, const Dataset* validation);
 void write_checkpoint(const std::filesystem::path& dir, const CheckpointState& state, torch::nn::Module& net,
                       torch::optim::Optimizer& optimizer, const TensorFile& best);
 
-// Restores net, optimizer and best weights and returns the state when a
-// matching checkpoint exists; logs why one is ignored.
+// Restores net, optimizer (its state onto `device`) and best weights and
+// returns the state when a matching checkpoint exists; logs why one is ignored.
 std::optional<CheckpointState> read_checkpoint(const std::filesystem::path& dir, const std::string& fingerprint,
                                                const std::string& digest, torch::nn::Module& net,
                                                torch::optim::Optimizer& optimizer, TensorFile& best,
+                                               const torch::Device& device,
                                                const std::function<void(const std::string&)>& log);
 
 }  // namespace kiln::ml

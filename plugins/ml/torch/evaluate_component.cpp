@@ -3,11 +3,13 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <stdexcept>
 #include <thread>
 
 #include "components.hpp"
 #include "metrics.hpp"
 #include "predict.hpp"
+#include "torch_build.hpp"
 #include "trainer.hpp"
 
 namespace kiln::ml {
@@ -86,7 +88,7 @@ json compute(const Predictions& p, const Dataset& test) {
 
 Manifest Evaluate::manifest() {
   return Manifest("evaluate", "1.0.0", Kind::Evaluate)
-      .description("Evaluate a Model on a test Dataset; metrics and a pass/fail gate on thresholds")
+      .description(with_torch_build("Evaluate a Model on a test Dataset; metrics and a pass/fail gate on thresholds"))
       .input(Port("model", "Model"))
       .input(Port("test", "Dataset").description("labelled test data, same features as the training data"))
       .output(Port("metrics", "Metrics").description("metrics.json (+ predictions.csv)"))
@@ -95,6 +97,9 @@ Manifest Evaluate::manifest() {
                  .description("e.g. {\"accuracy\": 0.95}: >= for scores, <= for log_loss, mse, rmse, mae"))
       .param(Param::Int("batch_size").default_value(kEvalBatchRows).min(1))
       .param(Param::Int("threads").default_value(0).min(0).description("intra-op threads; 0 = all cores"))
+      .param(Param::String("device").default_value("auto").description(
+          "auto | cpu | cuda | cuda:N; auto = the step's first GPU when LibTorch has CUDA and the step was given one "
+          "(resources: {gpus: N}), else the CPU"))
       .param(Param::Bool("predictions").default_value(true).description("also write predictions.csv"))
       .output_parameter(Port("passed", "bool").description("every threshold met"))
       .output_parameter(Port("accuracy", "float"))
@@ -116,8 +121,19 @@ void Evaluate::run(Context& ctx) {
   check_compatible(read_model_spec(model_dir), test);
   const auto thresholds = parse_thresholds(ctx.param_json("thresholds"));
   const int64_t threads = ctx.param_int("threads");
-  const auto predictions = predict_dataset(model_dir, test, ctx.param_int("batch_size"),
-                                           threads > 0 ? threads : std::max(1u, std::thread::hardware_concurrency()));
+  DeviceRequest device;
+  try {
+    device = parse_device(ctx.param_string("device"));
+  } catch (const std::invalid_argument& e) {
+    bad(e.what());
+  }
+  Predictions predictions;
+  try {
+    predictions = predict_dataset(model_dir, test, ctx.param_int("batch_size"),
+                                  threads > 0 ? threads : std::max(1u, std::thread::hardware_concurrency()), device);
+  } catch (const std::invalid_argument& e) {  // the device is not usable here
+    bad(e.what());
+  }
   json metrics = compute(predictions, test);
   std::map<std::string, double> scalars;
   for (const auto& [name, value] : metrics.items())

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "device.hpp"
 #include "heap_tuning.hpp"
 
 namespace kiln::ml {
@@ -109,12 +110,17 @@ torch::Tensor TorchModel::forward(const torch::Tensor& features) {
   return net_->forward(scaled);
 }
 
+void TorchModel::to(const torch::Device& device) {
+  net_->to(device);
+  device_ = device;
+}
+
 torch::Tensor TorchModel::predict(const torch::Tensor& features) {
   const torch::NoGradGuard no_grad;
   net_->eval();
-  const auto out = forward(features);
-  if (spec_.task == Task::Classification) return torch::softmax(out, 1);
-  return out * spec_.target_std + spec_.target_mean;
+  const auto out = forward(features.to(device_));
+  if (spec_.task == Task::Classification) return torch::softmax(out, 1).to(torch::kCPU);
+  return (out * spec_.target_std + spec_.target_mean).to(torch::kCPU);
 }
 
 TorchModel build_model(const ModelSpec& spec) {
@@ -143,11 +149,12 @@ void load_state(nn::Module& module, const TensorFile& file, const std::string& w
   for (auto& item : module.named_buffers()) assign(item.key(), item.value());
 }
 
-TorchModel load_model(const fs::path& dir) {
+TorchModel load_model(const fs::path& dir, const torch::Device& device) {
   TorchModel model(read_model_spec(dir));
   const auto weights = dir / kModelWeights;
   if (!fs::exists(weights)) throw std::runtime_error(dir.string() + ": not a Model artifact (no weights.safetensors)");
   load_state(*model.net(), read_safetensors(weights), weights.string());
+  model.to(device);
   model.net()->eval();
   return model;
 }
@@ -192,10 +199,11 @@ Tensor from_torch(const torch::Tensor& tensor) {
 
 namespace kiln::ml {
 
-Predictions predict_dataset(const fs::path& model_dir, const Dataset& data, int64_t batch_size, int64_t threads) {
+Predictions predict_dataset(const fs::path& model_dir, const Dataset& data, int64_t batch_size, int64_t threads,
+                            const DeviceRequest& device) {
   retain_freed_memory();
   if (threads > 0) at::set_num_threads(static_cast<int>(threads));
-  auto model = load_model(model_dir);
+  auto model = load_model(model_dir, resolve_device(device));
   check_feature_shape(model.spec(), data.schema.feature_shape, model_dir.string() + " on this dataset");
   const auto features = to_torch_float(data.features);
   std::vector<torch::Tensor> parts;

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <vector>
 
+#include "compute_options.hpp"
 #include "dataset.hpp"
 #include "model_spec.hpp"
 
@@ -22,9 +23,10 @@ struct Predictions {
 // CNN's im2col buffers outgrow the caches and each row costs more.
 inline constexpr int64_t kEvalBatchRows = 256;
 
-// Loads the model in `model_dir` and predicts every row of `data` in batches.
-// Throws std::runtime_error when the data's feature shape is not the model's.
+// Loads the model in `model_dir` onto `device` and predicts every row of
+// `data` in batches. Throws std::runtime_error when the data's feature shape
+// is not the model's, std::invalid_argument when the device is not usable.
 Predictions predict_dataset(const std::filesystem::path& model_dir, const Dataset& data, int64_t batch_size,
-                            int64_t threads);
+                            int64_t threads, const DeviceRequest& device = {});
 
 }  // namespace kiln::ml

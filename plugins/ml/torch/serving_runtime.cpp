@@ -12,7 +12,9 @@
 #include <optional>
 
 #include "components.hpp"
+#include "device.hpp"
 #include "model.hpp"
+#include "torch_build.hpp"
 #include "transform.hpp"
 
 namespace kiln::ml {
@@ -142,7 +144,8 @@ class ServedModel {
 // A kiln Model artifact: raw rows -> transform -> network -> probabilities.
 class KilnArtifactModel : public ServedModel {
  public:
-  KilnArtifactModel(const fs::path& dir, const json& config) : model_(load_model(dir)) {
+  KilnArtifactModel(const fs::path& dir, const json& config, const torch::Device& device)
+      : model_(load_model(dir, device)) {
     const auto& spec = model_.spec();
     std::vector<int64_t> raw_shape = spec.feature_shape;
     if (spec.transform) {
@@ -155,7 +158,7 @@ class KilnArtifactModel : public ServedModel {
     input.shape.insert(input.shape.end(), raw_shape.begin(), raw_shape.end());
     const bool classify = spec.task == Task::Classification;
     TensorInfo output{classify ? "probabilities" : "predictions", KILN_DT_FP32, {-1, spec.num_outputs}};
-    json extra{{"platform", "kiln_torch"}, {"task", task_name(spec.task)}};
+    json extra{{"platform", "kiln_torch"}, {"task", task_name(spec.task)}, {"device", device.str()}};
     if (classify) extra["classes"] = spec.classes;
     set_signature({input}, {output}, extra);
     model_.net()->eval();
@@ -186,11 +189,11 @@ class KilnArtifactModel : public ServedModel {
 // A TorchScript module: forward(inputs in config order) -> a tensor or a tuple.
 class TorchScriptModel : public ServedModel {
  public:
-  TorchScriptModel(const fs::path& dir, const json& config) {
+  TorchScriptModel(const fs::path& dir, const json& config, const torch::Device& device) : device_(device) {
     const fs::path file = dir / config.value("file", std::string("model.pt"));
     if (!fs::exists(file)) bad(file.string() + " does not exist (set \"file\" in the model config)");
     try {
-      module_ = torch::jit::load(file.string());
+      module_ = torch::jit::load(file.string(), device);
     } catch (const c10::Error& e) {
       bad("cannot load TorchScript " + file.string() + ": " + e.what_without_backtrace());
     }
@@ -199,12 +202,12 @@ class TorchScriptModel : public ServedModel {
     auto outs = tensor_infos(config, "outputs");
     for (const auto& t : ins) scalar_type(t.datatype);
     for (const auto& t : outs) scalar_type(t.datatype);
-    set_signature(std::move(ins), std::move(outs), {{"platform", "pytorch_torchscript"}});
+    set_signature(std::move(ins), std::move(outs), {{"platform", "pytorch_torchscript"}, {"device", device.str()}});
   }
 
   std::vector<torch::Tensor> run(const std::vector<const KilnTensor*>& inputs) override {
     std::vector<torch::jit::IValue> args;
-    for (const KilnTensor* t : inputs) args.emplace_back(to_torch(*t));
+    for (const KilnTensor* t : inputs) args.emplace_back(to_torch(*t).to(device_));
     const torch::NoGradGuard no_grad;
     torch::jit::IValue result;
     {
@@ -232,6 +235,7 @@ class TorchScriptModel : public ServedModel {
 
  private:
   torch::jit::Module module_;
+  torch::Device device_;
 };
 
 std::unique_ptr<ServedModel> ServedModel::load(const fs::path& dir, const std::string& config_json) {
@@ -239,8 +243,16 @@ std::unique_ptr<ServedModel> ServedModel::load(const fs::path& dir, const std::s
     const json config = json::parse(config_json.empty() ? "{}" : config_json);
     const int64_t threads = config.value("threads", int64_t{0});
     if (threads > 0) at::set_num_threads(static_cast<int>(threads));
-    if (fs::exists(dir / "model.json")) return std::make_unique<KilnArtifactModel>(dir, config);
-    return std::make_unique<TorchScriptModel>(dir, config);
+    if (config.contains("device") && !config["device"].is_string())
+      bad("the model config's \"device\" must be a string: auto, cpu, cuda or cuda:N");
+    torch::Device device = torch::kCPU;
+    try {
+      device = resolve_device(parse_device(config.value("device", std::string("auto"))));
+    } catch (const std::invalid_argument& e) {
+      bad(std::string("the model config's ") + e.what());
+    }
+    if (fs::exists(dir / "model.json")) return std::make_unique<KilnArtifactModel>(dir, config, device);
+    return std::make_unique<TorchScriptModel>(dir, config, device);
   });
 }
 
@@ -269,8 +281,8 @@ std::vector<Output> ServedModel::infer_checked(const Inputs& inputs) {
 
 Manifest ServeTorch::manifest() {
   return Manifest("serve.torch", "1.0.0", Kind::Serve)
-      .description(
-          "Serving runtime: kiln Model artifacts (the fitted transform applied to raw rows) and TorchScript modules");
+      .description(with_torch_build("Serving runtime: kiln Model artifacts (the fitted transform applied to raw rows) "
+                                    "and TorchScript modules, on the CPU or a GPU (model config \"device\")"));
 }
 
 const KilnServingApi* ServeTorch::serving() {

@@ -5,6 +5,7 @@
 #include <kiln/sdk/replica.hpp>
 
 #include "components.hpp"
+#include "torch_build.hpp"
 #include "trainer.hpp"
 
 namespace kiln::ml {
@@ -41,7 +42,8 @@ void set_outputs(const Context& ctx, const History& h) {
 
 Manifest TrainTorch::manifest() {
   Manifest m("train.torch", "1.0.0", Kind::Train);
-  m.description("Train an MLP or CNN with LibTorch; per-epoch metrics, checkpoints and resume")
+  m.description(with_torch_build("Train an MLP or CNN with LibTorch on the CPU or a GPU; per-epoch metrics, "
+                                 "checkpoints and resume"))
       .input(Port("train", "Dataset").description("labelled training data"))
       .input(Port("validation", "Dataset").optional().description("for validation metrics and early stopping"))
       .input(Port("transform", "Transform").optional().description("copied into the model for serving"))

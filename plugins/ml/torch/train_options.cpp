@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 #include <thread>
 
 namespace kiln::ml {
@@ -60,7 +61,8 @@ void parse_optimisation(const Context& ctx, TrainOptions& o) {
   if (o.nesterov && (o.optimizer != "sgd" || o.momentum <= 0)) bad("nesterov needs optimizer sgd with momentum > 0");
 }
 
-// Parameters that do not change the result (threads, checkpoint) stay out.
+// Parameters that do not change the result (threads, checkpoint) stay out;
+// so does the device, so a retry on another GPU or the CPU still resumes.
 std::string fingerprint(const Context& ctx) {
   static const char* const kNames[] = {"architecture",
                                        "hidden_sizes",
@@ -87,7 +89,8 @@ std::string fingerprint(const Context& ctx) {
                                        "early_stopping_patience",
                                        "early_stopping_metric",
                                        "seed",
-                                       "deterministic"};
+                                       "deterministic",
+                                       "precision"};
   json j = json::object();
   for (const char* name : kNames) j[name] = json::parse(ctx.param_json(name));
   return j.dump();
@@ -124,6 +127,18 @@ void add_train_params(Manifest& m) {
       .param(P::Int("seed").default_value(0).min(0))
       .param(P::Bool("deterministic").default_value(false).description("deterministic algorithms only"))
       .param(P::Int("threads").default_value(0).min(0).description("intra-op threads; 0 = all cores"))
+      .param(P::String("device").default_value("auto").description(
+          "auto | cpu | cuda | cuda:N; auto = the step's first GPU when LibTorch has CUDA and "
+          "the step was given one (resources: {gpus: N}), else the CPU"))
+      .param(P::String("precision")
+                 .default_value("fp32")
+                 .choices({"fp32", "bf16", "fp16"})
+                 .description("autocast: bf16 on CPU or GPU, fp16 (with dynamic loss scaling) on GPU only"))
+      .param(P::Int("device_data_limit_mb")
+                 .default_value(2048)
+                 .min(0)
+                 .description("GPU: data sets up to this size stay on the GPU; larger ones are copied per batch "
+                              "from pinned memory"))
       .param(P::Bool("checkpoint").default_value(true).description("checkpoint every epoch, resume on retry"))
       .param(P::Int("checkpoint_every")
                  .default_value(1)
@@ -142,6 +157,13 @@ TrainOptions parse_train_options(const Context& ctx) {
   o.seed = ctx.param_int("seed");
   o.deterministic = ctx.param_bool("deterministic");
   o.threads = ctx.param_int("threads");
+  try {
+    o.device = parse_device(ctx.param_string("device"));
+    o.precision = parse_precision(ctx.param_string("precision"));
+  } catch (const std::invalid_argument& e) {
+    bad(e.what());
+  }
+  o.device_data_limit_mb = ctx.param_int("device_data_limit_mb");
   // Replicas share the machine's cores (LibTorch would default to one thread).
   if (o.threads == 0)
     o.threads = std::max<int64_t>(1, std::thread::hardware_concurrency() / static_cast<unsigned>(replica().world_size));

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "compute_options.hpp"
 #include "model_spec.hpp"
 #include "schedule.hpp"
 
@@ -29,9 +30,12 @@ struct TrainOptions {
   std::string early_stopping_metric = "val_loss";
   int64_t seed = 0;
   bool deterministic = false;
-  int64_t threads = 0;  // 0 = all cores
+  int64_t threads = 0;   // 0 = all cores
+  DeviceRequest device;  // resolved against the step's GPUs when training starts (device.hpp)
+  Precision precision = Precision::Fp32;
+  int64_t device_data_limit_mb = 2048;  // CUDA: data sets up to this size stay on the GPU
   bool checkpoint = true;
-  int64_t checkpoint_every = 1;  // epochs between checkpoints (the last epoch always writes one)
+  int64_t checkpoint_every = 1;             // epochs between checkpoints (the last epoch always writes one)
   double collective_timeout_seconds = 300;  // replicas: rendezvous and each collective
   int64_t debug_fail_after_epoch = 0;       // KILN_TEST_TRAIN_FAIL_AFTER_EPOCH (0 = never)
   // KILN_TEST_TRAIN_FAIL_RANK (-1 = every rank): with replicas, only this rank

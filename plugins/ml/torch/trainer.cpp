@@ -9,8 +9,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
+#include <optional>
+#include <stdexcept>
 
 #include "checkpoint.hpp"
+#include "device.hpp"
 #include "distributed.hpp"
 #include "heap_tuning.hpp"
 #include "model.hpp"
@@ -106,52 +109,88 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& o, t
                                               torch::optim::AdamOptions(o.schedule.lr).weight_decay(o.weight_decay));
 }
 
-// The initial weights depend on the seed alone.
-TorchModel seeded_model(const ModelSpec& spec, int64_t seed) {
-  torch::manual_seed(static_cast<uint64_t>(seed));
-  return build_model(spec);
+// The initial weights depend on the seed alone: drawn on the CPU, then moved,
+// so every device starts from the same ones.
+TorchModel placed_model(const ModelSpec& spec, int64_t seed, const torch::Device& device) {
+  seed_generators(static_cast<uint64_t>(seed), torch::kCPU);
+  TorchModel model = build_model(spec);
+  model.to(device);
+  return model;
+}
+
+// A data set on the compute device when it fits (o.device_data_limit_mb),
+// else in pinned CPU memory, each batch gathered there and copied
+// asynchronously. On the CPU nothing moves.
+bool place_data(Batches& b, const torch::Device& device, bool resident) {
+  if (!device.is_cuda()) return true;
+  for (auto* t : {&b.x, &b.y, &b.y_raw}) *t = resident ? t->to(device) : t->pin_memory();
+  return resident;
+}
+
+int64_t bytes_of(const Batches& b) {
+  return static_cast<int64_t>(b.x.nbytes() + b.y.nbytes() + b.y_raw.nbytes());
 }
 
 void set_lr(torch::optim::Optimizer& optimizer, double lr) {
   for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
 }
 
-// Sums over one pass: loss weighted by rows, and the task's metric.
+// Sums over one pass: loss weighted by rows, and the task's metric. They
+// add up as float64 tensors on the compute device and are read once, by
+// finish(): no host synchronisation per batch.
 struct Tally {
   double loss_sum = 0, metric_sum = 0;
   int64_t rows = 0;
-  void add(const ModelSpec& s, const torch::Tensor& out, const torch::Tensor& y_raw, double loss) {
+  void add(const ModelSpec& s, const torch::Tensor& out, const torch::Tensor& y_raw, const torch::Tensor& loss) {
     const auto n = out.size(0);
-    loss_sum += loss * static_cast<double>(n);
     rows += n;
-    if (s.task == Task::Classification) {
-      metric_sum += out.argmax(1).eq(y_raw).sum().item<double>();
-    } else {
-      metric_sum += (out.detach() * s.target_std + s.target_mean - y_raw).pow(2).sum().item<double>();
-    }
+    const auto weighted = loss.detach().to(torch::kFloat64) * static_cast<double>(n);
+    const auto metric = s.task == Task::Classification
+                            ? out.argmax(1).eq(y_raw).sum().to(torch::kFloat64)
+                            : (out.detach().to(torch::kFloat32) * s.target_std + s.target_mean - y_raw)
+                                  .pow(2)
+                                  .sum()
+                                  .to(torch::kFloat64);
+    pending_loss_ = pending_loss_.defined() ? pending_loss_ + weighted : weighted;
+    pending_metric_ = pending_metric_.defined() ? pending_metric_ + metric : metric;
+  }
+  void finish() {
+    if (pending_loss_.defined()) loss_sum += pending_loss_.item<double>();
+    if (pending_metric_.defined()) metric_sum += pending_metric_.item<double>();
+    pending_loss_ = pending_metric_ = torch::Tensor();
   }
   double loss() const { return loss_sum / static_cast<double>(std::max<int64_t>(rows, 1)); }
   double metric(Task task) const {
     const double mean = metric_sum / static_cast<double>(std::max<int64_t>(rows, 1));
     return task == Task::Classification ? mean : std::sqrt(mean);
   }
+
+ private:
+  torch::Tensor pending_loss_, pending_metric_;
 };
 
 class Trainer {
  public:
-  Trainer(const TrainOptions& o, const TrainRun& run, const TrainHooks& hooks)
+  Trainer(const TrainOptions& o, const TrainRun& run, const TrainHooks& hooks, const torch::Device& device)
       : o_(o),
         run_(run),
         hooks_(hooks),
+        device_(device),
         spec_(resolve_spec(o, *run.train)),
         loss_(resolve_loss(o, spec_.task)),
-        model_(seeded_model(spec_, o.seed)),
+        model_(placed_model(spec_, o.seed, device)),
         optimizer_(make_optimizer(o, *model_.net())) {
     if (run.validation) check_validation(spec_, *run.validation);
     if (o.early_stopping_metric == "val_accuracy" && spec_.task == Task::Regression)
       bad("early_stopping_metric val_accuracy needs a classification task");
     train_ = tensors_of(spec_, *run.train);
     if (run.validation) val_ = tensors_of(spec_, *run.validation);
+    const bool fits = bytes_of(train_) + (run.validation ? bytes_of(val_) : 0) <= o.device_data_limit_mb << 20;
+    resident_ = place_data(train_, device_, fits);
+    if (run.validation) place_data(val_, device_, fits);
+    if (o.precision == Precision::Fp16) scaler_.emplace();
+    hooks_.log("training on " + device_.str() + " in " + precision_name(o.precision) +
+               (device_.is_cuda() ? (resident_ ? ", data on the GPU" : ", batches copied from pinned memory") : ""));
     history_.metric = spec_.task == Task::Classification ? "accuracy" : "rmse";
     if (run.replica.distributed())
       collective_ = std::make_unique<Collective>(
@@ -190,7 +229,7 @@ class Trainer {
     row.lr = lr_at_epoch(o_.schedule, epoch);
     set_lr(*optimizer_, row.lr);
     // Seeded per epoch, so a resumed run draws the same shuffles and dropout masks.
-    torch::manual_seed(static_cast<uint64_t>(o_.seed) * 1000003ULL + static_cast<uint64_t>(epoch));
+    seed_generators(static_cast<uint64_t>(o_.seed) * 1000003ULL + static_cast<uint64_t>(epoch), device_);
     const Tally train = train_pass(epoch);
     row.train_loss = train.loss();
     row.train_metric = train.metric(spec_.task);
@@ -211,11 +250,14 @@ class Trainer {
   Tally train_pass(int64_t epoch) {
     model_.net()->train();
     const int64_t n = train_.x.size(0);
+    // The order is drawn on the CPU: the same shuffles on every device.
     const auto order = torch::randperm(n, torch::kInt64);
+    const auto device_order = resident_ ? order.to(device_) : order;
     const int64_t world = world_size(), rank = run_.replica.rank;
     if (collective_)  // each replica its own dropout masks
-      torch::manual_seed(static_cast<uint64_t>(o_.seed) * 1000003ULL + static_cast<uint64_t>(epoch) +
-                         7919ULL * static_cast<uint64_t>(rank + 1));
+      seed_generators(static_cast<uint64_t>(o_.seed) * 1000003ULL + static_cast<uint64_t>(epoch) +
+                          7919ULL * static_cast<uint64_t>(rank + 1),
+                      device_);
     const auto parameters = model_.net()->parameters();
     Tally tally;
     for (int64_t start = 0; start < n; start += o_.batch_size) {
@@ -225,27 +267,58 @@ class Trainer {
       const int64_t first = start + rows * rank / world, last = start + rows * (rank + 1) / world;
       optimizer_->zero_grad();
       if (last > first) {
-        const auto index = order.slice(0, first, last);
-        const auto x = train_.x.index_select(0, index);
-        const auto y = train_.y.index_select(0, index);
-        const auto out = model_.forward(x);
+        const auto index = device_order.slice(0, first, last);
+        const auto x = gather(train_.x, index);
+        const auto y = gather(train_.y, index);
+        const auto out = forward(x);
         const auto loss = compute_loss(loss_, out, y);
-        if (collective_)
-          (loss * (static_cast<double>(last - first) / static_cast<double>(rows))).backward();
-        else
-          loss.backward();
+        auto to_backward = collective_ ? loss * (static_cast<double>(last - first) / static_cast<double>(rows)) : loss;
+        if (scaler_) to_backward = scaler_->scale(to_backward);
+        to_backward.backward();
         // Classification targets are the raw labels already: no second gather.
-        const auto y_raw = spec_.task == Task::Classification ? y : train_.y_raw.index_select(0, index);
-        tally.add(spec_, out.detach(), y_raw, loss.item<double>());
+        const auto y_raw = spec_.task == Task::Classification ? y : gather(train_.y_raw, index);
+        tally.add(spec_, out.detach(), y_raw, loss);
       }
       if (collective_) collective_->sum_gradients(parameters);
-      optimizer_->step();
+      step(parameters);
     }
+    tally.finish();
     if (collective_) {
       sum_tally(tally);
       collective_->broadcast(buffers());  // batch norm's running statistics: rank 0's, as PyTorch's DDP does
     }
     return tally;
+  }
+
+  // Rows `index` of a data set, on the compute device.
+  torch::Tensor gather(const torch::Tensor& data, const torch::Tensor& index) const {
+    if (resident_) return data.index_select(0, index);
+    return data.index_select(0, index).pin_memory().to(device_, /*non_blocking=*/true);
+  }
+
+  torch::Tensor rows_on_device(const torch::Tensor& data, int64_t start, int64_t end) const {
+    const auto rows = data.slice(0, start, end);
+    return resident_ ? rows : rows.to(device_, /*non_blocking=*/true);
+  }
+
+  // The network under autocast (bf16 / fp16); the loss is computed in fp32.
+  torch::Tensor forward(const torch::Tensor& x) {
+    torch::Tensor out;
+    {
+      const AutocastScope autocast(device_, o_.precision);
+      out = model_.forward(x);
+    }
+    return out.scalar_type() == torch::kFloat32 ? out : out.to(torch::kFloat32);
+  }
+
+  // fp16: a step whose gradients overflowed is skipped (and the scale halved).
+  void step(const std::vector<torch::Tensor>& parameters) {
+    if (scaler_) {
+      const bool finite = scaler_->unscale(parameters);
+      scaler_->update(finite);
+      if (!finite) return;
+    }
+    optimizer_->step();
   }
 
   std::vector<torch::Tensor> buffers() {
@@ -308,10 +381,11 @@ class Trainer {
     const int64_t first = n * rank / world, last = n * (rank + 1) / world;
     for (int64_t start = first; start < last; start += step) {
       const int64_t end = std::min(start + step, last);
-      const auto out = model_.forward(val_.x.slice(0, start, end));
-      const auto loss = compute_loss(loss_, out, val_.y.slice(0, start, end));
-      tally.add(spec_, out, val_.y_raw.slice(0, start, end), loss.item<double>());
+      const auto out = forward(rows_on_device(val_.x, start, end));
+      const auto loss = compute_loss(loss_, out, rows_on_device(val_.y, start, end));
+      tally.add(spec_, out, rows_on_device(val_.y_raw, start, end), loss);
     }
+    tally.finish();
     if (collective_) sum_tally(tally);
     return tally;
   }
@@ -346,8 +420,8 @@ class Trainer {
 
   void resume() {
     digest_ = data_digest(*run_.train, run_.validation);
-    auto restored =
-        read_checkpoint(*run_.checkpoint_dir, o_.fingerprint, digest_, *model_.net(), *optimizer_, best_, hooks_.log);
+    auto restored = read_checkpoint(*run_.checkpoint_dir, o_.fingerprint, digest_, *model_.net(), *optimizer_, best_,
+                                    device_, hooks_.log);
     if (!restored) return;
     history_ = restored->history;
     best_value_ = restored->best_value;
@@ -358,12 +432,15 @@ class Trainer {
   const TrainOptions& o_;
   const TrainRun& run_;
   const TrainHooks& hooks_;
+  torch::Device device_;
   ModelSpec spec_;
   std::string loss_;
   TorchModel model_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   std::unique_ptr<Collective> collective_;  // with replicas only
   Batches train_, val_;
+  bool resident_ = true;              // the data sets are on device_ (always on the CPU)
+  std::optional<LossScaler> scaler_;  // fp16 only
   History history_;
   TensorFile best_;
   double best_value_ = -std::numeric_limits<double>::infinity();
@@ -374,10 +451,20 @@ class Trainer {
 }  // namespace
 
 History train_model(const TrainOptions& options, const TrainRun& run, const TrainHooks& hooks) {
+  // The device first: `device: cuda` without a GPU fails before anything is trained.
+  torch::Device device = torch::kCPU;
+  try {
+    device = resolve_device(options.device);
+    check_precision(options.precision, device);
+  } catch (const std::invalid_argument& e) {
+    bad(e.what());
+  }
   retain_freed_memory();
   at::set_num_threads(static_cast<int>(options.threads));
+  // cuBLAS is deterministic only with a fixed workspace (PyTorch's documented setting).
+  if (options.deterministic && device.is_cuda()) ::setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8", 0);
   at::globalContext().setDeterministicAlgorithms(options.deterministic, false);
-  Trainer trainer(options, run, hooks);
+  Trainer trainer(options, run, hooks, device);
   return trainer.run();
 }
 
