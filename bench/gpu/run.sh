@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# kiln on a GPU beside PyTorch (issue 22's check): builds ONLY the torch plugin
+# against this machine's LibTorch (the one inside python3's torch), runs
+# samples/fashion-mnist's CNN with `device: cuda` through the process executor
+# (train step with `resources: {gpus: 1}`), and prints kiln's seconds per epoch
+# beside PyTorch's own for the same model, batch and data in the same run, the
+# test accuracy after the epochs, for fp32 and bf16.
+#
+#   bench/gpu/run.sh                 # on a GPU machine
+#   bench/gpu/run.sh --cpu-dry-run   # the same path on the CPU: 1 epoch, 15 % of the images
+#
+# Environment:
+#   KILN_HOST   a kiln build or install: bin/kiln and lib/kiln/plugins (data.idx, data.split);
+#               default build/ (built here with the project's CMake when missing). A host
+#               built elsewhere: bench/gpu/pack_host.sh makes a tarball of it and its libraries.
+#   DATA        the four Fashion-MNIST IDX files (default /usr/share/datasets/fashion-mnist)
+#   EPOCHS      default 5 (1 for --cpu-dry-run); PRECISIONS default "fp32 bf16"
+#   TORCH_BUILD where the plugin is built (default $WORK/torch-plugin; reused when built)
+#   WORK        scratch directory (default: a temporary one)
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+HERE=$ROOT/bench/gpu
+DRY=0
+[ "${1:-}" = "--cpu-dry-run" ] && DRY=1
+DATA=${DATA:-/usr/share/datasets/fashion-mnist}
+PRECISIONS=${PRECISIONS:-fp32 bf16}
+WORK=${WORK:-$(mktemp -d)}
+mkdir -p "$WORK"
+if [ $DRY = 1 ]; then
+  DEVICE=cpu EPOCHS=${EPOCHS:-1} DISCARD=0.85 THREADS=$(nproc)
+else
+  DEVICE=cuda EPOCHS=${EPOCHS:-5} DISCARD=0.0 THREADS=0
+fi
+
+# A python3 with torch: the GPU machine's PyTorch, or Debian's python3-torch.
+PY=""
+for candidate in python3 /usr/bin/python3; do
+  if "$candidate" -c 'import torch' 2>/dev/null; then PY=$candidate; break; fi
+done
+[ -n "$PY" ] || { echo "needs a python3 with torch (PyTorch, or Debian's python3-torch)" >&2; exit 2; }
+[ -f "$DATA/train-images-idx3-ubyte.gz" ] ||
+  { echo "no Fashion-MNIST in $DATA (apt-get install dataset-fashion-mnist, or set DATA)" >&2; exit 2; }
+
+# The host: kiln and its data plugins.
+KILN_HOST=${KILN_HOST:-$ROOT/build}
+if [ ! -x "$KILN_HOST/bin/kiln" ]; then
+  cmake -S "$ROOT" -B "$KILN_HOST" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKILN_BUILD_TESTS=OFF >/dev/null
+  ninja -C "$KILN_HOST" kiln kiln_data >/dev/null
+fi
+[ -d "$KILN_HOST/lib/kiln/plugins" ] || { echo "$KILN_HOST has no lib/kiln/plugins" >&2; exit 2; }
+
+# The torch plugin alone, against this machine's LibTorch (plugins/ml/torch/standalone).
+TORCH_BUILD=${TORCH_BUILD:-$WORK/torch-plugin}
+prefix=()
+[ $DRY = 0 ] && prefix=(-DKILN_TORCH_PREFIX="$("$PY" -c 'import torch; print(torch.utils.cmake_prefix_path)')")
+generator=()
+command -v ninja >/dev/null && generator=(-G Ninja)
+cmake -S "$ROOT/plugins/ml/torch/standalone" -B "$TORCH_BUILD" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
+  "${prefix[@]}" >"$WORK/cmake.log" || { cat "$WORK/cmake.log" >&2; exit 1; }
+cmake --build "$TORCH_BUILD" --target kiln_torch -j "$(nproc)" >"$WORK/build.log" || { tail -50 "$WORK/build.log" >&2; exit 1; }
+export KILN_PLUGIN_PATH=$TORCH_BUILD/plugins:$KILN_HOST/lib/kiln/plugins
+KILN=$KILN_HOST/bin/kiln
+echo "train.torch: $("$KILN" plugins describe train.torch | sed -n 2p)"
+"$KILN" plugins describe train.torch | sed -n 3p
+
+# The pipeline, with the train step given a GPU (none for the dry run).
+if [ $DRY = 1 ]; then
+  sed '/# KILN_GPU_RESOURCES/d' "$HERE/pipeline.yaml" >"$WORK/pipeline.yaml"
+else
+  sed 's/# KILN_GPU_RESOURCES/resources: {gpus: 1}/' "$HERE/pipeline.yaml" >"$WORK/pipeline.yaml"
+fi
+
+# One row per precision: kiln's and PyTorch's mean seconds per epoch (all
+# epochs, and without the first, which pays for CUDA's lazy start-up), ratio,
+# test accuracy.
+summary() {  # name kiln-run.json reference.json
+  "$PY" - "$@" <<'PYEOF'
+import json, os, sys
+name, run, ref = sys.argv[1], json.load(open(sys.argv[2])), json.load(open(sys.argv[3]))
+history = json.load(open(os.path.join(run["run_dir"], run["steps"]["train"]["artifacts"]["history"], "history.json")))
+kiln = [row["seconds"] for row in history["epochs"]]
+torch = ref["seconds"]
+mean = lambda xs: sum(xs) / len(xs)
+rest = lambda xs: xs[1:] if len(xs) > 1 else xs
+print("%-5s %8.3f %8.3f %8.3f %8.3f %6.2fx %8.4f %8.4f" % (
+    name, mean(kiln), mean(torch), mean(rest(kiln)), mean(rest(torch)), mean(rest(kiln)) / mean(rest(torch)),
+    run["steps"]["evaluate"]["outputs"]["accuracy"], ref["accuracy"]))
+PYEOF
+}
+
+declare -a ROWS
+for precision in $PRECISIONS; do
+  dir=$WORK/kiln-$precision
+  "$KILN" run "$WORK/pipeline.yaml" --executor process --workdir "$dir" --json -p data_dir="$DATA" \
+    -p device="$DEVICE" -p precision="$precision" -p epochs="$EPOCHS" -p discard="$DISCARD" -p threads="$THREADS" \
+    2>"$dir.log" >"$dir.json" || { tail -30 "$dir.log" >&2; exit 1; }
+  "$PY" "$HERE/reference.py" --data "$DATA" --device "$DEVICE" --precision "$precision" --epochs "$EPOCHS" \
+    --discard "$DISCARD" --threads "$THREADS" >"$WORK/torch-$precision.json"
+  ROWS+=("$(summary "$precision" "$dir.json" "$WORK/torch-$precision.json")")
+done
+
+echo "device $DEVICE, $EPOCHS epoch(s), batch 128, $(nproc) cores, PyTorch $("$PY" -c 'import torch; print(torch.__version__)')"
+echo "                 s/epoch (all)      s/epoch (after the 1st)         test accuracy"
+echo "prec      kiln  PyTorch     kiln  PyTorch  ratio     kiln  PyTorch"
+for r in "${ROWS[@]}"; do echo "$r"; done
