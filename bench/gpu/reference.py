@@ -65,7 +65,9 @@ def main():
     net = model().to(device)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     low = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.precision)
-    scaler = torch.cuda.amp.GradScaler() if args.precision == "fp16" else None
+    scaler = None
+    if args.precision == "fp16":  # torch.amp.GradScaler since PyTorch 2.3; torch.cuda.amp's before
+        scaler = torch.amp.GradScaler("cuda") if hasattr(torch.amp, "GradScaler") else torch.cuda.amp.GradScaler()
     loss_fn = nn.CrossEntropyLoss()
 
     def forward(features):
