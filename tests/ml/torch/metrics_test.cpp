@@ -2,7 +2,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <stdexcept>
 
+#include "compute_options.hpp"
 #include "history.hpp"
 #include "metrics.hpp"
 #include "model_spec.hpp"
@@ -123,6 +125,33 @@ TEST(History, JsonRoundTripsAndCsvHasOneRowPerEpoch) {
   const auto csv = history_to_csv(h);
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 3);
   EXPECT_EQ(csv.rfind("epoch,train_loss,train_rmse,val_loss,val_rmse,lr,seconds\n", 0), 0u);
+}
+
+// train.torch / evaluate / serve.torch's `device` and `precision` values.
+TEST(ComputeOptions, DeviceAndPrecisionParseOrNameTheParameter) {
+  EXPECT_EQ(parse_device("auto").kind, DeviceKind::Auto);
+  EXPECT_EQ(parse_device("cpu").kind, DeviceKind::Cpu);
+  const auto cuda = parse_device("cuda");
+  EXPECT_EQ(cuda.kind, DeviceKind::Cuda);
+  EXPECT_EQ(cuda.index, 0);
+  const auto third = parse_device("cuda:2");
+  EXPECT_EQ(third.kind, DeviceKind::Cuda);
+  EXPECT_EQ(third.index, 2);
+  EXPECT_EQ(third.text, "cuda:2");
+  for (const char* bad : {"gpu", "cuda:", "cuda:-1", "cuda:x", "CUDA", "cuda:99999", ""}) {
+    try {
+      parse_device(bad);
+      ADD_FAILURE() << "accepted '" << bad << "'";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("device must be auto, cpu, cuda or cuda:N"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(parse_precision("fp32"), Precision::Fp32);
+  EXPECT_EQ(parse_precision("bf16"), Precision::Bf16);
+  EXPECT_EQ(parse_precision("fp16"), Precision::Fp16);
+  for (const auto p : {Precision::Fp32, Precision::Bf16, Precision::Fp16})
+    EXPECT_EQ(parse_precision(precision_name(p)), p);
+  EXPECT_THROW(parse_precision("fp8"), std::invalid_argument);
 }
 
 }  // namespace

@@ -7,16 +7,20 @@
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
 #include <gtest/gtest.h>
+#include <torch/version.h>
 #include <kiln/host/plugin_library.hpp>
 #include <kiln/host/yaml_json.hpp>
 #include <kiln/serve/server.hpp>
 #include <kiln/ui/ui_server.hpp>
 
 #include <atomic>
+#include <cmath>
 #include <csignal>
+#include <limits>
 #include <sstream>
 #include <thread>
 
+#include "device.hpp"
 #include "predict.hpp"
 #include "raw_http_client.hpp"
 #include "test_support.hpp"
@@ -420,9 +424,9 @@ TEST(Serve, HostileRequestsGet4xxAndTheServerGoesOn) {
   std::string deep;
   for (int i = 0; i < 100000; ++i) deep += "{\"a\":";
   deep += "1" + std::string(100000, '}');
-  const auto nested = http(s.port(), "POST", "/v2/models/blobs/infer",
-                           R"({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [)" + deep +
-                               ", 2, 3, 4]}]})");
+  const auto nested =
+      http(s.port(), "POST", "/v2/models/blobs/infer",
+           R"({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [)" + deep + ", 2, 3, 4]}]})");
   EXPECT_EQ(nested.status, 400) << nested.body.substr(0, 300);
   EXPECT_NE(nested.json()["error"].get<std::string>().find("deeper than 64 levels"), std::string::npos) << nested.body;
   {
@@ -719,7 +723,8 @@ TEST(Serve, SigtermDrainsRequestsInProgress) {
 
 TEST(Serve, TorchScriptFromPyTorchGivesPyTorchsOutputs) {
   if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0)
-    KILN_TEST_SKIP("/usr/bin/python3 with torch (python3-torch, scripts/setup.sh's KILN_TEST_PACKAGES) is not installed");
+    KILN_TEST_SKIP(
+        "/usr/bin/python3 with torch (python3-torch, scripts/setup.sh's KILN_TEST_PACKAGES) is not installed");
   TempDir dir;
   const auto version = dir / "repo" / "scripted" / "1";
   fs::create_directories(version);
@@ -761,6 +766,118 @@ json.dump({"x": x.flatten().tolist(), "k": k.flatten().tolist(), "y": y.flatten(
   const auto y = expected["y"].get<std::vector<float>>();
   expect_close(y, j["outputs"][0]["data"]);
   expect_conforms(r, "/v2/models/${MODEL_NAME}/versions/${MODEL_VERSION}/infer", "post");
+}
+
+// A model saved by train.torch holds CPU tensors whatever device trained it
+// (docs/gpu.md): it loads onto the device its config names. Here (Debian's
+// LibTorch has no CUDA) "cpu" and "auto" serve the offline predictions and
+// "cuda" is a load error naming the field and the step's GPUs.
+TEST(Serve, ModelsLoadOnTheDeviceTheirConfigNames) {
+  TempDir dir;
+  const auto m = train_model(dir / "train");
+  kiln::serve::Metrics metrics;
+  const auto* runtime = torch_runtime("serve.torch");
+  ASSERT_NE(runtime, nullptr);
+  for (const std::string device : {"cpu", "auto"}) {
+    const kiln::serve::ModelVersion version("blobs", 1, m.model, runtime,
+                                            kiln::serve::parse_model_config(R"({"device": ")" + device + "\"}", "c"),
+                                            &metrics);
+    EXPECT_EQ(version.metadata()["device"], "cpu") << device;
+  }
+  copy_version(m.model, dir / "repo" / "blobs", 1);
+  write_text(dir / "repo" / "blobs" / "config.json", R"({"device": "cpu"})");
+  {
+    Serving s(dir / "repo");
+    const int64_t rows = static_cast<int64_t>(m.offline.size()) / m.classes;
+    const auto r = http(s.port(), "POST", "/v2/models/blobs/infer", infer_body(rows_of(m.test_raw, 0, rows), 4));
+    ASSERT_EQ(r.status, 200) << r.body;
+    expect_close(m.offline, r.json()["outputs"][0]["data"]);
+  }
+  for (const std::string device : {"cuda", "cuda:1", "gpu"}) {
+    try {
+      const kiln::serve::ModelVersion version("blobs", 1, m.model, runtime,
+                                              kiln::serve::parse_model_config(R"({"device": ")" + device + "\"}", "c"),
+                                              &metrics);
+      ADD_FAILURE() << device << " loaded";
+    } catch (const std::runtime_error& e) {
+      const std::string message = e.what();
+      EXPECT_NE(message.find("the model config's device"), std::string::npos) << message;
+      if (device != "gpu") {
+        EXPECT_NE(message.find("device: " + device + " needs a GPU"), std::string::npos) << message;
+        EXPECT_NE(message.find("resources: {gpus: N}"), std::string::npos) << message;
+      }
+    }
+  }
+}
+
+// The compute placement behind train.torch (device.hpp), on CPU tensors
+// (ATen only: the whole of torch/torch.h would cost this file ~30 s to compile).
+// `kiln plugins describe` shows the LibTorch each component was built for
+// (Debian's, without CUDA, in CI).
+TEST(TorchDevice, DescriptionsNameTheLibTorchBuild) {
+#ifdef KILN_TORCH_CUDA_VERSION
+  const std::string devices = std::string("CPU + CUDA ") + KILN_TORCH_CUDA_VERSION;
+#else
+  const std::string devices = "CPU only";
+#endif
+  const auto library = host::PluginLibrary::load(KILN_TEST_TORCH_PLUGIN);
+  for (const char* name : {"train.torch", "evaluate", "serve.torch"}) {
+    const auto* component = library->find(name);
+    ASSERT_NE(component, nullptr) << name;
+    const auto& description = component->manifest.description;
+    EXPECT_NE(description.find("[built for LibTorch " + std::string(TORCH_VERSION) + ", " + devices + "]"),
+              std::string::npos)
+        << description;
+  }
+}
+
+TEST(TorchDevice, AutoIsTheCpuWithoutCudaAndFp16NeedsCuda) {
+  EXPECT_EQ(ml::resolve_device(ml::parse_device("auto")), at::Device(at::kCPU));
+  EXPECT_EQ(ml::resolve_device(ml::parse_device("cpu")), at::Device(at::kCPU));
+  EXPECT_THROW(ml::resolve_device(ml::parse_device("cuda:0")), std::invalid_argument);
+  EXPECT_THROW(ml::check_precision(ml::Precision::Fp16, at::kCPU), std::invalid_argument);
+  EXPECT_NO_THROW(ml::check_precision(ml::Precision::Bf16, at::kCPU));
+}
+
+TEST(TorchDevice, AutocastScopeRunsCpuMatmulsInBf16AndRestores) {
+  const auto a = at::ones({4, 4});
+  {
+    const ml::AutocastScope scope(at::kCPU, ml::Precision::Bf16);
+    EXPECT_EQ(at::mm(a, a).scalar_type(), at::kBFloat16);
+  }
+  EXPECT_EQ(at::mm(a, a).scalar_type(), at::kFloat);
+  {
+    const ml::AutocastScope scope(at::kCPU, ml::Precision::Fp32);
+    EXPECT_EQ(at::mm(a, a).scalar_type(), at::kFloat);
+  }
+}
+
+// fp16's dynamic loss scaling: finite gradients are unscaled; an inf or a nan
+// skips the step (gradients untouched) and halves the scale; growth_interval
+// good steps in a row double it.
+TEST(TorchDevice, LossScalerSkipsOverflowsHalvesAndGrows) {
+  ml::LossScaler scaler({1024.0, 2.0, 0.5, 3});
+  auto w = at::ones({2}).requires_grad_(true);
+  scaler.scale((w * 3).sum()).backward();
+  EXPECT_FLOAT_EQ(w.grad()[0].item<float>(), 3072.0f);  // scaled by 1024
+  ASSERT_TRUE(scaler.unscale({w}));
+  EXPECT_FLOAT_EQ(w.grad()[0].item<float>(), 3.0f);
+  scaler.update(true);
+  EXPECT_DOUBLE_EQ(scaler.scale_value(), 1024.0);
+  for (const float poison : {std::numeric_limits<float>::infinity(), std::nanf("")}) {
+    w.mutable_grad() = at::tensor({poison, 5.0f});
+    EXPECT_FALSE(scaler.unscale({w}));
+    EXPECT_FLOAT_EQ(w.grad()[1].item<float>(), 5.0f);  // left as it was
+    scaler.update(false);
+  }
+  EXPECT_DOUBLE_EQ(scaler.scale_value(), 256.0);
+  EXPECT_EQ(scaler.skipped_steps(), 2);
+  for (int i = 0; i < 2; ++i) scaler.update(true);
+  EXPECT_DOUBLE_EQ(scaler.scale_value(), 256.0);  // the overflow reset the run of good steps
+  scaler.update(true);
+  EXPECT_DOUBLE_EQ(scaler.scale_value(), 512.0);
+  auto unused = at::ones({1}).requires_grad_(true);  // no gradient: nothing to check
+  EXPECT_TRUE(scaler.unscale({unused}));
 }
 
 TEST(Serve, PublishWritesTheNextVersionThroughARename) {
