@@ -131,7 +131,7 @@ void Collective::run(const char* what, const std::function<void()>& collective) 
 std::string parameters_digest(torch::nn::Module& module) {
   uint64_t hash = 14695981039346656037ULL;
   const auto add = [&](const torch::Tensor& t) {
-    const auto bytes = t.detach().contiguous();
+    const auto bytes = t.detach().to(torch::kCPU).contiguous();  // the weights may be on a GPU
     const auto* data = static_cast<const unsigned char*>(bytes.data_ptr());
     const size_t n = static_cast<size_t>(bytes.numel()) * bytes.element_size();
     for (size_t i = 0; i < n; ++i) hash = (hash ^ data[i]) * 1099511628211ULL;
