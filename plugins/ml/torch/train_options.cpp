@@ -137,6 +137,7 @@ void add_train_params(Manifest& m) {
       .param(P::Int("device_data_limit_mb")
                  .default_value(2048)
                  .min(0)
+                 .max(1 << 20)  // 1 TiB
                  .description("GPU: data sets up to this size stay on the GPU; larger ones are copied per batch "
                               "from pinned memory"))
       .param(P::Bool("checkpoint").default_value(true).description("checkpoint every epoch, resume on retry"))
