@@ -4,7 +4,9 @@
 # samples/fashion-mnist's CNN with `device: cuda` through the process executor
 # (train step with `resources: {gpus: 1}`), and prints kiln's seconds per epoch
 # beside PyTorch's own for the same model, batch and data in the same run, the
-# test accuracy after the epochs, for fp32 and bf16.
+# test accuracy after the epochs, for fp32 and bf16; then serves the fp32 model
+# with kiln serve on the CPU and on the device (dynamic batching) and prints
+# throughput and latency of each (serve_load.py).
 #
 #   bench/gpu/run.sh                 # on a GPU machine
 #   bench/gpu/run.sh --cpu-dry-run   # the same path on the CPU: 1 epoch, 15 % of the images
@@ -17,6 +19,7 @@
 #   EPOCHS      default 5 (1 for --cpu-dry-run); PRECISIONS default "fp32 bf16"
 #   TORCH_BUILD where the plugin is built (default $WORK/torch-plugin; reused when built)
 #   WORK        scratch directory (default: a temporary one)
+#   SERVE_ROWS  images per inference request (default 32); SERVE_REQUESTS per connection (200), SERVE_CONNS (8)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 HERE=$ROOT/bench/gpu
@@ -103,3 +106,29 @@ echo "device $DEVICE, $EPOCHS epoch(s), batch 128, $(nproc) cores, PyTorch $("$P
 echo "                 s/epoch (all)      s/epoch (after the 1st)         test accuracy"
 echo "prec      kiln  PyTorch     kiln  PyTorch  ratio     kiln  PyTorch"
 for r in "${ROWS[@]}"; do echo "$r"; done
+
+# Serving the fp32 model: kiln serve with serve.torch on the CPU and on $DEVICE,
+# dynamic batching (up to 256 rows, 2 ms), the same load for each.
+[[ " $PRECISIONS " == *" fp32 "* ]] || exit 0
+model=$("$PY" -c 'import json, os, sys; r = json.load(open(sys.argv[1])); print(os.path.join(r["run_dir"], r["steps"]["train"]["artifacts"]["model"]))' "$WORK/kiln-fp32.json")
+echo
+echo "kiln serve, fashion CNN, ${SERVE_ROWS:-32} images per request, ${SERVE_CONNS:-8} connections"
+echo "device      requests/s   images/s   p50 ms   p99 ms"
+for serve_device in cpu "$DEVICE"; do
+  repo=$WORK/repo-$serve_device
+  rm -rf "$repo" && mkdir -p "$repo/fashion"
+  cp -r "$model" "$repo/fashion/1"
+  echo "{\"device\": \"$serve_device\", \"max_batch_size\": 256, \"max_queue_delay_us\": 2000}" >"$repo/fashion/config.json"
+  rm -f "$WORK/port"
+  "$KILN" serve --model-repo "$repo" --port 0 --port-file "$WORK/port" --access-log off >"$WORK/serve-$serve_device.log" 2>&1 &
+  server=$!
+  for _ in $(seq 1 600); do [ -s "$WORK/port" ] && break; sleep 0.1; done
+  [ -s "$WORK/port" ] || { cat "$WORK/serve-$serve_device.log" >&2; kill "$server"; exit 1; }
+  for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$(cat "$WORK/port")/v2/models/fashion/ready" >/dev/null && break; sleep 0.1; done
+  "$PY" "$HERE/serve_load.py" --port "$(cat "$WORK/port")" --model fashion --rows "${SERVE_ROWS:-32}" \
+    --requests "${SERVE_REQUESTS:-200}" --conns "${SERVE_CONNS:-8}" >"$WORK/serve-$serve_device.json"
+  kill "$server"
+  wait "$server" 2>/dev/null || true
+  "$PY" -c 'import json, sys; j = json.load(open(sys.argv[2])); print("%-10s %11.1f %10.0f %8.2f %8.2f%s" % (sys.argv[1], j["requests_per_s"], j["images_per_s"], j["p50_ms"], j["p99_ms"], "  (%d errors)" % j["errors"] if j["errors"] else ""))' "$serve_device" "$WORK/serve-$serve_device.json"
+  [ "$DEVICE" = cpu ] && break  # the dry run: one CPU row
+done
