@@ -771,7 +771,8 @@ json.dump({"x": x.flatten().tolist(), "k": k.flatten().tolist(), "y": y.flatten(
 // A model saved by train.torch holds CPU tensors whatever device trained it
 // (docs/gpu.md): it loads onto the device its config names. Here (Debian's
 // LibTorch has no CUDA) "cpu" and "auto" serve the offline predictions and
-// "cuda" is a load error naming the field and the step's GPUs.
+// "cuda" is a load error naming the field and the step's GPUs. The
+// components' descriptions name the LibTorch build.
 TEST(Serve, ModelsLoadOnTheDeviceTheirConfigNames) {
   TempDir dir;
   const auto m = train_model(dir / "train");
@@ -808,13 +809,8 @@ TEST(Serve, ModelsLoadOnTheDeviceTheirConfigNames) {
       }
     }
   }
-}
-
-// The compute placement behind train.torch (device.hpp), on CPU tensors
-// (ATen only: the whole of torch/torch.h would cost this file ~30 s to compile).
-// `kiln plugins describe` shows the LibTorch each component was built for
-// (Debian's, without CUDA, in CI).
-TEST(TorchDevice, DescriptionsNameTheLibTorchBuild) {
+  // `kiln plugins describe` shows the LibTorch each component was built for
+  // (Debian's, without CUDA, in CI).
 #ifdef KILN_TORCH_CUDA_VERSION
   const std::string devices = std::string("CPU + CUDA ") + KILN_TORCH_CUDA_VERSION;
 #else
@@ -831,15 +827,20 @@ TEST(TorchDevice, DescriptionsNameTheLibTorchBuild) {
   }
 }
 
-TEST(TorchDevice, AutoIsTheCpuWithoutCudaAndFp16NeedsCuda) {
+// The compute placement behind train.torch (device.hpp), on CPU tensors
+// (ATen only: the whole of torch/torch.h would cost this file ~30 s to
+// compile), in one test (each costs a process start): `auto` is the CPU
+// without CUDA and fp16 needs CUDA; AutocastScope runs CPU matmuls in bf16
+// and restores fp32; fp16's dynamic loss scaling unscales finite gradients,
+// while an inf or a nan skips the step (gradients untouched) and halves the
+// scale, and growth_interval good steps in a row double it.
+TEST(TorchDevice, PlacementAutocastAndLossScaling) {
   EXPECT_EQ(ml::resolve_device(ml::parse_device("auto")), at::Device(at::kCPU));
   EXPECT_EQ(ml::resolve_device(ml::parse_device("cpu")), at::Device(at::kCPU));
   EXPECT_THROW(ml::resolve_device(ml::parse_device("cuda:0")), std::invalid_argument);
   EXPECT_THROW(ml::check_precision(ml::Precision::Fp16, at::kCPU), std::invalid_argument);
   EXPECT_NO_THROW(ml::check_precision(ml::Precision::Bf16, at::kCPU));
-}
 
-TEST(TorchDevice, AutocastScopeRunsCpuMatmulsInBf16AndRestores) {
   const auto a = at::ones({4, 4});
   {
     const ml::AutocastScope scope(at::kCPU, ml::Precision::Bf16);
@@ -850,12 +851,7 @@ TEST(TorchDevice, AutocastScopeRunsCpuMatmulsInBf16AndRestores) {
     const ml::AutocastScope scope(at::kCPU, ml::Precision::Fp32);
     EXPECT_EQ(at::mm(a, a).scalar_type(), at::kFloat);
   }
-}
 
-// fp16's dynamic loss scaling: finite gradients are unscaled; an inf or a nan
-// skips the step (gradients untouched) and halves the scale; growth_interval
-// good steps in a row double it.
-TEST(TorchDevice, LossScalerSkipsOverflowsHalvesAndGrows) {
   ml::LossScaler scaler({1024.0, 2.0, 0.5, 3});
   auto w = at::ones({2}).requires_grad_(true);
   scaler.scale((w * 3).sum()).backward();
