@@ -94,7 +94,7 @@ PYEOF
 declare -a ROWS
 for precision in $PRECISIONS; do
   dir=$WORK/kiln-$precision
-  "$KILN" run "$WORK/pipeline.yaml" --executor process --workdir "$dir" --json -p data_dir="$DATA" \
+  "$KILN" run "$WORK/pipeline.yaml" --executor process --no-cache --workdir "$dir" --json -p data_dir="$DATA" \
     -p device="$DEVICE" -p precision="$precision" -p epochs="$EPOCHS" -p discard="$DISCARD" -p threads="$THREADS" \
     2>"$dir.log" >"$dir.json" || { tail -30 "$dir.log" >&2; exit 1; }
   "$PY" "$HERE/reference.py" --data "$DATA" --device "$DEVICE" --precision "$precision" --epochs "$EPOCHS" \
@@ -124,7 +124,11 @@ for serve_device in cpu "$DEVICE"; do
   server=$!
   for _ in $(seq 1 600); do [ -s "$WORK/port" ] && break; sleep 0.1; done
   [ -s "$WORK/port" ] || { cat "$WORK/serve-$serve_device.log" >&2; kill "$server"; exit 1; }
-  for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$(cat "$WORK/port")/v2/models/fashion/ready" >/dev/null && break; sleep 0.1; done
+  ready="import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)"
+  for _ in $(seq 1 600); do
+    "$PY" -c "$ready" "http://127.0.0.1:$(cat "$WORK/port")/v2/models/fashion/ready" 2>/dev/null && break
+    sleep 0.1
+  done
   "$PY" "$HERE/serve_load.py" --port "$(cat "$WORK/port")" --model fashion --rows "${SERVE_ROWS:-32}" \
     --requests "${SERVE_REQUESTS:-200}" --conns "${SERVE_CONNS:-8}" >"$WORK/serve-$serve_device.json"
   kill "$server"
