@@ -366,6 +366,14 @@ bool overlap(const FakeRecord& a, const FakeRecord& b) {
   return a.started < b.ended && b.started < a.ended;
 }
 
+// A run of `jobs` jobs on the (fake) GPUs `gpus`.
+Settings on_gpus(int jobs, std::vector<int> gpus) {
+  Settings settings;
+  settings.jobs = jobs;
+  settings.gpus = std::move(gpus);
+  return settings;
+}
+
 // No GPU held by two attempts at once, and every attempt held `per_attempt` of `pool`.
 void expect_gpus_never_shared(const std::vector<FakeRecord>& attempts, const std::set<int>& pool) {
   for (size_t i = 0; i < attempts.size(); ++i) {
@@ -382,9 +390,6 @@ void expect_gpus_never_shared(const std::vector<FakeRecord>& attempts, const std
 }  // namespace
 
 TEST_F(Scenario, LoopItemsNeedingAGpuEachRunAsManyAtOnceAsThereAreGpusAndNeverShareOne) {
-  Settings settings;
-  settings.jobs = 8;
-  settings.gpus = {0, 1};
   const auto o = run(R"(steps:
   - name: loop
     component: util.sleep
@@ -393,7 +398,7 @@ TEST_F(Scenario, LoopItemsNeedingAGpuEachRunAsManyAtOnceAsThereAreGpusAndNeverSh
     parameters: {seconds: "{{ item }}"}
   - {name: cpu, component: util.sleep, parameters: {seconds: 2}}
 )",
-                     settings);
+                     on_gpus(8, {0, 1}));
   ASSERT_EQ(o.record["status"], "succeeded") << o.record.dump(2);
   EXPECT_EQ(o.peak, 3);  // two GPU items and the CPU step, which waits for no GPU
   EXPECT_DOUBLE_EQ(o.of("cpu").at(0).started, 0);
@@ -440,9 +445,6 @@ TEST_F(Scenario, AStepNeedingMoreGpusThanTheHostHasOrAnyUnderInprocessIsRefusedB
 }
 
 TEST_F(Scenario, AGpuIsFreeAgainAfterAFailureARetryAndATimeout) {
-  Settings settings;
-  settings.jobs = 4;
-  settings.gpus = {5};
   const auto o = run(R"(options: {failure_policy: continue}
 steps:
   - {name: stuck, component: util.fail, parameters: {mode: hang}, timeout: 2s, resources: {gpus: 1}}
@@ -459,7 +461,7 @@ steps:
     resources: {gpus: 1}
     after: [flaky]
 )",
-                     settings);
+                     on_gpus(4, {5}));
   EXPECT_EQ(o.status("stuck"), "failed");
   EXPECT_EQ(o.status("flaky"), "succeeded");
   EXPECT_EQ(o.status("busy"), "succeeded");
@@ -481,9 +483,6 @@ steps:
 }
 
 TEST_F(Scenario, ARetryThatNeedsABusyGpuWaitsForItsReleaseRatherThanItsBackoff) {
-  Settings settings;
-  settings.jobs = 4;
-  settings.gpus = {0};
   const auto o = run(R"(steps:
   - name: flaky
     component: util.flaky
@@ -492,7 +491,7 @@ TEST_F(Scenario, ARetryThatNeedsABusyGpuWaitsForItsReleaseRatherThanItsBackoff) 
     resources: {gpus: 1}
   - {name: long, component: util.sleep, parameters: {seconds: 5}, resources: {gpus: 1}}
 )",
-                     settings);
+                     on_gpus(4, {0}));
   ASSERT_EQ(o.record["status"], "succeeded") << o.record.dump(2);
   ASSERT_EQ(o.of("flaky").size(), 2u);
   EXPECT_DOUBLE_EQ(o.of("flaky").at(0).started, 0);
@@ -502,9 +501,6 @@ TEST_F(Scenario, ARetryThatNeedsABusyGpuWaitsForItsReleaseRatherThanItsBackoff) 
 }
 
 TEST_F(Scenario, TuningTrialsSpreadOverTheGpusAndWaitForAFreeOne) {
-  Settings settings;
-  settings.jobs = 8;
-  settings.gpus = {2, 3};
   const auto o = run(R"(steps:
   - name: t
     component: util.objective
@@ -517,7 +513,7 @@ TEST_F(Scenario, TuningTrialsSpreadOverTheGpusAndWaitForAFreeOne) {
         x: {type: uniform, low: 0.0, high: 3.0, grid_points: 4}
       parallel_trials: 4
 )",
-                     settings);
+                     on_gpus(8, {2, 3}));
   ASSERT_EQ(o.status("t"), "succeeded") << o.record.dump(2);
   ASSERT_EQ(o.attempts.size(), 4u);
   EXPECT_EQ(o.peak, 2);  // four trials may run at once, two GPUs let two
