@@ -171,6 +171,27 @@ steps:
   EXPECT_EQ(given, (std::set<int>{2, 3}));
 }
 
+// Cancelling a run reaches a step's fresh runner: SIGTERM to its process
+// group, then the kill after the grace period for one that ignores it.
+TEST_F(EngineTest, CancellingARunStopsItsFreshGpuRunners) {
+  RunSettings settings;
+  settings.gpus = {0, 1};
+  settings.on_event = [started = 0](const Json& event, kiln::host::Engine& engine) mutable {
+    if (event["type"] == "attempt_started" && ++started == 2) engine.request_cancel();
+  };
+  const auto r = run(R"(
+steps:
+  - {name: sleeper, component: util.sleep, parameters: {seconds: 60}, resources: {gpus: 1}}
+  - {name: stubborn, component: util.fail, parameters: {mode: hang}, resources: {gpus: 1}}
+)",
+                     settings);
+  EXPECT_EQ(r.record["status"], "cancelled") << r.record.dump(2);
+  for (const char* name : {"sleeper", "stubborn"}) {
+    EXPECT_EQ(r.status(name), "cancelled") << r.step(name).dump();
+    EXPECT_EQ(last_attempt(r.step(name))["gpus"].size(), 1u);
+  }
+}
+
 // An inprocess step that writes nothing makes no directory: its attempt's
 // record still names where its files would be.
 TEST_F(EngineTest, AnInprocessStepThatWritesNothingMakesNoDirectory) {
