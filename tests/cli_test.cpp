@@ -200,6 +200,31 @@ steps:
   EXPECT_NE(run.output.find("no parameter 'cuont' (did you mean 'count'?)"), std::string::npos) << run.output;
 }
 
+// The GPU pool comes from --gpus, else KILN_GPUS (both fake here: nothing
+// touches a GPU); a step needing more than it holds is refused before anything runs.
+TEST(RunCli, GpusComeFromTheFlagOrKilnGpusAndAStepNeedingMoreIsRefused) {
+  RunWorkspace ws;
+  const auto file = ws.write("g.yaml", R"(steps:
+  - {name: pair, component: util.probe, resources: {gpus: 2}}
+  - {name: trio, component: util.probe, resources: {gpus: 3}}
+)");
+  auto env = ws.env();
+  env.emplace_back("KILN_GPUS", "4,5,6");
+  auto run = run_kiln({"run", file, "--json"}, env);
+  ASSERT_EQ(run.status.code, 0) << run.output;
+  const Json summary = Json::parse(run.output.substr(run.output.find('{')));
+  EXPECT_EQ(summary["steps"]["pair"]["outputs"]["cuda_visible_devices"].get<std::string>().size(), 3u);  // "A,B"
+  run = run_kiln({"run", file, "--gpus", "2"}, env);
+  EXPECT_EQ(run.status.code, 1) << run.output;
+  EXPECT_NE(run.output.find(file + ":6:59: step 'trio' needs 3 GPUs, but this host has 2 for kiln (--gpus 2; "),
+            std::string::npos)
+      << run.output;
+  EXPECT_EQ(run.output.find("pair"), std::string::npos) << run.output;  // nothing ran
+  run = run_kiln({"run", file, "--gpus", "many"}, env);
+  EXPECT_EQ(run.status.code, 2) << run.output;
+  EXPECT_NE(run.output.find("--gpus: 'many' is not a number of GPUs"), std::string::npos) << run.output;
+}
+
 TEST(RunCli, ValidateReportsEveryProblemWithItsPosition) {
   RunWorkspace ws;
   const auto file = ws.write("v.yaml", R"(steps:

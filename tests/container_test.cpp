@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include "test_support.hpp"
@@ -397,6 +398,68 @@ TEST(ContainerBundle, OnlyOutputsAreWritableAndLimitsGoToCgroupsOrRlimits) {
   for (const auto& r : fallback["process"]["rlimits"])
     address_space = address_space || (r["type"] == "RLIMIT_AS" && r["hard"] == 64 << 20);
   EXPECT_TRUE(address_space);
+}
+
+// A step given GPUs 1 and 3 of a (fake) host: their device nodes and the
+// driver's shared ones, allowed in its cgroup; the driver libraries bound
+// read-only; CUDA_VISIBLE_DEVICES numbering them as the container sees them.
+TEST(ContainerBundle, AStepWithGpusGetsOnlyItsDeviceNodesAndTheDriversLibraries) {
+  const kiln::host::GpuHostFiles host{{{"/dev/nvidia0", 195, 0},
+                                       {"/dev/nvidia1", 195, 1},
+                                       {"/dev/nvidia3", 195, 3},
+                                       {"/dev/nvidiactl", 195, 255},
+                                       {"/dev/nvidia-uvm", 508, 0},
+                                       {"/dev/nvidia-uvm-tools", 508, 1}},
+                                      {"/usr/lib/x86_64-linux-gnu/libcuda.so.1",
+                                       "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1", "/opt/nvidia/libnvidia-ptxjitcompiler.so.1"}};
+  const auto env_of = [](const Json& c) {
+    std::map<std::string, std::string> env;
+    for (const auto& entry : c["process"]["env"]) {
+      const std::string text = entry;
+      env[text.substr(0, text.find('='))] = text.substr(text.find('=') + 1);
+    }
+    return env;
+  };
+  kiln::host::BundleConfig config;
+  config.args = {"/opt/kiln/bin/kiln", "step"};
+  config.rootfs = "/images/rootfs";
+  config.host_image = false;
+  config.cgroups_path = "/kiln/x";
+  kiln::host::give_gpus(config, {1, 3}, host);
+  const Json c = kiln::host::oci_config(config);
+  std::vector<std::string> paths;
+  for (const auto& d : c["linux"]["devices"]) {
+    paths.push_back(d["path"]);
+    EXPECT_EQ(d["type"], "c");
+  }
+  EXPECT_EQ(paths, (std::vector<std::string>{"/dev/nvidia1", "/dev/nvidia3", "/dev/nvidiactl", "/dev/nvidia-uvm",
+                                             "/dev/nvidia-uvm-tools"}));
+  EXPECT_EQ(c["linux"]["devices"][1]["minor"], 3);
+  std::set<std::pair<int, int>> allowed;
+  for (const auto& rule : c["linux"]["resources"]["devices"])
+    if (rule["allow"] == true) allowed.insert({rule["major"].get<int>(), rule["minor"].get<int>()});
+  EXPECT_EQ(allowed, (std::set<std::pair<int, int>>{{195, 1}, {195, 3}, {195, 255}, {508, 0}, {508, 1}}));
+  std::map<std::string, Json> mounts;
+  for (const auto& m : c["mounts"]) mounts[m["destination"]] = m;
+  for (const auto& library : host.libraries) {
+    ASSERT_TRUE(mounts.count(library.string())) << library;
+    const Json options = mounts[library.string()]["options"];
+    EXPECT_NE(std::find(options.begin(), options.end(), "ro"), options.end()) << library;
+  }
+  auto env = env_of(c);
+  EXPECT_EQ(env["CUDA_VISIBLE_DEVICES"], "0,1");  // its only two GPUs, as it numbers them
+  EXPECT_EQ(env["LD_LIBRARY_PATH"], "/usr/lib/x86_64-linux-gnu:/opt/nvidia");  // an image of its own
+  EXPECT_THROW(kiln::host::give_gpus(config, {2}, host), std::runtime_error);  // no /dev/nvidia2 here
+
+  kiln::host::BundleConfig plain;  // no GPU: sees none, gets no device
+  plain.rootfs = "/b/rootfs";
+  kiln::host::give_gpus(plain, {}, host);
+  const Json p = kiln::host::oci_config(plain);
+  EXPECT_FALSE(p["linux"].contains("devices"));
+  env = env_of(p);
+  ASSERT_TRUE(env.count("CUDA_VISIBLE_DEVICES"));
+  EXPECT_EQ(env["CUDA_VISIBLE_DEVICES"], "");
+  EXPECT_FALSE(env.count("LD_LIBRARY_PATH"));
 }
 
 TEST_F(ContainerTest, LogsProgressAndOutputsFlowOutAsWithTheProcessExecutor) {

@@ -2,11 +2,16 @@
 // (tests/support/fake_executor.hpp): no process, no sleep, exact times.
 // Dependencies, conditions, loops with parallelism, retries with backoff,
 // timeouts and grace kills, cancellation, failure policies, finally steps,
-// tuning with early stopping and failed trials. The real-process tests
+// tuning with early stopping and failed trials, GPUs handed out from a
+// faked pool (never shared, released on every end). The real-process tests
 // (engine_test.cpp) check the same behaviours end to end.
 #include <gtest/gtest.h>
 #include <kiln/host/engine.hpp>
 #include <kiln/host/spec.hpp>
+
+#include <algorithm>
+#include <filesystem>
+#include <set>
 
 #include "fake_executor.hpp"
 #include "test_support.hpp"
@@ -41,6 +46,7 @@ struct Settings {
   double grace = 2.0;
   // On every event (engine thread): may cancel the run.
   std::function<void(const Json&, kiln::host::Engine&)> on_event;
+  std::vector<int> gpus{};  // the run's GPU pool (none by default)
 };
 
 class Scenario : public ::testing::Test {
@@ -58,6 +64,7 @@ class Scenario : public ::testing::Test {
     options.run_dir = dir.path() / ("run-" + std::to_string(++runs_));
     options.run_id = options.run_dir.filename().string();
     options.time = &time;
+    options.gpus = {settings.gpus, "the test's pool"};
     Outcome out;
     kiln::host::Engine* engine = nullptr;
     kiln::test::JsonEventObserver observer([&](const Json& e) {
@@ -350,4 +357,171 @@ TEST_F(Scenario, TheSameScenarioGivesTheSameEventsEveryTime) {
   const auto first = run(body), second = run(body);
   ASSERT_EQ(first.record["status"], "succeeded") << first.record.dump(2);
   EXPECT_EQ(strip(first), strip(second));
+}
+
+namespace {
+
+// Whether two attempts ran at the same time (an end at t and a start at t do not overlap).
+bool overlap(const FakeRecord& a, const FakeRecord& b) {
+  return a.started < b.ended && b.started < a.ended;
+}
+
+// A run of `jobs` jobs on the (fake) GPUs `gpus`.
+Settings on_gpus(int jobs, std::vector<int> gpus) {
+  Settings settings;
+  settings.jobs = jobs;
+  settings.gpus = std::move(gpus);
+  return settings;
+}
+
+// No GPU held by two attempts at once, and every attempt held `per_attempt` of `pool`.
+void expect_gpus_never_shared(const std::vector<FakeRecord>& attempts, const std::set<int>& pool) {
+  for (size_t i = 0; i < attempts.size(); ++i) {
+    for (const int gpu : attempts[i].gpus) EXPECT_TRUE(pool.count(gpu)) << attempts[i].unit << " got GPU " << gpu;
+    for (size_t j = i + 1; j < attempts.size(); ++j) {
+      if (!overlap(attempts[i], attempts[j])) continue;
+      for (const int gpu : attempts[i].gpus)
+        EXPECT_EQ(std::count(attempts[j].gpus.begin(), attempts[j].gpus.end(), gpu), 0)
+            << attempts[i].unit << " and " << attempts[j].unit << " share GPU " << gpu;
+    }
+  }
+}
+
+}  // namespace
+
+TEST_F(Scenario, LoopItemsNeedingAGpuEachRunAsManyAtOnceAsThereAreGpusAndNeverShareOne) {
+  const auto o = run(R"(steps:
+  - name: loop
+    component: util.sleep
+    for_each: [1, 1, 1, 1, 1, 1]
+    resources: {gpus: 1}
+    parameters: {seconds: "{{ item }}"}
+  - {name: cpu, component: util.sleep, parameters: {seconds: 2}}
+)",
+                     on_gpus(8, {0, 1}));
+  ASSERT_EQ(o.record["status"], "succeeded") << o.record.dump(2);
+  EXPECT_EQ(o.peak, 3);  // two GPU items and the CPU step, which waits for no GPU
+  EXPECT_DOUBLE_EQ(o.of("cpu").at(0).started, 0);
+  EXPECT_TRUE(o.of("cpu").at(0).gpus.empty());
+  std::vector<FakeRecord> items;
+  for (int i = 0; i < 6; ++i) {
+    const auto attempts = o.of("loop[" + std::to_string(i) + "]");
+    ASSERT_EQ(attempts.size(), 1u);
+    EXPECT_EQ(attempts[0].gpus.size(), 1u);
+    EXPECT_DOUBLE_EQ(attempts[0].started, i / 2);  // two at a time: 0, 0, 1, 1, 2, 2
+    items.push_back(attempts[0]);
+  }
+  expect_gpus_never_shared(items, {0, 1});
+  // The attempts' events and records name their GPUs.
+  int with_gpus = 0;
+  for (const auto& [at, e] : o.events)
+    if (e["type"] == "attempt_started" && e["step"] == "loop") with_gpus += e["gpus"].size() == 1;
+  EXPECT_EQ(with_gpus, 6);
+  EXPECT_EQ(o.record["steps"]["cpu"]["attempts"][0].count("gpus"), 0u);
+}
+
+TEST_F(Scenario, AStepNeedingMoreGpusThanTheHostHasOrAnyUnderInprocessIsRefusedBeforeAnythingRuns) {
+  Settings settings;
+  settings.gpus = {0, 1};
+  try {
+    run(R"(steps:
+  - {name: small, component: util.noop, resources: {gpus: 2}}
+  - {name: big, component: util.noop, resources: {gpus: 3}}
+  - {name: local, component: util.noop, executor: inprocess, resources: {gpus: 1}}
+  - {name: cluster, component: util.noop, executor: slurm, resources: {gpus: 8}}
+)",
+        settings);
+    FAIL() << "the run started";
+  } catch (const kiln::host::SpecError& e) {
+    ASSERT_EQ(e.diagnostics().size(), 2u) << e.what();  // the Slurm step's GPUs are Slurm's to find
+    EXPECT_EQ(e.diagnostics()[0].str(),
+              "s.yaml:6:57: step 'big' needs 3 GPUs, but this host has 2 for kiln (the test's pool; see --gpus and "
+              "KILN_GPUS)");
+    EXPECT_NE(e.diagnostics()[1].str().find("s.yaml:7:80: step 'local' needs 1 GPU, but the inprocess executor"),
+              std::string::npos)
+        << e.diagnostics()[1].str();
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "run-1"));
+}
+
+TEST_F(Scenario, AGpuIsFreeAgainAfterAFailureARetryAndATimeout) {
+  const auto o = run(R"(options: {failure_policy: continue}
+steps:
+  - {name: stuck, component: util.fail, parameters: {mode: hang}, timeout: 2s, resources: {gpus: 1}}
+  - name: flaky
+    component: util.flaky
+    parameters: {failures: 1}
+    retries: {limit: 1, backoff: 1s}
+    resources: {gpus: 1}
+  - {name: busy, component: util.sleep, parameters: {seconds: 5}, resources: {gpus: 1}, after: [flaky]}
+  - name: again
+    component: util.flaky
+    parameters: {failures: 1}
+    retries: {limit: 1, backoff: 1s}
+    resources: {gpus: 1}
+    after: [flaky]
+)",
+                     on_gpus(4, {5}));
+  EXPECT_EQ(o.status("stuck"), "failed");
+  EXPECT_EQ(o.status("flaky"), "succeeded");
+  EXPECT_EQ(o.status("busy"), "succeeded");
+  EXPECT_EQ(o.status("again"), "succeeded");
+  // stuck holds the one GPU until it is killed: timeout at 2, grace 2.
+  EXPECT_DOUBLE_EQ(o.of("stuck").at(0).ended, 4);
+  EXPECT_EQ(o.of("stuck").at(0).how, "killed");
+  ASSERT_EQ(o.of("flaky").size(), 2u);
+  EXPECT_DOUBLE_EQ(o.of("flaky").at(0).started, 4);  // then fails at once
+  EXPECT_DOUBLE_EQ(o.of("flaky").at(1).started, 5);  // after its 1 s backoff
+  // busy and again both follow flaky: busy takes the GPU at 5; again fails at
+  // 10, and its retry, due at 11 while the GPU is free, runs at 11.
+  EXPECT_DOUBLE_EQ(o.of("busy").at(0).started, 5);
+  ASSERT_EQ(o.of("again").size(), 2u);
+  EXPECT_DOUBLE_EQ(o.of("again").at(0).started, 10);
+  EXPECT_DOUBLE_EQ(o.of("again").at(1).started, 11);
+  for (const auto& a : o.attempts) EXPECT_EQ(a.gpus, std::vector<int>{5}) << a.unit;
+  expect_gpus_never_shared(o.attempts, {5});
+}
+
+TEST_F(Scenario, ARetryThatNeedsABusyGpuWaitsForItsReleaseRatherThanItsBackoff) {
+  const auto o = run(R"(steps:
+  - name: flaky
+    component: util.flaky
+    parameters: {failures: 1}
+    retries: {limit: 1, backoff: 1s}
+    resources: {gpus: 1}
+  - {name: long, component: util.sleep, parameters: {seconds: 5}, resources: {gpus: 1}}
+)",
+                     on_gpus(4, {0}));
+  ASSERT_EQ(o.record["status"], "succeeded") << o.record.dump(2);
+  ASSERT_EQ(o.of("flaky").size(), 2u);
+  EXPECT_DOUBLE_EQ(o.of("flaky").at(0).started, 0);
+  EXPECT_DOUBLE_EQ(o.of("long").at(0).started, 0);  // the GPU was free again once flaky failed
+  EXPECT_DOUBLE_EQ(o.of("flaky").at(1).started, 5);  // due at 1, but the GPU is long's until 5
+  expect_gpus_never_shared(o.attempts, {0});
+}
+
+TEST_F(Scenario, TuningTrialsSpreadOverTheGpusAndWaitForAFreeOne) {
+  const auto o = run(R"(steps:
+  - name: t
+    component: util.objective
+    parameters: {epochs: 2, epoch_seconds: 1}
+    resources: {gpus: 1}
+    tune:
+      tuner: tune.grid
+      objective: {metric: loss, goal: minimize}
+      space:
+        x: {type: uniform, low: 0.0, high: 3.0, grid_points: 4}
+      parallel_trials: 4
+)",
+                     on_gpus(8, {2, 3}));
+  ASSERT_EQ(o.status("t"), "succeeded") << o.record.dump(2);
+  ASSERT_EQ(o.attempts.size(), 4u);
+  EXPECT_EQ(o.peak, 2);  // four trials may run at once, two GPUs let two
+  std::set<int> used;
+  for (const auto& a : o.attempts) {
+    ASSERT_EQ(a.gpus.size(), 1u) << a.unit;
+    used.insert(a.gpus[0]);
+  }
+  EXPECT_EQ(used, (std::set<int>{2, 3}));
+  expect_gpus_never_shared(o.attempts, {2, 3});
 }

@@ -32,6 +32,7 @@ struct RunSettings {
   Json overrides = Json::object();
   // Called from the engine thread on every event (docs/events.md); may ask to cancel.
   std::function<void(const Json&, kiln::host::Engine&)> on_event;
+  std::vector<int> gpus{};  // the run's GPU pool (a fake one: none is touched)
 };
 
 class EngineTest : public ::testing::Test {
@@ -48,6 +49,7 @@ class EngineTest : public ::testing::Test {
     options.run_dir = result.dir;
     options.run_id = result.dir.filename().string();
     options.grace_seconds = settings.grace;
+    options.gpus = {settings.gpus, "the test's pool"};
     kiln::host::Engine* engine_ptr = nullptr;
     kiln::test::JsonEventObserver observer([&](const Json& event) {
       result.events.push_back(event);
@@ -129,6 +131,65 @@ steps:
   EXPECT_TRUE(fs::is_directory(r.dir / "steps/small/attempt-1"));
   EXPECT_FALSE(fs::exists(r.dir / "steps/small/attempt-1/request.json"));
   EXPECT_TRUE(fs::exists(r.dir / "steps/large/attempt-1/request.json"));
+}
+
+// A step given GPUs sees only those (CUDA_VISIBLE_DEVICES) and runs in a
+// fresh `kiln step` (exec'd, not a fork of the step server: CUDA cannot be
+// used in a child forked after its parent touched it); a CPU step sees no
+// GPU and keeps the warm fork. Timeouts still stop and kill a fresh runner.
+// The pool is faked: nothing here touches a GPU.
+TEST_F(EngineTest, AProcessStepWithGpusRunsInAFreshRunnerAndSeesOnlyItsGpus) {
+  RunSettings settings;
+  settings.gpus = {0, 1, 2, 3};
+  settings.jobs = 5;
+  const auto r = run(R"(
+steps:
+  - {name: gpu, component: util.probe, resources: {gpus: 2}}
+  - {name: cpu, component: util.probe}
+  - {name: slow, component: util.sleep, parameters: {seconds: 60}, timeout: 1s, resources: {gpus: 1}}
+  - {name: stuck, component: util.fail, parameters: {mode: hang}, timeout: 1s, resources: {gpus: 1}}
+)",
+                     settings);
+  const std::string fresh = kiln::test::kiln_exe().string() + " step --request ";
+  const Json& gpu = r.step("gpu")["outputs"];
+  EXPECT_EQ(gpu["cuda_visible_devices"], "0,1");
+  EXPECT_EQ(gpu["command"].get<std::string>().rfind(fresh, 0), 0u) << gpu["command"];
+  EXPECT_EQ(last_attempt(r.step("gpu"))["gpus"], Json::array({0, 1}));
+  const Json& cpu = r.step("cpu")["outputs"];
+  EXPECT_EQ(cpu["cuda_visible_devices"], "");
+  EXPECT_EQ(cpu["command"].get<std::string>().find(" step --request "), std::string::npos) << cpu["command"];
+  EXPECT_NE(cpu["command"].get<std::string>().find("step-server"), std::string::npos) << cpu["command"];
+  EXPECT_FALSE(last_attempt(r.step("cpu")).contains("gpus"));
+  // The fresh runners got SIGTERM at their timeout; the one that ignores it was killed.
+  for (const char* name : {"slow", "stuck"}) {
+    EXPECT_EQ(r.status(name), "failed") << name;
+    EXPECT_EQ(last_attempt(r.step(name))["failure"], "timeout") << r.step(name).dump();
+  }
+  std::set<int> given;
+  for (const char* name : {"slow", "stuck"})
+    for (const auto& id : last_attempt(r.step(name))["gpus"]) given.insert(id.get<int>());
+  EXPECT_EQ(given, (std::set<int>{2, 3}));
+}
+
+// Cancelling a run reaches a step's fresh runner: SIGTERM to its process
+// group, then the kill after the grace period for one that ignores it.
+TEST_F(EngineTest, CancellingARunStopsItsFreshGpuRunners) {
+  RunSettings settings;
+  settings.gpus = {0, 1};
+  settings.on_event = [started = 0](const Json& event, kiln::host::Engine& engine) mutable {
+    if (event["type"] == "attempt_started" && ++started == 2) engine.request_cancel();
+  };
+  const auto r = run(R"(
+steps:
+  - {name: sleeper, component: util.sleep, parameters: {seconds: 60}, resources: {gpus: 1}}
+  - {name: stubborn, component: util.fail, parameters: {mode: hang}, resources: {gpus: 1}}
+)",
+                     settings);
+  EXPECT_EQ(r.record["status"], "cancelled") << r.record.dump(2);
+  for (const char* name : {"sleeper", "stubborn"}) {
+    EXPECT_EQ(r.status(name), "cancelled") << r.step(name).dump();
+    EXPECT_EQ(last_attempt(r.step(name))["gpus"].size(), 1u);
+  }
 }
 
 // An inprocess step that writes nothing makes no directory: its attempt's

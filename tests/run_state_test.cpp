@@ -3,6 +3,9 @@
 // executor, no clock, no store: the state is driven by hand.
 #include <gtest/gtest.h>
 
+#include <set>
+#include <vector>
+
 #include "run_state.hpp"
 #include "test_support.hpp"
 
@@ -107,6 +110,30 @@ TEST(RunState, AnAttemptStartsOnlyForAPendingUnitOfARunningStep) {
   EXPECT_EQ(state.running(), 1);
   EXPECT_THROW(state.start_attempt(id, t0, std::nullopt, "fake", "/runs/r1/x", ""), IllegalTransition);
   EXPECT_EQ(state.running(), 1);
+}
+
+TEST(RunState, AnAttemptHoldsItsGpusUntilItEndsAndNoTwoHoldOne) {
+  RunState state(loop_plan(), "/runs/r1", "r1", {0, 1, 2});
+  for (int i = 0; i < 3; ++i) state.add_unit(1, i, Json(i + 1));
+  state.finish_step(1, S::running, "");
+  for (int id = 0; id < 3; ++id) ++state.unit(id).attempt;
+  const auto started = state.start_attempt(0, t0, std::nullopt, "fake", "/runs/r1/steps/loop/0/attempt-1", "", {0, 2});
+  EXPECT_EQ(started.gpus, (std::vector<int>{0, 2}));
+  EXPECT_EQ(state.unit(0).gpus(), (std::vector<int>{0, 2}));
+  EXPECT_EQ(state.free_gpus(), std::set<int>{1});
+  EXPECT_THROW(state.start_attempt(1, t0, std::nullopt, "fake", "/runs/r1/x", "", {2}), IllegalTransition);  // held
+  EXPECT_THROW(state.start_attempt(1, t0, std::nullopt, "fake", "/runs/r1/x", "", {7}), IllegalTransition);  // not the run's
+  EXPECT_THROW(state.start_attempt(1, t0, std::nullopt, "fake", "/runs/r1/x", "", {1, 1}), IllegalTransition);
+  EXPECT_EQ(state.free_gpus(), std::set<int>{1});  // a refused start takes nothing
+  EXPECT_EQ(state.unit(1).status(), S::pending);
+  state.start_attempt(1, t0, std::nullopt, "fake", "/runs/r1/x", "", {1});
+  EXPECT_TRUE(state.free_gpus().empty());
+  state.end_attempt(0, S::failed, FailureClass::timeout, "timed out", 1);
+  EXPECT_EQ(state.free_gpus(), (std::set<int>{0, 2}));
+  EXPECT_TRUE(state.unit(0).gpus().empty());
+  state.end_attempt(1, S::cancelled, FailureClass::stopped, "", 1);
+  EXPECT_EQ(state.free_gpus(), (std::set<int>{0, 1, 2}));
+  EXPECT_EQ(state.gpus(), (std::vector<int>{0, 1, 2}));
 }
 
 TEST(RunState, AUnitFinishesOnceAndNeverWhileItsAttemptRuns) {

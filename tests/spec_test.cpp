@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <kiln/host/catalog.hpp>
+#include <kiln/host/gpus.hpp>
 #include <kiln/host/plan.hpp>
 #include <kiln/host/spec.hpp>
 #include <kiln/host/yaml_json.hpp>
@@ -427,6 +428,113 @@ steps:
   EXPECT_TRUE(HasError(diagnostics, 8, 37, "'resources.cpus' must be a number of cores"));
   EXPECT_TRUE(HasError(diagnostics, 8, 47, "'resources.pids' must be a whole number ≥ 1"));
   EXPECT_TRUE(HasError(diagnostics, 8, 50, "disk"));
+}
+
+TEST(Spec, GpusAreAWholeNumberOfGpusRecordedWithTheirPosition) {
+  const auto spec = kiln::host::parse_pipeline_text(R"(apiVersion: kiln/v1
+kind: Pipeline
+templates:
+  trainer: {resources: {gpus: 2}}
+steps:
+  - {name: a, template: trainer, component: util.noop}
+  - {name: b, component: util.noop, resources: {gpus: 0, memory: 1Gi}}
+  - {name: c, component: util.noop}
+)",
+                                                    "/pipelines/p.yaml");
+  EXPECT_EQ(spec.steps[0].container.gpus, 2);
+  EXPECT_EQ(spec.steps[0].gpus_pos.file, "/pipelines/p.yaml");
+  EXPECT_EQ(spec.steps[0].gpus_pos.line, 4);  // where the template wrote it
+  EXPECT_EQ(spec.steps[1].container.gpus, 0);
+  EXPECT_EQ(spec.steps[1].gpus_pos.str(), "/pipelines/p.yaml:7:55");
+  EXPECT_FALSE(spec.steps[2].container.gpus);
+  const auto diagnostics = parse_errors(R"(apiVersion: kiln/v1
+kind: Pipeline
+steps:
+  - {name: a, component: util.noop, resources: {gpus: -1}}
+  - {name: b, component: util.noop, resources: {gpus: 1.5}}
+  - {name: c, component: util.noop, resources: {gpus: all}}
+)");
+  ASSERT_EQ(diagnostics.size(), 3u) << dump(diagnostics);
+  for (const int line : {4, 5, 6})
+    EXPECT_TRUE(HasError(diagnostics, line, 55, "'resources.gpus' must be a whole number ≥ 0")) << dump(diagnostics);
+}
+
+// The GPU pool kiln hands out (kiln/host/gpus.hpp): parsed, detected from
+// fake driver directories, chosen by precedence. No GPU is touched.
+TEST(GpuPool, CountsListsAndCudaVisibleDevicesParse) {
+  using kiln::host::parse_cuda_visible_devices;
+  using kiln::host::parse_gpu_list;
+  EXPECT_EQ(parse_gpu_list("4"), (std::vector<int>{0, 1, 2, 3}));
+  EXPECT_EQ(parse_gpu_list("0"), std::vector<int>{});
+  EXPECT_EQ(parse_gpu_list("none"), std::vector<int>{});
+  EXPECT_EQ(parse_gpu_list("2,0"), (std::vector<int>{2, 0}));
+  EXPECT_EQ(parse_gpu_list("3,"), std::vector<int>{3});
+  EXPECT_EQ(parse_gpu_list(" 1, 2 "), (std::vector<int>{1, 2}));
+  for (const char* bad : {"all", "-1", "1,1", "1,x", ",", "2.5", "99999", "GPU-5d3c"})
+    EXPECT_FALSE(parse_gpu_list(bad)) << bad;
+  EXPECT_EQ(parse_cuda_visible_devices("2,0", 4), (std::vector<int>{2, 0}));
+  EXPECT_EQ(parse_cuda_visible_devices("", 4), std::vector<int>{});
+  EXPECT_EQ(parse_cuda_visible_devices("1,7,0", 4), std::vector<int>{1});  // CUDA stops at an invalid entry
+  EXPECT_EQ(parse_cuda_visible_devices("-1", 4), std::vector<int>{});
+  EXPECT_FALSE(parse_cuda_visible_devices("GPU-5d3c2f1e,1", 4));
+  EXPECT_EQ(kiln::host::gpu_list_text({3, 1}), "3,1");
+  EXPECT_EQ(kiln::host::gpu_list_text({}), "");
+}
+
+TEST(GpuPool, DetectionCountsTheDriversGpusElseItsDeviceNodes) {
+  TempDir proc, dev, none;
+  for (const char* pci : {"0000:17:00.0", "0000:65:00.0", "0000:ca:00.0"})
+    fs::create_directories(proc / "driver/nvidia/gpus" / pci);
+  for (const char* node : {"nvidia0", "nvidia2", "nvidiactl", "nvidia-uvm", "nvidia-modeset", "null"})
+    kiln::test::write_text(dev / node, "");
+  EXPECT_EQ(kiln::host::detect_nvidia_gpus(proc.path(), dev.path()), (std::vector<int>{0, 1, 2}));
+  EXPECT_EQ(kiln::host::detect_nvidia_gpus(none.path(), dev.path()), (std::vector<int>{0, 2}));
+  EXPECT_EQ(kiln::host::detect_nvidia_gpus(none.path(), none.path()), std::vector<int>{});
+}
+
+TEST(GpuPool, TheFlagWinsOverKilnGpusWhichWinsOverWhatIsDetectedWithinCudaVisibleDevices) {
+  using kiln::host::resolve_gpu_pool;
+  const std::vector<int> detected{0, 1, 2, 3};
+  EXPECT_EQ(resolve_gpu_pool("2", "0,1,2,3", detected, "3").ids, (std::vector<int>{0, 1}));
+  EXPECT_EQ(resolve_gpu_pool("2", "0,1,2,3", detected, "3").source, "--gpus 2");
+  EXPECT_EQ(resolve_gpu_pool("auto", "1,3", detected, "3").ids, (std::vector<int>{1, 3}));
+  EXPECT_EQ(resolve_gpu_pool("", "none", detected, nullptr).ids, std::vector<int>{});
+  EXPECT_EQ(resolve_gpu_pool("", nullptr, detected, nullptr).ids, detected);
+  EXPECT_EQ(resolve_gpu_pool("", "auto", detected, nullptr).source, "detected 4 NVIDIA GPUs");
+  EXPECT_EQ(resolve_gpu_pool("", nullptr, detected, "3,1").ids, (std::vector<int>{3, 1}));
+  EXPECT_EQ(resolve_gpu_pool("", nullptr, detected, "").ids, std::vector<int>{});  // kiln itself sees none
+  EXPECT_EQ(resolve_gpu_pool("", nullptr, {}, "0").ids, std::vector<int>{});      // no driver: no GPU
+  const auto uuids = resolve_gpu_pool("", nullptr, detected, "GPU-5d3c2f1e");
+  EXPECT_TRUE(uuids.ids.empty());
+  EXPECT_THAT(uuids.source, HasSubstr("names GPUs by UUID"));
+  try {
+    resolve_gpu_pool("", "two", detected, nullptr);
+    FAIL() << "KILN_GPUS=two was taken";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_THAT(e.what(), HasSubstr("KILN_GPUS=: 'two' is not a number of GPUs"));
+  }
+  EXPECT_THROW(resolve_gpu_pool("1,1", nullptr, detected, nullptr), std::invalid_argument);
+}
+
+TEST(GpuPool, TheDriversLibrariesAreFoundInLdconfigsListForThisArchitecture) {
+  const std::string listed = R"(1234 libs found in cache `/etc/ld.so.cache'
+	libnvidia-ml.so.1 (libc6,x86-64) => /usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1
+	libnvidia-ml.so.1 (libc6,AArch64) => /usr/lib/aarch64-linux-gnu/libnvidia-ml.so.1
+	libnvidia-ptxjitcompiler.so.1 (libc6,x86-64) => /usr/lib/x86_64-linux-gnu/libnvidia-ptxjitcompiler.so.1
+	libcudart.so.12 (libc6,x86-64) => /usr/local/cuda/lib64/libcudart.so.12
+	libcuda.so.1 (libc6,x86-64) => /usr/lib/x86_64-linux-gnu/libcuda.so.1
+	libcuda.so (libc6,x86-64) => /usr/lib/x86_64-linux-gnu/libcuda.so
+	libcuda.so.1 (libc6,x86-64) => /usr/lib/x86_64-linux-gnu/libcuda.so.1
+	libc.so.6 (libc6,x86-64, OS ABI: Linux 3.2.0) => /lib/x86_64-linux-gnu/libc.so.6
+)";
+  const auto libraries = kiln::host::parse_ldconfig_driver_libraries(listed);
+#if defined(__x86_64__)
+  EXPECT_EQ(libraries, (std::vector<fs::path>{"/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1",
+                                              "/usr/lib/x86_64-linux-gnu/libnvidia-ptxjitcompiler.so.1",
+                                              "/usr/lib/x86_64-linux-gnu/libcuda.so.1",
+                                              "/usr/lib/x86_64-linux-gnu/libcuda.so"}));
+#endif
+  EXPECT_TRUE(kiln::host::parse_ldconfig_driver_libraries("").empty());
 }
 
 TEST(Spec, MemorySizes) {

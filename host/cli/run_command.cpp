@@ -4,6 +4,7 @@
 #include <unistd.h>
 #include <kiln/host/engine.hpp>
 #include <kiln/host/files.hpp>
+#include <kiln/host/gpus.hpp>
 #include <kiln/host/host_identity.hpp>
 #include <kiln/host/paths.hpp>
 #include <kiln/host/pod_step.hpp>
@@ -17,6 +18,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -106,6 +108,7 @@ struct RunCommandOptions {
   std::string run_id;  // --run-id: chosen by the caller (kiln ui knows it before the run starts)
   std::string config;   // the workspace configuration; "" = ./kiln.yaml when it exists
   std::string profile;  // "" = the configuration's default_profile, if any
+  std::string gpus = "auto";  // --gpus: N, LIST, none or auto (KILN_GPUS, else detected)
   // Which of the flags were given: those win over the profile.
   std::map<std::string, CLI::Option*> flags;
   bool given(const std::string& flag) const { return flags.count(flag) && flags.at(flag)->count() > 0; }
@@ -236,10 +239,18 @@ int execute(const host::Plan& plan, host::RunOptions run, const std::filesystem:
       throw CommandError(e.what());
     }
   }
-  if (!json)
-    std::cout << (run.resume ? "resuming run " : "run ") << run.run_id << ": pipeline '" << plan.spec.name << "', "
-              << plan.steps.size() << " steps, executor " << run.executor << ", " << run.jobs << " jobs\n";
-  host::Engine engine(plan, run, std::move(executors));
+  const std::string header = (run.resume ? "resuming run " : "run ") + run.run_id + ": pipeline '" + plan.spec.name +
+                             "', " + std::to_string(plan.steps.size()) + " steps, executor " + run.executor + ", " +
+                             std::to_string(run.jobs) + " jobs" +
+                             (run.gpus.ids.empty() ? "" : ", GPUs " + host::gpu_list_text(run.gpus.ids));
+  std::optional<host::Engine> made;
+  try {
+    made.emplace(plan, run, std::move(executors));  // refuses steps that need GPUs the run cannot give
+  } catch (const host::SpecError& e) {
+    throw spec_problems(e, plan.spec.file);
+  }
+  host::Engine& engine = *made;
+  if (!json) std::cout << header << "\n";
   Json record;
   {
     SignalForwarder forwarder(engine);
@@ -281,6 +292,11 @@ int run(RunCommandOptions options) {
       throw CommandError("--run-id " + options.run_id + ": a run with this id exists in " + workspace.string(),
                          kExitUsage);
   }
+  try {
+    run.gpus = host::host_gpu_pool(options.gpus);
+  } catch (const std::invalid_argument& e) {
+    throw CommandError(e.what(), kExitUsage);
+  }
   run.grace_seconds = options.grace;
   run.store = &store;
   run.use_cache = !options.no_cache;
@@ -288,6 +304,7 @@ int run(RunCommandOptions options) {
   run.options_record = {
       {"executor", run.executor}, {"jobs", run.jobs}, {"grace", run.grace_seconds}, {"no_cache", options.no_cache}};
   if (!options.profile.empty()) run.options_record["profile"] = options.profile;
+  if (!run.gpus.ids.empty()) run.options_record["gpus"] = run.gpus.ids;  // informational: resume looks again
   if (const Json s = host::slurm_options_json(slurm); !s.empty()) run.options_record["slurm"] = s;
   return execute(plan, std::move(run), workspace, options.json, slurm);
 }
@@ -337,6 +354,11 @@ int resume(const ResumeCommandOptions& options) {
   run.executor = recorded.value("executor", "process");
   run.jobs = recorded.value("jobs", 2);
   run.grace_seconds = recorded.value("grace", 5.0);
+  try {  // the GPUs of the host that resumes it: KILN_GPUS, else detected
+    run.gpus = host::host_gpu_pool("auto");
+  } catch (const std::invalid_argument& e) {
+    throw CommandError(e.what(), kExitUsage);
+  }
   run.use_cache = !recorded.value("no_cache", false);
   run.run_id = id;
   run.run_dir = (*row)["run_dir"].get<std::string>();
@@ -376,6 +398,9 @@ void add_run_commands(CLI::App& app, Commands& commands) {
                       "Run with this profile of the configuration (default: its default_profile)");
   run_cmd->add_option("--run-id", run_options.run_id, "The new run's id (default: time, pipeline, random suffix)")
       ->check(run_id_validator());
+  run_cmd->add_option("--gpus", run_options.gpus,
+                      "The GPUs steps are given: a number, a list of indices (0,2), none, or auto (default: "
+                      "$KILN_GPUS, else the NVIDIA GPUs found, within $CUDA_VISIBLE_DEVICES)");
 
   static ResumeCommandOptions resume_options;
   auto* resume_cmd = commands.add(app, "resume", "Continue a run whose host stopped (killed, crashed, power loss)",

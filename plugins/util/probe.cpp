@@ -2,8 +2,9 @@
 // outside its outputs, read host files it was not given, reach the host's
 // loopback, create a namespace) and what a resource limit must stop
 // (allocate memory), reports what it managed, and who it ran as (its
-// /proc/self/status credentials). For testing the container executor; under
-// the process executor everything succeeds.
+// /proc/self/status credentials), its command line and the GPUs it sees
+// (CUDA_VISIBLE_DEVICES). For testing the executors; under the process
+// executor everything succeeds.
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -14,8 +15,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <sstream>
 #include <vector>
@@ -76,6 +79,17 @@ std::string credentials() {
   return lines;
 }
 
+// Its command line (/proc/self/cmdline, arguments joined by spaces): shows
+// whether it runs in a fresh `kiln step` or a fork of the step server.
+std::string command_line() {
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  while (!text.empty() && text.back() == '\0') text.pop_back();
+  for (char& c : text)
+    if (c == '\0') c = ' ';
+  return text;
+}
+
 bool can_connect(int port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return false;
@@ -127,7 +141,10 @@ Manifest Probe::manifest() {
       .output_parameter(Port("unshared", "bool").description("whether a user namespace could be created"))
       .output_parameter(Port("credentials", "string")
                             .description("the Uid, Gid, Cap*, NoNewPrivs and Seccomp lines "
-                                         "of /proc/self/status"));
+                                         "of /proc/self/status"))
+      .output_parameter(Port("command", "string").description("its process's command line (/proc/self/cmdline)"))
+      .output_parameter(Port("cuda_visible_devices", "string")
+                            .description("its CUDA_VISIBLE_DEVICES: the GPUs it sees (unset: '(unset)')"));
 }
 
 void Probe::run(Context& ctx) {
@@ -140,6 +157,9 @@ void Probe::run(Context& ctx) {
   ctx.set_output("connected", port > 0 && can_connect(static_cast<int>(port)));
   ctx.set_output("unshared", ctx.param_bool("unshare") && can_unshare_user_namespace());
   ctx.set_output("credentials", credentials());
+  ctx.set_output("command", command_line());
+  const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
+  ctx.set_output("cuda_visible_devices", visible != nullptr ? std::string(visible) : std::string("(unset)"));
   allocate(ctx.param_int("allocate_mib"));
 }
 

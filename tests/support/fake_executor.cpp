@@ -138,7 +138,7 @@ std::unique_ptr<host::RunningAttempt> FakeExecutor::start(const host::StepLaunch
   a->records = records_;
   a->running = running_;
   a->record = records_->size();
-  records_->push_back(FakeRecord{launch.step, attempt_number(launch), time_.seconds(), -1, ""});
+  records_->push_back(FakeRecord{launch.step, attempt_number(launch), time_.seconds(), -1, "", launch.gpus});
   *peak_ = std::max(*peak_, ++*running_);
   const FakeBehaviour& b = a->behaviour;
   for (size_t i = 0; i < b.values.size(); ++i) {

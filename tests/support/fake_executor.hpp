@@ -66,6 +66,7 @@ struct FakeRecord {
   int attempt = 0;
   double started = 0, ended = -1;
   std::string how;  // "", "succeeded", "failed", "cancelled", "killed"
+  std::vector<int> gpus{};  // the GPUs the engine gave it
 };
 
 class FakeExecutor final : public host::Executor {

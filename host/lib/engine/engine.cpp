@@ -121,10 +121,13 @@ class Engine::Impl {
         executors_(std::move(executors)),
         inbox_(std::make_shared<Inbox>()),
         time_(options_.time != nullptr ? options_.time : &real_time_),
-        state_(plan_, options_.run_dir, options_.run_id),
-        scheduler_(SchedulerOptions{options_.jobs, options_.grace_seconds}),
+        state_(plan_, options_.run_dir, options_.run_id, options_.gpus.ids),
+        scheduler_(SchedulerOptions{options_.jobs, options_.grace_seconds, options_.executor}),
         launches_(state_, options_.executor, options_.grace_seconds),
-        tuners_(plan_.steps.size()) {}
+        tuners_(plan_.steps.size()) {
+    const auto problems = gpu_problems(plan_, options_.gpus.ids, options_.gpus.source, options_.executor);
+    if (!problems.empty()) throw SpecError(problems);
+  }
 
   Json run() {
     started_ = clock_now();
@@ -520,11 +523,11 @@ class Engine::Impl {
       if (decision->kind == UnitDecision::Kind::cancel)
         finish_unit(decision->unit, S::cancelled, decision->message);
       else
-        launch(decision->unit);
+        launch(decision->unit, decision->gpus);
     }
   }
 
-  void launch(int id) {
+  void launch(int id, const std::vector<int>& gpus) {
     UnitState& unit = state_.unit(id);
     const auto& spec = state_.planned_of(unit).spec;
     ++unit.attempt;
@@ -552,8 +555,9 @@ class Engine::Impl {
     const auto now = clock_now();
     const auto deadline =
         spec.timeout_seconds ? std::optional(now + seconds_duration(*spec.timeout_seconds)) : std::nullopt;
+    launch.gpus = gpus;
     publish(state_.start_attempt(id, now, deadline, executor_name, launch.attempt_dir,
-                                 executor_name == "container" ? spec.container.image : ""));
+                                 executor_name == "container" ? spec.container.image : "", gpus));
     try {
       attempt.running = executor->second->start(launch, std::make_shared<Observer>(inbox_, id, unit.attempt));
       kill_point("attempt-started");

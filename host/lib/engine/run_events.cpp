@@ -45,6 +45,7 @@ struct Encoder {
     j["executor"] = e.executor;
     j["dir"] = e.dir;
     if (!e.image.empty()) j["image"] = e.image;
+    if (!e.gpus.empty()) j["gpus"] = e.gpus;
     if (!e.item.is_null()) j["item"] = e.item;
     return j;
   }

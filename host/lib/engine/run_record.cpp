@@ -84,6 +84,7 @@ void RunRecord::operator()(const events::AttemptStarted& e) {
                {"executor", e.executor},
                {"dir", e.dir}};
   if (!e.image.empty()) attempt["image"] = e.image;
+  if (!e.gpus.empty()) attempt["gpus"] = e.gpus;
   unit["attempts"].push_back(std::move(attempt));
   unit["status"] = to_string(StepStatus::running);
   dirty_ = true;

@@ -15,8 +15,12 @@ namespace {
 
 }  // namespace
 
-RunState::RunState(const Plan& plan, fs::path run_dir, std::string run_id)
-    : plan_(plan), run_dir_(std::move(run_dir)), run_id_(std::move(run_id)) {
+RunState::RunState(const Plan& plan, fs::path run_dir, std::string run_id, std::vector<int> gpus)
+    : plan_(plan),
+      run_dir_(std::move(run_dir)),
+      run_id_(std::move(run_id)),
+      gpus_(std::move(gpus)),
+      free_gpus_(gpus_.begin(), gpus_.end()) {
   for (const auto& planned : plan_.steps) {
     StepState step;
     step.planned = &planned;
@@ -193,11 +197,18 @@ UnitState& RunState::running_unit(int id, const char* what) {
 
 events::AttemptStarted RunState::start_attempt(int id, EngineClock::time_point now,
                                                std::optional<EngineClock::time_point> deadline, std::string executor,
-                                               const fs::path& attempt_dir, std::string image) {
+                                               const fs::path& attempt_dir, std::string image,
+                                               std::vector<int> gpus) {
   UnitState& unit = units_.at(static_cast<size_t>(id));
   if (unit.status_ != S::pending) illegal("start an attempt of", unit.name.display, unit.status_, S::running);
   if (steps_[unit.step].status_ != S::running)
     illegal("start a unit of step", steps_[unit.step].planned->spec.name, steps_[unit.step].status_, S::running);
+  for (size_t i = 0; i < gpus.size(); ++i)
+    if (!free_gpus_.count(gpus[i]) || std::count(gpus.begin(), gpus.begin() + static_cast<std::ptrdiff_t>(i), gpus[i]))
+      throw IllegalTransition("start an attempt of '" + unit.name.display + "' on GPU " + std::to_string(gpus[i]) +
+                              ", which is not free");
+  for (const int gpu : gpus) free_gpus_.erase(gpu);
+  unit.gpus_ = gpus;
   leave_pending(unit, id);
   running_units_.insert(id);
   ++steps_[unit.step].running_units_;
@@ -209,8 +220,13 @@ events::AttemptStarted RunState::start_attempt(int id, EngineClock::time_point n
   unit.retry_at_.reset();
   unit.deadline_ = deadline;
   ++running_;
-  return events::AttemptStarted{unit.name, unit.item, unit.attempt, std::move(executor),
-                                relative_to_run(attempt_dir), std::move(image)};
+  return events::AttemptStarted{unit.name,
+                                unit.item,
+                                unit.attempt,
+                                std::move(executor),
+                                relative_to_run(attempt_dir),
+                                std::move(image),
+                                std::move(gpus)};
 }
 
 events::AttemptEnded RunState::end_attempt(int id, StepStatus attempt_status, FailureClass failure,
@@ -218,6 +234,8 @@ events::AttemptEnded RunState::end_attempt(int id, StepStatus attempt_status, Fa
   UnitState& unit = running_unit(id, "end an attempt of");
   if (!is_terminal(attempt_status)) illegal("an attempt of", unit.name.display, unit.status_, attempt_status);
   unit.status_ = S::pending;
+  free_gpus_.insert(unit.gpus_.begin(), unit.gpus_.end());
+  unit.gpus_.clear();
   unit.attempt_seconds += duration;
   --running_;
   running_units_.erase(id);

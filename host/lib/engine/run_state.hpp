@@ -62,6 +62,8 @@ class UnitState {
   const std::optional<EngineClock::time_point>& deadline() const { return deadline_; }
   const std::optional<EngineClock::time_point>& kill_at() const { return kill_at_; }
   const std::optional<EngineClock::time_point>& retry_at() const { return retry_at_; }
+  // The GPUs its running attempt holds (none once it ended).
+  const std::vector<int>& gpus() const { return gpus_; }
   bool timed_out() const { return timed_out_; }
   bool stop_requested() const { return stop_requested_; }  // the engine asked this attempt to stop
   bool early_stop() const { return early_stop_; }          // ... because its tuner said so (a trial)
@@ -74,6 +76,7 @@ class UnitState {
   std::string message_;
   EngineClock::time_point started_{};
   std::optional<EngineClock::time_point> deadline_, kill_at_, retry_at_;
+  std::vector<int> gpus_;
   bool timed_out_ = false;
   bool stop_requested_ = false;
   bool early_stop_ = false;
@@ -115,7 +118,8 @@ class StepState {
 
 class RunState {
  public:
-  RunState(const Plan& plan, std::filesystem::path run_dir, std::string run_id);
+  // `gpus`: the host's GPUs the run hands out (kiln/host/gpus.hpp), none by default.
+  RunState(const Plan& plan, std::filesystem::path run_dir, std::string run_id, std::vector<int> gpus = {});
 
   // ---- reading ------------------------------------------------------------
   const Plan& plan() const { return plan_; }
@@ -141,6 +145,9 @@ class RunState {
   int active_trials(size_t step) const { return steps_.at(step).active_trials_; }
   // Units with an attempt running.
   int running() const { return running_; }
+  // The run's GPUs, and those no running attempt holds (ascending).
+  const std::vector<int>& gpus() const { return gpus_; }
+  const std::set<int>& free_gpus() const { return free_gpus_; }
   // Indexes kept by the transitions, so that a decision looks only at what
   // can change it (issue 16: the cost of a decision does not grow with the DAG):
   // pending steps whose upstream steps all ended (finally steps: once the DAG
@@ -179,11 +186,14 @@ class RunState {
   events::StepChanged finish_step(size_t step, StepStatus status, std::string message);
 
   // ---- unit transitions -----------------------------------------------------
-  // pending -> running: attempt `unit.attempt` started at `now`.
+  // pending -> running: attempt `unit.attempt` started at `now`, holding
+  // `gpus` (each free until now: two attempts never hold one GPU).
   events::AttemptStarted start_attempt(int id, EngineClock::time_point now,
                                        std::optional<EngineClock::time_point> deadline, std::string executor,
-                                       const std::filesystem::path& attempt_dir, std::string image);
-  // running -> pending: the attempt is over; the unit finishes or retries next.
+                                       const std::filesystem::path& attempt_dir, std::string image,
+                                       std::vector<int> gpus = {});
+  // running -> pending: the attempt is over (its GPUs are free again); the
+  // unit finishes or retries next.
   events::AttemptEnded end_attempt(int id, StepStatus attempt_status, FailureClass failure, std::string message,
                                    double duration);
   // pending (after end_attempt) stays pending until `at`.
@@ -224,6 +234,8 @@ class RunState {
   std::vector<UnitState> units_;
   std::set<size_t> ready_steps_;
   std::set<int> pending_units_, running_units_;
+  std::vector<int> gpus_;
+  std::set<int> free_gpus_;
   std::set<std::pair<EngineClock::time_point, int>> retrying_units_;
   size_t unfinished_steps_[2] = {0, 0};  // not yet terminal: DAG steps, finally steps
   int running_ = 0;

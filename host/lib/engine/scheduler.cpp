@@ -135,9 +135,52 @@ std::optional<UnitDecision> Scheduler::next_unit(const RunState& state, EngineCl
       continue;
     }
     if (!siblings_done(state, unit)) continue;
-    return UnitDecision{UnitDecision::Kind::launch, id, ""};
+    const auto need = static_cast<size_t>(gpus_needed(state, unit));
+    if (need > state.free_gpus().size()) {
+      // Its step's other units need as many (not so a trial template's
+      // steps): skip a loop's items as above.
+      const std::vector<int>& units = state.step(unit.step).units;
+      if (from_pending && unit.part < 0 && static_cast<size_t>(units.back() - units.front() + 1) == units.size())
+        p = pending.upper_bound(units.back());
+      continue;
+    }
+    UnitDecision launch{UnitDecision::Kind::launch, id, "", {}};
+    for (auto gpu = state.free_gpus().begin(); launch.gpus.size() < need; ++gpu) launch.gpus.push_back(*gpu);
+    return launch;
   }
   return std::nullopt;
+}
+
+int local_gpus(const StepSpec& spec, const std::string& default_executor) {
+  const std::string& executor = spec.executor.empty() ? default_executor : spec.executor;
+  return executor == "slurm" ? 0 : static_cast<int>(spec.container.gpus.value_or(0));
+}
+
+std::vector<Diagnostic> gpu_problems(const Plan& plan, const std::vector<int>& pool, const std::string& pool_source,
+                                     const std::string& default_executor) {
+  std::vector<Diagnostic> problems;
+  const auto check = [&](const StepSpec& spec) {
+    const int need = local_gpus(spec, default_executor);
+    if (need == 0) return;
+    const std::string asks = "step '" + spec.name + "' needs " + std::to_string(need) + " GPU" + (need == 1 ? "" : "s");
+    if ((spec.executor.empty() ? default_executor : spec.executor) == "inprocess")
+      problems.push_back({spec.gpus_pos, asks +
+                                             ", but the inprocess executor runs every step in kiln's own process, "
+                                             "where CUDA_VISIBLE_DEVICES cannot be a step's own: run it with the "
+                                             "process or container executor"});
+    else if (static_cast<size_t>(need) > pool.size())
+      problems.push_back({spec.gpus_pos, asks + ", but this host has " + std::to_string(pool.size()) + " for kiln (" +
+                                             pool_source + "; see --gpus and KILN_GPUS)"});
+  };
+  for (const PlannedStep& step : plan.steps) {
+    check(step.spec);
+    for (const PlannedStep& part : step.trial_steps) check(part.spec);
+  }
+  return problems;
+}
+
+int Scheduler::gpus_needed(const RunState& state, const UnitState& unit) const {
+  return local_gpus(state.planned_of(unit).spec, options_.default_executor);
 }
 
 bool Scheduler::loop_has_room(const RunState& state, size_t index) const {
@@ -263,8 +306,12 @@ std::optional<EngineClock::time_point> Scheduler::next_deadline(const RunState& 
     consider(u.kill_at());
     consider(log_check);
   }
-  if (!state.retrying_units().empty() && !(wake_on_ends && state.running() >= options_.jobs))
-    consider(state.retrying_units().begin()->first);
+  if (!(wake_on_ends && state.running() >= options_.jobs))
+    for (const auto& [at, id] : state.retrying_units())
+      if (static_cast<size_t>(gpus_needed(state, state.unit(id))) <= state.free_gpus().size()) {
+        consider(at);
+        break;
+      }
   return next;
 }
 

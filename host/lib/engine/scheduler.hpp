@@ -23,7 +23,19 @@ namespace kiln::host {
 struct SchedulerOptions {
   int jobs = 2;                // attempts running at once
   double grace_seconds = 5.0;  // between asking a unit to stop and killing it
+  std::string default_executor = "process";  // runs the steps that name none
 };
+
+// How many of the run's GPUs a step's attempt holds: its resources.gpus,
+// unless the Slurm executor runs it (Slurm gives it the compute node's GPUs).
+int local_gpus(const StepSpec& spec, const std::string& default_executor);
+
+// The steps (trial template steps too) whose GPUs the run cannot give
+// before anything runs: more than `pool` holds (`pool_source` says where
+// the pool came from), or any under the inprocess executor, which cannot
+// give a step GPUs of its own. One diagnostic each, at its resources.gpus.
+std::vector<Diagnostic> gpu_problems(const Plan& plan, const std::vector<int>& pool, const std::string& pool_source,
+                                     const std::string& default_executor);
 
 // What becomes of a pending step.
 struct StepDecision {
@@ -49,6 +61,7 @@ struct UnitDecision {
   Kind kind = Kind::launch;
   int unit = -1;
   std::string message;
+  std::vector<int> gpus{};  // launch: the free GPUs its attempt takes
 };
 
 // What an ended attempt leads to.
@@ -107,10 +120,14 @@ class Scheduler {
   StepDecision decide_step(const RunState& state, size_t index) const;
   // The next decision about a pending unit, at index `from` or later, in unit
   // order; nullopt once `jobs` attempts run or no unit can do anything now.
-  // Looks only at pending units (RunState's indexes), skipping a full loop's items.
+  // Looks only at pending units (RunState's indexes), skipping a full loop's
+  // items. A unit that needs GPUs waits until that many are free, and takes
+  // the lowest free ones (a unit behind it that fits may start first).
   std::optional<UnitDecision> next_unit(const RunState& state, EngineClock::time_point now, size_t from) const;
   // A loop step's units may start another one (its `parallelism`).
   bool loop_has_room(const RunState& state, size_t step) const;
+  // The GPUs a unit's attempt needs (local_gpus of what it runs).
+  int gpus_needed(const RunState& state, const UnitState& unit) const;
   // A trial template's step starts once the steps of its trial it reads from
   // (or runs after) succeeded.
   bool siblings_done(const RunState& state, const UnitState& unit) const;
@@ -138,7 +155,8 @@ class Scheduler {
   // retries, `log_check` while a unit runs); nullopt: only messages can wake the engine.
   // With `wake_on_ends` (real time: a running unit's end is a message that
   // wakes the engine) a due retry counts only while a job is free, so that the
-  // engine sleeps rather than spins when every job is busy.
+  // engine sleeps rather than spins when every job is busy. A retry that needs
+  // more GPUs than are free never counts: only an attempt's end frees one.
   std::optional<EngineClock::time_point> next_deadline(const RunState& state,
                                                        std::optional<EngineClock::time_point> run_deadline,
                                                        EngineClock::time_point log_check,

@@ -112,7 +112,8 @@ Json rlimits(const BundleConfig& config) {
   return limits;
 }
 
-Json resources(const ContainerOptions& options) {
+Json resources(const BundleConfig& config) {
+  const ContainerOptions& options = config.options;
   Json r = Json::object();
   if (options.memory_bytes) r["memory"] = {{"limit", *options.memory_bytes}};
   if (options.cpus) {
@@ -120,7 +121,28 @@ Json resources(const ContainerOptions& options) {
     r["cpu"] = {{"period", period}, {"quota", static_cast<int64_t>(std::llround(*options.cpus * period))}};
   }
   if (options.pids) r["pids"] = {{"limit", *options.pids}};
+  if (!config.devices.empty()) {  // runc's defaults (null, zero, tty, ...) plus these
+    Json allowed = Json::array();
+    for (const auto& d : config.devices)
+      allowed.push_back({{"allow", true}, {"type", "c"}, {"major", d.major}, {"minor", d.minor}, {"access", "rwm"}});
+    r["devices"] = allowed;
+  }
   return r;
+}
+
+// The container's device nodes (runc makes them in its /dev), as readable
+// and writable as the host's are to everyone: the driver's own modes rule.
+Json devices(const BundleConfig& config) {
+  Json list = Json::array();
+  for (const auto& d : config.devices)
+    list.push_back({{"path", d.path},
+                    {"type", "c"},
+                    {"major", d.major},
+                    {"minor", d.minor},
+                    {"fileMode", 0666},
+                    {"uid", 0},
+                    {"gid", 0}});
+  return list;
 }
 
 Json linux_section(const BundleConfig& config) {
@@ -136,12 +158,47 @@ Json linux_section(const BundleConfig& config) {
       {"seccomp", default_seccomp_profile()}};
   if (!config.cgroups_path.empty()) {
     section["cgroupsPath"] = config.cgroups_path;
-    section["resources"] = resources(config.options);
+    section["resources"] = resources(config);
   }
+  if (!config.devices.empty()) section["devices"] = devices(config);
   return section;
 }
 
 }  // namespace
+
+void give_gpus(BundleConfig& config, const std::vector<int>& gpus, const GpuHostFiles& host) {
+  std::string visible;
+  for (size_t i = 0; i < gpus.size(); ++i) visible += (i ? "," : "") + std::to_string(i);
+  config.env.emplace_back("CUDA_VISIBLE_DEVICES", visible);
+  if (gpus.empty()) return;
+  const auto find = [&](const std::string& path) {
+    return std::find_if(host.devices.begin(), host.devices.end(), [&](const BundleDevice& d) { return d.path == path; });
+  };
+  for (const int gpu : gpus) {
+    const auto it = find("/dev/nvidia" + std::to_string(gpu));
+    if (it == host.devices.end())
+      throw std::runtime_error("GPU " + std::to_string(gpu) + " has no /dev/nvidia" + std::to_string(gpu) +
+                               " on this host: check --gpus or KILN_GPUS");
+    config.devices.push_back(*it);
+  }
+  for (const char* shared : {"/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools"})
+    if (const auto it = find(shared); it != host.devices.end()) config.devices.push_back(*it);
+  std::vector<std::string> dirs;
+  for (const auto& library : host.libraries) {
+    config.mounts.push_back({library, false});
+    const std::string dir = library.parent_path().string();
+    if (std::find(dirs.begin(), dirs.end(), dir) == dirs.end()) dirs.push_back(dir);
+  }
+  if (config.host_image || dirs.empty()) return;
+  std::string path;
+  for (const auto& dir : dirs) path += (path.empty() ? "" : ":") + dir;
+  for (auto& [name, value] : config.env)
+    if (name == "LD_LIBRARY_PATH") {
+      value = value.empty() ? path : value + ":" + path;
+      return;
+    }
+  config.env.emplace_back("LD_LIBRARY_PATH", path);
+}
 
 Json oci_config(const BundleConfig& config) {
   Json env = Json::array();

@@ -4,11 +4,14 @@
 // thread per attempt waits for `runc run`, checks its cgroup for an OOM kill,
 // removes container and bundle, and only then reports the exit.
 #include <signal.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 #include <kiln/host/component_file.hpp>
 #include <kiln/host/executor.hpp>
 #include <kiln/host/paths.hpp>
 #include <kiln/host/files.hpp>
+#include <kiln/host/gpus.hpp>
 #include <kiln/host/subprocess.hpp>
 
 #include <algorithm>
@@ -208,6 +211,31 @@ std::vector<std::pair<std::string, std::string>> passed_environment() {
   return passed;
 }
 
+// The host's NVIDIA device nodes and driver libraries (`ldconfig -p`),
+// looked up once, when the first step with GPUs starts.
+const GpuHostFiles& gpu_host_files() {
+  static const GpuHostFiles files = [] {
+    GpuHostFiles found;
+    std::error_code ec;
+    for (fs::directory_iterator it("/dev", ec), end; !ec && it != end; it.increment(ec)) {
+      const std::string path = it->path().string();
+      struct stat info {};
+      if (it->path().filename().string().rfind("nvidia", 0) != 0 || ::stat(path.c_str(), &info) != 0 ||
+          !S_ISCHR(info.st_mode))
+        continue;
+      found.devices.push_back({path, static_cast<int64_t>(major(info.st_rdev)), static_cast<int64_t>(minor(info.st_rdev))});
+    }
+    for (const char* ldconfig : {"/sbin/ldconfig", "/usr/sbin/ldconfig"})
+      if (::access(ldconfig, X_OK) == 0) {
+        const CapturedRun listed = run_with_result_channel({ldconfig, "-p"}, std::chrono::seconds(10));
+        found.libraries = parse_ldconfig_driver_libraries(listed.output);
+        break;
+      }
+    return found;
+  }();
+  return files;
+}
+
 class ContainerExecutor : public Executor {
  public:
   ContainerExecutor(fs::path kiln_exe, fs::path state_dir)
@@ -338,6 +366,7 @@ class ContainerExecutor : public Executor {
     config.args = {kiln_exe_.string(), "step", "--request", request.string()};
     config.env = {{"PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"}, {"HOME", "/tmp"}};
     for (const auto& [name, value] : passed_environment()) config.env.emplace_back(name, value);
+    give_gpus(config, launch.gpus, launch.gpus.empty() ? GpuHostFiles{} : gpu_host_files());
     config.mounts = {{kiln_exe_.parent_path(), false},
                      {fs::absolute(launch.component.library).parent_path(), false},
                      {request, false},

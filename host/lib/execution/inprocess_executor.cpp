@@ -72,6 +72,8 @@ class InProcessExecutor : public Executor {
  public:
   std::unique_ptr<RunningAttempt> start(const StepLaunch& launch, std::shared_ptr<AttemptObserver> observer) override {
     require_one_replica(launch, "inprocess");
+    if (!launch.gpus.empty())  // the engine refuses such a plan before it runs (scheduler.hpp: gpu_problems)
+      throw std::runtime_error("step '" + launch.step + "' was given GPUs: the inprocess executor cannot make them its own");
     auto cancelled = std::make_shared<std::atomic<bool>>(false);
     std::thread([launch, observer, cancelled] {
       AttemptResult result;

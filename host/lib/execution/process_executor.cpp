@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <kiln/host/executor.hpp>
 #include <kiln/host/files.hpp>
+#include <kiln/host/gpus.hpp>
 #include <kiln/host/step_server.hpp>
 #include <kiln/host/subprocess.hpp>
 
@@ -17,6 +18,7 @@
 
 #include <array>
 #include <cerrno>
+#include <cstdlib>
 #include <fstream>
 #include <mutex>
 #include <optional>
@@ -108,15 +110,29 @@ class ProcessExecutor : public Executor {
     return server_;
   }
 
+  // How a step's child starts: it sees only its GPUs (CUDA_VISIBLE_DEVICES,
+  // empty for none), and a step with GPUs runs in a fresh `kiln step`
+  // exec'd by the forked child, whose CUDA owes nothing to the server (see
+  // docs/gpu.md). `request_file`: where its request is written.
+  StepChildOptions child_options(const StepLaunch& launch, const fs::path& request_file) const {
+    StepChildOptions child;
+    child.env = {{"CUDA_VISIBLE_DEVICES", gpu_list_text(launch.gpus)}};
+    if (launch.gpus.empty()) return child;
+    // CUDA's indices in PCI bus order, as nvidia-smi and /dev/nvidiaN number them.
+    if (std::getenv("CUDA_DEVICE_ORDER") == nullptr) child.env.emplace_back("CUDA_DEVICE_ORDER", "PCI_BUS_ID");
+    child.exec = {kiln_exe_.string(), "step", "--request", request_file.string()};
+    return child;
+  }
+
   // Starts `kiln step` for the attempt (or rank 0 of it): its channel to the
   // reactor, its logs in the attempt's directory.
   StepServer::ChildId start_attempt(StepServer& step_server, const StepLaunch& launch,
                                     const std::shared_ptr<AttemptState>& state,
                                     std::function<void(const StepEnd&)> on_end) {
     // The attempt directory is made by the step's process (its working
-    // directory), unless a big request must be written there first.
+    // directory), unless a big request (or a fresh runner's) must be written there first.
     Json request = step_request(launch);
-    if (request.dump().size() > kInlineRequestBytes) {
+    if (request.dump().size() > kInlineRequestBytes || !launch.gpus.empty()) {
       fs::create_directories(launch.attempt_dir);
       const auto file = launch.attempt_dir / "request.json";
       write_step_request(launch, file);
@@ -124,9 +140,9 @@ class ProcessExecutor : public Executor {
     }
     // Pipes, not files: a log file is made when the step first writes to it.
     Pipe channel, out, err;
-    const StepServer::ChildId child =
-        step_server.start(launch.component.library, launch.component.manifest.name, request, launch.attempt_dir,
-                          out.write_fd, err.write_fd, channel.write_fd, std::move(on_end));
+    const StepServer::ChildId child = step_server.start(
+        launch.component.library, launch.component.manifest.name, request, launch.attempt_dir, out.write_fd,
+        err.write_fd, channel.write_fd, std::move(on_end), child_options(launch, launch.attempt_dir / "request.json"));
     channel.close_write();
     out.close_write();
     err.close_write();
@@ -152,7 +168,8 @@ class ProcessExecutor : public Executor {
     const Pipe out(open_log(dir / "stdout.log")), err(open_log(dir / "stderr.log")),
         events(open_log(dir / "events.jsonl"));
     return step_server.start(launch.component.library, launch.component.manifest.name, (dir / "request.json").string(), dir,
-                             out.read_fd, err.read_fd, events.read_fd, std::move(on_end));
+                             out.read_fd, err.read_fd, events.read_fd, std::move(on_end),
+                             child_options(launch, dir / "request.json"));
   }
 
   // N processes, one rendezvous: rank 0 is the attempt, the group joins their ends.

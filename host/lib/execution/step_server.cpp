@@ -1,7 +1,8 @@
 // Both sides of the step server (see step_server.hpp). Messages are JSON on
 // a SOCK_SEQPACKET socket pair; descriptors travel as SCM_RIGHTS.
-//   host → server  {"op":"start","id","library","component","request","cwd"} + [stdout, stderr, channel]
-//                  ("request": the request itself, or the path of its file when it is big)
+//   host → server  {"op":"start","id","library","component","request","cwd","env"?,"exec"?} + [stdout, stderr, channel]
+//                  ("request": the request itself, or the path of its file when it is big;
+//                   "env": {NAME: VALUE} set in the child; "exec": argv the child execs instead)
 //                  {"op":"reap","pid"}
 //   server → host  {"op":"started","id","pid"} | {"op":"error","id","message"}
 //                  {"op":"exited","pid","status"}   (the child stays a zombie until "reap")
@@ -84,7 +85,19 @@ std::string receive_message(int socket, std::vector<int>& fds, std::vector<char>
 
 // ---- the server process ----------------------------------------------------
 
-// In the forked child: become the step's process and run it.
+// In the forked child: replace it with a fresh runner (argv from the host).
+// Returns only when execv failed, having said why on stderr.
+void exec_runner(const Json& argv_json) {
+  std::vector<std::string> argv;
+  for (const auto& arg : argv_json) argv.push_back(arg.is_string() ? arg.get<std::string>() : "");
+  std::vector<char*> pointers;
+  for (auto& arg : argv) pointers.push_back(arg.data());
+  pointers.push_back(nullptr);
+  ::execv(pointers[0], pointers.data());  // PR_SET_PDEATHSIG and the process group survive it
+  std::cerr << "kiln step server: cannot run " << argv[0] << ": " << std::strerror(errno) << "\n";
+}
+
+// In the forked child: become the step's process and run it (or exec a fresh runner that does).
 [[noreturn]] void become_step(const Json& request, const std::vector<int>& fds, int socket, int signals) {
   ::close(socket);
   ::close(signals);
@@ -103,14 +116,21 @@ std::string receive_message(int socket, std::vector<int>& fds, std::vector<char>
   int code = 1;
   try {  // nothing may unwind into the forked copy of the server's stack
     const Json& step = request.contains("request") ? request["request"] : Json();
+    if (const auto env = request.find("env"); env != request.end() && env->is_object())
+      for (const auto& [name, value] : env->items())
+        if (value.is_string()) ::setenv(name.c_str(), value.get<std::string>().c_str(), 1);
     // The step makes its own working directory (the attempt's), off the
     // host's thread, which starts the next step meanwhile.
     const fs::path cwd = request.value("cwd", "/");
     std::error_code ignored;
     if (::chdir(cwd.c_str()) != 0) fs::create_directories(cwd, ignored);
-    if (::chdir(cwd.c_str()) == 0)
-      code = step.is_object() ? run_inline_step_request(step, 3)
-                              : run_step_request(fs::path(step.is_string() ? step.get<std::string>() : ""), 3);
+    if (::chdir(cwd.c_str()) == 0) {
+      if (const auto exec = request.find("exec"); exec != request.end() && exec->is_array() && !exec->empty())
+        exec_runner(*exec);  // returns only when the exec failed
+      else
+        code = step.is_object() ? run_inline_step_request(step, 3)
+                                : run_step_request(fs::path(step.is_string() ? step.get<std::string>() : ""), 3);
+    }
   } catch (...) {
     code = 1;
   }
@@ -164,8 +184,9 @@ class Server {
     const Json id = request.value("id", Json(0));
     try {
       if (fds.size() != 3) throw std::runtime_error("start needs 3 descriptors");
-      // A component file is a command: nothing to load (step_runner runs it).
-      if (!is_component_file(request.value("library", ""))) {
+      // A component file is a command: nothing to load (step_runner runs it);
+      // nor for a child that execs a fresh runner, which loads it itself.
+      if (!is_component_file(request.value("library", "")) && !request.contains("exec")) {
         const auto library = PluginLibrary::load(request.value("library", ""));  // the child inherits it loaded
         warm_up(*library, request.value("component", ""));
       }
@@ -250,7 +271,7 @@ StepServer::StepServer(const fs::path& kiln_exe) {
   const fs::path exe = step_server_exe(kiln_exe);
   std::vector<std::string> argv{exe.string()};
   if (exe == kiln_exe) argv.emplace_back("__step-server");
-  server_.emplace(ChildProcess::spawn({argv, {{3, pair[1]}}, {}, {{"LD_BIND_NOW", "1"}}}));
+  server_.emplace(ChildProcess::spawn({argv, {{3, pair[1]}}, {}, {{"LD_BIND_NOW", "1"}, {"CUDA_VISIBLE_DEVICES", ""}}}));
   reader_ = std::thread([this] { read_replies(); });
 }
 
@@ -267,7 +288,7 @@ void StepServer::send(const std::string& message, const std::vector<int>& fds) {
 
 StepServer::ChildId StepServer::start(const fs::path& library, const std::string& component, const Json& request,
                                       const fs::path& cwd, int stdout_fd, int stderr_fd, int channel_fd,
-                                      std::function<void(const StepEnd&)> on_end) {
+                                      std::function<void(const StepEnd&)> on_end, const StepChildOptions& options) {
   ChildId id = 0;
   {
     const std::lock_guard<std::mutex> lock(mutex_);
@@ -276,14 +297,18 @@ StepServer::ChildId StepServer::start(const fs::path& library, const std::string
     children_.emplace(id, Child{std::move(on_end), 0, 0, std::chrono::steady_clock::now()});
   }
   try {
-    send(Json{{"op", "start"},
-              {"id", id},
-              {"library", library.string()},
-              {"component", component},
-              {"request", request},
-              {"cwd", cwd.string()}}
-             .dump(),
-         {stdout_fd, stderr_fd, channel_fd});
+    Json message{{"op", "start"},
+                 {"id", id},
+                 {"library", library.string()},
+                 {"component", component},
+                 {"request", request},
+                 {"cwd", cwd.string()}};
+    if (!options.env.empty()) {
+      Json& env = message["env"] = Json::object();
+      for (const auto& [name, value] : options.env) env[name] = value;
+    }
+    if (!options.exec.empty()) message["exec"] = options.exec;
+    send(message.dump(), {stdout_fd, stderr_fd, channel_fd});
   } catch (...) {  // never sent: no answer will come
     const std::lock_guard<std::mutex> lock(mutex_);
     children_.erase(id);

@@ -307,7 +307,7 @@ class Parser : private YamlReader {
                   did_you_mean(step.executor, executors));
     }
     if (const auto d = node["distributed"]) read_distributed(d, file, step);
-    read_container_fields(node, file, step.container);
+    read_container_fields(node, file, step.container, step.gpus_pos);
     if (const auto s = node["slurm"]) read_slurm_yaml(s, file, "slurm", step.slurm, diagnostics_);
   }
 
@@ -328,7 +328,8 @@ class Parser : private YamlReader {
   }
 
   // image, network, resources, mounts and user: what the container executor gives a step.
-  void read_container_fields(const YAML::Node& node, const std::string& file, ContainerOptions& options) {
+  void read_container_fields(const YAML::Node& node, const std::string& file, ContainerOptions& options,
+                             SourcePos& gpus_pos) {
     if (const auto i = node["image"]) {
       options.image = scalar(i, file, "image").value_or("host");
       if (!is_image_reference(options.image))
@@ -355,7 +356,10 @@ class Parser : private YamlReader {
           error(c, file, "'resources.cpus' must be a number of cores such as 0.5 or 2");
       }
       if (const auto p = r["pids"]) options.pids = read_count(p, file, "resources.pids", 1);
-      if (const auto g = r["gpus"]) options.gpus = read_count(g, file, "resources.gpus", 0);
+      if (const auto g = r["gpus"]) {
+        options.gpus = read_count(g, file, "resources.gpus", 0);
+        gpus_pos = pos(g, file);
+      }
     }
     if (const auto m = node["mounts"]) read_mounts(m, file, options);
     if (const auto u = node["user"]) {

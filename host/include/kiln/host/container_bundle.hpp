@@ -18,6 +18,13 @@ struct BundleMount {
   bool writable = false;
 };
 
+// A device node the container gets at the same path (a GPU's /dev/nvidiaN,
+// /dev/nvidiactl, /dev/nvidia-uvm, ...).
+struct BundleDevice {
+  std::string path;
+  int64_t major = 0, minor = 0;
+};
+
 struct BundleConfig {
   std::vector<std::string> args;
   std::vector<std::pair<std::string, std::string>> env;
@@ -28,7 +35,25 @@ struct BundleConfig {
   ContainerOptions options;
   std::string hostname = "kiln-step";
   std::string cgroups_path;  // "" = no cgroup resources (rlimits instead)
+  std::vector<BundleDevice> devices{};  // character devices it may use (allowed in its cgroup too)
 };
+
+// What this host offers a container step with GPUs: its NVIDIA device
+// nodes (by path) and the driver's user-space libraries.
+struct GpuHostFiles {
+  std::vector<BundleDevice> devices;             // /dev/nvidiaN, /dev/nvidiactl, /dev/nvidia-uvm(-tools)
+  std::vector<std::filesystem::path> libraries;  // libcuda.so*, libnvidia-*.so* (ldconfig -p)
+};
+
+// Gives `config` the host's GPUs `gpus` (indices, docs/gpu.md): their
+// /dev/nvidiaN and the shared /dev/nvidiactl and /dev/nvidia-uvm(-tools)
+// nodes, the driver libraries bound read-only at their paths (an image of
+// its own also gets their directories on LD_LIBRARY_PATH; `image: host`
+// already sees them), and CUDA_VISIBLE_DEVICES as the container numbers
+// them: 0..N-1, since it has no other GPU's node. With no GPU only
+// CUDA_VISIBLE_DEVICES (empty) is set. Throws std::runtime_error naming a
+// GPU whose /dev/nvidiaN `host` does not have.
+void give_gpus(BundleConfig& config, const std::vector<int>& gpus, const GpuHostFiles& host);
 
 // The config.json for `config`.
 Json oci_config(const BundleConfig& config);

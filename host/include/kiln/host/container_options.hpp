@@ -21,7 +21,9 @@ struct ContainerOptions {
   std::optional<int64_t> memory_bytes;
   std::optional<double> cpus;
   std::optional<int64_t> pids;
-  std::optional<int64_t> gpus;  // the Slurm executor's --gres=gpu:N; the others ignore it
+  // GPUs the step needs: the engine hands it that many of the host's GPUs
+  // (docs/gpu.md); the Slurm executor asks for --gres=gpu:N instead.
+  std::optional<int64_t> gpus;
   // Host directories or files bound read-only at the same path (absolute,
   // normalised; the spec's relative ones are resolved against its file).
   std::vector<std::string> mounts;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <kiln/host/executor.hpp>
+#include <kiln/host/gpus.hpp>
 #include <kiln/host/plan.hpp>
 #include <kiln/host/run_events.hpp>
 
@@ -27,6 +28,11 @@ class EngineTime;
 struct RunOptions {
   std::string executor = "process";  // default for steps that name none
   int jobs = 2;
+  // The host's GPUs the engine hands out to steps with resources.gpus
+  // (kiln/host/gpus.hpp; none by default). A step that needs more than this
+  // holds, or any GPU under the inprocess executor, makes the Engine's
+  // constructor throw SpecError: nothing runs.
+  GpuPool gpus;
   std::filesystem::path run_dir;  // created by the engine
   std::string run_id;
   double grace_seconds = 5.0;  // between asking a step to stop and killing it

@@ -45,6 +45,10 @@ struct StepLaunch {
   int replicas = 1;
   // Set by the executor on each process's request when replicas > 1.
   std::optional<ReplicaPlace> replica;
+  // The host's GPUs the engine gave this attempt (docs/gpu.md): executors
+  // that run it on this host make exactly these visible to it
+  // (CUDA_VISIBLE_DEVICES; empty: none). The Slurm executor leaves GPUs to Slurm.
+  std::vector<int> gpus{};
 };
 
 // How an attempt ended. failure_class is "" on success, else one of

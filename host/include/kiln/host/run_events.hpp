@@ -61,6 +61,7 @@ struct AttemptStarted {
   Json item;  // the loop item or trial parameters (null for a plain step)
   int attempt = 0;
   std::string executor, dir, image;  // dir: relative to the run directory
+  std::vector<int> gpus{};           // the host's GPUs it was given (CUDA_VISIBLE_DEVICES)
 };
 
 struct AttemptEnded {

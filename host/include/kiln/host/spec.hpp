@@ -123,6 +123,7 @@ struct StepSpec {
   bool cache = true;
   std::string executor;        // "" = the run's executor
   ContainerOptions container;  // image, network, resources
+  SourcePos gpus_pos;          // where resources.gpus was written (file:0:0 when it was not)
   // `distributed: {replicas: N}`: the attempt runs as N processes of one
   // data-parallel job (docs/distributed.md); 1 = an ordinary step.
   int replicas = 1;

@@ -20,6 +20,8 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 namespace kiln::host {
 
@@ -31,6 +33,17 @@ struct StepEnd {
   std::string start_error;
 };
 
+// How the server starts one step child, besides its request.
+struct StepChildOptions {
+  // Set in the child's environment before the step runs (CUDA_VISIBLE_DEVICES).
+  std::vector<std::pair<std::string, std::string>> env;
+  // Not empty: the forked child execs this (`kiln step --request FILE`)
+  // instead of running the step in the fork, and the server loads nothing for
+  // it. A fresh process shares none of the server's state, which CUDA needs:
+  // it cannot be used in a child forked after its parent touched it.
+  std::vector<std::string> exec;
+};
+
 // The host's handle on one step server. Thread-safe.
 class StepServer {
  public:
@@ -38,8 +51,9 @@ class StepServer {
   using ChildId = uint64_t;
 
   // Starts the step server: kiln-step-server beside `kiln_exe` (it links
-  // less, so its forks are cheaper), else `kiln_exe __step-server`. Throws
-  // std::system_error.
+  // less, so its forks are cheaper), else `kiln_exe __step-server`, with
+  // CUDA_VISIBLE_DEVICES empty: nothing in the server (a plugin's warm-up)
+  // can initialize CUDA on a GPU. Throws std::system_error.
   explicit StepServer(const std::filesystem::path& kiln_exe);
   ~StepServer();  // stops the server; its children are killed
   StepServer(const StepServer&) = delete;
@@ -55,10 +69,11 @@ class StepServer {
   // meanwhile). Throws std::runtime_error only when the server is gone.
   // `on_end` is called once, from the server's reader thread, when the child
   // has ended or could not be started. The child is reaped only after
-  // on_end returns, so signal() never hits a recycled pid.
+  // on_end returns, so signal() never hits a recycled pid. `child`: its
+  // environment, or a fresh runner to exec (then `request` is unused).
   ChildId start(const std::filesystem::path& library, const std::string& component, const Json& request,
                 const std::filesystem::path& cwd, int stdout_fd, int stderr_fd, int channel_fd,
-                std::function<void(const StepEnd&)> on_end);
+                std::function<void(const StepEnd&)> on_end, const StepChildOptions& child = {});
 
   // Sends `sig` to the child's process group unless it has ended; a child
   // not started yet gets it (the strongest asked for) as soon as it is.

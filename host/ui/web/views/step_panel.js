@@ -73,7 +73,8 @@ export function renderStepPanel(panel, model, detail, selection, { toggleGroup, 
       h("thead", {}, h("tr", {}, ["#", "status", "duration", "executor", "failure"].map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", {}, attempts.map((a) => h("tr", {},
         h("td", {}, String(a.attempt ?? "")), h("td", {}, chip(a.status || "running")),
-        h("td", {}, fmtDuration(a.duration_seconds)), h("td", {}, a.executor || ""),
+        h("td", {}, fmtDuration(a.duration_seconds)),
+        h("td", {}, a.executor || "", a.gpus && a.gpus.length ? ` · GPU ${a.gpus.join(",")}` : ""),
         h("td", {}, [a.failure, a.message].filter(Boolean).join(": ")))))),
       h("p", { class: "small" }, "Started ", fmtTime(attempts[0].started_at))));
   }
