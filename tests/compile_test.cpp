@@ -161,6 +161,7 @@ TEST_F(CompileTest, TheValidatorsRefuseWhatTheEnginesWouldRefuse) {
 TEST_F(CompileTest, HelloOnArgoPutsEachFeatureInItsField) {
   const auto c = compile(kSource / "samples/hello/pipeline.yaml", "argo", {"--image", "registry.example/kiln:1"});
   ASSERT_TRUE(c.status.success()) << c.output;
+  EXPECT_EQ(c.output.find("note:"), std::string::npos) << c.output;  // no field a pod ignores
   const Json& w = c.documents.at(0);
   EXPECT_EQ(w["kind"], "Workflow");
   const Json& spec = w["spec"];
@@ -227,6 +228,7 @@ TEST_F(CompileTest, HelloOnArgoPutsEachFeatureInItsField) {
 TEST_F(CompileTest, HelloOnKfpPutsEachFeatureInItsField) {
   const auto c = compile(kSource / "samples/hello/pipeline.yaml", "kfp");
   ASSERT_TRUE(c.status.success()) << c.output;
+  EXPECT_EQ(c.output.find("note:"), std::string::npos) << c.output;  // no field a pod ignores
   ASSERT_EQ(c.documents.size(), 2u);  // the PipelineSpec and the PlatformSpec with the deadline
   const Json& spec = c.documents[0];
   EXPECT_EQ(spec["pipelineInfo"]["name"], "hello");
@@ -317,6 +319,68 @@ steps:
   EXPECT_EQ(kr["accelerator"]["resourceCount"], "1");
   const auto v = validate("validate_kfp.py", {k.file});
   EXPECT_TRUE(v.status.success()) << v.output;
+}
+
+// The fields only kiln run's executors read (executor, image, network, user,
+// mounts, slurm; cache on argo): one note each on stderr at the field's
+// file:line:col (a template's field where the template wrote it), naming the
+// step; the pipeline still compiles, exit 0 (samples/hello, which has none of
+// them, compiles without a note: HelloOn*PutsEachFeatureInItsField).
+TEST_F(CompileTest, FieldsAPodIgnoresAreNotedAtTheirPosition) {
+  const auto file = pipeline(R"(
+templates:
+  base:
+    component: util.noop
+    network: host
+steps:
+  - name: train
+    component: util.noop
+    executor: slurm
+    image: "oci:/images/kiln:1"
+    user: "1000"
+    mounts: [data]
+    slurm: {partition: gpu, qos: high}
+    cache: true
+  - name: plain
+    template: base
+    cache: false
+)");
+  const std::string f = file.string();
+  const auto notes = [](const std::string& output) {
+    size_t n = 0;
+    for (size_t at = 0; (at = output.find(": note: ", at)) != std::string::npos; ++at) ++n;
+    return n;
+  };
+  for (const std::string target : {"argo", "kfp"}) {
+    const auto c = compile(file, target);
+    ASSERT_EQ(c.status.code, 0) << c.output;
+    ASSERT_EQ(c.documents.size(), 1u) << c.output;
+    const std::string pods = " do not apply to " + target + " pods";
+    const std::string pod = " does not apply to " + target + " pods";
+    for (const std::string& expected : {
+             f + ":12:15: note: step 'train': executor 'slurm'" + pod + " (every step runs as a pod); ignored",
+             f + ":13:12: note: step 'train': image 'oci:/images/kiln:1'" + pod,
+             f + ":14:11: note: step 'train': user" + pod,
+             f + ":15:13: note: step 'train': mounts" + pods,
+             f + ":16:12: note: step 'train': slurm options" + pods + "; ignored",
+             f + ":8:14: note: step 'plain': network 'host'" + pod,
+         })
+      EXPECT_NE(c.output.find(expected), std::string::npos) << target << ": " << expected << "\n" << c.output;
+    // Argo has no step cache: `cache: true` is ignored there, `cache: false` is what happens anyway.
+    const std::string cache = f + ":17:12: note: step 'train': cache: true does not apply to argo pods";
+    EXPECT_EQ(c.output.find(cache) != std::string::npos, target == "argo") << c.output;
+    EXPECT_EQ(notes(c.output), target == "argo" ? 7u : 6u) << c.output;
+  }
+  // A sample that writes mounts and an executor for kiln run: noted, compiled.
+  const fs::path digits = kSource / "samples/digits/pipeline.yaml";
+  const auto d = compile(digits, "argo");
+  ASSERT_EQ(d.status.code, 0) << d.output;
+  EXPECT_TRUE(std::regex_search(d.output, std::regex(digits.string() + ":[0-9]+:[0-9]+: note: step '[a-z_]+': "
+                                                                        "mounts do not apply to argo pods")))
+      << d.output;
+  EXPECT_TRUE(std::regex_search(d.output, std::regex(digits.string() + ":[0-9]+:[0-9]+: note: step '[a-z_]+': "
+                                                                        "executor 'process' does not apply")))
+      << d.output;
 }
 
 // What a target cannot express: an error at file:line:col naming the feature

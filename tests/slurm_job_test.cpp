@@ -184,9 +184,36 @@ TEST(SlurmJob, AStepInTheAllocationIsAnImmediateSrun) {
   SlurmOptions run;
   run.partition = "cpu";
   run.mode = kiln::host::SlurmMode::allocation;
-  const auto salloc = kiln::host::salloc_arguments(run);
+  const auto salloc = kiln::host::salloc_arguments(run, std::nullopt, 5);
   EXPECT_TRUE(has(salloc, "--partition=cpu"));
   EXPECT_TRUE(std::none_of(salloc.begin(), salloc.end(), [](const auto& a) { return a.find("mode") != std::string::npos; }));
+}
+
+// The allocation's --time is the run's timeout (options.timeout) + grace + the
+// margin, in whole minutes, as a step's is for its own; without a run timeout
+// the partition's default applies, and the run's own --time (extra_args) wins.
+TEST(SlurmJob, TheAllocationsTimeLimitIsTheRunsTimeout) {
+  using kiln::host::salloc_arguments;
+  const auto time_args = [](const std::vector<std::string>& args) {
+    std::vector<std::string> times;
+    for (const auto& a : args)
+      if (a.rfind("--time", 0) == 0 || a.rfind("-t", 0) == 0) times.push_back(a);
+    return times;
+  };
+  SlurmOptions run;
+  // 10 min + 5 s grace + 60 s margin = 11.08 min: 12.
+  EXPECT_EQ(time_args(salloc_arguments(run, 600.0, 5)), std::vector<std::string>{"--time=12"});
+  // 1 h + 30 s + 60 s = 61.5 min: 62.
+  EXPECT_EQ(time_args(salloc_arguments(run, 3600.0, 30)), std::vector<std::string>{"--time=62"});
+  EXPECT_EQ(time_args(salloc_arguments(run, 1.0, 0)), std::vector<std::string>{"--time=2"});
+  EXPECT_TRUE(time_args(salloc_arguments(run, std::nullopt, 5)).empty());
+  for (const std::string own : {"--time=1-00:00:00", "-t90"}) {
+    run.extra_args = {own};
+    EXPECT_EQ(time_args(salloc_arguments(run, 600.0, 5)), std::vector<std::string>{own});
+  }
+  run.extra_args = {"--time", "45"};
+  EXPECT_EQ(time_args(salloc_arguments(run, 600.0, 5)), std::vector<std::string>{"--time"});
+  EXPECT_FALSE(kiln::host::sets_time_limit({"--tmp=10G", "--exclusive"}));
 }
 
 TEST(SlurmJob, SrunsMessagesTellHowAStepEnded) {

@@ -22,17 +22,19 @@ int compile(const CompileCommandOptions& options) {
   host::CompileOptions compile = options.compile;
   compile.target = *host::parse_compile_target(options.target);
   const auto plan = load_plan(options.pipeline);
-  std::string text;
+  host::CompiledPipeline compiled;
   try {
-    text = host::compile_pipeline(plan, compile);
+    compiled = host::compile_pipeline(plan, compile);
   } catch (const host::SpecError& e) {
     throw spec_problems(e, options.pipeline.file);
   }
+  // Notes go to stderr, so that the YAML on stdout stays the whole of stdout.
+  for (const auto& note : compiled.notes) std::cerr << note.pos.str() << ": note: " << note.message << "\n";
   if (options.output.empty() || options.output == "-") {
-    std::cout << text;
+    std::cout << compiled.yaml;
     return kExitOk;
   }
-  host::write_file_atomic(options.output, text);
+  host::write_file_atomic(options.output, compiled.yaml);
   std::cerr << options.pipeline.file << ": compiled for " << options.target << " into " << options.output << "\n";
   return kExitOk;
 }

@@ -234,7 +234,8 @@ int execute(const host::Plan& plan, host::RunOptions run, const std::filesystem:
     executors["container"] = host::make_container_executor(host::executable_path(), workspace / "containers");
   if (uses_executor(plan, run.executor, "slurm")) {
     try {
-      executors["slurm"] = host::make_slurm_executor(host::executable_path(), workspace / "slurm", slurm);
+      executors["slurm"] =
+          host::make_slurm_executor(host::executable_path(), workspace / "slurm", slurm, plan.spec.timeout_seconds);
     } catch (const std::runtime_error& e) {
       throw CommandError(e.what());
     }

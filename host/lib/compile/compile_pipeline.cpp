@@ -1,4 +1,4 @@
-// The whole of `kiln compile`: plan → IR → target → YAML text.
+// The whole of `kiln compile`: plan → IR → target → YAML text (and the notes).
 #include <kiln/host/compile.hpp>
 #include <yaml-cpp/yaml.h>
 
@@ -54,10 +54,11 @@ std::string to_yaml_documents(const std::vector<Json>& documents) {
   return std::string(out.c_str()) + "\n";
 }
 
-std::string compile_pipeline(const Plan& plan, const CompileOptions& options) {
-  const PipelineIr ir = build_pipeline_ir(plan, options);
-  if (options.target == CompileTarget::Argo) return to_yaml_documents({emit_argo_workflow(ir)});
-  return to_yaml_documents(emit_kfp_pipeline(ir));
+CompiledPipeline compile_pipeline(const Plan& plan, const CompileOptions& options) {
+  PipelineIr ir = build_pipeline_ir(plan, options);
+  std::string yaml = options.target == CompileTarget::Argo ? to_yaml_documents({emit_argo_workflow(ir)})
+                                                           : to_yaml_documents(emit_kfp_pipeline(ir));
+  return {std::move(yaml), std::move(ir.notes)};
 }
 
 }  // namespace kiln::host

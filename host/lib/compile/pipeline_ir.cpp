@@ -100,6 +100,7 @@ class IrBuilder {
                                p.spec.description});
     for (const auto& step : plan_.steps) add_step(step, ir.tasks);
     if (!problems_.empty()) throw SpecError(problems_);
+    ir.notes = std::move(notes_);
     return ir;
   }
 
@@ -132,6 +133,28 @@ class IrBuilder {
                        std::to_string(s.retries.factor));
     if (s.container.pids)
       error(s.pos, "resources.pids: " + std::string(target()) + " has no per-container process limit");
+  }
+
+  // Notes the fields `kiln run`'s executors read and a pod does not, one per
+  // field written (ExecutorFieldPositions): the step still compiles.
+  void note_ignored_fields(const PlannedStep& step) {
+    const StepSpec& s = step.spec;
+    const std::string on = std::string(target()) + " pods";
+    const auto note = [&](const SourcePos& at, const std::string& why) {
+      if (at.line > 0) notes_.push_back({at, "step '" + s.name + "': " + why + "; ignored"});
+    };
+    const ExecutorFieldPositions& w = s.written;
+    note(w.executor, "executor '" + s.executor + "' does not apply to " + on + " (every step runs as a pod)");
+    note(w.image, "image '" + s.container.image + "' does not apply to " + on + " (every pod runs --image, '" +
+                      options_.image + "')");
+    note(w.network,
+         "network '" + s.container.network + "' does not apply to " + on + " (a pod has the cluster's network)");
+    note(w.user, "user does not apply to " + on + " (a pod runs as the image's user)");
+    note(w.mounts, "mounts do not apply to " + on +
+                       " (no host path is bound into a pod: what they name must be in the image)");
+    note(w.slurm, "slurm options do not apply to " + on);
+    if (!kfp() && s.cache)
+      note(w.cache, "cache: true does not apply to argo pods (argo has no step cache: every step runs)");
   }
 
   PodValueKind kind_of(const Reference& ref, const SourcePos& pos, const PlannedStep& user) {
@@ -242,6 +265,7 @@ class IrBuilder {
 
   void add_step(const PlannedStep& step, std::vector<IrTask>& tasks) {
     check_step(step);
+    note_ignored_fields(step);
     const StepSpec& s = step.spec;
     IrTask task;
     task.name = task_name(step);
@@ -335,6 +359,7 @@ class IrBuilder {
   const Plan& plan_;
   const CompileOptions& options_;
   std::vector<Diagnostic> problems_;
+  std::vector<Diagnostic> notes_;
   std::map<std::string, std::string> names_;  // task name → its step
   bool saw_item_ = false;                     // add_uses met `item`
 };

@@ -3,7 +3,8 @@
 // launched one of two ways (docs/executors.md):
 //   - allocation mode (the default): the run holds one allocation (salloc
 //     --no-shell, taken at the first attempt, released when the executor
-//     ends) and each attempt is `srun --jobid=ALLOC --exact --overlap`, a
+//     ends; its --time the pipeline's options.timeout, see salloc_arguments)
+//     and each attempt is `srun --jobid=ALLOC --exact --overlap`, a
 //     child of this process: immediate, no scheduling pass. Its end is the
 //     srun child's exit (a pidfd in the watcher's poll), its failure class
 //     read from srun's own messages (srun.log).
@@ -134,10 +135,12 @@ class SlurmAttempt : public RunningAttempt {
 
 class SlurmExecutor : public Executor {
  public:
-  SlurmExecutor(fs::path kiln_exe, fs::path state_dir, SlurmOptions run_options)
+  SlurmExecutor(fs::path kiln_exe, fs::path state_dir, SlurmOptions run_options,
+                std::optional<double> run_timeout_seconds)
       : kiln_exe_(fs::absolute(std::move(kiln_exe))),
         state_dir_(fs::absolute(std::move(state_dir))),
         run_options_(std::move(run_options)),
+        run_timeout_seconds_(run_timeout_seconds),
         client_(std::make_shared<const SlurmClient>()),
         inotify_(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC)),
         wake_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
@@ -285,7 +288,8 @@ class SlurmExecutor : public Executor {
     const std::lock_guard<std::mutex> lock(allocation_mutex_);
     if (!allocation_ && !allocation_refused_) {
       try {
-        allocation_ = client_->allocate(salloc_arguments(run_options_), kAllocationTimeout);
+        allocation_ = client_->allocate(salloc_arguments(run_options_, run_timeout_seconds_, launch.grace_seconds),
+                                       kAllocationTimeout);
         write_file_atomic(jobs_dir() / allocation_->id, std::to_string(::getpid()) + " " + host_name() + "\n", 0644,
                           FileSync::atomic);
         observer.on_event(LogEvent{LogLevel::Info, "holding Slurm allocation " + allocation_->id + " (" +
@@ -547,6 +551,7 @@ class SlurmExecutor : public Executor {
 
   fs::path kiln_exe_, state_dir_;
   SlurmOptions run_options_;
+  std::optional<double> run_timeout_seconds_;  // the pipeline's options.timeout: the allocation's --time
   std::shared_ptr<const SlurmClient> client_;
   int inotify_, wake_;
   std::mutex mutex_;  // guards jobs_, watches_ and sruns_
@@ -562,8 +567,10 @@ class SlurmExecutor : public Executor {
 
 }  // namespace
 
-std::unique_ptr<Executor> make_slurm_executor(fs::path kiln_exe, fs::path state_dir, SlurmOptions run_options) {
-  return std::make_unique<SlurmExecutor>(std::move(kiln_exe), std::move(state_dir), std::move(run_options));
+std::unique_ptr<Executor> make_slurm_executor(fs::path kiln_exe, fs::path state_dir, SlurmOptions run_options,
+                                              std::optional<double> run_timeout_seconds) {
+  return std::make_unique<SlurmExecutor>(std::move(kiln_exe), std::move(state_dir), std::move(run_options),
+                                         run_timeout_seconds);
 }
 
 }  // namespace kiln::host

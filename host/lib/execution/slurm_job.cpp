@@ -207,8 +207,17 @@ std::vector<std::string> srun_arguments(const StepLaunch& launch, const std::str
   return args;
 }
 
-std::vector<std::string> salloc_arguments(const SlurmOptions& run_options) {
+bool sets_time_limit(const std::vector<std::string>& args) {
+  return std::any_of(args.begin(), args.end(), [](const std::string& arg) {
+    return arg == "--time" || arg.rfind("--time=", 0) == 0 || arg.rfind("-t", 0) == 0;
+  });
+}
+
+std::vector<std::string> salloc_arguments(const SlurmOptions& run_options, std::optional<double> run_timeout_seconds,
+                                          double grace_seconds) {
   std::vector<std::string> args{"--job-name=kiln:allocation", "--ntasks=1"};
+  const auto minutes = slurm_time_minutes(run_timeout_seconds, grace_seconds);
+  if (minutes && !sets_time_limit(run_options.extra_args)) args.push_back("--time=" + std::to_string(*minutes));
   for (auto& arg : run_options.sbatch_args()) args.push_back(std::move(arg));
   return args;
 }

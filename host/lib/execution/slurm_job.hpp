@@ -58,8 +58,16 @@ bool fits_allocation(const StepLaunch& launch, const SlurmOptions& run_options, 
 // name, log files, cpus, mem and a time limit as for sbatch.
 std::vector<std::string> srun_arguments(const StepLaunch& launch, const std::string& allocation);
 
-// The salloc arguments of a run's allocation: one task, the run's options.
-std::vector<std::string> salloc_arguments(const SlurmOptions& run_options);
+// Whether `args` (sbatch/salloc arguments) set a time limit: --time[=T] or -t[T].
+bool sets_time_limit(const std::vector<std::string>& args);
+
+// The salloc arguments of a run's allocation: one task, the run's options,
+// and a --time for the run's own timeout (`options.timeout`) as a step's is
+// for its timeout (+ grace + kSlurmTimeMarginSeconds, whole minutes). None
+// without a run timeout (the partition's default applies) or when the run's
+// extra_args set one themselves (theirs applies).
+std::vector<std::string> salloc_arguments(const SlurmOptions& run_options, std::optional<double> run_timeout_seconds,
+                                          double grace_seconds);
 
 // The job id in salloc's "Granted job allocation N" (or "Pending job allocation N"), nullopt without one.
 std::optional<std::string> parse_salloc_job_id(const std::string& output);

@@ -292,6 +292,7 @@ class Parser : private YamlReader {
     if (const auto r = node["retries"]) read_retries(r, file, step.retries);
     if (const auto t = node["timeout"]) step.timeout_seconds = read_duration(t, file, "timeout");
     if (const auto c = node["cache"]) {
+      step.written.cache = pos(c, file);
       const Json v = to_json(c, file);
       if (v.is_boolean())
         step.cache = v.get<bool>();
@@ -299,6 +300,7 @@ class Parser : private YamlReader {
         error(c, file, "'cache' must be true or false");
     }
     if (const auto e = node["executor"]) {
+      step.written.executor = pos(e, file);
       step.executor = scalar(e, file, "executor").value_or("");
       const std::vector<std::string> executors{"inprocess", "process", "container", "slurm"};
       if (std::find(executors.begin(), executors.end(), step.executor) == executors.end())
@@ -308,7 +310,13 @@ class Parser : private YamlReader {
     }
     if (const auto d = node["distributed"]) read_distributed(d, file, step);
     read_container_fields(node, file, step.container, step.gpus_pos);
-    if (const auto s = node["slurm"]) read_slurm_yaml(s, file, "slurm", step.slurm, diagnostics_);
+    if (const auto s = node["slurm"]) {
+      step.written.slurm = pos(s, file);
+      read_slurm_yaml(s, file, "slurm", step.slurm, diagnostics_);
+    }
+    for (const auto& [key, at] : {std::pair{"image", &step.written.image}, std::pair{"network", &step.written.network},
+                                  std::pair{"mounts", &step.written.mounts}, std::pair{"user", &step.written.user}})
+      if (const auto n = node[key]) *at = pos(n, file);
   }
 
   // `distributed: {replicas: N}`: N processes train one model (docs/distributed.md).

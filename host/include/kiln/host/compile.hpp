@@ -104,6 +104,10 @@ struct PipelineIr {
   std::vector<IrTask> tasks;  // main tasks (run order), then finally tasks
   bool fail_fast = true;      // failure_policy stop
   std::optional<double> timeout_seconds;
+  // What the target ignores (a step's executor, container or Slurm options...):
+  // one note per field written, at its file:line:col. Not errors: the step
+  // still runs, as a pod.
+  std::vector<Diagnostic> notes;
   const IrTask* find(const std::string& name) const;
 };
 
@@ -123,8 +127,13 @@ std::vector<Json> emit_kfp_pipeline(const PipelineIr& ir);
 // YAML text of `documents` ("---" between them), keys in JSON order.
 std::string to_yaml_documents(const std::vector<Json>& documents);
 
-// The whole compilation: plan → IR → target → YAML text.
-std::string compile_pipeline(const Plan& plan, const CompileOptions& options);
+struct CompiledPipeline {
+  std::string yaml;
+  std::vector<Diagnostic> notes;  // PipelineIr::notes
+};
+
+// The whole compilation: plan → IR → target → YAML text, and the IR's notes.
+CompiledPipeline compile_pipeline(const Plan& plan, const CompileOptions& options);
 
 // The pod request as one argument: compact JSON with every "{{" written
 // "{\u007b", so that neither engine's own {{ }} substitution touches kiln's

@@ -108,12 +108,14 @@ std::unique_ptr<Executor> make_container_executor(std::filesystem::path kiln_exe
 // the runner channel to a file in the attempt directory; one watcher thread
 // follows every job of the executor (see docs/executors.md). The workspace must
 // be on a filesystem the compute nodes share at the same path. `run_options`
-// apply to every job, under each step's own `slurm:`. Jobs recorded under
+// apply to every job, under each step's own `slurm:`; the run's allocation
+// (allocation mode) asks for `run_timeout_seconds` (the pipeline's
+// options.timeout) as its --time, see salloc_arguments. Jobs recorded under
 // `state_dir` by a kiln that died are cancelled here. Throws
 // std::runtime_error when sbatch, squeue or scancel are missing or the
 // cluster does not answer.
 std::unique_ptr<Executor> make_slurm_executor(std::filesystem::path kiln_exe, std::filesystem::path state_dir,
-                                              SlurmOptions run_options);
+                                              SlurmOptions run_options, std::optional<double> run_timeout_seconds);
 
 // The runner channel (JSON lines on fd 3 of `kiln step`, version
 // kRunnerChannelVersion) is defined in runner_event.hpp.

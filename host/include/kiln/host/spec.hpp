@@ -104,6 +104,14 @@ struct TuneSpec {
   SourcePos position_of(const std::string& field) const;
 };
 
+// Where a step's fields that only `kiln run`'s executors read were written
+// (in a template's file when the step took them from it); line 0 when left
+// out. `kiln compile` notes each as ignored in a pod (docs/kubernetes.md).
+struct ExecutorFieldPositions {
+  SourcePos executor, image, network, mounts, user, slurm;
+  SourcePos cache;  // `cache:` (argo has no step cache)
+};
+
 struct StepSpec {
   std::string name;
   SourcePos pos;
@@ -128,6 +136,7 @@ struct StepSpec {
   // data-parallel job (docs/distributed.md); 1 = an ordinary step.
   int replicas = 1;
   SlurmOptions slurm;          // the Slurm executor's per-step options (over the run's)
+  ExecutorFieldPositions written;
   bool is_finally = false;
 };
 
