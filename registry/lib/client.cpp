@@ -28,6 +28,7 @@
 namespace kiln::registry {
 namespace fs = std::filesystem;
 using host::Json;
+using host::RemoveOnExit;
 
 namespace {
 
@@ -171,15 +172,6 @@ Json read_config() {
     throw std::runtime_error(file.string() + ": not valid JSON: " + e.what());
   }
 }
-
-// Removes a path on scope exit unless released.
-struct RemoveOnExit {
-  fs::path path;
-  ~RemoveOnExit() {
-    std::error_code ec;
-    if (!path.empty()) fs::remove_all(path, ec);
-  }
-};
 
 bool abi_fits(const PackageManifest& m) {
   return m.abi_major == KILN_ABI_VERSION_MAJOR && m.abi_minor <= KILN_ABI_VERSION_MINOR;

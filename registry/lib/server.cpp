@@ -40,6 +40,7 @@
 namespace kiln::registry {
 namespace fs = std::filesystem;
 using host::Json;
+using host::RemoveOnExit;
 using namespace Poco::Data::Keywords;
 
 namespace {
@@ -68,15 +69,6 @@ void register_connector() {
 std::string prefix_of(const std::string& name) {
   return name.substr(0, name.find('.'));
 }
-
-// Removes a path on scope exit.
-struct RemoveOnExit {
-  fs::path path;
-  ~RemoveOnExit() {
-    std::error_code ec;
-    if (!path.empty()) fs::remove_all(path, ec);
-  }
-};
 
 }  // namespace
 

@@ -17,9 +17,6 @@ namespace kiln::host {
 namespace fs = std::filesystem;
 namespace {
 
-[[noreturn]] void fail(const std::string& what, const fs::path& path) {
-  throw std::runtime_error(what + " " + path.string() + ": " + std::strerror(errno));
-}
 
 void fsync_directory(const fs::path& dir) {
   const UniqueFd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -30,7 +27,7 @@ void fsync_directory(const fs::path& dir) {
 
 std::string read_file(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) fail("cannot read", path);
+  if (!in) throw_file_error("cannot read", path);
   std::ostringstream content;
   content << in.rdbuf();
   return content.str();
@@ -45,7 +42,7 @@ void write_file_atomic(const fs::path& path, const std::string& content, mode_t 
     temp = path.string() + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++) + "." +
            std::to_string(std::random_device{}());
     fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-    if (fd < 0 && (errno != EEXIST || tries == 16)) fail("cannot create", temp);
+    if (fd < 0 && (errno != EEXIST || tries == 16)) throw_file_error("cannot create", temp);
   }
   {
     const UniqueFd out(fd);
@@ -55,18 +52,18 @@ void write_file_atomic(const fs::path& path, const std::string& content, mode_t 
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) {
         ::unlink(temp.c_str());
-        fail("cannot write", temp);
+        throw_file_error("cannot write", temp);
       }
       written += static_cast<size_t>(n);
     }
     if (sync == FileSync::durable && ::fsync(out.get()) != 0) {
       ::unlink(temp.c_str());
-      fail("cannot fsync", temp);
+      throw_file_error("cannot fsync", temp);
     }
   }
   if (::rename(temp.c_str(), path.c_str()) != 0) {
     ::unlink(temp.c_str());
-    fail("cannot rename into", path);
+    throw_file_error("cannot rename into", path);
   }
   if (sync == FileSync::durable) fsync_directory(path.has_parent_path() ? path.parent_path() : fs::path("."));
 }
@@ -109,22 +106,26 @@ class Sha256 {
 
 std::string sha256_file(const fs::path& path) {
   const UniqueFd f(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (f.get() < 0) fail("cannot read", path);
+  if (f.get() < 0) throw_file_error("cannot read", path);
   Sha256 engine;
   std::string buffer(1 << 16, '\0');
   for (;;) {
     const ssize_t n = ::read(f.get(), buffer.data(), buffer.size());
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) fail("cannot read", path);
+    if (n < 0) throw_file_error("cannot read", path);
     if (n == 0) break;
     engine.update(buffer.data(), static_cast<size_t>(n));
   }
   return engine.hex();
 }
 
+void throw_file_error(const std::string& what, const fs::path& path) {
+  throw std::runtime_error(what + " " + path.string() + ": " + std::strerror(errno));
+}
+
 void fsync_path(const fs::path& path) {
   const UniqueFd f(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-  if (f.get() < 0 || ::fsync(f.get()) != 0) fail("cannot fsync", path);
+  if (f.get() < 0 || ::fsync(f.get()) != 0) throw_file_error("cannot fsync", path);
 }
 
 std::string sha256_hex(const std::string& data) {

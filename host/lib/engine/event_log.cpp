@@ -2,6 +2,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <kiln/host/event_log.hpp>
+#include <kiln/host/files.hpp>
 
 #include <cerrno>
 #include <chrono>
@@ -13,9 +14,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-[[noreturn]] void fail(const std::string& what, const fs::path& path) {
-  throw std::runtime_error(what + " " + path.string() + ": " + std::strerror(errno));
-}
 
 int64_t epoch_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -39,7 +37,7 @@ std::string read_from(int fd, uint64_t offset, const fs::path& path) {
   for (;;) {
     const ssize_t n = ::pread(fd, chunk, sizeof chunk, static_cast<off_t>(offset + out.size()));
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) fail("cannot read", path);
+    if (n < 0) throw_file_error("cannot read", path);
     if (n == 0) return out;
     out.append(chunk, static_cast<size_t>(n));
   }
@@ -50,7 +48,7 @@ std::string read_from(int fd, uint64_t offset, const fs::path& path) {
 EventLogWriter::EventLogWriter(const fs::path& path) : path_(path) {
   fs::create_directories(path.parent_path());
   fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd_ < 0) fail("cannot open", path);
+  if (fd_ < 0) throw_file_error("cannot open", path);
   const std::string existing = read_from(fd_, 0, path);
   uint64_t last = 0;
   const size_t whole = for_each_line(existing, [&](std::string_view line) {
@@ -58,8 +56,8 @@ EventLogWriter::EventLogWriter(const fs::path& path) : path_(path) {
     if (event.is_object() && event.contains("seq") && event["seq"].is_number_unsigned())
       last = event["seq"].get<uint64_t>();
   });
-  if (whole != existing.size() && ::ftruncate(fd_, static_cast<off_t>(whole)) != 0) fail("cannot truncate", path);
-  if (::lseek(fd_, 0, SEEK_END) < 0) fail("cannot seek", path);
+  if (whole != existing.size() && ::ftruncate(fd_, static_cast<off_t>(whole)) != 0) throw_file_error("cannot truncate", path);
+  if (::lseek(fd_, 0, SEEK_END) < 0) throw_file_error("cannot seek", path);
   next_seq_ = last + 1;
 }
 
@@ -84,11 +82,11 @@ void EventLogWriter::flush(bool final) {
   while (done < buffer_.size()) {
     const ssize_t n = ::write(fd_, buffer_.data() + done, buffer_.size() - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) fail("cannot write", path_);
+    if (n < 0) throw_file_error("cannot write", path_);
     done += static_cast<size_t>(n);
   }
   buffer_.clear();
-  if (final && ::fsync(fd_) != 0) fail("cannot fsync", path_);
+  if (final && ::fsync(fd_) != 0) throw_file_error("cannot fsync", path_);
 }
 
 EventLogReader::EventLogReader(fs::path path, uint64_t from_seq) : path_(std::move(path)), next_seq_(from_seq) {}
@@ -98,7 +96,7 @@ std::vector<Json> EventLogReader::poll() {
   const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT) return out;  // not started yet
-    fail("cannot open", path_);
+    throw_file_error("cannot open", path_);
   }
   std::string text;
   try {

@@ -9,16 +9,6 @@
 namespace kiln::host {
 namespace fs = std::filesystem;
 
-namespace {
-
-std::string host_name() {
-  char name[256] = {};
-  ::gethostname(name, sizeof name - 1);
-  return name;
-}
-
-}  // namespace
-
 RunRecord::RunRecord(fs::path run_dir) : run_dir_(std::move(run_dir)) {}
 
 void RunRecord::on_event(uint64_t, const RunEvent& event) {

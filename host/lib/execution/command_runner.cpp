@@ -25,7 +25,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string as_text(const Json& value) {
+std::string param_env_text(const Json& value) {
   return value.is_string() ? value.get<std::string>() : value.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
@@ -258,7 +258,7 @@ CommandLine command_line(const ComponentFile& component, const StepInvocation& i
     line.env.emplace_back("KILN_OUTPUT_" + output.name, values.outputs[output.name]);
   }
   for (const auto& item : invocation.parameters.items())
-    line.env.emplace_back("KILN_PARAM_" + item.key(), as_text(item.value()));
+    line.env.emplace_back("KILN_PARAM_" + item.key(), param_env_text(item.value()));
   line.env.emplace_back("KILN_COMPONENT_DIR", values.component_dir);
   line.env.emplace_back("KILN_TEMP_DIR", values.temp_dir);
   line.env.emplace_back("KILN_CHECKPOINT_DIR", values.checkpoint_dir);

@@ -9,7 +9,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-void write_text(const fs::path& file, const std::string& text) {
+void write_etc_file(const fs::path& file, const std::string& text) {
   std::ofstream out(file, std::ios::trunc);
   out << text;
   if (!out.flush()) throw std::runtime_error("cannot write " + file.string());
@@ -44,17 +44,17 @@ std::vector<BundleMount> write_host_etc(const fs::path& rootfs, const ContainerU
                                         bool host_network) {
   const fs::path etc = rootfs / "etc";
   fs::create_directories(etc);
-  write_text(etc / "passwd", passwd(user));
-  write_text(etc / "group", group(user));
-  write_text(etc / "hostname", hostname + "\n");
-  write_text(etc / "nsswitch.conf", "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n");
+  write_etc_file(etc / "passwd", passwd(user));
+  write_etc_file(etc / "group", group(user));
+  write_etc_file(etc / "hostname", hostname + "\n");
+  write_etc_file(etc / "nsswitch.conf", "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n");
   std::error_code ec;
   if (host_network && fs::exists("/etc/hosts", ec) && fs::exists("/etc/resolv.conf", ec)) {
     fs::copy_file("/etc/hosts", etc / "hosts", fs::copy_options::overwrite_existing);
     fs::copy_file("/etc/resolv.conf", etc / "resolv.conf", fs::copy_options::overwrite_existing);
   } else {
-    write_text(etc / "hosts", "127.0.0.1 localhost " + hostname + "\n::1 localhost ip6-localhost ip6-loopback\n");
-    write_text(etc / "resolv.conf", "# network: none\n");
+    write_etc_file(etc / "hosts", "127.0.0.1 localhost " + hostname + "\n::1 localhost ip6-localhost ip6-loopback\n");
+    write_etc_file(etc / "resolv.conf", "# network: none\n");
   }
   std::vector<BundleMount> binds;
   for (const auto& entry : host_etc_entries()) {

@@ -11,19 +11,19 @@
 namespace kiln::host {
 namespace {
 
-[[noreturn]] void fail(const std::string& message) {
+[[noreturn]] void fail_request(const std::string& message) {
   throw PodRequestError(message);
 }
 
 Json parse_json_text(std::string_view text, size_t limit, const std::string& what) {
   if (text.size() > limit)
-    fail(what + ": " + std::to_string(text.size()) + " bytes, more than the limit of " + std::to_string(limit));
+    fail_request(what + ": " + std::to_string(text.size()) + " bytes, more than the limit of " + std::to_string(limit));
   if (json_text_nested_deeper_than(text, kMaxOutputValueDepth))
-    fail(what + ": nested deeper than " + std::to_string(kMaxOutputValueDepth) + " levels");
+    fail_request(what + ": nested deeper than " + std::to_string(kMaxOutputValueDepth) + " levels");
   try {
     return Json::parse(text.begin(), text.end());
   } catch (const Json::exception& e) {
-    fail(what + ": not JSON (" + excerpt_text(e.what(), 120) + ")");
+    fail_request(what + ": not JSON (" + excerpt_text(e.what(), 120) + ")");
   }
 }
 
@@ -39,10 +39,10 @@ std::optional<Json> try_json(std::string_view text) {
 std::string string_field(const Json& object, const char* key, bool required) {
   const auto it = object.find(key);
   if (it == object.end()) {
-    if (required) fail(std::string("request: '") + key + "' is missing");
+    if (required) fail_request(std::string("request: '") + key + "' is missing");
     return "";
   }
-  if (!it->is_string()) fail(std::string("request: '") + key + "' must be a string");
+  if (!it->is_string()) fail_request(std::string("request: '") + key + "' must be a string");
   return it->get<std::string>();
 }
 
@@ -50,10 +50,10 @@ std::vector<std::string> names_field(const Json& object, const char* key) {
   std::vector<std::string> names;
   const auto it = object.find(key);
   if (it == object.end()) return names;
-  if (!it->is_array()) fail(std::string("request: '") + key + "' must be a list of names");
+  if (!it->is_array()) fail_request(std::string("request: '") + key + "' must be a list of names");
   for (const auto& n : *it) {
     if (!n.is_string() || n.get<std::string>().empty())
-      fail(std::string("request: '") + key + "' must be a list of names");
+      fail_request(std::string("request: '") + key + "' must be a list of names");
     names.push_back(n.get<std::string>());
   }
   return names;
@@ -63,16 +63,16 @@ std::optional<double> seconds_field(const Json& object, const char* key, const s
   const auto it = object.find(key);
   if (it == object.end()) return std::nullopt;
   if (!it->is_number() || it->get<double>() < 0 || it->get<double>() > 1e9)
-    fail(where + "'" + key + "' must be a number of seconds");
+    fail_request(where + "'" + key + "' must be a number of seconds");
   return it->get<double>();
 }
 
 RetryPolicy retries_field(const Json& r) {
-  if (!r.is_object()) fail("request: 'retries' must be an object");
+  if (!r.is_object()) fail_request("request: 'retries' must be an object");
   RetryPolicy policy;
   const auto limit = r.find("limit");
   if (limit == r.end() || !limit->is_number_integer() || limit->get<int64_t>() < 0 || limit->get<int64_t>() > 1000)
-    fail("request: 'retries.limit' must be a whole number from 0 to 1000");
+    fail_request("request: 'retries.limit' must be a whole number from 0 to 1000");
   policy.limit = limit->get<int>();
   policy.backoff_seconds = seconds_field(r, "backoff_seconds", "request: retries.").value_or(1.0);
   policy.max_backoff_seconds = seconds_field(r, "max_backoff_seconds", "request: retries.").value_or(60.0);
@@ -82,7 +82,7 @@ RetryPolicy retries_field(const Json& r) {
     for (const auto& c : names_field(r, "on")) {
       const auto& known = failure_classes();
       if (std::find(known.begin(), known.end(), c) == known.end())
-        fail("request: 'retries.on' names an unknown failure class '" + excerpt_text(c) + "'");
+        fail_request("request: 'retries.on' names an unknown failure class '" + excerpt_text(c) + "'");
       policy.on.insert(c);
     }
   }
@@ -92,7 +92,7 @@ RetryPolicy retries_field(const Json& r) {
 // "NAME=VALUE" of `flag`.
 std::pair<std::string, std::string> split(const std::string& text, const char* flag) {
   const auto eq = text.find('=');
-  if (eq == std::string::npos || eq == 0) fail(std::string(flag) + " " + excerpt_text(text) + ": write it as NAME=VALUE");
+  if (eq == std::string::npos || eq == 0) fail_request(std::string(flag) + " " + excerpt_text(text) + ": write it as NAME=VALUE");
   return {text.substr(0, eq), text.substr(eq + 1)};
 }
 
@@ -102,10 +102,10 @@ std::map<std::string, std::string> assignments(const std::vector<std::string>& t
   std::map<std::string, std::string> out;
   for (const auto& text : texts) {
     auto [name, value] = split(text, flag);
-    if (!allowed.count(name)) fail(std::string(flag) + " " + excerpt_text(name) + ": the request has no such name");
+    if (!allowed.count(name)) fail_request(std::string(flag) + " " + excerpt_text(name) + ": the request has no such name");
     if (value.size() > kMaxPodValueBytes)
-      fail(std::string(flag) + " " + name + ": more than " + std::to_string(kMaxPodValueBytes) + " bytes");
-    if (!out.emplace(name, std::move(value)).second) fail(std::string(flag) + " " + name + ": given twice");
+      fail_request(std::string(flag) + " " + name + ": more than " + std::to_string(kMaxPodValueBytes) + " bytes");
+    if (!out.emplace(name, std::move(value)).second) fail_request(std::string(flag) + " " + name + ": given twice");
   }
   return out;
 }
@@ -113,7 +113,7 @@ std::map<std::string, std::string> assignments(const std::vector<std::string>& t
 void require_all(const std::map<std::string, std::string>& given, const std::set<std::string>& names,
                  const char* flag) {
   for (const auto& n : names)
-    if (!given.count(n)) fail(std::string(flag) + " " + n + "=…: missing (the request needs it)");
+    if (!given.count(n)) fail_request(std::string(flag) + " " + n + "=…: missing (the request needs it)");
 }
 
 std::string lower(std::string text) {
@@ -125,9 +125,9 @@ std::string lower(std::string text) {
 
 static PodRequest parse_request(std::string_view text) {
   const Json r = parse_json_text(text, kMaxPodRequestBytes, "--request-json");
-  if (!r.is_object()) fail("request: must be a JSON object");
+  if (!r.is_object()) fail_request("request: must be a JSON object");
   const auto version = r.find("kiln_pod");
-  if (version == r.end() || !version->is_number_integer() || version->get<int64_t>() != 1) fail("request: 'kiln_pod' must be 1 (compiled by another kiln?)");
+  if (version == r.end() || !version->is_number_integer() || version->get<int64_t>() != 1) fail_request("request: 'kiln_pod' must be 1 (compiled by another kiln?)");
   PodRequest request;
   request.pipeline = string_field(r, "pipeline", true);
   request.step = string_field(r, "step", true);
@@ -138,23 +138,23 @@ static PodRequest parse_request(std::string_view text) {
     request.version = string_field(r, "version", false);
   }
   if (const auto p = r.find("parameters"); p != r.end()) {
-    if (!p->is_object()) fail("request: 'parameters' must be an object");
+    if (!p->is_object()) fail_request("request: 'parameters' must be an object");
     request.parameters = *p;
   }
   request.outputs = names_field(r, "outputs");
   request.output_parameters = names_field(r, "output_parameters");
   if (const auto v = r.find("values"); v != r.end()) {
-    if (!v->is_object()) fail("request: 'values' must be an object");
+    if (!v->is_object()) fail_request("request: 'values' must be an object");
     for (const auto& [ref, kind] : v->items()) {
       const auto k = kind.is_string() ? parse_pod_value_kind(kind.get<std::string>()) : std::nullopt;
-      if (!k) fail("request: values." + excerpt_text(ref) + " has an unknown kind");
+      if (!k) fail_request("request: values." + excerpt_text(ref) + " has an unknown kind");
       request.value_kinds[ref] = *k;
     }
   }
   if (const auto c = r.find("constants"); c != r.end()) {
-    if (!c->is_object()) fail("request: 'constants' must be an object");
+    if (!c->is_object()) fail_request("request: 'constants' must be an object");
     for (const auto& [name, value] : c->items()) {
-      if (!value.is_string()) fail("request: constants." + excerpt_text(name) + " must be a string");
+      if (!value.is_string()) fail_request("request: constants." + excerpt_text(name) + " must be a string");
       request.constants[name] = value.get<std::string>();
     }
   }
@@ -165,7 +165,7 @@ static PodRequest parse_request(std::string_view text) {
 
 namespace {
 Json decode_value(PodValueKind kind, std::string_view text) {
-  if (text.size() > kMaxPodValueBytes) fail("a value of " + std::to_string(text.size()) + " bytes");
+  if (text.size() > kMaxPodValueBytes) fail_request("a value of " + std::to_string(text.size()) + " bytes");
   switch (kind) {
     case PodValueKind::String:
       return std::string(text);
@@ -173,7 +173,7 @@ Json decode_value(PodValueKind kind, std::string_view text) {
       return try_json(text).value_or(Json(std::string(text)));
     case PodValueKind::JsonList: {
       Json list = parse_json_text(text, kMaxPodValueBytes, "a collected output");
-      if (!list.is_array()) fail("a collected output must be a JSON list");
+      if (!list.is_array()) fail_request("a collected output must be a JSON list");
       for (auto& element : list)
         if (element.is_string())
           if (auto parsed = try_json(element.get<std::string>())) element = std::move(*parsed);
@@ -186,7 +186,7 @@ Json decode_value(PodValueKind kind, std::string_view text) {
     case PodValueKind::KfpStatus: {
       const Json status = parse_json_text(text, kMaxPodValueBytes, "a final status");
       if (!status.is_object() || !status.contains("state") || !status["state"].is_string())
-        fail("a final status must be an object with a 'state'");
+        fail_request("a final status must be an object with a 'state'");
       const std::string state = lower(status["state"].get<std::string>());
       return state == "canceled" ? "cancelled" : state;
     }
@@ -194,7 +194,7 @@ Json decode_value(PodValueKind kind, std::string_view text) {
       Json names = Json::array();
       if (text.empty() || text == "null") return names;
       const Json failures = parse_json_text(text, kMaxPodValueBytes, "the workflow's failures");
-      if (!failures.is_array()) fail("the workflow's failures must be a JSON list");
+      if (!failures.is_array()) fail_request("the workflow's failures must be a JSON list");
       for (const auto& f : failures)
         if (f.is_object() && f.contains("displayName") && f["displayName"].is_string())
           names.push_back(f["displayName"]);
@@ -208,7 +208,7 @@ PodStep parse_step(const PodStepArguments& arguments) {
   const size_t count = arguments.values.size() + arguments.inputs.size() + arguments.input_metadata.size() +
                        arguments.outputs.size() + arguments.output_metadata.size() +
                        arguments.output_parameters.size();
-  if (count > kMaxPodArguments) fail(std::to_string(count) + " arguments, more than " + std::to_string(kMaxPodArguments));
+  if (count > kMaxPodArguments) fail_request(std::to_string(count) + " arguments, more than " + std::to_string(kMaxPodArguments));
   PodStep step;
   step.request = parse_pod_request(arguments.request_json);
   const PodRequest& r = step.request;
@@ -221,7 +221,7 @@ PodStep parse_step(const PodStepArguments& arguments) {
     try {
       step.values[ref] = decode_pod_value(r.value_kinds.at(ref), text);
     } catch (const PodRequestError& e) {
-      fail("--value " + ref + ": " + e.what());
+      fail_request("--value " + ref + ": " + e.what());
     }
   }
 
@@ -236,7 +236,7 @@ PodStep parse_step(const PodStepArguments& arguments) {
     Json value = m == metadata.end() || m->second.empty() ? Json::object()
                                                             : parse_json_text(m->second, kMaxPodValueBytes,
                                                                               "--input-metadata " + name);
-    if (!value.is_object()) fail("--input-metadata " + name + ": must be a JSON object");
+    if (!value.is_object()) fail_request("--input-metadata " + name + ": must be a JSON object");
     step.input_metadata[name] = std::move(value);
   }
 
@@ -258,7 +258,7 @@ PodRequest parse_pod_request(std::string_view text) {
   try {
     return parse_request(text);
   } catch (const Json::exception& e) {
-    fail(std::string("request: ") + excerpt_text(e.what(), 120));
+    fail_request(std::string("request: ") + excerpt_text(e.what(), 120));
   }
 }
 
@@ -269,7 +269,7 @@ Json decode_pod_value(PodValueKind kind, std::string_view text) {
   try {
     return decode_value(kind, text);
   } catch (const Json::exception& e) {
-    fail(std::string("a value: ") + excerpt_text(e.what(), 120));
+    fail_request(std::string("a value: ") + excerpt_text(e.what(), 120));
   }
 }
 
@@ -277,7 +277,7 @@ PodStep parse_pod_step(const PodStepArguments& arguments) {
   try {
     return parse_step(arguments);
   } catch (const Json::exception& e) {
-    fail(std::string("request: ") + excerpt_text(e.what(), 120));
+    fail_request(std::string("request: ") + excerpt_text(e.what(), 120));
   }
 }
 

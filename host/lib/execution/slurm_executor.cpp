@@ -28,7 +28,9 @@
 #include <sys/inotify.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
 #include <kiln/host/executor.hpp>
+#include <kiln/host/host_identity.hpp>
 #include <kiln/host/files.hpp>
 #include <kiln/host/subprocess.hpp>
 #include <kiln/host/unique_fd.hpp>
@@ -57,11 +59,6 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kSqueueInterval = std::chrono::milliseconds(1000);
 constexpr int kSweepMs = 250;  // reads every channel file even without inotify news (NFS)
 
-std::string host_name() {
-  std::array<char, 256> name{};
-  ::gethostname(name.data(), name.size() - 1);
-  return name.data();
-}
 
 constexpr auto kAllocationTimeout = std::chrono::seconds(60);
 

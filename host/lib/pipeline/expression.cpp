@@ -377,7 +377,7 @@ class Lexer {
 };
 
 // ---------------------------------------------------------------------------------------------------------------------
-// Parser: recursive descent, one function per precedence level.
+// ExpressionParser: recursive descent, one function per precedence level.
 //
 //   or_expr    := and_expr (('or' | '||') and_expr)*
 //   and_expr   := not_expr (('and' | '&&') not_expr)*
@@ -390,9 +390,9 @@ class Lexer {
 // Deeper nesting than this is no real condition, and bounding it keeps a hostile one from exhausting the stack.
 constexpr int kMaxNesting = 100;
 
-class Parser {
+class ExpressionParser {
  public:
-  explicit Parser(std::vector<Token> tokens) : tokens_(std::move(tokens)) {}
+  explicit ExpressionParser(std::vector<Token> tokens) : tokens_(std::move(tokens)) {}
 
   NodePtr parse() {
     NodePtr root = parse_or();
@@ -446,10 +446,10 @@ class Parser {
     return node;
   }
 
-  NodePtr parse_or() { return parse_chain(LogicalOp::kOr, Tok::kOr, &Parser::parse_and); }
-  NodePtr parse_and() { return parse_chain(LogicalOp::kAnd, Tok::kAnd, &Parser::parse_not); }
+  NodePtr parse_or() { return parse_chain(LogicalOp::kOr, Tok::kOr, &ExpressionParser::parse_and); }
+  NodePtr parse_and() { return parse_chain(LogicalOp::kAnd, Tok::kAnd, &ExpressionParser::parse_not); }
 
-  NodePtr parse_chain(LogicalOp op, Tok op_token, NodePtr (Parser::*parse_operand)()) {
+  NodePtr parse_chain(LogicalOp op, Tok op_token, NodePtr (ExpressionParser::*parse_operand)()) {
     NodePtr first = (this->*parse_operand)();
     if (peek().kind != op_token) return first;
     LogicalNode chain{op, {}, {}};
@@ -799,7 +799,7 @@ Expression& Expression::operator=(Expression&&) noexcept = default;
 Expression::~Expression() = default;
 
 Expression Expression::parse(const std::string& text) {
-  Parser parser(Lexer(text).tokenize());
+  ExpressionParser parser(Lexer(text).tokenize());
   Expression expression;
   expression.root_ = parser.parse();
   expression.text_ = text;

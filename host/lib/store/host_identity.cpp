@@ -22,13 +22,13 @@ std::string first_line(const char* path) {
   return line;
 }
 
+}  // namespace
+
 std::string host_name() {
   char name[256] = {};
   ::gethostname(name, sizeof name - 1);
   return name;
 }
-
-}  // namespace
 
 std::string process_start_time(int pid) {
   if (pid <= 0) return "";

@@ -7,11 +7,11 @@ namespace kiln::ml {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-namespace {
-
-[[noreturn]] void invalid(const std::string& where, const std::string& why) {
+void invalid(const std::string& where, const std::string& why) {
   throw std::runtime_error(where + ": " + why);
 }
+
+namespace {
 
 ColumnKind parse_kind(const std::string& text, const std::string& where) {
   if (text == "numeric") return ColumnKind::Numeric;

@@ -69,4 +69,8 @@ Dataset load_dataset(const std::filesystem::path& dir);
 void save_dataset(const std::filesystem::path& dir, const Dataset& dataset);
 void validate_dataset(const Dataset& dataset, const std::string& where);
 
+// Throws std::runtime_error("WHERE: WHY"): how the dataset and transform
+// readers report a bad file.
+[[noreturn]] void invalid(const std::string& where, const std::string& why);
+
 }  // namespace kiln::ml

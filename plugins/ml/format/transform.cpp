@@ -13,10 +13,6 @@ using nlohmann::json;
 
 namespace {
 
-[[noreturn]] void invalid(const std::string& where, const std::string& why) {
-  throw std::runtime_error(where + ": " + why);
-}
-
 const char* op_name(TransformOpKind kind) {
   switch (kind) {
     case TransformOpKind::Affine:

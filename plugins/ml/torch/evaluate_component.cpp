@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "bad_argument.hpp"
 #include "components.hpp"
 #include "metrics.hpp"
 #include "predict.hpp"
@@ -18,9 +19,6 @@ namespace {
 using nlohmann::json;
 constexpr const char* kMetricsFormat = "kiln.metrics/v1";
 
-[[noreturn]] void bad(const std::string& message) {
-  throw Error(message, KILN_ERROR_INVALID_ARGUMENT);
-}
 
 void check_compatible(const ModelSpec& spec, const Dataset& test) {
   if (!test.labels || !test.schema.label) bad("the test dataset has no labels");

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "bad_argument.hpp"
 #include "components.hpp"
 #include "device.hpp"
 #include "model.hpp"
@@ -23,9 +24,6 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-[[noreturn]] void bad(const std::string& message) {
-  throw Error(message, KILN_ERROR_INVALID_ARGUMENT);
-}
 
 struct TensorInfo {
   std::string name;

@@ -1,5 +1,7 @@
 #include "train_options.hpp"
 
+#include "bad_argument.hpp"
+
 #include <kiln/sdk.hpp>
 #include <kiln/sdk/replica.hpp>
 
@@ -13,9 +15,6 @@ namespace {
 
 using nlohmann::json;
 
-[[noreturn]] void bad(const std::string& message) {
-  throw Error(message, KILN_ERROR_INVALID_ARGUMENT);
-}
 
 std::vector<int64_t> sizes_param(const Context& ctx, const std::string& name) {
   const json j = json::parse(ctx.param_json(name));

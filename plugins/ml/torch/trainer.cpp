@@ -12,6 +12,7 @@
 #include <optional>
 #include <stdexcept>
 
+#include "bad_argument.hpp"
 #include "checkpoint.hpp"
 #include "device.hpp"
 #include "distributed.hpp"
@@ -23,10 +24,6 @@ namespace kiln::ml {
 namespace fs = std::filesystem;
 
 namespace {
-
-[[noreturn]] void bad(const std::string& message) {
-  throw Error(message, KILN_ERROR_INVALID_ARGUMENT);
-}
 
 // The data as tensors: features as floats, targets as class indices or
 // standardised values [N, 1].

@@ -6,7 +6,6 @@
 namespace kiln::data_test {
 namespace {
 
-constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
 // x numeric, c categorical {a, b}; rows 1 and 4 have a missing/infinite x,

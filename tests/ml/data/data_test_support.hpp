@@ -6,6 +6,7 @@
 #include <zlib.h>
 
 #include <cmath>
+#include <limits>
 #include <map>
 #include <string>
 #include <vector>
@@ -16,6 +17,9 @@
 namespace kiln::data_test {
 
 namespace fs = std::filesystem;
+
+// A missing value in a numeric column.
+inline constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 using host::Json;
 using kiln::test::RecordingSink;
 using kiln::test::TempDir;

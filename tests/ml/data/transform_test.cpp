@@ -9,8 +9,6 @@
 namespace kiln::data_test {
 namespace {
 
-constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
-
 // x: 1 2 3 (mean 2, population std sqrt(2/3)); k: constant 5; c: {a, b, c}.
 ml::Dataset train_set() {
   return table({{1, 5, 0}, {2, 5, 2}, {3, 5, 1}}, {numeric("x"), numeric("k"), categorical("c", {"a", "b", "c"})},

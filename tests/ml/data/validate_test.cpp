@@ -9,7 +9,6 @@ namespace kiln::data_test {
 namespace {
 
 using nlohmann::json;
-constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
 json report(const fs::path& dir) {
   return json::parse(kiln::test::read_text(dir / "out/report/report.json"));

@@ -33,4 +33,19 @@ std::string sha256_hex(const std::string& data);
 // fsync on a file or directory (opened read-only). Throws naming the path.
 void fsync_path(const std::filesystem::path& path);
 
+// Throws std::runtime_error("WHAT PATH: <strerror(errno)>"): a failed system
+// call on a file, reported with its path and errno's text.
+[[noreturn]] void throw_file_error(const std::string& what, const std::filesystem::path& path);
+
+// Removes `path` and everything under it when it goes out of scope (nothing
+// when empty): a scratch directory's cleanup on every exit. Errors are
+// ignored: a leftover scratch directory costs disk, not correctness.
+struct RemoveOnExit {
+  std::filesystem::path path;
+  ~RemoveOnExit() {
+    std::error_code ec;
+    if (!path.empty()) std::filesystem::remove_all(path, ec);
+  }
+};
+
 }  // namespace kiln::host

@@ -19,6 +19,9 @@ struct HostIdentity {
 
 HostIdentity current_host_identity();
 
+// This machine's name (gethostname), "" when it has none.
+std::string host_name();
+
 // UTC now as 2026-01-31T12:00:00Z.
 std::string wall_clock_now();
 
