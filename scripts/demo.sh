@@ -8,7 +8,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 
 kiln_install_packages
-kiln_build "$KILN_ROOT/build" -- kiln kiln_util kiln_data kiln_torch kiln_serve
+kiln_build "$KILN_ROOT/build" -DKILN_UNITY=ON -- kiln kiln_util kiln_data kiln_torch kiln_serve
 KILN="$KILN_ROOT/build/bin/kiln"
 WORKSPACE="$KILN_ROOT/build/demo-workspace"
 MODELS="$KILN_ROOT/build/demo-models"

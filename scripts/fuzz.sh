@@ -36,7 +36,7 @@ else
   jobs="${FUZZ_JOBS:-2}"
 fi
 
-CC=clang CXX=clang++ kiln_build "$BUILD_DIR" -DKILN_FUZZ=ON -DKILN_BUILD_TESTS=OFF -DKILN_WERROR=OFF \
+CC=clang CXX=clang++ kiln_build "$BUILD_DIR" -DKILN_FUZZ=ON -DKILN_UNITY=ON -DKILN_BUILD_TESTS=OFF -DKILN_WERROR=OFF \
   -- "${names[@]/#/fuzz_}"
 
 scratch="$(mktemp -d "${TMPDIR:-/tmp}/kiln-fuzz.XXXXXX")"

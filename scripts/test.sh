@@ -21,15 +21,15 @@ jobs="$(nproc)"
 export KILN_TEST_NO_SKIPS=1
 
 if [ "${KILN_TEST_NORMAL:-0}" = "1" ] || [ "${KILN_SKIP_SANITIZERS:-0}" = "1" ]; then
-  kiln_build "$KILN_ROOT/build" -DKILN_WERROR=ON -DKILN_BUILD_TESTS=ON
+  kiln_build "$KILN_ROOT/build" -DKILN_WERROR=ON -DKILN_UNITY=ON -DKILN_BUILD_TESTS=ON
   kiln_log "running the test suite"
   ctest --test-dir "$KILN_ROOT/build" --output-on-failure -j "$jobs"
 else
-  kiln_build "$KILN_ROOT/build" -DKILN_WERROR=ON -DKILN_BUILD_TESTS=OFF
+  kiln_build "$KILN_ROOT/build" -DKILN_WERROR=ON -DKILN_UNITY=ON -DKILN_BUILD_TESTS=OFF
 fi
 
 if [ "${KILN_SKIP_SANITIZERS:-0}" != "1" ]; then
-  kiln_build "$KILN_ROOT/build-asan" -DKILN_WERROR=ON -DKILN_BUILD_TESTS=ON -DKILN_SANITIZE=ON
+  kiln_build "$KILN_ROOT/build-asan" -DKILN_WERROR=ON -DKILN_UNITY=ON -DKILN_BUILD_TESTS=ON -DKILN_SANITIZE=ON
   kiln_log "running the test suite under ASan and UBSan"
   # Sanitizers make loading LibTorch's plugin several times slower: give the
   # catalog's scan more than its 10 s default so a busy machine cannot drop it.
