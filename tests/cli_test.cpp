@@ -83,21 +83,20 @@ TEST(Cli, PluginsListPrintsATableAndTheSkippedLibraries) {
 }
 
 TEST(Cli, PluginsDescribeShowsParametersAndPorts) {
-  TempDir cache;
-  const auto run =
-      run_kiln({"plugins", "describe", "util.echo", "--json"}, {{"KILN_CACHE_DIR", cache.path().string()}});
+  const std::string cache = kiln::test::scan_cache().string();
+  const auto run = run_kiln({"plugins", "describe", "util.echo", "--json"}, {{"KILN_CACHE_DIR", cache}});
   ASSERT_EQ(run.status.code, 0) << run.output;
   const Json manifest = Json::parse(run.output);
   EXPECT_EQ(manifest["name"], "util.echo");
   EXPECT_EQ(manifest["parameters"][0]["default"], "hello");
   EXPECT_EQ(manifest["outputs"][0]["type"], "Text");
-  const auto text = run_kiln({"plugins", "describe", "util.fail"}, {{"KILN_CACHE_DIR", cache.path().string()}});
+  const auto text = run_kiln({"plugins", "describe", "util.fail"}, {{"KILN_CACHE_DIR", cache}});
   EXPECT_NE(text.output.find("exit_code (int, default 3, min 0, max 255)"), std::string::npos) << text.output;
 }
 
 TEST(Cli, UnknownComponentGetsASuggestion) {
-  TempDir cache;
-  const auto run = run_kiln({"plugins", "describe", "util.ecoh"}, {{"KILN_CACHE_DIR", cache.path().string()}});
+  const auto run =
+      run_kiln({"plugins", "describe", "util.ecoh"}, {{"KILN_CACHE_DIR", kiln::test::scan_cache().string()}});
   EXPECT_EQ(run.status.code, 1);
   EXPECT_NE(run.output.find("unknown component 'util.ecoh' (did you mean 'util.echo'?)"), std::string::npos)
       << run.output;
@@ -150,7 +149,7 @@ struct RunWorkspace {
     return path.string();
   }
   std::vector<std::pair<std::string, std::string>> env() const {
-    return {{"KILN_CACHE_DIR", (dir / "cache").string()}, {"KILN_HOME", (dir / "home").string()}};
+    return {{"KILN_CACHE_DIR", kiln::test::scan_cache().string()}, {"KILN_HOME", (dir / "home").string()}};
   }
   TempDir dir;
 };

@@ -34,7 +34,7 @@ struct Compiled {
 class CompileTest : public ::testing::Test {
  protected:
   std::vector<std::pair<std::string, std::string>> env() const {
-    return {{"KILN_CACHE_DIR", (dir / "cache").string()}, {"XDG_DATA_HOME", (dir / "data").string()}};
+    return {{"KILN_CACHE_DIR", kiln::test::scan_cache().string()}, {"XDG_DATA_HOME", (dir / "data").string()}};
   }
 
   Compiled compile(const fs::path& pipeline, const std::string& target, std::vector<std::string> extra = {}) {

@@ -150,7 +150,7 @@ class RegistryTest : public ::testing::Test {
   std::vector<std::pair<std::string, std::string>> env(const std::string& token = {}) const {
     return {{"XDG_DATA_HOME", (tmp_ / "data").string()},
             {"XDG_CONFIG_HOME", (tmp_ / "config").string()},
-            {"KILN_CACHE_DIR", (tmp_ / "cache").string()},
+            {"KILN_CACHE_DIR", kiln::test::scan_cache().string()},
             {"KILN_REGISTRY_TOKEN", token}};
   }
 

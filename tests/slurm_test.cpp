@@ -74,7 +74,7 @@ class SlurmTest : public ::testing::Test {
 
   std::vector<std::pair<std::string, std::string>> env() const {
     return {{"KILN_PLUGIN_PATH", kiln::test::util_plugin().parent_path().string()},
-            {"KILN_CACHE_DIR", (dir / "cache").string()}};
+            {"KILN_CACHE_DIR", kiln::test::scan_cache().string()}};
   }
   fs::path workspace() const { return dir / "ws"; }
 

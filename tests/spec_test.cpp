@@ -1011,7 +1011,7 @@ class Validation : public ::testing::Test {
   static void SetUpTestSuite() {
     cache_ = std::make_unique<TempDir>();
     fs::copy_file(kiln::test::fixture("fixture_typed"), *cache_ / "typed.so");  // Dataset and Model ports
-    kiln::host::LibraryScanner scanner({kiln::test::kiln_exe(), cache_->path() / "cache", std::chrono::seconds(20)});
+    kiln::host::LibraryScanner scanner({kiln::test::kiln_exe(), kiln::test::scan_cache(), std::chrono::seconds(20)});
     catalog_ = std::make_unique<PluginCatalog>(PluginCatalog::discover(
         scanner,
         {kiln::test::util_plugin().parent_path(), fs::path(KILN_TEST_GREETER_PLUGIN).parent_path(), cache_->path()}));
@@ -1711,17 +1711,15 @@ steps:
 class VersionRanges : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    cache_ = std::make_unique<TempDir>();
     shadow_ = std::make_unique<TempDir>();
     fs::copy_file(kiln::test::fixture("fixture_shadow_echo"), shadow_->path() / "shadow.so");
-    kiln::host::LibraryScanner scanner({kiln::test::kiln_exe(), cache_->path(), std::chrono::seconds(20)});
+    kiln::host::LibraryScanner scanner({kiln::test::kiln_exe(), kiln::test::scan_cache(), std::chrono::seconds(20)});
     catalog_ = std::make_unique<PluginCatalog>(
         PluginCatalog::discover(scanner, {shadow_->path(), kiln::test::util_plugin().parent_path()}));
   }
   static void TearDownTestSuite() {
     catalog_.reset();
     shadow_.reset();
-    cache_.reset();
   }
 
   static Plan plan_one(const std::string& component) {
@@ -1731,7 +1729,7 @@ class VersionRanges : public ::testing::Test {
         *catalog_, Json::object());
   }
 
-  static inline std::unique_ptr<TempDir> cache_, shadow_;
+  static inline std::unique_ptr<TempDir> shadow_;
   static inline std::unique_ptr<PluginCatalog> catalog_;
 };
 

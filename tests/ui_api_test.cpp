@@ -138,7 +138,7 @@ class UiApi : public ::testing::Test {
   static fs::path workspace() { return dir_->path() / "ws"; }
   static fs::path pipeline_file() { return dir_->path() / "uitest.yaml"; }
   static std::vector<std::pair<std::string, std::string>> env() {
-    return {{"KILN_CACHE_DIR", (dir_->path() / "cache").string()}, {"KILN_HOME", (dir_->path() / "home").string()}};
+    return {{"KILN_CACHE_DIR", kiln::test::scan_cache().string()}, {"KILN_HOME", (dir_->path() / "home").string()}};
   }
 
   void SetUp() override {

@@ -105,7 +105,7 @@ class UiControl : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = new TempDir();
     // The runs the server starts inherit this process's environment.
-    setenv("KILN_CACHE_DIR", (dir_->path() / "cache").c_str(), 1);
+    setenv("KILN_CACHE_DIR", kiln::test::scan_cache().c_str(), 1);
     setenv("KILN_HOME", (dir_->path() / "home").c_str(), 1);
     fs::create_directories(workspace());
     write_text(pipelines() / "greet.yaml", kGreet);

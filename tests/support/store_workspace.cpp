@@ -21,7 +21,7 @@ void StoreWorkspace::use_plugin(const std::string& variant) {
 
 std::vector<std::pair<std::string, std::string>> StoreWorkspace::env() const {
   return {{"KILN_PLUGIN_PATH", (dir_ / "plugins").string()},
-          {"KILN_CACHE_DIR", (dir_ / "cache").string()},
+          {"KILN_CACHE_DIR", scan_cache().string()},
           {"KILN_HOME", workspace().string()}};
 }
 

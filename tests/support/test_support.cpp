@@ -34,10 +34,11 @@ fs::path kiln_exe() {
 fs::path util_plugin() {
   return KILN_TEST_UTIL_PLUGIN;
 }
+fs::path scan_cache() {
+  return configured::scan_cache_dir;
+}
 host::Plan plan_text(const std::string& body) {
-  static TempDir cache;
-  static const auto catalog = host::PluginCatalog::discover(
-      host::LibraryScanner({kiln_exe(), cache.path(), std::chrono::seconds(20)}), {util_plugin().parent_path()});
+  const auto& catalog = util_catalog();
   const std::string yaml = "apiVersion: kiln/v1\nkind: Pipeline\nmetadata: {name: p}\n" + body;
   return host::plan_pipeline(host::parse_pipeline_text(yaml, "p.yaml"), catalog, host::Json::object());
 }
@@ -124,9 +125,8 @@ bool on_path(const std::string& tool) {
 }
 
 const host::PluginCatalog& util_catalog() {
-  static const TempDir cache;
   static const auto catalog = host::PluginCatalog::discover(
-      host::LibraryScanner({kiln_exe(), cache.path(), std::chrono::seconds(20)}), {util_plugin().parent_path()});
+      host::LibraryScanner({kiln_exe(), scan_cache(), std::chrono::seconds(20)}), {util_plugin().parent_path()});
   return catalog;
 }
 

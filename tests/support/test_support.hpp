@@ -35,6 +35,7 @@ extern const char* const util_plugin;     // kiln_util.so
 extern const char* const greeter_plugin;  // samples' sample_greeter.so
 extern const char* const fixture_dir;     // the test plugins' directory
 extern const char* const source_dir;      // the checkout
+extern const char* const scan_cache_dir;  // build/test-scan-cache
 }  // namespace configured
 
 // A fresh directory under the system temp dir, removed with its content.
@@ -53,6 +54,13 @@ class TempDir {
 
 // Paths of what the build produced.
 std::filesystem::path kiln_exe();
+// The plugin manifest cache every test process shares (KILN_CACHE_DIR, a
+// LibraryScanner's cache_dir): entries are keyed by the library's content
+// digest, so sharing is sound, and a test process that finds them loads no
+// library to learn its components. Without it each process scanned every
+// built plugin afresh, LibTorch's included: ~10 s per process under ASan.
+// Tests of the cache itself, or of libraries that fail to load, keep their own.
+std::filesystem::path scan_cache();
 std::filesystem::path util_plugin();
 std::filesystem::path fixture(const std::string& name);  // e.g. "fixture_good"
 
@@ -75,7 +83,7 @@ bool poll_until(const std::function<bool()>& done, int tries = 1000);
 bool on_path(const std::string& tool);
 std::string cannot_run_containers();
 // The catalog of the util plugin's directory: scanned once per test process
-// (its manifest cache in a temporary directory), shared by every test.
+// (through scan_cache()), shared by every test.
 const host::PluginCatalog& util_catalog();
 // Whether skipping is forbidden: scripts/test.sh (CI) sets KILN_TEST_NO_SKIPS=1.
 bool skips_forbidden();

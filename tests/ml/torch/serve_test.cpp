@@ -697,7 +697,7 @@ TEST(Serve, SigtermDrainsRequestsInProgress) {
                   "--access-log",
                   "off"};
   options.env = {{"KILN_PLUGIN_PATH", fs::path(KILN_TEST_TORCH_PLUGIN).parent_path().string()},
-                 {"KILN_CACHE_DIR", (dir / "cache").string()}};
+                 {"KILN_CACHE_DIR", kiln::test::scan_cache().string()}};
   auto child = host::ChildProcess::spawn(options);
   for (int i = 0; i < 6000 && !fs::exists(dir / "port"); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
