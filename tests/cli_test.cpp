@@ -21,7 +21,7 @@ namespace {
 // How long a plugin scan may take before it counts as hung: short, since the
 // hang fixture waits it out, but an instrumented kiln on a busy two-core
 // machine needs several seconds to scan even a good library.
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(KILN_TEST_SANITIZED)
 constexpr const char* kScanTimeoutMs = "8000";
 #else
 constexpr const char* kScanTimeoutMs = "3000";

@@ -22,7 +22,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(KILN_TEST_SANITIZED)
 constexpr bool kAsan = true;
 #else
 constexpr bool kAsan = false;
