@@ -126,6 +126,16 @@ TEST(Safetensors, RejectsHostileHeaders) {
                  "shape too large");
   expect_invalid(safetensors_bytes(R"({"x":{"dtype":"F64","shape":[4294967296],"data_offsets":[0,0]}})", ""),
                  "needs more bytes than the file holds");
+  // Fractions and numbers past the type's range: converted by a plain cast
+  // (undefined behaviour: the fuzzer's -9.2e20 became an unsigned offset).
+  expect_invalid(safetensors_bytes(R"({"x":{"dtype":"U8","shape":[1],"data_offsets":[-9.2e20,1]}})", "a"),
+                 "data_offsets must hold whole numbers in range, not -9.2e+20");
+  expect_invalid(safetensors_bytes(R"({"x":{"dtype":"U8","shape":[1],"data_offsets":[-1,0]}})", "a"),
+                 "data_offsets must hold whole numbers");
+  expect_invalid(safetensors_bytes(R"({"x":{"dtype":"U8","shape":[1.5],"data_offsets":[0,1]}})", "a"),
+                 "shape must hold whole numbers");
+  expect_invalid(safetensors_bytes(R"({"x":{"dtype":"U8","shape":[9223372036854775808],"data_offsets":[0,1]}})", "a"),
+                 "shape must hold whole numbers");
 }
 
 TEST(Dataset, RoundTripsWithSchema) {

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <type_traits>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <stdexcept>
@@ -92,6 +93,25 @@ void write_atomic(const fs::path& path, WriteParts&& write_parts) {
   throw std::runtime_error(path.string() + ": not a valid safetensors file: " + why);
 }
 
+// A JSON array of whole numbers as T (int64_t or uint64_t). nlohmann's get<>
+// would convert a fraction or an out-of-range number with a plain cast
+// (undefined behaviour past the type's range: the fuzzer found -9.2e20 as an
+// offset), so each element is checked first.
+template <typename T>
+std::vector<T> whole_numbers(const json& array, const char* what) {
+  if (!array.is_array()) throw std::runtime_error(std::string(what) + " must be an array");
+  std::vector<T> values;
+  values.reserve(array.size());
+  for (const auto& value : array) {
+    const bool fits = value.is_number_unsigned()
+                          ? value.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max())
+                          : value.is_number_integer() && (std::is_signed_v<T> || value.get<int64_t>() >= 0);
+    if (!fits) throw std::runtime_error(std::string(what) + " must hold whole numbers in range, not " + value.dump());
+    values.push_back(value.get<T>());
+  }
+  return values;
+}
+
 Tensor parse_entry(const fs::path& path, const std::string& name, const json& entry, const std::string& content,
                    std::size_t data_start) {
   if (!entry.is_object() || !entry.contains("dtype") || !entry.contains("shape") || !entry.contains("data_offsets"))
@@ -100,8 +120,8 @@ Tensor parse_entry(const fs::path& path, const std::string& name, const json& en
   std::vector<uint64_t> offsets;
   try {
     tensor.dtype = parse_dtype(entry.at("dtype").get<std::string>());
-    tensor.shape = entry.at("shape").get<std::vector<int64_t>>();
-    offsets = entry.at("data_offsets").get<std::vector<uint64_t>>();
+    tensor.shape = whole_numbers<int64_t>(entry.at("shape"), "shape");
+    offsets = whole_numbers<uint64_t>(entry.at("data_offsets"), "data_offsets");
   } catch (const std::exception& e) {
     bad_file(path, "tensor '" + name + "': " + e.what());
   }
@@ -286,7 +306,7 @@ TensorFile parse_safetensors(const std::string& content, const fs::path& path) {
       continue;
     }
     file.tensors.emplace(name, parse_entry(path, name, entry, content, 8 + length));
-    const auto offsets = entry.at("data_offsets").get<std::vector<uint64_t>>();
+    const auto offsets = whole_numbers<uint64_t>(entry.at("data_offsets"), "data_offsets");  // checked by parse_entry
     ranges.emplace_back(offsets[0], offsets[1]);
   }
   std::sort(ranges.begin(), ranges.end());
