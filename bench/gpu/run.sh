@@ -5,8 +5,8 @@
 # (train step with `resources: {gpus: 1}`), and prints kiln's seconds per epoch
 # beside PyTorch's own for the same model, batch and data in the same run, the
 # test accuracy after the epochs, for fp32 and bf16; then serves the fp32 model
-# with kiln serve on the CPU and on the device (dynamic batching) and prints
-# throughput and latency of each (serve_load.py).
+# and samples/digits' model with kiln serve on the CPU and on the device
+# (dynamic batching) and prints throughput and latency of each (serve_load.py).
 #
 #   bench/gpu/run.sh                 # on a GPU machine
 #   bench/gpu/run.sh --cpu-dry-run   # the same path on the CPU: 1 epoch, 15 % of the images
@@ -107,32 +107,57 @@ echo "                 s/epoch (all)      s/epoch (after the 1st)         test a
 echo "prec      kiln  PyTorch     kiln  PyTorch  ratio     kiln  PyTorch"
 for r in "${ROWS[@]}"; do echo "$r"; done
 
-# Serving the fp32 model: kiln serve with serve.torch on the CPU and on $DEVICE,
-# dynamic batching (up to 256 rows, 2 ms), the same load for each.
+# Serving: kiln serve with serve.torch on the CPU and on $DEVICE, dynamic
+# batching (up to 256 rows, 2 ms), the same load for each; the fashion CNN
+# trained above (fp32) and samples/digits' MLP.
 [[ " $PRECISIONS " == *" fp32 "* ]] || exit 0
-model=$("$PY" -c 'import json, os, sys; r = json.load(open(sys.argv[1])); print(os.path.join(r["run_dir"], r["steps"]["train"]["artifacts"]["model"]))' "$WORK/kiln-fp32.json")
-echo
-echo "kiln serve, fashion CNN, ${SERVE_ROWS:-32} images per request, ${SERVE_CONNS:-8} connections"
-echo "device      requests/s   images/s   p50 ms   p99 ms"
-for serve_device in cpu "$DEVICE"; do
-  repo=$WORK/repo-$serve_device
-  rm -rf "$repo" && mkdir -p "$repo/fashion"
-  cp -r "$model" "$repo/fashion/1"
-  echo "{\"device\": \"$serve_device\", \"max_batch_size\": 256, \"max_queue_delay_us\": 2000}" >"$repo/fashion/config.json"
-  rm -f "$WORK/port"
-  "$KILN" serve --model-repo "$repo" --port 0 --port-file "$WORK/port" --access-log off >"$WORK/serve-$serve_device.log" 2>&1 &
-  server=$!
-  for _ in $(seq 1 600); do [ -s "$WORK/port" ] && break; sleep 0.1; done
-  [ -s "$WORK/port" ] || { cat "$WORK/serve-$serve_device.log" >&2; kill "$server"; exit 1; }
-  ready="import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)"
-  for _ in $(seq 1 600); do
-    "$PY" -c "$ready" "http://127.0.0.1:$(cat "$WORK/port")/v2/models/fashion/ready" 2>/dev/null && break
-    sleep 0.1
+
+# serve_rows NAME MODEL_DIR: one row per device for model NAME (a version
+# directory), its config.json's device set for each.
+serve_rows() {
+  local name=$1 model=$2 serve_device repo server
+  for serve_device in cpu "$DEVICE"; do
+    repo=$WORK/repo-$name-$serve_device
+    rm -rf "$repo" && mkdir -p "$repo/$name"
+    cp -r "$model" "$repo/$name/1"
+    "$PY" - "$model/../config.json" "$repo/$name/config.json" "$serve_device" <<'PYEOF'
+import json, os, sys
+source, target, device = sys.argv[1:4]
+config = json.load(open(source)) if os.path.exists(source) else {}
+config.update({"device": device, "max_batch_size": 256, "max_queue_delay_us": 2000})
+json.dump(config, open(target, "w"))
+PYEOF
+    rm -f "$WORK/port"
+    "$KILN" serve --model-repo "$repo" --port 0 --port-file "$WORK/port" --access-log off \
+      >"$WORK/serve-$name-$serve_device.log" 2>&1 &
+    server=$!
+    for _ in $(seq 1 600); do [ -s "$WORK/port" ] && break; sleep 0.1; done
+    [ -s "$WORK/port" ] || { cat "$WORK/serve-$name-$serve_device.log" >&2; kill "$server"; exit 1; }
+    ready="import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)"
+    for _ in $(seq 1 600); do
+      "$PY" -c "$ready" "http://127.0.0.1:$(cat "$WORK/port")/v2/models/$name/ready" 2>/dev/null && break
+      sleep 0.1
+    done
+    "$PY" "$HERE/serve_load.py" --port "$(cat "$WORK/port")" --model "$name" --rows "${SERVE_ROWS:-32}" \
+      --requests "${SERVE_REQUESTS:-200}" --conns "${SERVE_CONNS:-8}" >"$WORK/serve-$name-$serve_device.json"
+    kill "$server"
+    wait "$server" 2>/dev/null || true
+    "$PY" -c 'import json, sys; j = json.load(open(sys.argv[2])); print("%-10s %-8s %11.1f %10.0f %8.2f %8.2f%s" % (sys.argv[1], sys.argv[3], j["requests_per_s"], j["images_per_s"], j["p50_ms"], j["p99_ms"], "  (%d errors)" % j["errors"] if j["errors"] else ""))' \
+      "$name" "$WORK/serve-$name-$serve_device.json" "$serve_device"
+    [ "$DEVICE" = cpu ] && break  # the dry run: one CPU row
   done
-  "$PY" "$HERE/serve_load.py" --port "$(cat "$WORK/port")" --model fashion --rows "${SERVE_ROWS:-32}" \
-    --requests "${SERVE_REQUESTS:-200}" --conns "${SERVE_CONNS:-8}" >"$WORK/serve-$serve_device.json"
-  kill "$server"
-  wait "$server" 2>/dev/null || true
-  "$PY" -c 'import json, sys; j = json.load(open(sys.argv[2])); print("%-10s %11.1f %10.0f %8.2f %8.2f%s" % (sys.argv[1], j["requests_per_s"], j["images_per_s"], j["p50_ms"], j["p99_ms"], "  (%d errors)" % j["errors"] if j["errors"] else ""))' "$serve_device" "$WORK/serve-$serve_device.json"
-  [ "$DEVICE" = cpu ] && break  # the dry run: one CPU row
-done
+}
+
+fashion=$("$PY" -c 'import json, os, sys; r = json.load(open(sys.argv[1])); print(os.path.join(r["run_dir"], r["steps"]["train"]["artifacts"]["model"]))' "$WORK/kiln-fp32.json")
+# samples/digits as it is (its train step has no GPU, so device auto trains
+# on the CPU); it publishes the model with its preprocessing to a repository.
+"$KILN" run "$ROOT/samples/digits/pipeline.yaml" --no-cache --workdir "$WORK/digits" \
+  --param model_repo="$WORK/digits-models" --json 2>"$WORK/digits.log" >"$WORK/digits.json" ||
+  { tail -30 "$WORK/digits.log" >&2; exit 1; }
+digits=$(ls -d "$WORK/digits-models/digits"/*/ | sort -V | tail -n 1)
+
+echo
+echo "kiln serve, ${SERVE_ROWS:-32} rows per request, ${SERVE_CONNS:-8} connections"
+echo "model      device    requests/s   images/s   p50 ms   p99 ms"
+serve_rows fashion "$fashion"
+serve_rows digits "${digits%/}"
