@@ -110,14 +110,15 @@ class ProcessExecutor : public Executor {
     return server_;
   }
 
-  // How a step's child starts: it sees only its GPUs (CUDA_VISIBLE_DEVICES,
-  // empty for none), and a step with GPUs runs in a fresh `kiln step`
-  // exec'd by the forked child, whose CUDA owes nothing to the server (see
-  // docs/gpu.md). `request_file`: where its request is written.
+  // How a step's child starts: it sees only its GPUs, and a step with GPUs
+  // runs in a fresh `kiln step` exec'd by the forked child, whose CUDA owes
+  // nothing to the server (see docs/gpu.md). A step without GPUs needs
+  // nothing here: it inherits the server's CUDA_VISIBLE_DEVICES, which is
+  // empty. `request_file`: where its request is written.
   StepChildOptions child_options(const StepLaunch& launch, const fs::path& request_file) const {
     StepChildOptions child;
-    child.env = {{"CUDA_VISIBLE_DEVICES", gpu_list_text(launch.gpus)}};
     if (launch.gpus.empty()) return child;
+    child.env = {{"CUDA_VISIBLE_DEVICES", gpu_list_text(launch.gpus)}};
     // CUDA's indices in PCI bus order, as nvidia-smi and /dev/nvidiaN number them.
     if (std::getenv("CUDA_DEVICE_ORDER") == nullptr) child.env.emplace_back("CUDA_DEVICE_ORDER", "PCI_BUS_ID");
     child.exec = {kiln_exe_.string(), "step", "--request", request_file.string()};
