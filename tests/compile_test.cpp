@@ -614,6 +614,14 @@ TEST(PodRequest, IsBoundedAndTyped) {
   EXPECT_THROW(parse_pod_request(R"({"kiln_pod": 1, "pipeline": "p", "step": "s", "component": 3})"), PodRequestError);
   // Found by fuzz_pod_request: a version of the wrong type escaped as nlohmann's type_error.
   EXPECT_THROW(parse_pod_request(R"({"kiln_pod": "FAILED"})"), PodRequestError);
+  // Found by fuzz_pod_request: an empty component made a request that is neither a step nor a condition.
+  for (const char* key : {"pipeline", "step", "component"}) {
+    Json request{{"kiln_pod", 1}, {"pipeline", "p"}, {"step", "s"}, {"component", "c"}};
+    request[key] = "";
+    EXPECT_THROW(parse_pod_request(request.dump()), PodRequestError) << key;
+  }
+  EXPECT_THROW(parse_pod_request(R"({"kiln_pod": 1, "pipeline": "p", "step": "s", "condition": ""})"),
+               PodRequestError);
   EXPECT_THROW(parse_pod_request(R"({"kiln_pod": 1, "pipeline": "p", "step": "s", "component": "c",
                                      "values": {"item": "yaml"}})"),
                PodRequestError);

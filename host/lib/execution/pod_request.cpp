@@ -43,6 +43,8 @@ std::string string_field(const Json& object, const char* key, bool required) {
     return "";
   }
   if (!it->is_string()) fail_request(std::string("request: '") + key + "' must be a string");
+  if (required && it->get_ref<const std::string&>().empty())
+    fail_request(std::string("request: '") + key + "' must not be empty");
   return it->get<std::string>();
 }
 
