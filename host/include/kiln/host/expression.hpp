@@ -66,7 +66,7 @@ class ExpressionError : public std::runtime_error {
 };
 
 namespace detail {
-struct ExpressionNode;  // the parsed tree; defined in expression.cpp
+struct ExpressionNode;  // the parsed tree; defined in host/lib/pipeline/expression_tree.hpp
 }  // namespace detail
 
 class Expression {
