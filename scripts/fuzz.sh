@@ -13,7 +13,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 
 FUZZ_DIR="$KILN_ROOT/fuzz"
 BUILD_DIR="${FUZZ_BUILD_DIR:-$KILN_ROOT/build-fuzz}"
-ALL=(spec profile component_file expression placeholders runner_event tuner_log pod_request infer_json http_request package package_manifest jwt safetensors csv idx ui_target ui_run_body ui_headers http_range)
+ALL=(spec profile component_file expression placeholders runner_event tuner_log pod_request kiln_image infer_json http_request package package_manifest jwt safetensors csv idx ui_target ui_run_body ui_headers http_range)
 
 # The largest input each harness is given: enough for its seeds, small enough
 # to keep executions fast (the parsers' own limits are far above these).

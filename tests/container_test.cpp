@@ -9,11 +9,14 @@
 #include <unistd.h>
 #include <kiln/host/container_bundle.hpp>
 #include <kiln/host/engine.hpp>
+#include <kiln/host/kiln_image.hpp>
 #include <kiln/host/spec.hpp>
 
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 
@@ -347,6 +350,92 @@ TEST_F(ContainerTest, AStepRunsInAnOciImageBuiltWithUmoci) {
   EXPECT_EQ(last_attempt(r, "boxed")["image"], "oci:" + layout.string() + ":v1");
   EXPECT_EQ(fs::exists(state_dir() / "images"), true);
   EXPECT_TRUE(leftovers().empty());
+}
+
+// `kiln image build` (docs/kubernetes.md): an image with kiln, the util
+// plugin and their libraries. The container executor runs the image's own
+// kiln and plugin (the host's are not bound in), as its non-root user's
+// image describes, and the step's outputs come back as with any image.
+TEST_F(ContainerTest, AnImageKilnBuiltRunsItsOwnKilnAndPlugin) {
+  if (!kiln::test::on_path("umoci")) KILN_TEST_SKIP("umoci is not installed (apt-get install umoci)");
+  const std::string host_kiln = kiln::test::kiln_exe().string();
+  const std::string steps = "steps:\n  - {name: probe, component: util.probe, parameters: {read_files: \"" + host_kiln +
+                            "," + kiln::test::util_plugin().string() + "\"}}\n";
+  kiln::test::write_text(workspace / "p.yaml", "apiVersion: kiln/v1\nkind: Pipeline\nmetadata: {name: t}\n" + steps);
+  const std::string image = "oci:" + (workspace / "layout").string() + ":v1";
+  const auto built = kiln::test::run_kiln({"image", "build", (workspace / "p.yaml").string(), "-o", image},
+                                          {}, std::chrono::minutes(5));
+  ASSERT_TRUE(built.status.success()) << built.output;
+  EXPECT_EQ(built.output.find(image + " sha256:") != std::string::npos, true) << built.output;
+
+  const Json r = run("steps:\n  - {name: probe, component: util.probe, image: \"" + image +
+                     "\", parameters: {read_files: \"" + host_kiln + "," + kiln::test::util_plugin().string() +
+                     "\"}}\n");
+  ASSERT_EQ(r["status"], "succeeded") << r.dump(2);
+  const std::string command = r["steps"]["probe"]["outputs"]["command"];
+  EXPECT_EQ(command.rfind("/opt/kiln/bin/kiln step --request ", 0), 0u) << command;
+  EXPECT_EQ(r["steps"]["probe"]["outputs"]["read"], "");  // neither the host's kiln nor its plugin is there
+  EXPECT_EQ(last_attempt(r, "probe")["image"], image);
+  EXPECT_TRUE(leftovers().empty());
+
+  // An image whose plugin is another build than the host's is refused before the step runs.
+  const fs::path unpacked = state_dir() / "images";
+  for (const auto& entry : fs::directory_iterator(unpacked)) {
+    const fs::path copy = entry.path() / "rootfs/opt/kiln/lib/kiln/plugins" / kiln::test::util_plugin().filename();
+    ASSERT_TRUE(fs::exists(copy)) << copy;
+    fs::permissions(copy, fs::perms::owner_write, fs::perm_options::add);
+    std::ofstream(copy, std::ios::app) << "tampered";
+  }
+  const Json refused = run(std::string("steps:\n  - {name: probe, component: util.probe, image: \"") + image + "\"}\n");
+  EXPECT_EQ(refused["status"], "failed") << refused.dump(2);
+  const std::string message = last_attempt(refused, "probe").value("message", "");
+  EXPECT_NE(message.find("holds another build of " + kiln::test::util_plugin().filename().string()), std::string::npos)
+      << refused.dump(2);
+}
+
+// The descriptor an image built by kiln carries: read back as written; a
+// malformed one is refused naming the file and the field; none is no kiln image.
+TEST(KilnImage, TheDescriptorReadsBackAndMalformedOnesAreRefused) {
+  const TempDir dir;
+  const fs::path rootfs = dir.path() / "rootfs", file = rootfs / "opt/kiln/image.json";
+  EXPECT_FALSE(kiln::host::read_kiln_image(rootfs).has_value());
+  const kiln::host::KilnImage image{"/opt/kiln/bin/kiln", "/opt/kiln/lib/kiln/plugins", "/kiln/pipeline", "kiln",
+                                    65532, 65532};
+  kiln::test::write_text(file, kiln::host::kiln_image_text(image));
+  const auto back = kiln::host::read_kiln_image(rootfs);
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->kiln, image.kiln);
+  EXPECT_EQ(back->plugins, image.plugins);
+  EXPECT_EQ(back->pipeline_dir, image.pipeline_dir);
+  EXPECT_EQ(back->uid, 65532);
+  Json good = Json::parse(kiln::host::kiln_image_text(image));
+  const std::vector<std::pair<std::function<void(Json&)>, std::string>> cases{
+      {[](Json& j) { j["kiln_image"] = 2; }, "'kiln_image' must be 1"},
+      {[](Json& j) { j["kiln"] = "bin/kiln"; }, "'kiln' must be an absolute, normal path"},
+      {[](Json& j) { j["plugins"] = "/opt/../etc"; }, "'plugins' must be an absolute, normal path"},
+      {[](Json& j) { j["uid"] = 0; }, "'uid' must be a non-root user"},
+      {[](Json& j) { j["user"] = 7; }, "'user' must be a user name"},
+      {[](Json& j) { j = Json::array(); }, "must be a JSON object"},
+  };
+  for (const auto& [change, expected] : cases) {
+    Json bad = good;
+    change(bad);
+    kiln::test::write_text(file, bad.dump());
+    try {
+      (void)kiln::host::read_kiln_image(rootfs);
+      ADD_FAILURE() << "accepted " << bad.dump();
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(file.string()), std::string::npos) << e.what();
+    }
+  }
+  kiln::test::write_text(file, "{\"kiln_image\": 1,");
+  EXPECT_THROW((void)kiln::host::read_kiln_image(rootfs), std::runtime_error);
+  kiln::test::write_text(file, std::string(kiln::host::kMaxKilnImageFileBytes + 1, ' '));
+  EXPECT_THROW((void)kiln::host::read_kiln_image(rootfs), std::runtime_error);
+  fs::remove(file);
+  fs::create_symlink("/etc/passwd", file);  // a link is never followed out of an image
+  EXPECT_FALSE(kiln::host::read_kiln_image(rootfs).has_value());
 }
 
 // The generated config.json, without runc: what is writable, what is shared.

@@ -47,6 +47,7 @@ void add_version_command(CLI::App& app, Commands& commands);
 void add_internal_commands(CLI::App& app, Commands& commands);
 void add_run_commands(CLI::App& app, Commands& commands);
 void add_compile_command(CLI::App& app, Commands& commands);
+void add_image_commands(CLI::App& app, Commands& commands);
 void add_runs_commands(CLI::App& app, Commands& commands);
 void add_store_commands(CLI::App& app, Commands& commands);
 void add_registry_commands(CLI::App& app, Commands& commands);

@@ -9,6 +9,7 @@ int main(int argc, char** argv) {
   kiln::cli::Commands commands;
   kiln::cli::add_run_commands(app, commands);
   kiln::cli::add_compile_command(app, commands);
+  kiln::cli::add_image_commands(app, commands);
   kiln::cli::add_runs_commands(app, commands);
   kiln::cli::add_store_commands(app, commands);
   kiln::cli::add_serve_command(app, commands);

@@ -12,6 +12,7 @@
 #include <kiln/host/paths.hpp>
 #include <kiln/host/files.hpp>
 #include <kiln/host/gpus.hpp>
+#include <kiln/host/kiln_image.hpp>
 #include <kiln/host/subprocess.hpp>
 
 #include <algorithm>
@@ -21,6 +22,7 @@
 #include <cstring>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -350,28 +352,30 @@ class ContainerExecutor : public Executor {
     }
     config.user = user;
     std::vector<BundleMount> etc;
+    std::optional<KilnImage> own;  // an image built by kiln image build: its own kiln and plugins run
     if (config.options.image == "host") {
       config.rootfs = bundle / "rootfs";
       etc = write_host_etc(config.rootfs, user, config.hostname, launch.container.network == "host");
     } else {
       config.rootfs = images_.rootfs(config.options.image);
       config.host_image = false;
+      own = read_kiln_image(config.rootfs);
     }
     StepLaunch inside = launch;
     inside.temp_dir = "/tmp";  // the container's private tmpfs
+    if (own) inside.component.library = images_.component(config.options.image, config.rootfs, *own, launch.component);
     const fs::path request = launch.attempt_dir / "request.json";
     write_step_request(inside, request);
     fs::permissions(request, fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read,
                     fs::perm_options::add);  // whatever kiln's umask: the step's user reads it
-    config.args = {kiln_exe_.string(), "step", "--request", request.string()};
+    config.args = {(own ? own->kiln : kiln_exe_).string(), "step", "--request", request.string()};
     config.env = {{"PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"}, {"HOME", "/tmp"}};
     for (const auto& [name, value] : passed_environment()) config.env.emplace_back(name, value);
     give_gpus(config, launch.gpus, launch.gpus.empty() ? GpuHostFiles{} : gpu_host_files());
-    config.mounts = {{kiln_exe_.parent_path(), false},
-                     {fs::absolute(launch.component.library).parent_path(), false},
-                     {request, false},
-                     {launch.output_dir, true},
-                     {launch.checkpoint_dir, true}};
+    config.mounts = {{request, false}, {launch.output_dir, true}, {launch.checkpoint_dir, true}};
+    if (!own)  // the host's kiln and the component's directory, bound in
+      config.mounts.insert(config.mounts.begin(), {{kiln_exe_.parent_path(), false},
+                                                   {fs::absolute(launch.component.library).parent_path(), false}});
     config.mounts.insert(config.mounts.end(), etc.begin(), etc.end());
     for (const auto& [name, artifact] : launch.inputs) config.mounts.push_back({fs::absolute(artifact.path), false});
     for (const auto& path : launch.container.mounts) {

@@ -2,7 +2,9 @@
 #include "container_image.hpp"
 
 #include <unistd.h>
+#include <kiln/host/component_file.hpp>
 #include <kiln/host/files.hpp>
+#include <kiln/host/paths.hpp>
 #include <kiln/host/json.hpp>
 #include <kiln/host/subprocess.hpp>
 
@@ -46,6 +48,28 @@ fs::path ImageCache::rootfs(const std::string& image) {
   }
   fs::rename(partial, unpacked);
   return unpacked / "rootfs";
+}
+
+fs::path ImageCache::component(const std::string& image, const fs::path& rootfs, const KilnImage& own,
+                               const CatalogComponent& component) {
+  const fs::path inside = own.plugins / component.library.filename();
+  const fs::path copy = rootfs / inside.relative_path();
+  const std::string rebuild = " (build the image again with kiln image build for this pipeline)";
+  if (!fs::is_regular_file(copy))
+    throw std::runtime_error("image '" + image + "' does not hold " + component.library.filename().string() + ", which '" +
+                             component.manifest.name + "' needs" + rebuild);
+  std::string digest;
+  {
+    const std::lock_guard<std::mutex> lock(digests_mutex_);
+    auto it = digests_.find(copy);
+    if (it == digests_.end())
+      it = digests_.emplace(copy, is_component_file(copy) ? parse_component_file(copy).digest : sha256_file(copy)).first;
+    digest = it->second;
+  }
+  if (digest != component.library_digest)
+    throw std::runtime_error("image '" + image + "' holds another build of " + component.library.filename().string() +
+                             " than this host's " + component.library.string() + rebuild);
+  return inside;
 }
 
 }  // namespace kiln::host

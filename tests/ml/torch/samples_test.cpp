@@ -3,6 +3,9 @@
 // executors (the container's environment must not change a single float).
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
 #include "test_support.hpp"
 
 namespace fs = std::filesystem;
@@ -11,13 +14,15 @@ using kiln::test::TempDir;
 
 namespace {
 
-// Runs samples/digits with `executor` in a workspace of its own; the run record.
-Json run_digits(const fs::path& workdir, const std::string& executor) {
-  const std::string pipeline = std::string(KILN_TEST_SOURCE_DIR) + "/samples/digits/pipeline.yaml";
-  const auto run =
-      kiln::test::run_kiln({"run", pipeline, "--workdir", workdir.string(), "--executor", executor, "--param",
-                            "epochs=15", "--param", "model_repo=" + (workdir / "models").string()},
-                           {}, std::chrono::minutes(5));
+const std::string kDigits = std::string(KILN_TEST_SOURCE_DIR) + "/samples/digits/pipeline.yaml";
+
+// Runs samples/digits with `executor` in a workspace of its own (more
+// arguments in `extra`); the run record.
+Json run_digits(const fs::path& workdir, const std::string& executor, const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> args{"run", kDigits, "--workdir", workdir.string(), "--executor", executor, "--param",
+                                "epochs=15", "--param", "model_repo=" + (workdir / "models").string()};
+  args.insert(args.end(), extra.begin(), extra.end());
+  const auto run = kiln::test::run_kiln(args, {}, std::chrono::minutes(5));
   EXPECT_TRUE(run.status.success()) << run.output;
   for (const auto& entry : fs::directory_iterator(workdir / "runs"))
     return Json::parse(kiln::test::read_text(entry.path() / "run.json"));
@@ -46,6 +51,23 @@ TEST(DigitsSample, TheContainerExecutorTrainsTheSameModelAsTheProcessExecutor) {
   // The publish step ran in a process (it writes outside the store) and published version 1.
   EXPECT_EQ(container["steps"]["publish"]["attempts"].back()["executor"], "process");
   EXPECT_TRUE(fs::exists(container_dir.path() / "models" / "digits" / "1" / "model.json"));
+
+  // The image `kiln image build` makes for the pipeline (kiln, the data and
+  // torch plugins, LibTorch and every other library they load), its steps
+  // run by the image's own kiln: the same weights again (docs/kubernetes.md).
+  const TempDir image_dir;
+  const std::string image = "oci:" + (image_dir.path() / "layout").string() + ":digits";
+  const auto built = kiln::test::run_kiln({"image", "build", kDigits, "-o", image}, {}, std::chrono::minutes(10));
+  ASSERT_TRUE(built.status.success()) << built.output;
+  kiln::test::write_text(image_dir.path() / "kiln.yaml",
+                         "apiVersion: kiln/v1\nkind: Workspace\nprofiles:\n  image:\n    container: {image: \"" +
+                             image + "\"}\n");
+  const Json imaged = run_digits(image_dir.path() / "w", "container",
+                                 {"--config", (image_dir.path() / "kiln.yaml").string(), "--profile", "image"});
+  ASSERT_EQ(imaged.value("status", ""), "succeeded") << imaged.dump(2);
+  EXPECT_EQ(imaged["steps"]["train"]["attempts"].back()["image"], image);
+  EXPECT_EQ(imaged["steps"]["evaluate"]["outputs"]["accuracy"].get<double>(), accuracy);
+  EXPECT_EQ(digest(imaged), digest(process));
 }
 
 // samples/digits-tuning with a small budget (4 trials of 3 epochs): the tuning
