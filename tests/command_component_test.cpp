@@ -394,8 +394,15 @@ TEST(CommandCache, AScriptEditRerunsTheStepAndAnUnrelatedEditDoesNot) {
              kiln::test::read_text(sample / "components" / "count.py") + "# a comment changes the script\n");
   const auto edited = run();
   EXPECT_EQ(cache_of(edited), "miss") << edited.record["steps"]["count"].dump(2);
-  EXPECT_NE(edited.record["steps"]["count"]["cache"].value("reason", "").find("library"), std::string::npos)
+  EXPECT_EQ(edited.record["steps"]["count"]["cache"].value("reason", ""), "file 'count.py' changed")
       << edited.record["steps"]["count"].dump(2);
+  EXPECT_EQ(cache_of(run()), "hit");
+  write_text(sample / "components" / "count.yaml",
+             kiln::test::read_text(sample / "components" / "count.yaml") + "# a comment changes the component\n");
+  const auto described = run();
+  EXPECT_EQ(cache_of(described), "miss");
+  EXPECT_EQ(described.record["steps"]["count"]["cache"].value("reason", ""), "component file 'count.yaml' changed")
+      << described.record["steps"]["count"].dump(2);
   // A parameter the command reads is part of the key too.
   const auto rescaled = run(Json{{"scale", 3}});
   EXPECT_EQ(cache_of(rescaled), "miss");
