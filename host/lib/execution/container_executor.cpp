@@ -373,6 +373,10 @@ class ContainerExecutor : public Executor {
                      {launch.output_dir, true},
                      {launch.checkpoint_dir, true}};
     config.mounts.insert(config.mounts.end(), etc.begin(), etc.end());
+    // A command's `import kiln_report` (lib/kiln/python beside kiln's bin/, as the runner finds it).
+    const fs::path python_helper = kiln_exe_.parent_path().parent_path() / "lib" / "kiln" / "python";
+    if (std::error_code ec; is_component_file(launch.component.library) && fs::is_directory(python_helper, ec))
+      config.mounts.push_back({python_helper, false});
     for (const auto& [name, artifact] : launch.inputs) config.mounts.push_back({fs::absolute(artifact.path), false});
     for (const auto& path : launch.container.mounts) {
       if (!fs::exists(path)) throw std::runtime_error("'mounts' names " + path + ", which does not exist on this host");

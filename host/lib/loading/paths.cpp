@@ -46,6 +46,10 @@ fs::path user_cache_dir() {
   return xdg_dir("XDG_CACHE_HOME", ".cache");
 }
 
+fs::path python_helper_dir() {
+  return executable_path().parent_path().parent_path() / "lib" / "kiln" / "python";
+}
+
 std::vector<fs::path> plugin_search_path() {
   std::vector<fs::path> candidates;
   if (const char* env = std::getenv("KILN_PLUGIN_PATH")) candidates = split_path_list(env);

@@ -25,6 +25,10 @@ std::vector<std::filesystem::path> plugin_search_path();
 // The plugin libraries (*.so) in `dirs`, in search order, sorted by name in each.
 std::vector<std::filesystem::path> find_plugin_libraries(const std::vector<std::filesystem::path>& dirs);
 
+// Where kiln_report.py (python/, the report protocol's Python helper) lies:
+// <exe>/../lib/kiln/python, in the build tree as in the install tree.
+std::filesystem::path python_helper_dir();
+
 // A directory in a plugin directory whose name ends so holds the component
 // files of one installed registry package (NAME-VERSION.components) and the
 // files they name.
