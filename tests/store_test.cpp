@@ -168,7 +168,12 @@ TEST(MetadataDb, ConcurrentWritersOnOneFileNeverLoseARow) {
 }
 
 TEST(CacheKey, NamesWhatChanged) {
-  kiln::host::CacheKeyInput in{"fx.step", "1.0.0", "lib1", Json{{"lr", 0.1}, {"epochs", 3}}, {{"data", "d1"}}, ""};
+  kiln::host::CacheKeyInput in;
+  in.component = "fx.step";
+  in.version = "1.0.0";
+  in.library_digest = "lib1";
+  in.parameters = Json{{"lr", 0.1}, {"epochs", 3}};
+  in.inputs = {{"data", "d1"}};
   const Json before = kiln::host::cache_key_parts(in);
   EXPECT_EQ(kiln::host::cache_key(before), kiln::host::cache_key(kiln::host::cache_key_parts(in)));
   in.parameters = Json{{"epochs", 3}, {"lr", 0.1}};  // order does not matter
@@ -180,6 +185,31 @@ TEST(CacheKey, NamesWhatChanged) {
   EXPECT_NE(kiln::host::cache_key(before), kiln::host::cache_key(now));
   EXPECT_EQ(kiln::host::explain_cache_miss(now, before),
             "plugin library changed; parameters changed (lr); input 'data' changed");
+}
+
+TEST(CacheKey, AComponentFileMissNamesTheFilesThatChanged) {
+  kiln::host::CacheKeyInput in;
+  in.component = "fx.cmd";
+  in.version = "1.0.0";
+  in.library_digest = "digest1";
+  in.files = {{"clean.yaml", "y1"}, {"clean.py", "p1"}, {"util.py", "u1"}};
+  in.component_file = "clean.yaml";
+  const Json before = kiln::host::cache_key_parts(in);
+  // The per-file digests explain; the component file's digest is the key.
+  in.files["util.py"] = "u-other";
+  EXPECT_EQ(kiln::host::cache_key(kiln::host::cache_key_parts(in)), kiln::host::cache_key(before));
+  in.library_digest = "digest2";
+  EXPECT_EQ(kiln::host::explain_cache_miss(kiln::host::cache_key_parts(in), before), "file 'util.py' changed");
+  in.files["clean.py"] = "p2";
+  in.files["clean.yaml"] = "y2";
+  EXPECT_EQ(kiln::host::explain_cache_miss(kiln::host::cache_key_parts(in), before),
+            "component file 'clean.yaml' changed; files 'clean.py', 'util.py' changed");
+  // Against an entry without file digests (a plugin's, say): the digest only.
+  in.files.clear();
+  in.library_digest = "digest3";
+  const Json plain = kiln::host::cache_key_parts(in);
+  EXPECT_FALSE(plain.contains("files")) << "a plugin's parts are what they were";
+  EXPECT_EQ(kiln::host::explain_cache_miss(plain, before), "plugin library changed");
 }
 
 namespace {

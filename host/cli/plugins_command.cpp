@@ -120,7 +120,7 @@ void add_plugins_commands(CLI::App& app, Commands& commands) {
       } catch (const host::SpecError& e) {
         throw spec_problems(e, name);
       }
-      from_file = host::CatalogComponent{std::move(file.manifest), file.path, "ok", file.digest};
+      from_file = host::CatalogComponent{std::move(file.manifest), file.path, "ok", file.digest, file.file_digests};
     }
     const auto catalog = from_file ? host::PluginCatalog() : host::discover_default_catalog();
     const auto* component = from_file ? &*from_file : catalog.find(name);

@@ -123,9 +123,16 @@ void add_keys_commands(CLI::App& app, Commands& commands) {
   });
 }
 
+// Where an installed package's files are: its library, its component files, or both.
+std::string installed_files(const reg::InstalledPackage& p) {
+  std::string out = p.library.string();
+  if (!p.components_dir.empty()) out += (out.empty() ? "" : " ") + p.components_dir.string() + "/";
+  return out;
+}
+
 void print_installed(const reg::InstalledPackage& p, const char* verb) {
   std::cout << verb << " " << p.manifest.name << " " << p.manifest.version.str() << " (signed by " << p.signer
-            << ") -> " << p.library.string() << "\n";
+            << ") -> " << installed_files(p) << "\n";
 }
 
 void add_plugin_commands(CLI::App& app, Commands& commands) {
@@ -133,7 +140,7 @@ void add_plugin_commands(CLI::App& app, Commands& commands) {
       Commands::add_group(app, "plugin", "Package, publish, search, install and scaffold plugins (the registry)");
 
   static std::string pack_dir, pack_key, pack_out;
-  auto* pack = commands.add(*group, "pack", "Pack DIR (kiln-package.json and its library) into a signed .kpkg", [] {
+  auto* pack = commands.add(*group, "pack", "Pack DIR (kiln-package.json and what it names) into a signed .kpkg", [] {
     return guarded([] {
       const fs::path key_file = pack_key.empty() ? reg::own_keys_dir() / "publisher.key" : fs::path(pack_key);
       if (!fs::exists(key_file))
@@ -245,6 +252,7 @@ void add_plugin_commands(CLI::App& app, Commands& commands) {
                              {"version", p.manifest.version.str()},
                              {"components", p.manifest.components},
                              {"library", p.library.string()},
+                             {"components_dir", p.components_dir.string()},
                              {"signer", p.signer},
                              {"source", p.source}});
         std::cout << out.dump(2) << "\n";
@@ -253,7 +261,7 @@ void add_plugin_commands(CLI::App& app, Commands& commands) {
       if (installed.empty()) std::cout << "no packages installed\n";
       for (const auto& p : installed)
         std::cout << std::left << std::setw(24) << p.manifest.name << std::setw(10) << p.manifest.version.str()
-                  << p.library.string() << "\n";
+                  << installed_files(p) << "\n";
       return kExitOk;
     });
   });

@@ -178,6 +178,10 @@ bool abi_fits(const PackageManifest& m) {
 }
 
 std::string abi_problem(const PackageManifest& m) {
+  if (m.library.empty())  // component files only: no ABI; "any" platform unless the publisher narrowed it
+    return m.platform == kAnyPlatform || m.platform == host_platform()
+               ? ""
+               : "is built for " + m.platform + ", this host is " + host_platform();
   if (!abi_fits(m))
     return "needs plugin ABI " + std::to_string(m.abi_major) + "." + std::to_string(m.abi_minor) + ", this kiln has " +
            std::to_string(KILN_ABI_VERSION_MAJOR) + "." + std::to_string(KILN_ABI_VERSION_MINOR);
@@ -274,6 +278,7 @@ std::vector<InstalledPackage> list_installed(const InstallDirs& dirs) {
     InstalledPackage p;
     p.manifest = parse_package_manifest(j.at("manifest"), f.string(), true);
     p.library = j.at("library").get<std::string>();
+    p.components_dir = j.value("components_dir", "");
     p.signer = j.value("signer", "");
     p.source = j.value("source", "");
     out.push_back(std::move(p));
@@ -285,9 +290,10 @@ bool remove_installed(const InstallDirs& dirs, const std::string& name) {
   const fs::path record = record_of(dirs, name);
   if (!fs::exists(record)) return false;
   const Json j = Json::parse(host::read_file(record));
-  // The library first: a record without a library is harmless, the reverse is not.
+  // The files first: a record without them is harmless, the reverse is not.
   std::error_code ec;
-  fs::remove(j.at("library").get<std::string>(), ec);
+  if (const std::string library = j.at("library").get<std::string>(); !library.empty()) fs::remove(library, ec);
+  if (const std::string components = j.value("components_dir", ""); !components.empty()) fs::remove_all(components, ec);
   fs::remove(record);
   return true;
 }
@@ -391,38 +397,78 @@ VerifiedPackage verify_for_install(const fs::path& archive, const std::vector<Ke
   return package;
 }
 
+// Copies the directory `from` to `to` (which must not exist), fsyncing each file.
+void copy_tree_synced(const fs::path& from, const fs::path& to) {
+  fs::create_directory(to);
+  for (const auto& entry : fs::recursive_directory_iterator(from)) {
+    const fs::path target = to / entry.path().lexically_relative(from);
+    if (entry.is_directory()) {
+      fs::create_directory(target);
+    } else {
+      fs::copy_file(entry.path(), target);
+      host::fsync_path(target);
+    }
+  }
+}
+
 InstalledPackage commit(const VerifiedPackage& package, const InstallDirs& dirs, const std::string& source) {
   RemoveOnExit cleanup{package.dir};
   const auto& m = package.manifest;
   fs::create_directories(dirs.plugins);
   fs::create_directories(dirs.records);
-  const fs::path library = dirs.plugins / (m.name + "-" + m.version.str() + ".so");
-  // A temporary name without ".so", so no scan ever sees a half-copied library.
-  const fs::path temp = dirs.plugins / ("." + m.name + ".installing-" + random_suffix());
-  RemoveOnExit remove_temp{temp};
-  fs::copy_file(package.dir / m.library, temp);
-  host::fsync_path(temp);
+  const std::string stem = m.name + "-" + m.version.str();
+  const fs::path library = m.library.empty() ? fs::path() : dirs.plugins / (stem + ".so");
+  const fs::path components =
+      m.component_files.empty() ? fs::path() : dirs.plugins / (stem + host::kInstalledComponentsSuffix);
+  // Temporary names without ".so" or ".components" (hidden), so no scan ever
+  // sees a half-copied library or a part of the component files.
+  RemoveOnExit temp_library, temp_components, replaced_components;
+  if (!library.empty()) {
+    temp_library.path = dirs.plugins / ("." + m.name + ".installing-" + random_suffix());
+    fs::copy_file(package.dir / m.library, temp_library.path);
+    host::fsync_path(temp_library.path);
+  }
+  if (!components.empty()) {
+    temp_components.path = dirs.plugins / ("." + m.name + ".installing-" + random_suffix());
+    copy_tree_synced(package.dir / kComponentsDir, temp_components.path);
+  }
   const fs::path record = record_of(dirs, m.name);
-  std::optional<fs::path> previous;
-  if (fs::exists(record)) previous = Json::parse(host::read_file(record)).at("library").get<std::string>();
-  const Json entry{
-      {"manifest", m.to_json()}, {"library", library.string()}, {"signer", package.signer_id}, {"source", source}};
-  fs::rename(temp, library);
-  remove_temp.path.clear();
+  Json previous = Json::object();
+  if (fs::exists(record)) previous = Json::parse(host::read_file(record));
+  const Json entry{{"manifest", m.to_json()},
+                   {"library", library.string()},
+                   {"components_dir", components.string()},
+                   {"signer", package.signer_id},
+                   {"source", source}};
+  if (!library.empty()) {
+    fs::rename(temp_library.path, library);
+    temp_library.path.clear();
+  }
+  if (!components.empty()) {
+    if (fs::exists(components)) {  // the same version again: a directory cannot be renamed over another
+      replaced_components.path = dirs.plugins / ("." + m.name + ".replaced-" + random_suffix());
+      fs::rename(components, replaced_components.path);
+    }
+    fs::rename(temp_components.path, components);
+    temp_components.path.clear();
+  }
   try {
     host::write_file_atomic(record, entry.dump(2) + "\n");
   } catch (...) {
     std::error_code ec;
-    fs::remove(library, ec);
+    if (!library.empty()) fs::remove(library, ec);
+    if (!components.empty()) fs::remove_all(components, ec);
     throw;
   }
-  if (previous && *previous != library) {
-    std::error_code ec;
-    fs::remove(*previous, ec);
-  }
+  std::error_code ec;
+  if (const std::string old = previous.value("library", ""); !old.empty() && old != library.string())
+    fs::remove(old, ec);
+  if (const std::string old = previous.value("components_dir", ""); !old.empty() && old != components.string())
+    fs::remove_all(old, ec);
   InstalledPackage out;
   out.manifest = m;
   out.library = library;
+  out.components_dir = components;
   out.signer = package.signer_id;
   out.source = source;
   return out;

@@ -1,7 +1,10 @@
 #include <kiln/registry/package.hpp>
 
+#include <kiln/host/component_file.hpp>
 #include <kiln/host/files.hpp>
 #include <kiln/host/manifest.hpp>
+#include <kiln/host/paths.hpp>
+#include <kiln/host/spec.hpp>
 
 #include <algorithm>
 #include <set>
@@ -49,6 +52,33 @@ bool safe_relative(const std::string& path) {
   return true;
 }
 
+// `component_files`: at most kMaxComponentFiles distinct .yaml/.yml names,
+// each a file directly in components/ (`packed`: a manifest with its files
+// list) or directly in the package directory (the manifest `kiln plugin
+// pack` reads).
+std::vector<std::string> component_file_list(const Json& j, const std::string& where, bool packed) {
+  std::vector<std::string> out;
+  if (!j.contains("component_files")) return out;
+  const Json& list = j["component_files"];
+  if (!list.is_array()) bad(where, "component_files", "must be a list of component file paths");
+  if (list.size() > kMaxComponentFiles)
+    bad(where, "component_files", "names more than " + std::to_string(kMaxComponentFiles) + " files");
+  for (const auto& entry : list) {
+    if (!entry.is_string()) bad(where, "component_files", "holds something that is not a path");
+    const std::string path = entry.get<std::string>();
+    const fs::path p(path);
+    const bool placed = packed ? p.parent_path() == kComponentsDir : !p.has_parent_path();
+    if (!safe_relative(path) || !placed || !host::is_component_file(p))
+      bad(where, "component_files",
+          "'" + path + "' is not a .yaml or .yml file directly in " +
+              (packed ? std::string(kComponentsDir) + "/" : std::string("the package directory")));
+    if (std::find(out.begin(), out.end(), path) != out.end())
+      bad(where, "component_files", "lists '" + path + "' twice");
+    out.push_back(path);
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string host_platform() {
@@ -64,15 +94,14 @@ std::string host_platform() {
 Json PackageManifest::to_json() const {
   Json deps = Json::object();
   for (const auto& [n, range] : dependencies) deps[n] = range;
-  Json j{{"name", name},
-         {"version", version.str()},
-         {"abi", std::to_string(abi_major) + "." + std::to_string(abi_minor)},
-         {"platform", platform},
-         {"library", library},
-         {"components", components},
-         {"dependencies", deps},
-         {"license", license},
-         {"description", description}};
+  Json j{{"name", name},         {"version", version.str()}, {"platform", platform},      {"components", components},
+         {"dependencies", deps}, {"license", license},       {"description", description}};
+  // A package of component files only has neither library nor ABI.
+  if (!library.empty()) {
+    j["abi"] = std::to_string(abi_major) + "." + std::to_string(abi_minor);
+    j["library"] = library;
+  }
+  if (!component_files.empty()) j["component_files"] = component_files;
   if (!files.empty()) {
     j["files"] = Json::array();
     for (const auto& f : files) j["files"].push_back(Json{{"path", f.path}, {"sha256", f.sha256}, {"size", f.size}});
@@ -88,11 +117,15 @@ PackageManifest parse_package_manifest(const Json& j, const std::string& where, 
   const auto version = host::Version::parse(need_string(j, where, "version"));
   if (!version) bad(where, "version", "is not a semantic version (e.g. 1.2.3)");
   m.version = *version;
-  const std::string abi = need_string(j, where, "abi", need_files);
+  m.library = need_string(j, where, "library", false);
+  if (j.contains("library") && !safe_relative(m.library))
+    bad(where, "library", "must be a relative path inside the package");
+  m.component_files = component_file_list(j, where, need_files || j.contains("files"));
+  if (m.library.empty() && m.component_files.empty())
+    bad(where, "library", "is missing (a package holds a library, component files, or both)");
+  const std::string abi = need_string(j, where, "abi", need_files && !m.library.empty());
   if (!abi.empty() && !parse_abi(abi, m.abi_major, m.abi_minor)) bad(where, "abi", "must look like \"1.2\"");
   m.platform = need_string(j, where, "platform", need_files);
-  m.library = need_string(j, where, "library");
-  if (!safe_relative(m.library)) bad(where, "library", "must be a relative path inside the package");
   if (j.contains("components")) {
     if (!j["components"].is_array()) bad(where, "components", "must be a list of component names");
     for (const auto& c : j["components"]) {
@@ -132,35 +165,105 @@ PackageManifest parse_package_manifest(const Json& j, const std::string& where, 
   return m;
 }
 
+namespace {
+
+// A package directory's component files, read: their components' names and
+// what goes into the archive (each file and the files it names, under
+// components/, by their path relative to the package directory).
+struct PackedCommands {
+  std::vector<std::string> names;
+  std::map<std::string, fs::path> entries;  // path in the package -> source file
+};
+
+PackedCommands read_component_files(const fs::path& dir, PackageManifest& m, const std::string& where) {
+  PackedCommands out;
+  const fs::path root = fs::absolute(dir).lexically_normal();
+  std::vector<std::string> packed;
+  for (const auto& name : m.component_files) {
+    host::ComponentFile component;
+    try {
+      component = host::parse_component_file(root / name);
+    } catch (const host::SpecError& e) {
+      bad(where, "component_files", "names '" + name + "', which has problems:\n" + e.what());
+    }
+    const std::string& provided = component.manifest.name;
+    if (std::find(out.names.begin(), out.names.end(), provided) != out.names.end())
+      bad(where, "component_files", "holds two files for component '" + provided + "'");
+    out.names.push_back(provided);
+    const std::string in_package = std::string(kComponentsDir) + "/" + name;
+    out.entries[in_package] = root / name;
+    packed.push_back(in_package);
+    for (const auto& file : component.implementation.files) {
+      const fs::path relative = file.lexically_relative(root);
+      const std::string path = std::string(kComponentsDir) + "/" + relative.generic_string();
+      // Discovery reads every YAML file directly in an installed package's
+      // components: one that is not a component file would be listed as broken.
+      if (!relative.has_parent_path() && host::is_component_file(relative) &&
+          std::find(m.component_files.begin(), m.component_files.end(), relative.string()) == m.component_files.end())
+        bad(where, "component_files",
+            "'" + name + "' names '" + relative.string() +
+                "', a YAML file beside the component files that is not one; move it into a subdirectory");
+      out.entries[path] = file;
+    }
+  }
+  m.component_files = packed;
+  return out;
+}
+
+}  // namespace
+
 fs::path pack(const fs::path& dir, const Key& key, const fs::path& out_dir,
               const std::function<void(PackageManifest&, const fs::path&)>& fill) {
   const fs::path manifest_path = dir / kManifestFile;
+  const std::string where = manifest_path.string();
   Json source;
   try {
     source = Json::parse(host::read_file(manifest_path));
   } catch (const Json::exception& e) {
-    throw PackageError(manifest_path.string() + ": not valid JSON: " + e.what());
+    throw PackageError(where + ": not valid JSON: " + e.what());
   }
-  PackageManifest m = parse_package_manifest(source, manifest_path.string(), false);
-  const fs::path library = dir / m.library;
-  if (!fs::is_regular_file(library))
-    bad(manifest_path.string(), "library", "names " + library.string() + ", which is not a file");
-  if (m.platform.empty()) m.platform = host_platform();
-  if (fill) fill(m, library);
-  if (m.components.empty()) bad(manifest_path.string(), "components", "must name at least one component");
-  if (m.abi_major == 0) bad(manifest_path.string(), "abi", "is missing");
-  const std::string library_bytes = host::read_file(library);
-  m.library = "lib/" + library.filename().string();
-  m.files = {{m.library, host::sha256_hex(library_bytes), library_bytes.size()}};
+  PackageManifest m = parse_package_manifest(source, where, false);
+  if (m.platform.empty()) m.platform = m.library.empty() ? kAnyPlatform : host_platform();
+  const PackedCommands commands = read_component_files(dir, m, where);
+  const auto is_command = [&](const std::string& name) {
+    return std::find(commands.names.begin(), commands.names.end(), name) != commands.names.end();
+  };
+  std::vector<ArchiveEntry> payload;
+  if (!m.library.empty()) {
+    const fs::path library = dir / m.library;
+    if (!fs::is_regular_file(library)) bad(where, "library", "names " + library.string() + ", which is not a file");
+    // `fill` sees the library's own components only.
+    PackageManifest own = m;
+    own.components.erase(std::remove_if(own.components.begin(), own.components.end(), is_command),
+                         own.components.end());
+    if (fill) fill(own, library);
+    if (own.components.empty()) bad(where, "components", "must name at least one component");
+    if (own.abi_major == 0) bad(where, "abi", "is missing");
+    m.abi_major = own.abi_major;
+    m.abi_minor = own.abi_minor;
+    m.components = own.components;
+    m.library = "lib/" + library.filename().string();
+    payload.emplace_back(m.library, host::read_file(library));
+  } else {
+    for (const auto& name : m.components)
+      if (!is_command(name)) bad(where, "components", "names '" + name + "', which no component file provides");
+    m.components.clear();
+  }
+  for (const auto& name : commands.names)
+    if (std::find(m.components.begin(), m.components.end(), name) == m.components.end()) m.components.push_back(name);
+  for (const auto& [path, file] : commands.entries) payload.emplace_back(path, host::read_file(file));
+  m.files.clear();
+  for (const auto& entry : payload)
+    m.files.push_back({entry.path, host::sha256_hex(entry.content), entry.content.size()});
   const std::string manifest_text = m.to_json().dump(2) + "\n";
   const Json signature{{"algorithm", "ed25519"},
                        {"key_id", key.id()},
                        {"public_key", key.public_hex()},
                        {"signature", key.sign_hex(manifest_text)}};
   const fs::path out = out_dir / m.file_name();
-  write_archive(out, {{kManifestFile, manifest_text, {}},
-                      {kSignatureFile, signature.dump(2) + "\n", {}},
-                      {m.library, library_bytes, {}}});
+  std::vector<ArchiveEntry> entries{{kManifestFile, manifest_text}, {kSignatureFile, signature.dump(2) + "\n"}};
+  for (auto& entry : payload) entries.push_back(std::move(entry));
+  write_archive(out, entries);
   return out;
 }
 
@@ -204,6 +307,41 @@ SignedManifest verify_manifest(const std::string& manifest_text, const std::stri
   return out;
 }
 
+namespace {
+
+// A verified package's component files: listed, exactly the YAML files
+// directly in components/, each parses (from the staging directory, so what
+// it names is the package's own file) and provides a listed component.
+void check_component_files(const PackageManifest& m, const std::vector<std::string>& files, const fs::path& staging,
+                           const std::string& where) {
+  const std::set<std::string> present(files.begin(), files.end());
+  for (const auto& f : files) {
+    const fs::path p(f);
+    if (p.parent_path() == kComponentsDir && host::is_component_file(p) &&
+        std::find(m.component_files.begin(), m.component_files.end(), f) == m.component_files.end())
+      throw PackageError(where + ": '" + f + "' lies among the component files but is not listed in 'component_files'");
+  }
+  std::set<std::string> provided;
+  for (const auto& name : m.component_files) {
+    if (!present.count(name))
+      throw PackageError(where + ": the component file '" + name + "' is not in the files list");
+    host::ComponentFile component;
+    try {
+      component = host::parse_component_file(staging / name);
+    } catch (const std::exception& e) {  // SpecError, or a named file unreadable
+      throw PackageError(where + ": the component file '" + name + "' has problems:\n" + e.what());
+    }
+    const std::string& component_name = component.manifest.name;
+    if (std::find(m.components.begin(), m.components.end(), component_name) == m.components.end())
+      throw PackageError(where + ": the component file '" + name + "' provides '" + component_name +
+                         "', which field 'components' does not list");
+    if (!provided.insert(component_name).second)
+      throw PackageError(where + ": two component files provide '" + component_name + "'");
+  }
+}
+
+}  // namespace
+
 VerifiedPackage open_package(const fs::path& archive, const fs::path& staging, const std::vector<Key>* trusted,
                              const ExtractLimits& limits) {
   const std::string where = archive.filename().string();
@@ -234,8 +372,9 @@ VerifiedPackage open_package(const fs::path& archive, const fs::path& staging, c
   }
   for (const auto& f : files)
     if (!listed.count(f)) throw PackageError(where + ": '" + f + "' is not listed in the manifest");
-  if (!listed.count(out.manifest.library))
+  if (!out.manifest.library.empty() && !listed.count(out.manifest.library))
     throw PackageError(where + ": the library '" + out.manifest.library + "' is not in the files list");
+  check_component_files(out.manifest, files, staging, where);
   out.dir = staging;
   cleanup.dir.clear();
   return out;

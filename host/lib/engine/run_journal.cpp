@@ -121,6 +121,8 @@ CacheDecision RunJournal::decide(const UnitRef& unit, const Json& parameters,
   key.component = component.manifest.name;
   key.version = component.manifest.version.str();
   key.library_digest = component.library_digest;
+  key.files = component.file_digests;
+  if (!key.files.empty()) key.component_file = component.library.filename().string();
   key.parameters = parameters;
   // N replicas sum gradients in another order than one process: other bits.
   if (unit.step->spec.replicas > 1) key.environment = "replicas:" + std::to_string(unit.step->spec.replicas);

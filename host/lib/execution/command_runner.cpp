@@ -9,6 +9,7 @@
 #include <kiln/host/command_runner.hpp>
 #include <kiln/host/expression.hpp>
 #include <kiln/host/json_bounded.hpp>
+#include <kiln/host/paths.hpp>
 #include <kiln/host/subprocess.hpp>
 #include <kiln/host/unique_fd.hpp>
 
@@ -16,6 +17,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <set>
@@ -263,6 +265,13 @@ CommandLine command_line(const ComponentFile& component, const StepInvocation& i
   line.env.emplace_back("KILN_TEMP_DIR", values.temp_dir);
   line.env.emplace_back("KILN_CHECKPOINT_DIR", values.checkpoint_dir);
   line.env.emplace_back("KILN_REPORT", report_file);
+  // `import kiln_report` (python/kiln_report.py) in any Python command; a
+  // component's own `env: {PYTHONPATH: ...}` comes later and wins.
+  if (const fs::path helper = python_helper_dir(); fs::is_regular_file(helper / "kiln_report.py")) {
+    const char* inherited = std::getenv("PYTHONPATH");
+    line.env.emplace_back("PYTHONPATH",
+                          helper.string() + (inherited && *inherited ? ":" + std::string(inherited) : std::string()));
+  }
   // The step server binds its own symbols eagerly (cheap forks); a command
   // (a Python interpreter, say) would pay for binding all of its own.
   line.env.emplace_back("LD_BIND_NOW", "");

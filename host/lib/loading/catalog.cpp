@@ -22,7 +22,7 @@ PluginCatalog PluginCatalog::from_scans(std::vector<LibraryScan> scans) {
   PluginCatalog catalog;
   for (auto& scan : scans) {
     for (const auto& manifest : scan.components) {
-      CatalogComponent entry{manifest, scan.path, "ok", scan.digest};
+      CatalogComponent entry{manifest, scan.path, "ok", scan.digest, scan.file_digests};
       if (const auto* first = catalog.find(manifest.name))
         entry.status = "shadowed by " + first->library.string() + " (earlier on the search path)";
       catalog.components_.push_back(std::move(entry));

@@ -46,6 +46,10 @@ fs::path user_cache_dir() {
   return xdg_dir("XDG_CACHE_HOME", ".cache");
 }
 
+fs::path python_helper_dir() {
+  return executable_path().parent_path().parent_path() / "lib" / "kiln" / "python";
+}
+
 std::vector<fs::path> plugin_search_path() {
   std::vector<fs::path> candidates;
   if (const char* env = std::getenv("KILN_PLUGIN_PATH")) candidates = split_path_list(env);
@@ -87,7 +91,24 @@ std::vector<fs::path> find_plugin_libraries(const std::vector<fs::path>& dirs) {
 }
 
 std::vector<fs::path> find_component_files(const std::vector<fs::path>& dirs) {
-  return find_files(dirs, is_component_file);
+  std::vector<fs::path> found;
+  for (const auto& dir : dirs) {
+    const auto own = find_files({dir}, is_component_file);
+    found.insert(found.end(), own.begin(), own.end());
+    std::vector<fs::path> packages;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(dir, ec)) {
+      const std::string name = entry.path().filename().string();
+      const std::string suffix = kInstalledComponentsSuffix;
+      if (name.size() > suffix.size() && name.front() != '.' &&
+          name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0 && entry.is_directory(ec))
+        packages.push_back(entry.path());
+    }
+    std::sort(packages.begin(), packages.end());
+    const auto installed = find_files(packages, is_component_file);
+    found.insert(found.end(), installed.begin(), installed.end());
+  }
+  return found;
 }
 
 bool is_component_file(const fs::path& path) {

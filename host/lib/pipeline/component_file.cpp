@@ -248,13 +248,20 @@ class ComponentReader : private YamlReader {
   fs::path dir_;
 };
 
-std::string digest_of(const std::string& text, const ComponentFile& component) {
-  std::string listing = kDigestPrefix + sha256_hex(text) + "\n";
+// Fills the component's digest and its file-by-file digests.
+void take_digests(const std::string& text, ComponentFile& component) {
+  const std::string own = sha256_hex(text);
+  std::string listing = kDigestPrefix + own + "\n";
   std::vector<fs::path> files = component.implementation.files;
   std::sort(files.begin(), files.end());
   const fs::path dir = component.path.parent_path();
-  for (const auto& f : files) listing += f.lexically_relative(dir).string() + '\0' + sha256_file(f) + "\n";
-  return sha256_hex(listing);
+  component.file_digests[component.path.filename().string()] = own;
+  for (const auto& f : files) {
+    const std::string relative = f.lexically_relative(dir).string(), digest = sha256_file(f);
+    listing += relative + '\0' + digest + "\n";
+    component.file_digests[relative] = digest;
+  }
+  component.digest = sha256_hex(listing);
 }
 
 }  // namespace
@@ -270,7 +277,7 @@ ComponentFile parse_component_text(const std::string& text, const fs::path& file
   }
   if (!diagnostics.empty()) throw SpecError(std::move(diagnostics));
   try {
-    component.digest = digest_of(text, component);
+    take_digests(text, component);
   } catch (const std::exception& e) {  // a named file vanished or cannot be read
     throw SpecError({{SourcePos{file.string(), 1, 1}, e.what()}});
   }
@@ -298,6 +305,7 @@ LibraryScan scan_component_file(const fs::path& file) {
   try {
     ComponentFile component = parse_component_file(file);
     scan.digest = component.digest;
+    scan.file_digests = std::move(component.file_digests);
     scan.components.push_back(std::move(component.manifest));
     scan.ok = true;
   } catch (const std::exception& e) {

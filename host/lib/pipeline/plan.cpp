@@ -104,7 +104,8 @@ class Validator {
     const std::filesystem::path path = std::filesystem::path(spec_.file).parent_path() / step.component;
     try {
       ComponentFile component = parse_component_file(path);
-      bound_[key] = CatalogComponent{std::move(component.manifest), component.path, "ok", component.digest};
+      bound_[key] = CatalogComponent{std::move(component.manifest), component.path, "ok", component.digest,
+                                     std::move(component.file_digests)};
     } catch (const SpecError& e) {
       error(step.component_pos, "component file '" + path.string() + "' has problems (each at its own file:line:col)");
       for (const auto& d : e.diagnostics()) diagnostics_.push_back(d);

@@ -16,12 +16,20 @@ Json cache_key_parts(const CacheKeyInput& input) {
   for (const auto& [name, value] : sorted.items()) parameters[name] = sha256_hex(value.dump());
   Json inputs = Json::object();
   for (const auto& [name, digest] : input.inputs) inputs[name] = digest;
-  return Json{{"component", input.component},     {"version", input.version}, {"library", input.library_digest},
-              {"environment", input.environment}, {"parameters", parameters}, {"inputs", inputs}};
+  Json parts{{"component", input.component},     {"version", input.version}, {"library", input.library_digest},
+             {"environment", input.environment}, {"parameters", parameters}, {"inputs", inputs}};
+  if (!input.files.empty()) {
+    parts["files"] = Json(input.files);
+    parts["component_file"] = input.component_file;
+  }
+  return parts;
 }
 
 std::string cache_key(const Json& parts) {
-  return sha256_hex("kiln-cache-key-v1\n" + canonical_json(parts));
+  Json keyed = parts;
+  keyed.erase("files");
+  keyed.erase("component_file");
+  return sha256_hex("kiln-cache-key-v1\n" + canonical_json(keyed));
 }
 
 namespace {
@@ -43,6 +51,27 @@ std::string join(const std::vector<std::string>& names, const std::string& quote
   return out;
 }
 
+// Why a component file's digest changed, file by file: "component file
+// 'count.yaml' changed; file 'count.py' changed". Empty when either entry
+// has no file digests (a plugin, or an entry written before they were kept).
+std::vector<std::string> changed_files(const Json& now, const Json& before) {
+  const Json none = Json::object();
+  const Json& files_now = now.contains("files") ? now["files"] : none;
+  const Json& files_before = before.contains("files") ? before["files"] : none;
+  if (files_now.empty() || files_before.empty()) return {};
+  const std::string own = now.value("component_file", "");
+  std::vector<std::string> reasons, others;
+  for (const auto& name : changed_names(files_now, files_before)) {
+    if (name == own)
+      reasons.push_back("component file '" + name + "' changed");
+    else
+      others.push_back(name);
+  }
+  if (others.size() == 1) reasons.push_back("file '" + others.front() + "' changed");
+  if (others.size() > 1) reasons.push_back("files " + join(others, "'") + " changed");
+  return reasons;
+}
+
 }  // namespace
 
 std::string explain_cache_miss(const Json& now, const Json& before) {
@@ -50,7 +79,11 @@ std::string explain_cache_miss(const Json& now, const Json& before) {
   if (now.value("version", "") != before.value("version", ""))
     reasons.push_back("component version changed (" + before.value("version", "?") + " -> " +
                       now.value("version", "?") + ")");
-  if (now.value("library", "") != before.value("library", "")) reasons.push_back("plugin library changed");
+  if (now.value("library", "") != before.value("library", "")) {
+    const auto files = changed_files(now, before);
+    if (files.empty()) reasons.push_back(now.contains("files") ? "component file changed" : "plugin library changed");
+    reasons.insert(reasons.end(), files.begin(), files.end());
+  }
   if (now.value("environment", "") != before.value("environment", "")) reasons.push_back("environment changed");
   const auto params =
       changed_names(now.value("parameters", Json::object()), before.value("parameters", Json::object()));

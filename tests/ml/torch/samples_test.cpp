@@ -3,6 +3,9 @@
 // executors (the container's environment must not change a single float).
 #include <gtest/gtest.h>
 
+#include <kiln/host/subprocess.hpp>
+
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -100,4 +103,59 @@ TEST(DigitsTuningSample, TunesTrainsTheBestAndEvaluates) {
     evaluated += key.find(".evaluate") != std::string::npos && unit.value("outputs", Json::object()).contains("accuracy");
   EXPECT_GT(evaluated, 0) << record["steps"]["tune"]["units"].dump();
   EXPECT_GT(summary["steps"]["evaluate"]["outputs"]["accuracy"].get<double>(), 0.8);
+}
+
+// samples/digits-pytorch: a plain PyTorch script (a component file, Debian's
+// python3-torch) trains on what kiln's data plugins wrote; the built-in
+// evaluate step reads the kiln Model it wrote, and the TorchScript module
+// beside it is the same network (same test accuracy, outside kiln).
+TEST(DigitsPytorchSample, APyTorchScriptTrainsAndTheBuiltInEvaluateScoresItsModel) {
+  constexpr const char* kPython = "/usr/bin/python3";  // Debian's, with python3-torch
+  if (!fs::exists(kPython)) KILN_TEST_SKIP("no " << kPython);
+  if (!kiln::host::run_with_result_channel({kPython, "-c", "import torch"}, std::chrono::minutes(1)).status.success())
+    KILN_TEST_SKIP("no PyTorch for " << kPython << " (apt-get install python3-torch)");
+  const TempDir dir;
+  const std::string pipeline = std::string(KILN_TEST_SOURCE_DIR) + "/samples/digits-pytorch/pipeline.yaml";
+  const auto run =
+      kiln::test::run_kiln({"run", pipeline, "--workdir", (dir.path() / "w").string(), "--param", "epochs=5", "--json"},
+                           {}, std::chrono::minutes(5));
+  ASSERT_TRUE(run.status.success()) << run.output;
+  const Json summary = Json::parse(run.output.substr(run.output.rfind("\n{") + 1));
+  const Json record = Json::parse(kiln::test::read_text(fs::path(summary["run_dir"].get<std::string>()) / "run.json"));
+  const double accuracy = summary["steps"]["evaluate"]["outputs"]["accuracy"];
+  EXPECT_GT(accuracy, 0.9) << summary["steps"].dump(2);  // 5 epochs: 0.950; 30 (the default): 0.964
+  EXPECT_TRUE(summary["steps"]["evaluate"]["outputs"]["passed"].get<bool>());
+  EXPECT_GT(summary["steps"]["train"]["outputs"]["val_accuracy"].get<double>(), 0.85);
+  // Live metrics and progress from the script, one per epoch, in the run's event log.
+  int losses = 0, progress = 0;
+  std::istringstream events(kiln::test::read_text(fs::path(summary["run_dir"].get<std::string>()) / "events.jsonl"));
+  for (std::string line; std::getline(events, line);) {
+    const Json event = Json::parse(line);
+    if (event.value("step", "") != "train") continue;
+    losses += event.value("type", "") == "metric" && event.value("name", "") == "train_loss";
+    progress += event.value("type", "") == "progress";
+  }
+  EXPECT_EQ(losses, 5);
+  EXPECT_EQ(progress, 5);
+  // The TorchScript module: the test rows' accuracy as evaluate found it.
+  const fs::path model = record["steps"]["train"]["artifacts"]["model"].get<std::string>();
+  const fs::path test = record["steps"]["transform"]["artifacts"]["test"].get<std::string>();
+  EXPECT_TRUE(fs::exists(model / "transform" / "transform.json"));
+  const auto scored =
+      kiln::host::run_with_result_channel({kPython, "-c",
+                                           "import json, struct, sys, numpy as np, torch\n"
+                                           "raw = open(sys.argv[2] + '/data.safetensors', 'rb').read()\n"
+                                           "n = struct.unpack('<Q', raw[:8])[0]; h = json.loads(raw[8:8 + n])\n"
+                                           "def t(name, dtype):\n"
+                                           "    lo, hi = h[name]['data_offsets']\n"
+                                           "    return torch.from_numpy(np.frombuffer(raw[8 + n + lo:8 + n + hi], "
+                                           "dtype=dtype).reshape(h[name]['shape']).copy())\n"
+                                           "net = torch.jit.load(sys.argv[1] + '/model.pt')\n"
+                                           "p = net(t('features', '<f4'))\n"
+                                           "assert torch.allclose(p.sum(dim=1), torch.ones(len(p)), atol=1e-5)\n"
+                                           "print((p.argmax(dim=1) == t('labels', '<i8')).double().mean().item())\n",
+                                           model.string(), test.string()},
+                                          std::chrono::minutes(2));
+  ASSERT_TRUE(scored.status.success()) << scored.output;
+  EXPECT_NEAR(std::stod(scored.output), accuracy, 1e-9) << scored.output;
 }

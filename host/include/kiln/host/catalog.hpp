@@ -5,6 +5,7 @@
 #include <kiln/host/scanner.hpp>
 
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,9 @@ struct CatalogComponent {
   std::filesystem::path library;
   std::string status = "ok";   // or "shadowed by <path> (earlier on the search path)"
   std::string library_digest;  // sha256 of the library file: part of every cache key
+  // A component file's digests file by file (ComponentFile::file_digests):
+  // kept beside the cache key so that a miss names the file that changed.
+  std::map<std::string, std::string> file_digests;
 };
 
 class PluginCatalog {

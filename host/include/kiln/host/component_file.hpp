@@ -48,6 +48,10 @@ struct ComponentFile {
   CommandImplementation implementation;
   // sha256 over the file and the files it names (see component_file_digest).
   std::string digest;
+  // The same, file by file: this file's name and each named file's path,
+  // relative to this file's directory -> sha256 of its content. What a cache
+  // miss names ("file 'count.py' changed").
+  std::map<std::string, std::string> file_digests;
 };
 
 // Parses component file text; `file` names it in messages and anchors

@@ -25,7 +25,18 @@ std::vector<std::filesystem::path> plugin_search_path();
 // The plugin libraries (*.so) in `dirs`, in search order, sorted by name in each.
 std::vector<std::filesystem::path> find_plugin_libraries(const std::vector<std::filesystem::path>& dirs);
 
-// The component files (*.yaml, *.yml; docs/command-components.md) in `dirs`, in the same order.
+// Where kiln_report.py (python/, the report protocol's Python helper) lies:
+// <exe>/../lib/kiln/python, in the build tree as in the install tree.
+std::filesystem::path python_helper_dir();
+
+// A directory in a plugin directory whose name ends so holds the component
+// files of one installed registry package (NAME-VERSION.components) and the
+// files they name.
+inline constexpr const char* kInstalledComponentsSuffix = ".components";
+
+// The component files (*.yaml, *.yml; docs/command-components.md) in `dirs`,
+// in the same order; in each, its own first, then those directly in each of
+// its `*.components` directories (sorted by name).
 std::vector<std::filesystem::path> find_component_files(const std::vector<std::filesystem::path>& dirs);
 // Whether `path` is a component file by its name (.yaml or .yml): such a
 // catalog entry is run as a command, never loaded.

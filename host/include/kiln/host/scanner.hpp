@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,9 @@ namespace kiln::host {
 struct LibraryScan {
   std::filesystem::path path;
   std::string digest;  // sha256 of the library file
+  // A component file's: the file and those it names, one by one (see
+  // ComponentFile::file_digests); empty for a library.
+  std::map<std::string, std::string> file_digests;
   bool ok = false;
   std::string reason;  // why the library is unusable, when !ok
   uint32_t abi_major = 0, abi_minor = 0;

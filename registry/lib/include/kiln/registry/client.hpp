@@ -62,7 +62,8 @@ struct InstallDirs {
 
 struct InstalledPackage {
   PackageManifest manifest;
-  std::filesystem::path library;
+  std::filesystem::path library;         // empty for a package of component files only
+  std::filesystem::path components_dir;  // its component files (NAME-VERSION.components); empty for none
   std::string signer, source;
 };
 std::vector<InstalledPackage> list_installed(const InstallDirs& dirs);

@@ -1,7 +1,8 @@
 // Plugin packages (docs/registry.md): a .kpkg archive holding
 //   kiln-package.json  the manifest, with the sha256 of every other file
 //   signature.json     an Ed25519 signature over kiln-package.json's bytes
-//   lib/<library>.so   the plugin library
+//   lib/<library>.so   the plugin library, and/or
+//   components/...     component files (kind: Component) and the files they name
 #pragma once
 
 #include <kiln/host/json.hpp>
@@ -9,6 +10,7 @@
 #include <kiln/registry/archive.hpp>
 #include <kiln/registry/keys.hpp>
 
+#include <cstddef>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -21,6 +23,11 @@ namespace kiln::registry {
 inline constexpr const char* kManifestFile = "kiln-package.json";
 inline constexpr const char* kSignatureFile = "signature.json";
 inline constexpr const char* kPackageExtension = ".kpkg";
+// A package of component files only runs on any host (no library, no ABI).
+inline constexpr const char* kAnyPlatform = "any";
+// Where component files and the files they name lie inside a package.
+inline constexpr const char* kComponentsDir = "components";
+inline constexpr std::size_t kMaxComponentFiles = 64;
 
 struct PackageFile {
   std::string path;  // relative, '/' separated
@@ -32,8 +39,11 @@ struct PackageManifest {
   std::string name;  // lower-case dotted words, e.g. acme.scaler
   host::Version version;
   uint32_t abi_major = 0, abi_minor = 0;
-  std::string platform;  // e.g. linux-x86_64
-  std::string library;   // relative path of the plugin library, e.g. lib/acme_scaler.so
+  std::string platform;  // e.g. linux-x86_64; "any" for a package without a library
+  std::string library;   // relative path of the plugin library, e.g. lib/acme_scaler.so; "" for none
+  // Component files (docs/command-components.md), e.g. components/clean.yaml:
+  // each directly in components/, the files they name beside or below them.
+  std::vector<std::string> component_files;
   std::vector<std::string> components;
   std::map<std::string, std::string> dependencies;  // package name -> version range
   std::string license, description;
@@ -56,10 +66,13 @@ PackageManifest parse_package_manifest(const host::Json& json, const std::string
 // The platform this host runs on, e.g. linux-x86_64.
 std::string host_platform();
 
-// Packs DIR (its kiln-package.json and the library it names) into
-// `out_dir`/<name>-<version>.kpkg, signed with `key`. `fill` completes the
-// manifest before digests are taken (the CLI fills ABI and components from a
-// scan of the library). Returns the archive's path.
+// Packs DIR (its kiln-package.json, the library it names and its component
+// files with the files they name) into `out_dir`/<name>-<version>.kpkg,
+// signed with `key`. `fill` completes the manifest before digests are taken
+// (the CLI fills ABI and components from a scan of the library); it sees the
+// library's components only, and is not called for a package without a
+// library. Component files are read here (their names join `components`).
+// Returns the archive's path.
 std::filesystem::path pack(
     const std::filesystem::path& dir, const Key& key, const std::filesystem::path& out_dir,
     const std::function<void(PackageManifest&, const std::filesystem::path& library)>& fill = {});
@@ -85,10 +98,12 @@ struct VerifiedPackage {
 };
 
 // Extracts `archive` into `staging` (must not exist) and checks it: safe
-// paths, exactly the files the manifest lists with matching digests, and a
-// valid signature. With `trusted` the signer must be one of those keys;
-// without, any valid signature counts (the registry server's check). On
-// failure `staging` is removed and PackageError/ArchiveError thrown.
+// paths, exactly the files the manifest lists with matching digests, a
+// valid signature, and component files that parse, provide components the
+// manifest lists, and are all the YAML files directly in components/. With
+// `trusted` the signer must be one of those keys; without, any valid
+// signature counts (the registry server's check). On failure `staging` is
+// removed and PackageError/ArchiveError thrown.
 VerifiedPackage open_package(const std::filesystem::path& archive, const std::filesystem::path& staging,
                              const std::vector<Key>* trusted, const ExtractLimits& limits = {});
 
