@@ -189,6 +189,13 @@ BuiltImage build_image(const ImageBuildOptions& options) {
   built.libraries = shared_library_closure(elf_files);
   put_file(options.kiln, staged(root, image.kiln), built.bytes);
   for (const auto& c : options.components) put_component(c, image, root, built.bytes);
+  // Component files' `import kiln_report`: lib/kiln/python beside kiln's bin/, where the command runner looks.
+  const fs::path python_helper = options.kiln.parent_path().parent_path() / "lib" / "kiln" / "python";
+  const bool commands = std::any_of(options.components.begin(), options.components.end(),
+                                    [](const fs::path& c) { return is_component_file(c); });
+  if (std::error_code ec; commands && fs::is_directory(python_helper, ec))
+    put_tree(python_helper, staged(root, image.kiln.parent_path().parent_path() / "lib" / "kiln" / "python"), layout,
+             built.bytes);
   for (const auto& library : built.libraries) put_file(library, staged(root, library), built.bytes);
   if (!options.pipeline_source.empty()) put_tree(options.pipeline_source, staged(root, image.pipeline_dir), layout, built.bytes);
   for (const auto& [from, to] : options.extra) {

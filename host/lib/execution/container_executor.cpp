@@ -377,9 +377,10 @@ class ContainerExecutor : public Executor {
       config.mounts.insert(config.mounts.begin(), {{kiln_exe_.parent_path(), false},
                                                    {fs::absolute(launch.component.library).parent_path(), false}});
     config.mounts.insert(config.mounts.end(), etc.begin(), etc.end());
-    // A command's `import kiln_report` (lib/kiln/python beside kiln's bin/, as the runner finds it).
+    // A command's `import kiln_report` (lib/kiln/python beside kiln's bin/, as the runner finds it; an image
+    // kiln built holds its own).
     const fs::path python_helper = kiln_exe_.parent_path().parent_path() / "lib" / "kiln" / "python";
-    if (std::error_code ec; is_component_file(launch.component.library) && fs::is_directory(python_helper, ec))
+    if (std::error_code ec; !own && is_component_file(launch.component.library) && fs::is_directory(python_helper, ec))
       config.mounts.push_back({python_helper, false});
     for (const auto& [name, artifact] : launch.inputs) config.mounts.push_back({fs::absolute(artifact.path), false});
     for (const auto& path : launch.container.mounts) {
