@@ -165,6 +165,11 @@ class KilnUi(unittest.TestCase):
         return self.js("return Object.fromEntries([...document.querySelectorAll('#dag g.node')]"
                        ".map(n => [n.dataset.node, n.dataset.status]))")
 
+    def resolved_parameters(self):
+        """The step panel's resolved parameters as {name: shown text}; None before they are drawn."""
+        return self.js("const s = document.getElementById('resolved-parameters'); return s ? Object.fromEntries("
+                       "[...s.querySelectorAll('dt')].map(dt => [dt.textContent, dt.nextElementSibling.textContent])) : null")
+
     def shot(self, name):
         self.driver.save_screenshot(os.path.join(OUT, name + ".png"))
 
@@ -209,7 +214,20 @@ class KilnUi(unittest.TestCase):
                                      "return p.querySelector('table.attempts') ? p.textContent : null"), 20, "the step panel")
         self.assertIn("thorough-check", panel)
         self.assertIn("Attempts (1)", panel)
+        # The parameters it ran with: "{{ params.pause }}" rendered from --param pause=4.
+        self.assertEqual(wait(lambda: self.resolved_parameters(), 20, "the resolved parameters").get("seconds"), "4")
         self.shot("step-panel")
+        # A loop item's panel: its message templated from the greeting and its item, its input wired to greet's text.
+        self.js("document.querySelector(\"#dag g.node[data-node='per-name[1]']\").focus()")
+        self.driver.switch_to.active_element.send_keys(Keys.ENTER)
+        item = wait(lambda: (lambda r: r if r and r.get("message") == "Hello, grace!" else None)(self.resolved_parameters()),
+                    20, "per-name[1]'s resolved message")
+        self.assertEqual(item["message"], "Hello, grace!")
+        inputs = self.js("return document.getElementById('resolved-inputs')?.textContent")
+        self.assertIn("text", inputs)
+        self.assertIn("← greet.text", inputs)
+        self.assertTrue(self.js("return !!document.querySelector('#resolved-inputs a.input-artifact')"))
+        self.shot("step-panel-loop-item")
         self.js("document.getElementById('tab-timeline').click()")
         rows = wait(lambda: self.js("return document.querySelectorAll('#timeline .gantt-row[data-status]').length"), 10,
                     "the timeline")

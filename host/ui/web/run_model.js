@@ -21,6 +21,8 @@ export class RunModel {
       step.duration = s.duration_seconds;
       step.attempts = (s.attempts || []).length;
       if (s.cache) step.cache = s.cache;
+      if (s.parameters) step.parameters = s.parameters;
+      if (s.inputs) step.inputs = s.inputs;
       if (typeof s.items === "number") {
         // Every item is a node from the start, as step_changed's `items` makes
         // them: a page opened while the loop runs lists only the started ones.
@@ -33,6 +35,8 @@ export class RunModel {
         unit.status = u.status || unit.status;
         unit.attempts = (u.attempts || []).length;
         if (u.cache) unit.cache = u.cache;
+        if (u.parameters) unit.parameters = u.parameters;
+        if (u.inputs) unit.inputs = u.inputs;
       }
     }
   }
@@ -41,7 +45,8 @@ export class RunModel {
     let step = this.steps.get(name);
     if (!step) {
       step = { name, needs: [...needs], status: "pending", message: "", units: new Map(), attempts: 0,
-        start: null, end: null, cache: null, duration: null, items: null, failure: "", tuning: false };
+        start: null, end: null, cache: null, duration: null, items: null, failure: "", tuning: false,
+        parameters: null, inputs: null };
       this.steps.set(name, step);
     } else if (needs.length && !step.needs.length) {
       step.needs = [...needs];
@@ -52,7 +57,8 @@ export class RunModel {
   unit(step, key) {
     let unit = step.units.get(key);
     if (!unit) {
-      unit = { key, status: "pending", attempts: 0, start: null, end: null, cache: null, failure: "", progress: null };
+      unit = { key, status: "pending", attempts: 0, start: null, end: null, cache: null, failure: "", progress: null,
+        parameters: null, inputs: null };
       step.units.set(key, unit);
     }
     return unit;
@@ -121,6 +127,9 @@ export class RunModel {
         if (step.units.size !== known) changed.structure = true;
         const target = unit || step;
         if (e.type === "cache_decided") target.cache = { ...(target.cache || {}), key: e.key, status: e.cache, reason: e.reason };
+        // What the unit runs with (attempt_started; a cache hit's cache_decided).
+        if (e.parameters && typeof e.parameters === "object") target.parameters = e.parameters;
+        if (e.inputs && typeof e.inputs === "object") target.inputs = e.inputs;
         if (e.type === "attempt_started") {
           target.attempts = Math.max(target.attempts || 0, e.attempt || 1);
           if (unit) {

@@ -1,7 +1,9 @@
 // The panel of the selected step (or loop item, trial, group): status,
 // attempts with durations and failures, the cache decision (a hit links to
-// the run that produced the result), output parameters, artifacts, metrics,
-// and links to its logs and curves. Values are shown as text.
+// the run that produced the result), the parameters it ran with (resolved)
+// and the upstream outputs its inputs were wired to, output parameters,
+// artifacts, metrics, and links to its logs and curves. Values are shown as
+// text.
 import { h, clear, fmtDuration, fmtTime } from "../dom.js";
 import { enc } from "../api.js";
 import { chip } from "../status.js";
@@ -9,6 +11,23 @@ import { COLLAPSE_AT } from "../dag.js";
 
 function section(title, ...body) {
   return h("section", {}, h("h3", {}, title), ...body);
+}
+
+// Each input: the upstream unit and output it was wired to, and the artifact
+// it read (a link to its page), or a loop's collected items.
+function wiredInputs(inputs) {
+  const entries = Object.entries(inputs || {});
+  if (!entries.length) return h("p", { class: "none" }, "none");
+  return h("dl", {}, entries.map(([name, wire]) => {
+    const w = wire && typeof wire === "object" ? wire : {};
+    const items = Array.isArray(w.items) ? w.items : [];
+    return [h("dt", {}, name), h("dd", { class: "mono small" }, `← ${w.step || "?"}.${w.output || "?"}`,
+      typeof w.digest === "string" ? [h("br"), h("a", { href: `#/artifacts/${enc(w.digest)}`, class: "input-artifact" },
+        `sha256 ${w.digest.slice(0, 16)}…`)] : null,
+      items.length ? [h("br"), `${items.length} items: `, items.slice(0, 20).map((d, i) =>
+        [i ? ", " : "", h("a", { href: `#/artifacts/${enc(String(d))}`, class: "input-artifact" }, String(d).slice(0, 12))])] : null,
+      typeof w.path === "string" ? [h("br"), w.path] : null)];
+  }));
 }
 
 function kv(obj) {
@@ -78,8 +97,11 @@ export function renderStepPanel(panel, model, detail, selection, { toggleGroup, 
         h("td", {}, [a.failure, a.message].filter(Boolean).join(": ")))))),
       h("p", { class: "small" }, "Started ", fmtTime(attempts[0].started_at))));
   }
-  if (record.parameters) panel.append(section("Parameters", kv(record.parameters)));
-  if (record.inputs) panel.append(section("Inputs", kv(record.inputs)));
+  // As the unit ran with them: placeholders rendered, a trial's suggestion applied, defaults filled in.
+  const parameters = record.parameters || live.parameters;
+  if (parameters) panel.append(h("section", { id: "resolved-parameters" }, h("h3", {}, "Parameters (resolved)"), kv(parameters)));
+  const inputs = record.inputs || live.inputs;
+  if (inputs) panel.append(h("section", { id: "resolved-inputs" }, h("h3", {}, "Inputs"), wiredInputs(inputs)));
   if (record.outputs) panel.append(section("Output parameters", kv(record.outputs)));
   if (record.artifacts && Object.keys(record.artifacts).length) {
     const digests = record.digests || {};
