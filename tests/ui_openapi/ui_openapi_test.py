@@ -3,7 +3,8 @@
 
 It starts a real `kiln ui` on a fresh workspace, makes real runs (samples/hello
 started through POST /api/v1/runs, hello again with another greeting by
-`kiln run`, a small grid search), then calls every GET operation the file
+`kiln run`, a small grid search, a shell command writing a file of every
+preview kind), then calls every GET operation the file
 documents with real ids and validates each JSON answer against the
 operation's documented schema for its status, the OpenAPI 3.0 schema objects
 converted to JSON Schema (nullable, allOf merged). Objects that list their
@@ -244,6 +245,31 @@ steps:
       parallel_trials: 2
 """
 
+# A shell command component whose one artifact holds a file of every preview kind.
+FILES_COMPONENT = r"""apiVersion: kiln/v1
+kind: Component
+metadata: {name: test.files, version: 1.0.0, description: one artifact with a file of every preview kind}
+outputs:
+  files: {type: Dataset, description: "a CSV, a metrics JSON, a nested JSON, a PNG, a binary file, a text"}
+implementation:
+  shell: |
+    set -eu
+    d="$KILN_OUTPUT_files"
+    printf 'name,score\nada,1\ngrace,2\nlinus,3\n' > "$d/table.csv"
+    printf '{"accuracy": 0.97, "loss": 0.08}' > "$d/scores.json"
+    printf '{"nested": {"list": [1, 2, 3]}, "name": "x"}' > "$d/doc.json"
+    printf '\211PNG\r\n\032\n\000\000\000\rIHDR' > "$d/pixel.png"
+    printf '\000\001\002\003\377' > "$d/blob.bin"
+    printf 'plain text\n' > "$d/notes.txt"
+"""
+
+FILES_PIPELINE = """apiVersion: kiln/v1
+kind: Pipeline
+metadata: {name: apifiles}
+steps:
+  - {name: make, component: ./files.yaml}
+"""
+
 
 def main():
     args = sys.argv[1:]
@@ -294,12 +320,19 @@ def main():
             return json.loads(out.stdout[out.stdout.index("{"):])["run_id"]
         other = run(os.path.join(pipelines, "hello", "pipeline.yaml"), "--param", "greeting=Hi")
         tune = run(tuning)
+        with open(os.path.join(tmp, "files.yaml"), "w") as f:
+            f.write(FILES_COMPONENT)
+        with open(os.path.join(tmp, "apifiles.yaml"), "w") as f:
+            f.write(FILES_PIPELINE)
+        files_run = run(os.path.join(tmp, "apifiles.yaml"))
         wait(lambda: server.json(f"/api/v1/runs/{hello}")[1].get("status") == "succeeded"
              if server.call(f"/api/v1/runs/{hello}")[0] == 200 else None, 120, "the started hello run to succeed")
 
         detail = server.json(f"/api/v1/runs/{hello}")[1]
         greet = next(s for s in detail["steps"] if s["name"] == "greet")
         digest = greet["digests"]["text"]
+        files_detail = server.json(f"/api/v1/runs/{files_run}")[1]
+        files = files_detail["steps"][0]["digests"]["files"]
         q = urllib.parse.quote
         R = "/api/v1/runs"
 
@@ -315,8 +348,11 @@ def main():
             "/api/v1/pipelines/{name}": ["/api/v1/pipelines/hello", "/api/v1/pipelines/apitune"],
             "/api/v1/launches/{id}": [f"/api/v1/launches/{hello}"],
             "/api/v1/plugins": ["/api/v1/plugins", "/api/v1/plugins?name=util.echo"],
-            "/api/v1/artifacts/{digest}": [f"/api/v1/artifacts/{digest}"],
-            "/api/v1/artifacts/{digest}/preview": [f"/api/v1/artifacts/{digest}/preview"],
+            "/api/v1/artifacts/{digest}": [f"/api/v1/artifacts/{digest}", f"/api/v1/artifacts/{files}"],
+            "/api/v1/artifacts/{digest}/preview": [f"/api/v1/artifacts/{digest}/preview"] + [
+                f"/api/v1/artifacts/{files}/preview?file={name}"
+                for name in ("table.csv", "scores.json", "doc.json", "blob.bin", "notes.txt")] + [
+                f"/api/v1/artifacts/{files}/preview?file=table.csv&rows=1"],
             "/api/v1/artifacts/{digest}/lineage": [f"/api/v1/artifacts/{digest}/lineage",
                                                   f"/api/v1/artifacts/{digest}/lineage?direction=upstream&depth=1"],
             "/api/v1/runs/{id}/lineage": [f"{R}/{hello}/lineage"],
@@ -345,6 +381,15 @@ def main():
         check_media(spec, server, "/api/v1/runs/{id}/steps/{step}/logs/raw",
                     f"{R}/{hello}/steps/greet/logs/raw?stream=events", 206, headers={"Range": "bytes=0-0"})
         check_media(spec, server, "/api/v1/artifacts/{digest}/content", f"/api/v1/artifacts/{digest}/content", 200)
+        check_media(spec, server, "/api/v1/artifacts/{digest}/content",
+                    f"/api/v1/artifacts/{files}/content?file=blob.bin", 206, headers={"Range": "bytes=-2"})
+        check_media(spec, server, "/api/v1/artifacts/{digest}/preview",
+                    f"/api/v1/artifacts/{files}/preview?file=pixel.png", 200)
+        # Each preview kind was answered.
+        kinds = {server.json(f"/api/v1/artifacts/{files}/preview?file={name}")[1].get("kind")
+                 for name in ("table.csv", "scores.json", "doc.json", "blob.bin", "notes.txt")}
+        if kinds != {"csv", "metrics", "json", "binary", "text"}:
+            fail(f"the previews' kinds are {sorted(map(str, kinds))}")
 
         # Every documented GET operation was checked.
         documented = {p for p, ops in spec.doc["paths"].items() if "get" in ops}
