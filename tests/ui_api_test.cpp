@@ -104,16 +104,24 @@ std::optional<SseMessage> next_message(Client& c) {
 }
 
 // A pipeline of util steps: a plain step (whose message looks like HTML: it
-// stays data) and a two-item loop.
+// stays data), a two-item loop with a templated parameter, and a step
+// reading the first one's text.
 const char* kPipeline = R"(apiVersion: kiln/v1
 kind: Pipeline
 metadata: {name: uitest}
+parameters:
+  word: {type: string, default: item}
 steps:
   - {name: hi, component: util.echo, parameters: {message: "<img src=x onerror=alert(1)>"}}
   - name: each
     component: util.echo
     for_each: [a, b]
-    parameters: {message: "item {{ item }}"}
+    parameters: {message: "{{ params.word }} {{ item }}"}
+  - name: tail
+    component: util.echo
+    parameters: {message: "{{ params.word }}s done"}
+    inputs: {text: hi.outputs.text}
+    after: [each]
 )";
 
 // One workspace with two runs of kPipeline (the second served from the
@@ -299,7 +307,7 @@ TEST_F(UiApi, RunDetailHasStepsAttemptsDurationsAndTheCacheProducer) {
   EXPECT_EQ(first.body["id"], run_ids_[0]);
   EXPECT_EQ(first.body["pipeline"], "uitest");
   EXPECT_EQ(first.body["status"], "succeeded");
-  ASSERT_EQ(first.body["steps"].size(), 2u);
+  ASSERT_EQ(first.body["steps"].size(), 3u);
   const Json& hi = first.body["steps"][0];
   EXPECT_EQ(hi["name"], "hi");
   EXPECT_EQ(hi["status"], "succeeded");
@@ -330,6 +338,56 @@ TEST_F(UiApi, RunDetailHasStepsAttemptsDurationsAndTheCacheProducer) {
   const Answer bad = call(port(), "/api/v1/runs/a%20b");
   EXPECT_EQ(bad.status, 400);
   EXPECT_NE(reason(bad).find("not a run id"), std::string::npos);
+}
+
+// What each unit ran with: its parameters after templating (and the
+// component's defaults), its inputs with the upstream unit, output and
+// artifact digest they were wired to; for a unit that ran, and for a cache
+// hit (which runs no attempt). The event log carries the same.
+TEST_F(UiApi, RunDetailCarriesResolvedParametersAndInputs) {
+  for (const std::string& id : run_ids_) {
+    const Answer a = call(port(), "/api/v1/runs/" + id);
+    ASSERT_EQ(a.status, 200) << a.reply.body;
+    const Json& hi = a.body["steps"][0];
+    ASSERT_TRUE(hi.contains("parameters")) << hi.dump();
+    EXPECT_EQ(hi["parameters"]["message"], "<img src=x onerror=alert(1)>");
+    EXPECT_EQ(hi["inputs"], Json::object());
+    ASSERT_TRUE(hi["digests"].contains("text")) << hi.dump();
+    const Json& units = a.body["steps"][1]["units"];
+    ASSERT_EQ(units.size(), 2u);
+    for (size_t i = 0; i < 2; ++i) {
+      const Json& unit = units[i];
+      const std::string item = i == 0 ? "a" : "b";
+      EXPECT_EQ(unit["parameters"]["message"], "item " + item) << unit.dump();  // {{ params.word }} {{ item }}
+      EXPECT_EQ(unit["inputs"], Json::object()) << unit.dump();
+    }
+    const Json& tail = a.body["steps"][2];
+    EXPECT_EQ(tail["parameters"]["message"], "items done") << tail.dump();
+    EXPECT_EQ(tail["inputs"], (Json{{"text", {{"step", "hi"}, {"output", "text"}, {"digest", hi["digests"]["text"]}}}}))
+        << tail.dump();
+  }
+  const Answer first = call(port(), "/api/v1/runs/" + run_ids_[0]);
+  const Answer second = call(port(), "/api/v1/runs/" + run_ids_[1]);
+  EXPECT_EQ(second.body["steps"][1]["units"][0]["cache"]["status"], "hit");
+  EXPECT_TRUE(second.body["steps"][1]["units"][0]["attempts"].empty());
+  EXPECT_EQ(second.body["steps"][2]["cache"]["status"], "hit");
+  EXPECT_EQ(first.body["steps"][2]["inputs"], second.body["steps"][2]["inputs"]);
+
+  // In the event log: on attempt_started (a unit that ran), on a hit's cache_decided.
+  for (size_t r = 0; r < 2; ++r) {
+    std::ifstream in(workspace() / "runs" / run_ids_[r] / "events.jsonl");
+    size_t carried = 0;
+    for (std::string line; std::getline(in, line);) {
+      const Json e = Json::parse(line);
+      if (e["unit"] != "tail") continue;
+      if (e["type"] == "attempt_started" || (e["type"] == "cache_decided" && e["cache"] == "hit")) {
+        EXPECT_EQ(e["parameters"]["message"], "items done") << line;
+        EXPECT_EQ(e["inputs"]["text"]["step"], "hi") << line;
+        ++carried;
+      }
+    }
+    EXPECT_EQ(carried, 1u) << run_ids_[r];
+  }
 }
 
 TEST_F(UiApi, RunsListOfRealRuns) {

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <random>
 #include <set>
@@ -656,6 +657,21 @@ TEST_F(UiControl, ShowsTrialsFromTheFirstOnAndTheMetricSeries) {
   }
   EXPECT_EQ(marked, 1u);
   EXPECT_EQ(a.body["best_trial"], lowest);
+
+  // Each trial's unit in the run's detail ran with its suggestion over the
+  // step's own parameters.
+  const ApiAnswer detail = api(port(), "GET", "/api/v1/runs/" + id);
+  ASSERT_EQ(detail.status, 200);
+  const Json units = detail.body["steps"][0]["units"];
+  ASSERT_EQ(units.size(), 3u) << detail.reply.body;
+  for (const auto& t : a.body["trials"]) {
+    const std::string key = std::to_string(t["trial"].get<int64_t>());
+    const auto unit = std::find_if(units.begin(), units.end(), [&](const Json& u) { return u["key"] == key; });
+    ASSERT_NE(unit, units.end()) << key;
+    EXPECT_EQ((*unit)["parameters"]["x"], t["parameters"]["x"]) << unit->dump();
+    EXPECT_EQ((*unit)["parameters"]["epochs"], 3) << unit->dump();
+    EXPECT_EQ((*unit)["parameters"]["epoch_seconds"], 0.2) << unit->dump();
+  }
 
   // Each trial's loss, epoch by epoch; the last point is the trial's objective.
   const ApiAnswer m = api(port(), "GET", "/api/v1/runs/" + id + "/steps/t/metrics");

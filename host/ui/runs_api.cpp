@@ -40,7 +40,7 @@ std::string utc_time(const QueryParams& query, const std::string& name) {
 Json unit_view(const Json& record) {
   Json view = Json::object();
   for (const char* field : {"status", "message", "item", "resumed", "outputs", "artifacts", "digests", "metrics",
-                            "trials", "items"})
+                            "trials", "items", "parameters", "inputs"})
     if (record.contains(field)) view[field] = record[field];
   double seconds = 0;
   Json attempts = Json::array();

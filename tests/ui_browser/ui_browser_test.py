@@ -63,6 +63,11 @@ def wait(predicate, timeout, what, interval=0.05):
     raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
 
 
+def detail_step(detail, name):
+    """One step of a run's detail (GET /api/v1/runs/ID)."""
+    return next(s for s in detail["steps"] if s["name"] == name)
+
+
 class KilnUi(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -132,10 +137,23 @@ class KilnUi(unittest.TestCase):
         self.runs.append(p)
         return p
 
-    def run_now(self, pipeline, *args):
+    def run_now(self, pipeline, *args, timeout=120):
         out = subprocess.run([KILN, "run", pipeline, "--workdir", self.ws, "--json", "--no-cache", *args], capture_output=True,
-                             text=True, env=self.env, timeout=120)
+                             text=True, env=self.env, timeout=timeout)
         return json.loads(out.stdout[out.stdout.index("{"):])["run_id"]
+
+    def api(self, target):
+        """An answer of kiln ui's API (what the page should show), read here."""
+        import urllib.request
+        with urllib.request.urlopen(self.base + target.lstrip("/"), timeout=30) as r:
+            return json.loads(r.read())
+
+    def open_panel(self, node):
+        """Selects a graph node by keyboard (focus, Enter): its step panel opens."""
+        from selenium.webdriver.common.keys import Keys
+        wait(lambda: self.js("const n = document.querySelector(`#dag g.node[data-node='${arguments[0]}']`);"
+                             " if (n) n.focus(); return !!n", node), 20, f"the node {node}")
+        self.driver.switch_to.active_element.send_keys(Keys.ENTER)
 
     def js(self, script, *args):
         return self.driver.execute_script(script, *args)
@@ -164,6 +182,11 @@ class KilnUi(unittest.TestCase):
     def node_states(self):
         return self.js("return Object.fromEntries([...document.querySelectorAll('#dag g.node')]"
                        ".map(n => [n.dataset.node, n.dataset.status]))")
+
+    def resolved_parameters(self):
+        """The step panel's resolved parameters as {name: shown text}; None before they are drawn."""
+        return self.js("const s = document.getElementById('resolved-parameters'); return s ? Object.fromEntries("
+                       "[...s.querySelectorAll('dt')].map(dt => [dt.textContent, dt.nextElementSibling.textContent])) : null")
 
     def shot(self, name):
         self.driver.save_screenshot(os.path.join(OUT, name + ".png"))
@@ -209,7 +232,20 @@ class KilnUi(unittest.TestCase):
                                      "return p.querySelector('table.attempts') ? p.textContent : null"), 20, "the step panel")
         self.assertIn("thorough-check", panel)
         self.assertIn("Attempts (1)", panel)
+        # The parameters it ran with: "{{ params.pause }}" rendered from --param pause=4.
+        self.assertEqual(wait(lambda: self.resolved_parameters(), 20, "the resolved parameters").get("seconds"), "4")
         self.shot("step-panel")
+        # A loop item's panel: its message templated from the greeting and its item, its input wired to greet's text.
+        self.js("document.querySelector(\"#dag g.node[data-node='per-name[1]']\").focus()")
+        self.driver.switch_to.active_element.send_keys(Keys.ENTER)
+        item = wait(lambda: (lambda r: r if r and r.get("message") == "Hello, grace!" else None)(self.resolved_parameters()),
+                    20, "per-name[1]'s resolved message")
+        self.assertEqual(item["message"], "Hello, grace!")
+        inputs = self.js("return document.getElementById('resolved-inputs')?.textContent")
+        self.assertIn("text", inputs)
+        self.assertIn("← greet.text", inputs)
+        self.assertTrue(self.js("return !!document.querySelector('#resolved-inputs a.input-artifact')"))
+        self.shot("step-panel-loop-item")
         self.js("document.getElementById('tab-timeline').click()")
         rows = wait(lambda: self.js("return document.querySelectorAll('#timeline .gantt-row[data-status]').length"), 10,
                     "the timeline")
@@ -786,6 +822,150 @@ class KilnUi(unittest.TestCase):
             except subprocess.TimeoutExpired:
                 server.kill()
                 server.wait()
+
+    def need_ml_plugins(self):
+        """The digits samples need the LibTorch plugin beside kiln (a full build has it; CI must)."""
+        plugin = os.path.join(os.path.dirname(os.path.abspath(KILN)), "..", "lib", "kiln", "plugins", "kiln_torch.so")
+        if not os.path.exists(plugin):
+            if os.environ.get("KILN_TEST_NO_SKIPS") == "1":
+                self.fail(f"{plugin} is missing (build every target) and KILN_TEST_NO_SKIPS=1 forbids skipping")
+            self.skipTest(f"{plugin} is not built")
+
+    def test_19_digits_graph_panel_metrics_and_artifacts(self):
+        """samples/digits (LibTorch, 4 epochs): its graph, train's panel, the curves with their points, its artifacts."""
+        self.need_ml_plugins()
+        digits = self.run_now(os.path.join(SOURCE, "samples", "digits", "pipeline.yaml"), "--param", "epochs=4",
+                              "--param", "model_repo=" + os.path.join(self.tmp, "digits-models"), timeout=300)
+        detail = self.api(f"/api/v1/runs/{digits}")
+        self.assertEqual(detail["status"], "succeeded", detail)
+        self.load_app()
+        self.open(f"#/runs/{digits}")
+        steps = {"load", "validate", "clean", "split", "transform", "train", "evaluate", "publish"}
+        states = wait(lambda: (lambda s: s if set(s) == steps and set(s.values()) == {"succeeded"} else None)(
+            self.node_states()), 30, "digits' eight steps green")
+        self.assertEqual(set(states), steps)
+        self.shot("digits-run-graph")
+        # train's panel: what it ran with (--param epochs=4, the pipeline's defaults) and what it read.
+        self.open_panel("train")
+        resolved = wait(lambda: (lambda r: r if r and "epochs" in r else None)(self.resolved_parameters()), 20,
+                        "train's resolved parameters")
+        self.assertEqual((resolved["epochs"], resolved["hidden_sizes"], resolved["lr"], resolved["architecture"]),
+                         ("4", "[256,128]", "0.001", "mlp"))
+        inputs = self.js("return document.getElementById('resolved-inputs').textContent")
+        for port in ("train", "validation", "transform"):
+            self.assertIn(f"← transform.{port}", inputs)
+        train = next(s for s in detail["steps"] if s["name"] == "train")
+        links = self.js("return [...document.querySelectorAll('#resolved-inputs a.input-artifact')]"
+                        ".map(a => a.getAttribute('href'))")
+        self.assertEqual(sorted(links), sorted(f"#/artifacts/{d['digest']}" for d in train["inputs"].values()))
+        panel = self.js("return document.getElementById('step-panel').textContent")
+        self.assertIn("Attempts (1)", panel)
+        self.assertIn("train val_accuracy", panel)  # its last metrics
+        self.shot("digits-step-panel")
+        # The curves: one point per epoch on train's accuracy, loss and learning rate; the metrics the
+        # data steps and evaluate report once are rows of the values table, not curves of one point.
+        self.open(f"#/runs/{digits}/metrics")
+        figure = "#charts figure[data-metric='{}']"
+
+        def points(metric):
+            return self.js(f"return Number(document.querySelector(\"{figure.format(metric)}\")?.dataset.points || 0)")
+        wait(lambda: all(points(m) == 4 for m in ("val_accuracy", "train_accuracy", "train_loss", "val_loss", "lr")), 30,
+             "4 points on each training curve")
+        self.assertTrue(self.js(f"return document.querySelector(\"{figure.format('val_accuracy')} canvas\") !== null"))
+        self.assertEqual(self.js(f"return document.querySelector(\"{figure.format('val_accuracy')}\").dataset.series"), "1")
+        self.assertEqual(sorted(self.js("return [...document.querySelectorAll('#charts figure')].map(f => f.dataset.metric)")),
+                         ["lr", "train_accuracy", "train_loss", "val_accuracy", "val_loss"])
+        once = self.js("return Object.fromEntries([...document.querySelectorAll('#metric-values tr[data-metric]')]"
+                       ".map(tr => [tr.dataset.unit + ' ' + tr.dataset.metric, tr.children[2].textContent]))")
+        self.assertAlmostEqual(float(once["evaluate accuracy"]), detail_step(detail, "evaluate")["outputs"]["accuracy"])
+        self.assertEqual(once["load rows"], "1797")  # samples/data/digits.csv.gz's rows
+        self.assert_not_reloaded()
+        self.shot("digits-metrics")
+        # train's history (a CSV, one row per epoch) and its lineage back to the loaded data.
+        history = train["digests"]["history"]
+        self.open(f"#/artifacts/{history}?file=history.csv")
+        wait(lambda: self.js("return document.getElementById('artifact-preview')?.dataset.kind") == "csv", 30,
+             "history.csv's preview")
+        header = self.js("return [...document.querySelectorAll('#artifact-preview thead th')].map(th => th.textContent)")
+        self.assertEqual(header[:5], ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy"])
+        epochs = self.js("return [...document.querySelectorAll('#artifact-preview tbody tr')]"
+                         ".map(tr => tr.children[0].textContent)")
+        self.assertEqual(epochs, ["1", "2", "3", "4"])
+        self.assertIn(f"{digits} / train", self.js("return document.getElementById('artifact-producer').textContent"))
+        wait(lambda: self.js("return document.getElementById('artifact-lineage')?.dataset.nodes"), 30, "the lineage graph")
+        nodes = set(self.js("return [...document.querySelectorAll('#artifact-lineage [data-node]')].map(n => n.dataset.node)"))
+        self.assertLessEqual({f"artifact:{history}", f"step:{digits}/train", f"step:{digits}/transform"}, nodes)
+        self.shot("digits-artifact-history")
+        # evaluate's metrics: a JSON document with the test accuracy the step reported.
+        evaluate = next(s for s in detail["steps"] if s["name"] == "evaluate")
+        self.open(f"#/artifacts/{evaluate['digests']['metrics']}?file=metrics.json")
+        shown = wait(lambda: self.js("const p = document.getElementById('artifact-preview');"
+                                     " return p?.dataset.kind === 'json' ? p.textContent : null"), 30, "metrics.json's preview")
+        self.assertEqual(json.loads(shown)["accuracy"], evaluate["outputs"]["accuracy"])
+        readers = self.js("return [...document.querySelectorAll('#artifact-files tr[data-file]')].map(tr => tr.dataset.file)")
+        self.assertIn("predictions.csv", readers)
+        self.assert_not_reloaded()
+        self.shot("digits-artifact-metrics")
+
+    def test_20_digits_tuning_graph_trials_and_metrics(self):
+        """samples/digits-tuning (TPE x ASHA, 3 epochs a trial): its graph, a trial's panel, the trials page, the curves."""
+        self.need_ml_plugins()
+        run_id = self.run_now(os.path.join(SOURCE, "samples", "digits-tuning", "pipeline.yaml"), "--param", "epochs=3",
+                              timeout=300)
+        trials = self.api(f"/api/v1/runs/{run_id}/steps/tune/trials")
+        self.assertEqual(trials["source"], "trials.json")
+        count = len(trials["trials"])
+        self.assertGreater(count, 10)
+        self.load_app()
+        self.open(f"#/runs/{run_id}")
+        # Every trial a node of the tuning step (up to 50), the other steps green.
+        states = wait(lambda: (lambda s: s if s.get("evaluate") == "succeeded" and len(
+            [n for n in s if n.startswith("tune[")]) == count else None)(self.node_states()), 30, "the trials' nodes")
+        self.assertEqual({v for k, v in states.items() if not k.startswith("tune[")}, {"succeeded"}, states)
+        # Each trial's status is the trial's (an early-stopped train cancels its evaluate: the trial is early-stopped).
+        by_trial = {str(t["trial"]): t["status"] for t in trials["trials"]}
+        self.assertEqual({k[5:-1]: v for k, v in states.items() if k.startswith("tune[")}, by_trial)
+        self.js("document.querySelector(\"#dag g.node[data-node='transform']\").scrollIntoView({block: 'center', inline: 'center'})")
+        self.shot("digits-tuning-run-graph")
+        # The best trial's panel: its suggestion, resolved over the step's parameters.
+        best = trials["best_trial"]
+        suggestion = next(t for t in trials["trials"] if t["trial"] == best)["parameters"]
+        self.open_panel(f"tune[{best}]")
+        resolved = wait(lambda: (lambda r: r if r and "lr" in r else None)(self.resolved_parameters()), 20,
+                        "the best trial's resolved parameters")
+        self.assertEqual(float(resolved["lr"]), suggestion["lr"])
+        self.assertEqual(resolved["epochs"], "3")
+        self.shot("digits-tuning-trial-panel")
+        # The trials page: a row per trial, the best starred, a curve per trial, a line per trial.
+        self.open(f"#/runs/{run_id}/trials/tune")
+        wait(lambda: self.js("return document.querySelectorAll('#trials-table tbody tr[data-trial]').length") == count, 30,
+             f"{count} trial rows")
+        series = self.api(f"/api/v1/runs/{run_id}/steps/tune/metrics?name=val_accuracy")["units"]
+        curves = len({unit.split("[")[1].split(".")[0] for unit in series})
+        wait(lambda: self.js("return Number(document.getElementById('trial-curves')?.dataset.series || 0)") == curves, 30,
+             f"{curves} trial curves")
+        self.assertGreater(int(self.js("return document.getElementById('trial-curves').dataset.points")), 0)
+        head = self.js("return [...document.querySelectorAll('#trials-table thead th')].map(th => th.textContent)")
+        self.assertEqual(head[:2], ["Trial", "Status"])
+        self.assertEqual(head[-3:], ["val_accuracy", "Epochs", "Early-stopped"])
+        self.assertLessEqual({"lr", "dropout", "batch_size"}, set(head))
+        starred = self.js("return [...document.querySelectorAll('#trials-table tr.best')].map(tr => tr.dataset.trial)")
+        self.assertEqual(starred, [str(best)])
+        stopped = self.js("return [...document.querySelectorAll('#trials-table tbody tr[data-trial]')]"
+                          ".filter(tr => tr.lastElementChild.textContent === 'yes').length")
+        self.assertEqual(stopped, len([t for t in trials["trials"] if t["early_stopped"]]))
+        self.assertEqual(self.js("return document.getElementById('trial-parallel').dataset.lines"), str(count))
+        self.assert_not_reloaded()
+        self.shot("digits-tuning-trials")
+        # The run's curves: every trial's validation accuracy and the final training's on one chart.
+        self.open(f"#/runs/{run_id}/metrics")
+        final = self.api(f"/api/v1/runs/{run_id}/steps/train/metrics?name=val_accuracy")["units"]
+        self.assertEqual(list(final), ["train"])
+        wait(lambda: self.js("return Number(document.querySelector(\"#charts figure[data-metric='val_accuracy']\")"
+                             "?.dataset.series || 0)") == len(series) + 1, 30, "a val_accuracy curve per trial, and train's")
+        self.assertEqual(self.js("return document.querySelector(\"#charts figure[data-metric='val_accuracy']\").dataset.points"),
+                         "3")  # epochs 1 to 3
+        self.shot("digits-tuning-metrics")
 
 
 def main():

@@ -556,8 +556,11 @@ class Engine::Impl {
     const auto deadline =
         spec.timeout_seconds ? std::optional(now + seconds_duration(*spec.timeout_seconds)) : std::nullopt;
     launch.gpus = gpus;
-    publish(state_.start_attempt(id, now, deadline, executor_name, launch.attempt_dir,
-                                 executor_name == "container" ? spec.container.image : "", gpus));
+    events::AttemptStarted started = state_.start_attempt(id, now, deadline, executor_name, launch.attempt_dir,
+                                                          executor_name == "container" ? spec.container.image : "", gpus);
+    started.parameters = launch.parameters;  // what it runs with, for run.json and the event log
+    started.inputs = launches_.describe_inputs(unit, launch.inputs);
+    publish(std::move(started));
     try {
       attempt.running = executor->second->start(launch, std::make_shared<Observer>(inbox_, id, unit.attempt));
       kill_point("attempt-started");
@@ -587,14 +590,16 @@ class Engine::Impl {
     if (unit.cache.hit) {
       kill_point("cache-hit");
       journal_->record_cache_hit(unit_ref(unit), unit.attempt, unit.cache, launch.inputs);
-      publish(events::CacheDecided{unit.name, unit.item, unit.cache.key, events::CacheUse::hit, ""});
+      publish(events::CacheDecided{unit.name, unit.item, unit.cache.key, events::CacheUse::hit, "", launch.parameters,
+                                   launches_.describe_inputs(unit, launch.inputs)});
       adopt_outputs(unit, *unit.cache.hit);
       finish_unit(id, S::cached, "");
       return true;
     }
     const bool looked = unit.cache.enabled && options_.use_cache;
     publish(events::CacheDecided{unit.name, unit.item, unit.cache.key,
-                                 looked ? events::CacheUse::miss : events::CacheUse::off, unit.cache.reason});
+                                 looked ? events::CacheUse::miss : events::CacheUse::off, unit.cache.reason,
+                                 nullptr, nullptr});  // its attempt_started carries them
     return false;
   }
 

@@ -37,6 +37,22 @@ std::string LaunchBuilder::executor_of(const UnitState& unit) const {
   return e.empty() ? default_executor_ : e;
 }
 
+Json LaunchBuilder::describe_inputs(const UnitState& unit, const std::map<std::string, InputArtifact>& inputs) const {
+  Json out = Json::object();
+  for (const auto& [name, wire] : state_.planned_of(unit).spec.inputs) {
+    const auto given = inputs.find(name);
+    if (given == inputs.end()) continue;
+    const UnitState* sibling = unit.part < 0 ? nullptr : state_.sibling_named(unit, wire.step);
+    Json entry{{"step", sibling ? sibling->name.display : wire.step}, {"output", wire.output}};
+    const InputArtifact& artifact = given->second;
+    if (!artifact.digest.empty()) entry["digest"] = artifact.digest;
+    if (!artifact.items.empty()) entry["items"] = artifact.items;
+    if (artifact.digest.empty() && artifact.items.empty()) entry["path"] = state_.relative_to_run(artifact.path);
+    out[name] = std::move(entry);
+  }
+  return out;
+}
+
 Json LaunchBuilder::render_parameters(const UnitState& unit) const {
   const PlannedStep& planned = state_.planned_of(unit);
   Json given = Json::object();

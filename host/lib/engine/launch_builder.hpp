@@ -30,6 +30,11 @@ class LaunchBuilder {
   // The executor that runs the unit: its step's own, else the run's default.
   std::string executor_of(const UnitState& unit) const;
 
+  // The launch's inputs as the run's record shows them: {input: {step (the
+  // unit that produced it), output, digest? (in the store), items? (a loop's
+  // collected output: its items' digests), path? (no store)}}.
+  Json describe_inputs(const UnitState& unit, const std::map<std::string, InputArtifact>& inputs) const;
+
  private:
   Json render_parameters(const UnitState& unit) const;
   std::map<std::string, InputArtifact> wired_inputs(const UnitState& unit) const;

@@ -47,6 +47,8 @@ struct Encoder {
     if (!e.image.empty()) j["image"] = e.image;
     if (!e.gpus.empty()) j["gpus"] = e.gpus;
     if (!e.item.is_null()) j["item"] = e.item;
+    j["parameters"] = e.parameters;
+    j["inputs"] = e.inputs;
     return j;
   }
   Json operator()(const AttemptEnded& e) const {
@@ -70,6 +72,8 @@ struct Encoder {
     j["key"] = e.key;
     j["cache"] = to_string(e.use);
     if (!e.reason.empty()) j["reason"] = e.reason;
+    if (!e.parameters.is_null()) j["parameters"] = e.parameters;
+    if (!e.inputs.is_null()) j["inputs"] = e.inputs;
     return j;
   }
   Json operator()(const UnitFinished& e) const {

@@ -77,6 +77,8 @@ void RunRecord::operator()(const events::AttemptStarted& e) {
   if (!e.gpus.empty()) attempt["gpus"] = e.gpus;
   unit["attempts"].push_back(std::move(attempt));
   unit["status"] = to_string(StepStatus::running);
+  unit["parameters"] = e.parameters;
+  unit["inputs"] = e.inputs;
   dirty_ = true;
 }
 
@@ -102,7 +104,10 @@ void RunRecord::operator()(const events::RetryScheduled& e) {
 void RunRecord::operator()(const events::CacheDecided& e) {
   Json cache{{"key", e.key}, {"status", to_string(e.use)}};
   if (e.use != events::CacheUse::hit) cache["reason"] = e.reason;
-  unit_record(e.unit, e.item)["cache"] = cache;
+  Json& unit = unit_record(e.unit, e.item);
+  unit["cache"] = cache;
+  if (!e.parameters.is_null()) unit["parameters"] = e.parameters;
+  if (!e.inputs.is_null()) unit["inputs"] = e.inputs;
   dirty_ = true;
 }
 
@@ -111,7 +116,9 @@ void RunRecord::operator()(const events::UnitFinished& e) {
   if (e.resumed) {
     record["resumed"] = "kept from before the resume";
     const Json* before = previous_unit_record(e.unit);
-    if (before && before->contains("attempts")) record["attempts"] = (*before)["attempts"];
+    if (before)
+      for (const char* field : {"attempts", "parameters", "inputs"})
+        if (before->contains(field)) record[field] = (*before)[field];
   }
   record["status"] = to_string(e.status);
   if (!e.message.empty()) record["message"] = e.message;

@@ -226,7 +226,9 @@ events::AttemptStarted RunState::start_attempt(int id, EngineClock::time_point n
                                 std::move(executor),
                                 relative_to_run(attempt_dir),
                                 std::move(image),
-                                std::move(gpus)};
+                                std::move(gpus),
+                                Json::object(),   // parameters and inputs: the engine adds its launch's
+                                Json::object()};
 }
 
 events::AttemptEnded RunState::end_attempt(int id, StepStatus attempt_status, FailureClass failure,

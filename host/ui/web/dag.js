@@ -5,7 +5,7 @@
 // (a loop's items become known, a group expanded) lays it out again.
 import dagre from "./vendor/dagre.esm.js";
 import { s, clear, fmtDuration } from "./dom.js";
-import { statusInfo, cssStatus, STATUSES } from "./status.js";
+import { statusInfo, cssStatus, STATUSES, TERMINAL } from "./status.js";
 
 export const COLLAPSE_AT = 50;
 const W = 190, H = 48;
@@ -156,7 +156,11 @@ export class DagView {
     n.el.append(link);
   }
 
+  // A collapsed group's status: its step's once the step has ended (a
+  // tuning step succeeds with trials a tuner stopped or never ran); while it
+  // runs, the most telling of its units'.
   groupStatus(step) {
+    if (TERMINAL.has(step.status)) return step.status;
     const counts = this.model.counts(step);
     for (const s of ["failed", "running", "upstream-failed", "cancelled"]) if (counts[s]) return s;
     return step.status;

@@ -21,6 +21,8 @@ export class RunModel {
       step.duration = s.duration_seconds;
       step.attempts = (s.attempts || []).length;
       if (s.cache) step.cache = s.cache;
+      if (s.parameters) step.parameters = s.parameters;
+      if (s.inputs) step.inputs = s.inputs;
       if (typeof s.items === "number") {
         // Every item is a node from the start, as step_changed's `items` makes
         // them: a page opened while the loop runs lists only the started ones.
@@ -29,10 +31,19 @@ export class RunModel {
       }
       if (s.trials) step.tuning = true;
       for (const u of s.units || []) {
-        const unit = this.unit(step, u.key);
-        unit.status = u.status || unit.status;
-        unit.attempts = (u.attempts || []).length;
-        if (u.cache) unit.cache = u.cache;
+        // A trial of a template is one unit per part ("3.train", "3.evaluate"): one trial here.
+        const [key, part] = splitKey(u.key);
+        const unit = this.unit(step, key);
+        const target = part === null ? unit : this.part(unit, part);
+        target.status = u.status || target.status;
+        target.attempts = (u.attempts || []).length;
+        if (u.cache) target.cache = u.cache;
+        if (u.parameters) target.parameters = u.parameters;
+        if (u.inputs) target.inputs = u.inputs;
+        if (part !== null) {
+          unit.status = trialStatus(unit.parts);
+          unit.attempts = Math.max(unit.attempts, target.attempts);
+        }
       }
     }
   }
@@ -41,7 +52,8 @@ export class RunModel {
     let step = this.steps.get(name);
     if (!step) {
       step = { name, needs: [...needs], status: "pending", message: "", units: new Map(), attempts: 0,
-        start: null, end: null, cache: null, duration: null, items: null, failure: "", tuning: false };
+        start: null, end: null, cache: null, duration: null, items: null, failure: "", tuning: false,
+        parameters: null, inputs: null };
       this.steps.set(name, step);
     } else if (needs.length && !step.needs.length) {
       step.needs = [...needs];
@@ -52,10 +64,22 @@ export class RunModel {
   unit(step, key) {
     let unit = step.units.get(key);
     if (!unit) {
-      unit = { key, status: "pending", attempts: 0, start: null, end: null, cache: null, failure: "", progress: null };
+      unit = { key, status: "pending", attempts: 0, start: null, end: null, cache: null, failure: "", progress: null,
+        parameters: null, inputs: null, parts: null };
       step.units.set(key, unit);
     }
     return unit;
+  }
+
+  // One part of a trial of a template ("train" of "3.train"), in its order.
+  part(unit, name) {
+    if (!unit.parts) unit.parts = new Map();
+    let part = unit.parts.get(name);
+    if (!part) {
+      part = { name, status: "pending", attempts: 0, cache: null, failure: "", parameters: null, inputs: null };
+      unit.parts.set(name, part);
+    }
+    return part;
   }
 
   // The unit an event names, from its `unit` ("loop[3]", "tune[3.train]" →
@@ -65,8 +89,14 @@ export class RunModel {
     const step = this.steps.get(event.step);
     const unit = event.unit;
     if (!step || typeof unit !== "string" || unit === step.name || !unit.endsWith("]")) return null;
-    const key = unit.slice(step.name.length + 1, -1);
-    return this.unit(step, key.split(".")[0]);
+    return this.unit(step, splitKey(unit.slice(step.name.length + 1, -1))[0]);
+  }
+
+  // The part of a trial an event names ("tune[3.train]" → "train"), or null.
+  partOf(event, unit) {
+    if (!unit || typeof event.unit !== "string") return null;
+    const part = splitKey(event.unit.slice(event.step.length + 1, -1))[1];
+    return part === null ? null : this.part(unit, part);
   }
 
   // Applies one event; returns what changed: {steps: Set of names, structure: bool, metric: bool, run: bool}.
@@ -119,20 +149,29 @@ export class RunModel {
         const known = step.units.size;
         const unit = this.unitOf(e);  // adds a unit not seen yet: a new node to draw
         if (step.units.size !== known) changed.structure = true;
-        const target = unit || step;
+        const part = this.partOf(e, unit);
+        const target = part || unit || step;
         if (e.type === "cache_decided") target.cache = { ...(target.cache || {}), key: e.key, status: e.cache, reason: e.reason };
+        // What the unit runs with (attempt_started; a cache hit's cache_decided).
+        if (e.parameters && typeof e.parameters === "object") target.parameters = e.parameters;
+        if (e.inputs && typeof e.inputs === "object") target.inputs = e.inputs;
         if (e.type === "attempt_started") {
           target.attempts = Math.max(target.attempts || 0, e.attempt || 1);
+          if (part) part.status = "running";
           if (unit) {
-            unit.status = "running";
+            unit.attempts = Math.max(unit.attempts || 0, e.attempt || 1);
+            unit.status = part ? trialStatus(unit.parts) : "running";
             if (unit.start === null) unit.start = ts;
           } else if (step.start === null) step.start = ts;
         }
-        if (e.type === "attempt_ended" && e.message && e.status !== "succeeded")
+        if (e.type === "attempt_ended" && e.message && e.status !== "succeeded") {
           target.failure = `${e.failure ? e.failure + ": " : ""}${e.message}`;
+          if (part && unit) unit.failure = `${part.name}: ${target.failure}`;
+        }
         if (e.type === "unit_finished" && unit) {
-          unit.status = e.status;
-          unit.end = ts;
+          if (part) part.status = e.status;
+          unit.status = part ? trialStatus(unit.parts) : e.status;
+          if (TERMINAL.has(unit.status)) unit.end = ts;
           if (unit.start === null) unit.start = ts;
         }
         if (e.type === "unit_finished" && !unit && e.message) step.message = e.message;
@@ -158,6 +197,12 @@ export class RunModel {
           step.tuning = true;
           changed.steps.add(step.name);
         }
+        // A trial's outcome, as the engine decided it (its parts may say less: an early stop cancels the rest).
+        if (step && e.type === "trial_finished" && typeof e.status === "string") {
+          const unit = this.unit(step, String(e.trial));
+          unit.status = e.status;
+          changed.steps.add(step.name);
+        }
         break;
       }
       default:
@@ -179,4 +224,25 @@ export class RunModel {
     for (const u of step.units.values()) counts[u.status] = (counts[u.status] || 0) + 1;
     return counts;
   }
+}
+
+// "3.train" → ["3", "train"]; "3" → ["3", null].
+function splitKey(key) {
+  const dot = String(key).indexOf(".");
+  return dot < 0 ? [String(key), null] : [key.slice(0, dot), key.slice(dot + 1)];
+}
+
+// A trial's status from its parts' (a template's steps): a failed or early-stopped part
+// decides it; then a running one; all parts done well is a success; parts never run
+// after others ended (cancelled, upstream-failed) follow them.
+export function trialStatus(parts) {
+  const all = [...(parts ? parts.values() : [])].map((p) => p.status);
+  if (!all.length) return "pending";
+  for (const s of ["failed", "early-stopped", "running"]) if (all.includes(s)) return s;
+  const done = all.filter((s) => s === "succeeded" || s === "cached");
+  if (done.length === all.length) return all.every((s) => s === "cached") ? "cached" : "succeeded";
+  if (all.includes("cancelled")) return "cancelled";
+  if (all.includes("upstream-failed")) return "upstream-failed";
+  if (all.includes("skipped") && done.length + all.filter((s) => s === "skipped").length === all.length) return "succeeded";
+  return done.length ? "running" : "pending";
 }

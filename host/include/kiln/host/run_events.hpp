@@ -62,6 +62,12 @@ struct AttemptStarted {
   int attempt = 0;
   std::string executor, dir, image;  // dir: relative to the run directory
   std::vector<int> gpus{};           // the host's GPUs it was given (CUDA_VISIBLE_DEVICES)
+  // What the unit runs with: its parameters as resolved (placeholders
+  // rendered, a trial's suggestion applied, defaults filled in) and its inputs
+  // as wired ({input: {step, output, digest?, items?, path?}}), as the
+  // launch carries them (LaunchBuilder::describe_inputs).
+  Json parameters = Json::object();
+  Json inputs = Json::object();
 };
 
 struct AttemptEnded {
@@ -89,6 +95,10 @@ struct CacheDecided {
   std::string key;
   CacheUse use = CacheUse::off;
   std::string reason;  // why it missed
+  // A hit runs no attempt: its resolved parameters and inputs come with the
+  // decision instead (as in AttemptStarted); null otherwise.
+  Json parameters = nullptr;
+  Json inputs = nullptr;
 };
 
 struct ArtifactOut {

@@ -119,7 +119,7 @@ function showRun(root, detail, params) {
     structure = structure || changed.structure;
     for (const name of changed.steps) dirty.add(name);
     if (selection && changed.steps.has(selection.step) &&
-        ["unit_finished", "step_changed", "attempt_ended", "cache_decided"].includes(event.type)) refetchPanel = true;
+        ["unit_finished", "step_changed", "attempt_started", "attempt_ended", "cache_decided"].includes(event.type)) refetchPanel = true;
     if (!pending) pending = requestAnimationFrame(draw);
   });
   // A run whose process died writes no event: the workspace feed says so.

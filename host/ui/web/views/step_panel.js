@@ -1,7 +1,9 @@
 // The panel of the selected step (or loop item, trial, group): status,
 // attempts with durations and failures, the cache decision (a hit links to
-// the run that produced the result), output parameters, artifacts, metrics,
-// and links to its logs and curves. Values are shown as text.
+// the run that produced the result), the parameters it ran with (resolved)
+// and the upstream outputs its inputs were wired to, output parameters,
+// artifacts, metrics, and links to its logs and curves. Values are shown as
+// text.
 import { h, clear, fmtDuration, fmtTime } from "../dom.js";
 import { enc } from "../api.js";
 import { chip } from "../status.js";
@@ -9,6 +11,23 @@ import { COLLAPSE_AT } from "../dag.js";
 
 function section(title, ...body) {
   return h("section", {}, h("h3", {}, title), ...body);
+}
+
+// Each input: the upstream unit and output it was wired to, and the artifact
+// it read (a link to its page), or a loop's collected items.
+function wiredInputs(inputs) {
+  const entries = Object.entries(inputs || {});
+  if (!entries.length) return h("p", { class: "none" }, "none");
+  return h("dl", {}, entries.map(([name, wire]) => {
+    const w = wire && typeof wire === "object" ? wire : {};
+    const items = Array.isArray(w.items) ? w.items : [];
+    return [h("dt", {}, name), h("dd", { class: "mono small" }, `← ${w.step || "?"}.${w.output || "?"}`,
+      typeof w.digest === "string" ? [h("br"), h("a", { href: `#/artifacts/${enc(w.digest)}`, class: "input-artifact" },
+        `sha256 ${w.digest.slice(0, 16)}…`)] : null,
+      items.length ? [h("br"), `${items.length} items: `, items.slice(0, 20).map((d, i) =>
+        [i ? ", " : "", h("a", { href: `#/artifacts/${enc(String(d))}`, class: "input-artifact" }, String(d).slice(0, 12))])] : null,
+      typeof w.path === "string" ? [h("br"), w.path] : null)];
+  }));
 }
 
 function kv(obj) {
@@ -41,18 +60,39 @@ export function renderStepPanel(panel, model, detail, selection, { toggleGroup, 
       h("p", {}, Object.entries(counts).map(([k, n]) => `${k}: ${n}`).join(", ")),
       step.units.size > COLLAPSE_AT ? h("button", { type: "button", id: "toggle-group", onclick: () => toggleGroup(step.name) },
         expanded.has(step.name) ? "Collapse into one node" : `Expand all ${step.units.size} items`) : null,
-      h("ul", { class: "units" }, [...step.units.values()].slice(0, 200).map((u) =>
-        h("li", {}, h("a", { href: `#/runs/${enc(model.id)}/logs/${enc(`${step.name}[${u.key}]`)}` }, `${step.name}[${u.key}]`),
-          " ", chip(u.status))))));
+      h("ul", { class: "units" }, [...step.units.values()].slice(0, 200).map((u) => {
+        // A trial of a template has no log of its own: its first part's.
+        const first = u.parts && u.parts.size ? `${u.key}.${[...u.parts.keys()][0]}` : u.key;
+        return h("li", {}, h("a", { href: `#/runs/${enc(model.id)}/logs/${enc(`${step.name}[${first}]`)}` }, `${step.name}[${u.key}]`),
+          " ", chip(u.status));
+      }))));
   }
 
   if (unitKey === null && model.isTuning(step))
     panel.append(h("p", { class: "links" },
       h("a", { href: `#/runs/${enc(model.id)}/trials/${enc(step.name)}`, id: "open-trials" }, "Trials"), " — table, curves, parallel coordinates"));
-  const logTarget = step.units.size && unitKey === null ? null : name;
-  if (logTarget) {
+
+  // What to show: the step or unit itself, or each part of a trial of a template (its own
+  // attempts, parameters, inputs, outputs and logs: tune[3.train], tune[3.evaluate]).
+  const parts = unitKey !== null && live.parts && live.parts.size ? [...live.parts.values()] : [];
+  const views = parts.length
+    ? parts.map((p) => {
+      const key = `${unitKey}.${p.name}`;
+      return { title: `${step.name}[${key}]`, logName: `${step.name}[${key}]`, live: p,
+        record: (fromDetail.units || []).find((u) => u.key === key) || {} };
+    })
+    : [{ title: null, logName: step.units.size && unitKey === null ? null : name, live, record }];
+  views.forEach((view, i) => renderRecord(panel, model, view, i === 0, unitKey === null ? step.name : null));
+}
+
+// One unit's (or one trial part's) record: logs, cache, attempts, resolved
+// parameters and inputs, outputs, artifacts, metrics. `first` carries the ids.
+function renderRecord(panel, model, { title, logName, live, record }, first, stepName) {
+  if (title) panel.append(h("h3", { class: "part" }, title, " ", chip(live.status)));
+  if (title && live.failure) panel.append(h("p", { class: "failure" }, live.failure));
+  if (logName) {
     panel.append(h("p", { class: "links" },
-      h("a", { href: `#/runs/${enc(model.id)}/logs/${enc(logTarget)}`, id: "open-logs" }, "Logs"), " · ",
+      h("a", { href: `#/runs/${enc(model.id)}/logs/${enc(logName)}`, id: first ? "open-logs" : null }, "Logs"), " · ",
       h("a", { href: `#/runs/${enc(model.id)}/metrics` }, "Metrics")));
   }
 
@@ -78,8 +118,15 @@ export function renderStepPanel(panel, model, detail, selection, { toggleGroup, 
         h("td", {}, [a.failure, a.message].filter(Boolean).join(": ")))))),
       h("p", { class: "small" }, "Started ", fmtTime(attempts[0].started_at))));
   }
-  if (record.parameters) panel.append(section("Parameters", kv(record.parameters)));
-  if (record.inputs) panel.append(section("Inputs", kv(record.inputs)));
+  // As the unit ran with them: placeholders rendered, a trial's suggestion applied, defaults filled in.
+  const parameters = record.parameters || live.parameters;
+  if (parameters)
+    panel.append(h("section", { id: first ? "resolved-parameters" : null, class: "resolved-parameters" },
+      h("h3", {}, "Parameters (resolved)"), kv(parameters)));
+  const inputs = record.inputs || live.inputs;
+  if (inputs)
+    panel.append(h("section", { id: first ? "resolved-inputs" : null, class: "resolved-inputs" }, h("h3", {}, "Inputs"),
+      wiredInputs(inputs)));
   if (record.outputs) panel.append(section("Output parameters", kv(record.outputs)));
   if (record.artifacts && Object.keys(record.artifacts).length) {
     const digests = record.digests || {};
@@ -88,7 +135,8 @@ export function renderStepPanel(panel, model, detail, selection, { toggleGroup, 
         digests[k] ? h("br") : null,
         digests[k] ? h("a", { href: `#/artifacts/${enc(digests[k])}`, class: "artifact-link" }, `sha256 ${digests[k].slice(0, 16)}…`) : null)]))));
   }
-  const metrics = [...model.metrics.values()].filter((m) => m.unit === name || (unitKey === null && m.step === step.name));
+  const unitName = logName || stepName;
+  const metrics = [...model.metrics.values()].filter((m) => m.unit === unitName || (stepName !== null && m.step === stepName));
   if (metrics.length) {
     panel.append(section("Metrics (last)", h("dl", {}, metrics.map((m) => {
       const [at, value] = m.points[m.points.length - 1];
