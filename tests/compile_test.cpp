@@ -707,6 +707,23 @@ TEST_F(CompileTest, APodStepWithABadRequestSaysWhyWithStatus64) {
                  "--output nothing: the request has no such name");
   request["component"] = "util.nosuch";
   expect_refused(pod_command(request, {"--value", "params.who=a"}), "the image has no component util.nosuch");
+
+  // A tuning step's request: each field checked and named, each component looked up.
+  Json tuning{{"kiln_pod", 1}, {"pipeline", "t"}, {"step", "s"}, {"tuning", {{"name", "s"}, {"parameters", Json::object()}}}};
+  expect_refused(pod_command(tuning, {}), "request: tuning.step.inputs: is missing");
+  tuning["tuning"] = {{"name", "s"},
+                      {"component", "util.objective"},
+                      {"parameters", Json::object()},
+                      {"inputs", Json::object()},
+                      {"retries", {{"limit", 0}, {"backoff_seconds", 1}, {"factor", 2}, {"max_backoff_seconds", 60},
+                                   {"on", {"error"}}}},
+                      {"cache", true},
+                      {"parallelism", 0},
+                      {"upstream", Json::array()},
+                      {"tune", {{"tuner", "tune.nosuch"}}}};
+  expect_refused(pod_command(tuning, {}), "tuning.tune.tuner: the image has no component tune.nosuch");
+  tuning["tuning"]["tune"] = {{"tuner", "tune.grid"}, {"metric", "loss"}, {"maximize", "yes"}};
+  expect_refused(pod_command(tuning, {}), "tuning.tune.maximize: must be true or false");
 }
 
 // The request parser's bounds: size, depth, kinds (fuzzed by fuzz/pod_request_fuzz.cpp).
