@@ -27,7 +27,8 @@ class OutcomeObserver : public RunObserver {
     } else if (const auto* unit = std::get_if<events::UnitFinished>(&event)) {
       std::cerr << "[trial] " << unit->unit.display << " " << to_string(unit->status)
                 << (unit->message.empty() ? "" : ": " + unit->message) << "\n";
-      auto& artifacts = trial_artifacts[unit->unit.item_index];
+      const std::string part = unit->unit.key.find('.') == std::string::npos ? "" : unit->unit.planned->spec.name;
+      auto& artifacts = trial_artifacts[unit->unit.item_index][part];
       for (const auto& a : unit->artifacts)
         artifacts.push_back({a.name, a.path, unit->metadata.value(a.name, Json::object())});
     } else if (const auto* trials = std::get_if<events::TrialsRecorded>(&event)) {
@@ -42,7 +43,8 @@ class OutcomeObserver : public RunObserver {
   StepStatus status = StepStatus::pending;
   std::string message;
   Json outputs = Json::object();
-  std::map<int, std::vector<Artifact>> trial_artifacts;  // in the order the trial's units ended
+  // By trial, then by trial template step ("" for a component trial).
+  std::map<int, std::map<std::string, std::vector<Artifact>>> trial_artifacts;
   std::string trials_path;  // its trials.json, relative to the run directory
 };
 
@@ -102,12 +104,19 @@ Plan pod_plan(const PodStep& pod, const PluginCatalog& catalog) {
 }
 
 // The step's outcome where the target collects it.
-void place_outcome(const PodStep& pod, const OutcomeObserver& seen, const fs::path& run_dir) {
+void place_outcome(const PodStep& pod, const PlannedStep& tuning, const OutcomeObserver& seen,
+                   const fs::path& run_dir) {
   const PodRequest& r = pod.request;
   std::map<std::string, OutcomeObserver::Artifact> best;
   const Json trial = seen.outputs.value("best_trial", Json());
-  if (trial.is_number_integer() && seen.trial_artifacts.count(trial.get<int>()))
-    for (const auto& a : seen.trial_artifacts.at(trial.get<int>())) best[a.name] = a;  // a later step wins a name
+  if (trial.is_number_integer() && seen.trial_artifacts.count(trial.get<int>())) {
+    const auto& units = seen.trial_artifacts.at(trial.get<int>());
+    std::vector<std::string> parts{""};
+    for (const auto& part : tuning.trial_steps) parts.push_back(part.spec.name);
+    for (const auto& part : parts)  // the template's order: a later step wins a name, as under kiln run
+      if (const auto it = units.find(part); it != units.end())
+        for (const auto& a : it->second) best[a.name] = a;
+  }
   for (const auto& o : r.outputs) {
     if (o == kTrialsOutput) {
       if (seen.trials_path.empty()) throw std::runtime_error("the run wrote no trials table");
@@ -163,7 +172,7 @@ int run_pod_tuning(const PodStep& pod, const std::function<Json(Engine&)>& run) 
                 << (seen.message.empty() ? "" : ": " + seen.message) << "\n";
       status = kPodExitError;
     } else {
-      place_outcome(pod, seen, options.run_dir);
+      place_outcome(pod, plan.steps.front(), seen, options.run_dir);
     }
     std::error_code ec;
     fs::remove_all(work, ec);
