@@ -161,8 +161,7 @@ class IrBuilder {
   // under kiln run, so the pod itself is neither retried nor timed out.
   void fill_tuning_task(const PlannedStep& step, IrTask& task) {
     const StepSpec& s = step.spec;
-    task.retries = RetryPolicy{};
-    task.retries.limit = 0;
+    task.retries = RetryPolicy{};  // limit 0
     task.timeout_seconds.reset();
     const auto values_of = [&](const PlannedStep& part) {
       for (const auto& [name, value] : part.spec.parameters) collect_values(value.value, value.pos, step, task.values);

@@ -91,8 +91,7 @@ Plan pod_plan(const PodStep& pod, const PluginCatalog& catalog) {
       plan.parameters[ref.name] = value;
     else if (ref.kind == Reference::Kind::StepOutput)
       plan.bound_steps[ref.step].outputs[ref.output] = value;
-    else
-      throw PodRequestError("--value " + text + ": a tuning step's pod reads only params.X and steps.S.outputs.O");
+    // run.id and the like: the pod's engine has its own (run_pod_tuning)
   }
   for (const auto& [name, wire] : tuning_step_inputs(step)) {
     const auto path = pod.input_paths.find(name);
@@ -155,7 +154,9 @@ int run_pod_tuning(const PodStep& pod, const std::function<Json(Engine&)>& run) 
     work = pod_work_dir();
     RunOptions options;
     options.run_dir = work / "run";
-    options.run_id = "pod-" + r.step;
+    const auto run_id = pod.values.find("run.id");  // the workflow's, for {{ run.id }}
+    options.run_id = run_id != pod.values.end() && run_id->second.is_string() ? run_id->second.get<std::string>()
+                                                                                : "pod-" + r.step;
     options.jobs = pod_tuning_jobs(plan.steps.front());
     OutcomeObserver seen;
     options.observers.push_back(&seen);

@@ -9,7 +9,7 @@
 namespace kiln::host {
 namespace {
 
-[[noreturn]] void bad(const std::string& field, const std::string& what) {
+[[noreturn]] void bad_field(const std::string& field, const std::string& what) {
   throw TuningRequestError("tuning." + field + ": " + what);
 }
 
@@ -38,9 +38,9 @@ Json step_json(const PlannedStep& step) {
   return out;
 }
 
-class Reader {
+class TuningStepReader {
  public:
-  explicit Reader(const PluginCatalog& catalog) : catalog_(catalog) {}
+  explicit TuningStepReader(const PluginCatalog& catalog) : catalog_(catalog) {}
 
   PlannedStep step(const Json& j, const std::string& at) {
     object(j, at);
@@ -94,51 +94,51 @@ class Reader {
   const CatalogComponent& bind(const std::string& name, const std::string& range, const std::string& at) {
     const auto* found = catalog_.find(name, range);
     if (found == nullptr)
-      bad(at, "the image has no component " + name + (range.empty() ? "" : "@" + range) +
+      bad_field(at, "the image has no component " + name + (range.empty() ? "" : "@" + range) +
                   " on its plugin path (versions found: " + catalog_.versions_of(name) + ")");
     return *found;
   }
 
   static void object(const Json& j, const std::string& at) {
-    if (!j.is_object()) bad(at, "must be an object");
+    if (!j.is_object()) bad_field(at, "must be an object");
   }
   static const Json& field(const Json& j, const std::string& at, const char* key) {
     const auto it = j.find(key);
-    if (it == j.end()) bad(at + "." + key, "is missing");
+    if (it == j.end()) bad_field(at + "." + key, "is missing");
     return *it;
   }
   static std::string text(const Json& j, const std::string& at, const char* key, bool required) {
     if (!j.contains(key)) {
-      if (required) bad(at + "." + key, "is missing");
+      if (required) bad_field(at + "." + key, "is missing");
       return "";
     }
     const Json& v = j[key];
     if (!v.is_string() || (required && v.get_ref<const std::string&>().empty()))
-      bad(at + "." + key, "must be a non-empty string");
+      bad_field(at + "." + key, "must be a non-empty string");
     return v.get<std::string>();
   }
   static bool boolean(const Json& j, const std::string& at, const char* key) {
     const Json& v = field(j, at, key);
-    if (!v.is_boolean()) bad(at + "." + key, "must be true or false");
+    if (!v.is_boolean()) bad_field(at + "." + key, "must be true or false");
     return v.get<bool>();
   }
   static int64_t whole(const Json& j, const std::string& at, const char* key, int64_t low, int64_t high) {
     const Json& v = field(j, at, key);
     if (!v.is_number_integer() || v.get<int64_t>() < low || v.get<int64_t>() > high)
-      bad(at + "." + key, "must be a whole number from " + std::to_string(low) + " to " + std::to_string(high));
+      bad_field(at + "." + key, "must be a whole number from " + std::to_string(low) + " to " + std::to_string(high));
     return v.get<int64_t>();
   }
   static double number(const Json& j, const std::string& at, const char* key, double low, double high) {
     const Json& v = field(j, at, key);
     if (!v.is_number() || !(v.get<double>() >= low) || v.get<double>() > high)
-      bad(at + "." + key, "must be a number from " + Json(low).dump() + " to " + Json(high).dump());
+      bad_field(at + "." + key, "must be a number from " + Json(low).dump() + " to " + Json(high).dump());
     return v.get<double>();
   }
   static std::vector<std::string> names(const Json& j, const std::string& at) {
-    if (!j.is_array()) bad(at, "must be a list of names");
+    if (!j.is_array()) bad_field(at, "must be a list of names");
     std::vector<std::string> out;
     for (const auto& n : j) {
-      if (!n.is_string() || n.get_ref<const std::string&>().empty()) bad(at, "must be a list of names");
+      if (!n.is_string() || n.get_ref<const std::string&>().empty()) bad_field(at, "must be a list of names");
       out.push_back(n.get<std::string>());
     }
     return out;
@@ -153,7 +153,7 @@ class Reader {
     r.on.clear();
     const auto& known = failure_classes();
     for (const auto& c : names(field(j, at, "on"), at + ".on")) {
-      if (std::find(known.begin(), known.end(), c) == known.end()) bad(at + ".on", "unknown failure class '" + c + "'");
+      if (std::find(known.begin(), known.end(), c) == known.end()) bad_field(at + ".on", "unknown failure class '" + c + "'");
       r.on.insert(c);
     }
     return r;
@@ -202,26 +202,26 @@ std::map<std::string, InputWire> tuning_step_inputs(const PlannedStep& step) {
 
 PlannedStep tuning_step_from_json(const Json& json, const PluginCatalog& catalog) {
   try {
-    Reader reader(catalog);
+    TuningStepReader reader(catalog);
     PlannedStep planned = reader.step(json, "step");
     planned.upstream.clear();  // they ran in other pods
     reader.tune(json.at("tune"), planned);
     const Json& parts = json.contains("trial_steps") ? json["trial_steps"] : Json::array();
     if (!parts.is_array() || parts.size() > kMaxTuningRequestSteps)
-      bad("trial_steps", "must be a list of at most " + std::to_string(kMaxTuningRequestSteps) + " steps");
+      bad_field("trial_steps", "must be a list of at most " + std::to_string(kMaxTuningRequestSteps) + " steps");
     for (size_t i = 0; i < parts.size(); ++i) {
       PlannedStep part = reader.step(parts[i], "trial_steps[" + std::to_string(i) + "]");
-      if (part.spec.component.empty()) bad("trial_steps[" + std::to_string(i) + "].component", "is missing");
+      if (part.spec.component.empty()) bad_field("trial_steps[" + std::to_string(i) + "].component", "is missing");
       planned.spec.tune->trial_steps.push_back(part.spec);
       planned.trial_steps.push_back(std::move(part));
     }
     if (planned.trial_steps.empty() && planned.spec.component.empty())
-      bad("step.component", "a tuning step without trial steps needs its trial component");
+      bad_field("step.component", "a tuning step without trial steps needs its trial component");
     for (const auto& part : planned.trial_steps)
       for (const auto& up : part.upstream)
         if (std::none_of(planned.trial_steps.begin(), planned.trial_steps.end(),
                          [&](const PlannedStep& p) { return p.spec.name == up; }))
-          bad("trial_steps." + part.spec.name + ".upstream", "'" + up + "' is not a step of the trial");
+          bad_field("trial_steps." + part.spec.name + ".upstream", "'" + up + "' is not a step of the trial");
     return planned;
   } catch (const Json::exception& e) {
     throw TuningRequestError("tuning: " + excerpt_text(e.what(), 120));
