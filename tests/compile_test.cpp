@@ -429,6 +429,27 @@ steps:
   EXPECT_NE(g.output.find(gpus.string() + ":8:23: resources.gpus: a tuning step's trials cannot be compiled to kfp"),
             std::string::npos)
       << g.output;
+  const auto ranks = pipeline(R"(
+templates:
+  trial:
+    steps:
+      - name: score
+        component: util.objective
+        distributed: {replicas: 2}
+steps:
+  - name: t
+    tune:
+      trial: trial
+      tuner: tune.grid
+      objective: {metric: loss, goal: minimize}
+      space: {x: {type: uniform, low: 0.0, high: 1.0, grid_points: 2}}
+)");
+  const auto r = compile(ranks, "argo");
+  EXPECT_EQ(r.status.code, 1);
+  EXPECT_NE(r.output.find(ranks.string() + ":8:9: distributed.replicas: a data-parallel trial step cannot be compiled "
+                                           "to argo"),
+            std::string::npos)
+      << r.output;
   const auto file = pipeline(R"(
 steps:
   - name: wide

@@ -134,11 +134,12 @@ class IrBuilder {
   }
 
   // A tuning step runs its search in one pod (tuning_request.hpp,
-  // pod_tuning.hpp); what that pod's engine cannot do is refused here.
+  // pod_tuning.hpp); what that pod's engine cannot do is refused here (the
+  // planner already refuses a looped tuning step and trial steps with
+  // `when:` or `for_each:`).
   void check_tuning(const PlannedStep& step) {
     const StepSpec& s = step.spec;
     const std::string to = std::string(" cannot be compiled to ") + target();
-    if (s.for_each) error(s.for_each->pos, "for_each: a tuning step in a loop" + to);
     const auto no_gpus = [&](const StepSpec& part) {
       if (part.container.gpus.value_or(0) > 0)
         error(part.gpus_pos, "resources.gpus: a tuning step's trials" + to +
@@ -151,8 +152,6 @@ class IrBuilder {
       if (p.replicas > 1)
         error(p.pos, "distributed.replicas: a data-parallel trial step" + to +
                          " (its ranks rendezvous through kiln's process executor on one host)");
-      if (p.when) error(p.when->pos, "when: a condition on a trial step" + to);
-      if (p.for_each) error(p.for_each->pos, "for_each: a loop in a trial step" + to);
     }
   }
 
