@@ -542,6 +542,74 @@ TEST_F(CompileTest, TheCompiledPodCommandRunsHere) {
   EXPECT_EQ(kiln::test::read_text(gate / "kiln/parameters/result"), "true");
 }
 
+// samples/commands in pods: its component files (a shell command, a Python
+// script) are found by name on the image's plugin path, where `kiln image
+// build` puts them with the files they name; here a directory stands for the
+// image's /opt/kiln/lib/kiln/plugins. Each task's compiled command, run here
+// as Argo would run it, leaves the outputs and output parameters the next
+// task reads.
+TEST_F(CompileTest, TheCompiledPodsOfComponentFilesRunHere) {
+  if (!fs::exists("/usr/bin/python3")) KILN_TEST_SKIP("no /usr/bin/python3 (Debian's python3)");
+  const fs::path sample = kSource / "samples/commands";
+  const auto c = compile(sample / "mixed.yaml", "argo");
+  ASSERT_TRUE(c.status.success()) << c.output;
+  const Json& w = c.documents[0];
+  const Json greet_args = argo_template(w, "greet")["container"]["args"];
+  EXPECT_EQ(request_of(greet_args)["component"], "sample.greet-sh");
+  EXPECT_EQ(request_of(greet_args)["version"], "=1.0.0");
+  const auto k = compile(sample / "mixed.yaml", "kfp");
+  ASSERT_TRUE(k.status.success()) << k.output;
+  const Json kfp_count = request_of(k.documents[0]["deploymentSpec"]["executors"]["exec-count"]["container"]["args"]);
+  EXPECT_EQ(kfp_count["component"], "sample.count-words") << kfp_count.dump();
+
+  const fs::path plugins = dir / "image" / "plugins";
+  fs::create_directories(plugins);
+  for (const char* f : {"greet.yaml", "count.yaml", "count.py"})
+    fs::copy_file(sample / "components" / f, plugins / f);
+  auto environment = env();
+  environment.emplace_back("KILN_PLUGIN_PATH", plugins.string());
+
+  const fs::path pod = dir / "greet";
+  auto run = kiln::test::run_kiln(local_pod_args(greet_args, {{"v0", "Bonjour"}}, pod), environment);
+  ASSERT_TRUE(run.status.success()) << run.output;
+  EXPECT_EQ(kiln::test::read_text(pod / "kiln/parameters/words"), "4");
+  EXPECT_EQ(kiln::test::read_text(pod / "kiln/outputs/greeting/greeting.txt"), "Hello, Bonjour!\nHello, Bonjour!\n");
+  EXPECT_NE(run.output.find("[metric] greetings=2"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("[progress] 100%"), std::string::npos) << run.output;
+
+  // count: greet's artifact as Argo hands it over, the pipeline's scale 3.
+  const fs::path count = dir / "count";
+  fs::create_directories(count / "kiln/inputs");
+  fs::copy(pod / "kiln/outputs/greeting", count / "kiln/inputs/text", fs::copy_options::recursive);
+  const std::string metadata = kiln::test::read_text(pod / "kiln/metadata/greeting.json");
+  run = kiln::test::run_kiln(local_pod_args(argo_template(w, "count")["container"]["args"],
+                                            {{"v0", "3"}, {"kiln-metadata-text", metadata}}, count),
+                             environment);
+  ASSERT_TRUE(run.status.success()) << run.output;
+  EXPECT_EQ(kiln::test::read_text(count / "kiln/parameters/words"), "12");
+  EXPECT_EQ(Json::parse(kiln::test::read_text(count / "kiln/outputs/counts/counts.json")),
+            (Json{{"lines", 2}, {"words", 4}}));
+  EXPECT_NE(run.output.find("[metric] words_so_far=4 (step 1)"), std::string::npos) << run.output;
+  // The script's stdout is the pod's log (here interleaved with kiln's stderr).
+  EXPECT_NE(run.output.find("counted"), std::string::npos) << run.output;
+
+  // tell, the built-in plugin, reads count's output parameter as the pod wrote it.
+  const fs::path tell = dir / "tell";
+  run = kiln::test::run_kiln(local_pod_args(argo_template(w, "tell")["container"]["args"],
+                                            {{"v0", kiln::test::read_text(count / "kiln/parameters/words")}}, tell),
+                             environment);
+  ASSERT_TRUE(run.status.success()) << run.output;
+  EXPECT_EQ(Json::parse(kiln::test::read_text(tell / "kiln/parameters/message")), "12 words");
+
+  // An image without the component file: a clear error naming what is missing.
+  environment.back().second = (dir / "empty").string();
+  fs::create_directories(dir / "empty");
+  run = kiln::test::run_kiln(local_pod_args(greet_args, {{"v0", "Bonjour"}}, dir / "nowhere"), environment);
+  EXPECT_EQ(run.status.code, kiln::host::kPodExitUsage) << run.output;
+  EXPECT_NE(run.output.find("the image has no component sample.greet-sh@=1.0.0 on its plugin path"), std::string::npos)
+      << run.output;
+}
+
 namespace {
 
 std::vector<std::string> pod_command(const Json& request, const std::vector<std::string>& extra) {
