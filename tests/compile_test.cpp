@@ -635,6 +635,35 @@ TEST_F(CompileTest, APodStepPastItsTimeoutIsStoppedWithStatus3) {
   EXPECT_NE(run.output.find("timed out"), std::string::npos) << run.output;
 }
 
+// A component file's command past the pod step's timeout: kiln step passes
+// SIGTERM on to the command's process group (its handler runs), kills what
+// is left of it (a child that ignores SIGTERM), and exits 3.
+TEST_F(CompileTest, APodStepsTimeoutStopsTheCommandAndItsChildren) {
+  const fs::path plugins = dir / "plugins";
+  kiln::test::write_text(plugins / "stubborn.yaml", R"y(apiVersion: kiln/v1
+kind: Component
+metadata: {name: t.stubborn, version: 1.0.0}
+implementation:
+  shell: |
+    trap 'echo term > "$MARKS/term"; exit 143' TERM
+    (trap '' TERM; exec sleep 120) &
+    echo $! > "$MARKS/sleep.pid"
+    wait
+  env: {MARKS: )y" + dir.path().string() + R"y(}
+)y");
+  Json request = step_request("t.stubborn", Json::object());
+  request["timeout_seconds"] = 3.0;  // the command starts well within it, even under ASan
+  auto environment = env();
+  environment.emplace_back("KILN_PLUGIN_PATH", plugins.string());
+  const auto run = kiln::test::run_kiln(pod_command(request, {}), environment);
+  EXPECT_EQ(run.status.code, kiln::host::kPodExitTimeout) << run.output;
+  EXPECT_EQ(kiln::test::read_text(dir / "term"), "term\n") << run.output;
+  ASSERT_TRUE(fs::exists(dir / "sleep.pid")) << run.output;
+  const pid_t sleeper = std::stoi(kiln::test::read_text(dir / "sleep.pid"));
+  EXPECT_TRUE(kiln::test::poll_until([&] { return kiln::test::process_ended(sleeper); }))
+      << "the command's child " << sleeper << " outlived the timeout";
+}
+
 // Retries the target cannot filter by class happen in the pod: util.flaky
 // fails once (error), the second attempt succeeds.
 TEST_F(CompileTest, APodStepRetriesInThePodWhenTheRequestSaysSo) {

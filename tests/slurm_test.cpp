@@ -478,15 +478,15 @@ steps:
 }  // namespace
 
 // samples/commands' mix (a shell command, a Python script through the
-// kiln_report helper, a plugin) as steps of the run's allocation: outputs,
-// live metrics in the run's record and events, the commands' logs in their
-// attempt files; then the cache: all hit, and editing the script reruns
-// only its step, naming the file.
-TEST_F(SlurmTest, ComponentFilesRunAsSlurmStepsBesideAPlugin) {
+// kiln_report helper, a plugin) as steps of the run's allocation or as batch
+// jobs: outputs, live metrics in the run's record and events, the commands'
+// logs in their attempt files; then the cache: all hit, and editing the
+// script reruns only its step, naming the file.
+TEST_P(SlurmModeTest, ComponentFilesRunOnTheClusterBesideAPlugin) {
   if (!fs::exists(kPython)) KILN_TEST_SKIP("no " << kPython << " (Debian's python3)");
   write_command_components(dir.path());
   const std::string file = pipeline(kCommandsPipeline);
-  const auto [summary, record] = run(file);
+  const auto [summary, record] = run_in_mode(file);
   ASSERT_EQ(summary["status"], "succeeded") << summary.dump(2);
   for (const char* step : {"greet", "train", "tell"}) {
     EXPECT_EQ(last_attempt(record, step)["executor"], "slurm") << step;
@@ -522,18 +522,17 @@ TEST_F(SlurmTest, ComponentFilesRunAsSlurmStepsBesideAPlugin) {
   const fs::path train = run_dir / "steps" / "train" / "attempt-1";
   EXPECT_EQ(kiln::test::read_text(train / "stdout.log"), "trained 3 epochs\n");
   EXPECT_EQ(kiln::test::read_text(artifact("train", "model") / "model.txt"), "Hello, node!");
-  EXPECT_NE(kiln::test::read_text(train / "events.jsonl").find("started as a step of Slurm allocation"),
-            std::string::npos);
+  EXPECT_NE(kiln::test::read_text(train / "events.jsonl").find(launched_as()), std::string::npos);
   EXPECT_EQ(recorded_jobs(), 0u);
 
   // Nothing changed: no job at all.
-  const auto [again, again_record] = run(file);
+  const auto [again, again_record] = run_in_mode(file);
   for (const char* step : {"greet", "train", "tell"})
     EXPECT_EQ(again["steps"][step]["status"], "cached") << again.dump(2);
   // The script edited: its step reruns on the cluster, the miss names the file.
   kiln::test::write_text(dir / "components" / "train.py",
                          kiln::test::read_text(dir / "components" / "train.py") + "# an edit\n");
-  const auto [edited, edited_record] = run(file);
+  const auto [edited, edited_record] = run_in_mode(file);
   ASSERT_EQ(edited["status"], "succeeded") << edited.dump(2);
   EXPECT_EQ(edited["steps"]["greet"]["status"], "cached");
   EXPECT_EQ(edited["steps"]["train"]["status"], "succeeded") << edited.dump(2);
