@@ -612,6 +612,92 @@ TEST_F(CompileTest, TheCompiledPodsOfComponentFilesRunHere) {
 
 namespace {
 
+// Where a pod's input artifact comes from: the producer's pod directory and output name.
+struct ArtifactFrom {
+  fs::path pod;
+  std::string output;
+};
+
+// Runs the compiled Argo task `task` under `root` as Argo would run its pod:
+// each --value REF from `values`, each input artifact copied from its
+// producer's pod with the metadata it wrote. Returns kiln step's run.
+kiln::host::CapturedRun run_argo_pod(const Json& workflow, const std::string& task,
+                                     const std::map<std::string, std::string>& values,
+                                     const std::map<std::string, ArtifactFrom>& inputs, const fs::path& root,
+                                     const std::vector<std::pair<std::string, std::string>>& env) {
+  const Json& args = argo_template(workflow, task)["container"]["args"];
+  std::map<std::string, std::string> parameters;  // Argo's inputs.parameters of the template
+  for (size_t i = 0; i + 1 < args.size(); ++i) {
+    if (args[i] != "--value") continue;
+    const std::string v = args[i + 1];
+    const std::string ref = v.substr(0, v.find('=')), marker = "{{inputs.parameters.";
+    const auto at = v.find(marker);
+    if (at != std::string::npos && values.count(ref))
+      parameters[v.substr(at + marker.size(), v.find("}}", at) - at - marker.size())] = values.at(ref);
+  }
+  for (const auto& [name, from] : inputs) {
+    fs::create_directories(root / "kiln/inputs");
+    fs::copy(from.pod / "kiln/outputs" / from.output, root / "kiln/inputs" / name, fs::copy_options::recursive);
+    parameters["kiln-metadata-" + name] = kiln::test::read_text(from.pod / "kiln/metadata" / (from.output + ".json"));
+  }
+  return kiln::test::run_kiln(local_pod_args(args, parameters, root), env, std::chrono::minutes(2));
+}
+
+}  // namespace
+
+// samples/digits-pytorch's five tasks in turn: kiln's data plugins, the plain
+// PyTorch script (a component file, through kiln_report) and the built-in
+// evaluate, each from its compiled Argo command, artifacts handed on as Argo
+// would. The pods score the same test accuracy as `kiln run`.
+TEST_F(CompileTest, TheCompiledDigitsPytorchPodsTrainAndScoreAsKilnRunDoes) {
+  constexpr const char* kPython = "/usr/bin/python3";  // Debian's, with python3-torch
+  if (!kiln::host::run_with_result_channel({kPython, "-c", "import torch"}, std::chrono::minutes(1)).status.success())
+    KILN_TEST_SKIP("no PyTorch for " << kPython << " (apt-get install python3-torch)");
+  const fs::path sample = kSource / "samples/digits-pytorch";
+  const auto c = compile(sample / "pipeline.yaml", "argo", {"--pipeline-dir", sample.string()});
+  ASSERT_TRUE(c.status.success()) << c.output;
+  const Json& w = c.documents[0];
+  const fs::path plugins = dir / "image" / "plugins";  // the image's /opt/kiln/lib/kiln/plugins
+  fs::create_directories(plugins);
+  for (const char* f : {"train.yaml", "train.py"}) fs::copy_file(sample / "components" / f, plugins / f);
+  auto environment = env();
+  environment.emplace_back("KILN_PLUGIN_PATH", plugins.string());
+  const std::map<std::string, std::string> values{
+      {"params.epochs", "5"}, {"params.hidden", "[128, 64]"}, {"params.lr", "0.001"}, {"params.seed", "0"}};
+  const auto pod = [&](const std::string& task, const std::map<std::string, ArtifactFrom>& inputs) {
+    const fs::path root = dir / "pods" / task;
+    const auto run = run_argo_pod(w, task, values, inputs, root, environment);
+    EXPECT_TRUE(run.status.success()) << task << ":\n" << run.output;
+    return std::make_pair(root, run.output);
+  };
+  const auto [load, load_log] = pod("load", {});
+  const auto [split, split_log] = pod("split", {{"data", {load, "data"}}});
+  const auto [transform, transform_log] =
+      pod("transform", {{"train", {split, "train"}}, {"validation", {split, "validation"}}, {"test", {split, "test"}}});
+  const auto [train, train_log] = pod("train", {{"train", {transform, "train"}},
+                                                {"validation", {transform, "validation"}},
+                                                {"transform", {transform, "transform"}}});
+  EXPECT_NE(train_log.find("[metric] train_loss="), std::string::npos) << train_log;
+  for (const char* file : {"model.json", "weights.safetensors", "model.pt"})
+    EXPECT_TRUE(fs::exists(train / "kiln/outputs/model" / file)) << file;
+  EXPECT_GT(Json::parse(kiln::test::read_text(train / "kiln/parameters/val_accuracy")).get<double>(), 0.85);
+  const auto [evaluate, evaluate_log] = pod("evaluate", {{"model", {train, "model"}}, {"test", {transform, "test"}}});
+  ASSERT_TRUE(fs::exists(evaluate / "kiln/parameters/accuracy")) << evaluate_log;
+  EXPECT_EQ(kiln::test::read_text(evaluate / "kiln/parameters/passed"), "true");
+  const double accuracy = Json::parse(kiln::test::read_text(evaluate / "kiln/parameters/accuracy"));
+
+  // The same pipeline under kiln run (process executor): the same model, the same score.
+  const auto local = kiln::test::run_kiln({"run", (sample / "pipeline.yaml").string(), "--workdir",
+                                           (dir / "ws").string(), "--param", "epochs=5", "--json"},
+                                          env(), std::chrono::minutes(3));
+  ASSERT_TRUE(local.status.success()) << local.output;
+  const Json summary = Json::parse(local.output.substr(local.output.rfind("\n{") + 1));
+  EXPECT_NEAR(summary["steps"]["evaluate"]["outputs"]["accuracy"].get<double>(), accuracy, 1e-9)
+      << summary["steps"]["evaluate"].dump(2);
+}
+
+namespace {
+
 std::vector<std::string> pod_command(const Json& request, const std::vector<std::string>& extra) {
   std::vector<std::string> args{"step", "--request-json", kiln::host::pod_request_argument(request)};
   args.insert(args.end(), extra.begin(), extra.end());
