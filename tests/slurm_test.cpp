@@ -569,7 +569,18 @@ implementation:
   const int out = ::open(out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   auto child = kiln::host::ChildProcess::spawn({argv, {{1, out}, {2, out}}, {}, env()});
   ::close(out);
-  const bool started = kiln::test::poll_until([&] { return fs::exists(pid_file) && fs::file_size(pid_file) > 0; }, 6000);
+  // Cancelled once the run's event log (written live) has the command's
+  // report: kiln has seen it start (a batch job it has not seen start is
+  // removed rather than signalled).
+  const auto reported = [&] {
+    std::error_code ec;
+    for (auto it = fs::directory_iterator(workspace() / "runs", ec); !ec && it != fs::directory_iterator();
+         it.increment(ec))
+      if (kiln::test::read_text(it->path() / "events.jsonl").find("\"type\":\"progress\"") != std::string::npos)
+        return true;
+    return false;
+  };
+  const bool started = kiln::test::poll_until(reported, 6000);
   ::kill(child.pid(), SIGINT);  // as Ctrl-C does
   const auto status = child.wait();
   ASSERT_TRUE(started) << kiln::test::read_text(out_file);
