@@ -542,12 +542,56 @@ TEST_F(CompileTest, TheCompiledPodCommandRunsHere) {
   EXPECT_EQ(kiln::test::read_text(gate / "kiln/parameters/result"), "true");
 }
 
-// samples/commands in pods: its component files (a shell command, a Python
-// script) are found by name on the image's plugin path, where `kiln image
-// build` puts them with the files they name; here a directory stands for the
-// image's /opt/kiln/lib/kiln/plugins. Each task's compiled command, run here
-// as Argo would run it, leaves the outputs and output parameters the next
-// task reads.
+namespace {
+
+// samples/commands' three compiled Argo tasks (a shell command, a Python
+// script, a plugin) run in turn by `kiln` under `root`, as Argo would run
+// their pods: each leaves the outputs and output parameters the next reads.
+void check_commands_pods(const Json& workflow, const fs::path& kiln,
+                         const std::vector<std::pair<std::string, std::string>>& env, const fs::path& root) {
+  const auto run_pod = [&](const std::string& task, const std::map<std::string, std::string>& inputs,
+                           const fs::path& pod) {
+    std::vector<std::string> argv{kiln.string()};
+    for (auto& arg : local_pod_args(argo_template(workflow, task)["container"]["args"], inputs, pod))
+      argv.push_back(std::move(arg));
+    return kiln::host::run_captured({argv, {}, {}, env}, std::chrono::seconds(60));
+  };
+  const fs::path greet = root / "greet";
+  auto run = run_pod("greet", {{"v0", "Bonjour"}}, greet);
+  ASSERT_TRUE(run.status.success()) << run.output;
+  EXPECT_EQ(kiln::test::read_text(greet / "kiln/parameters/words"), "4");
+  EXPECT_EQ(kiln::test::read_text(greet / "kiln/outputs/greeting/greeting.txt"), "Hello, Bonjour!\nHello, Bonjour!\n");
+  EXPECT_NE(run.output.find("[metric] greetings=2"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("[progress] 100%"), std::string::npos) << run.output;
+
+  // count: greet's artifact as Argo hands it over, the pipeline's scale 3.
+  const fs::path count = root / "count";
+  fs::create_directories(count / "kiln/inputs");
+  fs::copy(greet / "kiln/outputs/greeting", count / "kiln/inputs/text", fs::copy_options::recursive);
+  run = run_pod("count", {{"v0", "3"}, {"kiln-metadata-text", kiln::test::read_text(greet / "kiln/metadata/greeting.json")}},
+                count);
+  ASSERT_TRUE(run.status.success()) << run.output;
+  EXPECT_EQ(kiln::test::read_text(count / "kiln/parameters/words"), "12");
+  EXPECT_EQ(Json::parse(kiln::test::read_text(count / "kiln/outputs/counts/counts.json")),
+            (Json{{"lines", 2}, {"words", 4}}));
+  EXPECT_NE(run.output.find("[metric] words_so_far=4 (step 1)"), std::string::npos) << run.output;
+  // The script's stdout is the pod's log (here interleaved with kiln's stderr).
+  EXPECT_NE(run.output.find("counted"), std::string::npos) << run.output;
+
+  // tell, the built-in plugin, reads count's output parameter as the pod wrote it.
+  const fs::path tell = root / "tell";
+  run = run_pod("tell", {{"v0", kiln::test::read_text(count / "kiln/parameters/words")}}, tell);
+  ASSERT_TRUE(run.status.success()) << run.output;
+  EXPECT_EQ(Json::parse(kiln::test::read_text(tell / "kiln/parameters/message")), "12 words");
+}
+
+}  // namespace
+
+// samples/commands in pods: its component files are found by name on the
+// image's plugin path, where `kiln image build` puts them with the files
+// they name; here a directory stands for the image's
+// /opt/kiln/lib/kiln/plugins (KILN_PLUGIN_PATH) and the build's kiln runs
+// each task's compiled command.
 TEST_F(CompileTest, TheCompiledPodsOfComponentFilesRunHere) {
   if (!fs::exists("/usr/bin/python3")) KILN_TEST_SKIP("no /usr/bin/python3 (Debian's python3)");
   const fs::path sample = kSource / "samples/commands";
@@ -568,46 +612,41 @@ TEST_F(CompileTest, TheCompiledPodsOfComponentFilesRunHere) {
     fs::copy_file(sample / "components" / f, plugins / f);
   auto environment = env();
   environment.emplace_back("KILN_PLUGIN_PATH", plugins.string());
-
-  const fs::path pod = dir / "greet";
-  auto run = kiln::test::run_kiln(local_pod_args(greet_args, {{"v0", "Bonjour"}}, pod), environment);
-  ASSERT_TRUE(run.status.success()) << run.output;
-  EXPECT_EQ(kiln::test::read_text(pod / "kiln/parameters/words"), "4");
-  EXPECT_EQ(kiln::test::read_text(pod / "kiln/outputs/greeting/greeting.txt"), "Hello, Bonjour!\nHello, Bonjour!\n");
-  EXPECT_NE(run.output.find("[metric] greetings=2"), std::string::npos) << run.output;
-  EXPECT_NE(run.output.find("[progress] 100%"), std::string::npos) << run.output;
-
-  // count: greet's artifact as Argo hands it over, the pipeline's scale 3.
-  const fs::path count = dir / "count";
-  fs::create_directories(count / "kiln/inputs");
-  fs::copy(pod / "kiln/outputs/greeting", count / "kiln/inputs/text", fs::copy_options::recursive);
-  const std::string metadata = kiln::test::read_text(pod / "kiln/metadata/greeting.json");
-  run = kiln::test::run_kiln(local_pod_args(argo_template(w, "count")["container"]["args"],
-                                            {{"v0", "3"}, {"kiln-metadata-text", metadata}}, count),
-                             environment);
-  ASSERT_TRUE(run.status.success()) << run.output;
-  EXPECT_EQ(kiln::test::read_text(count / "kiln/parameters/words"), "12");
-  EXPECT_EQ(Json::parse(kiln::test::read_text(count / "kiln/outputs/counts/counts.json")),
-            (Json{{"lines", 2}, {"words", 4}}));
-  EXPECT_NE(run.output.find("[metric] words_so_far=4 (step 1)"), std::string::npos) << run.output;
-  // The script's stdout is the pod's log (here interleaved with kiln's stderr).
-  EXPECT_NE(run.output.find("counted"), std::string::npos) << run.output;
-
-  // tell, the built-in plugin, reads count's output parameter as the pod wrote it.
-  const fs::path tell = dir / "tell";
-  run = kiln::test::run_kiln(local_pod_args(argo_template(w, "tell")["container"]["args"],
-                                            {{"v0", kiln::test::read_text(count / "kiln/parameters/words")}}, tell),
-                             environment);
-  ASSERT_TRUE(run.status.success()) << run.output;
-  EXPECT_EQ(Json::parse(kiln::test::read_text(tell / "kiln/parameters/message")), "12 words");
+  check_commands_pods(w, kiln::test::kiln_exe(), environment, dir / "pods");
 
   // An image without the component file: a clear error naming what is missing.
   environment.back().second = (dir / "empty").string();
   fs::create_directories(dir / "empty");
-  run = kiln::test::run_kiln(local_pod_args(greet_args, {{"v0", "Bonjour"}}, dir / "nowhere"), environment);
+  const auto run = kiln::test::run_kiln(local_pod_args(greet_args, {{"v0", "Bonjour"}}, dir / "nowhere"), environment);
   EXPECT_EQ(run.status.code, kiln::host::kPodExitUsage) << run.output;
   EXPECT_NE(run.output.find("the image has no component sample.greet-sh@=1.0.0 on its plugin path"), std::string::npos)
       << run.output;
+}
+
+// The same with the image itself: `kiln image build` for samples/commands,
+// its root filesystem unpacked (umoci), and the image's own kiln running each
+// compiled command with nothing but what the image holds beside it (its
+// plugin directory: the component files, count.py, the util plugin).
+TEST_F(CompileTest, TheImageKilnBuildsRunsItsCompiledComponentFilePods) {
+  const auto umoci = kiln::host::find_in_path("umoci");
+  if (!umoci) KILN_TEST_SKIP("umoci is not installed (apt-get install umoci)");
+  if (!fs::exists("/usr/bin/python3")) KILN_TEST_SKIP("no /usr/bin/python3 (Debian's python3)");
+  const fs::path pipeline = kSource / "samples/commands/mixed.yaml";
+  const auto c = compile(pipeline, "argo");
+  ASSERT_TRUE(c.status.success()) << c.output;
+  const std::string layout = (dir / "layout").string();
+  const auto built = kiln::test::run_kiln({"image", "build", pipeline.string(), "-o", "oci:" + layout + ":v1"}, env(),
+                                          std::chrono::minutes(5));
+  ASSERT_TRUE(built.status.success()) << built.output;
+  const fs::path rootfs = dir / "rootfs";
+  const auto unpacked = kiln::host::run_captured(
+      {{umoci->string(), "raw", "unpack", "--image", layout + ":v1", rootfs.string()}, {}, {}, {}}, std::chrono::minutes(2));
+  ASSERT_TRUE(unpacked.status.success()) << unpacked.output;
+  for (const char* f : {"greet.yaml", "count.yaml", "count.py"})
+    EXPECT_TRUE(fs::exists(rootfs / "opt/kiln/lib/kiln/plugins" / f)) << f;
+  auto environment = env();
+  environment.emplace_back("KILN_PLUGIN_PATH", "");  // the image's kiln finds its lib/kiln/plugins beside it
+  check_commands_pods(c.documents[0], rootfs / "opt/kiln/bin/kiln", environment, dir / "pods");
 }
 
 namespace {
