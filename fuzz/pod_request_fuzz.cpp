@@ -2,11 +2,15 @@
 // first line is `kiln step --request-json`'s text, each further line one
 // argument "FLAG NAME=VALUE" (value, input, input-metadata, output,
 // output-metadata, output-parameter) or "KIND TEXT" for decode_pod_value.
-// Only PodRequestError may come out; what parses is self-consistent.
+// Only PodRequestError may come out; what parses is self-consistent. A
+// request's "tuning" step is decoded against catalog.json
+// (tuning_request.cpp): only TuningRequestError may come out of that.
 #include <kiln/host/pod_step.hpp>
+#include <kiln/host/tuning_request.hpp>
 
 #include <sstream>
 
+#include "fuzz_catalog.hpp"
 #include "fuzz_support.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -41,8 +45,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (!step.output_paths.count(o) || !step.metadata_paths.count(o)) kiln::fuzz::fail("an output without its places");
     if (step.request.condition && !step.parameter_paths.count("result"))
       kiln::fuzz::fail("a condition without its result");
-    if (step.request.condition.has_value() == !step.request.component.empty())
+    const bool runs = !step.request.component.empty() || step.request.tuning.has_value();
+    if (step.request.condition.has_value() == runs)
       kiln::fuzz::fail("a request that is neither a step nor a condition");
+    if (step.request.tuning) {
+      try {
+        const kiln::host::PlannedStep tuning = tuning_step_from_json(*step.request.tuning, kiln::fuzz::catalog());
+        if (!tuning.spec.tune || tuning.trial_steps.size() != tuning.spec.tune->trial_steps.size())
+          kiln::fuzz::fail("a tuning step without its tune block or trial steps");
+        if (!tuning.upstream.empty()) kiln::fuzz::fail("a tuning step that waits for a step outside its pod");
+      } catch (const TuningRequestError&) {
+      }
+    }
   } catch (const PodRequestError&) {
   }
   return 0;

@@ -7,26 +7,12 @@
 #include <kiln/host/plan.hpp>
 #include <kiln/host/spec.hpp>
 
+#include "fuzz_catalog.hpp"
 #include "fuzz_support.hpp"
 
 using kiln::host::Json;
 
-namespace {
-
-const kiln::host::PluginCatalog& catalog() {
-  static const kiln::host::PluginCatalog c = [] {
-    kiln::host::LibraryScan scan;
-    scan.path = "/fuzz/kiln_fuzz_catalog.so";
-    scan.digest = std::string(64, '0');
-    scan.ok = true;
-    for (const auto& manifest : Json::parse(kiln::host::read_file(KILN_FUZZ_CATALOG)))
-      scan.components.push_back(kiln::host::parse_manifest(manifest));
-    return kiln::host::PluginCatalog::from_scans({scan});
-  }();
-  return c;
-}
-
-}  // namespace
+using kiln::fuzz::catalog;
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   (void)catalog();

@@ -111,19 +111,13 @@ std::vector<fs::path> samples() {
 
 }  // namespace
 
-// Every sample but the tuning one compiles for both targets and validates
-// against the engines' own definitions; the tuning one is refused, clearly.
+// Every sample, digits-tuning's tuning step included, compiles for both
+// targets and validates against the engines' own definitions.
 TEST_F(CompileTest, EverySampleCompilesForBothTargetsAndValidates) {
   std::vector<fs::path> argo, kfp;
   for (const auto& sample : samples()) {
-    const bool tuning = sample.parent_path().filename() == "digits-tuning";
     for (const std::string target : {"argo", "kfp"}) {
       const auto c = compile(sample, target);
-      if (tuning) {
-        EXPECT_FALSE(c.status.success()) << sample;
-        EXPECT_NE(c.output.find("tune: a tuning step cannot be compiled to " + target), std::string::npos) << c.output;
-        continue;
-      }
       ASSERT_TRUE(c.status.success()) << sample << " for " << target << ":\n" << c.output;
       ASSERT_FALSE(c.documents.empty());
       (target == "argo" ? argo : kfp).push_back(c.file);
@@ -417,13 +411,45 @@ options:
   EXPECT_NE(a.output.find("1 problem in " + f), std::string::npos) << a.output;
 }
 
-TEST_F(CompileTest, TuningAndDataParallelStepsAreRefusedAtTheirPosition) {
-  const fs::path tuning = kSource / "samples/digits-tuning/pipeline.yaml";
-  const auto c = compile(tuning, "kfp");
-  EXPECT_EQ(c.status.code, 1);
-  EXPECT_TRUE(std::regex_search(c.output, std::regex(tuning.string() + ":[0-9]+:[0-9]+: tune: a tuning step cannot "
-                                                                       "be compiled to kfp")))
-      << c.output;
+// A tuning step compiles to one task running its search (below); what its
+// pod's engine cannot do, and a data-parallel step, are refused where written.
+TEST_F(CompileTest, WhatATuningPodCannotRunAndDataParallelStepsAreRefusedAtTheirPosition) {
+  const auto gpus = pipeline(R"(
+steps:
+  - name: t
+    component: util.objective
+    resources: {gpus: 1}
+    tune:
+      tuner: tune.grid
+      objective: {metric: loss, goal: minimize}
+      space: {x: {type: uniform, low: 0.0, high: 1.0, grid_points: 2}}
+)");
+  const auto g = compile(gpus, "kfp");
+  EXPECT_EQ(g.status.code, 1);
+  EXPECT_NE(g.output.find(gpus.string() + ":8:23: resources.gpus: a tuning step's trials cannot be compiled to kfp"),
+            std::string::npos)
+      << g.output;
+  const auto ranks = pipeline(R"(
+templates:
+  trial:
+    steps:
+      - name: score
+        component: util.objective
+        distributed: {replicas: 2}
+steps:
+  - name: t
+    tune:
+      trial: trial
+      tuner: tune.grid
+      objective: {metric: loss, goal: minimize}
+      space: {x: {type: uniform, low: 0.0, high: 1.0, grid_points: 2}}
+)");
+  const auto r = compile(ranks, "argo");
+  EXPECT_EQ(r.status.code, 1);
+  EXPECT_NE(r.output.find(ranks.string() + ":8:9: distributed.replicas: a data-parallel trial step cannot be compiled "
+                                           "to argo"),
+            std::string::npos)
+      << r.output;
   const auto file = pipeline(R"(
 steps:
   - name: wide
@@ -684,6 +710,21 @@ kiln::host::CapturedRun run_argo_pod(const Json& workflow, const std::string& ta
 
 }  // namespace
 
+namespace {
+
+// A run's tuning step as `kiln run` left it: its outputs and trials table.
+struct TuningOutcome {
+  Json outputs, trials;
+};
+
+// The trials table without what depends on the clock.
+Json without_durations(Json table) {
+  for (auto& row : table["trials"]) row.erase("duration_seconds");
+  return table;
+}
+
+}  // namespace
+
 // samples/digits-pytorch's five tasks in turn: kiln's data plugins, the plain
 // PyTorch script (a component file, through kiln_report) and the built-in
 // evaluate, each from its compiled Argo command, artifacts handed on as Argo
@@ -733,6 +774,89 @@ TEST_F(CompileTest, TheCompiledDigitsPytorchPodsTrainAndScoreAsKilnRunDoes) {
   const Json summary = Json::parse(local.output.substr(local.output.rfind("\n{") + 1));
   EXPECT_NEAR(summary["steps"]["evaluate"]["outputs"]["accuracy"].get<double>(), accuracy, 1e-9)
       << summary["steps"]["evaluate"].dump(2);
+}
+
+// A tuning step is one pod that runs its whole search with kiln's engine:
+// its compiled command, run here over greet's artifact and message as Argo
+// hands them over, writes the best_* parameters, the trials table and the
+// best trial's artifact, the same as `kiln run` of the pipeline gives.
+TEST_F(CompileTest, TheCompiledTuningPodRunsItsSearchAsKilnRunDoes) {
+  const auto file = pipeline(R"(
+parameters:
+  who: {type: string, default: ada}
+  y: {type: int, default: 3}
+templates:
+  trial:
+    steps:
+      - name: score
+        component: util.objective
+        parameters: {epochs: 2}
+      - name: note
+        component: util.echo
+        after: [score]
+        parameters: {message: "tried by {{ steps.greet.outputs.message }}"}
+steps:
+  - name: greet
+    component: util.echo
+    parameters: {message: "{{ params.who }}"}
+  - name: tune
+    inputs: {text: greet.outputs.text}
+    parameters: {y: "{{ params.y }}"}
+    tune:
+      trial: trial
+      tuner: tune.random
+      objective: {metric: loss, goal: minimize}
+      space: {x: {type: uniform, low: 0.0, high: 1.0}}
+      max_trials: 4
+      parallel_trials: 2
+      seed: 3
+  - name: report
+    component: util.echo
+    parameters: {message: "best x: {{ steps.tune.outputs.best_x }}"}
+)");
+  // kiln run: the reference.
+  auto env_run = env();
+  const auto ran = kiln::test::run_kiln({"run", file.string(), "--json", "--workdir", (dir / "ws").string()}, env_run);
+  ASSERT_TRUE(ran.status.success()) << ran.output;
+  const fs::path run_dir = Json::parse(ran.output.substr(ran.output.find('{')))["run_dir"].get<std::string>();
+  const Json tune = Json::parse(kiln::test::read_text(run_dir / "run.json"))["steps"]["tune"];
+  fs::path trials = tune["trials"].get<std::string>();  // its trials.json
+  if (trials.is_relative()) trials = run_dir / trials;
+  const TuningOutcome expected{tune["outputs"], Json::parse(kiln::test::read_text(trials))};
+  ASSERT_EQ(expected.trials["trials"].size(), 4u) << expected.trials.dump();
+
+  const auto c = compile(file, "argo");
+  ASSERT_TRUE(c.status.success()) << c.output;
+  const Json& w = c.documents[0];
+  // greet's pod, then tune's with greet's artifact, metadata and message.
+  const fs::path greet = dir / "greet";
+  auto run = kiln::test::run_kiln(local_pod_args(argo_template(w, "greet")["container"]["args"], {{"v0", "ada"}}, greet),
+                                  env());
+  ASSERT_TRUE(run.status.success()) << run.output;
+  const fs::path pod = dir / "tune";
+  fs::create_directories(pod / "kiln/inputs");
+  fs::copy(greet / "kiln/outputs/text", pod / "kiln/inputs/text", fs::copy_options::recursive);
+  const Json args = argo_template(w, "tune")["container"]["args"];
+  std::map<std::string, std::string> inputs{{"kiln-metadata-text", kiln::test::read_text(greet / "kiln/metadata/text.json")}};
+  const std::map<std::string, std::string> values{
+      {"params.y", "3"}, {"steps.greet.outputs.message", kiln::test::read_text(greet / "kiln/parameters/message")}};
+  for (const auto& [ref, text] : values) {
+    const std::string place = value_argument(args, ref);
+    ASSERT_EQ(place.rfind("{{inputs.parameters.", 0), 0u) << ref << " in " << args.dump();
+    inputs[place.substr(20, place.size() - 22)] = text;
+  }
+  run = kiln::test::run_kiln(local_pod_args(args, inputs, pod), env());
+  ASSERT_TRUE(run.status.success()) << run.output;
+
+  for (const std::string name : {"best_x", "best_parameters", "best_value", "best_trial"})
+    EXPECT_EQ(Json::parse(kiln::test::read_text(pod / "kiln/parameters" / name)), expected.outputs[name]) << name;
+  EXPECT_EQ(without_durations(Json::parse(kiln::test::read_text(pod / "kiln/outputs/trials/trials.json"))),
+            without_durations(expected.trials));
+  EXPECT_EQ(Json::parse(kiln::test::read_text(pod / "kiln/metadata/trials.json"))["trials"], 4);
+  EXPECT_EQ(kiln::test::read_text(pod / "kiln/outputs/text/message.txt"), "ada\ntried by ada");
+  EXPECT_TRUE(fs::exists(pod / "kiln/metadata/text.json"));
+  // The trials ran in the pod, two at once (tune.parallel_trials).
+  EXPECT_NE(run.output.find("4 trials at most, 2 at once"), std::string::npos) << run.output;
 }
 
 namespace {
@@ -826,6 +950,23 @@ TEST_F(CompileTest, APodStepWithABadRequestSaysWhyWithStatus64) {
                  "--output nothing: the request has no such name");
   request["component"] = "util.nosuch";
   expect_refused(pod_command(request, {"--value", "params.who=a"}), "the image has no component util.nosuch");
+
+  // A tuning step's request: each field checked and named, each component looked up.
+  Json tuning{{"kiln_pod", 1}, {"pipeline", "t"}, {"step", "s"}, {"tuning", {{"name", "s"}, {"parameters", Json::object()}}}};
+  expect_refused(pod_command(tuning, {}), "request: tuning.step.inputs: is missing");
+  tuning["tuning"] = {{"name", "s"},
+                      {"component", "util.objective"},
+                      {"parameters", Json::object()},
+                      {"inputs", Json::object()},
+                      {"retries", {{"limit", 0}, {"backoff_seconds", 1}, {"factor", 2}, {"max_backoff_seconds", 60},
+                                   {"on", {"error"}}}},
+                      {"cache", true},
+                      {"parallelism", 0},
+                      {"upstream", Json::array()},
+                      {"tune", {{"tuner", "tune.nosuch"}}}};
+  expect_refused(pod_command(tuning, {}), "tuning.tune.tuner: the image has no component tune.nosuch");
+  tuning["tuning"]["tune"] = {{"tuner", "tune.grid"}, {"metric", "loss"}, {"maximize", "yes"}};
+  expect_refused(pod_command(tuning, {}), "tuning.tune.maximize: must be true or false");
 }
 
 // The request parser's bounds: size, depth, kinds (fuzzed by fuzz/pod_request_fuzz.cpp).

@@ -401,3 +401,26 @@ steps:
   EXPECT_EQ(state.active_trials(0), scanned_active());
   EXPECT_EQ(state.active_trials(0), kTrials / 3);
 }
+
+// A bound step (Plan::bound_steps): outside the plan, done; the plan's steps
+// read its artifacts' directories and its output parameters, and nothing
+// waits for it (kiln step runs a compiled tuning step over its pod's inputs).
+TEST(RunState, ABoundStepIsReadAsDoneAndNeverRuns) {
+  Plan plan = kiln::test::plan_text(R"(steps:
+  - {name: one, component: util.echo, parameters: {message: hi}}
+  - {name: two, component: util.noop}
+)");
+  plan.bound_steps["upstream"].artifacts["data"] = {"/pod/inputs/data", Json{{"rows", 3}}};
+  plan.bound_steps["upstream"].outputs = Json{{"count", 3}};
+  const RunState state = fresh(plan);
+  EXPECT_EQ(state.steps().size(), 2u);
+  const auto& bound = state.step_named("upstream");
+  EXPECT_EQ(bound.status(), S::succeeded);
+  EXPECT_EQ(bound.artifacts.at("data").path, "/pod/inputs/data");
+  EXPECT_EQ(bound.artifacts.at("data").metadata["rows"], 3);
+  const auto resolve = state.resolver(nullptr);
+  EXPECT_EQ(resolve(kiln::host::parse_reference("steps.upstream.outputs.count")), 3);
+  EXPECT_THROW(resolve(kiln::host::parse_reference("steps.upstream.outputs.other")), std::runtime_error);
+  EXPECT_THROW(state.step_named("elsewhere"), std::runtime_error);
+  EXPECT_EQ(state.ready_steps().size(), 2u);  // one and two, as without it
+}

@@ -8,6 +8,7 @@
 #include <kiln/host/host_identity.hpp>
 #include <kiln/host/paths.hpp>
 #include <kiln/host/pod_step.hpp>
+#include <kiln/host/pod_tuning.hpp>
 #include <kiln/host/profile.hpp>
 #include <kiln/host/run_store.hpp>
 #include <kiln/host/spec.hpp>
@@ -31,16 +32,6 @@ namespace {
 
 using host::Json;
 
-// `kiln step --request-json`: a bad request or argument is exit 64 with the reason.
-int run_pod_step(const host::PodStepArguments& arguments) {
-  if (arguments.request_json.empty()) throw CommandError("kiln step: give --request FILE or --request-json JSON", kExitUsage);
-  try {
-    return host::run_pod_step(host::parse_pod_step(arguments));
-  } catch (const host::PodRequestError& e) {
-    std::cerr << "kiln step: " << e.what() << "\n";
-    return host::kPodExitUsage;
-  }
-}
 
 int validate(const PipelineOptions& options) {
   const auto plan = load_plan(options);
@@ -96,6 +87,25 @@ class SignalForwarder {
   std::atomic<bool> done_{false};
   std::thread thread_;
 };
+
+// `kiln step --request-json`: a bad request or argument is exit 64 with the
+// reason. A tuning step's search runs here, its engine told of SIGTERM as
+// `kiln run`'s is.
+int run_pod_step(const host::PodStepArguments& arguments) {
+  if (arguments.request_json.empty()) throw CommandError("kiln step: give --request FILE or --request-json JSON", kExitUsage);
+  try {
+    const host::PodStep step = host::parse_pod_step(arguments);
+    if (!step.request.tuning) return host::run_pod_step(step);
+    SignalForwarder::block();
+    return host::run_pod_tuning(step, [](host::Engine& engine) {
+      SignalForwarder forwarder(engine);
+      return engine.run();
+    });
+  } catch (const host::PodRequestError& e) {
+    std::cerr << "kiln step: " << e.what() << "\n";
+    return host::kPodExitUsage;
+  }
+}
 
 struct RunCommandOptions {
   PipelineOptions pipeline;

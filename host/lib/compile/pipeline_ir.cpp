@@ -4,6 +4,7 @@
 #include <kiln/host/compile.hpp>
 #include <kiln/host/paths.hpp>
 #include <kiln/host/placeholders.hpp>
+#include <kiln/host/tuning_request.hpp>
 
 #include <algorithm>
 #include <cctype>
@@ -122,10 +123,7 @@ class IrBuilder {
   // Refuses the step-level features no pod can have.
   void check_step(const PlannedStep& step) {
     const StepSpec& s = step.spec;
-    if (s.tune)
-      error(s.tune->pos, std::string("tune: a tuning step cannot be compiled to ") + target() +
-                             ": its trials are chosen by a tuner while the run goes (run it with kiln run and "
-                             "compile the pipeline with its best parameters)");
+    if (s.tune) check_tuning(step);
     if (s.replicas > 1)
       error(s.pos, "distributed.replicas: a data-parallel step cannot be compiled to " + std::string(target()) +
                        " (its ranks rendezvous through kiln's process executor)");
@@ -134,6 +132,72 @@ class IrBuilder {
                        std::to_string(s.retries.factor));
     if (s.container.pids)
       error(s.pos, "resources.pids: " + std::string(target()) + " has no per-container process limit");
+  }
+
+  // A tuning step runs its search in one pod (tuning_request.hpp,
+  // pod_tuning.hpp); what that pod's engine cannot do is refused here (the
+  // planner already refuses a looped tuning step and trial steps with
+  // `when:` or `for_each:`).
+  void check_tuning(const PlannedStep& step) {
+    const StepSpec& s = step.spec;
+    const std::string to = std::string(" cannot be compiled to ") + target();
+    const auto no_gpus = [&](const StepSpec& part) {
+      if (part.container.gpus.value_or(0) > 0)
+        error(part.gpus_pos, "resources.gpus: a tuning step's trials" + to +
+                                 " with GPUs (its pod's engine hands out none; run it with kiln run --gpus)");
+    };
+    no_gpus(s);
+    for (const auto& part : step.trial_steps) {
+      const StepSpec& p = part.spec;
+      no_gpus(p);
+      if (p.replicas > 1)
+        error(p.pos, "distributed.replicas: a data-parallel trial step" + to +
+                         " (its ranks rendezvous through kiln's process executor on one host)");
+    }
+  }
+
+  // A tuning step's task: one pod running the whole search with kiln's
+  // engine (pod_tuning.hpp). Its retries and timeout are the trials', as
+  // under kiln run, so the pod itself is neither retried nor timed out.
+  void fill_tuning_task(const PlannedStep& step, IrTask& task) {
+    const StepSpec& s = step.spec;
+    task.retries = RetryPolicy{};  // limit 0
+    task.timeout_seconds.reset();
+    const auto values_of = [&](const PlannedStep& part) {
+      for (const auto& [name, value] : part.spec.parameters) collect_values(value.value, value.pos, step, task.values);
+    };
+    values_of(step);
+    for (const auto& part : step.trial_steps) values_of(part);
+    collect_values(s.tune->tuner_config(), s.tune->pos, step, task.values);
+    for (const auto& [name, wire] : tuning_step_inputs(step)) {
+      check_wire(step, name, wire);
+      task.inputs.push_back({name, target_task_name(wire.step), wire.output});
+    }
+    std::set<std::string> outputs{kTrialsOutput};
+    task.outputs.push_back(kTrialsOutput);
+    const auto add_outputs = [&](const ComponentManifest& manifest) {
+      for (const auto& o : manifest.outputs)
+        if (outputs.insert(o.name).second) task.outputs.push_back(o.name);
+    };
+    if (step.trial_steps.empty()) add_outputs(step.component.manifest);
+    for (const auto& part : step.trial_steps) add_outputs(part.component.manifest);
+    for (const auto& item : s.tune->space.items()) task.output_parameters.push_back("best_" + item.key());
+    for (const auto& name : tuning_output_parameters()) task.output_parameters.push_back(name);
+    task.request = request_base(step);
+    task.request["tuning"] = tuning_step_json(step);
+    if (!s.component.empty()) task.request["component"] = s.component;
+    task.request["outputs"] = task.outputs;
+    task.request["output_parameters"] = task.output_parameters;
+    task.request["values"] = value_kinds(task.values);
+  }
+
+  void check_wire(const PlannedStep& step, const std::string& name, const InputWire& wire) {
+    const auto* producer = plan_.find(wire.step);
+    if (producer && producer->spec.for_each)
+      error(wire.pos, "inputs." + name + ": the artifacts of loop step '" + wire.step + "' cannot be compiled to " +
+                          std::string(target()) + " (one artifact per item)");
+    if (producer && producer->spec.is_finally != step.spec.is_finally)
+      error(wire.pos, "inputs." + name + ": a finally step cannot read a step's artifact in " + std::string(target()));
   }
 
   // Notes the fields `kiln run`'s executors read and a pod does not, one per
@@ -280,24 +344,25 @@ class IrBuilder {
     task.cpus = s.container.cpus;
     task.gpus = s.container.gpus;
     task.cache = s.cache;
+    for (const auto& up : step.upstream)
+      (step.data_upstream.count(up) ? task.needs_success : task.needs_end).push_back(target_task_name(up));
+    if (s.tune) {
+      fill_tuning_task(step, task);
+      if (step.when) task.gate = add_gate(step, tasks);
+      tasks.push_back(std::move(task));
+      return;
+    }
     Json parameters = Json::object();
     for (const auto& [name, value] : s.parameters) {
       parameters[name] = value.value;
       collect_values(value.value, value.pos, step, task.values);
     }
     for (const auto& [name, wire] : s.inputs) {
-      const auto* producer = plan_.find(wire.step);
-      if (producer && producer->spec.for_each)
-        error(wire.pos, "inputs." + name + ": the artifacts of loop step '" + wire.step + "' cannot be compiled to " +
-                            std::string(target()) + " (one artifact per item)");
-      if (producer && producer->spec.is_finally != s.is_finally)
-        error(wire.pos, "inputs." + name + ": a finally step cannot read a step's artifact in " + std::string(target()));
+      check_wire(step, name, wire);
       task.inputs.push_back({name, target_task_name(wire.step), wire.output});
     }
     for (const auto& o : step.component.manifest.outputs) task.outputs.push_back(o.name);
     for (const auto& o : step.component.manifest.output_parameters) task.output_parameters.push_back(o.name);
-    for (const auto& up : step.upstream)
-      (step.data_upstream.count(up) ? task.needs_success : task.needs_end).push_back(target_task_name(up));
     if (kfp()) {
       static const std::set<std::string> pod_classes{"error", "crash", "timeout"};
       task.retries_in_pod = task.retries.limit > 0 &&

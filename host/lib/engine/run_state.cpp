@@ -39,14 +39,23 @@ RunState::RunState(const Plan& plan, fs::path run_dir, std::string run_id, std::
     step.waiting_for_ = step.upstream_.size();
     if (step.waiting_for_ == 0 && !step.planned->spec.is_finally) ready_steps_.insert(i);
   }
+  for (const auto& [name, bound] : plan_.bound_steps) {
+    StepState& step = bound_steps_[name];
+    step.status_ = S::succeeded;
+    step.outputs = bound.outputs;
+    for (const auto& [output, artifact] : bound.artifacts)
+      step.artifacts[output] = InputArtifact{artifact.path, artifact.metadata};
+  }
 }
 
 // ---- reading ----------------------------------------------------------------
 
 const StepState& RunState::step_named(const std::string& name) const {
   const auto it = step_index_.find(name);
-  if (it == step_index_.end()) throw std::runtime_error("unknown step '" + name + "'");
-  return steps_[it->second];
+  if (it != step_index_.end()) return steps_[it->second];
+  const auto bound = bound_steps_.find(name);
+  if (bound == bound_steps_.end()) throw std::runtime_error("unknown step '" + name + "'");
+  return bound->second;
 }
 
 const PlannedStep& RunState::planned_of(const UnitState& unit) const {
@@ -96,7 +105,7 @@ Expression::ReferenceResolver RunState::resolver(const UnitState* unit) const {
       case Reference::Kind::StepOutput: {
         const StepState& source = step_named(ref.step);
         if (!source.outputs.contains(ref.output))
-          throw std::runtime_error("step '" + source.planned->spec.name + "' set no output parameter '" + ref.output +
+          throw std::runtime_error("step '" + ref.step + "' set no output parameter '" + ref.output +
                                    "'");
         return source.outputs[ref.output];
       }

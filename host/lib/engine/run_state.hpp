@@ -129,7 +129,9 @@ class RunState {
   StepState& step(size_t index) { return steps_.at(index); }
   const UnitState& unit(int id) const { return units_.at(static_cast<size_t>(id)); }
   UnitState& unit(int id) { return units_.at(static_cast<size_t>(id)); }
-  // Throws std::runtime_error for a name not in the plan.
+  // A step of the plan, else one of its bound steps (Plan::bound_steps: done,
+  // with its outputs and artifacts, no units). Throws std::runtime_error for
+  // a name that is neither.
   const StepState& step_named(const std::string& name) const;
   // What a unit runs: its step, or its step of a trial template.
   const PlannedStep& planned_of(const UnitState& unit) const;
@@ -231,6 +233,7 @@ class RunState {
   std::string run_id_;
   std::vector<StepState> steps_;
   std::unordered_map<std::string, size_t> step_index_;
+  std::map<std::string, StepState> bound_steps_;  // Plan::bound_steps, as done steps
   std::vector<UnitState> units_;
   std::set<size_t> ready_steps_;
   std::set<int> pending_units_, running_units_;

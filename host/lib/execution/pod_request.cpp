@@ -135,6 +135,9 @@ static PodRequest parse_request(std::string_view text) {
   request.step = string_field(r, "step", true);
   if (r.contains("condition")) {
     request.condition = string_field(r, "condition", true);
+  } else if (const auto t = r.find("tuning"); t != r.end()) {
+    if (!t->is_object()) fail_request("request: 'tuning' must be an object");
+    request.tuning = *t;
   } else {
     request.component = string_field(r, "component", true);
     request.version = string_field(r, "version", false);

@@ -6,6 +6,7 @@
 #include <kiln/host/expression.hpp>
 #include <kiln/host/spec.hpp>
 
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -35,10 +36,27 @@ inline const std::vector<std::string>& tuning_output_parameters() {
 inline constexpr const char* kTrialsOutput = "trials";
 inline constexpr const char* kTrialsArtifactType = "TuningTrials";
 
+// A step outside the plan whose results the plan's steps read, already done
+// elsewhere: `kiln step` runs a compiled tuning step alone in a pod, over
+// the directories and values its upstream steps' pods left (pod_tuning.hpp).
+// An input wired to STEP.outputs.NAME reads artifacts[NAME]'s directory as it
+// is; `{{ steps.STEP.outputs.NAME }}` reads outputs[NAME].
+struct BoundStep {
+  struct Artifact {
+    std::string path;  // an existing directory
+    Json metadata = Json::object();
+  };
+  std::map<std::string, Artifact> artifacts;  // by output name
+  Json outputs = Json::object();              // output parameters
+};
+
 struct Plan {
   PipelineSpec spec;
   Json parameters = Json::object();  // resolved pipeline parameters
   std::vector<PlannedStep> steps;    // main steps in a topological order, then the finally steps
+  // Steps no step of the plan waits for, read as done (by name; a step of
+  // `steps` wins). plan_pipeline leaves it empty.
+  std::map<std::string, BoundStep> bound_steps;
   const PlannedStep* find(const std::string& name) const;
 };
 

@@ -15,7 +15,8 @@
 // classes. The exit status names the failure class: 0 success, 1 error,
 // 2 crash, 3 timeout, 64 a bad request or command line. A request with
 // `condition` evaluates it instead and writes true or false to the output
-// parameter `result`.
+// parameter `result`; one with `tuning` is run by run_pod_tuning
+// (pod_tuning.hpp) instead of run_pod_step.
 #pragma once
 
 #include <kiln/host/compile.hpp>
@@ -60,6 +61,9 @@ struct PodRequest {
   std::string pipeline, step;
   std::string component, version;  // a step (empty for a condition)
   std::optional<std::string> condition;
+  // A tuning step (tuning_request.hpp): the pod runs its whole search
+  // (pod_tuning.hpp). `component` is its trial component, if any.
+  std::optional<Json> tuning;
   Json parameters = Json::object();
   std::vector<std::string> outputs, output_parameters;
   std::map<std::string, PodValueKind> value_kinds;  // reference text → how its text is read
