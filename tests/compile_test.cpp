@@ -6,6 +6,7 @@
 // pod command run here (`kiln step --request-json`) to show the container
 // contract works without a cluster.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <kiln/host/compile.hpp>
 #include <kiln/host/pod_step.hpp>
 #include <kiln/host/yaml_json.hpp>
@@ -911,6 +912,35 @@ implementation:
   const pid_t sleeper = std::stoi(kiln::test::read_text(dir / "sleep.pid"));
   EXPECT_TRUE(kiln::test::poll_until([&] { return kiln::test::process_ended(sleeper); }))
       << "the command's child " << sleeper << " outlived the timeout";
+}
+
+// A command that ignores SIGTERM altogether: the runner SIGKILLs its group
+// within the pod's grace period, before kiln step kills the runner, so
+// nothing of it outlives the pod step.
+TEST_F(CompileTest, APodStepsTimeoutKillsACommandThatIgnoresSigterm) {
+  const fs::path plugins = dir / "plugins";
+  kiln::test::write_text(plugins / "deaf.yaml", R"y(apiVersion: kiln/v1
+kind: Component
+metadata: {name: t.deaf, version: 1.0.0}
+implementation:
+  shell: |
+    trap '' TERM
+    sleep 120 &
+    echo $! > "$MARKS/sleep.pid"
+    wait
+  env: {MARKS: )y" + dir.path().string() + R"y(}
+)y");
+  Json request = step_request("t.deaf", Json::object());
+  request["timeout_seconds"] = 2.0;  // the command starts well within it, even under ASan
+  auto environment = env();
+  environment.emplace_back("KILN_PLUGIN_PATH", plugins.string());
+  const auto run = kiln::test::run_kiln(pod_command(request, {}), environment);
+  EXPECT_EQ(run.status.code, kiln::host::kPodExitTimeout) << run.output;
+  ASSERT_TRUE(fs::exists(dir / "sleep.pid")) << run.output;
+  const pid_t sleeper = std::stoi(kiln::test::read_text(dir / "sleep.pid"));
+  const bool ended = kiln::test::poll_until([&] { return kiln::test::process_ended(sleeper); }, 300);
+  if (!ended) ::kill(sleeper, SIGKILL);
+  EXPECT_TRUE(ended) << "the command's child " << sleeper << " outlived the pod step";
 }
 
 // Retries the target cannot filter by class happen in the pod: util.flaky
