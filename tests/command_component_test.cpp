@@ -442,14 +442,7 @@ TEST_P(CommandRun, CancelStopsTheCommandAndEverythingItStarted) {
   EXPECT_EQ(run.record["status"], "cancelled") << run.record.dump(2);
   ASSERT_TRUE(fs::exists(pid_file));
   const pid_t sleeper = std::stoi(kiln::test::read_text(pid_file));
-  // Gone, or a zombie waiting for whoever adopted it to reap it.
-  const auto ended = [&] {
-    if (::kill(sleeper, 0) != 0) return true;
-    const std::string stat = kiln::test::read_text("/proc/" + std::to_string(sleeper) + "/stat");
-    const auto paren = stat.rfind(')');
-    return paren != std::string::npos && stat.compare(paren + 1, 3, " Z ") == 0;
-  };
-  EXPECT_TRUE(kiln::test::poll_until(ended))
+  EXPECT_TRUE(kiln::test::poll_until([&] { return kiln::test::process_ended(sleeper); }))
       << "the command's child " << sleeper << " outlived the cancel";
 }
 

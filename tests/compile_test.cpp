@@ -6,6 +6,7 @@
 // pod command run here (`kiln step --request-json`) to show the container
 // contract works without a cluster.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <kiln/host/compile.hpp>
 #include <kiln/host/pod_step.hpp>
 #include <kiln/host/yaml_json.hpp>
@@ -570,6 +571,148 @@ TEST_F(CompileTest, TheCompiledPodCommandRunsHere) {
 
 namespace {
 
+// samples/commands' three compiled Argo tasks (a shell command, a Python
+// script, a plugin) run in turn by `kiln` under `root`, as Argo would run
+// their pods: each leaves the outputs and output parameters the next reads.
+void check_commands_pods(const Json& workflow, const fs::path& kiln,
+                         const std::vector<std::pair<std::string, std::string>>& env, const fs::path& root) {
+  const auto run_pod = [&](const std::string& task, const std::map<std::string, std::string>& inputs,
+                           const fs::path& pod) {
+    std::vector<std::string> argv{kiln.string()};
+    for (auto& arg : local_pod_args(argo_template(workflow, task)["container"]["args"], inputs, pod))
+      argv.push_back(std::move(arg));
+    return kiln::host::run_captured({argv, {}, {}, env}, std::chrono::seconds(60));
+  };
+  const fs::path greet = root / "greet";
+  auto run = run_pod("greet", {{"v0", "Bonjour"}}, greet);
+  ASSERT_TRUE(run.status.success()) << run.output;
+  EXPECT_EQ(kiln::test::read_text(greet / "kiln/parameters/words"), "4");
+  EXPECT_EQ(kiln::test::read_text(greet / "kiln/outputs/greeting/greeting.txt"), "Hello, Bonjour!\nHello, Bonjour!\n");
+  EXPECT_NE(run.output.find("[metric] greetings=2"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("[progress] 100%"), std::string::npos) << run.output;
+
+  // count: greet's artifact as Argo hands it over, the pipeline's scale 3.
+  const fs::path count = root / "count";
+  fs::create_directories(count / "kiln/inputs");
+  fs::copy(greet / "kiln/outputs/greeting", count / "kiln/inputs/text", fs::copy_options::recursive);
+  run = run_pod("count", {{"v0", "3"}, {"kiln-metadata-text", kiln::test::read_text(greet / "kiln/metadata/greeting.json")}},
+                count);
+  ASSERT_TRUE(run.status.success()) << run.output;
+  EXPECT_EQ(kiln::test::read_text(count / "kiln/parameters/words"), "12");
+  EXPECT_EQ(Json::parse(kiln::test::read_text(count / "kiln/outputs/counts/counts.json")),
+            (Json{{"lines", 2}, {"words", 4}}));
+  EXPECT_NE(run.output.find("[metric] words_so_far=4 (step 1)"), std::string::npos) << run.output;
+  // The script's stdout is the pod's log (here interleaved with kiln's stderr).
+  EXPECT_NE(run.output.find("counted"), std::string::npos) << run.output;
+
+  // tell, the built-in plugin, reads count's output parameter as the pod wrote it.
+  const fs::path tell = root / "tell";
+  run = run_pod("tell", {{"v0", kiln::test::read_text(count / "kiln/parameters/words")}}, tell);
+  ASSERT_TRUE(run.status.success()) << run.output;
+  EXPECT_EQ(Json::parse(kiln::test::read_text(tell / "kiln/parameters/message")), "12 words");
+}
+
+}  // namespace
+
+// samples/commands in pods: its component files are found by name on the
+// image's plugin path, where `kiln image build` puts them with the files
+// they name; here a directory stands for the image's
+// /opt/kiln/lib/kiln/plugins (KILN_PLUGIN_PATH) and the build's kiln runs
+// each task's compiled command.
+TEST_F(CompileTest, TheCompiledPodsOfComponentFilesRunHere) {
+  if (!fs::exists("/usr/bin/python3")) KILN_TEST_SKIP("no /usr/bin/python3 (Debian's python3)");
+  const fs::path sample = kSource / "samples/commands";
+  const auto c = compile(sample / "mixed.yaml", "argo");
+  ASSERT_TRUE(c.status.success()) << c.output;
+  const Json& w = c.documents[0];
+  const Json greet_args = argo_template(w, "greet")["container"]["args"];
+  EXPECT_EQ(request_of(greet_args)["component"], "sample.greet-sh");
+  EXPECT_EQ(request_of(greet_args)["version"], "=1.0.0");
+  const auto k = compile(sample / "mixed.yaml", "kfp");
+  ASSERT_TRUE(k.status.success()) << k.output;
+  const Json kfp_count = request_of(k.documents[0]["deploymentSpec"]["executors"]["exec-count"]["container"]["args"]);
+  EXPECT_EQ(kfp_count["component"], "sample.count-words") << kfp_count.dump();
+
+  const fs::path plugins = dir / "image" / "plugins";
+  fs::create_directories(plugins);
+  for (const char* f : {"greet.yaml", "count.yaml", "count.py"})
+    fs::copy_file(sample / "components" / f, plugins / f);
+  auto environment = env();
+  environment.emplace_back("KILN_PLUGIN_PATH", plugins.string());
+  check_commands_pods(w, kiln::test::kiln_exe(), environment, dir / "pods");
+
+  // An image without the component file: a clear error naming what is missing.
+  environment.back().second = (dir / "empty").string();
+  fs::create_directories(dir / "empty");
+  const auto run = kiln::test::run_kiln(local_pod_args(greet_args, {{"v0", "Bonjour"}}, dir / "nowhere"), environment);
+  EXPECT_EQ(run.status.code, kiln::host::kPodExitUsage) << run.output;
+  EXPECT_NE(run.output.find("the image has no component sample.greet-sh@=1.0.0 on its plugin path"), std::string::npos)
+      << run.output;
+}
+
+// The same with the image itself: `kiln image build` for samples/commands,
+// its root filesystem unpacked (umoci), and the image's own kiln running each
+// compiled command with nothing but what the image holds beside it (its
+// plugin directory: the component files, count.py, the util plugin).
+TEST_F(CompileTest, TheImageKilnBuildsRunsItsCompiledComponentFilePods) {
+  const auto umoci = kiln::host::find_in_path("umoci");
+  if (!umoci) KILN_TEST_SKIP("umoci is not installed (apt-get install umoci)");
+  if (!fs::exists("/usr/bin/python3")) KILN_TEST_SKIP("no /usr/bin/python3 (Debian's python3)");
+  const fs::path pipeline = kSource / "samples/commands/mixed.yaml";
+  const auto c = compile(pipeline, "argo");
+  ASSERT_TRUE(c.status.success()) << c.output;
+  const std::string layout = (dir / "layout").string();
+  const auto built = kiln::test::run_kiln({"image", "build", pipeline.string(), "-o", "oci:" + layout + ":v1"}, env(),
+                                          std::chrono::minutes(5));
+  ASSERT_TRUE(built.status.success()) << built.output;
+  const fs::path rootfs = dir / "rootfs";
+  const auto unpacked = kiln::host::run_captured(
+      {{umoci->string(), "raw", "unpack", "--image", layout + ":v1", rootfs.string()}, {}, {}, {}}, std::chrono::minutes(2));
+  ASSERT_TRUE(unpacked.status.success()) << unpacked.output;
+  for (const char* f : {"greet.yaml", "count.yaml", "count.py"})
+    EXPECT_TRUE(fs::exists(rootfs / "opt/kiln/lib/kiln/plugins" / f)) << f;
+  auto environment = env();
+  environment.emplace_back("KILN_PLUGIN_PATH", "");  // the image's kiln finds its lib/kiln/plugins beside it
+  check_commands_pods(c.documents[0], rootfs / "opt/kiln/bin/kiln", environment, dir / "pods");
+}
+
+namespace {
+
+// Where a pod's input artifact comes from: the producer's pod directory and output name.
+struct ArtifactFrom {
+  fs::path pod;
+  std::string output;
+};
+
+// Runs the compiled Argo task `task` under `root` as Argo would run its pod:
+// each --value REF from `values`, each input artifact copied from its
+// producer's pod with the metadata it wrote. Returns kiln step's run.
+kiln::host::CapturedRun run_argo_pod(const Json& workflow, const std::string& task,
+                                     const std::map<std::string, std::string>& values,
+                                     const std::map<std::string, ArtifactFrom>& inputs, const fs::path& root,
+                                     const std::vector<std::pair<std::string, std::string>>& env) {
+  const Json& args = argo_template(workflow, task)["container"]["args"];
+  std::map<std::string, std::string> parameters;  // Argo's inputs.parameters of the template
+  for (size_t i = 0; i + 1 < args.size(); ++i) {
+    if (args[i] != "--value") continue;
+    const std::string v = args[i + 1];
+    const std::string ref = v.substr(0, v.find('=')), marker = "{{inputs.parameters.";
+    const auto at = v.find(marker);
+    if (at != std::string::npos && values.count(ref))
+      parameters[v.substr(at + marker.size(), v.find("}}", at) - at - marker.size())] = values.at(ref);
+  }
+  for (const auto& [name, from] : inputs) {
+    fs::create_directories(root / "kiln/inputs");
+    fs::copy(from.pod / "kiln/outputs" / from.output, root / "kiln/inputs" / name, fs::copy_options::recursive);
+    parameters["kiln-metadata-" + name] = kiln::test::read_text(from.pod / "kiln/metadata" / (from.output + ".json"));
+  }
+  return kiln::test::run_kiln(local_pod_args(args, parameters, root), env, std::chrono::minutes(2));
+}
+
+}  // namespace
+
+namespace {
+
 // A run's tuning step as `kiln run` left it: its outputs and trials table.
 struct TuningOutcome {
   Json outputs, trials;
@@ -582,6 +725,57 @@ Json without_durations(Json table) {
 }
 
 }  // namespace
+
+// samples/digits-pytorch's five tasks in turn: kiln's data plugins, the plain
+// PyTorch script (a component file, through kiln_report) and the built-in
+// evaluate, each from its compiled Argo command, artifacts handed on as Argo
+// would. The pods score the same test accuracy as `kiln run`.
+TEST_F(CompileTest, TheCompiledDigitsPytorchPodsTrainAndScoreAsKilnRunDoes) {
+  constexpr const char* kPython = "/usr/bin/python3";  // Debian's, with python3-torch
+  if (!kiln::host::run_with_result_channel({kPython, "-c", "import torch"}, std::chrono::minutes(1)).status.success())
+    KILN_TEST_SKIP("no PyTorch for " << kPython << " (apt-get install python3-torch)");
+  const fs::path sample = kSource / "samples/digits-pytorch";
+  const auto c = compile(sample / "pipeline.yaml", "argo", {"--pipeline-dir", sample.string()});
+  ASSERT_TRUE(c.status.success()) << c.output;
+  const Json& w = c.documents[0];
+  const fs::path plugins = dir / "image" / "plugins";  // the image's /opt/kiln/lib/kiln/plugins
+  fs::create_directories(plugins);
+  for (const char* f : {"train.yaml", "train.py"}) fs::copy_file(sample / "components" / f, plugins / f);
+  auto environment = env();
+  environment.emplace_back("KILN_PLUGIN_PATH", plugins.string());
+  const std::map<std::string, std::string> values{
+      {"params.epochs", "5"}, {"params.hidden", "[128, 64]"}, {"params.lr", "0.001"}, {"params.seed", "0"}};
+  const auto pod = [&](const std::string& task, const std::map<std::string, ArtifactFrom>& inputs) {
+    const fs::path root = dir / "pods" / task;
+    const auto run = run_argo_pod(w, task, values, inputs, root, environment);
+    EXPECT_TRUE(run.status.success()) << task << ":\n" << run.output;
+    return std::make_pair(root, run.output);
+  };
+  const auto [load, load_log] = pod("load", {});
+  const auto [split, split_log] = pod("split", {{"data", {load, "data"}}});
+  const auto [transform, transform_log] =
+      pod("transform", {{"train", {split, "train"}}, {"validation", {split, "validation"}}, {"test", {split, "test"}}});
+  const auto [train, train_log] = pod("train", {{"train", {transform, "train"}},
+                                                {"validation", {transform, "validation"}},
+                                                {"transform", {transform, "transform"}}});
+  EXPECT_NE(train_log.find("[metric] train_loss="), std::string::npos) << train_log;
+  for (const char* file : {"model.json", "weights.safetensors", "model.pt"})
+    EXPECT_TRUE(fs::exists(train / "kiln/outputs/model" / file)) << file;
+  EXPECT_GT(Json::parse(kiln::test::read_text(train / "kiln/parameters/val_accuracy")).get<double>(), 0.85);
+  const auto [evaluate, evaluate_log] = pod("evaluate", {{"model", {train, "model"}}, {"test", {transform, "test"}}});
+  ASSERT_TRUE(fs::exists(evaluate / "kiln/parameters/accuracy")) << evaluate_log;
+  EXPECT_EQ(kiln::test::read_text(evaluate / "kiln/parameters/passed"), "true");
+  const double accuracy = Json::parse(kiln::test::read_text(evaluate / "kiln/parameters/accuracy"));
+
+  // The same pipeline under kiln run (process executor): the same model, the same score.
+  const auto local = kiln::test::run_kiln({"run", (sample / "pipeline.yaml").string(), "--workdir",
+                                           (dir / "ws").string(), "--param", "epochs=5", "--json"},
+                                          env(), std::chrono::minutes(3));
+  ASSERT_TRUE(local.status.success()) << local.output;
+  const Json summary = Json::parse(local.output.substr(local.output.rfind("\n{") + 1));
+  EXPECT_NEAR(summary["steps"]["evaluate"]["outputs"]["accuracy"].get<double>(), accuracy, 1e-9)
+      << summary["steps"]["evaluate"].dump(2);
+}
 
 // A tuning step is one pod that runs its whole search with kiln's engine:
 // its compiled command, run here over greet's artifact and message as Argo
@@ -689,6 +883,64 @@ TEST_F(CompileTest, APodStepPastItsTimeoutIsStoppedWithStatus3) {
   const auto run = kiln::test::run_kiln(pod_command(request, {}), env());
   EXPECT_EQ(run.status.code, kiln::host::kPodExitTimeout) << run.output;
   EXPECT_NE(run.output.find("timed out"), std::string::npos) << run.output;
+}
+
+// A component file's command past the pod step's timeout: kiln step passes
+// SIGTERM on to the command's process group (its handler runs), kills what
+// is left of it (a child that ignores SIGTERM), and exits 3.
+TEST_F(CompileTest, APodStepsTimeoutStopsTheCommandAndItsChildren) {
+  const fs::path plugins = dir / "plugins";
+  kiln::test::write_text(plugins / "stubborn.yaml", R"y(apiVersion: kiln/v1
+kind: Component
+metadata: {name: t.stubborn, version: 1.0.0}
+implementation:
+  shell: |
+    trap 'echo term > "$MARKS/term"; exit 143' TERM
+    (trap '' TERM; exec sleep 120) &
+    echo $! > "$MARKS/sleep.pid"
+    wait
+  env: {MARKS: )y" + dir.path().string() + R"y(}
+)y");
+  Json request = step_request("t.stubborn", Json::object());
+  request["timeout_seconds"] = 3.0;  // the command starts well within it, even under ASan
+  auto environment = env();
+  environment.emplace_back("KILN_PLUGIN_PATH", plugins.string());
+  const auto run = kiln::test::run_kiln(pod_command(request, {}), environment);
+  EXPECT_EQ(run.status.code, kiln::host::kPodExitTimeout) << run.output;
+  EXPECT_EQ(kiln::test::read_text(dir / "term"), "term\n") << run.output;
+  ASSERT_TRUE(fs::exists(dir / "sleep.pid")) << run.output;
+  const pid_t sleeper = std::stoi(kiln::test::read_text(dir / "sleep.pid"));
+  EXPECT_TRUE(kiln::test::poll_until([&] { return kiln::test::process_ended(sleeper); }))
+      << "the command's child " << sleeper << " outlived the timeout";
+}
+
+// A command that ignores SIGTERM altogether: the runner SIGKILLs its group
+// within the pod's grace period, before kiln step kills the runner, so
+// nothing of it outlives the pod step.
+TEST_F(CompileTest, APodStepsTimeoutKillsACommandThatIgnoresSigterm) {
+  const fs::path plugins = dir / "plugins";
+  kiln::test::write_text(plugins / "deaf.yaml", R"y(apiVersion: kiln/v1
+kind: Component
+metadata: {name: t.deaf, version: 1.0.0}
+implementation:
+  shell: |
+    trap '' TERM
+    sleep 120 &
+    echo $! > "$MARKS/sleep.pid"
+    wait
+  env: {MARKS: )y" + dir.path().string() + R"y(}
+)y");
+  Json request = step_request("t.deaf", Json::object());
+  request["timeout_seconds"] = 2.0;  // the command starts well within it, even under ASan
+  auto environment = env();
+  environment.emplace_back("KILN_PLUGIN_PATH", plugins.string());
+  const auto run = kiln::test::run_kiln(pod_command(request, {}), environment);
+  EXPECT_EQ(run.status.code, kiln::host::kPodExitTimeout) << run.output;
+  ASSERT_TRUE(fs::exists(dir / "sleep.pid")) << run.output;
+  const pid_t sleeper = std::stoi(kiln::test::read_text(dir / "sleep.pid"));
+  const bool ended = kiln::test::poll_until([&] { return kiln::test::process_ended(sleeper); }, 300);
+  if (!ended) ::kill(sleeper, SIGKILL);
+  EXPECT_TRUE(ended) << "the command's child " << sleeper << " outlived the pod step";
 }
 
 // Retries the target cannot filter by class happen in the pod: util.flaky

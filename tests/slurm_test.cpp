@@ -400,3 +400,197 @@ steps:
   for (const auto& unit : record["steps"]["t"]["units"])
     EXPECT_EQ(unit["attempts"].back()["executor"], "slurm") << unit.dump();
 }
+
+// ---- Component files (docs/command-components.md) as Slurm steps ---------------
+
+namespace {
+
+constexpr const char* kPython = "/usr/bin/python3";  // Debian's, whatever python3 is first on PATH
+
+// A shell command and a Python script (through python/kiln_report.py, which
+// `kiln step` puts on PYTHONPATH on the node) beside a plugin.
+void write_command_components(const fs::path& dir) {
+  kiln::test::write_text(dir / "components" / "greet.yaml", R"y(apiVersion: kiln/v1
+kind: Component
+metadata: {name: t.greet-sh, version: 1.0.0}
+parameters:
+  name: {type: string}
+  times: {type: int, default: 1}
+outputs:
+  greeting: {type: Text}
+output_parameters:
+  words: {type: int}
+implementation:
+  shell: |
+    set -eu
+    i=0
+    : > "$KILN_OUTPUT_greeting/greeting.txt"
+    while [ "$i" -lt "$KILN_PARAM_times" ]; do
+      i=$((i + 1))
+      echo "Hello, $KILN_PARAM_name!" >> "$KILN_OUTPUT_greeting/greeting.txt"
+      echo "progress $i/$KILN_PARAM_times" >> "$KILN_REPORT"
+    done
+    echo "metric greetings $KILN_PARAM_times" >> "$KILN_REPORT"
+    echo "output words $((2 * KILN_PARAM_times))" >> "$KILN_REPORT"
+    echo "greeted $KILN_PARAM_times times"
+    echo "a line for stderr" >&2
+)y");
+  kiln::test::write_text(dir / "components" / "train.yaml", std::string(R"y(apiVersion: kiln/v1
+kind: Component
+metadata: {name: t.train-py, version: 1.0.0}
+parameters:
+  epochs: {type: int, default: 3}
+inputs:
+  text: {type: Text}
+outputs:
+  model: {type: Text}
+output_parameters:
+  summary: {type: string}
+  lines: {type: int}
+implementation:
+  command: [)y") + kPython + R"y(, train.py, "{{ inputs.text }}/greeting.txt"]
+  env: {PYTHONDONTWRITEBYTECODE: "1"}
+)y");
+  kiln::test::write_text(dir / "components" / "train.py", R"y(import os
+import sys
+import kiln_report as kiln
+
+lines = open(sys.argv[1]).read().splitlines()
+epochs = kiln.param("epochs", int)
+for epoch in range(epochs):
+    kiln.metric("loss", 1.0 / (epoch + 1), step=epoch)
+    kiln.progress(epoch + 1, f"epoch {epoch + 1}", total=epochs)
+with open(os.path.join(kiln.output_dir("model"), "model.txt"), "w") as out:
+    out.write(lines[-1])
+kiln.output("lines", len(lines))
+kiln.output("summary", f"{len(lines)} lines in {epochs} epochs")
+print(f"trained {epochs} epochs")
+)y");
+}
+
+const std::string kCommandsPipeline = R"y(
+steps:
+  - {name: greet, component: ./components/greet.yaml, parameters: {name: node, times: 2}}
+  - {name: train, component: ./components/train.yaml, inputs: {text: greet.outputs.greeting}}
+  - {name: tell, component: util.echo, parameters: {message: "{{ steps.train.outputs.summary }}"}}
+)y";
+
+}  // namespace
+
+// samples/commands' mix (a shell command, a Python script through the
+// kiln_report helper, a plugin) as steps of the run's allocation or as batch
+// jobs: outputs, live metrics in the run's record and events, the commands'
+// logs in their attempt files; then the cache: all hit, and editing the
+// script reruns only its step, naming the file.
+TEST_P(SlurmModeTest, ComponentFilesRunOnTheClusterBesideAPlugin) {
+  if (!fs::exists(kPython)) KILN_TEST_SKIP("no " << kPython << " (Debian's python3)");
+  write_command_components(dir.path());
+  const std::string file = pipeline(kCommandsPipeline);
+  const auto [summary, record] = run_in_mode(file);
+  ASSERT_EQ(summary["status"], "succeeded") << summary.dump(2);
+  for (const char* step : {"greet", "train", "tell"}) {
+    EXPECT_EQ(last_attempt(record, step)["executor"], "slurm") << step;
+    EXPECT_EQ(record["steps"][step]["cache"]["status"], "miss") << record["steps"][step].dump(2);
+  }
+  EXPECT_EQ(summary["steps"]["greet"]["outputs"]["words"], 4);
+  EXPECT_EQ(summary["steps"]["train"]["outputs"]["lines"], 2);
+  EXPECT_EQ(summary["steps"]["train"]["outputs"]["summary"], "2 lines in 3 epochs");
+  EXPECT_EQ(summary["steps"]["tell"]["outputs"]["message"], "2 lines in 3 epochs");
+  // The last value of each metric is the step's in run.json; every value is in the event log.
+  EXPECT_DOUBLE_EQ(record["steps"]["train"]["metrics"]["loss"].get<double>(), 1.0 / 3) << record["steps"]["train"].dump(2);
+  EXPECT_DOUBLE_EQ(record["steps"]["greet"]["metrics"]["greetings"].get<double>(), 2);
+  const fs::path run_dir = summary["run_dir"].get<std::string>();
+  std::vector<double> losses, progress;
+  std::istringstream events(kiln::test::read_text(run_dir / "events.jsonl"));
+  for (std::string line; std::getline(events, line);) {
+    const Json e = Json::parse(line);
+    if (e.value("step", "") != "train") continue;
+    if (e["type"] == "metric" && e["name"] == "loss") losses.push_back(e["value"].get<double>());
+    if (e["type"] == "progress") progress.push_back(e["fraction"].get<double>());
+  }
+  EXPECT_EQ(losses, (std::vector<double>{1.0, 0.5, 1.0 / 3}));
+  EXPECT_EQ(progress, (std::vector<double>{1.0 / 3, 2.0 / 3, 1.0}));
+  // The commands' stdout and stderr are the attempts' logs, written on the node.
+  const fs::path greet = run_dir / "steps" / "greet" / "attempt-1";
+  EXPECT_EQ(kiln::test::read_text(greet / "stdout.log"), "greeted 2 times\n");
+  EXPECT_EQ(kiln::test::read_text(greet / "stderr.log"), "a line for stderr\n");
+  // The outputs the commands wrote on the node, now in the workspace's artifact store.
+  const auto artifact = [&](const char* step, const char* output) {
+    return fs::path(summary["steps"][step]["artifacts"][output].get<std::string>());
+  };
+  EXPECT_EQ(kiln::test::read_text(artifact("greet", "greeting") / "greeting.txt"), "Hello, node!\nHello, node!\n");
+  const fs::path train = run_dir / "steps" / "train" / "attempt-1";
+  EXPECT_EQ(kiln::test::read_text(train / "stdout.log"), "trained 3 epochs\n");
+  EXPECT_EQ(kiln::test::read_text(artifact("train", "model") / "model.txt"), "Hello, node!");
+  EXPECT_NE(kiln::test::read_text(train / "events.jsonl").find(launched_as()), std::string::npos);
+  EXPECT_EQ(recorded_jobs(), 0u);
+
+  // Nothing changed: no job at all.
+  const auto [again, again_record] = run_in_mode(file);
+  for (const char* step : {"greet", "train", "tell"})
+    EXPECT_EQ(again["steps"][step]["status"], "cached") << again.dump(2);
+  // The script edited: its step reruns on the cluster, the miss names the file.
+  kiln::test::write_text(dir / "components" / "train.py",
+                         kiln::test::read_text(dir / "components" / "train.py") + "# an edit\n");
+  const auto [edited, edited_record] = run_in_mode(file);
+  ASSERT_EQ(edited["status"], "succeeded") << edited.dump(2);
+  EXPECT_EQ(edited["steps"]["greet"]["status"], "cached");
+  EXPECT_EQ(edited["steps"]["train"]["status"], "succeeded") << edited.dump(2);
+  EXPECT_EQ(edited_record["steps"]["train"]["cache"]["reason"], "file 'train.py' changed")
+      << edited_record["steps"]["train"].dump(2);
+  EXPECT_EQ(last_attempt(edited_record, "train")["executor"], "slurm");
+  EXPECT_EQ(edited["steps"]["train"]["outputs"]["summary"], "2 lines in 3 epochs");
+  EXPECT_EQ(edited["steps"]["tell"]["status"], "cached") << "its parameter did not change";
+}
+
+// kiln's stop request (scancel --signal=TERM) reaches `kiln step` alone on
+// the node; it passes the stop on to the command's process group, so the
+// command's own handler runs, and what it started (a child that ignores
+// SIGTERM) is killed once it has ended.
+TEST_P(SlurmModeTest, CancellingACommandStopsItsProcessGroupOnTheNode) {
+  const fs::path pid_file = dir / "sleep.pid", term_file = dir / "term";
+  kiln::test::write_text(dir / "stubborn.yaml", R"y(apiVersion: kiln/v1
+kind: Component
+metadata: {name: t.stubborn, version: 1.0.0}
+implementation:
+  shell: |
+    trap 'echo term > "$MARKS/term"; exit 143' TERM
+    (trap '' TERM; exec sleep 120) &
+    echo $! > "$MARKS/sleep.pid"
+    echo "progress 0.5 started" >> "$KILN_REPORT"
+    wait
+  env: {MARKS: )y" + dir.path().string() + R"y(}
+)y");
+  const std::string file = pipeline("steps:\n  - {name: s, component: ./stubborn.yaml}\n");
+  std::vector<std::string> argv{kiln::test::kiln_exe().string(), "run", file, "--executor", "slurm", "--json",
+                                "--workdir", workspace().string(), "--grace", "1"};
+  for (auto& arg : mode_args()) argv.push_back(arg);
+  const fs::path out_file = dir / "run.out";
+  const int out = ::open(out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  auto child = kiln::host::ChildProcess::spawn({argv, {{1, out}, {2, out}}, {}, env()});
+  ::close(out);
+  // Cancelled once the run's event log (written live) has the command's
+  // report: kiln has seen it start (a batch job it has not seen start is
+  // removed rather than signalled).
+  const auto reported = [&] {
+    std::error_code ec;
+    for (auto it = fs::directory_iterator(workspace() / "runs", ec); !ec && it != fs::directory_iterator();
+         it.increment(ec))
+      if (kiln::test::read_text(it->path() / "events.jsonl").find("\"type\":\"progress\"") != std::string::npos)
+        return true;
+    return false;
+  };
+  const bool started = kiln::test::poll_until(reported, 6000);
+  ::kill(child.pid(), SIGINT);  // as Ctrl-C does
+  const auto status = child.wait();
+  ASSERT_TRUE(started) << kiln::test::read_text(out_file);
+  EXPECT_EQ(status.code, 130) << kiln::test::read_text(out_file);
+  const Json summary = kiln::test::summary_of(kiln::test::read_text(out_file));
+  EXPECT_EQ(summary["steps"]["s"]["status"], "cancelled") << summary.dump(2);
+  EXPECT_EQ(kiln::test::read_text(term_file), "term\n") << "the command never saw SIGTERM";
+  const pid_t sleeper = std::stoi(kiln::test::read_text(pid_file));
+  EXPECT_TRUE(kiln::test::poll_until([&] { return kiln::test::process_ended(sleeper); }, 3000))
+      << "the command's child " << sleeper << " outlived the cancel";
+  EXPECT_TRUE(kiln::test::poll_until([&] { return running("s").empty(); }, 3000));
+  EXPECT_EQ(recorded_jobs(), 0u);
+}

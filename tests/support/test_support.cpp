@@ -6,6 +6,7 @@
 #include <kiln/host/scanner.hpp>
 #include <kiln/host/spec.hpp>
 
+#include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -67,6 +68,13 @@ bool poll_until(const std::function<bool()>& done, int tries) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return done();
+}
+
+bool process_ended(pid_t pid) {
+  if (::kill(pid, 0) != 0) return true;
+  const std::string stat = read_text("/proc/" + std::to_string(pid) + "/stat");
+  const auto paren = stat.rfind(')');
+  return paren != std::string::npos && stat.compare(paren + 1, 3, " Z ") == 0;
 }
 
 std::string read_text(const fs::path& path) {

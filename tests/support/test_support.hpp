@@ -79,6 +79,10 @@ void write_text(const std::filesystem::path& path, const std::string& text);
 // bounded wait that asserts nothing on time).
 bool poll_until(const std::function<bool()>& done, int tries = 1000);
 
+// Whether process `pid` has ended: gone, or a zombie that whoever adopted it
+// has yet to reap.
+bool process_ended(pid_t pid);
+
 // Whether `tool` is on PATH; why runc cannot run containers here ("" when it can).
 bool on_path(const std::string& tool);
 std::string cannot_run_containers();

@@ -2,6 +2,7 @@
 // (compile.hpp). What a target cannot express is refused here, at the
 // position of the feature, never dropped.
 #include <kiln/host/compile.hpp>
+#include <kiln/host/paths.hpp>
 #include <kiln/host/placeholders.hpp>
 #include <kiln/host/tuning_request.hpp>
 
@@ -369,8 +370,16 @@ class IrBuilder {
                                            pod_classes.end());
     }
     task.request = request_base(step);
-    task.request["component"] = s.component;
-    if (!s.version_range.empty()) task.request["version"] = s.version_range;
+    if (is_component_file(s.component)) {
+      // A component file named by path: the pod's image has it on its plugin
+      // path (kiln image build), where kiln step finds it by name, at exactly
+      // the version planned here.
+      task.request["component"] = step.component.manifest.name;
+      task.request["version"] = "=" + step.component.manifest.version.str();
+    } else {
+      task.request["component"] = s.component;
+      if (!s.version_range.empty()) task.request["version"] = s.version_range;
+    }
     task.request["parameters"] = parameters;
     task.request["outputs"] = task.outputs;
     task.request["output_parameters"] = task.output_parameters;

@@ -28,6 +28,11 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr double kGraceSeconds = 5.0;
+// A component file's command leads a process group of its own that the
+// runner, not this process, signals: the runner's SIGKILL to that group must
+// come before this process SIGKILLs the runner, or a command that ignores
+// SIGTERM outlives the attempt (and runs on beside an in-pod retry).
+constexpr double kRunnerGraceSeconds = kGraceSeconds - 1.0;
 
 // SIGTERM/SIGINT to the pod (Kubernetes stopping it): passed on to the
 // attempt, which then has the grace period to stop.
@@ -222,7 +227,8 @@ int run_component(const PodStep& step) {
                      {"inputs", inputs},
                      {"output_dir", (scratch / "outputs").string()},
                      {"temp_dir", (scratch / "tmp").string()},
-                     {"checkpoint_dir", (scratch / "checkpoint").string()}};
+                     {"checkpoint_dir", (scratch / "checkpoint").string()},
+                     {"grace_seconds", kRunnerGraceSeconds}};
   const RetryPolicy retries = r.retries.value_or(RetryPolicy{});
   AttemptEnd end;
   for (int attempt = 1;; ++attempt) {

@@ -39,7 +39,8 @@ Json step_request(const StepLaunch& launch) {
                {"inputs", inputs},
                {"output_dir", launch.output_dir.string()},
                {"temp_dir", launch.temp_dir.string()},
-               {"checkpoint_dir", launch.checkpoint_dir.string()}};
+               {"checkpoint_dir", launch.checkpoint_dir.string()},
+               {"grace_seconds", launch.grace_seconds}};
   if (launch.replica)
     request["replica"] = {{"rank", launch.replica->rank},
                           {"world_size", launch.replica->world_size},
@@ -48,7 +49,10 @@ Json step_request(const StepLaunch& launch) {
 }
 
 void write_step_request(const StepLaunch& launch, const fs::path& request_file) {
-  const Json request = step_request(launch);
+  write_request_file(step_request(launch), request_file);
+}
+
+void write_request_file(const Json& request, const fs::path& request_file) {
   // Read once by the step's process, right after this: no fsync needed.
   std::ofstream out(request_file, std::ios::trunc);
   out << request.dump();

@@ -64,6 +64,17 @@ constexpr auto kAllocationTimeout = std::chrono::seconds(60);
 
 int pidfd_open(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
 
+// The request of one task: kiln's stop request (scancel --signal=TERM)
+// reaches the task, `kiln step`, and nothing it started, so a component
+// file's command leads a group of its own that `kiln step` passes the stop on
+// to (executor.hpp). The kill after the grace period is Slurm's: every
+// process of the step or job.
+void write_slurm_request(const StepLaunch& launch, const fs::path& file) {
+  Json request = step_request(launch);
+  request["command_group"] = "own";
+  write_request_file(request, file);
+}
+
 // One attempt, shared by the watcher and the RunningAttempt: a batch job
 // (id set, srun empty) or an srun step in the run's allocation.
 struct SlurmJob {
@@ -222,19 +233,19 @@ class SlurmExecutor : public Executor {
     const std::optional<fs::path> step = step_file.empty() ? std::nullopt : std::optional<fs::path>(step_file);
     if (launch.replicas <= 1) {
       const fs::path request = launch.attempt_dir / "request.json";
-      write_step_request(launch, request);
+      write_slurm_request(launch, request);
       write_file_atomic(script, slurm_job_script(kiln_exe_, request, launch.attempt_dir / kSlurmChannelFile, step),
                         0755, FileSync::atomic);
       return script;
     }
-    write_step_request(launch, launch.attempt_dir / "request.json");
+    write_slurm_request(launch, launch.attempt_dir / "request.json");
     for (int rank = 1; rank < launch.replicas; ++rank) {  // ranks > 0 write only logs, in their own directory
       StepLaunch other = launch;
       other.attempt_dir = replica_dir(launch.attempt_dir, rank);
       other.output_dir = other.attempt_dir / "outputs";
       other.temp_dir = other.attempt_dir / "tmp";
       fs::create_directories(other.attempt_dir);
-      write_step_request(other, other.attempt_dir / "request.json");
+      write_slurm_request(other, other.attempt_dir / "request.json");
     }
     // The rendezvous port is picked here: free on this machine, hopefully on
     // rank 0's node too (if not, rank 0 cannot serve its store and the attempt fails, retried).

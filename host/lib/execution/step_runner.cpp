@@ -81,6 +81,17 @@ void export_replica(const Json& request) {
   put("rendezvous", "KILN_RENDEZVOUS");
 }
 
+// Whether the command stays in this runner's process group: only when this
+// runner leads one and its executor signals that group (the process
+// executor's step server). Otherwise (a thread's or a container init's child,
+// a Slurm task that alone gets scancel's signal) the command leads its own.
+CommandGroup command_group_of(const Json& request) {
+  if (request.value("command_group", "") == "own") return CommandGroup::Own;
+  return ::getpgrp() == ::getpid() ? CommandGroup::Runners : CommandGroup::Own;
+}
+
+constexpr double kMaxGraceSeconds = 24 * 3600.0;
+
 StepInvocation invocation_from(const Json& request) {
   StepInvocation invocation;
   invocation.parameters = request.at("parameters");
@@ -155,7 +166,10 @@ int run_loaded_request(const std::function<Json()>& load, int channel_fd) {
       // The command's fd 3 is its report pipe, never this channel.
       ::fcntl(channel_fd, F_SETFD, FD_CLOEXEC);
       CommandRun run{file, invocation_from(request)};
-      run.group = ::getpgrp() == ::getpid() ? CommandGroup::Runners : CommandGroup::Own;
+      run.group = command_group_of(request);
+      if (const auto grace = request.find("grace_seconds"); grace != request.end() && grace->is_number() &&
+                                                             *grace >= 0 && *grace <= kMaxGraceSeconds)
+        run.grace = std::chrono::milliseconds(static_cast<int64_t>(grace->get<double>() * 1000));
       outcome = run_command_component(run, channel, g_cancelled);
       channel.write(ResultEvent{outcome.ok, outcome.code, outcome.message});
       return outcome.ok ? 0 : 1;

@@ -131,9 +131,18 @@ int run_inline_step_request(const Json& request, int channel_fd);
 int run_step_command(const std::filesystem::path& request_file, int channel_fd);
 
 // The request `kiln step` reads: what to run, with which parameters and
-// inputs (and `replica` when set).
+// inputs (and `replica` when set), and the grace period between a stop
+// request and the kill (`grace_seconds`: a component file's command gets it
+// from its runner when the runner passes the stop on, below).
+// An executor whose stop signal reaches the runner alone, not its process
+// group (Slurm's `scancel --signal=TERM` signals a step's task, not what it
+// started), adds "command_group": "own": the runner then makes a component
+// file's command lead a group of its own and passes the stop on to it
+// (CommandGroup::Own, command_runner.hpp).
 Json step_request(const StepLaunch& launch);
 // Writes it as the request file.
 void write_step_request(const StepLaunch& launch, const std::filesystem::path& request_file);
+// Writes a request (step_request's, with an executor's additions) as the request file.
+void write_request_file(const Json& request, const std::filesystem::path& request_file);
 
 }  // namespace kiln::host
