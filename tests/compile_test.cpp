@@ -769,7 +769,8 @@ TEST_F(CompileTest, TheCompiledDigitsPytorchPodsTrainAndScoreAsKilnRunDoes) {
 
   // The same pipeline under kiln run (process executor): the same model, the same score.
   const auto local = kiln::test::run_kiln({"run", (sample / "pipeline.yaml").string(), "--workdir",
-                                           (dir / "ws").string(), "--param", "epochs=5", "--json"},
+                                           (dir / "ws").string(), "--param", "epochs=5", "--param",
+                                           "model_repo=" + (dir / "models").string(), "--json"},
                                           env(), std::chrono::minutes(3));
   ASSERT_TRUE(local.status.success()) << local.output;
   const Json summary = Json::parse(local.output.substr(local.output.rfind("\n{") + 1));

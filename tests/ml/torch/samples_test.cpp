@@ -5,6 +5,7 @@
 
 #include <kiln/host/subprocess.hpp>
 
+#include <csignal>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -117,7 +118,8 @@ TEST(DigitsPytorchSample, APyTorchScriptTrainsAndTheBuiltInEvaluateScoresItsMode
   const TempDir dir;
   const std::string pipeline = std::string(KILN_TEST_SOURCE_DIR) + "/samples/digits-pytorch/pipeline.yaml";
   const auto run =
-      kiln::test::run_kiln({"run", pipeline, "--workdir", (dir.path() / "w").string(), "--param", "epochs=5", "--json"},
+      kiln::test::run_kiln({"run", pipeline, "--workdir", (dir.path() / "w").string(), "--param", "epochs=5", "--param",
+                            "model_repo=" + (dir.path() / "models").string(), "--json"},
                            {}, std::chrono::minutes(5));
   ASSERT_TRUE(run.status.success()) << run.output;
   const Json summary = Json::parse(run.output.substr(run.output.rfind("\n{") + 1));
@@ -158,4 +160,40 @@ TEST(DigitsPytorchSample, APyTorchScriptTrainsAndTheBuiltInEvaluateScoresItsMode
                                           std::chrono::minutes(2));
   ASSERT_TRUE(scored.status.success()) << scored.output;
   EXPECT_NEAR(std::stod(scored.output), accuracy, 1e-9) << scored.output;
+
+  // Published, it serves: kiln serve on 127.0.0.1 answers the raw test rows
+  // (before the transform, which the model applies) with evaluate's accuracy.
+  ASSERT_TRUE(fs::exists(dir.path() / "models" / "digits-pytorch" / "1" / "model.json"));
+  kiln::host::ChildProcess::Options serve;
+  serve.argv = {kiln::test::kiln_exe().string(), "serve", "--model-repo", (dir.path() / "models").string(), "--port",
+                "0", "--port-file", (dir.path() / "port").string(), "--access-log", "off"};
+  serve.env = {{"KILN_CACHE_DIR", kiln::test::scan_cache().string()}};
+  auto server = kiln::host::ChildProcess::spawn(serve);
+  ASSERT_TRUE(kiln::test::poll_until([&] { return fs::exists(dir.path() / "port"); }, 6000)) << "kiln serve did not start";
+  const fs::path raw_test = record["steps"]["split"]["artifacts"]["test"].get<std::string>();
+  const auto served =
+      kiln::host::run_with_result_channel({kPython, "-c",
+                                           "import json, struct, sys, urllib.request, numpy as np\n"
+                                           "raw = open(sys.argv[1] + '/data.safetensors', 'rb').read()\n"
+                                           "n = struct.unpack('<Q', raw[:8])[0]; h = json.loads(raw[8:8 + n])\n"
+                                           "def t(name, dtype):\n"
+                                           "    lo, hi = h[name]['data_offsets']\n"
+                                           "    return np.frombuffer(raw[8 + n + lo:8 + n + hi], dtype=dtype)"
+                                           ".reshape(h[name]['shape'])\n"
+                                           "x, y = t('features', '<f4'), t('labels', '<i8')\n"
+                                           "body = {'inputs': [{'name': 'input', 'shape': list(x.shape), "
+                                           "'datatype': 'FP32', 'data': x.flatten().tolist()}]}\n"
+                                           "req = urllib.request.Request('http://127.0.0.1:' + sys.argv[2].strip() + "
+                                           "'/v2/models/digits-pytorch/infer', json.dumps(body).encode(), "
+                                           "{'Content-Type': 'application/json'})\n"
+                                           "out = json.load(urllib.request.urlopen(req, timeout=60))['outputs'][0]\n"
+                                           "assert out['name'] == 'probabilities', out['name']\n"
+                                           "p = np.array(out['data']).reshape(out['shape'])\n"
+                                           "print((p.argmax(axis=1) == y).mean())\n",
+                                           raw_test.string(), kiln::test::read_text(dir.path() / "port")},
+                                          std::chrono::minutes(2));
+  ::kill(server.pid(), SIGTERM);
+  EXPECT_TRUE(server.wait().success());
+  ASSERT_TRUE(served.status.success()) << served.output;
+  EXPECT_NEAR(std::stod(served.output), accuracy, 1e-9) << served.output;
 }
