@@ -652,6 +652,51 @@ steps:
   EXPECT_EQ(strict.record["status"], "failed");
 }
 
+// Issue 23: a model-based search is a function of its seed, whatever the
+// parallelism and however long trials take. Each trial sleeps a suggested
+// time per epoch, so at 2 and 4 trials at once they finish out of order;
+// with history_lag 4, trial k learns from trials 0 ... k-4 only, and the
+// trials table (parameters and values) is the same at 1, 2 and 4 parallel
+// trials and when run again, for TPE, GP and CMA-ES.
+TEST_F(EngineTest, AModelBasedSearchIsTheSameAtAnyParallelism) {
+  for (const std::string sampler : {"tpe", "gp", "cmaes"}) {
+    SCOPED_TRACE(sampler);
+    auto table = [&](int parallel) {
+      RunSettings settings;
+      settings.jobs = 4;
+      const auto r = run(R"(
+steps:
+  - name: t
+    component: util.objective
+    parameters: {epochs: 2}
+    tune:
+      tuner: tune.search
+      objective: {metric: loss, goal: minimize}
+      space:
+        x: {type: uniform, low: -2.0, high: 2.0}
+        y: {type: int, low: -5, high: 9}
+        epoch_seconds: {type: uniform, low: 0.0, high: 0.04}
+      settings: {sampler: )" + sampler + R"(, n_startup_trials: 3, population: 4, history_lag: 4}
+      max_trials: 11
+      parallel_trials: )" + std::to_string(parallel) + R"(
+      seed: 9
+)",
+                         settings);
+      EXPECT_EQ(r.record["status"], "succeeded") << r.record.dump(2);
+      Json rows = Json::array();
+      for (const Json& trial : trials_of(r, "t"))
+        rows.push_back({{"trial", trial["trial"]}, {"parameters", trial["parameters"]}, {"loss", trial["loss"]}});
+      return rows;
+    };
+    const Json one = table(1);
+    ASSERT_EQ(one.size(), 11u) << one.dump();
+    EXPECT_EQ(table(2), one);
+    const Json four = table(4);
+    EXPECT_EQ(four, one);
+    EXPECT_EQ(table(4), four);
+  }
+}
+
 TEST_F(EngineTest, ABadSearchSpaceFailsTheStepNamingTheField) {
   const auto r = run(R"(
 steps:

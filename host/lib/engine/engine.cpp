@@ -347,7 +347,10 @@ class Engine::Impl {
     const LoadedComponent* component = library->find(spec.tuner);
     if (component == nullptr || component->tuner == nullptr)
       throw std::runtime_error("component '" + spec.tuner + "' offers no tuner table");
-    const Json config = render_placeholders(spec.tuner_config(), state_.resolver(nullptr));
+    Json config = render_placeholders(spec.tuner_config(), state_.resolver(nullptr));
+    // A model-based sampler learns, for trial k, from trials 0 ... k - P
+    // (settings.history_lag overrides): a history that does not depend on timing.
+    config["parallel_trials"] = scheduler_.trial_parallelism(planned);
     tuners_[index] = std::make_unique<TuningController>(spec, component->tuner, config,
                                                         options_.run_dir / "steps" / planned.spec.name / "tuner.jsonl");
     suggest_trials(index);
