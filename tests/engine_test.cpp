@@ -697,6 +697,79 @@ steps:
   }
 }
 
+// Issue 23: two objectives that pull apart (util.objective's loss, lowest
+// near (0.3, 2), and its cost x^2 + y^2/10, lowest at (0, 0)): the step's
+// result is the Pareto front, exactly the trials that no other succeeded
+// trial dominates, computed here from each trial's own outputs; best_* is
+// the front's trial with the lowest loss, and the trials table marks the front.
+TEST_F(EngineTest, TwoObjectivesGiveTheParetoFrontAsTheResult) {
+  const auto r = run(R"(
+steps:
+  - name: t
+    component: util.objective
+    parameters: {epochs: 1}
+    tune:
+      tuner: tune.random
+      objectives: [{metric: loss, goal: minimize}, {metric: cost, goal: minimize}]
+      space:
+        x: {type: uniform, low: -1.0, high: 1.0}
+        y: {type: int, low: -3, high: 5}
+      max_trials: 16
+      parallel_trials: 2
+      seed: 3
+)");
+  ASSERT_EQ(r.record["status"], "succeeded") << r.record.dump(2);
+  const Json trials = trials_of(r, "t");
+  ASSERT_EQ(trials.size(), 16u);
+  std::set<int> expected, marked;
+  for (const Json& a : trials) {
+    const double loss = a["outputs"]["loss"], cost = a["outputs"]["cost"];
+    bool dominated = false;
+    for (const Json& b : trials) {
+      const double l = b["outputs"]["loss"], c = b["outputs"]["cost"];
+      dominated = dominated || (l <= loss && c <= cost && (l < loss || c < cost));
+    }
+    if (!dominated) expected.insert(a["trial"].get<int>());
+    if (a["pareto"].get<bool>()) marked.insert(a["trial"].get<int>());
+    EXPECT_EQ(a["cost"], a["outputs"]["cost"]);
+  }
+  ASSERT_GE(expected.size(), 2u);  // the objectives conflict
+  EXPECT_EQ(marked, expected);
+  const Json& outputs = r.step("t")["outputs"];
+  const Json& front = outputs["pareto_front"];
+  std::set<int> listed;
+  double previous = -1;
+  for (const Json& f : front) {
+    listed.insert(f["trial"].get<int>());
+    EXPECT_GE(f["values"]["loss"].get<double>(), previous) << front.dump();  // best loss first
+    previous = f["values"]["loss"];
+    EXPECT_EQ(f["parameters"], trials[f["trial"].get<size_t>()]["parameters"]);
+  }
+  EXPECT_EQ(listed, expected);
+  EXPECT_EQ(outputs["best_trial"], front[0]["trial"]);
+  EXPECT_EQ(outputs["best_value"], front[0]["values"]["loss"]);
+}
+
+// A sampler or scheduler that learns from one objective's results refuses
+// several, at the objectives' file:line:col.
+TEST_F(EngineTest, AModelBasedTunerRefusesSeveralObjectivesNamingTheField) {
+  for (const std::string tuner : {"tune.tpe", "tune.asha"}) {
+    const auto r = run(R"(
+steps:
+  - name: t
+    component: util.objective
+    tune:
+      tuner: )" + tuner + R"(
+      objectives: [{metric: loss, goal: minimize}, {metric: cost, goal: minimize}]
+      settings: {max_resource: 5}
+      space: {x: {type: uniform, low: 0.0, high: 1.0}}
+)");
+    EXPECT_EQ(r.status("t"), "failed");
+    const std::string message = r.step("t")["message"];
+    EXPECT_EQ(message.rfind("t.yaml:10:19: tuner " + tuner + ": objectives: ", 0), 0u) << message;
+  }
+}
+
 TEST_F(EngineTest, ABadSearchSpaceFailsTheStepNamingTheField) {
   const auto r = run(R"(
 steps:

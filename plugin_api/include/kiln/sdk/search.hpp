@@ -170,6 +170,10 @@ struct Objective {
 // given; the sampler parses it.
 struct SearchConfig {
   Objective objective;
+  // "objectives" (several metrics, searched for their Pareto front): the
+  // host ranks the trials; a search with more than one only works with
+  // samplers and schedulers that read no results (Search refuses others).
+  std::vector<Objective> objectives;
   Json space = Json::object();
   Json settings = Json::object();
   int64_t max_trials = 10;
@@ -195,6 +199,18 @@ struct SearchConfig {
     if (goal != "maximize" && goal != "minimize")
       throw ConfigError("objective.goal: expected maximize or minimize, got '" + goal + "'");
     out.objective.maximize = goal == "maximize";
+    if (config.contains("objectives")) {
+      const Json& list = config["objectives"];
+      if (!list.is_array()) throw ConfigError("objectives: expected a list of {metric, goal}");
+      for (const Json& o : list) {
+        if (!o.is_object() || !o.contains("metric") || !o["metric"].is_string())
+          throw ConfigError("objectives: each needs a metric name");
+        const std::string g = o.value("goal", "maximize");
+        if (g != "maximize" && g != "minimize")
+          throw ConfigError("objectives: goal: expected maximize or minimize, got '" + g + "'");
+        out.objectives.push_back({o["metric"].get<std::string>(), g == "maximize"});
+      }
+    }
     out.space = config.value("space", Json::object());
     if (config.contains("settings")) {
       if (!config["settings"].is_object()) throw ConfigError("settings: expected a mapping");
@@ -224,7 +240,12 @@ struct SearchConfig {
 class Search {
  public:
   Search(SearchConfig config, std::unique_ptr<Sampler> sampler, std::vector<std::unique_ptr<Scheduler>> schedulers)
-      : config_(std::move(config)), rng_(config_.seed), sampler_(std::move(sampler)), schedulers_(std::move(schedulers)) {}
+      : config_(std::move(config)), rng_(config_.seed), sampler_(std::move(sampler)), schedulers_(std::move(schedulers)) {
+    if (config_.objectives.size() > 1 && gated_by_any())
+      throw ConfigError(
+          "objectives: this search learns from one objective's results; several objectives need a sampler and "
+          "scheduler that read none (random, grid or sobol, scheduler none, no early_stopping)");
+  }
   virtual ~Search() = default;
   Search(const Search&) = delete;
   Search& operator=(const Search&) = delete;
@@ -283,13 +304,19 @@ class Search {
   const SearchConfig& search_config() const { return config_; }
 
  protected:
-  void add_scheduler(std::unique_ptr<Scheduler> scheduler) { schedulers_.push_back(std::move(scheduler)); }
+  void add_scheduler(std::unique_ptr<Scheduler> scheduler) {
+    if (config_.objectives.size() > 1 && scheduler->uses_history())
+      throw ConfigError("objectives: early stopping follows one objective; several objectives take none");
+    schedulers_.push_back(std::move(scheduler));
+  }
 
  private:
   // Whether suggestions wait for the history (SearchConfig::history_lag):
   // a lag is set and the sampler or a scheduler reads other trials.
-  bool gated() const {
-    if (config_.history_lag <= 0) return false;
+  bool gated() const { return config_.history_lag > 0 && gated_by_any(); }
+
+  // Whether the sampler or a scheduler reads other trials.
+  bool gated_by_any() const {
     if (sampler_->uses_history()) return true;
     for (const auto& scheduler : schedulers_)
       if (scheduler->uses_history()) return true;
