@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "test_support.hpp"
@@ -386,6 +387,42 @@ TEST(RunCli, TrialsTableIsSortedAndARerunReusesFinishedTrials) {
 
   run = run_kiln({"trials", run_id_of(file, ws), "t", "--json"}, ws.env());
   for (const Json& row : Json::parse(run.output)) EXPECT_EQ(row["status"], "cached") << row.dump();
+}
+
+// Issue 23: with two objectives, `kiln trials` lists the Pareto front first,
+// each row marked '*' in the front column, with a column per objective; the
+// marked rows are exactly the rows --json flags `pareto`.
+TEST(RunCli, TrialsOfTwoObjectivesListTheParetoFrontFirst) {
+  RunWorkspace ws;
+  const auto file = ws.write("tune.yaml", R"(steps:
+  - name: t
+    component: util.objective
+    parameters: {epochs: 1}
+    tune:
+      tuner: tune.random
+      objectives: [{metric: loss, goal: minimize}, {metric: cost, goal: minimize}]
+      space: {x: {type: uniform, low: -1.0, high: 1.0}, y: {type: int, low: -3, high: 5}}
+      max_trials: 10
+      seed: 3
+)");
+  const std::string id = run_id_of(file, ws);
+  auto run = run_kiln({"trials", id, "t", "--json"}, ws.env());
+  ASSERT_EQ(run.status.code, 0) << run.output;
+  const Json rows = Json::parse(run.output);
+  ASSERT_EQ(rows.size(), 10u);
+  size_t front = 0;
+  while (front < rows.size() && rows[front]["pareto"].get<bool>()) ++front;
+  ASSERT_GE(front, 1u);
+  for (size_t i = front; i < rows.size(); ++i) EXPECT_FALSE(rows[i]["pareto"].get<bool>()) << rows.dump();
+  run = run_kiln({"trials", id, "t"}, ws.env());
+  std::istringstream lines(run.output);
+  std::string line;
+  std::getline(lines, line);
+  EXPECT_EQ(line.rfind("trial  status         front  loss          cost", 0), 0u) << run.output;
+  for (size_t i = 0; i < rows.size() && std::getline(lines, line); ++i) {
+    EXPECT_EQ(std::stoi(line), rows[i]["trial"].get<int>()) << line;
+    EXPECT_EQ(line.substr(22, 1), i < front ? "*" : " ") << line;
+  }
 }
 
 // A trial template's steps are cached one by one: a re-run serves every

@@ -430,6 +430,21 @@ steps:
   EXPECT_NE(g.output.find(gpus.string() + ":8:23: resources.gpus: a tuning step's trials cannot be compiled to kfp"),
             std::string::npos)
       << g.output;
+  const auto objectives = pipeline(R"(
+steps:
+  - name: t
+    component: util.objective
+    tune:
+      tuner: tune.random
+      objectives: [{metric: loss, goal: minimize}, {metric: cost, goal: minimize}]
+      space: {x: {type: uniform, low: 0.0, high: 1.0}}
+)");
+  const auto o = compile(objectives, "argo");
+  EXPECT_EQ(o.status.code, 1);
+  EXPECT_NE(o.output.find(objectives.string() +
+                          ":10:19: tune.objectives: a multi-objective tuning step cannot be compiled to argo yet"),
+            std::string::npos)
+      << o.output;
   const auto ranks = pipeline(R"(
 templates:
   trial:

@@ -652,6 +652,124 @@ steps:
   EXPECT_EQ(strict.record["status"], "failed");
 }
 
+// Issue 23: a model-based search is a function of its seed, whatever the
+// parallelism and however long trials take. Each trial sleeps a suggested
+// time per epoch, so at 2 and 4 trials at once they finish out of order;
+// with history_lag 4, trial k learns from trials 0 ... k-4 only, and the
+// trials table (parameters and values) is the same at 1, 2 and 4 parallel
+// trials and when run again, for TPE, GP and CMA-ES.
+TEST_F(EngineTest, AModelBasedSearchIsTheSameAtAnyParallelism) {
+  for (const std::string sampler : {"tpe", "gp", "cmaes"}) {
+    SCOPED_TRACE(sampler);
+    auto table = [&](int parallel) {
+      RunSettings settings;
+      settings.jobs = 4;
+      const auto r = run(R"(
+steps:
+  - name: t
+    component: util.objective
+    parameters: {epochs: 2}
+    tune:
+      tuner: tune.search
+      objective: {metric: loss, goal: minimize}
+      space:
+        x: {type: uniform, low: -2.0, high: 2.0}
+        y: {type: int, low: -5, high: 9}
+        epoch_seconds: {type: uniform, low: 0.0, high: 0.04}
+      settings: {sampler: )" + sampler + R"(, n_startup_trials: 3, population: 4, history_lag: 4}
+      max_trials: 11
+      parallel_trials: )" + std::to_string(parallel) + R"(
+      seed: 9
+)",
+                         settings);
+      EXPECT_EQ(r.record["status"], "succeeded") << r.record.dump(2);
+      Json rows = Json::array();
+      for (const Json& trial : trials_of(r, "t"))
+        rows.push_back({{"trial", trial["trial"]}, {"parameters", trial["parameters"]}, {"loss", trial["loss"]}});
+      return rows;
+    };
+    const Json one = table(1);
+    ASSERT_EQ(one.size(), 11u) << one.dump();
+    EXPECT_EQ(table(2), one);
+    const Json four = table(4);
+    EXPECT_EQ(four, one);
+    EXPECT_EQ(table(4), four);
+  }
+}
+
+// Issue 23: two objectives that pull apart (util.objective's loss, lowest
+// near (0.3, 2), and its cost x^2 + y^2/10, lowest at (0, 0)): the step's
+// result is the Pareto front, exactly the trials that no other succeeded
+// trial dominates, computed here from each trial's own outputs; best_* is
+// the front's trial with the lowest loss, and the trials table marks the front.
+TEST_F(EngineTest, TwoObjectivesGiveTheParetoFrontAsTheResult) {
+  const auto r = run(R"(
+steps:
+  - name: t
+    component: util.objective
+    parameters: {epochs: 1}
+    tune:
+      tuner: tune.random
+      objectives: [{metric: loss, goal: minimize}, {metric: cost, goal: minimize}]
+      space:
+        x: {type: uniform, low: -1.0, high: 1.0}
+        y: {type: int, low: -3, high: 5}
+      max_trials: 16
+      parallel_trials: 2
+      seed: 3
+)");
+  ASSERT_EQ(r.record["status"], "succeeded") << r.record.dump(2);
+  const Json trials = trials_of(r, "t");
+  ASSERT_EQ(trials.size(), 16u);
+  std::set<int> expected, marked;
+  for (const Json& a : trials) {
+    const double loss = a["outputs"]["loss"], cost = a["outputs"]["cost"];
+    bool dominated = false;
+    for (const Json& b : trials) {
+      const double l = b["outputs"]["loss"], c = b["outputs"]["cost"];
+      dominated = dominated || (l <= loss && c <= cost && (l < loss || c < cost));
+    }
+    if (!dominated) expected.insert(a["trial"].get<int>());
+    if (a["pareto"].get<bool>()) marked.insert(a["trial"].get<int>());
+    EXPECT_EQ(a["cost"], a["outputs"]["cost"]);
+  }
+  ASSERT_GE(expected.size(), 2u);  // the objectives conflict
+  EXPECT_EQ(marked, expected);
+  const Json& outputs = r.step("t")["outputs"];
+  const Json& front = outputs["pareto_front"];
+  std::set<int> listed;
+  double previous = -1;
+  for (const Json& f : front) {
+    listed.insert(f["trial"].get<int>());
+    EXPECT_GE(f["values"]["loss"].get<double>(), previous) << front.dump();  // best loss first
+    previous = f["values"]["loss"];
+    EXPECT_EQ(f["parameters"], trials[f["trial"].get<size_t>()]["parameters"]);
+  }
+  EXPECT_EQ(listed, expected);
+  EXPECT_EQ(outputs["best_trial"], front[0]["trial"]);
+  EXPECT_EQ(outputs["best_value"], front[0]["values"]["loss"]);
+}
+
+// A sampler or scheduler that learns from one objective's results refuses
+// several, at the objectives' file:line:col.
+TEST_F(EngineTest, AModelBasedTunerRefusesSeveralObjectivesNamingTheField) {
+  for (const std::string tuner : {"tune.tpe", "tune.asha"}) {
+    const auto r = run(R"(
+steps:
+  - name: t
+    component: util.objective
+    tune:
+      tuner: )" + tuner + R"(
+      objectives: [{metric: loss, goal: minimize}, {metric: cost, goal: minimize}]
+      settings: {max_resource: 5}
+      space: {x: {type: uniform, low: 0.0, high: 1.0}}
+)");
+    EXPECT_EQ(r.status("t"), "failed");
+    const std::string message = r.step("t")["message"];
+    EXPECT_EQ(message.rfind("t.yaml:10:19: tuner " + tuner + ": objectives: ", 0), 0u) << message;
+  }
+}
+
 TEST_F(EngineTest, ABadSearchSpaceFailsTheStepNamingTheField) {
   const auto r = run(R"(
 steps:

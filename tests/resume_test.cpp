@@ -402,18 +402,22 @@ TEST(Resume, ATuningStepKeepsItsFinishedTrials) {
 // a time) killed mid-search resumes with the same trials: the tuner log
 // (steps/t/tuner.jsonl) is replayed into a new tuner, so every trial the
 // killed run had suggested keeps its id and parameters, and the search goes
-// on to max_trials.
+// on to max_trials. Trials sleep a suggested time per epoch, so they finish
+// out of order; TPE's trial k learns from trials 0 ... k-2 only, and the
+// resumed search ends with exactly the trials (parameters and losses) of the
+// same search run without interruption.
 TEST(Resume, AResumedTpeSearchContinuesWithTheSameTrials) {
   StoreWorkspace ws;
   const std::string file = ws.pipeline(R"(steps:
   - name: t
     component: util.objective
     cache: false
-    parameters: {epochs: 3, epoch_seconds: 0.01}
+    parameters: {epochs: 3}
     tune:
       tuner: tune.search
       objective: {metric: loss, goal: minimize}
-      space: {x: {type: uniform, low: -2.0, high: 2.0}, y: {type: int, low: -5, high: 9}}
+      space: {x: {type: uniform, low: -2.0, high: 2.0}, y: {type: int, low: -5, high: 9},
+              epoch_seconds: {type: uniform, low: 0.0, high: 0.03}}
       settings: {sampler: tpe, n_startup_trials: 3}
       max_trials: 10
       parallel_trials: 2
@@ -460,6 +464,17 @@ TEST(Resume, AResumedTpeSearchContinuesWithTheSameTrials) {
     }
   }
   EXPECT_EQ(finals.size(), 10u);
+
+  // The same search, not interrupted: the same trials.
+  auto by_trial = [](const Json& table) {
+    std::map<int64_t, Json> out;
+    for (const Json& row : table) out[row["trial"].get<int64_t>()] = {row["parameters"], row["loss"]};
+    return out;
+  };
+  const std::string clean_id = ws.run(file)["run_id"];  // --jobs 2
+  const auto clean = ws.kiln({"trials", clean_id, "t", "--json"});
+  ASSERT_EQ(clean.status.code, 0) << clean.output;
+  EXPECT_EQ(by_trial(Json::parse(clean.output.substr(clean.output.find('[')))), by_trial(rows));
 }
 
 // One liveness rule (boot id + pid + process start time) for `kiln runs

@@ -1860,6 +1860,61 @@ steps:
   EXPECT_TRUE(HasError(diagnostics, 14, 11, "'tune' needs a 'space'"));
 }
 
+// Issue 23: `objectives:` (several metrics with goals) instead of `objective:`.
+TEST(Spec, ReadsSeveralObjectives) {
+  const PipelineSpec spec = kiln::host::parse_pipeline_text(R"(apiVersion: kiln/v1
+kind: Pipeline
+steps:
+  - name: t
+    component: util.objective
+    tune:
+      tuner: tune.random
+      objectives: [{metric: loss, goal: minimize}, {metric: cost}]
+      space: {x: {type: uniform, low: 0, high: 1}}
+)",
+                                                "p.yaml");
+  const kiln::host::TuneSpec& tune = *spec.steps.at(0).tune;
+  ASSERT_EQ(tune.objectives.size(), 2u);
+  EXPECT_EQ(tune.metric, "loss");  // the first is also the step's objective
+  EXPECT_FALSE(tune.maximize);
+  EXPECT_EQ(tune.objectives[1].metric, "cost");
+  EXPECT_TRUE(tune.objectives[1].maximize);
+  EXPECT_EQ(tune.tuner_config()["objectives"],
+            Json::parse(R"([{"metric": "loss", "goal": "minimize"}, {"metric": "cost", "goal": "maximize"}])"));
+  EXPECT_EQ(tune.position_of("objectives").line, 8);
+}
+
+TEST(Spec, BadObjectives) {
+  const auto diagnostics = parse_errors(R"(apiVersion: kiln/v1
+kind: Pipeline
+steps:
+  - name: a
+    component: util.objective
+    tune:
+      tuner: tune.random
+      objective: {metric: loss}
+      objectives: [{metric: loss}, {metric: cost}]
+      space: {x: {type: uniform, low: 0, high: 1}}
+  - name: b
+    component: util.objective
+    tune:
+      tuner: tune.random
+      objectives: [{metric: loss}]
+      space: {x: {type: uniform, low: 0, high: 1}}
+  - name: c
+    component: util.objective
+    tune:
+      tuner: tune.random
+      objectives: [{metric: loss}, {goal: down}, {metric: loss}]
+      space: {x: {type: uniform, low: 0, high: 1}}
+)");
+  EXPECT_TRUE(HasError(diagnostics, 9, 19, "'tune' takes 'objective' or 'objectives', not both"));
+  EXPECT_TRUE(HasError(diagnostics, 15, 19, "'tune.objectives' must be a list of two or more"));
+  EXPECT_TRUE(HasError(diagnostics, 21, 36, "'tune.objectives[1]' needs a 'metric'"));
+  EXPECT_TRUE(HasError(diagnostics, 21, 43, "'tune.objectives[1].goal' must be maximize or minimize, not 'down'"));
+  EXPECT_TRUE(HasError(diagnostics, 21, 50, "'tune.objectives' names metric 'loss' twice"));
+}
+
 TEST_F(Validation, TuningStepAgainstTheCatalog) {
   const Plan p = plan(R"(apiVersion: kiln/v1
 kind: Pipeline

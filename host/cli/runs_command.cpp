@@ -199,9 +199,19 @@ int show_trials(const std::string& workdir, const std::string& run, const std::s
   const Json table = Json::parse(host::read_file(dir / s["trials"].get<std::string>()));
   const std::string metric = table["objective"].value("metric", "");
   const bool maximize = table["objective"].value("goal", "maximize") == "maximize";
+  // Several objectives (issue 23): a column each, and the Pareto front
+  // (rows marked "pareto") first, marked with a '*'.
+  std::vector<std::string> metrics{metric};
+  const bool multi = table.contains("objectives") && table["objectives"].is_array();
+  if (multi) {
+    metrics.clear();
+    for (const Json& o : table["objectives"]) metrics.push_back(o.value("metric", ""));
+  }
   std::vector<Json> rows(table["trials"].begin(), table["trials"].end());
-  // Trials with a value first, best first; then the rest in trial order.
+  // The front first; trials with a value first, best first; then the rest in trial order.
   std::stable_sort(rows.begin(), rows.end(), [&](const Json& a, const Json& b) {
+    const bool fa = a.value("pareto", false), fb = b.value("pareto", false);
+    if (fa != fb) return fa;
     const bool va = a[metric].is_number(), vb = b[metric].is_number();
     if (va != vb) return va;
     if (!va) return a["trial"].get<int64_t>() < b["trial"].get<int64_t>();
@@ -212,16 +222,23 @@ int show_trials(const std::string& workdir, const std::string& run, const std::s
     std::cout << Json(rows).dump(2) << "\n";
     return kExitOk;
   }
-  std::cout << std::left << std::setw(7) << "trial" << std::setw(15) << "status" << std::setw(14) << metric
-            << std::setw(8) << "steps" << std::setw(11) << "seconds"
+  std::cout << std::left << std::setw(7) << "trial" << std::setw(15) << "status";
+  if (multi) std::cout << std::setw(7) << "front";
+  for (const std::string& m : metrics) std::cout << std::setw(14) << m;
+  std::cout << std::setw(8) << "steps" << std::setw(11) << "seconds"
             << "parameters\n";
   for (const Json& row : rows) {
-    char value[32] = "-", seconds[32];
-    if (row[metric].is_number()) std::snprintf(value, sizeof value, "%.6g", row[metric].get<double>());
+    char seconds[32];
     std::snprintf(seconds, sizeof seconds, "%.2f", row.value("duration_seconds", 0.0));
-    std::cout << std::setw(7) << row["trial"].get<int64_t>() << std::setw(15) << row["status"].get<std::string>()
-              << std::setw(14) << value << std::setw(8) << row.value("curve", Json::object()).size() << std::setw(11)
-              << seconds << row["parameters"].dump() << "\n";
+    std::cout << std::setw(7) << row["trial"].get<int64_t>() << std::setw(15) << row["status"].get<std::string>();
+    if (multi) std::cout << std::setw(7) << (row.value("pareto", false) ? "*" : "");
+    for (const std::string& m : metrics) {
+      char value[32] = "-";
+      if (row.contains(m) && row[m].is_number()) std::snprintf(value, sizeof value, "%.6g", row[m].get<double>());
+      std::cout << std::setw(14) << value;
+    }
+    std::cout << std::setw(8) << row.value("curve", Json::object()).size() << std::setw(11) << seconds
+              << row["parameters"].dump() << "\n";
   }
   return kExitOk;
 }

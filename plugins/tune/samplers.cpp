@@ -11,6 +11,7 @@ class RandomSampler : public Sampler {
  public:
   explicit RandomSampler(const SearchSpace& space) : space_(space) {}
   std::optional<Json> next(int64_t, const Trials&, Rng& rng) override { return space_.sample(rng); }
+  bool uses_history() const override { return false; }
 
  private:
   SearchSpace space_;
@@ -26,6 +27,7 @@ class GridSampler : public Sampler {
     if (next_ >= points_.size()) return std::nullopt;
     return points_[next_++];
   }
+  bool uses_history() const override { return false; }
 
  private:
   std::vector<Json> points_;
@@ -57,6 +59,7 @@ class SobolSampler : public Sampler {
     for (size_t d = 0; d < directions_.size(); ++d) unit.push_back(point(static_cast<uint64_t>(id), d));
     return space_.from_units(unit);
   }
+  bool uses_history() const override { return false; }
 
   // Coordinate d of point i (Gray-code free form: XOR of the direction
   // numbers of i's set bits), shifted; in [0, 1).

@@ -3,13 +3,17 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <set>
 #include <vector>
 
 namespace kiln::tune {
 namespace {
 
-class NoScheduler : public Scheduler {};
+class NoScheduler : public Scheduler {
+ public:
+  bool uses_history() const override { return false; }
+};
 
 class MedianScheduler : public Scheduler {
  public:
@@ -44,19 +48,27 @@ class MedianScheduler : public Scheduler {
   MedianStop rule_;
 };
 
-// One successive-halving ladder: rungs at first * eta^k < max_resource, and
-// per rung the scores of the trials that reached it.
+// One successive-halving ladder: rungs at first * eta^k < max_resource.
 struct Ladder {
   std::vector<int64_t> rungs;
-  std::vector<std::vector<double>> recorded;
 };
+
+// The score `t` recorded at a rung: its first report at or after the rung's step.
+std::optional<double> rung_score(const Trial& t, int64_t rung) {
+  const auto it = t.scores.lower_bound(rung);
+  if (it == t.scores.end()) return std::nullopt;
+  return it->second;
+}
 
 // Asynchronous successive halving (Li et al. 2020) in its stopping form, over
 // one or more ladders (brackets). A trial reaching rung k is recorded there
 // and continues only if it is in the top 1/eta of the rung's recorded
 // scores (fewer than n/eta recorded scores are strictly better than it: the
 // paper's promotion rule, asynchronous); otherwise it stops. The first trial
-// at a rung always continues.
+// at a rung always continues. The rung's scores are those of the trials the
+// search hands over (with a history lag: the trials that finished before
+// this one was suggested, so a decision does not depend on timing) in the
+// same bracket that reached the rung.
 class Asha : public Scheduler {
  public:
   Asha(const Json& settings, bool hyperband) : hyperband_(hyperband) {
@@ -78,7 +90,6 @@ class Asha : public Scheduler {
       Ladder ladder;
       for (double r = first; r < static_cast<double>(max_resource); r *= eta_)
         ladder.rungs.push_back(static_cast<int64_t>(r));
-      ladder.recorded.resize(ladder.rungs.size());
       ladders_.push_back(std::move(ladder));
       // The paper's share of configurations for bracket s = s_max - b:
       // ceil((s_max + 1) / (s + 1) * eta^s), so each bracket spends about the same budget.
@@ -91,16 +102,22 @@ class Asha : public Scheduler {
     } while (hyperband_ && first < static_cast<double>(max_resource));
   }
 
-  bool on_report(const Trial& t, int64_t step, const Trials& /*trials*/) override {
-    Ladder& ladder = ladders_[bracket_of(t.id)];
+  bool on_report(const Trial& t, int64_t step, const Trials& trials) override {
+    const size_t bracket = bracket_of(t.id);
+    const Ladder& ladder = ladders_[bracket];
     bool stop = false;
     for (size_t k = 0; k < ladder.rungs.size(); ++k) {
       if (step < ladder.rungs[k] || !reached_[t.id].insert(k).second) continue;
       const double score = t.scores.at(step);
-      std::vector<double>& seen = ladder.recorded[k];
-      seen.push_back(score);
-      const auto better = std::count_if(seen.begin(), seen.end(), [&](double s) { return s < score; });
-      if (static_cast<double>(better) >= static_cast<double>(seen.size()) / eta_) stop = true;
+      size_t seen = 1, better = 0;  // this trial, and the others at the rung
+      for (const auto& [id, other] : trials) {
+        if (id == t.id || bracket_of(id) != bracket) continue;
+        const std::optional<double> theirs = rung_score(other, ladder.rungs[k]);
+        if (!theirs) continue;
+        ++seen;
+        if (*theirs < score) ++better;
+      }
+      if (static_cast<double>(better) >= static_cast<double>(seen) / eta_) stop = true;
     }
     return stop;
   }

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 #include <set>
 
 namespace kiln::tune {
@@ -285,6 +286,90 @@ TEST(TuneSearch, MedianSchedulerStopsABadCurve) {
   EXPECT_TRUE(tuner->should_stop(trials[2]["trial"]));
   tuner->observe(trials[3]["trial"], 2, 0.5, false, "");
   EXPECT_FALSE(tuner->should_stop(trials[3]["trial"]));
+}
+
+// history_lag 2: trial k of a model-based sampler learns from trials
+// 0 ... k-2 only, once they have finished. suggest answers fewer trials than
+// asked for until then, and trial 2 is the same whether trial 1 finished
+// before it was suggested or not. A sampler that ignores results (random)
+// is never held back.
+TEST(TuneSearch, AModelBasedSamplerLearnsOnlyFromTrialsThatPrecedeItByTheLag) {
+  for (const std::string sampler : {"tpe", "gp", "cmaes"}) {
+    SCOPED_TRACE(sampler);
+    const Json settings = {{"sampler", sampler}, {"n_startup_trials", 1}, {"history_lag", 2}, {"population", 2}};
+    auto trial_two = [&](bool one_finished_first) {
+      const auto tuner = make_tuner("search", search_config(unit_space(2), 6, 3, settings));
+      const Json first = tuner->suggest(4);
+      EXPECT_EQ(first.size(), 2u) << first.dump();  // trial 2 waits for trial 0
+      if (one_finished_first) tuner->observe(1, -1, 0.5, true, "succeeded");
+      EXPECT_EQ(tuner->suggest(4).size(), 0u);  // trial 0 still runs
+      tuner->observe(0, -1, 0.25, true, "succeeded");
+      const Json next = tuner->suggest(4);
+      // Trial 3 waits for trial 1 unless it finished.
+      EXPECT_EQ(next.size(), one_finished_first ? 2u : 1u) << next.dump();
+      return next.at(0);
+    };
+    const Json early = trial_two(true), late = trial_two(false);
+    EXPECT_EQ(early["trial"], 2);
+    EXPECT_EQ(early, late);
+  }
+  const auto random = make_tuner("search", search_config(unit_space(2), 6, 3, {{"history_lag", 2}}));
+  EXPECT_EQ(random->suggest(4).size(), 4u);
+}
+
+// A search driven to the end with `parallel` trials at once, reports
+// interleaved: each round the active trial with the highest id (or, with
+// `lowest_first`, the lowest) reports its next epoch of a curve
+// score = |x0 - 0.3| + 1/epoch, and stops when told or at epoch 9. Returns
+// each trial's parameters and the epoch it ended at.
+std::map<int64_t, std::pair<Json, int64_t>> drive(const Json& settings, int parallel, bool lowest_first) {
+  Json config = search_config(unit_space(2), 12, 4, settings);
+  config["parallel_trials"] = parallel;
+  const auto tuner = make_tuner("search", config);
+  std::map<int64_t, std::pair<Json, int64_t>> out;
+  std::map<int64_t, int64_t> active;  // trial -> epochs reported
+  for (;;) {
+    for (const Json& s : tuner->suggest(static_cast<size_t>(parallel) - active.size())) {
+      out[s["trial"]] = {s["parameters"], 0};
+      active[s["trial"]] = 0;
+    }
+    if (active.empty()) return out;
+    const auto it = lowest_first ? active.begin() : std::prev(active.end());
+    const int64_t id = it->first, epoch = ++it->second;
+    const double score = std::abs(out[id].first["x0"].get<double>() - 0.3) + 1.0 / static_cast<double>(epoch);
+    tuner->observe(id, epoch, score, false, "");
+    const bool stop = tuner->should_stop(id);
+    if (stop || epoch == 9) {
+      tuner->observe(id, -1, score, true, stop ? "early-stopped" : "succeeded");
+      out[id].second = epoch;
+      active.erase(it);
+    }
+  }
+}
+
+// Issue 23: a scheduler's decisions about trial k read only trials
+// 0 ... k - history_lag, which finished before k was suggested; so ASHA,
+// Hyperband and the median rule stop the same trials at the same epochs
+// whether trials run one at a time or two at once with reports interleaved
+// either way (history_lag 2), composed with random and TPE.
+TEST(TuneSearch, SchedulerDecisionsDoNotDependOnTheOrderOfReports) {
+  const Json base = {{"max_resource", 9}, {"reduction_factor", 3}, {"history_lag", 2}, {"n_startup_trials", 3}};
+  for (const std::string sampler : {"random", "tpe"})
+    for (const std::string scheduler : {"asha", "hyperband", "median"}) {
+      SCOPED_TRACE(sampler + " x " + scheduler);
+      Json settings = base;
+      settings["sampler"] = sampler;
+      settings["scheduler"] = scheduler;
+      settings["min_trials"] = 1;
+      const auto sequential = drive(settings, 1, true);
+      ASSERT_EQ(sequential.size(), 12u);
+      size_t stopped = 0;
+      for (const auto& [id, trial] : sequential) stopped += trial.second < 9;
+      EXPECT_GT(stopped, 0u);  // the scheduler did stop trials
+      EXPECT_EQ(drive(settings, 2, true), sequential);
+      EXPECT_EQ(drive(settings, 2, false), sequential);
+      EXPECT_EQ(drive(settings, 3, false), sequential);
+    }
 }
 
 TEST(TuneSearch, RejectsUnknownSamplersAndSchedulersNamingTheField) {

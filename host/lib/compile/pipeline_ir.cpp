@@ -147,6 +147,9 @@ class IrBuilder {
                                  " with GPUs (its pod's engine hands out none; run it with kiln run --gpus)");
     };
     no_gpus(s);
+    if (s.tune && !s.tune->objectives.empty())
+      error(s.tune->position_of("objectives"), "tune.objectives: a multi-objective tuning step" + to +
+                                                   " yet (its pod's request carries one objective; run it with kiln run)");
     for (const auto& part : step.trial_steps) {
       const StepSpec& p = part.spec;
       no_gpus(p);

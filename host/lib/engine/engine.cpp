@@ -30,6 +30,7 @@
 #include <deque>
 #include <fstream>
 #include <optional>
+#include <set>
 
 namespace kiln::host {
 namespace fs = std::filesystem;
@@ -347,7 +348,10 @@ class Engine::Impl {
     const LoadedComponent* component = library->find(spec.tuner);
     if (component == nullptr || component->tuner == nullptr)
       throw std::runtime_error("component '" + spec.tuner + "' offers no tuner table");
-    const Json config = render_placeholders(spec.tuner_config(), state_.resolver(nullptr));
+    Json config = render_placeholders(spec.tuner_config(), state_.resolver(nullptr));
+    // A model-based sampler learns, for trial k, from trials 0 ... k - P
+    // (settings.history_lag overrides): a history that does not depend on timing.
+    config["parallel_trials"] = scheduler_.trial_parallelism(planned);
     tuners_[index] = std::make_unique<TuningController>(spec, component->tuner, config,
                                                         options_.run_dir / "steps" / planned.spec.name / "tuner.jsonl");
     suggest_trials(index);
@@ -448,12 +452,24 @@ class Engine::Impl {
   void complete_tuning(size_t index) {
     Json rows = Json::array();
     std::map<int, double> values;
+    std::vector<int> succeeded;
     for (const int trial : state_.trial_ids(index)) {
       double duration = 0;
       for (const int u : state_.trial_units(index, trial)) duration += record_.attempt_seconds(state_.unit(u).name);
-      rows.push_back(trial_row(state_, *tuners_[index], index, trial,
-                               scheduler_.trial_status(state_, index, trial).value_or(S::pending), duration));
+      const StepStatus status = scheduler_.trial_status(state_, index, trial).value_or(S::pending);
+      rows.push_back(trial_row(state_, *tuners_[index], index, trial, status, duration));
       values[trial] = trial_value(state_, *tuners_[index], index, trial);
+      if (is_success(status)) succeeded.push_back(trial);
+    }
+    // Several objectives: the Pareto front is the result, and best_* is its
+    // trial best on the first objective.
+    const bool multi = !state_.step(index).planned->spec.tune->objectives.empty();
+    const Json front = trials_pareto_front(state_, *tuners_[index], index, succeeded);
+    if (multi) {
+      std::set<int> on_front;
+      for (const Json& f : front) on_front.insert(f["trial"].get<int>());
+      for (Json& row : rows) row["pareto"] = on_front.count(row["trial"].get<int>()) > 0;
+      for (auto it = values.begin(); it != values.end();) it = on_front.count(it->first) ? std::next(it) : values.erase(it);
     }
     const InputArtifact trials = store_trials_table(index, rows);
     const TuningOutcome outcome = scheduler_.tuning_outcome(state_, index, values, tuners_[index]->failure());
@@ -463,6 +479,7 @@ class Engine::Impl {
       const Json& parameters = state_.unit(winner.front()).item;
       step.outputs =
           Json{{"best_parameters", parameters}, {"best_value", outcome.best_value}, {"best_trial", outcome.best_trial}};
+      if (multi) step.outputs["pareto_front"] = front;
       for (const auto& [name, value] : parameters.items()) step.outputs["best_" + name] = value;
       step.artifacts.clear();
       for (const int u : winner)  // a trial template's later steps win a name several produce
@@ -481,11 +498,10 @@ class Engine::Impl {
     const fs::path dir = options_.run_dir / "steps" / step.planned->spec.name / kTrialsOutput;
     fs::remove_all(dir);  // a resumed run writes it again
     fs::create_directories(dir);
-    write_file_atomic(dir / "trials.json",
-                      Json{{"objective", {{"metric", spec.metric}, {"goal", spec.maximize ? "maximize" : "minimize"}}},
-                           {"trials", rows}}
-                              .dump(2) +
-                          "\n");
+    Json table{{"objective", {{"metric", spec.metric}, {"goal", spec.maximize ? "maximize" : "minimize"}}},
+               {"trials", rows}};
+    if (!spec.objectives.empty()) table["objectives"] = spec.tuner_config()["objectives"];
+    write_file_atomic(dir / "trials.json", table.dump(2) + "\n");
     InputArtifact trials{dir, Json{{"type", kTrialsArtifactType}, {"trials", rows.size()}}, "", {}};
     if (journal_) {
       std::map<std::string, InputArtifact> inputs;

@@ -1,20 +1,76 @@
 #include "trials.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 namespace kiln::host {
 
-double trial_value(const RunState& state, const TuningController& tuner, size_t step, int trial) {
+double trial_value(const RunState& state, const TuningController& tuner, size_t step, int trial,
+                   const std::string& metric) {
   const std::vector<int>& units = state.trial_units(step, trial);
-  const std::string& metric = state.step(step).planned->spec.tune->metric;
   for (auto u = units.rbegin(); u != units.rend(); ++u) {
     const UnitState& unit = state.unit(*u);
     const Json& outputs = unit.result.output_parameters;
     if (is_success(unit.status()) && outputs.contains(metric) && outputs[metric].is_number())
       return outputs[metric].get<double>();
   }
+  if (metric != state.step(step).planned->spec.tune->metric) return std::nan("");
   const Curve curve = tuner.curve_of(units);
   return curve.empty() ? std::nan("") : curve.rbegin()->second;
+}
+
+double trial_value(const RunState& state, const TuningController& tuner, size_t step, int trial) {
+  return trial_value(state, tuner, step, trial, state.step(step).planned->spec.tune->metric);
+}
+
+std::vector<size_t> pareto_front(const std::vector<std::vector<double>>& scores) {
+  const auto dominates = [](const std::vector<double>& a, const std::vector<double>& b) {
+    bool better = false;
+    for (size_t i = 0; i < a.size(); ++i) {
+      if (a[i] > b[i]) return false;
+      better = better || a[i] < b[i];
+    }
+    return better;
+  };
+  std::vector<size_t> front;
+  for (size_t i = 0; i < scores.size(); ++i) {
+    bool dominated = false;
+    for (size_t j = 0; j < scores.size() && !dominated; ++j) dominated = j != i && dominates(scores[j], scores[i]);
+    if (!dominated) front.push_back(i);
+  }
+  return front;
+}
+
+Json trials_pareto_front(const RunState& state, const TuningController& tuner, size_t step,
+                         const std::vector<int>& succeeded) {
+  const auto& objectives = state.step(step).planned->spec.tune->objectives;
+  Json out = Json::array();
+  if (objectives.empty()) return out;
+  std::vector<int> candidates;
+  std::vector<std::vector<double>> scores;
+  for (const int trial : succeeded) {
+    std::vector<double> row;
+    for (const auto& o : objectives) {
+      const double v = trial_value(state, tuner, step, trial, o.metric);
+      row.push_back(o.maximize ? -v : v);
+    }
+    if (std::all_of(row.begin(), row.end(), [](double v) { return std::isfinite(v); })) {
+      candidates.push_back(trial);
+      scores.push_back(std::move(row));
+    }
+  }
+  std::vector<size_t> front = pareto_front(scores);
+  std::stable_sort(front.begin(), front.end(), [&](size_t a, size_t b) { return scores[a][0] < scores[b][0]; });
+  for (const size_t i : front) {
+    Json values = Json::object();
+    for (size_t k = 0; k < objectives.size(); ++k)
+      values[objectives[k].metric] = objectives[k].maximize ? -scores[i][k] : scores[i][k];
+    const int trial = candidates[i];
+    out.push_back({{"trial", trial},
+                   {"parameters", state.unit(state.trial_units(step, trial).front()).item},
+                   {"values", values}});
+  }
+  return out;
 }
 
 Json trial_row(const RunState& state, const TuningController& tuner, size_t step, int trial, StepStatus status,
@@ -36,13 +92,18 @@ Json trial_row(const RunState& state, const TuningController& tuner, size_t step
       outputs[planned.trial_steps[static_cast<size_t>(unit.part)].spec.name] = own;
   }
   for (const auto& [at, v] : tuner.curve_of(units)) curve[std::to_string(at)] = v;
-  return Json{{"trial", trial},
-              {"parameters", state.unit(units.front()).item},
-              {"status", to_string(status)},
-              {planned.spec.tune->metric, std::isfinite(value) ? Json(value) : Json(nullptr)},
-              {"curve", curve},
-              {"outputs", outputs},
-              {"duration_seconds", duration_seconds}};
+  Json row{{"trial", trial},
+           {"parameters", state.unit(units.front()).item},
+           {"status", to_string(status)},
+           {planned.spec.tune->metric, std::isfinite(value) ? Json(value) : Json(nullptr)},
+           {"curve", curve},
+           {"outputs", outputs},
+           {"duration_seconds", duration_seconds}};
+  for (const auto& o : planned.spec.tune->objectives) {
+    const double v = trial_value(state, tuner, step, trial, o.metric);
+    row[o.metric] = std::isfinite(v) ? Json(v) : Json(nullptr);
+  }
+  return row;
 }
 
 }  // namespace kiln::host

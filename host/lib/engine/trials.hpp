@@ -16,6 +16,22 @@ inline constexpr const char* kCurveOutput = "kiln.curve";
 // metric's name of its last step that set one, else the last value it
 // reported, else NaN.
 double trial_value(const RunState& state, const TuningController& tuner, size_t step, int trial);
+// The same for another metric of a multi-objective step (`objectives:`): its
+// output parameter, else NaN (only the first objective's curve is followed).
+double trial_value(const RunState& state, const TuningController& tuner, size_t step, int trial,
+                   const std::string& metric);
+
+// Non-dominated sorting's first front: the indices of the rows no other row
+// dominates (no worse in every coordinate and better in one), in order.
+// Every coordinate is a score: lower is better.
+std::vector<size_t> pareto_front(const std::vector<std::vector<double>>& scores);
+
+// A multi-objective step's Pareto front (docs/tuning.md): the succeeded
+// trials with a value for every objective that no other such trial
+// dominates, each as {"trial", "parameters", "values": {metric: value}},
+// ordered by the first objective (best first). Empty for a single objective.
+Json trials_pareto_front(const RunState& state, const TuningController& tuner, size_t step,
+                         const std::vector<int>& succeeded);
 
 // One row of the trials table: the trial, its parameters, `status`, its
 // objective, curve and outputs (without the curve), and its attempts' `duration_seconds`.

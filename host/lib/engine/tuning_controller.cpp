@@ -100,7 +100,9 @@ std::vector<SuggestedTrial> TuningController::next(int active, int parallel) {
   if (spec_.max_trials <= suggested_) exhausted_ = true;
   if (room <= 0) return {};
   std::vector<SuggestedTrial> out = tuner_call([&] { return tuner_.suggest(static_cast<uint32_t>(room)); });
-  if (out.empty()) exhausted_ = true;
+  // Fewer than asked for: a model-based sampler waits for the trials its
+  // next suggestion learns from (history_lag); none with none running: done.
+  if (out.empty() && active == 0) exhausted_ = true;
   TunerRecord r;
   r.kind = TunerRecord::Kind::Suggest;
   r.trials = out;
@@ -112,16 +114,24 @@ std::vector<SuggestedTrial> TuningController::next(int active, int parallel) {
 bool TuningController::on_metric(int unit, int trial, const std::string& name, double value, int64_t at,
                                  bool may_stop) {
   if (name != spec_.metric || !std::isfinite(value)) return false;
+  // What a trial reports after the tuner stopped it depends on how soon the
+  // stop reached it: its curve (and an early-stopped trial's value) ends
+  // where the tuner decided.
+  if (stopped_units_.count(unit)) return false;
   curves_[unit][at] = value;
   if (!may_stop) return false;
   // A trial the log says ended, run again (early-stopped trials commit
   // nothing): the tuner knows its outcome; stopped then, stopped now.
+  bool stop = false;
   if (const auto ended = replayed_final_.find(trial); ended != replayed_final_.end())
-    return ended->second == TrialStatus::EarlyStopped;
-  return tuner_call([&] {
-    observe(trial, at, value, false, TrialStatus::Running);
-    return tuner_.should_stop(trial);
-  });
+    stop = ended->second == TrialStatus::EarlyStopped;
+  else
+    stop = tuner_call([&] {
+      observe(trial, at, value, false, TrialStatus::Running);
+      return tuner_.should_stop(trial);
+    });
+  if (stop) stopped_units_.insert(unit);
+  return stop;
 }
 
 Curve TuningController::restore(int unit, const Json& stored) {

@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -38,7 +39,9 @@ class TuningController {
   // Trials to start now, given `active` trials not yet finished and at most
   // `parallel` at once. After a replay, the first call returns every trial
   // the log suggested (finished ones too: the engine keeps or reruns them). Empty once max_trials were suggested, the tuner has
-  // no more, or the search stopped. Throws on a tuner error or a bad answer
+  // no more, or the search stopped; also while the tuner waits for running
+  // trials to finish (a model-based sampler's history_lag), which is not the end
+  // of the search unless no trial is active. Throws on a tuner error or a bad answer
   // (more trials than asked for, a repeated id: TunerHandle's checks), with
   // the message prefixed "tuner: ".
   std::vector<SuggestedTrial> next(int active, int parallel);
@@ -79,6 +82,7 @@ class TuningController {
   std::unique_ptr<TunerLog> log_;
   std::vector<SuggestedTrial> replayed_;      // suggested by the log, not yet handed to the engine
   std::map<int, TrialStatus> replayed_final_;  // trials whose outcome the log replayed
+  std::set<int> stopped_units_;                // units the tuner stopped: later reports are dropped
 
   void replay(const std::vector<TunerRecord>& records, const std::string& name);
   void observe(int trial, int64_t step, double value, bool final, TrialStatus status);

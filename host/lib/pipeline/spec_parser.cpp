@@ -14,6 +14,8 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <optional>
+#include <set>
 #include <sstream>
 
 namespace kiln::host {
@@ -61,6 +63,11 @@ Json TuneSpec::tuner_config() const {
               {"max_trials", max_trials},
               {"seed", seed}};
   if (!early_stopping.is_null()) config["early_stopping"] = early_stopping;
+  if (!objectives.empty()) {
+    config["objectives"] = Json::array();
+    for (const Objective& o : objectives)
+      config["objectives"].push_back({{"metric", o.metric}, {"goal", o.maximize ? "maximize" : "minimize"}});
+  }
   return config;
 }
 
@@ -454,8 +461,8 @@ class Parser : private YamlReader {
   void read_tune(const YAML::Node& node, const std::string& file, StepSpec& step) {
     if (!expect_map(node, file, "'tune'")) return;
     check_keys(node, file,
-               {"tuner", "objective", "space", "settings", "early_stopping", "max_trials", "parallel_trials",
-                "max_failed_trials", "seed", "trial"},
+               {"tuner", "objective", "objectives", "space", "settings", "early_stopping", "max_trials",
+                "parallel_trials", "max_failed_trials", "seed", "trial"},
                "tune");
     TuneSpec tune;
     tune.pos = pos(node, file);
@@ -472,20 +479,18 @@ class Parser : private YamlReader {
     } else {
       error(node, file, "'tune' needs a 'tuner', such as tune.random, tune.grid, tune.tpe or tune.asha");
     }
-    if (const auto o = node["objective"]; !o) {
-      error(node, file, "'tune' needs an 'objective': {metric: NAME, goal: maximize|minimize}");
-    } else if (expect_map(o, file, "'tune.objective'")) {
-      check_keys(o, file, {"metric", "goal"}, "tune.objective");
-      if (o["metric"])
-        tune.metric = scalar(o["metric"], file, "'tune.objective.metric'").value_or("");
-      else
-        error(o, file, "'tune.objective' needs a 'metric'");
-      if (const auto g = o["goal"]) {
-        const std::string goal = scalar(g, file, "'tune.objective.goal'").value_or("");
-        if (goal != "maximize" && goal != "minimize")
-          error(g, file, "'tune.objective.goal' must be maximize or minimize, not '" + goal + "'");
-        tune.maximize = goal != "minimize";
-      }
+    const auto objective = node["objective"];
+    const auto objectives = node["objectives"];
+    if (objective && objectives) {
+      error(objectives, file, "'tune' takes 'objective' or 'objectives', not both");
+    } else if (objectives) {
+      read_objectives(objectives, file, tune);
+    } else if (!objective) {
+      error(node, file,
+            "'tune' needs an 'objective': {metric: NAME, goal: maximize|minimize} (or 'objectives': a list of them)");
+    } else if (const auto read = read_objective(objective, file, "tune.objective")) {
+      tune.metric = read->metric;
+      tune.maximize = read->maximize;
     }
     if (const auto s = node["space"]; !s) {
       error(node, file, "'tune' needs a 'space': a mapping of parameter name to {type: ..., ...}");
@@ -519,6 +524,47 @@ class Parser : private YamlReader {
     }
     if (const auto t = node["trial"]) read_trial(t, file, tune);
     step.tune = std::move(tune);
+  }
+
+  // One objective, {metric: NAME, goal: maximize|minimize} (goal: maximize
+  // when left out), at `where` ("tune.objective", "tune.objectives[1]").
+  std::optional<TuneSpec::Objective> read_objective(const YAML::Node& o, const std::string& file,
+                                                    const std::string& where) {
+    if (!expect_map(o, file, "'" + where + "'")) return std::nullopt;
+    check_keys(o, file, {"metric", "goal"}, where);
+    TuneSpec::Objective out;
+    if (o["metric"])
+      out.metric = scalar(o["metric"], file, "'" + where + ".metric'").value_or("");
+    else
+      error(o, file, "'" + where + "' needs a 'metric'");
+    if (const auto g = o["goal"]) {
+      const std::string goal = scalar(g, file, "'" + where + ".goal'").value_or("");
+      if (goal != "maximize" && goal != "minimize")
+        error(g, file, "'" + where + ".goal' must be maximize or minimize, not '" + goal + "'");
+      out.maximize = goal != "minimize";
+    }
+    return out;
+  }
+
+  // `tune.objectives`: two or more objectives with distinct metrics; the
+  // first is also the step's `objective` (what schedulers and curves follow).
+  void read_objectives(const YAML::Node& list, const std::string& file, TuneSpec& tune) {
+    if (!list.IsSequence() || list.size() < 2) {
+      error(list, file, "'tune.objectives' must be a list of two or more {metric: NAME, goal: maximize|minimize}");
+      return;
+    }
+    std::set<std::string> seen;
+    for (size_t i = 0; i < list.size(); ++i) {
+      const auto read = read_objective(list[i], file, "tune.objectives[" + std::to_string(i) + "]");
+      if (!read) continue;
+      if (!seen.insert(read->metric).second)
+        error(list[i], file, "'tune.objectives' names metric '" + read->metric + "' twice");
+      tune.objectives.push_back(*read);
+    }
+    if (!tune.objectives.empty()) {
+      tune.metric = tune.objectives.front().metric;
+      tune.maximize = tune.objectives.front().maximize;
+    }
   }
 
   // `tune.trial: TEMPLATE`: the template's `steps:` are the steps of one

@@ -80,8 +80,15 @@ struct TuneSpec {
   SourcePos pos;
   std::string tuner;  // a component with a KilnTunerApi table, e.g. tune.asha
   SourcePos tuner_pos;
-  std::string metric;  // the objective: a metric the trial reports
+  std::string metric;  // the objective: a metric the trial reports (the first of `objectives`)
   bool maximize = true;
+  // `objectives:` (issue 23): several metrics with goals, searched for their
+  // Pareto front. Empty with a single `objective:`.
+  struct Objective {
+    std::string metric;
+    bool maximize = true;
+  };
+  std::vector<Objective> objectives;
   Json space = Json::object();     // the search space, handed to the tuner as written
   Json settings = Json::object();  // the algorithm's settings, verbatim
   Json early_stopping;             // null, or {rule: median, ...}

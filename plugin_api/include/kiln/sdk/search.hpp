@@ -109,6 +109,13 @@ class Sampler {
   // nothing more to propose. Draw only from `rng`, so that a seed and the
   // same history give the same answer.
   virtual std::optional<Json> next(int64_t id, const Trials& trials, Rng& rng) = 0;
+  // Whether next() reads other trials' results (model-based samplers). Such
+  // a sampler is handed, for trial k, only trials 0 ... k - history_lag, and
+  // only once all of them have finished (SearchConfig::history_lag), so its
+  // answer does not depend on which trials happened to finish first. A
+  // sampler that ignores results (random, grid, Sobol) says false and is
+  // never held back.
+  virtual bool uses_history() const { return true; }
 };
 
 // When to stop a running trial; never proposes parameters.
@@ -121,6 +128,11 @@ class Scheduler {
   // When the host asks should_stop: true stops it (rules that depend on
   // other trials finishing meanwhile decide here).
   virtual bool should_stop(const Trial& /*trial*/, const Trials& /*trials*/) { return false; }
+  // Whether decisions read other trials (median, ASHA, Hyperband). Such a
+  // scheduler is handed, for trial k, trial k and trials 0 ... k - history_lag
+  // (finished before trial k was suggested: see Sampler::uses_history), so a
+  // decision does not depend on which reports came first.
+  virtual bool uses_history() const { return true; }
 };
 
 // settings.<key> as an integer >= minimum (fallback when absent).
@@ -158,10 +170,22 @@ struct Objective {
 // given; the sampler parses it.
 struct SearchConfig {
   Objective objective;
+  // "objectives" (several metrics, searched for their Pareto front): the
+  // host ranks the trials; a search with more than one only works with
+  // samplers and schedulers that read no results (Search refuses others).
+  std::vector<Objective> objectives;
   Json space = Json::object();
   Json settings = Json::object();
   int64_t max_trials = 10;
   uint64_t seed = 0;
+  // Trial k of a sampler that uses_history() learns from trials
+  // 0 ... k - history_lag, once every one of them has finished: suggest
+  // answers fewer trials than asked for (even none) until they have, and the
+  // host asks again when a trial finishes. settings.history_lag, else the
+  // host's "parallel_trials" (so no slot waits while trials finish in
+  // order); 0 (neither given): the sampler sees every trial as it stands
+  // (not reproducible when several trials run at once).
+  int64_t history_lag = 0;
 
   static SearchConfig from_json(const Json& config) {
     if (!config.is_object()) throw ConfigError("tuner config: expected a JSON object");
@@ -175,6 +199,18 @@ struct SearchConfig {
     if (goal != "maximize" && goal != "minimize")
       throw ConfigError("objective.goal: expected maximize or minimize, got '" + goal + "'");
     out.objective.maximize = goal == "maximize";
+    if (config.contains("objectives")) {
+      const Json& list = config["objectives"];
+      if (!list.is_array()) throw ConfigError("objectives: expected a list of {metric, goal}");
+      for (const Json& o : list) {
+        if (!o.is_object() || !o.contains("metric") || !o["metric"].is_string())
+          throw ConfigError("objectives: each needs a metric name");
+        const std::string g = o.value("goal", "maximize");
+        if (g != "maximize" && g != "minimize")
+          throw ConfigError("objectives: goal: expected maximize or minimize, got '" + g + "'");
+        out.objectives.push_back({o["metric"].get<std::string>(), g == "maximize"});
+      }
+    }
     out.space = config.value("space", Json::object());
     if (config.contains("settings")) {
       if (!config["settings"].is_object()) throw ConfigError("settings: expected a mapping");
@@ -189,6 +225,12 @@ struct SearchConfig {
       if (!config["seed"].is_number_integer()) throw ConfigError("seed: an integer is required");
       out.seed = config["seed"].get<uint64_t>();
     }
+    if (config.contains("parallel_trials")) {
+      if (!config["parallel_trials"].is_number_integer() || config["parallel_trials"].get<int64_t>() < 1)
+        throw ConfigError("parallel_trials: a positive integer is required");
+      out.history_lag = config["parallel_trials"].get<int64_t>();
+    }
+    out.history_lag = setting_int(out.settings, "history_lag", out.history_lag, 1);
     return out;
   }
 };
@@ -198,7 +240,12 @@ struct SearchConfig {
 class Search {
  public:
   Search(SearchConfig config, std::unique_ptr<Sampler> sampler, std::vector<std::unique_ptr<Scheduler>> schedulers)
-      : config_(std::move(config)), rng_(config_.seed), sampler_(std::move(sampler)), schedulers_(std::move(schedulers)) {}
+      : config_(std::move(config)), rng_(config_.seed), sampler_(std::move(sampler)), schedulers_(std::move(schedulers)) {
+    if (config_.objectives.size() > 1 && gated_by_any())
+      throw ConfigError(
+          "objectives: this search learns from one objective's results; several objectives need a sampler and "
+          "scheduler that read none (random, grid or sobol, scheduler none, no early_stopping)");
+  }
   virtual ~Search() = default;
   Search(const Search&) = delete;
   Search& operator=(const Search&) = delete;
@@ -208,7 +255,14 @@ class Search {
   Json suggest(size_t max_count) {
     Json out = Json::array();
     while (out.size() < max_count && next_id_ < config_.max_trials) {
-      std::optional<Json> parameters = sampler_->next(next_id_, trials_, rng_);
+      std::optional<Json> parameters;
+      if (gated()) {
+        const std::optional<Trials> history = history_of(next_id_);
+        if (!history) break;  // asked again when a trial finishes
+        parameters = sampler_->next(next_id_, *history, rng_);
+      } else {
+        parameters = sampler_->next(next_id_, trials_, rng_);
+      }
       if (!parameters) break;
       Trial t;
       t.id = next_id_++;
@@ -227,8 +281,9 @@ class Search {
     if (status == TrialStatus::Running) {
       if (!known || t.finished()) return;
       t.scores[step] = config_.objective.score(value);
+      const Trials view = scheduler_view(t);
       for (const auto& scheduler : schedulers_)
-        if (scheduler->on_report(t, step, trials_)) t.stop = true;
+        if (scheduler->on_report(t, step, view)) t.stop = true;
       return;
     }
     if (known) t.final_score = config_.objective.score(value);
@@ -238,8 +293,10 @@ class Search {
   bool should_stop(int64_t id) {
     Trial& t = trial(id);
     if (t.finished()) return false;
+    if (t.stop) return true;
+    const Trials view = scheduler_view(t);
     for (const auto& scheduler : schedulers_)
-      if (!t.stop && scheduler->should_stop(t, trials_)) t.stop = true;
+      if (!t.stop && scheduler->should_stop(t, view)) t.stop = true;
     return t.stop;
   }
 
@@ -247,9 +304,42 @@ class Search {
   const SearchConfig& search_config() const { return config_; }
 
  protected:
-  void add_scheduler(std::unique_ptr<Scheduler> scheduler) { schedulers_.push_back(std::move(scheduler)); }
+  void add_scheduler(std::unique_ptr<Scheduler> scheduler) {
+    if (config_.objectives.size() > 1 && scheduler->uses_history())
+      throw ConfigError("objectives: early stopping follows one objective; several objectives take none");
+    schedulers_.push_back(std::move(scheduler));
+  }
 
  private:
+  // Whether suggestions wait for the history (SearchConfig::history_lag):
+  // a lag is set and the sampler or a scheduler reads other trials.
+  bool gated() const { return config_.history_lag > 0 && gated_by_any(); }
+
+  // Whether the sampler or a scheduler reads other trials.
+  bool gated_by_any() const {
+    if (sampler_->uses_history()) return true;
+    for (const auto& scheduler : schedulers_)
+      if (scheduler->uses_history()) return true;
+    return false;
+  }
+
+  // What schedulers see when deciding about `t`: with a lag, `t` and trials
+  // 0 ... t.id - history_lag (finished before `t` was suggested); else every trial.
+  Trials scheduler_view(const Trial& t) const {
+    if (config_.history_lag <= 0) return trials_;
+    Trials view(trials_.begin(), trials_.upper_bound(t.id - config_.history_lag));
+    view.emplace(t.id, t);
+    return view;
+  }
+
+  // Trials 0 ... id - history_lag, if every one of them has finished.
+  std::optional<Trials> history_of(int64_t id) const {
+    const auto end = trials_.upper_bound(id - config_.history_lag);
+    for (auto it = trials_.begin(); it != end; ++it)
+      if (!it->second.finished()) return std::nullopt;
+    return Trials(trials_.begin(), end);
+  }
+
   Trial& trial(int64_t id) {
     const auto it = trials_.find(id);
     if (it == trials_.end()) throw ConfigError("no trial " + std::to_string(id) + " was suggested");
@@ -267,6 +357,7 @@ class Search {
 // A scheduler that never stops a trial, constructed like any composed one.
 struct NeverStop : Scheduler {
   explicit NeverStop(const SearchConfig& /*config*/) {}
+  bool uses_history() const override { return false; }
 };
 
 namespace detail {
