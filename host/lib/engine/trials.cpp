@@ -1,5 +1,7 @@
 #include "trials.hpp"
 
+#include "checkpoint_handoff.hpp"
+
 #include <cmath>
 
 namespace kiln::host {
@@ -36,13 +38,19 @@ Json trial_row(const RunState& state, const TuningController& tuner, size_t step
       outputs[planned.trial_steps[static_cast<size_t>(unit.part)].spec.name] = own;
   }
   for (const auto& [at, v] : tuner.curve_of(units)) curve[std::to_string(at)] = v;
-  return Json{{"trial", trial},
-              {"parameters", state.unit(units.front()).item},
+  Json parameters = state.unit(units.front()).item;
+  const Json* pbt = pbt_directive(state.unit(units.front()));
+  Json lineage = pbt ? *pbt : Json(nullptr);
+  if (parameters.is_object()) parameters.erase("kiln.pbt");
+  Json row{{"trial", trial},
+              {"parameters", parameters},
               {"status", to_string(status)},
               {planned.spec.tune->metric, std::isfinite(value) ? Json(value) : Json(nullptr)},
               {"curve", curve},
               {"outputs", outputs},
               {"duration_seconds", duration_seconds}};
+  if (!lineage.is_null()) row["pbt"] = lineage;  // member, round, the trial whose checkpoint it continued
+  return row;
 }
 
 }  // namespace kiln::host

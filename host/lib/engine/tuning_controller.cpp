@@ -100,7 +100,9 @@ std::vector<SuggestedTrial> TuningController::next(int active, int parallel) {
   if (spec_.max_trials <= suggested_) exhausted_ = true;
   if (room <= 0) return {};
   std::vector<SuggestedTrial> out = tuner_call([&] { return tuner_.suggest(static_cast<uint32_t>(room)); });
-  if (out.empty()) exhausted_ = true;
+  // Nothing now while trials run may mean "later" (PBT waits for a round to
+  // end); nothing with none running is the end of the search.
+  if (out.empty() && active == 0) exhausted_ = true;
   TunerRecord r;
   r.kind = TunerRecord::Kind::Suggest;
   r.trials = out;
