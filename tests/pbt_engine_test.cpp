@@ -164,4 +164,19 @@ TEST_F(PbtEngineTest, BeatsTheSamePopulationWithoutExploitAndExplore) {
   EXPECT_LT(with, without) << "PBT loss " << with << ", fixed population " << without;
 }
 
+TEST_F(PbtEngineTest, KilnTrialsShowsEachTrialsLineage) {
+  const fs::path file = workspace / "p.yaml";
+  kiln::test::write_text(file, "apiVersion: kiln/v1\nkind: Pipeline\nmetadata: {name: t}\n" + pbt_pipeline(4, "tune.pbt", 8));
+  const std::string workdir = (workspace / "w").string();
+  const auto ran = kiln::test::run_kiln({"run", file.string(), "--workdir", workdir});
+  ASSERT_TRUE(ran.status.success()) << ran.output;
+  const auto table = kiln::test::run_kiln({"trials", "latest", "t", "--workdir", workdir});
+  ASSERT_TRUE(table.status.success()) << table.output;
+  EXPECT_NE(table.output.find("lineage"), std::string::npos) << table.output;
+  EXPECT_NE(table.output.find("m0 r0 "), std::string::npos) << table.output;  // round 0: no donor
+  EXPECT_NE(table.output.find("m0 r1 <- "), std::string::npos) << table.output;  // round 1 continues a checkpoint
+  EXPECT_NE(table.output.find(" exploit"), std::string::npos) << table.output;  // round 1's worst member
+  EXPECT_EQ(table.output.find("kiln.pbt"), std::string::npos) << table.output;  // not among the parameters
+}
+
 }  // namespace
