@@ -52,6 +52,23 @@ TEST(TunePbt, ExploreStaysInTheSpaceAndMovesByTheFactors) {
   for (int i = 0; i < 50; ++i) EXPECT_EQ(pbt_perturb(space, start, 0.0, again)["act"], start["act"]);
 }
 
+TEST(TunePbt, ExploreKeepsConditionalParametersConsistent) {
+  const SearchSpace space = SearchSpace::from_json(Json::parse(R"({
+    "optimizer": {"type": "categorical", "values": ["adam", "sgd"]},
+    "momentum": {"type": "uniform", "low": 0.5, "high": 0.99, "when": {"optimizer": ["sgd"]}}})"));
+  Rng rng(8);
+  int appeared = 0, dropped = 0;
+  for (int i = 0; i < 300; ++i) {
+    const Json start = space.sample(rng);
+    const Json p = pbt_perturb(space, start, 1.0, rng);  // every categorical value redrawn
+    ASSERT_TRUE(space.contains(p)) << start << " -> " << p;
+    appeared += !start.contains("momentum") && p.contains("momentum");
+    dropped += start.contains("momentum") && !p.contains("momentum");
+  }
+  EXPECT_GT(appeared, 0);
+  EXPECT_GT(dropped, 0);
+}
+
 // Runs a whole PBT search with `finish_order` deciding in which order a
 // round's members report (a permutation of 0..population-1), and
 // `parallel` trials asked for at a time; returns every suggestion.
