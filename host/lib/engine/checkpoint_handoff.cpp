@@ -1,5 +1,6 @@
 #include "checkpoint_handoff.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace kiln::host {
@@ -36,6 +37,25 @@ void hand_over_checkpoint(const RunState& state, const UnitState& unit) {
   if (ec)
     throw std::runtime_error("population-based training: cannot copy " + source.string() + " to " + target.string() +
                              ": " + ec.message());
+}
+
+void prune_pbt_checkpoints(const RunState& state, size_t step) {
+  const auto round_of = [&](int u) -> int64_t {
+    const Json* pbt = pbt_directive(state.unit(u));
+    if (pbt == nullptr || !pbt->contains("round") || !(*pbt)["round"].is_number_integer()) return -1;
+    return (*pbt)["round"].get<int64_t>();
+  };
+  int64_t latest = -1;
+  for (const int u : state.step(step).units) latest = std::max(latest, round_of(u));
+  // Round `latest` exists, so every trial of the rounds before it ended (a
+  // round begins when the one before it has ended): only `latest` and the
+  // round it starts from can still be a donor.
+  for (const int u : state.step(step).units) {
+    const int64_t round = round_of(u);
+    if (round < 0 || round >= latest - 1) continue;
+    std::error_code ignored;
+    fs::remove_all(state.unit(u).dir / "checkpoint", ignored);
+  }
 }
 
 }  // namespace kiln::host

@@ -24,4 +24,11 @@ const Json* pbt_directive(const UnitState& unit);
 // Throws std::runtime_error when the donor trial is unknown or the copy fails.
 void hand_over_checkpoint(const RunState& state, const UnitState& unit);
 
+// The directive's contract: a trial of round r starts from one of round
+// r - 1, and round r is suggested only once every trial of round r - 1 has
+// ended (tune.pbt's barrier). So once round r exists, no trial can start from
+// a round before r - 1 again, a resumed one included: their checkpoints are
+// removed; the last two rounds' stay. Best effort: one that cannot be removed stays.
+void prune_pbt_checkpoints(const RunState& state, size_t step);
+
 }  // namespace kiln::host

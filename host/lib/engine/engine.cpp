@@ -431,6 +431,7 @@ class Engine::Impl {
     TuningController& tuner = *tuners_[index];
     try {
       tuner.finished(trial, *outcome, value, restore_stored_curves(index, trial));
+      prune_pbt_checkpoints(state_, index);
       if (!tuner.failure().empty()) return stop_trials(index, tuner.failure());
       suggest_trials(index);
     } catch (const std::exception& e) {
