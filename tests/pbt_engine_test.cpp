@@ -70,7 +70,7 @@ steps:
       tuner: )" + tuner + R"(
       objective: {metric: loss, goal: minimize}
       space:
-        x: {type: log_uniform, low: 0.5, high: 12.0}
+        x: {type: log_uniform, low: 0.5, high: 10.0}
       settings: {population: 4, interval: 2}
       max_trials: )" +
          std::to_string(max_trials) + R"(
@@ -110,7 +110,7 @@ TEST_F(PbtEngineTest, AnExploitedTrialContinuesItsDonorsCheckpointAndTheLineageI
     EXPECT_FALSE(row["parameters"].contains("kiln.pbt"));  // lineage is its own column
     const double x = row["parameters"]["x"].get<double>();
     EXPECT_GE(x, 0.5);
-    EXPECT_LE(x, 12.0);
+    EXPECT_LE(x, 10.0);
     const Json& curve = row["curve"];
     ASSERT_EQ(curve.size(), 2u) << row.dump();  // it resumed: only its own round's epochs ran
     const int64_t first_epoch = 2 * round + 1;
@@ -151,18 +151,46 @@ TEST_F(PbtEngineTest, TheSameSeedGivesTheSameLineageAtAnyParallelism) {
   EXPECT_EQ(four.record["steps"]["t"]["outputs"]["best_value"], one.record["steps"]["t"]["outputs"]["best_value"]);
 }
 
+// Population 4 over 12 epochs of drift 0.05 (the optimum goes from 1 to 1.7),
+// seed SEED: PBT in rounds of one epoch (TUNER tune.pbt, 48 trials), or the
+// same four first draws trained 12 epochs with x fixed (tune.random, 4 trials).
+std::string comparison_pipeline(bool pbt, int seed) {
+  return std::string(R"(
+steps:
+  - name: t
+    component: util.objective
+    parameters: {drift: 0.05, epochs: )") +
+         (pbt ? "1" : "12") + R"(}
+    tune:
+      tuner: )" + (pbt ? "tune.pbt" : "tune.random") + R"(
+      objective: {metric: loss, goal: minimize}
+      space:
+        x: {type: log_uniform, low: 0.5, high: 10.0}
+      settings: {population: 4, interval: 1}
+      max_trials: )" + (pbt ? "48" : "4") + R"(
+      parallel_trials: 4
+      seed: )" + std::to_string(seed) + "\n";
+}
+
 TEST_F(PbtEngineTest, BeatsTheSamePopulationWithoutExploitAndExplore) {
-  // The baseline: the same four first draws (random, seed 3) trained the
-  // whole 12 epochs with their parameters fixed.
-  const PbtRun pbt = run(pbt_pipeline(4));
-  const PbtRun fixed = run(pbt_pipeline(4, "tune.random", 4, 12));
-  ASSERT_EQ(pbt.record["status"], "succeeded");
-  ASSERT_EQ(fixed.record["status"], "succeeded") << fixed.record.dump(2);
-  for (int m = 0; m < 4; ++m)  // the same population
-    EXPECT_EQ(fixed.trials[std::to_string(m)]["parameters"]["x"], pbt.trials[std::to_string(m)]["parameters"]["x"]);
-  const double with = pbt.record["steps"]["t"]["outputs"]["best_value"].get<double>();
-  const double without = fixed.record["steps"]["t"]["outputs"]["best_value"].get<double>();
-  EXPECT_LT(with, without) << "PBT loss " << with << ", fixed population " << without;
+  int wins = 0;
+  double with = 0, without = 0;
+  for (int seed = 1; seed <= 5; ++seed) {
+    const PbtRun pbt = run(comparison_pipeline(true, seed));
+    const PbtRun fixed = run(comparison_pipeline(false, seed));
+    ASSERT_EQ(pbt.record["status"], "succeeded") << pbt.record.dump(2);
+    ASSERT_EQ(fixed.record["status"], "succeeded") << fixed.record.dump(2);
+    for (int m = 0; m < 4; ++m)  // the same population
+      EXPECT_EQ(fixed.trials[std::to_string(m)]["parameters"]["x"], pbt.trials[std::to_string(m)]["parameters"]["x"]);
+    const double a = pbt.trials[std::to_string(pbt.record["steps"]["t"]["outputs"]["best_trial"].get<int>())]["outputs"]["gain"];
+    const double b = fixed.trials[std::to_string(fixed.record["steps"]["t"]["outputs"]["best_trial"].get<int>())]["outputs"]["gain"];
+    wins += a > b;
+    with += a;
+    without += b;
+    std::cout << "seed " << seed << ": best gain " << a << " with PBT, " << b << " without\n";
+  }
+  EXPECT_GE(wins, 4);
+  EXPECT_GT(with, 1.3 * without);
 }
 
 TEST_F(PbtEngineTest, KilnTrialsShowsEachTrialsLineage) {
