@@ -475,7 +475,7 @@ TEST(Resume, AResumedPbtSearchHasTheLineageAndResultsOfAnUninterruptedOne) {
     tune:
       tuner: tune.pbt
       objective: {metric: loss, goal: minimize}
-      space: {x: {type: log_uniform, low: 0.5, high: 12.0}}
+      space: {x: {type: log_uniform, low: 0.5, high: 10.0}}
       settings: {population: 4, interval: 2}
       max_trials: 16
       parallel_trials: 2
