@@ -67,7 +67,8 @@ steps:
     parameters: {drift: 0.08, epochs: )" +
          std::to_string(epochs) + R"(}
     tune:
-      tuner: )" + tuner + R"(
+      tuner: )" +
+         tuner + R"(
       objective: {metric: loss, goal: minimize}
       space:
         x: {type: log_uniform, low: 0.5, high: 10.0}
@@ -90,8 +91,8 @@ double gain_of_epoch(double x, int64_t epoch) {
 Json lineage_of(const PbtRun& r) {
   Json out = Json::object();
   for (const auto& [id, row] : r.trials.items())
-    out[id] = {row["pbt"]["member"], row["pbt"]["round"], row["pbt"]["from"], row["pbt"]["exploited"],
-               row["parameters"]["x"], row["outputs"]["gain"]};
+    out[id] = {row["pbt"]["member"],    row["pbt"]["round"],    row["pbt"]["from"],
+               row["pbt"]["exploited"], row["parameters"]["x"], row["outputs"]["gain"]};
   return out;
 }
 
@@ -116,7 +117,8 @@ TEST_F(PbtEngineTest, AnExploitedTrialContinuesItsDonorsCheckpointAndTheLineageI
     const int64_t first_epoch = 2 * round + 1;
     ASSERT_TRUE(curve.contains(std::to_string(first_epoch))) << row.dump();
     // The gain it started from is the checkpoint's trial's, to the last bit.
-    const double start = pbt["from"].is_null() ? 0.0 : r.trials[std::to_string(pbt["from"].get<int>())]["outputs"]["gain"].get<double>();
+    const double start =
+        pbt["from"].is_null() ? 0.0 : r.trials[std::to_string(pbt["from"].get<int>())]["outputs"]["gain"].get<double>();
     if (pbt["from"].is_null()) {
       EXPECT_EQ(round, 0);
     } else {
@@ -162,14 +164,17 @@ steps:
     parameters: {drift: 0.05, epochs: )") +
          (pbt ? "1" : "12") + R"(}
     tune:
-      tuner: )" + (pbt ? "tune.pbt" : "tune.random") + R"(
+      tuner: )" +
+         (pbt ? "tune.pbt" : "tune.random") + R"(
       objective: {metric: loss, goal: minimize}
       space:
         x: {type: log_uniform, low: 0.5, high: 10.0}
       settings: {population: 4, interval: 1}
-      max_trials: )" + (pbt ? "48" : "4") + R"(
+      max_trials: )" +
+         (pbt ? "48" : "4") + R"(
       parallel_trials: 4
-      seed: )" + std::to_string(seed) + "\n";
+      seed: )" +
+         std::to_string(seed) + "\n";
 }
 
 TEST_F(PbtEngineTest, BeatsTheSamePopulationWithoutExploitAndExplore) {
@@ -182,8 +187,10 @@ TEST_F(PbtEngineTest, BeatsTheSamePopulationWithoutExploitAndExplore) {
     ASSERT_EQ(fixed.record["status"], "succeeded") << fixed.record.dump(2);
     for (int m = 0; m < 4; ++m)  // the same population
       EXPECT_EQ(fixed.trials[std::to_string(m)]["parameters"]["x"], pbt.trials[std::to_string(m)]["parameters"]["x"]);
-    const double a = pbt.trials[std::to_string(pbt.record["steps"]["t"]["outputs"]["best_trial"].get<int>())]["outputs"]["gain"];
-    const double b = fixed.trials[std::to_string(fixed.record["steps"]["t"]["outputs"]["best_trial"].get<int>())]["outputs"]["gain"];
+    const double a =
+        pbt.trials[std::to_string(pbt.record["steps"]["t"]["outputs"]["best_trial"].get<int>())]["outputs"]["gain"];
+    const double b =
+        fixed.trials[std::to_string(fixed.record["steps"]["t"]["outputs"]["best_trial"].get<int>())]["outputs"]["gain"];
     wins += a > b;
     with += a;
     without += b;
@@ -195,17 +202,18 @@ TEST_F(PbtEngineTest, BeatsTheSamePopulationWithoutExploitAndExplore) {
 
 TEST_F(PbtEngineTest, KilnTrialsShowsEachTrialsLineage) {
   const fs::path file = workspace / "p.yaml";
-  kiln::test::write_text(file, "apiVersion: kiln/v1\nkind: Pipeline\nmetadata: {name: t}\n" + pbt_pipeline(4, "tune.pbt", 8));
+  kiln::test::write_text(file,
+                         "apiVersion: kiln/v1\nkind: Pipeline\nmetadata: {name: t}\n" + pbt_pipeline(4, "tune.pbt", 8));
   const std::string workdir = (workspace / "w").string();
   const auto ran = kiln::test::run_kiln({"run", file.string(), "--workdir", workdir});
   ASSERT_TRUE(ran.status.success()) << ran.output;
   const auto table = kiln::test::run_kiln({"trials", "latest", "t", "--workdir", workdir});
   ASSERT_TRUE(table.status.success()) << table.output;
   EXPECT_NE(table.output.find("lineage"), std::string::npos) << table.output;
-  EXPECT_NE(table.output.find("m0 r0 "), std::string::npos) << table.output;  // round 0: no donor
+  EXPECT_NE(table.output.find("m0 r0 "), std::string::npos) << table.output;     // round 0: no donor
   EXPECT_NE(table.output.find("m0 r1 <- "), std::string::npos) << table.output;  // round 1 continues a checkpoint
-  EXPECT_NE(table.output.find(" exploit"), std::string::npos) << table.output;  // round 1's worst member
-  EXPECT_EQ(table.output.find("kiln.pbt"), std::string::npos) << table.output;  // not among the parameters
+  EXPECT_NE(table.output.find(" exploit"), std::string::npos) << table.output;   // round 1's worst member
+  EXPECT_EQ(table.output.find("kiln.pbt"), std::string::npos) << table.output;   // not among the parameters
 }
 
 }  // namespace

@@ -16,7 +16,9 @@ Json clip_number(const ParamDef& p, double v) {
   return out;
 }
 
-Json fresh(const ParamDef& p, Rng& rng) { return p.from_unit(rng.uniform()); }
+Json fresh(const ParamDef& p, Rng& rng) {
+  return p.from_unit(rng.uniform());
+}
 
 // The sampler: round 0 from `initial_`, later rounds from pbt_round once
 // the previous round is complete.

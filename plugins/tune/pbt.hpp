@@ -24,10 +24,10 @@ namespace kiln::tune {
 
 struct PbtSettings {
   int64_t population = 4;
-  int64_t interval = 1;               // budget units per round
-  std::string budget = "epochs";      // the component parameter that carries the budget
-  double quantile = 0.25;             // bottom / top fraction (at least one member each)
-  double resample_probability = 0.25; // explore: a categorical parameter is redrawn
+  int64_t interval = 1;                // budget units per round
+  std::string budget = "epochs";       // the component parameter that carries the budget
+  double quantile = 0.25;              // bottom / top fraction (at least one member each)
+  double resample_probability = 0.25;  // explore: a categorical parameter is redrawn
   uint64_t seed = 0;
 
   // settings.population, interval, budget_parameter, quantile, resample_probability.
@@ -38,7 +38,7 @@ struct PbtSettings {
 struct PbtStep {
   int64_t from = -1;  // trial whose checkpoint it starts from (-1: none, round 0)
   bool exploited = false;
-  Json parameters;    // the search space's parameters only
+  Json parameters;  // the search space's parameters only
 };
 
 // Explore: `parameters` perturbed within `space` (continuous and integer

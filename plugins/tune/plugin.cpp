@@ -92,5 +92,5 @@ struct PbtTuner {
 
 }  // namespace kiln::tune
 
-KILN_PLUGIN(kiln::tune::SearchTuner, kiln::tune::RandomTuner, kiln::tune::GridTuner, kiln::tune::TpeTuner, kiln::tune::AshaTuner,
-            kiln::tune::HyperbandTuner, kiln::tune::PbtTuner)
+KILN_PLUGIN(kiln::tune::SearchTuner, kiln::tune::RandomTuner, kiln::tune::GridTuner, kiln::tune::TpeTuner,
+            kiln::tune::AshaTuner, kiln::tune::HyperbandTuner, kiln::tune::PbtTuner)

@@ -45,7 +45,8 @@ void run_drifting(Context& ctx, double x, int64_t epochs, std::chrono::duration<
   const std::filesystem::path dir = ctx.checkpoint_dir();
   ObjectiveState state = read_objective_state(dir);
   if (state.epoch > 0)
-    ctx.log(KILN_LOG_INFO, "resuming at epoch " + std::to_string(state.epoch + 1) + " with gain " + std::to_string(state.gain));
+    ctx.log(KILN_LOG_INFO,
+            "resuming at epoch " + std::to_string(state.epoch + 1) + " with gain " + std::to_string(state.gain));
   double loss = 1.0 / (1.0 + state.gain);
   for (int64_t epoch = state.epoch + 1; epoch <= epochs; ++epoch) {
     ctx.throw_if_cancelled();

@@ -7,7 +7,9 @@ namespace kiln::host {
 
 namespace fs = std::filesystem;
 
-bool is_engine_directive(const std::string& name) { return name.rfind("kiln.", 0) == 0; }
+bool is_engine_directive(const std::string& name) {
+  return name.rfind("kiln.", 0) == 0;
+}
 
 const Json* pbt_directive(const UnitState& unit) {
   if (!unit.item.is_object()) return nullptr;

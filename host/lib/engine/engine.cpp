@@ -19,10 +19,10 @@
 #include <kiln/host/run_record.hpp>
 #include <kiln/host/step_context.hpp>
 
+#include "checkpoint_handoff.hpp"
 #include "launch_builder.hpp"
 #include "run_state.hpp"
 #include "scheduler.hpp"
-#include "checkpoint_handoff.hpp"
 #include "trials.hpp"
 #include "tuning_controller.hpp"
 

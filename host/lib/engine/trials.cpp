@@ -43,12 +43,12 @@ Json trial_row(const RunState& state, const TuningController& tuner, size_t step
   Json lineage = pbt ? *pbt : Json(nullptr);
   if (parameters.is_object()) parameters.erase("kiln.pbt");
   Json row{{"trial", trial},
-              {"parameters", parameters},
-              {"status", to_string(status)},
-              {planned.spec.tune->metric, std::isfinite(value) ? Json(value) : Json(nullptr)},
-              {"curve", curve},
-              {"outputs", outputs},
-              {"duration_seconds", duration_seconds}};
+           {"parameters", parameters},
+           {"status", to_string(status)},
+           {planned.spec.tune->metric, std::isfinite(value) ? Json(value) : Json(nullptr)},
+           {"curve", curve},
+           {"outputs", outputs},
+           {"duration_seconds", duration_seconds}};
   if (!lineage.is_null()) row["pbt"] = lineage;  // member, round, the trial whose checkpoint it continued
   return row;
 }

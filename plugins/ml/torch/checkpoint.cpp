@@ -77,7 +77,8 @@ void write_checkpoint(const fs::path& dir, const CheckpointState& state, torch::
   fs::rename(next, dir / "current");
 }
 
-std::optional<CheckpointState> read_checkpoint(const fs::path& dir, const std::function<bool(const std::string&)>& matches,
+std::optional<CheckpointState> read_checkpoint(const fs::path& dir,
+                                               const std::function<bool(const std::string&)>& matches,
                                                const std::string& digest, torch::nn::Module& net,
                                                torch::optim::Optimizer& optimizer, TensorFile& best,
                                                const torch::Device& device,

@@ -100,9 +100,9 @@ std::string fingerprint(const Context& ctx) {
 bool fingerprint_matches(const std::string& stored, const std::string& current, bool resume_new_hyperparameters) {
   if (stored == current) return true;
   if (!resume_new_hyperparameters) return false;
-  static const char* const kHyperparameters[] = {"lr",            "momentum",      "weight_decay",
-                                                 "batch_size", "epochs",        "lr_schedule",  "step_size",
-                                                 "gamma",     "warmup_epochs", "early_stopping_patience"};
+  static const char* const kHyperparameters[] = {
+      "lr",          "momentum",  "weight_decay", "batch_size",    "epochs",
+      "lr_schedule", "step_size", "gamma",        "warmup_epochs", "early_stopping_patience"};
   try {
     json a = json::parse(stored), b = json::parse(current);
     for (const char* name : kHyperparameters) {

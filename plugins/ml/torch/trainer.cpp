@@ -434,15 +434,16 @@ class Trainer {
     const auto matches = [this](const std::string& stored) {
       return fingerprint_matches(stored, o_.fingerprint, o_.resume_new_hyperparameters);
     };
-    auto restored = read_checkpoint(*run_.checkpoint_dir, matches, digest_, *model_.net(), *optimizer_, best_,
-                                    device_, hooks_.log);
+    auto restored =
+        read_checkpoint(*run_.checkpoint_dir, matches, digest_, *model_.net(), *optimizer_, best_, device_, hooks_.log);
     if (!restored) return;
     history_ = restored->history;
     best_value_ = restored->best_value;
     bad_epochs_ = restored->bad_epochs;
     if (restored->fingerprint != o_.fingerprint) {  // PBT: another trial's, or other hyperparameters
       set_optimizer_settings(*optimizer_, o_);
-      hooks_.log("resuming from epoch " + std::to_string(history_.rows.size()) + " of a checkpoint with other hyperparameters");
+      hooks_.log("resuming from epoch " + std::to_string(history_.rows.size()) +
+                 " of a checkpoint with other hyperparameters");
       return;
     }
     hooks_.log("resuming from epoch " + std::to_string(history_.rows.size()));
