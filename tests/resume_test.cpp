@@ -477,6 +477,48 @@ TEST(Resume, AResumedTpeSearchContinuesWithTheSameTrials) {
   EXPECT_EQ(by_trial(Json::parse(clean.output.substr(clean.output.find('[')))), by_trial(rows));
 }
 
+// Issue 23: population-based training killed mid-search (six trials
+// recorded: round 1 of a population of 4 under way) resumes to exactly the
+// search an uninterrupted run makes: the same lineage, parameters and, since
+// every trial continued the right checkpoint, the same gains to the last bit.
+TEST(Resume, AResumedPbtSearchHasTheLineageAndResultsOfAnUninterruptedOne) {
+  StoreWorkspace ws;
+  const std::string file = ws.pipeline(R"(steps:
+  - name: t
+    component: util.objective
+    parameters: {drift: 0.08, epoch_seconds: 0.01}
+    tune:
+      tuner: tune.pbt
+      objective: {metric: loss, goal: minimize}
+      space: {x: {type: log_uniform, low: 0.5, high: 10.0}}
+      settings: {population: 4, interval: 2}
+      max_trials: 16
+      parallel_trials: 2
+      seed: 9
+)");
+  const auto killed = ws.kiln({"run", file, "--json", "--jobs", "2"}, {{"KILN_TEST_KILL_AT", "step-recorded:6"}});
+  ASSERT_EQ(killed.status.signal, SIGKILL) << killed.output;
+  kiln::host::Store store(ws.workspace());
+  const std::string id = store.db.query("SELECT id FROM runs ORDER BY rowid DESC").front()["id"];
+  const auto resumed = ws.kiln({"resume", id, "--json"});
+  ASSERT_EQ(resumed.status.code, 0) << resumed.output;
+  EXPECT_EQ(kiln::test::summary_of(resumed.output)["status"], "succeeded") << resumed.output;
+  const auto whole = ws.kiln({"run", file, "--json", "--jobs", "2"});
+  ASSERT_EQ(whole.status.code, 0) << whole.output;
+  const std::string whole_id = kiln::test::summary_of(whole.output)["run_id"];
+  const auto rows_of = [&](const std::string& run) {
+    const auto table = ws.kiln({"trials", run, "t", "--json"});
+    EXPECT_EQ(table.status.code, 0) << table.output;
+    std::map<int64_t, Json> out;
+    for (const Json& row : Json::parse(table.output.substr(table.output.find('['))))
+      out[row["trial"].get<int64_t>()] = Json{row["status"], row["pbt"], row["parameters"], row["outputs"]["gain"]};
+    return out;
+  };
+  const auto after_resume = rows_of(id), uninterrupted = rows_of(whole_id);
+  ASSERT_EQ(uninterrupted.size(), 16u);
+  EXPECT_EQ(after_resume, uninterrupted);
+}
+
 // One liveness rule (boot id + pid + process start time) for `kiln runs
 // list`, `kiln runs show` and `kiln resume`: a finished run is marked running
 // again with a chosen host identity, in the database and in run.json (which,

@@ -187,6 +187,17 @@ int show_events(const std::string& workdir, const std::string& run, uint64_t fro
   }
 }
 
+// A population-based training trial's lineage: "m1 r3 <- 9 exploit" (member
+// 1, round 3, started from trial 9's checkpoint, copied from another member).
+std::string pbt_lineage(const Json& row) {
+  const Json pbt = row.value("pbt", Json::object());
+  if (!pbt.is_object() || !pbt.contains("member")) return "-";
+  std::string out = "m" + pbt["member"].dump() + " r" + pbt.value("round", Json(0)).dump();
+  if (pbt.contains("from") && !pbt["from"].is_null()) out += " <- " + pbt["from"].dump();
+  if (pbt.value("exploited", false)) out += " exploit";
+  return out;
+}
+
 // `kiln trials RUN STEP`: a tuning step's trials, best objective first.
 int show_trials(const std::string& workdir, const std::string& run, const std::string& step, bool json) {
   const auto dir = run_dir_of(workdir, run);
@@ -222,10 +233,11 @@ int show_trials(const std::string& workdir, const std::string& run, const std::s
     std::cout << Json(rows).dump(2) << "\n";
     return kExitOk;
   }
+  const bool pbt = std::any_of(rows.begin(), rows.end(), [](const Json& row) { return row.contains("pbt"); });
   std::cout << std::left << std::setw(7) << "trial" << std::setw(15) << "status";
   if (multi) std::cout << std::setw(7) << "front";
   for (const std::string& m : metrics) std::cout << std::setw(14) << m;
-  std::cout << std::setw(8) << "steps" << std::setw(11) << "seconds"
+  std::cout << std::setw(8) << "steps" << std::setw(11) << "seconds" << (pbt ? "lineage                 " : "")
             << "parameters\n";
   for (const Json& row : rows) {
     char seconds[32];
@@ -237,8 +249,10 @@ int show_trials(const std::string& workdir, const std::string& run, const std::s
       if (row.contains(m) && row[m].is_number()) std::snprintf(value, sizeof value, "%.6g", row[m].get<double>());
       std::cout << std::setw(14) << value;
     }
-    std::cout << std::setw(8) << row.value("curve", Json::object()).size() << std::setw(11) << seconds
-              << row["parameters"].dump() << "\n";
+    std::cout << std::setw(8) << row.value("curve", Json::object()).size() << std::setw(11) << seconds;
+    if (pbt) std::cout << std::setw(24) << pbt_lineage(row);
+    std::cout << row["parameters"].dump() << "
+";
   }
   return kExitOk;
 }

@@ -30,6 +30,7 @@ constexpr char kGrid[] = "grid";
 constexpr char kTpe[] = "tpe";
 constexpr char kAsha[] = "asha";
 constexpr char kHyperband[] = "hyperband";
+constexpr char kPbt[] = "pbt";
 
 Manifest tuner_manifest(const std::string& algorithm, const std::string& description) {
   return Manifest("tune." + algorithm, "0.1.0", Kind::Tune).description(description);
@@ -41,7 +42,7 @@ struct SearchTuner {
   static Manifest manifest() {
     return tuner_manifest(kSearch,
                           "Any sampler (settings.sampler: random, grid, sobol, tpe, gp, cmaes) with any scheduler "
-                          "(settings.scheduler: none, median, asha, hyperband)");
+                          "(settings.scheduler: none, median, asha, hyperband, pbt)");
   }
   static const KilnTunerApi* tuner() { return table<kSearch>(); }
 };
@@ -79,7 +80,17 @@ struct HyperbandTuner {
   static const KilnTunerApi* tuner() { return table<kHyperband>(); }
 };
 
+struct PbtTuner {
+  static Manifest manifest() {
+    return tuner_manifest(kPbt,
+                          "Random x population-based training: settings.population members train in rounds of "
+                          "settings.interval epochs; the bottom quantile copy a top member's checkpoint and perturb "
+                          "its parameters");
+  }
+  static const KilnTunerApi* tuner() { return table<kPbt>(); }
+};
+
 }  // namespace kiln::tune
 
-KILN_PLUGIN(kiln::tune::SearchTuner, kiln::tune::RandomTuner, kiln::tune::GridTuner, kiln::tune::TpeTuner, kiln::tune::AshaTuner,
-            kiln::tune::HyperbandTuner)
+KILN_PLUGIN(kiln::tune::SearchTuner, kiln::tune::RandomTuner, kiln::tune::GridTuner, kiln::tune::TpeTuner,
+            kiln::tune::AshaTuner, kiln::tune::HyperbandTuner, kiln::tune::PbtTuner)

@@ -163,7 +163,7 @@ std::unique_ptr<Scheduler> make_scheduler(const std::string& name, const Json& s
   }
   if (name == "asha") return std::make_unique<Asha>(settings, false);
   if (name == "hyperband") return std::make_unique<Asha>(settings, true);
-  throw ConfigError("settings.scheduler: expected none, median, asha or hyperband, got '" + name + "'");
+  throw ConfigError("settings.scheduler: expected none, median, asha, hyperband or pbt, got '" + name + "'");
 }
 
 }  // namespace kiln::tune

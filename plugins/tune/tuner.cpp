@@ -1,5 +1,7 @@
 #include "tuner.hpp"
 
+#include "pbt.hpp"
+
 #include <cmath>
 
 namespace kiln::tune {
@@ -51,13 +53,23 @@ std::unique_ptr<Tuner> make_tuner(const std::string& algorithm, const Json& conf
     scheduler = setting_name(parsed.search.settings, "scheduler", "none");
   } else if (algorithm == "grid" || algorithm == "tpe") {
     sampler = algorithm;
-  } else if (algorithm == "asha" || algorithm == "hyperband") {
+  } else if (algorithm == "asha" || algorithm == "hyperband" || algorithm == "pbt") {
     scheduler = algorithm;
   } else if (algorithm != "random") {
-    throw ConfigError("algorithm: expected search, random, grid, tpe, asha or hyperband, got '" + algorithm + "'");
+    throw ConfigError("algorithm: expected search, random, grid, tpe, asha, hyperband or pbt, got '" + algorithm + "'");
+  }
+  std::vector<std::unique_ptr<Scheduler>> schedulers;
+  if (scheduler == "pbt") {  // PBT proposes every round after the first: it wraps the sampler
+    const int64_t population = PbtSettings::from_json(parsed.search.settings, parsed.search.seed).population;
+    if (parsed.search.max_trials % population != 0)
+      throw ConfigError("max_trials: " + std::to_string(parsed.search.max_trials) +
+                        " is not a multiple of settings.population (" + std::to_string(population) + ")");
+    std::unique_ptr<Sampler> s = make_pbt_sampler(parsed.space, parsed.search.settings, parsed.search.seed,
+                                                  make_sampler(sampler, parsed.space, parsed.search.settings));
+    schedulers.push_back(make_scheduler("none", parsed.search.settings));
+    return std::make_unique<Tuner>(std::move(parsed), std::move(s), std::move(schedulers));
   }
   std::unique_ptr<Sampler> s = make_sampler(sampler, parsed.space, parsed.search.settings);
-  std::vector<std::unique_ptr<Scheduler>> schedulers;
   schedulers.push_back(make_scheduler(scheduler, parsed.search.settings));
   return std::make_unique<Tuner>(std::move(parsed), std::move(s), std::move(schedulers));
 }

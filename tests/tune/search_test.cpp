@@ -383,8 +383,8 @@ TEST(TuneSearch, RejectsUnknownSamplersAndSchedulersNamingTheField) {
   };
   EXPECT_EQ(message({{"sampler", "annealing"}}),
             "settings.sampler: expected random, grid, sobol, tpe, gp or cmaes, got 'annealing'");
-  EXPECT_EQ(message({{"scheduler", "pbt"}}),
-            "settings.scheduler: expected none, median, asha or hyperband, got 'pbt'");
+  EXPECT_EQ(message({{"scheduler", "bohb"}}),
+            "settings.scheduler: expected none, median, asha, hyperband or pbt, got 'bohb'");
   EXPECT_EQ(message({{"sampler", 3}}), "settings.sampler: a name is required");
   EXPECT_EQ(message({{"scheduler", "asha"}}).rfind("settings.max_resource: required for asha", 0), 0u);
   EXPECT_EQ(message({{"sampler", "cmaes"}, {"population", 1}}), "settings.population: an integer >= 2 is required");

@@ -283,7 +283,8 @@ TEST(TuneConfig, RejectsBadConfigNamingTheField) {
 // The same algorithms through kiln_tune.so's KilnTunerApi, as the engine uses them.
 TEST(TunePlugin, DrivesTheTunerTableThroughTheAbi) {
   const auto library = kiln::host::PluginLibrary::load(KILN_TEST_TUNE_PLUGIN);
-  for (const std::string name : {"tune.search", "tune.random", "tune.grid", "tune.tpe", "tune.asha", "tune.hyperband"}) {
+  for (const std::string name :
+       {"tune.search", "tune.random", "tune.grid", "tune.tpe", "tune.asha", "tune.hyperband", "tune.pbt"}) {
     const kiln::host::LoadedComponent* component = library->find(name);
     ASSERT_NE(component, nullptr) << name;
     ASSERT_NE(component->tuner, nullptr) << name;

@@ -19,6 +19,7 @@
 #include <kiln/host/run_record.hpp>
 #include <kiln/host/step_context.hpp>
 
+#include "checkpoint_handoff.hpp"
 #include "launch_builder.hpp"
 #include "run_state.hpp"
 #include "scheduler.hpp"
@@ -434,6 +435,7 @@ class Engine::Impl {
     TuningController& tuner = *tuners_[index];
     try {
       tuner.finished(trial, *outcome, value, restore_stored_curves(index, trial));
+      prune_pbt_checkpoints(state_, index);
       if (!tuner.failure().empty()) return stop_trials(index, tuner.failure());
       suggest_trials(index);
     } catch (const std::exception& e) {
@@ -476,7 +478,9 @@ class Engine::Impl {
     if (outcome.status == S::succeeded) {
       StepState& step = state_.step(index);
       const std::vector<int> winner = state_.trial_units(index, outcome.best_trial);
-      const Json& parameters = state_.unit(winner.front()).item;
+      Json parameters = Json::object();  // the component's: without engine directives ("kiln.pbt")
+      for (const auto& [name, value] : state_.unit(winner.front()).item.items())
+        if (!is_engine_directive(name)) parameters[name] = value;
       step.outputs =
           Json{{"best_parameters", parameters}, {"best_value", outcome.best_value}, {"best_trial", outcome.best_trial}};
       if (multi) step.outputs["pareto_front"] = front;
@@ -555,6 +559,7 @@ class Engine::Impl {
     }
     if (journal_ && settle_without_running(id, launch)) return;  // no directory made for it
     try {
+      hand_over_checkpoint(state_, unit);  // a PBT trial starts from its donor's checkpoint
       fs::remove_all(launch.output_dir);  // left by an attempt a crashed host never recorded
       // The attempt directory is made by what first writes there: the
       // executor (a process's working directory), outputs/<port> and tmp/
@@ -602,6 +607,11 @@ class Engine::Impl {
       }
     }
     unit.cache = journal_->decide(unit_ref(unit), launch.parameters, launch.inputs);
+    if (pbt_directive(unit) != nullptr) {  // it starts from, and leaves, a checkpoint the key does not cover
+      unit.cache.enabled = false;
+      unit.cache.hit.reset();
+      unit.cache.reason = "a population-based training trial (it continues another trial's checkpoint)";
+    }
     unit.inputs = launch.inputs;
     if (unit.cache.hit) {
       kill_point("cache-hit");
@@ -697,7 +707,7 @@ class Engine::Impl {
                                     outcome.message));
       return;
     }
-    if (outcome.unit_status == S::succeeded) {
+    if (outcome.unit_status == S::succeeded && pbt_directive(unit) == nullptr) {  // PBT's next round starts from it
       std::error_code ignored;  // checkpoints only matter to a retry, and there will be none
       fs::remove_all(unit.dir / "checkpoint", ignored);
     }

@@ -2,6 +2,7 @@
 #include <kiln/host/invoke.hpp>
 #include <kiln/host/placeholders.hpp>
 
+#include "checkpoint_handoff.hpp"
 #include "launch_builder.hpp"
 
 #include <stdexcept>
@@ -60,7 +61,8 @@ Json LaunchBuilder::render_parameters(const UnitState& unit) const {
     given[name] = render_placeholders(value.value, state_.resolver(&unit));
   if (state_.step(unit.step).planned->spec.tune)  // a trial: the suggestion wins over the step's own values
     for (const auto& [name, value] : unit.item.items())
-      if (unit.part < 0 || planned.component.manifest.find_parameter(name) != nullptr) given[name] = value;
+      if (!is_engine_directive(name) && (unit.part < 0 || planned.component.manifest.find_parameter(name) != nullptr))
+        given[name] = value;
   std::vector<std::string> problems;
   Json resolved = resolve_parameters(planned.component.manifest, given, problems);
   if (!problems.empty()) throw std::runtime_error(problems.front());

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "checkpoint_handoff.hpp"
+
 namespace kiln::host {
 
 double trial_value(const RunState& state, const TuningController& tuner, size_t step, int trial,
@@ -92,8 +94,12 @@ Json trial_row(const RunState& state, const TuningController& tuner, size_t step
       outputs[planned.trial_steps[static_cast<size_t>(unit.part)].spec.name] = own;
   }
   for (const auto& [at, v] : tuner.curve_of(units)) curve[std::to_string(at)] = v;
+  Json parameters = state.unit(units.front()).item;
+  const Json* pbt = pbt_directive(state.unit(units.front()));
+  Json lineage = pbt ? *pbt : Json(nullptr);
+  if (parameters.is_object()) parameters.erase("kiln.pbt");
   Json row{{"trial", trial},
-           {"parameters", state.unit(units.front()).item},
+           {"parameters", parameters},
            {"status", to_string(status)},
            {planned.spec.tune->metric, std::isfinite(value) ? Json(value) : Json(nullptr)},
            {"curve", curve},
@@ -103,6 +109,7 @@ Json trial_row(const RunState& state, const TuningController& tuner, size_t step
     const double v = trial_value(state, tuner, step, trial, o.metric);
     row[o.metric] = std::isfinite(v) ? Json(v) : Json(nullptr);
   }
+  if (!lineage.is_null()) row["pbt"] = lineage;  // member, round, the trial whose checkpoint it continued
   return row;
 }
 

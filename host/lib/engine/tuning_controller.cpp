@@ -100,8 +100,9 @@ std::vector<SuggestedTrial> TuningController::next(int active, int parallel) {
   if (spec_.max_trials <= suggested_) exhausted_ = true;
   if (room <= 0) return {};
   std::vector<SuggestedTrial> out = tuner_call([&] { return tuner_.suggest(static_cast<uint32_t>(room)); });
-  // Fewer than asked for: a model-based sampler waits for the trials its
-  // next suggestion learns from (history_lag); none with none running: done.
+  // Fewer than asked for, even none, while trials run means "later": a
+  // model-based sampler waits for the trials its next suggestion learns from
+  // (history_lag), PBT for a round to end. None with none running: done.
   if (out.empty() && active == 0) exhausted_ = true;
   TunerRecord r;
   r.kind = TunerRecord::Kind::Suggest;

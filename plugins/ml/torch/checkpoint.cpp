@@ -77,7 +77,8 @@ void write_checkpoint(const fs::path& dir, const CheckpointState& state, torch::
   fs::rename(next, dir / "current");
 }
 
-std::optional<CheckpointState> read_checkpoint(const fs::path& dir, const std::string& fingerprint,
+std::optional<CheckpointState> read_checkpoint(const fs::path& dir,
+                                               const std::function<bool(const std::string&)>& matches,
                                                const std::string& digest, torch::nn::Module& net,
                                                torch::optim::Optimizer& optimizer, TensorFile& best,
                                                const torch::Device& device,
@@ -86,7 +87,7 @@ std::optional<CheckpointState> read_checkpoint(const fs::path& dir, const std::s
   if (!found) return std::nullopt;
   try {
     auto state = parse_state(read_text(*found / kState));
-    if (state.fingerprint != fingerprint || state.digest != digest) {
+    if (!matches(state.fingerprint) || state.digest != digest) {
       log("ignoring the checkpoint in " + dir.string() + ": it was made with other parameters or data");
       return std::nullopt;
     }

@@ -33,8 +33,10 @@ void write_checkpoint(const std::filesystem::path& dir, const CheckpointState& s
                       torch::optim::Optimizer& optimizer, const TensorFile& best);
 
 // Restores net, optimizer (its state onto `device`) and best weights and
-// returns the state when a matching checkpoint exists; logs why one is ignored.
-std::optional<CheckpointState> read_checkpoint(const std::filesystem::path& dir, const std::string& fingerprint,
+// returns the state when a checkpoint whose fingerprint `matches` (given the
+// stored one) exists; logs why one is ignored.
+std::optional<CheckpointState> read_checkpoint(const std::filesystem::path& dir,
+                                               const std::function<bool(const std::string&)>& matches,
                                                const std::string& digest, torch::nn::Module& net,
                                                torch::optim::Optimizer& optimizer, TensorFile& best,
                                                const torch::Device& device,

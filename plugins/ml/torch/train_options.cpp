@@ -97,6 +97,24 @@ std::string fingerprint(const Context& ctx) {
 
 }  // namespace
 
+bool fingerprint_matches(const std::string& stored, const std::string& current, bool resume_new_hyperparameters) {
+  if (stored == current) return true;
+  if (!resume_new_hyperparameters) return false;
+  static const char* const kHyperparameters[] = {
+      "lr",          "momentum",  "weight_decay", "batch_size",    "epochs",
+      "lr_schedule", "step_size", "gamma",        "warmup_epochs", "early_stopping_patience"};
+  try {
+    json a = json::parse(stored), b = json::parse(current);
+    for (const char* name : kHyperparameters) {
+      a.erase(name);
+      b.erase(name);
+    }
+    return a == b;
+  } catch (const json::exception&) {
+    return false;
+  }
+}
+
 void add_train_params(Manifest& m) {
   using P = Param;
   m.param(P::String("architecture").default_value("mlp").choices({"mlp", "cnn"}).description("network type"))
@@ -140,6 +158,11 @@ void add_train_params(Manifest& m) {
                  .description("GPU: data sets up to this size stay on the GPU; larger ones are copied per batch "
                               "from pinned memory"))
       .param(P::Bool("checkpoint").default_value(true).description("checkpoint every epoch, resume on retry"))
+      .param(P::Bool("resume_new_hyperparameters")
+                 .default_value(false)
+                 .description("population-based training: resume from a checkpoint made with other lr, momentum, "
+                              "weight_decay, batch_size, epochs or schedule (the architecture, optimizer, "
+                              "seed and data must match); the optimizer's state is kept with this run's settings"))
       .param(P::Int("checkpoint_every")
                  .default_value(1)
                  .min(1)
@@ -170,6 +193,7 @@ TrainOptions parse_train_options(const Context& ctx) {
   o.collective_timeout_seconds = ctx.param_float("collective_timeout");
   o.checkpoint = ctx.param_bool("checkpoint");
   o.checkpoint_every = ctx.param_int("checkpoint_every");
+  o.resume_new_hyperparameters = ctx.param_bool("resume_new_hyperparameters");
   // A fault-injection hook for the checkpoint tests, kept out of the
   // manifest so users never see it: fail the step after this epoch.
   if (const char* fail = std::getenv("KILN_TEST_TRAIN_FAIL_AFTER_EPOCH")) o.debug_fail_after_epoch = std::atoll(fail);

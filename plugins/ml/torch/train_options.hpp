@@ -43,7 +43,17 @@ struct TrainOptions {
   int64_t debug_fail_rank = -1;
   // Every parameter that changes the result, canonically: checkpoints resume only when it matches.
   std::string fingerprint;
+  // Population-based training: a checkpoint made with other hyperparameters
+  // (fingerprint_hyperparameter) resumes too, when the rest matches.
+  bool resume_new_hyperparameters = false;
 };
+
+// Whether a checkpoint with fingerprint `stored` may resume a run with
+// `current`: equal, or with resume_new_hyperparameters equal but for the
+// optimisation hyperparameters a population-based search perturbs (lr,
+// momentum, weight_decay, batch_size, epochs, the lr schedule's and
+// early stopping's settings).
+bool fingerprint_matches(const std::string& stored, const std::string& current, bool resume_new_hyperparameters);
 
 // The parameters of train.torch's manifest.
 void add_train_params(Manifest& manifest);

@@ -128,6 +128,20 @@ int64_t bytes_of(const Batches& b) {
   return static_cast<int64_t>(b.x.nbytes() + b.y.nbytes() + b.y_raw.nbytes());
 }
 
+// A restored optimizer keeps its moments but takes this run's momentum and
+// weight decay (the learning rate is set every epoch from the schedule).
+void set_optimizer_settings(torch::optim::Optimizer& optimizer, const TrainOptions& o) {
+  for (auto& group : optimizer.param_groups()) {
+    if (auto* sgd = dynamic_cast<torch::optim::SGDOptions*>(&group.options())) {
+      sgd->momentum(o.momentum).weight_decay(o.weight_decay);
+    } else if (auto* adamw = dynamic_cast<torch::optim::AdamWOptions*>(&group.options())) {
+      adamw->weight_decay(o.weight_decay);
+    } else if (auto* adam = dynamic_cast<torch::optim::AdamOptions*>(&group.options())) {
+      adam->weight_decay(o.weight_decay);
+    }
+  }
+}
+
 void set_lr(torch::optim::Optimizer& optimizer, double lr) {
   for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
 }
@@ -417,12 +431,21 @@ class Trainer {
 
   void resume() {
     digest_ = data_digest(*run_.train, run_.validation);
-    auto restored = read_checkpoint(*run_.checkpoint_dir, o_.fingerprint, digest_, *model_.net(), *optimizer_, best_,
-                                    device_, hooks_.log);
+    const auto matches = [this](const std::string& stored) {
+      return fingerprint_matches(stored, o_.fingerprint, o_.resume_new_hyperparameters);
+    };
+    auto restored =
+        read_checkpoint(*run_.checkpoint_dir, matches, digest_, *model_.net(), *optimizer_, best_, device_, hooks_.log);
     if (!restored) return;
     history_ = restored->history;
     best_value_ = restored->best_value;
     bad_epochs_ = restored->bad_epochs;
+    if (restored->fingerprint != o_.fingerprint) {  // PBT: another trial's, or other hyperparameters
+      set_optimizer_settings(*optimizer_, o_);
+      hooks_.log("resuming from epoch " + std::to_string(history_.rows.size()) +
+                 " of a checkpoint with other hyperparameters");
+      return;
+    }
     hooks_.log("resuming from epoch " + std::to_string(history_.rows.size()));
   }
 

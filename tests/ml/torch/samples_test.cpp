@@ -106,6 +106,52 @@ TEST(DigitsTuningSample, TunesTrainsTheBestAndEvaluates) {
   EXPECT_GT(summary["steps"]["evaluate"]["outputs"]["accuracy"].get<double>(), 0.8);
 }
 
+// samples/digits-tuning/pbt.yaml, 3 rounds of 2 epochs: population-based
+// training on train.torch. Every trial after round 0 resumed a checkpoint
+// (its curve starts after its donor's epochs), the worst member of each round
+// continued the best one's, and the best model is sane on the test split.
+TEST(DigitsTuningSample, PopulationBasedTrainingExploitsThroughTheCheckpoint) {
+  const TempDir dir;
+  std::string text = kiln::test::read_text(fs::path(KILN_TEST_SOURCE_DIR) / "samples" / "digits-tuning" / "pbt.yaml");
+  const auto replace = [&text](const std::string& from, const std::string& to) {
+    const auto at = text.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    text.replace(at, from.size(), to);
+  };
+  replace("{{ pipeline.dir }}/..", std::string(KILN_TEST_SOURCE_DIR) + "/samples");
+  replace("max_trials: 24", "max_trials: 12");
+  kiln::test::write_text(dir.path() / "pipeline.yaml", text);
+  const auto run = kiln::test::run_kiln({"run", (dir.path() / "pipeline.yaml").string(), "--workdir",
+                                         (dir.path() / "w").string(), "--param", "interval=2", "--json"},
+                                        {}, std::chrono::minutes(5));
+  ASSERT_TRUE(run.status.success()) << run.output;
+  const Json summary = Json::parse(run.output.substr(run.output.find('{')));
+  const fs::path run_dir = summary["run_dir"].get<std::string>();
+  const Json record = Json::parse(kiln::test::read_text(run_dir / "run.json"));
+  const Json trials =
+      Json::parse(kiln::test::read_text(run_dir / record["steps"]["tune"]["trials"].get<std::string>()))["trials"];
+  ASSERT_EQ(trials.size(), 12u);
+  int exploited = 0;
+  for (const Json& row : trials) {
+    ASSERT_EQ(row["status"], "succeeded") << row.dump();
+    const int round = row["pbt"]["round"].get<int>();
+    EXPECT_EQ(row["parameters"]["epochs"], 2 * (round + 1));
+    ASSERT_EQ(row["curve"].size(), 2u) << row.dump();  // only its own round's epochs ran
+    EXPECT_TRUE(row["curve"].contains(std::to_string(2 * round + 1))) << row.dump();
+    if (row["pbt"]["exploited"].get<bool>()) {
+      ++exploited;
+      const Json& donor = trials[row["pbt"]["from"].get<size_t>()];
+      EXPECT_NE(donor["pbt"]["member"], row["pbt"]["member"]);
+      // The donor was the best of the last round, this member's own trial there the worst.
+      const Json& own = trials[static_cast<size_t>(row["trial"].get<int>() - 4)];
+      EXPECT_GE(donor["val_accuracy"].get<double>(), own["val_accuracy"].get<double>());
+    }
+  }
+  EXPECT_EQ(exploited, 2);  // the worst of 4, in rounds 1 and 2
+  EXPECT_GT(summary["steps"]["tune"]["outputs"]["best_value"].get<double>(), 0.85);
+  EXPECT_GT(summary["steps"]["evaluate"]["outputs"]["accuracy"].get<double>(), 0.85);
+}
+
 // samples/digits-pytorch: a plain PyTorch script (a component file, Debian's
 // python3-torch) trains on what kiln's data plugins wrote; the built-in
 // evaluate step reads the kiln Model it wrote, and the TorchScript module
