@@ -251,8 +251,7 @@ int show_trials(const std::string& workdir, const std::string& run, const std::s
     }
     std::cout << std::setw(8) << row.value("curve", Json::object()).size() << std::setw(11) << seconds;
     if (pbt) std::cout << std::setw(24) << pbt_lineage(row);
-    std::cout << row["parameters"].dump() << "
-";
+    std::cout << row["parameters"].dump() << "\n";
   }
   return kExitOk;
 }
