@@ -100,7 +100,11 @@ TEST_F(SlurmNodesDigits, ARankDyingOnItsNodeFailsTheStepAndARetryResumes) {
   ASSERT_EQ(train["attempts"].size(), 1u);
   EXPECT_NE(train["attempts"][0].value("message", "").find("task 1"), std::string::npos) << train.dump(2);
   const fs::path first = failed.dir / "steps" / "train" / "attempt-1";
-  EXPECT_NE(placement(first / "stderr.log", 0).first, placement(first / "rank-1" / "stderr.log", 1).first);
+  const std::string rank1_node = placement(first / "rank-1" / "stderr.log", 1).first;
+  EXPECT_NE(placement(first / "stderr.log", 0).first, rank1_node);
+  // srun's own message, from the batch job's stderr: the node and the task.
+  EXPECT_NE(train["attempts"][0].value("message", "").find(rank1_node + ": task 1: Exited with exit code"),
+            std::string::npos) << train.dump(2);
   EXPECT_NE(kiln::test::read_text(first / "rank-1" / "stderr.log").find("rank 1 exits after epoch 2"), std::string::npos);
 
   const NodesRun retried =
