@@ -58,6 +58,11 @@ class SlurmNodes : public ::testing::Test {
     std::string node;
     while (nodes >> node >> node_cpus) node_names.insert(node);
     ASSERT_EQ(node_names, (std::set<std::string>{"n1", "n2"})) << "the slurm2 fixture's cluster has nodes n1 and n2";
+    // A job of an earlier test may still be completing on a node (its allocation's CG state), and
+    // Slurm would then place both attempts on the other node: start from an idle cluster.
+    const bool idle = kiln::test::poll_until([] { return slurm_output("sinfo", {"-h", "-N", "-o", "%T"}) == "idle\nidle\n"; },
+                                             6000);
+    ASSERT_TRUE(idle) << slurm_output("sinfo", {"-N"}) << slurm_output("squeue", {});
   }
   std::set<std::string> node_names;
   int node_cpus = 0;
