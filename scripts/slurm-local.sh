@@ -8,7 +8,7 @@
 #           /tmp/kiln-slurm), start munged, slurmctld and a slurmd per node, wait
 #           until every node is idle; record exactly the pids it started. Idempotent.
 #   stop    cancel what is still queued, stop the recorded pids (and only those).
-#   status  exit 0 when the recorded daemons run and the node answers.
+#   status  exit 0 when the recorded daemons run and every node answers.
 #   env     print `export SLURM_CONF=...` for the cluster.
 #   start-for-tests  start, for ctest's fixture (see tests/CMakeLists.txt).
 #
@@ -21,7 +21,8 @@
 # nodes n1..nN, all on 127.0.0.1 (Slurm's multiple-slurmd mode): node i's
 # slurmd listens on KILN_SLURM_SLURMD_PORT + i - 1, each with the whole
 # machine's CPUs and memory, spool, pid and log files named after the node
-# (%n), and task/none (the memory cgroups of two slurmds would collide).
+# (%n), and task/none (memory limits are the one-node cluster's to test;
+# several slurmd on one cgroup hierarchy were not tried).
 set -euo pipefail
 
 D=${KILN_SLURM_DIR:-/tmp/kiln-slurm}
