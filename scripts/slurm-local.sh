@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# slurm-local.sh start|stop|status|env - kiln's own one-node Slurm cluster on
-# 127.0.0.1, for the Slurm executor's tests and benchmarks (docs/executors.md).
+# slurm-local.sh start|stop|status|env - kiln's own Slurm cluster on 127.0.0.1
+# (one node, or KILN_SLURM_NODES nodes on this one host), for the Slurm
+# executor's tests and benchmarks (docs/executors.md).
 #
 #   start   install Debian's slurm-wlm, slurmctld, slurmd, slurm-client and munge
 #           when missing (root), write a config under $KILN_SLURM_DIR (default
-#           /tmp/kiln-slurm), start munged, slurmctld and slurmd, wait until the
-#           node is idle; record exactly the pids it started. Idempotent.
+#           /tmp/kiln-slurm), start munged, slurmctld and a slurmd per node, wait
+#           until every node is idle; record exactly the pids it started. Idempotent.
 #   stop    cancel what is still queued, stop the recorded pids (and only those).
-#   status  exit 0 when the recorded daemons run and the node answers.
+#   status  exit 0 when the recorded daemons run and every node answers.
 #   env     print `export SLURM_CONF=...` for the cluster.
 #   start-for-tests  start, for ctest's fixture (see tests/CMakeLists.txt).
 #
@@ -15,14 +16,24 @@
 # cgroup memory controller is writable, so a job over its --mem ends
 # OUT_OF_MEMORY; KILN_SLURM_CGROUP=off forces task/none (no enforcement).
 # Ports: KILN_SLURM_CTLD_PORT (default 6817), KILN_SLURM_SLURMD_PORT (6818).
+#
+# Nodes: KILN_SLURM_NODES (default 1: the node `localhost`). N > 1 declares
+# nodes n1..nN, all on 127.0.0.1 (Slurm's multiple-slurmd mode): node i's
+# slurmd listens on KILN_SLURM_SLURMD_PORT + i - 1, each with the whole
+# machine's CPUs and memory, spool, pid and log files named after the node
+# (%n), and task/none (memory limits are the one-node cluster's to test;
+# several slurmd on one cgroup hierarchy were not tried).
 set -euo pipefail
 
 D=${KILN_SLURM_DIR:-/tmp/kiln-slurm}
 CTLD_PORT=${KILN_SLURM_CTLD_PORT:-6817}
 SLURMD_PORT=${KILN_SLURM_SLURMD_PORT:-6818}
+NODES=${KILN_SLURM_NODES:-1}
 TIMEOUT=${KILN_SLURM_TIMEOUT:-60}
 PKGS=(slurm-wlm slurmctld slurmd slurm-client munge)
-NODE=localhost
+[[ "$NODES" =~ ^[1-9]$ ]] || { echo "slurm-local: ERROR: KILN_SLURM_NODES must be 1 to 9, not '$NODES'" >&2; exit 2; }
+if [ "$NODES" = 1 ]; then NODE_NAMES=(localhost); else NODE_NAMES=($(seq -f 'n%g' 1 "$NODES")); fi
+NODE_LIST=$(IFS=,; echo "${NODE_NAMES[*]}")
 CONF=$D/etc/slurm.conf
 PIDS=$D/run/pids
 
@@ -43,13 +54,14 @@ logs_tail() { for f in "$D"/log/*.log; do [ -f "$f" ] && { echo "----- $f"; tail
 stop_recorded() {
   [ -s "$PIDS" ] || { rm -f "$PIDS"; return 0; }
   local rc=0 name pid
-  for name in slurmd slurmctld munged; do  # reverse start order
-    pid=$(awk -v n="$name" '$1==n{print $2}' "$PIDS")
-    [ -n "$pid" ] && alive "$name" "$pid" || continue
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do alive "$name" "$pid" || break; sleep 0.1; done
-    alive "$name" "$pid" && { kill -KILL "$pid" 2>/dev/null || true; sleep 0.3; }
-    if alive "$name" "$pid"; then log "could not stop $name ($pid)"; rc=1; else log "stopped $name ($pid)"; fi
+  for name in slurmd slurmctld munged; do  # reverse start order; a slurmd per node
+    for pid in $(awk -v n="$name" '$1==n{print $2}' "$PIDS"); do
+      alive "$name" "$pid" || continue
+      kill -TERM "$pid" 2>/dev/null || true
+      for _ in $(seq 1 100); do alive "$name" "$pid" || break; sleep 0.1; done
+      alive "$name" "$pid" && { kill -KILL "$pid" 2>/dev/null || true; sleep 0.3; }
+      if alive "$name" "$pid"; then log "could not stop $name ($pid)"; rc=1; else log "stopped $name ($pid)"; fi
+    done
   done
   [ $rc = 0 ] && rm -f "$PIDS"
   return $rc
@@ -60,8 +72,11 @@ healthy() {
   local name pid
   while read -r name pid; do alive "$name" "$pid" || return 1; done < "$PIDS"
   SLURM_CONF=$CONF timeout 10 scontrol ping 2>/dev/null | grep -q UP || return 1
-  SLURM_CONF=$CONF timeout 10 sinfo -h -n "$NODE" -o %T 2>/dev/null | grep -Eq '^(idle|mixed|allocated)'
+  [ "$(SLURM_CONF=$CONF timeout 10 sinfo -h -N -n "$NODE_LIST" -o %T 2>/dev/null | grep -Ec '^(idle|mixed|allocated)$')" = "$NODES" ]
 }
+
+# Whether every node is idle.
+all_idle() { [ "$(sinfo -h -N -n "$NODE_LIST" -o %T | grep -cx idle)" = "$NODES" ]; }
 
 install_packages() {
   command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v sbatch >/dev/null &&
@@ -82,7 +97,7 @@ install_packages() {
 
 # Whether slurmd may create memory cgroups here (v1: the memory hierarchy; v2: the root's subtree_control).
 memory_cgroups() {
-  [ "${KILN_SLURM_CGROUP:-on}" != off ] || return 1
+  [ "${KILN_SLURM_CGROUP:-on}" != off ] && [ "$NODES" = 1 ] || return 1
   if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
     grep -qw memory /sys/fs/cgroup/cgroup.controllers && [ -w /sys/fs/cgroup/cgroup.subtree_control ]
   else
@@ -90,8 +105,18 @@ memory_cgroups() {
   fi
 }
 
+# The NodeName lines: `localhost` on the config's SlurmdPort, or n1..nN on 127.0.0.1, each on its own port.
+node_lines() {
+  if [ "$NODES" = 1 ]; then echo "NodeName=localhost NodeAddr=127.0.0.1 $1 State=UNKNOWN"; return; fi
+  local i
+  for i in $(seq 1 "$NODES"); do
+    echo "NodeName=n$i NodeHostname=localhost NodeAddr=127.0.0.1 Port=$((SLURMD_PORT + i - 1)) $1 State=UNKNOWN"
+  done
+}
+
 write_config() {
-  local hw task=task/none proctrack=proctrack/linuxproc
+  local hw task=task/none proctrack=proctrack/linuxproc suffix=""
+  [ "$NODES" = 1 ] || suffix=-%n  # spool-n1, slurmd-n1.pid, slurmd-n1.log
   hw=$(slurmd -C 2>/dev/null | head -n1) || true
   [[ "$hw" == NodeName=* ]] || die "slurmd -C printed no node line: '$hw'"
   hw=${hw#NodeName=* }  # keep CPUs=.. RealMemory=..
@@ -116,7 +141,7 @@ EOF
 ClusterName=kiln
 SlurmctldHost=localhost(127.0.0.1)
 SlurmctldPort=$CTLD_PORT
-SlurmdPort=$SLURMD_PORT
+$([ "$NODES" = 1 ] && echo "SlurmdPort=$SLURMD_PORT")
 CommunicationParameters=NoInAddrAny,NoCtldInAddrAny
 SlurmUser=root
 SlurmdUser=root
@@ -124,11 +149,11 @@ AuthType=auth/munge
 AuthInfo=socket=$D/munge/munge.socket
 CredType=cred/munge
 StateSaveLocation=$D/state
-SlurmdSpoolDir=$D/spool
+SlurmdSpoolDir=$D/spool$suffix
 SlurmctldPidFile=$D/run/slurmctld.pid
-SlurmdPidFile=$D/run/slurmd.pid
+SlurmdPidFile=$D/run/slurmd$suffix.pid
 SlurmctldLogFile=$D/log/slurmctld.log
-SlurmdLogFile=$D/log/slurmd.log
+SlurmdLogFile=$D/log/slurmd$suffix.log
 ProctrackType=$proctrack
 TaskPlugin=$task
 JobAcctGatherType=jobacct_gather/none
@@ -148,8 +173,8 @@ KillWait=5
 InactiveLimit=0
 MailProg=/bin/true
 DefMemPerCPU=$share
-NodeName=$NODE NodeAddr=127.0.0.1 $hw State=UNKNOWN
-PartitionName=debug Nodes=$NODE Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
+$(node_lines "$hw")
+PartitionName=debug Nodes=$NODE_LIST Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
 EOF
   echo "export SLURM_CONF=$CONF" > "$D/env.sh"
 }
@@ -160,10 +185,12 @@ start() {
   if healthy; then log "already running: $(awk '{printf "%s=%s ", $1, $2}' "$PIDS")"; return 0; fi
   [ -s "$PIDS" ] && { log "stopping a stale instance"; stop_recorded || true; }
   [ "$(id -u)" = 0 ] || die "slurmd and slurmctld run as root here: run start as root"
-  for p in "$CTLD_PORT" "$SLURMD_PORT"; do
+  for p in "$CTLD_PORT" $(seq "$SLURMD_PORT" $((SLURMD_PORT + NODES - 1))); do
     port_busy "$p" && die "port $p on 127.0.0.1 is in use (another Slurm? set KILN_SLURM_CTLD_PORT/KILN_SLURM_SLURMD_PORT)"
   done
   rm -rf "$D"; mkdir -p "$D"/{etc,state,spool,log,run,munge}
+  local node
+  [ "$NODES" = 1 ] || for node in "${NODE_NAMES[@]}"; do mkdir -p "$D/spool-$node"; done
   chmod 755 "$D" "$D/munge"
   : > "$PIDS"
   fail() { echo "slurm-local: ERROR: $*" >&2; logs_tail; stop_recorded || true; exit 1; }
@@ -180,14 +207,19 @@ start() {
   (cd "$D" && slurmctld -f "$CONF") || fail "slurmctld did not start"
   wait_for "$TIMEOUT" "slurmctld's pid file" test -s "$D/run/slurmctld.pid" || fail "slurmctld wrote no pid file"
   echo "slurmctld $(cat "$D/run/slurmctld.pid")" >> "$PIDS"
-  (cd "$D" && slurmd -f "$CONF" -N "$NODE") || fail "slurmd did not start"
-  wait_for "$TIMEOUT" "slurmd's pid file" test -s "$D/run/slurmd.pid" || fail "slurmd wrote no pid file"
-  echo "slurmd $(cat "$D/run/slurmd.pid")" >> "$PIDS"
+  local pidfile
+  for node in "${NODE_NAMES[@]}"; do
+    pidfile=$D/run/slurmd.pid
+    [ "$NODES" = 1 ] || pidfile=$D/run/slurmd-$node.pid
+    (cd "$D" && slurmd -f "$CONF" -N "$node") || fail "slurmd of node $node did not start"
+    wait_for "$TIMEOUT" "slurmd's pid file ($node)" test -s "$pidfile" || fail "slurmd of node $node wrote no pid file"
+    echo "slurmd $(cat "$pidfile")" >> "$PIDS"
+  done
 
   export SLURM_CONF=$CONF
   wait_for "$TIMEOUT" "scontrol ping" sh -c 'scontrol ping | grep -q UP' || fail "slurmctld does not answer"
-  wait_for "$TIMEOUT" "node $NODE idle" sh -c "sinfo -h -n $NODE -o %T | grep -qx idle" ||
-    { sinfo -N -l >&2 || true; fail "the node never became idle"; }
+  wait_for "$TIMEOUT" "nodes $NODE_LIST idle" all_idle ||
+    { sinfo -N -l >&2 || true; fail "not every node became idle ($NODE_LIST)"; }
   log "ready ($(grep -o 'TaskPlugin=.*' "$CONF")): $(awk '{printf "%s=%s ", $1, $2}' "$PIDS")"
   log "use: source $D/env.sh"
 }

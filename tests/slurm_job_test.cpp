@@ -231,6 +231,14 @@ TEST(SlurmJob, SrunsMessagesTellHowAStepEnded) {
   EXPECT_EQ(srun_end_state(""), "FAILED");
 }
 
+TEST(SlurmJob, SrunsOwnMessagesAreFoundAmongAJobsStderr) {
+  EXPECT_EQ(kiln::host::srun_messages_in("kiln: rank 0 of 2 on node n1\nepoch 1\nsrun: error: n2: task 1: Exited with "
+                                         "exit code 86\nTraceback: srun: not at the start\nsrun: Terminating StepId=4.0\n"),
+            "srun: error: n2: task 1: Exited with exit code 86\nsrun: Terminating StepId=4.0");
+  EXPECT_EQ(kiln::host::srun_messages_in("no srun here\n"), "");
+  EXPECT_EQ(kiln::host::srun_messages_of("/nonexistent/stderr.log"), "");
+}
+
 TEST(SlurmJob, EachTaskOfADataParallelStepTakesItsRankFromSlurm) {
   const std::string script =
       kiln::host::slurm_task_script("/opt/kiln", "/ws/a b/attempt-1", std::string("/ws/a b/attempt-1/slurm-step"), 2, 4242);
@@ -238,7 +246,10 @@ TEST(SlurmJob, EachTaskOfADataParallelStepTakesItsRankFromSlurm) {
   EXPECT_NE(script.find("dir='/ws/a b/attempt-1'"), std::string::npos) << script;
   EXPECT_NE(script.find("dir=\"$dir/rank-$rank\""), std::string::npos) << script;
   EXPECT_NE(script.find("KILN_WORLD_SIZE=\"${SLURM_NTASKS:-2}\""), std::string::npos) << script;
-  EXPECT_NE(script.find(":4242\""), std::string::npos) << script;
+  EXPECT_NE(script.find("KILN_RENDEZVOUS=\"${addr:-${node:-127.0.0.1}}:4242\""), std::string::npos) << script;
+  EXPECT_NE(script.find("scontrol show node -o \"$node\""), std::string::npos) << script;  // its NodeAddr
+  EXPECT_NE(script.find("kiln: rank $rank of $KILN_WORLD_SIZE on node ${SLURMD_NODENAME:-$(hostname)}"),
+            std::string::npos) << script;
   EXPECT_NE(script.find("> '/ws/a b/attempt-1/slurm-step'"), std::string::npos) << script;
   const std::string batch = kiln::host::slurm_tasks_batch_script("/ws/a b/attempt-1/job.sh", 2);
   EXPECT_NE(batch.find("srun --kill-on-bad-exit=1 --ntasks=2 /bin/sh '/ws/a b/attempt-1/job.sh'"), std::string::npos);

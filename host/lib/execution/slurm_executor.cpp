@@ -500,8 +500,9 @@ class SlurmExecutor : public Executor {
       apply_channel_bytes(std::string_view(chunk.data(), n), *job.state);
     }
     if (!job.state->got_result) return;
-    // A data-parallel step's rank 0 that failed waits for srun: which task ended first is in srun's messages.
-    if (job.launch.replicas > 1 && !job.state->result.ok() && job.pidfd >= 0) return;
+    // A data-parallel step's rank 0 that failed waits for srun: which task ended first is in srun's
+    // messages (allocation mode: srun's exit; batch mode: the job's end, srun being its script's).
+    if (job.launch.replicas > 1 && !job.state->result.ok() && (job.pidfd >= 0 || !job.in_allocation())) return;
     finish(job, std::nullopt);
   }
 
@@ -523,7 +524,11 @@ class SlurmExecutor : public Executor {
       if (it != states.end() && it->second == "RUNNING") job->started = true;
       if (it != states.end() && !slurm_state_final(it->second)) continue;
       read_channel(*job);  // the last lines written before the job ended
-      if (!job->finished) finish(*job, it == states.end() ? "GONE" : it->second);
+      if (job->finished) continue;
+      // A data-parallel batch job: its script's srun names the task that ended first.
+      const std::string said =
+          job->launch.replicas > 1 ? srun_messages_of(job->launch.attempt_dir / "stderr.log") : std::string();
+      finish(*job, it == states.end() ? "GONE" : it->second, trimmed_output(said));
     }
   }
 

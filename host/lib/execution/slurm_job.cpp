@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <set>
 #include <sstream>
 
@@ -88,8 +90,13 @@ std::string slurm_task_script(const fs::path& kiln_exe, const fs::path& attempt_
             "(docs/executors.md)\" >&2\n"
          << "  exit 97\n}\n"
          << "node=$(scontrol show hostnames \"${SLURM_STEP_NODELIST:-$SLURM_JOB_NODELIST}\" 2>/dev/null | head -n 1)\n"
+         // A node's name need not resolve (several slurmd on one host, or a NodeAddr apart from the name):
+         // the rendezvous is the address slurmctld reaches that node at.
+         << "addr=$(scontrol show node -o \"$node\" 2>/dev/null | sed -n 's/.* NodeAddr=\\([^ ]*\\).*/\\1/p' | head -n 1)\n"
          << "export KILN_RANK=\"$rank\" KILN_WORLD_SIZE=\"${SLURM_NTASKS:-" << replicas
-         << "}\" KILN_RENDEZVOUS=\"${node:-127.0.0.1}:" << port << "\"\n"
+         << "}\" KILN_RENDEZVOUS=\"${addr:-${node:-127.0.0.1}}:" << port << "\"\n"
+         << "echo \"kiln: rank $rank of $KILN_WORLD_SIZE on node ${SLURMD_NODENAME:-$(hostname)}, rendezvous "
+            "$KILN_RENDEZVOUS\" >&2\n"
          << "exec " << shell_quote(kiln_exe.string()) << " step --request \"$dir/request.json\"\n";
   return script.str();
 }
@@ -267,6 +274,24 @@ std::string srun_end_state(const std::string& srun_messages) {
   // scancel of a step SIGKILLs its tasks ("task 0: Killed"); the out-of-memory kill is told apart above.
   if (says("CANCELLED") || says(": Killed")) return "CANCELLED";
   return "FAILED";
+}
+
+std::string srun_messages_in(const std::string& log) {
+  std::string messages;
+  std::istringstream lines(log);
+  std::string line;
+  while (std::getline(lines, line))
+    if (line.rfind("srun: ", 0) == 0) messages += (messages.empty() ? "" : "\n") + line;
+  return messages;
+}
+
+std::string srun_messages_of(const fs::path& log) {
+  constexpr std::streamoff kTail = 64 * 1024;  // the job's stderr is the step's to fill
+  std::ifstream in(log, std::ios::binary);
+  if (!in) return "";
+  in.seekg(0, std::ios::end);
+  in.seekg(std::max<std::streamoff>(0, in.tellg() - kTail));
+  return srun_messages_in(std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()));
 }
 
 std::string trimmed_output(std::string text) {

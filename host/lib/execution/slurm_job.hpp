@@ -40,8 +40,9 @@ std::string slurm_job_script(const std::filesystem::path& kiln_exe, const std::f
 
 // The script of each task of a data-parallel attempt (`replicas` tasks):
 // rank SLURM_PROCID, world SLURM_NTASKS, the rendezvous on the step's first
-// node at `port`; rank 0 is the attempt (attempt_dir), rank R > 0 writes its
+// node (its NodeAddr, which on a multi-node step is another machine's) at `port`; rank 0 is the attempt (attempt_dir), rank R > 0 writes its
 // logs and channel in attempt_dir/rank-R (replica_dir) and reads its request there.
+// Each task first writes "kiln: rank R of N on node NODE, rendezvous HOST:PORT" to its stderr.log.
 std::string slurm_task_script(const std::filesystem::path& kiln_exe, const std::filesystem::path& attempt_dir,
                               const std::optional<std::filesystem::path>& step_file, int replicas, int port);
 
@@ -80,6 +81,12 @@ SlurmAllocation parse_allocation_tres(const std::string& output);
 // TIMEOUT, PREEMPTED, NODE_FAIL, CANCELLED, ALLOCATION_GONE (the step could
 // not start: the allocation ended) or FAILED.
 std::string srun_end_state(const std::string& srun_messages);
+
+// The lines of a log that are srun's own messages ("srun: error: n2: task 1:
+// Exited with exit code 86"), joined by newlines; "" without any. _of reads
+// the last 64 KiB of a file (a data-parallel batch job's stderr.log).
+std::string srun_messages_in(const std::string& log);
+std::string srun_messages_of(const std::filesystem::path& log);
 
 // Output for an error message: trailing blanks gone, at most 2,000 characters.
 std::string trimmed_output(std::string text);
