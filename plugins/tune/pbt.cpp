@@ -24,15 +24,29 @@ Json fresh(const ParamDef& p, Rng& rng) {
 // the previous round is complete.
 class PbtSampler : public Sampler {
  public:
-  PbtSampler(const SearchSpace& space, PbtSettings settings, std::unique_ptr<Sampler> initial)
-      : space_(space), settings_(std::move(settings)), initial_(std::move(initial)) {}
+  PbtSampler(const SearchSpace& space, PbtSettings settings, std::unique_ptr<Sampler> initial, int64_t history_lag)
+      : space_(space), settings_(std::move(settings)), initial_(std::move(initial)), history_lag_(history_lag) {}
+
+  // PBT keeps its own determinism, so the Search hands it every trial: a
+  // round waits for the whole previous round (which the Search's lag would
+  // hide from it), and round 0's sampler, when it learns from results, gets
+  // the Search's rule here: trials 0 ... id - history_lag, all finished.
+  bool uses_history() const override { return false; }
 
   std::optional<Json> next(int64_t id, const Trials& trials, Rng& rng) override {
     const int64_t n = settings_.population;
     const int64_t round = id / n, member = id % n;
     PbtStep step;
     if (round == 0) {
-      auto drawn = initial_->next(id, trials, rng);
+      std::optional<Json> drawn;
+      if (initial_->uses_history() && history_lag_ > 0) {
+        const auto end = trials.upper_bound(id - history_lag_);
+        for (auto it = trials.begin(); it != end; ++it)
+          if (!it->second.finished()) return std::nullopt;  // asked again when a trial finishes
+        drawn = initial_->next(id, Trials(trials.begin(), end), rng);
+      } else {
+        drawn = initial_->next(id, trials, rng);
+      }
       if (!drawn) return std::nullopt;
       step.parameters = std::move(*drawn);
     } else {
@@ -60,6 +74,7 @@ class PbtSampler : public Sampler {
   SearchSpace space_;
   PbtSettings settings_;
   std::unique_ptr<Sampler> initial_;
+  int64_t history_lag_;
   std::map<int64_t, std::vector<PbtStep>> decided_;
 };
 
@@ -138,8 +153,8 @@ std::vector<PbtStep> pbt_round(const SearchSpace& space, const PbtSettings& sett
 }
 
 std::unique_ptr<Sampler> make_pbt_sampler(const SearchSpace& space, const Json& settings, uint64_t seed,
-                                          std::unique_ptr<Sampler> initial) {
-  return std::make_unique<PbtSampler>(space, PbtSettings::from_json(settings, seed), std::move(initial));
+                                          std::unique_ptr<Sampler> initial, int64_t history_lag) {
+  return std::make_unique<PbtSampler>(space, PbtSettings::from_json(settings, seed), std::move(initial), history_lag);
 }
 
 }  // namespace kiln::tune

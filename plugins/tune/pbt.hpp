@@ -52,9 +52,10 @@ Json pbt_perturb(const SearchSpace& space, const Json& parameters, double resamp
 std::vector<PbtStep> pbt_round(const SearchSpace& space, const PbtSettings& settings, int64_t round,
                                const std::vector<const Trial*>& previous);
 
-// The sampler: `initial` draws round 0; later rounds wait (nullopt) until
-// the previous round has finished.
+// The sampler: `initial` draws round 0 (learning, if it does, from trials
+// 0 ... id - history_lag once all have finished: the Search's rule); later
+// rounds wait (nullopt) until the previous round has finished.
 std::unique_ptr<Sampler> make_pbt_sampler(const SearchSpace& space, const Json& settings, uint64_t seed,
-                                          std::unique_ptr<Sampler> initial);
+                                          std::unique_ptr<Sampler> initial, int64_t history_lag);
 
 }  // namespace kiln::tune

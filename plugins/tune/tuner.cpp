@@ -64,8 +64,11 @@ std::unique_ptr<Tuner> make_tuner(const std::string& algorithm, const Json& conf
     if (parsed.search.max_trials % population != 0)
       throw ConfigError("max_trials: " + std::to_string(parsed.search.max_trials) +
                         " is not a multiple of settings.population (" + std::to_string(population) + ")");
+    if (parsed.search.objectives.size() > 1)
+      throw ConfigError("objectives: population-based training ranks its population by one objective");
     std::unique_ptr<Sampler> s = make_pbt_sampler(parsed.space, parsed.search.settings, parsed.search.seed,
-                                                  make_sampler(sampler, parsed.space, parsed.search.settings));
+                                                  make_sampler(sampler, parsed.space, parsed.search.settings),
+                                                  parsed.search.history_lag);
     schedulers.push_back(make_scheduler("none", parsed.search.settings));
     return std::make_unique<Tuner>(std::move(parsed), std::move(s), std::move(schedulers));
   }

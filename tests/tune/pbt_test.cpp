@@ -72,9 +72,12 @@ TEST(TunePbt, ExploreKeepsConditionalParametersConsistent) {
 // Runs a whole PBT search with `finish_order` deciding in which order a
 // round's members report (a permutation of 0..population-1), and
 // `parallel` trials asked for at a time; returns every suggestion.
-Json run_search(uint64_t seed, const std::vector<int>& finish_order, uint32_t parallel) {
+Json run_search(uint64_t seed, const std::vector<int>& finish_order, uint32_t parallel,
+                const std::string& algorithm = "pbt", Json settings = Json::object(), Json extra = Json::object()) {
   const int64_t population = static_cast<int64_t>(finish_order.size());
-  const auto tuner = make_tuner("pbt", pbt_config(population, 4, seed));
+  Json config = pbt_config(population, 4, seed, std::move(settings));
+  config.update(extra);
+  const auto tuner = make_tuner(algorithm, config);
   Json all = Json::array();
   std::vector<Json> running;
   for (;;) {
@@ -152,6 +155,20 @@ TEST(TunePbt, TheLineageIsTheSameForASeedWhateverTheOrderAndParallelism) {
   EXPECT_GT(exploited, 0);
 }
 
+// With the Search's determinism rule on (parallel_trials > 1 gives a
+// history lag, docs/tuning.md) no round is hidden: PBT sees the whole
+// previous round, and a TPE round 0 learns only from trials 0 ... id - lag,
+// so the search is the same whatever the order its trials finish in.
+TEST(TunePbt, AHistoryLagHidesNoRoundAndTheSearchStaysTheSame) {
+  const Json tpe = {{"scheduler", "pbt"}, {"sampler", "tpe"}, {"n_startup_trials", 2}};
+  const Json lag = {{"parallel_trials", 3}};
+  const Json a = run_search(5, {0, 1, 2, 3, 4, 5}, 3, "search", tpe, lag);
+  EXPECT_EQ(a.size(), 24u);  // 4 rounds of 6: none lost to the lag
+  EXPECT_EQ(run_search(5, {5, 4, 3, 2, 1, 0}, 3, "search", tpe, lag), a);
+  EXPECT_EQ(run_search(5, {2, 5, 0, 4, 1, 3}, 3, "search", tpe, lag), a);
+  EXPECT_EQ(a.back()["parameters"]["kiln.pbt"]["round"], 3);
+}
+
 // The drifting objective of util.objective (drift > 0), simulated: each
 // epoch adds exp(-((x - target) / (0.2 target))^2), target = exp(drift * (epoch - 1)).
 double gain_of_epoch(double x, int64_t epoch, double drift) {
@@ -225,6 +242,15 @@ TEST(TunePbt, ConfigurationErrorsNameTheField) {
   EXPECT_EQ(error_of({{"quantile", 0.7}}, 8).rfind("settings.quantile:", 0), 0u);
   EXPECT_EQ(error_of({{"resample_probability", 2}}, 8).rfind("settings.resample_probability:", 0), 0u);
   EXPECT_EQ(error_of({{"budget_parameter", ""}}, 8).rfind("settings.budget_parameter:", 0), 0u);
+  // PBT ranks its population by one objective: several are refused at their field.
+  Json two = pbt_config(4, 2, 0);
+  two["objectives"] = {{{"metric", "loss"}, {"goal", "minimize"}}, {{"metric", "cost"}, {"goal", "minimize"}}};
+  try {
+    make_tuner("pbt", two);
+    ADD_FAILURE() << "two objectives accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("objectives:", 0), 0u) << e.what();
+  }
   // Any sampler draws round 0: tune.search with scheduler pbt.
   const auto composed = make_tuner("search", pbt_config(4, 2, 0, {{"scheduler", "pbt"}, {"sampler", "sobol"}}));
   EXPECT_EQ(composed->suggest(8).size(), 4u);
