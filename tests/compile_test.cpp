@@ -799,7 +799,10 @@ TEST_F(CompileTest, TheCompiledDigitsPytorchPodsTrainAndScoreAsKilnRunDoes) {
                                            "model_repo=" + (dir / "models").string(), "--json"},
                                           env(), std::chrono::minutes(3));
   ASSERT_TRUE(local.status.success()) << local.output;
-  const Json summary = Json::parse(local.output.substr(local.output.rfind("\n{") + 1));
+  // run.json, not the --json summary in the captured output (stderr may land inside it).
+  fs::path run_dir;
+  for (const auto& entry : fs::directory_iterator(dir / "ws" / "runs")) run_dir = entry.path();
+  const Json summary = Json::parse(kiln::test::read_text(run_dir / "run.json"));
   EXPECT_NEAR(summary["steps"]["evaluate"]["outputs"]["accuracy"].get<double>(), accuracy, 1e-9)
       << summary["steps"]["evaluate"].dump(2);
 }
@@ -846,7 +849,8 @@ steps:
   auto env_run = env();
   const auto ran = kiln::test::run_kiln({"run", file.string(), "--json", "--workdir", (dir / "ws").string()}, env_run);
   ASSERT_TRUE(ran.status.success()) << ran.output;
-  const fs::path run_dir = Json::parse(ran.output.substr(ran.output.find('{')))["run_dir"].get<std::string>();
+  fs::path run_dir;  // the one run, not the --json summary in the captured output (stderr may land inside it)
+  for (const auto& entry : fs::directory_iterator(dir / "ws" / "runs")) run_dir = entry.path();
   const Json tune = Json::parse(kiln::test::read_text(run_dir / "run.json"))["steps"]["tune"];
   fs::path trials = tune["trials"].get<std::string>();  // its trials.json
   if (trials.is_relative()) trials = run_dir / trials;
