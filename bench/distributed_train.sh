@@ -13,7 +13,7 @@
 # process with all cores, N=2 replicas with cores/2 threads each.
 # KILN_BENCH_EXECUTOR=slurm runs the same on the Slurm executor (2 replicas =
 # one srun step of 2 tasks) on the cluster of scripts/slurm-local.sh (started
-# here when not running; root).
+# here when not running, and stopped again at the end; root).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$(cd "${1:-$ROOT/build}" && pwd)
@@ -25,11 +25,14 @@ CORES=$(nproc)
   { echo "no Fashion-MNIST in $DATA (apt-get install dataset-fashion-mnist, or pass its directory)" >&2; exit 2; }
 ninja -C "$BUILD" kiln kiln_torch kiln_data >/dev/null
 WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
+started_cluster=""
+# A cluster this script started is stopped again: left running, it would hold
+# the ports the test suite's own Slurm fixture needs.
+trap '[ -n "$started_cluster" ] && "$ROOT/scripts/slurm-local.sh" stop >/dev/null 2>&1; rm -rf "$WORK"' EXIT
 export KILN_PLUGIN_PATH=$BUILD/lib/kiln/plugins
 EXECUTOR=${KILN_BENCH_EXECUTOR:-process}
 if [ "$EXECUTOR" = slurm ]; then
-  "$ROOT/scripts/slurm-local.sh" status >/dev/null 2>&1 || "$ROOT/scripts/slurm-local.sh" start >/dev/null
+  "$ROOT/scripts/slurm-local.sh" status >/dev/null 2>&1 || { "$ROOT/scripts/slurm-local.sh" start >/dev/null; started_cluster=1; }
   eval "$("$ROOT/scripts/slurm-local.sh" env)"
 fi
 

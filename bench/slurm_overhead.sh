@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Per-step overhead of the Slurm executor beside Slurm's own, in one run, on
 # the one-node cluster of scripts/slurm-local.sh (started here when not
-# running; needs root): N steps one after another (a chain of util.noop,
+# running, and stopped again at the end; needs root): N steps one after another (a chain of util.noop,
 # --jobs 1, --no-cache) in allocation mode (srun steps in one allocation, the
 # default) and in batch mode (a job per attempt), against N `srun true` and N
 # `sbatch --wrap true` each waited for (squeue every 20 ms): the floor of any
@@ -13,9 +13,12 @@ build="$(cd "${1:-$root/build}" && pwd)"
 steps="${2:-20}"
 kiln="$build/bin/kiln"
 work="$(mktemp -d)"
-trap '[ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
+started_cluster=""
+# A cluster this script started is stopped again: left running, it would hold
+# the ports the test suite's own Slurm fixture needs.
+trap '[ -n "$started_cluster" ] && "$root/scripts/slurm-local.sh" stop >/dev/null 2>&1; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
 
-"$root/scripts/slurm-local.sh" status >/dev/null 2>&1 || "$root/scripts/slurm-local.sh" start >/dev/null
+"$root/scripts/slurm-local.sh" status >/dev/null 2>&1 || { "$root/scripts/slurm-local.sh" start >/dev/null; started_cluster=1; }
 eval "$("$root/scripts/slurm-local.sh" env)"
 export KILN_PLUGIN_PATH="${KILN_PLUGIN_PATH:-$build/lib/kiln/plugins}"
 
