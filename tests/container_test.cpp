@@ -433,9 +433,18 @@ TEST(KilnImage, TheDescriptorReadsBackAndMalformedOnesAreRefused) {
   EXPECT_THROW((void)kiln::host::read_kiln_image(rootfs), std::runtime_error);
   kiln::test::write_text(file, std::string(kiln::host::kMaxKilnImageFileBytes + 1, ' '));
   EXPECT_THROW((void)kiln::host::read_kiln_image(rootfs), std::runtime_error);
+  // A link is never followed out of an image: not the file, not a directory above it.
   fs::remove(file);
-  fs::create_symlink("/etc/passwd", file);  // a link is never followed out of an image
-  EXPECT_FALSE(kiln::host::read_kiln_image(rootfs).has_value());
+  fs::create_symlink("/etc/passwd", file);
+  EXPECT_THROW((void)kiln::host::read_kiln_image(rootfs), std::runtime_error);
+  fs::remove(file);
+  kiln::test::write_text(dir.path() / "host-opt" / "kiln" / "image.json", kiln::host::kiln_image_text(image));
+  fs::remove_all(rootfs / "opt");
+  fs::create_symlink(dir.path() / "host-opt", rootfs / "opt");
+  EXPECT_THROW((void)kiln::host::read_kiln_image(rootfs), std::runtime_error);
+  EXPECT_FALSE(kiln::host::reached_without_links(rootfs, "/opt/kiln/image.json"));
+  fs::remove(rootfs / "opt");
+  EXPECT_FALSE(kiln::host::read_kiln_image(rootfs).has_value());  // none: not kiln's image
 }
 
 // The generated config.json, without runc: what is writable, what is shared.

@@ -24,8 +24,9 @@ int build(const ImageBuildCommandOptions& options) {
   const auto last = out.rfind(':');
   if (out.rfind("oci:", 0) != 0 || last <= 4 || last + 1 == out.size())
     throw CommandError("--output " + out + ": write it as oci:LAYOUT_DIR:TAG (as a step's image: names it)", kExitUsage);
-  if (options.pipeline_dir.empty() || options.pipeline_dir[0] != '/')
-    throw CommandError("--pipeline-dir " + options.pipeline_dir + ": must be an absolute path in the image", kExitUsage);
+  if (const std::filesystem::path dir = options.pipeline_dir; !dir.is_absolute() || dir.lexically_normal() != dir)
+    throw CommandError("--pipeline-dir " + options.pipeline_dir + ": must be an absolute, normal path in the image",
+                       kExitUsage);
   const auto plan = load_plan(options.pipeline);
   host::ImageBuildOptions build;
   build.layout = out.substr(4, last - 4);

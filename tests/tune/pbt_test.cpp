@@ -167,6 +167,14 @@ TEST(TunePbt, AHistoryLagHidesNoRoundAndTheSearchStaysTheSame) {
   EXPECT_EQ(run_search(5, {5, 4, 3, 2, 1, 0}, 3, "search", tpe, lag), a);
   EXPECT_EQ(run_search(5, {2, 5, 0, 4, 1, 3}, 3, "search", tpe, lag), a);
   EXPECT_EQ(a.back()["parameters"]["kiln.pbt"]["round"], 3);
+  // Median early stopping reads other trials too (so suggestions wait for the
+  // lag): the rounds still all come.
+  const Json median = run_search(5, {0, 1, 2, 3, 4, 5}, 3, "pbt", Json::object(),
+                                 {{"parallel_trials", 3}, {"early_stopping", {{"rule", "median"}}}});
+  EXPECT_EQ(median.size(), 24u);
+  EXPECT_EQ(run_search(5, {3, 1, 5, 0, 2, 4}, 3, "pbt", Json::object(),
+                       {{"parallel_trials", 3}, {"early_stopping", {{"rule", "median"}}}}),
+            median);
 }
 
 // The drifting objective of util.objective (drift > 0), simulated: each

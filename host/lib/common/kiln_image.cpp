@@ -60,10 +60,24 @@ KilnImage parse_kiln_image(std::string_view text, const fs::path& file) {
   return image;
 }
 
+bool reached_without_links(const fs::path& rootfs, const fs::path& inside) {
+  fs::path at = rootfs;
+  std::error_code ec;
+  for (const auto& part : inside.relative_path()) {
+    at /= part;
+    const fs::file_status status = fs::symlink_status(at, ec);
+    if (ec || !fs::exists(status) || fs::is_symlink(status)) return false;
+  }
+  return true;
+}
+
 std::optional<KilnImage> read_kiln_image(const fs::path& rootfs) {
   const fs::path file = rootfs / fs::path(kKilnImageFile).relative_path();
   std::error_code ec;
-  if (!fs::is_regular_file(fs::symlink_status(file, ec))) return std::nullopt;  // never follow a link out of the image
+  if (!fs::exists(fs::symlink_status(file, ec)) && !fs::exists(file, ec)) return std::nullopt;  // not kiln's image
+  // Never follow a link out of the image, at any level (/opt, /opt/kiln, the file).
+  if (!reached_without_links(rootfs, kKilnImageFile) || !fs::is_regular_file(fs::symlink_status(file, ec)))
+    bad_descriptor(file, "reached through a symbolic link, or not a regular file");
   if (fs::file_size(file) > kMaxKilnImageFileBytes)
     bad_descriptor(file, "more than " + std::to_string(kMaxKilnImageFileBytes) + " bytes");
   return parse_kiln_image(read_file(file), file);

@@ -12,6 +12,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -40,6 +43,8 @@ void umoci_or_throw(const std::vector<std::string>& args) {
 
 // The path `inside` (absolute) under the staging root.
 fs::path staged(const fs::path& root, const fs::path& inside) {
+  if (!inside.is_absolute() || inside.lexically_normal() != inside)
+    throw std::runtime_error("'" + inside.string() + "': a place in the image must be an absolute, normal path");
   return root / inside.relative_path();
 }
 
@@ -57,16 +62,24 @@ void put_file(const fs::path& from, const fs::path& to, uint64_t& bytes) {
 }
 
 // A directory copied whole (links kept as links, `skip` left out: the layout
-// being written may lie inside the pipeline's directory), or one file.
-void put_tree(const fs::path& from, const fs::path& to, const fs::path& skip, uint64_t& bytes) {
+// being written and its staging directory may lie inside the pipeline's
+// directory), or one file.
+void put_tree(const fs::path& from, const fs::path& to, const std::vector<fs::path>& skip, uint64_t& bytes) {
   if (fs::is_regular_file(from)) return put_file(from, to, bytes);
   if (!fs::is_directory(from)) throw std::runtime_error(from.string() + ": no such file or directory");
   fs::create_directories(to);
   std::error_code not_there;  // `skip` need not exist yet
   for (auto it = fs::recursive_directory_iterator(from); it != fs::recursive_directory_iterator(); ++it) {
     const fs::path target = to / it->path().lexically_relative(from);
-    if (fs::equivalent(it->path(), skip, not_there)) {
-      it.disable_recursion_pending();
+    // Left out: the layout being written, kiln workspaces (runs and their
+    // artifacts) and other OCI layouts, which have no place in an image.
+    const bool skipped = std::any_of(skip.begin(), skip.end(),
+                                     [&](const fs::path& s) { return fs::equivalent(it->path(), s, not_there); });
+    if (skipped ||
+        (it->is_directory() && !it->is_symlink() &&
+         (it->path().filename() == ".kiln" || fs::exists(it->path() / "oci-layout") ||
+          fs::exists(it->path() / "kiln.db")))) {
+      if (it->is_directory()) it.disable_recursion_pending();
       continue;
     }
     if (it->is_symlink()) {
@@ -96,6 +109,34 @@ void put_component(const fs::path& component, const KilnImage& image, const fs::
   put_file(parsed.path, plugins / parsed.path.filename(), bytes);
   for (const auto& file : parsed.implementation.files)
     put_file(file, plugins / file.lexically_relative(home), bytes);
+}
+
+// Whatever the builder's umask and the sources' modes: the image's user
+// (not root) must read every file and enter every directory.
+void make_readable_by_all(const fs::path& root) {
+  const auto readable = [](const fs::path& p, bool directory) {
+    fs::perms mode = fs::symlink_status(p).permissions() | fs::perms::owner_read | fs::perms::group_read |
+                     fs::perms::others_read;
+    if (directory || (mode & fs::perms::owner_exec) != fs::perms::none)
+      mode |= fs::perms::owner_exec | fs::perms::group_exec | fs::perms::others_exec;
+    fs::permissions(p, mode);
+  };
+  readable(root, true);
+  for (const auto& entry : fs::recursive_directory_iterator(root))
+    if (!entry.is_symlink()) readable(entry.path(), entry.is_directory());
+}
+
+// The directories the libraries were found in, for LD_LIBRARY_PATH: what
+// the host found through ld.so.conf or its own LD_LIBRARY_PATH, a pod finds too.
+std::string library_path(const std::vector<fs::path>& libraries) {
+  std::vector<std::string> dirs;
+  for (const auto& library : libraries) {
+    const std::string dir = library.parent_path().string();
+    if (std::find(dirs.begin(), dirs.end(), dir) == dirs.end()) dirs.push_back(dir);
+  }
+  std::string out;
+  for (const auto& dir : dirs) out += (out.empty() ? "" : ":") + dir;
+  return out;
 }
 
 std::string passwd(const KilnImage& image) {
@@ -177,8 +218,12 @@ BuiltImage build_image(const ImageBuildOptions& options) {
   const KilnImage& image = options.image;
   const fs::path layout = fs::absolute(options.layout);
   fs::create_directories(layout.parent_path());
-  const RemoveOnExit staging{fs::temp_directory_path() / ("kiln-image-" + std::to_string(::getpid()))};
-  fs::remove_all(staging.path);
+  // A private directory beside the layout (mkdtemp: no name another user can
+  // prepare; the same filesystem as the layout).
+  std::string pattern = (layout.parent_path() / ".kiln-image-XXXXXX").string();
+  if (::mkdtemp(pattern.data()) == nullptr)
+    throw std::runtime_error("cannot make a staging directory beside " + layout.string() + ": " + std::strerror(errno));
+  const RemoveOnExit staging{pattern};
   const fs::path root = staging.path / "rootfs";
   BuiltImage built;
 
@@ -194,34 +239,58 @@ BuiltImage build_image(const ImageBuildOptions& options) {
   const bool commands = std::any_of(options.components.begin(), options.components.end(),
                                     [](const fs::path& c) { return is_component_file(c); });
   if (std::error_code ec; commands && fs::is_directory(python_helper, ec))
-    put_tree(python_helper, staged(root, image.kiln.parent_path().parent_path() / "lib" / "kiln" / "python"), layout,
+    put_tree(python_helper, staged(root, image.kiln.parent_path().parent_path() / "lib" / "kiln" / "python"),
+             {layout, staging.path},
              built.bytes);
   for (const auto& library : built.libraries) put_file(library, staged(root, library), built.bytes);
-  if (!options.pipeline_source.empty()) put_tree(options.pipeline_source, staged(root, image.pipeline_dir), layout, built.bytes);
+  if (!options.pipeline_source.empty()) {
+    const char* home = std::getenv("HOME");
+    std::error_code no_home;
+    if (options.pipeline_source == "/" ||
+        (home != nullptr && *home != '\0' && fs::equivalent(options.pipeline_source, home, no_home)))
+      throw std::runtime_error("the pipeline's directory " + options.pipeline_source.string() +
+                               " is the root or the home directory: it would all go into the image (move the "
+                               "pipeline into a directory of its own)");
+  }
+  if (!options.pipeline_source.empty())
+    put_tree(options.pipeline_source, staged(root, image.pipeline_dir), {layout, staging.path}, built.bytes);
   for (const auto& [from, to] : options.extra) {
     if (!to.is_absolute()) throw std::runtime_error("--add " + from.string() + ":" + to.string() + ": the place in the image must be absolute");
-    put_tree(from, staged(root, to.lexically_normal()), layout, built.bytes);
+    put_tree(from, staged(root, to.lexically_normal()), {layout, staging.path}, built.bytes);
   }
   put_text(staged(root, "/etc/passwd"), passwd(image));
   put_text(staged(root, "/etc/group"), group(image));
   put_text(staged(root, kKilnImageFile), kiln_image_text(image));
   for (const char* mountpoint : {"proc", "sys", "dev"}) fs::create_directories(root / mountpoint);  // a runtime's
   fs::create_directories(root / "tmp");
+  make_readable_by_all(root);
   fs::permissions(root / "tmp", fs::perms::all | fs::perms::sticky_bit);
 
   say("writing " + std::to_string(built.bytes >> 20) + " MiB into " + layout.string() + ":" + options.tag);
   if (!fs::exists(layout / "index.json")) umoci_or_throw({"init", "--layout", layout.string()});
-  const std::string reference = layout.string() + ":" + options.tag;
-  if (layout_has_tag(layout, options.tag)) umoci_or_throw({"rm", "--image", reference});
-  umoci_or_throw({"new", "--image", reference});
-  umoci_or_throw({"insert", "--image", reference, root.string(), "/"});
-  const std::string user = std::to_string(image.uid) + ":" + std::to_string(image.gid);
-  umoci_or_throw({"config", "--image", reference, "--config.user", user, "--config.workingdir", "/tmp",
-                  "--config.env", "PATH=" + image.kiln.parent_path().string() + ":/usr/local/bin:/usr/bin:/bin",
-                  "--config.env", "HOME=/tmp", "--config.env", "KILN_PLUGIN_PATH=" + image.plugins.string(),
-                  "--config.entrypoint", image.kiln.string(), "--config.label", "org.kiln.image=1"});
+  // Built under a tag of its own and renamed at the end: a build that fails
+  // leaves the tag it was to replace as it was.
+  const std::string building = options.tag + "-kiln-building-" + std::to_string(::getpid());
+  const std::string scratch = layout.string() + ":" + building;
+  try {
+    if (layout_has_tag(layout, building)) umoci_or_throw({"rm", "--image", scratch});
+    umoci_or_throw({"new", "--image", scratch});
+    umoci_or_throw({"insert", "--image", scratch, root.string(), "/"});
+    const std::string user = std::to_string(image.uid) + ":" + std::to_string(image.gid);
+    umoci_or_throw({"config", "--image", scratch, "--config.user", user, "--config.workingdir", "/tmp",
+                    "--config.env", "PATH=" + image.kiln.parent_path().string() + ":/usr/local/bin:/usr/bin:/bin",
+                    "--config.env", "HOME=/tmp", "--config.env", "KILN_PLUGIN_PATH=" + image.plugins.string(),
+                    "--config.env", "LD_LIBRARY_PATH=" + library_path(built.libraries), "--config.entrypoint",
+                    image.kiln.string(), "--config.label", "org.kiln.image=1"});
+    if (layout_has_tag(layout, options.tag)) umoci_or_throw({"rm", "--image", layout.string() + ":" + options.tag});
+    umoci_or_throw({"tag", "--image", scratch, options.tag});
+    umoci_or_throw({"rm", "--image", scratch});
+  } catch (...) {
+    if (layout_has_tag(layout, building)) (void)umoci({"rm", "--image", scratch});
+    throw;
+  }
   umoci_or_throw({"gc", "--layout", layout.string()});
-  built.reference = "oci:" + reference;
+  built.reference = "oci:" + layout.string() + ":" + options.tag;
   built.digest = manifest_digest(layout, options.tag);
   return built;
 }

@@ -29,12 +29,18 @@ void hand_over_checkpoint(const RunState& state, const UnitState& unit) {
   if (donor == nullptr)
     throw std::runtime_error("population-based training: trial " + std::to_string(from) + " is unknown");
   const fs::path source = donor->dir / "checkpoint";
-  if (!fs::exists(source)) return;
+  std::error_code absent;
+  const fs::file_status kind = fs::symlink_status(source, absent);
+  if (!fs::exists(kind)) return;
+  // What a trial left is copied as it is: a link stays a link (followed, it
+  // could hand a host file or tree to the next trial, in another container).
+  if (!fs::is_directory(kind))
+    throw std::runtime_error("population-based training: " + source.string() + " is not a directory");
   const fs::path partial = unit.dir / "checkpoint.partial";
   std::error_code ec;
   fs::remove_all(partial, ec);
   fs::create_directories(unit.dir);
-  fs::copy(source, partial, fs::copy_options::recursive, ec);
+  fs::copy(source, partial, fs::copy_options::recursive | fs::copy_options::copy_symlinks, ec);
   if (!ec) fs::rename(partial, target, ec);
   if (ec)
     throw std::runtime_error("population-based training: cannot copy " + source.string() + " to " + target.string() +

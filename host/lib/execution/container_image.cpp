@@ -55,8 +55,9 @@ fs::path ImageCache::component(const std::string& image, const fs::path& rootfs,
   const fs::path inside = own.plugins / component.library.filename();
   const fs::path copy = rootfs / inside.relative_path();
   const std::string rebuild = " (build the image again with kiln image build for this pipeline)";
-  if (!fs::is_regular_file(copy))
-    throw std::runtime_error("image '" + image + "' does not hold " + component.library.filename().string() + ", which '" +
+  if (!reached_without_links(rootfs, inside) || !fs::is_regular_file(fs::symlink_status(copy)))
+    throw std::runtime_error("image '" + image + "' does not hold " + component.library.filename().string() +
+                             " as a file of its own (missing, or reached through a link), which '" +
                              component.manifest.name + "' needs" + rebuild);
   std::string digest;
   {

@@ -32,9 +32,14 @@ KilnImage parse_kiln_image(std::string_view text, const std::filesystem::path& f
 
 // The descriptor of the unpacked image at `rootfs`, or nullopt when the image
 // was not built by kiln (no kKilnImageFile). Throws std::runtime_error naming
-// the file and the field when it is there but malformed, over the limit, or
-// names paths that are not absolute.
+// the file and the field when it is there but malformed, over the limit,
+// names paths that are not absolute, or is reached through a link.
 std::optional<KilnImage> read_kiln_image(const std::filesystem::path& rootfs);
+
+// Whether `inside` (absolute, in the image) is reached from `rootfs` without
+// following a symbolic link at any level: a link in an image may point
+// anywhere on the host that reads it. False also when it does not exist.
+bool reached_without_links(const std::filesystem::path& rootfs, const std::filesystem::path& inside);
 
 // The descriptor's text (what read_kiln_image reads back).
 std::string kiln_image_text(const KilnImage& image);

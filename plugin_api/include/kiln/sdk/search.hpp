@@ -259,7 +259,10 @@ class Search {
       if (gated()) {
         const std::optional<Trials> history = history_of(next_id_);
         if (!history) break;  // asked again when a trial finishes
-        parameters = sampler_->next(next_id_, *history, rng_);
+        // A sampler that reads no history (or keeps its own rule, as PBT
+        // does for its rounds) gets every trial; the wait above is the
+        // schedulers'.
+        parameters = sampler_->next(next_id_, sampler_->uses_history() ? *history : trials_, rng_);
       } else {
         parameters = sampler_->next(next_id_, trials_, rng_);
       }
