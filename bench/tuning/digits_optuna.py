@@ -14,8 +14,10 @@ Same problem as kiln's `tune` step:
   manual_seed(seed); AdamW(lr, weight_decay), betas and eps at their
   defaults; cosine schedule per epoch over the full budget
   (lr * (1 + cos(pi * e / epochs)) / 2); cross entropy; per epoch
-  manual_seed(seed * 1000003 + e) then one randperm for the batch order (the
-  last batch may be short); one thread;
+  a generator seeded seed * 1000003 + e for the batch order (one randperm;
+  the last batch may be short) and the dropout masks (a per-trial generator,
+  not the global one, as Optuna's n_jobs runs trials in threads); one
+  intra-op thread;
 - the trial's value, as kiln's template gives it: the validation accuracy of
   the epoch with the lowest validation loss (train.torch keeps that model;
   evaluate scores it); each epoch's validation accuracy is reported to the
@@ -27,7 +29,9 @@ Same problem as kiln's `tune` step:
 The test accuracy of a trial is measured on its selected model (cheap, and
 not shown to the search); kiln's pipeline retrains the best parameters with
 the same seed, which gives the same model, and evaluates it on the test
-split. Prints one JSON object.
+split. Prints one JSON object. `--replay TRIALS_JSON` retrains the trials of a kiln
+run instead and checks that every per-epoch validation accuracy is kiln's,
+to the last bit.
 """
 import argparse
 import json
@@ -35,6 +39,7 @@ import math
 import os
 import struct
 import sys
+import threading
 import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -62,12 +67,32 @@ def load_dataset(directory):
     return tensor("features", np.float32), tensor("labels", np.int64)
 
 
+class Dropout(torch.nn.Module):
+    """torch.nn.Dropout drawing from the trial's own generator: with n_jobs > 1
+    Optuna runs trials in threads, which would share (and race on) the
+    global one. The same draws as at::dropout on the CPU (a Bernoulli mask
+    scaled by 1 / (1 - p))."""
+
+    def __init__(self, p):
+        super().__init__()
+        self.p, self.generator = p, None
+
+    def forward(self, x):
+        if not self.training:
+            return x
+        mask = torch.empty_like(x).bernoulli_(1 - self.p, generator=self.generator)
+        return x * mask.div_(1 - self.p)
+
+
+INIT = threading.Lock()  # the initialisation draws from the global generator
+
+
 def build(sizes, dropout, inputs, classes):
     layers, width = [], inputs
     for size in sizes:
         layers += [torch.nn.Linear(width, size), torch.nn.ReLU()]
         if dropout > 0:
-            layers.append(torch.nn.Dropout(dropout))
+            layers.append(Dropout(dropout))
         width = size
     layers.append(torch.nn.Linear(width, classes))
     return torch.nn.Sequential(*layers)
@@ -78,6 +103,50 @@ def evaluate(model, x, y):
     with torch.no_grad():
         out = model(x)
         return torch.nn.functional.cross_entropy(out, y).item(), (out.argmax(1) == y).double().mean().item()
+
+
+def train(data, hidden_sizes, dropout, lr, weight_decay, batch_size, epochs, seed, on_epoch, stop_after=None):
+    """train.torch's loop; on_epoch(epoch, model, val_loss, val_acc) after each epoch (1-based)."""
+    xt, yt, xv, yv, classes = data
+    with INIT:
+        torch.manual_seed(seed)
+        model = build(hidden_sizes, dropout, xt.shape[1], classes)
+    dropouts = [m for m in model if isinstance(m, Dropout)]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    n = xt.shape[0]
+    for epoch in range(epochs if stop_after is None else min(epochs, stop_after)):
+        for group in optimizer.param_groups:
+            group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * epoch / max(1, epochs)))
+        generator = torch.Generator().manual_seed(seed * 1000003 + epoch)
+        for m in dropouts:
+            m.generator = generator
+        model.train()
+        order = torch.randperm(n, generator=generator)
+        for start in range(0, n, batch_size):
+            index = order[start:start + batch_size]
+            optimizer.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(xt[index]), yt[index])
+            loss.backward()
+            optimizer.step()
+        val_loss, val_acc = evaluate(model, xv, yv)
+        on_epoch(epoch + 1, model, val_loss, val_acc)
+
+
+def replay(path, data, epochs, seed):
+    """Retrain every trial of a kiln trials table (`kiln trials latest tune
+    --json`) for the epochs of its curve; the number of trials whose
+    per-epoch validation accuracies are not exactly kiln's."""
+    differ = 0
+    rows = json.load(open(path))
+    for row in rows:
+        p, curve = row["parameters"], []
+        train(data, p["hidden_sizes"], p["dropout"], p["lr"], p["weight_decay"], p["batch_size"], epochs, seed,
+              lambda epoch, model, loss, acc: curve.append(acc), stop_after=len(row["curve"]))
+        kiln = [row["curve"][str(e + 1)] for e in range(len(curve))]
+        if kiln != curve:
+            differ += 1
+            print(f"trial {row['trial']}: kiln {kiln}, PyTorch {curve}", file=sys.stderr)
+    return len(rows), differ
 
 
 def main():
@@ -91,6 +160,8 @@ def main():
     ap.add_argument("--n-jobs", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0, help="training seed (the pipeline's params.seed)")
     ap.add_argument("--search-seed", type=int, default=7, help="TPESampler's seed (the tune block's seed)")
+    ap.add_argument("--replay", metavar="TRIALS_JSON",
+                    help="no search: retrain the trials of this kiln trials table and compare the curves")
     args = ap.parse_args()
 
     torch.set_num_threads(1)
@@ -100,6 +171,11 @@ def main():
     xs, ys = load_dataset(args.test)
     classes = int(max(yt.max(), yv.max(), ys.max())) + 1
     epochs, seed = args.epochs, args.seed
+    data = (xt, yt, xv, yv, classes)
+    if args.replay:
+        trials, differ = replay(args.replay, data, epochs, seed)
+        print(json.dumps({"replayed": trials, "curves_differ": differ}))
+        return 1 if differ else 0
 
     def objective(trial):
         lr = trial.suggest_float("lr", 1.0e-4, 3.0e-2, log=True)
@@ -107,33 +183,19 @@ def main():
         dropout = trial.suggest_float("dropout", 0.0, 0.5)
         weight_decay = trial.suggest_float("weight_decay", 1.0e-6, 1.0e-2, log=True)
         batch_size = trial.suggest_int("batch_size", 16, 128, step=16)
-        torch.manual_seed(seed)
-        model = build(HIDDEN[hidden], dropout, xt.shape[1], classes)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-        best_loss, best_acc, best_test = math.inf, None, None
-        n = xt.shape[0]
-        for epoch in range(epochs):
-            for group in optimizer.param_groups:
-                group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * epoch / max(1, epochs)))
-            torch.manual_seed(seed * 1000003 + epoch)
-            model.train()
-            order = torch.randperm(n)
-            for start in range(0, n, batch_size):
-                index = order[start:start + batch_size]
-                optimizer.zero_grad()
-                loss = torch.nn.functional.cross_entropy(model(xt[index]), yt[index])
-                loss.backward()
-                optimizer.step()
-            val_loss, val_acc = evaluate(model, xv, yv)
-            trial.set_user_attr("epochs", epoch + 1)
-            if val_loss < best_loss:
-                best_loss, best_acc = val_loss, val_acc
-                best_test = evaluate(model, xs, ys)[1]
-                trial.set_user_attr("test_accuracy", best_test)
-            trial.report(val_acc, epoch + 1)
+        best = {"loss": math.inf, "acc": None}
+
+        def on_epoch(epoch, model, val_loss, val_acc):
+            trial.set_user_attr("epochs", epoch)
+            if val_loss < best["loss"]:
+                best["loss"], best["acc"] = val_loss, val_acc
+                trial.set_user_attr("test_accuracy", evaluate(model, xs, ys)[1])
+            trial.report(val_acc, epoch)
             if trial.should_prune():
                 raise optuna.TrialPruned()
-        return best_acc
+
+        train(data, HIDDEN[hidden], dropout, lr, weight_decay, batch_size, epochs, seed, on_epoch)
+        return best["acc"]
 
     sampler = optuna.samplers.TPESampler(seed=args.search_seed, n_startup_trials=10)
     if args.pruner == "sh":

@@ -16,7 +16,10 @@
 # Environment: TRIALS (40), EPOCHS (27), PARALLELS ("1 2"), CONFIGS
 # ("kiln:asha kiln:hyperband optuna:sh optuna:hyperband"), PYTHON
 # (/usr/bin/python3, with python3-torch and python3-optuna), NICE (empty; e.g.
-# "nice -n 19"), WORK (default: a temporary directory; kept).
+# "nice -n 19"), WORK (default: a temporary directory; kept), REPLAY ("asha":
+# the kiln runs, at 1 parallel trial, of these schedulers whose trials are
+# retrained in PyTorch by digits_optuna.py --replay, which fails unless every
+# per-epoch validation accuracy is kiln's to the last bit; "" for none).
 # One JSON line per run goes to $WORK/results.jsonl, the table to stdout.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -29,6 +32,7 @@ PARALLELS=${PARALLELS:-1 2}
 CONFIGS=${CONFIGS:-kiln:asha kiln:hyperband optuna:sh optuna:hyperband}
 PYTHON=${PYTHON:-/usr/bin/python3}
 NICE=${NICE:-}
+REPLAY=${REPLAY-asha}
 WORK=${WORK:-$(mktemp -d)}
 KILN=$BUILD/bin/kiln
 [ -x "$KILN" ] || { echo "$KILN: not found (build kiln first)" >&2; exit 1; }
@@ -75,6 +79,15 @@ print(json.dumps({
     "tune_seconds": run["duration_seconds"] - others, "run_seconds": end - start,
     "transform": steps["transform"]["artifacts"]}))
 PY
+  if [[ " $REPLAY " == *" $scheduler "* && $parallel == 1 && $TRIALS -gt 1 ]]; then
+    # Retrain this run's trials in PyTorch: each curve must be kiln's, bit for bit.
+    local a
+    a=$(tail -1 "$RESULTS")
+    "$PYTHON" "$ROOT/bench/tuning/digits_optuna.py" --epochs "$EPOCHS" --seed "$seed" --replay "$dir/trials.json" \
+      $("$PYTHON" -c 'import json,sys; t=json.loads(sys.argv[1])["transform"]; print("--train", t["train"], "--validation", t["validation"], "--test", t["test"])' "$a") \
+      >"$dir/replay.json" || { echo "kiln $scheduler s$seed: PyTorch's curves differ from kiln's, see $dir/replay.json" >&2; exit 1; }
+    echo "  replay of kiln $scheduler p1 seed $seed in PyTorch: $(cat "$dir/replay.json")" >&2
+  fi
 }
 
 run_optuna() {  # pruner parallel seed
