@@ -20,6 +20,7 @@
 #include <kiln/host/step_context.hpp>
 
 #include "checkpoint_handoff.hpp"
+#include "inbox.hpp"
 #include "launch_builder.hpp"
 #include "run_state.hpp"
 #include "scheduler.hpp"
@@ -40,55 +41,6 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 using S = StepStatus;
-
-// A message from an attempt to the scheduler thread.
-struct Message {
-  int unit = -1;
-  int attempt = 0;
-  std::optional<RunnerEvent> event;
-  std::optional<AttemptResult> result;
-  bool cancel = false;
-};
-
-// The scheduler's inbox: many writers, one reader.
-class Inbox {
- public:
-  void post(Message m) {
-    {
-      const std::lock_guard<std::mutex> lock(mutex_);
-      messages_.push_back(std::move(m));
-    }
-    ready_.notify_one();
-  }
-  // What arrived, without waiting (virtual time: the clock posts while it advances).
-  std::deque<Message> take() {
-    const std::lock_guard<std::mutex> lock(mutex_);
-    std::deque<Message> out;
-    out.swap(messages_);
-    return out;
-  }
-  bool empty() {
-    const std::lock_guard<std::mutex> lock(mutex_);
-    return messages_.empty();
-  }
-  // Waits until a message arrives or `until` passes; returns what arrived.
-  std::deque<Message> wait(std::optional<Clock::time_point> until) {
-    std::unique_lock<std::mutex> lock(mutex_);
-    const auto has = [&] { return !messages_.empty(); };
-    if (until)
-      ready_.wait_until(lock, *until, has);
-    else
-      ready_.wait(lock, has);
-    std::deque<Message> out;
-    out.swap(messages_);
-    return out;
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable ready_;
-  std::deque<Message> messages_;
-};
 
 class Observer : public AttemptObserver {
  public:
@@ -467,29 +419,12 @@ class Engine::Impl {
     // trial best on the first objective.
     const bool multi = !state_.step(index).planned->spec.tune->objectives.empty();
     const Json front = trials_pareto_front(state_, *tuners_[index], index, succeeded);
-    if (multi) {
-      std::set<int> on_front;
-      for (const Json& f : front) on_front.insert(f["trial"].get<int>());
-      for (Json& row : rows) row["pareto"] = on_front.count(row["trial"].get<int>()) > 0;
-      for (auto it = values.begin(); it != values.end();) it = on_front.count(it->first) ? std::next(it) : values.erase(it);
-    }
+    if (multi) keep_to_pareto_front(front, rows, values);
     const InputArtifact trials = store_trials_table(index, rows);
     const TuningOutcome outcome = scheduler_.tuning_outcome(state_, index, values, tuners_[index]->failure());
-    if (outcome.status == S::succeeded) {
-      StepState& step = state_.step(index);
-      const std::vector<int> winner = state_.trial_units(index, outcome.best_trial);
-      Json parameters = Json::object();  // the component's: without engine directives ("kiln.pbt")
-      for (const auto& [name, value] : state_.unit(winner.front()).item.items())
-        if (!is_engine_directive(name)) parameters[name] = value;
-      step.outputs =
-          Json{{"best_parameters", parameters}, {"best_value", outcome.best_value}, {"best_trial", outcome.best_trial}};
-      if (multi) step.outputs["pareto_front"] = front;
-      for (const auto& [name, value] : parameters.items()) step.outputs["best_" + name] = value;
-      step.artifacts.clear();
-      for (const int u : winner)  // a trial template's later steps win a name several produce
-        for (const auto& [name, artifact] : state_.unit(u).artifacts) step.artifacts[name] = artifact;
-      step.artifacts[kTrialsOutput] = trials;
-    }
+    if (outcome.status == S::succeeded)
+      set_tuning_outputs(state_, state_.step(index), index, outcome.best_trial, outcome.best_value,
+                         multi ? &front : nullptr, trials);
     finish_step(index, outcome.status, outcome.message);
   }
 
@@ -502,10 +437,7 @@ class Engine::Impl {
     const fs::path dir = options_.run_dir / "steps" / step.planned->spec.name / kTrialsOutput;
     fs::remove_all(dir);  // a resumed run writes it again
     fs::create_directories(dir);
-    Json table{{"objective", {{"metric", spec.metric}, {"goal", spec.maximize ? "maximize" : "minimize"}}},
-               {"trials", rows}};
-    if (!spec.objectives.empty()) table["objectives"] = spec.tuner_config()["objectives"];
-    write_file_atomic(dir / "trials.json", table.dump(2) + "\n");
+    write_file_atomic(dir / "trials.json", trials_table(spec, rows).dump(2) + "\n");
     InputArtifact trials{dir, Json{{"type", kTrialsArtifactType}, {"trials", rows.size()}}, "", {}};
     if (journal_) {
       std::map<std::string, InputArtifact> inputs;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 
 #include "checkpoint_handoff.hpp"
 
@@ -111,6 +112,35 @@ Json trial_row(const RunState& state, const TuningController& tuner, size_t step
   }
   if (!lineage.is_null()) row["pbt"] = lineage;  // member, round, the trial whose checkpoint it continued
   return row;
+}
+
+void keep_to_pareto_front(const Json& front, Json& rows, std::map<int, double>& values) {
+  std::set<int> on_front;
+  for (const Json& f : front) on_front.insert(f["trial"].get<int>());
+  for (Json& row : rows) row["pareto"] = on_front.count(row["trial"].get<int>()) > 0;
+  for (auto it = values.begin(); it != values.end();) it = on_front.count(it->first) ? std::next(it) : values.erase(it);
+}
+
+Json trials_table(const TuneSpec& spec, const Json& rows) {
+  Json table{{"objective", {{"metric", spec.metric}, {"goal", spec.maximize ? "maximize" : "minimize"}}},
+             {"trials", rows}};
+  if (!spec.objectives.empty()) table["objectives"] = spec.tuner_config()["objectives"];
+  return table;
+}
+
+void set_tuning_outputs(const RunState& state, StepState& step, size_t index, int best_trial, double best_value,
+                        const Json* front, const InputArtifact& trials) {
+  const std::vector<int> winner = state.trial_units(index, best_trial);
+  Json parameters = Json::object();  // the component's: without engine directives ("kiln.pbt")
+  for (const auto& [name, value] : state.unit(winner.front()).item.items())
+    if (!is_engine_directive(name)) parameters[name] = value;
+  step.outputs = Json{{"best_parameters", parameters}, {"best_value", best_value}, {"best_trial", best_trial}};
+  if (front != nullptr) step.outputs["pareto_front"] = *front;
+  for (const auto& [name, value] : parameters.items()) step.outputs["best_" + name] = value;
+  step.artifacts.clear();
+  for (const int u : winner)  // a trial template's later steps win a name several produce
+    for (const auto& [name, artifact] : state.unit(u).artifacts) step.artifacts[name] = artifact;
+  step.artifacts[kTrialsOutput] = trials;
 }
 
 }  // namespace kiln::host

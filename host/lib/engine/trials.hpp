@@ -6,6 +6,8 @@
 #include "run_state.hpp"
 #include "tuning_controller.hpp"
 
+#include <map>
+
 namespace kiln::host {
 
 // The output parameter in which a trial keeps its objective curve
@@ -32,6 +34,21 @@ std::vector<size_t> pareto_front(const std::vector<std::vector<double>>& scores)
 // ordered by the first objective (best first). Empty for a single objective.
 Json trials_pareto_front(const RunState& state, const TuningController& tuner, size_t step,
                          const std::vector<int>& succeeded);
+
+// A multi-objective step's result is its front: each row marked "pareto",
+// and the values of trials off the front dropped from the candidates for
+// best_* (the front's best on the first objective).
+void keep_to_pareto_front(const Json& front, Json& rows, std::map<int, double>& values);
+
+// The trials table (trials.json): the objective (and objectives) and the rows.
+Json trials_table(const TuneSpec& spec, const Json& rows);
+
+// A succeeded tuning step's outputs from its winning trial: best_parameters
+// (without engine directives), best_value, best_trial, best_<parameter>,
+// the Pareto front when given, and the winner's artifacts (a trial
+// template's later steps win a name several produce) with the trials table.
+void set_tuning_outputs(const RunState& state, StepState& step, size_t index, int best_trial, double best_value,
+                        const Json* front, const InputArtifact& trials);
 
 // One row of the trials table: the trial, its parameters, `status`, its
 // objective, curve and outputs (without the curve), and its attempts' `duration_seconds`.
