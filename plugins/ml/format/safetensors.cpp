@@ -68,7 +68,12 @@ void write_all(int fd, const void* data, std::size_t size, const fs::path& path)
   }
 }
 
-// Writes `parts` one after the other into `path` through a temporary file.
+// Writes `parts` one after the other into `path` through a temporary file
+// and a rename: a reader sees the old file or the whole new one, never part
+// of one. No fsync here: a step's outputs are made durable by the host when
+// it commits them to the store (it fsyncs every file first), a checkpoint
+// is checked on reading, and what is kept outside both (a published model)
+// is synced by its writer with sync_tree.
 template <class WriteParts>
 void write_atomic(const fs::path& path, WriteParts&& write_parts) {
   static std::atomic<unsigned> counter{0};
@@ -78,7 +83,6 @@ void write_atomic(const fs::path& path, WriteParts&& write_parts) {
     const Fd out(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     if (out.get() < 0) throw std::runtime_error("cannot create " + temp.string() + ": " + std::strerror(errno));
     write_parts([&](const void* data, std::size_t size) { write_all(out.get(), data, size, temp); });
-    if (::fsync(out.get()) != 0) throw std::runtime_error("cannot fsync " + temp.string());
   } catch (...) {
     ::unlink(temp.c_str());
     throw;
@@ -325,6 +329,18 @@ std::string read_text(const fs::path& path) {
   std::ostringstream content;
   content << in.rdbuf();
   return content.str();
+}
+
+void sync_path(const fs::path& path) {
+  const Fd f(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (f.get() < 0 || ::fsync(f.get()) != 0)
+    throw std::runtime_error("cannot fsync " + path.string() + ": " + std::strerror(errno));
+}
+
+void sync_tree(const fs::path& dir) {
+  for (const auto& entry : fs::recursive_directory_iterator(dir))
+    if (entry.is_regular_file() || entry.is_directory()) sync_path(entry.path());
+  sync_path(dir);
 }
 
 void copy_tree_writable(const fs::path& from, const fs::path& to) {

@@ -59,7 +59,9 @@ struct TensorFile {
   std::map<std::string, std::string> metadata;
 };
 
-// Writes atomically (temporary name, fsync, rename). Throws std::runtime_error.
+// Writes atomically (temporary name, rename), without fsync: the host's
+// store syncs a step's outputs when it commits them (see write_atomic).
+// Throws std::runtime_error.
 void write_safetensors(const std::filesystem::path& path, const TensorFile& file);
 // The same from borrowed tensors, so large datasets are written without a copy.
 using TensorRefs = std::map<std::string, const Tensor*>;
@@ -71,7 +73,8 @@ TensorFile read_safetensors(const std::filesystem::path& path);
 // The same over a file's bytes already read; `path` only names it in errors.
 TensorFile parse_safetensors(const std::string& content, const std::filesystem::path& path);
 
-// Writes text atomically; shared by the dataset, transform and model writers.
+// Writes text atomically (as write_safetensors); shared by the dataset,
+// transform and model writers.
 void write_text_atomic(const std::filesystem::path& path, const std::string& text);
 std::string read_text(const std::filesystem::path& path);
 // Copies a directory tree (regular files and directories only) into `to`,
@@ -79,5 +82,11 @@ std::string read_text(const std::filesystem::path& path);
 // read-only, and inside a container step root has no CAP_DAC_OVERRIDE to
 // write into a read-only directory it has just created.
 void copy_tree_writable(const std::filesystem::path& from, const std::filesystem::path& to);
+// fsyncs one file or directory. Throws std::runtime_error.
+void sync_path(const std::filesystem::path& path);
+// fsyncs every file and directory under `dir` and `dir` itself: for trees
+// kept outside the store (a published model version), before they are
+// renamed into place. Throws std::runtime_error.
+void sync_tree(const std::filesystem::path& dir);
 
 }  // namespace kiln::ml

@@ -77,6 +77,7 @@ struct Publish {
     const fs::path staging = dir / (".publish-" + std::to_string(::getpid()));
     fs::remove_all(staging);
     copy_tree(model, staging);
+    sync_tree(staging);  // outside the store: nobody else makes the version durable
     for (int attempt = 0; attempt < 100; ++attempt) {
       int64_t next = 1;
       for (const auto& item : fs::directory_iterator(dir)) {
@@ -89,6 +90,8 @@ struct Publish {
       std::error_code ec;
       fs::rename(staging, target, ec);  // fails when another publisher took `next` first
       if (!ec) {
+        if (!config.empty()) sync_path(dir / "config.json");
+        sync_path(dir);  // the new version's name, config.json's
         ctx.info("published " + name + " version " + std::to_string(next) + " at " + target.string());
         ctx.set_output("published", true);
         ctx.set_output("version", next);

@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
 
@@ -24,17 +25,62 @@ void hash_dataset(uint64_t& hash, const Dataset& d) {
   if (d.labels) fnv1a(hash, d.labels->bytes);
 }
 
-std::string state_json(const CheckpointState& s) {
+// The files are written without fsync (safetensors.cpp, write_atomic), so a
+// machine crash can leave a checkpoint whose state.json survived but whose
+// tensors did not. state.json records each file's size and checksum, and a
+// checkpoint that does not match them is ignored (the step starts over):
+// cheaper than three fsyncs per epoch, which dominated short epochs.
+constexpr std::array<const char*, 3> kCheckpointFiles{"model.safetensors", "best.safetensors", "optimizer.pt"};
+
+// 64-bit words folded with a multiply and a shift: not cryptographic, only
+// to tell a torn or zero-filled file from the one written.
+std::string checkpoint_checksum(const std::string& bytes) {
+  uint64_t hash = 0x9e3779b97f4a7c15ULL ^ bytes.size();
+  size_t i = 0;
+  for (; i + 8 <= bytes.size(); i += 8) {
+    uint64_t word = 0;
+    std::memcpy(&word, bytes.data() + i, sizeof word);
+    hash = (hash ^ word) * 0x100000001b3ULL;
+    hash ^= hash >> 29;
+  }
+  for (; i < bytes.size(); ++i) hash = (hash ^ static_cast<unsigned char>(bytes[i])) * 1099511628211ULL;
+  std::array<char, 17> text{};
+  std::snprintf(text.data(), text.size(), "%016llx", static_cast<unsigned long long>(hash));
+  return text.data();
+}
+
+json files_of(const fs::path& dir) {
+  json files = json::object();
+  for (const char* name : kCheckpointFiles)
+    if (fs::exists(dir / name)) {
+      const std::string bytes = read_text(dir / name);
+      files[name] = {{"bytes", bytes.size()}, {"checksum", checkpoint_checksum(bytes)}};
+    }
+  return files;
+}
+
+// Throws when a file state.json lists is missing or not the one written.
+void check_files(const fs::path& dir, const json& files) {
+  for (const auto& [name, expected] : files.items()) {
+    if (!fs::exists(dir / name)) throw std::runtime_error(name + " is missing");
+    const std::string bytes = read_text(dir / name);
+    if (bytes.size() != expected.at("bytes").get<size_t>() ||
+        checkpoint_checksum(bytes) != expected.at("checksum").get<std::string>())
+      throw std::runtime_error(name + " is not the file that was written (a crash tore it)");
+  }
+}
+
+std::string state_json(const CheckpointState& s, const json& files) {
   const json j = {{"fingerprint", s.fingerprint},
                   {"digest", s.digest},
                   {"history", json::parse(history_to_json(s.history))},
                   {"best_value", s.best_value},
-                  {"bad_epochs", s.bad_epochs}};
+                  {"bad_epochs", s.bad_epochs},
+                  {"files", files}};
   return j.dump();
 }
 
-CheckpointState parse_state(const std::string& text) {
-  const json j = json::parse(text);
+CheckpointState parse_state(const json& j) {
   CheckpointState s;
   s.fingerprint = j.at("fingerprint").get<std::string>();
   s.digest = j.at("digest").get<std::string>();
@@ -72,7 +118,7 @@ void write_checkpoint(const fs::path& dir, const CheckpointState& state, torch::
   write_safetensors(next / "model.safetensors", state_to_tensors(net));
   if (!best.tensors.empty()) write_safetensors(next / "best.safetensors", best);
   torch::save(optimizer, (next / "optimizer.pt").string());
-  write_text_atomic(next / kState, state_json(state));  // last: marks next/ complete
+  write_text_atomic(next / kState, state_json(state, files_of(next)));  // last: marks next/ complete
   fs::remove_all(dir / "current");
   fs::rename(next, dir / "current");
 }
@@ -86,11 +132,13 @@ std::optional<CheckpointState> read_checkpoint(const fs::path& dir,
   const auto found = complete_checkpoint(dir);
   if (!found) return std::nullopt;
   try {
-    auto state = parse_state(read_text(*found / kState));
+    const json stored = json::parse(read_text(*found / kState));
+    auto state = parse_state(stored);
     if (!matches(state.fingerprint) || state.digest != digest) {
       log("ignoring the checkpoint in " + dir.string() + ": it was made with other parameters or data");
       return std::nullopt;
     }
+    if (stored.contains("files")) check_files(*found, stored["files"]);  // absent in checkpoints before it
     load_state(net, read_safetensors(*found / "model.safetensors"), "checkpoint model");
     torch::load(optimizer, (*found / "optimizer.pt").string(), device);
     if (fs::exists(*found / "best.safetensors")) best = read_safetensors(*found / "best.safetensors");

@@ -214,8 +214,15 @@ class Trainer {
     if (collective_) agree_on_start();
     for (int64_t epoch = static_cast<int64_t>(history_.rows.size()); epoch < o_.epochs; ++epoch) {
       run_epoch(epoch);
-      if (run_.checkpoint_dir && writer() && ((epoch + 1) % o_.checkpoint_every == 0 || epoch + 1 == o_.epochs))
+      if (run_.checkpoint_dir && writer() && ((epoch + 1) % o_.checkpoint_every == 0 || epoch + 1 == o_.epochs)) {
+        // A stop asked for meanwhile (a tuner stopping the trial after this
+        // epoch's report, a cancel) ends the step here: the checkpoint would
+        // be thrown away (a stopped trial is final; a cancelled step resumes
+        // from the one before and recomputes this epoch exactly, as every
+        // epoch is seeded). Replicas all reach the barrier below instead.
+        if (!collective_) hooks_.check_cancelled();
         save_checkpoint();
+      }
       // Past this, every rank knows the epoch's checkpoint is complete: a
       // rank dying later cannot cost it (rank 0 is killed with the group).
       if (collective_) collective_->barrier();

@@ -1,6 +1,8 @@
 // train.torch and evaluate through the real ABI, on tiny data with known answers.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "safetensors.hpp"
 #include "torch_test_data.hpp"
 
@@ -149,6 +151,43 @@ TEST(TrainTorch, CheckpointEveryNEpochsResumesFromTheLastOne) {
   ASSERT_TRUE(outcome.ok) << outcome.message;
   EXPECT_TRUE(logged(retry, "resuming from epoch 2"));
   EXPECT_EQ(count_metric(retry, "train_loss"), 3u);  // epochs 3, 4 and 5
+  RecordingSink unbroken;
+  ASSERT_TRUE(train(dir / "whole", params, unbroken, train_dir, val_dir).ok);
+  const auto a = ml::read_safetensors(dir / "step" / "out" / "model" / "weights.safetensors");
+  const auto b = ml::read_safetensors(dir / "whole" / "out" / "model" / "weights.safetensors");
+  for (const auto& [name, tensor] : a.tensors) EXPECT_EQ(tensor.bytes, b.tensors.at(name).bytes) << name;
+}
+
+// Checkpoint files are not fsynced; state.json records each one's size and
+// checksum. A file a machine crash tore (here: its tensor bytes zeroed, the
+// size kept) makes the retry ignore the checkpoint and train from epoch 1,
+// still ending with the weights of an unbroken run.
+TEST(TrainTorch, ATornCheckpointIsIgnoredAndTheRetryStartsOver) {
+  TempDir dir;
+  const auto train_dir = save(dir / "train", blobs(96, 2, 3, 1));
+  const auto val_dir = save(dir / "val", blobs(32, 2, 3, 2));
+  Json params = quick_mlp(4);
+  params["deterministic"] = true;
+  ::setenv("KILN_TEST_TRAIN_FAIL_AFTER_EPOCH", "2", 1);
+  RecordingSink failing;
+  EXPECT_FALSE(train(dir / "step", params, failing, train_dir, val_dir).ok);
+  ::unsetenv("KILN_TEST_TRAIN_FAIL_AFTER_EPOCH");
+  const fs::path model = dir / "step" / "checkpoint" / "current" / "model.safetensors";
+  ASSERT_TRUE(fs::exists(model));
+  const auto size = fs::file_size(model);
+  {
+    std::fstream file(model, std::ios::in | std::ios::out | std::ios::binary);
+    file.seekp(static_cast<std::streamoff>(size - 64));
+    const std::string zeros(64, '\0');
+    file.write(zeros.data(), static_cast<std::streamsize>(zeros.size()));
+  }
+  ASSERT_EQ(fs::file_size(model), size);
+  RecordingSink retry;
+  const auto outcome = train(dir / "step", params, retry, train_dir, val_dir);
+  ASSERT_TRUE(outcome.ok) << outcome.message;
+  EXPECT_TRUE(logged(retry, "model.safetensors is not the file that was written")) << "the checkpoint was used";
+  EXPECT_FALSE(logged(retry, "resuming from epoch"));
+  EXPECT_EQ(count_metric(retry, "train_loss"), 4u);  // every epoch again
   RecordingSink unbroken;
   ASSERT_TRUE(train(dir / "whole", params, unbroken, train_dir, val_dir).ok);
   const auto a = ml::read_safetensors(dir / "step" / "out" / "model" / "weights.safetensors");
