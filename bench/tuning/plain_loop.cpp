@@ -1,0 +1,156 @@
+// kiln_bench_plain_loop: the trials of a kiln tuning run retrained in a plain
+// LibTorch loop, one after the other in one process: the baseline of issue
+// 23's "per-epoch overhead <= 1.1x a plain LibTorch loop on identical work"
+// (bench/tuning/plain_loop.sh puts the two side by side).
+//
+//   kiln_bench_plain_loop TRAIN_DIR VALIDATION_DIR TRIALS_JSON EPOCHS SEED
+//
+// TRAIN_DIR / VALIDATION_DIR: kiln's own `transform` artifacts (a
+// data.safetensors with F32 "features" and I64 "labels"); TRIALS_JSON: `kiln
+// trials RUN tune --json`. Each trial trains the MLP train.torch builds for it
+// (Linear, ReLU, Dropout per hidden size; the seed's initialisation; AdamW;
+// the cosine schedule over EPOCHS; per-epoch seeded batch order and dropout)
+// for as many epochs as its curve has, with a validation pass per epoch, and
+// nothing else: no checkpoints, no reports, no process per trial. Prints
+// {"trials", "epochs", "seconds", "curves_identical"}: "seconds" is the
+// training alone (LibTorch is loaded and the data read before the clock
+// starts); "curves_identical" counts the trials whose per-epoch validation
+// accuracies equal kiln's to the last bit, the proof that the work is the same.
+#include <torch/torch.h>
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+using nlohmann::json;
+
+struct Data {
+  torch::Tensor x, y;
+};
+
+// A safetensors file's "features" (F32) and "labels" (I64), copied out.
+Data read_dataset(const std::string& dir) {
+  std::ifstream in(dir + "/data.safetensors", std::ios::binary);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  const std::string blob = buffer.str();
+  if (blob.size() < 8) throw std::runtime_error(dir + "/data.safetensors: too short");
+  uint64_t header_size = 0;
+  std::memcpy(&header_size, blob.data(), 8);
+  const json header = json::parse(blob.substr(8, header_size));
+  const char* body = blob.data() + 8 + header_size;
+  const auto tensor = [&](const char* name, torch::Dtype dtype) {
+    const json& info = header.at(name);
+    const auto offsets = info.at("data_offsets").get<std::vector<int64_t>>();
+    const auto shape = info.at("shape").get<std::vector<int64_t>>();
+    return torch::from_blob(const_cast<char*>(body + offsets[0]), shape, dtype).clone();
+  };
+  return {tensor("features", torch::kFloat32), tensor("labels", torch::kInt64)};
+}
+
+void seed_all(uint64_t seed) {
+  auto generator = at::detail::getDefaultCPUGenerator();
+  const std::lock_guard<std::mutex> lock(generator.mutex());
+  generator.set_current_seed(seed);
+}
+
+torch::nn::Sequential build(const std::vector<int64_t>& sizes, double dropout, int64_t inputs, int64_t classes) {
+  torch::nn::Sequential net;
+  int64_t width = inputs;
+  for (const int64_t size : sizes) {
+    net->push_back(torch::nn::Linear(width, size));
+    net->push_back(torch::nn::ReLU());
+    if (dropout > 0) net->push_back(torch::nn::Dropout(dropout));
+    width = size;
+  }
+  net->push_back(torch::nn::Linear(width, classes));
+  return net;
+}
+
+// Trains one trial for `stop_after` epochs of an `epochs`-epoch schedule;
+// the validation accuracy after each epoch.
+std::vector<double> train(const Data& train_set, const Data& val, int64_t classes, const json& p, int64_t epochs,
+                          int64_t stop_after, int64_t seed) {
+  seed_all(static_cast<uint64_t>(seed));
+  auto net = build(p.at("hidden_sizes").get<std::vector<int64_t>>(), p.at("dropout").get<double>(),
+                   train_set.x.size(1), classes);
+  const double lr = p.at("lr").get<double>();
+  torch::optim::AdamW optimizer(net->parameters(),
+                                torch::optim::AdamWOptions(lr).weight_decay(p.at("weight_decay").get<double>()));
+  const int64_t batch = p.at("batch_size").get<int64_t>(), n = train_set.x.size(0);
+  std::vector<double> curve;
+  for (int64_t epoch = 0; epoch < stop_after; ++epoch) {
+    const double rate = lr * 0.5 * (1.0 + std::cos(3.14159265358979323846 * static_cast<double>(epoch) /
+                                                   static_cast<double>(std::max<int64_t>(1, epochs))));
+    for (auto& group : optimizer.param_groups())
+      static_cast<torch::optim::AdamWOptions&>(group.options()).lr(rate);
+    seed_all(static_cast<uint64_t>(seed) * 1000003ULL + static_cast<uint64_t>(epoch));
+    net->train();
+    const auto order = torch::randperm(n, torch::kInt64);
+    for (int64_t start = 0; start < n; start += batch) {
+      const auto index = order.slice(0, start, std::min(start + batch, n));
+      optimizer.zero_grad();
+      torch::nn::functional::cross_entropy(net->forward(train_set.x.index_select(0, index)),
+                                           train_set.y.index_select(0, index))
+          .backward();
+      optimizer.step();
+    }
+    const torch::NoGradGuard no_grad;
+    net->eval();
+    const auto out = net->forward(val.x);
+    curve.push_back(out.argmax(1).eq(val.y).sum().item<double>() / static_cast<double>(val.x.size(0)));
+  }
+  return curve;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 6) {
+    std::cerr << "usage: kiln_bench_plain_loop TRAIN_DIR VALIDATION_DIR TRIALS_JSON EPOCHS SEED\n";
+    return 2;
+  }
+  try {
+    torch::set_num_threads(1);  // as the tuning step's trials (threads: 1)
+    const Data train_set = read_dataset(argv[1]), val = read_dataset(argv[2]);
+    std::ifstream trials_file(argv[3]);
+    const json trials = json::parse(trials_file);
+    const int64_t epochs = std::stoll(argv[4]), seed = std::stoll(argv[5]);
+    const int64_t classes = std::max(train_set.y.max().item<int64_t>(), val.y.max().item<int64_t>()) + 1;
+    int64_t total_epochs = 0, identical = 0;
+    const auto start = std::chrono::steady_clock::now();
+    std::vector<std::vector<double>> curves;
+    for (const auto& row : trials) {
+      const int64_t done = static_cast<int64_t>(row.at("curve").size());
+      curves.push_back(train(train_set, val, classes, row.at("parameters"), epochs, done, seed));
+      total_epochs += done;
+    }
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    for (size_t i = 0; i < curves.size(); ++i) {
+      bool same = true;
+      for (size_t e = 0; e < curves[i].size(); ++e)
+        same = same && trials[i]["curve"].at(std::to_string(e + 1)).get<double>() == curves[i][e];
+      identical += same ? 1 : 0;
+    }
+    std::cout << json{{"trials", trials.size()},
+                      {"epochs", total_epochs},
+                      {"seconds", seconds},
+                      {"curves_identical", identical}}
+                     .dump()
+              << "\n";
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "kiln_bench_plain_loop: " << e.what() << "\n";
+    return 1;
+  }
+}
