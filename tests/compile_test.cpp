@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <kiln/host/compile.hpp>
+#include <kiln/host/paths.hpp>
 #include <kiln/host/pod_step.hpp>
 #include <kiln/host/yaml_json.hpp>
 #include <yaml-cpp/yaml.h>
@@ -695,11 +696,37 @@ TEST_F(CompileTest, TheImageKilnBuildsRunsItsCompiledComponentFilePods) {
   const auto unpacked = kiln::host::run_captured(
       {{umoci->string(), "raw", "unpack", "--image", layout + ":v1", rootfs.string()}, {}, {}, {}}, std::chrono::minutes(2));
   ASSERT_TRUE(unpacked.status.success()) << unpacked.output;
-  for (const char* f : {"greet.yaml", "count.yaml", "count.py"})
-    EXPECT_TRUE(fs::exists(rootfs / "opt/kiln/lib/kiln/plugins" / f)) << f;
+  const fs::path plugins = "/opt/kiln/lib/kiln/plugins", components = kSource / "samples/commands/components";
+  for (const char* f : {"greet.yaml", "count.yaml"}) {
+    const fs::path place = kiln::host::component_place_in(plugins, components / f);
+    EXPECT_TRUE(fs::exists(rootfs / place.relative_path())) << place;
+    if (std::string(f) == "count.yaml") {
+      EXPECT_TRUE(fs::exists(rootfs / place.parent_path().relative_path() / "count.py"));
+    }
+  }
   auto environment = env();
   environment.emplace_back("KILN_PLUGIN_PATH", "");  // the image's kiln finds its lib/kiln/plugins beside it
   check_commands_pods(c.documents[0], rootfs / "opt/kiln/bin/kiln", environment, dir / "pods");
+}
+
+// Two folders' component files of one file name (and the scripts beside
+// them) each get a folder of their own in an image's plugin directory, one
+// that the plugin scan reads; a library goes in by its file name.
+TEST(ComponentPlace, ComponentFilesOfOneNameFromTwoFoldersDoNotMeet) {
+  using kiln::host::component_place_in;
+  const fs::path plugins = "/opt/kiln/lib/kiln/plugins";
+  EXPECT_EQ(component_place_in(plugins, "/usr/lib/kiln/plugins/kiln_util.so"), plugins / "kiln_util.so");
+  const fs::path a = component_place_in(plugins, "/work/a/component.yaml");
+  const fs::path b = component_place_in(plugins, "/work/b/component.yaml");
+  EXPECT_NE(a.parent_path(), b.parent_path());
+  EXPECT_EQ(a.filename(), "component.yaml");
+  EXPECT_EQ(a.parent_path().parent_path(), plugins);
+  EXPECT_EQ(a, component_place_in(plugins, "/work/b/../a/component.yaml"));
+  TempDir dir;
+  const fs::path root = dir / "plugins";
+  for (const auto& place : {component_place_in(root, "/work/a/component.yaml"), component_place_in(root, "/work/b/component.yaml")})
+    kiln::test::write_text(place, "kind: Component\n");
+  EXPECT_EQ(kiln::host::find_component_files({root}).size(), 2u);
 }
 
 namespace {
@@ -1028,6 +1055,16 @@ TEST_F(CompileTest, APodStepWithABadRequestSaysWhyWithStatus64) {
   expect_refused(pod_command(tuning, {}), "tuning.tune.tuner: the image has no component tune.nosuch");
   tuning["tuning"]["tune"] = {{"tuner", "tune.grid"}, {"metric", "loss"}, {"maximize", "yes"}};
   expect_refused(pod_command(tuning, {}), "tuning.tune.maximize: must be true or false");
+  Json no_tune = tuning;
+  no_tune["tuning"].erase("tune");
+  expect_refused(pod_command(no_tune, {}), "tuning.tune: is missing");
+  // Names become directories and pod input names: the spec's rules hold here too.
+  Json bad_name = tuning;
+  bad_name["tuning"]["name"] = "../up";
+  expect_refused(pod_command(bad_name, {}), "tuning.step.name: '../up' must be letters, digits and '_'");
+  Json bad_input = tuning;
+  bad_input["tuning"]["inputs"] = {{"a-b", {{"step", "x"}, {"output", "y"}}}};
+  expect_refused(pod_command(bad_input, {}), "tuning.step.inputs.a-b: an input name must be letters, digits and '_'");
 }
 
 // The request parser's bounds: size, depth, kinds (fuzzed by fuzz/pod_request_fuzz.cpp).
@@ -1046,6 +1083,16 @@ TEST(PodRequest, IsBoundedAndTyped) {
   }
   EXPECT_THROW(parse_pod_request(R"({"kiln_pod": 1, "pipeline": "p", "step": "s", "condition": ""})"),
                PodRequestError);
+  // Two kinds of work in one request: refused, not one of them run silently.
+  for (const char* pair : {R"("condition": "true", "component": "c")", R"("condition": "true", "tuning": {})",
+                           R"("tuning": {}, "component": "c")"}) {
+    try {
+      parse_pod_request(std::string(R"({"kiln_pod": 1, "pipeline": "p", "step": "s", )") + pair + "}");
+      ADD_FAILURE() << "accepted " << pair;
+    } catch (const PodRequestError& e) {
+      EXPECT_NE(std::string(e.what()).find("more than one of"), std::string::npos) << e.what();
+    }
+  }
   EXPECT_THROW(parse_pod_request(R"({"kiln_pod": 1, "pipeline": "p", "step": "s", "component": "c",
                                      "values": {"item": "yaml"}})"),
                PodRequestError);

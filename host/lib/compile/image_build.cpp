@@ -99,16 +99,17 @@ void put_text(const fs::path& to, const std::string& text, fs::perms mode = fs::
   fs::permissions(to, mode);
 }
 
-// A component's place in the image: plugin libraries by file name; component
-// files with the files they name, beside them as they were.
+// A component's place in the image (component_place_in): plugin libraries by
+// file name; each component file in a folder of its own with the files it
+// names, beside it as they were.
 void put_component(const fs::path& component, const KilnImage& image, const fs::path& root, uint64_t& bytes) {
-  const fs::path plugins = staged(root, image.plugins);
-  if (!is_component_file(component)) return put_file(component, plugins / component.filename(), bytes);
+  const fs::path place = staged(root, component_place_in(image.plugins, component));
+  if (!is_component_file(component)) return put_file(component, place, bytes);
   const ComponentFile parsed = parse_component_file(component);
   const fs::path home = parsed.path.parent_path();
-  put_file(parsed.path, plugins / parsed.path.filename(), bytes);
+  put_file(parsed.path, place, bytes);
   for (const auto& file : parsed.implementation.files)
-    put_file(file, plugins / file.lexically_relative(home), bytes);
+    put_file(file, place.parent_path() / file.lexically_relative(home), bytes);
 }
 
 // Whatever the builder's umask and the sources' modes: the image's user

@@ -52,7 +52,7 @@ fs::path ImageCache::rootfs(const std::string& image) {
 
 fs::path ImageCache::component(const std::string& image, const fs::path& rootfs, const KilnImage& own,
                                const CatalogComponent& component) {
-  const fs::path inside = own.plugins / component.library.filename();
+  const fs::path inside = component_place_in(own.plugins, component.library);
   const fs::path copy = rootfs / inside.relative_path();
   const std::string rebuild = " (build the image again with kiln image build for this pipeline)";
   if (!reached_without_links(rootfs, inside) || !fs::is_regular_file(fs::symlink_status(copy)))

@@ -133,6 +133,9 @@ static PodRequest parse_request(std::string_view text) {
   PodRequest request;
   request.pipeline = string_field(r, "pipeline", true);
   request.step = string_field(r, "step", true);
+  // One kind of work per pod: a request naming two would silently run one.
+  if (r.contains("condition") + r.contains("tuning") + r.contains("component") > 1)
+    fail_request("request: holds more than one of 'condition', 'tuning' and 'component' (a pod runs one)");
   if (r.contains("condition")) {
     request.condition = string_field(r, "condition", true);
   } else if (const auto t = r.find("tuning"); t != r.end()) {

@@ -1,3 +1,4 @@
+#include <kiln/host/files.hpp>
 #include <kiln/host/paths.hpp>
 
 #include <algorithm>
@@ -113,6 +114,13 @@ std::vector<fs::path> find_component_files(const std::vector<fs::path>& dirs) {
 
 bool is_component_file(const fs::path& path) {
   return path.extension() == ".yaml" || path.extension() == ".yml";
+}
+
+fs::path component_place_in(const fs::path& plugin_dir, const fs::path& host_component) {
+  if (!is_component_file(host_component)) return plugin_dir / host_component.filename();
+  const std::string folder = fs::absolute(host_component).parent_path().lexically_normal().string();
+  return plugin_dir / (host_component.stem().string() + "-" + sha256_hex(folder).substr(0, 12) + kInstalledComponentsSuffix) /
+         host_component.filename();
 }
 
 }  // namespace kiln::host

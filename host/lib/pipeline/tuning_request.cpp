@@ -47,6 +47,8 @@ class TuningStepReader {
     PlannedStep planned;
     StepSpec& s = planned.spec;
     s.name = text(j, at, "name", true);
+    if (!is_component_name(s.name) && !is_identifier(s.name))  // the spec's rule: it names directories
+      bad_field(at + ".name", "'" + excerpt_text(s.name, 60) + "' must be letters, digits and '_', or dotted lower-case words");
     s.component = text(j, at, "component", false);
     s.version_range = text(j, at, "version", false);
     if (!s.component.empty()) planned.component = bind(s.component, s.version_range, at + ".component");
@@ -58,6 +60,7 @@ class TuningStepReader {
     for (const auto& [name, wire] : inputs.items()) {
       const std::string where = at + ".inputs." + name;
       object(wire, where);
+      if (!is_identifier(name)) bad_field(where, "an input name must be letters, digits and '_'");
       s.inputs[name] = InputWire{text(wire, where, "step", true), text(wire, where, "output", true), {}};
     }
     s.retries = retries(field(j, at, "retries"), at + ".retries");
@@ -194,9 +197,14 @@ std::map<std::string, InputWire> tuning_step_inputs(const PlannedStep& step) {
       return in.second.step == wire.step && in.second.output == wire.output;
     });
   };
+  std::vector<Diagnostic> clashes;
   for (const auto& part : step.trial_steps)
     for (const auto& [name, wire] : part.spec.inputs)
-      if (!is_part(wire.step) && !read(wire)) inputs.emplace(part.spec.name + "-" + name, wire);
+      if (!is_part(wire.step) && !read(wire) && !inputs.emplace(part.spec.name + "-" + name, wire).second)
+        clashes.push_back({wire.pos, "trial step '" + part.spec.name + "' input '" + name +
+                                         "': the tuning step's pod receives it as '" + part.spec.name + "-" + name +
+                                         "', which is the name of another of its inputs; rename one of them"});
+  if (!clashes.empty()) throw SpecError(std::move(clashes));
   return inputs;
 }
 
@@ -205,7 +213,8 @@ PlannedStep tuning_step_from_json(const Json& json, const PluginCatalog& catalog
     TuningStepReader reader(catalog);
     PlannedStep planned = reader.step(json, "step");
     planned.upstream.clear();  // they ran in other pods
-    reader.tune(json.at("tune"), planned);
+    if (!json.is_object() || !json.contains("tune")) bad_field("tune", "is missing (not a tuning step's request)");
+    reader.tune(json["tune"], planned);
     const Json& parts = json.contains("trial_steps") ? json["trial_steps"] : Json::array();
     if (!parts.is_array() || parts.size() > kMaxTuningRequestSteps)
       bad_field("trial_steps", "must be a list of at most " + std::to_string(kMaxTuningRequestSteps) + " steps");

@@ -42,4 +42,13 @@ std::vector<std::filesystem::path> find_component_files(const std::vector<std::f
 // catalog entry is run as a command, never loaded.
 bool is_component_file(const std::filesystem::path& path);
 
+// Where a host component (a plugin library, or a component file) is placed
+// in another plugin directory (`kiln image build`'s, read back by the
+// container executor): a library by its file name; a component file in a
+// `*.components` directory of its own, named after the file and its host
+// folder, with the files it names beside it, so that two folders' files of
+// one name (component.yaml, run.py) do not meet.
+std::filesystem::path component_place_in(const std::filesystem::path& plugin_dir,
+                                         const std::filesystem::path& host_component);
+
 }  // namespace kiln::host
