@@ -158,7 +158,7 @@ void scripted_destroy(KilnTuner* t) {
 const KilnTunerApi kScripted{sizeof(KilnTunerApi), 0,
                              &scripted_create,     &scripted_suggest,
                              &scripted_observe,    &scripted_should_stop,
-                             &scripted_destroy};
+                             &scripted_destroy,    nullptr};
 
 std::string bad_answer(Script& script, const std::string& answer, uint32_t max_count = 5) {
   script.answer = answer;
