@@ -64,7 +64,8 @@ KILN_FROZEN(KilnTunerApi, suggest, 16);
 KILN_FROZEN(KilnTunerApi, observe, 24);
 KILN_FROZEN(KilnTunerApi, should_stop, 32);
 KILN_FROZEN(KilnTunerApi, destroy, 40);
-static_assert(sizeof(KilnTunerApi) == 48);
+KILN_FROZEN(KilnTunerApi, observe_objectives, 48);  // 1.3
+static_assert(sizeof(KilnTunerApi) == 56);
 
 KILN_FROZEN(KilnTensor, struct_size, 0);
 KILN_FROZEN(KilnTensor, datatype, 4);

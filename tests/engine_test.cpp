@@ -5,6 +5,7 @@
 #include <kiln/host/spec.hpp>
 
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -748,6 +749,80 @@ steps:
   EXPECT_EQ(listed, expected);
   EXPECT_EQ(outputs["best_trial"], front[0]["trial"]);
   EXPECT_EQ(outputs["best_value"], front[0]["values"]["loss"]);
+}
+
+// Issue 23: NSGA-II learns from both objectives end to end. The host hands
+// every finished trial's loss and cost to the tuner (the tuner log's final
+// observes carry them, equal to the trial's outputs); trials of later
+// generations are bred from earlier ones; the result is the Pareto front of
+// all trials; and with history_lag 2 the trials table is the same whether
+// trials run one or two at once, finishing out of order.
+TEST_F(EngineTest, Nsga2LearnsFromTwoObjectivesTheSameAtAnyParallelism) {
+  auto search = [&](int parallel) {
+    RunSettings settings;
+    settings.jobs = 2;
+    const auto r = run(R"(
+steps:
+  - name: t
+    component: util.objective
+    parameters: {epochs: 1}
+    tune:
+      tuner: tune.search
+      objectives: [{metric: loss, goal: minimize}, {metric: cost, goal: minimize}]
+      space:
+        x: {type: uniform, low: -1.0, high: 1.0}
+        y: {type: int, low: -3, high: 5}
+        epoch_seconds: {type: uniform, low: 0.0, high: 0.03}
+      settings: {sampler: nsga2, population_size: 4, history_lag: 2}
+      max_trials: 12
+      parallel_trials: )" + std::to_string(parallel) + R"(
+      seed: 5
+)",
+                       settings);
+    EXPECT_EQ(r.record["status"], "succeeded") << r.record.dump(2);
+    return r;
+  };
+  const auto one = search(1);
+  const Json trials = trials_of(one, "t");
+  ASSERT_EQ(trials.size(), 12u);
+  // What the tuner was told: both objectives of every trial.
+  std::ifstream log(one.dir / "steps" / "t" / "tuner.jsonl");
+  std::map<int, Json> told;
+  for (std::string line; std::getline(log, line);) {
+    const Json j = Json::parse(line);
+    if (j.contains("status")) told[j["observe"].get<int>()] = j["values"];
+  }
+  ASSERT_EQ(told.size(), 12u);
+  std::set<int> expected, marked;
+  for (const Json& a : trials) {
+    const double loss = a["outputs"]["loss"], cost = a["outputs"]["cost"];
+    EXPECT_EQ(told[a["trial"].get<int>()], Json::array({loss, cost})) << a.dump();
+    bool dominated = false;
+    for (const Json& b : trials) {
+      const double l = b["outputs"]["loss"], c = b["outputs"]["cost"];
+      dominated = dominated || (l <= loss && c <= cost && (l < loss || c < cost));
+    }
+    if (!dominated) expected.insert(a["trial"].get<int>());
+    if (a["pareto"].get<bool>()) marked.insert(a["trial"].get<int>());
+  }
+  EXPECT_EQ(marked, expected);
+  ASSERT_FALSE(expected.empty());
+  EXPECT_EQ(one.step("t")["outputs"]["pareto_front"].size(), expected.size());
+  // Bred, not drawn: a trial after the first generation (4) repeats an
+  // earlier trial's x or epoch_seconds exactly (crossover copies values).
+  size_t inherited = 0;
+  for (const Json& a : trials)
+    for (const Json& b : trials)
+      for (const char* name : {"x", "epoch_seconds"})
+        inherited += a["trial"] >= 4 && b["trial"] < a["trial"] && a["parameters"][name] == b["parameters"][name];
+  EXPECT_GT(inherited, 0u);
+  auto rows = [](const RunResult& r) {
+    Json out = Json::array();
+    for (const Json& trial : trials_of(r, "t"))
+      out.push_back({{"trial", trial["trial"]}, {"parameters", trial["parameters"]}, {"pareto", trial["pareto"]}});
+    return out;
+  };
+  EXPECT_EQ(rows(search(2)), rows(one));
 }
 
 // A sampler or scheduler that learns from one objective's results refuses

@@ -398,15 +398,18 @@ TEST(Resume, ATuningStepKeepsItsFinishedTrials) {
   EXPECT_EQ(trials, 4u);
 }
 
-// Issue 23: a model-based search (TPE after 3 random trials, two trials at
-// a time) killed mid-search resumes with the same trials: the tuner log
+// Issue 23: a model-based search (`search`: TPE after 3 random trials, or
+// NSGA-II on two objectives in generations of 3; two trials at a time)
+// killed mid-search resumes with the same trials: the tuner log
 // (steps/t/tuner.jsonl) is replayed into a new tuner, so every trial the
 // killed run had suggested keeps its id and parameters, and the search goes
 // on to max_trials. Trials sleep a suggested time per epoch, so they finish
-// out of order; TPE's trial k learns from trials 0 ... k-2 only, and the
+// out of order; trial k learns from trials 0 ... k-2 only, and the
 // resumed search ends with exactly the trials (parameters and losses) of the
-// same search run without interruption.
-TEST(Resume, AResumedTpeSearchContinuesWithTheSameTrials) {
+// same search run without interruption. NSGA-II's later generations depend
+// on both objectives of the trials the killed run finished: the log's
+// values, replayed through observe_objectives.
+void expect_a_resumed_search_continues_with_the_same_trials(const std::string& search) {
   StoreWorkspace ws;
   const std::string file = ws.pipeline(R"(steps:
   - name: t
@@ -415,10 +418,9 @@ TEST(Resume, AResumedTpeSearchContinuesWithTheSameTrials) {
     parameters: {epochs: 3}
     tune:
       tuner: tune.search
-      objective: {metric: loss, goal: minimize}
+)" + search + R"(
       space: {x: {type: uniform, low: -2.0, high: 2.0}, y: {type: int, low: -5, high: 9},
               epoch_seconds: {type: uniform, low: 0.0, high: 0.03}}
-      settings: {sampler: tpe, n_startup_trials: 3}
       max_trials: 10
       parallel_trials: 2
       seed: 5
@@ -437,7 +439,7 @@ TEST(Resume, AResumedTpeSearchContinuesWithTheSameTrials) {
         for (const Json& trial : record["suggest"]) suggested[trial["trial"].get<int64_t>()] = trial["parameters"];
     }
   }
-  ASSERT_GE(suggested.size(), 7u);  // six trials finished, TPE proposed from the fourth on
+  ASSERT_GE(suggested.size(), 7u);  // six trials finished, the sampler learned from the fourth on
   ASSERT_LT(suggested.size(), 10u);
 
   const auto resumed = ws.kiln({"resume", id, "--json"});
@@ -475,6 +477,17 @@ TEST(Resume, AResumedTpeSearchContinuesWithTheSameTrials) {
   const auto clean = ws.kiln({"trials", clean_id, "t", "--json"});
   ASSERT_EQ(clean.status.code, 0) << clean.output;
   EXPECT_EQ(by_trial(Json::parse(clean.output.substr(clean.output.find('[')))), by_trial(rows));
+}
+
+TEST(Resume, AResumedTpeSearchContinuesWithTheSameTrials) {
+  expect_a_resumed_search_continues_with_the_same_trials(R"(      objective: {metric: loss, goal: minimize}
+      settings: {sampler: tpe, n_startup_trials: 3})");
+}
+
+TEST(Resume, AResumedNsga2SearchOnTwoObjectivesContinuesWithTheSameTrials) {
+  expect_a_resumed_search_continues_with_the_same_trials(
+      R"(      objectives: [{metric: loss, goal: minimize}, {metric: cost, goal: minimize}]
+      settings: {sampler: nsga2, population_size: 3})");
 }
 
 // Issue 23: population-based training killed mid-search (six trials

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -229,6 +230,19 @@ ScriptedTuner& scripted(KilnTuner* t) {
   return kiln::detail::tuner_box<ScriptedTuner>(t)->tuner;
 }
 
+// A tuner that takes every objective's values (ABI 1.3).
+struct ObjectivesTuner {
+  explicit ObjectivesTuner(const std::string& /*config*/) {}
+  std::vector<kiln::Trial> suggest(uint32_t /*max_count*/) { return {}; }
+  void observe(const kiln::Observation& /*o*/) {}
+  bool should_stop(int64_t /*trial*/) { return false; }
+  void observe_objectives(int64_t trial, const std::vector<double>& values) {
+    if (trial < 0) throw kiln::Error("observe_objectives: no trial " + std::to_string(trial), KILN_ERROR_NOT_FOUND);
+    seen[trial] = values;
+  }
+  std::map<int64_t, std::vector<double>> seen;
+};
+
 }  // namespace
 
 TEST(SdkTuner, ConstructorErrorsBecomeErrorValues) {
@@ -241,6 +255,27 @@ TEST(SdkTuner, ConstructorErrorsBecomeErrorValues) {
             std::make_pair(KILN_ERROR_INTERNAL, std::string("uncaught exception: constructor threw")));
   EXPECT_EQ(tuner, nullptr);
   EXPECT_EQ(ScriptedTuner::alive, 0);
+}
+
+// observe_objectives is offered only by a tuner class that has it, and
+// hands the values over as a vector; its errors are error values.
+TEST(SdkTuner, ObserveObjectivesIsOfferedOnlyByATunerThatTakesThem) {
+  EXPECT_EQ(kiln::tuner_table<ScriptedTuner>()->observe_objectives, nullptr);
+  const KilnTunerApi* api = kiln::tuner_table<ObjectivesTuner>();
+  ASSERT_NE(api->observe_objectives, nullptr);
+  KilnTuner* tuner = nullptr;
+  ASSERT_EQ(take(api->create(host(), "{}", &tuner)).first, 0);
+  const double values[] = {0.25, std::nan("")};
+  EXPECT_EQ(take(api->observe_objectives(tuner, 3, values, 2)).first, 0);
+  EXPECT_EQ(take(api->observe_objectives(tuner, -1, values, 2)),
+            std::make_pair(KILN_ERROR_NOT_FOUND, std::string("observe_objectives: no trial -1")));
+  EXPECT_EQ(take(api->observe_objectives(tuner, 4, nullptr, 2)).first, KILN_ERROR_INVALID_ARGUMENT);
+  const auto& seen = kiln::detail::tuner_box<ObjectivesTuner>(tuner)->tuner.seen;
+  ASSERT_EQ(seen.size(), 1u);
+  ASSERT_EQ(seen.at(3).size(), 2u);
+  EXPECT_EQ(seen.at(3)[0], 0.25);
+  EXPECT_TRUE(std::isnan(seen.at(3)[1]));
+  api->destroy(tuner);
 }
 
 TEST(SdkTuner, SuggestHandsOutJsonOwnedByTheTuner) {

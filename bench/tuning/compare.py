@@ -15,6 +15,8 @@ in-memory storage), and kiln's over Optuna's.
 
   bench/tuning/compare.py                      # 50 trials, seeds 0-4, every objective
   bench/tuning/compare.py --trials 30 --seeds 2 --objectives branin
+  bench/tuning/compare.py --pareto --trials 200  # two objectives (ZDT1, ZDT2): NSGA-II
+                                                 # vs Optuna's NSGAIISampler, by hypervolume
 Needs python3-optuna and python3-numpy (scripts/setup.sh --bench).
 """
 import argparse
@@ -121,8 +123,8 @@ def objectives():
 
 
 class KilnSearch:
-    def __init__(self, probe, sampler, space, trials, seed):
-        settings = {"sampler": sampler}
+    def __init__(self, probe, sampler, space, trials, seed, objectives=1, settings=None):
+        settings = dict(settings or {}, sampler=sampler)
         if sampler == "tpe-mv":
             settings = {"sampler": "tpe", "multivariate": True}
         kiln_space = {}
@@ -131,6 +133,8 @@ class KilnSearch:
             kiln_space[name] = {"type": kind, "low": low, "high": high}
         config = {"algorithm": "search", "objective": {"metric": "value", "goal": "minimize"}, "space": kiln_space,
                   "settings": settings, "max_trials": trials, "seed": seed}
+        if objectives > 1:
+            config["objectives"] = [{"metric": f"f{i + 1}", "goal": "minimize"} for i in range(objectives)]
         self.proc = subprocess.Popen([probe], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.proc.stdin.write(json.dumps(config) + "\n")
 
@@ -147,7 +151,8 @@ class KilnSearch:
         return reply["trial"], reply["parameters"]
 
     def tell(self, trial, value):
-        self._call(f"tell {trial} {value!r}")
+        values = value if isinstance(value, (list, tuple)) else [value]
+        self._call(f"tell {trial} " + " ".join(repr(float(v)) for v in values))
 
     def seconds(self):
         seconds = self._call("seconds")["seconds"]
@@ -157,17 +162,24 @@ class KilnSearch:
 
 
 class OptunaSearch:
-    def __init__(self, sampler, space, seed):
+    def __init__(self, sampler, space, seed, multi_objective_sampler=None):
+        self.inside = 0.0
+        if multi_objective_sampler is not None:
+            self.study = optuna.create_study(directions=["minimize", "minimize"], sampler=multi_objective_sampler)
+            self._distributions(space)
+            return
         make = {"random": lambda: optuna.samplers.RandomSampler(seed=seed),
                 "tpe": lambda: optuna.samplers.TPESampler(seed=seed),
                 "tpe-mv": lambda: optuna.samplers.TPESampler(seed=seed, multivariate=True),
                 "cmaes": lambda: optuna.samplers.CmaEsSampler(seed=seed)}[sampler]
         self.study = optuna.create_study(direction="minimize", sampler=make())
+        self._distributions(space)
+
+    def _distributions(self, space):
         self.distributions = {
             name: optuna.distributions.IntDistribution(int(low), int(high)) if is_int
             else optuna.distributions.FloatDistribution(low, high, log=log)
             for name, (low, high, log, is_int) in space.items()}
-        self.inside = 0.0
 
     def ask(self):
         start = time.perf_counter()
@@ -201,6 +213,80 @@ def run(search, function, trials):
 PAIRS = [("random", "random"), ("tpe", "tpe"), ("tpe-mv", "tpe-mv"), ("gp", "tpe"), ("cmaes", "cmaes")]
 
 
+# --- two objectives: NSGA-II against Optuna's, by hypervolume ---
+
+
+def zdt1(p):
+    x = [p[f"x{i}"] for i in range(len(p))]
+    g = 1 + 9 * sum(x[1:]) / (len(x) - 1)
+    return [x[0], g * (1 - math.sqrt(x[0] / g))]
+
+
+def zdt2(p):
+    x = [p[f"x{i}"] for i in range(len(p))]
+    g = 1 + 9 * sum(x[1:]) / (len(x) - 1)
+    return [x[0], g * (1 - (x[0] / g) ** 2)]
+
+
+def hypervolume_2d(points, reference):
+    """The exact area the points dominate up to `reference` (both minimised)."""
+    area, ceiling = 0.0, reference[1]
+    for f1, f2 in sorted(points):
+        if f1 >= reference[0] or f2 >= ceiling:
+            continue
+        area += (reference[0] - f1) * (ceiling - f2)
+        ceiling = f2
+    return area
+
+
+def pareto_main(args, probe):
+    """ZDT1 and ZDT2 on `--dims` parameters in [0, 1]: the hypervolume (reference
+    (1.1, 11); the best reachable is about 11.77 for ZDT1, 11.43 for ZDT2) of every
+    trial after half and all of the budget, mean over the seeds, kiln's over Optuna's
+    (above 1: kiln is better), and the sampler's time per trial."""
+    space = {f"x{i}": (0.0, 1.0, False, False) for i in range(args.dims)}
+    population = args.population
+    pairs = [("random", {}, "random", lambda seed: optuna.samplers.RandomSampler(seed=seed)),
+             ("nsga2 sbx", {"population_size": population, "crossover": "sbx"}, "nsga2 sbx",
+              lambda seed: optuna.samplers.NSGAIISampler(population_size=population, seed=seed,
+                                                          crossover=optuna.samplers.nsgaii.SBXCrossover())),
+             ("nsga2 uniform", {"population_size": population, "crossover": "uniform"}, "nsga2 uniform",
+              lambda seed: optuna.samplers.NSGAIISampler(population_size=population, seed=seed))]
+    marks = sorted({args.trials // 2, args.trials})
+    print("%-6s %-14s " % ("problem", "sampler") + " ".join("%9s" % h for h in (
+        *[f"k@{m}" for m in marks], *[f"o@{m}" for m in marks], "hv k/o", "kiln wins", "kiln ms", "optuna ms")))
+    results = {}
+    for name, function in (("zdt1", zdt1), ("zdt2", zdt2)):
+        for kiln_name, settings, optuna_name, make in pairs:
+            hv = {"kiln": [], "optuna": []}
+            ms = {"kiln": [], "optuna": []}
+            for seed in range(args.seeds):
+                for side in ("kiln", "optuna"):
+                    if side == "kiln":
+                        search = KilnSearch(probe, kiln_name.split()[0], space, args.trials, seed, 2, settings)
+                    else:
+                        search = OptunaSearch(None, space, seed, make(seed))
+                    points, curve = [], []
+                    for _ in range(args.trials):
+                        trial, params = search.ask()
+                        values = function(params)
+                        search.tell(trial, values)
+                        points.append(tuple(values))
+                        curve.append(hypervolume_2d(points, (1.1, 11.0)) if len(points) in marks else None)
+                    hv[side].append([curve[m - 1] for m in marks])
+                    ms[side].append(1000 * search.seconds() / args.trials)
+            mean = {side: [float(np.mean([run[i] for run in runs])) for i in range(len(marks))] for side, runs in hv.items()}
+            wins = sum(1.0 if k[-1] > o[-1] else 0.5 if k[-1] == o[-1] else 0.0 for k, o in zip(hv["kiln"], hv["optuna"]))
+            print("%-7s %-14s " % (name, kiln_name) + " ".join("%9.4f" % v for v in mean["kiln"] + mean["optuna"]) +
+                  " %9.3f %9s %9.3f %9.3f" % (mean["kiln"][-1] / mean["optuna"][-1], f"{wins:g}/{args.seeds}",
+                                              float(np.mean(ms["kiln"])), float(np.mean(ms["optuna"]))))
+            sys.stdout.flush()
+            results[f"{name}/{kiln_name}"] = {"hypervolume": hv, "ms_per_trial": ms}
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--build", default=os.path.join(ROOT, "build"), help="a build with -DKILN_BUILD_BENCH=ON")
@@ -208,12 +294,18 @@ def main():
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0 .. N-1")
     parser.add_argument("--objectives", nargs="*", default=None)
     parser.add_argument("--json", help="also write every curve and timing here")
+    parser.add_argument("--pareto", action="store_true",
+                        help="two objectives instead: ZDT1 and ZDT2, NSGA-II against Optuna's by hypervolume")
+    parser.add_argument("--dims", type=int, default=6, help="--pareto: parameters of ZDT1 and ZDT2")
+    parser.add_argument("--population", type=int, default=20, help="--pareto: NSGA-II's population_size, both sides")
     args = parser.parse_args()
     probe = os.path.join(args.build, "bench/bin/kiln_bench_tune_probe")
     if not os.access(probe, os.X_OK):
         sys.exit(f"{probe}: not built (cmake -DKILN_BUILD_BENCH=ON, then ninja kiln_bench_tune_probe)")
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    if args.pareto:
+        return pareto_main(args, probe)
     all_objectives = objectives()
     chosen = args.objectives or list(all_objectives)
     marks = sorted({m for m in (10, 25, args.trials) if m <= args.trials})

@@ -7,6 +7,8 @@
 //                "algorithm" (default "search")
 //   "ask"        -> {"trial": ID, "parameters": {...}}
 //   "tell ID V"  -> {"ok": true}   (a final, succeeded report of value V)
+//   "tell ID V1 V2 ..." -> {"ok": true}   (several objectives: every value
+//                through observe_objectives, as the host hands them, then V1)
 //   "seconds"    -> {"seconds": S} (time spent inside suggest and observe)
 // Any error: {"error": "..."} on stdout and exit status 1.
 #include "tuner.hpp"
@@ -15,6 +17,7 @@
 #include <iostream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -48,10 +51,13 @@ int main() {
         reply = suggested.at(0);
       } else if (verb == "tell") {
         int64_t trial = 0;
-        double value = 0;
-        if (!(words >> trial >> value)) return fail("tell: expected a trial id and a value, got '" + line + "'");
+        std::vector<double> values;
+        words >> trial;
+        for (double v = 0; words >> v;) values.push_back(v);
+        if (!words.eof() || values.empty()) return fail("tell: expected a trial id and values, got '" + line + "'");
         const auto start = Clock::now();
-        tuner->observe(trial, -1, value, true, "succeeded");
+        if (values.size() > 1) tuner->observe_objectives(trial, values);
+        tuner->observe(trial, -1, values[0], true, "succeeded");
         inside += Clock::now() - start;
         reply = {{"ok", true}};
       } else if (verb == "seconds") {

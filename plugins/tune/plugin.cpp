@@ -1,7 +1,7 @@
 // The tune plugin (kiln_tune.so): tune.search composes any sampler with any
 // scheduler (settings.sampler, settings.scheduler); tune.random, tune.grid,
 // tune.tpe, tune.asha and tune.hyperband are fixed pairs kept for existing
-// pipelines. Each offers only the KilnTunerApi table (no run function).
+// pipelines, tune.nsga2 the multi-objective genetic algorithm alone. Each offers only the KilnTunerApi table (no run function).
 // Median-stop is an option of every one of them (config "early_stopping").
 #include "tuner.hpp"
 
@@ -28,6 +28,7 @@ constexpr char kSearch[] = "search";
 constexpr char kRandom[] = "random";
 constexpr char kGrid[] = "grid";
 constexpr char kTpe[] = "tpe";
+constexpr char kNsga2[] = "nsga2";
 constexpr char kAsha[] = "asha";
 constexpr char kHyperband[] = "hyperband";
 constexpr char kPbt[] = "pbt";
@@ -41,7 +42,7 @@ Manifest tuner_manifest(const std::string& algorithm, const std::string& descrip
 struct SearchTuner {
   static Manifest manifest() {
     return tuner_manifest(kSearch,
-                          "Any sampler (settings.sampler: random, grid, sobol, tpe, gp, cmaes) with any scheduler "
+                          "Any sampler (settings.sampler: random, grid, sobol, tpe, gp, cmaes, nsga2) with any scheduler "
                           "(settings.scheduler: none, median, asha, hyperband, pbt)");
   }
   static const KilnTunerApi* tuner() { return table<kSearch>(); }
@@ -64,6 +65,14 @@ struct TpeTuner {
     return tuner_manifest(kTpe, "Tree-structured Parzen estimator after n_startup_trials random trials");
   }
   static const KilnTunerApi* tuner() { return table<kTpe>(); }
+};
+struct Nsga2Tuner {
+  static Manifest manifest() {
+    return tuner_manifest(kNsga2,
+                          "NSGA-II: generations of settings.population_size trials bred from the best earlier ones "
+                          "by non-dominated sorting and crowding distance; learns from every objective");
+  }
+  static const KilnTunerApi* tuner() { return table<kNsga2>(); }
 };
 struct AshaTuner {
   static Manifest manifest() {
@@ -93,4 +102,4 @@ struct PbtTuner {
 }  // namespace kiln::tune
 
 KILN_PLUGIN(kiln::tune::SearchTuner, kiln::tune::RandomTuner, kiln::tune::GridTuner, kiln::tune::TpeTuner,
-            kiln::tune::AshaTuner, kiln::tune::HyperbandTuner, kiln::tune::PbtTuner)
+            kiln::tune::Nsga2Tuner, kiln::tune::AshaTuner, kiln::tune::HyperbandTuner, kiln::tune::PbtTuner)

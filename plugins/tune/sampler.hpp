@@ -16,7 +16,7 @@ namespace kiln::tune {
 // trial `id`'s parameters, or nullopt when exhausted (grid).
 using search::Sampler;
 
-// random, grid, sobol, tpe, gp, cmaes; settings are the tuning step's
+// random, grid, sobol, tpe, gp, cmaes, nsga2; settings are the tuning step's
 // `settings:` (each sampler reads its own keys). Throws ConfigError.
 std::unique_ptr<Sampler> make_sampler(const std::string& name, const SearchSpace& space, const Json& settings);
 
@@ -25,5 +25,6 @@ std::unique_ptr<Sampler> make_tpe_sampler(const SearchSpace& space, const Json& 
 std::unique_ptr<Sampler> make_gp_sampler(const SearchSpace& space, const Json& settings);
 std::unique_ptr<Sampler> make_cmaes_sampler(const SearchSpace& space, const Json& settings);
 std::unique_ptr<Sampler> make_sobol_sampler(const SearchSpace& space, const Json& settings);
+std::unique_ptr<Sampler> make_nsga2_sampler(const SearchSpace& space, const Json& settings);
 
 }  // namespace kiln::tune

@@ -122,7 +122,8 @@ std::unique_ptr<Sampler> make_sampler(const std::string& name, const SearchSpace
   if (name == "tpe") return make_tpe_sampler(space, settings);
   if (name == "gp") return make_gp_sampler(space, settings);
   if (name == "cmaes") return make_cmaes_sampler(space, settings);
-  throw ConfigError("settings.sampler: expected random, grid, sobol, tpe, gp or cmaes, got '" + name + "'");
+  if (name == "nsga2") return make_nsga2_sampler(space, settings);
+  throw ConfigError("settings.sampler: expected random, grid, sobol, tpe, gp, cmaes or nsga2, got '" + name + "'");
 }
 
 }  // namespace kiln::tune

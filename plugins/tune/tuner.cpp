@@ -51,12 +51,13 @@ std::unique_ptr<Tuner> make_tuner(const std::string& algorithm, const Json& conf
   if (algorithm == "search") {
     sampler = setting_name(parsed.search.settings, "sampler", "random");
     scheduler = setting_name(parsed.search.settings, "scheduler", "none");
-  } else if (algorithm == "grid" || algorithm == "tpe") {
+  } else if (algorithm == "grid" || algorithm == "tpe" || algorithm == "nsga2") {
     sampler = algorithm;
   } else if (algorithm == "asha" || algorithm == "hyperband" || algorithm == "pbt") {
     scheduler = algorithm;
   } else if (algorithm != "random") {
-    throw ConfigError("algorithm: expected search, random, grid, tpe, asha, hyperband or pbt, got '" + algorithm + "'");
+    throw ConfigError("algorithm: expected search, random, grid, tpe, nsga2, asha, hyperband or pbt, got '" + algorithm +
+                      "'");
   }
   std::vector<std::unique_ptr<Scheduler>> schedulers;
   if (scheduler == "pbt") {  // PBT proposes every round after the first: it wraps the sampler

@@ -47,7 +47,7 @@ class Tuner : public search::Search {
 };
 
 // "search" (settings.sampler x settings.scheduler, defaults random x none),
-// or a fixed pair: "random", "grid", "tpe" (x none), "asha", "hyperband"
+// or a fixed pair: "random", "grid", "tpe", "nsga2" (x none), "asha", "hyperband"
 // (random x that scheduler). Throws ConfigError for an unknown name or a bad
 // configuration.
 std::unique_ptr<Tuner> make_tuner(const std::string& algorithm, const Json& config);

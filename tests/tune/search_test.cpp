@@ -7,7 +7,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <iostream>
 #include <map>
 #include <set>
 
@@ -140,10 +142,10 @@ TEST(TuneSamplers, EverySamplerIsReproducibleForASeedAndStaysInTheSpace) {
     "optimizer": {"type": "categorical", "values": ["adam", "sgd"]},
     "momentum": {"type": "uniform", "low": 0.5, "high": 0.99, "when": {"optimizer": ["sgd"]}}})");
   const SearchSpace parsed = SearchSpace::from_json(space);
-  for (const std::string sampler : {"random", "grid", "sobol", "tpe", "gp", "cmaes"}) {
+  for (const std::string sampler : {"random", "grid", "sobol", "tpe", "gp", "cmaes", "nsga2"}) {
     auto run = [&](uint64_t seed) {
-      const auto tuner =
-          make_tuner("search", search_config(space, 25, seed, {{"sampler", sampler}, {"n_startup_trials", 5}}));
+      const auto tuner = make_tuner(
+          "search", search_config(space, 25, seed, {{"sampler", sampler}, {"n_startup_trials", 5}, {"population_size", 5}}));
       Json all = Json::array();
       for (;;) {
         const Json batch = tuner->suggest(2);
@@ -294,9 +296,10 @@ TEST(TuneSearch, MedianSchedulerStopsABadCurve) {
 // before it was suggested or not. A sampler that ignores results (random)
 // is never held back.
 TEST(TuneSearch, AModelBasedSamplerLearnsOnlyFromTrialsThatPrecedeItByTheLag) {
-  for (const std::string sampler : {"tpe", "gp", "cmaes"}) {
+  for (const std::string sampler : {"tpe", "gp", "cmaes", "nsga2"}) {
     SCOPED_TRACE(sampler);
-    const Json settings = {{"sampler", sampler}, {"n_startup_trials", 1}, {"history_lag", 2}, {"population", 2}};
+    const Json settings = {{"sampler", sampler}, {"n_startup_trials", 1}, {"history_lag", 2}, {"population", 2},
+                           {"population_size", 2}};
     auto trial_two = [&](bool one_finished_first) {
       const auto tuner = make_tuner("search", search_config(unit_space(2), 6, 3, settings));
       const Json first = tuner->suggest(4);
@@ -372,6 +375,159 @@ TEST(TuneSearch, SchedulerDecisionsDoNotDependOnTheOrderOfReports) {
     }
 }
 
+// ZDT1 (Zitzler, Deb & Thiele 2000) on x in [0, 1]^n, both minimised:
+// f1 = x0, f2 = g (1 - sqrt(f1 / g)), g = 1 + 9 mean(x1 ... x(n-1)); the
+// Pareto front is f2 = 1 - sqrt(f1) (g = 1), every other trial lies above it.
+std::pair<double, double> zdt1(const Json& p, size_t n) {
+  double sum = 0;
+  for (size_t d = 1; d < n; ++d) sum += p["x" + std::to_string(d)].get<double>();
+  const double f1 = p["x0"].get<double>(), g = 1 + 9 * sum / static_cast<double>(n - 1);
+  return {f1, g * (1 - std::sqrt(f1 / g))};
+}
+
+// The exact hypervolume (area) that the points dominate up to `reference`,
+// both coordinates minimised: sorted by the first coordinate, each point
+// that lowers the staircase adds the band from its f2 up to the previous
+// step's, from its f1 to the reference.
+double hypervolume_2d(std::vector<std::pair<double, double>> points, std::pair<double, double> reference) {
+  std::sort(points.begin(), points.end());
+  double area = 0, ceiling = reference.second;  // the staircase's height so far
+  for (const auto& [f1, f2] : points) {
+    if (f1 >= reference.first || f2 >= ceiling) continue;  // outside, or dominated by an earlier point
+    area += (reference.first - f1) * (ceiling - f2);
+    ceiling = f2;
+  }
+  return area;
+}
+
+Json two_objective_config(const Json& space, int64_t max_trials, uint64_t seed, const Json& settings) {
+  Json config = search_config(space, max_trials, seed, settings);
+  config["objectives"] = {{{"metric", "f1"}, {"goal", "minimize"}}, {{"metric", "f2"}, {"goal", "minimize"}}};
+  config["objective"] = config["objectives"][0];
+  return config;
+}
+
+// A two-objective search on ZDT1 driven with `parallel` trials at once:
+// each round the active trial with the lowest id (or, with `lowest_first`
+// false, the highest) finishes, told both objectives as the host tells
+// them (observe_objectives, then the final observe of the first). Returns
+// the trials in suggestion order, each {trial, parameters, f1, f2}.
+Json run_zdt1(const Json& settings, int64_t trials, uint64_t seed, size_t dims, int parallel, bool lowest_first) {
+  Json config = two_objective_config(unit_space(dims), trials, seed, settings);
+  config["parallel_trials"] = parallel;
+  const auto tuner = make_tuner("search", config);
+  Json out = Json::array();
+  std::map<int64_t, Json> active;
+  for (;;) {
+    for (const Json& s : tuner->suggest(static_cast<size_t>(parallel) - active.size())) active[s["trial"]] = s;
+    if (active.empty()) return out;
+    const auto it = lowest_first ? active.begin() : std::prev(active.end());
+    const auto [f1, f2] = zdt1(it->second["parameters"], dims);
+    tuner->observe_objectives(it->first, {f1, f2});
+    tuner->observe(it->first, -1, f1, true, "succeeded");
+    Json row = it->second;
+    row["f1"] = f1;
+    row["f2"] = f2;
+    out.push_back(row);
+    active.erase(it);
+  }
+}
+
+double zdt1_hypervolume(const Json& trials) {
+  std::vector<std::pair<double, double>> points;
+  for (const Json& t : trials) points.emplace_back(t["f1"].get<double>(), t["f2"].get<double>());
+  return hypervolume_2d(points, {1.1, 11.0});
+}
+
+TEST(TuneNsga2, TheHypervolumeIsExactOnAStaircase) {
+  // (0.2, 0.8), (0.5, 0.4), (0.9, 0.1) under (1, 1), cut into columns:
+  // [0.2, 0.5) x [0.8, 1): 0.06, [0.5, 0.9) x [0.4, 1): 0.24, [0.9, 1) x [0.1, 1): 0.09;
+  // (0.6, 0.6) is dominated, (2, 0) outside.
+  EXPECT_NEAR(hypervolume_2d({{0.5, 0.4}, {0.2, 0.8}, {0.9, 0.1}, {0.6, 0.6}, {2, 0}}, {1, 1}), 0.39, 1e-12);
+  EXPECT_NEAR(hypervolume_2d({{0, 0}}, {1, 2}), 2.0, 1e-12);
+  EXPECT_EQ(hypervolume_2d({}, {1, 1}), 0.0);
+}
+
+// Issue 23's multi-objective learner: on ZDT1 (4 parameters), 120 trials
+// in generations of 20, NSGA-II's trials dominate more of the objective
+// space than random search's with the same budget: with SBX (the default)
+// on every seed, with uniform crossover (Optuna's default, weaker on
+// continuous parameters: it only recombines values) on the mean of the seeds.
+TEST(TuneNsga2, BeatsRandomSearchOnZdt1ByHypervolume) {
+  for (const std::string crossover : {"sbx", "uniform"}) {
+    double nsga_total = 0, random_total = 0;
+    for (uint64_t seed = 1; seed <= 5; ++seed) {
+      const double nsga = zdt1_hypervolume(
+          run_zdt1({{"sampler", "nsga2"}, {"population_size", 20}, {"crossover", crossover}}, 120, seed, 4, 1, true));
+      const double random = zdt1_hypervolume(run_zdt1({{"sampler", "random"}}, 120, seed, 4, 1, true));
+      if (crossover == "sbx") {
+        EXPECT_GT(nsga, random) << "seed " << seed;
+      }
+      nsga_total += nsga;
+      random_total += random;
+    }
+    EXPECT_GT(nsga_total, random_total) << crossover;
+    std::cout << "ZDT1 hypervolume, mean of 5 seeds, " << crossover << ": nsga2 " << nsga_total / 5 << ", random "
+              << random_total / 5 << "\n";
+  }
+}
+
+// Generation g's trial k learns only from trials 0 ... k - history_lag of
+// generations before g: the same trials whether they run one, two or
+// three at a time and whichever finishes first (history_lag 3).
+TEST(TuneNsga2, TheSameTrialsAtAnyParallelismAndOrderOfFinishing) {
+  const Json settings = {{"sampler", "nsga2"}, {"population_size", 6}, {"history_lag", 3}, {"crossover", "sbx"}};
+  auto by_id = [](Json trials) {
+    std::sort(trials.begin(), trials.end(), [](const Json& a, const Json& b) { return a["trial"] < b["trial"]; });
+    return trials;
+  };
+  const Json one = by_id(run_zdt1(settings, 30, 7, 3, 1, true));
+  ASSERT_EQ(one.size(), 30u);
+  EXPECT_EQ(by_id(run_zdt1(settings, 30, 7, 3, 2, false)), one);
+  EXPECT_EQ(by_id(run_zdt1(settings, 30, 7, 3, 3, false)), one);
+  EXPECT_EQ(by_id(run_zdt1(settings, 30, 7, 3, 3, true)), one);
+  EXPECT_NE(by_id(run_zdt1(settings, 30, 8, 3, 1, true)), one);  // another seed, other trials
+  // Later generations are bred, not drawn: a child repeats a parent's value
+  // of some parameter (crossover and mutation leave most values as they were).
+  std::set<double> seen;
+  size_t repeated = 0;
+  for (const Json& t : one) {
+    for (const auto& [name, value] : t["parameters"].items()) repeated += t["trial"] >= 6 && seen.count(value.get<double>());
+    for (const auto& [name, value] : t["parameters"].items()) seen.insert(value.get<double>());
+  }
+  EXPECT_GT(repeated, 0u);
+}
+
+TEST(TuneNsga2, SeveralObjectivesNeedNoOtherLearnerAndSettingsNameTheirField) {
+  auto message = [](const Json& settings, bool two) {
+    try {
+      const Json space = unit_space(2);
+      make_tuner("search", two ? two_objective_config(space, 4, 1, settings) : search_config(space, 4, 1, settings));
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_EQ(message({{"sampler", "nsga2"}}, true), "accepted");
+  EXPECT_EQ(message({{"sampler", "nsga2"}}, false), "accepted");  // one objective: a plain genetic algorithm
+  EXPECT_EQ(message({{"sampler", "tpe"}}, true).rfind("objectives: this search learns from one objective", 0), 0u);
+  EXPECT_EQ(message({{"sampler", "nsga2"}, {"scheduler", "median"}}, true).rfind("objectives: ", 0), 0u);
+  EXPECT_EQ(message({{"sampler", "nsga2"}, {"population_size", 1}}, true),
+            "settings.population_size: an integer >= 2 is required");
+  EXPECT_EQ(message({{"sampler", "nsga2"}, {"crossover", "blend"}}, true),
+            "settings.crossover: expected uniform or sbx, got \"blend\"");
+  for (const char* key : {"mutation_prob", "crossover_prob", "swapping_prob"})
+    EXPECT_EQ(message({{"sampler", "nsga2"}, {key, 1.5}}, true),
+              std::string("settings.") + key + ": a number in [0, 1] is required");
+  EXPECT_EQ(message({{"sampler", "nsga2"}, {"sbx_eta", 0}}, true).rfind("settings.sbx_eta: a number in (0", 0), 0u);
+  // The host hands a value per objective; another count is refused.
+  const auto tuner = make_tuner("nsga2", two_objective_config(unit_space(2), 4, 1, Json::object()));
+  tuner->suggest(1);
+  EXPECT_THROW(tuner->observe_objectives(0, {1.0}), ConfigError);
+  tuner->observe_objectives(0, {1.0, -2.0});
+  EXPECT_EQ(tuner->trials().at(0).objective_scores, (std::vector<double>{1.0, -2.0}));  // both minimised
+}
+
 TEST(TuneSearch, RejectsUnknownSamplersAndSchedulersNamingTheField) {
   auto message = [](const Json& settings) {
     try {
@@ -382,7 +538,7 @@ TEST(TuneSearch, RejectsUnknownSamplersAndSchedulersNamingTheField) {
     return std::string("no error");
   };
   EXPECT_EQ(message({{"sampler", "annealing"}}),
-            "settings.sampler: expected random, grid, sobol, tpe, gp or cmaes, got 'annealing'");
+            "settings.sampler: expected random, grid, sobol, tpe, gp, cmaes or nsga2, got 'annealing'");
   EXPECT_EQ(message({{"scheduler", "bohb"}}),
             "settings.scheduler: expected none, median, asha, hyperband or pbt, got 'bohb'");
   EXPECT_EQ(message({{"sampler", 3}}), "settings.sampler: a name is required");

@@ -284,7 +284,8 @@ TEST(TuneConfig, RejectsBadConfigNamingTheField) {
 TEST(TunePlugin, DrivesTheTunerTableThroughTheAbi) {
   const auto library = kiln::host::PluginLibrary::load(KILN_TEST_TUNE_PLUGIN);
   for (const std::string name :
-       {"tune.search", "tune.random", "tune.grid", "tune.tpe", "tune.asha", "tune.hyperband", "tune.pbt"}) {
+       {"tune.search", "tune.random", "tune.grid", "tune.tpe", "tune.nsga2", "tune.asha", "tune.hyperband",
+        "tune.pbt"}) {
     const kiln::host::LoadedComponent* component = library->find(name);
     ASSERT_NE(component, nullptr) << name;
     ASSERT_NE(component->tuner, nullptr) << name;

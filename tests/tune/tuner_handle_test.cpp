@@ -7,6 +7,8 @@
 #include <kiln/host/tuner_handle.hpp>
 
 #include <cmath>
+#include <cstddef>
+#include <cstdlib>
 #include <set>
 #include <string>
 #include <type_traits>
@@ -105,6 +107,30 @@ TEST(TunerHandle, ObserveAndShouldStopFollowTheAlgorithm) {
   EXPECT_THROW(tuner.should_stop(78), TunerError);
 }
 
+// ABI 1.3: a multi-objective search's values reach a tuner that offers
+// observe_objectives (the SDK's, for tune.nsga2: a wrong count is its
+// error), and a table of ABI 1.2's size is never called with them.
+TEST(TunerHandle, ObserveObjectivesReachesOnlyATunerThatOffersIt) {
+  Json c = config(4);
+  c["objectives"] = {{{"metric", "loss"}, {"goal", "minimize"}}, {{"metric", "cost"}, {"goal", "minimize"}}};
+  TunerHandle tuner(real_tuner("tune.nsga2"), c);
+  EXPECT_TRUE(tuner.takes_objectives());
+  const auto trials = tuner.suggest(1);
+  ASSERT_EQ(trials.size(), 1u);
+  tuner.observe_objectives(trials[0].id, {0.5, 2.0});
+  EXPECT_THROW(tuner.observe_objectives(trials[0].id, {0.5}), TunerError);
+  tuner.observe(trials[0].id, -1, 0.5, true, TrialStatus::Succeeded);
+
+  KilnTunerApi old = *real_tuner("tune.random");
+  old.struct_size = offsetof(KilnTunerApi, observe_objectives);  // built against ABI 1.2
+  old.observe_objectives = [](KilnTuner*, int64_t, const double*, uint32_t) -> KilnError* { std::abort(); };
+  TunerHandle legacy(&old, config(4));
+  EXPECT_FALSE(legacy.takes_objectives());
+  const auto one = legacy.suggest(1);
+  ASSERT_EQ(one.size(), 1u);
+  legacy.observe_objectives(one[0].id, {0.5, 2.0});  // not called: it would abort
+}
+
 TEST(TunerHandle, MovesOwnershipOfTheTuner) {
   TunerHandle first(real_tuner("tune.random"), config(3));
   const auto a = first.suggest(1);
@@ -158,7 +184,7 @@ void scripted_destroy(KilnTuner* t) {
 const KilnTunerApi kScripted{sizeof(KilnTunerApi), 0,
                              &scripted_create,     &scripted_suggest,
                              &scripted_observe,    &scripted_should_stop,
-                             &scripted_destroy};
+                             &scripted_destroy,    nullptr};
 
 std::string bad_answer(Script& script, const std::string& answer, uint32_t max_count = 5) {
   script.answer = answer;

@@ -58,9 +58,15 @@ TEST(TunerLog, ReadsBackWhatItAppended) {
     failed.final = true;
     failed.status = TrialStatus::Failed;
     log.append(failed);
+    TunerRecord two = failed;  // a multi-objective step's values (NaN: none)
+    two.trial = 1;
+    two.value = 0.5;
+    two.status = TrialStatus::Succeeded;
+    two.values = {0.5, std::nan("")};
+    log.append(two);
   }
   const auto records = TunerLog::read(file.path);
-  ASSERT_EQ(records.size(), 3u);
+  ASSERT_EQ(records.size(), 4u);
   EXPECT_EQ(records[0].kind, TunerRecord::Kind::Suggest);
   ASSERT_EQ(records[0].trials.size(), 2u);
   EXPECT_EQ(records[0].trials[1].id, 1);
@@ -73,6 +79,10 @@ TEST(TunerLog, ReadsBackWhatItAppended) {
   EXPECT_TRUE(records[2].final);
   EXPECT_EQ(records[2].status, TrialStatus::Failed);
   EXPECT_TRUE(std::isnan(records[2].value));
+  EXPECT_TRUE(records[2].values.empty());
+  ASSERT_EQ(records[3].values.size(), 2u);
+  EXPECT_DOUBLE_EQ(records[3].values[0], 0.5);
+  EXPECT_TRUE(std::isnan(records[3].values[1]));
 }
 
 TEST(TunerLog, ALineCutByACrashIsDroppedAndCutOffBeforeTheNextAppend) {
@@ -101,6 +111,10 @@ TEST(TunerLog, RefusesMalformedLinesNamingTheLineAndField) {
   EXPECT_EQ(error_of("{\"observe\":1,\"step\":1,\"value\":\"x\"}\n"), "t.jsonl:1: value: a number or null is required");
   EXPECT_EQ(error_of("{\"observe\":1,\"step\":1,\"status\":\"running\"}\n"),
             "t.jsonl:1: status: succeeded, failed or early-stopped is required");
+  EXPECT_EQ(error_of("{\"observe\":1,\"step\":1,\"values\":[1]}\n"),
+            "t.jsonl:1: values: a list on a final observe is required");
+  EXPECT_EQ(error_of("{\"observe\":1,\"step\":1,\"status\":\"failed\",\"values\":[\"x\"]}\n"),
+            "t.jsonl:1: values: numbers or null are required");
   EXPECT_EQ(error_of("{\"suggest\":{}}\n"), "t.jsonl:1: suggest: a list of trials is required");
   EXPECT_EQ(error_of("{\"suggest\":[{\"trial\":1,\"parameters\":3}]}\n"),
             "t.jsonl:1: suggest: each trial needs \"trial\" and an object \"parameters\"");

@@ -386,7 +386,8 @@ class Engine::Impl {
                                   state_.unit(state_.trial_units(index, trial).front()).item});
     TuningController& tuner = *tuners_[index];
     try {
-      tuner.finished(trial, *outcome, value, restore_stored_curves(index, trial));
+      tuner.finished(trial, *outcome, value, restore_stored_curves(index, trial),
+                     objective_values(state_, tuner, index, trial));
       prune_pbt_checkpoints(state_, index);
       if (!tuner.failure().empty()) return stop_trials(index, tuner.failure());
       suggest_trials(index);

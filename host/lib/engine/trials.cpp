@@ -26,6 +26,13 @@ double trial_value(const RunState& state, const TuningController& tuner, size_t 
   return trial_value(state, tuner, step, trial, state.step(step).planned->spec.tune->metric);
 }
 
+std::vector<double> objective_values(const RunState& state, const TuningController& tuner, size_t step, int trial) {
+  std::vector<double> out;
+  for (const auto& o : state.step(step).planned->spec.tune->objectives)
+    out.push_back(trial_value(state, tuner, step, trial, o.metric));
+  return out;
+}
+
 std::vector<size_t> pareto_front(const std::vector<std::vector<double>>& scores) {
   const auto dominates = [](const std::vector<double>& a, const std::vector<double>& b) {
     bool better = false;

@@ -23,6 +23,11 @@ double trial_value(const RunState& state, const TuningController& tuner, size_t 
 double trial_value(const RunState& state, const TuningController& tuner, size_t step, int trial,
                    const std::string& metric);
 
+// A multi-objective step's values of every objective for `trial`, in the
+// spec's order (NaN: none), as its tuner's observe_objectives takes them;
+// empty for a single objective.
+std::vector<double> objective_values(const RunState& state, const TuningController& tuner, size_t step, int trial);
+
 // Non-dominated sorting's first front: the indices of the rows no other row
 // dominates (no worse in every coordinate and better in one), in order.
 // Every coordinate is a score: lower is better.

@@ -126,6 +126,18 @@ void TunerHandle::observe(int64_t trial, int64_t step, double value, bool final,
   check(api_->observe(tuner_, trial, step, value, final ? 1 : 0, final ? status_json.c_str() : nullptr));
 }
 
+bool TunerHandle::takes_objectives() const noexcept {
+  return api_ != nullptr &&
+         api_->struct_size >= offsetof(KilnTunerApi, observe_objectives) + sizeof(api_->observe_objectives) &&
+         api_->observe_objectives != nullptr;
+}
+
+void TunerHandle::observe_objectives(int64_t trial, const std::vector<double>& values) {
+  if (tuner_ == nullptr) throw std::logic_error("observe_objectives on a moved-from tuner handle");
+  if (!takes_objectives()) return;
+  check(api_->observe_objectives(tuner_, trial, values.data(), static_cast<uint32_t>(values.size())));
+}
+
 bool TunerHandle::should_stop(int64_t trial) {
   if (tuner_ == nullptr) throw std::logic_error("should_stop on a moved-from tuner handle");
   int32_t stop = 0;

@@ -48,6 +48,13 @@ TunerRecord parse_line(const Json& j, const std::string& name, size_t line) {
     r.final = true;
     r.status = *status;
   }
+  if (j.contains("values")) {
+    if (!r.final || !j["values"].is_array()) bad(name, line, "values: a list on a final observe is required");
+    for (const Json& v : j["values"]) {
+      if (!v.is_null() && !v.is_number()) bad(name, line, "values: numbers or null are required");
+      r.values.push_back(v.is_null() ? std::nan("") : v.get<double>());
+    }
+  }
   return r;
 }
 
@@ -63,6 +70,10 @@ std::string TunerRecord::to_line() const {
     j["step"] = step;
     j["value"] = std::isfinite(value) ? Json(value) : Json();
     if (final) j["status"] = trial_status_name(status);
+    if (final && !values.empty()) {
+      j["values"] = Json::array();
+      for (const double v : values) j["values"].push_back(std::isfinite(v) ? Json(v) : Json());
+    }
   }
   return j.dump() + "\n";
 }

@@ -62,7 +62,10 @@ void TuningController::replay(const std::vector<TunerRecord>& records, const std
   for (const TunerRecord& r : records) {
     ++line;
     if (r.kind == TunerRecord::Kind::Observe) {
-      tuner_call([&] { tuner_.observe(r.trial, r.step, r.value, r.final, r.status); });
+      tuner_call([&] {
+        if (r.final && !r.values.empty()) tuner_.observe_objectives(r.trial, r.values);
+        tuner_.observe(r.trial, r.step, r.value, r.final, r.status);
+      });
       if (r.final) {
         replayed_final_[r.trial] = r.status;
         if (r.status == TrialStatus::Failed) ++failed_;
@@ -82,7 +85,9 @@ void TuningController::replay(const std::vector<TunerRecord>& records, const std
   }
 }
 
-void TuningController::observe(int trial, int64_t step, double value, bool final, TrialStatus status) {
+void TuningController::observe(int trial, int64_t step, double value, bool final, TrialStatus status,
+                               const std::vector<double>& values) {
+  if (final && !values.empty()) tuner_.observe_objectives(trial, values);
   tuner_.observe(trial, step, value, final, status);
   TunerRecord r;
   r.trial = trial;
@@ -90,6 +95,7 @@ void TuningController::observe(int trial, int64_t step, double value, bool final
   r.value = value;
   r.final = final;
   r.status = status;
+  if (final) r.values = values;
   log_->append(r);
 }
 
@@ -146,12 +152,13 @@ Curve TuningController::restore(int unit, const Json& stored) {
   return replay;
 }
 
-void TuningController::finished(int trial, StepStatus outcome, double value, const Curve& replay) {
+void TuningController::finished(int trial, StepStatus outcome, double value, const Curve& replay,
+                                const std::vector<double>& values) {
   const TrialStatus status = trial_status_of(outcome);
   if (replayed_final_.count(trial)) return;  // told before the resume, failures counted then
   tuner_call([&] {
     for (const auto& [at, v] : replay) observe(trial, at, v, false, TrialStatus::Running);
-    observe(trial, -1, value, true, status);
+    observe(trial, -1, value, true, status, values);
   });
   if (status == TrialStatus::Failed && ++failed_ > spec_.max_failed_trials)
     fail(std::to_string(failed_) + " trials failed (max_failed_trials: " + std::to_string(spec_.max_failed_trials) +

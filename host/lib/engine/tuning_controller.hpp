@@ -57,10 +57,14 @@ class TuningController {
   Curve restore(int unit, const Json& stored);
 
   // A trial reached its outcome (succeeded, failed, early-stopped), with
-  // its final objective (NaN: none) and the stored values to replay first.
+  // its final objective (NaN: none), for a multi-objective step every
+  // objective's value (`values`, spec order, NaN: none; empty otherwise:
+  // handed to the tuner's observe_objectives first), and the stored values
+  // to replay first.
   // Counts failures: more than max_failed_trials fails the search. Throws on a tuner error.
   // A trial whose outcome the log replayed is not told again.
-  void finished(int trial, StepStatus outcome, double value, const Curve& replay);
+  void finished(int trial, StepStatus outcome, double value, const Curve& replay,
+                const std::vector<double>& values = {});
 
   // The search fails (a tuner error, too many failures): no more trials.
   void fail(const std::string& why);
@@ -85,7 +89,8 @@ class TuningController {
   std::set<int> stopped_units_;                // units the tuner stopped: later reports are dropped
 
   void replay(const std::vector<TunerRecord>& records, const std::string& name);
-  void observe(int trial, int64_t step, double value, bool final, TrialStatus status);
+  void observe(int trial, int64_t step, double value, bool final, TrialStatus status,
+               const std::vector<double>& values = {});
 };
 
 }  // namespace kiln::host

@@ -29,7 +29,7 @@ extern "C" {
 #endif
 
 #define KILN_ABI_VERSION_MAJOR 1u
-#define KILN_ABI_VERSION_MINOR 2u
+#define KILN_ABI_VERSION_MINOR 3u
 
 #if defined(_WIN32)
 #define KILN_PLUGIN_EXPORT __declspec(dllexport)
@@ -211,6 +211,15 @@ typedef struct KilnTunerApi {
   KilnError* (*should_stop)(KilnTuner* tuner, int64_t trial, int32_t* stop_out);
   /* Frees the tuner. Never fails; NULL is a no-op. */
   void (*destroy)(KilnTuner* tuner);
+
+  /* Since ABI 1.3; optional (NULL, or a shorter struct: not offered). For a
+   * search with several objectives (config "objectives"), trial `trial`'s
+   * value of every objective, `values[i]` for objectives[i] (`count` of
+   * them; NaN where the trial gave none), as reported, not negated. The
+   * host calls it once per finished trial, just before the final observe,
+   * so a sampler learning from several objectives (NSGA-II) sees them all;
+   * `values` is the host's, valid during the call. */
+  KilnError* (*observe_objectives)(KilnTuner* tuner, int64_t trial, const double* values, uint32_t count);
 } KilnTunerApi;
 
 /* A tensor crossing the serving boundary: a dense row-major buffer. The

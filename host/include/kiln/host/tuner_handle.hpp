@@ -65,6 +65,13 @@ class TunerHandle {
   // marks the last report, whose `status` must then not be Running; an
   // intermediate report ignores `status`. Throws TunerError.
   void observe(int64_t trial, int64_t step, double value, bool final, TrialStatus status = TrialStatus::Running);
+  // A finished trial's value of every objective of a multi-objective
+  // search (config "objectives" order; NaN: none), before its final
+  // observe. A no-op for a tuner without observe_objectives (ABI < 1.3, or
+  // NULL). Throws TunerError.
+  void observe_objectives(int64_t trial, const std::vector<double>& values);
+  // Whether the tuner takes observe_objectives.
+  bool takes_objectives() const noexcept;
   // Whether running trial `trial` should stop now. Throws TunerError.
   bool should_stop(int64_t trial);
 

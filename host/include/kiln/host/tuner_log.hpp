@@ -7,6 +7,9 @@
 //   {"suggest":[{"trial":3,"parameters":{...}}, ...]}
 //   {"observe":3,"step":2,"value":0.91}                 (intermediate)
 //   {"observe":3,"step":-1,"value":0.93,"status":"succeeded"}   (final; value null: none)
+//   {"observe":3,...,"status":"succeeded","values":[0.93,12.5]}   (several objectives: each one's
+//                                                                   value, null: none; replayed
+//                                                                   through observe_objectives first)
 #pragma once
 
 #include <kiln/host/json.hpp>
@@ -30,6 +33,7 @@ struct TunerRecord {
   double value = 0;                    // NaN: none
   bool final = false;
   TrialStatus status = TrialStatus::Running;
+  std::vector<double> values;          // final, several objectives: each one's value (NaN: none)
 
   std::string to_line() const;  // one JSON line, '\n' included
 };

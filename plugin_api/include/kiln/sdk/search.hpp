@@ -1,7 +1,7 @@
 // kiln C++ SDK: a search written as two halves, a Sampler (what to try next)
 // and a Scheduler (when to stop a running trial), composed into a tuner
 // (KilnTunerApi). plugins/tune's samplers (random, grid, Sobol, TPE, GP,
-// CMA-ES) and schedulers (median, ASHA, Hyperband) implement these same
+// CMA-ES, NSGA-II) and schedulers (median, ASHA, Hyperband) implement these same
 // interfaces; a plugin outside the tree writes one half and composes it:
 //
 //   struct MySampler : kiln::search::Sampler {
@@ -18,7 +18,10 @@
 // way; search_table<Factory>() takes any factory of a Search).
 //
 // Every algorithm minimises a score: score = -value for a metric to
-// maximise, value otherwise; samplers and schedulers only see scores.
+// maximise, value otherwise; samplers and schedulers only see scores. With
+// several objectives (SearchConfig::objectives) each finished trial also
+// carries every objective's score (Trial::objective_scores), which a sampler
+// that says multi_objective() learns from (plugins/tune's NSGA-II).
 // Needs nlohmann/json (Debian: nlohmann-json3-dev) on the include path; not
 // included by kiln/sdk.hpp.
 #ifndef KILN_SDK_SEARCH_HPP
@@ -85,6 +88,10 @@ struct Trial {
   TrialState state = TrialState::Running;
   std::optional<double> final_score;
   bool stop = false;  // a stop decision, once taken, stands
+  // Several objectives (SearchConfig::objectives): the trial's score on each,
+  // in that order (NaN where it gave none), set when it finished (the host's
+  // observe_objectives, ABI 1.3); empty for a single objective, or until then.
+  std::vector<double> objective_scores;
 
   bool finished() const { return state != TrialState::Running; }
   // The final score, else the last observed one.
@@ -116,6 +123,11 @@ class Sampler {
   // sampler that ignores results (random, grid, Sobol) says false and is
   // never held back.
   virtual bool uses_history() const { return true; }
+  // Whether next() learns from every objective (Trial::objective_scores)
+  // when the search has several (NSGA-II). A sampler that uses_history()
+  // and says false only reads the first objective's score, so Search
+  // refuses several objectives with it.
+  virtual bool multi_objective() const { return false; }
 };
 
 // When to stop a running trial; never proposes parameters.
@@ -172,7 +184,8 @@ struct SearchConfig {
   Objective objective;
   // "objectives" (several metrics, searched for their Pareto front): the
   // host ranks the trials; a search with more than one only works with
-  // samplers and schedulers that read no results (Search refuses others).
+  // samplers and schedulers that read no results, or samplers that read all
+  // of them (Sampler::multi_objective); Search refuses others.
   std::vector<Objective> objectives;
   Json space = Json::object();
   Json settings = Json::object();
@@ -241,10 +254,10 @@ class Search {
  public:
   Search(SearchConfig config, std::unique_ptr<Sampler> sampler, std::vector<std::unique_ptr<Scheduler>> schedulers)
       : config_(std::move(config)), rng_(config_.seed), sampler_(std::move(sampler)), schedulers_(std::move(schedulers)) {
-    if (config_.objectives.size() > 1 && gated_by_any())
+    if (config_.objectives.size() > 1 && learns_from_one_objective())
       throw ConfigError(
-          "objectives: this search learns from one objective's results; several objectives need a sampler and "
-          "scheduler that read none (random, grid or sobol, scheduler none, no early_stopping)");
+          "objectives: this search learns from one objective's results; several objectives need a sampler that "
+          "reads none or all of them (random, grid, sobol or nsga2) with scheduler none and no early_stopping");
   }
   virtual ~Search() = default;
   Search(const Search&) = delete;
@@ -293,6 +306,19 @@ class Search {
     t.state = status;
   }
 
+  // A finished trial's value of every objective (SearchConfig::objectives
+  // order, as reported; NaN: none), before its final observe: kept as
+  // Trial::objective_scores.
+  void observe_objectives(int64_t id, const std::vector<double>& values) {
+    Trial& t = trial(id);
+    if (values.size() != config_.objectives.size())
+      throw ConfigError("observe_objectives: " + std::to_string(values.size()) + " values for " +
+                        std::to_string(config_.objectives.size()) + " objectives");
+    t.objective_scores.clear();
+    for (size_t i = 0; i < values.size(); ++i)
+      t.objective_scores.push_back(std::isfinite(values[i]) ? config_.objectives[i].score(values[i]) : values[i]);
+  }
+
   bool should_stop(int64_t id) {
     Trial& t = trial(id);
     if (t.finished()) return false;
@@ -317,6 +343,14 @@ class Search {
   // Whether suggestions wait for the history (SearchConfig::history_lag):
   // a lag is set and the sampler or a scheduler reads other trials.
   bool gated() const { return config_.history_lag > 0 && gated_by_any(); }
+
+  // Whether the sampler or a scheduler reads one objective's results only.
+  bool learns_from_one_objective() const {
+    if (sampler_->uses_history() && !sampler_->multi_objective()) return true;
+    for (const auto& scheduler : schedulers_)
+      if (scheduler->uses_history()) return true;
+    return false;
+  }
 
   // Whether the sampler or a scheduler reads other trials.
   bool gated_by_any() const {
@@ -397,6 +431,10 @@ class SearchTuner {
 
   void observe(const Observation& o) {
     config_errors_are_invalid_arguments([&] { impl_->observe(o.trial, o.step, o.value, o.status); });
+  }
+
+  void observe_objectives(int64_t trial, const std::vector<double>& values) {
+    config_errors_are_invalid_arguments([&] { impl_->observe_objectives(trial, values); });
   }
 
   bool should_stop(int64_t trial) {

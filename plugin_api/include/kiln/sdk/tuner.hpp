@@ -6,6 +6,10 @@
 //   std::vector<kiln::Trial> suggest(uint32_t max_count);
 //   void observe(const kiln::Observation& observation);
 //   bool should_stop(int64_t trial);
+//   // optional (ABI 1.3): a multi-objective search's values of every
+//   // objective for a finished trial, in config "objectives" order, NaN
+//   // where none; called just before that trial's final observe
+//   void observe_objectives(int64_t trial, const std::vector<double>& values);
 //
 // and hands `kiln::tuner_table<T>()` out from the component's
 // `static const KilnTunerApi* tuner()`. The SDK owns the C side: every
@@ -21,6 +25,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace kiln {
@@ -160,6 +166,32 @@ KilnError* tuner_should_stop(KilnTuner* handle, int64_t trial, int32_t* stop_out
   }
 }
 
+template <class T, class = void>
+struct has_observe_objectives : std::false_type {};
+template <class T>
+struct has_observe_objectives<T, std::void_t<decltype(std::declval<T&>().observe_objectives(
+                                      int64_t{}, std::declval<const std::vector<double>&>()))>> : std::true_type {};
+
+template <class T>
+KilnError* tuner_observe_objectives(KilnTuner* handle, int64_t trial, const double* values, uint32_t count) noexcept {
+  TunerBox<T>* box = tuner_box<T>(handle);
+  try {
+    if (values == nullptr && count > 0) throw Error("observe_objectives: values is NULL", KILN_ERROR_INVALID_ARGUMENT);
+    box->tuner.observe_objectives(trial, std::vector<double>(values, values + count));
+    return nullptr;
+  } catch (...) {
+    return error_from_current_exception(box->host);
+  }
+}
+
+// observe_objectives' entry when T has the method, else NULL (not offered).
+template <class T>
+constexpr auto observe_objectives_entry() {
+  KilnError* (*entry)(KilnTuner*, int64_t, const double*, uint32_t) = nullptr;
+  if constexpr (has_observe_objectives<T>::value) entry = &tuner_observe_objectives<T>;
+  return entry;
+}
+
 template <class T>
 void tuner_destroy(KilnTuner* handle) noexcept {
   const std::unique_ptr<TunerBox<T>> owned(tuner_box<T>(handle));  // NULL is a no-op
@@ -178,7 +210,8 @@ const KilnTunerApi* tuner_table() {
                                 &detail::tuner_suggest<T>,
                                 &detail::tuner_observe<T>,
                                 &detail::tuner_should_stop<T>,
-                                &detail::tuner_destroy<T>};
+                                &detail::tuner_destroy<T>,
+                                detail::observe_objectives_entry<T>()};
   return &api;
 }
 
