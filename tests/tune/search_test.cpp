@@ -241,16 +241,16 @@ TEST(TuneHyperband, EachBracketPromotesTheTopFloorNOverEtaOfItsOwnRung) {
       {2, 1, 6, true},      // rung 1: n=2, 1 better
       {3, 1, -100, false},  // bracket 2: no rung at 1 or 3
       {3, 3, -100, false},
-      {3, 9, 7, false},    // bracket 2, rung 9: n=1
-      {4, 1, 4, false},    // rung 1: n=3, best
-      {5, 1, 4.5, true},   // n=4: quota 1, 1 better
+      {3, 9, 7, false},     // bracket 2, rung 9: n=1
+      {4, 1, 4, false},     // rung 1: n=3, best
+      {5, 1, 4.5, true},    // n=4: quota 1, 1 better
       {6, 1, -100, false},
-      {6, 3, 1, false},    // bracket 1, rung 3: n=2, best
-      {7, 1, 3, false},    // rung 1: n=5, best
-      {8, 1, 3.5, false},  // n=6: quota 2, 1 better
-      {9, 3, 1.5, true},   // bracket 1, rung 3: n=3, 1 better
-      {10, 1, 3.8, true},  // rung 1: n=7: quota 2, 2 better
-      {11, 9, 8, true},    // bracket 2, rung 9: n=2, 1 better
+      {6, 3, 1, false},     // bracket 1, rung 3: n=2, best
+      {7, 1, 3, false},     // rung 1: n=5, best
+      {8, 1, 3.5, false},   // n=6: quota 2, 1 better
+      {9, 3, 1.5, true},    // bracket 1, rung 3: n=3, 1 better
+      {10, 1, 3.8, true},   // rung 1: n=7: quota 2, 2 better
+      {11, 9, 8, true},     // bracket 2, rung 9: n=2, 1 better
   };
   for (const Report& r : reports) {
     tuner->observe(r.trial, r.step, r.score, false, "");
