@@ -61,10 +61,16 @@ run_kiln() {  # scheduler parallel seed
   rm -f "$pipeline"
   KILN_HOME=$dir/home "$KILN" trials latest tune --json >"$dir/trials.json"
   "$PYTHON" - "$scheduler" "$parallel" "$seed" "$dir" "$start" "$end" >>"$RESULTS" <<'PY'
-import json, sys
+import glob, json, sys
 scheduler, parallel, seed, d, start, end = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], float(sys.argv[5]), float(sys.argv[6])
 run = json.load(open(f"{d}/run.json"))
 rows = json.load(open(f"{d}/trials.json"))
+(log,) = glob.glob(f"{d}/home/runs/*/events.jsonl")
+reported = {}  # trial unit -> the epochs it reported val_accuracy for
+for line in open(log):
+    e = json.loads(line)
+    if e["type"] == "metric" and e["step"] == "tune" and e["name"] == "val_accuracy" and e["at"] >= 1:
+        reported.setdefault(e["unit"], set()).add(e["at"])
 steps = run["steps"]
 tune = steps["tune"]["outputs"]
 # The steps run one after another: the tune step's wall is the run's less the others'.
@@ -75,7 +81,11 @@ print(json.dumps({
     "pruned": sum(r["status"] == "early-stopped" for r in rows),
     "best_val": tune["best_value"], "test": steps["evaluate"]["outputs"]["accuracy"],
     "best_params": tune["best_parameters"],
-    "epochs": sum(len(r.get("curve", {})) for r in rows),
+    # Every epoch a trial reported, from the run's event log: its curve in
+    # the trials table ends where the tuner stopped it, so a report landing
+    # after the stop is counted here and not there.
+    "epochs": sum(len(v) for v in reported.values()),
+    "epochs_in_curves": sum(len(r.get("curve", {})) for r in rows),
     "tune_seconds": run["duration_seconds"] - others, "run_seconds": end - start,
     "transform": steps["transform"]["artifacts"]}))
 PY

@@ -62,13 +62,16 @@ std::optional<double> rung_score(const Trial& t, int64_t rung) {
 
 // Asynchronous successive halving (Li et al. 2020) in its stopping form, over
 // one or more ladders (brackets). A trial reaching rung k is recorded there
-// and continues only if it is in the top 1/eta of the rung's recorded
-// scores (fewer than n/eta recorded scores are strictly better than it: the
-// paper's promotion rule, asynchronous); otherwise it stops. The first trial
-// at a rung always continues. The rung's scores are those of the trials the
-// search hands over (with a history lag: the trials that finished before
-// this one was suggested, so a decision does not depend on timing) in the
-// same bracket that reached the rung.
+// and continues only if it is in the top floor(n / eta) of the n scores
+// recorded at the rung, itself included (the paper's top_k(rung, |rung| /
+// eta), Optuna's SuccessiveHalvingPruner): fewer than max(1, floor(n / eta))
+// of them are strictly better than it; otherwise it stops. A trial cannot
+// wait at a rung to be promoted later (the paper's promotion form), so while
+// floor(n / eta) is 0 (fewer than eta at the rung) the best so far continues,
+// as in Optuna. The rung's scores are those of the trials the search hands
+// over (with a history lag: the trials that finished before this one was
+// suggested, so a decision does not depend on timing) in the same bracket
+// that reached the rung.
 class Asha : public Scheduler {
  public:
   Asha(const Json& settings, bool hyperband) : hyperband_(hyperband) {
@@ -117,7 +120,9 @@ class Asha : public Scheduler {
         ++seen;
         if (*theirs < score) ++better;
       }
-      if (static_cast<double>(better) >= static_cast<double>(seen) / eta_) stop = true;
+      // floor(n / eta): eta is a whole number, the quotient exact.
+      const auto quota = static_cast<size_t>(std::floor(static_cast<double>(seen) / eta_));
+      if (better >= std::max<size_t>(1, quota)) stop = true;
     }
     return stop;
   }

@@ -1,8 +1,9 @@
 // tune.search's samplers and schedulers, each on a function or curves with a
 // known answer: Sobol's stratification, TPE (independent and multivariate),
 // GP-EI and CMA-ES against random search on Branin and a quadratic over
-// fixed seeds, Hyperband's brackets and budget shares, ASHA's promotion
-// rule, a composed TPE x ASHA pair, and the configuration errors.
+// fixed seeds, Hyperband's brackets, budget shares and per-bracket
+// promotion, ASHA's promotion rule, a composed TPE x ASHA pair, and the
+// configuration errors.
 #include "tuner.hpp"
 
 #include <gtest/gtest.h>
@@ -200,21 +201,63 @@ TEST(TuneHyperband, BracketsAllHaveRungsAndGetThePapersShareOfTrials) {
   EXPECT_EQ(stopped_at.size(), 42u);
 }
 
-TEST(TuneAsha, PromotesTheTopOneOverEtaOfARung) {
-  // One rung at step 1 (max 3, eta 3). Scores arrive 5, 4, 3, 2, 1, 6, 0:
-  // each continues only if fewer than n/eta recorded scores beat it.
+TEST(TuneAsha, PromotesTheTopFloorNOverEtaOfARung) {
+  // One rung at step 1 (max 3, eta 3). A trial continues only if fewer than
+  // max(1, floor(n / eta)) of the n scores at the rung (its own included)
+  // beat it (lower is better); equal scores do not beat it.
   const Json settings{{"scheduler", "asha"}, {"min_resource", 1}, {"max_resource", 3}, {"reduction_factor", 3}};
-  const auto tuner = make_tuner("search", search_config(unit_space(1), 7, 1, settings));
-  const Json trials = tuner->suggest(7);
-  const double scores[] = {5, 4, 3, 2, 1, 6, 0};
+  const auto tuner = make_tuner("search", search_config(unit_space(1), 9, 1, settings));
+  const Json trials = tuner->suggest(9);
+  const double scores[] = {5, 6, 4, 4.5, 3, 3.5, 3.8, 0, 0};
   std::vector<bool> stopped;
-  for (int i = 0; i < 7; ++i) {
+  for (int i = 0; i < 9; ++i) {
     tuner->observe(trials[i]["trial"], 1, scores[i], false, "");
     stopped.push_back(tuner->should_stop(trials[i]["trial"]));
   }
-  // n=1: 0 better < 1/3 go; n=2: 0 better < 2/3 go; n=3: 0 < 1 go; n=4: 0 < 4/3 go;
-  // n=5: 0 < 5/3 go; n=6 (score 6): 5 better >= 2 stop; n=7 (score 0): 0 better go.
-  EXPECT_EQ(stopped, (std::vector<bool>{false, false, false, false, false, true, false}));
+  // n=1: quota 1, 0 better, go; n=2 (6): 1 better, stop; n=3 (4): best, go;
+  // n=4 (4.5): quota 1, 1 better, stop (top ceil(4/3) = 2 would keep it);
+  // n=5 (3): best, go; n=6 (3.5): quota 2, 1 better, go; n=7 (3.8): quota
+  // 2, 2 better, stop (ceil(7/3) = 3 would keep it); n=8 (0): go; n=9 (0,
+  // a tie with the best): 0 better, go.
+  EXPECT_EQ(stopped, (std::vector<bool>{false, true, false, true, false, false, true, false, false}));
+}
+
+TEST(TuneHyperband, EachBracketPromotesTheTopFloorNOverEtaOfItsOwnRung) {
+  // 1..27, eta 3: the brackets' first rungs are 1, 3, 9 and trials 0..11 go
+  // to brackets 0 1 0 2 0 0 1 0 0 1 0 2 (the weighted round robin, 27:12:6).
+  // The bracket-1 and -2 trials report a far better score at step 1, below
+  // their first rung: they never stop there, and bracket 0's rung 1 does
+  // not count them. Each row: trial, step, score, whether it stops.
+  const Json settings{{"scheduler", "hyperband"}, {"min_resource", 1}, {"max_resource", 27}, {"reduction_factor", 3}};
+  const auto tuner = make_tuner("search", search_config(unit_space(1), 12, 1, settings));
+  ASSERT_EQ(tuner->suggest(12).size(), 12u);
+  struct Report {
+    int64_t trial, step;
+    double score;
+    bool stops;
+  };
+  const Report reports[] = {
+      {0, 1, 5, false},     // bracket 0, rung 1: n=1
+      {1, 1, -100, false},  // bracket 1: no rung at 1
+      {1, 3, 2, false},     // bracket 1, rung 3: n=1
+      {2, 1, 6, true},      // rung 1: n=2, 1 better
+      {3, 1, -100, false},  // bracket 2: no rung at 1 or 3
+      {3, 3, -100, false},
+      {3, 9, 7, false},     // bracket 2, rung 9: n=1
+      {4, 1, 4, false},     // rung 1: n=3, best
+      {5, 1, 4.5, true},    // n=4: quota 1, 1 better
+      {6, 1, -100, false},
+      {6, 3, 1, false},     // bracket 1, rung 3: n=2, best
+      {7, 1, 3, false},     // rung 1: n=5, best
+      {8, 1, 3.5, false},   // n=6: quota 2, 1 better
+      {9, 3, 1.5, true},    // bracket 1, rung 3: n=3, 1 better
+      {10, 1, 3.8, true},   // rung 1: n=7: quota 2, 2 better
+      {11, 9, 8, true},     // bracket 2, rung 9: n=2, 1 better
+  };
+  for (const Report& r : reports) {
+    tuner->observe(r.trial, r.step, r.score, false, "");
+    EXPECT_EQ(tuner->should_stop(r.trial), r.stops) << "trial " << r.trial << " at step " << r.step;
+  }
 }
 
 // Trial curves: Branin(params) + 1/step, so early rungs rank as the end does.
