@@ -297,7 +297,7 @@ class Search {
     if (status == TrialStatus::Running) {
       if (!known || t.finished()) return;
       t.scores[step] = config_.objective.score(value);
-      const Trials view = scheduler_view(t);
+      const Trials& view = scheduler_view(t);
       for (const auto& scheduler : schedulers_)
         if (scheduler->on_report(t, step, view)) t.stop = true;
       return;
@@ -323,7 +323,7 @@ class Search {
     Trial& t = trial(id);
     if (t.finished()) return false;
     if (t.stop) return true;
-    const Trials view = scheduler_view(t);
+    const Trials& view = scheduler_view(t);
     for (const auto& scheduler : schedulers_)
       if (!t.stop && scheduler->should_stop(t, view)) t.stop = true;
     return t.stop;
@@ -360,13 +360,23 @@ class Search {
     return false;
   }
 
-  // What schedulers see when deciding about `t`: with a lag, `t` and trials
-  // 0 ... t.id - history_lag (finished before `t` was suggested); else every trial.
-  Trials scheduler_view(const Trial& t) const {
+  // What schedulers see when deciding about `t`: with a lag, a copy of `t`
+  // and trials 0 ... t.id - history_lag (finished before `t` was suggested);
+  // else every trial. The lagged view is kept between decisions and moved
+  // to each one's bound: the trials below it were finished when copied and
+  // never change, so a report costs the few trials between two bounds and
+  // `t`, not a copy of the whole search (valid until the next call).
+  const Trials& scheduler_view(const Trial& t) {
     if (config_.history_lag <= 0) return trials_;
-    Trials view(trials_.begin(), trials_.upper_bound(t.id - config_.history_lag));
-    view.emplace(t.id, t);
-    return view;
+    if (view_decided_) view_.erase(*view_decided_);  // the last decision's copy, stale now
+    const int64_t bound = t.id - config_.history_lag;
+    view_.erase(view_.upper_bound(bound), view_.end());
+    const int64_t have = view_.empty() ? -1 : view_.rbegin()->first;
+    for (auto it = trials_.upper_bound(have); it != trials_.end() && it->first <= bound; ++it)
+      view_.emplace(it->first, it->second);
+    view_[t.id] = t;
+    view_decided_ = t.id;
+    return view_;
   }
 
   // Trials 0 ... id - history_lag, if every one of them has finished.
@@ -389,6 +399,8 @@ class Search {
   std::vector<std::unique_ptr<Scheduler>> schedulers_;
   Trials trials_;
   int64_t next_id_ = 0;
+  Trials view_;                          // scheduler_view's, between decisions
+  std::optional<int64_t> view_decided_;  // the trial whose copy view_ holds above its bound
 };
 
 // A scheduler that never stops a trial, constructed like any composed one.
