@@ -53,9 +53,13 @@ void write_step_request(const StepLaunch& launch, const fs::path& request_file) 
 }
 
 void write_request_file(const Json& request, const fs::path& request_file) {
+  write_request_text(request.dump(), request_file);
+}
+
+void write_request_text(const std::string& request_json, const fs::path& request_file) {
   // Read once by the step's process, right after this: no fsync needed.
   std::ofstream out(request_file, std::ios::trunc);
-  out << request.dump();
+  out << request_json;
   if (!out.flush()) throw std::runtime_error("cannot write " + request_file.string());
 }
 
@@ -136,12 +140,12 @@ class ProcessExecutor : public Executor {
                                     std::function<void(const StepEnd&)> on_end) {
     // The attempt directory is made by the step's process (its working
     // directory), unless a big request (or a fresh runner's) must be written there first.
-    Json request = step_request(launch);
-    if (request.dump().size() > kInlineRequestBytes || !launch.gpus.empty()) {
+    std::string request = step_request(launch).dump();
+    if (request.size() > kInlineRequestBytes || !launch.gpus.empty()) {
       fs::create_directories(launch.attempt_dir);
       const auto file = launch.attempt_dir / "request.json";
-      write_step_request(launch, file);
-      request = file.string();
+      write_request_text(request, file);
+      request = Json(file.string()).dump();
     }
     // Pipes, not files: a log file is made when the step first writes to it.
     Pipe channel, out, err;
@@ -172,7 +176,7 @@ class ProcessExecutor : public Executor {
     write_step_request(launch, dir / "request.json");
     const Pipe out(open_log(dir / "stdout.log")), err(open_log(dir / "stderr.log")),
         events(open_log(dir / "events.jsonl"));
-    return step_server.start(launch.component.library, launch.component.manifest.name, (dir / "request.json").string(), dir,
+    return step_server.start(launch.component.library, launch.component.manifest.name, Json((dir / "request.json").string()).dump(), dir,
                              out.read_fd, err.read_fd, events.read_fd, std::move(on_end),
                              child_options(launch, dir / "request.json"));
   }

@@ -144,5 +144,7 @@ Json step_request(const StepLaunch& launch);
 void write_step_request(const StepLaunch& launch, const std::filesystem::path& request_file);
 // Writes a request (step_request's, with an executor's additions) as the request file.
 void write_request_file(const Json& request, const std::filesystem::path& request_file);
+// The same from the request's JSON text, encoded once by the caller.
+void write_request_text(const std::string& request_json, const std::filesystem::path& request_file);
 
 }  // namespace kiln::host

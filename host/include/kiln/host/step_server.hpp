@@ -59,8 +59,9 @@ class StepServer {
   StepServer(const StepServer&) = delete;
   StepServer& operator=(const StepServer&) = delete;
 
-  // Asks the server to fork a step child running `request` (the request
-  // itself, or the path of its file) as `kiln step` would, with stdout,
+  // Asks the server to fork a step child running `request_json` (JSON text:
+  // the request object itself, or a string holding the path of its file,
+  // encoded once by the caller) as `kiln step` would, with stdout,
   // stderr and the channel (fd 3) on the given descriptors (copied: the
   // caller keeps and closes its own), in its own process group, working
   // directory `cwd`. The first time it sees `component`, the server runs its
@@ -71,7 +72,7 @@ class StepServer {
   // has ended or could not be started. The child is reaped only after
   // on_end returns, so signal() never hits a recycled pid. `child`: its
   // environment, or a fresh runner to exec (then `request` is unused).
-  ChildId start(const std::filesystem::path& library, const std::string& component, const Json& request,
+  ChildId start(const std::filesystem::path& library, const std::string& component, const std::string& request_json,
                 const std::filesystem::path& cwd, int stdout_fd, int stderr_fd, int channel_fd,
                 std::function<void(const StepEnd&)> on_end, const StepChildOptions& child = {});
 
