@@ -619,6 +619,100 @@ TEST_F(UiControl, ArtifactPathsCannotLeaveTheArtifact) {
 
 // ----------------------------------------------------- metrics and trials
 
+// Population-based training, slow enough to be seen running: 4 members, 2
+// rounds of 2 epochs (util.objective's drifting toy).
+const char* kPbt = R"(apiVersion: kiln/v1
+kind: Pipeline
+metadata: {name: pbt}
+steps:
+  - name: t
+    component: util.objective
+    parameters: {drift: 0.08, epochs: 2, epoch_seconds: 0.15}
+    tune:
+      tuner: tune.pbt
+      objective: {metric: loss, goal: minimize}
+      space: {x: {type: log_uniform, low: 0.5, high: 10.0}}
+      settings: {population: 4, interval: 2}
+      max_trials: 8
+      parallel_trials: 2
+      seed: 3
+)";
+
+TEST_F(UiControl, APbtTrialsLineageIsItsOwnFieldWhileTheStepRunsAndAfter) {
+  const std::string id = start(Json{{"yaml", kPbt}});
+  ASSERT_FALSE(id.empty());
+  // While the step runs (the run's record): the directive is the lineage, not a parameter.
+  bool seen_live = false;
+  poll_until([&] {
+    const ApiAnswer a = api(port(), "GET", "/api/v1/runs/" + id + "/steps/t/trials");
+    if (a.status == 200 && a.body["source"] == "run record" && !a.body["trials"].empty()) {
+      for (const auto& t : a.body["trials"]) {
+        EXPECT_FALSE(t["parameters"].contains("kiln.pbt")) << t.dump();
+        EXPECT_TRUE(t.contains("pbt")) << t.dump();
+        if (!t.contains("pbt")) continue;
+        EXPECT_EQ(t["pbt"]["member"], t["trial"].get<int64_t>() % 4) << t.dump();
+        EXPECT_EQ(t["pbt"]["round"], t["trial"].get<int64_t>() / 4) << t.dump();
+      }
+      EXPECT_EQ(a.body["objectives"], (Json::array({{{"metric", "loss"}, {"goal", "minimize"}}})));
+      seen_live = true;
+    }
+    return seen_live || status_of(id) == "succeeded";
+  });
+  EXPECT_TRUE(seen_live);
+  ASSERT_TRUE(reaches(id, "succeeded")) << status_of(id);
+  const ApiAnswer a = api(port(), "GET", "/api/v1/runs/" + id + "/steps/t/trials");
+  ASSERT_EQ(a.status, 200) << a.reply.body;
+  EXPECT_EQ(a.body["source"], "trials.json");
+  ASSERT_EQ(a.body["trials"].size(), 8u);
+  for (const auto& t : a.body["trials"]) {
+    const int64_t round = t["trial"].get<int64_t>() / 4;
+    EXPECT_EQ(t["pbt"]["round"], round) << t.dump();
+    EXPECT_EQ(t["pbt"]["from"].is_null(), round == 0) << t.dump();  // round 1 continues a round-0 checkpoint
+    EXPECT_FALSE(t["parameters"].contains("kiln.pbt")) << t.dump();
+  }
+}
+
+TEST_F(UiControl, SeveralObjectivesAreListedAndEachIsATrialsValue) {
+  const std::string id = start(Json{{"yaml", R"(apiVersion: kiln/v1
+kind: Pipeline
+metadata: {name: front}
+steps:
+  - name: t
+    component: util.objective
+    parameters: {epochs: 2, epoch_seconds: 0.15}
+    tune:
+      tuner: tune.random
+      objectives: [{metric: loss, goal: minimize}, {metric: cost, goal: minimize}]
+      space: {x: {type: uniform, low: -1.0, high: 1.0}, y: {type: int, low: -3, high: 5}}
+      max_trials: 6
+      parallel_trials: 2
+      seed: 3
+)"}});
+  ASSERT_FALSE(id.empty());
+  const Json both = Json::array({{{"metric", "loss"}, {"goal", "minimize"}}, {{"metric", "cost"}, {"goal", "minimize"}}});
+  bool seen_live = false;
+  poll_until([&] {
+    const ApiAnswer a = api(port(), "GET", "/api/v1/runs/" + id + "/steps/t/trials");
+    if (a.status == 200 && a.body["source"] == "run record" && !a.body["trials"].empty()) {
+      EXPECT_EQ(a.body["objectives"], both);
+      for (const auto& t : a.body["trials"]) EXPECT_TRUE(t.contains("loss") && t.contains("cost")) << t.dump();
+      seen_live = true;
+    }
+    return seen_live || status_of(id) == "succeeded";
+  });
+  EXPECT_TRUE(seen_live);
+  ASSERT_TRUE(reaches(id, "succeeded")) << status_of(id);
+  const ApiAnswer a = api(port(), "GET", "/api/v1/runs/" + id + "/steps/t/trials");
+  ASSERT_EQ(a.status, 200) << a.reply.body;
+  EXPECT_EQ(a.body["objectives"], both);
+  size_t front = 0;
+  for (const auto& t : a.body["trials"]) {
+    EXPECT_TRUE(t["cost"].is_number()) << t.dump();
+    front += t["pareto"].get<bool>();
+  }
+  EXPECT_GE(front, 1u);
+}
+
 TEST_F(UiControl, ShowsTrialsFromTheFirstOnAndTheMetricSeries) {
   const std::string id = start(Json{{"pipeline", "tuning"}});
   ASSERT_FALSE(id.empty());

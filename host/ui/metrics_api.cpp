@@ -30,8 +30,13 @@ const Json& step_of(const Json& run, const std::string& step, const std::string&
   return run["steps"][step];
 }
 
-// The tuning objective of `step` as the run's recorded pipeline declares it: {metric, goal}; null when none.
-Json objective_of(WorkspaceDb& db, const std::string& id, const std::string& step) {
+Json goal_of(const std::string& metric, bool maximize) {
+  return Json{{"metric", metric}, {"goal", maximize ? "maximize" : "minimize"}};
+}
+
+// The tuning objectives of `step` as the run's recorded pipeline declares
+// them: [{metric, goal}, ...], the first being `objective`; null when none.
+Json objectives_of(WorkspaceDb& db, const std::string& id, const std::string& step) {
   const auto row = db.query_one("SELECT spec_text, spec_file FROM runs WHERE id=?", {id});
   if (!row) return nullptr;
   try {
@@ -39,10 +44,23 @@ Json objective_of(WorkspaceDb& db, const std::string& id, const std::string& ste
                                                  (*row)["spec_file"].get<std::string>());
     const auto* s = spec.find_step(step);
     if (s == nullptr || !s->tune) return nullptr;
-    return Json{{"metric", s->tune->metric}, {"goal", s->tune->maximize ? "maximize" : "minimize"}};
+    Json out = Json::array();
+    for (const auto& o : s->tune->objectives) out.push_back(goal_of(o.metric, o.maximize));
+    if (out.empty()) out.push_back(goal_of(s->tune->metric, s->tune->maximize));
+    return out;
   } catch (const std::exception&) {
     return nullptr;
   }
+}
+
+// A trial's value of `metric` while its step runs: its record's metrics,
+// else its last metric event, else its output parameter; null when none yet.
+Json running_value(const Json& last, const std::string& db_unit, const Json& unit, const std::string& metric) {
+  if (unit.contains("metrics") && unit["metrics"].contains(metric)) return unit["metrics"][metric];
+  if (last.contains(db_unit) && last[db_unit].contains(metric)) return last[db_unit][metric];
+  const Json outputs = unit.value("outputs", Json::object());
+  if (outputs.contains(metric) && outputs[metric].is_number()) return outputs[metric];
+  return nullptr;
 }
 
 // The last value of every metric of each run, by unit: {UNIT: {NAME: value}}.
@@ -101,7 +119,8 @@ Json MetricsApi::trials(const std::string& id, const std::string& step) {
   const fs::path dir = run_dir_(id);
   const Json run = read_record(dir);
   const Json& s = step_of(run, step, id);
-  Json objective = objective_of(db_, id, step);
+  Json objectives = objectives_of(db_, id, step);
+  Json objective = objectives.is_array() ? objectives[0] : Json();
   Json rows = Json::array();
   std::string source;
   if (s.contains("trials") && s["trials"].is_string()) {
@@ -112,6 +131,7 @@ Json MetricsApi::trials(const std::string& id, const std::string& step) {
     const Json table = Json::parse(opened.read(0, opened.size()), nullptr, false);
     if (!table.is_object() || !table.contains("trials")) throw ApiError(500, file.string() + " is not a trials table");
     objective = table.value("objective", objective);
+    objectives = table.value("objectives", objective.is_null() ? objectives : Json::array({objective}));
     for (Json row : table["trials"]) {
       row["epochs"] = row.value("curve", Json::object()).size();
       rows.push_back(std::move(row));
@@ -130,12 +150,23 @@ Json MetricsApi::trials(const std::string& id, const std::string& step) {
       const auto trial = parse_integer(trial_key, 0, INT64_MAX);
       if (!trial) continue;
       Json& row = by_trial[*trial];
-      if (row.is_null()) row = Json{{"trial", *trial}, {"parameters", unit.value("item", Json::object())}};
+      if (row.is_null()) {
+        // A PBT trial's directive is its lineage, not a parameter (as trials.json has it).
+        Json parameters = unit.value("item", Json::object());
+        row = Json{{"trial", *trial}};
+        if (parameters.is_object() && parameters.contains("kiln.pbt")) {
+          row["pbt"] = parameters["kiln.pbt"];
+          parameters.erase("kiln.pbt");
+        }
+        row["parameters"] = std::move(parameters);
+      }
       row["status"] = unit.value("status", "pending");
       Json curve = unit.value("outputs", Json::object()).value("kiln.curve", Json::object());
       const std::string db_unit = step + "[" + key + "]";
-      if (last.contains(db_unit) && last[db_unit].contains(metric)) row[metric] = last[db_unit][metric];
-      if (unit.contains("metrics") && unit["metrics"].contains(metric)) row[metric] = unit["metrics"][metric];
+      for (const Json& o : objectives) {
+        const std::string name = o["metric"];
+        if (Json v = running_value(last, db_unit, unit, name); !v.is_null() || !row.contains(name)) row[name] = v;
+      }
       if (curve.empty())
         for (const auto& r : db_.query("SELECT step, value FROM metrics WHERE run_id=? AND unit=? AND name=? ORDER BY "
                                        "rowid LIMIT 100000",
@@ -144,10 +175,7 @@ Json MetricsApi::trials(const std::string& id, const std::string& step) {
       row["curve"] = curve;
       row["epochs"] = curve.size();
     }
-    for (auto& [trial, row] : by_trial) {
-      if (!row.contains(metric)) row[metric] = nullptr;
-      rows.push_back(std::move(row));
-    }
+    for (auto& [trial, row] : by_trial) rows.push_back(std::move(row));
     source = "run record";
   }
   // The best: the step's own choice once it has one, else the best value so far.
@@ -170,7 +198,8 @@ Json MetricsApi::trials(const std::string& id, const std::string& step) {
     row["best"] = !best.is_null() && row["trial"] == best;
   }
   return Json{{"run", id},         {"step", step},          {"status", s.value("status", "")},
-              {"objective", objective}, {"best_trial", best}, {"source", source},
+              {"objective", objective}, {"objectives", objectives.is_array() ? objectives : Json::array()},
+              {"best_trial", best},     {"source", source},
               {"trials", std::move(rows)}};
 }
 

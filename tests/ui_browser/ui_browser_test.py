@@ -967,6 +967,83 @@ class KilnUi(unittest.TestCase):
                          "3")  # epochs 1 to 3
         self.shot("digits-tuning-metrics")
 
+    def trials_rows(self):
+        """The trials table's rows: {trial: {column header: cell text}}, in the table's order as a list of pairs."""
+        return self.js("const head = [...document.querySelectorAll('#trials-table thead th')].map(th => th.textContent);"
+                       " return [...document.querySelectorAll('#trials-table tbody tr[data-trial]')].map(tr =>"
+                       " [tr.dataset.trial, Object.fromEntries([...tr.children].map((td, i) => [head[i], td.textContent]))])")
+
+    def test_21_pbt_lineage_on_the_trials_page_and_in_the_trials_panel(self):
+        """PBT on util.objective (4 members, 3 rounds): each row's round and the trial it continued, a link to its panel."""
+        run_id = self.run_now(os.path.join(SOURCE, "tests", "ui_browser", "pipelines", "pbt.yaml"), "--executor", "inprocess")
+        trials = {t["trial"]: t for t in self.api(f"/api/v1/runs/{run_id}/steps/pbt/trials")["trials"]}
+        self.assertEqual(len(trials), 12)
+        exploited = [n for n, t in trials.items() if t["pbt"]["exploited"]]
+        self.assertTrue(exploited, trials)  # a round's worst member took a better one's checkpoint
+        self.load_app()
+        self.open(f"#/runs/{run_id}/trials/pbt")
+        wait(lambda: len(self.trials_rows()) == 12, 30, "12 trial rows")
+        head = self.js("return [...document.querySelectorAll('#trials-table thead th')].map(th => th.textContent)")
+        self.assertEqual(head[:4], ["Trial", "Status", "Round", "From"])
+        self.assertNotIn("kiln.pbt", head)  # the directive is the lineage, not a parameter
+        rows = dict(self.trials_rows())
+        for n, t in trials.items():
+            lineage = t["pbt"]
+            shown = rows[str(n)]
+            self.assertEqual(shown["Round"], str(lineage["round"]), shown)
+            expected = "" if lineage["from"] is None else f"← {lineage['from']}" + (" exploit" if lineage["exploited"] else "")
+            self.assertEqual(shown["From"], expected, (n, shown))
+        self.assertEqual([r for r in rows.values() if r["Round"] == "0" and r["From"]], [])
+        self.shot("pbt-trials")
+        # An exploited trial's donor link opens the donor trial's panel, whose own lineage is shown.
+        trial = exploited[0]
+        donor = trials[trial]["pbt"]["from"]
+        self.js("document.querySelector(`#trials-table tr[data-trial='${arguments[0]}'] td.lineage a`).click()", str(trial))
+        wait(lambda: self.js("return location.hash").endswith(f"step=pbt&unit={donor}"), 10, "the donor trial's route")
+        section = wait(lambda: self.js("const s = document.getElementById('pbt-lineage');"
+                                       " return s ? [s.dataset.round, s.dataset.from, s.textContent] : null"), 20,
+                       "the donor's lineage in its panel")
+        lineage = trials[donor]["pbt"]
+        self.assertEqual(section[:2], [str(lineage["round"]), "" if lineage["from"] is None else str(lineage["from"])])
+        self.assertTrue(self.js("return document.querySelector('#step-panel h2').textContent").startswith(f"pbt[{donor}]"))
+        # The exploited trial's own panel names its donor and says exploit.
+        self.open(f"#/runs/{run_id}?step=pbt&unit={trial}")
+        text = wait(lambda: self.js("const s = document.getElementById('pbt-lineage');"
+                                    " return s && s.dataset.from === arguments[0] ? s.textContent : null", str(donor)), 20,
+                    "the exploited trial's lineage")
+        self.assertIn(f"pbt[{donor}]", text)
+        self.assertIn("exploit", text)
+        self.assert_not_reloaded()
+        self.shot("pbt-trial-panel")
+
+    def test_22_two_objectives_columns_pareto_front_and_order(self):
+        """Two objectives (loss and cost): a column each, the rows sorted by loss, the Pareto front marked."""
+        run_id = self.run_now(os.path.join(SOURCE, "tests", "ui_browser", "pipelines", "pareto.yaml"), "--executor", "inprocess")
+        self.load_app()
+        self.open(f"#/runs/{run_id}/trials/front")
+        wait(lambda: len(self.trials_rows()) == 12, 30, "12 trial rows")
+        head = self.js("return [...document.querySelectorAll('#trials-table thead th')].map(th => th.textContent)")
+        self.assertEqual(head, ["Trial", "Status", "Pareto", "x", "y", "loss", "cost", "Epochs", "Early-stopped"])
+        rows = self.trials_rows()
+        loss = [float(r["loss"]) for _, r in rows]
+        self.assertEqual(loss, sorted(loss))  # by the first objective, best (lowest) first
+        # The front computed here from the shown values: no other row is at least as good on both, better on one.
+        values = {n: (float(r["loss"]), float(r["cost"])) for n, r in rows}
+        front = {n for n, (l, c) in values.items()
+                 if not any(l2 <= l and c2 <= c and (l2 < l or c2 < c) for l2, c2 in values.values())}
+        self.assertGreaterEqual(len(front), 2)  # the objectives conflict
+        marked = {n for n, r in rows if r["Pareto"] == "◆ front"}
+        self.assertEqual(marked, front)
+        self.assertEqual(set(self.js("return [...document.querySelectorAll('#trials-table tr.pareto')].map(tr => tr.dataset.trial)")),
+                         front)
+        summary = self.js("return document.getElementById('trials-summary').textContent")
+        self.assertIn("Objectives: loss (minimize), cost (minimize)", summary)
+        self.assertIn("Pareto front: trials", summary)
+        self.assertEqual(self.js("return [...document.querySelectorAll('#trials-table tr.best')].map(tr => tr.dataset.trial)"),
+                         [rows[0][0]])  # the front's best on the first objective
+        self.assert_not_reloaded()
+        self.shot("pareto-trials")
+
 
 def main():
     missing = missing_tools()

@@ -320,6 +320,9 @@ def main():
             return json.loads(out.stdout[out.stdout.index("{"):])["run_id"]
         other = run(os.path.join(pipelines, "hello", "pipeline.yaml"), "--param", "greeting=Hi")
         tune = run(tuning)
+        # Population-based training (a trial's lineage) and two objectives (the Pareto mark).
+        pbt = run(os.path.join(source, "tests", "ui_browser", "pipelines", "pbt.yaml"))
+        pareto = run(os.path.join(source, "tests", "ui_browser", "pipelines", "pareto.yaml"))
         with open(os.path.join(tmp, "files.yaml"), "w") as f:
             f.write(FILES_COMPONENT)
         with open(os.path.join(tmp, "apifiles.yaml"), "w") as f:
@@ -339,7 +342,7 @@ def main():
         # Every GET operation, with real ids (a list per path: several shapes of one answer).
         json_targets = {
             "/api/v1/runs": [f"{R}", f"{R}?status=succeeded&sort=duration&order=asc&limit=2"],
-            "/api/v1/runs/{id}": [f"{R}/{hello}", f"{R}/{tune}", f"{R}/{other}"],
+            "/api/v1/runs/{id}": [f"{R}/{hello}", f"{R}/{tune}", f"{R}/{other}", f"{R}/{pbt}"],
             "/api/v1/runs/{id}/steps/{step}/logs": [f"{R}/{hello}/steps/greet/logs",
                                                    f"{R}/{hello}/steps/{q('per-name[1]')}/logs?stream=events",
                                                    f"{R}/{tune}/steps/{q('search[0]')}/logs?stream=stderr&limit=10"],
@@ -359,7 +362,8 @@ def main():
             "/api/v1/runs/{id}/steps/{step}/metrics": [f"{R}/{tune}/steps/search/metrics",
                                                       f"{R}/{tune}/steps/search/metrics?name=loss&after=1",
                                                       f"{R}/{hello}/steps/greet/metrics"],
-            "/api/v1/runs/{id}/steps/{step}/trials": [f"{R}/{tune}/steps/search/trials"],
+            "/api/v1/runs/{id}/steps/{step}/trials": [f"{R}/{tune}/steps/search/trials", f"{R}/{pbt}/steps/pbt/trials",
+                                                     f"{R}/{pareto}/steps/front/trials"],
             "/api/v1/compare": [f"/api/v1/compare?runs={hello},{other}", f"/api/v1/compare?runs={hello},{tune}"],
             "/api/v1/models": ["/api/v1/models"],
         }

@@ -57,13 +57,16 @@ function showRun(root, detail, params) {
     h("div", { class: "run-body" }, h("div", { class: "run-main" }, graphBox, timelineBox), panel));
 
   const expanded = new Set();
-  let selection = params.get("step") ? { step: params.get("step"), unit: null } : null;
+  // ?step=S opens S's panel; ?step=S&unit=K one of its items or trials (the trials page links to them).
+  let selection = params.get("step") ? { step: params.get("step"), unit: params.get("unit") } : null;
   const dag = new DagView(graphBox, model, {
     expanded,
     onSelect: (step, unit) => {
       selection = { step, unit };
       const p = new URLSearchParams(location.hash.split("?")[1] || "");
       p.set("step", step);
+      if (unit === null || unit === undefined) p.delete("unit");
+      else p.set("unit", unit);
       history.replaceState(null, "", `#/runs/${enc(model.id)}?${p}`);
       showPanel(true);
     },

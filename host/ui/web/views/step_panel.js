@@ -2,8 +2,8 @@
 // attempts with durations and failures, the cache decision (a hit links to
 // the run that produced the result), the parameters it ran with (resolved)
 // and the upstream outputs its inputs were wired to, output parameters,
-// artifacts, metrics, and links to its logs and curves. Values are shown as
-// text.
+// artifacts, metrics, and links to its logs and curves; a PBT trial's
+// lineage (round, the trial it continued). Values are shown as text.
 import { h, clear, fmtDuration, fmtTime } from "../dom.js";
 import { enc } from "../api.js";
 import { chip } from "../status.js";
@@ -37,6 +37,20 @@ function kv(obj) {
     [h("dt", {}, k), h("dd", { class: "mono" }, typeof v === "string" ? v : JSON.stringify(v))]));
 }
 
+// Population-based training: the trial's member and round, and the trial whose checkpoint it
+// continued (a link to that trial's panel), by exploit (a better member's) or its own member's.
+function pbtLineage(runId, stepName, l) {
+  const from = typeof l.from === "number" ? l.from : null;
+  return h("section", { id: "pbt-lineage", dataset: { from: from === null ? "" : String(from), round: String(l.round ?? "") } },
+    h("h3", {}, "Population-based training"),
+    h("dl", {},
+      h("dt", {}, "member"), h("dd", { class: "mono" }, String(l.member ?? "")),
+      h("dt", {}, "round"), h("dd", { class: "mono" }, String(l.round ?? "")),
+      h("dt", {}, "continues"), h("dd", {}, from === null ? "nothing (a fresh start)" : [
+        h("a", { href: `#/runs/${enc(runId)}?step=${enc(stepName)}&unit=${enc(String(from))}`, class: "pbt-from" },
+          `${stepName}[${from}]`), l.exploited ? "'s checkpoint (exploit: a better member's)" : "'s checkpoint (its own member's)"])));
+}
+
 export function renderStepPanel(panel, model, detail, selection, { toggleGroup, expanded }) {
   const step = model.steps.get(selection.step);
   clear(panel);
@@ -53,6 +67,12 @@ export function renderStepPanel(panel, model, detail, selection, { toggleGroup, 
   if (live.failure) panel.append(h("p", { class: "failure" }, live.failure));
   if (record.message || step.message) panel.append(h("p", { class: "message" }, record.message || step.message));
   if (step.needs.length) panel.append(h("p", { class: "needs" }, "After: ", step.needs.join(", ")));
+  if (unitKey !== null) {
+    // A PBT trial's lineage, from its suggestion's directive (a template's trial: its first part's).
+    const unitRecord = (fromDetail.units || []).find((u) => u.key === unitKey || u.key.startsWith(`${unitKey}.`)) || {};
+    const lineage = ((unitRecord.item && typeof unitRecord.item === "object") ? unitRecord.item : {})["kiln.pbt"];
+    if (lineage && typeof lineage === "object") panel.append(pbtLineage(model.id, step.name, lineage));
+  }
 
   if (step.units.size && unitKey === null) {
     const counts = model.counts(step);

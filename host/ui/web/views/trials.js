@@ -1,5 +1,7 @@
 // A tuning step's trials: the table from the first trial on (status,
-// parameters, objective, epochs, early-stopped; the best highlighted), every
+// parameters, objective, epochs, early-stopped; the best highlighted; a PBT
+// trial's round and the trial it continued; with several objectives each
+// one's column, sorted by the first, the Pareto front marked), every
 // trial's objective curve overlaid, and a parallel-coordinates view of the
 // parameters that vary. The table comes from GET …/trials and is fetched
 // again after the run's events touch the step (once per burst); the curves
@@ -58,26 +60,39 @@ export function mountTrials(root, runId, step) {
     setChip(stepChip, body.status || "pending");
     const objective = body.objective || {};
     const metric = objective.metric;
-    const rows = body.trials || [];
+    // Every objective its own column; with several, the rows sorted by the first (best first)
+    // and the Pareto front marked. A PBT trial's lineage: its round, and the trial it continued.
+    const objectives = body.objectives && body.objectives.length ? body.objectives : metric ? [objective] : [];
+    const several = objectives.length > 1;
+    const rows = several ? sortByObjective(body.trials || [], objective) : body.trials || [];
+    const pbt = rows.some((r) => r.pbt);
     const varying = varyingParameters(rows);
     const best = rows.find((r) => r.best);
+    const front = rows.filter((r) => r.pareto);
     summary.textContent = [
-      metric ? `Objective: ${metric} (${objective.goal})` : "",
+      objectives.length ? `Objective${several ? "s" : ""}: ${objectives.map((o) => `${o.metric} (${o.goal})`).join(", ")}` : "",
       `${rows.length} trial${rows.length === 1 ? "" : "s"}`,
       best ? `best: trial ${best.trial}${metric && best[metric] !== null && best[metric] !== undefined ? ` (${metric} ${best[metric]})` : ""}` : "",
+      several && front.length ? `Pareto front: trial${front.length === 1 ? "" : "s"} ${front.map((r) => r.trial).join(", ")}` : "",
       body.source ? `from the ${body.source}` : "",
     ].filter(Boolean).join(" · ");
     const names = varying.length ? varying : [...new Set(rows.flatMap((r) => Object.keys(r.parameters || {})))];
+    const metrics = objectives.length ? objectives.map((o) => o.metric) : ["objective"];
+    const head = ["Trial", "Status", ...(several ? ["Pareto"] : []), ...(pbt ? ["Round", "From"] : []), ...names,
+      ...metrics, "Epochs", "Early-stopped"];
+    const trialLink = (n, text) => h("a", { href: `#/runs/${enc(runId)}?step=${enc(step)}&unit=${enc(String(n))}` }, text);
     clear(table).append(
-      h("thead", {}, h("tr", {}, ["Trial", "Status", ...names, metric || "objective", "Epochs", "Early-stopped"]
-        .map((c) => h("th", { scope: "col" }, c)))),
-      h("tbody", {}, rows.map((r) => h("tr", { class: r.best ? "best" : null, dataset: { trial: String(r.trial), best: String(!!r.best) } },
-        h("td", { class: "mono" }, r.best ? `★ ${r.trial}` : String(r.trial)), h("td", {}, chip(r.status)),
+      h("thead", {}, h("tr", {}, head.map((c) => h("th", { scope: "col" }, c)))),
+      h("tbody", {}, rows.map((r) => h("tr", { class: [r.best ? "best" : "", r.pareto ? "pareto" : ""].join(" ").trim() || null,
+        dataset: { trial: String(r.trial), best: String(!!r.best), pareto: String(!!r.pareto) } },
+        h("td", { class: "mono" }, trialLink(r.trial, r.best ? `★ ${r.trial}` : String(r.trial))), h("td", {}, chip(r.status)),
+        several ? h("td", { class: "front" }, r.pareto ? "◆ front" : "") : null,
+        pbt ? lineageCells(r.pbt, trialLink) : null,
         names.map((n) => h("td", { class: "mono" }, format((r.parameters || {})[n]))),
-        h("td", { class: "num mono" }, format(metric ? r[metric] : null)),
+        metrics.map((m) => h("td", { class: "num mono", dataset: { metric: m } }, format(objectives.length ? r[m] : null))),
         h("td", { class: "num" }, String(r.epochs ?? "")),
         h("td", {}, r.early_stopped ? "yes" : "no")))));
-    if (!rows.length) table.append(h("tbody", {}, h("tr", {}, h("td", { colspan: 6, class: "empty" }, "No trial has started yet."))));
+    if (!rows.length) table.append(h("tbody", {}, h("tr", {}, h("td", { colspan: head.length, class: "empty" }, "No trial has started yet."))));
     renderParallel(parallel, rows, varying, metric, objective.goal);
     drawCurves();
   }
@@ -126,6 +141,25 @@ export function mountTrials(root, runId, step) {
     if (frame) cancelAnimationFrame(frame);
     if (chart) chart.destroy();
   };
+}
+
+// A PBT trial's round (and member) and the trial whose checkpoint it continued, a link to
+// that trial's detail; "exploit" when it took a better member's checkpoint. Round 0 starts afresh.
+function lineageCells(lineage, trialLink) {
+  const l = lineage || {};
+  const from = l.from === null || l.from === undefined ? null : l.from;
+  return [
+    h("td", { class: "num", title: l.member === undefined ? null : `member ${l.member}` }, l.round === undefined ? "" : String(l.round)),
+    h("td", { class: "mono lineage", dataset: { from: from === null ? "" : String(from), exploited: String(!!l.exploited) } },
+      from === null ? "" : [trialLink(from, `← ${from}`), l.exploited ? " exploit" : ""]),
+  ];
+}
+
+// Best first on `objective`; trials without a value last, then by number.
+function sortByObjective(rows, objective) {
+  const sign = objective.goal === "maximize" ? -1 : 1;
+  const key = (r) => (typeof r[objective.metric] === "number" ? sign * r[objective.metric] : Infinity);
+  return [...rows].sort((a, b) => key(a) - key(b) || a.trial - b.trial);
 }
 
 function format(v) {
