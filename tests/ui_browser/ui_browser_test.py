@@ -1043,6 +1043,11 @@ class KilnUi(unittest.TestCase):
                          [rows[0][0]])  # the front's best on the first objective
         self.assert_not_reloaded()
         self.shot("pareto-trials")
+        # The run page of a pipeline without parameters: no "Parameters" box, and no stray text in its place.
+        self.open(f"#/runs/{run_id}")
+        wait(lambda: self.js("return !!document.getElementById('run-rerun')"), 30, "the run page")
+        self.assertFalse(self.js("return !!document.querySelector('details.params')"))
+        self.assertNotIn("null", self.js("return document.querySelector('.controls').parentElement.innerText"))
 
 
 def main():

@@ -52,7 +52,7 @@ function showRun(root, detail, params) {
       duration, detail.executor ? ` · ${detail.executor}` : ""),
     controls.box,
     params_.length ? h("details", { class: "params" }, h("summary", {}, `Parameters (${params_.length})`),
-      h("dl", {}, params_.map(([k, v]) => [h("dt", {}, k), h("dd", { class: "mono" }, JSON.stringify(v))]))) : null,
+      h("dl", {}, params_.map(([k, v]) => [h("dt", {}, k), h("dd", { class: "mono" }, JSON.stringify(v))]))) : "",
     tabs,
     h("div", { class: "run-body" }, h("div", { class: "run-main" }, graphBox, timelineBox), panel));
 
