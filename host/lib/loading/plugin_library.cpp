@@ -136,10 +136,17 @@ std::optional<std::string> check_abi_version(uint32_t major, uint32_t minor, uin
 std::shared_ptr<const PluginLibrary> PluginLibrary::load(const std::filesystem::path& path) {
   static std::mutex mutex;
   static std::map<std::filesystem::path, std::shared_ptr<const PluginLibrary>> loaded;
+  // The same path again (every step of a component asks): no canonical path,
+  // which costs a readlink per directory of it, twice per forked step.
+  static std::map<std::filesystem::path, std::shared_ptr<const PluginLibrary>> by_given;
+  {
+    const std::lock_guard<std::mutex> lock(mutex);
+    if (const auto it = by_given.find(path); it != by_given.end()) return it->second;
+  }
   std::error_code ec;
   const auto key = std::filesystem::weakly_canonical(path, ec);
   const std::lock_guard<std::mutex> lock(mutex);
-  if (const auto it = loaded.find(key); it != loaded.end()) return it->second;
+  if (const auto it = loaded.find(key); it != loaded.end()) return by_given.emplace(path, it->second).first->second;
   std::shared_ptr<const PluginLibrary> library;
   try {
     library = load_uncached(key);
@@ -151,6 +158,7 @@ std::shared_ptr<const PluginLibrary> PluginLibrary::load(const std::filesystem::
     throw PluginLoadError("threw an exception of unknown type while loading");
   }
   loaded.emplace(key, library);
+  by_given.emplace(path, library);
   return library;
 }
 
