@@ -4,7 +4,9 @@
 // output-metadata, output-parameter) or "KIND TEXT" for decode_pod_value.
 // Only PodRequestError may come out; what parses is self-consistent. A
 // request's "tuning" step is decoded against catalog.json
-// (tuning_request.cpp): only TuningRequestError may come out of that.
+// (tuning_request.cpp): only TuningRequestError may come out of that, and
+// what decodes holds 0 or 2 to kMaxTuningObjectives objectives, the first
+// the step's objective.
 #include <kiln/host/pod_step.hpp>
 #include <kiln/host/tuning_request.hpp>
 
@@ -54,6 +56,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         if (!tuning.spec.tune || tuning.trial_steps.size() != tuning.spec.tune->trial_steps.size())
           kiln::fuzz::fail("a tuning step without its tune block or trial steps");
         if (!tuning.upstream.empty()) kiln::fuzz::fail("a tuning step that waits for a step outside its pod");
+        const auto& objectives = tuning.spec.tune->objectives;
+        if (objectives.size() == 1 || objectives.size() > kMaxTuningObjectives)
+          kiln::fuzz::fail("a multi-objective tuning step with too few or too many objectives");
+        if (!objectives.empty() && objectives.front().metric != tuning.spec.tune->metric)
+          kiln::fuzz::fail("a multi-objective tuning step whose first objective is not its objective");
       } catch (const TuningRequestError&) {
       }
     }

@@ -10,6 +10,7 @@
 #include <kiln/host/compile.hpp>
 #include <kiln/host/paths.hpp>
 #include <kiln/host/pod_step.hpp>
+#include <kiln/host/tuning_request.hpp>
 #include <kiln/host/yaml_json.hpp>
 #include <yaml-cpp/yaml.h>
 
@@ -442,19 +443,23 @@ steps:
   EXPECT_NE(g.output.find(gpus.string() + ":8:23: resources.gpus: a tuning step's trials cannot be compiled to kfp"),
             std::string::npos)
       << g.output;
+  // A request holds at most kMaxTuningObjectives objectives: compile refuses more where written.
+  std::string many;
+  for (size_t i = 0; i <= kiln::host::kMaxTuningObjectives; ++i)
+    many += std::string(i ? ", " : "") + "{metric: m" + std::to_string(i) + "}";
   const auto objectives = pipeline(R"(
 steps:
   - name: t
     component: util.objective
     tune:
       tuner: tune.random
-      objectives: [{metric: loss, goal: minimize}, {metric: cost, goal: minimize}]
+      objectives: [)" + many + R"(]
       space: {x: {type: uniform, low: 0.0, high: 1.0}}
 )");
   const auto o = compile(objectives, "argo");
   EXPECT_EQ(o.status.code, 1);
-  EXPECT_NE(o.output.find(objectives.string() +
-                          ":10:19: tune.objectives: a multi-objective tuning step cannot be compiled to argo yet"),
+  EXPECT_NE(o.output.find(objectives.string() + ":10:19: tune.objectives: a tuning step with more than 16 objectives "
+                                                "cannot be compiled to argo"),
             std::string::npos)
       << o.output;
   const auto ranks = pipeline(R"(
@@ -918,6 +923,64 @@ steps:
   EXPECT_NE(run.output.find("4 trials at most, 2 at once"), std::string::npos) << run.output;
 }
 
+// A multi-objective tuning step's pod (`tune.objectives`) runs the same
+// search as `kiln run`: the same trials table with its Pareto marks, the same
+// pareto_front and best_* (the front's trial best on the first objective).
+// Both targets declare pareto_front and validate.
+TEST_F(CompileTest, TheCompiledMultiObjectiveTuningPodGivesKilnRunsParetoFront) {
+  const auto file = pipeline(R"(
+steps:
+  - name: tune
+    component: util.objective
+    parameters: {epochs: 1}
+    tune:
+      tuner: tune.random
+      objectives: [{metric: loss, goal: minimize}, {metric: cost, goal: minimize}]
+      space:
+        x: {type: uniform, low: -1.0, high: 1.0}
+        y: {type: int, low: -3, high: 5}
+      max_trials: 10
+      parallel_trials: 2
+      seed: 3
+)");
+  const auto ran = kiln::test::run_kiln({"run", file.string(), "--json", "--workdir", (dir / "ws").string()}, env());
+  ASSERT_TRUE(ran.status.success()) << ran.output;
+  fs::path run_dir;
+  for (const auto& entry : fs::directory_iterator(dir / "ws" / "runs")) run_dir = entry.path();
+  const Json tune = Json::parse(kiln::test::read_text(run_dir / "run.json"))["steps"]["tune"];
+  fs::path trials = tune["trials"].get<std::string>();
+  if (trials.is_relative()) trials = run_dir / trials;
+  const TuningOutcome expected{tune["outputs"], Json::parse(kiln::test::read_text(trials))};
+  ASSERT_EQ(expected.trials["trials"].size(), 10u) << expected.trials.dump();
+  ASSERT_EQ(expected.trials["objectives"].size(), 2u) << expected.trials.dump();
+  size_t marked = 0;
+  for (const Json& row : expected.trials["trials"]) marked += row.at("pareto").get<bool>() ? 1 : 0;
+  ASSERT_GE(marked, 2u) << expected.trials.dump();  // the objectives conflict: a front, not one best
+  ASSERT_EQ(expected.outputs["pareto_front"].size(), marked) << expected.outputs.dump();
+
+  const auto k = compile(file, "kfp");
+  ASSERT_TRUE(k.status.success()) << k.output;
+  const auto c = compile(file, "argo");
+  ASSERT_TRUE(c.status.success()) << c.output;
+  const auto a = validate("validate_argo.py", {c.file});
+  EXPECT_TRUE(a.status.success()) << a.output;
+  const auto v = validate("validate_kfp.py", {k.file});
+  EXPECT_TRUE(v.status.success()) << v.output;
+  const Json outputs = argo_template(c.documents[0], "tune")["outputs"]["parameters"];
+  EXPECT_EQ(find_named(outputs, "pareto_front").value("valueFrom", Json::object()).value("path", ""),
+            "/tmp/kiln/parameters/pareto_front")
+      << outputs.dump();
+
+  const fs::path pod = dir / "tune";
+  const auto run = kiln::test::run_kiln(local_pod_args(argo_template(c.documents[0], "tune")["container"]["args"], {}, pod),
+                                        env(), std::chrono::minutes(2));
+  ASSERT_TRUE(run.status.success()) << run.output;
+  for (const std::string name : {"pareto_front", "best_x", "best_y", "best_parameters", "best_value", "best_trial"})
+    EXPECT_EQ(Json::parse(kiln::test::read_text(pod / "kiln/parameters" / name)), expected.outputs[name]) << name;
+  EXPECT_EQ(without_durations(Json::parse(kiln::test::read_text(pod / "kiln/outputs/trials/trials.json"))),
+            without_durations(expected.trials));
+}
+
 namespace {
 
 std::vector<std::string> pod_command(const Json& request, const std::vector<std::string>& extra) {
@@ -1065,6 +1128,26 @@ TEST_F(CompileTest, APodStepWithABadRequestSaysWhyWithStatus64) {
   Json bad_input = tuning;
   bad_input["tuning"]["inputs"] = {{"a-b", {{"step", "x"}, {"output", "y"}}}};
   expect_refused(pod_command(bad_input, {}), "tuning.step.inputs.a-b: an input name must be letters, digits and '_'");
+  // A multi-objective step's objectives: each {metric, goal} checked, the first the step's objective.
+  Json mo = tuning;
+  mo["tuning"]["tune"] = {{"tuner", "tune.random"}, {"metric", "loss"},       {"maximize", false},
+                          {"space", Json::object()}, {"settings", Json::object()}, {"max_trials", 2},
+                          {"parallel_trials", 0},    {"max_failed_trials", 0},  {"seed", 1}};
+  const std::vector<std::pair<Json, std::string>> bad_objectives{
+      {Json::array({{{"metric", "loss"}, {"goal", "minimize"}}}), "tuning.tune.objectives: must be a list of 2 to 16"},
+      {Json::array({{{"metric", "loss"}, {"goal", "minimize"}}, {{"metric", "cost"}, {"goal", "least"}}}),
+       "tuning.tune.objectives[1].goal: must be maximize or minimize"},
+      {Json::array({{{"metric", "loss"}, {"goal", "minimize"}}, {{"goal", "minimize"}}}),
+       "tuning.tune.objectives[1].metric: is missing"},
+      {Json::array({{{"metric", "loss"}, {"goal", "minimize"}}, {{"metric", "loss"}, {"goal", "maximize"}}}),
+       "tuning.tune.objectives[1].metric: 'loss' is named twice"},
+      {Json::array({{{"metric", "cost"}, {"goal", "minimize"}}, {{"metric", "loss"}, {"goal", "minimize"}}}),
+       "tuning.tune.objectives[0]: must be the step's objective"},
+      {Json::array({{{"metric", "loss"}, {"goal", "minimize"}}, 3}), "tuning.tune.objectives[1]: must be an object"}};
+  for (const auto& [objectives, why] : bad_objectives) {
+    mo["tuning"]["tune"]["objectives"] = objectives;
+    expect_refused(pod_command(mo, {}), why);
+  }
 }
 
 // The request parser's bounds: size, depth, kinds (fuzzed by fuzz/pod_request_fuzz.cpp).

@@ -147,9 +147,9 @@ class IrBuilder {
                                  " with GPUs (its pod's engine hands out none; run it with kiln run --gpus)");
     };
     no_gpus(s);
-    if (s.tune && !s.tune->objectives.empty())
-      error(s.tune->position_of("objectives"), "tune.objectives: a multi-objective tuning step" + to +
-                                                   " yet (its pod's request carries one objective; run it with kiln run)");
+    if (s.tune && s.tune->objectives.size() > kMaxTuningObjectives)
+      error(s.tune->position_of("objectives"), "tune.objectives: a tuning step with more than " +
+                                                   std::to_string(kMaxTuningObjectives) + " objectives" + to);
     for (const auto& part : step.trial_steps) {
       const StepSpec& p = part.spec;
       no_gpus(p);
@@ -190,9 +190,11 @@ class IrBuilder {
     for (const auto& part : step.trial_steps) add_outputs(part.component.manifest);
     for (const auto& item : s.tune->space.items()) task.output_parameters.push_back("best_" + item.key());
     for (const auto& name : tuning_output_parameters()) task.output_parameters.push_back(name);
+    if (!s.tune->objectives.empty()) task.output_parameters.push_back(kParetoFrontOutput);  // as kiln run sets it
     task.request = request_base(step);
     task.request["tuning"] = tuning_step_json(step);
-    if (!s.component.empty()) task.request["component"] = s.component;
+    // The trial component travels in "tuning" (its "component"): a request
+    // naming one besides would be refused as two kinds of work (pod_request.cpp).
     task.request["outputs"] = task.outputs;
     task.request["output_parameters"] = task.output_parameters;
     task.request["values"] = value_kinds(task.values);

@@ -142,7 +142,7 @@ void set_tuning_outputs(const RunState& state, StepState& step, size_t index, in
   for (const auto& [name, value] : state.unit(winner.front()).item.items())
     if (!is_engine_directive(name)) parameters[name] = value;
   step.outputs = Json{{"best_parameters", parameters}, {"best_value", best_value}, {"best_trial", best_trial}};
-  if (front != nullptr) step.outputs["pareto_front"] = *front;
+  if (front != nullptr) step.outputs[kParetoFrontOutput] = *front;
   for (const auto& [name, value] : parameters.items()) step.outputs["best_" + name] = value;
   step.artifacts.clear();
   for (const int u : winner)  // a trial template's later steps win a name several produce

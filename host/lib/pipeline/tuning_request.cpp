@@ -90,6 +90,7 @@ class TuningStepReader {
     t.max_failed_trials = static_cast<int>(whole(j, "tune", "max_failed_trials", 0, 1 << 20));
     t.seed = whole(j, "tune", "seed", INT64_MIN, INT64_MAX);
     t.trial = text(j, "tune", "trial", false);
+    if (j.contains("objectives")) t.objectives = objectives(j["objectives"], t);
     planned.spec.tune = std::move(t);
   }
 
@@ -146,6 +147,29 @@ class TuningStepReader {
     }
     return out;
   }
+  // `tune.objectives` as the spec reads it: 2 to kMaxTuningObjectives
+  // {metric, goal}, distinct metrics, the first the step's own objective.
+  static std::vector<TuneSpec::Objective> objectives(const Json& j, const TuneSpec& t) {
+    const std::string at = "tune.objectives";
+    if (!j.is_array() || j.size() < 2 || j.size() > kMaxTuningObjectives)
+      bad_field(at, "must be a list of 2 to " + std::to_string(kMaxTuningObjectives) + " {metric, goal}");
+    std::vector<TuneSpec::Objective> out;
+    for (size_t i = 0; i < j.size(); ++i) {
+      const std::string where = at + "[" + std::to_string(i) + "]";
+      object(j[i], where);
+      TuneSpec::Objective o;
+      o.metric = text(j[i], where, "metric", true);
+      const std::string goal = text(j[i], where, "goal", true);
+      if (goal != "maximize" && goal != "minimize") bad_field(where + ".goal", "must be maximize or minimize");
+      o.maximize = goal == "maximize";
+      if (std::any_of(out.begin(), out.end(), [&](const TuneSpec::Objective& seen) { return seen.metric == o.metric; }))
+        bad_field(where + ".metric", "'" + excerpt_text(o.metric, 60) + "' is named twice");
+      out.push_back(std::move(o));
+    }
+    if (out.front().metric != t.metric || out.front().maximize != t.maximize)
+      bad_field(at + "[0]", "must be the step's objective (tune.metric, tune.maximize)");
+    return out;
+  }
   static RetryPolicy retries(const Json& j, const std::string& at) {
     object(j, at);
     RetryPolicy r;
@@ -181,6 +205,7 @@ Json tuning_step_json(const PlannedStep& step) {
                  {"seed", t.seed}};
   if (!t.early_stopping.is_null()) out["tune"]["early_stopping"] = t.early_stopping;
   if (!t.trial.empty()) out["tune"]["trial"] = t.trial;
+  if (!t.objectives.empty()) out["tune"]["objectives"] = t.tuner_config()["objectives"];  // [{metric, goal}]
   out["trial_steps"] = Json::array();
   for (const auto& part : step.trial_steps) out["trial_steps"].push_back(step_json(part));
   return out;

@@ -32,6 +32,9 @@ inline const std::vector<std::string>& tuning_output_parameters() {
   static const std::vector<std::string> names{"best_parameters", "best_value", "best_trial"};
   return names;
 }
+// A multi-objective tuning step's (`tune.objectives`) further output
+// parameter: its Pareto front, [{trial, parameters, values}] (trials.hpp).
+inline constexpr const char* kParetoFrontOutput = "pareto_front";
 // The artifact every tuning step writes: one row per trial.
 inline constexpr const char* kTrialsOutput = "trials";
 inline constexpr const char* kTrialsArtifactType = "TuningTrials";

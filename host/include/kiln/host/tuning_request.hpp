@@ -2,7 +2,7 @@
 // pod request ("tuning", compile.hpp) and what `kiln step` turns back into a
 // PlannedStep to run the whole search in the pod (pod_tuning.hpp). It holds
 // the step as the planner left it: the `tune:` block, the tuning step's
-// parameters and input wires, and each trial template step with the tuning
+// parameters and input wires (with a multi-objective step's `objectives`), and each trial template step with the tuning
 // step's parameters and inputs already merged in. Placeholders stay as
 // written: the pod's engine resolves them.
 #pragma once
@@ -25,6 +25,9 @@ class TuningRequestError : public std::invalid_argument {
 
 // The most trial template steps a request may hold.
 inline constexpr size_t kMaxTuningRequestSteps = 256;
+// The most objectives (`tune.objectives`) a request may hold: the Pareto
+// front is O(trials² · objectives); compile refuses more at their position.
+inline constexpr size_t kMaxTuningObjectives = 16;
 
 Json tuning_step_json(const PlannedStep& step);
 
