@@ -718,6 +718,9 @@ steps:
       max_trials: 16
       parallel_trials: 2
       seed: 3
+  - name: report
+    component: util.echo
+    parameters: {message: "front {{ steps.t.outputs.pareto_front }}"}
 )");
   ASSERT_EQ(r.record["status"], "succeeded") << r.record.dump(2);
   const Json trials = trials_of(r, "t");
@@ -749,6 +752,30 @@ steps:
   EXPECT_EQ(listed, expected);
   EXPECT_EQ(outputs["best_trial"], front[0]["trial"]);
   EXPECT_EQ(outputs["best_value"], front[0]["values"]["loss"]);
+  // A downstream step reads the front as a value like any other output.
+  const std::string message = r.step("report")["outputs"]["message"];
+  ASSERT_EQ(message.rfind("front ", 0), 0u) << message;
+  EXPECT_EQ(Json::parse(message.substr(6)), front);
+  // With one objective there is no front to read: a plan error naming it.
+  try {
+    run(R"(
+steps:
+  - name: t
+    component: util.objective
+    tune:
+      tuner: tune.random
+      objective: {metric: loss, goal: minimize}
+      space: {x: {type: uniform, low: -1.0, high: 1.0}}
+      max_trials: 2
+  - name: report
+    component: util.echo
+    parameters: {message: "{{ steps.t.outputs.pareto_front }}"}
+)");
+    ADD_FAILURE() << "a single-objective step's pareto_front was planned";
+  } catch (const kiln::host::SpecError& e) {
+    EXPECT_NE(std::string(e.what()).find("tuning step 't' has no output parameter 'pareto_front'"), std::string::npos)
+        << e.what();
+  }
 }
 
 // Issue 23: NSGA-II learns from both objectives end to end. The host hands

@@ -237,12 +237,16 @@ class Validator {
   }
 
   // steps.T.outputs.NAME of tuning step T: best_parameters (object),
-  // best_value (float), best_trial (int), best_<space parameter>.
+  // best_value (float), best_trial (int), best_<space parameter>, and for a
+  // multi-objective step pareto_front (list).
   TypeInfo check_tuning_output(const StepSpec& tuning, const std::string& output, const SourcePos& pos) {
     if (output == "best_parameters") return {ValueType::Object};
     if (output == "best_value") return {ValueType::Float};
     if (output == "best_trial") return {ValueType::Int};
+    const bool several = !tuning.tune->objectives.empty();
+    if (several && output == kParetoFrontOutput) return {ValueType::List};  // [{trial, values, parameters}]
     std::vector<std::string> names = tuning_output_parameters();
+    if (several) names.push_back(kParetoFrontOutput);
     for (const auto& item : tuning.tune->space.items()) names.push_back("best_" + item.key());
     if (output.rfind("best_", 0) == 0 && tuning.tune->space.contains(output.substr(5))) {
       const Json& def = tuning.tune->space[output.substr(5)];
