@@ -719,19 +719,18 @@ TEST_F(CompileTest, TheImageKilnBuildsRunsItsCompiledComponentFilePods) {
 // that the plugin scan reads; a library goes in by its file name.
 TEST(ComponentPlace, ComponentFilesOfOneNameFromTwoFoldersDoNotMeet) {
   using kiln::host::component_place_in;
-  const fs::path plugins = "/opt/kiln/lib/kiln/plugins";
-  EXPECT_EQ(component_place_in(plugins, "/usr/lib/kiln/plugins/kiln_util.so"), plugins / "kiln_util.so");
-  const fs::path a = component_place_in(plugins, "/work/a/component.yaml");
-  const fs::path b = component_place_in(plugins, "/work/b/component.yaml");
+  TempDir dir;  // the host side: two folders, each with a component.yaml
+  const fs::path plugins = dir / "image" / "plugins", library = dir / "lib" / "kiln_util.so";
+  const fs::path first = dir / "a" / "component.yaml", second = dir / "b" / "component.yaml";
+  EXPECT_EQ(component_place_in(plugins, library), plugins / "kiln_util.so");
+  const fs::path a = component_place_in(plugins, first);
+  const fs::path b = component_place_in(plugins, second);
   EXPECT_NE(a.parent_path(), b.parent_path());
   EXPECT_EQ(a.filename(), "component.yaml");
   EXPECT_EQ(a.parent_path().parent_path(), plugins);
-  EXPECT_EQ(a, component_place_in(plugins, "/work/b/../a/component.yaml"));
-  TempDir dir;
-  const fs::path root = dir / "plugins";
-  for (const auto& place : {component_place_in(root, "/work/a/component.yaml"), component_place_in(root, "/work/b/component.yaml")})
-    kiln::test::write_text(place, "kind: Component\n");
-  EXPECT_EQ(kiln::host::find_component_files({root}).size(), 2u);
+  EXPECT_EQ(a, component_place_in(plugins, dir / "b" / ".." / "a" / "component.yaml"));
+  for (const auto& place : {a, b}) kiln::test::write_text(place, "kind: Component\n");
+  EXPECT_EQ(kiln::host::find_component_files({plugins}).size(), 2u);
 }
 
 namespace {
