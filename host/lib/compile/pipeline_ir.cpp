@@ -172,13 +172,9 @@ class IrBuilder {
     values_of(step);
     for (const auto& part : step.trial_steps) values_of(part);
     collect_values(s.tune->tuner_config(), s.tune->pos, step, task.values);
-    try {
-      for (const auto& [name, wire] : tuning_step_inputs(step)) {
-        check_wire(step, name, wire);
-        task.inputs.push_back({name, target_task_name(wire.step), wire.output});
-      }
-    } catch (const SpecError& e) {  // two inputs the pod would receive under one name
-      for (const auto& d : e.diagnostics()) error(d.pos, d.message);
+    for (const auto& [name, wire] : tuning_step_inputs(step)) {
+      check_wire(step, name, wire);
+      task.inputs.push_back({name, target_task_name(wire.step), wire.output});
     }
     std::set<std::string> outputs{kTrialsOutput};
     task.outputs.push_back(kTrialsOutput);
