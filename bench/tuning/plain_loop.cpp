@@ -20,13 +20,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "safetensors.hpp"
+
 #include <chrono>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <fstream>
 #include <iostream>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -38,24 +38,18 @@ struct Data {
   torch::Tensor x, y;
 };
 
-// A safetensors file's "features" (F32) and "labels" (I64), copied out.
+// A dataset artifact's "features" (F32) and "labels" (I64), read with
+// kiln's own safetensors reader (it validates the header) and copied out.
 Data read_dataset(const std::string& dir) {
-  std::ifstream in(dir + "/data.safetensors", std::ios::binary);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  const std::string blob = buffer.str();
-  if (blob.size() < 8) throw std::runtime_error(dir + "/data.safetensors: too short");
-  uint64_t header_size = 0;
-  std::memcpy(&header_size, blob.data(), 8);
-  const json header = json::parse(blob.substr(8, header_size));
-  const char* body = blob.data() + 8 + header_size;
-  const auto tensor = [&](const char* name, torch::Dtype dtype) {
-    const json& info = header.at(name);
-    const auto offsets = info.at("data_offsets").get<std::vector<int64_t>>();
-    const auto shape = info.at("shape").get<std::vector<int64_t>>();
-    return torch::from_blob(const_cast<char*>(body + offsets[0]), shape, dtype).clone();
+  kiln::ml::TensorFile file = kiln::ml::read_safetensors(dir + "/data.safetensors");
+  const auto tensor = [&](const char* name, kiln::ml::DType want, torch::Dtype dtype) {
+    const auto found = file.tensors.find(name);
+    if (found == file.tensors.end() || found->second.dtype != want)
+      throw std::runtime_error(dir + "/data.safetensors: no " + name + " tensor of the expected dtype");
+    return torch::from_blob(found->second.bytes.data(), found->second.shape, dtype).clone();
   };
-  return {tensor("features", torch::kFloat32), tensor("labels", torch::kInt64)};
+  return {tensor("features", kiln::ml::DType::F32, torch::kFloat32),
+          tensor("labels", kiln::ml::DType::I64, torch::kInt64)};
 }
 
 void seed_all(uint64_t seed) {
