@@ -14,7 +14,12 @@ using nlohmann::json;
 
 namespace {
 
-constexpr const char* kState = "state.json";
+constexpr const char* kFile = "checkpoint.safetensors";
+constexpr const char* kFormat = "kiln.checkpoint/v2";
+// Tensor name prefixes inside the one file.
+constexpr const char* kModel = "model/";
+constexpr const char* kBest = "best/";
+constexpr const char* kOptimizer = "optimizer/";
 
 void fnv1a(uint64_t& hash, const std::vector<std::byte>& bytes) {
   for (const std::byte b : bytes) hash = (hash ^ static_cast<uint64_t>(b)) * 1099511628211ULL;
@@ -25,58 +30,153 @@ void hash_dataset(uint64_t& hash, const Dataset& d) {
   if (d.labels) fnv1a(hash, d.labels->bytes);
 }
 
-// The files are written without fsync (safetensors.cpp, write_atomic), so a
-// machine crash can leave a checkpoint whose state.json survived but whose
-// tensors did not. state.json records each file's size and checksum, and a
-// checkpoint that does not match them is ignored (the step starts over):
-// cheaper than three fsyncs per epoch, which dominated short epochs.
-constexpr std::array<const char*, 3> kCheckpointFiles{"model.safetensors", "best.safetensors", "optimizer.pt"};
-
-// 64-bit words folded with a multiply and a shift: not cryptographic, only
-// to tell a torn or zero-filled file from the one written.
-std::string checkpoint_checksum(const std::string& bytes) {
-  uint64_t hash = 0x9e3779b97f4a7c15ULL ^ bytes.size();
-  size_t i = 0;
-  for (; i + 8 <= bytes.size(); i += 8) {
-    uint64_t word = 0;
-    std::memcpy(&word, bytes.data() + i, sizeof word);
-    hash = (hash ^ word) * 0x100000001b3ULL;
-    hash ^= hash >> 29;
-  }
-  for (; i < bytes.size(); ++i) hash = (hash ^ static_cast<unsigned char>(bytes[i])) * 1099511628211ULL;
+std::string hex(uint64_t value) {
   std::array<char, 17> text{};
-  std::snprintf(text.data(), text.size(), "%016llx", static_cast<unsigned long long>(hash));
+  std::snprintf(text.data(), text.size(), "%016llx", static_cast<unsigned long long>(value));
   return text.data();
 }
 
-json files_of(const fs::path& dir) {
-  json files = json::object();
-  for (const char* name : kCheckpointFiles)
-    if (fs::exists(dir / name)) {
-      const std::string bytes = read_text(dir / name);
-      files[name] = {{"bytes", bytes.size()}, {"checksum", checkpoint_checksum(bytes)}};
+// 64-bit words folded with a multiply and a shift over every tensor's name
+// and bytes, in name order: not cryptographic, only to tell a torn or
+// zero-filled file from the one written. The file is written without fsync
+// (a checkpoint is a shortcut, not a record), so a machine crash can leave
+// a header that survived over data that did not; such a checkpoint is
+// ignored and the step starts over. Computed from memory before writing:
+// nothing is read back.
+std::string tensors_checksum(const TensorFile& file) {
+  uint64_t hash = 0x9e3779b97f4a7c15ULL;
+  const auto fold = [&hash](const void* data, size_t size) {
+    const auto* bytes = static_cast<const unsigned char*>(data);
+    hash ^= size;
+    size_t i = 0;
+    for (; i + 8 <= size; i += 8) {
+      uint64_t word = 0;
+      std::memcpy(&word, bytes + i, sizeof word);
+      hash = (hash ^ word) * 0x100000001b3ULL;
+      hash ^= hash >> 29;
     }
-  return files;
-}
-
-// Throws when a file state.json lists is missing or not the one written.
-void check_files(const fs::path& dir, const json& files) {
-  for (const auto& [name, expected] : files.items()) {
-    if (!fs::exists(dir / name)) throw std::runtime_error(name + " is missing");
-    const std::string bytes = read_text(dir / name);
-    if (bytes.size() != expected.at("bytes").get<size_t>() ||
-        checkpoint_checksum(bytes) != expected.at("checksum").get<std::string>())
-      throw std::runtime_error(name + " is not the file that was written (a crash tore it)");
+    for (; i < size; ++i) hash = (hash ^ bytes[i]) * 1099511628211ULL;
+  };
+  for (const auto& [name, tensor] : file.tensors) {
+    fold(name.data(), name.size());
+    fold(tensor.bytes.data(), tensor.bytes.size());
   }
+  return hex(hash);
 }
 
-std::string state_json(const CheckpointState& s, const json& files) {
+// Per parameter, in the optimizer's order: the state LibTorch keys by the
+// parameter's TensorImpl (the key torch::optim uses).
+std::string state_key(const torch::Tensor& parameter) {
+  return c10::guts::to_string(parameter.unsafeGetTensorImpl());
+}
+
+std::vector<torch::Tensor> parameters_of(torch::optim::Optimizer& optimizer) {
+  std::vector<torch::Tensor> all;
+  for (auto& group : optimizer.param_groups())
+    for (auto& p : group.params()) all.push_back(p);
+  return all;
+}
+
+// Adam and AdamW keep the same fields; SGD a momentum buffer. A field that
+// is undefined (amsgrad off, no momentum) is not written.
+template <class State>
+void put_adam(TensorFile& file, json& steps, const std::string& prefix, const State& s) {
+  steps.push_back(s.step());
+  file.tensors[prefix + "exp_avg"] = from_torch(s.exp_avg());
+  file.tensors[prefix + "exp_avg_sq"] = from_torch(s.exp_avg_sq());
+  if (s.max_exp_avg_sq().defined()) file.tensors[prefix + "max_exp_avg_sq"] = from_torch(s.max_exp_avg_sq());
+}
+
+json put_optimizer(TensorFile& file, torch::optim::Optimizer& optimizer) {
+  json steps = json::array();
+  const auto parameters = parameters_of(optimizer);
+  for (size_t i = 0; i < parameters.size(); ++i) {
+    const auto found = optimizer.state().find(state_key(parameters[i]));
+    const std::string prefix = kOptimizer + std::to_string(i) + "/";
+    if (found == optimizer.state().end()) {
+      steps.push_back(nullptr);  // no step taken yet
+    } else if (const auto* adamw = dynamic_cast<const torch::optim::AdamWParamState*>(found->second.get())) {
+      put_adam(file, steps, prefix, *adamw);
+    } else if (const auto* adam = dynamic_cast<const torch::optim::AdamParamState*>(found->second.get())) {
+      put_adam(file, steps, prefix, *adam);
+    } else if (const auto* sgd = dynamic_cast<const torch::optim::SGDParamState*>(found->second.get())) {
+      steps.push_back(0);
+      if (sgd->momentum_buffer().defined()) file.tensors[prefix + "momentum_buffer"] = from_torch(sgd->momentum_buffer());
+    } else {
+      throw std::logic_error("checkpoint: an optimizer state of an unknown kind");
+    }
+  }
+  return steps;
+}
+
+torch::Tensor tensor_at(const TensorFile& file, const std::string& name, const torch::Tensor& like) {
+  const auto found = file.tensors.find(name);
+  if (found == file.tensors.end()) throw std::runtime_error("no tensor '" + name + "'");
+  auto value = to_torch_float(found->second);
+  if (value.sizes() != like.sizes()) throw std::runtime_error("tensor '" + name + "' has the wrong shape");
+  return value.to(like.device());
+}
+
+template <class State>
+std::unique_ptr<torch::optim::OptimizerParamState> take_adam(const TensorFile& file, const std::string& prefix,
+                                                              int64_t step, const torch::Tensor& p) {
+  auto s = std::make_unique<State>();
+  s->step(step);
+  s->exp_avg(tensor_at(file, prefix + "exp_avg", p));
+  s->exp_avg_sq(tensor_at(file, prefix + "exp_avg_sq", p));
+  if (file.tensors.count(prefix + "max_exp_avg_sq")) s->max_exp_avg_sq(tensor_at(file, prefix + "max_exp_avg_sq", p));
+  return s;
+}
+
+// The optimizer's state as the file holds it, built before anything is
+// changed: a checkpoint that fails here leaves the optimizer as it was.
+using OptimizerState = std::vector<std::pair<std::string, std::unique_ptr<torch::optim::OptimizerParamState>>>;
+
+OptimizerState take_optimizer(const TensorFile& file, const json& steps, torch::optim::Optimizer& optimizer) {
+  const auto parameters = parameters_of(optimizer);
+  if (!steps.is_array() || steps.size() != parameters.size())
+    throw std::runtime_error("the optimizer state is for another number of parameters");
+  OptimizerState state;
+  for (size_t i = 0; i < parameters.size(); ++i) {
+    if (steps[i].is_null()) continue;
+    const std::string prefix = kOptimizer + std::to_string(i) + "/";
+    const int64_t step = steps[i].get<int64_t>();
+    const auto& p = parameters[i];
+    std::unique_ptr<torch::optim::OptimizerParamState> s;
+    if (dynamic_cast<torch::optim::AdamW*>(&optimizer)) {
+      s = take_adam<torch::optim::AdamWParamState>(file, prefix, step, p);
+    } else if (dynamic_cast<torch::optim::Adam*>(&optimizer)) {
+      s = take_adam<torch::optim::AdamParamState>(file, prefix, step, p);
+    } else if (dynamic_cast<torch::optim::SGD*>(&optimizer)) {
+      auto sgd = std::make_unique<torch::optim::SGDParamState>();
+      if (file.tensors.count(prefix + "momentum_buffer")) sgd->momentum_buffer(tensor_at(file, prefix + "momentum_buffer", p));
+      s = std::move(sgd);
+    } else {
+      throw std::logic_error("checkpoint: an optimizer of an unknown kind");
+    }
+    state.emplace_back(state_key(p), std::move(s));
+  }
+  return state;
+}
+
+void put_prefixed(TensorFile& to, const TensorFile& from, const char* prefix) {
+  for (const auto& [name, tensor] : from.tensors) to.tensors[prefix + name] = tensor;
+}
+
+TensorFile take_prefixed(const TensorFile& from, const std::string& prefix) {
+  TensorFile out;
+  for (const auto& [name, tensor] : from.tensors)
+    if (name.compare(0, prefix.size(), prefix) == 0) out.tensors[name.substr(prefix.size())] = tensor;
+  return out;
+}
+
+std::string state_json(const CheckpointState& s, const json& optimizer_steps) {
   const json j = {{"fingerprint", s.fingerprint},
                   {"digest", s.digest},
                   {"history", json::parse(history_to_json(s.history))},
                   {"best_value", s.best_value},
                   {"bad_epochs", s.bad_epochs},
-                  {"files", files}};
+                  {"optimizer_steps", optimizer_steps}};
   return j.dump();
 }
 
@@ -91,57 +191,59 @@ CheckpointState parse_state(const json& j) {
   return s;
 }
 
-// current/, or next/ when a crash came between removing current and renaming next.
-std::optional<fs::path> complete_checkpoint(const fs::path& dir) {
-  for (const char* name : {"current", "next"}) {
-    if (fs::exists(dir / name / kState)) return dir / name;
-  }
-  return std::nullopt;
-}
-
 }  // namespace
 
 std::string data_digest(const Dataset& train, const Dataset* validation) {
   uint64_t hash = 14695981039346656037ULL;
   hash_dataset(hash, train);
   if (validation) hash_dataset(hash, *validation);
-  std::array<char, 17> text{};
-  std::snprintf(text.data(), text.size(), "%016llx", static_cast<unsigned long long>(hash));
-  return text.data();
+  return hex(hash);
 }
 
 void write_checkpoint(const fs::path& dir, const CheckpointState& state, torch::nn::Module& net,
                       torch::optim::Optimizer& optimizer, const TensorFile& best) {
-  const auto next = dir / "next";
-  fs::remove_all(next);
-  fs::create_directories(next);
-  write_safetensors(next / "model.safetensors", state_to_tensors(net));
-  if (!best.tensors.empty()) write_safetensors(next / "best.safetensors", best);
-  torch::save(optimizer, (next / "optimizer.pt").string());
-  write_text_atomic(next / kState, state_json(state, files_of(next)));  // last: marks next/ complete
-  fs::remove_all(dir / "current");
-  fs::rename(next, dir / "current");
+  TensorFile file;
+  put_prefixed(file, state_to_tensors(net), kModel);
+  put_prefixed(file, best, kBest);
+  const json steps = put_optimizer(file, optimizer);
+  file.metadata["format"] = kFormat;
+  file.metadata["state"] = state_json(state, steps);
+  file.metadata["checksum"] = tensors_checksum(file);
+  write_safetensors(dir / kFile, file);  // a temporary name and a rename: the old one or the new one
 }
 
 std::optional<CheckpointState> read_checkpoint(const fs::path& dir,
                                                const std::function<bool(const std::string&)>& matches,
                                                const std::string& digest, torch::nn::Module& net,
                                                torch::optim::Optimizer& optimizer, TensorFile& best,
-                                               const torch::Device& device,
                                                const std::function<void(const std::string&)>& log) {
-  const auto found = complete_checkpoint(dir);
-  if (!found) return std::nullopt;
+  const fs::path path = dir / kFile;
+  if (!fs::exists(path)) {
+    if (fs::exists(dir / "current") || fs::exists(dir / "next"))
+      log("ignoring the checkpoint in " + dir.string() + ": it has the layout of an earlier kiln");
+    return std::nullopt;
+  }
   try {
-    const json stored = json::parse(read_text(*found / kState));
+    const TensorFile file = read_safetensors(path);
+    const auto meta = [&](const char* key) {
+      const auto found = file.metadata.find(key);
+      if (found == file.metadata.end()) throw std::runtime_error(std::string("no '") + key + "' in its metadata");
+      return found->second;
+    };
+    if (meta("format") != kFormat) throw std::runtime_error("format " + meta("format") + ", not " + kFormat);
+    if (meta("checksum") != tensors_checksum(file))
+      throw std::runtime_error("its tensors are not the ones written (a crash tore it)");
+    const json stored = json::parse(meta("state"));
     auto state = parse_state(stored);
     if (!matches(state.fingerprint) || state.digest != digest) {
       log("ignoring the checkpoint in " + dir.string() + ": it was made with other parameters or data");
       return std::nullopt;
     }
-    if (stored.contains("files")) check_files(*found, stored["files"]);  // absent in checkpoints before it
-    load_state(net, read_safetensors(*found / "model.safetensors"), "checkpoint model");
-    torch::load(optimizer, (*found / "optimizer.pt").string(), device);
-    if (fs::exists(*found / "best.safetensors")) best = read_safetensors(*found / "best.safetensors");
+    OptimizerState moments = take_optimizer(file, stored.at("optimizer_steps"), optimizer);
+    load_state(net, take_prefixed(file, kModel), "checkpoint model");  // the same architecture: shapes match
+    optimizer.state().clear();
+    for (auto& [key, value] : moments) optimizer.state()[key] = std::move(value);
+    best = take_prefixed(file, kBest);
     return state;
   } catch (const std::exception& e) {
     log("ignoring an unreadable checkpoint in " + dir.string() + ": " + e.what());

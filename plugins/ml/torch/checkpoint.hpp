@@ -1,8 +1,12 @@
-// train.torch's per-epoch checkpoint in the step's checkpoint directory:
-// current/ {state.json, model.safetensors, best.safetensors, optimizer.pt}.
-// A new one is written to next/ and swapped in, so a crash mid-write leaves
-// one complete checkpoint. It is used only when the parameters and the data
-// digests match (a retry of the same step), otherwise ignored.
+// train.torch's per-epoch checkpoint in the step's checkpoint directory: one
+// file, checkpoint.safetensors, holding the model ("model/..."), the best
+// weights ("best/...") and the optimizer's per-parameter moments
+// ("optimizer/I/...") as tensors, and in its metadata the state (history,
+// early-stopping counters, fingerprint, data digest, optimizer steps) and a
+// checksum of the tensors. A new one replaces the old by a rename, so a
+// crash mid-write leaves the previous one. It is used only when the
+// parameters and the data digests match (a retry of the same step) and the
+// checksum holds, otherwise ignored.
 #pragma once
 
 #include <torch/torch.h>
@@ -32,14 +36,13 @@ std::string data_digest(const Dataset& train, const Dataset* validation);
 void write_checkpoint(const std::filesystem::path& dir, const CheckpointState& state, torch::nn::Module& net,
                       torch::optim::Optimizer& optimizer, const TensorFile& best);
 
-// Restores net, optimizer (its state onto `device`) and best weights and
+// Restores net, optimizer (its moments onto each parameter's device) and best weights and
 // returns the state when a checkpoint whose fingerprint `matches` (given the
 // stored one) exists; logs why one is ignored.
 std::optional<CheckpointState> read_checkpoint(const std::filesystem::path& dir,
                                                const std::function<bool(const std::string&)>& matches,
                                                const std::string& digest, torch::nn::Module& net,
                                                torch::optim::Optimizer& optimizer, TensorFile& best,
-                                               const torch::Device& device,
                                                const std::function<void(const std::string&)>& log);
 
 }  // namespace kiln::ml

@@ -442,7 +442,7 @@ class Trainer {
       return fingerprint_matches(stored, o_.fingerprint, o_.resume_new_hyperparameters);
     };
     auto restored =
-        read_checkpoint(*run_.checkpoint_dir, matches, digest_, *model_.net(), *optimizer_, best_, device_, hooks_.log);
+        read_checkpoint(*run_.checkpoint_dir, matches, digest_, *model_.net(), *optimizer_, best_, hooks_.log);
     if (!restored) return;
     history_ = restored->history;
     best_value_ = restored->best_value;

@@ -105,14 +105,20 @@ TEST(TrainTorch, CnnLearnsU8Images) {
 }
 
 // A failure injected after epoch 2 of 4; the retry (same checkpoint
-// directory) resumes at epoch 3 and ends with the weights of an unbroken run.
-TEST(TrainTorch, ResumesFromTheCheckpointWhenRetried) {
+// directory) resumes at epoch 3 and ends with the weights of an unbroken run,
+// for each optimizer: the checkpoint restores Adam's and AdamW's moments and
+// step counts and SGD's momentum buffers (without them the weights differ).
+class TrainTorchResume : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(TrainTorchResume, ResumesFromTheCheckpointWhenRetried) {
   TempDir dir;
   const auto train_dir = save(dir / "train", blobs(96, 2, 3, 1));
   const auto val_dir = save(dir / "val", blobs(32, 2, 3, 2));
   Json params = quick_mlp(4);
   params["deterministic"] = true;
   params["dropout"] = 0.2;
+  params["optimizer"] = GetParam();
+  if (params["optimizer"] == "sgd") params["momentum"] = 0.9;
   ::setenv("KILN_TEST_TRAIN_FAIL_AFTER_EPOCH", "2", 1);
   RecordingSink failing;
   EXPECT_FALSE(train(dir / "step", params, failing, train_dir, val_dir).ok);
@@ -130,6 +136,24 @@ TEST(TrainTorch, ResumesFromTheCheckpointWhenRetried) {
   const auto a = ml::read_safetensors(dir / "step" / "out" / "model" / "weights.safetensors");
   const auto b = ml::read_safetensors(dir / "whole" / "out" / "model" / "weights.safetensors");
   for (const auto& [name, tensor] : a.tensors) EXPECT_EQ(tensor.bytes, b.tensors.at(name).bytes) << name;
+}
+
+INSTANTIATE_TEST_SUITE_P(Optimizers, TrainTorchResume, ::testing::Values("adam", "adamw", "sgd"));
+
+// A checkpoint directory of the layout before checkpoint.safetensors
+// (current/state.json ...) is named and ignored: the step trains from epoch 1.
+TEST(TrainTorch, ACheckpointOfTheEarlierLayoutIsIgnored) {
+  TempDir dir;
+  const auto train_dir = save(dir / "train", blobs(96, 2, 3, 1));
+  const auto val_dir = save(dir / "val", blobs(32, 2, 3, 2));
+  fs::create_directories(dir / "step" / "checkpoint" / "current");
+  std::ofstream(dir / "step" / "checkpoint" / "current" / "state.json") << "{}";
+  RecordingSink sink;
+  const auto outcome = train(dir / "step", quick_mlp(2), sink, train_dir, val_dir);
+  ASSERT_TRUE(outcome.ok) << outcome.message;
+  EXPECT_TRUE(logged(sink, "it has the layout of an earlier kiln"));
+  EXPECT_EQ(count_metric(sink, "train_loss"), 2u);
+  EXPECT_TRUE(fs::exists(dir / "step" / "checkpoint" / "checkpoint.safetensors"));
 }
 
 // checkpoint_every: 2 of 5 epochs saves after epochs 2 and 4 only; a
@@ -158,9 +182,9 @@ TEST(TrainTorch, CheckpointEveryNEpochsResumesFromTheLastOne) {
   for (const auto& [name, tensor] : a.tensors) EXPECT_EQ(tensor.bytes, b.tensors.at(name).bytes) << name;
 }
 
-// Checkpoint files are not fsynced; state.json records each one's size and
-// checksum. A file a machine crash tore (here: its tensor bytes zeroed, the
-// size kept) makes the retry ignore the checkpoint and train from epoch 1,
+// The checkpoint file is not fsynced; its metadata holds a checksum of its
+// tensors. A file a machine crash tore (here: its last tensor bytes zeroed,
+// the size kept) makes the retry ignore the checkpoint and train from epoch 1,
 // still ending with the weights of an unbroken run.
 TEST(TrainTorch, ATornCheckpointIsIgnoredAndTheRetryStartsOver) {
   TempDir dir;
@@ -172,7 +196,7 @@ TEST(TrainTorch, ATornCheckpointIsIgnoredAndTheRetryStartsOver) {
   RecordingSink failing;
   EXPECT_FALSE(train(dir / "step", params, failing, train_dir, val_dir).ok);
   ::unsetenv("KILN_TEST_TRAIN_FAIL_AFTER_EPOCH");
-  const fs::path model = dir / "step" / "checkpoint" / "current" / "model.safetensors";
+  const fs::path model = dir / "step" / "checkpoint" / "checkpoint.safetensors";
   ASSERT_TRUE(fs::exists(model));
   const auto size = fs::file_size(model);
   {
@@ -185,7 +209,7 @@ TEST(TrainTorch, ATornCheckpointIsIgnoredAndTheRetryStartsOver) {
   RecordingSink retry;
   const auto outcome = train(dir / "step", params, retry, train_dir, val_dir);
   ASSERT_TRUE(outcome.ok) << outcome.message;
-  EXPECT_TRUE(logged(retry, "model.safetensors is not the file that was written")) << "the checkpoint was used";
+  EXPECT_TRUE(logged(retry, "its tensors are not the ones written")) << "the checkpoint was used";
   EXPECT_FALSE(logged(retry, "resuming from epoch"));
   EXPECT_EQ(count_metric(retry, "train_loss"), 4u);  // every epoch again
   RecordingSink unbroken;
