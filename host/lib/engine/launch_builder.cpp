@@ -30,6 +30,7 @@ StepLaunch LaunchBuilder::build(const UnitState& unit) const {
   launch.grace_seconds = grace_seconds_;
   launch.parameters = render_parameters(unit);
   launch.inputs = wired_inputs(unit);
+  launch.reuse_process = state_.step(unit.step).planned->spec.tune.has_value();
   return launch;
 }
 

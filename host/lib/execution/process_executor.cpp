@@ -125,6 +125,7 @@ class ProcessExecutor : public Executor {
   // empty. `request_file`: where its request is written.
   StepChildOptions child_options(const StepLaunch& launch, const fs::path& request_file) const {
     StepChildOptions child;
+    child.reuse = launch.reuse_process && launch.replicas <= 1;  // the server ignores it with env or exec
     if (launch.gpus.empty()) return child;
     child.env = {{"CUDA_VISIBLE_DEVICES", gpu_list_text(launch.gpus)}};
     // CUDA's indices in PCI bus order, as nvidia-smi and /dev/nvidiaN number them.

@@ -20,9 +20,33 @@ namespace kiln::host {
 namespace {
 
 std::atomic<bool> g_cancelled{false};
+// A reused process's current step, and the step a queued stop named when it
+// came before that step began (see run_inline_step_request). Lock-free on
+// every platform kiln builds for: safe in a signal handler.
+std::atomic<uint64_t> g_step_id{0};
+std::atomic<uint64_t> g_stop_for{0};
 
-extern "C" void on_stop_signal(int) {
+extern "C" void on_stop_signal(int, siginfo_t* info, void*) {
+  if (info != nullptr && info->si_code == SI_QUEUE) {
+    const auto id = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(info->si_value.sival_ptr));
+    if (id != g_step_id.load()) {
+      g_stop_for = id;  // meant for a step not begun yet (or one that has ended)
+      // The step may have begun meanwhile (the handler can run on another
+      // thread): begin_step stores the id, then reads g_stop_for; one of the
+      // two sees the other's store.
+      if (id == g_step_id.load()) g_cancelled = true;
+      return;
+    }
+  }
   g_cancelled = true;
+}
+
+// Clears the stop flag for step `id` and takes a stop that came early
+// (in this order: see on_stop_signal).
+void begin_step(uint64_t id) {
+  g_cancelled = false;
+  g_step_id = id;
+  if (id != 0 && g_stop_for.load() == id) g_cancelled = true;
 }
 
 // Writes events as channel lines; whole lines only, from any thread.
@@ -149,7 +173,8 @@ namespace {
 // Runs the request `load` returns; an error in loading it is the step's result.
 int run_loaded_request(const std::function<Json()>& load, int channel_fd) {
   struct sigaction action {};
-  action.sa_handler = on_stop_signal;
+  action.sa_sigaction = on_stop_signal;
+  action.sa_flags = SA_SIGINFO;
   sigaction(SIGTERM, &action, nullptr);
   sigaction(SIGINT, &action, nullptr);
   ChannelWriter channel(channel_fd);
@@ -195,6 +220,11 @@ int run_step_request(const std::filesystem::path& request_file, int channel_fd) 
 }
 
 int run_inline_step_request(const Json& request, int channel_fd) {
+  return run_loaded_request([&] { return request; }, channel_fd);
+}
+
+int run_inline_step_request(const Json& request, int channel_fd, uint64_t step_id) {
+  begin_step(step_id);
   return run_loaded_request([&] { return request; }, channel_fd);
 }
 

@@ -3,11 +3,24 @@
 //   host → server  {"op":"start","id","library","component","request","cwd","env"?,"exec"?} + [stdout, stderr, channel]
 //                  ("request": the request itself, or the path of its file when it is big;
 //                   "env": {NAME: VALUE} set in the child; "exec": argv the child execs instead)
+//                  ("reuse": true: the step may run in a warm worker, below)
 //                  {"op":"reap","pid"}
-//   server → host  {"op":"started","id","pid"} | {"op":"error","id","message"}
+//   server → host  {"op":"started","id","pid","worker"?} | {"op":"error","id","message"}
 //                  {"op":"exited","pid","status"}   (the child stays a zombie until "reap")
 // The host does not wait for "started": it sends the next start at once. The
 // server answers in order, so a child's "started" precedes its "exited".
+//
+// Warm workers ("reuse"; the process executor asks it for a tuning step's
+// trials): the forked child runs its step, then, instead of exiting, lets go
+// of the step's descriptors, tells the server {"op":"done","status"} on its
+// own socket and waits there for another start of the same component. The
+// server reports the step "exited" with that status; once the host has
+// reaped it (so it signals that step no more) the worker may be given the
+// next one. Stop signals for a worker's step are queued with the step's id
+// (sigqueue), so a late or early one cannot cancel another step; SIGKILL
+// ends the worker, whose exit then ends the step it ran. A worker retires
+// after kStepsPerWorker steps, bounding what a plugin may leak.
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -29,6 +42,7 @@
 #include <chrono>
 #include <cstring>
 #include <iostream>
+#include <map>
 #include <set>
 #include <system_error>
 
@@ -39,6 +53,7 @@ namespace {
 constexpr size_t kMaxMessage = 65536;
 constexpr std::chrono::seconds kStartTimeout{120};
 constexpr size_t kMaxFds = 3;
+constexpr int kStepsPerWorker = 64;
 
 void send_message(int socket, const std::string& text, const std::vector<int>& fds) {
   iovec data{const_cast<char*>(text.data()), text.size()};
@@ -98,33 +113,89 @@ void exec_runner(const Json& argv_json) {
 }
 
 // In the forked child: become the step's process and run it (or exec a fresh runner that does).
-[[noreturn]] void become_step(const Json& request, const std::vector<int>& fds, int socket, int signals) {
-  ::close(socket);
-  ::close(signals);
+// In a forked child: leave the server's descriptors and lead a process group
+// that dies with the server. False when the server died already.
+bool detach_from_server(const std::vector<int>& server_fds) {
+  for (const int fd : server_fds) ::close(fd);
   ::setpgid(0, 0);
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // if the server dies, so does the step (it is unreachable then)
-  if (::getppid() == 1) ::_exit(1);    // the server died before that took effect
+  if (::getppid() == 1) return false;  // the server died before that took effect
+  sigset_t none;
+  sigemptyset(&none);
+  ::signal(SIGCHLD, SIG_DFL);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  return true;
+}
+
+// Puts the step's stdout, stderr and channel on 1, 2 and 3 and enters its
+// working directory (made here, off the host's thread, which starts the
+// next step meanwhile). False when that directory cannot be entered.
+bool enter_step(const Json& request, const std::vector<int>& fds) {
   ::dup2(fds[0], 1);
   ::dup2(fds[1], 2);
   ::dup2(fds[2], 3);
   for (const int fd : fds)
     if (fd > 3) ::close(fd);
-  sigset_t none;
-  sigemptyset(&none);
-  ::signal(SIGCHLD, SIG_DFL);
-  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  const fs::path cwd = request.value("cwd", "/");
+  std::error_code ignored;
+  if (::chdir(cwd.c_str()) != 0) fs::create_directories(cwd, ignored);
+  return ::chdir(cwd.c_str()) == 0;
+}
+
+void flush_all() {
+  std::cout.flush();
+  std::cerr.flush();
+  std::fflush(nullptr);
+}
+
+// A warm worker (see the top): runs `request`, then each start the server
+// sends on `worker_socket`, until told to stop (the socket closes) or retired.
+[[noreturn]] void become_worker(Json request, std::vector<int> fds, int worker_socket,
+                                const std::vector<int>& server_fds) {
+  if (!detach_from_server(server_fds)) ::_exit(1);
+  std::vector<char> buffer;
+  for (int steps = 1;; ++steps) {
+    int code = 1;
+    try {  // nothing may unwind into the forked copy of the server's stack
+      if (enter_step(request, fds)) {
+        const Json& step = request.contains("request") ? request["request"] : Json();
+        const auto id = request.value("id", uint64_t{0});
+        code = step.is_object() ? run_inline_step_request(step, 3, id) : 1;
+      }
+    } catch (...) {
+      code = 1;
+    }
+    flush_all();
+    // Let go of the step's pipes: the host reads each to its end.
+    const int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    ::dup2(null, 1);
+    ::dup2(null, 2);
+    ::close(3);
+    ::close(null);
+    const bool last = steps >= kStepsPerWorker;
+    try {
+      send_message(worker_socket, Json{{"op", "done"}, {"status", (code & 0xff) << 8}, {"last", last}}.dump(), {});
+      if (last) ::_exit(0);
+      fds.clear();
+      const std::string text = receive_message(worker_socket, fds, buffer);
+      if (text.empty()) ::_exit(0);  // the server is done with us
+      request = Json::parse(text, nullptr, false);
+    } catch (...) {
+      ::_exit(0);
+    }
+    if (!request.is_object() || fds.size() != 3) ::_exit(1);
+  }
+}
+
+[[noreturn]] void become_step(const Json& request, const std::vector<int>& fds, const std::vector<int>& server_fds) {
+  if (!detach_from_server(server_fds)) ::_exit(1);
   int code = 1;
   try {  // nothing may unwind into the forked copy of the server's stack
     const Json& step = request.contains("request") ? request["request"] : Json();
     if (const auto env = request.find("env"); env != request.end() && env->is_object())
       for (const auto& [name, value] : env->items())
         if (value.is_string()) ::setenv(name.c_str(), value.get<std::string>().c_str(), 1);
-    // The step makes its own working directory (the attempt's), off the
-    // host's thread, which starts the next step meanwhile.
-    const fs::path cwd = request.value("cwd", "/");
-    std::error_code ignored;
-    if (::chdir(cwd.c_str()) != 0) fs::create_directories(cwd, ignored);
-    if (::chdir(cwd.c_str()) == 0) {
+    if (enter_step(request, fds)) {
       if (const auto exec = request.find("exec"); exec != request.end() && exec->is_array() && !exec->empty())
         exec_runner(*exec);  // returns only when the exec failed
       else
@@ -134,9 +205,7 @@ void exec_runner(const Json& argv_json) {
   } catch (...) {
     code = 1;
   }
-  std::cout.flush();
-  std::cerr.flush();
-  std::fflush(nullptr);
+  flush_all();
   ::_exit(code);  // no static destructors: they belong to the server
 }
 
@@ -147,9 +216,14 @@ class Server {
   int loop() {
     int code = 0;
     try {
+      std::vector<pollfd> fds;
       for (;;) {
-        std::array<pollfd, 2> fds{pollfd{socket_, POLLIN, 0}, pollfd{signals_, POLLIN, 0}};
+        fds.assign({pollfd{socket_, POLLIN, 0}, pollfd{signals_, POLLIN, 0}});
+        for (const auto& [pid, worker] : workers_)
+          if (worker.state == Worker::Busy) fds.push_back(pollfd{worker.socket, POLLIN, 0});
         if (::poll(fds.data(), fds.size(), -1) < 0 && errno != EINTR) break;
+        for (size_t i = 2; i < fds.size(); ++i)
+          if (fds[i].revents) on_worker_message(fds[i].fd);
         if (fds[1].revents) report_exits();
         if (fds[0].revents && !handle_request()) break;
       }
@@ -162,6 +236,16 @@ class Server {
   }
 
  private:
+  // A warm worker's place in its cycle: running a step; its step reported
+  // ended but not yet reaped by the host; free for the next step; its
+  // process gone (reported, waiting for the host's reap).
+  struct Worker {
+    enum State { Busy, Ended, Idle, Exited } state = Busy;
+    std::string key;  // library and component
+    int socket = -1;
+    bool retiring = false;
+  };
+
   bool handle_request() {
     std::vector<int> fds;
     const std::string text = receive_message(socket_, fds, buffer_);
@@ -169,37 +253,111 @@ class Server {
     const Json request = Json::parse(text, nullptr, false);
     const std::string op = request.is_object() ? request.value("op", "") : "";
     if (op == "reap") {
-      const pid_t pid = request.value("pid", 0);
-      ::waitpid(pid, nullptr, 0);
-      children_.erase(pid);
-      reported_.erase(pid);
+      reap(request.value("pid", 0));
     } else if (op == "start") {
-      start(request, fds);
+      start(request, text, fds);
     }
     for (const int fd : fds) ::close(fd);
     return true;
   }
 
-  void start(const Json& request, const std::vector<int>& fds) {
+  void reap(pid_t pid) {
+    const auto worker = workers_.find(pid);
+    if (worker != workers_.end() && worker->second.state == Worker::Ended) {
+      worker->second.state = Worker::Idle;  // the host signals its last step no more
+      return;
+    }
+    ::waitpid(pid, nullptr, 0);
+    children_.erase(pid);
+    reported_.erase(pid);
+    if (worker != workers_.end()) forget_worker(worker);
+  }
+
+  void start(const Json& request, const std::string& text, const std::vector<int>& fds) {
     const Json id = request.value("id", Json(0));
+    const std::string library = request.value("library", "");
+    const bool reuse = request.value("reuse", false) && !request.contains("exec") && !request.contains("env") &&
+                       !is_component_file(library);
+    const std::string key = library + "\n" + request.value("component", "");
+    if (reuse && fds.size() == 3 && hand_to_idle_worker(key, id, text, fds)) return;
     try {
       if (fds.size() != 3) throw std::runtime_error("start needs 3 descriptors");
       // A component file is a command: nothing to load (step_runner runs it);
       // nor for a child that execs a fresh runner, which loads it itself.
-      if (!is_component_file(request.value("library", "")) && !request.contains("exec")) {
-        const auto library = PluginLibrary::load(request.value("library", ""));  // the child inherits it loaded
-        warm_up(*library, request.value("component", ""));
+      if (!is_component_file(library) && !request.contains("exec")) {
+        const auto loaded = PluginLibrary::load(library);  // the child inherits it loaded
+        warm_up(*loaded, request.value("component", ""));
       }
     } catch (const std::exception& e) {
       return send_message(socket_, Json{{"op", "error"}, {"id", id}, {"message", e.what()}}.dump(), {});
     }
+    std::array<int, 2> pair{-1, -1};
+    if (reuse && ::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair.data()) != 0) pair = {-1, -1};
+    const bool worker = pair[0] >= 0;
     const pid_t pid = ::fork();
-    if (pid == 0) become_step(request, fds, socket_, signals_);
-    if (pid < 0)
+    if (pid == 0) {
+      std::vector<int> server_fds{socket_, signals_};
+      for (const auto& [other, w] : workers_) server_fds.push_back(w.socket);
+      if (worker) {
+        server_fds.push_back(pair[0]);
+        become_worker(request, fds, pair[1], server_fds);
+      }
+      become_step(request, fds, server_fds);
+    }
+    if (worker) ::close(pair[1]);
+    if (pid < 0) {
+      if (worker) ::close(pair[0]);
       return send_message(socket_, Json{{"op", "error"}, {"id", id}, {"message", std::strerror(errno)}}.dump(), {});
+    }
     ::setpgid(pid, pid);  // also here: the host may signal the group before the child runs
     children_.insert(pid);
-    send_message(socket_, Json{{"op", "started"}, {"id", id}, {"pid", pid}}.dump(), {});
+    if (worker) workers_.emplace(pid, Worker{Worker::Busy, key, pair[0], false});
+    Json started{{"op", "started"}, {"id", id}, {"pid", pid}};
+    if (worker) started["worker"] = true;
+    send_message(socket_, started.dump(), {});
+  }
+
+  // Sends the start to an idle worker of the same component; false when there is none.
+  bool hand_to_idle_worker(const std::string& key, const Json& id, const std::string& text,
+                           const std::vector<int>& fds) {
+    for (auto& [pid, worker] : workers_) {
+      if (worker.state != Worker::Idle || worker.retiring || worker.key != key) continue;
+      try {
+        send_message(worker.socket, text, fds);
+      } catch (const std::exception&) {  // it died meanwhile: its exit is on its way
+        worker.retiring = true;
+        continue;
+      }
+      worker.state = Worker::Busy;
+      send_message(socket_, Json{{"op", "started"}, {"id", id}, {"pid", pid}, {"worker", true}}.dump(), {});
+      return true;
+    }
+    return false;
+  }
+
+  // A worker's "done": its step has ended with that status.
+  void on_worker_message(int socket) {
+    const auto worker = std::find_if(workers_.begin(), workers_.end(),
+                                     [socket](const auto& item) { return item.second.socket == socket; });
+    if (worker == workers_.end()) return;
+    std::vector<int> fds;
+    const std::string text = receive_message(socket, fds, worker_buffer_);
+    for (const int fd : fds) ::close(fd);
+    if (text.empty()) {  // it is exiting: report_exits ends its step
+      worker->second.retiring = true;
+      return;
+    }
+    const Json done = Json::parse(text, nullptr, false);
+    if (!done.is_object() || done.value("op", "") != "done" || worker->second.state != Worker::Busy) return;
+    worker->second.state = Worker::Ended;
+    worker->second.retiring = worker->second.retiring || done.value("last", false);
+    send_message(socket_, Json{{"op", "exited"}, {"pid", worker->first}, {"status", done.value("status", 1 << 8)}}.dump(),
+                 {});
+  }
+
+  void forget_worker(std::map<pid_t, Worker>::iterator worker) {
+    ::close(worker->second.socket);
+    workers_.erase(worker);
   }
 
   // Runs a component's warm-up once, so its forked steps start warm.
@@ -213,11 +371,14 @@ class Server {
     }
   }
 
-  // Tells the host about ended children without reaping them (WNOWAIT).
+  // Tells the host about ended children without reaping them (WNOWAIT). A
+  // worker whose step was reported already ("done") adds nothing; an idle
+  // one is reaped here, as no host knows it.
   void report_exits() {
     signalfd_siginfo info{};
     while (::read(signals_, &info, sizeof info) == sizeof info) {
     }
+    std::vector<pid_t> idle_gone;
     for (const pid_t pid : children_) {
       if (reported_.count(pid)) continue;
       siginfo_t status{};
@@ -229,14 +390,28 @@ class Server {
       // id, so this cannot reach another group.
       ::kill(-pid, SIGKILL);
       reported_.insert(pid);
+      const auto worker = workers_.find(pid);
+      if (worker != workers_.end()) {
+        const auto was = worker->second.state;
+        worker->second.state = Worker::Exited;
+        if (was == Worker::Idle) idle_gone.push_back(pid);
+        if (was != Worker::Busy) continue;  // its last step was reported by "done"
+      }
       send_message(socket_, Json{{"op", "exited"}, {"pid", pid}, {"status", raw}}.dump(), {});
+    }
+    for (const pid_t pid : idle_gone) {
+      ::waitpid(pid, nullptr, 0);
+      children_.erase(pid);
+      reported_.erase(pid);
+      forget_worker(workers_.find(pid));
     }
   }
 
   int socket_, signals_;
   std::set<pid_t> children_, reported_;
+  std::map<pid_t, Worker> workers_;
   std::set<std::string> warmed_;
-  std::vector<char> buffer_;
+  std::vector<char> buffer_, worker_buffer_;
 };
 
 }  // namespace
@@ -303,6 +478,7 @@ StepServer::ChildId StepServer::start(const fs::path& library, const std::string
       for (const auto& [name, value] : options.env) env[name] = value;
     }
     if (!options.exec.empty()) message["exec"] = options.exec;
+    if (options.reuse) message["reuse"] = true;
     // The request goes in as the caller encoded it: it is most of the
     // message, and encoding it twice per step showed in the engine's profile.
     std::string text = message.dump();
@@ -322,9 +498,21 @@ void StepServer::signal(ChildId id, int sig) {
   const auto it = children_.find(id);
   if (it == children_.end()) return;  // ended (or never started)
   if (it->second.pid > 0)
-    ::kill(-it->second.pid, sig);  // still registered: not ended, not reaped
+    send_signal(it->first, it->second, sig);  // still registered: not ended, not reaped
   else if (sig == SIGKILL || it->second.pending_signal == 0)
     it->second.pending_signal = sig;
+}
+
+// A worker's stop names its step (step_runner's handler ignores one meant
+// for another); SIGKILL, and any signal to a child of its own, reach the group.
+void StepServer::send_signal(ChildId id, const Child& child, int sig) {
+  if (child.worker && sig != SIGKILL) {
+    sigval value{};
+    value.sival_ptr = reinterpret_cast<void*>(static_cast<uintptr_t>(id));
+    ::sigqueue(child.pid, sig, value);
+  } else {
+    ::kill(-child.pid, sig);
+  }
 }
 
 bool StepServer::alive() const {
@@ -385,7 +573,7 @@ void StepServer::read_replies() {
     const Json reply = Json::parse(text, nullptr, false);
     const std::string op = reply.is_object() ? reply.value("op", "") : "";
     if (op == "started")
-      on_started(reply.value("id", ChildId{0}), reply.value("pid", 0));
+      on_started(reply.value("id", ChildId{0}), reply.value("pid", 0), reply.value("worker", false));
     else if (op == "error")
       on_start_error(reply.value("id", ChildId{0}), reply.value("message", std::string("?")));
     else if (op == "exited")
@@ -393,13 +581,14 @@ void StepServer::read_replies() {
   }
 }
 
-void StepServer::on_started(ChildId id, pid_t pid) {
+void StepServer::on_started(ChildId id, pid_t pid, bool worker) {
   const std::lock_guard<std::mutex> lock(mutex_);
   const auto it = children_.find(id);
   if (it == children_.end() || pid <= 0) return;
   it->second.pid = pid;
+  it->second.worker = worker;
   by_pid_[pid] = id;
-  if (it->second.pending_signal != 0) ::kill(-pid, it->second.pending_signal);  // cancelled while starting
+  if (it->second.pending_signal != 0) send_signal(id, it->second, it->second.pending_signal);  // cancelled while starting
 }
 
 void StepServer::on_start_error(ChildId id, const std::string& message) {
@@ -419,22 +608,30 @@ void StepServer::on_exited(pid_t pid, int raw_status) {
   std::unique_lock<std::mutex> lock(mutex_);
   const auto found = by_pid_.find(pid);
   std::function<void(const StepEnd&)> on_end;
+  bool worker = false;
   if (found != by_pid_.end()) {
     const auto it = children_.find(found->second);
     if (it != children_.end()) {
       on_end = std::move(it->second.on_end);
+      worker = it->second.worker;
       children_.erase(it);  // from here on signal() leaves the pid alone
     }
     by_pid_.erase(found);
   }
   lock.unlock();
+  const auto reap = [this, pid] {
+    try {
+      send(Json{{"op", "reap"}, {"pid", pid}}.dump(), {});
+    } catch (const std::exception&) {  // the server is gone; nothing to reap
+    }
+  };
+  // A worker is freed before on_end: the step its end lets start (the next
+  // trial) finds it idle instead of forking another.
+  if (worker) reap();
   StepEnd end;
   end.status = exit_status_from_wait(raw_status);
   if (on_end) on_end(end);
-  try {
-    send(Json{{"op", "reap"}, {"pid", pid}}.dump(), {});
-  } catch (const std::exception&) {  // the server is gone; nothing to reap
-  }
+  if (!worker) reap();
 }
 
 }  // namespace kiln::host

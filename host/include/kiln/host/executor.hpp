@@ -49,6 +49,9 @@ struct StepLaunch {
   // that run it on this host make exactly these visible to it
   // (CUDA_VISIBLE_DEVICES; empty: none). The Slurm executor leaves GPUs to Slurm.
   std::vector<int> gpus{};
+  // A tuning step's trial: the process executor may run it in a warm worker
+  // process that ran an earlier trial of the same component (StepChildOptions::reuse).
+  bool reuse_process = false;
 };
 
 // How an attempt ended. failure_class is "" on success, else one of
@@ -125,6 +128,12 @@ std::unique_ptr<Executor> make_slurm_executor(std::filesystem::path kiln_exe, st
 int run_step_request(const std::filesystem::path& request_file, int channel_fd);
 // The same for a request already read (the step server passes it inline).
 int run_inline_step_request(const Json& request, int channel_fd);
+// A reused step process (the step server's warm worker, docs/executors.md)
+// runs one step after another: `step_id` names the one it runs next. A stop
+// signal queued with sigqueue carries the id of the step it is meant for
+// (sival_ptr) and cancels only that one, even when it arrives before the
+// step began or after it ended; a plain kill() cancels whatever runs.
+int run_inline_step_request(const Json& request, int channel_fd, uint64_t step_id);
 
 // `kiln step`: run_step_request, behind a minimal init when this process is
 // pid 1 of a container (see step_runner.cpp).

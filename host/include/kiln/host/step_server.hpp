@@ -42,6 +42,10 @@ struct StepChildOptions {
   // it. A fresh process shares none of the server's state, which CUDA needs:
   // it cannot be used in a child forked after its parent touched it.
   std::vector<std::string> exec;
+  // The step may run in a warm worker that ran an earlier step of the same
+  // component and stays for the next (a tuning step's trials: no fork, exit
+  // and cold heap per trial). Ignored with `env` or `exec`.
+  bool reuse = false;
 };
 
 // The host's handle on one step server. Thread-safe.
@@ -77,7 +81,9 @@ class StepServer {
                 std::function<void(const StepEnd&)> on_end, const StepChildOptions& child = {});
 
   // Sends `sig` to the child's process group unless it has ended; a child
-  // not started yet gets it (the strongest asked for) as soon as it is.
+  // not started yet gets it (the strongest asked for) as soon as it is. A
+  // step in a warm worker gets SIGTERM/SIGINT queued with its id, so it
+  // cancels that step only; SIGKILL ends the worker.
   void signal(ChildId child, int sig);
 
   bool alive() const;
@@ -88,12 +94,14 @@ class StepServer {
     pid_t pid = 0;           // 0 until the server answered
     int pending_signal = 0;  // asked for before the pid was known
     std::chrono::steady_clock::time_point asked;
+    bool worker = false;  // runs in a warm worker (signals are queued with the id)
   };
   void read_replies();
+  void send_signal(ChildId id, const Child& child, int sig);
   // Waits for the server's next message; kills the server when a start has
   // waited longer than the start timeout (a hung plugin load or warm-up).
   std::string next_reply(std::vector<char>& buffer);
-  void on_started(ChildId id, pid_t pid);
+  void on_started(ChildId id, pid_t pid, bool worker);
   void on_start_error(ChildId id, const std::string& message);
   void on_exited(pid_t pid, int raw_status);
   void send(const std::string& message, const std::vector<int>& fds);
