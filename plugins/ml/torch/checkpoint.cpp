@@ -21,13 +21,25 @@ constexpr const char* kModel = "model/";
 constexpr const char* kBest = "best/";
 constexpr const char* kOptimizer = "optimizer/";
 
-void fnv1a(uint64_t& hash, const std::vector<std::byte>& bytes) {
-  for (const std::byte b : bytes) hash = (hash ^ static_cast<uint64_t>(b)) * 1099511628211ULL;
+// 64-bit words folded with a multiply and a shift (the tail byte by byte):
+// not cryptographic, only to tell one run's data from another's. A word at a
+// time: FNV-1a byte by byte cost every tuning trial ~0.6 ms on digits.
+void fold(uint64_t& hash, const void* data, size_t size) {
+  const auto* bytes = static_cast<const unsigned char*>(data);
+  hash ^= size;
+  size_t i = 0;
+  for (; i + 8 <= size; i += 8) {
+    uint64_t word = 0;
+    std::memcpy(&word, bytes + i, sizeof word);
+    hash = (hash ^ word) * 0x100000001b3ULL;
+    hash ^= hash >> 29;
+  }
+  for (; i < size; ++i) hash = (hash ^ bytes[i]) * 1099511628211ULL;
 }
 
 void hash_dataset(uint64_t& hash, const Dataset& d) {
-  fnv1a(hash, d.features.bytes);
-  if (d.labels) fnv1a(hash, d.labels->bytes);
+  fold(hash, d.features.bytes.data(), d.features.bytes.size());
+  if (d.labels) fold(hash, d.labels->bytes.data(), d.labels->bytes.size());
 }
 
 std::string hex(uint64_t value) {
@@ -36,30 +48,17 @@ std::string hex(uint64_t value) {
   return text.data();
 }
 
-// 64-bit words folded with a multiply and a shift over every tensor's name
-// and bytes, in name order: not cryptographic, only to tell a torn or
-// zero-filled file from the one written. The file is written without fsync
-// (a checkpoint is a shortcut, not a record), so a machine crash can leave
-// a header that survived over data that did not; such a checkpoint is
+// fold() over every tensor's name and bytes, in name order: to tell a torn
+// or zero-filled file from the one written. The file is written without
+// fsync (a checkpoint is a shortcut, not a record), so a machine crash can
+// leave a header that survived over data that did not; such a checkpoint is
 // ignored and the step starts over. Computed from memory before writing:
 // nothing is read back.
 std::string tensors_checksum(const TensorFile& file) {
   uint64_t hash = 0x9e3779b97f4a7c15ULL;
-  const auto fold = [&hash](const void* data, size_t size) {
-    const auto* bytes = static_cast<const unsigned char*>(data);
-    hash ^= size;
-    size_t i = 0;
-    for (; i + 8 <= size; i += 8) {
-      uint64_t word = 0;
-      std::memcpy(&word, bytes + i, sizeof word);
-      hash = (hash ^ word) * 0x100000001b3ULL;
-      hash ^= hash >> 29;
-    }
-    for (; i < size; ++i) hash = (hash ^ bytes[i]) * 1099511628211ULL;
-  };
   for (const auto& [name, tensor] : file.tensors) {
-    fold(name.data(), name.size());
-    fold(tensor.bytes.data(), tensor.bytes.size());
+    fold(hash, name.data(), name.size());
+    fold(hash, tensor.bytes.data(), tensor.bytes.size());
   }
   return hex(hash);
 }
@@ -194,7 +193,7 @@ CheckpointState parse_state(const json& j) {
 }  // namespace
 
 std::string data_digest(const Dataset& train, const Dataset* validation) {
-  uint64_t hash = 14695981039346656037ULL;
+  uint64_t hash = 14695981039346656037ULL;  // FNV's offset basis, kept as the seed
   hash_dataset(hash, train);
   if (validation) hash_dataset(hash, *validation);
   return hex(hash);

@@ -30,7 +30,7 @@ struct CheckpointState {
   int64_t bad_epochs = 0;   // epochs since the best (early stopping)
 };
 
-// FNV-1a over the features and labels of both datasets, as hex.
+// A 64-bit word-at-a-time hash of the features and labels of both datasets, as hex.
 std::string data_digest(const Dataset& train, const Dataset* validation);
 
 void write_checkpoint(const std::filesystem::path& dir, const CheckpointState& state, torch::nn::Module& net,
