@@ -12,7 +12,7 @@
 // the cosine schedule over EPOCHS; per-epoch seeded batch order and dropout)
 // for as many epochs as its curve has, with a validation pass per epoch, and
 // nothing else: no checkpoints, no reports, no process per trial. Prints
-// {"trials", "epochs", "seconds", "curves_identical"}: "seconds" is the
+// {"trials", "epochs", "seconds", "curves_identical", "trial_seconds"}: "seconds" is the
 // training alone (LibTorch is loaded and the data read before the clock
 // starts); "curves_identical" counts the trials whose per-epoch validation
 // accuracies equal kiln's to the last bit, the proof that the work is the same.
@@ -124,9 +124,12 @@ int main(int argc, char** argv) {
     int64_t total_epochs = 0, identical = 0;
     const auto start = std::chrono::steady_clock::now();
     std::vector<std::vector<double>> curves;
+    std::vector<double> trial_seconds;
     for (const auto& row : trials) {
       const int64_t done = static_cast<int64_t>(row.at("curve").size());
+      const auto trial_start = std::chrono::steady_clock::now();
       curves.push_back(train(train_set, val, classes, row.at("parameters"), epochs, done, seed));
+      trial_seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - trial_start).count());
       total_epochs += done;
     }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -139,7 +142,8 @@ int main(int argc, char** argv) {
     std::cout << json{{"trials", trials.size()},
                       {"epochs", total_epochs},
                       {"seconds", seconds},
-                      {"curves_identical", identical}}
+                      {"curves_identical", identical},
+                      {"trial_seconds", trial_seconds}}
                      .dump()
               << "\n";
     return 0;

@@ -199,16 +199,20 @@ std::string data_digest(const Dataset& train, const Dataset* validation) {
   return hex(hash);
 }
 
-void write_checkpoint(const fs::path& dir, const CheckpointState& state, torch::nn::Module& net,
-                      torch::optim::Optimizer& optimizer, const TensorFile& best) {
+TensorFile snapshot_checkpoint(const CheckpointState& state, torch::nn::Module& net, torch::optim::Optimizer& optimizer,
+                               const TensorFile& best) {
   TensorFile file;
   put_prefixed(file, state_to_tensors(net), kModel);
   put_prefixed(file, best, kBest);
   const json steps = put_optimizer(file, optimizer);
   file.metadata["format"] = kFormat;
   file.metadata["state"] = state_json(state, steps);
-  file.metadata["checksum"] = tensors_checksum(file);
-  write_safetensors(dir / kFile, file);  // a temporary name and a rename: the old one or the new one
+  return file;
+}
+
+void write_checkpoint(const fs::path& dir, TensorFile snapshot) {
+  snapshot.metadata["checksum"] = tensors_checksum(snapshot);
+  write_safetensors(dir / kFile, snapshot);  // a temporary name and a rename: the old one or the new one
 }
 
 std::optional<CheckpointState> read_checkpoint(const fs::path& dir,

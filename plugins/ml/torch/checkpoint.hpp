@@ -33,8 +33,12 @@ struct CheckpointState {
 // A 64-bit word-at-a-time hash of the features and labels of both datasets, as hex.
 std::string data_digest(const Dataset& train, const Dataset* validation);
 
-void write_checkpoint(const std::filesystem::path& dir, const CheckpointState& state, torch::nn::Module& net,
-                      torch::optim::Optimizer& optimizer, const TensorFile& best);
+// A checkpoint in two halves, so the second can run on another thread while
+// training goes on: a copy of everything it holds (the weights change with
+// the next batch), then its checksum and the file. Throws std::runtime_error.
+TensorFile snapshot_checkpoint(const CheckpointState& state, torch::nn::Module& net, torch::optim::Optimizer& optimizer,
+                               const TensorFile& best);
+void write_checkpoint(const std::filesystem::path& dir, TensorFile snapshot);
 
 // Restores net, optimizer (its moments onto each parameter's device) and best weights and
 // returns the state when a checkpoint whose fingerprint `matches` (given the
