@@ -11,7 +11,8 @@
 # the data read included), ms per epoch and the ratios.
 #
 #   bench/tuning/plain_loop.sh [BUILD_DIR] [SEEDS]      # defaults: build, 3
-# Environment: SCHEDULER (asha), TRIALS (40), EPOCHS (27), WORK (a temporary directory).
+# Environment: SCHEDULER (asha), TRIALS (40), EPOCHS (27), REPEAT (2: kiln and the
+# loop run alternately this many times per seed, means reported), WORK (a temporary directory).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=$(cd "${1:-$ROOT/build}" && pwd)
@@ -19,6 +20,7 @@ SEEDS=${2:-3}
 SCHEDULER=${SCHEDULER:-asha}
 TRIALS=${TRIALS:-40}
 EPOCHS=${EPOCHS:-27}
+REPEAT=${REPEAT:-2}
 WORK=${WORK:-$(mktemp -d)}
 KILN=$BUILD/bin/kiln
 PLAIN=$BUILD/bench/bin/kiln_bench_plain_loop
@@ -40,42 +42,63 @@ for ((seed = 0; seed < SEEDS; seed++)); do
       "$ROOT/samples/digits-tuning/pipeline.yaml" >"$pipeline"
   grep -q "parallel_trials: 1" "$pipeline" && grep -q "^      seed: $seed$" "$pipeline" \
     || { echo "the sample's tune block changed" >&2; exit 1; }
-  KILN_HOME=$dir/home "$KILN" run "$pipeline" --param epochs="$EPOCHS" --param seed="$seed" \
-    --no-cache --jobs 1 --json >"$dir/run.json" 2>"$dir/run.log" \
-    || { echo "seed $seed: the kiln run failed, see $dir" >&2; exit 1; }
-  KILN_HOME=$dir/home "$KILN" trials latest tune --json >"$dir/trials.json"
-  read -r train validation < <("$PYTHON" -c '
+  # kiln, the loop, kiln, the loop, ... (REPEAT times each): this VM's speed
+  # drifts by tens of percent within minutes, and alternating puts both
+  # sides under the same drift. Every kiln run must train the same trials.
+  for ((r = 0; r < REPEAT; r++)); do
+    KILN_HOME=$dir/home$r "$KILN" run "$pipeline" --param epochs="$EPOCHS" --param seed="$seed" \
+      --no-cache --jobs 1 --json >"$dir/run$r.json" 2>"$dir/run$r.log" \
+      || { echo "seed $seed: the kiln run failed, see $dir" >&2; exit 1; }
+    KILN_HOME=$dir/home$r "$KILN" trials latest tune --json >"$dir/trials$r.json"
+    read -r train validation < <("$PYTHON" -c '
 import json, sys
 a = json.load(open(sys.argv[1]))["steps"]["transform"]["artifacts"]
-print(a["train"], a["validation"])' "$dir/run.json")
-  start=$(date +%s.%N)
-  "$PLAIN" "$train" "$validation" "$dir/trials.json" "$EPOCHS" "$seed" >"$dir/plain.json"
-  end=$(date +%s.%N)
-  "$PYTHON" - "$seed" "$dir" "$start" "$end" >>"$RESULTS" <<'PY'
+print(a["train"], a["validation"])' "$dir/run$r.json")
+    start=$(date +%s.%N)
+    "$PLAIN" "$train" "$validation" "$dir/trials$r.json" "$EPOCHS" "$seed" >"$dir/plain$r.json"
+    end=$(date +%s.%N)
+    echo "$start $end" >"$dir/plain$r.wall"
+  done
+  "$PYTHON" - "$seed" "$dir" "$REPEAT" >>"$RESULTS" <<'PY'
 import json, sys
-seed, d, start, end = int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
-run = json.load(open(f"{d}/run.json"))
-plain = json.load(open(f"{d}/plain.json"))
-rows = json.load(open(f"{d}/trials.json"))
-steps = run["steps"]
-others = sum(s["duration_seconds"] for name, s in steps.items() if name != "tune")
-epochs = sum(len(r.get("curve", {})) for r in rows)
-assert epochs == plain["epochs"], (epochs, plain)
-print(json.dumps({"seed": seed, "trials": len(rows), "epochs": epochs,
-                  "kiln": run["duration_seconds"] - others, "plain": plain["seconds"],
-                  "plain_process": end - start, "identical": plain["curves_identical"]}))
+seed, d, repeat = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+kiln, plain, process = [], [], []
+first = json.load(open(f"{d}/trials0.json"))
+for r in range(repeat):
+    run = json.load(open(f"{d}/run{r}.json"))
+    out = json.load(open(f"{d}/plain{r}.json"))
+    rows = json.load(open(f"{d}/trials{r}.json"))
+    assert [(x["parameters"], x.get("curve")) for x in rows] == [(x["parameters"], x.get("curve")) for x in first], \
+        "a repeated kiln run trained other trials"
+    epochs = sum(len(x.get("curve", {})) for x in rows)
+    assert epochs == out["epochs"], (epochs, out)
+    assert out["curves_identical"] == len(rows), out
+    others = sum(s["duration_seconds"] for name, s in run["steps"].items() if name != "tune")
+    kiln.append(run["duration_seconds"] - others)
+    plain.append(out["seconds"])
+    start, end = (float(x) for x in open(f"{d}/plain{r}.wall").read().split())
+    process.append(end - start)
+mean = lambda xs: sum(xs) / len(xs)
+print(json.dumps({"seed": seed, "trials": len(first), "epochs": epochs, "repeats": repeat,
+                  "kiln": mean(kiln), "plain": mean(plain), "plain_process": mean(process),
+                  "kiln_runs": kiln, "plain_runs": plain, "process_runs": process,
+                  "identical": len(first)}))
 PY
-  tail -1 "$RESULTS" >&2
+  tail -1 "$RESULTS" | cut -c1-160 >&2
 done
 "$PYTHON" - "$RESULTS" <<'PY'
-import json, sys
+import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 e = sum(r["epochs"] for r in rows)
 k, p, w = (sum(r[x] for r in rows) for x in ("kiln", "plain", "plain_process"))
 same = sum(r["identical"] for r in rows)
 n = sum(r["trials"] for r in rows)
-print(f"{len(rows)} seeds, {n} trials, {e} epochs; curves identical to kiln's: {same}/{n}")
+print(f"{len(rows)} seeds x {rows[0]['repeats']} alternating runs, {n} trials, {e} epochs; "
+      f"curves identical to kiln's: {same}/{n}")
 print(f"kiln tune step      {k:7.2f} s  {1000 * k / e:6.2f} ms/epoch")
 print(f"plain loop, training {p:6.2f} s  {1000 * p / e:6.2f} ms/epoch   kiln / plain = {k / p:.2f}x")
 print(f"plain loop, process  {w:6.2f} s  {1000 * w / e:6.2f} ms/epoch   kiln / plain = {k / w:.2f}x")
+ratios = sorted(r["kiln"] / r["plain_process"] for r in rows)
+print("per seed, kiln / plain process: " + ", ".join(f"{x:.2f}" for x in ratios) +
+      f"; median {statistics.median(ratios):.2f}")
 PY
