@@ -690,17 +690,38 @@ steps:
 )"}});
   ASSERT_FALSE(id.empty());
   const Json both = Json::array({{{"metric", "loss"}, {"goal", "minimize"}}, {{"metric", "cost"}, {"goal", "minimize"}}});
-  bool seen_live = false;
+  // Live, the succeeded trials no other succeeded trial dominates (both
+  // minimized) are marked as they come, before the step's table exists.
+  const auto front_of = [](const Json& trials) {
+    std::set<int64_t> front;
+    for (const auto& a : trials) {
+      if (a["status"] != "succeeded") continue;
+      bool dominated = false;
+      for (const auto& b : trials)
+        dominated = dominated || (b["status"] == "succeeded" && b["loss"] <= a["loss"] && b["cost"] <= a["cost"] &&
+                                  (b["loss"] < a["loss"] || b["cost"] < a["cost"]));
+      if (!dominated) front.insert(a["trial"].get<int64_t>());
+    }
+    return front;
+  };
+  bool seen_live = false, seen_live_front = false;
   poll_until([&] {
     const ApiAnswer a = api(port(), "GET", "/api/v1/runs/" + id + "/steps/t/trials");
     if (a.status == 200 && a.body["source"] == "run record" && !a.body["trials"].empty()) {
       EXPECT_EQ(a.body["objectives"], both);
-      for (const auto& t : a.body["trials"]) EXPECT_TRUE(t.contains("loss") && t.contains("cost")) << t.dump();
+      std::set<int64_t> marked;
+      for (const auto& t : a.body["trials"]) {
+        EXPECT_TRUE(t.contains("loss") && t.contains("cost")) << t.dump();
+        if (t.value("pareto", false)) marked.insert(t["trial"].get<int64_t>());
+      }
+      EXPECT_EQ(marked, front_of(a.body["trials"])) << a.body["trials"].dump();
       seen_live = true;
+      seen_live_front = seen_live_front || !marked.empty();
     }
-    return seen_live || status_of(id) == "succeeded";
+    return seen_live_front || status_of(id) == "succeeded";
   });
   EXPECT_TRUE(seen_live);
+  EXPECT_TRUE(seen_live_front) << "no front was marked while the step ran";
   ASSERT_TRUE(reaches(id, "succeeded")) << status_of(id);
   const ApiAnswer a = api(port(), "GET", "/api/v1/runs/" + id + "/steps/t/trials");
   ASSERT_EQ(a.status, 200) << a.reply.body;

@@ -2,6 +2,7 @@
 
 #include "confined_file.hpp"
 
+#include <kiln/host/pareto.hpp>
 #include <kiln/host/run_store.hpp>
 #include <kiln/host/spec.hpp>
 
@@ -115,6 +116,33 @@ Json MetricsApi::metrics(const std::string& id, const std::string& step, const Q
               {"truncated", rows.size() > shown}, {"columns", Json::array({"step", "value", "time"})}};
 }
 
+namespace {
+
+// A multi-objective step still running: "pareto" on the succeeded trials
+// no other succeeded trial dominates, as the engine marks the finished
+// table (docs/tuning.md), so the page shows the front as it forms.
+void mark_front_so_far(const Json& objectives, Json& rows) {
+  if (!objectives.is_array() || objectives.size() < 2) return;
+  std::vector<size_t> candidates;
+  std::vector<std::vector<double>> scores;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    rows[i]["pareto"] = false;
+    if (rows[i].value("status", "") != "succeeded") continue;
+    std::vector<double> score;
+    for (const Json& o : objectives) {
+      const Json& v = rows[i].value(o.value("metric", ""), Json());
+      if (!v.is_number() || !std::isfinite(v.get<double>())) break;
+      score.push_back(o.value("goal", "maximize") == "maximize" ? -v.get<double>() : v.get<double>());
+    }
+    if (score.size() != objectives.size()) continue;
+    candidates.push_back(i);
+    scores.push_back(std::move(score));
+  }
+  for (const size_t i : host::pareto_front(scores)) rows[candidates[i]]["pareto"] = true;
+}
+
+}  // namespace
+
 Json MetricsApi::trials(const std::string& id, const std::string& step) {
   const fs::path dir = run_dir_(id);
   const Json run = read_record(dir);
@@ -176,6 +204,7 @@ Json MetricsApi::trials(const std::string& id, const std::string& step) {
       row["epochs"] = curve.size();
     }
     for (auto& [trial, row] : by_trial) rows.push_back(std::move(row));
+    mark_front_so_far(objectives, rows);
     source = "run record";
   }
   // The best: the step's own choice once it has one, else the best value so far.

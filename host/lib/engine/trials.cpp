@@ -1,5 +1,7 @@
 #include "trials.hpp"
 
+#include <kiln/host/pareto.hpp>
+
 #include <algorithm>
 #include <cmath>
 #include <set>
@@ -31,24 +33,6 @@ std::vector<double> objective_values(const RunState& state, const TuningControll
   for (const auto& o : state.step(step).planned->spec.tune->objectives)
     out.push_back(trial_value(state, tuner, step, trial, o.metric));
   return out;
-}
-
-std::vector<size_t> pareto_front(const std::vector<std::vector<double>>& scores) {
-  const auto dominates = [](const std::vector<double>& a, const std::vector<double>& b) {
-    bool better = false;
-    for (size_t i = 0; i < a.size(); ++i) {
-      if (a[i] > b[i]) return false;
-      better = better || a[i] < b[i];
-    }
-    return better;
-  };
-  std::vector<size_t> front;
-  for (size_t i = 0; i < scores.size(); ++i) {
-    bool dominated = false;
-    for (size_t j = 0; j < scores.size() && !dominated; ++j) dominated = j != i && dominates(scores[j], scores[i]);
-    if (!dominated) front.push_back(i);
-  }
-  return front;
 }
 
 Json trials_pareto_front(const RunState& state, const TuningController& tuner, size_t step,

@@ -28,11 +28,6 @@ double trial_value(const RunState& state, const TuningController& tuner, size_t 
 // empty for a single objective.
 std::vector<double> objective_values(const RunState& state, const TuningController& tuner, size_t step, int trial);
 
-// Non-dominated sorting's first front: the indices of the rows no other row
-// dominates (no worse in every coordinate and better in one), in order.
-// Every coordinate is a score: lower is better.
-std::vector<size_t> pareto_front(const std::vector<std::vector<double>>& scores);
-
 // A multi-objective step's Pareto front (docs/tuning.md): the succeeded
 // trials with a value for every objective that no other such trial
 // dominates, each as {"trial", "parameters", "values": {metric: value}},
