@@ -852,10 +852,61 @@ steps:
   EXPECT_EQ(rows(search(2)), rows(one));
 }
 
+// Multi-objective TPE end to end: the tuner is told both objectives of
+// every trial, the front is marked, and the trials are the same at 1 and 2
+// parallel trials (history_lag 2).
+TEST_F(EngineTest, TpeLearnsFromTwoObjectivesTheSameAtAnyParallelism) {
+  auto search = [&](int parallel) {
+    const auto r = run(R"(
+steps:
+  - name: t
+    component: util.objective
+    parameters: {epochs: 1}
+    tune:
+      tuner: tune.tpe
+      objectives: [{metric: loss, goal: minimize}, {metric: cost, goal: minimize}]
+      space:
+        x: {type: uniform, low: -1.0, high: 1.0}
+        y: {type: int, low: -3, high: 5}
+        epoch_seconds: {type: uniform, low: 0.0, high: 0.03}
+      settings: {n_startup_trials: 4, history_lag: 2}
+      max_trials: 12
+      parallel_trials: )" + std::to_string(parallel) + R"(
+      seed: 5
+)");
+    EXPECT_EQ(r.record["status"], "succeeded") << r.record.dump(2);
+    return r;
+  };
+  const auto one = search(1);
+  const Json trials = trials_of(one, "t");
+  ASSERT_EQ(trials.size(), 12u);
+  std::ifstream log(one.dir / "steps" / "t" / "tuner.jsonl");
+  std::map<int, Json> told;
+  for (std::string line; std::getline(log, line);) {
+    const Json j = Json::parse(line);
+    if (j.contains("status")) told[j["observe"].get<int>()] = j["values"];
+  }
+  ASSERT_EQ(told.size(), 12u);
+  size_t marked = 0;
+  for (const Json& a : trials) {
+    EXPECT_EQ(told[a["trial"].get<int>()], Json::array({a["outputs"]["loss"], a["outputs"]["cost"]})) << a.dump();
+    marked += a["pareto"].get<bool>();
+  }
+  EXPECT_GT(marked, 0u);
+  auto rows = [](const RunResult& r) {
+    Json out = Json::array();
+    for (const Json& trial : trials_of(r, "t"))
+      out.push_back({{"trial", trial["trial"]}, {"parameters", trial["parameters"]}, {"pareto", trial["pareto"]}});
+    return out;
+  };
+  EXPECT_EQ(rows(search(2)), rows(one));
+}
+
 // A sampler or scheduler that learns from one objective's results refuses
 // several, at the objectives' file:line:col.
 TEST_F(EngineTest, AModelBasedTunerRefusesSeveralObjectivesNamingTheField) {
-  for (const std::string tuner : {"tune.tpe", "tune.asha"}) {
+  for (const auto& [tuner, settings] : std::vector<std::pair<std::string, std::string>>{
+           {"tune.search", "{sampler: gp}"}, {"tune.asha", "{max_resource: 5}"}}) {
     const auto r = run(R"(
 steps:
   - name: t
@@ -863,7 +914,7 @@ steps:
     tune:
       tuner: )" + tuner + R"(
       objectives: [{metric: loss, goal: minimize}, {metric: cost, goal: minimize}]
-      settings: {max_resource: 5}
+      settings: )" + settings + R"(
       space: {x: {type: uniform, low: 0.0, high: 1.0}}
 )");
     EXPECT_EQ(r.status("t"), "failed");

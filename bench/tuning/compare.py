@@ -15,8 +15,8 @@ in-memory storage), and kiln's over Optuna's.
 
   bench/tuning/compare.py                      # 50 trials, seeds 0-4, every objective
   bench/tuning/compare.py --trials 30 --seeds 2 --objectives branin
-  bench/tuning/compare.py --pareto --trials 200  # two objectives (ZDT1, ZDT2): NSGA-II
-                                                 # vs Optuna's NSGAIISampler, by hypervolume
+  bench/tuning/compare.py --pareto --trials 200  # two objectives (ZDT1, ZDT2): TPE and NSGA-II
+                                                 # vs Optuna's TPESampler and NSGAIISampler, by hypervolume
 Needs python3-optuna and python3-numpy (scripts/setup.sh --bench).
 """
 import argparse
@@ -247,6 +247,7 @@ def pareto_main(args, probe):
     space = {f"x{i}": (0.0, 1.0, False, False) for i in range(args.dims)}
     population = args.population
     pairs = [("random", {}, "random", lambda seed: optuna.samplers.RandomSampler(seed=seed)),
+             ("tpe", {}, "tpe", lambda seed: optuna.samplers.TPESampler(seed=seed)),
              ("nsga2 sbx", {"population_size": population, "crossover": "sbx"}, "nsga2 sbx",
               lambda seed: optuna.samplers.NSGAIISampler(population_size=population, seed=seed,
                                                           crossover=optuna.samplers.nsgaii.SBXCrossover())),

@@ -2,6 +2,7 @@
 // NSGAIISampler: a genetic algorithm over generations of population_size
 // trials that learns from every objective of a multi-objective search
 // (Trial::objective_scores), or from the one score of a single-objective one.
+#include "pareto.hpp"
 #include "sampler.hpp"
 
 #include <algorithm>
@@ -21,67 +22,6 @@ struct Individual {
   size_t rank = 0;
   double crowding = 0;
 };
-
-// No worse in every score and better in one.
-bool nsga_dominates(const std::vector<double>& a, const std::vector<double>& b) {
-  bool better = false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (a[i] > b[i]) return false;
-    better = better || a[i] < b[i];
-  }
-  return better;
-}
-
-// Fast non-dominated sorting (the paper's, O(m n^2)): the fronts, each in
-// index order; sets every individual's rank.
-std::vector<std::vector<size_t>> nsga_fronts(std::vector<Individual>& pool) {
-  const size_t n = pool.size();
-  std::vector<std::vector<size_t>> dominated(n);  // whom i dominates
-  std::vector<size_t> count(n, 0);                // how many dominate i
-  for (size_t i = 0; i < n; ++i)
-    for (size_t j = 0; j < n; ++j)
-      if (i != j && nsga_dominates(pool[i].scores, pool[j].scores)) {
-        dominated[i].push_back(j);
-        ++count[j];
-      }
-  std::vector<std::vector<size_t>> fronts;
-  std::vector<size_t> current;
-  for (size_t i = 0; i < n; ++i)
-    if (count[i] == 0) current.push_back(i);
-  while (!current.empty()) {
-    std::vector<size_t> next;
-    for (const size_t i : current) {
-      pool[i].rank = fronts.size();
-      for (const size_t j : dominated[i])
-        if (--count[j] == 0) next.push_back(j);
-    }
-    std::sort(next.begin(), next.end());
-    fronts.push_back(std::move(current));
-    current = std::move(next);
-  }
-  return fronts;
-}
-
-// Crowding distance within one front: per objective, the normalised gap
-// between each member's neighbours; the extremes get infinity.
-void nsga_crowding(std::vector<Individual>& pool, const std::vector<size_t>& front) {
-  for (const size_t i : front) pool[i].crowding = 0;
-  if (front.size() <= 2) {
-    for (const size_t i : front) pool[i].crowding = std::numeric_limits<double>::infinity();
-    return;
-  }
-  const size_t m = pool[front.front()].scores.size();
-  for (size_t k = 0; k < m; ++k) {
-    std::vector<size_t> order = front;
-    std::stable_sort(order.begin(), order.end(),
-                     [&](size_t a, size_t b) { return pool[a].scores[k] < pool[b].scores[k]; });
-    const double low = pool[order.front()].scores[k], high = pool[order.back()].scores[k];
-    pool[order.front()].crowding = pool[order.back()].crowding = std::numeric_limits<double>::infinity();
-    if (!(high > low)) continue;
-    for (size_t r = 1; r + 1 < order.size(); ++r)
-      pool[order[r]].crowding += (pool[order[r + 1]].scores[k] - pool[order[r - 1]].scores[k]) / (high - low);
-  }
-}
 
 // The crowded-comparison operator: a lower front, else a larger crowding distance.
 bool nsga_crowded_better(const Individual& a, const Individual& b) {
@@ -169,16 +109,14 @@ class Nsga2Sampler : public Sampler {
     pool.erase(std::remove_if(pool.begin(), pool.end(),
                               [&](const Individual& i) { return i.scores.size() != objectives; }),
                pool.end());
+    std::vector<std::vector<double>> scores;
+    for (const Individual& i : pool) scores.push_back(i.scores);
+    FrontRanking ranking;
     std::vector<Individual> parents;
-    const size_t room = static_cast<size_t>(population_);
-    for (const std::vector<size_t>& front : nsga_fronts(pool)) {
-      if (parents.size() >= room) break;
-      nsga_crowding(pool, front);
-      std::vector<size_t> order = front;
-      if (parents.size() + order.size() > room)
-        std::stable_sort(order.begin(), order.end(),
-                         [&](size_t a, size_t b) { return pool[a].crowding > pool[b].crowding; });
-      for (size_t i = 0; i < order.size() && parents.size() < room; ++i) parents.push_back(pool[order[i]]);
+    for (const size_t i : select_by_front(scores, static_cast<size_t>(population_), &ranking)) {
+      pool[i].rank = ranking.rank[i];
+      pool[i].crowding = ranking.crowding[i];
+      parents.push_back(pool[i]);
     }
     return parents;
   }

@@ -1,5 +1,7 @@
 // Tree-structured Parzen estimator (Bergstra et al. 2011), independent or
-// multivariate (Falkner et al. 2018, as Optuna's multivariate=True).
+// multivariate (Falkner et al. 2018, as Optuna's multivariate=True), on one
+// objective or several (multi-objective TPE, split_by_front).
+#include "pareto.hpp"
 #include "sampler.hpp"
 
 #include <algorithm>
@@ -119,18 +121,29 @@ class TpeSampler : public Sampler {
     multivariate_ = setting_bool(settings, "multivariate", false);
   }
 
+  bool multi_objective() const override { return true; }
+
   std::optional<Json> next(int64_t, const Trials& trials, Rng& rng) override {
     std::vector<const Trial*> done;
+    bool several = false;  // scores per objective (a multi-objective search)
     for (const auto& entry : trials)
-      if (entry.second.usable()) done.push_back(&entry.second);
+      if (entry.second.usable()) {
+        done.push_back(&entry.second);
+        several = several || !entry.second.objective_scores.empty();
+      }
+    if (several) drop_unranked(done);
     if (static_cast<int64_t>(done.size()) < startup_) return space_.sample(rng);
-    std::stable_sort(done.begin(), done.end(),
-                     [](const Trial* a, const Trial* b) { return *a->result() < *b->result(); });
     const size_t n_good =
         std::max<size_t>(1, static_cast<size_t>(std::ceil(gamma_ * static_cast<double>(done.size()))));
+    if (several) {
+      const auto [good, rest] = split_by_front(done, n_good);
+      return candidate(Model::fit(space_, good), Model::fit(space_, rest), rng);
+    }
+    std::stable_sort(done.begin(), done.end(),
+                     [](const Trial* a, const Trial* b) { return *a->result() < *b->result(); });
     const Model l = Model::fit(space_, {done.begin(), done.begin() + static_cast<std::ptrdiff_t>(n_good)});
     const Model g = Model::fit(space_, {done.begin() + static_cast<std::ptrdiff_t>(n_good), done.end()});
-    return multivariate_ ? joint_candidate(l, g, rng) : independent_candidate(l, g, rng);
+    return candidate(l, g, rng);
   }
 
  private:
@@ -178,6 +191,39 @@ class TpeSampler : public Sampler {
       }
     }
     return best;
+  }
+
+  Json candidate(const Model& l, const Model& g, Rng& rng) const {
+    return multivariate_ ? joint_candidate(l, g, rng) : independent_candidate(l, g, rng);
+  }
+
+  // Several objectives: only trials with a finite score for every one can
+  // be ranked (a failed objective leaves NaN).
+  static void drop_unranked(std::vector<const Trial*>& done) {
+    const size_t objectives = done.empty() ? 0 : done.front()->objective_scores.size();
+    done.erase(std::remove_if(done.begin(), done.end(),
+                              [&](const Trial* t) {
+                                return t->objective_scores.size() != objectives || objectives == 0 ||
+                                       !std::all_of(t->objective_scores.begin(), t->objective_scores.end(),
+                                                    [](double v) { return std::isfinite(v); });
+                              }),
+               done.end());
+  }
+
+  // Multi-objective TPE (Ozaki et al. 2020, as Optuna's TPESampler with
+  // several objectives): the "good" trials are the best n_good by
+  // non-dominated front, the last front that does not fit cut by crowding
+  // distance (Optuna cuts it by hypervolume contribution); both sides keep
+  // the trials' order.
+  static std::pair<std::vector<const Trial*>, std::vector<const Trial*>> split_by_front(
+      const std::vector<const Trial*>& done, size_t n_good) {
+    std::vector<std::vector<double>> scores;
+    for (const Trial* t : done) scores.push_back(t->objective_scores);
+    std::vector<bool> is_good(done.size(), false);
+    for (const size_t i : select_by_front(scores, n_good)) is_good[i] = true;
+    std::vector<const Trial*> good, rest;
+    for (size_t i = 0; i < done.size(); ++i) (is_good[i] ? good : rest).push_back(done[i]);
+    return {good, rest};
   }
 
   SearchSpace space_;
