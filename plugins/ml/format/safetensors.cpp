@@ -257,8 +257,11 @@ void write_safetensors(const fs::path& path, const TensorFile& file) {
   write_safetensors(path, refs, file.metadata);
 }
 
-void write_safetensors(const fs::path& path, const TensorRefs& tensors,
-                       const std::map<std::string, std::string>& metadata) {
+namespace {
+
+// The 8-byte length and the JSON header of a safetensors file (padded so
+// the buffers stay 8-byte aligned, as the format recommends).
+std::string safetensors_header(const TensorRefs& tensors, const std::map<std::string, std::string>& metadata) {
   json header = json::object();
   uint64_t offset = 0;
   for (const auto& [name, tensor] : tensors) {
@@ -272,15 +275,46 @@ void write_safetensors(const fs::path& path, const TensorRefs& tensors,
   }
   if (!metadata.empty()) header["__metadata__"] = metadata;
   std::string text = header.dump();
-  text.append((8 - text.size() % 8) % 8, ' ');  // keeps the buffers 8-byte aligned, as the format recommends
+  text.append((8 - text.size() % 8) % 8, ' ');
   const uint64_t length = text.size();
-  unsigned char prefix[8];
-  for (int i = 0; i < 8; ++i) prefix[i] = static_cast<unsigned char>(length >> (8 * i));
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) out[static_cast<std::size_t>(i)] = static_cast<char>(length >> (8 * i));
+  return out + text;
+}
+
+}  // namespace
+
+void write_safetensors(const fs::path& path, const TensorRefs& tensors,
+                       const std::map<std::string, std::string>& metadata) {
+  const std::string header = safetensors_header(tensors, metadata);
   write_atomic(path, [&](auto&& write) {
-    write(prefix, sizeof prefix);
-    write(text.data(), text.size());
+    write(header.data(), header.size());
     for (const auto& [name, tensor] : tensors) write(tensor->bytes.data(), tensor->bytes.size());
   });
+}
+
+void overwrite_safetensors(const fs::path& path, const TensorFile& file) {
+  TensorRefs refs;
+  for (const auto& [name, tensor] : file.tensors) refs.emplace(name, &tensor);
+  const std::string header = safetensors_header(refs, file.metadata);
+  const Fd out(::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+  if (out.get() < 0) throw std::runtime_error("cannot open " + path.string() + ": " + std::strerror(errno));
+  off_t offset = 0;
+  const auto put = [&](const void* data, std::size_t size) {
+    const auto* p = static_cast<const char*>(data);
+    while (size > 0) {
+      const ssize_t n = ::pwrite(out.get(), p, size, offset);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw std::runtime_error("cannot write " + path.string() + ": " + std::strerror(errno));
+      p += n;
+      size -= static_cast<std::size_t>(n);
+      offset += n;
+    }
+  };
+  put(header.data(), header.size());
+  for (const auto& [name, tensor] : refs) put(tensor->bytes.data(), tensor->bytes.size());
+  if (::ftruncate(out.get(), offset) != 0)
+    throw std::runtime_error("cannot truncate " + path.string() + ": " + std::strerror(errno));
 }
 
 TensorFile read_safetensors(const fs::path& path) {

@@ -67,6 +67,12 @@ void write_safetensors(const std::filesystem::path& path, const TensorFile& file
 using TensorRefs = std::map<std::string, const Tensor*>;
 void write_safetensors(const std::filesystem::path& path, const TensorRefs& tensors,
                        const std::map<std::string, std::string>& metadata);
+// Writes over `path` in place: no temporary file, rename or new inode (a
+// torn write leaves a torn file). For double-buffered checkpoints, whose
+// reader checks a checksum and falls back to the other copy: a new file
+// and a rename per epoch cost the file system an inode and new blocks
+// each time. Throws std::runtime_error.
+void overwrite_safetensors(const std::filesystem::path& path, const TensorFile& file);
 // Validates the header (size, dtypes, shapes against byte ranges, ranges inside
 // the file and not overlapping). Throws std::runtime_error naming the file and tensor.
 TensorFile read_safetensors(const std::filesystem::path& path);

@@ -14,7 +14,6 @@ using nlohmann::json;
 
 namespace {
 
-constexpr const char* kFile = "checkpoint.safetensors";
 constexpr const char* kFormat = "kiln.checkpoint/v2";
 // Tensor name prefixes inside the one file.
 constexpr const char* kModel = "model/";
@@ -48,14 +47,16 @@ std::string hex(uint64_t value) {
   return text.data();
 }
 
-// fold() over every tensor's name and bytes, in name order: to tell a torn
-// or zero-filled file from the one written. The file is written without
-// fsync (a checkpoint is a shortcut, not a record), so a machine crash can
-// leave a header that survived over data that did not; such a checkpoint is
-// ignored and the step starts over. Computed from memory before writing:
-// nothing is read back.
-std::string tensors_checksum(const TensorFile& file) {
+// fold() over the state text and every tensor's name and bytes, in name
+// order: to tell a torn or zero-filled file from the one written. The file
+// is overwritten in place without fsync (a checkpoint is a shortcut, not a
+// record), so a crash can leave any mix of the old and the new bytes; such
+// a slot is ignored and the other one used. Computed from memory before
+// writing: nothing is read back.
+std::string checkpoint_checksum(const TensorFile& file) {
   uint64_t hash = 0x9e3779b97f4a7c15ULL;
+  const auto state = file.metadata.find("state");
+  if (state != file.metadata.end()) fold(hash, state->second.data(), state->second.size());
   for (const auto& [name, tensor] : file.tensors) {
     fold(hash, name.data(), name.size());
     fold(hash, tensor.bytes.data(), tensor.bytes.size());
@@ -210,44 +211,76 @@ TensorFile snapshot_checkpoint(const CheckpointState& state, torch::nn::Module& 
   return file;
 }
 
-void write_checkpoint(const fs::path& dir, TensorFile snapshot) {
-  snapshot.metadata["checksum"] = tensors_checksum(snapshot);
-  write_safetensors(dir / kFile, snapshot);  // a temporary name and a rename: the old one or the new one
+fs::path checkpoint_slot_path(const fs::path& dir, int slot) {
+  return dir / ("checkpoint-" + std::to_string(slot) + ".safetensors");
 }
+
+void write_checkpoint(const fs::path& dir, int slot, TensorFile snapshot) {
+  snapshot.metadata["checksum"] = checkpoint_checksum(snapshot);
+  // In place over the older of the two slots: the newer one stays whole
+  // whatever happens to this write.
+  overwrite_safetensors(checkpoint_slot_path(dir, slot), snapshot);
+}
+
+namespace {
+
+// One slot's checkpoint, checked and parsed; throws naming what is wrong.
+struct SlotCheckpoint {
+  TensorFile file;
+  json stored;
+  CheckpointState state;
+};
+
+SlotCheckpoint read_slot(const fs::path& path) {
+  SlotCheckpoint slot;
+  slot.file = read_safetensors(path);
+  const auto meta = [&](const char* key) {
+    const auto found = slot.file.metadata.find(key);
+    if (found == slot.file.metadata.end()) throw std::runtime_error(std::string("no '") + key + "' in its metadata");
+    return found->second;
+  };
+  if (meta("format") != kFormat) throw std::runtime_error("format " + meta("format") + ", not " + kFormat);
+  if (meta("checksum") != checkpoint_checksum(slot.file))
+    throw std::runtime_error("it is not the file that was written (a crash tore it)");
+  slot.stored = json::parse(meta("state"));
+  slot.state = parse_state(slot.stored);
+  return slot;
+}
+
+}  // namespace
 
 std::optional<CheckpointState> read_checkpoint(const fs::path& dir,
                                                const std::function<bool(const std::string&)>& matches,
                                                const std::string& digest, torch::nn::Module& net,
                                                torch::optim::Optimizer& optimizer, TensorFile& best,
                                                const std::function<void(const std::string&)>& log) {
-  const fs::path path = dir / kFile;
-  if (!fs::exists(path)) {
-    if (fs::exists(dir / "current") || fs::exists(dir / "next"))
-      log("ignoring the checkpoint in " + dir.string() + ": it has the layout of an earlier kiln");
-    return std::nullopt;
-  }
-  try {
-    const TensorFile file = read_safetensors(path);
-    const auto meta = [&](const char* key) {
-      const auto found = file.metadata.find(key);
-      if (found == file.metadata.end()) throw std::runtime_error(std::string("no '") + key + "' in its metadata");
-      return found->second;
-    };
-    if (meta("format") != kFormat) throw std::runtime_error("format " + meta("format") + ", not " + kFormat);
-    if (meta("checksum") != tensors_checksum(file))
-      throw std::runtime_error("its tensors are not the ones written (a crash tore it)");
-    const json stored = json::parse(meta("state"));
-    auto state = parse_state(stored);
-    if (!matches(state.fingerprint) || state.digest != digest) {
-      log("ignoring the checkpoint in " + dir.string() + ": it was made with other parameters or data");
-      return std::nullopt;
+  if (fs::exists(dir / "current") || fs::exists(dir / "next") || fs::exists(dir / "checkpoint.safetensors"))
+    log("ignoring the checkpoint in " + dir.string() + ": it has the layout of an earlier kiln");
+  // The usable slot with the most epochs.
+  std::optional<SlotCheckpoint> chosen;
+  for (int slot = 0; slot < 2; ++slot) {
+    const fs::path path = checkpoint_slot_path(dir, slot);
+    if (!fs::exists(path)) continue;
+    try {
+      SlotCheckpoint read = read_slot(path);
+      read.state.slot = slot;
+      if (!matches(read.state.fingerprint) || read.state.digest != digest) {
+        log("ignoring the checkpoint " + path.string() + ": it was made with other parameters or data");
+        continue;
+      }
+      if (!chosen || read.state.history.rows.size() > chosen->state.history.rows.size()) chosen = std::move(read);
+    } catch (const std::exception& e) {
+      log("ignoring an unreadable checkpoint " + path.string() + ": " + e.what());
     }
-    OptimizerState moments = take_optimizer(file, stored.at("optimizer_steps"), optimizer);
-    load_state(net, take_prefixed(file, kModel), "checkpoint model");  // the same architecture: shapes match
+  }
+  if (!chosen) return std::nullopt;
+  try {
+    OptimizerState moments = take_optimizer(chosen->file, chosen->stored.at("optimizer_steps"), optimizer);
+    load_state(net, take_prefixed(chosen->file, kModel), "checkpoint model");  // the same architecture: shapes match
     optimizer.state().clear();
     for (auto& [key, value] : moments) optimizer.state()[key] = std::move(value);
-    best = take_prefixed(file, kBest);
-    return state;
+    best = take_prefixed(chosen->file, kBest);
+    return chosen->state;
   } catch (const std::exception& e) {
     log("ignoring an unreadable checkpoint in " + dir.string() + ": " + e.what());
     return std::nullopt;

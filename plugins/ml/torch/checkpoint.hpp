@@ -1,12 +1,13 @@
-// train.torch's per-epoch checkpoint in the step's checkpoint directory: one
-// file, checkpoint.safetensors, holding the model ("model/..."), the best
-// weights ("best/...") and the optimizer's per-parameter moments
+// train.torch's per-epoch checkpoint in the step's checkpoint directory: two
+// slots, checkpoint-0.safetensors and checkpoint-1.safetensors, written in
+// turn, each overwritten in place. A slot holds the model ("model/..."),
+// the best weights ("best/...") and the optimizer's per-parameter moments
 // ("optimizer/I/...") as tensors, and in its metadata the state (history,
 // early-stopping counters, fingerprint, data digest, optimizer steps) and a
-// checksum of the tensors. A new one replaces the old by a rename, so a
-// crash mid-write leaves the previous one. It is used only when the
-// parameters and the data digests match (a retry of the same step) and the
-// checksum holds, otherwise ignored.
+// checksum of the state and the tensors. A crash mid-write tears one slot
+// and leaves the other whole; reading takes the slot with the most epochs
+// whose checksum holds and whose parameters and data digests match (a retry
+// of the same step).
 #pragma once
 
 #include <torch/torch.h>
@@ -28,6 +29,7 @@ struct CheckpointState {
   History history;          // the epochs done
   double best_value = 0;    // the monitored value of history.best_epoch (higher is better)
   int64_t bad_epochs = 0;   // epochs since the best (early stopping)
+  int slot = 0;             // read_checkpoint: the slot it came from (write the next to the other)
 };
 
 // A 64-bit word-at-a-time hash of the features and labels of both datasets, as hex.
@@ -38,7 +40,8 @@ std::string data_digest(const Dataset& train, const Dataset* validation);
 // the next batch), then its checksum and the file. Throws std::runtime_error.
 TensorFile snapshot_checkpoint(const CheckpointState& state, torch::nn::Module& net, torch::optim::Optimizer& optimizer,
                                const TensorFile& best);
-void write_checkpoint(const std::filesystem::path& dir, TensorFile snapshot);
+void write_checkpoint(const std::filesystem::path& dir, int slot, TensorFile snapshot);
+std::filesystem::path checkpoint_slot_path(const std::filesystem::path& dir, int slot);
 
 // Restores net, optimizer (its moments onto each parameter's device) and best weights and
 // returns the state when a checkpoint whose fingerprint `matches` (given the

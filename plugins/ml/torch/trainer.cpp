@@ -434,7 +434,7 @@ class Trainer {
     return run_.validation && o_.early_stopping_patience > 0 && bad_epochs_ >= o_.early_stopping_patience;
   }
 
-  CheckpointState state() const { return {o_.fingerprint, digest_, history_, best_value_, bad_epochs_}; }
+  CheckpointState state() const { return {o_.fingerprint, digest_, history_, best_value_, bad_epochs_, 0}; }
 
   // The file is written on a thread while the next epoch trains (it was
   // 1–2 ms of every epoch on digits, issue 23); one write at a time, the
@@ -445,9 +445,11 @@ class Trainer {
   void save_checkpoint() {
     TensorFile snapshot = snapshot_checkpoint(state(), *model_.net(), *optimizer_, best_);
     finish_checkpoint();
-    if (collective_) return write_checkpoint(*run_.checkpoint_dir, std::move(snapshot));
-    checkpoint_write_ = std::async(std::launch::async, [dir = *run_.checkpoint_dir, file = std::move(snapshot)]() mutable {
-      write_checkpoint(dir, std::move(file));
+    const int slot = checkpoint_slot_;
+    checkpoint_slot_ = 1 - slot;  // the next one goes to the other slot
+    if (collective_) return write_checkpoint(*run_.checkpoint_dir, slot, std::move(snapshot));
+    checkpoint_write_ = std::async(std::launch::async, [dir = *run_.checkpoint_dir, slot, file = std::move(snapshot)]() mutable {
+      write_checkpoint(dir, slot, std::move(file));
     });
   }
 
@@ -465,6 +467,7 @@ class Trainer {
         read_checkpoint(*run_.checkpoint_dir, matches, digest_, *model_.net(), *optimizer_, best_, hooks_.log);
     if (!restored) return;
     history_ = restored->history;
+    checkpoint_slot_ = 1 - restored->slot;  // keep the slot resumed from until the next is whole
     best_value_ = restored->best_value;
     bad_epochs_ = restored->bad_epochs;
     if (restored->fingerprint != o_.fingerprint) {  // PBT: another trial's, or other hyperparameters
@@ -493,6 +496,7 @@ class Trainer {
   double best_value_ = -std::numeric_limits<double>::infinity();
   int64_t bad_epochs_ = 0;
   std::string digest_;
+  int checkpoint_slot_ = 0;  // where the next checkpoint goes
   // Declared last, so it is destroyed first: a write in flight finishes
   // (std::async's future waits) while what it reads no longer matters.
   std::future<void> checkpoint_write_;

@@ -140,8 +140,8 @@ TEST_P(TrainTorchResume, ResumesFromTheCheckpointWhenRetried) {
 
 INSTANTIATE_TEST_SUITE_P(Optimizers, TrainTorchResume, ::testing::Values("adam", "adamw", "sgd"));
 
-// A checkpoint directory of the layout before checkpoint.safetensors
-// (current/state.json ...) is named and ignored: the step trains from epoch 1.
+// A checkpoint directory of an earlier layout (current/state.json ...) is
+// named and ignored: the step trains from epoch 1.
 TEST(TrainTorch, ACheckpointOfTheEarlierLayoutIsIgnored) {
   TempDir dir;
   const auto train_dir = save(dir / "train", blobs(96, 2, 3, 1));
@@ -153,7 +153,7 @@ TEST(TrainTorch, ACheckpointOfTheEarlierLayoutIsIgnored) {
   ASSERT_TRUE(outcome.ok) << outcome.message;
   EXPECT_TRUE(logged(sink, "it has the layout of an earlier kiln"));
   EXPECT_EQ(count_metric(sink, "train_loss"), 2u);
-  EXPECT_TRUE(fs::exists(dir / "step" / "checkpoint" / "checkpoint.safetensors"));
+  EXPECT_TRUE(fs::exists(dir / "step" / "checkpoint" / "checkpoint-0.safetensors"));
 }
 
 // checkpoint_every: 2 of 5 epochs saves after epochs 2 and 4 only; a
@@ -182,41 +182,53 @@ TEST(TrainTorch, CheckpointEveryNEpochsResumesFromTheLastOne) {
   for (const auto& [name, tensor] : a.tensors) EXPECT_EQ(tensor.bytes, b.tensors.at(name).bytes) << name;
 }
 
-// The checkpoint file is not fsynced; its metadata holds a checksum of its
-// tensors. A file a machine crash tore (here: its last tensor bytes zeroed,
-// the size kept) makes the retry ignore the checkpoint and train from epoch 1,
-// still ending with the weights of an unbroken run.
-TEST(TrainTorch, ATornCheckpointIsIgnoredAndTheRetryStartsOver) {
+// Checkpoints go to two slots in turn, each overwritten in place without
+// fsync; a slot's metadata holds a checksum of its state and tensors. A
+// slot a crash tore (here: its last tensor bytes zeroed, the size kept) is
+// ignored and the retry resumes from the other one, an epoch earlier; with
+// both torn it trains from epoch 1. Either way it ends with the weights of
+// an unbroken run.
+TEST(TrainTorch, ATornCheckpointSlotIsIgnoredAndTheRetryResumesFromTheOther) {
   TempDir dir;
   const auto train_dir = save(dir / "train", blobs(96, 2, 3, 1));
   const auto val_dir = save(dir / "val", blobs(32, 2, 3, 2));
   Json params = quick_mlp(4);
   params["deterministic"] = true;
-  ::setenv("KILN_TEST_TRAIN_FAIL_AFTER_EPOCH", "2", 1);
-  RecordingSink failing;
-  EXPECT_FALSE(train(dir / "step", params, failing, train_dir, val_dir).ok);
-  ::unsetenv("KILN_TEST_TRAIN_FAIL_AFTER_EPOCH");
-  const fs::path model = dir / "step" / "checkpoint" / "checkpoint.safetensors";
-  ASSERT_TRUE(fs::exists(model));
-  const auto size = fs::file_size(model);
-  {
-    std::fstream file(model, std::ios::in | std::ios::out | std::ios::binary);
-    file.seekp(static_cast<std::streamoff>(size - 64));
+  const auto tear = [](const fs::path& file) {
+    ASSERT_TRUE(fs::exists(file)) << file;
+    const auto size = fs::file_size(file);
+    std::fstream out(file, std::ios::in | std::ios::out | std::ios::binary);
+    out.seekp(static_cast<std::streamoff>(size - 64));
     const std::string zeros(64, '\0');
-    file.write(zeros.data(), static_cast<std::streamsize>(zeros.size()));
-  }
-  ASSERT_EQ(fs::file_size(model), size);
-  RecordingSink retry;
-  const auto outcome = train(dir / "step", params, retry, train_dir, val_dir);
-  ASSERT_TRUE(outcome.ok) << outcome.message;
-  EXPECT_TRUE(logged(retry, "its tensors are not the ones written")) << "the checkpoint was used";
-  EXPECT_FALSE(logged(retry, "resuming from epoch"));
-  EXPECT_EQ(count_metric(retry, "train_loss"), 4u);  // every epoch again
+    out.write(zeros.data(), static_cast<std::streamsize>(zeros.size()));
+    out.close();
+    ASSERT_EQ(fs::file_size(file), size);
+  };
   RecordingSink unbroken;
   ASSERT_TRUE(train(dir / "whole", params, unbroken, train_dir, val_dir).ok);
-  const auto a = ml::read_safetensors(dir / "step" / "out" / "model" / "weights.safetensors");
-  const auto b = ml::read_safetensors(dir / "whole" / "out" / "model" / "weights.safetensors");
-  for (const auto& [name, tensor] : a.tensors) EXPECT_EQ(tensor.bytes, b.tensors.at(name).bytes) << name;
+  const auto whole = ml::read_safetensors(dir / "whole" / "out" / "model" / "weights.safetensors");
+  for (const bool both : {false, true}) {
+    const fs::path step = dir / (both ? "both" : "one");
+    ::setenv("KILN_TEST_TRAIN_FAIL_AFTER_EPOCH", "2", 1);
+    RecordingSink failing;
+    EXPECT_FALSE(train(step, params, failing, train_dir, val_dir).ok);
+    ::unsetenv("KILN_TEST_TRAIN_FAIL_AFTER_EPOCH");
+    tear(step / "checkpoint" / "checkpoint-1.safetensors");  // epoch 2's (epoch 1's is in slot 0)
+    if (both) tear(step / "checkpoint" / "checkpoint-0.safetensors");
+    RecordingSink retry;
+    const auto outcome = train(step, params, retry, train_dir, val_dir);
+    ASSERT_TRUE(outcome.ok) << outcome.message;
+    EXPECT_TRUE(logged(retry, "checkpoint-1.safetensors: it is not the file that was written")) << both;
+    if (both) {
+      EXPECT_FALSE(logged(retry, "resuming from epoch"));
+      EXPECT_EQ(count_metric(retry, "train_loss"), 4u);  // every epoch again
+    } else {
+      EXPECT_TRUE(logged(retry, "resuming from epoch 1"));
+      EXPECT_EQ(count_metric(retry, "train_loss"), 3u);  // epochs 2, 3 and 4
+    }
+    const auto a = ml::read_safetensors(step / "out" / "model" / "weights.safetensors");
+    for (const auto& [name, tensor] : a.tensors) EXPECT_EQ(tensor.bytes, whole.tensors.at(name).bytes) << name;
+  }
 }
 
 TEST(TrainTorch, SameSeedGivesIdenticalWeights) {
