@@ -63,7 +63,8 @@ class StepServerTest : public ::testing::Test {
     std::future<kiln::host::StepEnd> end;
     kiln::host::Pipe out, err, channel;
   };
-  std::unique_ptr<Running> start(const std::string& tag, const std::string& mode, bool reuse) {
+  // `in_file`: the request goes as the path of its file (as one over 32 KiB does).
+  std::unique_ptr<Running> start(const std::string& tag, const std::string& mode, bool reuse, bool in_file = false) {
     auto running = std::make_unique<Running>();
     auto promise = std::make_shared<std::promise<kiln::host::StepEnd>>();
     running->end = promise->get_future();
@@ -80,7 +81,14 @@ class StepServerTest : public ::testing::Test {
                        {"grace_seconds", 1.0}};
     kiln::host::StepChildOptions options;
     options.reuse = reuse;
-    running->id = server_->start(library_, "fixture.warm", request.dump(), cwd, running->out.write_fd,
+    std::string text = request.dump();
+    if (in_file) {
+      fs::create_directories(dir_ / "requests");
+      const fs::path file = dir_ / "requests" / (tag + ".json");
+      kiln::test::write_text(file, text);
+      text = Json(file.string()).dump();
+    }
+    running->id = server_->start(library_, "fixture.warm", text, cwd, running->out.write_fd,
                                  running->err.write_fd, running->channel.write_fd,
                                  [promise](const kiln::host::StepEnd& end) { promise->set_value(end); }, options);
     running->out.close_write();
@@ -175,6 +183,25 @@ TEST_F(StepServerTest, AKilledOrCrashedWorkerEndsItsStepAndTheNextGetsAFreshOne)
   EXPECT_EQ(pid_of("c"), pid_of("b"));
   ASSERT_TRUE(run("d").end.status.success());
   EXPECT_NE(pid_of("d"), pid_of("c"));
+}
+
+// A request in a file (too big to travel inline) runs in a fresh child,
+// never a worker; a step that leaves a process behind retires its worker,
+// whose group (the helper too) is killed, so the step's pipes still end.
+TEST_F(StepServerTest, ABigRequestGetsAFreshChildAndAStrayProcessRetiresTheWorker) {
+  ASSERT_TRUE(run("a").end.status.success());
+  auto big = start("big", "run", /*reuse=*/true, /*in_file=*/true);
+  const Finished b = finish(*big);
+  EXPECT_TRUE(b.end.status.success()) << b.channel;
+  EXPECT_NE(pid_of("big"), 0);
+  EXPECT_NE(pid_of("big"), pid_of("a")) << "a request file was handed to the worker";
+  const Finished s = run("spawn", "spawn");
+  EXPECT_TRUE(s.end.status.success()) << s.channel;
+  EXPECT_EQ(s.out.find("<no end>"), std::string::npos) << "the helper kept the step's stdout open";
+  EXPECT_EQ(s.channel.find("<no end>"), std::string::npos);
+  EXPECT_EQ(pid_of("spawn"), pid_of("a"));
+  ASSERT_TRUE(run("after").end.status.success());
+  EXPECT_NE(pid_of("after"), pid_of("spawn")) << "a worker with a process left behind took another step";
 }
 
 TEST_F(StepServerTest, AWorkerRetiresAfter64Steps) {

@@ -16,10 +16,12 @@
 // own socket and waits there for another start of the same component. The
 // server reports the step "exited" with that status; once the host has
 // reaped it (so it signals that step no more) the worker may be given the
-// next one. Stop signals for a worker's step are queued with the step's id
-// (sigqueue), so a late or early one cannot cancel another step; SIGKILL
-// ends the worker, whose exit then ends the step it ran. A worker retires
-// after kStepsPerWorker steps, bounding what a plugin may leak.
+// next one. Stop signals for a worker's step are queued to the worker alone
+// with the step's id (sigqueue), so a late or early one cannot cancel
+// another step; SIGKILL ends the worker's whole process group, whose exit
+// then ends the step it ran. A worker retires after kStepsPerWorker steps,
+// bounding what a plugin may leak, and after a step that left a process
+// behind (killed with the group when the worker exits).
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -77,7 +79,7 @@ void send_message(int socket, const std::string& text, const std::vector<int>& f
 // Receives one message; an empty text means the peer closed the socket.
 // `buffer` is reused between calls: filling a fresh 64 KiB buffer per message
 // costs page faults (copy-on-write ones in the forking server).
-std::string receive_message(int socket, std::vector<int>& fds, std::vector<char>& buffer) {
+std::string receive_message(int socket, std::vector<int>& fds, std::vector<char>& buffer, int flags = 0) {
   buffer.resize(kMaxMessage);
   iovec data{buffer.data(), buffer.size()};
   msghdr message{};
@@ -87,7 +89,7 @@ std::string receive_message(int socket, std::vector<int>& fds, std::vector<char>
   message.msg_control = control.data();
   message.msg_controllen = control.size();
   ssize_t n;
-  while ((n = ::recvmsg(socket, &message, MSG_CMSG_CLOEXEC)) < 0)
+  while ((n = ::recvmsg(socket, &message, MSG_CMSG_CLOEXEC | flags)) < 0)
     if (errno != EINTR) return {};
   for (cmsghdr* h = CMSG_FIRSTHDR(&message); h != nullptr; h = CMSG_NXTHDR(&message, h))
     if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS) {
@@ -148,11 +150,27 @@ void flush_all() {
   std::fflush(nullptr);
 }
 
-// A warm worker (see the top): runs `request`, then each start the server
-// sends on `worker_socket`, until told to stop (the socket closes) or retired.
-[[noreturn]] void become_worker(Json request, std::vector<int> fds, int worker_socket,
-                                const std::vector<int>& server_fds) {
-  if (!detach_from_server(server_fds)) ::_exit(1);
+// Whether the worker still has children (a process its step started):
+// reaps those that ended; the worker is their subreaper, so orphans of
+// orphans count too.
+bool has_children() {
+  for (;;) {
+    const pid_t pid = ::waitpid(-1, nullptr, WNOHANG);
+    if (pid > 0) continue;
+    if (pid < 0 && errno == EINTR) continue;
+    return pid == 0;
+  }
+}
+
+// A warm worker (see the top): runs `first`, then each start the server
+// sends on `worker_socket`, until told to stop (the socket closes) or
+// retired: after kStepsPerWorker steps, or after a step that left a process
+// behind (it could hold the step's pipes open; the server kills the
+// worker's process group when the worker exits).
+[[noreturn]] void run_worker(const Json& first, const std::vector<int>& first_fds, int worker_socket) {
+  ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+  Json request = first;
+  std::vector<int> fds = first_fds;
   std::vector<char> buffer;
   for (int steps = 1;; ++steps) {
     int code = 1;
@@ -172,16 +190,19 @@ void flush_all() {
     ::dup2(null, 2);
     ::close(3);
     ::close(null);
-    const bool last = steps >= kStepsPerWorker;
+    const bool last = steps >= kStepsPerWorker || has_children();
+    const int status = (code & 0xff) << 8;
     try {
-      send_message(worker_socket, Json{{"op", "done"}, {"status", (code & 0xff) << 8}, {"last", last}}.dump(), {});
-      if (last) ::_exit(0);
+      send_message(worker_socket, Json{{"op", "done"}, {"status", status}, {"last", last}}.dump(), {});
+      // Exiting with the step's own code: if the server sees the exit before
+      // reading "done", it still reports the step's status.
+      if (last) ::_exit(code & 0xff);
       fds.clear();
       const std::string text = receive_message(worker_socket, fds, buffer);
       if (text.empty()) ::_exit(0);  // the server is done with us
       request = Json::parse(text, nullptr, false);
     } catch (...) {
-      ::_exit(0);
+      ::_exit(code & 0xff);
     }
     if (!request.is_object() || fds.size() != 3) ::_exit(1);
   }
@@ -276,8 +297,9 @@ class Server {
   void start(const Json& request, const std::string& text, const std::vector<int>& fds) {
     const Json id = request.value("id", Json(0));
     const std::string library = request.value("library", "");
+    // A request too big to travel inline (its file's path) gets a fresh child.
     const bool reuse = request.value("reuse", false) && !request.contains("exec") && !request.contains("env") &&
-                       !is_component_file(library);
+                       !is_component_file(library) && request.contains("request") && request["request"].is_object();
     const std::string key = library + "\n" + request.value("component", "");
     if (reuse && fds.size() == 3 && hand_to_idle_worker(key, id, text, fds)) return;
     try {
@@ -294,15 +316,22 @@ class Server {
     std::array<int, 2> pair{-1, -1};
     if (reuse && ::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair.data()) != 0) pair = {-1, -1};
     const bool worker = pair[0] >= 0;
+    // What the child closes, gathered before the fork: nothing may allocate
+    // in the child before it is inside a try.
+    std::vector<int> server_fds{socket_, signals_};
+    for (const auto& [other, w] : workers_) server_fds.push_back(w.socket);
+    if (worker) server_fds.push_back(pair[0]);
     const pid_t pid = ::fork();
     if (pid == 0) {
-      std::vector<int> server_fds{socket_, signals_};
-      for (const auto& [other, w] : workers_) server_fds.push_back(w.socket);
-      if (worker) {
-        server_fds.push_back(pair[0]);
-        become_worker(request, fds, pair[1], server_fds);
+      try {
+        if (worker) {
+          if (!detach_from_server(server_fds)) ::_exit(1);
+          run_worker(request, fds, pair[1]);
+        }
+        become_step(request, fds, server_fds);
+      } catch (...) {
+        ::_exit(1);
       }
-      become_step(request, fds, server_fds);
     }
     if (worker) ::close(pair[1]);
     if (pid < 0) {
@@ -335,13 +364,14 @@ class Server {
     return false;
   }
 
-  // A worker's "done": its step has ended with that status.
-  void on_worker_message(int socket) {
+  // A worker's "done": its step has ended with that status. `flags`:
+  // MSG_DONTWAIT when the worker is known to be gone.
+  void on_worker_message(int socket, int flags = 0) {
     const auto worker = std::find_if(workers_.begin(), workers_.end(),
                                      [socket](const auto& item) { return item.second.socket == socket; });
     if (worker == workers_.end()) return;
     std::vector<int> fds;
-    const std::string text = receive_message(socket, fds, worker_buffer_);
+    const std::string text = receive_message(socket, fds, worker_buffer_, flags);
     for (const int fd : fds) ::close(fd);
     if (text.empty()) {  // it is exiting: report_exits ends its step
       worker->second.retiring = true;
@@ -392,6 +422,10 @@ class Server {
       reported_.insert(pid);
       const auto worker = workers_.find(pid);
       if (worker != workers_.end()) {
+        // A "done" it sent just before exiting is still queued on its
+        // socket: it is the step's status, which the exit status must not
+        // replace (not waiting: a process it left may hold the other end).
+        if (worker->second.state == Worker::Busy) on_worker_message(worker->second.socket, MSG_DONTWAIT);
         const auto was = worker->second.state;
         worker->second.state = Worker::Exited;
         if (was == Worker::Idle) idle_gone.push_back(pid);
@@ -504,7 +538,8 @@ void StepServer::signal(ChildId id, int sig) {
 }
 
 // A worker's stop names its step (step_runner's handler ignores one meant
-// for another); SIGKILL, and any signal to a child of its own, reach the group.
+// for another) and reaches the worker alone; SIGKILL, and any signal to a
+// child of its own, reach the whole process group.
 void StepServer::send_signal(ChildId id, const Child& child, int sig) {
   if (child.worker && sig != SIGKILL) {
     sigval value{};

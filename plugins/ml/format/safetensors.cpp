@@ -365,10 +365,12 @@ std::string read_text(const fs::path& path) {
   if (in.get() < 0 || ::fstat(in.get(), &info) != 0)
     throw std::runtime_error("cannot read " + path.string() + ": " + std::strerror(errno));
   std::string content;
-  content.resize(static_cast<std::size_t>(std::max<off_t>(info.st_size, 0)));
+  // One byte more than its size, so the read that finds the end needs no
+  // bigger buffer (and no copy of the whole).
+  content.resize(static_cast<std::size_t>(std::max<off_t>(info.st_size, 0)) + 1);
   std::size_t done = 0;
   for (;;) {
-    if (done == content.size()) content.resize(done + 4096);  // the file grew, or a /proc-like size of 0
+    if (done == content.size()) content.resize(2 * done + 4096);  // the file grew, or a /proc-like size of 0
     const ssize_t n = ::read(in.get(), content.data() + done, content.size() - done);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) throw std::runtime_error("cannot read " + path.string() + ": " + std::strerror(errno));

@@ -4,8 +4,9 @@
 // the best weights ("best/...") and the optimizer's per-parameter moments
 // ("optimizer/I/...") as tensors, and in its metadata the state (history,
 // early-stopping counters, fingerprint, data digest, optimizer steps) and a
-// checksum of the state and the tensors. A crash mid-write tears one slot
-// and leaves the other whole; reading takes the slot with the most epochs
+// checksum of the state and the tensors. A process's crash mid-write tears
+// one slot and leaves the other whole (nothing is fsynced: after a machine
+// crash both may be torn, and the step starts over); reading takes the slot with the most epochs
 // whose checksum holds and whose parameters and data digests match (a retry
 // of the same step).
 #pragma once
