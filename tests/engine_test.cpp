@@ -778,6 +778,47 @@ steps:
   }
 }
 
+// A two-objective search on util.objective (loss and cost, both
+// minimised), 12 trials of one epoch: the YAML of its steps.
+std::string two_objective_steps(const std::string& tuner, const std::string& settings, int parallel) {
+  return R"(
+steps:
+  - name: t
+    component: util.objective
+    parameters: {epochs: 1}
+    tune:
+      tuner: )" + tuner + R"(
+      objectives: [{metric: loss, goal: minimize}, {metric: cost, goal: minimize}]
+      space:
+        x: {type: uniform, low: -1.0, high: 1.0}
+        y: {type: int, low: -3, high: 5}
+        epoch_seconds: {type: uniform, low: 0.0, high: 0.03}
+      settings: )" + settings + R"(
+      max_trials: 12
+      parallel_trials: )" + std::to_string(parallel) + R"(
+      seed: 5
+)";
+}
+
+// What the tuner was told at each trial's final observe: its objectives' values.
+std::map<int, Json> objectives_told(const RunResult& r) {
+  std::ifstream log(r.dir / "steps" / "t" / "tuner.jsonl");
+  std::map<int, Json> told;
+  for (std::string line; std::getline(log, line);) {
+    const Json j = Json::parse(line);
+    if (j.contains("status")) told[j["observe"].get<int>()] = j["values"];
+  }
+  return told;
+}
+
+// The trials table without timings: what must not depend on parallelism.
+Json trial_rows(const RunResult& r) {
+  Json out = Json::array();
+  for (const Json& trial : trials_of(r, "t"))
+    out.push_back({{"trial", trial["trial"]}, {"parameters", trial["parameters"]}, {"pareto", trial["pareto"]}});
+  return out;
+}
+
 // Issue 23: NSGA-II learns from both objectives end to end. The host hands
 // every finished trial's loss and cost to the tuner (the tuner log's final
 // observes carry them, equal to the trial's outputs); trials of later
@@ -788,24 +829,9 @@ TEST_F(EngineTest, Nsga2LearnsFromTwoObjectivesTheSameAtAnyParallelism) {
   auto search = [&](int parallel) {
     RunSettings settings;
     settings.jobs = 2;
-    const auto r = run(R"(
-steps:
-  - name: t
-    component: util.objective
-    parameters: {epochs: 1}
-    tune:
-      tuner: tune.search
-      objectives: [{metric: loss, goal: minimize}, {metric: cost, goal: minimize}]
-      space:
-        x: {type: uniform, low: -1.0, high: 1.0}
-        y: {type: int, low: -3, high: 5}
-        epoch_seconds: {type: uniform, low: 0.0, high: 0.03}
-      settings: {sampler: nsga2, population_size: 4, history_lag: 2}
-      max_trials: 12
-      parallel_trials: )" + std::to_string(parallel) + R"(
-      seed: 5
-)",
-                       settings);
+    const auto r =
+        run(two_objective_steps("tune.search", "{sampler: nsga2, population_size: 4, history_lag: 2}", parallel),
+            settings);
     EXPECT_EQ(r.record["status"], "succeeded") << r.record.dump(2);
     return r;
   };
@@ -813,12 +839,7 @@ steps:
   const Json trials = trials_of(one, "t");
   ASSERT_EQ(trials.size(), 12u);
   // What the tuner was told: both objectives of every trial.
-  std::ifstream log(one.dir / "steps" / "t" / "tuner.jsonl");
-  std::map<int, Json> told;
-  for (std::string line; std::getline(log, line);) {
-    const Json j = Json::parse(line);
-    if (j.contains("status")) told[j["observe"].get<int>()] = j["values"];
-  }
+  std::map<int, Json> told = objectives_told(one);
   ASSERT_EQ(told.size(), 12u);
   std::set<int> expected, marked;
   for (const Json& a : trials) {
@@ -843,13 +864,7 @@ steps:
       for (const char* name : {"x", "epoch_seconds"})
         inherited += a["trial"] >= 4 && b["trial"] < a["trial"] && a["parameters"][name] == b["parameters"][name];
   EXPECT_GT(inherited, 0u);
-  auto rows = [](const RunResult& r) {
-    Json out = Json::array();
-    for (const Json& trial : trials_of(r, "t"))
-      out.push_back({{"trial", trial["trial"]}, {"parameters", trial["parameters"]}, {"pareto", trial["pareto"]}});
-    return out;
-  };
-  EXPECT_EQ(rows(search(2)), rows(one));
+  EXPECT_EQ(trial_rows(search(2)), trial_rows(one));
 }
 
 // Multi-objective TPE end to end: the tuner is told both objectives of
@@ -857,35 +872,14 @@ steps:
 // parallel trials (history_lag 2).
 TEST_F(EngineTest, TpeLearnsFromTwoObjectivesTheSameAtAnyParallelism) {
   auto search = [&](int parallel) {
-    const auto r = run(R"(
-steps:
-  - name: t
-    component: util.objective
-    parameters: {epochs: 1}
-    tune:
-      tuner: tune.tpe
-      objectives: [{metric: loss, goal: minimize}, {metric: cost, goal: minimize}]
-      space:
-        x: {type: uniform, low: -1.0, high: 1.0}
-        y: {type: int, low: -3, high: 5}
-        epoch_seconds: {type: uniform, low: 0.0, high: 0.03}
-      settings: {n_startup_trials: 4, history_lag: 2}
-      max_trials: 12
-      parallel_trials: )" + std::to_string(parallel) + R"(
-      seed: 5
-)");
+    const auto r = run(two_objective_steps("tune.tpe", "{n_startup_trials: 4, history_lag: 2}", parallel));
     EXPECT_EQ(r.record["status"], "succeeded") << r.record.dump(2);
     return r;
   };
   const auto one = search(1);
   const Json trials = trials_of(one, "t");
   ASSERT_EQ(trials.size(), 12u);
-  std::ifstream log(one.dir / "steps" / "t" / "tuner.jsonl");
-  std::map<int, Json> told;
-  for (std::string line; std::getline(log, line);) {
-    const Json j = Json::parse(line);
-    if (j.contains("status")) told[j["observe"].get<int>()] = j["values"];
-  }
+  std::map<int, Json> told = objectives_told(one);
   ASSERT_EQ(told.size(), 12u);
   size_t marked = 0;
   for (const Json& a : trials) {
@@ -893,13 +887,7 @@ steps:
     marked += a["pareto"].get<bool>();
   }
   EXPECT_GT(marked, 0u);
-  auto rows = [](const RunResult& r) {
-    Json out = Json::array();
-    for (const Json& trial : trials_of(r, "t"))
-      out.push_back({{"trial", trial["trial"]}, {"parameters", trial["parameters"]}, {"pareto", trial["pareto"]}});
-    return out;
-  };
-  EXPECT_EQ(rows(search(2)), rows(one));
+  EXPECT_EQ(trial_rows(search(2)), trial_rows(one));
 }
 
 // A sampler or scheduler that learns from one objective's results refuses

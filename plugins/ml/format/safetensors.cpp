@@ -299,20 +299,14 @@ void overwrite_safetensors(const fs::path& path, const TensorFile& file) {
   const std::string header = safetensors_header(refs, file.metadata);
   const Fd out(::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
   if (out.get() < 0) throw std::runtime_error("cannot open " + path.string() + ": " + std::strerror(errno));
-  off_t offset = 0;
-  const auto put = [&](const void* data, std::size_t size) {
-    const auto* p = static_cast<const char*>(data);
-    while (size > 0) {
-      const ssize_t n = ::pwrite(out.get(), p, size, offset);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) throw std::runtime_error("cannot write " + path.string() + ": " + std::strerror(errno));
-      p += n;
-      size -= static_cast<std::size_t>(n);
-      offset += n;
-    }
-  };
-  put(header.data(), header.size());
-  for (const auto& [name, tensor] : refs) put(tensor->bytes.data(), tensor->bytes.size());
+  // Opened without O_TRUNC or O_APPEND: the writes go over the old bytes
+  // from offset 0, and whatever the old file had past the new end is cut.
+  write_all(out.get(), header.data(), header.size(), path);
+  auto offset = static_cast<off_t>(header.size());
+  for (const auto& [name, tensor] : refs) {
+    write_all(out.get(), tensor->bytes.data(), tensor->bytes.size(), path);
+    offset += static_cast<off_t>(tensor->bytes.size());
+  }
   if (::ftruncate(out.get(), offset) != 0)
     throw std::runtime_error("cannot truncate " + path.string() + ": " + std::strerror(errno));
 }
