@@ -12,10 +12,6 @@ double ratio(double numerator, double denominator) {
   return denominator > 0 ? numerator / denominator : 0.0;
 }
 
-int64_t argmax_row(const float* row, int64_t classes) {
-  return static_cast<int64_t>(std::max_element(row, row + classes) - row);
-}
-
 std::vector<std::vector<int64_t>> confusion_matrix(const std::vector<float>& p, const std::vector<int64_t>& labels,
                                                    int64_t classes) {
   std::vector<std::vector<int64_t>> cm(classes, std::vector<int64_t>(classes, 0));
@@ -71,6 +67,19 @@ std::optional<double> roc_auc_ovr(const std::vector<float>& p, const std::vector
 }
 
 }  // namespace
+
+int64_t argmax_row(const float* row, int64_t classes) {
+  int64_t best = 0;
+  for (int64_t c = 1; c < classes && !std::isnan(row[best]); ++c)
+    if (row[c] > row[best] || std::isnan(row[c])) best = c;
+  return best;
+}
+
+int64_t correct_predictions(const float* scores, const int64_t* labels, int64_t rows, int64_t classes) {
+  int64_t correct = 0;
+  for (int64_t r = 0; r < rows; ++r) correct += argmax_row(scores + r * classes, classes) == labels[r] ? 1 : 0;
+  return correct;
+}
 
 std::optional<double> roc_auc_binary(const std::vector<double>& scores, const std::vector<bool>& positive) {
   const size_t n = scores.size();

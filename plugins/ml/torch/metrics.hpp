@@ -33,7 +33,15 @@ struct RegressionMetrics {
   double mse = 0, rmse = 0, mae = 0, r2 = 0;
 };
 
-// probabilities: row-major [labels.size(), classes]; predicted class = argmax (first on ties).
+// A row's predicted class as LibTorch's argmax picks it: the first of equal
+// scores; a NaN wins over any number (the first NaN).
+int64_t argmax_row(const float* row, int64_t classes);
+
+// How many of `rows` rows of scores (row-major [rows, classes]) predict their
+// label: train.torch's accuracy tally on the CPU, without a tensor operation.
+int64_t correct_predictions(const float* scores, const int64_t* labels, int64_t rows, int64_t classes);
+
+// probabilities: row-major [labels.size(), classes]; predicted class = argmax_row.
 ClassificationMetrics classification_metrics(const std::vector<float>& probabilities,
                                              const std::vector<int64_t>& labels, int64_t classes);
 RegressionMetrics regression_metrics(const std::vector<float>& predictions, const std::vector<float>& targets);

@@ -18,6 +18,7 @@
 #include "device.hpp"
 #include "distributed.hpp"
 #include "heap_tuning.hpp"
+#include "metrics.hpp"
 #include "model.hpp"
 #include "predict.hpp"
 
@@ -147,15 +148,26 @@ void set_lr(torch::optim::Optimizer& optimizer, double lr) {
   for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
 }
 
-// Sums over one pass: loss weighted by rows, and the task's metric. They
-// add up as float64 tensors on the compute device and are read once, by
-// finish(): no host synchronisation per batch.
+// Sums over one pass: loss weighted by rows, and the task's metric.
+// On a GPU they add up as float64 tensors on the device and are read once,
+// by finish(): no host synchronisation per batch. On the CPU a
+// classification batch is read where it lies (the loss and the argmax
+// without a tensor operation: on small batches the eight operations of the
+// device path were 7 % of an epoch, issue 23); the sums are the same.
 struct Tally {
   double loss_sum = 0, metric_sum = 0;
   int64_t rows = 0;
   void add(const ModelSpec& s, const torch::Tensor& out, const torch::Tensor& y_raw, const torch::Tensor& loss) {
     const auto n = out.size(0);
     rows += n;
+    if (s.task == Task::Classification && out.is_cpu() && out.is_contiguous() && out.scalar_type() == torch::kFloat32 &&
+        loss.scalar_type() == torch::kFloat32 && y_raw.scalar_type() == torch::kInt64 && y_raw.is_contiguous() &&
+        out.dim() == 2) {
+      loss_sum += static_cast<double>(*loss.data_ptr<float>()) * static_cast<double>(n);
+      metric_sum +=
+          static_cast<double>(correct_predictions(out.data_ptr<float>(), y_raw.data_ptr<int64_t>(), n, out.size(1)));
+      return;
+    }
     const auto weighted = loss.detach().to(torch::kFloat64) * static_cast<double>(n);
     const auto metric = s.task == Task::Classification
                             ? out.argmax(1).eq(y_raw).sum().to(torch::kFloat64)
@@ -448,9 +460,10 @@ class Trainer {
     const int slot = checkpoint_slot_;
     checkpoint_slot_ = 1 - slot;  // the next one goes to the other slot
     if (collective_) return write_checkpoint(*run_.checkpoint_dir, slot, std::move(snapshot));
-    checkpoint_write_ = std::async(std::launch::async, [dir = *run_.checkpoint_dir, slot, file = std::move(snapshot)]() mutable {
-      write_checkpoint(dir, slot, std::move(file));
-    });
+    checkpoint_write_ =
+        std::async(std::launch::async, [dir = *run_.checkpoint_dir, slot, file = std::move(snapshot)]() mutable {
+          write_checkpoint(dir, slot, std::move(file));
+        });
   }
 
   // Waits for the checkpoint being written; rethrows its error.

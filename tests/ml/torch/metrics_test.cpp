@@ -37,6 +37,27 @@ TEST(Metrics, ClassificationMatchesHandComputedValues) {
   EXPECT_NEAR(*m.roc_auc, (1.0 + 0.75 + 0.5) / 3, 1e-12);
 }
 
+// LibTorch's argmax: the first of equal scores, and a NaN wins over any
+// number (torch.tensor([[1., nan, 2.]]).argmax(1) is 1); train.torch's CPU
+// accuracy tally and evaluate's confusion matrix both count with it.
+TEST(Metrics, ArgmaxTakesTheFirstOfEqualScoresAndANan) {
+  const float nan = std::nanf("");
+  const std::vector<float> scores{0.2f,  0.5f,  0.5f,    // tie: 1
+                                  0.9f,  0.1f,  0.0f,    // 0
+                                  1.0f,  nan,   2.0f,    // NaN: 1
+                                  nan,   3.0f,  nan,     // the first NaN: 0
+                                  -1.0f, -1.0f, -0.5f};  // 2
+  const std::vector<int64_t> predicted{1, 0, 1, 0, 2};
+  for (size_t r = 0; r < predicted.size(); ++r) EXPECT_EQ(argmax_row(scores.data() + 3 * r, 3), predicted[r]) << r;
+  const std::vector<int64_t> labels{1, 1, 1, 0, 0};
+  EXPECT_EQ(correct_predictions(scores.data(), labels.data(), 5, 3), 3);
+  EXPECT_EQ(correct_predictions(scores.data(), predicted.data(), 5, 3), 5);
+  // evaluate's confusion matrix, on the rows without a NaN (predicted 1, 0, 2).
+  const std::vector<float> numbers{0.2f, 0.5f, 0.5f, 0.9f, 0.1f, 0.0f, -1.0f, -1.0f, -0.5f};
+  EXPECT_EQ(classification_metrics(numbers, {1, 1, 0}, 3).confusion,
+            (std::vector<std::vector<int64_t>>{{0, 0, 1}, {1, 1, 0}, {0, 0, 0}}));
+}
+
 TEST(Metrics, ClassNeverPredictedHasZeroPrecision) {
   const auto m = classification_metrics({0.9f, 0.1f, 0.8f, 0.2f}, {0, 1}, 2);
   EXPECT_DOUBLE_EQ(m.per_class[1].precision, 0.0);
