@@ -80,28 +80,29 @@ std::vector<torch::Tensor> parameters_of(torch::optim::Optimizer& optimizer) {
 // Adam and AdamW keep the same fields; SGD a momentum buffer. A field that
 // is undefined (amsgrad off, no momentum) is not written.
 template <class State>
-void put_adam(TensorFile& file, json& steps, const std::string& prefix, const State& s) {
+void put_adam(TensorFile& file, std::vector<std::optional<int64_t>>& steps, const std::string& prefix, const State& s) {
   steps.push_back(s.step());
   file.tensors[prefix + "exp_avg"] = from_torch(s.exp_avg());
   file.tensors[prefix + "exp_avg_sq"] = from_torch(s.exp_avg_sq());
   if (s.max_exp_avg_sq().defined()) file.tensors[prefix + "max_exp_avg_sq"] = from_torch(s.max_exp_avg_sq());
 }
 
-json put_optimizer(TensorFile& file, torch::optim::Optimizer& optimizer) {
-  json steps = json::array();
+std::vector<std::optional<int64_t>> put_optimizer(TensorFile& file, torch::optim::Optimizer& optimizer) {
+  std::vector<std::optional<int64_t>> steps;
   const auto parameters = parameters_of(optimizer);
   for (size_t i = 0; i < parameters.size(); ++i) {
     const auto found = optimizer.state().find(state_key(parameters[i]));
     const std::string prefix = kOptimizer + std::to_string(i) + "/";
     if (found == optimizer.state().end()) {
-      steps.push_back(nullptr);  // no step taken yet
+      steps.emplace_back();  // no step taken yet
     } else if (const auto* adamw = dynamic_cast<const torch::optim::AdamWParamState*>(found->second.get())) {
       put_adam(file, steps, prefix, *adamw);
     } else if (const auto* adam = dynamic_cast<const torch::optim::AdamParamState*>(found->second.get())) {
       put_adam(file, steps, prefix, *adam);
     } else if (const auto* sgd = dynamic_cast<const torch::optim::SGDParamState*>(found->second.get())) {
       steps.push_back(0);
-      if (sgd->momentum_buffer().defined()) file.tensors[prefix + "momentum_buffer"] = from_torch(sgd->momentum_buffer());
+      if (sgd->momentum_buffer().defined())
+        file.tensors[prefix + "momentum_buffer"] = from_torch(sgd->momentum_buffer());
     } else {
       throw std::logic_error("checkpoint: an optimizer state of an unknown kind");
     }
@@ -119,7 +120,7 @@ torch::Tensor tensor_at(const TensorFile& file, const std::string& name, const t
 
 template <class State>
 std::unique_ptr<torch::optim::OptimizerParamState> take_adam(const TensorFile& file, const std::string& prefix,
-                                                              int64_t step, const torch::Tensor& p) {
+                                                             int64_t step, const torch::Tensor& p) {
   auto s = std::make_unique<State>();
   s->step(step);
   s->exp_avg(tensor_at(file, prefix + "exp_avg", p));
@@ -149,7 +150,8 @@ OptimizerState take_optimizer(const TensorFile& file, const json& steps, torch::
       s = take_adam<torch::optim::AdamParamState>(file, prefix, step, p);
     } else if (dynamic_cast<torch::optim::SGD*>(&optimizer)) {
       auto sgd = std::make_unique<torch::optim::SGDParamState>();
-      if (file.tensors.count(prefix + "momentum_buffer")) sgd->momentum_buffer(tensor_at(file, prefix + "momentum_buffer", p));
+      if (file.tensors.count(prefix + "momentum_buffer"))
+        sgd->momentum_buffer(tensor_at(file, prefix + "momentum_buffer", p));
       s = std::move(sgd);
     } else {
       throw std::logic_error("checkpoint: an optimizer of an unknown kind");
@@ -170,7 +172,9 @@ TensorFile take_prefixed(const TensorFile& from, const std::string& prefix) {
   return out;
 }
 
-std::string state_json(const CheckpointState& s, const json& optimizer_steps) {
+std::string state_json(const CheckpointState& s, const std::vector<std::optional<int64_t>>& steps) {
+  json optimizer_steps = json::array();
+  for (const auto& step : steps) optimizer_steps.push_back(step ? json(*step) : json(nullptr));
   const json j = {{"fingerprint", s.fingerprint},
                   {"digest", s.digest},
                   {"history", json::parse(history_to_json(s.history))},
@@ -200,26 +204,28 @@ std::string data_digest(const Dataset& train, const Dataset* validation) {
   return hex(hash);
 }
 
-TensorFile snapshot_checkpoint(const CheckpointState& state, torch::nn::Module& net, torch::optim::Optimizer& optimizer,
-                               const TensorFile& best) {
-  TensorFile file;
-  put_prefixed(file, state_to_tensors(net), kModel);
-  put_prefixed(file, best, kBest);
-  const json steps = put_optimizer(file, optimizer);
-  file.metadata["format"] = kFormat;
-  file.metadata["state"] = state_json(state, steps);
-  return file;
+CheckpointSnapshot snapshot_checkpoint(CheckpointState state, torch::nn::Module& net,
+                                       torch::optim::Optimizer& optimizer, const TensorFile& best) {
+  CheckpointSnapshot snapshot;
+  put_prefixed(snapshot.tensors, state_to_tensors(net), kModel);
+  put_prefixed(snapshot.tensors, best, kBest);
+  snapshot.optimizer_steps = put_optimizer(snapshot.tensors, optimizer);
+  snapshot.state = std::move(state);
+  return snapshot;
 }
 
 fs::path checkpoint_slot_path(const fs::path& dir, int slot) {
   return dir / ("checkpoint-" + std::to_string(slot) + ".safetensors");
 }
 
-void write_checkpoint(const fs::path& dir, int slot, TensorFile snapshot) {
-  snapshot.metadata["checksum"] = checkpoint_checksum(snapshot);
+void write_checkpoint(const fs::path& dir, int slot, CheckpointSnapshot snapshot) {
+  TensorFile& file = snapshot.tensors;
+  file.metadata["format"] = kFormat;
+  file.metadata["state"] = state_json(snapshot.state, snapshot.optimizer_steps);
+  file.metadata["checksum"] = checkpoint_checksum(file);
   // In place over the older of the two slots: the newer one stays whole
   // whatever happens to this write.
-  overwrite_safetensors(checkpoint_slot_path(dir, slot), snapshot);
+  overwrite_safetensors(checkpoint_slot_path(dir, slot), file);
 }
 
 namespace {

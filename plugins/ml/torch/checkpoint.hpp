@@ -17,6 +17,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "dataset.hpp"
 #include "history.hpp"
@@ -37,11 +38,17 @@ struct CheckpointState {
 std::string data_digest(const Dataset& train, const Dataset* validation);
 
 // A checkpoint in two halves, so the second can run on another thread while
-// training goes on: a copy of everything it holds (the weights change with
-// the next batch), then its checksum and the file. Throws std::runtime_error.
-TensorFile snapshot_checkpoint(const CheckpointState& state, torch::nn::Module& net, torch::optim::Optimizer& optimizer,
-                               const TensorFile& best);
-void write_checkpoint(const std::filesystem::path& dir, int slot, TensorFile snapshot);
+// training goes on: a copy of the tensors (the weights change with the next
+// batch) with the state as it is, then the metadata, its checksum and the
+// file. Throws std::runtime_error.
+struct CheckpointSnapshot {
+  TensorFile tensors;  // model, best weights, optimizer moments
+  CheckpointState state;
+  std::vector<std::optional<int64_t>> optimizer_steps;  // per parameter, in the optimizer's order (none: no step yet)
+};
+CheckpointSnapshot snapshot_checkpoint(CheckpointState state, torch::nn::Module& net,
+                                       torch::optim::Optimizer& optimizer, const TensorFile& best);
+void write_checkpoint(const std::filesystem::path& dir, int slot, CheckpointSnapshot snapshot);
 std::filesystem::path checkpoint_slot_path(const std::filesystem::path& dir, int slot);
 
 // Restores net, optimizer (its moments onto each parameter's device) and best weights and

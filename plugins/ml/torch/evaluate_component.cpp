@@ -8,6 +8,7 @@
 
 #include "bad_argument.hpp"
 #include "components.hpp"
+#include "dataset_cache.hpp"
 #include "metrics.hpp"
 #include "predict.hpp"
 #include "torch_build.hpp"
@@ -18,7 +19,6 @@ namespace {
 
 using nlohmann::json;
 constexpr const char* kMetricsFormat = "kiln.metrics/v1";
-
 
 void check_compatible(const ModelSpec& spec, const Dataset& test) {
   if (!test.labels || !test.schema.label) bad("the test dataset has no labels");
@@ -115,7 +115,8 @@ void Evaluate::warm_up() {
 
 void Evaluate::run(Context& ctx) {
   const auto model_dir = ctx.input_path("model");
-  const Dataset test = load_dataset(ctx.input_path("test"));
+  const CachedDataset cached = cached_dataset(ctx.input_path("test"));
+  const Dataset& test = *cached.data;
   check_compatible(read_model_spec(model_dir), test);
   const auto thresholds = parse_thresholds(ctx.param_json("thresholds"));
   const int64_t threads = ctx.param_int("threads");

@@ -5,6 +5,7 @@
 #include <kiln/sdk/replica.hpp>
 
 #include "components.hpp"
+#include "dataset_cache.hpp"
 #include "torch_build.hpp"
 #include "trainer.hpp"
 
@@ -63,15 +64,18 @@ void TrainTorch::warm_up() {
 
 void TrainTorch::run(Context& ctx) {
   const TrainOptions options = parse_train_options(ctx);
-  const Dataset train = load_dataset(ctx.input_path("train"));
-  std::optional<Dataset> validation;
-  if (const auto path = ctx.optional_input_path("validation")) validation = load_dataset(*path);
+  const CachedDataset train = cached_dataset(ctx.input_path("train"));
+  std::optional<CachedDataset> validation;
+  if (const auto path = ctx.optional_input_path("validation")) validation = cached_dataset(*path);
   TrainRun run;
   run.replica = replica();                    // KILN_RANK, KILN_WORLD_SIZE, KILN_RENDEZVOUS (docs/distributed.md)
   const bool writer = run.replica.rank == 0;  // the other ranks write only logs
-  run.train = &train;
-  run.validation = validation ? &*validation : nullptr;
-  if (options.checkpoint) run.checkpoint_dir = ctx.checkpoint_dir();
+  run.train = train.data.get();
+  run.validation = validation ? validation->data.get() : nullptr;
+  if (options.checkpoint) {
+    run.checkpoint_dir = ctx.checkpoint_dir();
+    run.data_digest = cached_data_digest(train, validation ? &*validation : nullptr);
+  }
   if (writer) run.model_dir = ctx.output_path("model");
   run.transform_dir = ctx.optional_input_path("transform");
   if (options.early_stopping_patience > 0 && !validation && writer)

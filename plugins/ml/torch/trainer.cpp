@@ -8,13 +8,13 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <future>
 #include <limits>
 #include <optional>
 #include <stdexcept>
 
 #include "bad_argument.hpp"
 #include "checkpoint.hpp"
+#include "checkpoint_writer.hpp"
 #include "device.hpp"
 #include "distributed.hpp"
 #include "heap_tuning.hpp"
@@ -455,24 +455,19 @@ class Trainer {
   // replicas it is written at once: the barrier after it promises every
   // rank that the epoch's checkpoint exists.
   void save_checkpoint() {
-    TensorFile snapshot = snapshot_checkpoint(state(), *model_.net(), *optimizer_, best_);
-    finish_checkpoint();
+    CheckpointSnapshot snapshot = snapshot_checkpoint(state(), *model_.net(), *optimizer_, best_);
     const int slot = checkpoint_slot_;
     checkpoint_slot_ = 1 - slot;  // the next one goes to the other slot
-    if (collective_) return write_checkpoint(*run_.checkpoint_dir, slot, std::move(snapshot));
-    checkpoint_write_ =
-        std::async(std::launch::async, [dir = *run_.checkpoint_dir, slot, file = std::move(snapshot)]() mutable {
-          write_checkpoint(dir, slot, std::move(file));
-        });
+    if (!collective_) return checkpoint_writer_.write(*run_.checkpoint_dir, slot, std::move(snapshot));
+    checkpoint_writer_.finish();
+    write_checkpoint(*run_.checkpoint_dir, slot, std::move(snapshot));
   }
 
   // Waits for the checkpoint being written; rethrows its error.
-  void finish_checkpoint() {
-    if (checkpoint_write_.valid()) checkpoint_write_.get();
-  }
+  void finish_checkpoint() { checkpoint_writer_.finish(); }
 
   void resume() {
-    digest_ = data_digest(*run_.train, run_.validation);
+    digest_ = run_.data_digest;
     const auto matches = [this](const std::string& stored) {
       return fingerprint_matches(stored, o_.fingerprint, o_.resume_new_hyperparameters);
     };
@@ -511,8 +506,8 @@ class Trainer {
   std::string digest_;
   int checkpoint_slot_ = 0;  // where the next checkpoint goes
   // Declared last, so it is destroyed first: a write in flight finishes
-  // (std::async's future waits) while what it reads no longer matters.
-  std::future<void> checkpoint_write_;
+  // while what it reads no longer matters.
+  CheckpointWriter checkpoint_writer_;
 };
 
 }  // namespace

@@ -25,6 +25,7 @@ struct TrainRun {
   const Dataset* train = nullptr;
   const Dataset* validation = nullptr;                  // optional
   std::optional<std::filesystem::path> checkpoint_dir;  // resume from / checkpoint into
+  std::string data_digest;                              // with a checkpoint_dir: data_digest(train, validation)
   std::filesystem::path model_dir;                      // the Model artifact to write
   std::optional<std::filesystem::path> transform_dir;   // copied into the model
   // Data-parallel (docs/distributed.md): this process's rank among the step's

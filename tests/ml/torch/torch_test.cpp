@@ -156,6 +156,65 @@ TEST(TrainTorch, ACheckpointOfTheEarlierLayoutIsIgnored) {
   EXPECT_TRUE(fs::exists(dir / "step" / "checkpoint" / "checkpoint-0.safetensors"));
 }
 
+// train.torch and evaluate keep the datasets they read for the process's
+// next step (a tuning step's warm worker), keyed by each file's inode, size
+// and modification time: the same data again is not read again, and a
+// dataset rewritten in place is. Here the plugin stays loaded in this
+// process between the steps, as in a warm worker: the second step resumes
+// from the first one's checkpoint (same data), the third, after the train
+// set was rewritten, finds that checkpoint made on other data and trains
+// the new rows from epoch 1, ending with the weights of a fresh run on them.
+TEST(TrainTorch, ADatasetRewrittenInPlaceIsReadAgainByTheProcesssNextStep) {
+  TempDir dir;
+  const auto train_dir = save(dir / "train", blobs(96, 2, 3, 1));
+  const auto val_dir = save(dir / "val", blobs(32, 2, 3, 2));
+  Json params = quick_mlp(3);
+  params["deterministic"] = true;
+  RecordingSink first;
+  ASSERT_TRUE(train(dir / "step", params, first, train_dir, val_dir).ok);
+  RecordingSink again;
+  ASSERT_TRUE(train(dir / "step", params, again, train_dir, val_dir).ok);
+  EXPECT_TRUE(logged(again, "resuming from epoch 3"));
+  EXPECT_EQ(count_metric(again, "train_loss"), 0u);
+  save(dir / "train", blobs(96, 2, 3, 5));  // the same shape and size, other rows
+  RecordingSink rewritten;
+  ASSERT_TRUE(train(dir / "step", params, rewritten, train_dir, val_dir).ok);
+  EXPECT_TRUE(logged(rewritten, "it was made with other parameters or data"));
+  EXPECT_EQ(count_metric(rewritten, "train_loss"), 3u);
+  save(dir / "fresh-train", blobs(96, 2, 3, 5));
+  RecordingSink fresh;
+  ASSERT_TRUE(train(dir / "fresh", params, fresh, dir / "fresh-train", val_dir).ok);
+  const auto a = ml::read_safetensors(dir / "step" / "out" / "model" / "weights.safetensors");
+  const auto b = ml::read_safetensors(dir / "fresh" / "out" / "model" / "weights.safetensors");
+  for (const auto& [name, tensor] : a.tensors) EXPECT_EQ(tensor.bytes, b.tensors.at(name).bytes) << name;
+  // evaluate, having read the old rows, reads the rewritten ones too: the
+  // fresh model's log loss on them is the one on their copy, not on the old.
+  save(dir / "old-train", blobs(96, 2, 3, 1));
+  const auto log_loss = [&](const std::string& name, const fs::path& test) {
+    RecordingSink sink;
+    const auto outcome = evaluate(dir / name, {}, sink, dir / "fresh" / "out" / "model", test);
+    EXPECT_TRUE(outcome.ok) << outcome.message;
+    return read_json(dir / name / "out" / "metrics" / "metrics.json")["log_loss"].get<double>();
+  };
+  const double old_rows = log_loss("eval-old", dir / "old-train");
+  EXPECT_EQ(log_loss("eval-new", train_dir), log_loss("eval-copy", dir / "fresh-train"));
+  EXPECT_NE(log_loss("eval-new-again", train_dir), old_rows);
+}
+
+// A checkpoint that cannot be written (a directory stands where slot 0
+// goes) fails the step with an error naming the file, though it is written
+// on the checkpoint thread while the next epoch trains.
+TEST(TrainTorch, ACheckpointThatCannotBeWrittenFailsTheStepNamingIt) {
+  TempDir dir;
+  const auto train_dir = save(dir / "train", blobs(96, 2, 3, 1));
+  fs::create_directories(dir / "step" / "checkpoint" / "checkpoint-0.safetensors");
+  RecordingSink sink;
+  const auto outcome = train(dir / "step", quick_mlp(3), sink, train_dir);
+  EXPECT_FALSE(outcome.ok);
+  EXPECT_NE(outcome.message.find("checkpoint-0.safetensors"), std::string::npos) << outcome.message;
+  EXPECT_FALSE(fs::exists(dir / "step" / "out" / "model" / "weights.safetensors"));
+}
+
 // checkpoint_every: 2 of 5 epochs saves after epochs 2 and 4 only; a
 // failure after epoch 3 resumes from epoch 2 (epoch 3 runs again) and still
 // ends with the weights of an unbroken run.
