@@ -6,6 +6,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "data_digest.hpp"
 #include "model.hpp"
 
 namespace kiln::ml {
@@ -20,34 +21,7 @@ constexpr const char* kModel = "model/";
 constexpr const char* kBest = "best/";
 constexpr const char* kOptimizer = "optimizer/";
 
-// 64-bit words folded with a multiply and a shift (the tail byte by byte):
-// not cryptographic, only to tell one run's data from another's. A word at a
-// time: FNV-1a byte by byte cost every tuning trial ~0.6 ms on digits.
-void fold(uint64_t& hash, const void* data, size_t size) {
-  const auto* bytes = static_cast<const unsigned char*>(data);
-  hash ^= size;
-  size_t i = 0;
-  for (; i + 8 <= size; i += 8) {
-    uint64_t word = 0;
-    std::memcpy(&word, bytes + i, sizeof word);
-    hash = (hash ^ word) * 0x100000001b3ULL;
-    hash ^= hash >> 29;
-  }
-  for (; i < size; ++i) hash = (hash ^ bytes[i]) * 1099511628211ULL;
-}
-
-void hash_dataset(uint64_t& hash, const Dataset& d) {
-  fold(hash, d.features.bytes.data(), d.features.bytes.size());
-  if (d.labels) fold(hash, d.labels->bytes.data(), d.labels->bytes.size());
-}
-
-std::string hex(uint64_t value) {
-  std::array<char, 17> text{};
-  std::snprintf(text.data(), text.size(), "%016llx", static_cast<unsigned long long>(value));
-  return text.data();
-}
-
-// fold() over the state text and every tensor's name and bytes, in name
+// hash_fold() over the state text and every tensor's name and bytes, in name
 // order: to tell a torn or zero-filled file from the one written. The file
 // is overwritten in place without fsync (a checkpoint is a shortcut, not a
 // record), so a crash can leave any mix of the old and the new bytes; such
@@ -56,12 +30,12 @@ std::string hex(uint64_t value) {
 std::string checkpoint_checksum(const TensorFile& file) {
   uint64_t hash = 0x9e3779b97f4a7c15ULL;
   const auto state = file.metadata.find("state");
-  if (state != file.metadata.end()) fold(hash, state->second.data(), state->second.size());
+  if (state != file.metadata.end()) hash_fold(hash, state->second.data(), state->second.size());
   for (const auto& [name, tensor] : file.tensors) {
-    fold(hash, name.data(), name.size());
-    fold(hash, tensor.bytes.data(), tensor.bytes.size());
+    hash_fold(hash, name.data(), name.size());
+    hash_fold(hash, tensor.bytes.data(), tensor.bytes.size());
   }
-  return hex(hash);
+  return hash_hex(hash);
 }
 
 // Per parameter, in the optimizer's order: the state LibTorch keys by the
@@ -196,13 +170,6 @@ CheckpointState parse_state(const json& j) {
 }
 
 }  // namespace
-
-std::string data_digest(const Dataset& train, const Dataset* validation) {
-  uint64_t hash = 14695981039346656037ULL;  // FNV's offset basis, kept as the seed
-  hash_dataset(hash, train);
-  if (validation) hash_dataset(hash, *validation);
-  return hex(hash);
-}
 
 CheckpointSnapshot snapshot_checkpoint(CheckpointState state, torch::nn::Module& net,
                                        torch::optim::Optimizer& optimizer, const TensorFile& best) {

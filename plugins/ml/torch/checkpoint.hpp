@@ -34,9 +34,6 @@ struct CheckpointState {
   int slot = 0;             // read_checkpoint: the slot it came from (write the next to the other)
 };
 
-// A 64-bit word-at-a-time hash of the features and labels of both datasets, as hex.
-std::string data_digest(const Dataset& train, const Dataset* validation);
-
 // A checkpoint in two halves, so the second can run on another thread while
 // training goes on: a copy of the tensors (the weights change with the next
 // batch) with the state as it is, then the metadata, its checksum and the

@@ -15,11 +15,11 @@ CheckpointWriter::~CheckpointWriter() {
 
 void CheckpointWriter::write(std::filesystem::path dir, int slot, CheckpointSnapshot snapshot) {
   finish();
+  if (!thread_.joinable()) thread_ = std::thread([this] { loop(); });  // before the job: a failed start leaves none
   {
     const std::lock_guard<std::mutex> lock(mutex_);
     job_ = Job{std::move(dir), slot, std::move(snapshot)};
   }
-  if (!thread_.joinable()) thread_ = std::thread([this] { loop(); });
   changed_.notify_all();
 }
 

@@ -4,10 +4,11 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <mutex>
 #include <vector>
 
-#include "checkpoint.hpp"
+#include "data_digest.hpp"
 
 namespace kiln::ml {
 namespace fs = std::filesystem;
@@ -16,23 +17,40 @@ namespace {
 
 constexpr size_t kKeep = 4;
 constexpr size_t kMaxBytes = size_t{512} << 20;
+// A file changed this recently may change again within the same timestamp
+// tick (a few ms on ext4, up to seconds elsewhere) and keep its stamp: such
+// a dataset is read every time until it is older (git's "racily clean").
+constexpr int64_t kRacyNs = 1000000000;
 
-// What identifies a file's content without reading it.
+// What identifies a file's content without reading it. The change time
+// cannot be set from user space (a copy that keeps the modification time
+// still changes it).
 struct FileStamp {
   dev_t device = 0;
   ino_t inode = 0;
   off_t size = 0;
-  int64_t modified_ns = 0;
+  int64_t modified_ns = 0, changed_ns = 0;
   bool operator==(const FileStamp& o) const {
-    return device == o.device && inode == o.inode && size == o.size && modified_ns == o.modified_ns;
+    return device == o.device && inode == o.inode && size == o.size && modified_ns == o.modified_ns &&
+           changed_ns == o.changed_ns;
   }
 };
+
+int64_t ns(const timespec& t) {
+  return static_cast<int64_t>(t.tv_sec) * 1000000000 + t.tv_nsec;
+}
 
 std::optional<FileStamp> stamp(const fs::path& file) {
   struct stat st {};
   if (::stat(file.c_str(), &st) != 0) return std::nullopt;
-  return FileStamp{st.st_dev, st.st_ino, st.st_size,
-                   static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec};
+  return FileStamp{st.st_dev, st.st_ino, st.st_size, ns(st.st_mtim), ns(st.st_ctim)};
+}
+
+bool racy(const std::array<FileStamp, 2>& files) {
+  const int64_t now =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  return std::any_of(files.begin(), files.end(),
+                     [&](const FileStamp& f) { return now - std::max(f.modified_ns, f.changed_ns) < kRacyNs; });
 }
 
 struct Entry {
@@ -72,10 +90,10 @@ CachedDataset cached_dataset(const fs::path& dir) {
     }
   }
   auto loaded = std::make_shared<const Dataset>(load_dataset(dir));  // read outside the lock
+  const size_t bytes = bytes_of(*loaded);
+  if (bytes > kMaxBytes || racy(files)) return {std::move(loaded), 0};
   const std::lock_guard<std::mutex> lock(g_mutex);
   const CachedDataset dataset{std::move(loaded), ++g_loads};
-  const size_t bytes = bytes_of(*dataset.data);
-  if (bytes > kMaxBytes) return dataset;
   g_entries.erase(std::remove_if(g_entries.begin(), g_entries.end(), [&](const Entry& e) { return e.dir == dir; }),
                   g_entries.end());
   g_entries.push_back(Entry{dir, files, dataset, bytes});

@@ -63,7 +63,7 @@ std::string predictions_csv(const Predictions& p, const Dataset& test) {
   for (int64_t i = 0; i < p.rows; ++i) {
     const float* row = p.values.data() + i * p.width;
     if (classify) {
-      const auto best = std::max_element(row, row + p.width) - row;
+      const auto best = static_cast<size_t>(argmax_row(row, p.width));  // as the confusion matrix counts it
       out += p.spec.classes[static_cast<size_t>(targets[i])] + "," + p.spec.classes[best] + "," +
              std::to_string(row[best]) + "\n";
     } else {

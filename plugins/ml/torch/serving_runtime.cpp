@@ -24,7 +24,6 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-
 struct TensorInfo {
   std::string name;
   KilnDataType datatype = KILN_DT_FP32;

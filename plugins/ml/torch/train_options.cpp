@@ -15,7 +15,6 @@ namespace {
 
 using nlohmann::json;
 
-
 std::vector<int64_t> sizes_param(const Context& ctx, const std::string& name) {
   const json j = json::parse(ctx.param_json(name));
   std::vector<int64_t> sizes;

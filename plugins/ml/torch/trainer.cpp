@@ -160,9 +160,9 @@ struct Tally {
   void add(const ModelSpec& s, const torch::Tensor& out, const torch::Tensor& y_raw, const torch::Tensor& loss) {
     const auto n = out.size(0);
     rows += n;
-    if (s.task == Task::Classification && out.is_cpu() && out.is_contiguous() && out.scalar_type() == torch::kFloat32 &&
-        loss.scalar_type() == torch::kFloat32 && y_raw.scalar_type() == torch::kInt64 && y_raw.is_contiguous() &&
-        out.dim() == 2) {
+    if (s.task == Task::Classification && out.is_cpu() && out.dim() == 2 && out.size(1) > 0 && out.is_contiguous() &&
+        out.scalar_type() == torch::kFloat32 && loss.numel() == 1 && loss.scalar_type() == torch::kFloat32 &&
+        y_raw.numel() == n && y_raw.is_contiguous() && y_raw.scalar_type() == torch::kInt64) {
       loss_sum += static_cast<double>(*loss.data_ptr<float>()) * static_cast<double>(n);
       metric_sum +=
           static_cast<double>(correct_predictions(out.data_ptr<float>(), y_raw.data_ptr<int64_t>(), n, out.size(1)));
@@ -467,6 +467,8 @@ class Trainer {
   void finish_checkpoint() { checkpoint_writer_.finish(); }
 
   void resume() {
+    if (run_.data_digest.empty())
+      throw std::logic_error("train_model: a checkpoint directory without the data's digest");
     digest_ = run_.data_digest;
     const auto matches = [this](const std::string& stored) {
       return fingerprint_matches(stored, o_.fingerprint, o_.resume_new_hyperparameters);

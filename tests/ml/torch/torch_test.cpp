@@ -156,15 +156,13 @@ TEST(TrainTorch, ACheckpointOfTheEarlierLayoutIsIgnored) {
   EXPECT_TRUE(fs::exists(dir / "step" / "checkpoint" / "checkpoint-0.safetensors"));
 }
 
-// train.torch and evaluate keep the datasets they read for the process's
-// next step (a tuning step's warm worker), keyed by each file's inode, size
-// and modification time: the same data again is not read again, and a
-// dataset rewritten in place is. Here the plugin stays loaded in this
-// process between the steps, as in a warm worker: the second step resumes
-// from the first one's checkpoint (same data), the third, after the train
-// set was rewritten, finds that checkpoint made on other data and trains
-// the new rows from epoch 1, ending with the weights of a fresh run on them.
-TEST(TrainTorch, ADatasetRewrittenInPlaceIsReadAgainByTheProcesssNextStep) {
+// Steps of one process (the plugin stays loaded, as in a tuning step's warm
+// worker, where train.torch and evaluate keep the datasets they read and
+// their digest: dataset_cache_test.cpp): a retry on the same data resumes
+// from the checkpoint; after the train set was written anew, the retry
+// finds that checkpoint made on other data and trains the new rows from
+// epoch 1, ending with the weights of a fresh run on them.
+TEST(TrainTorch, ARetryOnRewrittenDataInTheSameProcessStartsOver) {
   TempDir dir;
   const auto train_dir = save(dir / "train", blobs(96, 2, 3, 1));
   const auto val_dir = save(dir / "val", blobs(32, 2, 3, 2));
