@@ -172,11 +172,17 @@ export function mountLogs(root, runId, unit, params) {
 
   const mine = (e) => e.unit === unit || (e.step === unit && !e.unit);
   // Until the run's record shows an attempt (run.json trails the events by
-  // up to 100 ms), each event about the unit asks the record again; then
-  // each one reads on from the last offset.
-  let started = false, checking = false, close = () => {}, gone = false;
+  // up to 100 ms, more on a loaded machine), each event about the unit asks
+  // the record again; then each one reads on from the last offset. An event
+  // that comes while the record is being asked asks again after it: the
+  // unit's last events may come then, and nothing would follow them.
+  let started = false, checking = false, recheck = false, close = () => {}, gone = false;
   async function check() {
-    if (checking || started) return;
+    if (started) return tail();
+    if (checking) {
+      recheck = true;
+      return;
+    }
     checking = true;
     try {
       started = await hasAttempt();
@@ -185,6 +191,10 @@ export function mountLogs(root, runId, unit, params) {
       error.textContent = e.message;
     } finally {
       checking = false;
+      if (recheck && !gone) {
+        recheck = false;
+        check();
+      }
     }
   }
   const LIVE = ["log_grew", "progress", "log", "metric", "attempt_started", "attempt_ended", "unit_finished"];
