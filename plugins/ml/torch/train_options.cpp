@@ -156,7 +156,9 @@ void add_train_params(Manifest& m) {
                  .max(1 << 20)  // 1 TiB
                  .description("GPU: data sets up to this size stay on the GPU; larger ones are copied per batch "
                               "from pinned memory"))
-      .param(P::Bool("checkpoint").default_value(true).description("checkpoint every epoch, resume on retry"))
+      .param(P::Bool("checkpoint")
+                 .default_value(true)
+                 .description("checkpoint (checkpoint_every, checkpoint_seconds), resume on retry"))
       .param(P::Bool("resume_new_hyperparameters")
                  .default_value(false)
                  .description("population-based training: resume from a checkpoint made with other lr, momentum, "
@@ -166,6 +168,12 @@ void add_train_params(Manifest& m) {
                  .default_value(1)
                  .min(1)
                  .description("epochs between checkpoints (and the last epoch): fewer saves for short epochs"))
+      .param(P::Float("checkpoint_seconds")
+                 .default_value(10.0)
+                 .min(0)
+                 .description("the least time between two checkpoints: an epoch due one (checkpoint_every) "
+                              "writes it only this long after the last one or the start; the last epoch always "
+                              "does. A retry loses at most this much training, or one epoch; 0: every due epoch"))
       .param(P::Float("collective_timeout")
                  .default_value(300.0)
                  .min(1)
@@ -192,6 +200,7 @@ TrainOptions parse_train_options(const Context& ctx) {
   o.collective_timeout_seconds = ctx.param_float("collective_timeout");
   o.checkpoint = ctx.param_bool("checkpoint");
   o.checkpoint_every = ctx.param_int("checkpoint_every");
+  o.checkpoint_seconds = ctx.param_float("checkpoint_seconds");
   o.resume_new_hyperparameters = ctx.param_bool("resume_new_hyperparameters");
   // A fault-injection hook for the checkpoint tests, kept out of the
   // manifest so users never see it: fail the step after this epoch.

@@ -19,7 +19,8 @@ namespace fs = std::filesystem;
 using kiln::host::Json;
 
 // samples/digits without its publish step, its train step on `replicas`
-// with `retries`.
+// with `retries` and a checkpoint after every epoch (checkpoint_seconds: 0;
+// the retry tests resume from epoch 2).
 inline fs::path pipeline(const fs::path& dir, int replicas, const std::string& retries) {
   const fs::path source = KILN_TEST_SOURCE_DIR;
   std::string text = read_text(source / "samples" / "digits" / "pipeline.yaml");
@@ -33,6 +34,8 @@ inline fs::path pipeline(const fs::path& dir, int replicas, const std::string& r
   std::string train_fields = "    retries: " + retries + "\n";
   if (replicas > 1) train_fields += "    distributed: {replicas: " + std::to_string(replicas) + "}\n";
   replace("    retries: {limit: 2, on: [crash]}\n", train_fields);
+  replace("      threads: \"{{ params.threads }}\"\n",
+          "      threads: \"{{ params.threads }}\"\n      checkpoint_seconds: 0\n");
   const fs::path path = dir / ("digits-" + std::to_string(replicas) + ".yaml");
   write_text(path, text);
   return path;
@@ -49,15 +52,16 @@ struct Run {
 inline Run run(const fs::path& pipeline, const fs::path& workdir, int epochs,
                const std::vector<std::pair<std::string, std::string>>& env = {},
                const std::vector<std::string>& extra = {}) {
-  std::vector<std::string> args{"run", pipeline.string(), "--workdir", workdir.string(),
-                                "--param", "epochs=" + std::to_string(epochs)};
+  std::vector<std::string> args{
+      "run", pipeline.string(), "--workdir", workdir.string(), "--param", "epochs=" + std::to_string(epochs)};
   args.insert(args.end(), extra.begin(), extra.end());
   const auto ran = run_kiln(args, env, std::chrono::minutes(5));
   Run result;
   result.ok = ran.status.success();
   result.output = ran.output;
   std::error_code ec;
-  for (auto it = fs::directory_iterator(workdir / "runs", ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+  for (auto it = fs::directory_iterator(workdir / "runs", ec); !ec && it != fs::directory_iterator();
+       it.increment(ec)) {
     result.dir = it->path();
     result.record = Json::parse(read_text(it->path() / "run.json"));
   }

@@ -11,6 +11,8 @@ namespace {
 namespace fs = std::filesystem;
 using host::Json;
 
+// A checkpoint after every epoch (checkpoint_seconds: 0): the resume tests
+// fail a step after epoch N and expect the retry to resume from it.
 Json quick_mlp(int epochs) {
   return {{"architecture", "mlp"},
           {"hidden_sizes", Json::array({16})},
@@ -18,7 +20,8 @@ Json quick_mlp(int epochs) {
           {"batch_size", 16},
           {"lr", 0.01},
           {"threads", 1},
-          {"seed", 7}};
+          {"seed", 7},
+          {"checkpoint_seconds", 0}};
 }
 
 size_t count_metric(RecordingSink& sink, const std::string& name) {
@@ -211,6 +214,42 @@ TEST(TrainTorch, ACheckpointThatCannotBeWrittenFailsTheStepNamingIt) {
   EXPECT_FALSE(outcome.ok);
   EXPECT_NE(outcome.message.find("checkpoint-0.safetensors"), std::string::npos) << outcome.message;
   EXPECT_FALSE(fs::exists(dir / "step" / "out" / "model" / "weights.safetensors"));
+}
+
+// checkpoint_seconds (default 10): epochs of a few milliseconds write no
+// checkpoint before the last one, so a step failing after epoch 2 of 4
+// leaves none and its retry starts over; the last epoch writes one, and a
+// step with checkpoint_seconds: 0 leaves epoch 2's (the retry resumes
+// there). Either retry ends with an unbroken run's weights.
+TEST(TrainTorch, CheckpointSecondsSkipsEpochsThatEndSoonAfterTheLastCheckpoint) {
+  TempDir dir;
+  const auto train_dir = save(dir / "train", blobs(96, 2, 3, 1));
+  const auto val_dir = save(dir / "val", blobs(32, 2, 3, 2));
+  Json params = quick_mlp(4);
+  params.erase("checkpoint_seconds");  // the default
+  params["deterministic"] = true;
+  ::setenv("KILN_TEST_TRAIN_FAIL_AFTER_EPOCH", "2", 1);
+  RecordingSink failing;
+  EXPECT_FALSE(train(dir / "step", params, failing, train_dir, val_dir).ok);
+  ::unsetenv("KILN_TEST_TRAIN_FAIL_AFTER_EPOCH");
+  EXPECT_FALSE(fs::exists(dir / "step" / "checkpoint" / "checkpoint-0.safetensors"));
+  RecordingSink retry;
+  ASSERT_TRUE(train(dir / "step", params, retry, train_dir, val_dir).ok);
+  EXPECT_FALSE(logged(retry, "resuming from epoch"));
+  EXPECT_EQ(count_metric(retry, "train_loss"), 4u);
+  EXPECT_TRUE(fs::exists(dir / "step" / "checkpoint" / "checkpoint-0.safetensors"));  // the last epoch's
+
+  params["checkpoint_seconds"] = 0;
+  ::setenv("KILN_TEST_TRAIN_FAIL_AFTER_EPOCH", "2", 1);
+  RecordingSink failing_every;
+  EXPECT_FALSE(train(dir / "every", params, failing_every, train_dir, val_dir).ok);
+  ::unsetenv("KILN_TEST_TRAIN_FAIL_AFTER_EPOCH");
+  RecordingSink resumed;
+  ASSERT_TRUE(train(dir / "every", params, resumed, train_dir, val_dir).ok);
+  EXPECT_TRUE(logged(resumed, "resuming from epoch 2"));
+  const auto a = ml::read_safetensors(dir / "step" / "out" / "model" / "weights.safetensors");
+  const auto b = ml::read_safetensors(dir / "every" / "out" / "model" / "weights.safetensors");
+  for (const auto& [name, tensor] : a.tensors) EXPECT_EQ(tensor.bytes, b.tensors.at(name).bytes) << name;
 }
 
 // checkpoint_every: 2 of 5 epochs saves after epochs 2 and 4 only; a
