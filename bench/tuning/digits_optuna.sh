@@ -14,7 +14,8 @@
 # and the search's seed = s (tune.seed / TPESampler(seed)). BUILD_DIR holds
 # bin/kiln (built already; absolute, or relative to the repository root).
 # Environment: TRIALS (40), EPOCHS (27), PARALLELS ("1 2"), CONFIGS
-# ("kiln:asha kiln:hyperband optuna:sh optuna:hyperband"), PYTHON
+# ("kiln:asha kiln:hyperband optuna:sh optuna:hyperband"; kiln:asha@0 is
+# the sample with settings.history_lag: 0, no deterministic history), PYTHON
 # (/usr/bin/python3, with python3-torch and python3-optuna), NICE (empty; e.g.
 # "nice -n 19"), WORK (default: a temporary directory; kept), REPLAY ("asha":
 # the kiln runs, at 1 parallel trial, of these schedulers whose trials are
@@ -41,16 +42,19 @@ RESULTS=$WORK/results.jsonl
 : >"$RESULTS"
 echo "work: $WORK; $(date -u '+%F %T UTC'); load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
-run_kiln() {  # scheduler parallel seed
-  local scheduler=$1 parallel=$2 seed=$3 dir=$WORK/kiln-$1-p$2-s$3
+run_kiln() {  # scheduler[@history_lag] parallel seed
+  local label=$1 scheduler=${1%@*} parallel=$2 seed=$3 dir=$WORK/kiln-$1-p$2-s$3 lag=""
+  [[ $label == *@* ]] && lag=", history_lag: ${label#*@}"
   mkdir -p "$dir"
   # The sample with this run's budget, parallelism, scheduler and search
   # seed; it sits in samples/ so that its relative data path resolves.
   local pipeline=$ROOT/samples/digits-tuning/.bench-optuna-$$.yaml
   sed -e "s/scheduler: asha/scheduler: $scheduler/" -e "s/max_trials: 40/max_trials: $TRIALS/" \
       -e "s/parallel_trials: 2/parallel_trials: $parallel/" -e "s/      seed: 7/      seed: $seed/" \
+      -e "s/n_startup_trials: 10}/n_startup_trials: 10$lag}/" \
       "$ROOT/samples/digits-tuning/pipeline.yaml" >"$pipeline"
   grep -q "scheduler: $scheduler" "$pipeline" && grep -q "max_trials: $TRIALS" "$pipeline" \
+    && grep -q "n_startup_trials: 10$lag}" "$pipeline" \
     && grep -q "^      seed: $seed$" "$pipeline" || { echo "the sample's tune block changed" >&2; exit 1; }
   local start end
   start=$(date +%s.%N)
@@ -60,7 +64,7 @@ run_kiln() {  # scheduler parallel seed
   end=$(date +%s.%N)
   rm -f "$pipeline"
   KILN_HOME=$dir/home "$KILN" trials latest tune --json >"$dir/trials.json"
-  "$PYTHON" - "$scheduler" "$parallel" "$seed" "$dir" "$start" "$end" >>"$RESULTS" <<'PY'
+  "$PYTHON" - "$label" "$parallel" "$seed" "$dir" "$start" "$end" >>"$RESULTS" <<'PY'
 import glob, json, sys
 scheduler, parallel, seed, d, start, end = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], float(sys.argv[5]), float(sys.argv[6])
 run = json.load(open(f"{d}/run.json"))
@@ -143,6 +147,7 @@ groups = collections.OrderedDict()
 for r in rows:
     groups.setdefault((r["tool"], r["pruner"], r["parallel"]), []).append(r)
 name = {("kiln", "asha"): "kiln TPE x ASHA", ("kiln", "hyperband"): "kiln TPE x Hyperband",
+        ("kiln", "asha@0"): "kiln TPE x ASHA, history_lag 0", ("kiln", "hyperband@0"): "kiln TPE x Hyperband, history_lag 0",
         ("optuna", "sh"): "Optuna TPE + successive halving", ("optuna", "hyperband"): "Optuna TPE + Hyperband pruner"}
 def ms(values, scale=1.0, digits=2):
     values = [v * scale for v in values]

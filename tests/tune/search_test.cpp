@@ -363,6 +363,29 @@ TEST(TuneSearch, AModelBasedSamplerLearnsOnlyFromTrialsThatPrecedeItByTheLag) {
   EXPECT_EQ(random->suggest(4).size(), 4u);
 }
 
+// settings.history_lag: 0 opts out of the rule above, whatever
+// parallel_trials says: no suggestion waits for a running trial, and trial
+// k learns from whatever has finished when it is suggested (so the search
+// depends on which trials finish first, as Optuna's parallel runs do).
+TEST(TuneSearch, HistoryLagZeroNeverHoldsATrialBackAndLearnsFromWhateverFinished) {
+  const Json settings = {{"sampler", "tpe"}, {"n_startup_trials", 1}, {"history_lag", 0}};
+  auto trial_two = [&](bool one_finished_first) {
+    Json config = search_config(unit_space(2), 6, 3, settings);
+    config["parallel_trials"] = 2;
+    const auto tuner = make_tuner("search", config);
+    EXPECT_EQ(tuner->suggest(2).size(), 2u);
+    tuner->observe(0, -1, 0.25, true, "succeeded");
+    if (one_finished_first) tuner->observe(1, -1, 0.01, true, "succeeded");
+    const Json next = tuner->suggest(4);
+    EXPECT_EQ(next.size(), 4u) << next.dump();  // nothing waits for trial 1
+    return next.at(0);
+  };
+  const Json early = trial_two(true), late = trial_two(false);
+  EXPECT_EQ(early["trial"], 2);
+  EXPECT_NE(early["parameters"], late["parameters"]);  // trial 1's result counted when it was there
+  EXPECT_THROW(make_tuner("search", search_config(unit_space(2), 6, 3, {{"history_lag", -1}})), ConfigError);
+}
+
 // A search driven to the end with `parallel` trials at once, reports
 // interleaved: each round the active trial with the highest id (or, with
 // `lowest_first`, the lowest) reports its next epoch of a curve

@@ -196,8 +196,12 @@ struct SearchConfig {
   // answers fewer trials than asked for (even none) until they have, and the
   // host asks again when a trial finishes. settings.history_lag, else the
   // host's "parallel_trials" (so no slot waits while trials finish in
-  // order); 0 (neither given): the sampler sees every trial as it stands
-  // (not reproducible when several trials run at once).
+  // order); 0 (neither given, or settings.history_lag: 0): the sampler and
+  // schedulers see every trial as it stands and no suggestion waits: the
+  // search then depends on which trials finished first when several run at
+  // once (as Optuna's parallel runs do), in exchange for slots that never
+  // idle. The host's tuner log records the order of the calls, so a resume
+  // still puts such a search back exactly where it stood.
   int64_t history_lag = 0;
 
   static SearchConfig from_json(const Json& config) {
@@ -243,7 +247,7 @@ struct SearchConfig {
         throw ConfigError("parallel_trials: a positive integer is required");
       out.history_lag = config["parallel_trials"].get<int64_t>();
     }
-    out.history_lag = setting_int(out.settings, "history_lag", out.history_lag, 1);
+    out.history_lag = setting_int(out.settings, "history_lag", out.history_lag, 0);
     return out;
   }
 };
