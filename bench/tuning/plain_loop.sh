@@ -8,7 +8,10 @@
 # Prints per seed and in all: the epochs, kiln's tune step wall (the run less
 # its other steps: trials, search, the step server loading LibTorch), the
 # plain loop's training seconds and its whole process (LibTorch's load and
-# the data read included), ms per epoch and the ratios.
+# the data read included), ms per epoch and the ratios; and the per-epoch
+# measure: trials 1 ... n-1's training in kiln (each trial's start in the
+# warm worker to its last report, from the run's event log) against the
+# loop's time for the same trials.
 #
 #   bench/tuning/plain_loop.sh [BUILD_DIR] [SEEDS]      # defaults: build, 3
 # Environment: SCHEDULER (asha), TRIALS (40), EPOCHS (27), REPEAT (3: kiln and the
@@ -28,6 +31,7 @@ PYTHON=/usr/bin/python3
 
 cmake -S "$ROOT" -B "$BUILD" -DKILN_BUILD_BENCH=ON >/dev/null
 ninja -C "$BUILD" kiln kiln_tune kiln_data kiln_torch kiln_bench_plain_loop >/dev/null
+mkdir -p "$WORK"
 echo "work: $WORK; $(date -u '+%F %T UTC'); load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
 pipeline=$ROOT/samples/digits-tuning/.bench-plain-$$.yaml
@@ -62,7 +66,7 @@ print(a["train"], a["validation"])' "$dir/run$r.json")
   "$PYTHON" - "$seed" "$dir" "$REPEAT" >>"$RESULTS" <<'PY'
 import json, sys
 seed, d, repeat = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-kiln, plain, process = [], [], []
+kiln, plain, process, kiln_trials, loop_trials = [], [], [], [], []
 first = json.load(open(f"{d}/trials0.json"))
 for r in range(repeat):
     run = json.load(open(f"{d}/run{r}.json"))
@@ -78,8 +82,29 @@ for r in range(repeat):
     plain.append(out["seconds"])
     start, end = (float(x) for x in open(f"{d}/plain{r}.wall").read().split())
     process.append(end - start)
+    # Each trial's training in kiln: its train unit's attempt start to its
+    # last val_accuracy report (the worker's start of the trial, every
+    # epoch with kiln's per-epoch work, the reports' relay), from the run's
+    # event log; in the loop, its per-trial time. Trial 0 is left out: kiln
+    # loads LibTorch there, the loop before it.
+    import glob, re
+    (log,) = glob.glob(f"{d}/home{r}/runs/*/events.jsonl")
+    began, reported = {}, {}
+    for line in open(log):
+        e = json.loads(line)
+        m = re.fullmatch(r"tune\[(\d+)\.train\]", e.get("unit", ""))
+        if not m:
+            continue
+        if e["type"] == "attempt_started":
+            began[int(m.group(1))] = e["ts"]
+        elif e["type"] == "metric" and e["name"] == "val_accuracy" and e["at"] >= 1:
+            reported[int(m.group(1))] = e["ts"]
+    kiln_trials.append(sum(reported[row["trial"]] - began[row["trial"]] for row in rows if row["trial"] != 0) / 1000)
+    # The loop trains the trials in the table's order (best first).
+    loop_trials.append(sum(sec for row, sec in zip(rows, out["trial_seconds"]) if row["trial"] != 0))
 mean = lambda xs: sum(xs) / len(xs)
 print(json.dumps({"seed": seed, "trials": len(first), "epochs": epochs, "repeats": repeat,
+                  "kiln_trials_runs": kiln_trials, "loop_trials_runs": loop_trials,
                   "kiln": mean(kiln), "plain": mean(plain), "plain_process": mean(process),
                   "kiln_runs": kiln, "plain_runs": plain, "process_runs": process,
                   "identical": len(first)}))
@@ -107,4 +132,10 @@ bk, bp = (sum(min(r[x]) for r in rows) for x in ("kiln_runs", "process_runs"))
 best = sorted(min(r["kiln_runs"]) / min(r["process_runs"]) for r in rows)
 print(f"best of {rows[0]['repeats']}: kiln {bk:.2f} s, plain process {bp:.2f} s: kiln / plain = {bk / bp:.2f}x; "
       "per seed " + ", ".join(f"{x:.2f}" for x in best) + f"; median {statistics.median(best):.2f}")
+# Per epoch: trials 1 ... n-1 alone, their start in the worker to their
+# last report, against the loop's time for the same trials.
+tk, tl = (sum(statistics.mean(r[x]) for r in rows) for x in ("kiln_trials_runs", "loop_trials_runs"))
+bk, bl = (sum(min(r[x]) for r in rows) for x in ("kiln_trials_runs", "loop_trials_runs"))
+print(f"the trials' training (trial 0 left out): kiln {tk:.2f} s, loop {tl:.2f} s: kiln / loop = {tk / tl:.2f}x "
+      f"on the means, {bk / bl:.2f}x on the best of {rows[0]['repeats']}")
 PY
