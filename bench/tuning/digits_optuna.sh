@@ -60,7 +60,7 @@ run_kiln() {  # scheduler[@history_lag] parallel seed
   start=$(date +%s.%N)
   KILN_HOME=$dir/home $NICE "$KILN" run "$pipeline" --param epochs="$EPOCHS" --param seed="$seed" \
     --no-cache --jobs "$parallel" --json >"$dir/run.json" 2>"$dir/run.log" \
-    || { rm -f "$pipeline"; echo "kiln $scheduler p$parallel s$seed: the run failed, see $dir" >&2; exit 1; }
+    || { rm -f "$pipeline"; echo "kiln $label p$parallel s$seed: the run failed, see $dir" >&2; exit 1; }
   end=$(date +%s.%N)
   rm -f "$pipeline"
   KILN_HOME=$dir/home "$KILN" trials latest tune --json >"$dir/trials.json"
@@ -93,14 +93,14 @@ print(json.dumps({
     "tune_seconds": run["duration_seconds"] - others, "run_seconds": end - start,
     "transform": steps["transform"]["artifacts"]}))
 PY
-  if [[ " $REPLAY " == *" $scheduler "* && $parallel == 1 && $TRIALS -gt 1 ]]; then
+  if [[ " $REPLAY " == *" $label "* && $parallel == 1 && $TRIALS -gt 1 ]]; then
     # Retrain this run's trials in PyTorch: each curve must be kiln's, bit for bit.
     local a
     a=$(tail -1 "$RESULTS")
     "$PYTHON" "$ROOT/bench/tuning/digits_optuna.py" --epochs "$EPOCHS" --seed "$seed" --replay "$dir/trials.json" \
       $("$PYTHON" -c 'import json,sys; t=json.loads(sys.argv[1])["transform"]; print("--train", t["train"], "--validation", t["validation"], "--test", t["test"])' "$a") \
-      >"$dir/replay.json" || { echo "kiln $scheduler s$seed: PyTorch's curves differ from kiln's, see $dir/replay.json" >&2; exit 1; }
-    echo "  replay of kiln $scheduler p1 seed $seed in PyTorch: $(cat "$dir/replay.json")" >&2
+      >"$dir/replay.json" || { echo "kiln $label s$seed: PyTorch's curves differ from kiln's, see $dir/replay.json" >&2; exit 1; }
+    echo "  replay of kiln $label p1 seed $seed in PyTorch: $(cat "$dir/replay.json")" >&2
   fi
 }
 

@@ -83,11 +83,13 @@ for r in range(repeat):
     plain.append(out["seconds"])
     start, end = (float(x) for x in open(f"{d}/plain{r}.wall").read().split())
     process.append(end - start)
-    # Each trial's training in kiln: its train unit's attempt start to its
-    # last val_accuracy report (the worker's start of the trial, every
-    # epoch with kiln's per-epoch work, the reports' relay), from the run's
+    # Each trial's training in kiln: its train unit's attempt start to the
+    # val_accuracy report of its curve's last epoch (the worker's start of
+    # the trial, every epoch with kiln's per-epoch work, the reports' relay;
+    # a report after the tuner's stop is not the curve's), from the run's
     # event log; in the loop, its per-trial time. Trial 0 is left out: kiln
-    # loads LibTorch there, the loop before it.
+    # loads LibTorch there, the loop before it; so are trials that reported
+    # nothing (failed).
     import glob, re
     (log,) = glob.glob(f"{d}/home{r}/runs/*/events.jsonl")
     began, reported = {}, {}
@@ -99,15 +101,19 @@ for r in range(repeat):
         if e["type"] == "attempt_started":
             began[int(m.group(1))] = e["ts"]
         elif e["type"] == "metric" and e["name"] == "val_accuracy" and e["at"] >= 1:
-            reported[int(m.group(1))] = e["ts"]
-    kiln_trials.append(sum(reported[row["trial"]] - began[row["trial"]] for row in rows if row["trial"] != 0) / 1000)
+            reported[(int(m.group(1)), e["at"])] = e["ts"]
     # The loop trains the trials in the table's order (best first).
-    loop_trials.append(sum(sec for row, sec in zip(rows, out["trial_seconds"]) if row["trial"] != 0))
+    pairs = []  # (trial, kiln seconds, loop seconds)
     for row, sec in zip(rows, out["trial_seconds"]):
-        t = row["trial"]
-        if t != 0:
-            kiln_best[t] = min(kiln_best.get(t, float("inf")), (reported[t] - began[t]) / 1000)
-            loop_best[t] = min(loop_best.get(t, float("inf")), sec)
+        t, curve = row["trial"], row.get("curve") or {}
+        end = (t, max((int(k) for k in curve), default=0))
+        if t != 0 and t in began and end in reported:
+            pairs.append((t, (reported[end] - began[t]) / 1000, sec))
+    kiln_trials.append(sum(k for _, k, _ in pairs))
+    loop_trials.append(sum(l for _, _, l in pairs))
+    for t, k, l in pairs:
+        kiln_best[t] = min(kiln_best.get(t, float("inf")), k)
+        loop_best[t] = min(loop_best.get(t, float("inf")), l)
 mean = lambda xs: sum(xs) / len(xs)
 print(json.dumps({"seed": seed, "trials": len(first), "epochs": epochs, "repeats": repeat,
                   "kiln_trials_runs": kiln_trials, "loop_trials_runs": loop_trials,

@@ -172,8 +172,9 @@ void add_train_params(Manifest& m) {
                  .default_value(10.0)
                  .min(0)
                  .description("the least time between two checkpoints: an epoch due one (checkpoint_every) "
-                              "writes it only this long after the last one or the start; the last epoch always "
-                              "does. A retry loses at most this much training, or one epoch; 0: every due epoch"))
+                              "writes it only this long after the last one or the start; the last epoch (early "
+                              "stopping's too) always does. A retry loses about this much training plus "
+                              "checkpoint_every epochs at most; 0: every due epoch"))
       .param(P::Float("collective_timeout")
                  .default_value(300.0)
                  .min(1)

@@ -228,7 +228,10 @@ class Trainer {
     if (collective_) agree_on_start();
     for (int64_t epoch = static_cast<int64_t>(history_.rows.size()); epoch < o_.epochs; ++epoch) {
       run_epoch(epoch);
-      if (run_.checkpoint_dir && writer() && checkpoint_due(epoch)) {
+      // Early stopping ends the run here: its epoch is the last, and is
+      // checkpointed as the last always is (PBT's next round resumes it).
+      const bool stopping = stop_early();
+      if (run_.checkpoint_dir && writer() && (stopping || checkpoint_due(epoch))) {
         // A stop asked for meanwhile (a tuner stopping the trial after this
         // epoch's report, a cancel) ends the step here: the checkpoint would
         // be thrown away (a stopped trial is final; a cancelled step resumes
@@ -242,7 +245,7 @@ class Trainer {
       // rank dying later cannot cost it (rank 0 is killed with the group).
       if (collective_) collective_->barrier();
       if (o_.debug_fail_after_epoch == epoch + 1) inject_failure(epoch);
-      if (stop_early()) {
+      if (stopping) {
         hooks_.log("early stopping after epoch " + std::to_string(epoch + 1) + ": best epoch " +
                    std::to_string(history_.best_epoch));
         break;

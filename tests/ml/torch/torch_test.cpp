@@ -346,12 +346,15 @@ TEST(TrainTorch, SameSeedGivesIdenticalWeights) {
 }
 
 // A step schedule with gamma 0 freezes the weights after epoch 1, so the
-// validation loss never improves again: patience 2 stops after epoch 3.
+// validation loss never improves again: patience 2 stops after epoch 3,
+// whose checkpoint is written (the last epoch always is, whatever
+// checkpoint_seconds says).
 TEST(TrainTorch, EarlyStoppingAndScheduleAreReported) {
   TempDir dir;
   const auto train_dir = save(dir / "train", blobs(64, 2, 3, 1));
   const auto val_dir = save(dir / "val", blobs(32, 2, 3, 2));
   Json params = quick_mlp(30);
+  params.erase("checkpoint_seconds");  // the default: none of epochs 1-3 is due one
   params["early_stopping_patience"] = 2;
   params["lr_schedule"] = "step";
   params["step_size"] = 1;
@@ -369,6 +372,10 @@ TEST(TrainTorch, EarlyStoppingAndScheduleAreReported) {
   EXPECT_EQ(history["best_epoch"], 1);
   EXPECT_DOUBLE_EQ(history["epochs"][0]["lr"].get<double>(), 0.01);
   EXPECT_DOUBLE_EQ(history["epochs"][1]["lr"].get<double>(), 0.0);
+  const fs::path slot = dir / "step" / "checkpoint" / "checkpoint-0.safetensors";
+  ASSERT_TRUE(fs::exists(slot));
+  const Json state = Json::parse(ml::read_safetensors(slot).metadata.at("state"));
+  EXPECT_EQ(state["history"]["epochs"].size(), 3u);
 }
 
 // Where train.torch and evaluate compute: `auto` is the CPU here (Debian's
