@@ -122,10 +122,7 @@ TEST_P(TrainTorchResume, ResumesFromTheCheckpointWhenRetried) {
   params["dropout"] = 0.2;
   params["optimizer"] = GetParam();
   if (params["optimizer"] == "sgd") params["momentum"] = 0.9;
-  ::setenv("KILN_TEST_TRAIN_FAIL_AFTER_EPOCH", "2", 1);
-  RecordingSink failing;
-  EXPECT_FALSE(train(dir / "step", params, failing, train_dir, val_dir).ok);
-  ::unsetenv("KILN_TEST_TRAIN_FAIL_AFTER_EPOCH");
+  EXPECT_FALSE(train_failing_after(2, dir / "step", params, train_dir, val_dir).ok);
   RecordingSink retry;
   const auto outcome = train(dir / "step", params, retry, train_dir, val_dir);
   ASSERT_TRUE(outcome.ok) << outcome.message;
@@ -228,10 +225,7 @@ TEST(TrainTorch, CheckpointSecondsSkipsEpochsThatEndSoonAfterTheLastCheckpoint) 
   Json params = quick_mlp(4);
   params.erase("checkpoint_seconds");  // the default
   params["deterministic"] = true;
-  ::setenv("KILN_TEST_TRAIN_FAIL_AFTER_EPOCH", "2", 1);
-  RecordingSink failing;
-  EXPECT_FALSE(train(dir / "step", params, failing, train_dir, val_dir).ok);
-  ::unsetenv("KILN_TEST_TRAIN_FAIL_AFTER_EPOCH");
+  EXPECT_FALSE(train_failing_after(2, dir / "step", params, train_dir, val_dir).ok);
   EXPECT_FALSE(fs::exists(dir / "step" / "checkpoint" / "checkpoint-0.safetensors"));
   RecordingSink retry;
   ASSERT_TRUE(train(dir / "step", params, retry, train_dir, val_dir).ok);
@@ -240,10 +234,7 @@ TEST(TrainTorch, CheckpointSecondsSkipsEpochsThatEndSoonAfterTheLastCheckpoint) 
   EXPECT_TRUE(fs::exists(dir / "step" / "checkpoint" / "checkpoint-0.safetensors"));  // the last epoch's
 
   params["checkpoint_seconds"] = 0;
-  ::setenv("KILN_TEST_TRAIN_FAIL_AFTER_EPOCH", "2", 1);
-  RecordingSink failing_every;
-  EXPECT_FALSE(train(dir / "every", params, failing_every, train_dir, val_dir).ok);
-  ::unsetenv("KILN_TEST_TRAIN_FAIL_AFTER_EPOCH");
+  EXPECT_FALSE(train_failing_after(2, dir / "every", params, train_dir, val_dir).ok);
   RecordingSink resumed;
   ASSERT_TRUE(train(dir / "every", params, resumed, train_dir, val_dir).ok);
   EXPECT_TRUE(logged(resumed, "resuming from epoch 2"));
@@ -262,10 +253,7 @@ TEST(TrainTorch, CheckpointEveryNEpochsResumesFromTheLastOne) {
   Json params = quick_mlp(5);
   params["deterministic"] = true;
   params["checkpoint_every"] = 2;
-  ::setenv("KILN_TEST_TRAIN_FAIL_AFTER_EPOCH", "3", 1);
-  RecordingSink failing;
-  EXPECT_FALSE(train(dir / "step", params, failing, train_dir, val_dir).ok);
-  ::unsetenv("KILN_TEST_TRAIN_FAIL_AFTER_EPOCH");
+  EXPECT_FALSE(train_failing_after(3, dir / "step", params, train_dir, val_dir).ok);
   RecordingSink retry;
   const auto outcome = train(dir / "step", params, retry, train_dir, val_dir);
   ASSERT_TRUE(outcome.ok) << outcome.message;
@@ -305,10 +293,7 @@ TEST(TrainTorch, ATornCheckpointSlotIsIgnoredAndTheRetryResumesFromTheOther) {
   const auto whole = ml::read_safetensors(dir / "whole" / "out" / "model" / "weights.safetensors");
   for (const bool both : {false, true}) {
     const fs::path step = dir / (both ? "both" : "one");
-    ::setenv("KILN_TEST_TRAIN_FAIL_AFTER_EPOCH", "2", 1);
-    RecordingSink failing;
-    EXPECT_FALSE(train(step, params, failing, train_dir, val_dir).ok);
-    ::unsetenv("KILN_TEST_TRAIN_FAIL_AFTER_EPOCH");
+    EXPECT_FALSE(train_failing_after(2, step, params, train_dir, val_dir).ok);
     tear(step / "checkpoint" / "checkpoint-1.safetensors");  // epoch 2's (epoch 1's is in slot 0)
     if (both) tear(step / "checkpoint" / "checkpoint-0.safetensors");
     RecordingSink retry;

@@ -1,10 +1,12 @@
 #include "torch_test_data.hpp"
 
 #include <array>
+#include <cstdlib>
 #include <cstdio>
 #include <memory>
 #include <random>
 #include <sstream>
+#include <string>
 
 namespace kiln::test {
 namespace fs = std::filesystem;
@@ -128,6 +130,15 @@ host::StepOutcome train(const fs::path& dir, const host::Json& params, Recording
   if (!validation.empty()) inputs["validation"] = {validation};
   if (!transform.empty()) inputs["transform"] = {transform};
   return invoke_component(KILN_TEST_TORCH_PLUGIN, "train.torch", params, dir, sink, inputs);
+}
+
+host::StepOutcome train_failing_after(int epoch, const fs::path& dir, const host::Json& params, const fs::path& train_dir,
+                                      const fs::path& validation) {
+  ::setenv("KILN_TEST_TRAIN_FAIL_AFTER_EPOCH", std::to_string(epoch).c_str(), 1);
+  RecordingSink failing;
+  const host::StepOutcome outcome = train(dir, params, failing, train_dir, validation);
+  ::unsetenv("KILN_TEST_TRAIN_FAIL_AFTER_EPOCH");
+  return outcome;
 }
 
 host::StepOutcome evaluate(const fs::path& dir, const host::Json& params, RecordingSink& sink, const fs::path& model,

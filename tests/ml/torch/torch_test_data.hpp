@@ -25,6 +25,10 @@ std::filesystem::path save(const std::filesystem::path& dir, const ml::Dataset& 
 host::StepOutcome train(const std::filesystem::path& dir, const host::Json& params, RecordingSink& sink,
                         const std::filesystem::path& train, const std::filesystem::path& validation = {},
                         const std::filesystem::path& transform = {});
+// train() with the step failing after epoch `epoch` (KILN_TEST_TRAIN_FAIL_AFTER_EPOCH,
+// unset again before returning).
+host::StepOutcome train_failing_after(int epoch, const std::filesystem::path& dir, const host::Json& params,
+                                      const std::filesystem::path& train, const std::filesystem::path& validation);
 host::StepOutcome evaluate(const std::filesystem::path& dir, const host::Json& params, RecordingSink& sink,
                            const std::filesystem::path& model, const std::filesystem::path& test);
 
