@@ -113,6 +113,12 @@ export function mountLogs(root, runId, unit, params) {
       if (state.again) {
         state.again = false;
         tail();
+      } else if (ended && !state.finished && !gone && retries < MAX_RETRIES) {
+        // The attempt has ended (its event came) but the record the server
+        // reads (run.json) trails the events, more on a loaded machine: read
+        // again shortly, until it says finished.
+        retries += 1;
+        setTimeout(() => { if (!gone) tail(); }, RETRY_MS);
       }
     }
   }
@@ -177,6 +183,10 @@ export function mountLogs(root, runId, unit, params) {
   // that comes while the record is being asked asks again after it: the
   // unit's last events may come then, and nothing would follow them.
   let started = false, checking = false, recheck = false, close = () => {}, gone = false;
+  // Whether this unit's latest attempt has ended by the events, and how many
+  // reads since then found the record not yet saying so (tail()).
+  let ended = false, retries = 0;
+  const MAX_RETRIES = 40, RETRY_MS = 250;
   async function check() {
     if (started) return tail();
     if (checking) {
@@ -202,6 +212,11 @@ export function mountLogs(root, runId, unit, params) {
     if (gone) return;
     close = stream(`/api/v1/runs/${enc(runId)}/events`, (e) => {
       if (!mine(e) || !LIVE.includes(e.type)) return;
+      if (e.type === "attempt_started") ended = false;
+      if (e.type === "attempt_ended" || e.type === "unit_finished") {
+        ended = true;
+        retries = 0;
+      }
       if (started) tail();
       else check();
     }, { onEnd: () => (started ? tail() : check()) });
