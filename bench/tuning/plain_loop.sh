@@ -64,7 +64,7 @@ print(a["train"], a["validation"])' "$dir/run$r.json")
     echo "$start $end" >"$dir/plain$r.wall"
   done
   "$PYTHON" - "$seed" "$dir" "$REPEAT" >>"$RESULTS" <<'PY'
-import json, sys
+import glob, json, re, sys
 seed, d, repeat = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 kiln, plain, process, kiln_trials, loop_trials = [], [], [], [], []
 kiln_best, loop_best = {}, {}  # trial -> its fastest run on each side
@@ -90,7 +90,6 @@ for r in range(repeat):
     # event log; in the loop, its per-trial time. Trial 0 is left out: kiln
     # loads LibTorch there, the loop before it; so are trials that reported
     # nothing (failed).
-    import glob, re
     (log,) = glob.glob(f"{d}/home{r}/runs/*/events.jsonl")
     began, reported = {}, {}
     for line in open(log):

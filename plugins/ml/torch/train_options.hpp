@@ -36,7 +36,7 @@ struct TrainOptions {
   int64_t device_data_limit_mb = 2048;  // CUDA: data sets up to this size stay on the GPU
   bool checkpoint = true;
   int64_t checkpoint_every = 1;             // epochs between checkpoints (the last epoch always writes one)
-  double checkpoint_seconds = 10;           // and at least this long between two (the last epoch's aside)
+  double checkpoint_seconds = 10;           // and at least this long between two (last or early-stopping epoch aside)
   double collective_timeout_seconds = 300;  // replicas: rendezvous and each collective
   int64_t debug_fail_after_epoch = 0;       // KILN_TEST_TRAIN_FAIL_AFTER_EPOCH (0 = never)
   // KILN_TEST_TRAIN_FAIL_RANK (-1 = every rank): with replicas, only this rank
