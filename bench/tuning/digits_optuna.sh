@@ -13,7 +13,7 @@
 # Seed s: the pipeline's params.seed = s (split, initialisation, batch order)
 # and the search's seed = s (tune.seed / TPESampler(seed)). BUILD_DIR holds
 # bin/kiln (built already; absolute, or relative to the repository root).
-# Environment: TRIALS (40), EPOCHS (27), PARALLELS ("1 2"), CONFIGS
+# Environment: FIRST_SEED (0: seeds FIRST_SEED ... FIRST_SEED+SEEDS-1), TRIALS (40), EPOCHS (27), PARALLELS ("1 2"), CONFIGS
 # ("kiln:asha kiln:hyperband optuna:sh optuna:hyperband"; kiln:asha@0 is
 # the sample with settings.history_lag: 0, no deterministic history), PYTHON
 # (/usr/bin/python3, with python3-torch and python3-optuna), NICE (empty; e.g.
@@ -27,6 +27,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 [ $# -eq 2 ] || { echo "usage: $0 BUILD_DIR SEEDS" >&2; exit 2; }
 case $1 in /*) BUILD=$1 ;; *) BUILD=$ROOT/$1 ;; esac
 SEEDS=$2
+FIRST_SEED=${FIRST_SEED:-0}
 TRIALS=${TRIALS:-40}
 EPOCHS=${EPOCHS:-27}
 PARALLELS=${PARALLELS:-1 2}
@@ -126,7 +127,7 @@ run_optuna() {  # pruner parallel seed
     "$line" "$start" "$end" >>"$RESULTS"
 }
 
-for ((seed = 0; seed < SEEDS; seed++)); do
+for ((seed = FIRST_SEED; seed < FIRST_SEED + SEEDS; seed++)); do
   for parallel in $PARALLELS; do
     for config in $CONFIGS; do
       case $config in
