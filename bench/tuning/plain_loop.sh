@@ -5,13 +5,21 @@
 # kiln_bench_plain_loop retrains the very trials of that run, each for the
 # epochs it trained in kiln, in one process with no checkpoints, reports or
 # processes per trial, and checks that every curve is kiln's to the last bit.
-# Prints per seed and in all: the epochs, kiln's tune step wall (the run less
-# its other steps: trials, search, the step server loading LibTorch), the
-# plain loop's training seconds and its whole process (LibTorch's load and
-# the data read included), ms per epoch and the ratios; and the per-epoch
-# measure: trials 1 ... n-1's training in kiln (each trial's start in the
-# warm worker to its last report, from the run's event log) against the
-# loop's time for the same trials.
+# The loop runs twice per kiln run: bare (the validation accuracy alone) and
+# with --metrics (also the training loss and accuracy and the validation
+# loss that kiln reports every epoch, as a training loop usually prints).
+# Prints, over all seeds:
+#   - per epoch: every trial's epochs 2 ... n (trials 1 ... 39: trial 0 is
+#     where kiln's worker meets LibTorch), in kiln the span from its epoch 1
+#     report to its last one in the run's event log (the host's clock, ms: a
+#     span is off by at most 1 ms however many epochs it holds), in the loops
+#     the same epochs' seconds; ratios on the means and on each trial's best;
+#   - per trial, its start and epoch 1: in kiln the train unit's attempt
+#     start to epoch 1's report (the journal's commit, the step server, the
+#     warm worker's setup), in the loop the model's construction and epoch 1;
+#   - the whole tune step (the run less its other steps: the trials and their
+#     evaluate steps, the search) against the loop's whole process (LibTorch's
+#     load and the data read included), with the ratio per seed and best-of.
 #
 #   bench/tuning/plain_loop.sh [BUILD_DIR] [SEEDS]      # defaults: build, 3
 # Environment: SCHEDULER (asha), TRIALS (40), EPOCHS (27), REPEAT (3: kiln and the
@@ -62,34 +70,41 @@ print(a["train"], a["validation"])' "$dir/run$r.json")
     "$PLAIN" "$train" "$validation" "$dir/trials$r.json" "$EPOCHS" "$seed" >"$dir/plain$r.json"
     end=$(date +%s.%N)
     echo "$start $end" >"$dir/plain$r.wall"
+    "$PLAIN" "$train" "$validation" "$dir/trials$r.json" "$EPOCHS" "$seed" --metrics >"$dir/metrics$r.json"
   done
   "$PYTHON" - "$seed" "$dir" "$REPEAT" >>"$RESULTS" <<'PY'
 import glob, json, re, sys
 seed, d, repeat = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-kiln, plain, process, kiln_trials, loop_trials = [], [], [], [], []
-kiln_best, loop_best = {}, {}  # trial -> its fastest run on each side
-first = json.load(open(f"{d}/trials0.json"))
+kiln, plain, process = [], [], []
+# Per trial (1 ... n-1; trial 0 is where kiln's worker meets LibTorch) and
+# run: its epochs 2 ... n ("later") and its start up to epoch 1's end
+# ("first"), on each side: kiln (from the run's event log), the loop, the
+# loop computing kiln's metrics too.
+sides = ("kiln", "loop", "metrics")
+later = {x: [] for x in sides}
+first = {x: [] for x in sides}
+later_best = {x: {} for x in sides}
+first_best = {x: {} for x in sides}
+epochs_later = 0
+table = json.load(open(f"{d}/trials0.json"))
 for r in range(repeat):
     run = json.load(open(f"{d}/run{r}.json"))
-    out = json.load(open(f"{d}/plain{r}.json"))
+    loops = {"loop": json.load(open(f"{d}/plain{r}.json")), "metrics": json.load(open(f"{d}/metrics{r}.json"))}
     rows = json.load(open(f"{d}/trials{r}.json"))
-    assert [(x["parameters"], x.get("curve")) for x in rows] == [(x["parameters"], x.get("curve")) for x in first], \
+    assert [(x["parameters"], x.get("curve")) for x in rows] == [(x["parameters"], x.get("curve")) for x in table], \
         "a repeated kiln run trained other trials"
     epochs = sum(len(x.get("curve", {})) for x in rows)
-    assert epochs == out["epochs"], (epochs, out)
-    assert out["curves_identical"] == len(rows), out
+    for out in loops.values():
+        assert epochs == out["epochs"] and out["curves_identical"] == len(rows), (epochs, out["epochs"], out["curves_identical"])
     others = sum(s["duration_seconds"] for name, s in run["steps"].items() if name != "tune")
     kiln.append(run["duration_seconds"] - others)
-    plain.append(out["seconds"])
+    plain.append(loops["loop"]["seconds"])
     start, end = (float(x) for x in open(f"{d}/plain{r}.wall").read().split())
     process.append(end - start)
-    # Each trial's training in kiln: its train unit's attempt start to the
-    # val_accuracy report of its curve's last epoch (the worker's start of
-    # the trial, every epoch with kiln's per-epoch work, the reports' relay;
-    # a report after the tuner's stop is not the curve's), from the run's
-    # event log; in the loop, its per-trial time. Trial 0 is left out: kiln
-    # loads LibTorch there, the loop before it; so are trials that reported
-    # nothing (failed).
+    # kiln: the train unit's attempt start and the val_accuracy report of
+    # each epoch (the host's clock, ms: a span's error is at most 1 ms,
+    # however many epochs it holds); a report after the tuner's stop is not
+    # the curve's. The loop: each epoch's seconds.
     (log,) = glob.glob(f"{d}/home{r}/runs/*/events.jsonl")
     began, reported = {}, {}
     for line in open(log):
@@ -98,28 +113,40 @@ for r in range(repeat):
         if not m:
             continue
         if e["type"] == "attempt_started":
-            began[int(m.group(1))] = e["ts"]
+            began[int(m.group(1))] = e["ts"] / 1000
         elif e["type"] == "metric" and e["name"] == "val_accuracy" and e["at"] >= 1:
-            reported[(int(m.group(1)), e["at"])] = e["ts"]
-    # The loop trains the trials in the table's order (best first).
-    pairs = []  # (trial, kiln seconds, loop seconds)
-    for row, sec in zip(rows, out["trial_seconds"]):
-        t, curve = row["trial"], row.get("curve") or {}
-        end = (t, max((int(k) for k in curve), default=0))
-        if t != 0 and t in began and end in reported:
-            pairs.append((t, (reported[end] - began[t]) / 1000, sec))
-    kiln_trials.append(sum(k for _, k, _ in pairs))
-    loop_trials.append(sum(l for _, _, l in pairs))
-    for t, k, l in pairs:
-        kiln_best[t] = min(kiln_best.get(t, float("inf")), k)
-        loop_best[t] = min(loop_best.get(t, float("inf")), l)
+            reported[(int(m.group(1)), e["at"])] = e["ts"] / 1000
+    run_later = {x: 0.0 for x in sides}
+    run_first = {x: 0.0 for x in sides}
+    # The loop trains the trials in the table's order (best first): match by trial.
+    for j, row in enumerate(rows):
+        t, n = row["trial"], len(row.get("curve") or {})
+        if t == 0 or n == 0 or t not in began or (t, n) not in reported or (t, 1) not in reported:
+            continue
+        times = {"kiln": (reported[(t, 1)] - began[t], reported[(t, n)] - reported[(t, 1)])}
+        for side, out in loops.items():
+            rest = sum(out["epoch_seconds"][j][1:])
+            times[side] = (out["trial_seconds"][j] - rest, rest)
+        if r == 0:
+            epochs_later += n - 1
+        for side, (f, l) in times.items():
+            run_first[side] += f
+            first_best[side][t] = min(first_best[side].get(t, float("inf")), f)
+            if n > 1:
+                run_later[side] += l
+                later_best[side][t] = min(later_best[side].get(t, float("inf")), l)
+    for side in sides:
+        later[side].append(run_later[side])
+        first[side].append(run_first[side])
 mean = lambda xs: sum(xs) / len(xs)
-print(json.dumps({"seed": seed, "trials": len(first), "epochs": epochs, "repeats": repeat,
-                  "kiln_trials_runs": kiln_trials, "loop_trials_runs": loop_trials,
-                  "trials_best": [sum(kiln_best.values()), sum(loop_best.values())],
+print(json.dumps({"seed": seed, "trials": len(table), "epochs": epochs, "epochs_later": epochs_later,
+                  "starts": len(first_best["kiln"]), "repeats": repeat,
+                  "later_runs": later, "first_runs": first,
+                  "later_best": {x: sum(v.values()) for x, v in later_best.items()},
+                  "first_best": {x: sum(v.values()) for x, v in first_best.items()},
                   "kiln": mean(kiln), "plain": mean(plain), "plain_process": mean(process),
                   "kiln_runs": kiln, "plain_runs": plain, "process_runs": process,
-                  "identical": len(first)}))
+                  "identical": len(table)}))
 PY
   tail -1 "$RESULTS" | cut -c1-160 >&2
 done
@@ -130,8 +157,24 @@ e = sum(r["epochs"] for r in rows)
 k, p, w = (sum(r[x] for r in rows) for x in ("kiln", "plain", "plain_process"))
 same = sum(r["identical"] for r in rows)
 n = sum(r["trials"] for r in rows)
-print(f"{len(rows)} seeds x {rows[0]['repeats']} alternating runs, {n} trials, {e} epochs; "
-      f"curves identical to kiln's: {same}/{n}")
+R = rows[0]["repeats"]
+print(f"{len(rows)} seeds x {R} alternating runs, {n} trials, {e} epochs; "
+      f"curves identical to kiln's (both loops): {same}/{n}")
+# Per epoch: every trial's epochs 2 ... n (its start and epoch 1 apart).
+el = sum(r["epochs_later"] for r in rows)
+m = {x: sum(statistics.mean(r["later_runs"][x]) for r in rows) for x in ("kiln", "loop", "metrics")}
+b = {x: sum(r["later_best"][x] for r in rows) for x in ("kiln", "loop", "metrics")}
+print(f"per epoch (epochs 2 ... n of trials 1 ... {rows[0]['trials'] - 1}, {el} epochs): "
+      f"kiln {1000 * m['kiln'] / el:.2f} ms, plain loop {1000 * m['loop'] / el:.2f} ms, "
+      f"the loop computing kiln's metrics {1000 * m['metrics'] / el:.2f} ms")
+print(f"  kiln / plain loop = {m['kiln'] / m['loop']:.3f}x on the means, {b['kiln'] / b['loop']:.3f}x on each trial's best of {R}; "
+      f"kiln / loop with the metrics = {m['kiln'] / m['metrics']:.3f}x, {b['kiln'] / b['metrics']:.3f}x")
+st = sum(r["starts"] for r in rows)
+f = {x: sum(statistics.mean(r["first_runs"][x]) for r in rows) for x in ("kiln", "loop", "metrics")}
+fb = {x: sum(r["first_best"][x] for r in rows) for x in ("kiln", "loop", "metrics")}
+print(f"per trial, its start and epoch 1 ({st} trials; kiln: attempt start to epoch 1's report): "
+      f"kiln {1000 * f['kiln'] / st:.2f} ms, plain loop {1000 * f['loop'] / st:.2f} ms "
+      f"(best of {R}: {1000 * fb['kiln'] / st:.2f} vs {1000 * fb['loop'] / st:.2f} ms)")
 print(f"kiln tune step      {k:7.2f} s  {1000 * k / e:6.2f} ms/epoch")
 print(f"plain loop, training {p:6.2f} s  {1000 * p / e:6.2f} ms/epoch   kiln / plain = {k / p:.2f}x")
 print(f"plain loop, process  {w:6.2f} s  {1000 * w / e:6.2f} ms/epoch   kiln / plain = {k / w:.2f}x")
@@ -142,13 +185,6 @@ print("per seed, kiln / plain process: " + ", ".join(f"{x:.2f}" for x in ratios)
 # VM slowed down (identical runs here differ by up to 40 %) drops out.
 bk, bp = (sum(min(r[x]) for r in rows) for x in ("kiln_runs", "process_runs"))
 best = sorted(min(r["kiln_runs"]) / min(r["process_runs"]) for r in rows)
-print(f"best of {rows[0]['repeats']}: kiln {bk:.2f} s, plain process {bp:.2f} s: kiln / plain = {bk / bp:.2f}x; "
+print(f"best of {R}: kiln {bk:.2f} s, plain process {bp:.2f} s: kiln / plain = {bk / bp:.2f}x; "
       "per seed " + ", ".join(f"{x:.2f}" for x in best) + f"; median {statistics.median(best):.2f}")
-# Per epoch: trials 1 ... n-1 alone, their start in the worker to their
-# last report, against the loop's time for the same trials.
-tk, tl = (sum(statistics.mean(r[x]) for r in rows) for x in ("kiln_trials_runs", "loop_trials_runs"))
-bk, bl = (sum(min(r[x]) for r in rows) for x in ("kiln_trials_runs", "loop_trials_runs"))
-pk, pl = (sum(r["trials_best"][i] for r in rows) for i in (0, 1))
-print(f"the trials' training (trial 0 left out): kiln {tk:.2f} s, loop {tl:.2f} s: kiln / loop = {tk / tl:.2f}x "
-      f"on the means, {bk / bl:.2f}x on the best of {rows[0]['repeats']} runs, {pk / pl:.2f}x on each trial's best")
 PY
