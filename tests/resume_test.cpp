@@ -241,6 +241,21 @@ void run_until_killed(const StoreWorkspace& ws, const std::string& jobs, const s
   ASSERT_EQ(killed.status.signal, SIGKILL) << killed.output;
 }
 
+// A grid search of four quick trials, one at a time; the best is x = 0.3.
+std::string four_trial_grid(const StoreWorkspace& ws) {
+  return ws.pipeline(R"(steps:
+  - name: t
+    component: util.objective
+    cache: false
+    parameters: {epochs: 2}
+    tune:
+      tuner: tune.grid
+      objective: {metric: loss, goal: minimize}
+      space: {x: {type: uniform, low: 0.0, high: 0.9, grid_points: 4}}
+      parallel_trials: 1
+)");
+}
+
 std::set<std::string> recorded_units(const std::string& workspace_dir) {
   kiln::host::Store store(workspace_dir);
   std::set<std::string> units;
@@ -283,6 +298,73 @@ TEST(GroupCommit, AKillBetweenAnEndAndItsGroupRunsTheUnitAgain) {
   EXPECT_EQ(kiln::test::summary_of(resumed.output)["status"], "succeeded") << resumed.output;
   EXPECT_EQ(ws.log().size(), 3u + 7u);  // all seven, the three that had ended among them
   EXPECT_EQ(recorded_units(ws.workspace()).size(), 7u);
+}
+
+// A tuner's next trial reads nothing of the trials before it (their
+// outcomes reach the tuner, whose log a resume replays): it starts without
+// writing their waiting records, so a short trial does not pay an fsynced
+// commit (issue 23). Killed as the third trial's start is recorded, with a
+// window no pause reaches: the two finished trials' records were still
+// waiting, and on resume they run again, each told the outcome it had.
+TEST(GroupCommit, ATunersNextTrialDoesNotWaitForTheRecordsOfTheTrialsBeforeIt) {
+  StoreWorkspace ws;
+  const std::string file = four_trial_grid(ws);
+  const auto killed = ws.kiln({"run", file, "--json", "--jobs", "1"},
+                              {{"KILN_GROUP_COMMIT_MS", "600000"}, {"KILN_TEST_KILL_AT", "attempt-recorded:3"}});
+  ASSERT_EQ(killed.status.signal, SIGKILL) << killed.output;
+  EXPECT_TRUE(recorded_units(ws.workspace()).empty());
+  kiln::host::Store store(ws.workspace());
+  const std::string id = store.db.query("SELECT id FROM runs ORDER BY rowid DESC").front()["id"];
+  const auto tuner_log = ws.workspace() / "runs" / id / "steps" / "t" / "tuner.jsonl";
+  const auto finals = [&] {
+    std::vector<int64_t> out;
+    std::ifstream log(tuner_log);
+    for (std::string line; std::getline(log, line);)
+      if (const Json record = Json::parse(line); record.contains("status")) out.push_back(record["observe"]);
+    return out;
+  };
+  EXPECT_EQ(finals(), (std::vector<int64_t>{0, 1}));  // the tuner was told before the third trial began
+
+  const auto resumed = ws.kiln({"resume", id, "--json"});
+  ASSERT_EQ(resumed.status.code, 0) << resumed.output;
+  const Json summary = kiln::test::summary_of(resumed.output);
+  EXPECT_EQ(summary["status"], "succeeded") << resumed.output;
+  EXPECT_DOUBLE_EQ(summary["steps"]["t"]["outputs"]["best_x"].get<double>(), 0.3) << resumed.output;
+  EXPECT_EQ(recorded_units(ws.workspace()), (std::set<std::string>{"t[0]", "t[1]", "t[2]", "t[3]"}));
+  EXPECT_EQ(finals(), (std::vector<int64_t>{0, 1, 2, 3}));  // each trial's outcome told once
+}
+
+// A trial template's next step may read its trial's records: it starts only
+// once they are written (in its start's transaction), even while another
+// trial runs (with none running, the scheduler's pause writes them anyway).
+// Trial 0 sleeps 0.1 s, trial 1 0.8 s; the kill comes as trial 0's
+// report step, the third attempt, is recorded.
+TEST(GroupCommit, ATrialTemplatesNextStepWaitsForItsOwnTrialsRecords) {
+  StoreWorkspace ws;
+  const std::string file = ws.pipeline(R"(templates:
+  fit-and-report:
+    steps:
+      - name: fit
+        component: util.objective
+      - name: report
+        component: util.echo
+        parameters: {message: reported}
+        after: fit
+steps:
+  - name: t
+    cache: false
+    parameters: {epochs: 1}
+    tune:
+      trial: fit-and-report
+      tuner: tune.grid
+      objective: {metric: loss, goal: minimize}
+      space: {epoch_seconds: {type: categorical, values: [0.1, 0.8]}}
+      parallel_trials: 2
+)");
+  const auto killed = ws.kiln({"run", file, "--json", "--jobs", "2"},
+                              {{"KILN_GROUP_COMMIT_MS", "600000"}, {"KILN_TEST_KILL_AT", "attempt-recorded:3"}});
+  ASSERT_EQ(killed.status.signal, SIGKILL) << killed.output;
+  EXPECT_EQ(recorded_units(ws.workspace()), (std::set<std::string>{"t[0.fit]"}));
 }
 
 TEST(Resume, RefusesARunWhoseHostIsAlive) {
@@ -361,18 +443,12 @@ TEST(Resume, StepsOfAKilledHostDoNotOutliveIt) {
 // record can keep them), and ends with every trial of the grid.
 TEST(Resume, ATuningStepKeepsItsFinishedTrials) {
   StoreWorkspace ws;
-  const std::string file = ws.pipeline(R"(steps:
-  - name: t
-    component: util.objective
-    cache: false
-    parameters: {epochs: 2}
-    tune:
-      tuner: tune.grid
-      objective: {metric: loss, goal: minimize}
-      space: {x: {type: uniform, low: 0.0, high: 0.9, grid_points: 4}}
-      parallel_trials: 1
-)");
-  const auto killed = ws.kiln({"run", file, "--json", "--jobs", "1"}, {{"KILN_TEST_KILL_AT", "step-recorded:2"}});
+  const std::string file = four_trial_grid(ws);
+  // Each trial's record written alone (no group commit window), so that the
+  // kill after the second one leaves two trials to run: a tuner's next trial
+  // does not wait for the records of the trials before it (GroupCommit).
+  const auto killed = ws.kiln({"run", file, "--json", "--jobs", "1"},
+                              {{"KILN_GROUP_COMMIT_MS", "0"}, {"KILN_TEST_KILL_AT", "step-recorded:2"}});
   ASSERT_EQ(killed.status.signal, SIGKILL) << killed.output;
   kiln::host::Store store(ws.workspace());
   const std::string id = store.db.query("SELECT id FROM runs ORDER BY rowid DESC").front()["id"];
@@ -427,7 +503,11 @@ void expect_a_resumed_search_continues_with_the_same_trials(const std::string& s
       parallel_trials: 2
       seed: 5
 )");
-  const auto killed = ws.kiln({"run", file, "--json", "--jobs", "2"}, {{"KILN_TEST_KILL_AT", "step-recorded:6"}});
+  // Each trial's record written alone (a trial does not wait for the
+  // records of the trials before it, see GroupCommit): the kill comes right
+  // after the seventh, before the search reacts to it.
+  const auto killed = ws.kiln({"run", file, "--json", "--jobs", "2"},
+                              {{"KILN_GROUP_COMMIT_MS", "0"}, {"KILN_TEST_KILL_AT", "step-recorded:7"}});
   ASSERT_EQ(killed.status.signal, SIGKILL) << killed.output;
   kiln::host::Store store(ws.workspace());
   const std::string id = store.db.query("SELECT id FROM runs ORDER BY rowid DESC").front()["id"];
@@ -441,7 +521,7 @@ void expect_a_resumed_search_continues_with_the_same_trials(const std::string& s
         for (const Json& trial : record["suggest"]) suggested[trial["trial"].get<int64_t>()] = trial["parameters"];
     }
   }
-  ASSERT_GE(suggested.size(), 7u);  // six trials finished, the sampler learned from the fourth on
+  ASSERT_GE(suggested.size(), 7u);  // seven trials finished, the sampler learned from the fourth on
   ASSERT_LT(suggested.size(), 10u);
 
   const auto resumed = ws.kiln({"resume", id, "--json"});
@@ -521,7 +601,11 @@ TEST(Resume, AResumedPbtSearchHasTheLineageAndResultsOfAnUninterruptedOne) {
       parallel_trials: 2
       seed: 9
 )");
-  const auto killed = ws.kiln({"run", file, "--json", "--jobs", "2"}, {{"KILN_TEST_KILL_AT", "step-recorded:6"}});
+  // Each trial's record written alone (a trial does not wait for the
+  // records of the trials before it, see GroupCommit): the kill comes right
+  // after the sixth, mid-search.
+  const auto killed = ws.kiln({"run", file, "--json", "--jobs", "2"},
+                              {{"KILN_GROUP_COMMIT_MS", "0"}, {"KILN_TEST_KILL_AT", "step-recorded:6"}});
   ASSERT_EQ(killed.status.signal, SIGKILL) << killed.output;
   kiln::host::Store store(ws.workspace());
   const std::string id = store.db.query("SELECT id FROM runs ORDER BY rowid DESC").front()["id"];

@@ -348,6 +348,7 @@ void RunJournal::enqueue(const UnitRef& unit, std::string cache_key, std::functi
   if (group_.empty()) oldest_ = std::chrono::steady_clock::now();
   group_.push_back(std::move(write));
   group_steps_.insert(step_of(unit.name));
+  if (unit.item_index >= 0) group_items_.emplace(step_of(unit.name), unit.item_index);
   if (!cache_key.empty()) group_keys_.insert(std::move(cache_key));
   if (policy_.window.count() == 0 || group_.size() >= policy_.max_group) write_group();
 }
@@ -357,15 +358,25 @@ bool RunJournal::depends_on_waiting(const UnitRef& unit) const {
   if (unit.step->spec.is_finally) return true;  // it may read the run's whole outcome
   for (const auto& up : unit.step->upstream)
     if (group_steps_.count(up)) return true;
-  // Another unit of the same step: a tuner's next trial, or a trial template's
-  // next step, may read it; a loop's items are independent of each other.
-  return group_steps_.count(step_of(unit.name)) && !(unit.item_index >= 0 && unit.step->spec.for_each);
+  // Another unit of the same step: a trial template's next step may read
+  // its trial's records (the same trial). A tuner's other trials do not:
+  // what a trial reached goes to the tuner, whose log a resume replays, so
+  // a trial whose record was lost runs again and is told the outcome it had
+  // (TuningController); a loop's items are independent of each other.
+  // (A unit with an item index is a loop item or a trial: a template's
+  // step, planned on its own, has the tuning step's name in its unit's.)
+  const std::string step = step_of(unit.name);
+  if (!group_steps_.count(step)) return false;
+  if (unit.item_index < 0) return true;
+  if (unit.step->spec.for_each) return false;
+  return group_items_.count({step, unit.item_index}) > 0;
 }
 
 std::vector<std::function<void()>> RunJournal::take_group() {
   std::vector<std::function<void()>> writes;
   writes.swap(group_);
   group_steps_.clear();
+  group_items_.clear();
   group_keys_.clear();
   return writes;
 }

@@ -57,8 +57,9 @@ struct RunHeader {
 // with the records of other units that end close together, in one fsynced
 // transaction. The group is written (see docs/architecture.md, "Durability"):
 //   - before an attempt starts that could read it: a unit of a step
-//     downstream of a waiting unit, or another unit (trial) of the same
-//     tuning step or trial template;
+//     downstream of a waiting unit, another unit of the same step unless
+//     it is a loop item or another trial of a tuning step (a trial
+//     template's next step waits for its own trial's records);
 //   - before a cache lookup for a key a waiting unit is about to store;
 //   - at a scheduler pause once the oldest waiting record is `window` old,
 //     or when no attempt is running (nothing else will end soon);
@@ -142,6 +143,7 @@ class RunJournal {
   GroupCommit policy_;
   std::vector<std::function<void()>> group_;  // waiting writes, in order
   std::set<std::string> group_steps_;         // the steps ("tune" of "tune[3.train]") they belong to
+  std::set<std::pair<std::string, int>> group_items_;  // their steps' items and trials (("tune", 3))
   std::set<std::string> group_keys_;          // cache keys they store
   std::chrono::steady_clock::time_point oldest_{};
   int recorded_steps_ = 0;  // successful units written so far (the step-recorded kill point)
