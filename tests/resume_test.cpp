@@ -256,6 +256,20 @@ std::string four_trial_grid(const StoreWorkspace& ws) {
 )");
 }
 
+// The units that have an attempt record, whatever its status.
+std::set<std::string> attempted_units(const std::string& workspace_dir) {
+  kiln::host::Store store(workspace_dir);
+  std::set<std::string> units;
+  for (const auto& row : store.db.query("SELECT unit FROM attempts")) units.insert(row["unit"].get<std::string>());
+  return units;
+}
+
+// The latest run's id.
+std::string run_id_of(const StoreWorkspace& ws) {
+  kiln::host::Store store(ws.workspace());
+  return store.db.query("SELECT id FROM runs ORDER BY rowid DESC").front()["id"];
+}
+
 std::set<std::string> recorded_units(const std::string& workspace_dir) {
   kiln::host::Store store(workspace_dir);
   std::set<std::string> units;
@@ -337,7 +351,7 @@ TEST(GroupCommit, ATunersNextTrialDoesNotWaitForTheRecordsOfTheTrialsBeforeIt) {
 // A trial template's next step may read its trial's records: it starts only
 // once they are written (in its start's transaction), even while another
 // trial runs (with none running, the scheduler's pause writes them anyway).
-// Trial 0 sleeps 0.1 s, trial 1 0.8 s; the kill comes as trial 0's
+// Trial 0 sleeps 0.1 s, trial 1 3 s; the kill comes as trial 0's
 // report step, the third attempt, is recorded.
 TEST(GroupCommit, ATrialTemplatesNextStepWaitsForItsOwnTrialsRecords) {
   StoreWorkspace ws;
@@ -358,13 +372,77 @@ steps:
       trial: fit-and-report
       tuner: tune.grid
       objective: {metric: loss, goal: minimize}
-      space: {epoch_seconds: {type: categorical, values: [0.1, 0.8]}}
+      space: {epoch_seconds: {type: categorical, values: [0.1, 3.0]}}
       parallel_trials: 2
 )");
   const auto killed = ws.kiln({"run", file, "--json", "--jobs", "2"},
                               {{"KILN_GROUP_COMMIT_MS", "600000"}, {"KILN_TEST_KILL_AT", "attempt-recorded:3"}});
   ASSERT_EQ(killed.status.signal, SIGKILL) << killed.output;
+  EXPECT_EQ(attempted_units(ws.workspace()), (std::set<std::string>{"t[0.fit]", "t[1.fit]", "t[0.report]"}));
   EXPECT_EQ(recorded_units(ws.workspace()), (std::set<std::string>{"t[0.fit]"}));
+}
+
+// A trial template's steps read what is upstream of their tuning step: its
+// records are written before the first trial starts (the template's steps'
+// own upstream names only each other).
+TEST(GroupCommit, ATrialTemplatesStepsWaitForTheRecordsUpstreamOfTheirTuningStep) {
+  StoreWorkspace ws;
+  const std::string file = ws.pipeline(R"(templates:
+  fit-only:
+    steps:
+      - name: fit
+        component: util.objective
+steps:
+  - name: prep
+    component: util.echo
+    cache: false
+  - name: t
+    cache: false
+    after: [prep]
+    parameters: {epochs: 1}
+    tune:
+      trial: fit-only
+      tuner: tune.grid
+      objective: {metric: loss, goal: minimize}
+      space: {x: {type: uniform, low: 0.0, high: 0.9, grid_points: 2}}
+      parallel_trials: 1
+)");
+  const auto killed = ws.kiln({"run", file, "--json", "--jobs", "1"},
+                              {{"KILN_GROUP_COMMIT_MS", "600000"}, {"KILN_TEST_KILL_AT", "attempt-recorded:2"}});
+  ASSERT_EQ(killed.status.signal, SIGKILL) << killed.output;
+  EXPECT_EQ(attempted_units(ws.workspace()), (std::set<std::string>{"prep", "t[0.fit]"}));
+  EXPECT_EQ(recorded_units(ws.workspace()), (std::set<std::string>{"prep"}));
+}
+
+// Population-based training removes the checkpoints of rounds no trial can
+// start from again; the trials that made them must never run again, so
+// their records are written first (a trial whose record a crash lost runs
+// again on resume, and would find no checkpoint to continue). Rounds of
+// four trials, two at a time; killed as round 2's third trial starts, after
+// round 2's first end removed round 0's checkpoints.
+TEST(GroupCommit, PbtWritesARoundsRecordsBeforeRemovingItsCheckpoints) {
+  StoreWorkspace ws;
+  const std::string file = ws.pipeline(R"(steps:
+  - name: t
+    component: util.objective
+    parameters: {drift: 0.08, epoch_seconds: 0.01}
+    tune:
+      tuner: tune.pbt
+      objective: {metric: loss, goal: minimize}
+      space: {x: {type: log_uniform, low: 0.5, high: 10.0}}
+      settings: {population: 4, interval: 2}
+      max_trials: 12
+      parallel_trials: 2
+      seed: 9
+)");
+  const auto killed = ws.kiln({"run", file, "--json", "--jobs", "2"},
+                              {{"KILN_GROUP_COMMIT_MS", "600000"}, {"KILN_TEST_KILL_AT", "attempt-recorded:11"}});
+  ASSERT_EQ(killed.status.signal, SIGKILL) << killed.output;
+  const std::set<std::string> recorded = recorded_units(ws.workspace());
+  for (const char* unit : {"t[0]", "t[1]", "t[2]", "t[3]"}) EXPECT_TRUE(recorded.count(unit)) << unit;
+  for (const char* unit : {"t[0]", "t[1]", "t[2]", "t[3]"})
+    EXPECT_FALSE(fs::exists(ws.workspace() / "runs" / run_id_of(ws) / "steps" / "t" / (std::string(unit).substr(2, 1)) / "checkpoint"))
+        << unit;
 }
 
 TEST(Resume, RefusesARunWhoseHostIsAlive) {

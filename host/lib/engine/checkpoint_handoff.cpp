@@ -47,7 +47,7 @@ void hand_over_checkpoint(const RunState& state, const UnitState& unit) {
                              ": " + ec.message());
 }
 
-void prune_pbt_checkpoints(const RunState& state, size_t step) {
+void prune_pbt_checkpoints(const RunState& state, size_t step, const std::function<void()>& before_removing) {
   const auto round_of = [&](int u) -> int64_t {
     const Json* pbt = pbt_directive(state.unit(u));
     if (pbt == nullptr || !pbt->contains("round") || !(*pbt)["round"].is_number_integer()) return -1;
@@ -58,11 +58,16 @@ void prune_pbt_checkpoints(const RunState& state, size_t step) {
   // Round `latest` exists, so every trial of the rounds before it ended (a
   // round begins when the one before it has ended): only `latest` and the
   // round it starts from can still be a donor.
+  bool prepared = false;
   for (const int u : state.step(step).units) {
     const int64_t round = round_of(u);
     if (round < 0 || round >= latest - 1) continue;
+    const fs::path dir = state.unit(u).dir / "checkpoint";
     std::error_code ignored;
-    fs::remove_all(state.unit(u).dir / "checkpoint", ignored);
+    if (!fs::exists(fs::symlink_status(dir, ignored))) continue;
+    if (!prepared) before_removing();
+    prepared = true;
+    fs::remove_all(dir, ignored);
   }
 }
 

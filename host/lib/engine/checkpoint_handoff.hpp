@@ -8,6 +8,8 @@
 
 #include "run_state.hpp"
 
+#include <functional>
+
 namespace kiln::host {
 
 // Whether a suggested parameter name is an engine directive ("kiln.pbt").
@@ -29,6 +31,9 @@ void hand_over_checkpoint(const RunState& state, const UnitState& unit);
 // ended (tune.pbt's barrier). So once round r exists, no trial can start from
 // a round before r - 1 again, a resumed one included: their checkpoints are
 // removed; the last two rounds' stay. Best effort: one that cannot be removed stays.
-void prune_pbt_checkpoints(const RunState& state, size_t step);
+// `before_removing` runs once before the first removal: the trials whose
+// checkpoints go must never run again, so their records must be written
+// (a trial whose record a crash lost runs again on resume).
+void prune_pbt_checkpoints(const RunState& state, size_t step, const std::function<void()>& before_removing);
 
 }  // namespace kiln::host

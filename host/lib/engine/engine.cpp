@@ -388,7 +388,9 @@ class Engine::Impl {
     try {
       tuner.finished(trial, *outcome, value, restore_stored_curves(index, trial),
                      objective_values(state_, tuner, index, trial));
-      prune_pbt_checkpoints(state_, index);
+      prune_pbt_checkpoints(state_, index, [this] {
+        if (journal_) journal_->write_group();
+      });
       if (!tuner.failure().empty()) return stop_trials(index, tuner.failure());
       suggest_trials(index);
     } catch (const std::exception& e) {
@@ -572,7 +574,7 @@ class Engine::Impl {
   }
 
   UnitRef unit_ref(const UnitState& unit) const {
-    return UnitRef{&state_.planned_of(unit), unit.name.display, unit.item_index};
+    return UnitRef{&state_.planned_of(unit), unit.name.display, unit.item_index, unit.name.owner};
   }
 
   // A unit reached its end: publish it, then what follows for its step (a

@@ -355,9 +355,13 @@ void RunJournal::enqueue(const UnitRef& unit, std::string cache_key, std::functi
 
 bool RunJournal::depends_on_waiting(const UnitRef& unit) const {
   if (group_.empty()) return false;
-  if (unit.step->spec.is_finally) return true;  // it may read the run's whole outcome
-  for (const auto& up : unit.step->upstream)
-    if (group_steps_.count(up)) return true;
+  // A trial template's step reads what is outside its trial through its
+  // tuning step (the owner): its own upstream names only its trial's steps.
+  const PlannedStep& owner = unit.owner ? *unit.owner : *unit.step;
+  if (owner.spec.is_finally) return true;  // it may read the run's whole outcome
+  for (const PlannedStep* plan : {unit.step, &owner})
+    for (const auto& up : plan->upstream)
+      if (group_steps_.count(up)) return true;
   // Another unit of the same step: a trial template's next step may read
   // its trial's records (the same trial). A tuner's other trials do not:
   // what a trial reached goes to the tuner, whose log a resume replays, so
@@ -368,7 +372,7 @@ bool RunJournal::depends_on_waiting(const UnitRef& unit) const {
   const std::string step = step_of(unit.name);
   if (!group_steps_.count(step)) return false;
   if (unit.item_index < 0) return true;
-  if (unit.step->spec.for_each) return false;
+  if (owner.spec.for_each) return false;
   return group_items_.count({step, unit.item_index}) > 0;
 }
 
@@ -405,7 +409,7 @@ void RunJournal::pause(bool attempts_running) {
 
 namespace {
 
-UnitRef ref_of(const UnitName& unit) { return UnitRef{unit.planned, unit.display, unit.item_index}; }
+UnitRef ref_of(const UnitName& unit) { return UnitRef{unit.planned, unit.display, unit.item_index, unit.owner}; }
 
 struct JournalWriter {
   RunJournal& journal;

@@ -142,6 +142,7 @@ int RunState::add_unit(size_t index, int item_index, Json item, int part) {
   unit.name.display = item_index < 0 ? name : name + "[" + key + "]";  // a trial's step: tune[3.train]
   unit.name.item_index = item_index;
   unit.name.planned = &planned;
+  if (&planned != step.planned) unit.name.owner = step.planned;
   unit.dir = run_dir_ / "steps" / name;
   if (item_index >= 0) unit.dir /= std::to_string(item_index);
   if (part >= 0) unit.dir /= planned.spec.name;

@@ -25,6 +25,7 @@ struct UnitName {
   std::string display;   // "train", "loop[3]", "tune[3.train]"
   int item_index = -1;   // the item or trial, -1 for a plain step
   const PlannedStep* planned = nullptr;  // what it runs (not serialised)
+  const PlannedStep* owner = nullptr;    // its pipeline step, where that is not `planned` (a trial template's step)
 };
 
 namespace events {

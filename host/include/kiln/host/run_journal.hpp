@@ -43,6 +43,9 @@ struct UnitRef {
   const PlannedStep* step = nullptr;
   std::string name;  // "train" or "train[2]"
   int item_index = -1;
+  // The pipeline step the unit belongs to, where it is not `step`: a trial
+  // template's step (planned on its own) belongs to its tuning step.
+  const PlannedStep* owner = nullptr;
 };
 
 struct RunHeader {
@@ -57,9 +60,11 @@ struct RunHeader {
 // with the records of other units that end close together, in one fsynced
 // transaction. The group is written (see docs/architecture.md, "Durability"):
 //   - before an attempt starts that could read it: a unit of a step
-//     downstream of a waiting unit, another unit of the same step unless
-//     it is a loop item or another trial of a tuning step (a trial
-//     template's next step waits for its own trial's records);
+//     downstream of a waiting unit (a trial template's step: of its tuning
+//     step, UnitRef::owner), another unit of the same step unless it is a
+//     loop item or another trial of a tuning step (a trial template's next
+//     step waits for its own trial's records);
+//   - before population-based training removes old rounds' checkpoints;
 //   - before a cache lookup for a key a waiting unit is about to store;
 //   - at a scheduler pause once the oldest waiting record is `window` old,
 //     or when no attempt is running (nothing else will end soon);
