@@ -9,8 +9,8 @@
 # with --metrics (also the training loss and accuracy and the validation
 # loss that kiln reports every epoch, as a training loop usually prints).
 # Prints, over all seeds:
-#   - per epoch: every trial's epochs 2 ... n (trials 1 ... 39: trial 0 is
-#     where kiln's worker meets LibTorch), in kiln the span from its epoch 1
+#   - per epoch: every trial's epochs 2 ... n (but trial 0 and the table's
+#     first row, where kiln's worker and the loop meet LibTorch), in kiln the span from its epoch 1
 #     report to its last one in the run's event log (the host's clock, ms: a
 #     span is off by at most 1 ms however many epochs it holds), in the loops
 #     the same epochs' seconds; ratios on the means and on each trial's best;
@@ -76,8 +76,8 @@ print(a["train"], a["validation"])' "$dir/run$r.json")
 import glob, json, re, sys
 seed, d, repeat = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 kiln, plain, process = [], [], []
-# Per trial (1 ... n-1; trial 0 is where kiln's worker meets LibTorch) and
-# run: its epochs 2 ... n ("later") and its start up to epoch 1's end
+# Per trial (all but trial 0 and the table's first row: where kiln's worker
+# and the loop meet LibTorch) and run: its epochs 2 ... n ("later") and its start up to epoch 1's end
 # ("first"), on each side: kiln (from the run's event log), the loop, the
 # loop computing kiln's metrics too.
 sides = ("kiln", "loop", "metrics")
@@ -121,7 +121,9 @@ for r in range(repeat):
     # The loop trains the trials in the table's order (best first): match by trial.
     for j, row in enumerate(rows):
         t, n = row["trial"], len(row.get("curve") or {})
-        if t == 0 or n == 0 or t not in began or (t, n) not in reported or (t, 1) not in reported:
+        # Trial 0 is where kiln's worker meets LibTorch, the table's first
+        # row where the loop does (its first ops' lazy set-up): neither counts.
+        if t == 0 or j == 0 or n == 0 or t not in began or (t, n) not in reported or (t, 1) not in reported:
             continue
         times = {"kiln": (reported[(t, 1)] - began[t], reported[(t, n)] - reported[(t, 1)])}
         for side, out in loops.items():
@@ -164,7 +166,7 @@ print(f"{len(rows)} seeds x {R} alternating runs, {n} trials, {e} epochs; "
 el = sum(r["epochs_later"] for r in rows)
 m = {x: sum(statistics.mean(r["later_runs"][x]) for r in rows) for x in ("kiln", "loop", "metrics")}
 b = {x: sum(r["later_best"][x] for r in rows) for x in ("kiln", "loop", "metrics")}
-print(f"per epoch (epochs 2 ... n of trials 1 ... {rows[0]['trials'] - 1}, {el} epochs): "
+print(f"per epoch (epochs 2 ... n of every trial but kiln's and the loop's first, {el} epochs): "
       f"kiln {1000 * m['kiln'] / el:.2f} ms, plain loop {1000 * m['loop'] / el:.2f} ms, "
       f"the loop computing kiln's metrics {1000 * m['metrics'] / el:.2f} ms")
 print(f"  kiln / plain loop = {m['kiln'] / m['loop']:.3f}x on the means, {b['kiln'] / b['loop']:.3f}x on each trial's best of {R}; "
