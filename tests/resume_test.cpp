@@ -256,6 +256,33 @@ std::string four_trial_grid(const StoreWorkspace& ws) {
 )");
 }
 
+// The trials whose outcome (a final observe) run `id`'s tuner log of step t
+// records, in its order.
+std::vector<int64_t> told_outcomes(const StoreWorkspace& ws, const std::string& id) {
+  std::vector<int64_t> out;
+  std::ifstream log(ws.workspace() / "runs" / id / "steps" / "t" / "tuner.jsonl");
+  for (std::string line; std::getline(log, line);)
+    if (const Json record = Json::parse(line); record.contains("status")) out.push_back(record["observe"]);
+  return out;
+}
+
+// population-based training of util.objective: rounds of 4, 2 at a time.
+std::string pbt_search(const StoreWorkspace& ws, int max_trials) {
+  return ws.pipeline(R"(steps:
+  - name: t
+    component: util.objective
+    parameters: {drift: 0.08, epoch_seconds: 0.01}
+    tune:
+      tuner: tune.pbt
+      objective: {metric: loss, goal: minimize}
+      space: {x: {type: log_uniform, low: 0.5, high: 10.0}}
+      settings: {population: 4, interval: 2}
+      max_trials: )" + std::to_string(max_trials) + R"(
+      parallel_trials: 2
+      seed: 9
+)");
+}
+
 // The units that have an attempt record, whatever its status.
 std::set<std::string> attempted_units(const std::string& workspace_dir) {
   kiln::host::Store store(workspace_dir);
@@ -327,17 +354,8 @@ TEST(GroupCommit, ATunersNextTrialDoesNotWaitForTheRecordsOfTheTrialsBeforeIt) {
                               {{"KILN_GROUP_COMMIT_MS", "600000"}, {"KILN_TEST_KILL_AT", "attempt-recorded:3"}});
   ASSERT_EQ(killed.status.signal, SIGKILL) << killed.output;
   EXPECT_TRUE(recorded_units(ws.workspace()).empty());
-  kiln::host::Store store(ws.workspace());
-  const std::string id = store.db.query("SELECT id FROM runs ORDER BY rowid DESC").front()["id"];
-  const auto tuner_log = ws.workspace() / "runs" / id / "steps" / "t" / "tuner.jsonl";
-  const auto finals = [&] {
-    std::vector<int64_t> out;
-    std::ifstream log(tuner_log);
-    for (std::string line; std::getline(log, line);)
-      if (const Json record = Json::parse(line); record.contains("status")) out.push_back(record["observe"]);
-    return out;
-  };
-  EXPECT_EQ(finals(), (std::vector<int64_t>{0, 1}));  // the tuner was told before the third trial began
+  const std::string id = run_id_of(ws);
+  EXPECT_EQ(told_outcomes(ws, id), (std::vector<int64_t>{0, 1}));  // the tuner was told before the third trial began
 
   const auto resumed = ws.kiln({"resume", id, "--json"});
   ASSERT_EQ(resumed.status.code, 0) << resumed.output;
@@ -345,7 +363,7 @@ TEST(GroupCommit, ATunersNextTrialDoesNotWaitForTheRecordsOfTheTrialsBeforeIt) {
   EXPECT_EQ(summary["status"], "succeeded") << resumed.output;
   EXPECT_DOUBLE_EQ(summary["steps"]["t"]["outputs"]["best_x"].get<double>(), 0.3) << resumed.output;
   EXPECT_EQ(recorded_units(ws.workspace()), (std::set<std::string>{"t[0]", "t[1]", "t[2]", "t[3]"}));
-  EXPECT_EQ(finals(), (std::vector<int64_t>{0, 1, 2, 3}));  // each trial's outcome told once
+  EXPECT_EQ(told_outcomes(ws, id), (std::vector<int64_t>{0, 1, 2, 3}));  // each trial's outcome told once
 }
 
 // A trial template's next step may read its trial's records: it starts only
@@ -422,27 +440,16 @@ steps:
 // round 2's first end removed round 0's checkpoints.
 TEST(GroupCommit, PbtWritesARoundsRecordsBeforeRemovingItsCheckpoints) {
   StoreWorkspace ws;
-  const std::string file = ws.pipeline(R"(steps:
-  - name: t
-    component: util.objective
-    parameters: {drift: 0.08, epoch_seconds: 0.01}
-    tune:
-      tuner: tune.pbt
-      objective: {metric: loss, goal: minimize}
-      space: {x: {type: log_uniform, low: 0.5, high: 10.0}}
-      settings: {population: 4, interval: 2}
-      max_trials: 12
-      parallel_trials: 2
-      seed: 9
-)");
+  const std::string file = pbt_search(ws, 12);
   const auto killed = ws.kiln({"run", file, "--json", "--jobs", "2"},
                               {{"KILN_GROUP_COMMIT_MS", "600000"}, {"KILN_TEST_KILL_AT", "attempt-recorded:11"}});
   ASSERT_EQ(killed.status.signal, SIGKILL) << killed.output;
   const std::set<std::string> recorded = recorded_units(ws.workspace());
-  for (const char* unit : {"t[0]", "t[1]", "t[2]", "t[3]"}) EXPECT_TRUE(recorded.count(unit)) << unit;
-  for (const char* unit : {"t[0]", "t[1]", "t[2]", "t[3]"})
-    EXPECT_FALSE(fs::exists(ws.workspace() / "runs" / run_id_of(ws) / "steps" / "t" / (std::string(unit).substr(2, 1)) / "checkpoint"))
-        << unit;
+  const fs::path trials = ws.workspace() / "runs" / run_id_of(ws) / "steps" / "t";
+  for (int trial = 0; trial < 4; ++trial) {  // round 0
+    EXPECT_TRUE(recorded.count("t[" + std::to_string(trial) + "]")) << trial;
+    EXPECT_FALSE(fs::exists(trials / std::to_string(trial) / "checkpoint")) << trial;
+  }
 }
 
 TEST(Resume, RefusesARunWhoseHostIsAlive) {
@@ -618,13 +625,7 @@ void expect_a_resumed_search_continues_with_the_same_trials(const std::string& s
   }
   // The resumed log holds the killed run's records first, then the rest of the search.
   std::set<int64_t> finals;
-  std::ifstream log(ws.workspace() / "runs" / id / "steps" / "t" / "tuner.jsonl");
-  for (std::string line; std::getline(log, line);) {
-    const Json record = Json::parse(line);
-    if (record.contains("status")) {
-      EXPECT_TRUE(finals.insert(record["observe"].get<int64_t>()).second) << line;
-    }
-  }
+  for (const int64_t trial : told_outcomes(ws, id)) EXPECT_TRUE(finals.insert(trial).second) << "trial " << trial;
   EXPECT_EQ(finals.size(), 10u);
   if (!timing_free) return;
 
@@ -666,19 +667,7 @@ TEST(Resume, AResumedNsga2SearchOnTwoObjectivesContinuesWithTheSameTrials) {
 // every trial continued the right checkpoint, the same gains to the last bit.
 TEST(Resume, AResumedPbtSearchHasTheLineageAndResultsOfAnUninterruptedOne) {
   StoreWorkspace ws;
-  const std::string file = ws.pipeline(R"(steps:
-  - name: t
-    component: util.objective
-    parameters: {drift: 0.08, epoch_seconds: 0.01}
-    tune:
-      tuner: tune.pbt
-      objective: {metric: loss, goal: minimize}
-      space: {x: {type: log_uniform, low: 0.5, high: 10.0}}
-      settings: {population: 4, interval: 2}
-      max_trials: 16
-      parallel_trials: 2
-      seed: 9
-)");
+  const std::string file = pbt_search(ws, 16);
   // Each trial's record written alone (a trial does not wait for the
   // records of the trials before it, see GroupCommit): the kill comes right
   // after the sixth, mid-search.

@@ -162,18 +162,20 @@ n = sum(r["trials"] for r in rows)
 R = rows[0]["repeats"]
 print(f"{len(rows)} seeds x {R} alternating runs, {n} trials, {e} epochs; "
       f"curves identical to kiln's (both loops): {same}/{n}")
+# Each side's seconds over the seeds: the mean of the runs, or the sum of
+# each trial's best.
+means = lambda field: {x: sum(statistics.mean(r[field][x]) for r in rows) for x in ("kiln", "loop", "metrics")}
+bests = lambda field: {x: sum(r[field][x] for r in rows) for x in ("kiln", "loop", "metrics")}
 # Per epoch: every trial's epochs 2 ... n (its start and epoch 1 apart).
 el = sum(r["epochs_later"] for r in rows)
-m = {x: sum(statistics.mean(r["later_runs"][x]) for r in rows) for x in ("kiln", "loop", "metrics")}
-b = {x: sum(r["later_best"][x] for r in rows) for x in ("kiln", "loop", "metrics")}
+m, b = means("later_runs"), bests("later_best")
 print(f"per epoch (epochs 2 ... n of every trial but kiln's and the loop's first, {el} epochs): "
       f"kiln {1000 * m['kiln'] / el:.2f} ms, plain loop {1000 * m['loop'] / el:.2f} ms, "
       f"the loop computing kiln's metrics {1000 * m['metrics'] / el:.2f} ms")
 print(f"  kiln / plain loop = {m['kiln'] / m['loop']:.3f}x on the means, {b['kiln'] / b['loop']:.3f}x on each trial's best of {R}; "
       f"kiln / loop with the metrics = {m['kiln'] / m['metrics']:.3f}x, {b['kiln'] / b['metrics']:.3f}x")
 st = sum(r["starts"] for r in rows)
-f = {x: sum(statistics.mean(r["first_runs"][x]) for r in rows) for x in ("kiln", "loop", "metrics")}
-fb = {x: sum(r["first_best"][x] for r in rows) for x in ("kiln", "loop", "metrics")}
+f, fb = means("first_runs"), bests("first_best")
 print(f"per trial, its start and epoch 1 ({st} trials; kiln: attempt start to epoch 1's report): "
       f"kiln {1000 * f['kiln'] / st:.2f} ms, plain loop {1000 * f['loop'] / st:.2f} ms "
       f"(best of {R}: {1000 * fb['kiln'] / st:.2f} vs {1000 * fb['loop'] / st:.2f} ms)")

@@ -359,9 +359,8 @@ bool RunJournal::depends_on_waiting(const UnitRef& unit) const {
   // tuning step (the owner): its own upstream names only its trial's steps.
   const PlannedStep& owner = unit.owner ? *unit.owner : *unit.step;
   if (owner.spec.is_finally) return true;  // it may read the run's whole outcome
-  for (const PlannedStep* plan : {unit.step, &owner})
-    for (const auto& up : plan->upstream)
-      if (group_steps_.count(up)) return true;
+  for (const auto& up : owner.upstream)
+    if (group_steps_.count(up)) return true;
   // Another unit of the same step: a trial template's next step may read
   // its trial's records (the same trial). A tuner's other trials do not:
   // what a trial reached goes to the tuner, whose log a resume replays, so
