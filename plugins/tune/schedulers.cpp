@@ -65,8 +65,12 @@ std::optional<double> rung_score(const Trial& t, int64_t rung) {
 // and continues only if it is in the top floor(n / eta) of the n scores
 // recorded at the rung, itself included (the paper's top_k(rung, |rung| /
 // eta), Optuna's SuccessiveHalvingPruner): fewer than max(1, floor(n / eta))
-// of them are strictly better than it; otherwise it stops. A trial cannot
-// wait at a rung to be promoted later (the paper's promotion form), so while
+// of them rank ahead of it; otherwise it stops. Equal scores rank in the
+// order they reached the rung, so a trial that only ties the ones before it
+// stops: on a coarse metric (accuracy on a few hundred rows) ties are common,
+// and Optuna's pruner, which keeps them, lets every trial that equals a
+// rung's best through (docs/tuning.md, "ASHA"). A trial cannot wait at a
+// rung to be promoted later (the paper's promotion form), so while
 // floor(n / eta) is 0 (fewer than eta at the rung) the best so far continues,
 // as in Optuna. The rung's scores are those of the trials the search hands
 // over (with a history lag: the trials that finished before this one was
@@ -118,7 +122,7 @@ class Asha : public Scheduler {
         const std::optional<double> theirs = rung_score(other, ladder.rungs[k]);
         if (!theirs) continue;
         ++seen;
-        if (*theirs < score) ++better;
+        if (*theirs <= score) ++better;  // it reached the rung first: a tie ranks it ahead
       }
       // floor(n / eta): eta is a whole number, the quotient exact.
       const auto quota = static_cast<size_t>(std::floor(static_cast<double>(seen) / eta_));

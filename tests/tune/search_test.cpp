@@ -202,24 +202,28 @@ TEST(TuneHyperband, BracketsAllHaveRungsAndGetThePapersShareOfTrials) {
 }
 
 TEST(TuneAsha, PromotesTheTopFloorNOverEtaOfARung) {
-  // One rung at step 1 (max 3, eta 3). A trial continues only if fewer than
-  // max(1, floor(n / eta)) of the n scores at the rung (its own included)
-  // beat it (lower is better); equal scores do not beat it.
+  // One rung at step 1 (max 3, eta 3). A trial continues only if it ranks
+  // in the top max(1, floor(n / eta)) of the n scores at the rung (its own
+  // included; lower is better), an equal score that reached the rung before
+  // it ranking ahead of it.
   const Json settings{{"scheduler", "asha"}, {"min_resource", 1}, {"max_resource", 3}, {"reduction_factor", 3}};
-  const auto tuner = make_tuner("search", search_config(unit_space(1), 9, 1, settings));
-  const Json trials = tuner->suggest(9);
-  const double scores[] = {5, 6, 4, 4.5, 3, 3.5, 3.8, 0, 0};
+  const auto tuner = make_tuner("search", search_config(unit_space(1), 10, 1, settings));
+  const Json trials = tuner->suggest(10);
+  const double scores[] = {5, 5, 4, 4.5, 3, 3.5, 3.8, 0, 0, 3};
   std::vector<bool> stopped;
-  for (int i = 0; i < 9; ++i) {
+  for (int i = 0; i < 10; ++i) {
     tuner->observe(trials[i]["trial"], 1, scores[i], false, "");
     stopped.push_back(tuner->should_stop(trials[i]["trial"]));
   }
-  // n=1: quota 1, 0 better, go; n=2 (6): 1 better, stop; n=3 (4): best, go;
-  // n=4 (4.5): quota 1, 1 better, stop (top ceil(4/3) = 2 would keep it);
-  // n=5 (3): best, go; n=6 (3.5): quota 2, 1 better, go; n=7 (3.8): quota
-  // 2, 2 better, stop (ceil(7/3) = 3 would keep it); n=8 (0): go; n=9 (0,
-  // a tie with the best): 0 better, go.
-  EXPECT_EQ(stopped, (std::vector<bool>{false, true, false, true, false, false, true, false, false}));
+  // n=1: quota 1, none ahead, go; n=2 (5, a tie with trial 0): quota 1, the
+  // earlier 5 ranks ahead, stop; n=3 (4): best, go; n=4 (4.5): quota 1, 1
+  // ahead, stop (top ceil(4/3) = 2 would keep it); n=5 (3): best, go; n=6
+  // (3.5): quota 2, 1 ahead, go; n=7 (3.8): quota 2, 2 ahead, stop
+  // (ceil(7/3) = 3 would keep it); n=8 (0): best, go; n=9 (0, a tie with
+  // the best): quota 3, 1 ahead, go; n=10 (3, a tie with trial 4): quota 3,
+  // 0, 0 and the earlier 3 ahead, stop. Optuna's pruner keeps ties: it would
+  // let trials 1 and 9 go on.
+  EXPECT_EQ(stopped, (std::vector<bool>{false, true, false, true, false, false, true, false, false, true}));
 }
 
 TEST(TuneHyperband, EachBracketPromotesTheTopFloorNOverEtaOfItsOwnRung) {

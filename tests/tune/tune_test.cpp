@@ -159,13 +159,15 @@ TEST(TuneTpe, BeatsRandomOnTheSyntheticObjective) {
 }
 
 // Runs every suggested trial of `tuner` for up to 9 steps with the score
-// (i % 5) + 1/step, stopping it when told; returns the step each stopped trial
-// stopped at, and adds the steps run to `epochs`.
+// (i % 5) - i/1000 + 1/step (lower is better: ranked by i % 5, a later trial
+// of the same class a little better, so no two tie), stopping it when told;
+// returns the step each stopped trial stopped at, and adds the steps run to
+// `epochs`.
 std::map<int64_t, int64_t> run_known_curves(kiln::tune::Tuner& tuner, const Json& trials, int64_t& epochs) {
   std::map<int64_t, int64_t> stopped_at;
   for (const Json& s : trials) {
     const int64_t id = s["trial"];
-    const double quality = static_cast<double>(id % 5);
+    const double quality = static_cast<double>(id % 5) - static_cast<double>(id) / 1000;
     bool stopped = false;
     for (int64_t step = 1; step <= 9 && !stopped; ++step) {
       ++epochs;
@@ -206,8 +208,8 @@ TEST(TuneHyperband, EachBracketCutsOnlyAtItsOwnRungs) {
   EXPECT_EQ(epochs_again, epochs);
 }
 
-// Curves with known order: trial i's score at every step is (i % 5) + 1/step,
-// so at each rung the ranking is by i % 5.
+// Curves with known order (run_known_curves): at each rung the ranking is by
+// i % 5, then later trials first.
 TEST(TuneAsha, StopsAtRungsOutsideTheBestThird) {
   const Json space = Json::parse(R"({"x": {"type": "uniform", "low": 0, "high": 1}})");
   const auto tuner =
@@ -216,8 +218,8 @@ TEST(TuneAsha, StopsAtRungsOutsideTheBestThird) {
   ASSERT_EQ(trials.size(), 30u);
   int64_t epochs = 0;
   const auto stopped_at = run_known_curves(*tuner, trials, epochs);
-  // Rungs at 1 and 3. The first trial (quality 0) always continues; quality-0
-  // trials are never worse than the 1/3-quantile, quality-4 trials always are
+  // Rungs at 1 and 3. Quality-0 trials are each the best at a rung so far
+  // and always continue; quality-4 trials are always outside the top third
   // (from the second trial on) and stop at the first rung.
   for (const Json& s : trials) {
     const int64_t id = s["trial"];
