@@ -5,7 +5,9 @@ N(0, 1), each rung's score that plus N(0, 0.3) noise; 400 draws. Compares
 the quota ceil(n / eta) kiln used until 2026-12-07 with max(1, floor(n /
 eta)) (the paper's, Optuna's, kiln's since), kiln's 3 brackets (27 : 12 : 6,
 weighted round robin) with Optuna's 4 (27 : 12 : 6 : 4, CRC32 hash), and a
-history lag of 1 and 2 (a trial compared with trials 0 .. k - lag).
+history lag of 1 and 2 (a trial compared with trials 0 .. k - lag). The
+simulated scores never tie, so how a rule ranks ties (kiln's by arrival
+since 2026-12-07 18:00 UTC: asha_ties_replay.py) does not enter here.
 docs/benchmarks.md, "After the floor(n/eta) quota". Run: python3 asha_quota_sim.py
 """
 import random, math, zlib, statistics

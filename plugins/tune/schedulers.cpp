@@ -68,11 +68,12 @@ std::optional<double> rung_score(const Trial& t, int64_t rung) {
 // of them rank ahead of it; otherwise it stops. Equal scores rank in the
 // order they reached the rung, so a trial that only ties the ones before it
 // stops: on a coarse metric (accuracy on a few hundred rows) ties are common,
-// and Optuna's pruner, which keeps them, lets every trial that equals a
-// rung's best through (docs/tuning.md, "ASHA"). A trial cannot wait at a
+// and Optuna's pruner, which keeps them, lets through every trial equal to
+// the quota's last score (docs/tuning.md, "ASHA"). A trial cannot wait at a
 // rung to be promoted later (the paper's promotion form), so while
-// floor(n / eta) is 0 (fewer than eta at the rung) the best so far continues,
-// as in Optuna. The rung's scores are those of the trials the search hands
+// floor(n / eta) is 0 (fewer than eta at the rung) a trial better than every
+// one before it continues (Optuna's quota too; Optuna lets a tie through).
+// The rung's scores are those of the trials the search hands
 // over (with a history lag: the trials that finished before this one was
 // suggested, so a decision does not depend on timing) in the same bracket
 // that reached the rung.

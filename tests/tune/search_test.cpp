@@ -254,7 +254,7 @@ TEST(TuneHyperband, EachBracketPromotesTheTopFloorNOverEtaOfItsOwnRung) {
       {6, 3, 1, false},     // bracket 1, rung 3: n=2, best
       {7, 1, 3, false},     // rung 1: n=5, best
       {8, 1, 3.5, false},   // n=6: quota 2, 1 better
-      {9, 3, 1.5, true},    // bracket 1, rung 3: n=3, 1 better
+      {9, 3, 1, true},      // bracket 1, rung 3: n=3, ties trial 6, which ranks ahead
       {10, 1, 3.8, true},   // rung 1: n=7: quota 2, 2 better
       {11, 9, 8, true},     // bracket 2, rung 9: n=2, 1 better
   };

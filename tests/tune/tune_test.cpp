@@ -184,7 +184,7 @@ std::map<int64_t, int64_t> run_known_curves(kiln::tune::Tuner& tuner, const Json
 
 // Hyperband with rungs from 1 to 9 and eta 3 has two brackets, both with
 // rungs: {1, 3} and {3} (the paper's rungless bracket is left out), dealt by
-// the paper's budget 9 : 3 (smooth weighted round robin).
+// the paper's shares 9 : 5 (smooth weighted round robin).
 TEST(TuneHyperband, EachBracketCutsOnlyAtItsOwnRungs) {
   const Json space = Json::parse(R"({"x": {"type": "uniform", "low": 0, "high": 1}})");
   const Json settings{{"min_resource", 1}, {"max_resource", 9}, {"reduction_factor", 3}};
