@@ -535,8 +535,8 @@ TEST(Resume, ATuningStepKeepsItsFinishedTrials) {
   const auto killed = ws.kiln({"run", file, "--json", "--jobs", "1"},
                               {{"KILN_GROUP_COMMIT_MS", "0"}, {"KILN_TEST_KILL_AT", "step-recorded:2"}});
   ASSERT_EQ(killed.status.signal, SIGKILL) << killed.output;
+  const std::string id = run_id_of(ws);
   kiln::host::Store store(ws.workspace());
-  const std::string id = store.db.query("SELECT id FROM runs ORDER BY rowid DESC").front()["id"];
   std::set<std::string> finished;
   for (const auto& row : store.db.query("SELECT unit FROM steps WHERE run_id=? AND status='succeeded'", {id}))
     finished.insert(row["unit"].get<std::string>());
@@ -594,8 +594,7 @@ void expect_a_resumed_search_continues_with_the_same_trials(const std::string& s
   const auto killed = ws.kiln({"run", file, "--json", "--jobs", "2"},
                               {{"KILN_GROUP_COMMIT_MS", "0"}, {"KILN_TEST_KILL_AT", "step-recorded:7"}});
   ASSERT_EQ(killed.status.signal, SIGKILL) << killed.output;
-  kiln::host::Store store(ws.workspace());
-  const std::string id = store.db.query("SELECT id FROM runs ORDER BY rowid DESC").front()["id"];
+  const std::string id = run_id_of(ws);
   // What the killed run's tuner had suggested, by trial.
   std::map<int64_t, Json> suggested;
   {
@@ -674,8 +673,7 @@ TEST(Resume, AResumedPbtSearchHasTheLineageAndResultsOfAnUninterruptedOne) {
   const auto killed = ws.kiln({"run", file, "--json", "--jobs", "2"},
                               {{"KILN_GROUP_COMMIT_MS", "0"}, {"KILN_TEST_KILL_AT", "step-recorded:6"}});
   ASSERT_EQ(killed.status.signal, SIGKILL) << killed.output;
-  kiln::host::Store store(ws.workspace());
-  const std::string id = store.db.query("SELECT id FROM runs ORDER BY rowid DESC").front()["id"];
+  const std::string id = run_id_of(ws);
   const auto resumed = ws.kiln({"resume", id, "--json"});
   ASSERT_EQ(resumed.status.code, 0) << resumed.output;
   EXPECT_EQ(kiln::test::summary_of(resumed.output)["status"], "succeeded") << resumed.output;

@@ -79,7 +79,6 @@ double sink = 0;  // the --metrics sums, printed so that they are computed
 // Trains one trial for `stop_after` epochs of an `epochs`-epoch schedule;
 // the validation accuracy after each epoch (each epoch's seconds go to
 // `epoch_seconds`).
-
 std::vector<double> train(const Data& train_set, const Data& val, int64_t classes, const json& p, int64_t epochs,
                           int64_t stop_after, int64_t seed, bool metrics, std::vector<double>& epoch_seconds) {
   seed_all(static_cast<uint64_t>(seed));

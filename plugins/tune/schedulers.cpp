@@ -117,17 +117,17 @@ class Asha : public Scheduler {
     for (size_t k = 0; k < ladder.rungs.size(); ++k) {
       if (step < ladder.rungs[k] || !reached_[t.id].insert(k).second) continue;
       const double score = t.scores.at(step);
-      size_t seen = 1, better = 0;  // this trial, and the others at the rung
+      size_t seen = 1, ahead = 0;  // this trial and the others at the rung; those ranking ahead of it
       for (const auto& [id, other] : trials) {
         if (id == t.id || bracket_of(id) != bracket) continue;
         const std::optional<double> theirs = rung_score(other, ladder.rungs[k]);
         if (!theirs) continue;
         ++seen;
-        if (*theirs <= score) ++better;  // it reached the rung first: a tie ranks it ahead
+        if (*theirs <= score) ++ahead;  // it reached the rung first: a tie ranks it ahead
       }
       // floor(n / eta): eta is a whole number, the quotient exact.
       const auto quota = static_cast<size_t>(std::floor(static_cast<double>(seen) / eta_));
-      if (better >= std::max<size_t>(1, quota)) stop = true;
+      if (ahead >= std::max<size_t>(1, quota)) stop = true;
     }
     return stop;
   }
